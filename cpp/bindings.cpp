@@ -1,0 +1,145 @@
+// The only file that knows about Python: converts arrays, checks shapes, releases the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "memsgd/evolve.hpp"
+#include "memsgd/renewal.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+Array as_array(const py::handle& obj, const char* name) {
+  if (obj.is_none()) throw py::type_error(std::string(name) + " must be an array of floats, not None");
+  Array a = Array::ensure(obj);
+  if (!a) throw py::type_error(std::string(name) + " must be convertible to a float64 array");
+  return a;
+}
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw py::value_error(message);
+}
+
+void require_shape(const Array& a, const char* name, std::initializer_list<py::ssize_t> shape) {
+  std::string want = "(";
+  for (auto s : shape) want += std::to_string(s) + ",";
+  want += ")";
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  if (ok) {
+    int i = 0;
+    for (auto s : shape) ok = ok && a.shape(i++) == s;
+  }
+  require(ok, std::string(name) + " must have shape " + want);
+}
+
+void require_finite(const Array& a, const char* name) {
+  const double* p = a.data();
+  for (py::ssize_t i = 0; i < a.size(); ++i)
+    require(std::isfinite(p[i]), std::string(name) + " must be finite");
+}
+
+py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha,
+                 py::object b, py::object c, py::object D, py::object e, std::int64_t steps,
+                 double coupling, double self_noise, bool initial_ggt, double limit) {
+  Array lam = as_array(eigenvalues, "eigenvalues"), w = as_array(weights, "weights"),
+        sc = as_array(scales, "scales");
+  Array al = as_array(alpha, "alpha"), bb = as_array(b, "b"), cc = as_array(c, "c"),
+        DD = as_array(D, "D"), ee = as_array(e, "e");
+  require(lam.ndim() == 1 && lam.size() > 0, "eigenvalues must be a non-empty 1-d array");
+  const py::ssize_t K = lam.size();
+  require_shape(w, "weights", {K});
+  require_shape(sc, "scales", {K});
+  require(al.ndim() == 1 && al.size() > 0, "alpha must be a non-empty 1-d array (one entry per step)");
+  const py::ssize_t T = al.size();
+  require(bb.ndim() == 2 && bb.shape(0) == T, "b must have shape (steps_stored, M)");
+  const py::ssize_t M = bb.shape(1);
+  require_shape(cc, "c", {T, M});
+  require_shape(DD, "D", {T, M, M});
+  require_shape(ee, "e", {T, M});
+  require(steps >= 0, "steps must be >= 0");
+  require(steps < (std::int64_t(1) << 40), "steps must be < 2**40");
+  require(T == 1 || T >= steps, "a schedule needs parameters for every step (steps_stored >= steps)");
+  require(std::isfinite(coupling) && std::isfinite(self_noise), "coupling and self_noise must be finite");
+  require_finite(lam, "eigenvalues");
+  require_finite(w, "weights");
+  require_finite(sc, "scales");
+  require_finite(al, "alpha");
+  require_finite(bb, "b");
+  require_finite(cc, "c");
+  require_finite(DD, "D");
+  require_finite(ee, "e");
+
+  memsgd::Nodes nodes{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
+  memsgd::AlgorithmParams params;
+  params.memory = static_cast<int>(M);
+  params.steps_stored = static_cast<std::size_t>(T);
+  params.alpha = al.data();
+  params.b = bb.data();
+  params.c = cc.data();
+  params.D = DD.data();
+  params.e = ee.data();
+  memsgd::EvolveOptions options;
+  options.coupling = coupling;
+  options.self_noise = self_noise;
+  options.initial = initial_ggt ? memsgd::InitialState::GGt : memsgd::InitialState::E11;
+  options.limit = limit;
+
+  Array r0(steps + 1), r1(steps + 1);
+  double* p0 = r0.mutable_data();
+  double* p1 = r1.mutable_data();
+  std::int64_t diverged;
+  {
+    py::gil_scoped_release release;
+    diverged = memsgd::evolve(nodes, params, static_cast<std::size_t>(steps), options, p0, p1);
+  }
+  return py::make_tuple(r0, r1, diverged);
+}
+
+py::tuple renewal(py::object U, py::object U_prime, py::object V, py::object V_prime,
+                  const std::string& method) {
+  Array u = as_array(U, "U"), up = as_array(U_prime, "U_prime"), v = as_array(V, "V"),
+        vp = as_array(V_prime, "V_prime");
+  require(u.ndim() == 1, "U must be a 1-d array");
+  const py::ssize_t n = u.size();
+  require_shape(up, "U_prime", {n});
+  require_shape(v, "V", {n});
+  require_shape(vp, "V_prime", {n});
+  require_finite(u, "U");
+  require_finite(up, "U_prime");
+  require_finite(v, "V");
+  require_finite(vp, "V_prime");
+  require(method == "direct" || method == "fft", "method must be 'direct' or 'fft'");
+  Array L(n), l(n);
+  double* pL = L.mutable_data();
+  double* pl = l.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const bool same = method == "fft";
+    if (same)
+      memsgd::renewal_fft(static_cast<std::size_t>(n), u.data(), up.data(), v.data(), vp.data(), pL, pl);
+    else
+      memsgd::renewal_direct(static_cast<std::size_t>(n), u.data(), up.data(), v.data(), vp.data(), pL, pl);
+  }
+  return py::make_tuple(L, l);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "memsgd compiled core: exact second-moment recursion and renewal solvers";
+  m.def("evolve", &evolve, py::arg("eigenvalues"), py::arg("weights"), py::arg("scales"),
+        py::arg("alpha"), py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("steps"),
+        py::arg("coupling"), py::arg("self_noise"), py::arg("initial_ggt") = false,
+        py::arg("limit") = 2e30,
+        "Second-moment recursion; returns (r0, r1, diverged_at) with r0_t = sum w lam X00, "
+        "r1_t = sum w lam h^T X h; diverged_at = -1 when finite throughout.");
+  m.def("renewal", &renewal, py::arg("U"), py::arg("U_prime"), py::arg("V"), py::arg("V_prime"),
+        py::arg("method") = "fft", "Solve the renewal equations; returns (L, l).");
+  m.def("max_threads", &memsgd::max_threads, "Threads the core uses (OpenMP), 1 without OpenMP.");
+}

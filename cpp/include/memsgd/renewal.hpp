@@ -1,0 +1,19 @@
+// Renewal equations of the loss expansion (MATH.md section 4):
+//     l_t = U'_t + sum_{s<t} l_s V'_{t-s},        L_t = U_t + sum_{s<t} l_s V_{t-s},
+// for t = 0..n-1, with V[0] and V'[0] ignored (propagators start at 1).
+#pragma once
+
+#include <cstddef>
+
+namespace memsgd {
+
+// Direct summation, O(n^2).
+void renewal_direct(std::size_t n, const double* U, const double* U_prime, const double* V,
+                    const double* V_prime, double* L, double* l);
+
+// Online divide-and-conquer convolution with FFT block products (Eigen's FFT module):
+// O(n log^2 n) for l, then one FFT convolution for L.
+void renewal_fft(std::size_t n, const double* U, const double* U_prime, const double* V,
+                 const double* V_prime, double* L, double* l);
+
+}  // namespace memsgd

@@ -1,0 +1,22 @@
+"""memsgd: exact dynamics, theory and optimizers for SGD with memory.
+
+Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic acceleration"
+(ICLR 2025). Formulas: MATH.md; public names: API.md.
+"""
+from . import schedules
+from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
+from .dynamics import (LossCurve, Propagators, loss_curve, loss_from_propagators, propagators,
+                       simulate_sgd)
+from .noise import Noise
+from .schedules import Schedule
+from .spectrum import Spectrum
+from .theory import fit_exponent
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Spectrum", "Noise", "MemoryAlgorithm", "Multistep", "Schedule", "schedules",
+    "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
+    "loss_curve", "propagators", "loss_from_propagators", "simulate_sgd",
+    "LossCurve", "Propagators", "fit_exponent",
+]

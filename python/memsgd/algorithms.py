@@ -1,0 +1,252 @@
+"""Memory-M algorithms in matrix form and in multistep form (MATH.md section 2).
+
+Matrix form (P.3), state ``(w, u)`` with M auxiliary vectors::
+
+    w_{t+1} - w_t = b^T u_t - alpha grad L(w_t + e^T u_t)
+    u_{t+1}       = D u_t   - c     grad L(w_t + e^T u_t)
+
+Along an eigenvalue ``lambda`` the state ``s = (w - w*, u)`` evolves by
+``S_lambda = S0 - lambda g h^T`` with ``S0 = [[1, b^T], [0, D]]``, ``g = (alpha, c)``, ``h = (1, e)``,
+and ``det(z I - S_lambda) = P(z) + lambda Q(z)`` (Theorem 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import float_array, real_scalar
+
+__all__ = [
+    "MemoryAlgorithm", "Multistep", "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
+]
+
+
+def _adjugate_terms(D: np.ndarray):
+    """Faddeev-LeVerrier: ``det(zI - D) = sum_k r_k z^(M-k)`` and ``adj(zI - D) = sum_k B_k z^(M-1-k)``.
+
+    Returns ``(r, B)`` with ``r`` of length M+1 (r_0 = 1) and ``B`` of shape (M, M, M).
+    Exact algebra on the entries of D (no eigenvalues), fine for the small M used here.
+    """
+    M = D.shape[0]
+    r = np.zeros(M + 1)
+    r[0] = 1.0
+    B = np.zeros((M, M, M))
+    if M == 0:
+        return r, B
+    Bk = np.eye(M)
+    for k in range(1, M + 1):
+        B[k - 1] = Bk
+        DB = D @ Bk
+        r[k] = -np.trace(DB) / k
+        Bk = DB + r[k] * np.eye(M)
+    return r, B
+
+
+class MemoryAlgorithm:
+    """A stationary memory-M algorithm in matrix form ``(alpha, b, c, D, e)`` (P.3).
+
+    Args:
+        alpha: learning rate of the direct gradient term.
+        b: (M,) how the memory enters the parameter update.
+        c: (M,) how the gradient enters the memory.
+        D: (M, M) memory transition.
+        e: (M,) gradient-point shift (Nesterov, schedule-free); default 0.
+    """
+
+    def __init__(self, alpha, b, c, D, e=None):
+        self.alpha = real_scalar(alpha, "alpha")
+        b = float_array(b, "b")
+        if b.ndim != 1:
+            raise ValueError(f"b must be 1-dimensional (length M), got shape {b.shape}")
+        M = b.size
+        c = float_array(c, "c")
+        if c.shape != (M,):
+            raise ValueError(f"c must have shape ({M},) to match b (memory M = {M}), got {c.shape}")
+        D = float_array(D, "D")
+        if M == 0 and D.size == 0:
+            D = np.zeros((0, 0))
+        if D.shape != (M, M):
+            raise ValueError(f"D must have shape ({M}, {M}) to match b (memory M = {M}), got {D.shape}")
+        if e is None:
+            e = np.zeros(M)
+        e = float_array(e, "e")
+        if e.shape != (M,):
+            raise ValueError(f"e must have shape ({M},) to match b (memory M = {M}), got {e.shape}")
+        self.b, self.c, self.D, self.e = b, c, D, e
+        for arr in (b, c, D, e):
+            arr.setflags(write=False)
+
+    @property
+    def memory(self) -> int:
+        return int(self.b.size)
+
+    @property
+    def g(self) -> np.ndarray:
+        """How a gradient enters the state: ``(alpha, c)``."""
+        return np.concatenate([[self.alpha], self.c])
+
+    @property
+    def h(self) -> np.ndarray:
+        """Where the gradient is taken: ``(1, e)``."""
+        return np.concatenate([[1.0], self.e])
+
+    @property
+    def S0(self) -> np.ndarray:
+        M = self.memory
+        S0 = np.zeros((M + 1, M + 1))
+        S0[0, 0] = 1.0
+        S0[0, 1:] = self.b
+        S0[1:, 1:] = self.D
+        return S0
+
+    @property
+    def alpha_eff(self) -> float:
+        """Effective learning rate ``Q(1)/P'(1) = alpha + b^T (I - D)^-1 c`` (P.22, Theorem 4).
+
+        Independent of e. ``inf`` when ``I - D`` is singular (e.g. a memory that never forgets).
+        """
+        if self.memory == 0:
+            return self.alpha
+        try:
+            return float(self.alpha + self.b @ np.linalg.solve(np.eye(self.memory) - self.D, self.c))
+        except np.linalg.LinAlgError:
+            return float("inf")
+
+    def char_polys(self):
+        """``(P, Q)`` with ``det(zI - S_lambda) = P(z) + lambda Q(z)``, highest degree first.
+
+        ``P(z) = (z - 1) det(zI - D)`` (monic, degree M+1) and
+        ``Q(z) = h^T adj(zI - S0) g = alpha R(z) + b^T A(z) c + (z - 1) e^T A(z) c`` (length M+1),
+        with ``R = det(zI - D)``, ``A = adj(zI - D)`` from Faddeev-LeVerrier.
+        """
+        M = self.memory
+        r, B = _adjugate_terms(self.D)
+        P = np.convolve([1.0, -1.0], r)
+        Q = self.alpha * r.copy()
+        if M > 0:
+            bAc = np.array([self.b @ B[k] @ self.c for k in range(M)])   # z^(M-1-k)
+            eAc = np.array([self.e @ B[k] @ self.c for k in range(M)])
+            Q[1:] += bAc
+            Q += np.convolve([1.0, -1.0], eAc)
+        return P, Q
+
+    def eigen_matrix(self, lam):
+        """``S_lambda = S0 - lambda g h^T``; an array ``lam`` gives shape (n, M+1, M+1)."""
+        lam_arr = np.asarray(lam, dtype=np.float64)
+        gh = np.outer(self.g, self.h)
+        if lam_arr.ndim == 0:
+            return self.S0 - float(lam_arr) * gh
+        return self.S0[None] - lam_arr.reshape(-1)[:, None, None] * gh[None]
+
+    def to_multistep(self) -> "Multistep":
+        """Multistep coefficients with the same ``P`` and ``Q`` (Theorem 1)."""
+        P, Q = self.char_polys()
+        r, _ = _adjugate_terms(self.D)
+        return Multistep(-r[1:], Q)
+
+    def parameters(self):
+        """The matrix-form parameters as a tuple ``(alpha, b, c, D, e)``."""
+        return self.alpha, self.b, self.c, self.D, self.e
+
+    def __repr__(self) -> str:
+        return (f"MemoryAlgorithm(alpha={self.alpha!r}, b={self.b.tolist()}, c={self.c.tolist()}, "
+                f"D={self.D.tolist()}, e={self.e.tolist()})")
+
+
+class Multistep:
+    """Multistep form (P.9-P.10)::
+
+        w_{t+1} = w_t + sum_{m=1}^M a_m (w_{t+1-m} - w_{t-m}) - sum_{m=0}^M alphas_m grad L(w_{t-m})
+
+    with ``P(z) = (z-1)(z^M - sum_m a_m z^(M-m))`` and ``Q(z) = sum_m alphas_m z^(M-m)``.
+    """
+
+    def __init__(self, a, alphas):
+        a = float_array(a, "a", ndim=1)
+        alphas = float_array(alphas, "alphas", ndim=1)
+        if alphas.size != a.size + 1:
+            raise ValueError(f"alphas must have length len(a) + 1 = {a.size + 1}, got {alphas.size}")
+        self.a, self.alphas = a, alphas
+
+    @property
+    def memory(self) -> int:
+        return int(self.a.size)
+
+    def char_polys(self):
+        R = np.concatenate([[1.0], -self.a])
+        return np.convolve([1.0, -1.0], R), self.alphas.copy()
+
+    @property
+    def alpha_eff(self) -> float:
+        """``Q(1) / P'(1)`` with ``P'(1) = R(1) = 1 - sum a``."""
+        return float(np.sum(self.alphas) / (1.0 - np.sum(self.a)))
+
+    def to_matrix(self) -> MemoryAlgorithm:
+        """Matrix form with e = 0 and the same memory (Theorem 1.2).
+
+        ``D`` is the companion matrix of ``R(z) = z^M - sum a_m z^(M-m)`` in observer form
+        (first column a, ones above the diagonal), ``b = e_1`` (so ``(D, b^T)`` is
+        observable), ``alpha = q_0``, and ``c`` solves ``b^T adj(zI - D) c = Q(z) - q_0 R(z)``
+        coefficient by coefficient: ``O c = n`` with rows ``O_k = b^T B_k``.
+        """
+        M = self.memory
+        alpha = float(self.alphas[0])
+        if M == 0:
+            return MemoryAlgorithm(alpha, [], [], np.zeros((0, 0)))
+        D = np.zeros((M, M))
+        D[:, 0] = self.a
+        D[np.arange(M - 1), np.arange(1, M)] = 1.0
+        b = np.zeros(M)
+        b[0] = 1.0
+        r, B = _adjugate_terms(D)
+        numerator = self.alphas - alpha * r          # degree <= M-1: numerator[0] == 0
+        O = np.stack([b @ B[k] for k in range(M)])   # row k multiplies z^(M-1-k)
+        c = np.linalg.solve(O, numerator[1:])
+        return MemoryAlgorithm(alpha, b, c, D)
+
+    def __repr__(self) -> str:
+        return f"Multistep(a={self.a.tolist()}, alphas={self.alphas.tolist()})"
+
+
+# -- presets (MATH.md section 2, presets table) ---------------------------------------------
+
+def gd(lr) -> MemoryAlgorithm:
+    """(S)GD: ``w+ = w - lr g`` (memory 0)."""
+    return MemoryAlgorithm(real_scalar(lr, "lr"), [], [], np.zeros((0, 0)))
+
+
+def heavy_ball(lr, momentum) -> MemoryAlgorithm:
+    """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``."""
+    a, beta = real_scalar(lr, "lr"), real_scalar(momentum, "momentum")
+    return MemoryAlgorithm(a, [beta], [a], [[beta]])
+
+
+def nesterov(lr, momentum) -> MemoryAlgorithm:
+    """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta)."""
+    a, beta = real_scalar(lr, "lr"), real_scalar(momentum, "momentum")
+    return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta])
+
+
+def am1(lr, momentum, kick) -> MemoryAlgorithm:
+    """AM1, heavy ball plus a kick: ``v+ = beta v + g``, ``w+ = w - lr v+ - kick g``.
+
+    Matrix form with ``u = -lr v``: alpha = lr + kick, b = beta, c = lr, D = beta.
+    ``alpha_eff = kick + lr / (1 - beta)``.
+    """
+    lr, beta, eta = real_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(kick, "kick")
+    return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]])
+
+
+def qhm(lr, momentum, nu) -> MemoryAlgorithm:
+    """Quasi-hyperbolic momentum (Ma & Yarats 2019) with ``u = buf``::
+
+        buf+ = beta buf + (1 - beta) g,     w+ = w - a [(1 - v) g + v buf+]
+    """
+    a, beta, v = real_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
+    return MemoryAlgorithm(a * (1 - v) + a * v * (1 - beta), [-a * v * beta], [-(1 - beta)], [[beta]])
+
+
+def dana(g1, g2, g3, delta) -> MemoryAlgorithm:
+    """DANA (Paquette et al.) with constant ``Delta``: ``y+ = (1-Delta) y + g1 g``, ``w+ = w - (g2 g + g3 y+)``."""
+    g1, g2, g3 = real_scalar(g1, "g1"), real_scalar(g2, "g2"), real_scalar(g3, "g3")
+    d = real_scalar(delta, "delta")
+    return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]])

@@ -1,0 +1,5 @@
+"""`memsgd stability` and `memsgd phase` (theory toolkit)."""
+
+
+def register(sub):
+    pass

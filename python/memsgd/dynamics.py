@@ -1,0 +1,206 @@
+"""Exact mean-loss dynamics (MATH.md sections 3-4), thin over the C++ core.
+
+Along eigencomponent k the second moment ``X_k`` of the state ``(w - w*, u)`` obeys
+
+    a_t       = sum_l m_l lambda_l h^T X_{l,t} h
+    X_{k,t+1} = S_k X_{k,t} S_k^T + (1/B) [tau1 lambda_k a_t - tau2 lambda_k^2 h^T X_{k,t} h] g g^T
+    L_t       = 1/2 sum_k m_k lambda_k (X_{k,t})_00,        X_{k,0} = c_k^2 E11,
+
+exact for the expected loss of mini-batch SGD with memory on Gaussian data.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._validation import nonnegative_int, positive_int
+from .algorithms import MemoryAlgorithm
+from .noise import Noise
+from .schedules import Schedule
+from .spectrum import Spectrum
+
+__all__ = ["LossCurve", "Propagators", "loss_curve", "propagators", "loss_from_propagators",
+           "simulate_sgd"]
+
+# Losses above this count as divergence (API.md, Errors).
+DIVERGENCE_LIMIT = 1e30
+
+Algorithm = Union[MemoryAlgorithm, Schedule]
+
+
+@dataclass(frozen=True)
+class LossCurve:
+    """``loss[t] = L_t`` for t = 0..steps; ``diverged_at`` is the first step whose loss
+    overflowed or exceeded 1e30 (losses are ``inf`` from there on), or None."""
+
+    loss: np.ndarray
+    diverged_at: Optional[int]
+    noise_injection: np.ndarray = field(repr=False)  # a_t = sum_k m_k lambda_k h^T X_k h
+
+    @property
+    def steps(self) -> int:
+        return self.loss.size - 1
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+
+@dataclass(frozen=True)
+class Propagators:
+    """Signal and noise propagators of a stationary algorithm (MATH.md 4), each (steps+1,).
+
+    ``U_n = 1/2 sum m lambda c^2 <E11, T^n E11>``, ``U'_n = 1/2 sum m lambda c^2 <hh^T, T^n E11>``,
+    ``V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>``, ``V'_n`` likewise with ``hh^T``;
+    ``V[0] = V'[0] = 0``. ``e_is_zero`` tells that ``U' = U`` and ``V' = V``.
+    """
+
+    U: np.ndarray
+    U_prime: np.ndarray
+    V: np.ndarray
+    V_prime: np.ndarray
+    e_is_zero: bool = False
+
+    @property
+    def steps(self) -> int:
+        return self.U.size - 1
+
+
+def _check_problem(algorithm, spectrum, noise, steps):
+    if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
+        raise TypeError(f"algorithm must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
+    if not isinstance(noise, Noise):
+        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+    return nonnegative_int(steps, "steps")
+
+
+def _parameter_arrays(algorithm: Algorithm, steps: int):
+    """Per-step parameter arrays for the core: one row for a stationary algorithm."""
+    if isinstance(algorithm, MemoryAlgorithm):
+        M = algorithm.memory
+        return (np.array([algorithm.alpha]), algorithm.b.reshape(1, M), algorithm.c.reshape(1, M),
+                algorithm.D.reshape(1, M, M), algorithm.e.reshape(1, M))
+    params = algorithm.parameters(max(steps, 1) if algorithm.length is None else max(min(steps, algorithm.length), 0))
+    if params[0].size == 0:  # steps == 0 on an empty schedule: any row will do, it is never used
+        M = algorithm.memory
+        return (np.zeros(1), np.zeros((1, M)), np.zeros((1, M)), np.zeros((1, M, M)), np.zeros((1, M)))
+    return params
+
+
+def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: int) -> LossCurve:
+    """Exact expected loss ``L_0..L_steps`` of mini-batch SGD with memory (MATH.md 3).
+
+    Works for stationary algorithms and schedules (per-step parameters), any memory M
+    (specialised kernels for M <= 3), any shift e. Cost O(steps K (M+1)^2), memory
+    O(K (M+1)^2). Deterministic: identical bits for any number of threads.
+    """
+    steps = _check_problem(algorithm, spectrum, noise, steps)
+    alpha, b, c, D, e = _parameter_arrays(algorithm, steps)
+    r0, r1, diverged = _core.evolve(
+        spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e, steps,
+        noise.coupling, noise.self_noise, False, 2.0 * DIVERGENCE_LIMIT)
+    return LossCurve(0.5 * r0, None if diverged < 0 else int(diverged), r1)
+
+
+def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps: int) -> Propagators:
+    """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (MATH.md 4).
+
+    Stationary algorithms only (two-time propagators of schedules are not offered here).
+    """
+    if isinstance(algorithm, Schedule):
+        raise ValueError("algorithm must be stationary (a MemoryAlgorithm): propagators of a Schedule "
+                         "are two-time objects; use loss_curve")
+    steps = _check_problem(algorithm, spectrum, noise, steps)
+    alpha, b, c, D, e = _parameter_arrays(algorithm, steps)
+    lam = spectrum.eigenvalues
+    args = (alpha, b, c, D, e)
+    s0, s1, _ = _core.evolve(lam, spectrum.weights, spectrum.coefficients2, *args, steps,
+                             0.0, noise.self_noise, False, math.inf)
+    V = np.zeros(steps + 1)
+    V_prime = np.zeros(steps + 1)
+    if steps > 0 and noise.coupling != 0.0:
+        n0, n1, _ = _core.evolve(lam, spectrum.weights, lam, *args, steps - 1,
+                                 0.0, noise.self_noise, True, math.inf)
+        V[1:] = noise.coupling * n0
+        V_prime[1:] = noise.coupling * n1
+    return Propagators(0.5 * s0, 0.5 * s1, V, V_prime, bool(np.all(algorithm.e == 0)))
+
+
+def loss_from_propagators(props: Propagators, method: str = "fft") -> np.ndarray:
+    """Solve the renewal equations of the loss expansion (P.19, Theorem 2)::
+
+        l_t = U'_t + sum_{s<t} l_s V'_{t-s},     L_t = U_t + sum_{s<t} l_s V_{t-s}
+
+    ``method="direct"``: O(T^2) summation; ``"fft"``: online divide-and-conquer convolution
+    with FFT block products, O(T log^2 T). Returns ``L`` of shape (steps+1,).
+    """
+    if not isinstance(props, Propagators):
+        raise TypeError(f"props must be Propagators, got {type(props).__name__}")
+    if method not in ("direct", "fft"):
+        raise ValueError(f"method must be 'direct' or 'fft', got {method!r}")
+    arrays = [props.U, props.U_prime, props.V, props.V_prime]
+    if not all(np.all(np.isfinite(a)) for a in arrays):
+        raise ValueError("props must be finite (the propagators of a diverging algorithm cannot be summed)")
+    if props.e_is_zero:  # U' = U, V' = V: pass the same arrays so the core convolves once
+        arrays = [props.U, props.U, props.V, props.V]
+    L, _ = _core.renewal(*arrays, method)
+    return L
+
+
+def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, runs, seed=0,
+                 return_stderr: bool = False, chunk_runs: int = 64):
+    """Monte Carlo mean loss of real mini-batch SGD with memory on Gaussian data.
+
+    Inputs ``x ~ N(0, diag(eigenvalues))`` (the eigenbasis), targets ``y = <x, w*>`` with
+    ``w*_k = sqrt(c_k^2)``, ``w_0 = u_0 = 0``; each step draws a fresh batch and applies the
+    matrix-form update with the batch gradient ``(1/B) sum_i x_i x_i^T (w + e^T u - w*)``.
+    Finite spectra only (unit weights). Returns the mean of ``L_t`` over ``runs``, shape
+    (steps+1,); with ``return_stderr`` also its standard error.
+    """
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
+    if spectrum.infinite or not np.all(spectrum.weights == 1.0):
+        raise ValueError("spectrum must be finite with unit weights for simulate_sgd (Monte Carlo needs real dimensions)")
+    if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
+        raise TypeError(f"algorithm must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
+    B = positive_int(batch_size, "batch_size")
+    steps = nonnegative_int(steps, "steps")
+    runs = positive_int(runs, "runs")
+    alpha, b, c, D, e = (_parameter_arrays(algorithm, steps) if isinstance(algorithm, Schedule)
+                         else _parameter_arrays(algorithm, 1))
+    stationary = isinstance(algorithm, MemoryAlgorithm)
+    lam = spectrum.eigenvalues
+    sqrt_lam = np.sqrt(lam)
+    w_star = np.sqrt(spectrum.coefficients2)
+    M, K = algorithm.memory, lam.size
+    rng = np.random.default_rng(seed)
+    sums = np.zeros(steps + 1)
+    sq_sums = np.zeros(steps + 1)
+    for start in range(0, runs, chunk_runs):
+        R = min(chunk_runs, runs - start)
+        r = np.tile(-w_star, (R, 1))          # w - w*
+        u = np.zeros((R, M, K))
+        losses = np.empty((steps + 1, R))
+        losses[0] = 0.5 * (r ** 2) @ lam
+        for t in range(steps):
+            i = 0 if stationary else t
+            point = r + np.einsum("m,rmk->rk", e[i], u)
+            x = rng.standard_normal((R, B, K)) * sqrt_lam
+            grad = np.einsum("rbk,rb->rk", x, np.einsum("rbk,rk->rb", x, point)) / B
+            r_new = r + np.einsum("m,rmk->rk", b[i], u) - alpha[i] * grad
+            u = np.einsum("mn,rnk->rmk", D[i], u) - c[i][None, :, None] * grad[:, None, :]
+            r = r_new
+            losses[t + 1] = 0.5 * (r ** 2) @ lam
+        sums += losses.sum(axis=1)
+        sq_sums += (losses ** 2).sum(axis=1)
+    mean = sums / runs
+    if not return_stderr:
+        return mean
+    var = np.maximum(sq_sums / runs - mean ** 2, 0.0) * runs / max(runs - 1, 1)
+    return mean, np.sqrt(var / runs)

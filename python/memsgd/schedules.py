@@ -1,0 +1,190 @@
+"""Non-stationary algorithms: per-step parameters (MATH.md section 7).
+
+A :class:`Schedule` gives the matrix-form parameters ``(alpha_t, b_t, c_t, D_t, e_t)`` of step
+t (0-based: step t maps state t to state t+1). Named schedules are generated from formulas
+and have no end; :meth:`Schedule.from_arrays` wraps explicit arrays of a fixed length.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from ._validation import float_array, nonnegative_int, positive_scalar, real_scalar
+from .algorithms import MemoryAlgorithm
+
+__all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd"]
+
+# generator(t) -> (alpha (n,), b (n, M), c (n, M), D (n, M, M), e (n, M)) for an int array t
+Generator = Callable[[np.ndarray], tuple]
+
+
+class Schedule:
+    """Per-step parameters of a memory-M algorithm.
+
+    Args:
+        memory: M.
+        generator: maps an integer array of steps ``t`` to ``(alpha, b, c, D, e)`` arrays with
+            a leading axis of ``len(t)``.
+        length: number of steps defined (``None``: every t >= 0).
+        name: shown in reprs and tables.
+    """
+
+    def __init__(self, memory: int, generator: Generator, length: Optional[int] = None, name: str = "schedule"):
+        self._memory = nonnegative_int(memory, "memory")
+        self._generator = generator
+        self.length = None if length is None else nonnegative_int(length, "length")
+        self.name = name
+
+    @property
+    def memory(self) -> int:
+        return self._memory
+
+    def parameters(self, steps):
+        """Arrays ``(alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M))`` for steps 0..T-1."""
+        steps = nonnegative_int(steps, "steps")
+        if self.length is not None and steps > self.length:
+            raise ValueError(
+                f"steps must be <= the schedule's length {self.length} (schedule too short), got {steps}")
+        t = np.arange(steps)
+        alpha, b, c, D, e = self._generator(t)
+        M = self._memory
+        out = (np.ascontiguousarray(alpha, dtype=np.float64).reshape(steps),
+               np.ascontiguousarray(b, dtype=np.float64).reshape(steps, M),
+               np.ascontiguousarray(c, dtype=np.float64).reshape(steps, M),
+               np.ascontiguousarray(D, dtype=np.float64).reshape(steps, M, M),
+               np.ascontiguousarray(e, dtype=np.float64).reshape(steps, M))
+        for name, arr in zip(("alpha", "b", "c", "D", "e"), out):
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"schedule parameter {name} is not finite at some step")
+        return out
+
+    def at(self, t) -> MemoryAlgorithm:
+        """The stationary algorithm of step t."""
+        t = nonnegative_int(t, "t")
+        if self.length is not None and t >= self.length:
+            raise ValueError(f"t must be < the schedule's length {self.length}, got {t}")
+        alpha, b, c, D, e = self._generator(np.array([t]))
+        M = self._memory
+        return MemoryAlgorithm(float(np.reshape(alpha, -1)[0]), np.reshape(b, (1, M))[0],
+                               np.reshape(c, (1, M))[0], np.reshape(D, (1, M, M))[0],
+                               np.reshape(e, (1, M))[0])
+
+    @classmethod
+    def from_arrays(cls, alpha, b, c, D, e=None, name: str = "from_arrays") -> "Schedule":
+        """Explicit per-step arrays with a leading time axis: alpha (T,), b, c, e (T, M), D (T, M, M)."""
+        alpha = float_array(alpha, "alpha", ndim=1)
+        T = alpha.size
+        b = float_array(b, "b")
+        if b.ndim != 2 or b.shape[0] != T:
+            raise ValueError(f"b must have shape ({T}, M) (time axis first), got {b.shape}")
+        M = b.shape[1]
+        c = float_array(c, "c")
+        if c.shape != (T, M):
+            raise ValueError(f"c must have shape ({T}, {M}), got {c.shape}")
+        D = float_array(D, "D")
+        if D.shape != (T, M, M):
+            raise ValueError(f"D must have shape ({T}, {M}, {M}), got {D.shape}")
+        e = np.zeros((T, M)) if e is None else float_array(e, "e")
+        if e.shape != (T, M):
+            raise ValueError(f"e must have shape ({T}, {M}), got {e.shape}")
+        return cls(M, lambda t: (alpha[t], b[t], c[t], D[t], e[t]), length=T, name=name)
+
+    def __repr__(self) -> str:
+        return f"Schedule({self.name}, memory={self._memory}, length={self.length})"
+
+
+def constant(algo: MemoryAlgorithm) -> Schedule:
+    """The stationary ``algo`` as a schedule."""
+    if not isinstance(algo, MemoryAlgorithm):
+        raise TypeError(f"algo must be a MemoryAlgorithm, got {type(algo).__name__}")
+
+    def gen(t):
+        n = len(t)
+        return (np.full(n, algo.alpha), np.tile(algo.b, (n, 1)), np.tile(algo.c, (n, 1)),
+                np.tile(algo.D, (n, 1, 1)), np.tile(algo.e, (n, 1)))
+
+    return Schedule(algo.memory, gen, name="constant")
+
+
+def _heavy_ball_arrays(lr, beta):
+    n = len(lr)
+    return lr, beta.reshape(n, 1), lr.reshape(n, 1), beta.reshape(n, 1, 1), np.zeros((n, 1))
+
+
+def _am1_arrays(lr, beta, kick):
+    n = len(lr)
+    return lr + kick, beta.reshape(n, 1), lr.reshape(n, 1), beta.reshape(n, 1, 1), np.zeros((n, 1))
+
+
+def jacobi_heavy_ball(nu_b, lambda_max=1.0) -> Schedule:
+    """Jacobi heavy ball (Brakhage's nu-method) for spectra in (0, lambda_max] (MATH.md 7).
+
+    Step ``k = t + 1`` is heavy ball with ``lr = omega_k / lambda_max``, ``momentum = mu_k``:
+    ``mu_1 = 0``, ``omega_1 = (4 nu + 2)/(4 nu + 1)``, and for k > 1::
+
+        mu_k    = (k-1)(2k-3)(2k+2nu-1) / [(k+2nu-1)(2k+4nu-1)(2k+2nu-3)]
+        omega_k = 4(2k+2nu-1)(k+nu-1) / [(k+2nu-1)(2k+4nu-1)]
+
+    Noiseless it reaches ``L_t ~ t^(-2 zeta)`` for ``nu_b`` matched to the target; with
+    mini-batch noise it diverges (paper, Fig. 1).
+    """
+    nu = positive_scalar(nu_b, "nu_b")
+    lmax = positive_scalar(lambda_max, "lambda_max")
+
+    def gen(t):
+        k = t.astype(np.float64) + 1.0
+        mu = (k - 1) * (2 * k - 3) * (2 * k + 2 * nu - 1) / (
+            (k + 2 * nu - 1) * (2 * k + 4 * nu - 1) * (2 * k + 2 * nu - 3))
+        omega = 4 * (2 * k + 2 * nu - 1) * (k + nu - 1) / ((k + 2 * nu - 1) * (2 * k + 4 * nu - 1))
+        first = k == 1
+        mu = np.where(first, 0.0, mu)
+        omega = np.where(first, (4 * nu + 2) / (4 * nu + 1), omega)
+        return _heavy_ball_arrays(omega / lmax, mu)
+
+    return Schedule(1, gen, name=f"jacobi_heavy_ball(nu_b={nu:g})")
+
+
+def am1_power_law(kick, delta, gamma=1.0, t0=10.0) -> Schedule:
+    """AM1 with power-law momentum (MATH.md 7): ``s = 1 + t/t0``::
+
+        1 - beta_t = s^-gamma,   alpha_eff,t = kick s^delta,   lr_t = (alpha_eff,t - kick)(1 - beta_t)
+
+    kick constant. Predicted signal-phase rate ``L_t = O(t^(-zeta (1 + delta)))`` for
+    ``delta < 1 - 1/nu`` (Theorem 7, P.27).
+    """
+    eta = positive_scalar(kick, "kick")
+    delta = real_scalar(delta, "delta")
+    if delta < 0:
+        raise ValueError(f"delta must be >= 0, got {delta}")
+    gamma = positive_scalar(gamma, "gamma")
+    t0 = positive_scalar(t0, "t0")
+
+    def gen(t):
+        s = 1.0 + t.astype(np.float64) / t0
+        one_minus_beta = s ** (-gamma)
+        lr = (eta * s ** delta - eta) * one_minus_beta
+        return _am1_arrays(lr, 1.0 - one_minus_beta, eta)
+
+    return Schedule(1, gen, name=f"am1_power_law(kick={eta:g}, delta={delta:g}, gamma={gamma:g}, t0={t0:g})")
+
+
+def schedule_free_sgd(lr, beta) -> Schedule:
+    """Schedule-free SGD (Defazio et al. 2024) as a memory-1 schedule (MATH.md 2, presets)::
+
+        y_t = (1 - beta) z_t + beta x_t,   z_{t+1} = z_t - lr grad(y_t),
+        x_{t+1} = (1 - c_{t+1}) x_t + c_{t+1} z_{t+1},   c_{t+1} = 1/(t+2)
+
+    with ``w = x`` and ``u = z - x``: alpha = c lr, b = c, c = (1 - c) lr, D = 1 - c, e = 1 - beta.
+    """
+    gamma = positive_scalar(lr, "lr")
+    beta = real_scalar(beta, "beta")
+
+    def gen(t):
+        n = len(t)
+        c = 1.0 / (t.astype(np.float64) + 2.0)
+        return (c * gamma, c.reshape(n, 1), ((1 - c) * gamma).reshape(n, 1), (1 - c).reshape(n, 1, 1),
+                np.full((n, 1), 1.0 - beta))
+
+    return Schedule(1, gen, name=f"schedule_free_sgd(lr={gamma:g}, beta={beta:g})")

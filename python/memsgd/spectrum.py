@@ -1,0 +1,212 @@
+"""Quadratic problems as spectra (MATH.md sections 0-1).
+
+A spectrum is a list of nodes ``(lambda_k, c_k^2, m_k)``: eigenvalue of the Hessian, squared
+component of the target along its eigenvector (the initial residual, since w_0 = 0), and a
+weight -- 1 for a finite spectrum, a quadrature weight for the tail of an infinite one.
+Every sum over k in the library carries ``m_k``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._validation import float_array, positive_int, positive_scalar
+
+# Tail quadrature for infinite power laws: Gauss-Legendre panels of this width in u = log x.
+_PANEL_WIDTH = 1.0
+_PANEL_NODES = 10
+# The tail is integrated up to where the remaining signal is below this fraction of L_0,
+# the eigenvalue reaches _LAMBDA_FLOOR or c^2 reaches _C2_CEILING; beyond, one frozen
+# node carries the exact remaining mass of lambda c^2.
+_TAIL_RTOL = 1e-18
+_LAMBDA_FLOOR = 1e-280
+_C2_CEILING = 1e280
+_DEFAULT_HEAD = 4096
+
+
+class Spectrum:
+    """Eigenvalues ``lambda_k > 0``, target coefficients ``c_k^2 >= 0`` and node weights ``m_k > 0``.
+
+    The loss is ``L(w) = 1/2 sum_k m_k lambda_k (w_k - w*_k)^2`` and ``L_0 = 1/2 sum_k m_k lambda_k c_k^2``.
+    Use :meth:`power_law` for the paper's model problems and :meth:`from_features` for data.
+    """
+
+    def __init__(self, eigenvalues, coefficients2, weights=None):
+        lam = float_array(eigenvalues, "eigenvalues", ndim=1, allow_empty=False)
+        c2 = float_array(coefficients2, "coefficients2", ndim=1, allow_empty=False)
+        if c2.shape != lam.shape:
+            raise ValueError(
+                f"coefficients2 must have the same length as eigenvalues ({lam.size}), got {c2.size}")
+        if np.any(lam <= 0):
+            raise ValueError("eigenvalues must all be > 0 (drop zero modes: they do not move)")
+        if np.any(c2 < 0):
+            raise ValueError("coefficients2 must all be >= 0 (they are squared coefficients)")
+        if weights is None:
+            m = np.ones_like(lam)
+        else:
+            m = float_array(weights, "weights", ndim=1)
+            if m.shape != lam.shape:
+                raise ValueError(f"weights must have the same length as eigenvalues ({lam.size}), got {m.size}")
+            if np.any(m <= 0):
+                raise ValueError("weights must all be > 0")
+        self._lam, self._c2, self._m = lam, c2, m
+        for arr in (self._lam, self._c2, self._m):
+            arr.setflags(write=False)
+        self.nu = self.kappa = self.scale = self.q = None
+        self.infinite = False
+        self.head = None
+        self.quadrature_error = 0.0
+        if not math.isfinite(self.initial_loss):
+            raise ValueError("the initial loss 1/2 sum m lambda c^2 must be finite")
+
+    # -- constructors -------------------------------------------------------------------------
+    @classmethod
+    def power_law(cls, nu, kappa, size=None, scale=1.0, q=1.0, head=None) -> "Spectrum":
+        """Power-law problem ``lambda_k = scale k^-nu``, ``lambda_k c_k^2 = q k^-(kappa+1)`` (P.1).
+
+        ``size=None`` gives the infinite problem: the first ``head`` terms (default 4096, or
+        ``size``) exactly, then the tail ``k > head`` as an integral over ``u = log x`` from
+        ``log(head + 1/2)`` (midpoint/Euler-Maclaurin junction, error ``~ f'/24``) by
+        Gauss-Legendre panels, with a final frozen node carrying the exact remaining
+        ``int q x^-(kappa+1) dx``. ``quadrature_error`` estimates the relative error of
+        sums of the GD signal ``lambda c^2 exp(-2 lambda t)`` for t in [1, 1e8].
+        """
+        nu = positive_scalar(nu, "nu")
+        if nu <= 1:
+            raise ValueError(f"nu must be > 1 (summable eigenvalues), got {nu}")
+        kappa = positive_scalar(kappa, "kappa")
+        scale = positive_scalar(scale, "scale")
+        q = positive_scalar(q, "q")
+        if size is not None:
+            size = positive_int(size, "size")
+            k = np.arange(1, size + 1, dtype=np.float64)
+            lam = scale * k ** (-nu)
+            spec = cls(lam, q * k ** (-kappa - 1) / lam)
+        else:
+            head = _DEFAULT_HEAD if head is None else positive_int(head, "head")
+            x, w = _tail_nodes(nu, kappa, scale, q, head)
+            k = np.concatenate([np.arange(1, head + 1, dtype=np.float64), x])
+            m = np.concatenate([np.ones(head), w])
+            lam = scale * k ** (-nu)
+            spec = cls(lam, q * k ** (-kappa - 1) / lam, m)
+            spec.infinite = True
+            spec.head = head
+            spec.quadrature_error = _tail_error_estimate(nu, kappa, scale, q, head)
+        spec.nu, spec.kappa, spec.scale, spec.q = nu, kappa, scale, q
+        return spec
+
+    @classmethod
+    def from_features(cls, x, y, rtol=1e-10) -> "Spectrum":
+        """Empirical spectrum of least squares on data ``(x, y)``.
+
+        ``H = X^T X / n`` with eigenpairs ``(lambda_k, e_k)``; ``w*`` is the least-squares
+        solution and ``c_k = <w*, e_k>`` (summed in squares over outputs if ``y`` is 2-d).
+        Eigenvalues below ``rtol * lambda_max`` are dropped (directions the data never moves).
+        The loss is the excess risk ``1/2 <w - w*, H (w - w*)>``.
+        """
+        X = float_array(x, "x", ndim=2, allow_empty=False)
+        Y = float_array(y, "y")
+        if Y.ndim not in (1, 2) or Y.shape[0] != X.shape[0]:
+            raise ValueError(f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, outputs), got {Y.shape}")
+        n = X.shape[0]
+        H = X.T @ X / n
+        lam, vecs = np.linalg.eigh(H)
+        w_star = np.linalg.lstsq(X, Y, rcond=None)[0]
+        coef = vecs.T @ w_star
+        c2 = coef ** 2 if coef.ndim == 1 else np.sum(coef ** 2, axis=1)
+        keep = lam > rtol * lam.max()
+        order = np.argsort(-lam[keep])
+        return cls(lam[keep][order], c2[keep][order])
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        return self._lam
+
+    @property
+    def coefficients2(self) -> np.ndarray:
+        return self._c2
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self._m
+
+    @property
+    def size(self) -> int:
+        """Number of nodes (not the problem dimension for an infinite spectrum)."""
+        return int(self._lam.size)
+
+    @property
+    def lambda_max(self) -> float:
+        return float(self._lam.max())
+
+    @property
+    def initial_loss(self) -> float:
+        return float(0.5 * np.sum(self._m * self._lam * self._c2))
+
+    @property
+    def zeta(self):
+        return None if self.nu is None else self.kappa / self.nu
+
+    @property
+    def is_power_law(self) -> bool:
+        return self.nu is not None
+
+    def __repr__(self) -> str:
+        if self.is_power_law:
+            kind = "infinite" if self.infinite else f"size={self.size}"
+            return f"Spectrum.power_law(nu={self.nu}, kappa={self.kappa}, {kind}, scale={self.scale}, q={self.q})"
+        return f"Spectrum(K={self.size}, lambda_max={self.lambda_max:.3g}, L0={self.initial_loss:.3g})"
+
+
+def _tail_limit(nu, kappa, scale, q, head):
+    """Where the tail quadrature stops (see the module constants)."""
+    l0 = 0.5 * q * (1.0 + 1.0 / kappa)  # >= L_0 / q-scale, a safe yardstick
+    x_tol = (kappa * _TAIL_RTOL * l0 / q) ** (-1.0 / kappa)
+    x_lam = (scale / _LAMBDA_FLOOR) ** (1.0 / nu)
+    x_c2 = (_C2_CEILING * scale / q) ** (1.0 / (nu - kappa - 1)) if nu - kappa - 1 > 0 else math.inf
+    return max(min(x_tol, x_lam, x_c2), 4.0 * (head + 0.5))
+
+
+def _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES):
+    """Nodes x_j and weights for sum_{k > head} f(k) ~= int_{head+1/2}^inf f(x) dx."""
+    u0 = math.log(head + 0.5)
+    x_end = _tail_limit(nu, kappa, scale, q, head)
+    u1 = math.log(x_end)
+    panels = max(1, int(math.ceil((u1 - u0) / _PANEL_WIDTH)))
+    edges = np.linspace(u0, u1, panels + 1)
+    gx, gw = np.polynomial.legendre.leggauss(panel_nodes)
+    half = 0.5 * np.diff(edges)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    u = (mid[:, None] + half[:, None] * gx[None, :]).ravel()
+    wu = (half[:, None] * gw[None, :]).ravel()
+    x = np.exp(u)
+    w = wu * x  # dx = x du
+    # Frozen remainder node at x_end: lambda c^2 = q x_end^-(kappa+1), weight x_end / kappa
+    # reproduces int_{x_end}^inf q x^-(kappa+1) dx exactly.
+    return np.append(x, x_end), np.append(w, x_end / kappa)
+
+
+def _tail_error_estimate(nu, kappa, scale, q, head) -> float:
+    """Relative error of the tail treatment for the GD signal sum at t in [1, 1e8].
+
+    Compares the quadrature with one of half the order (difference = error estimate of the
+    coarse rule, a bound for the fine one) and adds the Euler-Maclaurin junction term
+    |f'(head + 1/2)| / 24.
+    """
+    fine_x, fine_w = _tail_nodes(nu, kappa, scale, q, head)
+    coarse_x, coarse_w = _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES // 2)
+    k = np.arange(1, head + 1, dtype=np.float64)
+    worst = 0.0
+    for t in np.logspace(0, 8, 17):
+        def f(x):
+            lam = scale * x ** (-nu)
+            return q * x ** (-kappa - 1) * np.exp(-2.0 * lam * t)
+        total = np.sum(f(k)) + np.sum(fine_w * f(fine_x))
+        xj = head + 0.5
+        dx = 1e-4 * xj
+        junction = abs(f(np.array([xj + dx]))[0] - f(np.array([xj - dx]))[0]) / (2 * dx) / 24.0
+        err = abs(np.sum(fine_w * f(fine_x)) - np.sum(coarse_w * f(coarse_x))) + junction
+        worst = max(worst, err / total)
+    return float(worst)
