@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include <unistd.h>
+
 #include "memsgd/evolve.hpp"
 #include "memsgd/renewal.hpp"
 
@@ -17,9 +19,36 @@ using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
 Array as_array(const py::handle& obj, const char* name) {
   if (obj.is_none()) throw py::type_error(std::string(name) + " must be an array of floats, not None");
-  Array a = Array::ensure(obj);
+  // Look at the input's own dtype first: forcecast would silently drop imaginary parts,
+  // parse strings and unwrap object arrays.
+  py::array raw = py::array::ensure(obj);
+  if (!raw) throw py::type_error(std::string(name) + " must be convertible to a float64 array");
+  const char kind = raw.dtype().kind();
+  if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
+    throw py::type_error(std::string(name) + " must be an array of real numbers (bool, integer or float dtype), got dtype kind '" +
+                         std::string(1, kind) + "'");
+  Array a = Array::ensure(raw);
   if (!a) throw py::type_error(std::string(name) + " must be convertible to a float64 array");
   return a;
+}
+
+// Physical memory in bytes (0 if unknown).
+double physical_memory_bytes() {
+#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0) return static_cast<double>(pages) * static_cast<double>(page);
+#endif
+  return 0.0;
+}
+
+// Refuse runs whose buffers cannot fit in memory instead of allocating (and, with
+// overcommit, computing) for ever.
+void require_fits(double bytes, const char* what) {
+  const double phys = physical_memory_bytes();
+  if (phys > 0 && bytes > phys)
+    throw py::value_error(std::string(what) + " too large: the run needs " + std::to_string(bytes / 1e9) +
+                          " GB, more than this machine's physical memory (" + std::to_string(phys / 1e9) +
+                          " GB)");
 }
 
 void require(bool ok, const std::string& message) {
@@ -66,6 +95,12 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
   require(steps < (std::int64_t(1) << 40), "steps must be < 2**40");
   require(T == 1 || T >= steps, "a schedule needs parameters for every step (steps_stored >= steps)");
   require(std::isfinite(coupling) && std::isfinite(self_noise), "coupling and self_noise must be finite");
+  require(!std::isnan(limit), "limit must not be NaN (use inf for no divergence check)");
+  {
+    const double N = static_cast<double>(M) + 1.0;
+    const double state = static_cast<double>(K) * N * N * 8.0;  // per-component second moments
+    require_fits(2.0 * (static_cast<double>(steps) + 1.0) * 8.0 + state, "steps");
+  }
   require_finite(lam, "eigenvalues");
   require_finite(w, "weights");
   require_finite(sc, "scales");

@@ -47,15 +47,24 @@ def float_array(value, name: str, *, ndim: int | None = None, allow_empty: bool 
     if value is None:
         raise TypeError(f"{name} must be an array of real numbers, not None")
     try:
-        arr = np.array(value, dtype=np.float64, copy=True)
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences and the like
+        raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
+    if raw.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex values")
+    if raw.dtype.kind in "USVMm" or (
+            raw.dtype.kind == "O" and any(isinstance(x, (str, bytes, complex)) for x in raw.flat)):
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {raw.dtype}")
+    try:
+        # order="C": a C-contiguous copy that keeps 0-d values 0-d (np.ascontiguousarray
+        # would silently turn a scalar into shape (1,)).
+        arr = np.array(raw, dtype=np.float64, copy=True, order="C")
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
-    if np.iscomplexobj(np.asarray(value)):
-        raise TypeError(f"{name} must be real, got complex values")
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}")
     if not allow_empty and arr.size == 0:
         raise ValueError(f"{name} must not be empty")
     if finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
-    return np.ascontiguousarray(arr)
+    return arr

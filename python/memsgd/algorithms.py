@@ -131,7 +131,7 @@ class MemoryAlgorithm:
 
     def eigen_matrix(self, lam):
         """``S_lambda = S0 - lambda g h^T``; an array ``lam`` gives shape (n, M+1, M+1)."""
-        lam_arr = np.asarray(lam, dtype=np.float64)
+        lam_arr = float_array(lam, "lam")
         gh = np.outer(self.g, self.h)
         if lam_arr.ndim == 0:
             return self.S0 - float(lam_arr) * gh

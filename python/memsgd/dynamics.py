@@ -28,6 +28,8 @@ __all__ = ["LossCurve", "Propagators", "loss_curve", "propagators", "loss_from_p
 
 # Losses above this count as divergence (API.md, Errors).
 DIVERGENCE_LIMIT = 1e30
+# The core refuses more steps than this (and any run whose outputs exceed physical memory).
+MAX_STEPS = 2 ** 40
 
 Algorithm = Union[MemoryAlgorithm, Schedule]
 
@@ -77,7 +79,10 @@ def _check_problem(algorithm, spectrum, noise, steps):
         raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
     if not isinstance(noise, Noise):
         raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
-    return nonnegative_int(steps, "steps")
+    steps = nonnegative_int(steps, "steps")
+    if steps >= MAX_STEPS:
+        raise ValueError(f"steps must be < 2**40, got {steps}")
+    return steps
 
 
 def _parameter_arrays(algorithm: Algorithm, steps: int):
@@ -172,6 +177,11 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
     B = positive_int(batch_size, "batch_size")
     steps = nonnegative_int(steps, "steps")
     runs = positive_int(runs, "runs")
+    chunk_runs = positive_int(chunk_runs, "chunk_runs")
+    if not (seed is None or isinstance(seed, (int, np.integer, np.random.SeedSequence))) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an integer, a numpy SeedSequence or None, got {type(seed).__name__}")
+    if isinstance(seed, (int, np.integer)) and seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
     alpha, b, c, D, e = (_parameter_arrays(algorithm, steps) if isinstance(algorithm, Schedule)
                          else _parameter_arrays(algorithm, 1))
     stationary = isinstance(algorithm, MemoryAlgorithm)

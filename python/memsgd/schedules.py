@@ -33,6 +33,8 @@ class Schedule:
 
     def __init__(self, memory: int, generator: Generator, length: Optional[int] = None, name: str = "schedule"):
         self._memory = nonnegative_int(memory, "memory")
+        if not callable(generator):
+            raise TypeError(f"generator must be callable (t -> parameter arrays), got {type(generator).__name__}")
         self._generator = generator
         self.length = None if length is None else nonnegative_int(length, "length")
         self.name = name
@@ -50,11 +52,15 @@ class Schedule:
         t = np.arange(steps)
         alpha, b, c, D, e = self._generator(t)
         M = self._memory
-        out = (np.ascontiguousarray(alpha, dtype=np.float64).reshape(steps),
-               np.ascontiguousarray(b, dtype=np.float64).reshape(steps, M),
-               np.ascontiguousarray(c, dtype=np.float64).reshape(steps, M),
-               np.ascontiguousarray(D, dtype=np.float64).reshape(steps, M, M),
-               np.ascontiguousarray(e, dtype=np.float64).reshape(steps, M))
+        try:
+            out = (np.ascontiguousarray(alpha, dtype=np.float64).reshape(steps),
+                   np.ascontiguousarray(b, dtype=np.float64).reshape(steps, M),
+                   np.ascontiguousarray(c, dtype=np.float64).reshape(steps, M),
+                   np.ascontiguousarray(D, dtype=np.float64).reshape(steps, M, M),
+                   np.ascontiguousarray(e, dtype=np.float64).reshape(steps, M))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"schedule generator must return arrays alpha ({steps},), b, c, e ({steps}, {M}) "
+                             f"and D ({steps}, {M}, {M}) for memory M = {M} ({exc})") from None
         for name, arr in zip(("alpha", "b", "c", "D", "e"), out):
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"schedule parameter {name} is not finite at some step")

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._validation import float_array, positive_int, positive_scalar
+from ._validation import float_array, positive_int, positive_scalar, real_scalar
 
 # Tail quadrature for infinite power laws: Gauss-Legendre panels of this width in u = log x.
 _PANEL_WIDTH = 1.0
@@ -105,6 +105,9 @@ class Spectrum:
         Eigenvalues below ``rtol * lambda_max`` are dropped (directions the data never moves).
         The loss is the excess risk ``1/2 <w - w*, H (w - w*)>``.
         """
+        rtol = real_scalar(rtol, "rtol")
+        if not 0 <= rtol < 1:
+            raise ValueError(f"rtol must be in [0, 1), got {rtol}")
         X = float_array(x, "x", ndim=2, allow_empty=False)
         Y = float_array(y, "y")
         if Y.ndim not in (1, 2) or Y.shape[0] != X.shape[0]:
@@ -115,6 +118,8 @@ class Spectrum:
         w_star = np.linalg.lstsq(X, Y, rcond=None)[0]
         coef = vecs.T @ w_star
         c2 = coef ** 2 if coef.ndim == 1 else np.sum(coef ** 2, axis=1)
+        if not lam.max() > 0:
+            raise ValueError("x must have at least one direction of nonzero variance (X^T X / n is zero)")
         keep = lam > rtol * lam.max()
         order = np.argsort(-lam[keep])
         return cls(lam[keep][order], c2[keep][order])
@@ -161,12 +166,14 @@ class Spectrum:
 
 
 def _tail_limit(nu, kappa, scale, q, head):
-    """Where the tail quadrature stops (see the module constants)."""
-    l0 = 0.5 * q * (1.0 + 1.0 / kappa)  # >= L_0 / q-scale, a safe yardstick
-    x_tol = (kappa * _TAIL_RTOL * l0 / q) ** (-1.0 / kappa)
-    x_lam = (scale / _LAMBDA_FLOOR) ** (1.0 / nu)
-    x_c2 = (_C2_CEILING * scale / q) ** (1.0 / (nu - kappa - 1)) if nu - kappa - 1 > 0 else math.inf
-    return max(min(x_tol, x_lam, x_c2), 4.0 * (head + 0.5))
+    """Where the tail quadrature stops (see the module constants); computed in logs."""
+    log_l0 = math.log(0.5 * (1.0 + 1.0 / kappa))  # L_0 / q is at least this order
+    log_x_tol = -(math.log(kappa * _TAIL_RTOL) + log_l0) / kappa
+    log_x_lam = (math.log(scale) - math.log(_LAMBDA_FLOOR)) / nu
+    p = nu - kappa - 1  # c^2 = (q / scale) x^p
+    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale / q)) / p if p > 0 else math.inf
+    log_x = max(min(log_x_tol, log_x_lam, log_x_c2), math.log(4.0 * (head + 0.5)))
+    return math.exp(min(log_x, 700.0))
 
 
 def _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES):
@@ -191,19 +198,19 @@ def _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES):
 def _tail_error_estimate(nu, kappa, scale, q, head) -> float:
     """Relative error of the tail treatment for the GD signal sum at t in [1, 1e8].
 
-    Compares the quadrature with one of half the order (difference = error estimate of the
-    coarse rule, a bound for the fine one) and adds the Euler-Maclaurin junction term
-    |f'(head + 1/2)| / 24.
+    Compares the quadrature in use with one of twice the order per panel (whose error is far
+    smaller, so the difference estimates the error of the rule in use) and adds the
+    Euler-Maclaurin junction term |f'(head + 1/2)| / 24.
     """
-    fine_x, fine_w = _tail_nodes(nu, kappa, scale, q, head)
-    coarse_x, coarse_w = _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES // 2)
+    fine_x, fine_w = _tail_nodes(nu, kappa, scale, q, head, panel_nodes=2 * _PANEL_NODES)
+    coarse_x, coarse_w = _tail_nodes(nu, kappa, scale, q, head)
     k = np.arange(1, head + 1, dtype=np.float64)
     worst = 0.0
     for t in np.logspace(0, 8, 17):
         def f(x):
             lam = scale * x ** (-nu)
             return q * x ** (-kappa - 1) * np.exp(-2.0 * lam * t)
-        total = np.sum(f(k)) + np.sum(fine_w * f(fine_x))
+        total = np.sum(f(k)) + np.sum(coarse_w * f(coarse_x))
         xj = head + 0.5
         dx = 1e-4 * xj
         junction = abs(f(np.array([xj + dx]))[0] - f(np.array([xj - dx]))[0]) / (2 * dx) / 24.0

@@ -1,0 +1,14 @@
+"""Reproductions of the paper's experiments and beyond (issue 4).
+
+Submodules (import them explicitly; nothing is imported here):
+
+- :mod:`memsgd.experiments.fig1`     -- Figure 1: SGD, heavy ball, Jacobi HB (with / without noise), AM1.
+- :mod:`memsgd.experiments.fig4`     -- Figure 4: AM1 fitted exponent vs delta.
+- :mod:`memsgd.experiments.compare`  -- AM1 vs schedule-free SGD vs QHM vs Nesterov vs heavy ball, tuned.
+- :mod:`memsgd.experiments.tuning`   -- grid tuning of hyperparameters by the exact engine.
+
+Each ``run(...)`` accepts ``progress``: ``None`` or a callable ``progress(done, total, label)``
+called after each unit of work (the CLI turns it into a tqdm bar), and ``out_dir``: where the
+PNG and JSON files go (``None``: write nothing). It returns a JSON-ready dict whose ``"table"``
+entry is the printed table.
+"""
