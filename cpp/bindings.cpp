@@ -3,7 +3,9 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include <unistd.h>
@@ -93,7 +95,7 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
   require_shape(ee, "e", {T, M});
   require(steps >= 0, "steps must be >= 0");
   require(steps < (std::int64_t(1) << 40), "steps must be < 2**40");
-  require(T == 1 || T >= steps, "a schedule needs parameters for every step (steps_stored >= steps)");
+  require(T == 1 || T >= steps, "steps must be <= the number of parameter rows: a schedule needs parameters for every step (steps_stored >= steps)");
   require(std::isfinite(coupling) && std::isfinite(self_noise), "coupling and self_noise must be finite");
   require(!std::isnan(limit), "limit must not be NaN (use inf for no divergence check)");
   {
@@ -123,7 +125,9 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
   options.coupling = coupling;
   options.self_noise = self_noise;
   options.initial = initial_ggt ? memsgd::InitialState::GGt : memsgd::InitialState::E11;
-  options.limit = limit;
+  // evolve.hpp documents "r0 above limit or not finite marks divergence"; the kernel tests
+  // !(r0 <= limit), which lets r0 = inf pass when limit = inf. Clamp so that it cannot.
+  options.limit = std::min(limit, std::numeric_limits<double>::max());
 
   Array r0(steps + 1), r1(steps + 1);
   double* p0 = r0.mutable_data();
@@ -132,6 +136,12 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
   {
     py::gil_scoped_release release;
     diverged = memsgd::evolve(nodes, params, static_cast<std::size_t>(steps), options, p0, p1);
+    // An overflowed step can leave r1 = inf - inf = NaN one step before r0 overflows; the sums
+    // are of nonnegative terms in exact arithmetic, so report the overflow as inf, never NaN.
+    for (std::int64_t t = 0; t <= steps; ++t) {
+      if (std::isnan(p0[t])) p0[t] = std::numeric_limits<double>::infinity();
+      if (std::isnan(p1[t])) p1[t] = std::numeric_limits<double>::infinity();
+    }
   }
   return py::make_tuple(r0, r1, diverged);
 }

@@ -17,10 +17,13 @@ def state_matrices(alpha, b, c, D, e):
     return S0, g, h
 
 
-def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps):
+def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False):
     """Exact mean-loss recursion of MATH.md 3 with full (M+1)x(M+1) matrices per component.
 
-    params_at(t) -> (alpha, b, c, D, e). batch may be np.inf. Returns (L, a) of length steps+1.
+    params_at(t) -> (alpha, b, c, D, e). batch may be np.inf. Returns (L, a) of length steps+1;
+    with ``return_scale`` also ``scale_t = 1/2 sum_k m_k lambda_k max|X_k,t|``, the size of the
+    whole second moment, which bounds the rounding error of L_t when L_t itself is tiny
+    (a residual passing through zero while the memory part of the state is not).
     """
     lam = np.asarray(lam, float)
     c2 = np.asarray(c2, float)
@@ -32,17 +35,19 @@ def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps):
     X[:, 0, 0] = c2
     L = np.zeros(steps + 1)
     a = np.zeros(steps + 1)
+    scale = np.zeros(steps + 1)
     for t in range(steps + 1):
         S0, g, h = state_matrices(*params_at(t if t < steps else max(t - 1, 0)))
         hXh = np.einsum("i,kij,j->k", h, X, h)
         L[t] = 0.5 * np.sum(m * lam * X[:, 0, 0])
         a[t] = np.sum(m * lam * hXh)
+        scale[t] = 0.5 * np.sum(m * lam * np.abs(X).max(axis=(1, 2)))
         if t == steps:
             break
         S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
         noise = inv_b * (tau1 * lam * a[t] - tau2 * lam ** 2 * hXh)
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
-    return L, a
+    return (L, a, scale) if return_scale else (L, a)
 
 
 def run_matrix_form(params_at, H, w_star, steps, w0=None):

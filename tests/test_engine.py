@@ -10,7 +10,9 @@ from memsgd import MemoryAlgorithm, Noise, Schedule, Spectrum, loss_curve
 
 from .reference import mean_loss
 
-RTOL = 1e-12  # exact identity up to rounding of two different summation orders
+# Exact identity up to rounding of two different summation orders; relative to the size of
+# the state's second moment (L_t alone can be tiny when the residual passes through zero).
+RTOL = 1e-12
 
 
 @st.composite
@@ -19,7 +21,7 @@ def problems(draw):
     K = draw(st.integers(1, 25))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    lam = rng.uniform(0.01, 1.0, K)
+    lam = rng.uniform(0.01, 1.0, K) * min(1.0, 3.0 / K)  # mostly noise-stable, some diverge
     c2 = rng.uniform(0.0, 1.0, K)
     weights = rng.uniform(0.5, 2.0, K) if draw(st.booleans()) else np.ones(K)
     alpha = rng.uniform(0.05, 0.6)
@@ -34,7 +36,7 @@ def problems(draw):
                 tau2=tau2, batch=batch, scheduled=scheduled, rng=rng)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(problems())
 def test_engine_matches_numpy_reference(p):
     steps = 40
@@ -52,10 +54,16 @@ def test_engine_matches_numpy_reference(p):
     spec = Spectrum(p["lam"], p["c2"], p["weights"])
     noise = Noise(p["batch"], 1.0, p["tau2"])
     curve = loss_curve(algo, spec, noise, steps)
-    L_ref, a_ref = mean_loss(params_at, p["lam"], p["c2"], p["weights"], 1.0, p["tau2"], p["batch"], steps)
-    assert curve.diverged_at is None
-    np.testing.assert_allclose(curve.loss, L_ref, rtol=RTOL, atol=1e-300)
-    np.testing.assert_allclose(curve.noise_injection[:-1], a_ref[:-1], rtol=RTOL, atol=1e-300)
+    L_ref, a_ref, scale = mean_loss(params_at, p["lam"], p["c2"], p["weights"], 1.0, p["tau2"], p["batch"], steps,
+                                    return_scale=True)
+    with np.errstate(all="ignore"):
+        bad = ~(L_ref <= 1e30)
+    n = int(np.argmax(bad)) if bad.any() else steps + 1  # first step the reference overflows
+    assert curve.diverged_at == (n if n <= steps else None)
+    # relative to the size of the whole second moment (see reference.mean_loss)
+    assert np.all(np.abs(curve.loss[:n] - L_ref[:n]) <= RTOL * scale[:n])
+    assert np.all(np.abs(curve.noise_injection[:n - 1] - a_ref[:n - 1]) <= 2 * RTOL * scale[:n - 1] * (1 + np.max(np.abs(p["e"]), initial=0)) ** 2)
+    assert np.all(np.isinf(curve.loss[n:]))
 
 
 def test_noiseless_is_gradient_descent_closed_form():

@@ -1,6 +1,8 @@
 #include "memsgd/renewal.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <utility>
 #include <complex>
 #include <map>
 #include <vector>
@@ -27,8 +29,17 @@ namespace {
 
 // Blocks at most this long are solved by direct summation: below it an FFT does not pay.
 constexpr std::size_t kLeaf = 64;
+// Largest ratio of |l| magnitudes allowed inside one FFT source piece (see add_block).
+constexpr double kRange = 1e3;
 
 using Spectrum = std::vector<std::complex<double>>;
+
+std::size_t next_pow2(std::size_t n) {
+  std::size_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
 
 // Online (relaxed) convolution for the pair of renewal equations. Blocks of l are
 // convolved with both kernels as soon as they are known, so every output is assembled from
@@ -68,26 +79,89 @@ class RenewalSolver {
   }
 
  private:
-  // acc[t] += sum_{s in [lo, mid)} l[s] kernel[t - s] for t in [mid, hi). A cyclic
-  // convolution of length hi - lo suffices: wrapped terms land below mid - lo.
+  // acc[t] += sum_{s in [lo, mid)} l[s] kernel[t - s] for t in [mid, hi).
+  //
+  // An FFT product carries an absolute error ~ eps |l block| |kernel|, so a block whose l
+  // spans many orders of magnitude (the first blocks, lo = 0, of a fast-decaying l) would
+  // swamp the later, much smaller, outputs. The sources are therefore cut into pieces of
+  // bounded dynamic range (at most kRange between the largest |l| of a piece and that of
+  // each dyadic chunk it absorbs); a single piece uses the cached kernel spectra.
   void add_block(std::size_t lo, std::size_t mid, std::size_t hi) {
+    pieces_.clear();
+    std::size_t a = lo;
+    double piece_max = 0.0;
+    for (std::size_t c0 = lo, width = kLeaf; c0 < mid; c0 += width, width = c0 - lo) {
+      const std::size_t c1 = std::min(mid, c0 + width);
+      double chunk_max = 0.0;
+      for (std::size_t s = c0; s < c1; ++s) chunk_max = std::max(chunk_max, std::abs(l_[s]));
+      if (c0 > a && chunk_max > 0.0 && chunk_max * kRange < piece_max) {
+        pieces_.emplace_back(a, c0);
+        a = c0;
+        piece_max = 0.0;
+      }
+      piece_max = std::max(piece_max, chunk_max);
+    }
+    pieces_.emplace_back(a, mid);
+    if (pieces_.size() == 1) {
+      add_block_cyclic(lo, mid, hi);
+    } else {
+      for (const auto& p : pieces_) add_piece(p.first, p.second, mid, hi);
+    }
+  }
+
+  // One FFT product of the whole block: a cyclic convolution of length hi - lo suffices
+  // (wrapped terms land below mid - lo); kernel spectra are cached per length.
+  void add_block_cyclic(std::size_t lo, std::size_t mid, std::size_t hi) {
     const std::size_t len = hi - lo;
     const Eigen::Index nfft = static_cast<Eigen::Index>(len);
-    std::vector<double> block(len, 0.0);
-    for (std::size_t s = lo; s < mid; ++s) block[s - lo] = l_[s];
-    Spectrum bf(len / 2 + 1), prod(len / 2 + 1);
-    fft_.fwd(bf.data(), block.data(), nfft);
+    block_.assign(len, 0.0);
+    for (std::size_t s = lo; s < mid; ++s) block_[s - lo] = l_[s];
+    bf_.resize(len / 2 + 1);
+    prod_.resize(len / 2 + 1);
+    fft_.fwd(bf_.data(), block_.data(), nfft);
     const std::size_t end = std::min(hi, n_);
     const auto& spectra = kernel_spectra(len);
-    double* acc[2] = {acc_l_.data(), acc_L_.data()};
     const int kernels = (V_ == Vp_) ? 1 : 2;
     for (int which = 0; which < kernels; ++which) {
-      for (std::size_t i = 0; i < bf.size(); ++i) prod[i] = bf[i] * spectra[which][i];
-      fft_.inv(block.data(), prod.data(), nfft);
-      for (std::size_t t = mid; t < end; ++t) acc[which][t] += block[t - lo];
-      if (kernels == 1)
-        for (std::size_t t = mid; t < end; ++t) acc[1][t] += block[t - lo];
+      for (std::size_t i = 0; i < bf_.size(); ++i) prod_[i] = bf_[i] * spectra[which][i];
+      fft_.inv(block_.data(), prod_.data(), nfft);
+      accumulate(which, kernels, mid, end, lo);
     }
+  }
+
+  // Sources l[a..b) into outputs t in [mid, min(hi, n)): a linear convolution with the kernel
+  // segment K[d_min .. d_max], d_min = mid - b + 1, d_max = end - 1 - a.
+  void add_piece(std::size_t a, std::size_t b, std::size_t mid, std::size_t hi) {
+    const std::size_t end = std::min(hi, n_);
+    if (end <= mid) return;
+    const std::size_t d_min = mid - b + 1;
+    const std::size_t seg = (end - 1 - a) - d_min + 1;
+    const std::size_t len = next_pow2(seg);
+    const Eigen::Index nfft = static_cast<Eigen::Index>(len);
+    block_.assign(len, 0.0);
+    for (std::size_t s = a; s < b; ++s) block_[s - a] = l_[s];
+    bf_.resize(len / 2 + 1);
+    prod_.resize(len / 2 + 1);
+    kf_.resize(len / 2 + 1);
+    fft_.fwd(bf_.data(), block_.data(), nfft);
+    const double* kernel[2] = {Vp_, V_};
+    const int kernels = (V_ == Vp_) ? 1 : 2;
+    for (int which = 0; which < kernels; ++which) {
+      kseg_.assign(len, 0.0);
+      for (std::size_t j = 0; j < seg; ++j) kseg_[j] = kernel[which][d_min + j];
+      fft_.fwd(kf_.data(), kseg_.data(), nfft);
+      for (std::size_t i = 0; i < bf_.size(); ++i) prod_[i] = bf_[i] * kf_[i];
+      fft_.inv(block_.data(), prod_.data(), nfft);
+      accumulate(which, kernels, mid, end, a + d_min);
+    }
+  }
+
+  // acc[which][t] += block_[t - offset] for t in [mid, end) (both accumulators if one kernel).
+  void accumulate(int which, int kernels, std::size_t mid, std::size_t end, std::size_t offset) {
+    double* acc = which == 0 ? acc_l_.data() : acc_L_.data();
+    for (std::size_t t = mid; t < end; ++t) acc[t] += block_[t - offset];
+    if (kernels == 1)
+      for (std::size_t t = mid; t < end; ++t) acc_L_[t] += block_[t - offset];
   }
 
   const std::vector<Spectrum>& kernel_spectra(std::size_t len) {
@@ -110,13 +184,10 @@ class RenewalSolver {
   std::vector<double> acc_l_, acc_L_;
   std::map<std::size_t, std::vector<Spectrum>> spectra_;
   Eigen::FFT<double> fft_;
+  std::vector<std::pair<std::size_t, std::size_t>> pieces_;
+  std::vector<double> block_, kseg_;
+  Spectrum bf_, prod_, kf_;
 };
-
-std::size_t next_pow2(std::size_t n) {
-  std::size_t p = 1;
-  while (p < n) p <<= 1;
-  return p;
-}
 
 }  // namespace
 

@@ -11,6 +11,7 @@ exact for the expected loss of mini-batch SGD with memory on Gaussian data.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -30,6 +31,8 @@ __all__ = ["LossCurve", "Propagators", "loss_curve", "propagators", "loss_from_p
 DIVERGENCE_LIMIT = 1e30
 # The core refuses more steps than this (and any run whose outputs exceed physical memory).
 MAX_STEPS = 2 ** 40
+# Propagators are not losses: only an overflow (inf/NaN) stops their recursion.
+_OVERFLOW = sys.float_info.max
 
 Algorithm = Union[MemoryAlgorithm, Schedule]
 
@@ -91,6 +94,9 @@ def _parameter_arrays(algorithm: Algorithm, steps: int):
         M = algorithm.memory
         return (np.array([algorithm.alpha]), algorithm.b.reshape(1, M), algorithm.c.reshape(1, M),
                 algorithm.D.reshape(1, M, M), algorithm.e.reshape(1, M))
+    if algorithm.length is not None and steps > algorithm.length:
+        raise ValueError(f"steps must be <= the schedule's length {algorithm.length} "
+                         f"(schedule too short), got {steps}")
     params = algorithm.parameters(max(steps, 1) if algorithm.length is None else max(min(steps, algorithm.length), 0))
     if params[0].size == 0:  # steps == 0 on an empty schedule: any row will do, it is never used
         M = algorithm.memory
@@ -126,15 +132,18 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
     lam = spectrum.eigenvalues
     args = (alpha, b, c, D, e)
     s0, s1, _ = _core.evolve(lam, spectrum.weights, spectrum.coefficients2, *args, steps,
-                             0.0, noise.self_noise, False, math.inf)
+                             0.0, noise.self_noise, False, _OVERFLOW)
     V = np.zeros(steps + 1)
     V_prime = np.zeros(steps + 1)
     if steps > 0 and noise.coupling != 0.0:
         n0, n1, _ = _core.evolve(lam, spectrum.weights, lam, *args, steps - 1,
-                                 0.0, noise.self_noise, True, math.inf)
+                                 0.0, noise.self_noise, True, _OVERFLOW)
         V[1:] = noise.coupling * n0
         V_prime[1:] = noise.coupling * n1
-    return Propagators(0.5 * s0, 0.5 * s1, V, V_prime, bool(np.all(algorithm.e == 0)))
+    arrays = [0.5 * s0, 0.5 * s1, V, V_prime]
+    for arr in arrays:  # an overflowing (diverging) algorithm: report inf, never NaN
+        arr[np.isnan(arr)] = math.inf
+    return Propagators(*arrays, bool(np.all(algorithm.e == 0)))
 
 
 def loss_from_propagators(props: Propagators, method: str = "fft") -> np.ndarray:

@@ -141,15 +141,22 @@ def jacobi_heavy_ball(nu_b, lambda_max=1.0) -> Schedule:
 
     def gen(t):
         k = t.astype(np.float64) + 1.0
-        mu = (k - 1) * (2 * k - 3) * (2 * k + 2 * nu - 1) / (
-            (k + 2 * nu - 1) * (2 * k + 4 * nu - 1) * (2 * k + 2 * nu - 3))
-        omega = 4 * (2 * k + 2 * nu - 1) * (k + nu - 1) / ((k + 2 * nu - 1) * (2 * k + 4 * nu - 1))
+        with np.errstate(divide="ignore", invalid="ignore"):  # k = 1 may hit 0/0; replaced below
+            mu, omega = _jacobi_coefficients(k, nu)
         first = k == 1
         mu = np.where(first, 0.0, mu)
         omega = np.where(first, (4 * nu + 2) / (4 * nu + 1), omega)
         return _heavy_ball_arrays(omega / lmax, mu)
 
     return Schedule(1, gen, name=f"jacobi_heavy_ball(nu_b={nu:g})")
+
+
+def _jacobi_coefficients(k, nu):
+    """(mu_k, omega_k) of Brakhage's nu-method for k > 1 (MATH.md 7)."""
+    mu = (k - 1) * (2 * k - 3) * (2 * k + 2 * nu - 1) / (
+        (k + 2 * nu - 1) * (2 * k + 4 * nu - 1) * (2 * k + 2 * nu - 3))
+    omega = 4 * (2 * k + 2 * nu - 1) * (k + nu - 1) / ((k + 2 * nu - 1) * (2 * k + 4 * nu - 1))
+    return mu, omega
 
 
 def am1_power_law(kick, delta, gamma=1.0, t0=10.0) -> Schedule:

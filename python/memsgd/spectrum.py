@@ -57,7 +57,9 @@ class Spectrum:
         self.infinite = False
         self.head = None
         self.quadrature_error = 0.0
-        if not math.isfinite(self.initial_loss):
+        with np.errstate(over="ignore"):
+            finite_loss = math.isfinite(self.initial_loss)
+        if not finite_loss:
             raise ValueError("the initial loss 1/2 sum m lambda c^2 must be finite")
 
     # -- constructors -------------------------------------------------------------------------

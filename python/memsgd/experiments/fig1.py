@@ -131,7 +131,11 @@ def run(config: Optional[Fig1Config] = None, out_dir=None, progress=None, simula
         results.append({"label": label, "batch_size": None if noise.is_noiseless else cfg.batch_size,
                         "predicted_exponent": pred, "fitted_exponent": fitted,
                         "final_loss": float(c.loss[-1]), "diverged_at": c.diverged_at})
-        curves[label] = c.loss
+        if c.diverged:  # keep the plot readable: show the blow-up up to 1e3 L_0
+            shown = np.where(c.loss <= 1e3 * spec.initial_loss, c.loss, np.nan)
+            curves[f"{label}: diverged at t={c.diverged_at}"] = shown
+        else:
+            curves[label] = c.loss
         if pred is not None and not c.diverged:
             guides[f"t^-{pred:.3g}"] = common.guide(c.loss, pred, t_lo, t_hi)
         tracker.step(label)

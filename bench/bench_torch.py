@@ -1,0 +1,93 @@
+"""Step time of memsgd.torch optimizers vs torch.optim.SGD(momentum, foreach=True).
+
+10M parameters in 40 tensors (default), gradients fixed; each optimizer is timed on the same
+parameters for ``--repeats`` blocks of ``--steps`` steps after warm-up, and the median block time
+per step is reported. Ratios are to SGD from the same run.
+
+    python bench/bench_torch.py [--device cpu|cuda] [--params 10000000] [--tensors 40]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from memsgd.torch import AM1, MemorySGD
+
+
+def make_params(total, tensors, device, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = total // tensors
+    params = []
+    for _ in range(tensors):
+        p = torch.nn.Parameter(torch.randn(n, generator=g, dtype=dtype).to(device))
+        p.grad = torch.randn(n, generator=g, dtype=dtype).to(device) * 1e-3
+        params.append(p)
+    return params
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_optimizer(make, params, device, steps, repeats, warmup):
+    opt = make(params)
+    for _ in range(warmup):
+        opt.step()
+    sync(device)
+    per_step = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            opt.step()
+        sync(device)
+        per_step.append((time.perf_counter() - t0) / steps)
+    del opt
+    return statistics.median(per_step)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="cpu or cuda (default: cuda when available)")
+    ap.add_argument("--params", type=int, default=10_000_000, help="total parameters (default 1e7)")
+    ap.add_argument("--tensors", type=int, default=40, help="number of tensors (default 40)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per timed block (default 20 cpu, 200 cuda)")
+    ap.add_argument("--repeats", type=int, default=7, help="timed blocks; the median is reported (default 7)")
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda requested but CUDA is not available")
+    dtype = getattr(torch, args.dtype)
+    steps = args.steps or (200 if device.type == "cuda" else 20)
+    warmup = max(3, steps // 5)
+    params = make_params(args.params, args.tensors, device, dtype)
+
+    cases = {
+        "SGD(momentum=0.9, foreach)": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9, foreach=True),
+        "AM1(kick=0.1, foreach)": lambda ps: AM1(ps, lr=1e-3, momentum=0.9, kick=0.1, foreach=True),
+        "AM1(kick=0, foreach)": lambda ps: AM1(ps, lr=1e-3, momentum=0.9, kick=0.0, foreach=True),
+        "MemorySGD(M=1 heavy ball, foreach)": lambda ps: MemorySGD(ps, 1e-3, [0.9], [1e-3], [[0.9]], foreach=True),
+        "MemorySGD(M=2, foreach)": lambda ps: MemorySGD(ps, 1e-3, [0.9, 0.1], [1e-3, 1e-3],
+                                                         [[0.9, 0.05], [0.0, 0.5]], foreach=True),
+        "AM1(kick=0.1, single-tensor)": lambda ps: AM1(ps, lr=1e-3, momentum=0.9, kick=0.1, foreach=False),
+    }
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"device: {name}; {args.params:,} {args.dtype} parameters in {args.tensors} tensors; "
+          f"median of {args.repeats} blocks x {steps} steps; torch {torch.__version__}")
+    results = {}
+    for label, make in cases.items():
+        results[label] = time_optimizer(make, params, device, steps, args.repeats, warmup)
+    base = results["SGD(momentum=0.9, foreach)"]
+    print(f"{'optimizer':40s} {'ms/step':>9s} {'x SGD':>7s}")
+    for label, t in results.items():
+        print(f"{label:40s} {t * 1e3:9.3f} {t / base:7.3f}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""PyTorch optimizers for SGD with memory (API.md, "PyTorch").
+
+Imported explicitly (``import memsgd.torch``); ``import memsgd`` does not import torch.
+
+- :class:`MemorySGD`: any memory-M algorithm in matrix form ``(alpha, b, c, D)`` with e = 0.
+- :class:`AM1`: heavy ball plus a kick, ``v <- beta v + g; p <- p - lr v - kick g``, optionally
+  driven by a memsgd :class:`~memsgd.Schedule` or a callable ``step -> (lr, momentum, kick)``.
+- :func:`am1`, :func:`memory_sgd`: the functional updates.
+"""
+from ._am1 import AM1, am1
+from ._memory_sgd import MemorySGD, memory_sgd
+
+__all__ = ["MemorySGD", "AM1", "am1", "memory_sgd"]
