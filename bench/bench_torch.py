@@ -33,20 +33,24 @@ def sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_optimizer(make, params, device, steps, repeats, warmup):
-    opt = make(params)
-    for _ in range(warmup):
-        opt.step()
-    sync(device)
-    per_step = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
+def time_all(cases, params, device, steps, repeats, warmup):
+    """Median seconds per step of each optimizer; timed blocks are interleaved round-robin so that
+    a noisy (shared) machine affects every optimizer alike."""
+    opts = {label: make(params) for label, make in cases.items()}
+    for opt in opts.values():
+        for _ in range(warmup):
             opt.step()
-        sync(device)
-        per_step.append((time.perf_counter() - t0) / steps)
-    del opt
-    return statistics.median(per_step)
+    sync(device)
+    per_step = {label: [] for label in opts}
+    for _ in range(repeats):
+        for label, opt in opts.items():
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                opt.step()
+            sync(device)
+            per_step[label].append((time.perf_counter() - t0) / steps)
+    return {label: statistics.median(v) for label, v in per_step.items()}
 
 
 def main(argv=None):
@@ -63,7 +67,7 @@ def main(argv=None):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
     dtype = getattr(torch, args.dtype)
-    steps = args.steps or (200 if device.type == "cuda" else 20)
+    steps = args.steps or (200 if device.type == "cuda" else 10)
     warmup = max(3, steps // 5)
     params = make_params(args.params, args.tensors, device, dtype)
 
@@ -79,9 +83,7 @@ def main(argv=None):
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}; {args.params:,} {args.dtype} parameters in {args.tensors} tensors; "
           f"median of {args.repeats} blocks x {steps} steps; torch {torch.__version__}")
-    results = {}
-    for label, make in cases.items():
-        results[label] = time_optimizer(make, params, device, steps, args.repeats, warmup)
+    results = time_all(cases, params, device, steps, args.repeats, warmup)
     base = results["SGD(momentum=0.9, foreach)"]
     print(f"{'optimizer':40s} {'ms/step':>9s} {'x SGD':>7s}")
     for label, t in results.items():

@@ -7,7 +7,6 @@ Default grids are those of the tuned comparison (memsgd.experiments.compare.defa
 Prints every grid point (sorted by loss at T) and the winner.
 """
 import argparse
-import math
 import sys
 
 from memsgd import Noise, Spectrum

@@ -51,7 +51,7 @@ def algorithms(draw, max_memory=3, with_e=True, scale=0.5):
     D = np.array(draw(st.lists(st.floats(-1.0, 1.0, **finite), min_size=M * M, max_size=M * M))).reshape(M, M)
     if M:
         rho = max(abs(np.linalg.eigvals(D)))
-        D = D * (draw(st.floats(0.0, 0.9, **finite)) / rho if rho > 0 else 1.0)
+        D = D * (draw(st.floats(0.0, 0.9, **finite)) / rho) if rho > 1e-3 else np.zeros((M, M))
     e = vec(-1.0, 1.0) if with_e and draw(st.booleans()) else np.zeros(M)
     return MemoryAlgorithm(alpha, b, c, D, e)
 
@@ -84,7 +84,7 @@ def _quadratic_form(algo, lam, c2, noise, steps, v):
     b = np.tile(algo.b, (T, 1)).reshape(T, M)
     c = np.tile(algo.c, (T, 1)).reshape(T, M)
     D = np.tile(algo.D, (T, 1, 1)).reshape(T, M, M)
-    e = np.tile(algo.e, (T, 1)).reshape(T, M)
+    e = np.array(np.tile(algo.e, (T, 1)).reshape(T, M))
     e[steps] = v
     r0, r1, d = _core.evolve(np.array([lam]), np.ones(1), np.array([c2]), alpha, b, c, D, e, steps,
                              noise.coupling, noise.self_noise, False, math.inf)

@@ -6,8 +6,6 @@ Tolerances: parameters 1e-14 relative (same formula, different evaluation order)
 loss_curve vs tests/reference.mean_loss 1e-12 relative (MATH.md 4); textbook trajectories
 1e-14 relative to the iterate scale (two roundings of the same arithmetic).
 """
-import math
-
 import numpy as np
 import pytest
 from scipy.special import roots_jacobi

@@ -31,6 +31,10 @@ namespace {
 constexpr std::size_t kLeaf = 64;
 // Largest ratio of |l| magnitudes allowed inside one FFT source piece (see add_block).
 constexpr double kRange = 1e3;
+// Exponential tilts r^j used in one FFT product stay below this (see tilt_rate).
+constexpr double kMaxTilt = 1e150;
+// Tilts with r^span below this are not worth the extra multiplications.
+constexpr double kMinTilt = 4.0;
 
 using Spectrum = std::vector<std::complex<double>>;
 
@@ -38,6 +42,18 @@ std::size_t next_pow2(std::size_t n) {
   std::size_t p = 1;
   while (p < n) p <<= 1;
   return p;
+}
+
+// out[i] = r^i for i < count, each within a few ulps (a pow every 64 entries, times a table).
+void tilt_powers(double r, std::size_t count, std::vector<double>& out) {
+  out.resize(count);
+  double low[64];
+  for (int i = 0; i < 64; ++i) low[i] = std::pow(r, i);
+  for (std::size_t q = 0; q < count; q += 64) {
+    const double high = std::pow(r, static_cast<double>(q));
+    const std::size_t end = std::min(count, q + 64);
+    for (std::size_t i = q; i < end; ++i) out[i] = high * low[i - q];
+  }
 }
 
 
@@ -109,28 +125,62 @@ class RenewalSolver {
     }
   }
 
+  // Exponential tilt: sum_s l_s K_{t-s} = r^-(t-a) sum_s (l_s r^(s-a)) (K_{t-s} r^(t-s)), so an
+  // FFT product of tilted sequences gives outputs whose rounding error is relative to the
+  // tilted, flatter, magnitudes. For kernels decaying like rho^d (finite spectra) the choice
+  // r = 1/rho makes everything flat and keeps relative accuracy over many decades; for power
+  // laws r is close to 1 and harmless. r is the largest value with max_j |K_(d0+j)| r^j equal
+  // to max_j |K_(d0+j)| (the kernel's sup norm is unchanged), over both kernels, and r^span is
+  // capped at kMaxTilt. Returns 1 when the tilt would change little.
+  double tilt_rate(std::size_t d0, std::size_t seg, std::size_t span) const {
+    double log_r = std::log(kMaxTilt) / static_cast<double>(span);
+    const int kernels = (V_ == Vp_) ? 1 : 2;
+    const double* kernel[2] = {Vp_, V_};
+    bool any = false;
+    for (int which = 0; which < kernels; ++which) {
+      const double* K = kernel[which] + d0;
+      const std::size_t m = std::min(seg, n_ > d0 ? n_ - d0 : 0);
+      double H = 0.0;
+      for (std::size_t j = 0; j < m; ++j) H = std::max(H, std::abs(K[j]));
+      if (H == 0.0) continue;
+      any = true;
+      const double log_H = std::log(H);
+      for (std::size_t j = 1; j < m; ++j) {
+        const double a = std::abs(K[j]);
+        if (a > 0.0) log_r = std::min(log_r, (log_H - std::log(a)) / static_cast<double>(j));
+      }
+    }
+    if (!any || log_r * static_cast<double>(span) < std::log(kMinTilt)) return 1.0;
+    return std::exp(log_r);
+  }
+
   // One FFT product of the whole block: a cyclic convolution of length hi - lo suffices
-  // (wrapped terms land below mid - lo); kernel spectra are cached per length.
+  // (wrapped terms land below mid - lo); tilted kernel spectra are cached per length.
   void add_block_cyclic(std::size_t lo, std::size_t mid, std::size_t hi) {
     const std::size_t len = hi - lo;
     const Eigen::Index nfft = static_cast<Eigen::Index>(len);
+    const KernelSpectra& ks = kernel_spectra(len);
+    const bool tilted = ks.rate != 1.0;
     block_.assign(len, 0.0);
     for (std::size_t s = lo; s < mid; ++s) block_[s - lo] = l_[s];
+    if (tilted)
+      for (std::size_t i = 0; i < mid - lo; ++i) block_[i] *= ks.powers[i];
     bf_.resize(len / 2 + 1);
     prod_.resize(len / 2 + 1);
     fft_.fwd(bf_.data(), block_.data(), nfft);
     const std::size_t end = std::min(hi, n_);
-    const auto& spectra = kernel_spectra(len);
     const int kernels = (V_ == Vp_) ? 1 : 2;
     for (int which = 0; which < kernels; ++which) {
-      for (std::size_t i = 0; i < bf_.size(); ++i) prod_[i] = bf_[i] * spectra[which][i];
+      for (std::size_t i = 0; i < bf_.size(); ++i) prod_[i] = bf_[i] * ks.spectra[which][i];
       fft_.inv(block_.data(), prod_.data(), nfft);
+      if (tilted)
+        for (std::size_t t = mid; t < end; ++t) block_[t - lo] /= ks.powers[t - lo];
       accumulate(which, kernels, mid, end, lo);
     }
   }
 
   // Sources l[a..b) into outputs t in [mid, min(hi, n)): a linear convolution with the kernel
-  // segment K[d_min .. d_max], d_min = mid - b + 1, d_max = end - 1 - a.
+  // segment K[d_min .. d_max], d_min = mid - b + 1, d_max = end - 1 - a, tilted as above.
   void add_piece(std::size_t a, std::size_t b, std::size_t mid, std::size_t hi) {
     const std::size_t end = std::min(hi, n_);
     if (end <= mid) return;
@@ -138,8 +188,11 @@ class RenewalSolver {
     const std::size_t seg = (end - 1 - a) - d_min + 1;
     const std::size_t len = next_pow2(seg);
     const Eigen::Index nfft = static_cast<Eigen::Index>(len);
+    const double r = tilt_rate(d_min, seg, seg);
+    const bool tilted = r != 1.0;
+    if (tilted) tilt_powers(r, seg, powers_);
     block_.assign(len, 0.0);
-    for (std::size_t s = a; s < b; ++s) block_[s - a] = l_[s];
+    for (std::size_t s = a; s < b; ++s) block_[s - a] = tilted ? l_[s] * powers_[s - a] : l_[s];
     bf_.resize(len / 2 + 1);
     prod_.resize(len / 2 + 1);
     kf_.resize(len / 2 + 1);
@@ -148,10 +201,14 @@ class RenewalSolver {
     const int kernels = (V_ == Vp_) ? 1 : 2;
     for (int which = 0; which < kernels; ++which) {
       kseg_.assign(len, 0.0);
-      for (std::size_t j = 0; j < seg; ++j) kseg_[j] = kernel[which][d_min + j];
+      for (std::size_t j = 0; j < seg; ++j)
+        kseg_[j] = tilted ? kernel[which][d_min + j] * powers_[j] : kernel[which][d_min + j];
       fft_.fwd(kf_.data(), kseg_.data(), nfft);
       for (std::size_t i = 0; i < bf_.size(); ++i) prod_[i] = bf_[i] * kf_[i];
       fft_.inv(block_.data(), prod_.data(), nfft);
+      // block_[m] = r^m (true output at t = a + d_min + m)
+      if (tilted)
+        for (std::size_t t = mid; t < end; ++t) block_[t - a - d_min] /= powers_[t - a - d_min];
       accumulate(which, kernels, mid, end, a + d_min);
     }
   }
@@ -164,28 +221,38 @@ class RenewalSolver {
       for (std::size_t t = mid; t < end; ++t) acc_L_[t] += block_[t - offset];
   }
 
-  const std::vector<Spectrum>& kernel_spectra(std::size_t len) {
+  struct KernelSpectra {
+    double rate = 1.0;              // tilt r for this block length
+    std::vector<double> powers;     // r^i, i < len (empty if r == 1)
+    std::vector<Spectrum> spectra;  // FFT of the tilted kernels V', V on d in [1, len)
+  };
+
+  const KernelSpectra& kernel_spectra(std::size_t len) {
     auto it = spectra_.find(len);
     if (it != spectra_.end()) return it->second;
-    std::vector<Spectrum> both;
+    KernelSpectra ks;
+    // kernel segment d in [1, len); tilt exponents up to len - 1
+    ks.rate = tilt_rate(1, len - 1, len);
+    if (ks.rate != 1.0) tilt_powers(ks.rate, len, ks.powers);
     for (const double* kernel : {Vp_, V_}) {
       std::vector<double> k(len, 0.0);
-      for (std::size_t d = 1; d < len && d < n_; ++d) k[d] = kernel[d];
+      for (std::size_t d = 1; d < len && d < n_; ++d)
+        k[d] = ks.rate != 1.0 ? kernel[d] * ks.powers[d] : kernel[d];
       Spectrum kf(len / 2 + 1);
       fft_.fwd(kf.data(), k.data(), static_cast<Eigen::Index>(len));
-      both.push_back(std::move(kf));
+      ks.spectra.push_back(std::move(kf));
     }
-    return spectra_.emplace(len, std::move(both)).first->second;
+    return spectra_.emplace(len, std::move(ks)).first->second;
   }
 
   std::size_t n_;
   const double *U_, *Up_, *V_, *Vp_;
   double *L_, *l_;
   std::vector<double> acc_l_, acc_L_;
-  std::map<std::size_t, std::vector<Spectrum>> spectra_;
+  std::map<std::size_t, KernelSpectra> spectra_;
   Eigen::FFT<double> fft_;
   std::vector<std::pair<std::size_t, std::size_t>> pieces_;
-  std::vector<double> block_, kseg_;
+  std::vector<double> block_, kseg_, powers_;
   Spectrum bf_, prod_, kf_;
 };
 

@@ -11,6 +11,8 @@ from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 from .theory import fit_exponent
+from .theory import (Asymptotics, StabilityReport, asymptotics, jury_stable_memory1,
+                     memory1_coefficients, noise_sum_memory1, phase_boundary, stability)
 
 __version__ = "0.1.0"
 
@@ -20,3 +22,5 @@ __all__ = [
     "loss_curve", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "Propagators", "fit_exponent",
 ]
+__all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
+            "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]

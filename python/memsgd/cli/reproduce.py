@@ -5,7 +5,6 @@ and shows a progress bar on stderr (tqdm; ``--no-progress`` turns it off).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time

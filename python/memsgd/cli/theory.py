@@ -1,5 +1,172 @@
-"""`memsgd stability` and `memsgd phase` (theory toolkit)."""
+"""`memsgd stability` and `memsgd phase` (theory toolkit, MATH.md 5-6)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import theory
+from . import _common
 
 
-def register(sub):
-    pass
+def register(sub) -> None:
+    p = sub.add_parser(
+        "stability", help="strict stability, noise sums V, V' and convergence of a preset on a power law",
+        description="Stability report (MATH.md 5): rho(S_lambda) over the spectrum, noise sums V and V' "
+                    "from per-component Lyapunov solves, convergence (V' < 1); for memory-1 presets "
+                    "also the Jury / H2 closed forms; for e = 0 the asymptotic phase (MATH.md 6).")
+    _common.add_problem_args(p)
+    _common.add_algorithm_args(p)
+    _common.add_noise_args(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_stability)
+
+    q = sub.add_parser(
+        "phase", help="phase / exponent / V of a preset over a grid of (nu, zeta)",
+        description="For each (nu, zeta) of the grid (kappa = zeta nu) report the asymptotic phase "
+                    "('signal' if zeta < 2 - 1/nu, 'noise' above, 'diverges' if V' >= 1 or unstable), "
+                    "the loss exponent and the noise sum V (MATH.md 6).")
+    q.add_argument("--nu", type=str, default="1.5,2,3", help="comma-separated nu values (> 1), default 1.5,2,3")
+    q.add_argument("--zeta", type=str, default="0.25,0.5,1,1.5,2,3",
+                   help="comma-separated zeta values (> 0), default 0.25,0.5,1,1.5,2,3")
+    _common.add_problem_args(q, with_power_law=False)
+    _common.add_algorithm_args(q)
+    _common.add_noise_args(q)
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--plot", metavar="FILE.png", help="write a heat map of the exponent over (nu, zeta)")
+    q.set_defaults(func=run_phase)
+
+
+def _float_list(text: str, name: str):
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name} must list at least one number")
+    return values
+
+
+def _num(x):
+    """JSON-friendly float: inf/nan become strings."""
+    x = float(x)
+    return x if math.isfinite(x) else str(x)
+
+
+def run_stability(args) -> int:
+    spectrum = _common.spectrum_from_args(args)
+    algo = _common.algorithm_from_args(args)
+    noise = _common.noise_from_args(args)
+    rep = theory.stability(algo, spectrum, noise)
+    out = {
+        "problem": repr(spectrum), "algorithm": repr(algo),
+        "batch_size": noise.batch_size if not math.isinf(noise.batch_size) else "inf",
+        "alpha_eff": _num(rep.alpha_eff),
+        "strictly_stable": rep.strictly_stable, "max_spectral_radius": _num(rep.max_spectral_radius),
+        "moment_stable": rep.moment_stable, "max_moment_radius": _num(rep.max_moment_radius),
+        "noise_sum": _num(rep.noise_sum), "noise_sum_prime": _num(rep.noise_sum_prime),
+        "converges": rep.converges,
+    }
+    if algo.memory == 1:
+        beta, a0, a1 = theory.memory1_coefficients(algo)
+        out["memory1"] = {"beta": beta, "alpha0": a0, "alpha1": a1,
+                          "jury_stable": theory.jury_stable_memory1(beta, a0, a1, spectrum.lambda_max),
+                          "noise_sum_prime_closed_form": _num(theory.noise_sum_memory1(algo, spectrum, noise))}
+    if rep.converges and np.all(algo.e == 0):
+        asy = theory.asymptotics(algo, spectrum, noise)
+        out["asymptotics"] = {"phase": asy.phase, "exponent": asy.exponent, "constant": _num(asy.constant)}
+    if args.json:
+        _common.dump_json(out)
+        return 0
+    print(f"# {spectrum!r}\n# {algo!r}\n# batch size {out['batch_size']}")
+    rows = [(k, v) for k, v in out.items() if k not in ("problem", "algorithm", "batch_size", "memory1", "asymptotics")]
+    rows += [(f"memory1.{k}", v) for k, v in out.get("memory1", {}).items()]
+    rows += [(f"asymptotics.{k}", v) for k, v in out.get("asymptotics", {}).items()]
+    _common.print_table(["quantity", "value"], [(k, f"{v:.10g}" if isinstance(v, float) else str(v)) for k, v in rows])
+    return 0
+
+
+def phase_grid(algo, noise, nus, zetas, size=None, scale=1.0, q=1.0):
+    """Rows ``{nu, zeta, kappa, phase, exponent, noise_sum, converges}`` over the grid."""
+    from ..spectrum import Spectrum
+    rows = []
+    for nu in nus:
+        for zeta in zetas:
+            kappa = zeta * nu
+            spec = Spectrum.power_law(nu, kappa, size=size, scale=scale, q=q)
+            rep = theory.stability(algo, spec, noise)
+            if rep.converges:
+                asy = theory.asymptotics(algo, spec, noise)
+                phase, exponent = asy.phase, asy.exponent
+            else:
+                phase, exponent = "diverges", math.nan
+            rows.append({"nu": nu, "zeta": zeta, "kappa": kappa, "phase": phase, "exponent": exponent,
+                         "noise_sum": rep.noise_sum, "converges": rep.converges})
+    return rows
+
+
+def run_phase(args) -> int:
+    nus = _float_list(args.nu, "--nu")
+    zetas = _float_list(args.zeta, "--zeta")
+    if any(n <= 1 for n in nus):
+        raise ValueError(f"--nu values must be > 1, got {nus}")
+    if any(z <= 0 for z in zetas):
+        raise ValueError(f"--zeta values must be > 0, got {zetas}")
+    algo = _common.algorithm_from_args(args)
+    if np.any(algo.e != 0):
+        raise ValueError(f"--algo {args.algo} has a gradient shift e != 0; the asymptotics of MATH.md 6 "
+                         "need e = 0 (use `memsgd stability` for its noise sums)")
+    noise = _common.noise_from_args(args)
+    rows = phase_grid(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q)
+    if args.json:
+        _common.dump_json({"algorithm": repr(algo), "alpha_eff": algo.alpha_eff,
+                           "batch_size": noise.batch_size if not math.isinf(noise.batch_size) else "inf",
+                           "rows": [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.items()}
+                                    for r in rows]})
+    else:
+        print(f"# {algo!r}  (alpha_eff = {algo.alpha_eff:.6g})\n# batch size {noise.batch_size}"
+              f"\n# phase boundary zeta = 2 - 1/nu")
+        _common.print_table(["nu", "zeta", "kappa", "phase", "exponent", "V"],
+                            [(f"{r['nu']:g}", f"{r['zeta']:g}", f"{r['kappa']:g}", r["phase"],
+                              f"{r['exponent']:.4g}", f"{r['noise_sum']:.6g}") for r in rows])
+    if args.plot:
+        plot_phase(rows, nus, zetas, args.plot, title=f"{args.algo}, alpha_eff = {algo.alpha_eff:.3g}, "
+                                                       f"B = {noise.batch_size}")
+        if not args.json:
+            print(f"# wrote {args.plot}")
+    return 0
+
+
+def plot_phase(rows, nus, zetas, path, title=""):
+    """Heat map of the loss exponent over (nu, zeta); diverging cells grey, boundary dashed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.full((len(zetas), len(nus)), np.nan)
+    for r in rows:
+        grid[zetas.index(r["zeta"]), nus.index(r["nu"])] = r["exponent"]
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+    im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap,
+                   extent=(-0.5, len(nus) - 0.5, -0.5, len(zetas) - 0.5))
+    for i, z in enumerate(zetas):
+        for j, n in enumerate(nus):
+            r = next(r for r in rows if r["nu"] == n and r["zeta"] == z)
+            ax.text(j, i, r["phase"][0].upper(), ha="center", va="center", fontsize=8, color="white")
+    # boundary zeta = 2 - 1/nu, interpolated onto the categorical axes
+    nu_fine = np.linspace(min(nus), max(nus), 200)
+    if len(nus) > 1 and len(zetas) > 1:
+        x = np.interp(nu_fine, nus, np.arange(len(nus)))
+        y = np.interp(2 - 1 / nu_fine, zetas, np.arange(len(zetas)), left=np.nan, right=np.nan)
+        ax.plot(x, y, "w--", linewidth=1, label="zeta = 2 - 1/nu")
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set_xticks(range(len(nus)), [f"{n:g}" for n in nus])
+    ax.set_yticks(range(len(zetas)), [f"{z:g}" for z in zetas])
+    ax.set_xlabel("nu")
+    ax.set_ylabel("zeta = kappa / nu")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="loss exponent (S signal, N noise, D diverges)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -11,12 +11,10 @@ good at T and diverge later -- the AM1 grid keeps only ``delta < 1 - 1/nu``.
 """
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
-import numpy as np
 
 from .. import schedules
 from ..algorithms import gd, heavy_ball, nesterov, qhm
@@ -44,12 +42,12 @@ METHODS = {
 def default_grids(nu: float) -> Dict[str, Dict[str, Sequence[float]]]:
     stable = [d for d in (0.15, 0.3, 0.45, 0.6) if d < 1.0 - 1.0 / nu]
     return {
-        "SGD": {"lr": [0.25, 0.5, 1.0, 1.5]},
-        "heavy ball": {"lr": [0.1, 0.2, 0.4, 0.8], "momentum": [0.8, 0.9, 0.95, 0.98]},
-        "Nesterov": {"lr": [0.1, 0.2, 0.4, 0.8], "momentum": [0.8, 0.9, 0.95, 0.98]},
-        "QHM": {"lr": [0.5, 1.0, 2.0], "momentum": [0.99, 0.999, 0.9999], "nu": [0.7, 0.9, 0.97]},
-        "schedule-free SGD": {"lr": [1.0, 2.0, 4.0, 8.0], "beta": [0.5, 0.9, 0.95, 0.98]},
-        "AM1": {"kick": [0.5, 1.0, 1.5], "delta": stable, "t0": [10.0, 100.0]},
+        "SGD": {"lr": [0.5, 1.0, 1.5, 1.9]},                       # lambda_max = 1: lr < 2 noiseless
+        "heavy ball": {"lr": [0.1, 0.2, 0.4, 0.8, 1.6], "momentum": [0.8, 0.9, 0.95, 0.98, 0.99]},
+        "Nesterov": {"lr": [0.1, 0.2, 0.4, 0.8, 1.6], "momentum": [0.8, 0.9, 0.95, 0.98, 0.99]},
+        "QHM": {"lr": [1.0, 2.0, 4.0, 8.0], "momentum": [0.99, 0.999, 0.9999], "nu": [0.7, 0.9, 0.97, 0.99]},
+        "schedule-free SGD": {"lr": [2.0, 4.0, 8.0, 16.0, 32.0], "beta": [0.9, 0.95, 0.98, 0.99]},
+        "AM1": {"kick": [0.5, 1.0, 1.5, 1.9], "delta": stable, "t0": [3.0, 10.0, 30.0]},
     }
 
 

@@ -9,12 +9,13 @@ Jacobi schedule needs), Gaussian mini-batch noise (tau1 = 1, tau2 = -1), batch s
 - AM1 power-law schedules (``kick``, ``delta``, ``gamma``, ``t0``), predicted ``t^-zeta(1+delta)``
   for ``delta < 1 - 1/nu``.
 
-Why ``nu_b = zeta``: Brakhage's nu-method with parameter ``nu_b`` has residual polynomials
-bounded by ``C (t^2 lambda)^-nu_b``-type envelopes; the loss weight ``lambda c^2 ~ lambda^zeta``
-(per unit log lambda) then gives the optimal ``t^-2 zeta`` only while ``nu_b >= zeta / 2``-ish
-saturation is avoided. Measured (noiseless, exact engine, window [T/10, T], T = 1e4): fitted /
-(2 zeta) = 0.93, 1.000, 1.000 for nu_b = zeta/2, zeta, 2 zeta at (nu, kappa) = (2, 1), and the
-same pattern at (2, 2), (1.5, 0.75), (3, 1); so ``nu_b = zeta = kappa/nu`` is the natural choice.
+Why ``nu_b = zeta``: the nu-method's residual polynomials are Jacobi polynomials orthogonal for
+the weight ``lambda^(2 nu_b - 1/2) (1 - lambda)^(-1/2)``; they decay like ``(t^2 lambda)^-nu_b``-type
+envelopes, so the method is "qualified" up to smoothness ``nu_b`` and saturates below it. The loss
+weight ``lambda_k c_k^2`` corresponds to smoothness ``zeta``, hence ``nu_b >= zeta`` is needed for
+``t^-2 zeta``. Measured (noiseless, exact engine, fitted on [T/10, T], T = 1e4): fitted / (2 zeta) =
+0.93, 1.000, 0.999 for nu_b = zeta/2, zeta, 2 zeta at (nu, kappa) = (2, 1), and the same pattern
+at (2, 2), (1.5, 0.75), (3, 1); so ``nu_b = zeta = kappa/nu`` is the natural choice.
 
 Simulation cross-check: real mini-batch SGD (:func:`memsgd.simulate_sgd`) on the finite problem
 of size ``sim_size`` against the exact curve of that same finite problem, at log-spaced times up
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
 import numpy as np

@@ -1,0 +1,105 @@
+"""Bitwise determinism across OpenMP thread counts, and thread safety with the GIL released.
+
+The core splits components into fixed blocks of 1024 and adds block sums in order, so the
+bits must not depend on the thread count. The problems below are large enough that the core
+really runs in parallel: K (M+1)(M+2)/2 >= 16384 and K > 1024 (several blocks).
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from memsgd import _core
+
+SCRIPT = textwrap.dedent(r'''
+    import hashlib, json, sys
+    import numpy as np
+    from memsgd import (MemoryAlgorithm, Noise, Spectrum, heavy_ball, loss_curve, nesterov, propagators,
+                        schedules, _core)
+
+    def h(a):
+        return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()
+
+    K = 9000                                  # 9 blocks; M = 1: K * 3 = 27000 >= 16384
+    spec = Spectrum.power_law(1.5, 0.8, size=K)
+    noise = Noise(5)
+    out = {"threads": _core.max_threads()}
+    out["hb"] = h(loss_curve(heavy_ball(0.4, 0.8), spec, noise, 80).loss)
+    out["nesterov"] = h(loss_curve(nesterov(0.4, 0.7), spec, noise, 80).noise_injection)
+    out["schedule"] = h(loss_curve(schedules.am1_power_law(0.5, 0.3), spec, noise, 80).loss)
+    M4 = MemoryAlgorithm(0.2, [0.3, 0.1, 0.2, 0.1], [0.1, 0.2, 0.1, 0.05], np.diag([0.5, 0.6, 0.7, 0.8]),
+                         [0.0, 0.1, 0.0, 0.1])   # general kernel: K * 25 >= 16384
+    out["M4"] = h(loss_curve(M4, spec, noise, 30).loss)
+    gd_spec = Spectrum(np.linspace(1.0, 1e-3, 20000), np.ones(20000))  # M = 0: 20000 >= 16384
+    from memsgd import gd
+    out["gd"] = h(loss_curve(gd(0.9), gd_spec, noise, 60).loss)
+    p = propagators(heavy_ball(0.4, 0.8), spec, noise, 80)
+    out["props"] = [h(p.U), h(p.U_prime), h(p.V), h(p.V_prime)]
+    p = propagators(nesterov(0.4, 0.7), spec, noise, 80)
+    out["props_e"] = [h(p.U), h(p.U_prime), h(p.V), h(p.V_prime)]
+    print(json.dumps(out))
+''')
+
+
+def _run(threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_DYNAMIC="false")
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_bitwise_identical_for_1_2_3_threads():
+    results = {n: _run(n) for n in (1, 2, 3)}
+    if _core.max_threads() >= 1 and results[2]["threads"] == 1:
+        pytest.skip("core built without OpenMP: nothing to compare")
+    for n in (1, 2, 3):
+        assert results[n]["threads"] == n
+    keys = [k for k in results[1] if k != "threads"]
+    for n in (2, 3):
+        for k in keys:
+            assert results[n][k] == results[1][k], f"{k} differs between 1 and {n} threads"
+
+
+THREAD_SCRIPT = textwrap.dedent(r'''
+    import json, threading, time
+    import numpy as np
+    from memsgd import Noise, Spectrum, heavy_ball, loss_curve
+
+    K, steps = 60000, 200
+    specs = [Spectrum(np.geomspace(1.0, 1e-4, K) * (1 + 0.01 * i), np.ones(K)) for i in range(4)]
+    algo, noise = heavy_ball(0.5, 0.8), Noise(8)
+    serial = [loss_curve(algo, s, noise, steps).loss for s in specs]
+    barrier = threading.Barrier(4)
+    intervals, results = [None] * 4, [None] * 4
+
+    def work(i):
+        barrier.wait()
+        t0 = time.perf_counter()
+        results[i] = loss_curve(algo, specs[i], noise, steps).loss
+        intervals[i] = (t0, time.perf_counter())
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    same = [bool(np.array_equal(a, b)) for a, b in zip(serial, results)]
+    print(json.dumps({"same": same, "intervals": intervals}))
+''')
+
+
+def test_python_threads_overlap_and_agree():
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", THREAD_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(out["same"]), "threaded results differ from serial results"
+    starts = [a for a, _ in out["intervals"]]
+    ends = [b for _, b in out["intervals"]]
+    # All four calls are in flight at one common instant: each started before any finished.
+    # With the GIL held through the core, the calls would run one after another instead.
+    assert max(starts) < min(ends), out["intervals"]
