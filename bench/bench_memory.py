@@ -69,7 +69,7 @@ def main(argv=None):
     rows = []
     for K, T in configs:
         r = measure(K, T)
-        extra = (r["peak"] - r["before"]) / 1e6
+        extra = max(r["peak"] - r["before"], 0) / 1e6
         model = 8 * (P * K + 3 * (T + 1)) / 1e6
         full = 8.0 * T * K / 1e6
         rows.append((K, T, extra))

@@ -28,6 +28,13 @@ def _asymptotics(*args):
     return theory.asymptotics(*args)
 
 
+def _theory(name):
+    from memsgd import theory
+    if not hasattr(theory, name):
+        pytest.xfail(f"memsgd.theory.{name} is not written yet")
+    return getattr(theory, name)
+
+
 def _bad_generator(t):
     return np.zeros(len(t)), np.zeros((len(t), 2)), np.zeros((len(t), 1)), np.zeros((len(t), 1, 1)), np.zeros((len(t), 1))
 
@@ -146,6 +153,10 @@ CASES = [
     ("fit-exponent-t-max", lambda: memsgd.fit_exponent([1.0, 0.5, 0.3], 1, 5), ValueError, "t_max must be <="),
     ("fit-exponent-2d", lambda: memsgd.fit_exponent([[1.0, 0.5, 0.3]], 1, 2), ValueError, "loss must be 1-dimensional"),
     ("asymptotics-non-power-law", lambda: _asymptotics(HB, SPEC, NOISE), ValueError, "spectrum"),
+    ("stability-on-schedule", lambda: _theory("stability")(schedules.constant(HB), SPEC, NOISE), ValueError,
+     "algorithm must be stationary"),
+    ("stability-noise-type", lambda: _theory("stability")(HB, SPEC, 4), TypeError, "noise must be a Noise"),
+    ("stability-spectrum-type", lambda: _theory("stability")(HB, [1.0], NOISE), TypeError, "spectrum must be a Spectrum"),
     # --- compiled core (direct calls) ------------------------------------------------------
     ("core-evolve-complex", lambda: _core.evolve(np.ones(1) + 0j, np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
                                                  np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), 3, 0.0, 0.0),

@@ -35,6 +35,8 @@ constexpr double kRange = 1e3;
 constexpr double kMaxTilt = 1e150;
 // Tilts with r^span below this are not worth the extra multiplications.
 constexpr double kMinTilt = 4.0;
+// A tilt may raise the kernel's sup norm by at most this factor (kernels that rise first).
+constexpr double kTiltSlack = 16.0;
 
 using Spectrum = std::vector<std::complex<double>>;
 
@@ -129,9 +131,9 @@ class RenewalSolver {
   // FFT product of tilted sequences gives outputs whose rounding error is relative to the
   // tilted, flatter, magnitudes. For kernels decaying like rho^d (finite spectra) the choice
   // r = 1/rho makes everything flat and keeps relative accuracy over many decades; for power
-  // laws r is close to 1 and harmless. r is the largest value with max_j |K_(d0+j)| r^j equal
-  // to max_j |K_(d0+j)| (the kernel's sup norm is unchanged), over both kernels, and r^span is
-  // capped at kMaxTilt. Returns 1 when the tilt would change little.
+  // laws r is close to 1 and harmless. r is the largest value with max_j |K_(d0+j)| r^j at most
+  // kTiltSlack max_j |K_(d0+j)| (the kernel's sup norm grows by a bounded factor), over both
+  // kernels, and r^span is capped at kMaxTilt. Returns 1 when the tilt would change little.
   double tilt_rate(std::size_t d0, std::size_t seg, std::size_t span) const {
     double log_r = std::log(kMaxTilt) / static_cast<double>(span);
     const int kernels = (V_ == Vp_) ? 1 : 2;
@@ -144,7 +146,7 @@ class RenewalSolver {
       for (std::size_t j = 0; j < m; ++j) H = std::max(H, std::abs(K[j]));
       if (H == 0.0) continue;
       any = true;
-      const double log_H = std::log(H);
+      const double log_H = std::log(kTiltSlack * H);
       for (std::size_t j = 1; j < m; ++j) {
         const double a = std::abs(K[j]);
         if (a > 0.0) log_r = std::min(log_r, (log_H - std::log(a)) / static_cast<double>(j));

@@ -16,9 +16,9 @@ from ._validation import float_array, positive_int, positive_scalar, real_scalar
 # Tail quadrature for infinite power laws: Gauss-Legendre panels of this width in u = log x.
 _PANEL_WIDTH = 1.0
 _PANEL_NODES = 10
-# The tail is integrated up to where the remaining signal is below this fraction of L_0,
-# the eigenvalue reaches _LAMBDA_FLOOR or c^2 reaches _C2_CEILING; beyond, one frozen
-# node carries the exact remaining mass of lambda c^2.
+# The tail is integrated up to where the remaining signal and eigenvalue masses are below
+# this fraction, the eigenvalue reaches _LAMBDA_FLOOR or c^2 reaches _C2_CEILING; beyond,
+# one frozen node carries the exact remaining masses of lambda c^2 and lambda.
 _TAIL_RTOL = 1e-18
 _LAMBDA_FLOOR = 1e-280
 _C2_CEILING = 1e280
@@ -71,7 +71,7 @@ class Spectrum:
         ``size``) exactly, then the tail ``k > head`` as an integral over ``u = log x`` from
         ``log(head + 1/2)`` (midpoint/Euler-Maclaurin junction, error ``~ f'/24``) by
         Gauss-Legendre panels, with a final frozen node carrying the exact remaining
-        ``int q x^-(kappa+1) dx``. ``quadrature_error`` estimates the relative error of
+        ``int q x^-(kappa+1) dx`` and ``int scale x^-nu dx`` (the mass the noise sums see). ``quadrature_error`` estimates the relative error of
         sums of the GD signal ``lambda c^2 exp(-2 lambda t)`` for t in [1, 1e8].
         """
         nu = positive_scalar(nu, "nu")
@@ -87,11 +87,12 @@ class Spectrum:
             spec = cls(lam, q * k ** (-kappa - 1) / lam)
         else:
             head = _DEFAULT_HEAD if head is None else positive_int(head, "head")
-            x, w = _tail_nodes(nu, kappa, scale, q, head)
-            k = np.concatenate([np.arange(1, head + 1, dtype=np.float64), x])
-            m = np.concatenate([np.ones(head), w])
-            lam = scale * k ** (-nu)
-            spec = cls(lam, q * k ** (-kappa - 1) / lam, m)
+            k = np.arange(1, head + 1, dtype=np.float64)
+            lam_head = scale * k ** (-nu)
+            lam_tail, c2_tail, w_tail = _tail_nodes(nu, kappa, scale, q, head)
+            spec = cls(np.concatenate([lam_head, lam_tail]),
+                       np.concatenate([q * k ** (-kappa - 1) / lam_head, c2_tail]),
+                       np.concatenate([np.ones(head), w_tail]))
             spec.infinite = True
             spec.head = head
             spec.quadrature_error = _tail_error_estimate(nu, kappa, scale, q, head)
@@ -168,18 +169,28 @@ class Spectrum:
 
 
 def _tail_limit(nu, kappa, scale, q, head):
-    """Where the tail quadrature stops (see the module constants); computed in logs."""
-    log_l0 = math.log(0.5 * (1.0 + 1.0 / kappa))  # L_0 / q is at least this order
-    log_x_tol = -(math.log(kappa * _TAIL_RTOL) + log_l0) / kappa
+    """Where the tail quadrature stops (see the module constants); computed in logs.
+
+    Far enough that both what is left of the signal mass ``int q x^-(kappa+1)`` and of the
+    eigenvalue mass ``int scale x^-nu`` (which the noise sums see, ``V ~ sum lambda``) are
+    below ``_TAIL_RTOL`` of their totals, unless an eigenvalue floor or a c^2 ceiling comes first.
+    """
+    log_x_signal = -math.log(kappa * _TAIL_RTOL) / kappa
+    log_x_noise = -math.log((nu - 1) * _TAIL_RTOL) / (nu - 1)
     log_x_lam = (math.log(scale) - math.log(_LAMBDA_FLOOR)) / nu
     p = nu - kappa - 1  # c^2 = (q / scale) x^p
     log_x_c2 = (math.log(_C2_CEILING) + math.log(scale / q)) / p if p > 0 else math.inf
-    log_x = max(min(log_x_tol, log_x_lam, log_x_c2), math.log(4.0 * (head + 0.5)))
+    log_x = max(min(max(log_x_signal, log_x_noise), log_x_lam, log_x_c2), math.log(4.0 * (head + 0.5)))
     return math.exp(min(log_x, 700.0))
 
 
 def _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES):
-    """Nodes x_j and weights for sum_{k > head} f(k) ~= int_{head+1/2}^inf f(x) dx."""
+    """Tail nodes ``(lambda, c^2, weight)`` for ``sum_{k > head} f(k) ~= int_{head+1/2}^inf f(x) dx``.
+
+    Gauss-Legendre panels in ``u = log x`` up to ``x_end``, then one frozen node at
+    ``lambda(x_end)`` whose weight and c^2 carry exactly the remaining eigenvalue mass
+    ``int_{x_end}^inf scale x^-nu dx`` and signal mass ``int_{x_end}^inf q x^-(kappa+1) dx``.
+    """
     u0 = math.log(head + 0.5)
     x_end = _tail_limit(nu, kappa, scale, q, head)
     u1 = math.log(x_end)
@@ -189,33 +200,41 @@ def _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES):
     half = 0.5 * np.diff(edges)
     mid = 0.5 * (edges[1:] + edges[:-1])
     u = (mid[:, None] + half[:, None] * gx[None, :]).ravel()
-    wu = (half[:, None] * gw[None, :]).ravel()
     x = np.exp(u)
-    w = wu * x  # dx = x du
-    # Frozen remainder node at x_end: lambda c^2 = q x_end^-(kappa+1), weight x_end / kappa
-    # reproduces int_{x_end}^inf q x^-(kappa+1) dx exactly.
-    return np.append(x, x_end), np.append(w, x_end / kappa)
+    w = (half[:, None] * gw[None, :]).ravel() * x  # dx = x du
+    lam = scale * x ** (-nu)
+    c2 = q * x ** (-kappa - 1) / lam
+    lam_end = scale * x_end ** (-nu)
+    lam_mass = lam_end * x_end / (nu - 1)
+    signal_mass = q * x_end ** (-kappa) / kappa
+    return (np.append(lam, lam_end), np.append(c2, signal_mass / lam_mass),
+            np.append(w, lam_mass / lam_end))
 
 
 def _tail_error_estimate(nu, kappa, scale, q, head) -> float:
-    """Relative error of the tail treatment for the GD signal sum at t in [1, 1e8].
+    """Relative error of the tail treatment, worst over the GD signal sums
+    ``sum m lambda c^2 exp(-2 lambda t)`` for t in [1, 1e8] and the eigenvalue sum
+    ``sum m lambda`` (what noise sums see).
 
     Compares the quadrature in use with one of twice the order per panel (whose error is far
     smaller, so the difference estimates the error of the rule in use) and adds the
-    Euler-Maclaurin junction term |f'(head + 1/2)| / 24.
+    Euler-Maclaurin junction term ``|f'(head + 1/2)| / 24`` of each sum.
     """
-    fine_x, fine_w = _tail_nodes(nu, kappa, scale, q, head, panel_nodes=2 * _PANEL_NODES)
-    coarse_x, coarse_w = _tail_nodes(nu, kappa, scale, q, head)
+    rules = [_tail_nodes(nu, kappa, scale, q, head), _tail_nodes(nu, kappa, scale, q, head, 2 * _PANEL_NODES)]
     k = np.arange(1, head + 1, dtype=np.float64)
+    head_lam = scale * k ** (-nu)
+    head_c2 = q * k ** (-kappa - 1) / head_lam
+    xj, dx = head + 0.5, 1e-4 * (head + 0.5)
+
+    def junction(f_of_x):
+        return abs(f_of_x(xj + dx) - f_of_x(xj - dx)) / (2 * dx) / 24.0
+
     worst = 0.0
-    for t in np.logspace(0, 8, 17):
-        def f(x):
-            lam = scale * x ** (-nu)
-            return q * x ** (-kappa - 1) * np.exp(-2.0 * lam * t)
-        total = np.sum(f(k)) + np.sum(coarse_w * f(coarse_x))
-        xj = head + 0.5
-        dx = 1e-4 * xj
-        junction = abs(f(np.array([xj + dx]))[0] - f(np.array([xj - dx]))[0]) / (2 * dx) / 24.0
-        err = abs(np.sum(fine_w * f(fine_x)) - np.sum(coarse_w * f(coarse_x))) + junction
-        worst = max(worst, err / total)
+    functionals = [(lambda lam, c2, t=t: lam * c2 * np.exp(-2.0 * lam * t)) for t in np.logspace(0, 8, 17)]
+    functionals.append(lambda lam, c2: lam)
+    for f in functionals:
+        on_x = lambda x: float(f(scale * x ** (-nu), q * x ** (-kappa - 1) / (scale * x ** (-nu))))
+        tails = [np.sum(w * f(lam, c2)) for lam, c2, w in rules]
+        total = np.sum(f(head_lam, head_c2)) + tails[0]
+        worst = max(worst, (abs(tails[0] - tails[1]) + junction(on_x)) / total)
     return float(worst)

