@@ -7,6 +7,7 @@ is a *finding* and is printed.
 
 Engines:
   --engine atheris   libFuzzer-driven (``pip install atheris``); the default when it imports
+  --engine hypothesis  hypothesis-driven (the fallback when atheris is missing)
   --engine random    a seeded random generator (no dependencies); used by tests/test_fuzz.py
 
     python bench/fuzz_core.py --minutes 10            # long run (atheris if available)
@@ -40,12 +41,14 @@ METHODS = ["fft", "direct", "FFT", "", "direct\0", None, 3, b"fft", "fft" * 100]
 class Source:
     """Choices from a libFuzzer byte string (atheris) or a random generator."""
 
-    def __init__(self, fdp=None, rng=None):
-        self.fdp, self.rng = fdp, rng
+    def __init__(self, fdp=None, rng=None, draw=None):
+        self.fdp, self.rng, self.draw = fdp, rng, draw
 
     def int(self, lo, hi):
         if self.fdp is not None:
             return self.fdp.ConsumeIntInRange(lo, hi)
+        if self.draw is not None:
+            return self.draw(lo, hi)
         return self.rng.randint(lo, hi)
 
     def pick(self, seq):
@@ -56,6 +59,8 @@ class Source:
             return self.pick(FLOATS)
         if self.fdp is not None:
             return self.fdp.ConsumeRegularFloat()
+        if self.draw is not None:
+            return self.int(-2000, 2000) / 1000.0
         return self.rng.uniform(-2.0, 2.0)
 
     def coin(self, p_num=1, p_den=2):
@@ -68,8 +73,13 @@ def make_array(src: Source, shape, positive=False):
     n = int(np.prod(shape)) if len(shape) else 1
 
     def good():
-        vals = np.array([src.float() if src.coin(1, 8) else (0.1 + 0.9 * (i % 7) / 7) for i in range(n)],
-                        dtype=np.float64).reshape(shape)
+        # bulk values from one drawn seed (cheap for every engine), a few drawn values planted
+        rng = np.random.default_rng(src.int(0, 2 ** 32 - 1))
+        vals = (0.1 + 0.9 * rng.random(n)) * (1.0 if positive or src.coin(3, 4) else rng.choice([-1.0, 1.0], n))
+        if n and src.coin(1, 3):
+            for _ in range(src.int(1, 3)):
+                vals[src.int(0, n - 1)] = src.float()
+        vals = vals.reshape(shape)
         return np.abs(vals) if positive else vals
 
     if mode <= 8:
@@ -223,6 +233,21 @@ def run_random(seconds: float, seed: int):
             one_input(src)
 
 
+def run_hypothesis(seconds: float):
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=50, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def test_one(data):
+        one_input(Source(draw=lambda lo, hi: data.draw(st.integers(lo, hi))))
+
+    end = time.time() + seconds
+    while time.time() < end:
+        test_one()
+
+
 def run_atheris(seconds: float):
     import atheris
 
@@ -249,7 +274,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=None)
     p.add_argument("--seconds", type=float, default=None)
-    p.add_argument("--engine", choices=["atheris", "random", "auto"], default="auto")
+    p.add_argument("--engine", choices=["atheris", "hypothesis", "random", "auto"], default="auto")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     seconds = a.seconds if a.seconds is not None else 60.0 * (a.minutes if a.minutes is not None else 1.0)
@@ -259,12 +284,18 @@ def main(argv=None):
             import atheris  # noqa: F401
             engine = "atheris"
         except ImportError:
-            engine = "random"
+            try:
+                import hypothesis  # noqa: F401
+                engine = "hypothesis"
+            except ImportError:
+                engine = "random"
     print(f"fuzzing memsgd._core for {seconds:.0f} s with engine={engine}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
     np.seterr(all="ignore")
     if engine == "atheris":
         run_atheris(seconds)
+    elif engine == "hypothesis":
+        run_hypothesis(seconds)
     else:
         run_random(seconds, a.seed)
     STATS.report()

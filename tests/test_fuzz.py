@@ -60,8 +60,6 @@ MALFORMED = {
 def test_evolve_malformed_array(slot, bad):
     args = _args()
     args[slot] = bad
-    if slot == 3 and isinstance(bad, np.ndarray) and bad.shape == (4,):
-        pytest.skip("alpha of length 4 is a valid schedule of 4 steps")
     with pytest.raises((TypeError, ValueError, MemoryError)):
         _evolve(args)
 
@@ -81,6 +79,14 @@ def test_evolve_malformed_memory(slot, bad):
 def test_evolve_bad_steps_raise_quickly(steps):
     with pytest.raises((TypeError, ValueError)):
         _evolve(_args(), steps=steps)
+
+
+def test_evolve_schedule_rows_must_cover_steps():
+    args = _args()
+    args[3:8] = [np.full(4, 0.1), np.full((4, 1), 0.5), np.full((4, 1), 0.1), np.full((4, 1, 1), 0.5), np.zeros((4, 1))]
+    with pytest.raises(ValueError, match="steps must be <="):
+        _evolve(args, steps=5)
+    assert _evolve(args, steps=4)[0].shape == (5,)
 
 
 def test_evolve_accepts_odd_layouts_of_valid_data():

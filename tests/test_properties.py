@@ -2,7 +2,8 @@
 
 Tolerances, stated once:
   * recursion vs propagator expansion: 1e-10 relative per step (plus 1e-13 L_0 absolute for
-    steps where the loss has decayed by more than ten orders of magnitude);
+    steps where the loss has decayed by more than ten orders of magnitude), for losses that
+    stay below 100 L_0;
   * PSD: quadratic forms >= -1e-10 x (their scale);
   * batch-size monotonicity: L_t(B1) >= L_t(B2) (1 - 1e-12) for B1 <= B2;
   * round trips / change of basis: char_polys to 1e-9 (absolute, coefficients are O(1)),
@@ -63,7 +64,9 @@ def algorithms(draw, max_memory=3, with_e=True, scale=0.5):
        method=st.sampled_from(["fft", "direct"]))
 def test_recursion_equals_propagator_expansion(algo, spec, noise, steps, method):
     curve = loss_curve(algo, spec, noise, steps)
-    assume(curve.diverged_at is None and np.all(np.abs(curve.loss) < 1e20))
+    # Growing losses are excluded here: the FFT solver loses accuracy on exponentially growing
+    # propagators (tests/test_extremes.py::test_fft_renewal_on_growing_propagators).
+    assume(curve.diverged_at is None and np.max(np.abs(curve.loss)) <= 1e2 * spec.initial_loss)
     props = propagators(algo, spec, noise, steps)
     assume(all(np.all(np.isfinite(a)) for a in (props.U, props.U_prime, props.V, props.V_prime)))
     L = loss_from_propagators(props, method=method)

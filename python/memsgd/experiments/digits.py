@@ -1,0 +1,276 @@
+"""The paper's MNIST experiment (Appendix M; MATH.md 7b) on scikit-learn's 8x8 digits.
+
+One hidden layer in the NTK scaling, ``f(x) = N^(-1/2) sum_i a_i tanh(w_i . x)`` with
+``N = 1000`` hidden units and 10 outputs (``a_i`` in R^10), both layers trained, on the 1797
+standardised digits with one-hot targets and the loss ``L = 1/(2n) sum_x |f(x) - y(x)|^2``.
+Every algorithm starts from the same initialisation (``w_i ~ N(0, I/64)``, ``a_i ~ N(0, I)``)
+and sees the same sequence of mini-batches (batch size 32, drawn with replacement); the
+full-batch training loss is evaluated at ~60 log-spaced steps.
+
+Algorithms (``lambda_max``: the largest Hessian eigenvalue of the full-batch loss at
+initialisation, by 30 power iterations, a stated estimate of the top NTK eigenvalue):
+
+- SGD, ``lr = eta = 1 / lambda_max``;
+- heavy ball, ``momentum = 0.9``, ``lr = eta (1 - 0.9)``: the same effective learning rate eta;
+- Jacobi heavy ball (``schedules.jacobi_heavy_ball(nu_b=1, lambda_max)``): fast without noise,
+  expected to diverge with mini-batch noise;
+- AM1 with power-law momentum (``schedules.am1_power_law(kick=eta, delta=0.5, gamma=1, t0=10)``):
+  ``1 - beta_t = (1 + t/10)^-1``, ``alpha_eff,t = eta (1 + t/10)^0.5``; expected to reach a lower
+  training loss than SGD and heavy ball at equal steps.
+
+The optimizers are :class:`memsgd.torch.AM1` (heavy ball = AM1 with kick 0; SGD is
+``torch.optim.SGD``). Use :func:`run` from Python or ``memsgd reproduce digits``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from .common import fmt, format_table, prepare_out_dir, write_json
+
+__all__ = ["run", "add_arguments", "main"]
+
+HIDDEN = 1000
+CLASSES = 10
+HB_MOMENTUM = 0.9
+AM1_DELTA = 0.5
+AM1_T0 = 10.0
+JACOBI_NU = 1.0
+DIVERGED_FACTOR = 100.0     # a run has diverged once its loss exceeds 100 x the initial loss
+
+
+def _progress_fn(progress, total):
+    """``(callable(done, total, label) or None, close)`` from True/False/None/callable."""
+    if progress is None or progress is False:
+        return None, lambda: None
+    if progress is True:
+        try:
+            from tqdm import tqdm
+        except ImportError:  # pragma: no cover
+            return None, lambda: None
+        bar = tqdm(total=total, desc="digits", unit="step")
+
+        def fn(done, total_, label):
+            bar.set_postfix_str(label, refresh=False)
+            bar.update(done - bar.n)
+        return fn, bar.close
+    if callable(progress):
+        return progress, lambda: None
+    raise TypeError(f"progress must be a bool, None or a callable (done, total, label), got {type(progress).__name__}")
+
+
+def _eval_times(steps: int, points: int = 60) -> np.ndarray:
+    return np.unique(np.concatenate([[0], np.round(np.geomspace(1, steps, points)).astype(int)]))
+
+
+def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optional[str] = ".",
+        progress: Union[bool, None, Callable] = True, *, hidden: int = HIDDEN, delta: float = AM1_DELTA,
+        threads: Optional[int] = 1) -> dict:
+    """Train SGD, heavy ball, Jacobi HB and AM1 on the digits; return the table as a dict.
+
+    Args:
+        steps: training steps per algorithm (>= 1; the paper-like setting is >= 10^4).
+        batch_size: mini-batch size (>= 1).
+        seed: seed of the initialisation (``seed``) and of the batch sequence (``seed + 1``).
+        out_dir: directory for ``digits_curves.png`` and ``digits.json`` (``None``: write nothing).
+        progress: ``True`` for a tqdm bar, ``False``/``None`` for none, or a callable
+            ``progress(done, total, label)`` called every few hundred steps.
+        hidden: N, the number of hidden units (default 1000).
+        delta: AM1 power-law exponent (default 0.5).
+        threads: torch intra-op threads during the run (default 1: the network is small, and one
+            thread is fastest and immune to oversubscription); ``None`` leaves torch's setting.
+
+    Returns:
+        dict with ``table`` (str), ``rows`` (one dict per algorithm: name, hyperparameters,
+        final/min loss, diverged_at, accuracy), ``curves`` (``{name: {"t": [...], "loss": [...]}}``),
+        ``checks`` (``jacobi_hb_diverged``, ``am1_below_sgd_and_hb``), ``lambda_max``, ``config``,
+        ``files`` and ``seconds``.
+    """
+    import torch
+
+    from .. import schedules
+    from ..data import load_digits, one_hot
+    from ..torch import AM1
+
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("hidden", hidden)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 <= delta < 1:
+        raise ValueError(f"delta must be a number in [0, 1), got {delta!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if not (progress is None or isinstance(progress, bool) or callable(progress)):
+        raise TypeError(f"progress must be a bool, None or a callable (done, total, label), "
+                        f"got {type(progress).__name__}")
+    steps, batch_size, seed, hidden = int(steps), int(batch_size), int(seed), int(hidden)
+    out_dir = prepare_out_dir(out_dir)
+
+    t_start = time.perf_counter()
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        X_np, y_np = load_digits()
+        X = torch.tensor(X_np, dtype=torch.float32)
+        Y = torch.tensor(one_hot(y_np, CLASSES), dtype=torch.float32)
+        labels = torch.tensor(y_np)
+        n, d = X.shape
+        scale = 1.0 / math.sqrt(hidden)
+
+        def init():
+            g = torch.Generator().manual_seed(seed)
+            W = torch.randn(hidden, d, generator=g) / math.sqrt(d)
+            A = torch.randn(hidden, CLASSES, generator=g)
+            return [W.requires_grad_(), A.requires_grad_()]
+
+        def forward(params, x):
+            W, A = params
+            return torch.tanh(x @ W.T) @ A * scale
+
+        def loss_fn(params, x, y):
+            return 0.5 * ((forward(params, x) - y) ** 2).sum(dim=1).mean()
+
+        lambda_max = _top_hessian_eigenvalue(init(), lambda ps: loss_fn(ps, X, Y), seed)
+        eta = 1.0 / lambda_max
+        algorithms = {
+            "SGD": (dict(lr=eta), lambda ps: torch.optim.SGD(ps, lr=eta)),
+            "heavy ball": (dict(lr=eta * (1 - HB_MOMENTUM), momentum=HB_MOMENTUM),
+                           lambda ps: AM1(ps, lr=eta * (1 - HB_MOMENTUM), momentum=HB_MOMENTUM, kick=0.0)),
+            "Jacobi HB": (dict(nu_b=JACOBI_NU, lambda_max=lambda_max),
+                          lambda ps: AM1(ps, schedule=schedules.jacobi_heavy_ball(JACOBI_NU, lambda_max))),
+            "AM1": (dict(kick=eta, delta=delta, gamma=1.0, t0=AM1_T0),
+                    lambda ps: AM1(ps, schedule=schedules.am1_power_law(eta, delta, 1.0, AM1_T0))),
+        }
+        times = _eval_times(steps)
+        total = steps * len(algorithms)
+        report, close = _progress_fn(progress, total)
+        every = max(1, min(500, steps // 20))
+        curves, rows = {}, []
+        try:
+            for k, (name, (hyper, make)) in enumerate(algorithms.items()):
+                params = init()
+                opt = make(params)
+                gen = torch.Generator().manual_seed(seed + 1)
+                ts, ls = [], []
+                L0 = None
+                diverged_at = None
+                next_eval = 0
+                for t in range(steps + 1):
+                    if t == times[next_eval]:
+                        with torch.no_grad():
+                            L = float(loss_fn(params, X, Y))
+                        ts.append(t)
+                        ls.append(L)
+                        L0 = L if L0 is None else L0
+                        next_eval += 1
+                        if not math.isfinite(L) or L > DIVERGED_FACTOR * L0:
+                            diverged_at = t
+                            break
+                    if t == steps:
+                        break
+                    idx = torch.randint(0, n, (batch_size,), generator=gen)
+                    opt.zero_grad(set_to_none=True)
+                    loss_fn(params, X[idx], Y[idx]).backward()
+                    opt.step()
+                    if report is not None and (t + 1) % every == 0:
+                        report(k * steps + t + 1, total, name)
+                if report is not None:
+                    report((k + 1) * steps, total, name)
+                with torch.no_grad():
+                    acc = float((forward(params, X).argmax(dim=1) == labels).float().mean())
+                curves[name] = {"t": ts, "loss": ls}
+                final = ls[-1] if diverged_at is None else float("inf")
+                finite = [v for v in ls if math.isfinite(v)]
+                rows.append(dict(algorithm=name, hyperparameters=hyper, final_loss=final,
+                                 min_loss=min(finite) if finite else float("nan"),
+                                 diverged_at=diverged_at,
+                                 train_accuracy=acc if diverged_at is None else None))
+        finally:
+            close()
+    finally:
+        if threads is not None:
+            torch.set_num_threads(old_threads)
+
+    by_name = {r["algorithm"]: r for r in rows}
+    checks = {
+        "jacobi_hb_diverged": by_name["Jacobi HB"]["diverged_at"] is not None,
+        "am1_below_sgd_and_hb": (by_name["AM1"]["diverged_at"] is None and
+                                 by_name["AM1"]["final_loss"] < by_name["SGD"]["final_loss"] and
+                                 by_name["AM1"]["final_loss"] < by_name["heavy ball"]["final_loss"]),
+    }
+    headers = ["algorithm", "hyperparameters", f"L(T={steps})", "min L", "diverged at", "train acc"]
+    table_rows = [[r["algorithm"], ", ".join(f"{k}={_short(v)}" for k, v in r["hyperparameters"].items()),
+                   fmt(r["final_loss"], ".3e"), fmt(r["min_loss"], ".3e"),
+                   "-" if r["diverged_at"] is None else str(r["diverged_at"]),
+                   fmt(r["train_accuracy"], ".4f")] for r in rows]
+    table = (f"# digits (sklearn 8x8, n=1797, standardised), f = N^-1/2 sum a_i tanh(w_i.x), N={hidden}, "
+             f"MSE, batch {batch_size}, seed {seed}, lambda_max = {lambda_max:.4g} (Hessian at init), "
+             f"eta = 1/lambda_max\n" + format_table(headers, table_rows) +
+             f"\n# Jacobi HB diverged: {checks['jacobi_hb_diverged']}; "
+             f"AM1 below SGD and heavy ball at T: {checks['am1_below_sgd_and_hb']}")
+    result = dict(table=table, rows=rows, curves=curves, checks=checks, lambda_max=lambda_max,
+                  config=dict(steps=steps, batch_size=batch_size, seed=seed, hidden=hidden, delta=delta,
+                              activation="tanh", loss="0.5 * mean_x |f(x) - y|^2", eval_times=times.tolist()),
+                  files=[])
+    if out_dir is not None:
+        from ..plotting import plot_curves
+        png = os.path.join(out_dir, "digits_curves.png")
+        dense = {}
+        for name, c in curves.items():
+            arr = np.full(steps + 1, np.nan)
+            arr[c["t"]] = c["loss"]
+            dense[name] = arr
+        plot_curves(dense, png, title=f"digits: one hidden layer N={hidden}, MSE, batch {batch_size} "
+                                      f"(full-batch training loss)")
+        js = os.path.join(out_dir, "digits.json")
+        result["files"] = [png, js]
+        result["seconds"] = time.perf_counter() - t_start
+        write_json(js, {k: v for k, v in result.items() if k != "files"})
+    result["seconds"] = time.perf_counter() - t_start
+    return result
+
+
+def _short(v):
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _top_hessian_eigenvalue(params, loss, seed: int, iterations: int = 30) -> float:
+    """Power iteration with Hessian-vector products (double backward)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed + 2)
+    v = [torch.randn(p.shape, generator=g) for p in params]
+    norm = math.sqrt(sum(float((x ** 2).sum()) for x in v))
+    v = [x / norm for x in v]
+    lam = 0.0
+    for _ in range(iterations):
+        grads = torch.autograd.grad(loss(params), params, create_graph=True)
+        Hv = torch.autograd.grad(grads, params, grad_outputs=v)
+        lam = math.sqrt(sum(float((x ** 2).sum()) for x in Hv))
+        v = [x.detach() / lam for x in Hv]
+    return lam
+
+
+def add_arguments(parser) -> None:
+    """Options of ``run`` for an argparse parser (``--steps --batch --seed --out --no-progress``)."""
+    parser.add_argument("--steps", type=int, default=10_000, help="training steps per algorithm, default 10000")
+    parser.add_argument("--batch", type=int, default=32, help="batch size, default 32")
+    parser.add_argument("--seed", type=int, default=0, help="random seed, default 0")
+    parser.add_argument("--out", default=".", help="output directory for the PNG and JSON, default .")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args) -> int:
+    result = run(steps=args.steps, batch_size=args.batch, seed=args.seed, out_dir=args.out,
+                 progress=not args.no_progress)
+    print(result["table"])
+    for f in result["files"]:
+        print(f"# wrote {f}")
+    print(f"# wall time {result['seconds']:.1f} s")
+    return 0
