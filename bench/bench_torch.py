@@ -62,7 +62,13 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="steps per timed block (default 20 cpu, 200 cuda)")
     ap.add_argument("--repeats", type=int, default=7, help="timed blocks; the median is reported (default 7)")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--cpu-batched", action="store_true",
+                    help="on CPU, run memsgd's foreach paths as batched torch._foreach_* sweeps (as on "
+                         "CUDA) instead of the default cache-friendly per-tensor order")
     args = ap.parse_args(argv)
+    if args.cpu_batched:
+        from memsgd.torch import _am1, _memory_sgd
+        _am1._CPU_PER_TENSOR = _memory_sgd._CPU_PER_TENSOR = False
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")
@@ -82,7 +88,8 @@ def main(argv=None):
     }
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}; {args.params:,} {args.dtype} parameters in {args.tensors} tensors; "
-          f"median of {args.repeats} blocks x {steps} steps; torch {torch.__version__}")
+          f"median of {args.repeats} blocks x {steps} steps; torch {torch.__version__}"
+          + ("; --cpu-batched" if args.cpu_batched else ""))
     results = time_all(cases, params, device, steps, args.repeats, warmup)
     base = results["SGD(momentum=0.9, foreach)"]
     print(f"{'optimizer':40s} {'ms/step':>9s} {'x SGD':>7s}")

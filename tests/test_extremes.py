@@ -150,10 +150,7 @@ def test_initial_loss_above_limit_diverges_at_zero():
     assert curve.diverged_at == 0 and np.all(np.isinf(curve.loss))
 
 
-@pytest.mark.parametrize("method", ["direct", pytest.param("fft", marks=pytest.mark.xfail(
-    strict=False, reason="FFT renewal loses all accuracy on exponentially growing propagators (block "
-                         "products are accurate only relative to their largest term); exponential tilting "
-                         "(scale U, U', V, V' by rho^-t, solve, scale L by rho^t) fixes it to 1e-15"))])
+@pytest.mark.parametrize("method", ["direct", "fft"])
 def test_fft_renewal_on_growing_propagators(method):
     """An unstable-but-valid algorithm whose loss grows ~1.5x per step and stays below 1e30:
     the propagator expansion must still reproduce the recursion."""

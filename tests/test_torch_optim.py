@@ -41,13 +41,22 @@ def run_torch(make_opt, H, w_star, steps=STEPS, dtype=torch.float64):
     return torch.stack(out).numpy()
 
 
+@pytest.fixture(params=["single-tensor", "foreach", "foreach-batched-on-cpu"])
+def foreach(request, monkeypatch):
+    """Both implementations; the third mode runs the real multi-tensor code on CPU."""
+    from memsgd.torch import _am1, _memory_sgd
+    batched = request.param == "foreach-batched-on-cpu"
+    monkeypatch.setattr(_am1, "_CPU_PER_TENSOR", not batched)
+    monkeypatch.setattr(_memory_sgd, "_CPU_PER_TENSOR", not batched)
+    return request.param != "single-tensor"
+
+
 def stationary(algo):
     return lambda t: algo.parameters()
 
 
 # -- exactness against tests/reference.run_matrix_form ------------------------------------
 
-@pytest.mark.parametrize("foreach", [False, True])
 def test_am1_matches_matrix_form(quadratic, foreach):
     H, ws = quadratic
     ref = run_matrix_form(stationary(memsgd.am1(0.05, 0.9, 0.4)), H, ws, STEPS)
@@ -55,7 +64,6 @@ def test_am1_matches_matrix_form(quadratic, foreach):
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("sched", [
     schedules.am1_power_law(0.5, 0.5, gamma=1.0, t0=5.0),
     schedules.jacobi_heavy_ball(1.5, lambda_max=1.0),
@@ -78,7 +86,6 @@ def test_am1_callable_schedule_matches_matrix_form(quadratic):
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
 def test_heavy_ball_preset_memory_sgd(quadratic, foreach):
     H, ws = quadratic
     algo = memsgd.heavy_ball(0.1, 0.8)
@@ -87,7 +94,6 @@ def test_heavy_ball_preset_memory_sgd(quadratic, foreach):
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("D", [
     [[0.9, 0.05], [0.0, 0.5]],     # upper triangular (in place)
     [[0.7, 0.0], [0.2, 0.6]],      # lower triangular (in place)
@@ -146,7 +152,10 @@ def assert_bitwise(a, b):
 
 @pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
-def test_am1_kick0_is_torch_sgd_bitwise(foreach, weight_decay):
+@pytest.mark.parametrize("batched_on_cpu", [False, True])
+def test_am1_kick0_is_torch_sgd_bitwise(foreach, weight_decay, batched_on_cpu, monkeypatch):
+    from memsgd.torch import _am1
+    monkeypatch.setattr(_am1, "_CPU_PER_TENSOR", not batched_on_cpu)
     m1, x, y = make_model()
     m2 = copy.deepcopy(m1)
     a = train(m1, x, y, AM1(m1.parameters(), lr=0.05, momentum=0.9, kick=0.0,
@@ -166,7 +175,13 @@ def test_am1_kick0_is_torch_sgd_bitwise(foreach, weight_decay):
                              weight_decay=0.01, foreach=fe),
     lambda ps, fe: MemorySGD(ps, 0.05, [0.9, 0.1], [0.05, 0.02], [[0.6, 0.2], [-0.1, 0.5]], foreach=fe),
 ], ids=["am1", "am1_kick0", "am1_wd_max", "am1_sched", "msgd1", "msgd2_upper", "msgd2_general"])
-def test_foreach_and_single_tensor_bitwise(make):
+@pytest.mark.parametrize("batched_on_cpu", [False, True])
+def test_foreach_and_single_tensor_bitwise(make, batched_on_cpu, monkeypatch):
+    # batched_on_cpu: run the real multi-tensor (torch._foreach_*) code on CPU, which by default
+    # uses the cache-friendly per-tensor order there
+    from memsgd.torch import _am1, _memory_sgd
+    monkeypatch.setattr(_am1, "_CPU_PER_TENSOR", not batched_on_cpu)
+    monkeypatch.setattr(_memory_sgd, "_CPU_PER_TENSOR", not batched_on_cpu)
     m1, x, y = make_model()
     m2 = copy.deepcopy(m1)
     a = train(m1, x, y, make(m1.parameters(), True))

@@ -6,8 +6,6 @@
 #include <stdexcept>
 #include <vector>
 
-#include <Eigen/Dense>
-
 #ifdef MEMSGD_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -207,59 +205,62 @@ std::int64_t evolve_fixed(const Nodes& nodes, const AlgorithmParams& params, std
   return diverged;
 }
 
-// General memory: the same recursion with Eigen's dynamic matrices, one per component
-// (component-major storage). Not vectorised across components like the fixed-size kernels.
+// General memory: the same recursion with runtime-sized dense matrices per component
+// (component-major storage), every entry computed by the same loop so that equal inputs
+// round alike -- as in the fixed-size kernels, a state confined to an invariant subspace
+// stays there (an unexcited unstable memory mode stays unexcited).
 std::int64_t evolve_general(const Nodes& nodes, const AlgorithmParams& params, std::size_t steps,
                             const EvolveOptions& o, double* r0, double* r1) {
-  using Mat = Eigen::MatrixXd;
-  using Vec = Eigen::VectorXd;
   const int N = params.memory + 1;
   const int M = params.memory;
   const std::size_t K = nodes.count;
   const std::size_t NN = static_cast<std::size_t>(N) * N;
-  std::vector<double> X(NN * K);
+  std::vector<double> X(NN * K);  // full matrices, component-major
   const std::size_t nblocks = (K + kBlock - 1) / kBlock;
   std::vector<double> part0(nblocks), part1(nblocks);
   std::int64_t diverged = -1;
 
   struct Step {
-    Mat S0;
-    Vec g, h;
+    std::vector<double> S0, g, h;
   };
   auto step_at = [&](std::size_t t) {
     const std::size_t s = std::min(t, params.steps_stored - 1);
-    Step q{Mat::Zero(N, N), Vec(N), Vec(N)};
-    q.S0(0, 0) = 1.0;
-    q.g(0) = params.alpha[s];
-    q.h(0) = 1.0;
+    Step q{std::vector<double>(NN, 0.0), std::vector<double>(N), std::vector<double>(N)};
+    q.S0[0] = 1.0;
+    q.g[0] = params.alpha[s];
+    q.h[0] = 1.0;
     for (int i = 0; i < M; ++i) {
-      q.S0(0, i + 1) = params.b[s * M + i];
-      q.g(i + 1) = params.c[s * M + i];
-      q.h(i + 1) = params.e[s * M + i];
-      for (int j = 0; j < M; ++j) q.S0(i + 1, j + 1) = params.D[(s * M + i) * M + j];
+      q.S0[i + 1] = params.b[s * M + i];
+      q.g[i + 1] = params.c[s * M + i];
+      q.h[i + 1] = params.e[s * M + i];
+      for (int j = 0; j < M; ++j) q.S0[(i + 1) * N + j + 1] = params.D[(s * M + i) * M + j];
     }
     return q;
   };
-  auto block_range = [&](std::size_t b) {
-    return std::make_pair(b * kBlock, std::min(K, (b + 1) * kBlock));
+  auto quad = [N](const double* A, const std::vector<double>& v) {
+    double s = 0.0;
+    for (int i = 0; i < N; ++i) {
+      double row = 0.0;
+      for (int j = 0; j < N; ++j) row += A[i * N + j] * v[j];
+      s += v[i] * row;
+    }
+    return s;
   };
-
+  const std::size_t total = nblocks;
   {
     const Step q = step_at(0);
-    Mat init = Mat::Zero(N, N);
-    if (o.initial == InitialState::E11)
-      init(0, 0) = 1.0;
-    else
-      init = q.g * q.g.transpose();
-    for (std::size_t b = 0; b < nblocks; ++b) {
+    for (std::size_t b = 0; b < total; ++b) {
       double s0 = 0.0, s1 = 0.0;
-      const auto [k0, k1] = block_range(b);
-      for (std::size_t k = k0; k < k1; ++k) {
-        Eigen::Map<Mat> x(X.data() + k * NN, N, N);
-        x = nodes.scale[k] * init;
+      for (std::size_t k = b * kBlock; k < std::min(K, (b + 1) * kBlock); ++k) {
+        double* x = X.data() + k * NN;
+        for (int i = 0; i < N; ++i)
+          for (int j = 0; j < N; ++j)
+            x[i * N + j] = nodes.scale[k] * (o.initial == InitialState::E11
+                                                 ? (i == 0 && j == 0 ? 1.0 : 0.0)
+                                                 : q.g[i] * q.g[j]);
         const double wl = nodes.weight[k] * nodes.eigenvalue[k];
-        s0 += wl * x(0, 0);
-        s1 += wl * q.h.dot(x * q.h);  // once per component: the temporary is harmless
+        s0 += wl * x[0];
+        s1 += wl * quad(x, q.h);
       }
       part0[b] = s0;
       part1[b] = s1;
@@ -270,31 +271,37 @@ std::int64_t evolve_general(const Nodes& nodes, const AlgorithmParams& params, s
   }
   for (std::size_t t = 0; t < steps && diverged < 0; ++t) {
     const Step cur = step_at(t), nxt = step_at(t + 1);
-    const Mat gh = cur.g * cur.h.transpose();
-    const Mat gg = cur.g * cur.g.transpose();
     const double a_t = r1[t];
 #pragma omp parallel if (K * NN >= kParallelWork)
     {
-      Mat S(N, N), Z(N, N), Y(N, N);  // scratch, allocated once per thread and step
-      Vec xh(N);
+      std::vector<double> S(NN), Z(NN);
 #pragma omp for schedule(static)
-      for (std::size_t b = 0; b < nblocks; ++b) {
+      for (std::size_t b = 0; b < total; ++b) {
         double s0 = 0.0, s1 = 0.0;
-        const auto [k0, k1] = block_range(b);
-        for (std::size_t k = k0; k < k1; ++k) {
+        for (std::size_t k = b * kBlock; k < std::min(K, (b + 1) * kBlock); ++k) {
           const double l = nodes.eigenvalue[k];
-          Eigen::Map<Mat> x(X.data() + k * NN, N, N);
-          S.noalias() = cur.S0 - l * gh;
-          xh.noalias() = x * cur.h;
-          const double hxh = cur.h.dot(xh);
+          double* x = X.data() + k * NN;
+          for (int i = 0; i < N; ++i)
+            for (int j = 0; j < N; ++j) S[i * N + j] = cur.S0[i * N + j] - l * cur.g[i] * cur.h[j];
+          const double hxh = quad(x, cur.h);
+          for (int i = 0; i < N; ++i)
+            for (int j = 0; j < N; ++j) {
+              double acc = 0.0;
+              for (int m = 0; m < N; ++m) acc += S[i * N + m] * x[m * N + j];
+              Z[i * N + j] = acc;
+            }
           const double noise = l * (o.coupling * a_t - o.self_noise * l * hxh);
-          Z.noalias() = S * x;
-          Y.noalias() = Z * S.transpose();
-          x = Y + noise * gg;
+          for (int i = 0; i < N; ++i)
+            for (int j = i; j < N; ++j) {
+              double acc = 0.0;
+              for (int m = 0; m < N; ++m) acc += Z[i * N + m] * S[j * N + m];
+              acc += noise * cur.g[i] * cur.g[j];
+              x[i * N + j] = acc;
+              x[j * N + i] = acc;
+            }
           const double wl = nodes.weight[k] * l;
-          s0 += wl * x(0, 0);
-          xh.noalias() = x * nxt.h;
-          s1 += wl * nxt.h.dot(xh);
+          s0 += wl * x[0];
+          s1 += wl * quad(x, nxt.h);
         }
         part0[b] = s0;
         part1[b] = s1;

@@ -45,7 +45,7 @@ def register(sub) -> None:
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
     q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
-    q.add_argument("--steps", type=int, default=2000, help="training steps, default 2000")
+    q.add_argument("--steps", type=int, default=10000, help="training steps, default 10000")
     q.add_argument("--batch", type=int, default=32, help="batch size, default 32")
     q.add_argument("--seed", type=int, default=0, help="random seed, default 0")
     q.set_defaults(func=_digits)
@@ -142,7 +142,8 @@ def _digits(args) -> int:
     try:
         from ..experiments import digits
     except ImportError as exc:
-        print(f"memsgd reproduce digits: the digits experiment is not available ({exc})", file=sys.stderr)
+        print(f"memsgd reproduce digits: needs PyTorch and scikit-learn "
+              f"(pip install torch scikit-learn): {exc}", file=sys.stderr)
         return 1
     _positive(args.steps, "--steps")
     _positive(args.batch, "--batch")

@@ -210,8 +210,13 @@ def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Op
 
 def _single_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize, lr_in_buffer):
     grads = effective_grads(params, grads, weight_decay, maximize, foreach=False)
-    for i, (p, g) in enumerate(zip(params, grads)):
-        buf = bufs[i]
+    _per_tensor_am1(range(len(params)), params, grads, bufs, lr, momentum, kick, lr_in_buffer)
+
+
+def _per_tensor_am1(indices, params, grads, bufs, lr, momentum, kick, lr_in_buffer):
+    """All of a tensor's operations before the next tensor's (cache-friendly on CPU)."""
+    for i in indices:
+        p, g, buf = params[i], grads[i], bufs[i]
         if lr_in_buffer:
             if buf is None:
                 buf = torch.mul(g, lr)
@@ -235,9 +240,19 @@ def _single_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay,
         bufs[i] = buf
 
 
+# On CPU, torch's foreach ops are loops of the per-tensor ops, so batching buys nothing there and
+# sweeping each op over all tensors only evicts the caches: the multi-tensor path therefore runs
+# the per-tensor order for CPU tensors (same ops, bitwise the same result). Tests set this to
+# False to exercise the batched code on CPU.
+_CPU_PER_TENSOR = True
+
+
 def _multi_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize, lr_in_buffer):
     grads = effective_grads(params, grads, weight_decay, maximize, foreach=True)
-    for idx in group_by_device_and_dtype(params).values():
+    for (device, _), idx in group_by_device_and_dtype(params).items():
+        if device.type == "cpu" and _CPU_PER_TENSOR:
+            _per_tensor_am1(idx, params, grads, bufs, lr, momentum, kick, lr_in_buffer)
+            continue
         dp = [params[i] for i in idx]
         dg = [grads[i] for i in idx]
         have = all(bufs[i] is not None for i in idx)
@@ -270,15 +285,15 @@ def _multi_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, 
                     db.append(bufs[i])
             torch._foreach_add_(dp, db, alpha=-lr)
         else:
-            if have and dp[0].device.type != "cpu":
+            if have and device.type != "cpu":
                 # one fused multi-tensor pass  v' = g + beta v  into fresh buffers (the caching
                 # allocator makes them free); the old buffers are dropped
                 db = torch._foreach_add(dg, [bufs[i] for i in idx], alpha=momentum)
                 for i, b in zip(idx, db):
                     bufs[i] = b
             else:
-                # CPU (foreach is a per-tensor loop there anyway): the same op written in place,
-                # avoiding page faults from fresh allocations every step
+                # CPU: the same op written in place (fresh CPU allocations every step would
+                # page-fault)
                 db = []
                 for i, g in zip(idx, dg):
                     if bufs[i] is None:

@@ -158,6 +158,12 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (MATH.md 
     """
 
 
+# On CPU, foreach ops are per-tensor loops; running each tensor's whole update before the next
+# (same ops, bitwise the same result) keeps it in cache. Tests set this to False to exercise the
+# batched code on CPU.
+_CPU_PER_TENSOR = True
+
+
 def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: List[Optional[Tensor]], *,
                alpha: float, b, c, D, lr: float = 1.0, weight_decay: float = 0.0, maximize: bool = False,
                foreach: Optional[bool] = None) -> None:
@@ -173,7 +179,11 @@ def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: Li
         if M > 0 and memory_buffer_list[i] is None:
             memory_buffer_list[i] = torch.zeros((M,) + tuple(p.shape), dtype=p.dtype, device=p.device)
     if foreach:
-        for idx in group_by_device_and_dtype(params).values():
+        for (device, _), idx in group_by_device_and_dtype(params).items():
+            if device.type == "cpu" and _CPU_PER_TENSOR:
+                for i in idx:
+                    _update([params[i]], [grads[i]], [memory_buffer_list[i]], alpha, b, c, D, lr, False)
+                continue
             _update([params[i] for i in idx], [grads[i] for i in idx],
                     [memory_buffer_list[i] for i in idx], alpha, b, c, D, lr, True)
     else:
