@@ -271,7 +271,7 @@ def test_cli_digits_missing_module(tmp_path, monkeypatch, capsys):
     import memsgd.experiments as pkg
     monkeypatch.delattr(pkg, "digits", raising=False)
     assert main(["reproduce", "digits", "--out", str(tmp_path)]) == 1
-    assert "not available" in capsys.readouterr().err
+    assert "needs PyTorch" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("nu,kappa", [(3.0, 1.0), (1.5, 0.75)])
