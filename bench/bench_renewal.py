@@ -12,15 +12,13 @@ use the best of --repeat runs (one for direct above 10^4).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
-import memsgd as ms  # noqa: E402
-from memsgd import _core  # noqa: E402
+import memsgd as ms
+from memsgd import _core
 
 
 def kernels(T: int):
