@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <string>
 
 #include <unistd.h>
@@ -77,7 +78,8 @@ void require_finite(const Array& a, const char* name) {
 
 py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha,
                  py::object b, py::object c, py::object D, py::object e, std::int64_t steps,
-                 double coupling, double self_noise, bool initial_ggt, double limit) {
+                 double coupling, double self_noise, bool initial_ggt, double limit,
+                 memsgd::RunControl* control) {
   Array lam = as_array(eigenvalues, "eigenvalues"), w = as_array(weights, "weights"),
         sc = as_array(scales, "scales");
   Array al = as_array(alpha, "alpha"), bb = as_array(b, "b"), cc = as_array(c, "c"),
@@ -128,6 +130,7 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
   // evolve.hpp documents "r0 above limit or not finite marks divergence"; the kernel tests
   // !(r0 <= limit), which lets r0 = inf pass when limit = inf. Clamp so that it cannot.
   options.limit = std::min(limit, std::numeric_limits<double>::max());
+  options.control = control;
 
   Array r0(steps + 1), r1(steps + 1);
   double* p0 = r0.mutable_data();
@@ -136,6 +139,9 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
   {
     py::gil_scoped_release release;
     diverged = memsgd::evolve(nodes, params, static_cast<std::size_t>(steps), options, p0, p1);
+  }
+  if (control != nullptr && control->cancel.load()) throw std::runtime_error("run cancelled");
+  {
     // An overflowed step can leave r1 = inf - inf = NaN one step before r0 overflows; the sums
     // are of nonnegative terms in exact arithmetic, so report the overflow as inf, never NaN.
     for (std::int64_t t = 0; t <= steps; ++t) {
@@ -178,10 +184,15 @@ py::tuple renewal(py::object U, py::object U_prime, py::object V, py::object V_p
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "memsgd compiled core: exact second-moment recursion and renewal solvers";
+  py::class_<memsgd::RunControl>(m, "RunControl",
+                                 "Progress of a running evolve() and a way to stop it from another thread.")
+      .def(py::init<>())
+      .def_property_readonly("steps_done", [](const memsgd::RunControl& c) { return c.steps_done.load(); })
+      .def("cancel", [](memsgd::RunControl& c) { c.cancel.store(true); });
   m.def("evolve", &evolve, py::arg("eigenvalues"), py::arg("weights"), py::arg("scales"),
         py::arg("alpha"), py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("steps"),
         py::arg("coupling"), py::arg("self_noise"), py::arg("initial_ggt") = false,
-        py::arg("limit") = 2e30,
+        py::arg("limit") = 2e30, py::arg("control") = nullptr,
         "Second-moment recursion; returns (r0, r1, diverged_at) with r0_t = sum w lam X00, "
         "r1_t = sum w lam h^T X h; diverged_at = -1 when finite throughout.");
   m.def("renewal", &renewal, py::arg("U"), py::arg("U_prime"), py::arg("V"), py::arg("V_prime"),

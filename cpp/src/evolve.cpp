@@ -159,6 +159,13 @@ double ordered_sum(const std::vector<double>& v) {
 
 bool is_diverged(double r0, double limit) { return !(r0 <= limit); }
 
+// Publishes progress; true when the run should stop (cancelled from another thread).
+bool report_step(RunControl* control, std::size_t done) {
+  if (control == nullptr) return false;
+  control->steps_done.store(done, std::memory_order_relaxed);
+  return control->cancel.load(std::memory_order_relaxed);
+}
+
 template <int N>
 std::int64_t evolve_fixed(const Nodes& nodes, const AlgorithmParams& params, std::size_t steps,
                           const EvolveOptions& o, double* r0, double* r1) {
@@ -172,6 +179,7 @@ std::int64_t evolve_fixed(const Nodes& nodes, const AlgorithmParams& params, std
   const Coeffs<N> fixed = coeffs_at<N>(params, 0);
   const bool parallel = nblocks > 1 && K * P >= kParallelWork;
   (void)parallel;
+  bool stop = false;  // cancelled; written in `single`, read by all after its barrier
 
 #pragma omp parallel if (parallel)
   {
@@ -186,7 +194,7 @@ std::int64_t evolve_fixed(const Nodes& nodes, const AlgorithmParams& params, std
       if (is_diverged(r0[0], o.limit)) diverged = 0;
     }
     for (std::size_t t = 0; t < steps; ++t) {
-      if (diverged >= 0) break;
+      if (diverged >= 0 || stop) break;
       const Coeffs<N> cur = stationary ? fixed : coeffs_at<N>(params, t);
       const Coeffs<N> nxt = stationary ? fixed : coeffs_at<N>(params, t + 1);
       const double a_t = r1[t];
@@ -199,6 +207,7 @@ std::int64_t evolve_fixed(const Nodes& nodes, const AlgorithmParams& params, std
         r0[t + 1] = ordered_sum(part0);
         r1[t + 1] = ordered_sum(part1);
         if (is_diverged(r0[t + 1], o.limit)) diverged = static_cast<std::int64_t>(t + 1);
+        stop = report_step(o.control, t + 1);
       }
     }
   }
@@ -310,6 +319,7 @@ std::int64_t evolve_general(const Nodes& nodes, const AlgorithmParams& params, s
     r0[t + 1] = ordered_sum(part0);
     r1[t + 1] = ordered_sum(part1);
     if (is_diverged(r0[t + 1], o.limit)) diverged = static_cast<std::int64_t>(t + 1);
+    if (report_step(o.control, t + 1)) break;
   }
   return diverged;
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -104,25 +105,82 @@ def _parameter_arrays(algorithm: Algorithm, steps: int):
     return params
 
 
-def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: int) -> LossCurve:
+# Runs of more scalar updates than this go through a watched worker thread (progress bar,
+# Ctrl-C); shorter ones call the core directly. About 0.1 s of work.
+_WATCH_WORK = 1e8
+# Auto progress bars (progress=None) from about this much work: several seconds.
+_BAR_WORK = 5e9
+
+
+def _evolve(args, steps: int, work_per_step: int, progress, desc: str):
+    """``_core.evolve(*args)``, watched from this thread when the run is long.
+
+    The core releases the GIL and publishes its step count in a ``RunControl``; this thread
+    polls it for the bar and turns Ctrl-C into a cancellation of the run.
+    """
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
+    work = float(steps) * work_per_step
+    show = progress if progress is not None else (work >= _BAR_WORK and sys.stderr.isatty())
+    if not show and work < _WATCH_WORK:
+        return _core.evolve(*args)
+    control = _core.RunControl()
+    outcome = {}
+    finished = threading.Event()  # not Thread.join: an interrupted join can return early later
+
+    def target():
+        try:
+            outcome["value"] = _core.evolve(*args, control=control)
+        except BaseException as exc:  # handed to the calling thread below
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    from tqdm.auto import tqdm
+    bar = tqdm(total=steps, desc=desc, unit="step", disable=not show, leave=False, mininterval=0.25)
+    threading.Thread(target=target, name="memsgd-evolve", daemon=True).start()
+    try:
+        while not finished.wait(0.1):
+            bar.update(control.steps_done - bar.n)
+    except KeyboardInterrupt:
+        control.cancel()  # the core stops after its current step
+        while not finished.wait(0.1):
+            pass
+        raise
+    finally:
+        bar.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: int,
+               progress: Optional[bool] = None) -> LossCurve:
     """Exact expected loss ``L_0..L_steps`` of mini-batch SGD with memory (MATH.md 3).
 
     Works for stationary algorithms and schedules (per-step parameters), any memory M
     (specialised kernels for M <= 3), any shift e. Cost O(steps K (M+1)^2), memory
     O(K (M+1)^2). Deterministic: identical bits for any number of threads.
+
+    ``progress``: ``True`` shows a progress bar, ``False`` never, ``None`` (default) when the
+    run is long (about 5 s or more) and stderr is a terminal. Long runs can be interrupted
+    with Ctrl-C (KeyboardInterrupt) whether or not a bar is shown.
     """
     steps = _check_problem(algorithm, spectrum, noise, steps)
     alpha, b, c, D, e = _parameter_arrays(algorithm, steps)
-    r0, r1, diverged = _core.evolve(
-        spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e, steps,
-        noise.coupling, noise.self_noise, False, 2.0 * DIVERGENCE_LIMIT)
+    r0, r1, diverged = _evolve(
+        (spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e, steps,
+         noise.coupling, noise.self_noise, False, 2.0 * DIVERGENCE_LIMIT),
+        steps, spectrum.size * (algorithm.memory + 1) ** 2, progress, "loss_curve")
     return LossCurve(0.5 * r0, None if diverged < 0 else int(diverged), r1)
 
 
-def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps: int) -> Propagators:
+def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps: int,
+                progress: Optional[bool] = None) -> Propagators:
     """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (MATH.md 4).
 
     Stationary algorithms only (two-time propagators of schedules are not offered here).
+    ``progress`` as in :func:`loss_curve`.
     """
     if isinstance(algorithm, Schedule):
         raise ValueError("algorithm must be stationary (a MemoryAlgorithm): propagators of a Schedule "
@@ -131,13 +189,14 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
     alpha, b, c, D, e = _parameter_arrays(algorithm, steps)
     lam = spectrum.eigenvalues
     args = (alpha, b, c, D, e)
-    s0, s1, _ = _core.evolve(lam, spectrum.weights, spectrum.coefficients2, *args, steps,
-                             0.0, noise.self_noise, False, _OVERFLOW)
+    work = spectrum.size * (algorithm.memory + 1) ** 2
+    s0, s1, _ = _evolve((lam, spectrum.weights, spectrum.coefficients2, *args, steps,
+                         0.0, noise.self_noise, False, _OVERFLOW), steps, work, progress, "signal propagators")
     V = np.zeros(steps + 1)
     V_prime = np.zeros(steps + 1)
     if steps > 0 and noise.coupling != 0.0:
-        n0, n1, _ = _core.evolve(lam, spectrum.weights, lam, *args, steps - 1,
-                                 0.0, noise.self_noise, True, _OVERFLOW)
+        n0, n1, _ = _evolve((lam, spectrum.weights, lam, *args, steps - 1,
+                             0.0, noise.self_noise, True, _OVERFLOW), steps - 1, work, progress, "noise propagators")
         V[1:] = noise.coupling * n0
         V_prime[1:] = noise.coupling * n1
     arrays = [0.5 * s0, 0.5 * s1, V, V_prime]

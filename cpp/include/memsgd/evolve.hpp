@@ -10,6 +10,7 @@
 // The core knows nothing of Python.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -39,15 +40,24 @@ struct Nodes {
 
 enum class InitialState { E11, GGt };
 
+// Shared with a watching thread: the run publishes how many steps it has done and stops
+// after the current step once `cancel` is set (the outputs are then incomplete).
+struct RunControl {
+  std::atomic<std::uint64_t> steps_done{0};
+  std::atomic<bool> cancel{false};
+};
+
 struct EvolveOptions {
   double coupling = 0.0;    // tau1 / B
   double self_noise = 0.0;  // tau2 / B
   InitialState initial = InitialState::E11;
   double limit = 2e30;      // r0 above this (or not finite) marks divergence
+  RunControl* control = nullptr;  // optional progress / cancellation
 };
 
 // Fills r0[0..steps] and r1[0..steps]. Returns the first step t with r0[t] > limit or not
-// finite (r0 and r1 are +inf from there on), or -1 when the run stays finite.
+// finite (r0 and r1 are +inf from there on), or -1 when the run stays finite. A cancelled
+// run (options.control->cancel) returns early with the outputs only partly filled.
 // Bitwise identical for any thread count: reductions use fixed blocks summed in order.
 std::int64_t evolve(const Nodes& nodes, const AlgorithmParams& params, std::size_t steps,
                     const EvolveOptions& options, double* r0, double* r1);
