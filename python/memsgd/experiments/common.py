@@ -40,15 +40,17 @@ def predicted_am1_exponent(nu: float, kappa: float, delta: float) -> Optional[fl
     return kappa / nu * (1.0 + delta)
 
 
-def guide(loss: np.ndarray, exponent: float, t_min: float, t_max: float, points: int = 50):
-    """A dashed guide ``C t^-exponent`` over ``[t_min / 3, t_max]`` with the predicted slope and
-    the level ``C`` fitted to the curve on ``[t_min, t_max]`` (geometric mean of ``L_t t^p``)."""
+def guide(loss: np.ndarray, exponent: float, t_min: float, t_max: float, points: int = 50,
+          offset: float = 0.5):
+    """A dashed guide ``offset * C t^-exponent`` over ``[t_min / 3, t_max]`` with the predicted
+    slope and the level ``C`` fitted to the curve on ``[t_min, t_max]`` (geometric mean of
+    ``L_t t^p``); ``offset`` < 1 draws it just below the curve so that both stay visible."""
     t = np.unique(np.round(np.geomspace(t_min, t_max, points)).astype(int))
     L = loss[t]
     ok = np.isfinite(L) & (L > 0)
     log_c = float(np.mean(np.log(L[ok]) + exponent * np.log(t[ok])))
     tg = np.geomspace(max(1.0, t_min / 3.0), t_max, points)
-    return tg, np.exp(log_c) * tg ** (-exponent)
+    return tg, offset * np.exp(log_c) * tg ** (-exponent)
 
 
 def log_times(t_max: int, points: int = 12, t_min: int = 1) -> np.ndarray:
