@@ -171,8 +171,7 @@ py::tuple renewal(py::object U, py::object U_prime, py::object V, py::object V_p
   double* pl = l.mutable_data();
   {
     py::gil_scoped_release release;
-    const bool same = method == "fft";
-    if (same)
+    if (method == "fft")
       memsgd::renewal_fft(static_cast<std::size_t>(n), u.data(), up.data(), v.data(), vp.data(), pL, pl);
     else
       memsgd::renewal_direct(static_cast<std::size_t>(n), u.data(), up.data(), v.data(), vp.data(), pL, pl);

@@ -255,10 +255,9 @@ std::int64_t evolve_general(const Nodes& nodes, const AlgorithmParams& params, s
     }
     return s;
   };
-  const std::size_t total = nblocks;
   {
     const Step q = step_at(0);
-    for (std::size_t b = 0; b < total; ++b) {
+    for (std::size_t b = 0; b < nblocks; ++b) {
       double s0 = 0.0, s1 = 0.0;
       for (std::size_t k = b * kBlock; k < std::min(K, (b + 1) * kBlock); ++k) {
         double* x = X.data() + k * NN;
@@ -285,7 +284,7 @@ std::int64_t evolve_general(const Nodes& nodes, const AlgorithmParams& params, s
     {
       std::vector<double> S(NN), Z(NN);
 #pragma omp for schedule(static)
-      for (std::size_t b = 0; b < total; ++b) {
+      for (std::size_t b = 0; b < nblocks; ++b) {
         double s0 = 0.0, s1 = 0.0;
         for (std::size_t k = b * kBlock; k < std::min(K, (b + 1) * kBlock); ++k) {
           const double l = nodes.eigenvalue[k];
