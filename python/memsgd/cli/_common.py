@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import algorithms
 from ..noise import Noise
+from ..experiments.common import format_table
 from ..spectrum import Spectrum
 
 PRESETS = {
@@ -84,10 +85,7 @@ def log_times(steps: int, points: int = 20) -> np.ndarray:
 
 
 def print_table(headers, rows) -> None:
-    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
-    print("  ".join(str(h).rjust(w) for h, w in zip(headers, widths)))
-    for r in rows:
-        print("  ".join(str(v).rjust(w) for v, w in zip(r, widths)))
+    print(format_table(headers, rows))
 
 
 def dump_json(obj) -> None:

@@ -74,6 +74,15 @@ def fmt(x, spec: str = ".4f") -> str:
     return format(x, spec)
 
 
+def check_problems(problems) -> None:
+    """``problems``: a non-empty sequence of power-law ``(nu > 1, kappa > 0)`` pairs."""
+    if not problems:
+        raise ValueError("problems must be a non-empty tuple of (nu, kappa)")
+    for p in problems:
+        if len(p) != 2 or not p[0] > 1 or not p[1] > 0:
+            raise ValueError(f"problems must contain (nu > 1, kappa > 0) pairs, got {p!r}")
+
+
 def format_table(headers, rows) -> str:
     rows = [[str(v) for v in r] for r in rows]
     widths = [max([len(str(h))] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]

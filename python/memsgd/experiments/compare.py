@@ -70,11 +70,7 @@ class CompareConfig:
     methods: Tuple[str, ...] = tuple(METHODS)
 
     def validate(self) -> "CompareConfig":
-        if not self.problems:
-            raise ValueError("problems must be a non-empty tuple of (nu, kappa)")
-        for p in self.problems:
-            if len(p) != 2 or not p[0] > 1 or not p[1] > 0:
-                raise ValueError(f"problems must contain (nu > 1, kappa > 0) pairs, got {p!r}")
+        common.check_problems(self.problems)
         if not self.batch_sizes:
             raise ValueError("batch_sizes must be non-empty")
         for b in self.batch_sizes:

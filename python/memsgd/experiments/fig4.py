@@ -48,11 +48,8 @@ class Fig4Config:
     seed: int = 1
 
     def validate(self) -> "Fig4Config":
-        if not self.problems:
-            raise ValueError("problems must be a non-empty tuple of (nu, kappa)")
-        for p in tuple(self.problems) + (tuple(self.sim_problem),):
-            if len(p) != 2 or not p[0] > 1 or not p[1] > 0:
-                raise ValueError(f"problems must contain (nu > 1, kappa > 0) pairs, got {p!r}")
+        common.check_problems(self.problems)
+        common.check_problems((tuple(self.sim_problem),))
         if not self.batch_sizes:
             raise ValueError("batch_sizes must be non-empty")
         for b in self.batch_sizes:
