@@ -98,11 +98,10 @@ def _parameter_arrays(algorithm: Algorithm, steps: int):
     if algorithm.length is not None and steps > algorithm.length:
         raise ValueError(f"steps must be <= the schedule's length {algorithm.length} "
                          f"(schedule too short), got {steps}")
-    params = algorithm.parameters(max(steps, 1) if algorithm.length is None else max(min(steps, algorithm.length), 0))
-    if params[0].size == 0:  # steps == 0 on an empty schedule: any row will do, it is never used
+    if algorithm.length == 0:  # steps == 0 here: the core needs a row, which it never uses
         M = algorithm.memory
         return (np.zeros(1), np.zeros((1, M)), np.zeros((1, M)), np.zeros((1, M, M)), np.zeros((1, M)))
-    return params
+    return algorithm.parameters(max(steps, 1))
 
 
 # Runs of more scalar updates than this go through a watched worker thread (progress bar,
