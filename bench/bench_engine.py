@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import numpy as np
+
+from _timing import best_time
 
 import memsgd
 from memsgd import MemoryAlgorithm, Noise, Spectrum, loss_curve
@@ -45,16 +46,6 @@ def numpy_recursion(algo: MemoryAlgorithm, lam, c2, tau1, tau2, batch, steps):
         noise = (tau1 * lam * a - tau2 * lam ** 2 * hXh) / batch
         X = S @ X @ St + noise[:, None, None] * ggT
     return loss
-
-
-def best_time(fn, repeats):
-    best = float("inf")
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv=None):

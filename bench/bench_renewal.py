@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import numpy as np
+
+from _timing import best_time
 
 import memsgd as ms
 from memsgd import _core
@@ -31,15 +32,6 @@ def kernels(T: int):
     V = 0.02 * t ** -1.5
     V[0] = 0.0
     return U, V
-
-
-def best_time(fn, repeat):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main(argv=None):

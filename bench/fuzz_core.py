@@ -18,7 +18,6 @@ Prints the execution count and the findings; exits 1 if there were findings.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import sys

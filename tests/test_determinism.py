@@ -4,14 +4,12 @@ The core splits components into fixed blocks of 1024 and adds block sums in orde
 bits must not depend on the thread count. The problems below are large enough that the core
 really runs in parallel: K (M+1)(M+2)/2 >= 16384 and K > 1024 (several blocks).
 """
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 
 from memsgd import _core

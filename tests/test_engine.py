@@ -40,7 +40,6 @@ def problems(draw):
 @given(problems())
 def test_engine_matches_numpy_reference(p):
     steps = 40
-    M = p["M"]
     if p["scheduled"]:
         rng = p["rng"]
         # per-step parameters: the stationary ones jittered differently at every step

@@ -6,7 +6,6 @@ and have no end; :meth:`Schedule.from_arrays` wraps explicit arrays of a fixed l
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional
 
 import numpy as np

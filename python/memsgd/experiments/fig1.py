@@ -141,7 +141,6 @@ def run(config: Optional[Fig1Config] = None, out_dir=None, progress=None, simula
             guides[f"t^-{pred:.3g}"] = common.guide(c.loss, pred, t_lo, t_hi)
         tracker.step(label)
 
-    by = {r["label"]: r for r in results}
     sgd_final = results[0]["final_loss"]
     jac_clean, jac_noisy = results[2], results[3]
     am1 = results[4:]

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._common import (check_flag, check_nonnegative, check_real, effective_grads,
-                      group_by_device_and_dtype, reject_sparse, resolve_foreach)
+from ._common import (check_flag, check_nonnegative, check_real, collect, effective_grads,
+                      group_by_device_and_dtype, resolve_foreach)
 
 __all__ = ["AM1", "am1"]
 
@@ -110,16 +110,7 @@ class AM1(Optimizer):
                 loss = closure()
 
         for group in self.param_groups:
-            params: List[Tensor] = []
-            grads: List[Tensor] = []
-            bufs: List[Optional[Tensor]] = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                reject_sparse(p, "AM1")
-                params.append(p)
-                grads.append(p.grad)
-                bufs.append(self.state[p].get("momentum_buffer"))
+            params, grads, bufs = collect(group, self.state, "momentum_buffer", "AM1")
             if self.schedule is not None:
                 group["lr"], group["momentum"], group["kick"] = _schedule_values(self.schedule, group["step"])
             if params:
@@ -213,31 +204,30 @@ def _single_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay,
     _per_tensor_am1(range(len(params)), params, grads, bufs, lr, momentum, kick, lr_in_buffer)
 
 
+def _updated_buffer(buf, g, lr, momentum, kick, lr_in_buffer):
+    """One tensor's new momentum buffer (created on the first step), in place where it exists."""
+    if lr_in_buffer:
+        if buf is None:
+            return torch.mul(g, lr)
+        return buf.mul_(momentum).add_(g, alpha=lr)
+    if buf is None:
+        return torch.clone(g).detach()
+    if kick == 0:
+        return buf.mul_(momentum).add_(g)
+    return torch.add(g, buf, alpha=momentum, out=buf)
+
+
 def _per_tensor_am1(indices, params, grads, bufs, lr, momentum, kick, lr_in_buffer):
     """All of a tensor's operations before the next tensor's (cache-friendly on CPU)."""
     for i in indices:
-        p, g, buf = params[i], grads[i], bufs[i]
+        p, g = params[i], grads[i]
+        buf = bufs[i] = _updated_buffer(bufs[i], g, lr, momentum, kick, lr_in_buffer)
         if lr_in_buffer:
-            if buf is None:
-                buf = torch.mul(g, lr)
-            else:
-                buf.mul_(momentum).add_(g, alpha=lr)
             p.sub_(buf)
-        elif kick == 0:
-            if buf is None:
-                buf = torch.clone(g).detach()
-            else:
-                buf.mul_(momentum).add_(g)
-            p.add_(buf, alpha=-lr)
         else:
-            if buf is None:
-                buf = torch.clone(g).detach()
-            else:
-                torch.add(g, buf, alpha=momentum, out=buf)
             p.add_(buf, alpha=-lr)
         if kick != 0:
             p.add_(g, alpha=-kick)
-        bufs[i] = buf
 
 
 # On CPU, torch's foreach ops are loops of the per-tensor ops, so batching buys nothing there and
@@ -256,51 +246,28 @@ def _multi_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, 
         dp = [params[i] for i in idx]
         dg = [grads[i] for i in idx]
         have = all(bufs[i] is not None for i in idx)
-        if lr_in_buffer:
-            if have:
-                db = [bufs[i] for i in idx]
-                torch._foreach_mul_(db, momentum)
+        if have and (lr_in_buffer or kick == 0):
+            db = [bufs[i] for i in idx]
+            torch._foreach_mul_(db, momentum)
+            if lr_in_buffer:
                 torch._foreach_add_(db, dg, alpha=lr)
             else:
-                db = []
-                for i, g in zip(idx, dg):
-                    if bufs[i] is None:
-                        bufs[i] = torch.mul(g, lr)
-                    else:
-                        bufs[i].mul_(momentum).add_(g, alpha=lr)
-                    db.append(bufs[i])
-            torch._foreach_sub_(dp, db)
-        elif kick == 0:
-            if have:
-                db = [bufs[i] for i in idx]
-                torch._foreach_mul_(db, momentum)
                 torch._foreach_add_(db, dg)
-            else:
-                db = []
-                for i, g in zip(idx, dg):
-                    if bufs[i] is None:
-                        bufs[i] = torch.clone(g).detach()
-                    else:
-                        bufs[i].mul_(momentum).add_(g)
-                    db.append(bufs[i])
-            torch._foreach_add_(dp, db, alpha=-lr)
+        elif have and device.type != "cpu":
+            # kick != 0: one fused multi-tensor pass  v' = g + beta v  into fresh buffers (the
+            # caching allocator makes them free); the old buffers are dropped. On CPU fresh
+            # allocations every step would page-fault, so there the per-tensor op runs in place.
+            db = torch._foreach_add(dg, [bufs[i] for i in idx], alpha=momentum)
+            for i, buf in zip(idx, db):
+                bufs[i] = buf
+        else:  # first step (buffers to create) or CPU with a kick: per-tensor, same ops
+            db = []
+            for i, g in zip(idx, dg):
+                bufs[i] = _updated_buffer(bufs[i], g, lr, momentum, kick, lr_in_buffer)
+                db.append(bufs[i])
+        if lr_in_buffer:
+            torch._foreach_sub_(dp, db)
         else:
-            if have and device.type != "cpu":
-                # one fused multi-tensor pass  v' = g + beta v  into fresh buffers (the caching
-                # allocator makes them free); the old buffers are dropped
-                db = torch._foreach_add(dg, [bufs[i] for i in idx], alpha=momentum)
-                for i, b in zip(idx, db):
-                    bufs[i] = b
-            else:
-                # CPU: the same op written in place (fresh CPU allocations every step would
-                # page-fault)
-                db = []
-                for i, g in zip(idx, dg):
-                    if bufs[i] is None:
-                        bufs[i] = torch.clone(g).detach()
-                    else:
-                        torch.add(g, bufs[i], alpha=momentum, out=bufs[i])
-                    db.append(bufs[i])
             torch._foreach_add_(dp, db, alpha=-lr)
         if kick != 0:
             torch._foreach_add_(dp, dg, alpha=-kick)

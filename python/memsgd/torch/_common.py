@@ -52,6 +52,21 @@ def reject_sparse(p: Tensor, optimizer: str) -> None:
             f"(e.g. nn.Embedding(..., sparse=False)) or torch.optim.SparseAdam")
 
 
+def collect(group, state, buffer_key: str, optimizer: str):
+    """The group's parameters that have gradients, their gradients and saved buffers (or None)."""
+    params: List[Tensor] = []
+    grads: List[Tensor] = []
+    bufs: List[Optional[Tensor]] = []
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        reject_sparse(p, optimizer)
+        params.append(p)
+        grads.append(p.grad)
+        bufs.append(state[p].get(buffer_key))
+    return params, grads, bufs
+
+
 def effective_grads(params: List[Tensor], grads: List[Tensor], weight_decay: float,
                     maximize: bool, foreach: bool) -> List[Tensor]:
     """``g = +-grad + weight_decay * p`` without touching ``p.grad`` (same ops on both paths)."""

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._common import (check_flag, check_nonnegative, check_real, effective_grads,
-                      group_by_device_and_dtype, reject_sparse, resolve_foreach)
+from ._common import (check_flag, check_nonnegative, check_real, collect, effective_grads,
+                      group_by_device_and_dtype, resolve_foreach)
 
 __all__ = ["MemorySGD", "memory_sgd"]
 
@@ -91,21 +91,12 @@ class MemorySGD(Optimizer):
                 loss = closure()
         for group in self.param_groups:
             M = len(group["b"])
-            params: List[Tensor] = []
-            grads: List[Tensor] = []
-            bufs: List[Optional[Tensor]] = []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                reject_sparse(p, "MemorySGD")
-                buf = self.state[p].get("memory_buffer")
+            params, grads, bufs = collect(group, self.state, "memory_buffer", "MemorySGD")
+            for buf in bufs:
                 if buf is not None and buf.shape[0] != M:
                     raise ValueError(
                         f"the group's memory M = {M} (length of b) does not match the saved "
                         f"memory_buffer with {buf.shape[0]} vectors")
-                params.append(p)
-                grads.append(p.grad)
-                bufs.append(buf)
             if not params:
                 continue
             memory_sgd(params, grads, bufs, alpha=group["alpha"], b=group["b"], c=group["c"],
