@@ -5,8 +5,9 @@ Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic ac
 """
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
-from .dynamics import (LossCurve, Propagators, loss_curve, loss_from_propagators, propagators,
-                       simulate_sgd)
+from .dynamics import LossCurve, Propagators, loss_curve, propagators
+from .renewal import loss_from_propagators
+from .simulation import simulate_sgd
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum

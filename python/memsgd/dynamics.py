@@ -19,14 +19,13 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import nonnegative_int, positive_int
+from ._validation import nonnegative_int
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["LossCurve", "Propagators", "loss_curve", "propagators", "loss_from_propagators",
-           "simulate_sgd"]
+__all__ = ["LossCurve", "Propagators", "loss_curve", "propagators"]
 
 # Losses above this count as divergence (API.md, Errors).
 DIVERGENCE_LIMIT = 1e30
@@ -202,122 +201,3 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
     for arr in arrays:  # an overflowing (diverging) algorithm: report inf, never NaN
         arr[np.isnan(arr)] = math.inf
     return Propagators(*arrays, bool(np.all(algorithm.e == 0)))
-
-
-def loss_from_propagators(props: Propagators, method: str = "fft") -> np.ndarray:
-    """Solve the renewal equations of the loss expansion (P.19, Theorem 2)::
-
-        l_t = U'_t + sum_{s<t} l_s V'_{t-s},     L_t = U_t + sum_{s<t} l_s V_{t-s}
-
-    ``method="direct"``: O(T^2) summation; ``"fft"``: online divide-and-conquer convolution
-    with FFT block products, O(T log^2 T). Returns ``L`` of shape (steps+1,).
-    """
-    if not isinstance(props, Propagators):
-        raise TypeError(f"props must be Propagators, got {type(props).__name__}")
-    if method not in ("direct", "fft"):
-        raise ValueError(f"method must be 'direct' or 'fft', got {method!r}")
-    arrays = [props.U, props.U_prime, props.V, props.V_prime]
-    if not all(np.all(np.isfinite(a)) for a in arrays):
-        raise ValueError("props must be finite (the propagators of a diverging algorithm cannot be summed)")
-    if props.e_is_zero:  # U' = U, V' = V: pass the same arrays so the core convolves once
-        arrays = [props.U, props.U, props.V, props.V]
-    rho = _growth_rate(*arrays) if method == "fft" else 1.0
-    if rho == 1.0:
-        L, _ = _core.renewal(*arrays, method)
-        return L
-    # Exponential tilt: l_t rho^-t solves the same equations with every input times rho^-t,
-    # so the FFT block products see non-growing sequences and keep their relative accuracy.
-    log_tilt = -np.arange(arrays[0].size) * math.log(rho)
-    tilt = np.exp(log_tilt)
-    tilted = [a * tilt for a in arrays]
-    if props.e_is_zero:
-        tilted = [tilted[0], tilted[0], tilted[2], tilted[2]]
-    L, _ = _core.renewal(*tilted, method)
-    return L * np.exp(-log_tilt)
-
-
-def _growth_rate(U, U_prime, V, V_prime) -> float:
-    """A rate rho >= 1 matching the exponential growth of l and L, or 1 when they do not grow.
-
-    Growth comes from the inputs (``(max|A| over the last quarter / max|A| over the second
-    quarter)^(2/T)``, robust to oscillation) and from the renewal itself (the root of
-    ``sum_n |V'_n| rho^-n = 1`` when ``sum |V'| > 1``, by bisection).
-    """
-    rho = 1.0
-    T = U.size
-    if T >= 8:
-        for a in (U, U_prime, V, V_prime):
-            mag = np.abs(a)
-            early, late = mag[T // 4:T // 2].max(), mag[3 * T // 4:].max()
-            if early > 0 and late > early:
-                rho = max(rho, (late / early) ** (2.0 / T))
-    weights = np.abs(V_prime[1:])
-    n = np.arange(1, V_prime.size)
-    if weights.sum() > 1.0:
-        f = lambda r: np.sum(weights * np.exp(-n * math.log(r)))
-        lo, hi = 1.0, 2.0
-        while f(hi) > 1.0:
-            lo, hi = hi, 2.0 * hi
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if f(mid) > 1.0 else (lo, mid)
-        rho = max(rho, hi)
-    return rho if rho > 1.0 + 1e-9 else 1.0
-
-
-def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, runs, seed=0,
-                 return_stderr: bool = False, chunk_runs: int = 64):
-    """Monte Carlo mean loss of real mini-batch SGD with memory on Gaussian data.
-
-    Inputs ``x ~ N(0, diag(eigenvalues))`` (the eigenbasis), targets ``y = <x, w*>`` with
-    ``w*_k = sqrt(c_k^2)``, ``w_0 = u_0 = 0``; each step draws a fresh batch and applies the
-    matrix-form update with the batch gradient ``(1/B) sum_i x_i x_i^T (w + e^T u - w*)``.
-    Finite spectra only (unit weights). Returns the mean of ``L_t`` over ``runs``, shape
-    (steps+1,); with ``return_stderr`` also its standard error.
-    """
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
-    if spectrum.infinite or not np.all(spectrum.weights == 1.0):
-        raise ValueError("spectrum must be finite with unit weights for simulate_sgd (Monte Carlo needs real dimensions)")
-    if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
-        raise TypeError(f"algorithm must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
-    B = positive_int(batch_size, "batch_size")
-    steps = nonnegative_int(steps, "steps")
-    runs = positive_int(runs, "runs")
-    chunk_runs = positive_int(chunk_runs, "chunk_runs")
-    if not (seed is None or isinstance(seed, (int, np.integer, np.random.SeedSequence))) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an integer, a numpy SeedSequence or None, got {type(seed).__name__}")
-    if isinstance(seed, (int, np.integer)) and seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    alpha, b, c, D, e = (_parameter_arrays(algorithm, steps) if isinstance(algorithm, Schedule)
-                         else _parameter_arrays(algorithm, 1))
-    stationary = isinstance(algorithm, MemoryAlgorithm)
-    lam = spectrum.eigenvalues
-    sqrt_lam = np.sqrt(lam)
-    w_star = np.sqrt(spectrum.coefficients2)
-    M, K = algorithm.memory, lam.size
-    rng = np.random.default_rng(seed)
-    sums = np.zeros(steps + 1)
-    sq_sums = np.zeros(steps + 1)
-    for start in range(0, runs, chunk_runs):
-        R = min(chunk_runs, runs - start)
-        r = np.tile(-w_star, (R, 1))          # w - w*
-        u = np.zeros((R, M, K))
-        losses = np.empty((steps + 1, R))
-        losses[0] = 0.5 * (r ** 2) @ lam
-        for t in range(steps):
-            i = 0 if stationary else t
-            point = r + np.einsum("m,rmk->rk", e[i], u)
-            x = rng.standard_normal((R, B, K)) * sqrt_lam
-            grad = np.einsum("rbk,rb->rk", x, np.einsum("rbk,rk->rb", x, point)) / B
-            r_new = r + np.einsum("m,rmk->rk", b[i], u) - alpha[i] * grad
-            u = np.einsum("mn,rnk->rmk", D[i], u) - c[i][None, :, None] * grad[:, None, :]
-            r = r_new
-            losses[t + 1] = 0.5 * (r ** 2) @ lam
-        sums += losses.sum(axis=1)
-        sq_sums += (losses ** 2).sum(axis=1)
-    mean = sums / runs
-    if not return_stderr:
-        return mean
-    var = np.maximum(sq_sums / runs - mean ** 2, 0.0) * runs / max(runs - 1, 1)
-    return mean, np.sqrt(var / runs)

@@ -32,7 +32,8 @@ import numpy as np
 
 from .. import schedules
 from ..algorithms import gd, heavy_ball
-from ..dynamics import loss_curve, simulate_sgd
+from ..dynamics import loss_curve
+from ..simulation import simulate_sgd
 from ..noise import Noise
 from ..spectrum import Spectrum
 from ..theory import fit_exponent

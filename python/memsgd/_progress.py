@@ -1,0 +1,54 @@
+"""The one progress adapter: a tqdm bar when wanted and available, otherwise nothing.
+
+``show``: ``True`` always (tqdm required: ``memsgd[progress]``), ``False`` never, ``None`` only
+when stderr is a terminal and tqdm is installed (no ``\\r`` updates in redirected logs).
+"""
+from __future__ import annotations
+
+import sys
+
+__all__ = ["ProgressBar", "progress_bar"]
+
+
+class ProgressBar:
+    """``update(n)`` adds n units, ``set(n)`` moves to n; a no-op when disabled."""
+
+    def __init__(self, bar=None):
+        self._bar = bar
+
+    @property
+    def n(self) -> int:
+        return 0 if self._bar is None else int(self._bar.n)
+
+    def update(self, n: int = 1) -> None:
+        if self._bar is not None and n:
+            self._bar.update(n)
+
+    def set(self, n: int) -> None:
+        if self._bar is not None and n != self._bar.n:
+            self._bar.update(n - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def progress_bar(total, desc: str = "", unit: str = "it", show=None) -> ProgressBar:
+    """A :class:`ProgressBar` over ``total`` units (see the module docstring for ``show``)."""
+    if show is not None and not isinstance(show, bool):
+        raise TypeError(f"progress must be True, False or None, got {type(show).__name__}")
+    if show is False or (show is None and not sys.stderr.isatty()):
+        return ProgressBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if show:
+            raise ImportError("a progress bar needs tqdm: pip install 'memsgd[progress]'") from None
+        return ProgressBar()
+    return ProgressBar(tqdm(total=total, desc=desc, unit=unit, leave=False, mininterval=0.25))
