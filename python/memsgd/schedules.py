@@ -6,6 +6,7 @@ and have no end; :meth:`Schedule.from_arrays` wraps explicit arrays of a fixed l
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Optional
 
 import numpy as np
@@ -94,7 +95,7 @@ class Schedule:
         e = np.zeros((T, M)) if e is None else float_array(e, "e")
         if e.shape != (T, M):
             raise ValueError(f"e must have shape ({T}, {M}), got {e.shape}")
-        return cls(M, lambda t: (alpha[t], b[t], c[t], D[t], e[t]), length=T, name=name)
+        return cls(M, _ArrayGenerator(alpha, b, c, D, e), length=T, name=name)
 
     def __repr__(self) -> str:
         return f"Schedule({self.name}, memory={self._memory}, length={self.length})"
@@ -105,12 +106,26 @@ def constant(algo: MemoryAlgorithm) -> Schedule:
     if not isinstance(algo, MemoryAlgorithm):
         raise TypeError(f"algo must be a MemoryAlgorithm, got {type(algo).__name__}")
 
-    def gen(t):
-        n = len(t)
-        return (np.full(n, algo.alpha), np.tile(algo.b, (n, 1)), np.tile(algo.c, (n, 1)),
-                np.tile(algo.D, (n, 1, 1)), np.tile(algo.e, (n, 1)))
+    return Schedule(algo.memory, functools.partial(_constant_generator, algo), name="constant")
 
-    return Schedule(algo.memory, gen, name="constant")
+
+# Generators are module-level functions bound with functools.partial (or small classes), never
+# closures, so that schedules pickle (process pools, Dask) and deep-copy.
+
+class _ArrayGenerator:
+    """Rows ``t`` of explicit per-step arrays."""
+
+    def __init__(self, alpha, b, c, D, e):
+        self.arrays = (alpha, b, c, D, e)
+
+    def __call__(self, t):
+        return tuple(a[t] for a in self.arrays)
+
+
+def _constant_generator(algo, t):
+    n = len(t)
+    return (np.full(n, algo.alpha), np.tile(algo.b, (n, 1)), np.tile(algo.c, (n, 1)),
+            np.tile(algo.D, (n, 1, 1)), np.tile(algo.e, (n, 1)))
 
 
 def _heavy_ball_arrays(lr, beta):
@@ -141,16 +156,17 @@ def jacobi_heavy_ball(nu_b, lambda_max=1.0) -> Schedule:
     nu = positive_scalar(nu_b, "nu_b")
     lmax = positive_scalar(lambda_max, "lambda_max")
 
-    def gen(t):
-        k = t.astype(np.float64) + 1.0
-        with np.errstate(divide="ignore", invalid="ignore"):  # k = 1 may hit 0/0; replaced below
-            mu, omega = _jacobi_coefficients(k, nu)
-        first = k == 1
-        mu = np.where(first, 0.0, mu)
-        omega = np.where(first, (4 * nu + 2) / (4 * nu + 1), omega)
-        return _heavy_ball_arrays(omega / lmax, mu)
+    return Schedule(1, functools.partial(_jacobi_generator, nu, lmax), name=f"jacobi_heavy_ball(nu_b={nu:g})")
 
-    return Schedule(1, gen, name=f"jacobi_heavy_ball(nu_b={nu:g})")
+
+def _jacobi_generator(nu, lmax, t):
+    k = t.astype(np.float64) + 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):  # k = 1 may hit 0/0; replaced below
+        mu, omega = _jacobi_coefficients(k, nu)
+    first = k == 1
+    mu = np.where(first, 0.0, mu)
+    omega = np.where(first, (4 * nu + 2) / (4 * nu + 1), omega)
+    return _heavy_ball_arrays(omega / lmax, mu)
 
 
 def _jacobi_coefficients(k, nu):
@@ -176,13 +192,15 @@ def am1_power_law(kick, delta, gamma=1.0, t0=10.0) -> Schedule:
     gamma = positive_scalar(gamma, "gamma")
     t0 = positive_scalar(t0, "t0")
 
-    def gen(t):
-        s = 1.0 + t.astype(np.float64) / t0
-        one_minus_beta = s ** (-gamma)
-        lr = (eta * s ** delta - eta) * one_minus_beta
-        return _am1_arrays(lr, 1.0 - one_minus_beta, eta)
+    return Schedule(1, functools.partial(_am1_power_law_generator, eta, delta, gamma, t0),
+                    name=f"am1_power_law(kick={eta:g}, delta={delta:g}, gamma={gamma:g}, t0={t0:g})")
 
-    return Schedule(1, gen, name=f"am1_power_law(kick={eta:g}, delta={delta:g}, gamma={gamma:g}, t0={t0:g})")
+
+def _am1_power_law_generator(eta, delta, gamma, t0, t):
+    s = 1.0 + t.astype(np.float64) / t0
+    one_minus_beta = s ** (-gamma)
+    lr = (eta * s ** delta - eta) * one_minus_beta
+    return _am1_arrays(lr, 1.0 - one_minus_beta, eta)
 
 
 def schedule_free_sgd(lr, beta) -> Schedule:
@@ -196,10 +214,12 @@ def schedule_free_sgd(lr, beta) -> Schedule:
     gamma = positive_scalar(lr, "lr")
     beta = real_scalar(beta, "beta")
 
-    def gen(t):
-        n = len(t)
-        c = 1.0 / (t.astype(np.float64) + 2.0)
-        return (c * gamma, c.reshape(n, 1), ((1 - c) * gamma).reshape(n, 1), (1 - c).reshape(n, 1, 1),
-                np.full((n, 1), 1.0 - beta))
+    return Schedule(1, functools.partial(_schedule_free_generator, gamma, beta),
+                    name=f"schedule_free_sgd(lr={gamma:g}, beta={beta:g})")
 
-    return Schedule(1, gen, name=f"schedule_free_sgd(lr={gamma:g}, beta={beta:g})")
+
+def _schedule_free_generator(gamma, beta, t):
+    n = len(t)
+    c = 1.0 / (t.astype(np.float64) + 2.0)
+    return (c * gamma, c.reshape(n, 1), ((1 - c) * gamma).reshape(n, 1), (1 - c).reshape(n, 1, 1),
+            np.full((n, 1), 1.0 - beta))
