@@ -5,58 +5,134 @@ The noise operator of a batch of size B is approximated as
     Sigma(C) ~= tau1 Tr(H C) H - tau2 H C H,
 
 exact for Gaussian inputs with (tau1, tau2) = (1, -1). ``batch_size = inf`` means no noise
-(full-batch gradient descent).
+(full-batch gradient descent). A per-step batch size ``B_t`` (MATH.md 8) makes step t use
+``tau1 / B_t`` and ``tau2 / B_t``.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-from ._validation import real_scalar
+import numpy as np
+
+from ._validation import float_array, nonnegative_int, real_scalar
+
+__all__ = ["Noise"]
 
 
-@dataclass(frozen=True)
 class Noise:
     """SE noise parameters and batch size.
 
     Args:
-        batch_size: B >= 1, an integer, or ``math.inf`` for noiseless (full-batch) dynamics.
-        tau1: coefficient of the ``Tr(HC) H`` term (>= 0 keeps moments PSD).
-        tau2: coefficient of the ``-H C H`` term (<= 0 keeps moments PSD).
+        batch_size: B >= 1, an integer, or ``math.inf`` for noiseless (full-batch) dynamics; or a
+            1-D array of per-step batch sizes ``B_t`` (each >= 1 or inf; real values are allowed
+            as the continuous relaxation used by schedule design), at least as long as the run.
+        tau1: coefficient of the ``Tr(HC) H`` term.
+        tau2: coefficient of the ``-H C H`` term.
     """
 
-    batch_size: float
-    tau1: float = 1.0
-    tau2: float = -1.0
+    __slots__ = ("_batch_size", "_tau1", "_tau2")
 
-    def __post_init__(self):
-        b = real_scalar(self.batch_size, "batch_size", allow_inf=True)
-        if math.isinf(b):
-            if b < 0:
-                raise ValueError("batch_size must be a positive integer or math.inf, got -inf")
+    def __init__(self, batch_size, tau1=1.0, tau2=-1.0):
+        if isinstance(batch_size, np.ndarray) and batch_size.ndim == 0:
+            batch_size = batch_size[()]
+        if not isinstance(batch_size, (list, tuple, np.ndarray)):  # a scalar (or a wrong type)
+            b = real_scalar(batch_size, "batch_size", allow_inf=True)
+            if math.isinf(b):
+                if b < 0:
+                    raise ValueError("batch_size must be a positive integer or math.inf, got -inf")
+            else:
+                if b != int(b):
+                    raise ValueError(f"batch_size must be an integer or math.inf, got {b}")
+                if b < 1:
+                    raise ValueError(f"batch_size must be >= 1, got {b:g}")
+                b = int(b)
         else:
-            if b != int(b):
-                raise ValueError(f"batch_size must be an integer or math.inf, got {b}")
-            if b < 1:
-                raise ValueError(f"batch_size must be >= 1, got {b:g}")
-            b = int(b)
-        object.__setattr__(self, "batch_size", b)
-        object.__setattr__(self, "tau1", real_scalar(self.tau1, "tau1"))
-        object.__setattr__(self, "tau2", real_scalar(self.tau2, "tau2"))
+            b = float_array(batch_size, "batch_size", ndim=1, allow_empty=False, finite=False)
+            if np.any(np.isnan(b)) or np.any(b < 1):
+                raise ValueError("batch_size must contain per-step batch sizes >= 1 (or inf), no NaN")
+            b.setflags(write=False)
+        object.__setattr__(self, "_batch_size", b)
+        object.__setattr__(self, "_tau1", real_scalar(tau1, "tau1"))
+        object.__setattr__(self, "_tau2", real_scalar(tau2, "tau2"))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Noise is immutable")
+
+    def __reduce__(self):
+        return (Noise, (self._batch_size, self._tau1, self._tau2))
+
+    @property
+    def batch_size(self):
+        """The batch size: a number (``math.inf`` for none) or the per-step array ``B_t``."""
+        return self._batch_size
+
+    @property
+    def tau1(self) -> float:
+        return self._tau1
+
+    @property
+    def tau2(self) -> float:
+        return self._tau2
+
+    @property
+    def per_step(self) -> bool:
+        """True when the batch size varies by step (an array ``B_t``)."""
+        return isinstance(self._batch_size, np.ndarray)
 
     @property
     def is_noiseless(self) -> bool:
-        return math.isinf(self.batch_size) or (self.tau1 == 0.0 and self.tau2 == 0.0)
+        if self._tau1 == 0.0 and self._tau2 == 0.0:
+            return True
+        return bool(np.all(np.isinf(self._batch_size)))
+
+    def _constant(self, what: str):
+        if self.per_step:
+            raise ValueError(f"noise has a per-step batch size, so it has no single {what}: "
+                             "use noise.coefficients(steps)")
+        return math.isinf(self._batch_size)
 
     @property
     def coupling(self) -> float:
-        """tau1 / B, the weight of the loss-coupled noise term."""
-        return 0.0 if math.isinf(self.batch_size) else self.tau1 / self.batch_size
+        """tau1 / B, the weight of the loss-coupled noise term (constant batch size only)."""
+        return 0.0 if self._constant("coupling") else self._tau1 / self._batch_size
 
     @property
     def self_noise(self) -> float:
-        """tau2 / B, the weight of the per-component noise term."""
-        return 0.0 if math.isinf(self.batch_size) else self.tau2 / self.batch_size
+        """tau2 / B, the weight of the per-component noise term (constant batch size only)."""
+        return 0.0 if self._constant("self_noise") else self._tau2 / self._batch_size
+
+    def coefficients(self, steps):
+        """Per-step ``(tau1 / B_t, tau2 / B_t)`` for t = 0..steps-1, two float64 arrays of shape
+        (steps,) (0 where ``B_t = inf``). A per-step batch size must have at least ``steps`` entries."""
+        steps = nonnegative_int(steps, "steps")
+        if not self.per_step:
+            return np.full(steps, self.coupling), np.full(steps, self.self_noise)
+        if self._batch_size.size < steps:
+            raise ValueError(f"batch_size has {self._batch_size.size} per-step entries, fewer than "
+                             f"steps = {steps}")
+        inv = 1.0 / self._batch_size[:steps]   # 1/inf = 0: no noise at that step
+        return self._tau1 * inv, self._tau2 * inv
+
+    def __eq__(self, other):
+        if not isinstance(other, Noise):
+            return NotImplemented
+        if self.per_step != other.per_step or (self._tau1, self._tau2) != (other._tau1, other._tau2):
+            return False
+        if self.per_step:
+            return bool(np.array_equal(self._batch_size, other._batch_size))
+        return self._batch_size == other._batch_size
+
+    def __hash__(self):
+        b = self._batch_size.tobytes() if self.per_step else self._batch_size
+        return hash((b, self._tau1, self._tau2))
+
+    def __repr__(self) -> str:
+        if self.per_step:
+            b = self._batch_size
+            size = f"per-step batch_size (n={b.size}, min={b.min():g}, max={b.max():g})"
+        else:
+            size = f"batch_size={self._batch_size}"
+        return f"Noise({size}, tau1={self._tau1:g}, tau2={self._tau2:g})"
 
     @classmethod
     def gaussian(cls, batch_size) -> "Noise":
