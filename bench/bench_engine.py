@@ -28,7 +28,7 @@ def algorithm(M: int) -> MemoryAlgorithm:
 
 
 def numpy_recursion(algo: MemoryAlgorithm, lam, c2, tau1, tau2, batch, steps):
-    """The mean-loss recursion of MATH.md 3, vectorised over components with numpy matmul."""
+    """The mean-loss recursion of docs/math.md §3, vectorised over components with numpy matmul."""
     N = algo.memory + 1
     g, h = algo.g, algo.h
     S = algo.S0[None] - lam[:, None, None] * np.outer(g, h)[None]

@@ -1,4 +1,4 @@
-"""Renewal solvers of the loss expansion (MATH.md 4): direct O(T^2) vs online FFT O(T log^2 T).
+"""Renewal solvers of the loss expansion (docs/math.md §4): direct O(T^2) vs online FFT O(T log^2 T).
 
     python bench/bench_renewal.py [--sizes 1000,10000,100000,1000000] [--direct-budget 60]
 

@@ -1,4 +1,4 @@
-"""The paper's MNIST experiment on scikit-learn's digits (MATH.md 7b); same as `memsgd reproduce digits`.
+"""The paper's MNIST experiment on scikit-learn's digits (docs/math.md §7b); same as `memsgd reproduce digits`.
 
     python bench/reproduce_digits.py [--steps 10000] [--batch 32] [--seed 0] [--out .]
 """

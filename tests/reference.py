@@ -1,12 +1,12 @@
 """Plain-numpy references the tests trust. Nothing here imports memsgd.
 
-Each function is a direct transcription of MATH.md, written for clarity, not speed.
+Each function is a direct transcription of docs/math.md, written for clarity, not speed.
 """
 import numpy as np
 
 
 def state_matrices(alpha, b, c, D, e):
-    """(S0, g, h) of one step, MATH.md 2.1."""
+    """(S0, g, h) of one step, docs/math.md §2.1."""
     b, c, e = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (b, c, e))
     M = b.size
     S0 = np.eye(M + 1)
@@ -18,7 +18,7 @@ def state_matrices(alpha, b, c, D, e):
 
 
 def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False):
-    """Exact mean-loss recursion of MATH.md 3 with full (M+1)x(M+1) matrices per component.
+    """Exact mean-loss recursion of docs/math.md §3 with full (M+1)x(M+1) matrices per component.
 
     params_at(t) -> (alpha, b, c, D, e). batch may be np.inf. Returns (L, a) of length steps+1;
     with ``return_scale`` also ``scale_t = 1/2 sum_k m_k lambda_k max|X_k,t|``, the size of the

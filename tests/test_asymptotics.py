@@ -1,4 +1,4 @@
-"""Asymptotics and phases (MATH.md 6), checked against exact curves from the C++ engine."""
+"""Asymptotics and phases (docs/math.md §6), checked against exact curves from the C++ engine."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 import memsgd as ms
 from memsgd.theory import asymptotics, fit_exponent, phase_boundary, stability
 
-# Same alpha_eff = 1 for all three (MATH.md 6).
+# Same alpha_eff = 1 for all three (docs/math.md §6).
 SAME_ALPHA_EFF = {"sgd": ms.gd(1.0), "hb": ms.heavy_ball(0.1, 0.9), "am1": ms.am1(0.05, 0.9, 0.5)}
 
 
@@ -28,7 +28,7 @@ def test_signal_phase_prediction_within_2_percent(signal_curves, name):
     assert asy.noise_sum == pytest.approx(stability(algo, spec, noise).noise_sum, rel=1e-15)
     L = curves[name]
     assert L[20000] / asy.predict(20000) == pytest.approx(1.0, abs=0.02)
-    assert L[4000] / asy.predict(4000) == pytest.approx(1.0, abs=0.02)   # MATH.md 6 quotes 0.995
+    assert L[4000] / asy.predict(4000) == pytest.approx(1.0, abs=0.02)   # docs/math.md §6 quotes 0.995
     assert fit_exponent(L, 2000, 20000) == pytest.approx(0.5, abs=0.01)
 
 

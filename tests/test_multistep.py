@@ -1,4 +1,4 @@
-"""Multistep form (Theorem 1, MATH.md 2.2-2.3) and the failure of its non-stationary analogue
+"""Multistep form (Theorem 1, docs/math.md §2.2-2.3) and the failure of its non-stationary analogue
 (Proposition 1). Trajectories come from tests/reference.py (plain numpy, no memsgd)."""
 import numpy as np
 import pytest
@@ -132,7 +132,7 @@ def test_alpha_eff_is_Q1_over_P_prime_1(M, seed, with_e):
 
 
 def test_alpha_eff_closed_forms_of_presets():
-    """MATH.md 2.3: HB a/(1-beta), AM1 eta + lr/(1-beta), QHM a, DANA g2 + g1 g3 / Delta."""
+    """docs/math.md §2.3: HB a/(1-beta), AM1 eta + lr/(1-beta), QHM a, DANA g2 + g1 g3 / Delta."""
     assert ms.heavy_ball(0.1, 0.9).alpha_eff == pytest.approx(1.0, rel=1e-14)
     assert ms.nesterov(0.1, 0.9).alpha_eff == pytest.approx(1.0, rel=1e-14)
     assert ms.am1(0.05, 0.9, 0.5).alpha_eff == pytest.approx(1.0, rel=1e-14)
@@ -141,7 +141,7 @@ def test_alpha_eff_closed_forms_of_presets():
 
 
 def test_memory1_multistep_coefficients_match_math():
-    """MATH.md 2.2: beta = D, alpha_0 = alpha, alpha_1 = b c - alpha D (e = 0)."""
+    """docs/math.md §2.2: beta = D, alpha_0 = alpha, alpha_1 = b c - alpha D (e = 0)."""
     algo = ms.MemoryAlgorithm(0.3, [0.7], [0.2], [[0.6]])
     m = algo.to_multistep()
     np.testing.assert_allclose(m.a, [0.6], rtol=1e-15)

@@ -1,4 +1,4 @@
-"""Propagators U, U', V, V' and the renewal equations of the loss expansion (MATH.md 4).
+"""Propagators U, U', V, V' and the renewal equations of the loss expansion (docs/math.md §4).
 
 Independent checks: a direct numpy evaluation of T_k^n (below), the numpy mean-loss recursion of
 tests/reference.py, and the C++ engine ``loss_curve``.
@@ -14,7 +14,7 @@ from tests.reference import mean_loss, state_matrices
 
 def numpy_propagators(algo, spec, noise, steps):
     """U_n, U'_n, V_n, V'_n by applying T_k(X) = S X S^T - (tau2/B) lambda^2 (h^T X h) g g^T
-    to full (M+1)x(M+1) matrices, n = 0..steps (MATH.md 4, transcribed)."""
+    to full (M+1)x(M+1) matrices, n = 0..steps (docs/math.md §4, transcribed)."""
     S0, g, h = state_matrices(algo.alpha, algo.b, algo.c, algo.D, algo.e)
     lam, c2, m = spec.eigenvalues, spec.coefficients2, spec.weights
     N = S0.shape[0]

@@ -1,9 +1,9 @@
-"""Schedules (MATH.md 7): per-step parameters against independently written formulas, the exact
+"""Schedules (docs/math.md §7): per-step parameters against independently written formulas, the exact
 engine on schedules against the plain-numpy reference, and the textbook updates of the named
 methods (schedule-free SGD, Brakhage's nu-method) against the matrix form.
 
 Tolerances: parameters 1e-14 relative (same formula, different evaluation order);
-loss_curve vs tests/reference.mean_loss 1e-12 relative (MATH.md 4); textbook trajectories
+loss_curve vs tests/reference.mean_loss 1e-12 relative (docs/math.md §4); textbook trajectories
 1e-14 relative to the iterate scale (two roundings of the same arithmetic).
 """
 import numpy as np
@@ -21,7 +21,7 @@ from . import reference
 
 
 def jacobi_mu_omega(k, nu):
-    """Brakhage's nu-method, step k >= 1 (MATH.md 7)."""
+    """Brakhage's nu-method, step k >= 1 (docs/math.md §7)."""
     if k == 1:
         return 0.0, (4 * nu + 2) / (4 * nu + 1)
     mu = (k - 1) * (2 * k - 3) * (2 * k + 2 * nu - 1) / ((k + 2 * nu - 1) * (2 * k + 4 * nu - 1) * (2 * k + 2 * nu - 3))
@@ -116,7 +116,7 @@ def test_am1_power_law_parameters_equal_formulas(kick, delta, gamma, t0):
     alpha, b, c, D, e = sched.parameters(T)
     for t in [0, 1, 2, 9, 10, 11, 123, 4999]:
         lr, beta = am1_lr_beta(t, kick, delta, gamma, t0)
-        # AM1 preset row of MATH.md 2: alpha = lr + eta, b = beta, c = lr, D = beta, e = 0
+        # AM1 preset row of docs/math.md §2: alpha = lr + eta, b = beta, c = lr, D = beta, e = 0
         np.testing.assert_allclose(alpha[t], lr + kick, rtol=1e-14)
         np.testing.assert_allclose(c[t, 0], lr, rtol=1e-13, atol=1e-300)
         np.testing.assert_allclose([b[t, 0], D[t, 0, 0]], beta, rtol=1e-14, atol=1e-300)

@@ -1,4 +1,4 @@
-"""Stability, noise sums and convergence (MATH.md 5).
+"""Stability, noise sums and convergence (docs/math.md §5).
 
 Independent checks: direct summation of the propagators (C++ T^n iteration), the plain-SGD and
 memory-1 closed forms, brute-force eigenvalues of S_lambda on a dense grid, and what the exact
@@ -49,7 +49,7 @@ def test_noise_sums_equal_sum_of_propagators(algo_name, noise_name):
 
 
 def test_sgd_closed_forms():
-    """tau2 = 0: V = (tau1/B) sum alpha lambda / (2 - alpha lambda) (MATH.md 5); any tau2:
+    """tau2 = 0: V = (tau1/B) sum alpha lambda / (2 - alpha lambda) (docs/math.md §5); any tau2:
     per component lambda^2 Y = alpha^2 lambda^2 / (1 - (1 - alpha lambda)^2 + (tau2/B) alpha^2 lambda^2)."""
     lam = FINITE.eigenvalues
     a = 1.3

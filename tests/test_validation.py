@@ -1,4 +1,4 @@
-"""Bad inputs to the public API raise ValueError/TypeError naming the argument (API.md, Errors).
+"""Bad inputs to the public API raise ValueError/TypeError naming the argument.
 
 Each row: (id, call, exception type, fragment of the message that names the argument / rule).
 """

@@ -23,7 +23,7 @@ constexpr std::size_t kParallelWork = 16384;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// S0, g, h of one step for a fixed state size N = M + 1 (MATH.md 2.1).
+// S0, g, h of one step for a fixed state size N = M + 1 (docs/math.md §2.1).
 template <int N>
 struct Coeffs {
   double S0[N][N];

@@ -1,7 +1,7 @@
 """memsgd: exact dynamics, theory and optimizers for SGD with memory.
 
 Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic acceleration"
-(ICLR 2025). Formulas: MATH.md; public names: API.md.
+(ICLR 2025). Formulas and conventions: docs/math.md; user guide: docs/
 """
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm

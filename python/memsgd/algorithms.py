@@ -1,4 +1,4 @@
-"""Memory-M algorithms in matrix form and in multistep form (MATH.md section 2).
+"""Memory-M algorithms in matrix form and in multistep form (docs/math.md §2).
 
 Matrix form (P.3), state ``(w, u)`` with M auxiliary vectors::
 
@@ -207,7 +207,7 @@ class Multistep:
         return f"Multistep(a={self.a.tolist()}, alphas={self.alphas.tolist()})"
 
 
-# -- presets (MATH.md section 2, presets table) ---------------------------------------------
+# -- presets (docs/math.md §2, presets table) ---------------------------------------------
 
 def gd(lr) -> MemoryAlgorithm:
     """(S)GD: ``w+ = w - lr g`` (memory 0)."""

@@ -1,4 +1,4 @@
-"""Exact mean-loss dynamics (MATH.md sections 3-4), thin over the C++ core.
+"""Exact mean-loss dynamics (docs/math.md §3-4), thin over the C++ core.
 
 Along eigencomponent k the second moment ``X_k`` of the state ``(w - w*, u)`` obeys
 
@@ -27,7 +27,7 @@ from .spectrum import Spectrum
 
 __all__ = ["LossCurve", "Propagators", "loss_curve", "propagators"]
 
-# Losses above this count as divergence (API.md, Errors).
+# Losses above this count as divergence.
 DIVERGENCE_LIMIT = 1e30
 # The core refuses more steps than this (and any run whose outputs exceed physical memory).
 MAX_STEPS = 2 ** 40
@@ -57,7 +57,7 @@ class LossCurve:
 
 @dataclass(frozen=True)
 class Propagators:
-    """Signal and noise propagators of a stationary algorithm (MATH.md 4), each (steps+1,).
+    """Signal and noise propagators of a stationary algorithm (docs/math.md §4), each (steps+1,).
 
     ``U_n = 1/2 sum m lambda c^2 <E11, T^n E11>``, ``U'_n = 1/2 sum m lambda c^2 <hh^T, T^n E11>``,
     ``V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>``, ``V'_n`` likewise with ``hh^T``;
@@ -154,7 +154,7 @@ def _evolve(args, steps: int, work_per_step: int, progress, desc: str):
 
 def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: int,
                progress: Optional[bool] = None) -> LossCurve:
-    """Exact expected loss ``L_0..L_steps`` of mini-batch SGD with memory (MATH.md 3).
+    """Exact expected loss ``L_0..L_steps`` of mini-batch SGD with memory (docs/math.md §3).
 
     Works for stationary algorithms and schedules (per-step parameters), any memory M
     (specialised kernels for M <= 3), any shift e. Cost O(steps K (M+1)^2), memory
@@ -175,7 +175,7 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
 
 def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps: int,
                 progress: Optional[bool] = None) -> Propagators:
-    """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (MATH.md 4).
+    """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (docs/math.md §4).
 
     Stationary algorithms only (two-time propagators of schedules are not offered here).
     ``progress`` as in :func:`loss_curve`.

@@ -1,11 +1,11 @@
-"""Mini-batch noise in the spectrally expressible (SE) approximation (MATH.md section 3).
+"""Mini-batch noise in the spectrally expressible (SE) approximation (docs/math.md §3).
 
 The noise operator of a batch of size B is approximated as
 
     Sigma(C) ~= tau1 Tr(H C) H - tau2 H C H,
 
 exact for Gaussian inputs with (tau1, tau2) = (1, -1). ``batch_size = inf`` means no noise
-(full-batch gradient descent). A per-step batch size ``B_t`` (MATH.md 8) makes step t use
+(full-batch gradient descent). A per-step batch size ``B_t`` (docs/math.md §8) makes step t use
 ``tau1 / B_t`` and ``tau2 / B_t``.
 """
 from __future__ import annotations

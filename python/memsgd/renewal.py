@@ -1,4 +1,4 @@
-"""The loss expansion as a pair of renewal equations (MATH.md section 4), solved in the core.
+"""The loss expansion as a pair of renewal equations (docs/math.md §4), solved in the core.
 
     l_t = U'_t + sum_{s<t} l_s V'_{t-s},        L_t = U_t + sum_{s<t} l_s V_{t-s}
 """

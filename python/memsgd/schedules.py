@@ -1,4 +1,4 @@
-"""Non-stationary algorithms: per-step parameters (MATH.md section 7).
+"""Non-stationary algorithms: per-step parameters (docs/math.md §7).
 
 A :class:`Schedule` gives the matrix-form parameters ``(alpha_t, b_t, c_t, D_t, e_t)`` of step
 t (0-based: step t maps state t to state t+1). Named schedules are generated from formulas
@@ -139,7 +139,7 @@ def _am1_arrays(lr, beta, kick):
 
 
 def jacobi_heavy_ball(nu_b, lambda_max=1.0) -> Schedule:
-    """Jacobi heavy ball (Brakhage's nu-method) for spectra in (0, lambda_max] (MATH.md 7).
+    """Jacobi heavy ball (Brakhage's nu-method) for spectra in (0, lambda_max] (docs/math.md §7).
 
     Step ``k = t + 1`` is heavy ball with ``lr = omega_k / lambda_max``, ``momentum = mu_k``:
     ``mu_1 = 0``, ``omega_1 = (4 nu + 2)/(4 nu + 1)``, and for k > 1::
@@ -170,7 +170,7 @@ def _jacobi_generator(nu, lmax, t):
 
 
 def _jacobi_coefficients(k, nu):
-    """(mu_k, omega_k) of Brakhage's nu-method for k > 1 (MATH.md 7)."""
+    """(mu_k, omega_k) of Brakhage's nu-method for k > 1 (docs/math.md §7)."""
     mu = (k - 1) * (2 * k - 3) * (2 * k + 2 * nu - 1) / (
         (k + 2 * nu - 1) * (2 * k + 4 * nu - 1) * (2 * k + 2 * nu - 3))
     omega = 4 * (2 * k + 2 * nu - 1) * (k + nu - 1) / ((k + 2 * nu - 1) * (2 * k + 4 * nu - 1))
@@ -178,7 +178,7 @@ def _jacobi_coefficients(k, nu):
 
 
 def am1_power_law(kick, delta, gamma=1.0, t0=10.0) -> Schedule:
-    """AM1 with power-law momentum (MATH.md 7): ``s = 1 + t/t0``::
+    """AM1 with power-law momentum (docs/math.md §7): ``s = 1 + t/t0``::
 
         1 - beta_t = s^-gamma,   alpha_eff,t = kick s^delta,   lr_t = (alpha_eff,t - kick)(1 - beta_t)
 
@@ -204,7 +204,7 @@ def _am1_power_law_generator(eta, delta, gamma, t0, t):
 
 
 def schedule_free_sgd(lr, beta) -> Schedule:
-    """Schedule-free SGD (Defazio et al. 2024) as a memory-1 schedule (MATH.md 2, presets)::
+    """Schedule-free SGD (Defazio et al. 2024) as a memory-1 schedule (docs/math.md §2, presets)::
 
         y_t = (1 - beta) z_t + beta x_t,   z_{t+1} = z_t - lr grad(y_t),
         x_{t+1} = (1 - c_{t+1}) x_t + c_{t+1} z_{t+1},   c_{t+1} = 1/(t+2)

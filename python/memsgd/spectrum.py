@@ -1,4 +1,4 @@
-"""Quadratic problems as spectra (MATH.md sections 0-1).
+"""Quadratic problems as spectra (docs/math.md §0-1).
 
 A spectrum is a list of nodes ``(lambda_k, c_k^2, m_k)``: eigenvalue of the Hessian, squared
 component of the target along its eigenvector (the initial residual, since w_0 = 0), and a

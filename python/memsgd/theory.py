@@ -1,4 +1,4 @@
-"""Theory toolkit: stability, noise sums, asymptotics and exponent fits (MATH.md 5-6).
+"""Theory toolkit: stability, noise sums, asymptotics and exponent fits (docs/math.md §5-6).
 
 Per eigencomponent ``lambda`` the second moments evolve (without the loss-coupled term) by
 
@@ -31,7 +31,7 @@ __all__ = ["fit_exponent", "StabilityReport", "stability", "Asymptotics", "asymp
 
 # Below lambda_tiny = _TINY * (1 - rho(D)) / alpha_eff the per-component quantities are taken
 # from their small-lambda expansions (relative error ~ alpha_eff lambda / gap <= 1e-8): a
-# direct solve there loses ~ eps / (alpha_eff lambda) to rounding (MATH.md 5, "Numerics at tiny lambda").
+# direct solve there loses ~ eps / (alpha_eff lambda) to rounding (docs/math.md §5, "Numerics at tiny lambda").
 _TINY = 1e-8
 # Strict inequalities are decided with this slack: rho < 1 - _RHO_SLACK would hide the
 # O(lambda) margin of small modes, so only rounding-level slack is allowed.
@@ -210,7 +210,7 @@ def _check_grid(spectrum: Spectrum, lam_tiny: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StabilityReport:
-    """Stability of a stationary algorithm on a problem (MATH.md 5, Theorems 3/4/6/7/8).
+    """Stability of a stationary algorithm on a problem (docs/math.md §5, Theorems 3/4/6/7/8).
 
     Fields:
         strictly_stable: ``rho(S_lambda) < 1`` for every lambda of the spectrum (for infinite
@@ -238,7 +238,7 @@ class StabilityReport:
 
 
 def stability(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> StabilityReport:
-    """Strict stability, noise sums ``V, V'`` and convergence of the expected loss (MATH.md 5).
+    """Strict stability, noise sums ``V, V'`` and convergence of the expected loss (docs/math.md §5).
 
     Per component (vectorised over the spectrum, any memory M, any e, any tau2)::
 
@@ -281,7 +281,7 @@ def memory1_coefficients(algorithm: MemoryAlgorithm):
         chi_lambda(z) = (z - 1)(z - beta) + lambda (alpha_0 z + alpha_1)
 
     From the matrix form: ``beta = D``, ``alpha_0 = alpha + e c``, ``alpha_1 = b c - alpha D - e c``
-    (``Q(z) = h^T adj(z I - S0) g``; with e = 0 this is MATH.md 2.2).
+    (``Q(z) = h^T adj(z I - S0) g``; with e = 0 this is docs/math.md §2.2).
     """
     algo = _check_stationary(algorithm)
     if algo.memory != 1:
@@ -323,7 +323,7 @@ def _h2_memory1(beta, alpha0, alpha1, lam):
 
 
 def noise_sum_memory1(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> float:
-    """Closed-form ``V'`` (= ``V`` when e = 0) of a strictly stable memory-1 algorithm (MATH.md 5).
+    """Closed-form ``V'`` (= ``V`` when e = 0) of a strictly stable memory-1 algorithm (docs/math.md §5).
 
     With ``r = sum_n (h^T S^(n-1) g)^2``, the H2 norm of ``Q(z)/chi(z)`` (see :func:`_h2_memory1`),
     the tau2 = 0 Lyapunov sum is ``Y0 = sum S^n g g^T S^nT`` with ``h^T Y0 h = r``. The self-noise
@@ -359,7 +359,7 @@ def phase_boundary(nu) -> float:
 
 @dataclass(frozen=True)
 class Asymptotics:
-    """Large-t behaviour ``L_t ~ constant * t^(-exponent)`` (MATH.md 6).
+    """Large-t behaviour ``L_t ~ constant * t^(-exponent)`` (docs/math.md §6).
 
     Fields: ``phase`` ("signal" or "noise"), ``exponent``, ``constant``, ``noise_sum`` (V);
     also ``signal_sum`` (``sum_{t>=0} U_t``, used in the noise phase; inf when it diverges).
@@ -378,7 +378,7 @@ class Asymptotics:
 
 def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> Asymptotics:
     """Phase, exponent and constant of ``L_t`` for a stationary, convergent algorithm with e = 0
-    on a power-law spectrum ``lambda_k = Lam k^-nu``, ``lambda_k c_k^2 = Q k^-(kappa+1)`` (MATH.md 6)::
+    on a power-law spectrum ``lambda_k = Lam k^-nu``, ``lambda_k c_k^2 = Q k^-(kappa+1)`` (docs/math.md §6)::
 
         U_t ~ (Q / (2 kappa)) Gamma(zeta + 1) (2 alpha_eff Lam t)^(-zeta)
         V_t ~ (tau1/B) alpha_eff^2 (Lam^(1/nu) / nu) Gamma(2 - 1/nu) (2 alpha_eff t)^(-(2 - 1/nu))
@@ -395,7 +395,7 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) ->
     if not spectrum.is_power_law:
         raise ValueError("spectrum must be a power law (Spectrum.power_law): asymptotics need nu and kappa")
     if np.any(algo.e != 0):
-        raise ValueError("algorithm must have e = 0 for the asymptotic formulas of MATH.md 6 "
+        raise ValueError("algorithm must have e = 0 for the asymptotic formulas of docs/math.md §6 "
                          "(convert with algorithm.to_multistep().to_matrix())")
     rep = stability(algo, spectrum, noise)
     if not rep.converges:

@@ -1,4 +1,4 @@
-// Exact second-moment recursion of SGD with memory on a quadratic (MATH.md section 3).
+// Exact second-moment recursion of SGD with memory on a quadratic (docs/math.md §3).
 //
 // Along each eigencomponent k the (M+1)x(M+1) second moment X_k of the state evolves by
 //     X_k <- S_k X_k S_k^T + [coupling * lam_k * r1 - self_noise * lam_k^2 * h^T X_k h] g g^T,
@@ -6,7 +6,7 @@
 // and every step produces the two weighted sums
 //     r0 = sum_k w_k lam_k (X_k)_00,        r1 = sum_k w_k lam_k h^T X_k h.
 // With coupling = tau1/B and self_noise = tau2/B this is the mean-loss engine (L = r0/2,
-// a_t = r1); with coupling = 0 it evaluates the signal and noise propagators (MATH.md 4).
+// a_t = r1); with coupling = 0 it evaluates the signal and noise propagators (docs/math.md §4).
 // The core knows nothing of Python.
 #pragma once
 

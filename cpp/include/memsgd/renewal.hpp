@@ -1,4 +1,4 @@
-// Renewal equations of the loss expansion (MATH.md section 4):
+// Renewal equations of the loss expansion (docs/math.md §4):
 //     l_t = U'_t + sum_{s<t} l_s V'_{t-s},        L_t = U_t + sum_{s<t} l_s V_{t-s},
 // for t = 0..n-1, with V[0] and V'[0] ignored (propagators start at 1).
 #pragma once

@@ -1,4 +1,4 @@
-"""`memsgd stability` and `memsgd phase` (theory toolkit, MATH.md 5-6)."""
+"""`memsgd stability` and `memsgd phase` (theory toolkit, docs/math.md §5-6)."""
 from __future__ import annotations
 
 import math
@@ -12,9 +12,9 @@ from . import _common
 def register(sub) -> None:
     p = sub.add_parser(
         "stability", help="strict stability, noise sums V, V' and convergence of a preset on a power law",
-        description="Stability report (MATH.md 5): rho(S_lambda) over the spectrum, noise sums V and V' "
+        description="Stability report (docs/math.md §5): rho(S_lambda) over the spectrum, noise sums V and V' "
                     "from per-component Lyapunov solves, convergence (V' < 1); for memory-1 presets "
-                    "also the Jury / H2 closed forms; for e = 0 the asymptotic phase (MATH.md 6).")
+                    "also the Jury / H2 closed forms; for e = 0 the asymptotic phase (docs/math.md §6).")
     _common.add_problem_args(p)
     _common.add_algorithm_args(p)
     _common.add_noise_args(p)
@@ -25,7 +25,7 @@ def register(sub) -> None:
         "phase", help="phase / exponent / V of a preset over a grid of (nu, zeta)",
         description="For each (nu, zeta) of the grid (kappa = zeta nu) report the asymptotic phase "
                     "('signal' if zeta < 2 - 1/nu, 'noise' above, 'diverges' if V' >= 1 or unstable), "
-                    "the loss exponent and the noise sum V (MATH.md 6).")
+                    "the loss exponent and the noise sum V (docs/math.md §6).")
     q.add_argument("--nu", type=str, default="1.5,2,3", help="comma-separated nu values (> 1), default 1.5,2,3")
     q.add_argument("--zeta", type=str, default="0.25,0.5,1,1.5,2,3",
                    help="comma-separated zeta values (> 0), default 0.25,0.5,1,1.5,2,3")
@@ -114,7 +114,7 @@ def run_phase(args) -> int:
         raise ValueError(f"--zeta values must be > 0, got {zetas}")
     algo = _common.algorithm_from_args(args)
     if np.any(algo.e != 0):
-        raise ValueError(f"--algo {args.algo} has a gradient shift e != 0; the asymptotics of MATH.md 6 "
+        raise ValueError(f"--algo {args.algo} has a gradient shift e != 0; the asymptotics of docs/math.md §6 "
                          "need e = 0 (use `memsgd stability` for its noise sums)")
     noise = _common.noise_from_args(args)
     rows = phase_grid(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q)

@@ -26,14 +26,14 @@ class Tracker:
 
 
 def predicted_stationary_exponent(nu: float, kappa: float) -> float:
-    """Loss exponent of a stationary, strictly and noise-stable algorithm (MATH.md 6):
+    """Loss exponent of a stationary, strictly and noise-stable algorithm (docs/math.md §6):
     ``zeta`` in the signal-dominated phase (``zeta < 2 - 1/nu``), ``2 - 1/nu`` otherwise."""
     zeta = kappa / nu
     return min(zeta, 2.0 - 1.0 / nu)
 
 
 def predicted_am1_exponent(nu: float, kappa: float, delta: float) -> Optional[float]:
-    """AM1 power-law schedule, signal phase (P.27, MATH.md 7): ``zeta (1 + delta)`` for
+    """AM1 power-law schedule, signal phase (P.27, docs/math.md §7): ``zeta (1 + delta)`` for
     ``delta < 1 - 1/nu``; ``None`` (no prediction: outside the stable range) otherwise."""
     if delta >= 1.0 - 1.0 / nu:
         return None

@@ -1,4 +1,4 @@
-"""The paper's MNIST experiment (Appendix M; MATH.md 7b) on scikit-learn's 8x8 digits.
+"""The paper's MNIST experiment (Appendix M; docs/math.md §7b) on scikit-learn's 8x8 digits.
 
 One hidden layer in the NTK scaling, ``f(x) = N^(-1/2) sum_i a_i tanh(w_i . x)`` with
 ``N = 1000`` hidden units and 10 outputs (``a_i`` in R^10), both layers trained, on the 1797

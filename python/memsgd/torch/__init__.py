@@ -1,4 +1,4 @@
-"""PyTorch optimizers for SGD with memory (API.md, "PyTorch").
+"""PyTorch optimizers for SGD with memory.
 
 Imported explicitly (``import memsgd.torch``); ``import memsgd`` does not import torch.
 

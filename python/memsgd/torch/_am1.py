@@ -1,4 +1,4 @@
-r"""AM1: heavy ball with a kick (MATH.md section 2, presets table), as a ``torch.optim.Optimizer``."""
+r"""AM1: heavy ball with a kick (docs/math.md §2, presets table), as a ``torch.optim.Optimizer``."""
 from __future__ import annotations
 
 import math
@@ -123,7 +123,7 @@ class AM1(Optimizer):
         return loss
 
 
-AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2025, MATH.md section 2).
+AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2025, docs/math.md §2).
 
     .. math::
        \begin{aligned}

@@ -1,4 +1,4 @@
-r"""General memory-M optimizer in matrix form (MATH.md section 2, P.3) with e = 0."""
+r"""General memory-M optimizer in matrix form (docs/math.md §2, P.3) with e = 0."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -108,7 +108,7 @@ class MemorySGD(Optimizer):
         return loss
 
 
-MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (MATH.md 2, P.3) with ``e = 0``.
+MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/math.md §2, P.3) with ``e = 0``.
 
     .. math::
        \begin{aligned}
