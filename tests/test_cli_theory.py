@@ -27,7 +27,7 @@ def test_stability_table_and_divergent_case(capsys):
     assert "converges" in text and "False" in text
     assert main(["stability", "--algo", "gd", "--lr", "1.0", "--batch", "inf", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["noise_sum"] == 0 and out["batch_size"] == "inf"
+    assert out["noise_sum"] == 0 and out["batch_size"] is None  # strict JSON: inf is null
 
 
 def test_phase_table_json_and_plot(tmp_path, capsys):

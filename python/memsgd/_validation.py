@@ -1,10 +1,22 @@
-"""Argument checks shared by the public functions. Every failure names the argument and the rule."""
+"""The one home of argument checks: library functions, experiment configs and the command line.
+
+Every failure raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, broken
+rule) whose message names the argument and the rule, before any work starts. The ``*_from_text``
+helpers parse command-line text and raise ``ValueError`` in the same style.
+"""
 from __future__ import annotations
 
 import math
 import numbers
 
 import numpy as np
+
+__all__ = [
+    "real_scalar", "positive_scalar", "nonnegative_scalar", "bounded_scalar",
+    "nonnegative_int", "positive_int", "positive_ints", "nonnegative_scalars", "power_law_pairs", "fit_window",
+    "float_array",
+    "int_from_text", "float_from_text", "float_list_from_text", "batch_size_from_text",
+]
 
 
 def real_scalar(value, name: str, *, allow_inf: bool = False) -> float:
@@ -24,6 +36,27 @@ def positive_scalar(value, name: str, *, allow_inf: bool = False) -> float:
     return value
 
 
+def nonnegative_scalar(value, name: str) -> float:
+    """A finite real number >= 0."""
+    value = real_scalar(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def bounded_scalar(value, name: str, low: float, high: float, *, low_open: bool = False,
+                   high_open: bool = False) -> float:
+    """A finite real number in the interval from ``low`` to ``high`` (each end closed unless
+    ``*_open``), e.g. a momentum in [0, 1): ``bounded_scalar(m, "momentum", 0, 1, high_open=True)``."""
+    value = real_scalar(value, name)
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
 def nonnegative_int(value, name: str) -> int:
     """A Python/numpy integer >= 0 (floats such as 10.0 are refused: step counts are counts)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -39,6 +72,52 @@ def positive_int(value, name: str) -> int:
     if value == 0:
         raise ValueError(f"{name} must be >= 1, got 0")
     return value
+
+
+def positive_ints(values, name: str) -> tuple:
+    """A non-empty sequence of integers >= 1 (e.g. the batch sizes of an experiment)."""
+    values = _sequence(values, name)
+    return tuple(positive_int(v, f"{name}[{i}]") for i, v in enumerate(values))
+
+
+def nonnegative_scalars(values, name: str) -> tuple:
+    """A non-empty sequence of finite real numbers >= 0 (e.g. schedule exponents delta)."""
+    values = _sequence(values, name)
+    return tuple(nonnegative_scalar(v, f"{name}[{i}]") for i, v in enumerate(values))
+
+
+def power_law_pairs(values, name: str) -> tuple:
+    """A non-empty sequence of power-law exponent pairs ``(nu > 1, kappa > 0)`` (docs/math.md §1)."""
+    values = _sequence(values, name)
+    out = []
+    for i, pair in enumerate(values):
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise ValueError(f"{name}[{i}] must be a pair (nu, kappa), got {pair!r}")
+        nu = real_scalar(pair[0], f"{name}[{i}] nu")
+        kappa = real_scalar(pair[1], f"{name}[{i}] kappa")
+        if not nu > 1 or not kappa > 0:
+            raise ValueError(f"{name}[{i}] must satisfy nu > 1 and kappa > 0, got {tuple(pair)!r}")
+        out.append((nu, kappa))
+    return tuple(out)
+
+
+def fit_window(value, steps: int, name: str = "fit_window") -> tuple:
+    """A pair ``(t_min, t_max)`` of steps with ``0 < t_min < t_max <= steps``."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (t_min, t_max), got {value!r}") from None
+    if not 0 < lo < hi <= steps:
+        raise ValueError(f"{name} must satisfy 0 < t_min < t_max <= steps = {steps}, got {tuple(value)}")
+    return lo, hi
+
+
+def _sequence(values, name: str):
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"{name} must be a sequence, got {type(values).__name__}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must not be empty")
+    return values
 
 
 def float_array(value, name: str, *, ndim: int | None = None, allow_empty: bool = True,
@@ -68,3 +147,59 @@ def float_array(value, name: str, *, ndim: int | None = None, allow_empty: bool 
     if finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
     return arr
+
+
+# --- command-line text -------------------------------------------------------------------------
+
+def int_from_text(text: str, name: str, minimum: int = 0) -> int:
+    """An integer written as ``100000``, ``1e5`` or ``100000.0`` (integral values only, so
+    ``1.5`` is refused), at least ``minimum``."""
+    text = str(text).strip()
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{name} must be an integer (e.g. 100000 or 1e5), got {text!r}") from None
+        if not math.isfinite(number) or number != math.floor(number):
+            raise ValueError(f"{name} must be an integer (e.g. 100000 or 1e5), got {text!r}") from None
+        value = int(number)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def float_from_text(text: str, name: str, *, positive: bool = False, nonnegative: bool = False) -> float:
+    """A finite real number (``> 0`` if ``positive``, ``>= 0`` if ``nonnegative``)."""
+    text = str(text).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {text!r}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be > 0, got {text}")
+    if nonnegative and value < 0:
+        raise ValueError(f"{name} must be >= 0, got {text}")
+    return value
+
+
+def float_list_from_text(text: str, name: str) -> list:
+    """A non-empty comma-separated list of finite numbers, e.g. ``"1.5,2,3"``."""
+    values = [float_from_text(v, name) for v in str(text).split(",") if v.strip()]
+    if not values:
+        raise ValueError(f"{name} must list at least one number, got {text!r}")
+    return values
+
+
+def batch_size_from_text(text: str, name: str):
+    """A batch size: an integer >= 1 (``10``, ``1e3``) or ``inf`` (no noise), as an int or ``math.inf``."""
+    if str(text).strip().lower() in ("inf", "infinity", "none"):
+        return math.inf
+    try:
+        return int_from_text(text, name, minimum=1)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer >= 1 (e.g. 10 or 1e3) or 'inf' for no noise, "
+                         f"got {str(text).strip()!r}") from None

@@ -19,6 +19,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
+from ._progress import progress_bar
 from ._validation import nonnegative_int
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
@@ -119,8 +120,10 @@ def _evolve(args, steps: int, work_per_step: int, progress, desc: str):
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
     work = float(steps) * work_per_step
-    show = progress if progress is not None else (work >= _BAR_WORK and sys.stderr.isatty())
-    if not show and work < _WATCH_WORK:
+    # progress=None: a bar for long runs, shown by the progress adapter only on a terminal
+    # with tqdm installed; True: always (tqdm required), False: never.
+    show = progress if progress is not None else (None if work >= _BAR_WORK else False)
+    if not progress and work < _WATCH_WORK:
         return _core.evolve(*args)
     control = _core.RunControl()
     outcome = {}
@@ -134,12 +137,11 @@ def _evolve(args, steps: int, work_per_step: int, progress, desc: str):
         finally:
             finished.set()
 
-    from tqdm.auto import tqdm
-    bar = tqdm(total=steps, desc=desc, unit="step", disable=not show, leave=False, mininterval=0.25)
+    bar = progress_bar(steps, desc, "step", show)
     threading.Thread(target=target, name="memsgd-evolve", daemon=True).start()
     try:
         while not finished.wait(0.1):
-            bar.update(control.steps_done - bar.n)
+            bar.set(control.steps_done)
     except KeyboardInterrupt:
         control.cancel()  # the core stops after its current step
         while not finished.wait(0.1):

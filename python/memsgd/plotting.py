@@ -1,34 +1,249 @@
-"""Log-log plots of loss curves (matplotlib, Agg backend: no display needed)."""
+"""Figures: every PNG memsgd writes is drawn here (matplotlib, extra ``memsgd[plot]``).
+
+Each function draws one kind of figure into a file and closes it. They use matplotlib's
+object interface with the Agg canvas (no pyplot, no display, no change to the caller's
+backend). Conventions shared by all of them:
+
+- a *diverged* curve (losses non-finite from some step on, docs/math.md §8) is drawn up to its
+  divergence step and marked there at the top edge of the frame, labelled with that step;
+- the y range comes from the curves that did not diverge, so a blow-up never flattens the rest;
+- a predicted power law (a *guide*) is dashed in the colour of the curve it belongs to, with
+  one legend entry for all guides.
+"""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
+from ._optional import require
 
-def plot_curves(curves, path, title="", guides=None, points=None):
-    """Write a log-log PNG of ``{label: loss array}`` to ``path``.
+__all__ = ["plot_curves", "plot_exponents_vs_delta", "plot_phase"]
 
-    ``guides``: ``{label: (t, L)}`` drawn dashed (predicted power laws);
-    ``points``: ``{label: (t, L, stderr)}`` drawn as markers with error bars (simulations).
+# The y range shows at most this factor above the largest initial loss: a curve that grows
+# (without having diverged yet) leaves the frame instead of flattening the others.
+_HEADROOM = 1e3
+_DPI = 120
+
+
+def _figure(figsize=(7.0, 5.0)):
+    """A (figure, axes) pair on the Agg canvas; needs matplotlib (``memsgd[plot]``)."""
+    require("matplotlib", "plot", "plotting")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def _save(fig, path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+
+
+def _divergence_step(loss: np.ndarray):
+    """First step whose loss is not finite (the engine's losses are inf from divergence on)."""
+    bad = np.flatnonzero(~np.isfinite(loss))
+    return int(bad[0]) if bad.size else None
+
+
+def _positive_finite(values) -> np.ndarray:
+    values = np.asarray(values, dtype=float).ravel()
+    return values[np.isfinite(values) & (values > 0)]
+
+
+def plot_curves(curves, path, *, title: str = "", guides=None, points=None) -> None:
+    """Write a log-log PNG of loss curves to ``path``.
+
+    Args:
+        curves: ``{label: loss array}``, ``loss[t] = L_t`` for t = 0..T (t = 0 is not drawn on
+            the log axis). A curve whose losses become non-finite has diverged there: it is
+            drawn up to that step and marked at the top edge, and its label says the step.
+        guides: ``{label: (t, L)}`` or ``{label: (t, L, text)}``: predicted power laws, dashed;
+            a guide whose label is a curve's label takes that curve's colour (``text``, e.g.
+            ``"t^-0.5"``, is written at its right end); one legend entry covers all guides.
+        points: ``{label: (t, mean, stderr)}``: markers with +-1 standard error bars (Monte
+            Carlo), in the colour of the curve with the same label.
+        title: the figure title.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = _figure()
+    guides, points = guides or {}, points or {}
+    colors, diverged, kept = {}, [], []
+    first_losses = []
     for label, loss in curves.items():
         loss = np.asarray(loss, dtype=float)
         t = np.arange(loss.size)
-        ok = (t > 0) & np.isfinite(loss) & (loss > 0)
-        ax.loglog(t[ok], loss[ok], label=label)
-    for label, (t, L) in (guides or {}).items():
-        ax.loglog(t, L, "--", color="gray", linewidth=1, label=label)
-    for label, (t, L, err) in (points or {}).items():
-        ax.errorbar(t, L, yerr=err, fmt="o", markersize=3, label=label)
+        step = _divergence_step(loss)
+        end = loss.size if step is None else step
+        ok = (t >= 1) & (t < end) & (loss > 0)
+        text = label if step is None else f"{label} (diverged at t={step})"
+        line, = ax.loglog(t[ok], loss[ok], label=text)
+        colors[label] = line.get_color()
+        if loss.size and math.isfinite(loss[0]) and loss[0] > 0:
+            first_losses.append(loss[0])
+        if step is None:
+            kept.append(loss[ok])
+        else:
+            diverged.append((label, step, loss[ok]))
+    for label, guide in guides.items():
+        t, L = guide[0], guide[1]
+        color = colors.get(label, "0.5")
+        ax.loglog(t, L, "--", color=color, linewidth=1)
+        if len(guide) > 2 and guide[2]:
+            ax.annotate(guide[2], (t[-1], L[-1]), xytext=(2, -8), textcoords="offset points",
+                        color=color, fontsize=7)
+        kept.append(np.asarray(L, dtype=float))
+    for label, (t, mean, err) in points.items():
+        color = colors.get(label)
+        ax.errorbar(t, mean, yerr=err, fmt="o", markersize=3, color=color,
+                    label=f"{label}: simulated (+-1 s.e.)" if label in colors else label)
+        kept.append(np.asarray(mean, dtype=float))
+    _set_y_range(ax, kept, diverged, first_losses)
+    _mark_divergence(ax, [(step, colors[label]) for label, step, _ in diverged])
+    if guides:
+        ax.plot([], [], "--", color="0.5", linewidth=1, label="dashed: predicted power law")
     ax.set_xlabel("step t")
     ax.set_ylabel("loss L_t")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def _set_y_range(ax, kept, diverged, first_losses) -> None:
+    """y range from the curves that did not diverge (at most _HEADROOM x the largest L_0);
+    with nothing else to show, from the diverged curves' values before they blow up."""
+    values = [v for v in (_positive_finite(k) for k in kept) if v.size]
+    cap = _HEADROOM * max(first_losses) if first_losses else math.inf
+    if not values:
+        values = [v[v <= cap] for _, _, v in diverged if v.size]
+        values = [v for v in values if v.size]
+    if not values:
+        return
+    allv = np.concatenate(values)
+    low, high = float(allv.min()), float(min(allv.max(), cap))
+    if high <= low:
+        high = low * 10.0
+    ax.set_ylim(low / 2.0, high * 3.0)
+
+
+def _mark_divergence(ax, marks) -> None:
+    """An x at the top edge above each divergence step, labelled with the step; labels of
+    nearby steps are stacked so that none hides another."""
+    transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    for i, (step, color) in enumerate(sorted(marks)):
+        x = max(step, 1)
+        ax.plot([x], [1.0], "x", color=color, markersize=9, markeredgewidth=2, transform=transform,
+                clip_on=False, zorder=5)
+        ax.annotate(f"diverged t={step}", (x, 1.0), xycoords=transform, xytext=(4, -10 - 9 * i),
+                    textcoords="offset points", color=color, fontsize=7)
+
+
+def plot_exponents_vs_delta(results, path, *, problems, batch_sizes, title: str = "") -> None:
+    """Fitted loss exponent against the AM1 schedule exponent delta (Figure 4), one colour per
+    problem ``(nu, kappa)`` and one marker per batch size.
+
+    ``results``: dicts with ``nu, kappa, batch_size, delta, fitted_exponent`` (None when the
+    run diverged) and ``diverged_at``. Dashed: the prediction ``zeta (1 + delta)``; dotted: the
+    edge ``delta = 1 - 1/nu`` of its validity. Diverged runs are marked at the top edge with
+    their divergence step; runs whose fitted exponent lies below the frame (loss rising at T)
+    are marked at the bottom edge.
+    """
+    fig, ax = _figure()
+    markers = "os^dv"
+    fitted = [r["fitted_exponent"] for r in results if r["fitted_exponent"] is not None]
+    low = max(min(fitted), -0.3) - 0.05 if fitted else 0.0
+    high = max(fitted) + 0.1 if fitted else 1.0
+    top, bottom = [], []
+    for i, (nu, kappa) in enumerate(problems):
+        zeta = kappa / nu
+        dd = np.linspace(0.0, 1.0 - 1.0 / nu, 50)
+        line, = ax.plot(dd, zeta * (1.0 + dd), "--", linewidth=1)
+        color = line.get_color()
+        for j, B in enumerate(batch_sizes):
+            sel = [r for r in results if (r["nu"], r["kappa"], r["batch_size"]) == (nu, kappa, B)]
+            ok = [r for r in sel if r["fitted_exponent"] is not None and r["fitted_exponent"] >= low]
+            ax.plot([r["delta"] for r in ok], [r["fitted_exponent"] for r in ok], markers[j % 5],
+                    color=color, label=f"nu={nu:g}, zeta={zeta:.3g}, B={B}")
+            top += [(r["delta"], r["diverged_at"], color, markers[j % 5]) for r in sel if r["diverged_at"] is not None]
+            bottom += [(r["delta"], color, markers[j % 5]) for r in sel
+                       if r["fitted_exponent"] is not None and r["fitted_exponent"] < low]
+        ax.axvline(1.0 - 1.0 / nu, color=color, linestyle=":", linewidth=0.8)
+    ax.set_ylim(low, high)
+    transform = ax.get_xaxis_transform()
+    width = _marker_spread(results)
+    for k, (delta, step, color, marker) in enumerate(_spread(top, width)):
+        x = delta
+        ax.plot([x], [1.0], marker, color=color, markerfacecolor="none", markersize=7, markeredgewidth=1.5,
+                transform=transform, clip_on=False, zorder=5)
+        ax.annotate(f"t={step}", (x, 1.0), xycoords=transform, xytext=(0, -12), textcoords="offset points",
+                    color=color, fontsize=6, rotation=90, ha="center", va="top")
+    for delta, color, marker in _spread(bottom, width):
+        ax.plot([delta], [0.0], marker, color=color, markerfacecolor="none", markersize=7,
+                transform=transform, clip_on=False, zorder=5)
+    if top:
+        ax.plot([], [], "o", color="0.3", markerfacecolor="none",
+                label="hollow at top: diverged (t = divergence step)")
+    if bottom:
+        ax.plot([], [], "o", color="0.6", markerfacecolor="none", label="hollow at bottom: loss rising at T")
+    ax.set_xlabel("delta (alpha_eff ~ t^delta)")
+    ax.set_ylabel("fitted loss exponent")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(True, alpha=0.3)
+    _save(fig, path)
+
+
+def _marker_spread(results) -> float:
+    deltas = sorted({r["delta"] for r in results})
+    gaps = np.diff(deltas)
+    return 0.6 * float(gaps.min()) if gaps.size else 0.1
+
+
+def _spread(items, width):
+    """Shift items sharing a delta side by side (within ``width``) so none hides another."""
+    by_delta = {}
+    for item in items:
+        by_delta.setdefault(item[0], []).append(item)
+    out = []
+    for delta, group in by_delta.items():
+        n = len(group)
+        offsets = [0.0] if n == 1 else np.linspace(-width / 2, width / 2, n)
+        out += [(delta + off,) + tuple(item[1:]) for off, item in zip(offsets, group)]
+    return out
+
+
+def plot_phase(rows, nus, zetas, path, *, title: str = "") -> None:
+    """Heat map of the loss exponent over a grid of ``(nu, zeta)`` (docs/math.md §6).
+
+    ``rows``: dicts with ``nu, zeta, phase`` ("signal", "noise" or "diverges") and ``exponent``;
+    each cell is lettered S / N / D, diverging cells are grey, and the phase boundary
+    ``zeta = 2 - 1/nu`` is dashed.
+    """
+    fig, ax = _figure((6.0, 4.5))
+    import matplotlib
+
+    nus, zetas = list(nus), list(zetas)
+    grid = np.full((len(zetas), len(nus)), np.nan)
+    for r in rows:
+        grid[zetas.index(r["zeta"]), nus.index(r["nu"])] = r["exponent"]
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+    im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap,
+                   extent=(-0.5, len(nus) - 0.5, -0.5, len(zetas) - 0.5))
+    for r in rows:
+        ax.text(nus.index(r["nu"]), zetas.index(r["zeta"]), r["phase"][0].upper(), ha="center",
+                va="center", fontsize=8, color="white")
+    if len(nus) > 1 and len(zetas) > 1:  # the boundary, interpolated onto the categorical axes
+        nu_fine = np.linspace(min(nus), max(nus), 200)
+        x = np.interp(nu_fine, nus, np.arange(len(nus)))
+        y = np.interp(2 - 1 / nu_fine, zetas, np.arange(len(zetas)), left=np.nan, right=np.nan)
+        ax.plot(x, y, "w--", linewidth=1, label="zeta = 2 - 1/nu")
+        ax.legend(fontsize=8, loc="upper left")
+    ax.set_xticks(range(len(nus)), [f"{n:g}" for n in nus])
+    ax.set_yticks(range(len(zetas)), [f"{z:g}" for z in zetas])
+    ax.set_xlabel("nu")
+    ax.set_ylabel("zeta = kappa / nu")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="loss exponent (S signal, N noise, D diverges)")
+    _save(fig, path)

@@ -1,13 +1,18 @@
 """`memsgd reproduce fig1|fig4|compare|digits`: the paper's experiments and the tuned comparison.
 
 Each target prints its table, writes PNGs and a JSON file to ``--out`` (default ./memsgd-output)
-and shows a progress bar on stderr (tqdm; ``--no-progress`` turns it off).
+and, when stderr is a terminal, shows a progress bar there (``--progress`` / ``--no-progress``
+force it on or off).
 """
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
+
+from .._progress import progress_callback
+from . import _common
+
+__all__ = ["register", "DEFAULT_OUT"]
 
 DEFAULT_OUT = "memsgd-output"
 
@@ -21,65 +26,35 @@ def register(sub) -> None:
 
     def common_args(q):
         q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
-        q.add_argument("--no-progress", action="store_true", help="no progress bar")
+        _common.add_progress_arg(q)
         q.add_argument("--quick", action="store_true", help="tiny settings (seconds; smoke test, not the claims)")
 
+    steps = _common.int_type("--steps", 1)
     q = targets.add_parser("fig1", help="Figure 1: SGD, HB, Jacobi HB (noiseless / mini-batch), AM1")
     common_args(q)
-    q.add_argument("--steps", type=int, default=None, help="T, default 100000")
-    q.add_argument("--batch", type=int, default=None, help="batch size B, default 10")
+    q.add_argument("--steps", type=steps, default=None, help="T (e.g. 1e5), default 100000")
+    q.add_argument("--batch", type=_common.int_type("--batch", 1), default=None, help="batch size B, default 10")
     q.add_argument("--no-simulation", action="store_true", help="skip the simulate_sgd cross-check")
     q.set_defaults(func=_fig1)
 
     q = targets.add_parser("fig4", help="Figure 4: AM1 fitted exponent vs delta")
     common_args(q)
-    q.add_argument("--steps", type=int, default=None, help="T, default 100000 (fit window [T/10, T])")
+    q.add_argument("--steps", type=steps, default=None, help="T, default 100000 (fit window [T/10, T])")
     q.add_argument("--no-simulation", action="store_true", help="skip the simulate_sgd cross-check")
     q.set_defaults(func=_fig4)
 
     q = targets.add_parser("compare", help="AM1 vs schedule-free SGD vs QHM vs Nesterov vs HB, tuned")
     common_args(q)
-    q.add_argument("--steps", type=int, default=None, help="T (tuning horizon), default 10000")
+    q.add_argument("--steps", type=steps, default=None, help="T (tuning horizon, >= 20), default 10000")
     q.set_defaults(func=_compare)
 
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
     q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
-    q.add_argument("--no-progress", action="store_true", help="no progress bar")
-    q.add_argument("--steps", type=int, default=10000, help="training steps, default 10000")
-    q.add_argument("--batch", type=int, default=32, help="batch size, default 32")
-    q.add_argument("--seed", type=int, default=0, help="random seed, default 0")
+    _common.add_progress_arg(q)
+    q.add_argument("--steps", type=steps, default=10000, help="training steps, default 10000")
+    q.add_argument("--batch", type=_common.int_type("--batch", 1), default=32, help="batch size, default 32")
+    q.add_argument("--seed", type=_common.int_type("--seed", 0), default=0, help="random seed, default 0")
     q.set_defaults(func=_digits)
-
-
-@contextlib.contextmanager
-def _bar(args, desc):
-    """A progress callable ``(done, total, label)`` backed by tqdm (or nothing)."""
-    if args.no_progress:
-        yield None
-        return
-    from tqdm import tqdm
-    state = {"bar": None}
-
-    def progress(done, total, label=""):
-        bar = state["bar"]
-        if bar is None:
-            bar = state["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
-        if bar.total != total:
-            bar.total = total
-        bar.set_postfix_str(str(label)[:40], refresh=False)
-        bar.update(done - bar.n)
-
-    try:
-        yield progress
-    finally:
-        if state["bar"] is not None:
-            state["bar"].close()
-
-
-def _positive(value, name):
-    if value is not None and value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
 
 
 def _finish(result, t0):
@@ -92,13 +67,12 @@ def _finish(result, t0):
 def _fig1(args) -> int:
     from ..experiments import fig1
     cfg = fig1.small_config() if args.quick else fig1.Fig1Config()
-    if _positive(args.steps, "--steps") is not None:
-        cfg.steps = args.steps
-        cfg.fit_window = (args.steps / 10, float(args.steps))
-    if _positive(args.batch, "--batch") is not None:
+    if args.steps is not None:
+        cfg = cfg.with_steps(args.steps)
+    if args.batch is not None:
         cfg.batch_size = args.batch
     t0 = time.perf_counter()
-    with _bar(args, "fig1") as progress:
+    with progress_callback("fig1", show=args.progress) as progress:
         result = fig1.run(cfg, out_dir=args.out, progress=progress, simulate=not args.no_simulation)
     _finish(result, t0)
     c = result["checks"]
@@ -114,11 +88,10 @@ def _fig1(args) -> int:
 def _fig4(args) -> int:
     from ..experiments import fig4
     cfg = fig4.small_config() if args.quick else fig4.Fig4Config()
-    if _positive(args.steps, "--steps") is not None:
-        cfg.steps = args.steps
-        cfg.fit_window = (args.steps / 10, float(args.steps))
+    if args.steps is not None:
+        cfg = cfg.with_steps(args.steps)
     t0 = time.perf_counter()
-    with _bar(args, "fig4") as progress:
+    with progress_callback("fig4", show=args.progress) as progress:
         result = fig4.run(cfg, out_dir=args.out, progress=progress, simulate=not args.no_simulation)
     _finish(result, t0)
     return 0
@@ -127,12 +100,10 @@ def _fig4(args) -> int:
 def _compare(args) -> int:
     from ..experiments import compare
     cfg = compare.small_config() if args.quick else compare.CompareConfig()
-    if _positive(args.steps, "--steps") is not None:
-        if args.steps < 20:
-            raise ValueError(f"--steps must be >= 20, got {args.steps}")
+    if args.steps is not None:
         cfg.steps = args.steps
     t0 = time.perf_counter()
-    with _bar(args, "compare") as progress:
+    with progress_callback("compare", show=args.progress) as progress:
         result = compare.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
@@ -145,10 +116,8 @@ def _digits(args) -> int:
         print(f"memsgd reproduce digits: needs PyTorch and scikit-learn "
               f"(pip install torch scikit-learn): {exc}", file=sys.stderr)
         return 1
-    _positive(args.steps, "--steps")
-    _positive(args.batch, "--batch")
     t0 = time.perf_counter()
-    with _bar(args, "digits") as progress:
+    with progress_callback("digits", show=args.progress) as progress:
         result = digits.run(steps=args.steps, batch_size=args.batch, seed=args.seed, out_dir=args.out,
                             progress=progress)
     if isinstance(result, dict) and "table" in result:

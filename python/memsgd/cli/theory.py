@@ -6,7 +6,11 @@ import math
 import numpy as np
 
 from .. import theory
+from .._validation import float_list_from_text
+from ..plotting import plot_phase
 from . import _common
+
+__all__ = ["register", "run_stability", "run_phase", "phase_grid"]
 
 
 def register(sub) -> None:
@@ -37,20 +41,9 @@ def register(sub) -> None:
     q.set_defaults(func=run_phase)
 
 
-def _float_list(text: str, name: str):
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
-    if not values:
-        raise ValueError(f"{name} must list at least one number")
-    return values
-
-
 def _num(x):
-    """JSON-friendly float: inf/nan become strings."""
-    x = float(x)
-    return x if math.isfinite(x) else str(x)
+    """A float for JSON (non-finite values become null in the strict JSON writer)."""
+    return float(x)
 
 
 def run_stability(args) -> int:
@@ -60,7 +53,7 @@ def run_stability(args) -> int:
     rep = theory.stability(algo, spectrum, noise)
     out = {
         "problem": repr(spectrum), "algorithm": repr(algo),
-        "batch_size": noise.batch_size if not math.isinf(noise.batch_size) else "inf",
+        "batch_size": noise.batch_size,
         "alpha_eff": _num(rep.alpha_eff),
         "strictly_stable": rep.strictly_stable, "max_spectral_radius": _num(rep.max_spectral_radius),
         "moment_stable": rep.moment_stable, "max_moment_radius": _num(rep.max_moment_radius),
@@ -106,8 +99,8 @@ def phase_grid(algo, noise, nus, zetas, size=None, scale=1.0, q=1.0):
 
 
 def run_phase(args) -> int:
-    nus = _float_list(args.nu, "--nu")
-    zetas = _float_list(args.zeta, "--zeta")
+    nus = float_list_from_text(args.nu, "--nu")
+    zetas = float_list_from_text(args.zeta, "--zeta")
     if any(n <= 1 for n in nus):
         raise ValueError(f"--nu values must be > 1, got {nus}")
     if any(z <= 0 for z in zetas):
@@ -120,7 +113,7 @@ def run_phase(args) -> int:
     rows = phase_grid(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q)
     if args.json:
         _common.dump_json({"algorithm": repr(algo), "alpha_eff": algo.alpha_eff,
-                           "batch_size": noise.batch_size if not math.isinf(noise.batch_size) else "inf",
+                           "batch_size": noise.batch_size,
                            "rows": [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.items()}
                                     for r in rows]})
     else:
@@ -130,43 +123,9 @@ def run_phase(args) -> int:
                             [(f"{r['nu']:g}", f"{r['zeta']:g}", f"{r['kappa']:g}", r["phase"],
                               f"{r['exponent']:.4g}", f"{r['noise_sum']:.6g}") for r in rows])
     if args.plot:
-        plot_phase(rows, nus, zetas, args.plot, title=f"{args.algo}, alpha_eff = {algo.alpha_eff:.3g}, "
-                                                       f"B = {noise.batch_size}")
+        plot_phase(rows, nus, zetas, args.plot, title=f"{_common.algorithm_label(args)}, alpha_eff = "
+                                                       f"{algo.alpha_eff:.3g}, {_common.noise_label(noise)}")
         if not args.json:
             print(f"# wrote {args.plot}")
     return 0
 
-
-def plot_phase(rows, nus, zetas, path, title=""):
-    """Heat map of the loss exponent over (nu, zeta); diverging cells grey, boundary dashed."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    grid = np.full((len(zetas), len(nus)), np.nan)
-    for r in rows:
-        grid[zetas.index(r["zeta"]), nus.index(r["nu"])] = r["exponent"]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
-    im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap,
-                   extent=(-0.5, len(nus) - 0.5, -0.5, len(zetas) - 0.5))
-    for i, z in enumerate(zetas):
-        for j, n in enumerate(nus):
-            r = next(r for r in rows if r["nu"] == n and r["zeta"] == z)
-            ax.text(j, i, r["phase"][0].upper(), ha="center", va="center", fontsize=8, color="white")
-    # boundary zeta = 2 - 1/nu, interpolated onto the categorical axes
-    nu_fine = np.linspace(min(nus), max(nus), 200)
-    if len(nus) > 1 and len(zetas) > 1:
-        x = np.interp(nu_fine, nus, np.arange(len(nus)))
-        y = np.interp(2 - 1 / nu_fine, zetas, np.arange(len(zetas)), left=np.nan, right=np.nan)
-        ax.plot(x, y, "w--", linewidth=1, label="zeta = 2 - 1/nu")
-        ax.legend(fontsize=8, loc="upper left")
-    ax.set_xticks(range(len(nus)), [f"{n:g}" for n in nus])
-    ax.set_yticks(range(len(zetas)), [f"{z:g}" for z in zetas])
-    ax.set_xlabel("nu")
-    ax.set_ylabel("zeta = kappa / nu")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="loss exponent (S signal, N noise, D diverges)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

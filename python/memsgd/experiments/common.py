@@ -1,28 +1,21 @@
-"""Helpers shared by the reproductions: progress, exponents, guides, tables, JSON."""
+"""Helpers shared by the reproductions: predicted exponents, guides, agreement, tables, output.
+
+Strict JSON (``write_json``, ``jsonable``) lives in :mod:`memsgd._json` and is re-exported here
+for the experiments.
+"""
 from __future__ import annotations
 
-import json
 import math
 import os
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
-ProgressFn = Optional[Callable[[int, int, str], None]]
+from .._json import jsonable, write_json
+from .._optional import require
 
-
-class Tracker:
-    """Counts units of work and reports them to ``progress(done, total, label)``."""
-
-    def __init__(self, progress: ProgressFn, total: int):
-        if progress is not None and not callable(progress):
-            raise TypeError(f"progress must be None or a callable (done, total, label), got {type(progress).__name__}")
-        self.progress, self.total, self.done = progress, int(total), 0
-
-    def step(self, label: str = "") -> None:
-        self.done += 1
-        if self.progress is not None:
-            self.progress(self.done, max(self.total, self.done), label)
+__all__ = ["predicted_stationary_exponent", "predicted_am1_exponent", "guide", "sim_agreement", "fmt",
+           "format_table", "jsonable", "write_json", "prepare_out_dir"]
 
 
 def predicted_stationary_exponent(nu: float, kappa: float) -> float:
@@ -53,11 +46,6 @@ def guide(loss: np.ndarray, exponent: float, t_min: float, t_max: float, points:
     return tg, offset * np.exp(log_c) * tg ** (-exponent)
 
 
-def log_times(t_max: int, points: int = 12, t_min: int = 1) -> np.ndarray:
-    """Distinct integer times spread evenly in log t over ``[t_min, t_max]``."""
-    return np.unique(np.round(np.geomspace(t_min, t_max, points)).astype(int))
-
-
 def sim_agreement(mean, stderr, exact, times):
     """z-scores ``(simulated mean - exact) / standard error`` at ``times``; the max |z|."""
     mean, stderr, exact = (np.asarray(a, float) for a in (mean, stderr, exact))
@@ -67,6 +55,7 @@ def sim_agreement(mean, stderr, exact, times):
 
 
 def fmt(x, spec: str = ".4f") -> str:
+    """``x`` formatted by ``spec``; ``-`` for None, ``inf``/``nan`` as words."""
     if x is None:
         return "-"
     if isinstance(x, (float, np.floating)) and not math.isfinite(x):
@@ -74,16 +63,8 @@ def fmt(x, spec: str = ".4f") -> str:
     return format(x, spec)
 
 
-def check_problems(problems) -> None:
-    """``problems``: a non-empty sequence of power-law ``(nu > 1, kappa > 0)`` pairs."""
-    if not problems:
-        raise ValueError("problems must be a non-empty tuple of (nu, kappa)")
-    for p in problems:
-        if len(p) != 2 or not p[0] > 1 or not p[1] > 0:
-            raise ValueError(f"problems must contain (nu > 1, kappa > 0) pairs, got {p!r}")
-
-
 def format_table(headers, rows) -> str:
+    """Right-aligned plain-text columns, one line per row."""
     rows = [[str(v) for v in r] for r in rows]
     widths = [max([len(str(h))] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     lines = ["  ".join(str(h).rjust(w) for h, w in zip(headers, widths))]
@@ -91,36 +72,14 @@ def format_table(headers, rows) -> str:
     return "\n".join(lines)
 
 
-def jsonable(x):
-    """Convert numpy scalars/arrays and non-finite floats (-> None) for strict JSON."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    return x
-
-
-def write_json(path: str, obj) -> None:
-    with open(path, "w") as f:
-        json.dump(jsonable(obj), f, indent=2, allow_nan=False)
-
-
 def prepare_out_dir(out_dir) -> Optional[str]:
+    """Create ``out_dir`` (``None``: nothing is written) before any work starts, and check that
+    matplotlib is there to draw its figures (``memsgd[plot]``)."""
     if out_dir is None:
         return None
+    require("matplotlib", "plot", "writing figures")
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
+    if not os.access(out_dir, os.W_OK):
+        raise PermissionError(f"out_dir {out_dir!r} is not writable")
     return out_dir
-
-
-def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)

@@ -17,12 +17,15 @@ from typing import Dict, Optional, Sequence, Tuple
 
 
 from .. import schedules
+from .._validation import positive_int, positive_ints, power_law_pairs
 from ..algorithms import gd, heavy_ball, nesterov, qhm
 from ..noise import Noise
 from ..spectrum import Spectrum
 from ..theory import fit_exponent
 from . import common
 from .tuning import grid_points, tune
+
+__all__ = ["METHODS", "CompareConfig", "default_grids", "at_grid_edge", "small_config", "run"]
 
 
 def _am1(kick, delta, t0):
@@ -70,15 +73,12 @@ class CompareConfig:
     methods: Tuple[str, ...] = tuple(METHODS)
 
     def validate(self) -> "CompareConfig":
-        common.check_problems(self.problems)
-        if not self.batch_sizes:
-            raise ValueError("batch_sizes must be non-empty")
-        for b in self.batch_sizes:
-            common.check_positive_int(b, "batch_sizes")
-        common.check_positive_int(self.steps, "steps")
+        power_law_pairs(self.problems, "problems")
+        positive_ints(self.batch_sizes, "batch_sizes")
+        positive_int(self.steps, "steps")
         if self.steps < 20:
             raise ValueError(f"steps must be >= 20 (the exponent is fitted on [T/10, T]), got {self.steps}")
-        common.check_positive_int(self.head, "head")
+        positive_int(self.head, "head")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ValueError(f"methods must be a non-empty subset of {list(METHODS)}, got {list(self.methods)}")
@@ -128,7 +128,8 @@ def run(config: Optional[CompareConfig] = None, out_dir=None, progress=None, gri
                  "at_grid_edge": at_grid_edge(res.best, grid)}
         results.append(entry)
         if res.curve is not None:
-            panel_curves.setdefault((nu, kappa, B), {})[m] = res.curve
+            params = ", ".join(f"{k}={v:g}" for k, v in res.best.items())
+            panel_curves.setdefault((nu, kappa, B), {})[f"{m} ({params})"] = res.curve
     sgd_loss = {(r["nu"], r["kappa"], r["batch_size"]): r["final_loss"] for r in results if r["method"] == "SGD"}
     for r in results:
         base = sgd_loss.get((r["nu"], r["kappa"], r["batch_size"]))
@@ -150,7 +151,8 @@ def run(config: Optional[CompareConfig] = None, out_dir=None, progress=None, gri
         from ..plotting import plot_curves
         for (nu, kappa, B), curves in panel_curves.items():
             path = os.path.join(out_dir, f"compare_nu{nu:g}_kappa{kappa:g}_B{B}.png")
-            plot_curves(curves, path, title=f"tuned at T={T}: nu={nu:g}, kappa={kappa:g}, B={B}")
+            plot_curves(curves, path, title=f"each method tuned for the loss at T={T} (best parameters: compare.json)\n"
+                                            f"power law nu={nu:g}, kappa={kappa:g} (infinite), Gaussian noise, B={B}")
             files.append(path)
         files.append(os.path.join(out_dir, "compare.json"))
         result["files"] = files

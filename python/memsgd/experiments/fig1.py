@@ -23,14 +23,16 @@ to ``sim_steps``; agreement means ``|mean - exact| <= 4 standard errors`` at eve
 """
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional, Tuple
 
-import numpy as np
-
 from .. import schedules
+from .._progress import Tracker
+from .._steps import log_spaced_steps
+from .._validation import (bounded_scalar, nonnegative_int, nonnegative_scalar, nonnegative_scalars,
+                           positive_int, positive_scalar)
+from .._validation import fit_window as check_fit_window
 from ..algorithms import gd, heavy_ball
 from ..dynamics import loss_curve
 from ..simulation import simulate_sgd
@@ -38,6 +40,8 @@ from ..noise import Noise
 from ..spectrum import Spectrum
 from ..theory import fit_exponent
 from . import common
+
+__all__ = ["Fig1Config", "small_config", "run", "simulation_check", "Z_LIMIT"]
 
 Z_LIMIT = 4.0  # simulation agreement: |z| <= 4 at every checked time
 
@@ -66,25 +70,24 @@ class Fig1Config:
 
     def validate(self) -> "Fig1Config":
         for name in ("nu", "kappa", "sgd_lr", "hb_lr", "kick", "gamma", "t0"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+            positive_scalar(getattr(self, name), name)
         if self.nu <= 1:
             raise ValueError(f"nu must be > 1, got {self.nu}")
         for name in ("batch_size", "steps", "head", "sim_size", "sim_steps", "sim_runs"):
-            common.check_positive_int(getattr(self, name), name)
-        if not 0 <= self.hb_momentum < 1:
-            raise ValueError(f"hb_momentum must be in [0, 1), got {self.hb_momentum}")
-        lo, hi = self.fit_window
-        if not 0 < lo < hi <= self.steps:
-            raise ValueError(f"fit_window must satisfy 0 < t_min < t_max <= steps, got {self.fit_window}")
-        if self.nu_b is not None and not self.nu_b > 0:
-            raise ValueError(f"nu_b must be > 0, got {self.nu_b}")
-        if len(self.deltas) == 0 or any(d < 0 for d in self.deltas):
-            raise ValueError(f"deltas must be a non-empty tuple of numbers >= 0, got {self.deltas}")
-        if self.sim_delta < 0:
-            raise ValueError(f"sim_delta must be >= 0, got {self.sim_delta}")
+            positive_int(getattr(self, name), name)
+        nonnegative_int(self.seed, "seed")
+        bounded_scalar(self.hb_momentum, "hb_momentum", 0.0, 1.0, high_open=True)
+        check_fit_window(self.fit_window, self.steps)
+        if self.nu_b is not None:
+            positive_scalar(self.nu_b, "nu_b")
+        nonnegative_scalars(self.deltas, "deltas")
+        nonnegative_scalar(self.sim_delta, "sim_delta")
         return self
+
+    def with_steps(self, steps: int) -> "Fig1Config":
+        """The same figure at horizon ``steps``, exponents fitted on ``[steps/10, steps]``."""
+        steps = positive_int(steps, "steps")
+        return replace(self, steps=steps, fit_window=(steps / 10, float(steps)))
 
     @property
     def zeta(self) -> float:
@@ -122,7 +125,7 @@ def run(config: Optional[Fig1Config] = None, out_dir=None, progress=None, simula
     cfg.validate()
     out_dir = common.prepare_out_dir(out_dir)
     items = _algorithms(cfg)
-    tracker = common.Tracker(progress, len(items) + (4 if simulate else 0))
+    tracker = Tracker(progress, len(items) + (4 if simulate else 0))
     spec = Spectrum.power_law(cfg.nu, cfg.kappa, head=cfg.head)
     T = cfg.steps
     t_lo, t_hi = cfg.fit_window
@@ -133,13 +136,9 @@ def run(config: Optional[Fig1Config] = None, out_dir=None, progress=None, simula
         results.append({"label": label, "batch_size": None if noise.is_noiseless else cfg.batch_size,
                         "predicted_exponent": pred, "fitted_exponent": fitted,
                         "final_loss": float(c.loss[-1]), "diverged_at": c.diverged_at})
-        if c.diverged:  # keep the plot readable: show the blow-up up to 1e3 L_0
-            shown = np.where(c.loss <= 1e3 * spec.initial_loss, c.loss, np.nan)
-            curves[f"{label}: diverged at t={c.diverged_at}"] = shown
-        else:
-            curves[label] = c.loss
+        curves[label] = c.loss  # plot_curves marks a divergence and keeps the axis readable
         if pred is not None and not c.diverged:
-            guides[f"t^-{pred:.3g}"] = common.guide(c.loss, pred, t_lo, t_hi)
+            guides[label] = common.guide(c.loss, pred, t_lo, t_hi) + (f"t^-{pred:.3g}",)
         tracker.step(label)
 
     sgd_final = results[0]["final_loss"]
@@ -189,11 +188,15 @@ def run(config: Optional[Fig1Config] = None, out_dir=None, progress=None, simula
     if out_dir is not None:
         from ..plotting import plot_curves
         plot_curves(curves, os.path.join(out_dir, "fig1.png"), guides=guides,
-                    title=f"Fig. 1: nu={cfg.nu:g}, kappa={cfg.kappa:g}, B={cfg.batch_size}; dashed: predicted power laws")
+                    title=f"Fig. 1: power law nu={cfg.nu:g}, kappa={cfg.kappa:g} (infinite), Gaussian noise, "
+                          f"B={cfg.batch_size}\nSGD lr={cfg.sgd_lr:g}; heavy ball lr={cfg.hb_lr:g}, "
+                          f"momentum={cfg.hb_momentum:g}; AM1 kick={cfg.kick:g}, gamma={cfg.gamma:g}, t0={cfg.t0:g}")
         if simulation is not None:
             plot_curves(simulation["_curves"], os.path.join(out_dir, "fig1_simulation.png"),
                         points=simulation["_points"],
-                        title=f"Fig. 1 cross-check: simulate_sgd (points, +-1 s.e.) vs exact (lines), K={cfg.sim_size}")
+                        title=f"Fig. 1 cross-check: simulate_sgd (points, +-1 s.e.) vs exact (lines)\n"
+                              f"power law nu={cfg.nu:g}, kappa={cfg.kappa:g}, K={cfg.sim_size}, "
+                              f"B={cfg.batch_size}, {cfg.sim_runs} runs")
         result["files"] = [os.path.join(out_dir, n) for n in ("fig1.png", "fig1_simulation.png", "fig1.json")
                            if n != "fig1_simulation.png" or simulation is not None]
     public = _strip_private(result)
@@ -220,8 +223,9 @@ def _simulation(cfg: Fig1Config, tracker) -> dict:
 
 
 def simulation_check(algos, spec, noise, steps, runs, seed, tracker, title) -> dict:
-    """Run ``simulate_sgd`` and ``loss_curve`` for each ``(label, algo)``; z-scores at log times."""
-    times = common.log_times(steps, 12)
+    """Run ``simulate_sgd`` and ``loss_curve`` for each ``(label, algo)``; z-scores at about 12
+    log-spaced steps in [1, steps] (not t = 0, where both are the exact L_0)."""
+    times = log_spaced_steps(steps, 13)[1:]
     entries, curves, points, rows = [], {}, {}, []
     for i, (label, algo) in enumerate(algos):
         exact = loss_curve(algo, spec, noise, steps).loss
@@ -231,8 +235,8 @@ def simulation_check(algos, spec, noise, steps, runs, seed, tracker, title) -> d
         z, zmax = common.sim_agreement(mean, se, exact, times)
         entries.append({"label": label, "times": times, "simulated": mean[times], "stderr": se[times],
                         "exact": exact[times], "z": z, "max_abs_z": zmax, "agrees": zmax <= Z_LIMIT})
-        curves[f"{label} exact"] = exact
-        points[f"{label} simulated"] = (times, mean[times], se[times])
+        curves[label] = exact
+        points[label] = (times, mean[times], se[times])
         rows.append([label, runs, len(times), f"{zmax:.2f}", "yes" if zmax <= Z_LIMIT else "NO"])
     table = title + "\n" + common.format_table(
         ["algorithm", "runs", "times", "max |z|", f"|z| <= {Z_LIMIT:g}"], rows)

@@ -14,18 +14,24 @@ finite spectrum and compared with the exact curve of the same finite spectrum (4
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Optional, Tuple
 
 import numpy as np
 
 from .. import schedules
+from .._progress import Tracker
+from .._validation import (nonnegative_int, nonnegative_scalar, nonnegative_scalars, positive_int, positive_ints,
+                           positive_scalar, power_law_pairs)
+from .._validation import fit_window as check_fit_window
 from ..dynamics import loss_curve
 from ..noise import Noise
 from ..spectrum import Spectrum
 from ..theory import fit_exponent
 from . import common
 from .fig1 import simulation_check
+
+__all__ = ["Fig4Config", "small_config", "run"]
 
 
 @dataclass
@@ -48,23 +54,23 @@ class Fig4Config:
     seed: int = 1
 
     def validate(self) -> "Fig4Config":
-        common.check_problems(self.problems)
-        common.check_problems((tuple(self.sim_problem),))
-        if not self.batch_sizes:
-            raise ValueError("batch_sizes must be non-empty")
-        for b in self.batch_sizes:
-            common.check_positive_int(b, "batch_sizes")
-        if not self.deltas or any(d < 0 for d in self.deltas):
-            raise ValueError(f"deltas must be a non-empty tuple of numbers >= 0, got {self.deltas}")
+        power_law_pairs(self.problems, "problems")
+        power_law_pairs((self.sim_problem,), "sim_problem")
+        positive_ints(self.batch_sizes, "batch_sizes")
+        nonnegative_scalars(self.deltas, "deltas")
         for name in ("steps", "head", "sim_batch_size", "sim_size", "sim_steps", "sim_runs"):
-            common.check_positive_int(getattr(self, name), name)
-        lo, hi = self.fit_window
-        if not 0 < lo < hi <= self.steps:
-            raise ValueError(f"fit_window must satisfy 0 < t_min < t_max <= steps, got {self.fit_window}")
+            positive_int(getattr(self, name), name)
+        nonnegative_int(self.seed, "seed")
+        check_fit_window(self.fit_window, self.steps)
         for name in ("kick", "gamma", "t0"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            positive_scalar(getattr(self, name), name)
+        nonnegative_scalar(self.sim_delta, "sim_delta")
         return self
+
+    def with_steps(self, steps: int) -> "Fig4Config":
+        """The same figure at horizon ``steps``, exponents fitted on ``[steps/10, steps]``."""
+        steps = positive_int(steps, "steps")
+        return replace(self, steps=steps, fit_window=(steps / 10, float(steps)))
 
 
 def small_config() -> Fig4Config:
@@ -80,7 +86,7 @@ def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simula
     cfg.validate()
     out_dir = common.prepare_out_dir(out_dir)
     total = len(cfg.problems) * len(cfg.batch_sizes) * len(cfg.deltas) + (2 if simulate else 0)
-    tracker = common.Tracker(progress, total)
+    tracker = Tracker(progress, total)
     T = cfg.steps
     t_lo, t_hi = cfg.fit_window
     results, rows, curves, guides = [], [], {}, {}
@@ -115,7 +121,7 @@ def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simula
                 if B == cfg.batch_sizes[0] and (nu, kappa) == tuple(cfg.problems[0]):
                     curves[f"delta={d:g}"] = c.loss
                     if pred is not None and not c.diverged:
-                        guides[f"t^-{pred:.3g}"] = common.guide(c.loss, pred, t_lo, t_hi)
+                        guides[f"delta={d:g}"] = common.guide(c.loss, pred, t_lo, t_hi) + (f"t^-{pred:.3g}",)
                 tracker.step(f"nu={nu:g} kappa={kappa:g} B={B} delta={d:g}")
     for r in results:
         rows.append([f"{r['nu']:g}", f"{r['zeta']:.3g}", f"{1 - 1 / r['nu']:.3g}", r["batch_size"], f"{r['delta']:g}",
@@ -166,41 +172,19 @@ def _err_text(r) -> str:
 
 
 def _plots(cfg, results, curves, guides, simulation, out_dir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from ..plotting import plot_curves
+    from ..plotting import plot_curves, plot_exponents_vs_delta
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for i, (nu, kappa) in enumerate(cfg.problems):
-        zeta = kappa / nu
-        dd = np.linspace(0, 1 - 1 / nu, 50)
-        line, = ax.plot(dd, zeta * (1 + dd), "--", linewidth=1)
-        color = line.get_color()
-        for j, B in enumerate(cfg.batch_sizes):
-            sel = [r for r in results if (r["nu"], r["kappa"], r["batch_size"]) == (nu, kappa, B)]
-            ok = [r for r in sel if r["fitted_exponent"] is not None]
-            ax.plot([r["delta"] for r in ok], [r["fitted_exponent"] for r in ok], "os^dv"[j % 5], color=color,
-                    label=f"nu={nu:g}, zeta={zeta:.3g}, B={B}")
-            div = [r for r in sel if r["diverged_at"] is not None]
-            if div:
-                ax.plot([r["delta"] for r in div], [0.0] * len(div), "x", color=color)
-        ax.axvline(1 - 1 / nu, color=color, linestyle=":", linewidth=0.8)
-    fitted = [r["fitted_exponent"] for r in results if r["fitted_exponent"] is not None]
-    if fitted:  # loss curves already rising at T have negative exponents: keep them on a readable axis
-        ax.set_ylim(max(min(fitted), -0.3) - 0.05, max(fitted) + 0.1)
-    ax.set_xlabel("delta (alpha_eff ~ t^delta); points below the frame: loss rising at T")
-    ax.set_ylabel("fitted loss exponent")
-    ax.set_title(f"Fig. 4: AM1, T={cfg.steps}; dashed: zeta(1+delta); dotted: delta = 1-1/nu; x: diverged",
-                 fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "fig4.png"), dpi=120)
-    plt.close(fig)
+    plot_exponents_vs_delta(
+        results, os.path.join(out_dir, "fig4.png"), problems=cfg.problems, batch_sizes=cfg.batch_sizes,
+        title=f"Fig. 4: AM1 power-law schedule (kick={cfg.kick:g}, gamma={cfg.gamma:g}, t0={cfg.t0:g}), "
+              f"Gaussian noise, T={cfg.steps}\ndashed: predicted zeta(1+delta); dotted: delta = 1-1/nu")
     nu, kappa = cfg.problems[0]
     plot_curves(curves, os.path.join(out_dir, "fig4_curves.png"), guides=guides,
-                title=f"AM1 loss curves: nu={nu:g}, kappa={kappa:g}, B={cfg.batch_sizes[0]}; dashed: predicted")
+                title=f"AM1 power-law schedule (kick={cfg.kick:g}, gamma={cfg.gamma:g}, t0={cfg.t0:g}), "
+                      f"B={cfg.batch_sizes[0]}\npower law nu={nu:g}, kappa={kappa:g} (infinite), Gaussian noise")
     if simulation is not None:
+        snu, skappa = cfg.sim_problem
         plot_curves(simulation["_curves"], os.path.join(out_dir, "fig4_simulation.png"), points=simulation["_points"],
-                    title="Fig. 4 cross-check: simulate_sgd (points, +-1 s.e.) vs exact (line)")
+                    title=f"Fig. 4 cross-check: simulate_sgd (points, +-1 s.e.) vs exact (line)\n"
+                          f"power law nu={snu:g}, kappa={skappa:g}, K={cfg.sim_size}, B={cfg.sim_batch_size}, "
+                          f"{cfg.sim_runs} runs")

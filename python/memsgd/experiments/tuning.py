@@ -12,12 +12,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .._progress import Tracker
+from .._steps import log_spaced_steps
+from .._validation import positive_int
 from ..algorithms import MemoryAlgorithm
 from ..dynamics import loss_curve
 from ..noise import Noise
 from ..schedules import Schedule
 from ..spectrum import Spectrum
-from . import common
+__all__ = ["OBJECTIVES", "TuneResult", "grid_points", "score_curve", "tune"]
 
 OBJECTIVES = ("final", "mean_log")
 
@@ -57,7 +60,7 @@ def score_curve(loss: np.ndarray, objective: str) -> float:
     if objective == "final":
         v = float(loss[-1])
         return v if math.isfinite(v) else math.inf
-    t = common.log_times(max(T, 1), 50) if T >= 1 else np.array([0])
+    t = log_spaced_steps(T, 51)[1:] if T >= 1 else np.array([0])
     vals = loss[t]
     if not np.all(np.isfinite(vals) & (vals > 0)):
         return math.inf
@@ -82,9 +85,9 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
         raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
     if not isinstance(noise, Noise):
         raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
-    steps = common.check_positive_int(steps, "steps")
+    steps = positive_int(steps, "steps")
     points = grid_points(grid)
-    tracker = common.Tracker(progress, len(points))
+    tracker = Tracker(progress, len(points))
     trials, best, best_score, best_curve = [], None, math.inf, None
     for params in points:
         try:
