@@ -11,7 +11,7 @@ import memsgd
 from memsgd import (MemoryAlgorithm, Multistep, Noise, Schedule, Spectrum, am1, dana, gd,
                     heavy_ball, loss_curve, loss_from_propagators, nesterov, propagators, qhm,
                     schedules, simulate_sgd)
-from memsgd import _core
+from memsgd import _core, theory
 
 SPEC = Spectrum([1.0, 0.5, 0.25], [1.0, 1.0, 1.0])
 HB = heavy_ball(0.1, 0.5)
@@ -19,20 +19,6 @@ NOISE = Noise(10)
 PROPS = propagators(HB, SPEC, NOISE, 8)
 SCHED3 = Schedule.from_arrays([0.1] * 3, [[0.5]] * 3, [[0.1]] * 3, [[[0.5]]] * 3)
 NAN, INF = float("nan"), float("inf")
-
-
-def _asymptotics(*args):
-    from memsgd import theory
-    if not hasattr(theory, "asymptotics"):
-        pytest.xfail("memsgd.theory.asymptotics is not written yet")
-    return theory.asymptotics(*args)
-
-
-def _theory(name):
-    from memsgd import theory
-    if not hasattr(theory, name):
-        pytest.xfail(f"memsgd.theory.{name} is not written yet")
-    return getattr(theory, name)
 
 
 def _bad_generator(t):
@@ -152,11 +138,11 @@ CASES = [
     ("fit-exponent-nan", lambda: memsgd.fit_exponent([1.0, 0.5, 0.3], NAN, 2), ValueError, "t_min must be finite"),
     ("fit-exponent-t-max", lambda: memsgd.fit_exponent([1.0, 0.5, 0.3], 1, 5), ValueError, "t_max must be <="),
     ("fit-exponent-2d", lambda: memsgd.fit_exponent([[1.0, 0.5, 0.3]], 1, 2), ValueError, "loss must be 1-dimensional"),
-    ("asymptotics-non-power-law", lambda: _asymptotics(HB, SPEC, NOISE), ValueError, "spectrum"),
-    ("stability-on-schedule", lambda: _theory("stability")(schedules.constant(HB), SPEC, NOISE), ValueError,
+    ("asymptotics-non-power-law", lambda: theory.asymptotics(HB, SPEC, NOISE), ValueError, "spectrum"),
+    ("stability-on-schedule", lambda: theory.stability(schedules.constant(HB), SPEC, NOISE), ValueError,
      "algorithm must be stationary"),
-    ("stability-noise-type", lambda: _theory("stability")(HB, SPEC, 4), TypeError, "noise must be a Noise"),
-    ("stability-spectrum-type", lambda: _theory("stability")(HB, [1.0], NOISE), TypeError, "spectrum must be a Spectrum"),
+    ("stability-noise-type", lambda: theory.stability(HB, SPEC, 4), TypeError, "noise must be a Noise"),
+    ("stability-spectrum-type", lambda: theory.stability(HB, [1.0], NOISE), TypeError, "spectrum must be a Spectrum"),
     # --- compiled core (direct calls) ------------------------------------------------------
     ("core-evolve-complex", lambda: _core.evolve(np.ones(1) + 0j, np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
                                                  np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), 3, 0.0, 0.0),

@@ -1,8 +1,8 @@
 """Figures: every PNG memsgd writes is drawn here (matplotlib, extra ``memsgd[plot]``).
 
-Each function draws one kind of figure into a file and closes it. They use matplotlib's
-object interface with the Agg canvas (no pyplot, no display, no change to the caller's
-backend). Conventions shared by all of them:
+Each function draws one kind of figure into a file and returns the matplotlib ``Figure``
+(for inspection; nothing stays open). They use matplotlib's object interface with the Agg
+canvas (no pyplot, no display, no change to the caller's backend). Conventions shared by all of them:
 
 - a *diverged* curve (losses non-finite from some step on, docs/math.md §8) is drawn up to its
   divergence step and marked there at the top edge of the frame, labelled with that step;
@@ -37,9 +37,10 @@ def _figure(figsize=(7.0, 5.0)):
     return fig, fig.add_subplot()
 
 
-def _save(fig, path) -> None:
+def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
+    return fig
 
 
 def _divergence_step(loss: np.ndarray):
@@ -53,7 +54,7 @@ def _positive_finite(values) -> np.ndarray:
     return values[np.isfinite(values) & (values > 0)]
 
 
-def plot_curves(curves, path, *, title: str = "", guides=None, points=None) -> None:
+def plot_curves(curves, path, *, title: str = "", guides=None, points=None):
     """Write a log-log PNG of loss curves to ``path``.
 
     Args:
@@ -61,14 +62,16 @@ def plot_curves(curves, path, *, title: str = "", guides=None, points=None) -> N
             the log axis). A curve whose losses become non-finite has diverged there: it is
             drawn up to that step and marked at the top edge, and its label says the step.
         guides: ``{label: (t, L)}`` or ``{label: (t, L, text)}``: predicted power laws, dashed;
-            a guide whose label is a curve's label takes that curve's colour (``text``, e.g.
-            ``"t^-0.5"``, is written at its right end); one legend entry covers all guides.
+            a guide whose label is a curve's label takes that curve's colour and its ``text``
+            (e.g. ``"t^-0.5"``) joins that curve's legend entry; one legend entry explains the
+            dashes.
         points: ``{label: (t, mean, stderr)}``: markers with +-1 standard error bars (Monte
             Carlo), in the colour of the curve with the same label.
         title: the figure title.
     """
     fig, ax = _figure()
     guides, points = guides or {}, points or {}
+    predicted = {label: g[2] for label, g in guides.items() if len(g) > 2 and g[2] and label in curves}
     colors, diverged, kept = {}, [], []
     first_losses = []
     for label, loss in curves.items():
@@ -78,6 +81,8 @@ def plot_curves(curves, path, *, title: str = "", guides=None, points=None) -> N
         end = loss.size if step is None else step
         ok = (t >= 1) & (t < end) & (loss > 0)
         text = label if step is None else f"{label} (diverged at t={step})"
+        if label in predicted:
+            text += f"; predicted {predicted[label]}"
         line, = ax.loglog(t[ok], loss[ok], label=text)
         colors[label] = line.get_color()
         if loss.size and math.isfinite(loss[0]) and loss[0] > 0:
@@ -89,10 +94,7 @@ def plot_curves(curves, path, *, title: str = "", guides=None, points=None) -> N
     for label, guide in guides.items():
         t, L = guide[0], guide[1]
         color = colors.get(label, "0.5")
-        ax.loglog(t, L, "--", color=color, linewidth=1)
-        if len(guide) > 2 and guide[2]:
-            ax.annotate(guide[2], (t[-1], L[-1]), xytext=(2, -8), textcoords="offset points",
-                        color=color, fontsize=7)
+        ax.loglog(t, L, "--", color=color, linewidth=1, label=None if label in colors else label)
         kept.append(np.asarray(L, dtype=float))
     for label, (t, mean, err) in points.items():
         color = colors.get(label)
@@ -108,7 +110,7 @@ def plot_curves(curves, path, *, title: str = "", guides=None, points=None) -> N
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def _set_y_range(ax, kept, diverged, first_losses) -> None:
@@ -132,67 +134,76 @@ def _mark_divergence(ax, marks) -> None:
     """An x at the top edge above each divergence step, labelled with the step; labels of
     nearby steps are stacked so that none hides another."""
     transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    ax.get_xlim()  # settle the autoscaled limits before asking where a step lands
     for i, (step, color) in enumerate(sorted(marks)):
         x = max(step, 1)
+        right_half = ax.transAxes.inverted().transform(ax.transData.transform((x, 1.0)))[0] > 0.6
         ax.plot([x], [1.0], "x", color=color, markersize=9, markeredgewidth=2, transform=transform,
                 clip_on=False, zorder=5)
-        ax.annotate(f"diverged t={step}", (x, 1.0), xycoords=transform, xytext=(4, -10 - 9 * i),
-                    textcoords="offset points", color=color, fontsize=7)
+        ax.annotate(f"diverged t={step}", (x, 1.0), xycoords=transform, xytext=(-4 if right_half else 4, -10 - 9 * i),
+                    textcoords="offset points", color=color, fontsize=7, ha="right" if right_half else "left")
 
 
-def plot_exponents_vs_delta(results, path, *, problems, batch_sizes, title: str = "") -> None:
+def plot_exponents_vs_delta(results, path, *, problems, batch_sizes, title: str = ""):
     """Fitted loss exponent against the AM1 schedule exponent delta (Figure 4), one colour per
     problem ``(nu, kappa)`` and one marker per batch size.
 
     ``results``: dicts with ``nu, kappa, batch_size, delta, fitted_exponent`` (None when the
     run diverged) and ``diverged_at``. Dashed: the prediction ``zeta (1 + delta)``; dotted: the
-    edge ``delta = 1 - 1/nu`` of its validity. Diverged runs are marked at the top edge with
-    their divergence step; runs whose fitted exponent lies below the frame (loss rising at T)
-    are marked at the bottom edge.
+    edge ``delta = 1 - 1/nu`` of its validity. Diverged runs are drawn hollow in a band at the
+    top, labelled with their divergence step; runs whose loss rises so fast that the fitted
+    exponent is below -0.3 are drawn hollow in a band at the bottom. Markers that share a delta
+    are set side by side so that none hides another.
     """
     fig, ax = _figure()
     markers = "os^dv"
     fitted = [r["fitted_exponent"] for r in results if r["fitted_exponent"] is not None]
-    low = max(min(fitted), -0.3) - 0.05 if fitted else 0.0
-    high = max(fitted) + 0.1 if fitted else 1.0
+    floor = -0.3
+    low = max(min(fitted), floor) if fitted else 0.0
+    high = max(max(fitted), low + 0.1) if fitted else 1.0
     top, bottom = [], []
     for i, (nu, kappa) in enumerate(problems):
         zeta = kappa / nu
         dd = np.linspace(0.0, 1.0 - 1.0 / nu, 50)
         line, = ax.plot(dd, zeta * (1.0 + dd), "--", linewidth=1)
         color = line.get_color()
+        high = max(high, zeta * (2.0 - 1.0 / nu))
         for j, B in enumerate(batch_sizes):
+            marker = markers[j % len(markers)]
             sel = [r for r in results if (r["nu"], r["kappa"], r["batch_size"]) == (nu, kappa, B)]
-            ok = [r for r in sel if r["fitted_exponent"] is not None and r["fitted_exponent"] >= low]
-            ax.plot([r["delta"] for r in ok], [r["fitted_exponent"] for r in ok], markers[j % 5],
-                    color=color, label=f"nu={nu:g}, zeta={zeta:.3g}, B={B}")
-            top += [(r["delta"], r["diverged_at"], color, markers[j % 5]) for r in sel if r["diverged_at"] is not None]
-            bottom += [(r["delta"], color, markers[j % 5]) for r in sel
-                       if r["fitted_exponent"] is not None and r["fitted_exponent"] < low]
+            ok = [r for r in sel if r["fitted_exponent"] is not None and r["fitted_exponent"] >= floor]
+            ax.plot([r["delta"] for r in ok], [r["fitted_exponent"] for r in ok], marker, color=color,
+                    label=f"nu={nu:g}, zeta={zeta:.3g}, B={B}")
+            top += [(r["delta"], color, marker, f"t={r['diverged_at']}") for r in sel if r["diverged_at"] is not None]
+            bottom += [(r["delta"], color, marker, f"{r['fitted_exponent']:.2g}") for r in sel
+                       if r["fitted_exponent"] is not None and r["fitted_exponent"] < floor]
         ax.axvline(1.0 - 1.0 / nu, color=color, linestyle=":", linewidth=0.8)
-    ax.set_ylim(low, high)
-    transform = ax.get_xaxis_transform()
-    width = _marker_spread(results)
-    for k, (delta, step, color, marker) in enumerate(_spread(top, width)):
-        x = delta
-        ax.plot([x], [1.0], marker, color=color, markerfacecolor="none", markersize=7, markeredgewidth=1.5,
-                transform=transform, clip_on=False, zorder=5)
-        ax.annotate(f"t={step}", (x, 1.0), xycoords=transform, xytext=(0, -12), textcoords="offset points",
-                    color=color, fontsize=6, rotation=90, ha="center", va="top")
-    for delta, color, marker in _spread(bottom, width):
-        ax.plot([delta], [0.0], marker, color=color, markerfacecolor="none", markersize=7,
-                transform=transform, clip_on=False, zorder=5)
-    if top:
-        ax.plot([], [], "o", color="0.3", markerfacecolor="none",
-                label="hollow at top: diverged (t = divergence step)")
+    span = high - low
+    y_min, y_max = low - (0.15 if bottom else 0.05) * span, high + (0.18 if top else 0.08) * span
+    ax.set_ylim(y_min, y_max)
+    if top:  # grey bands: positions there are not exponents
+        ax.axhspan(high + 0.06 * span, y_max, color="0.92", zorder=0)
     if bottom:
-        ax.plot([], [], "o", color="0.6", markerfacecolor="none", label="hollow at bottom: loss rising at T")
+        ax.axhspan(y_min, low - 0.03 * span, color="0.92", zorder=0)
+    width = _marker_spread(results)
+    for band, items in ((0.955, top), (0.045, bottom)):
+        for delta, color, marker, text in _spread(items, width):
+            ax.plot([delta], [band], marker, color=color, markerfacecolor="none", markersize=7, markeredgewidth=1.5,
+                    transform=ax.get_xaxis_transform(), zorder=5)
+            ax.annotate(text, (delta, band), xycoords=ax.get_xaxis_transform(), xytext=(0, -7 if band > 0.5 else 6),
+                        textcoords="offset points", color=color, fontsize=6, ha="center",
+                        va="top" if band > 0.5 else "bottom")
+    if top:
+        ax.plot([], [], "o", color="0.3", markerfacecolor="none", label="hollow, top band: diverged at step t")
+    if bottom:
+        ax.plot([], [], "o", color="0.6", markerfacecolor="none",
+                label=f"hollow, bottom band: loss rising (fitted exponent < {floor:g})")
     ax.set_xlabel("delta (alpha_eff ~ t^delta)")
     ax.set_ylabel("fitted loss exponent")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(True, alpha=0.3)
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def _marker_spread(results) -> float:
@@ -214,7 +225,7 @@ def _spread(items, width):
     return out
 
 
-def plot_phase(rows, nus, zetas, path, *, title: str = "") -> None:
+def plot_phase(rows, nus, zetas, path, *, title: str = ""):
     """Heat map of the loss exponent over a grid of ``(nu, zeta)`` (docs/math.md §6).
 
     ``rows``: dicts with ``nu, zeta, phase`` ("signal", "noise" or "diverges") and ``exponent``;
@@ -246,4 +257,4 @@ def plot_phase(rows, nus, zetas, path, *, title: str = "") -> None:
     ax.set_ylabel("zeta = kappa / nu")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="loss exponent (S signal, N noise, D diverges)")
-    _save(fig, path)
+    return _save(fig, path)

@@ -13,6 +13,8 @@ import numpy as np
 
 from ._validation import float_array, positive_int, positive_scalar, real_scalar
 
+__all__ = ["Spectrum"]
+
 # Tail quadrature for infinite power laws: Gauss-Legendre panels of this width in u = log x.
 _PANEL_WIDTH = 1.0
 _PANEL_NODES = 10

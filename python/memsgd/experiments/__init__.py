@@ -8,7 +8,10 @@ Submodules (import them explicitly; nothing is imported here):
 - :mod:`memsgd.experiments.tuning`   -- grid tuning of hyperparameters by the exact engine.
 
 Each ``run(...)`` accepts ``progress``: ``None`` or a callable ``progress(done, total, label)``
-called after each unit of work (the CLI turns it into a tqdm bar), and ``out_dir``: where the
-PNG and JSON files go (``None``: write nothing). It returns a JSON-ready dict whose ``"table"``
-entry is the printed table.
+called after each unit of work (``memsgd._progress.progress_callback`` turns it into a bar), and
+``out_dir``: where the PNG and strict-JSON files go (``None``: write nothing; otherwise the folder
+is created and matplotlib, extra ``memsgd[plot]``, is checked before any work). It returns a
+JSON-ready dict whose ``"table"`` entry is the printed table. User guide: docs/reproductions.md.
 """
+
+__all__: list = []  # nothing is imported here: import the submodules
