@@ -1,6 +1,5 @@
 """`memsgd curve` and the project's two documented commands."""
 import json
-import os
 import pathlib
 import signal
 import subprocess
@@ -46,13 +45,6 @@ def test_curve_reports_divergence(capsys):
 def test_curve_bad_batch_is_a_clean_error(capsys):
     assert main(["curve", "--batch", "zero", "--steps", "10"]) == 2
     assert "--batch" in capsys.readouterr().err
-
-
-def test_ci_runs_the_readme_test_command():
-    readme = (ROOT / "README.md").read_text().splitlines()
-    test_command = next(line for line in readme if "pytest" in line)
-    ci = (ROOT / ".ci" / "run").read_text().splitlines()
-    assert test_command.strip() in [line.strip() for line in ci]
 
 
 # ------------------------------------------------------------------------------ friction a new user hit
@@ -192,8 +184,7 @@ def test_diverged_curve_plot_is_marked(tmp_path):
 
 def test_ctrl_c_is_one_line_and_status_130():
     proc = subprocess.Popen([sys.executable, "-m", "memsgd", "curve", "--steps", "5e6", "--size", "1e6"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT / "python")))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(3.0)  # well past the imports: inside the engine run (hours of work)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
