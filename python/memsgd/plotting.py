@@ -43,10 +43,11 @@ def _save(fig, path):
     return fig
 
 
-def _divergence_step(loss: np.ndarray):
-    """First step whose loss is not finite (the engine's losses are inf from divergence on)."""
-    bad = np.flatnonzero(~np.isfinite(loss))
-    return int(bad[0]) if bad.size else None
+def _divergence_step(t: np.ndarray, loss: np.ndarray):
+    """First step whose loss is +inf: the engine reports every loss from divergence on as inf
+    (NaN, in contrast, marks a step that was not evaluated)."""
+    bad = np.flatnonzero(np.isposinf(loss))
+    return int(t[bad[0]]) if bad.size else None
 
 
 def _positive_finite(values) -> np.ndarray:
@@ -54,39 +55,48 @@ def _positive_finite(values) -> np.ndarray:
     return values[np.isfinite(values) & (values > 0)]
 
 
-def plot_curves(curves, path, *, title: str = "", guides=None, points=None):
+def plot_curves(curves, path, *, title: str = "", guides=None, points=None, diverged_at=None):
     """Write a log-log PNG of loss curves to ``path``.
 
     Args:
-        curves: ``{label: loss array}``, ``loss[t] = L_t`` for t = 0..T (t = 0 is not drawn on
-            the log axis). A curve whose losses become non-finite has diverged there: it is
-            drawn up to that step and marked at the top edge, and its label says the step.
+        curves: ``{label: loss}`` with ``loss[t] = L_t`` for t = 0..T, or ``{label: (t, loss)}``
+            for losses evaluated at some steps only. Step 0 is not drawn (log axis), NaN marks a
+            step that was not evaluated, and ``+inf`` a diverged loss (as :func:`memsgd.loss_curve`
+            reports them): a diverged curve is drawn up to its divergence step, marked there at
+            the top edge, and its label says the step.
         guides: ``{label: (t, L)}`` or ``{label: (t, L, text)}``: predicted power laws, dashed;
             a guide whose label is a curve's label takes that curve's colour and its ``text``
             (e.g. ``"t^-0.5"``) joins that curve's legend entry; one legend entry explains the
             dashes.
         points: ``{label: (t, mean, stderr)}``: markers with +-1 standard error bars (Monte
             Carlo), in the colour of the curve with the same label.
+        diverged_at: ``{label: step}`` for curves known to have diverged at ``step`` whose
+            losses do not say so with ``inf`` (e.g. a training run stopped there).
         title: the figure title.
     """
     fig, ax = _figure()
-    guides, points = guides or {}, points or {}
+    guides, points, diverged_at = guides or {}, points or {}, diverged_at or {}
     predicted = {label: g[2] for label, g in guides.items() if len(g) > 2 and g[2] and label in curves}
     colors, diverged, kept = {}, [], []
     first_losses = []
-    for label, loss in curves.items():
-        loss = np.asarray(loss, dtype=float)
-        t = np.arange(loss.size)
-        step = _divergence_step(loss)
-        end = loss.size if step is None else step
-        ok = (t >= 1) & (t < end) & (loss > 0)
+    for label, data in curves.items():
+        if isinstance(data, tuple):
+            t, loss = np.asarray(data[0], dtype=float), np.asarray(data[1], dtype=float)
+        else:
+            loss = np.asarray(data, dtype=float)
+            t = np.arange(loss.size, dtype=float)
+        step = diverged_at.get(label, _divergence_step(t, loss))
+        ok = (t >= 1) & np.isfinite(loss) & (loss > 0)
+        if step is not None:
+            ok &= t <= step
         text = label if step is None else f"{label} (diverged at t={step})"
         if label in predicted:
             text += f"; predicted {predicted[label]}"
         line, = ax.loglog(t[ok], loss[ok], label=text)
         colors[label] = line.get_color()
-        if loss.size and math.isfinite(loss[0]) and loss[0] > 0:
-            first_losses.append(loss[0])
+        start = loss[t == 0]
+        if start.size and math.isfinite(start[0]) and start[0] > 0:
+            first_losses.append(float(start[0]))
         if step is None:
             kept.append(loss[ok])
         else:

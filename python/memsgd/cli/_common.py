@@ -130,17 +130,29 @@ PRESETS: Dict[str, Preset] = {
 }
 
 
+# Defaults taken from the problem, as the preset list shows them.
+_DERIVED = {"nu_b": "kappa/nu", "lambda_max": "= --scale"}
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps each line of a description on its own and keeps indented lines (the preset list) as they are."""
+
+    def _fill_text(self, text, width, indent):
+        return "\n".join(indent + line if line.startswith("  ") else super(_HelpFormatter, self)._fill_text(
+            line, width, indent) for line in text.splitlines())
+
+
 def add_algorithm_args(p: argparse.ArgumentParser) -> None:
     lines = [f"  {name:<18} {preset.summary}: "
-             + ", ".join(f"{_PARAMETERS[k][0]} {'(derived)' if v is None else f'{v:g}'}"
+             + ", ".join(f"{_PARAMETERS[k][0]} {_DERIVED[k] if v is None else f'{v:g}'}"
                          for k, v in preset.defaults.items())
              for name, preset in PRESETS.items()]
-    p.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the preset list's lines
+    p.formatter_class = _HelpFormatter
     g = p.add_argument_group(
-        "algorithm", "presets and their options (default values); an option a preset does not take is "
-                     "an error:\n" + "\n".join(lines))
+        "algorithm", "presets and their options with default values (an option the preset does not "
+                     "take is an error):\n" + "\n".join(lines))
     g.add_argument("--algo", choices=list(PRESETS), default="heavy_ball", metavar="PRESET",
-                   help="one of the presets below, default heavy_ball")
+                   help="one of the presets listed above, default heavy_ball")
     for dest, (option, kind, text) in _PARAMETERS.items():
         g.add_argument(option, dest=dest, type=kind, default=None, help=text)
 
