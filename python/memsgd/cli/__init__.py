@@ -5,9 +5,9 @@ import argparse
 import os
 import sys
 
-from . import curve, reproduce, theory
+from . import curve, reproduce, sweep, theory
 
-_MODULES = (curve, theory, reproduce)
+_MODULES = (curve, theory, reproduce, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
