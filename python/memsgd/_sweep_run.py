@@ -218,8 +218,9 @@ class _DaskBackend:
             self.client.cancel(list(futures))
 
     def scatter(self, blob):
-        # hash=True: identical spectra are sent once; tasks refer to the scattered copy
-        return self.client.scatter(blob, hash=True)
+        # sent once; every task refers to the scattered copy. hash=False: a fresh key per sweep, so
+        # that a key released by the previous sweep cannot be lost while this one re-uses it
+        return self.client.scatter(blob, hash=False)
 
 
 def run_tasks(configs: Configurations, tasks: List[np.ndarray], executor, *, threads: Optional[int],

@@ -103,7 +103,7 @@ class SweepStore:
         """The stored sweep as an xarray Dataset backed by the store (dask arrays, read lazily)."""
         xr = require("xarray", "sweep", "sweep()")
         with _quiet():
-            ds = xr.open_zarr(self.path, consolidated=False)
+            ds = xr.open_zarr(self.path)
         ds = ds.drop_vars("computed")
         ds.attrs = {k: v for k, v in ds.attrs.items() if k != "format"}
         return ds
@@ -124,7 +124,7 @@ def _create(path: str, template) -> None:
     template.attrs["format"] = FORMAT
     try:
         with _quiet():
-            template.to_zarr(tmp, mode="w-", compute=False, consolidated=False)
+            template.to_zarr(tmp, mode="w-", compute=False, consolidated=True)  # metadata never changes after
             zarr.open_group(tmp, mode="r+")["computed"][...] = False
         if os.path.isdir(path):
             os.rmdir(path)  # an empty directory the user made for it

@@ -342,6 +342,14 @@ def _algorithm_digest(a, steps: int) -> str:
                                                        for x in a.parameters(steps)))
 
 
+def _content_digest(digests, index) -> str:
+    """Digest of "configuration i uses the object with content digests[index[i]]", independent of
+    how the objects were made (one shared object, or equal ones from a callable)."""
+    first_seen = {}
+    canonical = np.array([first_seen.setdefault(digests[j], len(first_seen)) for j in range(len(digests))])
+    return _sha(*first_seen, canonical[index].astype(np.int64).tobytes())
+
+
 def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
     """Content digests of what defines a sweep's results; a store is resumed only when all agree."""
     from . import __version__
@@ -349,8 +357,8 @@ def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
         "grid": _sha(*(f"{n}:{v.dtype.str}:{v.tolist()!r}" for n, v in axes.items())),
         "steps": _sha(configs.steps),
         "record": _sha(configs.record.tobytes()),
-        "spectrum": _sha(*(_spectrum_digest(s) for s in configs.spectra), configs.spectrum_index.tobytes()),
-        "noise": _sha(*(_noise_digest(n) for n in configs.noises), configs.noise_index.tobytes()),
+        "spectrum": _content_digest([_spectrum_digest(s) for s in configs.spectra], configs.spectrum_index),
+        "noise": _content_digest([_noise_digest(n) for n in configs.noises], configs.noise_index),
         "algorithms": _sha(*(_algorithm_digest(a, configs.steps) for a in configs.algorithms)),
         "memsgd_version": _sha(__version__),
     }

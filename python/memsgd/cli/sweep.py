@@ -213,8 +213,10 @@ def run(args) -> int:
     rows = _rows(ds, final, exponent)
     if args.json:
         _common.dump_json({"attrs": {k: v for k, v in ds.attrs.items() if not k.startswith("fingerprint_")},
-                           "grid": {n: ds[n].values for n in names}, "fit_window": [t_min, t_max],
-                           "points": [{**r["point"], "final_loss": _num(r["final"]), "exponent": _num(r["exponent"]),
+                           "grid": {n: [_value(v) for v in ds[n].values.tolist()] for n in names},
+                           "fit_window": [t_min, t_max],
+                           "points": [{**{k: _value(v) for k, v in r["point"].items()},
+                                       "final_loss": _num(r["final"]), "exponent": _num(r["exponent"]),
                                        "diverged_at": r["diverged_at"]} for r in rows]})
     else:
         _print_summary(args, ds, rows, names, t_min, t_max)
@@ -251,8 +253,13 @@ def _plot_axes(args, names):
 
 
 def _num(x):
+    """Strict JSON: inf / nan become strings."""
     x = float(x)
     return x if math.isfinite(x) else str(x)
+
+
+def _value(v):
+    return _num(v) if isinstance(v, float) else v
 
 
 def _rows(ds, final, exponent):
