@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import time
 from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor
 from concurrent.futures import wait as _futures_wait
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["Configurations", "executor_kind", "default_chunk_size", "run_tasks"]
+__all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "run_tasks"]
 
 # Scalar updates (steps x components x (M+1)^2) per task: a few seconds on one core, so that
 # progress, resume and load balancing are fine-grained while the per-task overhead stays small.
 _TASK_WORK = 2e9
 _MAX_CHUNK = 1024
+_DASK_MIN_IN_FLIGHT = 64
 
 
 @dataclass
@@ -83,7 +85,7 @@ def executor_kind(executor) -> str:
                     f"got {type(executor).__name__}")
 
 
-def executor_workers(executor, kind: str, threads: Optional[int]) -> int:
+def executor_workers(executor, kind: str) -> int:
     """How many tasks can run at once (0 when unknown, e.g. a Dask cluster still scaling up)."""
     if kind == "local":
         return 1
@@ -96,7 +98,8 @@ def default_chunk_size(configs: Configurations, kind: str, workers: int, threads
     """Configurations per task: about ``_TASK_WORK`` scalar updates per OpenMP thread of a task,
     at least one configuration per thread, and (with an executor) at least ~4 tasks per worker."""
     C = configs.size
-    mean_work = sum(configs.work(i) for i in range(0, C, max(1, C // 256))) / len(range(0, C, max(1, C // 256)))
+    sample = range(0, C, max(1, C // 256))
+    mean_work = sum(configs.work(i) for i in sample) / len(sample)
     per_thread = max(1, int(_TASK_WORK / max(mean_work, 1.0)))
     task_threads = threads if threads is not None else (os.cpu_count() or 1) if kind == "local" else 1
     chunk = task_threads * per_thread
@@ -257,15 +260,32 @@ def run_tasks(configs: Configurations, tasks: List[np.ndarray], executor, *, thr
             s_refs, s_local, n_refs, n_local = _task_payload(configs, tasks[n], spectrum_refs, noise_refs)
             return backend.submit(_compute_serialized, algo_blobs[n], s_refs, s_local, n_refs, n_local,
                                   steps, record, task_threads)
-    window = max(4, 2 * executor_workers(executor, kind, threads))
-    _windowed(backend, submit, len(tasks), window, on_result)
+    _windowed(backend, submit, len(tasks), _Window(executor, kind), on_result)
+
+
+class _Window:
+    """How many tasks to keep in flight: twice the workers, re-read at most once a second (a Dask
+    cluster may grow). Dask gets at least ``_DASK_MIN_IN_FLIGHT`` so that an adaptive cluster sees
+    queued work and scales up."""
+
+    def __init__(self, executor, kind):
+        self.executor, self.kind = executor, kind
+        self._value, self._read_at = 0, -math.inf
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if now - self._read_at >= 1.0:
+            workers = executor_workers(self.executor, self.kind)
+            self._value = max(_DASK_MIN_IN_FLIGHT if self.kind == "dask" else 4, 2 * workers)
+            self._read_at = now
+        return self._value
 
 
 def _windowed(backend, submit, count, window, on_result):
     pending, numbers = {}, iter(range(count))
     try:
         while True:
-            while len(pending) < window:
+            while len(pending) < window():
                 n = next(numbers, None)
                 if n is None:
                     break

@@ -105,7 +105,7 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     fingerprints = _fingerprints(axes, configs)
     attrs = _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints)
     if chunk_size is None:
-        chunk_size = default_chunk_size(configs, kind, executor_workers(executor, kind, threads), threads)
+        chunk_size = default_chunk_size(configs, kind, executor_workers(executor, kind), threads)
     block_shape = _block_shape(shape, chunk_size)
 
     target = None

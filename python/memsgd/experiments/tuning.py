@@ -128,7 +128,7 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
         zeros = np.zeros(len(valid), dtype=np.int64)
         configs = Configurations(algorithms, [spectrum], zeros, [noise], zeros, steps, kept,
                                  describe=lambda i: f"grid point {points[valid[i]]}")
-        chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind, None), None)
+        chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind), None)
         tasks = [np.arange(i, min(i + chunk, len(valid))) for i in range(0, len(valid), chunk)]
 
         def on_result(n, loss, diverged_at):
