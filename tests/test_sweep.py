@@ -122,6 +122,13 @@ def test_result_does_not_depend_on_chunking_or_threads(hb_grid):
         assert np.array_equal(ds["diverged_at"].values, ref["diverged_at"].values)
 
 
+def test_progress_callable_reaches_the_total():
+    seen = []
+    sweep(memsgd.gd, {"lr": [0.1, 0.2, 0.3, 0.4, 0.5]}, SPEC, Noise.none(), 10, chunk_size=2,
+          progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+
+
 def test_result_memory_is_per_recorded_step():
     ds = sweep(memsgd.gd, {"lr": [0.5, 1.0]}, SPEC, Noise.gaussian(1), 100_000, record=30, chunk_size=1)
     assert ds["loss"].shape == (2, ds["step"].size) and ds["step"].size <= 30
@@ -205,6 +212,7 @@ BAD = [
     (dict(executor="processes:2"), TypeError, "executor"),
     (dict(chunk_size=0), ValueError, "chunk_size"),
     (dict(threads=0), ValueError, "threads"),
+    (dict(progress="yes"), TypeError, "progress"),
     (dict(factory=lambda lr: schedules.Schedule.from_arrays(np.ones(5), np.zeros((5, 0)), np.zeros((5, 0)),
                                                              np.zeros((5, 0, 0)))), ValueError, "length 5"),
 ]

@@ -59,7 +59,9 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
         chunk_size: configurations per task (an upper bound: tasks are rectangular blocks of the
             grid, which are also the store's chunks); default from the work per configuration.
         threads: OpenMP threads per task (default: all cores locally, 1 with an executor).
-        progress: progress bar over configurations (``None``: when stderr is a terminal).
+        progress: progress bar over configurations (``True``, ``False``, ``None``: when stderr
+            is a terminal), or a callable ``progress(done, total)`` called as blocks finish
+            (configurations of this call; a resumed store counts only what is left).
 
     Returns:
         ``xarray.Dataset`` with ``loss`` (*grid, step) -- ``L_t`` at the recorded steps, ``inf``
@@ -84,6 +86,8 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
         chunk_size = positive_int(chunk_size, "chunk_size")
     if threads is not None:
         threads = positive_int(threads, "threads")
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise TypeError(f"progress must be True, False, None or a callable (done, total), got {type(progress).__name__}")
     if store is not None:
         require("zarr", "sweep", "sweep(store=...)")
         require("dask.array", "sweep", "sweep(store=...)")
@@ -121,7 +125,10 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
         loss = np.empty(shape + (kept.size,))
         diverged_at = np.empty(shape, dtype=np.int64)
 
-    with progress_bar(sum(b[1].size for b in blocks), "sweep", "config", progress) as bar:
+    total = sum(b[1].size for b in blocks)
+    report = progress if callable(progress) else None
+    done = [0]
+    with progress_bar(total, "sweep", "config", False if report else progress) as bar:
         def on_result(n, block_loss, block_diverged):
             slices = blocks[n][0]
             block = tuple(s.stop - s.start for s in slices)
@@ -133,6 +140,9 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
                 loss[slices] = block_loss
                 diverged_at[slices] = block_diverged
             bar.update(block_diverged.size)
+            done[0] += block_diverged.size
+            if report is not None:
+                report(done[0], total)
 
         run_tasks(configs, [b[1] for b in blocks], executor, threads=threads, on_result=on_result)
 
