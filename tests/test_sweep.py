@@ -230,3 +230,15 @@ def test_factory_errors_name_the_grid_point(no_work):
     with pytest.raises(ValueError, match=r"factory failed at grid point \{lr=-1.0\}: lr"):
         sweep(lambda lr: memsgd.gd(lr) if lr > 0 else memsgd.gd(float("nan")),
               {"lr": [0.5, -1.0]}, SPEC, Noise.none(), 10)
+
+
+def test_without_the_sweep_extra(monkeypatch):
+    """xarray missing: sweep() says which extra to install; the batched engine and tune still work."""
+    import sys
+
+    from memsgd.experiments import tuning
+    monkeypatch.setitem(sys.modules, "xarray", None)
+    with pytest.raises(ImportError, match=r"memsgd\[sweep\]"):
+        sweep(memsgd.gd, {"lr": [0.5]}, SPEC, Noise.none(), 10)
+    assert memsgd.loss_curves([memsgd.gd(0.5)], SPEC, Noise.none(), 10, record=3).loss.shape == (1, 3)
+    assert tuning.tune(memsgd.gd, {"lr": [0.5, 1.0]}, SPEC, Noise.none(), 10).best == {"lr": 1.0}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import os
 import pickle
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from ._sweep_run import Configurations, default_chunk_size, executor_kind, execu
 from ._sweep_store import StoreMismatchError, SweepStore
 from ._validation import nonnegative_int, positive_int
 from .algorithms import MemoryAlgorithm
+from .dynamics import MAX_STEPS
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -33,7 +35,6 @@ __all__ = ["sweep", "fitted_exponents", "StoreMismatchError"]
 
 # Names the Dataset uses itself: not available as grid axes.
 _RESERVED = ("step", "loss", "diverged_at", "computed")
-_MAX_STEPS = 2 ** 40
 
 
 def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=400, executor=None,
@@ -78,7 +79,7 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
         raise TypeError(f"factory must be callable (grid values -> algorithm), got {type(factory).__name__}")
     axes = _check_grid(grid)
     steps = nonnegative_int(steps, "steps")
-    if steps >= _MAX_STEPS:
+    if steps >= MAX_STEPS:
         raise ValueError(f"steps must be < 2**40, got {steps}")
     kept = recorded_steps(record, steps)
     kind = executor_kind(executor)
@@ -89,6 +90,8 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable (done, total), got {type(progress).__name__}")
     if store is not None:
+        if not isinstance(store, (str, os.PathLike)):
+            raise TypeError(f"store must be a path (str or os.PathLike), got {type(store).__name__}")
         require("zarr", "sweep", "sweep(store=...)")
         require("dask.array", "sweep", "sweep(store=...)")
     takes = {"factory": _taken_axes(factory, "factory", axes)}
@@ -341,15 +344,15 @@ def _noise_digest(n: Noise) -> str:
     return _sha(size, float(n.tau1).hex(), float(n.tau2).hex())
 
 
-def _algorithm_digest(a, steps: int) -> str:
+def _algorithm_digest(a, steps: int) -> bytes:
     if isinstance(a, MemoryAlgorithm):
-        return _sha("algorithm", a.memory, float(a.alpha).hex(),
-                    *(np.ascontiguousarray(x, dtype=np.float64).tobytes() for x in (a.b, a.c, a.D, a.e)))
+        flat = np.concatenate(([a.alpha], a.b, a.c, a.D.ravel(), a.e))
+        return hashlib.sha256(b"algorithm %d:" % a.memory + flat.tobytes()).digest()
     try:  # named schedules pickle to their formula's name and arguments: cheap and exact
-        return _sha("schedule-pickle", pickle.dumps(a, protocol=4))
+        return hashlib.sha256(b"schedule-pickle:" + pickle.dumps(a, protocol=4)).digest()
     except Exception:  # e.g. a generator built on a lambda: hash its parameters over the run
-        return _sha("schedule-parameters", a.memory, *(np.ascontiguousarray(x).tobytes()
-                                                       for x in a.parameters(steps)))
+        return _sha("schedule-parameters", a.memory,
+                    *(np.ascontiguousarray(x).tobytes() for x in a.parameters(steps))).encode()
 
 
 def _content_digest(digests, index) -> str:
@@ -369,7 +372,7 @@ def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
         "record": _sha(configs.record.tobytes()),
         "spectrum": _content_digest([_spectrum_digest(s) for s in configs.spectra], configs.spectrum_index),
         "noise": _content_digest([_noise_digest(n) for n in configs.noises], configs.noise_index),
-        "algorithms": _sha(*(_algorithm_digest(a, configs.steps) for a in configs.algorithms)),
+        "algorithms": _sha(b"".join(_algorithm_digest(a, configs.steps) for a in configs.algorithms)),
         "memsgd_version": _sha(__version__),
     }
     parts["fingerprint"] = _sha(*(f"{k}={v}" for k, v in sorted(parts.items())))
