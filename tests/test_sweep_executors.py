@@ -3,6 +3,7 @@
 any work, naming the argument (docs/sweeps.md, "Executors").
 """
 import functools
+import json
 import logging
 import multiprocessing
 import threading
@@ -13,6 +14,7 @@ import pytest
 
 import memsgd
 from memsgd import Noise, Schedule, Spectrum, schedules, sweep
+from memsgd.cli import main
 from memsgd.experiments import tuning
 
 pytest.importorskip("xarray")
@@ -75,8 +77,8 @@ def test_process_pool_and_unpicklable_payloads(local):
         assert_bitwise(sweep(**KW, executor=pool, chunk_size=7), local)
 
 
-def test_dask_local_cluster(local):
-    """A real Dask cluster of 2 worker processes, one thread each."""
+def test_dask_local_cluster(local, capsys):
+    """A real Dask cluster of 2 worker processes, one thread each (also from `memsgd sweep`)."""
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
@@ -96,3 +98,13 @@ def test_dask_local_cluster(local):
         on_cluster = tuning.tune(memsgd.heavy_ball, grid, spec, Noise.gaussian(2), 100, executor=client, chunk_size=2)
         here = tuning.tune(memsgd.heavy_ball, grid, spec, Noise.gaussian(2), 100)
         assert on_cluster.trials == here.trials and np.array_equal(on_cluster.curve, here.curve)
+        # the command line, pointed at the scheduler's address
+        args = ["sweep", "--lr", "0.1,0.5,1.9", "--momentum", "0,0.9", "--size", "30", "--steps", "100",
+                "--json", "--no-progress"]
+        assert main(args) == 0
+        here = json.loads(capsys.readouterr().out)
+        assert main(args + ["--executor", cluster.scheduler_address.replace("tcp://", "dask://")]) == 0
+        there = json.loads(capsys.readouterr().out)
+        for out in (here, there):
+            del out["attrs"]["created"]
+        assert there == here and len(here["points"]) == 6
