@@ -6,6 +6,8 @@ Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic ac
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
 from .dynamics import LossCurve, Propagators, loss_curve, propagators
+from .dynamics import LossCurves, loss_curves
+from .sweep import fitted_exponents, sweep
 from .renewal import loss_from_propagators
 from .simulation import simulate_sgd
 from .noise import Noise
@@ -23,5 +25,6 @@ __all__ = [
     "loss_curve", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "Propagators", "fit_exponent",
 ]
+__all__ += ["loss_curves", "LossCurves", "sweep", "fitted_exponents"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]

@@ -75,6 +75,12 @@ class MemoryAlgorithm:
         for arr in (b, c, D, e):
             arr.setflags(write=False)
 
+    def __setstate__(self, state):
+        # pickle and deepcopy rebuild the arrays writeable: keep them read-only, as built
+        self.__dict__.update(state)
+        for arr in (self.b, self.c, self.D, self.e):
+            arr.setflags(write=False)
+
     @property
     def memory(self) -> int:
         return int(self.b.size)

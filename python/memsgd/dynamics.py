@@ -203,3 +203,77 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
     for arr in arrays:  # an overflowing (diverging) algorithm: report inf, never NaN
         arr[np.isnan(arr)] = math.inf
     return Propagators(*arrays, bool(np.all(algorithm.e == 0)))
+
+
+# --- BEGIN TEMPORARY loss_curves SHIM (sweep branch) ---
+# A pure-Python stand-in with the contract of the batched engine (issue 9, items 1-2): a loop over
+# loss_curve keeping the recorded steps. Replaced by the C++ engine at merge.
+from collections.abc import Sequence as _Sequence
+
+from ._progress import progress_bar as _progress_bar
+from ._steps import recorded_steps as _recorded_steps
+
+__all__ += ["LossCurves", "loss_curves"]
+
+
+@dataclass(frozen=True)
+class LossCurves:
+    """Loss curves of C configurations at the recorded steps: ``steps`` (R,) int64,
+    ``loss`` (C, R) float64, ``diverged_at`` (C,) int64 (-1: did not diverge)."""
+
+    steps: np.ndarray
+    loss: np.ndarray
+    diverged_at: np.ndarray
+
+
+def _per_configuration(value, kind, name, count):
+    if isinstance(value, kind):
+        return [value] * count
+    if not isinstance(value, _Sequence) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a {kind.__name__} or a sequence of them, got {type(value).__name__}")
+    if len(value) != count:
+        raise ValueError(f"{name} must have one entry per algorithm ({count}), got {len(value)}")
+    for v in value:
+        if not isinstance(v, kind):
+            raise TypeError(f"{name} entries must be {kind.__name__} objects, got {type(v).__name__}")
+    return list(value)
+
+
+def loss_curves(algorithms, spectrum, noise, steps, record=None, *, threads=None, progress=None) -> LossCurves:
+    """Exact loss curves of C configurations at the recorded steps (docs/math.md §3).
+
+    ``loss[i]`` equals ``loss_curve(algorithms[i], spectrum_i, noise_i, steps).loss[steps_kept]``.
+    ``spectrum`` / ``noise``: one shared object or one per configuration. ``record``: ``None``
+    (every step), an int R (``log_spaced_steps(steps, R)``) or an increasing array of steps.
+    """
+    if not isinstance(algorithms, _Sequence) or isinstance(algorithms, (str, bytes)):
+        raise TypeError(f"algorithms must be a sequence of MemoryAlgorithm / Schedule, got {type(algorithms).__name__}")
+    algos = list(algorithms)
+    for a in algos:
+        if not isinstance(a, (MemoryAlgorithm, Schedule)):
+            raise TypeError(f"algorithms entries must be MemoryAlgorithm or Schedule, got {type(a).__name__}")
+    C = len(algos)
+    spectra = _per_configuration(spectrum, Spectrum, "spectrum", C)
+    noises = _per_configuration(noise, Noise, "noise", C)
+    steps = nonnegative_int(steps, "steps")
+    if steps >= MAX_STEPS:
+        raise ValueError(f"steps must be < 2**40, got {steps}")
+    for a in algos:
+        if isinstance(a, Schedule) and a.length is not None and steps > a.length:
+            raise ValueError(f"steps must be <= every schedule's length (schedule {a.name} has "
+                             f"{a.length}), got {steps}")
+    if threads is not None:
+        from ._validation import positive_int
+        positive_int(threads, "threads")
+    kept = _recorded_steps(record, steps)
+    loss = np.empty((C, kept.size))
+    diverged_at = np.full(C, -1, dtype=np.int64)
+    with _progress_bar(C, "loss_curves", "config", progress) as bar:
+        for i, (a, s, n) in enumerate(zip(algos, spectra, noises)):
+            curve = loss_curve(a, s, n, steps, progress=False)
+            loss[i] = curve.loss[kept]
+            if curve.diverged_at is not None:
+                diverged_at[i] = curve.diverged_at
+            bar.update(1)
+    return LossCurves(kept, loss, diverged_at)
+# --- END TEMPORARY loss_curves SHIM ---

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["plot_curves", "plot_exponents_vs_delta", "plot_phase"]
+__all__ = ["plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_phase"]
 
 # The y range shows at most this factor above the largest initial loss: a curve that grows
 # (without having diverged yet) leaves the frame instead of flattening the others.
@@ -267,4 +267,38 @@ def plot_phase(rows, nus, zetas, path, *, title: str = ""):
     ax.set_ylabel("zeta = kappa / nu")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, label="loss exponent (S signal, N noise, D diverges)")
+    return _save(fig, path)
+
+
+def plot_heatmap(values, x, y, path, *, xlabel: str = "", ylabel: str = "", title: str = "",
+                 colorbar_label: str = "", log_color: bool = False):
+    """Heat map of ``values`` (shape ``(len(y), len(x))``) over two grid axes ``x``, ``y``.
+
+    Cells are categorical (one per grid value, labelled ``%.3g``), so log- and linearly-spaced
+    axes both read well. Non-finite cells (diverged points) are grey. ``log_color``: logarithmic
+    colour scale (losses).
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(y), len(x)):
+        raise ValueError(f"values must have shape (len(y), len(x)) = ({len(y)}, {len(x)}), got {values.shape}")
+    fig, ax = _figure((max(4.5, 0.45 * len(x) + 2.5), max(3.5, 0.35 * len(y) + 2.0)))
+    import matplotlib
+    from matplotlib.colors import LogNorm
+
+    finite = np.isfinite(values) & (values > 0 if log_color else True)
+    norm = LogNorm() if log_color and finite.any() else None
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
+    im = ax.imshow(np.ma.masked_where(~finite, values), origin="lower", aspect="auto", cmap=cmap, norm=norm,
+                   extent=(-0.5, len(x) - 0.5, -0.5, len(y) - 0.5))
+
+    def labels(v):
+        return [f"{u:.3g}" if isinstance(u, (float, np.floating)) else str(u) for u in v]
+
+    step_x, step_y = max(1, len(x) // 12), max(1, len(y) // 12)
+    ax.set_xticks(range(0, len(x), step_x), labels(x)[::step_x], rotation=45 if len(x) > 6 else 0)
+    ax.set_yticks(range(0, len(y), step_y), labels(y)[::step_y])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + ("\ngrey: diverged" if not finite.all() else ""), fontsize=9)
+    fig.colorbar(im, ax=ax, label=colorbar_label)
     return _save(fig, path)

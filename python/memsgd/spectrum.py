@@ -64,6 +64,12 @@ class Spectrum:
         if not finite_loss:
             raise ValueError("the initial loss 1/2 sum m lambda c^2 must be finite")
 
+    def __setstate__(self, state):
+        # pickle and deepcopy rebuild the arrays writeable: keep them read-only, as built
+        self.__dict__.update(state)
+        for arr in (self._lam, self._c2, self._m):
+            arr.setflags(write=False)
+
     # -- constructors -------------------------------------------------------------------------
     @classmethod
     def power_law(cls, nu, kappa, size=None, scale=1.0, q=1.0, head=None) -> "Spectrum":

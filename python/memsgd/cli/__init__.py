@@ -10,11 +10,11 @@ import argparse
 import os
 import sys
 
-from . import _common, curve, reproduce, theory
+from . import _common, curve, reproduce, sweep, theory
 
 __all__ = ["build_parser", "main"]
 
-_MODULES = (curve, theory, reproduce)
+_MODULES = (curve, theory, reproduce, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:

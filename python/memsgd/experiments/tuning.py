@@ -1,7 +1,7 @@
 """Hyperparameter tuning by the exact engine: evaluate every point of a small grid.
 
-Each grid point is scored by the exact expected loss (``memsgd.loss_curve``), so tuning is
-deterministic and free of sampling noise. A diverging curve scores ``inf``.
+Each grid point is scored by the exact expected loss (the batched engine ``memsgd.loss_curves``),
+so tuning is deterministic and free of sampling noise. A diverging curve scores ``inf``.
 """
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ import numpy as np
 
 from .._progress import Tracker
 from .._steps import log_spaced_steps
+from .._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
 from .._validation import positive_int
 from ..algorithms import MemoryAlgorithm
 from ..dynamics import loss_curve
 from ..noise import Noise
 from ..schedules import Schedule
 from ..spectrum import Spectrum
+
 __all__ = ["OBJECTIVES", "TuneResult", "grid_points", "score_curve", "tune"]
 
 OBJECTIVES = ("final", "mean_log")
@@ -60,22 +62,46 @@ def score_curve(loss: np.ndarray, objective: str) -> float:
     if objective == "final":
         v = float(loss[-1])
         return v if math.isfinite(v) else math.inf
-    t = log_spaced_steps(T, 51)[1:] if T >= 1 else np.array([0])
-    vals = loss[t]
+    vals = loss[_mean_log_steps(T)]
+    if not np.all(np.isfinite(vals) & (vals > 0)):
+        return math.inf
+    return float(np.mean(np.log(vals)))
+
+
+def _mean_log_steps(T: int) -> np.ndarray:
+    """The log-spaced steps in [1, T] that the ``mean_log`` objective averages over."""
+    return log_spaced_steps(T, 51)[1:] if T >= 1 else np.zeros(1, dtype=np.int64)
+
+
+def _scored_steps(steps: int) -> np.ndarray:
+    """The steps :func:`score_curve` reads, for either objective: ``0``, ``T`` and the log-spaced t."""
+    return np.union1d([0, steps], _mean_log_steps(steps)).astype(np.int64)
+
+
+def _score_recorded(kept: np.ndarray, loss: np.ndarray, objective: str) -> float:
+    """:func:`score_curve` of a curve known at the steps ``kept`` only (the same values, same order)."""
+    T = int(kept[-1])
+    if objective == "final":
+        v = float(loss[-1])
+        return v if math.isfinite(v) else math.inf
+    vals = loss[np.searchsorted(kept, _mean_log_steps(T))]
     if not np.all(np.isfinite(vals) & (vals > 0)):
         return math.inf
     return float(np.mean(np.log(vals)))
 
 
 def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spectrum: Spectrum, noise: Noise,
-         steps: int, objective: str = "final", progress=None, label: str = "") -> TuneResult:
+         steps: int, objective: str = "final", progress=None, label: str = "", *, executor=None,
+         chunk_size: Optional[int] = None) -> TuneResult:
     """Grid search: ``factory(**params)`` must return a ``MemoryAlgorithm`` or a ``Schedule``.
 
-    Every combination of ``grid`` is run with :func:`memsgd.loss_curve` for ``steps`` steps and
-    scored by ``objective`` (``"final"``: loss at T; ``"mean_log"``: mean log-loss over log time);
-    the lowest score wins (first in grid order on ties). A factory that raises ``ValueError`` for a
+    Every combination of ``grid`` is run for ``steps`` steps by the batched exact engine
+    (:func:`memsgd.loss_curves`, keeping only the steps the objective reads) and scored by
+    ``objective`` (``"final"``: loss at T; ``"mean_log"``: mean log-loss over log time); the lowest
+    score wins (first in grid order on ties), and its full curve is recomputed by
+    :func:`memsgd.loss_curve` (bitwise the same values). A factory that raises ``ValueError`` for a
     point (an invalid combination) scores ``inf`` for it. ``progress(done, total, label)`` is called
-    after each point.
+    as points finish. ``executor`` / ``chunk_size``: as in :func:`memsgd.sweep` (docs/sweeps.md).
     """
     if not callable(factory):
         raise TypeError(f"factory must be callable (params -> algorithm), got {type(factory).__name__}")
@@ -86,23 +112,47 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
     if not isinstance(noise, Noise):
         raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
     steps = positive_int(steps, "steps")
+    if chunk_size is not None:
+        chunk_size = positive_int(chunk_size, "chunk_size")
+    kind = executor_kind(executor)
     points = grid_points(grid)
     tracker = Tracker(progress, len(points))
-    trials, best, best_score, best_curve = [], None, math.inf, None
-    for params in points:
+    trials: List[Optional[dict]] = [None] * len(points)
+    valid, algorithms = [], []
+    for k, params in enumerate(points):
         try:
             algo = factory(**params)
         except ValueError as exc:
-            trials.append({"params": params, "score": math.inf, "final_loss": None, "diverged_at": None,
-                           "invalid": str(exc)})
+            trials[k] = {"params": params, "score": math.inf, "final_loss": None, "diverged_at": None,
+                         "invalid": str(exc)}
             tracker.step(label)
             continue
         if not isinstance(algo, (MemoryAlgorithm, Schedule)):
             raise TypeError(f"factory must return a MemoryAlgorithm or a Schedule, got {type(algo).__name__}")
-        c = loss_curve(algo, spectrum, noise, steps)
-        s = score_curve(c.loss, objective)
-        trials.append({"params": params, "score": s, "final_loss": float(c.loss[-1]), "diverged_at": c.diverged_at})
-        if s < best_score:
-            best, best_score, best_curve = params, s, c.loss
-        tracker.step(label)
+        valid.append(k)
+        algorithms.append(algo)
+    if valid:
+        kept = _scored_steps(steps)
+        zeros = np.zeros(len(valid), dtype=np.int64)
+        configs = Configurations(algorithms, [spectrum], zeros, [noise], zeros, steps, kept,
+                                 describe=lambda i: f"grid point {points[valid[i]]}")
+        chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind), None)
+        tasks = [np.arange(i, min(i + chunk, len(valid))) for i in range(0, len(valid), chunk)]
+
+        def on_result(n, loss, diverged_at):
+            for row, i in enumerate(tasks[n]):
+                k = valid[i]
+                trials[k] = {"params": points[k], "score": _score_recorded(kept, loss[row], objective),
+                             "final_loss": float(loss[row, -1]),
+                             "diverged_at": None if diverged_at[row] < 0 else int(diverged_at[row])}
+                tracker.step(label)
+
+        run_tasks(configs, tasks, executor, threads=None, on_result=on_result)
+    best, best_score, best_curve = None, math.inf, None
+    for k, trial in enumerate(trials):
+        if trial["score"] < best_score:
+            best, best_score = trial["params"], trial["score"]
+            best_curve = k
+    if best_curve is not None:
+        best_curve = loss_curve(algorithms[valid.index(best_curve)], spectrum, noise, steps).loss
     return TuneResult(best, best_score, trials, best_curve)

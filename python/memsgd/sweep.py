@@ -1,0 +1,453 @@
+"""Sweeps: exact loss curves over a Cartesian grid of configurations, as a labelled xarray Dataset.
+
+``sweep(factory, grid, spectrum, noise, steps)`` runs ``factory(**point)`` on every point of
+``grid`` (spectrum and noise may depend on the point too) with the batched exact engine
+(:func:`memsgd.loss_curves`, docs/math.md §3), keeps the loss at the recorded steps, and labels
+it by the grid's axes. Results can go to a Zarr store that a rerun resumes, and the work can be
+spread over a process pool or a Dask cluster. User guide: docs/sweeps.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+import os
+import pickle
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ._optional import require
+from ._progress import progress_bar
+from ._steps import recorded_steps
+from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
+from ._sweep_store import StoreMismatchError, SweepStore
+from ._validation import nonnegative_int, positive_int
+from .algorithms import MemoryAlgorithm
+from .dynamics import MAX_STEPS
+from .noise import Noise
+from .schedules import Schedule
+from .spectrum import Spectrum
+
+__all__ = ["sweep", "fitted_exponents", "StoreMismatchError"]
+
+# Names the Dataset uses itself: not available as grid axes.
+_RESERVED = ("step", "loss", "diverged_at", "computed")
+
+
+def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=400, executor=None,
+          store=None, *, chunk_size: Optional[int] = None, threads: Optional[int] = None, progress=None):
+    """Exact loss curves of ``factory(**point)`` for every point of a Cartesian ``grid``.
+
+    Args:
+        factory: callable returning a ``MemoryAlgorithm`` or ``Schedule``; it receives, as keyword
+            arguments, the values of the grid axes its parameters name (a ``**kwargs`` parameter
+            receives every axis).
+        grid: ``{name: 1-D values}``; points are the Cartesian product in dict order (C order).
+        spectrum, noise: a ``Spectrum`` / ``Noise``, or a callable taking grid axes like
+            ``factory`` (e.g. ``noise=lambda batch_size: Noise.gaussian(batch_size)``); each is
+            called once per distinct combination of the axes it takes.
+        steps: horizon T.
+        record: steps kept per curve: an int R (about R log-spaced steps incl. 0 and T), an
+            increasing array of steps in [0, T], or ``None`` (every step: memory O(C T)).
+        executor: ``None`` (this process, all cores), a ``concurrent.futures`` executor, or a
+            ``dask.distributed.Client``. Tasks get one OpenMP thread each unless ``threads``.
+        store: a directory for a Zarr store, written as blocks finish. Rerunning the same sweep
+            on it computes only what is missing; a store of another sweep is refused
+            (:class:`StoreMismatchError`, a ``ValueError``).
+        chunk_size: configurations per task (an upper bound: tasks are rectangular blocks of the
+            grid, which are also the store's chunks); default from the work per configuration.
+        threads: OpenMP threads per task (default: all cores locally, 1 with an executor).
+        progress: progress bar over configurations (``True``, ``False``, ``None``: when stderr
+            is a terminal), or a callable ``progress(done, total)`` called as blocks finish
+            (configurations of this call; a resumed store counts only what is left).
+
+    Returns:
+        ``xarray.Dataset`` with ``loss`` (*grid, step) -- ``L_t`` at the recorded steps, ``inf``
+        from a divergence on -- and ``diverged_at`` (*grid) (-1: none), a coordinate per axis and
+        ``step``, and provenance attributes (memsgd version, problem, fingerprints, creation
+        time). With ``store`` it is backed by the store (read lazily; ``.load()`` to bring it in).
+
+    Everything is checked, and every configuration built, before any work starts. Results are
+    bitwise those of :func:`memsgd.loss_curve` at the recorded steps, whatever the executor,
+    chunking, thread count or number of resumptions.
+    """
+    xr = require("xarray", "sweep", "sweep()")
+    if not callable(factory):
+        raise TypeError(f"factory must be callable (grid values -> algorithm), got {type(factory).__name__}")
+    axes = _check_grid(grid)
+    steps = nonnegative_int(steps, "steps")
+    if steps >= MAX_STEPS:
+        raise ValueError(f"steps must be < 2**40, got {steps}")
+    kept = recorded_steps(record, steps)
+    kind = executor_kind(executor)
+    if chunk_size is not None:
+        chunk_size = positive_int(chunk_size, "chunk_size")
+    if threads is not None:
+        threads = positive_int(threads, "threads")
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise TypeError(f"progress must be True, False, None or a callable (done, total), got {type(progress).__name__}")
+    if store is not None:
+        if not isinstance(store, (str, os.PathLike)):
+            raise TypeError(f"store must be a path (str or os.PathLike), got {type(store).__name__}")
+        require("zarr", "sweep", "sweep(store=...)")
+        require("dask.array", "sweep", "sweep(store=...)")
+    takes = {"factory": _taken_axes(factory, "factory", axes)}
+    for name, value, cls in (("spectrum", spectrum, Spectrum), ("noise", noise, Noise)):
+        if isinstance(value, cls):
+            takes[name] = ()
+        elif callable(value):
+            takes[name] = _taken_axes(value, name, axes)
+        else:
+            raise TypeError(f"{name} must be a {cls.__name__} or a callable of grid axes, got {type(value).__name__}")
+    unused = [a for a in axes if not any(a in t for t in takes.values())]
+    if unused:
+        raise ValueError(f"grid axes {unused} are not taken by factory, spectrum or noise (every point "
+                         "along them would be the same configuration)")
+
+    configs = _build(factory, spectrum, noise, axes, takes, steps, kept)
+    shape = tuple(v.size for v in axes.values())
+    fingerprints = _fingerprints(axes, configs)
+    attrs = _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(configs, kind, executor_workers(executor, kind), threads)
+    block_shape = _block_shape(shape, chunk_size)
+
+    target = None
+    if store is not None:
+        target = SweepStore.open(store, _template(xr, axes, kept, block_shape, attrs), fingerprints, block_shape)
+        block_shape = target.block_shape
+    blocks = _blocks(shape, block_shape)
+    if target is not None:
+        computed = target.computed()
+        blocks = [b for b in blocks if not computed[b[0]].all()]
+        loss = diverged_at = None
+    else:
+        loss = np.empty(shape + (kept.size,))
+        diverged_at = np.empty(shape, dtype=np.int64)
+
+    total = sum(b[1].size for b in blocks)
+    report = progress if callable(progress) else None
+    done = [0]
+    with progress_bar(total, "sweep", "config", False if report else progress) as bar:
+        def on_result(n, block_loss, block_diverged):
+            slices = blocks[n][0]
+            block = tuple(s.stop - s.start for s in slices)
+            block_loss = np.asarray(block_loss).reshape(block + (kept.size,))
+            block_diverged = np.asarray(block_diverged, dtype=np.int64).reshape(block)
+            if target is not None:
+                target.write_block(slices, block_loss, block_diverged)
+            else:
+                loss[slices] = block_loss
+                diverged_at[slices] = block_diverged
+            bar.update(block_diverged.size)
+            done[0] += block_diverged.size
+            if report is not None:
+                report(done[0], total)
+
+        run_tasks(configs, [b[1] for b in blocks], executor, threads=threads, on_result=on_result)
+
+    if target is not None:
+        return target.dataset()
+    return _dataset(xr, axes, kept, loss, diverged_at, attrs)
+
+
+def fitted_exponents(loss, t_min, t_max):
+    """Least-squares slope ``p`` of ``-log L_t`` against ``log t`` over the recorded steps in
+    ``[t_min, t_max]``, per grid point: a curve ``L_t = C t^-p`` gives ``p``.
+
+    ``loss``: a sweep's Dataset or its ``loss`` DataArray. With log-spaced recorded steps the fit
+    weighs ``log t`` evenly, like :func:`memsgd.fit_exponent` on a full curve. ``NaN`` where the
+    loss is not finite and positive over the window (e.g. diverged points).
+    """
+    xr = require("xarray", "sweep", "fitted_exponents()")
+    if isinstance(loss, xr.Dataset):
+        loss = loss["loss"]
+    if not isinstance(loss, xr.DataArray) or "step" not in loss.dims:
+        raise TypeError("loss must be a sweep Dataset or a DataArray with a 'step' dimension")
+    t_min = float(t_min)
+    t_max = float(t_max)
+    if not 0 < t_min < t_max:
+        raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min}, t_max={t_max}")
+    t = np.asarray(loss["step"].values)
+    window = np.flatnonzero((t >= t_min) & (t <= t_max))
+    if window.size < 2:
+        raise ValueError(f"the window [t_min, t_max] = [{t_min:g}, {t_max:g}] must contain at least two "
+                         f"recorded steps, got {window.size}")
+    L = loss.isel(step=window)
+    x = np.log(t[window].astype(np.float64))
+    xc = xr.DataArray(x - x.mean(), dims="step")
+    ok = (np.isfinite(L) & (L > 0)).all("step")
+    with np.errstate(divide="ignore", invalid="ignore"):  # points that fail `ok` become NaN
+        logL = np.log(L.where(ok, 1.0))
+        p = -(logL * xc).sum("step") / float(np.sum(xc.values ** 2))
+    p = p.where(ok)
+    p.name = "exponent"
+    p.attrs = {"long_name": "fitted loss exponent p (L_t ~ t^-p)", "t_min": t_min, "t_max": t_max}
+    return p
+
+
+# -- the grid -------------------------------------------------------------------------------
+
+def _check_grid(grid) -> Dict[str, np.ndarray]:
+    if not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be a dict {{axis name: 1-D values}}, got {type(grid).__name__}")
+    if not grid:
+        raise ValueError("grid must have at least one axis (a non-empty dict {name: 1-D values})")
+    axes = {}
+    for name, values in grid.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError(f"grid axis names must be identifiers (they are keyword arguments), got {name!r}")
+        if name in _RESERVED:
+            raise ValueError(f"grid axis name {name!r} is reserved (the Dataset uses {_RESERVED})")
+        try:
+            arr = np.asarray(values)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"grid[{name!r}] must be a 1-D array of values ({exc})") from None
+        if arr.ndim != 1:
+            raise ValueError(f"grid[{name!r}] must be 1-D, got shape {arr.shape}")
+        if arr.size == 0:
+            raise ValueError(f"grid[{name!r}] must not be empty")
+        if arr.dtype.kind not in "biufU":
+            raise TypeError(f"grid[{name!r}] must hold numbers or strings, got dtype {arr.dtype}")
+        if arr.dtype.kind == "f" and np.any(np.isnan(arr)):
+            raise ValueError(f"grid[{name!r}] must not contain NaN")
+        arr = arr.copy()
+        arr.setflags(write=False)
+        axes[name] = arr
+    return axes
+
+
+def _taken_axes(func, name: str, axes) -> Tuple[str, ...]:
+    """The grid axes ``func`` takes: the parameters it names (all axes for ``**kwargs``); a
+    required parameter that is not an axis is an error."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a callable with an inspectable signature (its parameters name "
+                        "grid axes)") from None
+    taken = []
+    for p in params:
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            return tuple(axes)
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        if p.name in axes:
+            if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+                raise ValueError(f"{name} takes grid axis {p.name!r} as a positional-only parameter; "
+                                 "grid values are passed by keyword")
+            taken.append(p.name)
+        elif p.default is inspect.Parameter.empty:
+            raise ValueError(f"{name} takes {p.name!r}, which is not a grid axis (axes: {list(axes)})")
+    return tuple(taken)
+
+
+def _build(factory, spectrum, noise, axes, takes, steps, kept) -> Configurations:
+    """Every configuration, in grid (C) order; spectra and noises built once per distinct value
+    of the axes they take."""
+    names = list(axes)
+    position = {n: i for i, n in enumerate(names)}
+    values = [[v.item() for v in axes[n]] for n in names]
+    shape = tuple(len(v) for v in values)
+
+    def point(idx):
+        return {n: values[position[n]][idx[position[n]]] for n in names}
+
+    def describe(i):
+        p = point(np.unravel_index(i, shape))
+        return "grid point {" + ", ".join(f"{k}={v!r}" for k, v in p.items()) + "}"
+
+    def call(func, name, idx):
+        kwargs = {n: values[position[n]][idx[position[n]]] for n in takes[name]}
+        try:
+            return func(**kwargs)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name} failed at {describe(np.ravel_multi_index(idx, shape))}: {exc}") from exc
+
+    def unique_objects(value, name, cls):
+        if isinstance(value, cls):
+            return [value], np.zeros(math.prod(shape), dtype=np.int64)
+        cache, objects = {}, []
+        index = np.empty(math.prod(shape), dtype=np.int64)
+        for i, idx in enumerate(np.ndindex(*shape)):
+            key = tuple(idx[position[n]] for n in takes[name])
+            if key not in cache:
+                obj = call(value, name, idx)
+                if not isinstance(obj, cls):
+                    raise TypeError(f"{name} must return a {cls.__name__}, got {type(obj).__name__} at "
+                                    f"{describe(i)}")
+                cache[key] = len(objects)
+                objects.append(obj)
+            index[i] = cache[key]
+        return objects, index
+
+    spectra, spectrum_index = unique_objects(spectrum, "spectrum", Spectrum)
+    noises, noise_index = unique_objects(noise, "noise", Noise)
+    for j, n in enumerate(noises):
+        if n.per_step and n.batch_size.size < steps:
+            i = int(np.flatnonzero(noise_index == j)[0])
+            raise ValueError(f"noise has {n.batch_size.size} per-step batch sizes, fewer than steps = {steps}, "
+                             f"at {describe(i)}")
+    algorithms = []
+    for i, idx in enumerate(np.ndindex(*shape)):
+        algo = call(factory, "factory", idx)
+        if not isinstance(algo, (MemoryAlgorithm, Schedule)):
+            raise TypeError(f"factory must return a MemoryAlgorithm or a Schedule, got {type(algo).__name__} "
+                            f"at {describe(i)}")
+        if isinstance(algo, Schedule) and algo.length is not None and steps > algo.length:
+            raise ValueError(f"factory returned a schedule of length {algo.length} < steps = {steps} at "
+                             f"{describe(i)}")
+        algorithms.append(algo)
+    return Configurations(algorithms, spectra, spectrum_index, noises, noise_index, steps, kept, describe)
+
+
+def _block_shape(shape, chunk_size: int) -> Tuple[int, ...]:
+    """A rectangular block of at most ``chunk_size`` points, filled from the last axis."""
+    block, left = [1] * len(shape), chunk_size
+    for i in reversed(range(len(shape))):
+        block[i] = min(shape[i], max(1, left))
+        left //= block[i]
+    return tuple(block)
+
+
+def _blocks(shape, block_shape) -> List[Tuple[tuple, np.ndarray]]:
+    """``(slices, flat configuration indices)`` of every block, in C order."""
+    counts = [-(-s // b) for s, b in zip(shape, block_shape)]
+    flat = np.arange(math.prod(shape)).reshape(shape)
+    out = []
+    for bidx in np.ndindex(*counts):
+        slices = tuple(slice(i * b, min((i + 1) * b, s)) for i, b, s in zip(bidx, block_shape, shape))
+        out.append((slices, flat[slices].ravel()))
+    return out
+
+
+# -- provenance ---------------------------------------------------------------------------------
+
+def _sha(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _spectrum_digest(s: Spectrum) -> str:
+    return _sha(*(np.ascontiguousarray(a, dtype=np.float64).tobytes()
+                  for a in (s.eigenvalues, s.coefficients2, s.weights)))
+
+
+def _noise_digest(n: Noise) -> str:
+    b = n.batch_size
+    size = np.ascontiguousarray(b, dtype=np.float64).tobytes() if n.per_step else float(b).hex()
+    return _sha(size, float(n.tau1).hex(), float(n.tau2).hex())
+
+
+def _algorithm_digest(a, steps: int) -> bytes:
+    if isinstance(a, MemoryAlgorithm):
+        flat = np.concatenate(([a.alpha], a.b, a.c, a.D.ravel(), a.e))
+        return hashlib.sha256(b"algorithm %d:" % a.memory + flat.tobytes()).digest()
+    try:  # named schedules pickle to their formula's name and arguments: cheap and exact
+        return hashlib.sha256(b"schedule-pickle:" + pickle.dumps(a, protocol=4)).digest()
+    except Exception:  # e.g. a generator built on a lambda: hash its parameters over the run
+        return _sha("schedule-parameters", a.memory,
+                    *(np.ascontiguousarray(x).tobytes() for x in a.parameters(steps))).encode()
+
+
+def _content_digest(digests, index) -> str:
+    """Digest of "configuration i uses the object with content digests[index[i]]", independent of
+    how the objects were made (one shared object, or equal ones from a callable)."""
+    first_seen = {}
+    canonical = np.array([first_seen.setdefault(digests[j], len(first_seen)) for j in range(len(digests))])
+    return _sha(*first_seen, canonical[index].astype(np.int64).tobytes())
+
+
+def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
+    """Content digests of what defines a sweep's results; a store is resumed only when all agree."""
+    from . import __version__
+    parts = {
+        "grid": _sha(*(f"{n}:{v.dtype.str}:{v.tolist()!r}" for n, v in axes.items())),
+        "steps": _sha(configs.steps),
+        "record": _sha(configs.record.tobytes()),
+        "spectrum": _content_digest([_spectrum_digest(s) for s in configs.spectra], configs.spectrum_index),
+        "noise": _content_digest([_noise_digest(n) for n in configs.noises], configs.noise_index),
+        "algorithms": _sha(b"".join(_algorithm_digest(a, configs.steps) for a in configs.algorithms)),
+        "memsgd_version": _sha(__version__),
+    }
+    parts["fingerprint"] = _sha(*(f"{k}={v}" for k, v in sorted(parts.items())))
+    return parts
+
+
+def _name(obj) -> str:
+    target = getattr(obj, "func", obj)  # functools.partial
+    module = getattr(target, "__module__", None) or type(target).__module__
+    qual = getattr(target, "__qualname__", None) or type(target).__qualname__
+    return f"{module}.{qual}"
+
+
+def _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints) -> dict:
+    from . import __version__
+
+    def describe(value, name):
+        if callable(value) and not isinstance(value, (Spectrum, Noise)):
+            return f"{_name(value)}({', '.join(takes[name])})"
+        return repr(value)
+
+    if record is None:
+        record_text = "every step"
+    elif isinstance(record, (int, np.integer)):
+        record_text = f"log-spaced, {int(record)} points requested"
+    else:
+        record_text = "explicit steps"
+    attrs = {
+        "title": "memsgd sweep: exact expected loss L_t over a grid (docs/sweeps.md)",
+        "memsgd_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "factory": f"{_name(factory)}({', '.join(takes['factory'])})",
+        "spectrum": describe(spectrum, "spectrum"),
+        "noise": describe(noise, "noise"),
+        "steps": int(steps),
+        "record": record_text,
+        "grid_axes": list(axes),
+    }
+    attrs.update({("fingerprint" if k == "fingerprint" else f"fingerprint_{k}"): v
+                  for k, v in fingerprints.items()})
+    return attrs
+
+
+# -- the Dataset ----------------------------------------------------------------------------
+
+_VARIABLE_ATTRS = {
+    "loss": {"long_name": "expected loss L_t at the recorded steps (inf from a divergence on)"},
+    "diverged_at": {"long_name": "first diverged step (-1: did not diverge)"},
+}
+
+
+def _coords(axes, kept):
+    coords = {n: (n, np.asarray(v)) for n, v in axes.items()}
+    coords["step"] = ("step", kept)
+    return coords
+
+
+def _dataset(xr, axes, kept, loss, diverged_at, attrs):
+    dims = tuple(axes)
+    return xr.Dataset(
+        {"loss": (dims + ("step",), loss, _VARIABLE_ATTRS["loss"]),
+         "diverged_at": (dims, diverged_at, _VARIABLE_ATTRS["diverged_at"])},
+        coords=_coords(axes, kept), attrs=attrs)
+
+
+def _template(xr, axes, kept, block_shape, attrs):
+    """The store's layout: dask-backed placeholders (nothing computed) chunked by blocks."""
+    da = require("dask.array", "sweep", "sweep(store=...)")
+    dims = tuple(axes)
+    shape = tuple(v.size for v in axes.values())
+    R = kept.size
+    return xr.Dataset(
+        {"loss": (dims + ("step",), da.empty(shape + (R,), chunks=block_shape + (R,), dtype=np.float64),
+                  _VARIABLE_ATTRS["loss"]),
+         "diverged_at": (dims, da.empty(shape, chunks=block_shape, dtype=np.int64), _VARIABLE_ATTRS["diverged_at"]),
+         "computed": (dims, da.zeros(shape, chunks=block_shape, dtype=bool),
+                      {"long_name": "the point's curve is in the store"})},
+        coords=_coords(axes, kept), attrs=attrs)
