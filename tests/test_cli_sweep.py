@@ -30,15 +30,15 @@ def test_parse_values():
 def test_json_points_are_loss_curve(capsys):
     assert main(ARGS + ["--json"]) == 0
     out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
-    assert out["grid"]["batch"] == [1.0, "inf"]
+    assert out["grid"]["batch"] == [1.0, None]   # strict JSON: inf is null
     assert list(out["grid"]) == ["lr", "momentum", "batch"] and len(out["points"]) == 3 * 2 * 2
     spec = Spectrum.power_law(2.0, 1.0, size=40)
     diverged = 0
     for p in out["points"]:
-        c = loss_curve(memsgd.heavy_ball(p["lr"], p["momentum"]), spec, Noise(p["batch"] if p["batch"] != "inf"
+        c = loss_curve(memsgd.heavy_ball(p["lr"], p["momentum"]), spec, Noise(p["batch"] if p["batch"] is not None
                                                                               else math.inf), 300)
         want = float(c.loss[-1])
-        assert (p["final_loss"] == want) if math.isfinite(want) else (p["final_loss"] == "inf")
+        assert (p["final_loss"] == want) if math.isfinite(want) else (p["final_loss"] is None)
         assert p["diverged_at"] == c.diverged_at
         diverged += c.diverged_at is not None
     assert 0 < diverged < len(out["points"])

@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from memsgd.cli import _common, build_parser
+from memsgd.cli import sweep as sweep_cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -57,6 +58,9 @@ def test_memsgd_command_parses(argv):
         args = build_parser().parse_args(argv[1:])
     except SystemExit as exc:  # --help / --version exit 0 after printing
         assert exc.code == 0, argv
+        return
+    if argv[1] == "sweep":
+        sweep_cli.build(args)                    # the grid, factory, problem and noise, nothing computed
         return
     if hasattr(args, "algo"):
         _common.algorithm_from_args(args)        # refuses options the preset does not take

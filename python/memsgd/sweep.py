@@ -46,9 +46,10 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
             arguments, the values of the grid axes its parameters name (a ``**kwargs`` parameter
             receives every axis).
         grid: ``{name: 1-D values}``; points are the Cartesian product in dict order (C order).
-        spectrum, noise: a ``Spectrum`` / ``Noise``, or a callable taking grid axes like
-            ``factory`` (e.g. ``noise=lambda batch_size: Noise.gaussian(batch_size)``); each is
-            called once per distinct combination of the axes it takes.
+        spectrum: a ``Spectrum``, or a callable taking grid axes like ``factory``; called once per
+            distinct combination of the axes it takes.
+        noise: a ``Noise``, or a callable taking grid axes likewise (e.g.
+            ``noise=lambda batch_size: Noise.gaussian(batch_size)``).
         steps: horizon T.
         record: steps kept per curve: an int R (about R log-spaced steps incl. 0 and T), an
             increasing array of steps in [0, T], or ``None`` (every step: memory O(C T)).

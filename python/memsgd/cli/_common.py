@@ -18,7 +18,7 @@ from ..experiments.common import format_table
 from ..noise import Noise
 from ..spectrum import Spectrum
 
-__all__ = ["PRESETS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
+__all__ = ["PRESETS", "PARAMETERS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
            "batch_type"]
@@ -92,7 +92,7 @@ class Preset:
 
 
 # parameter -> (option, argparse type, help)
-_PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
+PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
     "lr": ("--lr", float_type("--lr", positive=True), "learning rate (> 0)"),
     "momentum": ("--momentum", float_type("--momentum"), "momentum beta"),
     "kick": ("--kick", float_type("--kick", nonnegative=True), "AM1 kick eta (>= 0)"),
@@ -144,7 +144,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 def add_algorithm_args(p: argparse.ArgumentParser) -> None:
     lines = [f"  {name:<18} {preset.summary}: "
-             + ", ".join(f"{_PARAMETERS[k][0]} {_DERIVED[k] if v is None else f'{v:g}'}"
+             + ", ".join(f"{PARAMETERS[k][0]} {_DERIVED[k] if v is None else f'{v:g}'}"
                          for k, v in preset.defaults.items())
              for name, preset in PRESETS.items()]
     p.formatter_class = _HelpFormatter
@@ -153,16 +153,16 @@ def add_algorithm_args(p: argparse.ArgumentParser) -> None:
                      "take is an error):\n" + "\n".join(lines))
     g.add_argument("--algo", choices=list(PRESETS), default="heavy_ball", metavar="PRESET",
                    help="one of the presets listed above, default heavy_ball")
-    for dest, (option, kind, text) in _PARAMETERS.items():
+    for dest, (option, kind, text) in PARAMETERS.items():
         g.add_argument(option, dest=dest, type=kind, default=None, help=text)
 
 
 def _preset_values(args) -> Dict[str, float]:
     """The preset's parameters: given options, else defaults; refuses options it does not take."""
     preset = PRESETS[args.algo]
-    stray = [_PARAMETERS[k][0] for k in _PARAMETERS if k not in preset.defaults and getattr(args, k, None) is not None]
+    stray = [PARAMETERS[k][0] for k in PARAMETERS if k not in preset.defaults and getattr(args, k, None) is not None]
     if stray:
-        takes = ", ".join(_PARAMETERS[k][0] for k in preset.defaults)
+        takes = ", ".join(PARAMETERS[k][0] for k in preset.defaults)
         raise ValueError(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not an option of --algo "
                          f"{args.algo} (it takes {takes})")
     values = {}

@@ -2,21 +2,18 @@
 batch size (``memsgd.sweep``), with a summary table, an optional Zarr store and a heat map."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import inspect
 import math
 
 import numpy as np
 
-from .. import algorithms
 from ..noise import Noise
 from ..spectrum import Spectrum
 from . import _common
 
-# Flags that take a grid axis, with the dataset's axis name for each.
-_PRESET_FLAGS = {"lr": "lr", "momentum": "momentum", "kick": "kick", "nu_qhm": "nu_qhm",
-                 "g1": "g1", "g2": "g2", "g3": "g3", "delta": "delta"}
+__all__ = ["register", "run", "build", "parse_values", "open_executor"]
+
 _EXECUTOR_HELP = ("where to run: 'local' (default: this process, all cores), 'processes:N', 'threads:N', "
                   "or a Dask scheduler 'dask://HOST:PORT' (also 'tcp://HOST:PORT')")
 
@@ -27,43 +24,41 @@ def register(sub) -> None:
         description="Run a preset over the Cartesian grid of every parameter given several values "
                     "(docs/sweeps.md). A value is a number, a list 'a,b,c', or a range 'start:stop:num[:log|lin]'. "
                     "Prints the best points; --store keeps every curve in a resumable Zarr store; --plot "
-                    "writes a heat map over two axes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    defaults = _preset_defaults()
-    g = p.add_argument_group("algorithm (each parameter: a value, a list or a range)")
-    g.add_argument("--algo", choices=sorted(_common.PRESETS), default="heavy_ball", help="preset")
-    for flag, name in _PRESET_FLAGS.items():
-        g.add_argument(f"--{flag.replace('_', '-')}", dest=name, default=str(defaults[name]), metavar="VALUES",
-                       help=f"{name} (used by {', '.join(k for k, v in _common.PRESETS.items() if name in v)})")
+                    "writes a heat map over two axes. Presets, their options and defaults: see `memsgd curve --help`.")
+    g = p.add_argument_group("algorithm (each parameter: a value, a list or a range; an option the preset "
+                             "does not take is an error)")
+    g.add_argument("--algo", choices=list(_common.PRESETS), default="heavy_ball", metavar="PRESET",
+                   help="preset, default heavy_ball")
+    for dest, (option, _, text) in _common.PARAMETERS.items():
+        g.add_argument(option, dest=dest, default=None, metavar="VALUES", help=text)
     q = p.add_argument_group("power law (a value, a list or a range)")
-    q.add_argument("--nu", default="2", metavar="VALUES", help="eigenvalue decay exponent (> 1)")
-    q.add_argument("--kappa", default="1", metavar="VALUES", help="target decay exponent (> 0)")
+    q.add_argument("--nu", default="2", metavar="VALUES", help="eigenvalue decay exponent (> 1), default 2")
+    q.add_argument("--kappa", default="1", metavar="VALUES", help="target decay exponent (> 0), default 1")
     _common.add_problem_args(p, with_power_law=False)
-    _common.add_noise_args(p)
+    n = p.add_argument_group("noise (SE approximation, docs/math.md §3)")
+    n.add_argument("--batch", default="10", metavar="VALUES", help="batch sizes (integers or inf), default 10")
+    n.add_argument("--tau1", type=_common.float_type("--tau1"), default=1.0, help="default 1 (Gaussian data)")
+    n.add_argument("--tau2", type=_common.float_type("--tau2"), default=-1.0, help="default -1 (Gaussian data)")
     r = p.add_argument_group("run and output")
-    r.add_argument("--steps", type=int, default=10000, help="horizon T")
-    r.add_argument("--record", type=int, default=400, help="log-spaced steps kept per curve")
+    r.add_argument("--steps", type=_common.int_type("--steps", 1), default=10000, help="horizon T, default 10000")
+    r.add_argument("--record", type=_common.int_type("--record", 2), default=400,
+                   help="log-spaced steps kept per curve, default 400")
     r.add_argument("--store", metavar="PATH", help="Zarr store: written as blocks finish, resumed by the same command")
     r.add_argument("--executor", default="local", metavar="SPEC", help=_EXECUTOR_HELP)
-    r.add_argument("--chunk-size", type=int, default=None, help="configurations per task (default: from the work)")
+    r.add_argument("--chunk-size", type=_common.int_type("--chunk-size", 1), default=None,
+                   help="configurations per task (default: from the work)")
     r.add_argument("--fit-window", default=None, metavar="TMIN,TMAX",
                    help="window of the fitted exponent (default T/10,T)")
-    r.add_argument("--top", type=int, default=10, help="rows of the table (best final loss first); 0: all")
+    r.add_argument("--top", type=_common.int_type("--top", 0), default=10,
+                   help="rows of the table (best final loss first); 0: all; default 10")
     r.add_argument("--json", action="store_true", help="machine-readable output (every point)")
     r.add_argument("--plot", metavar="FILE.png", help="heat map over two axes")
     r.add_argument("--color", choices=("final", "exponent"), default="final",
-                   help="heat-map colour: final loss L_T or fitted exponent")
+                   help="heat-map colour: final loss L_T (default) or fitted exponent")
     r.add_argument("--x", default=None, metavar="AXIS", help="heat-map x axis (default: the first grid axis)")
     r.add_argument("--y", default=None, metavar="AXIS", help="heat-map y axis (default: the second grid axis)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common.add_progress_arg(r)
     p.set_defaults(func=run)
-
-
-def _preset_defaults() -> dict:
-    """The single-run defaults of `memsgd curve` and friends (cli/_common.py), as strings."""
-    parser = argparse.ArgumentParser(add_help=False)
-    _common.add_algorithm_args(parser)
-    return vars(parser.parse_args([]))
 
 
 def parse_values(text: str, name: str) -> np.ndarray:
@@ -107,18 +102,36 @@ class _Bound:
         return self.func(**axes, **self.constants)
 
 
-def _preset(algo: str):
-    if algo == "qhm":
-        def qhm(lr, momentum, nu_qhm):
-            return algorithms.qhm(lr, momentum, nu_qhm)
-        return qhm
-    return getattr(algorithms, algo)
+def _preset_grid(args, problem) -> dict:
+    """Each parameter of the preset: the values given, else its default (derived from the problem
+    where the preset says so); options the preset does not take are refused."""
+    preset = _common.PRESETS[args.algo]
+    stray = [_common.PARAMETERS[k][0] for k in _common.PARAMETERS
+             if k not in preset.defaults and getattr(args, k) is not None]
+    if stray:
+        takes = ", ".join(_common.PARAMETERS[k][0] for k in preset.defaults)
+        raise ValueError(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not an option of --algo "
+                         f"{args.algo} (it takes {takes})")
+    values = {}
+    for k, default in preset.defaults.items():
+        given = getattr(args, k)
+        if given is not None:
+            values[k] = parse_values(given, k)
+        elif k == "nu_b":
+            if problem["nu"].size > 1 or problem["kappa"].size > 1:
+                raise ValueError(f"--algo {args.algo} needs --nu-b when --nu or --kappa has several values")
+            values[k] = problem["kappa"] / problem["nu"]
+        elif k == "lambda_max":
+            values[k] = np.array([args.scale])
+        else:
+            values[k] = np.array([default], dtype=float)
+    return values
 
 
 def build(args):
     """``(factory, grid, spectrum, noise)`` for :func:`memsgd.sweep` from the parsed flags."""
-    values = {name: parse_values(getattr(args, name), name) for name in _common.PRESETS[args.algo]}
     problem = {"nu": parse_values(args.nu, "nu"), "kappa": parse_values(args.kappa, "kappa")}
+    values = _preset_grid(args, problem)
     batch = _batch_values(args.batch)
     grid = {k: v for k, v in {**values, **problem, "batch": batch}.items() if v.size > 1}
     if not grid:
@@ -129,7 +142,7 @@ def build(args):
         return [k for k in vals if k in grid], {k: v[0].item() for k, v in vals.items() if k not in grid}
 
     axes, constants = split(values)
-    factory = _Bound(_preset(args.algo), axes, constants)
+    factory = _Bound(_common.PRESETS[args.algo].build, axes, constants)
     p_axes, p_constants = split(problem)
     shape = dict(size=args.size, scale=args.scale, q=args.q)
     spectrum = (Spectrum.power_law(p_constants["nu"], p_constants["kappa"], **shape) if not p_axes
@@ -192,10 +205,6 @@ def open_executor(spec: str):
 
 def run(args) -> int:
     from ..sweep import fitted_exponents, sweep
-    if args.steps < 1:
-        raise ValueError(f"--steps must be >= 1, got {args.steps}")
-    if args.top < 0:
-        raise ValueError(f"--top must be >= 0, got {args.top}")
     factory, grid, spectrum, noise = build(args)
     t_min, t_max = _fit_window(args.fit_window, args.steps)
     names = list(grid)
@@ -203,7 +212,7 @@ def run(args) -> int:
         x, y = _plot_axes(args, names)
     with open_executor(args.executor) as executor:
         ds = sweep(factory, grid, spectrum, noise, args.steps, record=args.record, executor=executor,
-                   store=args.store, chunk_size=args.chunk_size, progress=False if args.no_progress else None)
+                   store=args.store, chunk_size=args.chunk_size, progress=args.progress)
     ds = ds.load()
     final = ds["loss"].isel(step=-1)
     try:
@@ -216,7 +225,7 @@ def run(args) -> int:
                            "grid": {n: [_value(v) for v in ds[n].values.tolist()] for n in names},
                            "fit_window": [t_min, t_max],
                            "points": [{**{k: _value(v) for k, v in r["point"].items()},
-                                       "final_loss": _num(r["final"]), "exponent": _num(r["exponent"]),
+                                       "final_loss": r["final"], "exponent": r["exponent"],
                                        "diverged_at": r["diverged_at"]} for r in rows]})
     else:
         _print_summary(args, ds, rows, names, t_min, t_max)
@@ -252,14 +261,8 @@ def _plot_axes(args, names):
     return x, y
 
 
-def _num(x):
-    """Strict JSON: inf / nan become strings."""
-    x = float(x)
-    return x if math.isfinite(x) else str(x)
-
-
 def _value(v):
-    return _num(v) if isinstance(v, float) else v
+    return float(v) if isinstance(v, (float, np.floating)) else v
 
 
 def _rows(ds, final, exponent):
