@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import memsgd as ms
-from memsgd import theory
 from memsgd.theory import (jury_stable_memory1, memory1_coefficients, noise_sum_memory1, stability)
+from memsgd.theory._components import Components
 
 # Well-separated finite spectrum: T^n decays like (1 - 2 alpha_eff 0.1)^n, so 3000 terms of the
 # propagator series leave a remainder far below 1e-13.
@@ -87,15 +87,36 @@ def test_memory1_noise_sum_closed_form_matches_general_path(algo_name, tau2):
 
 
 def test_small_lambda_expansion_is_continuous_at_threshold():
-    """Per-component sums just above (linear solve) and below (expansion) lambda_tiny agree."""
-    for algo in (ALGOS["hb"], ALGOS["M2-e"], ALGOS["sgd"], ms.heavy_ball(0.001, 0.99)):
-        stable0, lam_tiny = theory._small_lambda(algo)
-        assert stable0
-        lam = np.array([lam_tiny * (1 - 1e-9), lam_tiny * (1 + 1e-9)])
-        y00, yhh, z00 = theory._component_sums(algo, lam, -0.25, signal=True)
-        assert lam[0] < lam_tiny <= lam[1]
-        for arr in (y00, yhh, z00):
+    """Memory M >= 2: per-component sums just above (linear solve) and below (expansion)
+    lambda_tiny agree; the threshold balances the two errors (~ sqrt(eps / (1 - rho(D))))."""
+    slow_m2 = ms.MemoryAlgorithm(0.001, [0.99, 0.0], [0.001, 0.0], [[0.99, 0.0], [0.0, 0.5]])
+    for algo in (ALGOS["M2-e"], slow_m2):
+        comp = Components(algo)
+        assert comp.stable0
+        lam = np.array([comp.lambda_tiny * (1 - 1e-9), comp.lambda_tiny * (1 + 1e-9)])
+        y00, yhh, z00, zhh = comp.sums(lam, signal=True)
+        assert lam[0] < comp.lambda_tiny <= lam[1]
+        for arr in (y00, yhh, z00, zhh):
             assert arr[0] == pytest.approx(arr[1], rel=1e-6)
+
+
+def test_closed_forms_equal_linear_solve_for_memory_0_and_1():
+    """The memory-0/1 closed forms of the noiseless sums (y00, yhh, z00, zhh) against the
+    (M+1)^2 linear solve of the general path, on lambdas where the solve is well conditioned."""
+    lam = np.geomspace(1e-3, 1.0, 40)
+    for name in ("sgd", "hb", "nesterov", "am1", "qhm", "dana"):
+        algo = ALGOS[name]
+        comp = Components(algo)
+        closed = comp.sums(lam, signal=True)
+        solved = comp._solved_sums(lam, signal=True) if algo.memory >= 2 else _solve_sums(comp, lam)
+        for a, b in zip(closed, solved):
+            np.testing.assert_allclose(a, b, rtol=1e-11, err_msg=name)
+
+
+def _solve_sums(comp, lam):
+    """The general (M+1)^2 linear solve applied to a memory-0/1 algorithm (tiny threshold off)."""
+    comp.lambda_tiny = 0.0
+    return Components._solved_sums(comp, lam, True)
 
 
 def _brute_force_stable(algo, lambda_max, n=1500):
@@ -134,7 +155,7 @@ def test_heavy_ball_stability_boundary():
     assert jury_stable_memory1(*memory1_coefficients(ms.heavy_ball(3.79, 0.9)), 1.0)
     assert not jury_stable_memory1(*memory1_coefficients(ms.heavy_ball(3.81, 0.9)), 1.0)
     # negative alpha_eff: unstable at small lambda, decided analytically
-    rep = stability(ms.gd(-0.1), spec, ms.Noise.none())
+    rep = stability(ms.MemoryAlgorithm(-0.1, [], [], [[]]), spec, ms.Noise.none())
     assert not rep.strictly_stable and not rep.converges and math.isinf(rep.noise_sum)
 
 
@@ -178,7 +199,7 @@ def test_moment_instability_is_reported_and_matches_engine():
     """SGD with tau2 > 0 and B = 1: T = (1 - a lam)^2 - a^2 lam^2 < -1 near a lam = 2, so the
     second moments blow up although S is stable."""
     spec = ms.Spectrum(np.array([1.9, 0.5]), np.array([1.0, 1.0]))
-    noise = ms.Noise(1, 0.0, 1.0)                    # tau1 = 0: V = V' = 0, only self-noise
+    noise = ms.Noise.translation_invariant(1)        # tau2 = 1: T = (1 - lam)^2 - lam^2 at a = 1
     rep = stability(ms.gd(1.0), spec, noise)
     assert rep.strictly_stable and not rep.moment_stable and not rep.converges
     assert rep.max_moment_radius == pytest.approx(abs(0.9 ** 2 - 1.9 ** 2), rel=1e-12)

@@ -14,6 +14,7 @@ from .spectrum import Spectrum
 from .theory import fit_exponent
 from .theory import (Asymptotics, StabilityReport, asymptotics, jury_stable_memory1,
                      memory1_coefficients, noise_sum_memory1, phase_boundary, stability)
+from .theory import memory1_eigenvalues, memory1_geometry, phase_diagram
 
 __version__ = "0.1.0"
 
@@ -25,3 +26,4 @@ __all__ = [
 ]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]
+__all__ += ["memory1_eigenvalues", "memory1_geometry", "phase_diagram"]
