@@ -68,3 +68,32 @@ def run_matrix_form(params_at, H, w_star, steps, w0=None):
         w, u = w + b @ u - alpha * grad, D @ u - np.outer(c, grad)
         out.append(w.copy())
     return np.array(out)
+
+
+def noiseless_sums_mp(alpha, b, c, D, e, lam, digits=40):
+    """Per-component sums of the noiseless second-moment map in ``digits``-digit arithmetic (mpmath):
+    with ``Y0 = sum_n S^n g g^T S^nT`` and ``Z0 = sum_n S^n E11 S^nT`` (S = S_lambda, docs/math.md §2.1),
+    returns ``(lambda^2 Y0_00, lambda^2 h^T Y0 h, lambda Z0_00, lambda h^T Z0 h)`` as floats, from the
+    linear systems ``(I - S (x) S) vec Y0 = vec(g g^T)``. The float inputs are taken exactly."""
+    import mpmath as mp
+    with mp.workdps(digits):
+        S0, g, h = state_matrices(alpha, b, c, D, e)
+        N = g.size
+        lam = mp.mpf(float(lam))
+        S = mp.matrix(N, N)
+        for i in range(N):
+            for j in range(N):
+                S[i, j] = mp.mpf(float(S0[i, j])) - lam * mp.mpf(float(g[i])) * mp.mpf(float(h[j]))
+        A = mp.matrix(N * N, N * N)
+        for i in range(N):
+            for j in range(N):
+                for a in range(N):
+                    for b_ in range(N):
+                        A[i * N + j, a * N + b_] = (1 if (i, j) == (a, b_) else 0) - S[i, a] * S[j, b_]
+        gg = mp.matrix([mp.mpf(float(g[i])) * mp.mpf(float(g[j])) for i in range(N) for j in range(N)])
+        e11 = mp.matrix([1 if k == 0 else 0 for k in range(N * N)])
+        y = mp.lu_solve(A, gg)
+        z = mp.lu_solve(A, e11)
+        hv = [mp.mpf(float(x)) for x in h]
+        hh = lambda v: sum(hv[i] * hv[j] * v[i * N + j] for i in range(N) for j in range(N))
+        return (float(lam ** 2 * y[0]), float(lam ** 2 * hh(y)), float(lam * z[0]), float(lam * hh(z)))

@@ -9,11 +9,12 @@ user guide docs/theory.md).
   noise sum.
 """
 from ._asymptotics import Asymptotics, asymptotics, fit_exponent, phase_boundary, phase_diagram, phase_of
+from ._profile import StabilityProfile, stability_profile
 from ._stability import StabilityReport, stability
 from .memory1 import (Memory1Geometry, NoiseRegions, jury_stable_memory1, memory1_coefficients,
                       memory1_eigenvalues, memory1_geometry, memory1_noise_regions, noise_sum_memory1)
 
 __all__ = ["stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "phase_boundary",
-           "phase_of", "phase_diagram",
+           "phase_of", "phase_diagram", "stability_profile", "StabilityProfile",
            "memory1_coefficients", "jury_stable_memory1", "noise_sum_memory1", "memory1_eigenvalues",
            "memory1_geometry", "Memory1Geometry", "memory1_noise_regions", "NoiseRegions"]

@@ -91,19 +91,21 @@ class Components:
         if self._crossings is not None:
             return self._crossings
         P, Q = self.algo.char_polys()
+        R = np.polydiv(P, [1.0, -1.0])[0]                     # P = (z - 1) R exactly in theory
         M = self.M
         G = np.convolve(P, Q[::-1])                          # degree 2M+1
         W = np.concatenate([G, [0.0]]) - np.concatenate([[0.0], G[::-1]])
         found = []
         if np.any(W != 0):
             for z in np.roots(np.trim_zeros(W, "f")):
-                if abs(abs(z) - 1.0) > 1e-5:
+                # z = 1 is the lambda = 0 root (P(1) = 0): it never crosses for lambda > 0 when Q(1) != 0
+                if abs(abs(z) - 1.0) > 1e-5 or abs(z - 1.0) < 1e-9:
                     continue
                 z = z / abs(z)
                 qz = np.polyval(Q, z)
                 if qz == 0:
                     continue
-                lam = -np.polyval(P, z) / qz
+                lam = -(z - 1.0) * np.polyval(R, z) / qz   # not P(z): its rounding at z ~ 1 is not small
                 if not (lam.real > 0 and abs(lam.imag) <= _REAL_TOL * abs(lam)):
                     continue
                 lam = float(lam.real)

@@ -304,12 +304,23 @@ def memory1_noise_regions(algorithm: MemoryAlgorithm, spectrum, noise) -> NoiseR
     _, x, _, _ = m.sums(lam)
     den = 1.0 + noise.self_noise * x
     exact_terms = spectrum.weights * x / den
-    lead = lam * np.maximum((1.0 + m.beta) * m.q1, lam * a1 * m.d1) / (2.0 * (1.0 + m.beta) * np.maximum(m.gap, lam * a1))
+    lead = _leading_terms(m, lam)
     region = np.where(lam < lambda_1, 0, np.where(lam < lambda_2, 1, 2))
     exact = tuple(noise.coupling * float(np.sum(exact_terms[region == r])) for r in range(3))
     leading = tuple(noise.coupling * float(np.sum((spectrum.weights * lead)[region == r])) for r in range(3))
     counts = tuple(int(np.sum(region == r)) for r in range(3))
     return NoiseRegions(float(lambda_1), float(lambda_2), exact, leading, counts)
+
+
+def _leading_terms(m: _Memory1, lam) -> np.ndarray:
+    """Leading forms of the three regions in one expression (alpha1 < 0, tau2 = 0)::
+
+        x ~ lambda max((1 + beta) q1, lambda |alpha1| (alpha0 - alpha1)) / (2 (1 + beta) max(1 - beta, lambda |alpha1|)),
+
+    from the exact ``x = lambda [(1 + beta) q1 + lambda |alpha1| (alpha0 - alpha1)] / ((1 - beta + lambda |alpha1|) chi(-1))``
+    with ``chi(-1) ~ 2 (1 + beta)``; a sum of two positive terms is within a factor 2 of their max."""
+    a1 = -m.alpha1
+    return lam * np.maximum((1.0 + m.beta) * m.q1, lam * a1 * m.d1) / (2.0 * (1.0 + m.beta) * np.maximum(m.gap, lam * a1))
 
 
 def _fmt(x) -> str:
