@@ -20,7 +20,8 @@ def state_matrices(alpha, b, c, D, e):
 def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False):
     """Exact mean-loss recursion of docs/math.md §3 with full (M+1)x(M+1) matrices per component.
 
-    params_at(t) -> (alpha, b, c, D, e). batch may be np.inf. Returns (L, a) of length steps+1;
+    params_at(t) -> (alpha, b, c, D, e). batch may be np.inf, or an array of per-step batch sizes
+    B_t (docs/math.md §8: step t uses tau1/B_t, tau2/B_t). Returns (L, a) of length steps+1;
     with ``return_scale`` also ``scale_t = 1/2 sum_k m_k lambda_k max|X_k,t|``, the size of the
     whole second moment, which bounds the rounding error of L_t when L_t itself is tiny
     (a residual passing through zero while the memory part of the state is not).
@@ -28,7 +29,7 @@ def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scal
     lam = np.asarray(lam, float)
     c2 = np.asarray(c2, float)
     m = np.asarray(weights, float)
-    inv_b = 0.0 if np.isinf(batch) else 1.0 / batch
+    inv_b = 1.0 / np.asarray(batch, dtype=float)      # 1/inf = 0; per step if an array
     M = np.atleast_1d(params_at(0)[1]).size
     N = M + 1
     X = np.zeros((lam.size, N, N))
@@ -45,7 +46,7 @@ def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scal
         if t == steps:
             break
         S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
-        noise = inv_b * (tau1 * lam * a[t] - tau2 * lam ** 2 * hXh)
+        noise = (inv_b[t] if inv_b.ndim else inv_b) * (tau1 * lam * a[t] - tau2 * lam ** 2 * hXh)
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
     return (L, a, scale) if return_scale else (L, a)
 
