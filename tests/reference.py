@@ -71,8 +71,9 @@ def run_matrix_form(params_at, H, w_star, steps, w0=None):
     return np.array(out)
 
 
-def noiseless_sums_mp(alpha, b, c, D, e, lam, digits=40):
-    """Per-component sums of the noiseless second-moment map in ``digits``-digit arithmetic (mpmath):
+def noiseless_sums_mp(alpha, b, c, D, e, lam, digits=80):
+    """Per-component sums of the noiseless second-moment map in ``digits``-digit arithmetic (mpmath;
+    the system has condition ~ 1/lambda, so keep digits well above 16 - log10(lambda)):
     with ``Y0 = sum_n S^n g g^T S^nT`` and ``Z0 = sum_n S^n E11 S^nT`` (S = S_lambda, docs/math.md §2.1),
     returns ``(lambda^2 Y0_00, lambda^2 h^T Y0 h, lambda Z0_00, lambda h^T Z0 h)`` as floats, from the
     linear systems ``(I - S (x) S) vec Y0 = vec(g g^T)``. The float inputs are taken exactly."""
