@@ -133,3 +133,8 @@ def test_data_validation():
         simulate_sgd(memsgd.gd(0.1), spec, 1, 3, 2, data=lambda rng, shape: np.zeros(3))
     with pytest.raises(ValueError, match="fourth moment"):
         memsgd.simulation.noise_for_data(0.5, 4)
+
+
+def test_huge_batch_fails_fast():
+    with pytest.raises(ValueError, match="simulate_sgd with batch size 1000000000000 .* too large"):
+        simulate_sgd(memsgd.gd(0.1), Spectrum([1.0, 0.5], [1.0, 1.0]), 10 ** 12, 3, 2)

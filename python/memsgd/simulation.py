@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import nonnegative_int, positive_int, real_scalar
+from ._validation import nonnegative_int, positive_int, real_scalar, require_memory
 from .algorithms import MemoryAlgorithm
 from .dynamics import Algorithm, _parameter_arrays
 from .noise import Noise
@@ -132,6 +132,9 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
     runs = positive_int(runs, "runs")
     chunk_runs = positive_int(chunk_runs, "chunk_runs")
     draw = _sampler(data)
+    if steps:   # one step holds a batch of chunk x B_t x K samples, and two temporaries of that size
+        require_memory(3 * 8.0 * min(chunk_runs, runs) * int(batches.max()) * spectrum.size,
+                       f"simulate_sgd with batch size {int(batches.max())} on {spectrum.size} dimensions")
     if not (seed is None or isinstance(seed, (int, np.integer, np.random.SeedSequence))) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, a numpy SeedSequence or None, got {type(seed).__name__}")
     if isinstance(seed, (int, np.integer)) and seed < 0:

@@ -9,6 +9,8 @@ from .. import theory
 from ..plotting import plot_stability
 from . import _common
 
+__all__ = ["register", "run_stability", "run_phase", "plot_phase"]
+
 
 def register(sub) -> None:
     p = sub.add_parser(
