@@ -361,3 +361,16 @@ def test_large_memory_fails_fast_with_the_size_needed():
     M = 6
     algo = ms.MemoryAlgorithm(0.1, np.full(M, 0.01), np.full(M, 0.01), 0.5 * np.eye(M))
     assert stability(algo, spec, ms.Noise.gaussian(10)).converges
+
+
+def test_finite_spectrum_nodes_decided_individually_for_memory1():
+    """On a finite spectrum only its eigenvalues matter: momentum 1.2 with alpha1 < 0 makes
+    a2 = beta + lambda alpha1 < 1 at large lambda, so nodes there are stable (numpy eigenvalues
+    agree) although the algorithm is unstable near lambda = 0."""
+    algo = ms.Multistep([1.2], [1.0, -0.9]).to_matrix()
+    lam = np.array([0.5, 0.8])
+    rho = np.max(np.abs(np.linalg.eigvals(algo.eigen_matrix(lam))), axis=1)
+    assert np.all(rho < 1)
+    rep = stability(algo, ms.Spectrum(lam, [1.0, 1.0]), ms.Noise.none())
+    assert rep.strictly_stable and rep.max_spectral_radius == pytest.approx(rho.max(), rel=1e-12)
+    assert not stability(algo, ms.Spectrum.power_law(2.0, 1.0, head=64, scale=0.8), ms.Noise.none()).strictly_stable

@@ -67,7 +67,7 @@ class Components:
             x = lam * self.algo.alpha
             return (x > 0) & (x < 2)
         if self.M == 1:
-            return self.m1.stable(lam) & (abs(self.m1.beta) < 1)
+            return self.m1.stable(lam)
         return self._stable_by_crossings(lam)
 
     def stable_up_to(self, lambda_max: float) -> bool:

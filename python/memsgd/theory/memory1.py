@@ -177,7 +177,7 @@ def noise_sum_memory1(algorithm: MemoryAlgorithm, spectrum, noise) -> float:
     m = _memory1(algorithm)
     spectrum_and_noise(spectrum, noise)
     lam = spectrum.eigenvalues
-    if not (abs(m.beta) < 1 and np.all(m.stable(lam))):
+    if not np.all(m.stable(lam)):
         return math.inf
     _, x, _, _ = m.sums(lam)
     den = 1.0 + noise.self_noise * x
@@ -293,7 +293,7 @@ def memory1_noise_regions(algorithm: MemoryAlgorithm, spectrum, noise) -> NoiseR
     if not m.alpha1 < 0:
         raise ValueError(f"the noise regions need alpha1 < 0 (a kick-type memory-1 algorithm), got alpha1={m.alpha1:g}")
     lam = spectrum.eigenvalues
-    if not (abs(m.beta) < 1 and np.all(m.stable(lam))):
+    if not np.all(m.stable(lam)):
         raise ValueError("algorithm must be strictly stable on the spectrum for its noise regions")
     a1 = -m.alpha1
     lambda_1 = m.gap / a1
