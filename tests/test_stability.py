@@ -309,7 +309,7 @@ def test_crossings_match_jury_for_memory1_and_brute_force_for_memory2_and_3():
         if margin < 1e-3:
             continue
         comp = Components(algo)
-        comp.M = 2 if M == 1 else M          # force the crossing path for memory 1 too
+        comp.m1 = None                       # force the crossing path for memory 1 too
         continuum = comp.stable_up_to(1.0)
         at_nodes = comp.stable_nodes(nodes)
         rho = np.max(np.abs(np.linalg.eigvals(algo.eigen_matrix(nodes))), axis=1)

@@ -54,6 +54,13 @@ class MemoryAlgorithm:
         e: (M,) gradient-point shift (Nesterov, schedule-free); default 0.
     """
 
+    alpha: float
+    b: np.ndarray
+    c: np.ndarray
+    D: np.ndarray
+    e: np.ndarray
+    _preset: tuple | None
+
     def __init__(self, alpha, b, c, D, e=None):
         object.__setattr__(self, "alpha", real_scalar(alpha, "alpha"))
         b = float_array(b, "b")

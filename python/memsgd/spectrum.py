@@ -34,6 +34,14 @@ class Spectrum:
     Use :meth:`power_law` for the paper's model problems and :meth:`from_features` for data.
     """
 
+    _lam: np.ndarray
+    _c2: np.ndarray
+    _m: np.ndarray
+    _power_law: tuple | None
+    _infinite: bool
+    _head: int | None
+    _quadrature_error: float
+
     def __init__(self, eigenvalues, coefficients2, weights=None):
         lam = float_array(eigenvalues, "eigenvalues", ndim=1, allow_empty=False)
         c2 = float_array(coefficients2, "coefficients2", ndim=1, allow_empty=False)

@@ -50,7 +50,7 @@ class Components:
         self.rho_D = 0.0 if self.M == 0 else float(np.max(np.abs(np.linalg.eigvals(algo.D))))
         self.stable0 = bool(math.isfinite(self.alpha_eff) and self.alpha_eff > 0 and self.rho_D < 1)
         self.m1 = _Memory1(algo) if self.M == 1 else None
-        self._crossings = None
+        self._crossings: np.ndarray | None = None
         # Below lambda_tiny (M >= 2) the per-component sums come from their small-lambda expansions:
         # relative error ~ alpha_eff lambda / gap there, against ~ eps / (alpha_eff lambda) for the
         # linear solve above; the threshold balances the two (docs/math.md §5, tiny lambda).
@@ -66,7 +66,7 @@ class Components:
         if self.M == 0:
             x = lam * self.algo.alpha
             return (x > 0) & (x < 2)
-        if self.M == 1:
+        if self.m1 is not None:
             return self.m1.stable(lam)
         return self._stable_by_crossings(lam)
 
@@ -74,7 +74,7 @@ class Components:
         """Strict stability on all of ``(0, lambda_max]``."""
         if self.M == 0:
             return bool(self.algo.alpha > 0 and lambda_max * self.algo.alpha < 2)
-        if self.M == 1:
+        if self.m1 is not None:
             return self.m1.stable_up_to(lambda_max)
         crossings = self.crossings()
         return bool(self.stable0 and not np.any(crossings <= lambda_max * (1 + 1e-12)))
@@ -95,7 +95,7 @@ class Components:
         M = self.M
         G = np.convolve(P, Q[::-1])                          # degree 2M+1
         W = np.concatenate([G, [0.0]]) - np.concatenate([[0.0], G[::-1]])
-        found = []
+        candidates: list = []
         if np.any(W != 0):
             for z in np.roots(np.trim_zeros(W, "f")):
                 # z = 1 is the lambda = 0 root (P(1) = 0): it never crosses for lambda > 0 when Q(1) != 0
@@ -111,8 +111,8 @@ class Components:
                 lam = float(lam.real)
                 roots = np.roots(np.polyadd(P, lam * Q))
                 if np.min(np.abs(np.abs(roots) - 1.0)) < _CIRCLE_TOL * (1 + M):
-                    found.append(lam)
-        found = np.sort(np.array(found, dtype=float))
+                    candidates.append(lam)
+        found = np.sort(np.array(candidates, dtype=float))
         if found.size > 1:  # conjugate pairs give the same lambda
             keep = np.concatenate([[True], np.diff(found) > 1e-9 * found[1:]])
             found = found[keep]
@@ -140,7 +140,7 @@ class Components:
         """``rho(S_lambda)`` per lambda (rounds to 1 for the slow modes of tiny lambda)."""
         if self.M == 0:
             return np.abs(1.0 - lam * self.algo.alpha)
-        if self.M == 1:
+        if self.m1 is not None:
             return 1.0 - self.m1.margin(lam)
         out = np.empty(lam.size)
         tiny = lam < self.lambda_tiny
@@ -167,7 +167,7 @@ class Components:
     def sums(self, lam: np.ndarray, signal: bool = False):
         """``(y00, yhh, z00, zhh)`` per lambda (see ``memory1._Memory1.sums``); valid where
         ``S_lambda`` is stable. ``z00, zhh`` are None unless ``signal``."""
-        if self.M == 1:
+        if self.m1 is not None:
             return self.m1.sums(lam, signal)
         if self.M == 0:
             a = self.algo.alpha

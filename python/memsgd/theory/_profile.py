@@ -3,8 +3,6 @@ how much each component contributes to the noise sum (data for ``memsgd stabilit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
-
 import numpy as np
 
 from .._validation import positive_int
@@ -38,9 +36,9 @@ class StabilityProfile:
     eigenvalues: np.ndarray
     stable: np.ndarray
     noise_terms: np.ndarray
-    geometry: Optional[Memory1Geometry]
-    regions: Optional[NoiseRegions]
-    leading_terms: Optional[np.ndarray] = None
+    geometry: Memory1Geometry | None
+    regions: NoiseRegions | None
+    leading_terms: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (f"StabilityProfile(points={self.lam.size}, lambda=[{self.lam[0]:.3g}, {self.lam[-1]:.3g}], "
@@ -48,7 +46,7 @@ class StabilityProfile:
 
 
 def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, points: int = 400,
-                      lambda_min: Optional[float] = None) -> StabilityProfile:
+                      lambda_min: float | None = None) -> StabilityProfile:
     """Eigenvalues of ``S_lambda`` and per-component noise terms on ``points`` log-spaced lambdas from
     ``lambda_min`` (default: the smallest eigenvalue, but at least ``1e-12 lambda_max``) to
     ``lambda_max``, plus the memory-1 geometry and noise regions where they apply."""
@@ -72,7 +70,7 @@ def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noi
         terms[stable] = x / (1.0 + noise.self_noise * x)
     geometry = memory1_geometry(algo) if algo.memory == 1 else None
     regions = leading = None
-    if algo.memory == 1:
+    if comp.m1 is not None:
         try:
             regions = memory1_noise_regions(algo, spectrum, noise)
             leading = _leading_terms(comp.m1, lam)

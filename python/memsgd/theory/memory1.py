@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Tuple
-
 import numpy as np
 
 from .._validation import float_array, positive_scalar, real_scalar
@@ -218,9 +216,9 @@ class Memory1Geometry:
     alpha0: float
     alpha1: float
     kind: str
-    complex_interval: Optional[Tuple[float, float]]
-    center: Optional[float]
-    radius: Optional[float]
+    complex_interval: tuple[float, float] | None
+    center: float | None
+    radius: float | None
 
     def __repr__(self) -> str:
         return (f"Memory1Geometry(beta={self.beta:.10g}, alpha0={self.alpha0:.10g}, alpha1={self.alpha1:.10g}, "
@@ -271,9 +269,9 @@ class NoiseRegions:
 
     lambda_1: float
     lambda_2: float
-    exact: Tuple[float, float, float]
-    leading: Tuple[float, float, float]
-    counts: Tuple[int, int, int]
+    exact: tuple[float, float, float]
+    leading: tuple[float, float, float]
+    counts: tuple[int, int, int]
 
     def __repr__(self) -> str:
         return (f"NoiseRegions(lambda_1={self.lambda_1:.6g}, lambda_2={self.lambda_2:.6g}, "
@@ -308,7 +306,7 @@ def memory1_noise_regions(algorithm: MemoryAlgorithm, spectrum, noise) -> NoiseR
     region = np.where(lam < lambda_1, 0, np.where(lam < lambda_2, 1, 2))
     exact = tuple(noise.coupling * float(np.sum(exact_terms[region == r])) for r in range(3))
     leading = tuple(noise.coupling * float(np.sum((spectrum.weights * lead)[region == r])) for r in range(3))
-    counts = tuple(int(np.sum(region == r)) for r in range(3))
+    counts = (int(np.sum(region == 0)), int(np.sum(region == 1)), int(np.sum(region == 2)))
     return NoiseRegions(float(lambda_1), float(lambda_2), exact, leading, counts)
 
 
