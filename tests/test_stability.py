@@ -374,3 +374,13 @@ def test_finite_spectrum_nodes_decided_individually_for_memory1():
     rep = stability(algo, ms.Spectrum(lam, [1.0, 1.0]), ms.Noise.none())
     assert rep.strictly_stable and rep.max_spectral_radius == pytest.approx(rho.max(), rel=1e-12)
     assert not stability(algo, ms.Spectrum.power_law(2.0, 1.0, head=64, scale=0.8), ms.Noise.none()).strictly_stable
+
+
+def test_memory_that_never_forgets_is_not_strictly_stable():
+    """D with an eigenvalue 1 (alpha_eff = inf): roots stay on the unit circle for every lambda;
+    reported unstable for memory 1 (Jury) and memory 2 (crossings), never a LinAlgError."""
+    spec = ms.Spectrum.power_law(2.0, 1.0, size=50)
+    for algo in (ms.MemoryAlgorithm(0.1, [1.0], [0.1], [[1.0]]),
+                 ms.MemoryAlgorithm(0.1, [1.0, 0.0], [0.1, 0.0], [[1.0, 0.0], [0.0, 0.5]])):
+        rep = stability(algo, spec, ms.Noise.gaussian(4))
+        assert not rep.strictly_stable and not rep.converges and math.isinf(rep.noise_sum)

@@ -38,6 +38,8 @@ _GRID_POINTS = 400
 # Crossings of the unit circle: how close a root must be to |z| = 1, and how real lambda must be.
 _CIRCLE_TOL = 1e-7
 _REAL_TOL = 1e-6
+# Margin required of the eigenvalues at an interior point of a later interval between crossings.
+_INTERIOR_SLACK = 1e-10
 
 
 class Components:
@@ -128,7 +130,9 @@ class Components:
         for j in range(c.size):
             rep = math.sqrt(c[j] * c[j + 1]) if j + 1 < c.size else 2.0 * c[j]
             S = self.algo.eigen_matrix(rep)
-            status.append(bool(np.max(np.abs(np.linalg.eigvals(S))) < 1.0))
+            # away from lambda = 0 a stable interval keeps its roots off the circle; roots that stay
+            # on it for every lambda (e.g. a memory that never forgets) round to either side of 1
+            status.append(bool(np.max(np.abs(np.linalg.eigvals(S))) < 1.0 - _INTERIOR_SLACK))
         index = np.searchsorted(c, lam, side="left")
         ok = np.array(status)[index]
         if c.size:  # a node on a crossing has rho = 1
