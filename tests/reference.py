@@ -20,7 +20,8 @@ def state_matrices(alpha, b, c, D, e):
 def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False):
     """Exact mean-loss recursion of docs/math.md §3 with full (M+1)x(M+1) matrices per component.
 
-    params_at(t) -> (alpha, b, c, D, e). batch may be np.inf. Returns (L, a) of length steps+1;
+    params_at(t) -> (alpha, b, c, D, e). batch may be np.inf, or an array of per-step batch sizes
+    B_t (docs/math.md §8: step t uses tau1/B_t, tau2/B_t). Returns (L, a) of length steps+1;
     with ``return_scale`` also ``scale_t = 1/2 sum_k m_k lambda_k max|X_k,t|``, the size of the
     whole second moment, which bounds the rounding error of L_t when L_t itself is tiny
     (a residual passing through zero while the memory part of the state is not).
@@ -28,7 +29,7 @@ def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scal
     lam = np.asarray(lam, float)
     c2 = np.asarray(c2, float)
     m = np.asarray(weights, float)
-    inv_b = 0.0 if np.isinf(batch) else 1.0 / batch
+    inv_b = 1.0 / np.asarray(batch, dtype=float)      # 1/inf = 0; per step if an array
     M = np.atleast_1d(params_at(0)[1]).size
     N = M + 1
     X = np.zeros((lam.size, N, N))
@@ -45,7 +46,7 @@ def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scal
         if t == steps:
             break
         S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
-        noise = inv_b * (tau1 * lam * a[t] - tau2 * lam ** 2 * hXh)
+        noise = (inv_b[t] if inv_b.ndim else inv_b) * (tau1 * lam * a[t] - tau2 * lam ** 2 * hXh)
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
     return (L, a, scale) if return_scale else (L, a)
 
@@ -68,3 +69,33 @@ def run_matrix_form(params_at, H, w_star, steps, w0=None):
         w, u = w + b @ u - alpha * grad, D @ u - np.outer(c, grad)
         out.append(w.copy())
     return np.array(out)
+
+
+def noiseless_sums_mp(alpha, b, c, D, e, lam, digits=80):
+    """Per-component sums of the noiseless second-moment map in ``digits``-digit arithmetic (mpmath;
+    the system has condition ~ 1/lambda, so keep digits well above 16 - log10(lambda)):
+    with ``Y0 = sum_n S^n g g^T S^nT`` and ``Z0 = sum_n S^n E11 S^nT`` (S = S_lambda, docs/math.md §2.1),
+    returns ``(lambda^2 Y0_00, lambda^2 h^T Y0 h, lambda Z0_00, lambda h^T Z0 h)`` as floats, from the
+    linear systems ``(I - S (x) S) vec Y0 = vec(g g^T)``. The float inputs are taken exactly."""
+    import mpmath as mp
+    with mp.workdps(digits):
+        S0, g, h = state_matrices(alpha, b, c, D, e)
+        N = g.size
+        lam = mp.mpf(float(lam))
+        S = mp.matrix(N, N)
+        for i in range(N):
+            for j in range(N):
+                S[i, j] = mp.mpf(float(S0[i, j])) - lam * mp.mpf(float(g[i])) * mp.mpf(float(h[j]))
+        A = mp.matrix(N * N, N * N)
+        for i in range(N):
+            for j in range(N):
+                for a in range(N):
+                    for b_ in range(N):
+                        A[i * N + j, a * N + b_] = (1 if (i, j) == (a, b_) else 0) - S[i, a] * S[j, b_]
+        gg = mp.matrix([mp.mpf(float(g[i])) * mp.mpf(float(g[j])) for i in range(N) for j in range(N)])
+        e11 = mp.matrix([1 if k == 0 else 0 for k in range(N * N)])
+        y = mp.lu_solve(A, gg)
+        z = mp.lu_solve(A, e11)
+        hv = [mp.mpf(float(x)) for x in h]
+        hh = lambda v: sum(hv[i] * hv[j] * v[i * N + j] for i in range(N) for j in range(N))
+        return (float(lam ** 2 * y[0]), float(lam ** 2 * hh(y)), float(lam * z[0]), float(lam * hh(z)))

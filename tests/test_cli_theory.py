@@ -53,7 +53,35 @@ def test_cli_errors_name_the_argument(capsys):
     assert "--nu" in capsys.readouterr().err
     assert main(["phase", "--nu", "0.5"]) == 2
     assert "--nu values must be > 1" in capsys.readouterr().err
-    assert main(["phase", "--algo", "nesterov"]) == 2
-    assert "e != 0" in capsys.readouterr().err
     assert main(["stability", "--batch", "ten"]) == 2
     assert "--batch" in capsys.readouterr().err
+
+
+def test_phase_accepts_gradient_shift_and_matches_library(capsys):
+    """e != 0 (Nesterov) has asymptotics now (docs/math.md §6.1); the CLI prints what
+    theory.phase_diagram computes (the CLI does not compute)."""
+    assert main(["phase", "--algo", "nesterov", "--lr", "0.2", "--momentum", "0.8", "--nu", "2.5",
+                 "--zeta", "0.48,2", "--batch", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = ms.theory.phase_diagram(ms.nesterov(0.2, 0.8), ms.Noise.gaussian(4), [2.5], [0.48, 2.0])
+    assert [r["phase"] for r in out["rows"]] == [r["phase"] for r in rows] == ["signal", "noise"]
+    assert [r["exponent"] for r in out["rows"]] == pytest.approx([r["exponent"] for r in rows], rel=1e-15)
+
+
+def test_stability_reports_asymptotics_and_geometry_for_nesterov(capsys):
+    assert main(["stability", "--algo", "nesterov", "--lr", "0.2", "--momentum", "0.8", "--nu", "2.5",
+                 "--kappa", "1.2", "--batch", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    asy = ms.asymptotics(ms.nesterov(0.2, 0.8), ms.Spectrum.power_law(2.5, 1.2), ms.Noise.gaussian(4))
+    assert out["asymptotics"]["constant"] == pytest.approx(asy.constant, rel=1e-15)
+    geo = ms.memory1_geometry(ms.nesterov(0.2, 0.8))
+    assert out["memory1"]["eigenvalues"] == geo.kind == "circle"
+    assert out["memory1"]["circle_radius"] == pytest.approx(geo.radius, rel=1e-15)
+
+
+def test_stability_plot_writes_png(tmp_path, capsys):
+    png = tmp_path / "stability.png"
+    assert main(["stability", "--algo", "am1", "--lr", "0.001", "--momentum", "0.9999", "--kick", "1",
+                 "--size", "300", "--plot", str(png)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -189,7 +189,8 @@ def test_fft_matches_direct_on_random_convergent_problems():
         K = int(rng.integers(5, 60))
         spec = (ms.Spectrum(rng.uniform(0.01, 1, K), rng.uniform(0, 1, K)) if seed % 2 else
                 ms.Spectrum.power_law(rng.uniform(1.2, 3), rng.uniform(0.2, 3), head=128))
-        noise = ms.Noise(int(rng.integers(1, 20)), rng.uniform(0, 2), rng.uniform(-1, 1))
+        B, tau1, tau2 = int(rng.integers(1, 20)), rng.uniform(0, 2), rng.uniform(-1, 1)
+        noise = ms.Noise(B, tau1, min(tau2, tau1))   # tau2 <= tau1: a realizable noise
         if not ms.stability(algo, spec, noise).converges:
             continue
         p = ms.propagators(algo, spec, noise, 2500)

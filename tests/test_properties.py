@@ -37,8 +37,10 @@ def spectra(draw, max_k=6):
 @st.composite
 def noises(draw, psd=True):
     B = draw(st.one_of(st.integers(1, 64), st.just(math.inf)))
-    tau1 = draw(st.floats(0.0, 2.0, **finite)) if psd else draw(st.floats(-1.0, 2.0, **finite))
-    tau2 = draw(st.floats(-2.0, 0.0, **finite)) if psd else draw(st.floats(-2.0, 2.0, **finite))
+    tau1 = draw(st.floats(0.0, 2.0, **finite))
+    # psd=False also draws tau2 in (0, tau1] (translation-invariant-like data); tau2 > tau1 or
+    # tau1 < 0 is no distribution's noise and Noise refuses it
+    tau2 = draw(st.floats(-2.0, 0.0, **finite)) if psd else min(draw(st.floats(-2.0, 2.0, **finite)), tau1)
     return Noise(B, tau1, tau2)
 
 

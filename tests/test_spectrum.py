@@ -59,3 +59,95 @@ def test_from_features_multi_output_sums_squares():
     spec = Spectrum.from_features(x, y)
     parts = [Spectrum.from_features(x, y[:, j]).initial_loss for j in range(3)]
     assert spec.initial_loss == pytest.approx(sum(parts), rel=1e-12)
+
+
+# --- issue 12 items 7, 12, 13 --------------------------------------------------------------------
+def test_spectrum_is_immutable():
+    """Setting nu on a data spectrum used to turn it into a 'power law' for asymptotics."""
+    data = Spectrum([1.0, 0.5], [1.0, 1.0])
+    for name, value in (("nu", 2.0), ("kappa", 1.0), ("scale", 1.0), ("q", 1.0), ("infinite", True),
+                        ("head", 3), ("quadrature_error", 0.0), ("_lam", np.ones(2)), ("extra", 1)):
+        with pytest.raises(AttributeError, match="immutable"):
+            setattr(data, name, value)
+    assert not data.is_power_law and data.nu is None
+    with pytest.raises(ValueError, match="read-only"):
+        data.eigenvalues[0] = 3.0
+    import copy
+    import pickle
+    law = Spectrum.power_law(2.0, 1.0, head=32)
+    for clone in (pickle.loads(pickle.dumps(law)), copy.deepcopy(law)):
+        assert clone.nu == 2.0 and clone.infinite and clone.head == 32
+        np.testing.assert_array_equal(clone.eigenvalues, law.eigenvalues)
+
+
+def test_head_is_for_infinite_power_laws_only():
+    with pytest.raises(ValueError, match="head applies to the infinite power law"):
+        Spectrum.power_law(2.0, 1.0, size=10, head=999)
+
+
+def test_bool_eigenvalues_refused():
+    with pytest.raises(TypeError, match="eigenvalues must be an array of real numbers, got booleans"):
+        Spectrum([True, True], [1.0, 1.0])
+    with pytest.raises(TypeError, match="coefficients2 must be an array of real numbers, got booleans"):
+        Spectrum([1.0], np.array([True]))
+
+
+def test_from_features_refuses_y_without_columns():
+    with pytest.raises(ValueError, match=r"y must have at least one output column, got shape \(3, 0\)"):
+        Spectrum.from_features(np.eye(3), np.ones((3, 0)))
+
+
+@pytest.mark.parametrize("s", [1e-120, 1e120])
+def test_from_features_is_scale_covariant_near_the_float_range(s):
+    """x and y scaled by s: eigenvalues scale by s^2, c^2 are unchanged (y/s... w* = (sy/sx) w); the
+    products X^T X would underflow/overflow without the internal scaling."""
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((20, 4)), rng.standard_normal(20)
+    ref = Spectrum.from_features(x, y)
+    big = Spectrum.from_features(s * x, s * y)
+    np.testing.assert_allclose(big.eigenvalues, s * s * ref.eigenvalues, rtol=1e-12)
+    np.testing.assert_allclose(big.coefficients2, ref.coefficients2, rtol=1e-10)
+
+
+def test_from_features_says_what_overflows():
+    """x ~ 1e200 used to be reported as 'zero variance'; now the message names the overflow."""
+    x = np.array([[1e200, 0.0], [0.0, 1e200], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="x is too large.*overflows"):
+        Spectrum.from_features(x, np.ones(3))
+    with pytest.raises(ValueError, match="x is too small.*underflow"):
+        Spectrum.from_features(np.array([[1e-200, 0.0], [0.0, 1e-200]]), np.ones(2))
+    with pytest.raises(ValueError, match="x must have at least one direction of nonzero variance"):
+        Spectrum.from_features(np.zeros((3, 2)), np.ones(3))
+
+
+@pytest.mark.parametrize("nu", [75.0, 100.0, 200.0])
+def test_steep_power_laws_build(nu):
+    """nu >= 75 gave ZeroDivisionError (eigenvalues underflowing in the head): the exact head now stops
+    at the 1e-280 floor and a frozen node carries the rest. L_0 = q zeta(kappa + 1) / 2 within the
+    reported quadrature error."""
+    from scipy.special import zeta
+    spec = Spectrum.power_law(nu, 1.0)
+    assert spec.infinite and spec.eigenvalues.min() >= 1e-281 and np.all(np.isfinite(spec.coefficients2))
+    assert spec.initial_loss == pytest.approx(0.5 * zeta(2.0), rel=max(2 * spec.quadrature_error, 1e-12))
+    assert spec.quadrature_error < 1e-3
+    with pytest.raises(ValueError, match="too small"):
+        Spectrum.power_law(nu, 1.0, size=10 ** 4)     # 1e4^-nu <= 1e-300: below the floor
+    with pytest.raises(ValueError, match="nu = 1000 is too large"):
+        Spectrum.power_law(1000.0, 1.0)
+
+
+def test_huge_python_int_named():
+    with pytest.raises(ValueError, match="eigenvalues must contain only finite values .*too large for float64"):
+        Spectrum([10 ** 400], [1.0])
+
+
+def test_power_law_too_large_fails_fast_with_size():
+    """size=10**9 would allocate ~56 GB: refused before allocating, with the size needed."""
+    import tracemalloc
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"size=1000000000000\) is too large: it needs 5\.6e\+04 GB"):
+        Spectrum.power_law(2.0, 1.0, size=10 ** 12)
+    with pytest.raises(ValueError, match=r"head=10000000000000\) is too large"):
+        Spectrum.power_law(2.0, 1.0, head=10 ** 13)
+    assert tracemalloc.get_traced_memory()[1] < 10e6
+    tracemalloc.stop()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import memsgd as ms
-from memsgd import theory
 from memsgd.theory import (jury_stable_memory1, memory1_coefficients, noise_sum_memory1, stability)
+from memsgd.theory._components import Components
 
 # Well-separated finite spectrum: T^n decays like (1 - 2 alpha_eff 0.1)^n, so 3000 terms of the
 # propagator series leave a remainder far below 1e-13.
@@ -87,15 +87,36 @@ def test_memory1_noise_sum_closed_form_matches_general_path(algo_name, tau2):
 
 
 def test_small_lambda_expansion_is_continuous_at_threshold():
-    """Per-component sums just above (linear solve) and below (expansion) lambda_tiny agree."""
-    for algo in (ALGOS["hb"], ALGOS["M2-e"], ALGOS["sgd"], ms.heavy_ball(0.001, 0.99)):
-        stable0, lam_tiny = theory._small_lambda(algo)
-        assert stable0
-        lam = np.array([lam_tiny * (1 - 1e-9), lam_tiny * (1 + 1e-9)])
-        y00, yhh, z00 = theory._component_sums(algo, lam, -0.25, signal=True)
-        assert lam[0] < lam_tiny <= lam[1]
-        for arr in (y00, yhh, z00):
+    """Memory M >= 2: per-component sums just above (linear solve) and below (expansion)
+    lambda_tiny agree; the threshold balances the two errors (~ sqrt(eps / (1 - rho(D))))."""
+    slow_m2 = ms.MemoryAlgorithm(0.001, [0.99, 0.0], [0.001, 0.0], [[0.99, 0.0], [0.0, 0.5]])
+    for algo in (ALGOS["M2-e"], slow_m2):
+        comp = Components(algo)
+        assert comp.stable0
+        lam = np.array([comp.lambda_tiny * (1 - 1e-9), comp.lambda_tiny * (1 + 1e-9)])
+        y00, yhh, z00, zhh = comp.sums(lam, signal=True)
+        assert lam[0] < comp.lambda_tiny <= lam[1]
+        for arr in (y00, yhh, z00, zhh):
             assert arr[0] == pytest.approx(arr[1], rel=1e-6)
+
+
+def test_closed_forms_equal_linear_solve_for_memory_0_and_1():
+    """The memory-0/1 closed forms of the noiseless sums (y00, yhh, z00, zhh) against the
+    (M+1)^2 linear solve of the general path, on lambdas where the solve is well conditioned."""
+    lam = np.geomspace(1e-3, 1.0, 40)
+    for name in ("sgd", "hb", "nesterov", "am1", "qhm", "dana"):
+        algo = ALGOS[name]
+        comp = Components(algo)
+        closed = comp.sums(lam, signal=True)
+        solved = comp._solved_sums(lam, signal=True) if algo.memory >= 2 else _solve_sums(comp, lam)
+        for a, b in zip(closed, solved):
+            np.testing.assert_allclose(a, b, rtol=1e-11, err_msg=name)
+
+
+def _solve_sums(comp, lam):
+    """The general (M+1)^2 linear solve applied to a memory-0/1 algorithm (tiny threshold off)."""
+    comp.lambda_tiny = 0.0
+    return Components._solved_sums(comp, lam, True)
 
 
 def _brute_force_stable(algo, lambda_max, n=1500):
@@ -134,7 +155,7 @@ def test_heavy_ball_stability_boundary():
     assert jury_stable_memory1(*memory1_coefficients(ms.heavy_ball(3.79, 0.9)), 1.0)
     assert not jury_stable_memory1(*memory1_coefficients(ms.heavy_ball(3.81, 0.9)), 1.0)
     # negative alpha_eff: unstable at small lambda, decided analytically
-    rep = stability(ms.gd(-0.1), spec, ms.Noise.none())
+    rep = stability(ms.MemoryAlgorithm(-0.1, [], [], [[]]), spec, ms.Noise.none())
     assert not rep.strictly_stable and not rep.converges and math.isinf(rep.noise_sum)
 
 
@@ -178,7 +199,7 @@ def test_moment_instability_is_reported_and_matches_engine():
     """SGD with tau2 > 0 and B = 1: T = (1 - a lam)^2 - a^2 lam^2 < -1 near a lam = 2, so the
     second moments blow up although S is stable."""
     spec = ms.Spectrum(np.array([1.9, 0.5]), np.array([1.0, 1.0]))
-    noise = ms.Noise(1, 0.0, 1.0)                    # tau1 = 0: V = V' = 0, only self-noise
+    noise = ms.Noise.translation_invariant(1)        # tau2 = 1: T = (1 - lam)^2 - lam^2 at a = 1
     rep = stability(ms.gd(1.0), spec, noise)
     assert rep.strictly_stable and not rep.moment_stable and not rep.converges
     assert rep.max_moment_radius == pytest.approx(abs(0.9 ** 2 - 1.9 ** 2), rel=1e-12)
@@ -211,3 +232,155 @@ def test_stability_validation():
         jury_stable_memory1(0.5, 0.1, 0.0, -1.0)
     with pytest.raises(TypeError, match="beta"):
         jury_stable_memory1("x", 0.1, 0.0, 1.0)
+
+
+# --- issue 12 item 5: 1 - beta -> 0 (the acceleration regime of Theorem 7) ----------------------
+GAP_SPEC = ms.Spectrum.power_law(2.5, 1.5)
+
+
+def test_heavy_ball_with_tiny_gap_is_strictly_stable_on_infinite_power_law():
+    """heavy_ball(1e-3, 1 - 3e-8): Jury conditions hold (|beta| < 1, a > 0, a lambda < 2(1 + beta)),
+    so it is strictly stable on all of (0, 1]; rounding of eigenvalues near 1 made it "unstable"."""
+    algo = ms.heavy_ball(1e-3, 1 - 3e-8)
+    assert jury_stable_memory1(*memory1_coefficients(algo), GAP_SPEC.lambda_max)
+    rep = stability(algo, GAP_SPEC, ms.Noise.gaussian(10 ** 6))
+    assert rep.strictly_stable and rep.moment_stable and rep.converges
+    assert rep.max_spectral_radius <= 1.0 and rep.max_moment_radius <= 1.0
+    # alpha_eff = 3.3e4: with B = 10 heavy ball is noise-unstable (V' >> 1, no acceleration for HB)
+    assert not stability(algo, GAP_SPEC, ms.Noise.gaussian(10)).converges
+
+
+@pytest.mark.parametrize("gap", [3e-8, 1e-10])
+def test_am1_in_acceleration_regime_converges(gap):
+    """AM1 with lr -> 0 and beta -> 1 at fixed kick (Theorem 7): strictly stable and V' < 1 with
+    B = 10, and V' independent of how tiny 1 - beta is once alpha_eff is fixed by lr/(1 - beta)."""
+    reports = [stability(ms.am1(0.03 * gap, 1 - gap, 1.0), GAP_SPEC, ms.Noise.gaussian(10)) for gap in (gap, 1e-4)]
+    for rep in reports:
+        assert rep.strictly_stable and rep.converges
+    # alpha_eff = 1.03 in both; the noise sums differ only through the O(lambda (1 - beta)) corrections
+    assert reports[0].noise_sum == pytest.approx(reports[1].noise_sum, rel=2e-3)
+
+
+def test_gap_regime_per_component_sums_against_50_digit_reference():
+    """The closed forms stay exact where 1 - beta = 3e-8: per-component sums against mpmath at
+    80 digits (tests/reference.py; I - S (x) S has condition ~ 1/lambda) on lambdas from 1e-30 to 1,
+    including the complex region."""
+    from tests.reference import noiseless_sums_mp
+    lam = np.concatenate([np.geomspace(1e-30, 1.0, 16), [1e-13, 2.25e-13, 3e-13]])
+    for algo in (ms.heavy_ball(1e-3, 1 - 3e-8), ms.am1(1e-9, 1 - 3e-8, 1.0), ms.nesterov(1e-3, 1 - 3e-8)):
+        comp = Components(algo)
+        got = np.array(comp.sums(lam, signal=True))
+        want = np.array([noiseless_sums_mp(*algo.parameters(), x, digits=80) for x in lam]).T
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=repr(algo))
+
+
+@pytest.mark.parametrize("gap", [3e-8, 1e-5])
+def test_memory2_embedding_in_gap_regime_agrees_with_memory1(gap):
+    """The same class of defect for M >= 2 (general path: unit-circle crossings, linear solves):
+    heavy ball / AM1 with a decoupled second memory (D = diag(beta, 0.5), b_2 = c_2 = 0) has the
+    dynamics of the memory-1 algorithm, so the same stability and noise sums."""
+    beta = 1 - gap
+    for lr, kick in ((1e-3, 0.0), (1e-6, 1.0)):
+        m1 = ms.am1(lr, beta, kick)
+        m2 = ms.MemoryAlgorithm(lr + kick, [beta, 0.0], [lr, 0.0], [[beta, 0.0], [0.0, 0.5]])
+        for noise in (ms.Noise.gaussian(10 ** 6), ms.Noise.translation_invariant(10 ** 6)):
+            r1, r2 = stability(m1, GAP_SPEC, noise), stability(m2, GAP_SPEC, noise)
+            assert r1.strictly_stable and r2.strictly_stable and r1.converges and r2.converges
+            assert r2.noise_sum == pytest.approx(r1.noise_sum, rel=1e-8)
+
+
+def test_crossings_match_jury_for_memory1_and_brute_force_for_memory2_and_3():
+    """The unit-circle crossing test (general M) decides strict stability on (0, 1] and at nodes as
+    the Jury conditions do (M = 1) and as dense eigenvalues on a grid do (M = 2, 3; cases within 1e-3
+    of the boundary skipped)."""
+    rng = np.random.default_rng(7)
+    nodes = np.geomspace(1e-6, 1.0, 60)
+    agreed = {1: 0, 2: 0, 3: 0}
+    stable_seen = {1: 0, 2: 0, 3: 0}
+    for trial in range(240):
+        M = 1 + trial % 3
+        if M == 1:
+            algo = ms.Multistep([rng.uniform(-1.2, 1.2)], [rng.uniform(-1, 2), rng.uniform(-1, 1)]).to_matrix()
+        else:
+            D = rng.uniform(-0.6, 0.6, (M, M)) / M
+            algo = ms.MemoryAlgorithm(rng.uniform(-0.5, 2.0), rng.uniform(-1, 1, M), rng.uniform(-1, 1, M), D,
+                                      rng.uniform(-0.5, 0.5, M))
+        brute, margin = _brute_force_stable(algo, 1.0)
+        if margin < 1e-3:
+            continue
+        comp = Components(algo)
+        comp.m1 = None                       # force the crossing path for memory 1 too
+        continuum = comp.stable_up_to(1.0)
+        at_nodes = comp.stable_nodes(nodes)
+        rho = np.max(np.abs(np.linalg.eigvals(algo.eigen_matrix(nodes))), axis=1)
+        assert continuum == brute, (trial, algo)
+        np.testing.assert_array_equal(at_nodes, rho < 1, err_msg=repr(algo))
+        if M == 1:
+            assert continuum == jury_stable_memory1(*memory1_coefficients(algo), 1.0)
+        agreed[M] += 1
+        stable_seen[M] += continuum
+    assert min(agreed.values()) > 40 and min(stable_seen.values()) > 5
+
+
+# --- issue 12 item 4: eigenvalues near the top of the float range ---------------------------------
+def _scaled(algo, s):
+    """The same dynamics with lambda -> s lambda: g = (alpha, c) -> g / s (S_lambda depends on lambda g)."""
+    return ms.MemoryAlgorithm(algo.alpha / s, algo.b, algo.c / s, algo.D, algo.e)
+
+
+@pytest.mark.parametrize("algo_name", ["sgd", "hb", "nesterov", "am1", "M2-e"])
+@pytest.mark.parametrize("noise", [ms.Noise.gaussian(10), ms.Noise.translation_invariant(10)], ids=["gauss", "transl"])
+def test_huge_eigenvalues_give_the_scaled_report(algo_name, noise):
+    """lambda ~ 1e160 (lambda^2 overflows) with alpha ~ 1e-160: the report equals the unscaled one."""
+    algo = ALGOS[algo_name]
+    spec = ms.Spectrum.power_law(2.0, 1.0, head=256)
+    big = ms.Spectrum.power_law(2.0, 1.0, head=256, scale=1e160)
+    want, got = stability(algo, spec, noise), stability(_scaled(algo, 1e160), big, noise)
+    assert got.strictly_stable == want.strictly_stable and got.converges == want.converges
+    assert got.noise_sum == pytest.approx(want.noise_sum, rel=1e-12)
+    assert got.noise_sum_prime == pytest.approx(want.noise_sum_prime, rel=1e-12)
+    assert got.alpha_eff == pytest.approx(want.alpha_eff * 1e-160, rel=1e-14)
+
+
+# --- issue 12 item 12: fail fast instead of allocating K (M+1)^4 ---------------------------------
+def test_large_memory_fails_fast_with_the_size_needed():
+    import time
+    import tracemalloc
+    M = 40
+    algo = ms.MemoryAlgorithm(0.1, np.full(M, 0.01), np.full(M, 0.01), 0.5 * np.eye(M))
+    spec = ms.Spectrum(np.linspace(0.01, 1.0, 200), np.ones(200))
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"too large.*\(M\+1\)\^2 = 1681.*operations") as info:
+        stability(algo, spec, ms.Noise.gaussian(10))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert time.perf_counter() - start < 5 and peak < 50e6   # before allocating (K M^4 would be ~20 GB)
+    assert "MB per node" in str(info.value)
+    # a moderate memory still runs, in bounded chunks
+    M = 6
+    algo = ms.MemoryAlgorithm(0.1, np.full(M, 0.01), np.full(M, 0.01), 0.5 * np.eye(M))
+    assert stability(algo, spec, ms.Noise.gaussian(10)).converges
+
+
+def test_finite_spectrum_nodes_decided_individually_for_memory1():
+    """On a finite spectrum only its eigenvalues matter: momentum 1.2 with alpha1 < 0 makes
+    a2 = beta + lambda alpha1 < 1 at large lambda, so nodes there are stable (numpy eigenvalues
+    agree) although the algorithm is unstable near lambda = 0."""
+    algo = ms.Multistep([1.2], [1.0, -0.9]).to_matrix()
+    lam = np.array([0.5, 0.8])
+    rho = np.max(np.abs(np.linalg.eigvals(algo.eigen_matrix(lam))), axis=1)
+    assert np.all(rho < 1)
+    rep = stability(algo, ms.Spectrum(lam, [1.0, 1.0]), ms.Noise.none())
+    assert rep.strictly_stable and rep.max_spectral_radius == pytest.approx(rho.max(), rel=1e-12)
+    assert not stability(algo, ms.Spectrum.power_law(2.0, 1.0, head=64, scale=0.8), ms.Noise.none()).strictly_stable
+
+
+def test_memory_that_never_forgets_is_not_strictly_stable():
+    """D with an eigenvalue 1 (alpha_eff = inf): roots stay on the unit circle for every lambda;
+    reported unstable for memory 1 (Jury) and memory 2 (crossings), never a LinAlgError."""
+    spec = ms.Spectrum.power_law(2.0, 1.0, size=50)
+    for algo in (ms.MemoryAlgorithm(0.1, [1.0], [0.1], [[1.0]]),
+                 ms.MemoryAlgorithm(0.1, [1.0, 0.0], [0.1, 0.0], [[1.0, 0.0], [0.0, 0.5]])):
+        rep = stability(algo, spec, ms.Noise.gaussian(4))
+        assert not rep.strictly_stable and not rep.converges and math.isinf(rep.noise_sum)

@@ -70,7 +70,7 @@ def test_process_pool_and_unpicklable_payloads(local):
                                             r"point \{lr=0.2\}.*lambda"):
             sweep(lambda_schedule, {"lr": [0.2, 0.4]}, spec, Noise.gaussian(2), 20, executor=pool)
         bad_spectrum = Spectrum.power_law(2.0, 1.0, size=20)
-        bad_spectrum.note = lambda: "not picklable"
+        object.__setattr__(bad_spectrum, "note", lambda: "not picklable")  # Spectrum is immutable otherwise
         with pytest.raises(TypeError, match="spectrum cannot be serialised"):
             sweep(memsgd.gd, {"lr": [0.2]}, bad_spectrum, Noise.gaussian(2), 20, executor=pool)
         assert not pool._processes  # nothing ran

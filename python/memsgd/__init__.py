@@ -16,6 +16,7 @@ from .spectrum import Spectrum
 from .theory import fit_exponent
 from .theory import (Asymptotics, StabilityReport, asymptotics, jury_stable_memory1,
                      memory1_coefficients, noise_sum_memory1, phase_boundary, stability)
+from .theory import memory1_eigenvalues, memory1_geometry, phase_diagram
 
 __version__ = "0.1.0"
 
@@ -28,3 +29,4 @@ __all__ = [
 __all__ += ["loss_curves", "LossCurves", "sweep", "fitted_exponents"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]
+__all__ += ["memory1_eigenvalues", "memory1_geometry", "phase_diagram"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -15,7 +16,7 @@ __all__ = [
     "real_scalar", "positive_scalar", "nonnegative_scalar", "bounded_scalar",
     "nonnegative_int", "positive_int", "positive_ints", "nonnegative_scalars", "power_law_pairs", "fit_window",
     "float_array",
-    "int_from_text", "float_from_text", "float_list_from_text", "batch_size_from_text",
+    "int_from_text", "float_from_text", "float_list_from_text", "batch_size_from_text", "require_memory",
 ]
 
 
@@ -23,7 +24,10 @@ def real_scalar(value, name: str, *, allow_inf: bool = False) -> float:
     """A real number (not bool), finite unless ``allow_inf``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a Python int beyond the float range, e.g. 10**400
+        raise ValueError(f"{name} must be finite, got an integer too large for float64") from None
     if math.isnan(value) or (math.isinf(value) and not allow_inf):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
@@ -131,6 +135,8 @@ def float_array(value, name: str, *, ndim: int | None = None, allow_empty: bool 
         raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
     if raw.dtype.kind == "c":
         raise TypeError(f"{name} must be real, got complex values")
+    if raw.dtype.kind == "b" or (raw.dtype.kind == "O" and any(isinstance(x, (bool, np.bool_)) for x in raw.flat)):
+        raise TypeError(f"{name} must be an array of real numbers, got booleans")
     if raw.dtype.kind in "USVMm" or (
             raw.dtype.kind == "O" and any(isinstance(x, (str, bytes, complex)) for x in raw.flat)):
         raise TypeError(f"{name} must be an array of real numbers, got dtype {raw.dtype}")
@@ -138,6 +144,8 @@ def float_array(value, name: str, *, ndim: int | None = None, allow_empty: bool 
         # order="C": a C-contiguous copy that keeps 0-d values 0-d (np.ascontiguousarray
         # would silently turn a scalar into shape (1,)).
         arr = np.array(raw, dtype=np.float64, copy=True, order="C")
+    except OverflowError:  # Python ints beyond the float range, e.g. [10**400]
+        raise ValueError(f"{name} must contain only finite values (an integer is too large for float64)") from None
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
     if ndim is not None and arr.ndim != ndim:
@@ -203,3 +211,15 @@ def batch_size_from_text(text: str, name: str):
     except ValueError:
         raise ValueError(f"{name} must be an integer >= 1 (e.g. 10 or 1e3) or 'inf' for no noise, "
                          f"got {str(text).strip()!r}") from None
+
+
+def require_memory(nbytes: float, what: str) -> None:
+    """Refuse, before allocating, work whose arrays need more than this machine's physical
+    memory (``ValueError`` naming the size needed). Unknown physical memory: no check."""
+    try:
+        phys = float(os.sysconf("SC_PHYS_PAGES")) * float(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return
+    if phys > 0 and nbytes > phys:
+        raise ValueError(f"{what} is too large: it needs {nbytes / 1e9:.3g} GB of memory, more than this "
+                         f"machine's physical memory ({phys / 1e9:.3g} GB)")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import math
+
 from ._validation import float_array, real_scalar
 
 __all__ = [
@@ -52,8 +54,15 @@ class MemoryAlgorithm:
         e: (M,) gradient-point shift (Nesterov, schedule-free); default 0.
     """
 
+    alpha: float
+    b: np.ndarray
+    c: np.ndarray
+    D: np.ndarray
+    e: np.ndarray
+    _preset: tuple | None
+
     def __init__(self, alpha, b, c, D, e=None):
-        self.alpha = real_scalar(alpha, "alpha")
+        object.__setattr__(self, "alpha", real_scalar(alpha, "alpha"))
         b = float_array(b, "b")
         if b.ndim != 1:
             raise ValueError(f"b must be 1-dimensional (length M), got shape {b.shape}")
@@ -71,9 +80,23 @@ class MemoryAlgorithm:
         e = float_array(e, "e")
         if e.shape != (M,):
             raise ValueError(f"e must have shape ({M},) to match b (memory M = {M}), got {e.shape}")
-        self.b, self.c, self.D, self.e = b, c, D, e
         for arr in (b, c, D, e):
             arr.setflags(write=False)
+        for name, value in (("b", b), ("c", c), ("D", D), ("e", e), ("_preset", None)):
+            object.__setattr__(self, name, value)
+
+    # An algorithm is a value (its arrays are read-only too): a changed alpha would silently
+    # disagree with the preset name shown in its repr.
+    def __setattr__(self, name, value):
+        raise AttributeError(f"MemoryAlgorithm is immutable (cannot set {name!r}); build a new one")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"MemoryAlgorithm is immutable (cannot delete {name!r})")
+
+    def _named(self, preset: str, **arguments) -> "MemoryAlgorithm":
+        """Attach the preset's name and arguments, shown by ``repr``."""
+        object.__setattr__(self, "_preset", (preset, arguments))
+        return self
 
     def __setstate__(self, state):
         # pickle and deepcopy rebuild the arrays writeable: keep them read-only, as built
@@ -153,9 +176,27 @@ class MemoryAlgorithm:
         """The matrix-form parameters as a tuple ``(alpha, b, c, D, e)``."""
         return self.alpha, self.b, self.c, self.D, self.e
 
-    def __repr__(self) -> str:
+    @property
+    def preset(self):
+        """``(name, arguments)`` of the preset that built this algorithm (e.g.
+        ``("heavy_ball", {"lr": 0.1, "momentum": 0.9})``), or ``None``."""
+        if self._preset is None:
+            return None
+        return self._preset[0], dict(self._preset[1])
+
+    def matrix_form(self) -> str:
+        """The matrix-form parameters as a constructor call, e.g.
+        ``MemoryAlgorithm(alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]], e=[0.0])``."""
         return (f"MemoryAlgorithm(alpha={self.alpha!r}, b={self.b.tolist()}, c={self.c.tolist()}, "
                 f"D={self.D.tolist()}, e={self.e.tolist()})")
+
+    def __repr__(self) -> str:
+        """The preset call that built it (``heavy_ball(lr=0.1, momentum=0.9)``), else the matrix
+        form; :meth:`matrix_form` always gives the matrix form."""
+        if self._preset is None:
+            return self.matrix_form()
+        name, arguments = self._preset
+        return f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
 
 
 class Multistep:
@@ -171,6 +212,8 @@ class Multistep:
         alphas = float_array(alphas, "alphas", ndim=1)
         if alphas.size != a.size + 1:
             raise ValueError(f"alphas must have length len(a) + 1 = {a.size + 1}, got {alphas.size}")
+        a.setflags(write=False)
+        alphas.setflags(write=False)
         self.a, self.alphas = a, alphas
 
     @property
@@ -183,8 +226,12 @@ class Multistep:
 
     @property
     def alpha_eff(self) -> float:
-        """``Q(1) / P'(1)`` with ``P'(1) = R(1) = 1 - sum a``."""
-        return float(np.sum(self.alphas) / (1.0 - np.sum(self.a)))
+        """``Q(1) / P'(1)`` with ``P'(1) = R(1) = 1 - sum a``; ``inf`` when ``R(1) = 0`` (as
+        :attr:`MemoryAlgorithm.alpha_eff` for a singular ``I - D``), without a warning."""
+        r1 = 1.0 - float(np.sum(self.a))
+        if r1 == 0.0:
+            return math.inf
+        return float(np.sum(self.alphas)) / r1
 
     def to_matrix(self) -> MemoryAlgorithm:
         """Matrix form with e = 0 and the same memory (Theorem 1.2).
@@ -215,31 +262,40 @@ class Multistep:
 
 # -- presets (docs/math.md §2, presets table) ---------------------------------------------
 
+def _learning_rate(value, name: str = "lr") -> float:
+    """A learning rate: finite and >= 0 (a negative one ascends the loss; torch refuses it too)."""
+    value = real_scalar(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0 (a learning rate), got {value}")
+    return value
+
+
 def gd(lr) -> MemoryAlgorithm:
     """(S)GD: ``w+ = w - lr g`` (memory 0)."""
-    return MemoryAlgorithm(real_scalar(lr, "lr"), [], [], np.zeros((0, 0)))
+    a = _learning_rate(lr)
+    return MemoryAlgorithm(a, [], [], np.zeros((0, 0)))._named("gd", lr=a)
 
 
 def heavy_ball(lr, momentum) -> MemoryAlgorithm:
     """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``."""
-    a, beta = real_scalar(lr, "lr"), real_scalar(momentum, "momentum")
-    return MemoryAlgorithm(a, [beta], [a], [[beta]])
+    a, beta = _learning_rate(lr), real_scalar(momentum, "momentum")
+    return MemoryAlgorithm(a, [beta], [a], [[beta]])._named("heavy_ball", lr=a, momentum=beta)
 
 
 def nesterov(lr, momentum) -> MemoryAlgorithm:
     """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta)."""
-    a, beta = real_scalar(lr, "lr"), real_scalar(momentum, "momentum")
-    return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta])
+    a, beta = _learning_rate(lr), real_scalar(momentum, "momentum")
+    return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta])._named("nesterov", lr=a, momentum=beta)
 
 
 def am1(lr, momentum, kick) -> MemoryAlgorithm:
     """AM1, heavy ball plus a kick: ``v+ = beta v + g``, ``w+ = w - lr v+ - kick g``.
 
     Matrix form with ``u = -lr v``: alpha = lr + kick, b = beta, c = lr, D = beta.
-    ``alpha_eff = kick + lr / (1 - beta)``.
+    ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0).
     """
-    lr, beta, eta = real_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(kick, "kick")
-    return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]])
+    lr, beta, eta = _learning_rate(lr), real_scalar(momentum, "momentum"), _learning_rate(kick, "kick")
+    return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]])._named("am1", lr=lr, momentum=beta, kick=eta)
 
 
 def qhm(lr, momentum, nu) -> MemoryAlgorithm:
@@ -247,12 +303,16 @@ def qhm(lr, momentum, nu) -> MemoryAlgorithm:
 
         buf+ = beta buf + (1 - beta) g,     w+ = w - a [(1 - v) g + v buf+]
     """
-    a, beta, v = real_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
-    return MemoryAlgorithm(a * (1 - v) + a * v * (1 - beta), [-a * v * beta], [-(1 - beta)], [[beta]])
+    a, beta, v = _learning_rate(lr), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
+    return MemoryAlgorithm(a * (1 - v) + a * v * (1 - beta), [-a * v * beta], [-(1 - beta)],
+                           [[beta]])._named("qhm", lr=a, momentum=beta, nu=v)
 
 
 def dana(g1, g2, g3, delta) -> MemoryAlgorithm:
-    """DANA (Paquette et al.) with constant ``Delta``: ``y+ = (1-Delta) y + g1 g``, ``w+ = w - (g2 g + g3 y+)``."""
-    g1, g2, g3 = real_scalar(g1, "g1"), real_scalar(g2, "g2"), real_scalar(g3, "g3")
+    """DANA (Paquette et al.) with constant ``Delta``: ``y+ = (1-Delta) y + g1 g``, ``w+ = w - (g2 g + g3 y+)``.
+
+    ``g1, g2, g3`` are learning rates (>= 0)."""
+    g1, g2, g3 = _learning_rate(g1, "g1"), _learning_rate(g2, "g2"), _learning_rate(g3, "g3")
     d = real_scalar(delta, "delta")
-    return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]])
+    return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]])._named("dana", g1=g1, g2=g2, g3=g3,
+                                                                                     delta=d)

@@ -19,6 +19,18 @@ from ._validation import float_array, nonnegative_int, real_scalar
 __all__ = ["Noise"]
 
 
+def _check_realizable(tau1: float, tau2: float) -> None:
+    """Refuse SE coefficients that no data distribution produces (docs/theory.md, "Which tau are
+    possible"). ``Sigma(C) = E[(x x^T - H) C (x x^T - H)]`` is PSD for PSD C; with
+    ``C = e_k e_k^T`` the SE form is ``tau1 lambda_k H - tau2 lambda_k^2 e_k e_k^T``, whose
+    eigenvalues are ``tau1 lambda_k lambda_j`` (j != k) and ``(tau1 - tau2) lambda_k^2``."""
+    if tau1 < 0:
+        raise ValueError(f"tau1 must be >= 0 (no distribution has a noise operator with tau1 < 0), got {tau1}")
+    if tau2 > tau1:
+        raise ValueError(f"tau2 must be <= tau1 (no distribution has a noise operator with tau2 > tau1), "
+                         f"got tau1={tau1}, tau2={tau2}")
+
+
 class Noise:
     """SE noise parameters and batch size.
 
@@ -26,8 +38,10 @@ class Noise:
         batch_size: B >= 1, an integer, or ``math.inf`` for noiseless (full-batch) dynamics; or a
             1-D array of per-step batch sizes ``B_t`` (each >= 1 or inf; real values are allowed
             as the continuous relaxation used by schedule design), at least as long as the run.
-        tau1: coefficient of the ``Tr(HC) H`` term.
-        tau2: coefficient of the ``-H C H`` term.
+        tau1: coefficient of the ``Tr(HC) H`` term, >= 0.
+        tau2: coefficient of the ``-H C H`` term, <= tau1 (both rules are what the noise of some
+            data distribution allows: independent standardized coordinates with fourth moment
+            m4 give tau1 = 1, tau2 = 2 - m4 <= 1).
     """
 
     __slots__ = ("_batch_size", "_tau1", "_tau2")
@@ -51,9 +65,11 @@ class Noise:
             if np.any(np.isnan(b)) or np.any(b < 1):
                 raise ValueError("batch_size must contain per-step batch sizes >= 1 (or inf), no NaN")
             b.setflags(write=False)
+        tau1, tau2 = real_scalar(tau1, "tau1"), real_scalar(tau2, "tau2")
+        _check_realizable(tau1, tau2)
         object.__setattr__(self, "_batch_size", b)
-        object.__setattr__(self, "_tau1", real_scalar(tau1, "tau1"))
-        object.__setattr__(self, "_tau2", real_scalar(tau2, "tau2"))
+        object.__setattr__(self, "_tau1", tau1)
+        object.__setattr__(self, "_tau2", tau2)
 
     def __setattr__(self, name, value):
         raise AttributeError("Noise is immutable")

@@ -1,26 +1,125 @@
-"""Monte Carlo of real mini-batch SGD with memory: the independent check of the exact engine."""
+"""Monte Carlo of real mini-batch SGD with memory: the independent check of the exact engine.
+
+Inputs have independent coordinates along the eigenbasis, ``x_k = sqrt(lambda_k) z_k`` with
+standardized ``z_k`` (zero mean, unit variance, fourth moment ``m4``). For such data the noise
+operator ``Sigma(C) = E[x x^T C x x^T] - H C H`` has the diagonal
+
+    Sigma(C)_kk = lambda_k Tr(H C) + (m4 - 2) lambda_k^2 C_kk
+
+(the terms ``E[x_k^2 x_i x_j]`` vanish unless i = j, and ``E[x_k^4] = m4 lambda_k^2``), and the
+exact mean-loss recursion (docs/math.md §3) only sees that diagonal, so the SE coefficients
+``tau1 = 1, tau2 = 2 - m4`` give the exact expected loss (docs/theory.md "Which tau").
+"""
 from __future__ import annotations
+
+import math
+import numbers
 
 import numpy as np
 
-from ._validation import nonnegative_int, positive_int
+from ._validation import nonnegative_int, positive_int, real_scalar, require_memory
 from .algorithms import MemoryAlgorithm
 from .dynamics import Algorithm, _parameter_arrays
+from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["simulate_sgd"]
+__all__ = ["simulate_sgd", "noise_for_data", "FOURTH_MOMENTS"]
+
+# Fourth moments E[z^4] of the standardized coordinate distributions simulate_sgd draws.
+FOURTH_MOMENTS = {"gaussian": 3.0, "rademacher": 1.0, "uniform": 9.0 / 5.0, "laplace": 6.0}
+
+
+def _gaussian(rng, shape):
+    return rng.standard_normal(shape)
+
+
+def _rademacher(rng, shape):
+    return rng.integers(0, 2, size=shape).astype(np.float64) * 2.0 - 1.0
+
+
+def _uniform(rng, shape):
+    return rng.uniform(-math.sqrt(3.0), math.sqrt(3.0), size=shape)
+
+
+def _laplace(rng, shape):
+    return rng.laplace(0.0, 1.0 / math.sqrt(2.0), size=shape)
+
+
+_SAMPLERS = {"gaussian": _gaussian, "rademacher": _rademacher, "uniform": _uniform, "laplace": _laplace}
+
+
+def noise_for_data(data, batch_size) -> Noise:
+    """The SE noise that is exact for :func:`simulate_sgd` with ``data``: ``Noise(batch_size, 1, 2 - m4)``.
+
+    ``data``: a name in :data:`FOURTH_MOMENTS` or the fourth moment ``m4 >= 1`` of a user sampler's
+    standardized coordinates (``m4 >= (E z^2)^2 = 1``, so ``tau2 = 2 - m4 <= 1 = tau1``)."""
+    if isinstance(data, str):
+        if data not in FOURTH_MOMENTS:
+            raise ValueError(f"data must be one of {sorted(FOURTH_MOMENTS)} or a fourth moment, got {data!r}")
+        m4 = FOURTH_MOMENTS[data]
+    else:
+        m4 = real_scalar(data, "data (fourth moment)")
+        if m4 < 1:
+            raise ValueError(f"a fourth moment of unit-variance data is >= 1, got {m4}")
+    return Noise(batch_size, 1.0, 2.0 - m4)
+
+
+def _batch_sizes(batch_size, steps: int) -> np.ndarray:
+    """Per-step integer batch sizes B_0..B_{steps-1} from an int, an integer array or a Noise."""
+    if isinstance(batch_size, Noise):
+        batch_size = batch_size.batch_size
+    if isinstance(batch_size, np.ndarray) and batch_size.ndim == 0:
+        batch_size = batch_size[()]
+    if isinstance(batch_size, numbers.Real) and not isinstance(batch_size, numbers.Integral) \
+            and not isinstance(batch_size, (bool, np.bool_)) and float(batch_size).is_integer():
+        batch_size = int(batch_size)   # a Noise stores per-run batch sizes as numbers
+    if not isinstance(batch_size, (list, tuple, np.ndarray)):
+        return np.full(steps, positive_int(batch_size, "batch_size"), dtype=np.int64)
+    raw = np.asarray(batch_size)
+    if raw.ndim != 1 or raw.dtype.kind not in "iuf":
+        raise TypeError(f"batch_size must be an integer or a 1-D array of per-step integers, got {raw.dtype} "
+                        f"of shape {raw.shape}")
+    if raw.size < steps:
+        raise ValueError(f"batch_size has {raw.size} per-step entries, fewer than steps = {steps}")
+    b = raw[:steps].astype(np.float64)
+    if not np.all(np.isfinite(b)) or np.any(b != np.round(b)) or np.any(b < 1):
+        raise ValueError("batch_size must hold per-step integers >= 1 for a simulation (a batch is a count "
+                         "of samples; inf has no samples to draw)")
+    return b.astype(np.int64)
+
+
+def _sampler(data):
+    if isinstance(data, str):
+        if data not in _SAMPLERS:
+            raise ValueError(f"data must be one of {sorted(_SAMPLERS)} or a callable sampler, got {data!r}")
+        return _SAMPLERS[data]
+    if callable(data):
+        def draw(rng, shape):
+            z = np.asarray(data(rng, shape), dtype=np.float64)
+            if z.shape != shape:
+                raise ValueError(f"data sampler must return an array of shape {shape}, got {z.shape}")
+            if not np.all(np.isfinite(z)):
+                raise ValueError("data sampler returned non-finite values")
+            return z
+        return draw
+    raise TypeError(f"data must be a distribution name or a callable (rng, shape) -> array, got {type(data).__name__}")
 
 
 def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, runs, seed=0,
-                 return_stderr: bool = False, chunk_runs: int = 64):
-    """Monte Carlo mean loss of real mini-batch SGD with memory on Gaussian data.
+                 return_stderr: bool = False, chunk_runs: int = 64, data="gaussian"):
+    """Monte Carlo mean loss of real mini-batch SGD with memory.
 
-    Inputs ``x ~ N(0, diag(eigenvalues))`` (the eigenbasis), targets ``y = <x, w*>`` with
-    ``w*_k = sqrt(c_k^2)``, ``w_0 = u_0 = 0``; each step draws a fresh batch and applies the
-    matrix-form update with the batch gradient ``(1/B) sum_i x_i x_i^T (w + e^T u - w*)``.
-    Finite spectra only (unit weights). Returns the mean of ``L_t`` over ``runs``, shape
-    (steps+1,); with ``return_stderr`` also its standard error.
+    Inputs ``x_k = sqrt(lambda_k) z_k`` in the eigenbasis with i.i.d. standardized ``z_k`` drawn by
+    ``data``: ``"gaussian"`` (default), ``"rademacher"`` (+-1), ``"uniform"`` (on [-sqrt 3, sqrt 3]),
+    ``"laplace"`` (scale 1/sqrt 2), or a callable ``data(rng, shape) -> array`` of independent,
+    zero-mean, unit-variance samples. Targets ``y = <x, w*>`` with ``w*_k = sqrt(c_k^2)``,
+    ``w_0 = u_0 = 0``; each step draws a fresh batch and applies the matrix-form update with the batch
+    gradient ``(1/B_t) sum_i x_i x_i^T (w + e^T u - w*)``. ``batch_size``: an integer, a 1-D array of
+    per-step integers ``B_t`` (step t uses ``B_t`` samples) or a :class:`Noise` (its batch size).
+    The exact engine with :func:`noise_for_data` (``tau1 = 1, tau2 = 2 - m4``) gives the expected
+    loss of this process exactly. Finite spectra only (unit weights). Returns the mean of ``L_t`` over
+    ``runs``, shape (steps+1,); with ``return_stderr`` also its standard error.
     """
     if not isinstance(spectrum, Spectrum):
         raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
@@ -28,10 +127,14 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
         raise ValueError("spectrum must be finite with unit weights for simulate_sgd (Monte Carlo needs real dimensions)")
     if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
         raise TypeError(f"algorithm must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
-    B = positive_int(batch_size, "batch_size")
     steps = nonnegative_int(steps, "steps")
+    batches = _batch_sizes(batch_size, steps)
     runs = positive_int(runs, "runs")
     chunk_runs = positive_int(chunk_runs, "chunk_runs")
+    draw = _sampler(data)
+    if steps:   # one step holds a batch of chunk x B_t x K samples, and two temporaries of that size
+        require_memory(3 * 8.0 * min(chunk_runs, runs) * int(batches.max()) * spectrum.size,
+                       f"simulate_sgd with batch size {int(batches.max())} on {spectrum.size} dimensions")
     if not (seed is None or isinstance(seed, (int, np.integer, np.random.SeedSequence))) or isinstance(seed, bool):
         raise TypeError(f"seed must be an integer, a numpy SeedSequence or None, got {type(seed).__name__}")
     if isinstance(seed, (int, np.integer)) and seed < 0:
@@ -54,8 +157,9 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
         losses[0] = 0.5 * (r ** 2) @ lam
         for t in range(steps):
             i = 0 if stationary else t
+            B = int(batches[t])
             point = r + np.einsum("m,rmk->rk", e[i], u)
-            x = rng.standard_normal((R, B, K)) * sqrt_lam
+            x = draw(rng, (R, B, K)) * sqrt_lam
             grad = np.einsum("rbk,rb->rk", x, np.einsum("rbk,rk->rb", x, point)) / B
             r_new = r + np.einsum("m,rmk->rk", b[i], u) - alpha[i] * grad
             u = np.einsum("mn,rnk->rmk", D[i], u) - c[i][None, :, None] * grad[:, None, :]

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._validation import float_array, positive_int, positive_scalar, real_scalar
+from ._validation import float_array, positive_int, positive_scalar, real_scalar, require_memory
 
 __all__ = ["Spectrum"]
 
@@ -34,6 +34,14 @@ class Spectrum:
     Use :meth:`power_law` for the paper's model problems and :meth:`from_features` for data.
     """
 
+    _lam: np.ndarray
+    _c2: np.ndarray
+    _m: np.ndarray
+    _power_law: tuple | None
+    _infinite: bool
+    _head: int | None
+    _quadrature_error: float
+
     def __init__(self, eigenvalues, coefficients2, weights=None):
         lam = float_array(eigenvalues, "eigenvalues", ndim=1, allow_empty=False)
         c2 = float_array(coefficients2, "coefficients2", ndim=1, allow_empty=False)
@@ -52,13 +60,9 @@ class Spectrum:
                 raise ValueError(f"weights must have the same length as eigenvalues ({lam.size}), got {m.size}")
             if np.any(m <= 0):
                 raise ValueError("weights must all be > 0")
-        self._lam, self._c2, self._m = lam, c2, m
-        for arr in (self._lam, self._c2, self._m):
+        for arr in (lam, c2, m):
             arr.setflags(write=False)
-        self.nu = self.kappa = self.scale = self.q = None
-        self.infinite = False
-        self.head = None
-        self.quadrature_error = 0.0
+        self._set(_lam=lam, _c2=c2, _m=m, _power_law=None, _infinite=False, _head=None, _quadrature_error=0.0)
         with np.errstate(over="ignore"):
             finite_loss = math.isfinite(self.initial_loss)
         if not finite_loss:
@@ -70,17 +74,32 @@ class Spectrum:
         for arr in (self._lam, self._c2, self._m):
             arr.setflags(write=False)
 
+    def _set(self, **fields) -> None:
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    # A spectrum is a value: its nodes and its power-law parameters never change (setting
+    # ``nu`` on a data spectrum would silently turn it into a power law for asymptotics).
+    def __setattr__(self, name, value):
+        raise AttributeError(f"Spectrum is immutable (cannot set {name!r}); build a new one")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"Spectrum is immutable (cannot delete {name!r})")
+
     # -- constructors -------------------------------------------------------------------------
     @classmethod
     def power_law(cls, nu, kappa, size=None, scale=1.0, q=1.0, head=None) -> "Spectrum":
         """Power-law problem ``lambda_k = scale k^-nu``, ``lambda_k c_k^2 = q k^-(kappa+1)`` (P.1).
 
-        ``size=None`` gives the infinite problem: the first ``head`` terms (default 4096, or
-        ``size``) exactly, then the tail ``k > head`` as an integral over ``u = log x`` from
-        ``log(head + 1/2)`` (midpoint/Euler-Maclaurin junction, error ``~ f'/24``) by
-        Gauss-Legendre panels, with a final frozen node carrying the exact remaining
-        ``int q x^-(kappa+1) dx`` and ``int scale x^-nu dx`` (the mass the noise sums see). ``quadrature_error`` estimates the relative error of
-        sums of the GD signal ``lambda c^2 exp(-2 lambda t)`` for t in [1, 1e8].
+        ``size=None`` gives the infinite problem: the first ``head`` terms (default 4096) exactly,
+        then the tail ``k > head`` as an integral over ``u = log x`` from ``log(head + 1/2)``
+        (midpoint/Euler-Maclaurin junction, error ``~ f'/24``) by Gauss-Legendre panels, with a
+        final frozen node carrying the exact remaining ``int q x^-(kappa+1) dx`` and
+        ``int scale x^-nu dx`` (the mass the noise sums see). Eigenvalues are kept above 1e-280
+        (far beyond any step count): for a steep decay (large nu) the exact head stops where
+        ``scale k^-nu`` reaches that floor and the frozen node carries the rest. ``quadrature_error``
+        estimates the relative error of sums of the GD signal ``lambda c^2 exp(-2 lambda t / scale)`` for
+        t in [1, 1e8]. ``head`` applies to the infinite problem only.
         """
         nu = positive_scalar(nu, "nu")
         if nu <= 1:
@@ -90,21 +109,27 @@ class Spectrum:
         q = positive_scalar(q, "q")
         if size is not None:
             size = positive_int(size, "size")
+            if head is not None:
+                raise ValueError("head applies to the infinite power law (size=None) only; a finite "
+                                 f"power law of size {size} has every term exact")
+            _check_finite_range(nu, kappa, scale, q, size)
+            require_memory(_POWER_LAW_ARRAYS * 8.0 * size, f"Spectrum.power_law(size={size})")
             k = np.arange(1, size + 1, dtype=np.float64)
             lam = scale * k ** (-nu)
             spec = cls(lam, q * k ** (-kappa - 1) / lam)
         else:
             head = _DEFAULT_HEAD if head is None else positive_int(head, "head")
+            head = _exact_head(nu, kappa, scale, q, head)
+            require_memory(_POWER_LAW_ARRAYS * 8.0 * head, f"Spectrum.power_law(head={head})")
             k = np.arange(1, head + 1, dtype=np.float64)
             lam_head = scale * k ** (-nu)
             lam_tail, c2_tail, w_tail = _tail_nodes(nu, kappa, scale, q, head)
             spec = cls(np.concatenate([lam_head, lam_tail]),
                        np.concatenate([q * k ** (-kappa - 1) / lam_head, c2_tail]),
                        np.concatenate([np.ones(head), w_tail]))
-            spec.infinite = True
-            spec.head = head
-            spec.quadrature_error = _tail_error_estimate(nu, kappa, scale, q, head)
-        spec.nu, spec.kappa, spec.scale, spec.q = nu, kappa, scale, q
+            spec._set(_infinite=True, _head=head,
+                      _quadrature_error=_tail_error_estimate(nu, kappa, scale, q, head))
+        spec._set(_power_law=(nu, kappa, scale, q))
         return spec
 
     @classmethod
@@ -114,7 +139,9 @@ class Spectrum:
         ``H = X^T X / n`` with eigenpairs ``(lambda_k, e_k)``; ``w*`` is the least-squares
         solution and ``c_k = <w*, e_k>`` (summed in squares over outputs if ``y`` is 2-d).
         Eigenvalues below ``rtol * lambda_max`` are dropped (directions the data never moves).
-        The loss is the excess risk ``1/2 <w - w*, H (w - w*)>``.
+        The loss is the excess risk ``1/2 <w - w*, H (w - w*)>``. ``x`` and ``y`` are scaled by
+        their largest entries before any product is formed, so data near the ends of the float
+        range either works or fails saying which quantity overflows or underflows.
         """
         rtol = real_scalar(rtol, "rtol")
         if not 0 <= rtol < 1:
@@ -123,17 +150,36 @@ class Spectrum:
         Y = float_array(y, "y")
         if Y.ndim not in (1, 2) or Y.shape[0] != X.shape[0]:
             raise ValueError(f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, outputs), got {Y.shape}")
+        if Y.ndim == 2 and Y.shape[1] == 0:
+            raise ValueError(f"y must have at least one output column, got shape {Y.shape}")
         n = X.shape[0]
-        H = X.T @ X / n
-        lam, vecs = np.linalg.eigh(H)
-        w_star = np.linalg.lstsq(X, Y, rcond=None)[0]
-        coef = vecs.T @ w_star
-        c2 = coef ** 2 if coef.ndim == 1 else np.sum(coef ** 2, axis=1)
-        if not lam.max() > 0:
+        sx = float(np.max(np.abs(X)))
+        if sx == 0:
+            raise ValueError("x must have at least one direction of nonzero variance (x is all zeros)")
+        sy = float(np.max(np.abs(Y))) or 1.0
+        Xs, Ys = X / sx, Y / sy                     # entries in [-1, 1]: no overflow below
+        mu, vecs = np.linalg.eigh(Xs.T @ Xs / n)    # H = sx^2 * (Xs^T Xs / n)
+        if not mu.max() > 0:
             raise ValueError("x must have at least one direction of nonzero variance (X^T X / n is zero)")
-        keep = lam > rtol * lam.max()
-        order = np.argsort(-lam[keep])
-        return cls(lam[keep][order], c2[keep][order])
+        log_lam_max = 2 * math.log(sx) + math.log(mu.max())
+        if log_lam_max > _LOG_MAX:
+            raise ValueError(f"x is too large: the largest variance X^T X / n ~ 1e{log_lam_max / math.log(10):.0f} "
+                             "overflows float64; rescale x")
+        keep = mu > rtol * mu.max()
+        with np.errstate(under="ignore"):
+            lam = sx * sx * mu[keep]
+        if not np.all(lam > 0) or (lam.min() < _TINY_NORMAL):
+            raise ValueError(f"x is too small: variances down to ~1e{(2 * math.log(sx) + math.log(mu[keep].min())) / math.log(10):.0f} "
+                             "underflow float64; rescale x (or raise rtol)")
+        coef = vecs.T @ np.linalg.lstsq(Xs, Ys, rcond=None)[0]      # w* = (sy / sx) * that
+        c2_scaled = coef ** 2 if coef.ndim == 1 else np.sum(coef ** 2, axis=1)
+        with np.errstate(over="ignore", under="ignore"):
+            c2 = c2_scaled[keep] * (sy / sx) ** 2
+        if not np.all(np.isfinite(c2)):
+            raise ValueError("the target coefficients <w*, e_k>^2 overflow float64 (y is huge compared with x); "
+                             "rescale x or y")
+        order = np.argsort(-lam)
+        return cls(lam[order], c2[order])
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -162,18 +208,94 @@ class Spectrum:
         return float(0.5 * np.sum(self._m * self._lam * self._c2))
 
     @property
+    def nu(self):
+        """Eigenvalue exponent of a power law, ``None`` otherwise."""
+        return None if self._power_law is None else self._power_law[0]
+
+    @property
+    def kappa(self):
+        """Target exponent of a power law, ``None`` otherwise."""
+        return None if self._power_law is None else self._power_law[1]
+
+    @property
+    def scale(self):
+        """``lambda_1`` of a power law, ``None`` otherwise."""
+        return None if self._power_law is None else self._power_law[2]
+
+    @property
+    def q(self):
+        """``lambda_1 c_1^2`` of a power law, ``None`` otherwise."""
+        return None if self._power_law is None else self._power_law[3]
+
+    @property
     def zeta(self):
-        return None if self.nu is None else self.kappa / self.nu
+        return None if self._power_law is None else self.kappa / self.nu
 
     @property
     def is_power_law(self) -> bool:
-        return self.nu is not None
+        return self._power_law is not None
+
+    @property
+    def infinite(self) -> bool:
+        """True for the infinite power law (exact head plus tail quadrature)."""
+        return self._infinite
+
+    @property
+    def head(self):
+        """Number of exact leading terms of an infinite power law, ``None`` otherwise."""
+        return self._head
+
+    @property
+    def quadrature_error(self) -> float:
+        """Estimated relative error of the tail quadrature (0 for a finite spectrum)."""
+        return self._quadrature_error
 
     def __repr__(self) -> str:
         if self.is_power_law:
             kind = "infinite" if self.infinite else f"size={self.size}"
-            return f"Spectrum.power_law(nu={self.nu}, kappa={self.kappa}, {kind}, scale={self.scale}, q={self.q})"
+            return (f"Spectrum.power_law(nu={self.nu:g}, kappa={self.kappa:g}, {kind}, "
+                    f"scale={self.scale:g}, q={self.q:g})")
         return f"Spectrum(K={self.size}, lambda_max={self.lambda_max:.3g}, L0={self.initial_loss:.3g})"
+
+
+# float64 arrays a power law of n terms holds at its peak (k, lambda, c^2 and its temporary,
+# then the validated copies of lambda, c^2 and the weights).
+_POWER_LAW_ARRAYS = 7
+_LOG_MAX = math.log(np.finfo(float).max)
+_TINY_NORMAL = np.finfo(float).tiny
+
+
+def _check_finite_range(nu, kappa, scale, q, size) -> None:
+    """A finite power law whose last terms leave the float range fails here, in logs, saying so."""
+    log_lam = math.log(scale) - nu * math.log(size)
+    log_c2 = math.log(q) - (kappa + 1) * math.log(size) - log_lam
+    if log_lam < math.log(_LAMBDA_FLOOR):
+        raise ValueError(f"the last eigenvalue scale * size^-nu ~ 1e{log_lam / math.log(10):.0f} is "
+                         f"too small (below {_LAMBDA_FLOOR:g}): use a smaller size or nu, or the "
+                         "infinite power law (size=None), which freezes such terms")
+    if log_c2 > math.log(_C2_CEILING):
+        raise ValueError(f"the target coefficient c_k^2 of the last term (~1e{log_c2 / math.log(10):.0f}) overflows: "
+                         "use a smaller size, a larger kappa or a smaller q/scale")
+
+
+def _exact_head(nu, kappa, scale, q, head) -> int:
+    """``head``, shortened so that the exact terms stay inside the float range kept here
+    (eigenvalues above _LAMBDA_FLOOR, c^2 below _C2_CEILING; a steep decay reaches the floor
+    early: ``4096^-80 ~ 1e-289``), with room for the tail to start before the limit."""
+    log_x_limit = _log_x_range(nu, kappa, scale, q)
+    if log_x_limit < math.log(2.0):
+        raise ValueError(f"nu = {nu:g} is too large for scale = {scale:g}, q = {q:g}: already the second term "
+                         f"leaves the float range (lambda_2 = scale 2^-nu below {_LAMBDA_FLOOR:g} or c_2^2 "
+                         f"above {_C2_CEILING:g})")
+    return max(1, min(head, int(math.exp(min(log_x_limit, 700.0)) / 4.0)))
+
+
+def _log_x_range(nu, kappa, scale, q) -> float:
+    """``log x`` where ``scale x^-nu`` reaches the eigenvalue floor or ``c^2`` the ceiling."""
+    log_x_lam = (math.log(scale) - math.log(_LAMBDA_FLOOR)) / nu
+    p = nu - kappa - 1  # c^2 = (q / scale) x^p
+    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale / q)) / p if p > 0 else math.inf
+    return min(log_x_lam, log_x_c2)
 
 
 def _tail_limit(nu, kappa, scale, q, head):
@@ -185,11 +307,10 @@ def _tail_limit(nu, kappa, scale, q, head):
     """
     log_x_signal = -math.log(kappa * _TAIL_RTOL) / kappa
     log_x_noise = -math.log((nu - 1) * _TAIL_RTOL) / (nu - 1)
-    log_x_lam = (math.log(scale) - math.log(_LAMBDA_FLOOR)) / nu
-    p = nu - kappa - 1  # c^2 = (q / scale) x^p
-    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale / q)) / p if p > 0 else math.inf
-    log_x = max(min(max(log_x_signal, log_x_noise), log_x_lam, log_x_c2), math.log(4.0 * (head + 0.5)))
-    return math.exp(min(log_x, 700.0))
+    log_x_range = _log_x_range(nu, kappa, scale, q)
+    log_x = max(min(max(log_x_signal, log_x_noise), log_x_range), math.log(4.0 * (head + 0.5)))
+    # never past the float range (the head was shortened so that this stays beyond head + 1/2)
+    return math.exp(min(log_x, log_x_range, 700.0))
 
 
 def _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES):
@@ -221,7 +342,7 @@ def _tail_nodes(nu, kappa, scale, q, head, panel_nodes=_PANEL_NODES):
 
 def _tail_error_estimate(nu, kappa, scale, q, head) -> float:
     """Relative error of the tail treatment, worst over the GD signal sums
-    ``sum m lambda c^2 exp(-2 lambda t)`` for t in [1, 1e8] and the eigenvalue sum
+    ``sum m lambda c^2 exp(-2 (lambda / scale) t)`` for t in [1, 1e8] and the eigenvalue sum
     ``sum m lambda`` (what noise sums see).
 
     Compares the quadrature in use with one of twice the order per panel (whose error is far
@@ -238,7 +359,8 @@ def _tail_error_estimate(nu, kappa, scale, q, head) -> float:
         return abs(f_of_x(xj + dx) - f_of_x(xj - dx)) / (2 * dx) / 24.0
 
     worst = 0.0
-    functionals = [(lambda lam, c2, t=t: lam * c2 * np.exp(-2.0 * lam * t)) for t in np.logspace(0, 8, 17)]
+    # GD with learning rate 1/scale, so that the estimate does not depend on the units of lambda
+    functionals = [(lambda lam, c2, t=t: lam * c2 * np.exp(-2.0 * (lam / scale) * t)) for t in np.logspace(0, 8, 17)]
     functionals.append(lambda lam, c2: lam)
     for f in functionals:
         on_x = lambda x: float(f(scale * x ** (-nu), q * x ** (-kappa - 1) / (scale * x ** (-nu))))

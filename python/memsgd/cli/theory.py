@@ -7,10 +7,10 @@ import numpy as np
 
 from .. import theory
 from .._validation import float_list_from_text
-from ..plotting import plot_phase
+from ..plotting import plot_phase, plot_stability
 from . import _common
 
-__all__ = ["register", "run_stability", "run_phase", "phase_grid"]
+__all__ = ["register", "run_stability", "run_phase"]
 
 
 def register(sub) -> None:
@@ -18,11 +18,15 @@ def register(sub) -> None:
         "stability", help="strict stability, noise sums V, V' and convergence of a preset on a power law",
         description="Stability report (docs/math.md §5): rho(S_lambda) over the spectrum, noise sums V and V' "
                     "from per-component Lyapunov solves, convergence (V' < 1); for memory-1 presets "
-                    "also the Jury / H2 closed forms; for e = 0 the asymptotic phase (docs/math.md §6).")
+                    "also the Jury / H2 closed forms and the eigenvalue geometry; the asymptotic phase "
+                    "(docs/math.md §6, §6.1).")
     _common.add_problem_args(p)
     _common.add_algorithm_args(p)
     _common.add_noise_args(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="write the eigenvalues of S_lambda in the complex plane and the per-component noise "
+                        "terms (memory 1: the circle of complex pairs and the three noise regions)")
     p.set_defaults(func=run_stability)
 
     q = sub.add_parser(
@@ -62,12 +66,19 @@ def run_stability(args) -> int:
     }
     if algo.memory == 1:
         beta, a0, a1 = theory.memory1_coefficients(algo)
+        geo = theory.memory1_geometry(algo)
         out["memory1"] = {"beta": beta, "alpha0": a0, "alpha1": a1,
                           "jury_stable": theory.jury_stable_memory1(beta, a0, a1, spectrum.lambda_max),
-                          "noise_sum_prime_closed_form": _num(theory.noise_sum_memory1(algo, spectrum, noise))}
-    if rep.converges and np.all(algo.e == 0):
+                          "noise_sum_prime_closed_form": _num(theory.noise_sum_memory1(algo, spectrum, noise)),
+                          "eigenvalues": geo.kind,
+                          "complex_interval": None if geo.complex_interval is None else [_num(v) for v in geo.complex_interval],
+                          "circle_center": geo.center, "circle_radius": geo.radius}
+    if rep.converges:
         asy = theory.asymptotics(algo, spectrum, noise)
         out["asymptotics"] = {"phase": asy.phase, "exponent": asy.exponent, "constant": _num(asy.constant)}
+    if args.plot:
+        profile = theory.stability_profile(algo, spectrum, noise)
+        plot_stability(profile, args.plot, title=f"{algo!r} on {spectrum!r}, {noise!r}")
     if args.json:
         _common.dump_json(out)
         return 0
@@ -76,26 +87,9 @@ def run_stability(args) -> int:
     rows += [(f"memory1.{k}", v) for k, v in out.get("memory1", {}).items()]
     rows += [(f"asymptotics.{k}", v) for k, v in out.get("asymptotics", {}).items()]
     _common.print_table(["quantity", "value"], [(k, f"{v:.10g}" if isinstance(v, float) else str(v)) for k, v in rows])
+    if args.plot:
+        print(f"# wrote {args.plot}")
     return 0
-
-
-def phase_grid(algo, noise, nus, zetas, size=None, scale=1.0, q=1.0):
-    """Rows ``{nu, zeta, kappa, phase, exponent, noise_sum, converges}`` over the grid."""
-    from ..spectrum import Spectrum
-    rows = []
-    for nu in nus:
-        for zeta in zetas:
-            kappa = zeta * nu
-            spec = Spectrum.power_law(nu, kappa, size=size, scale=scale, q=q)
-            rep = theory.stability(algo, spec, noise)
-            if rep.converges:
-                asy = theory.asymptotics(algo, spec, noise)
-                phase, exponent = asy.phase, asy.exponent
-            else:
-                phase, exponent = "diverges", math.nan
-            rows.append({"nu": nu, "zeta": zeta, "kappa": kappa, "phase": phase, "exponent": exponent,
-                         "noise_sum": rep.noise_sum, "converges": rep.converges})
-    return rows
 
 
 def run_phase(args) -> int:
@@ -106,11 +100,8 @@ def run_phase(args) -> int:
     if any(z <= 0 for z in zetas):
         raise ValueError(f"--zeta values must be > 0, got {zetas}")
     algo = _common.algorithm_from_args(args)
-    if np.any(algo.e != 0):
-        raise ValueError(f"--algo {args.algo} has a gradient shift e != 0; the asymptotics of docs/math.md §6 "
-                         "need e = 0 (use `memsgd stability` for its noise sums)")
     noise = _common.noise_from_args(args)
-    rows = phase_grid(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q)
+    rows = theory.phase_diagram(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q)
     if args.json:
         _common.dump_json({"algorithm": repr(algo), "alpha_eff": algo.alpha_eff,
                            "batch_size": noise.batch_size,

@@ -1,0 +1,179 @@
+"""Large-t asymptotics and phases of the loss on power laws (docs/math.md §6, §6.1)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy.special import gamma as _gamma
+
+from .._validation import float_array, positive_scalar, real_scalar
+from ..algorithms import MemoryAlgorithm
+from ..noise import Noise
+from ..spectrum import Spectrum
+from ._checks import spectrum_and_noise, stationary
+from ._components import Components
+from ._stability import stability
+
+__all__ = ["fit_exponent", "phase_boundary", "phase_of", "Asymptotics", "asymptotics", "phase_diagram"]
+
+# zeta within this relative distance of 2 - 1/nu counts as on the phase boundary: both come
+# from decimal inputs nu, kappa through one division, so they can differ by rounding alone.
+_BOUNDARY_RTOL = 1e-12
+
+
+def fit_exponent(loss, t_min, t_max) -> float:
+    """Least-squares slope ``p`` of ``-log L_t`` against ``log t`` over ``t_min <= t <= t_max``.
+
+    ``loss[t]`` is ``L_t`` (index = step). A curve ``L_t ~ C t^-p`` gives ``p``.
+    """
+    loss = float_array(loss, "loss", ndim=1, finite=False)
+    t_min = real_scalar(t_min, "t_min")
+    t_max = real_scalar(t_max, "t_max")
+    if not 0 < t_min < t_max:
+        raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min}, t_max={t_max}")
+    if t_max > loss.size - 1:
+        raise ValueError(f"t_max must be <= len(loss) - 1 = {loss.size - 1}, got {t_max}")
+    t = np.arange(int(np.ceil(t_min)), int(np.floor(t_max)) + 1)
+    if t.size < 2:
+        raise ValueError("the window [t_min, t_max] must contain at least two integer steps")
+    L = loss[t]
+    if not np.all(np.isfinite(L) & (L > 0)):
+        raise ValueError("loss must be finite and > 0 on [t_min, t_max] to fit an exponent")
+    # Evenly weighted in log t: sample the window at log-spaced steps.
+    idx = np.unique(np.round(np.geomspace(t[0], t[-1], min(t.size, 200))).astype(int))
+    slope = np.polyfit(np.log(idx), np.log(loss[idx]), 1)[0]
+    return float(-slope)
+
+
+def phase_boundary(nu) -> float:
+    """``zeta* = 2 - 1/nu`` (``nu > 1``): signal-dominated phase for ``zeta < zeta*``, noise-dominated above."""
+    nu = positive_scalar(nu, "nu")
+    if nu <= 1:
+        raise ValueError(f"nu must be > 1 (a power law with summable eigenvalues), got {nu}")
+    return 2.0 - 1.0 / nu
+
+
+def phase_of(nu, zeta) -> str:
+    """``"signal"`` if ``zeta < 2 - 1/nu``, ``"noise"`` if above, ``"boundary"`` if equal up to
+    rounding (relative 1e-12: ``kappa / nu`` and ``2 - 1/nu`` round differently)."""
+    zstar = phase_boundary(nu)
+    zeta = positive_scalar(zeta, "zeta")
+    if abs(zeta - zstar) <= _BOUNDARY_RTOL * zstar:
+        return "boundary"
+    return "signal" if zeta < zstar else "noise"
+
+
+@dataclass(frozen=True)
+class Asymptotics:
+    """Large-t behaviour ``L_t ~ constant * t^(-exponent)`` (docs/math.md §6, §6.1).
+
+    Fields: ``phase`` ("signal" or "noise"; at the boundary "noise" with ``constant = nan``),
+    ``exponent``, ``constant``, ``noise_sum`` (V), ``noise_sum_prime`` (V', = V when e = 0),
+    ``signal_sum`` (``sum_{t>=0} U_t``) and ``signal_sum_prime`` (``sum_{t>=0} U'_t``; the
+    noise phase uses it), nan where not computed.
+    """
+
+    phase: str
+    exponent: float
+    constant: float
+    noise_sum: float
+    signal_sum: float = math.nan
+    noise_sum_prime: float = math.nan
+    signal_sum_prime: float = math.nan
+
+    def __post_init__(self):  # plain Python floats: no np.float64(...) in reprs or JSON
+        for f in fields(self):
+            if f.name != "phase":
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))
+
+    def predict(self, t):
+        """``constant * t^(-exponent)``."""
+        return self.constant * np.asarray(t, dtype=float) ** (-self.exponent)
+
+
+def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> Asymptotics:
+    """Phase, exponent and constant of ``L_t`` for a stationary, convergent algorithm (any e) on a
+    power-law spectrum ``lambda_k = Lam k^-nu``, ``lambda_k c_k^2 = Q k^-(kappa+1)`` (docs/math.md §6, §6.1)::
+
+        U_t ~ (Q / (2 kappa)) Gamma(zeta + 1) (2 alpha_eff Lam t)^(-zeta)
+        V_t ~ (tau1/B) Gamma(2 - 1/nu) (Lam^(1/nu) / nu) 2^-(2 - 1/nu) alpha_eff^(1/nu) t^-(2 - 1/nu)
+        signal phase (zeta < 2 - 1/nu, or no noise):  L_t ~ U_t (1 - V' + V) / (1 - V')
+        noise phase  (zeta > 2 - 1/nu):               L_t ~ V_t (sum_{s>=0} U'_s) (1 - V' + V) / (1 - V')^2
+
+    From the renewal pair ``l = U' + l * V'``, ``L = U + l * V`` (docs/math.md §4): the slow mode
+    dominates both ``U'`` and ``U`` (``U'_t ~ U_t``) and ``V'_t ~ V_t``, so ``l(z) ~ U(z)/(1 - V'(z))``
+    and ``L ~ U (1 + V / (1 - V'))`` near z = 1 in the signal phase, ``L_t ~ V_t sum U' / (1 - V')``
+    plus its own renewal in the noise phase. For e = 0 (V' = V, U' = U) these are ``U_t/(1 - V)``
+    and ``V_t sum U / (1 - V)^2``. ``V_t`` is written with ``(alpha_eff Lam)^(1/nu)`` so that no power
+    of a tiny alpha_eff underflows. ``sum_s U'_s = 1/2 sum_k m_k lambda_k c_k^2 h^T Z_k h`` with
+    ``Z = T(Z) + E11``. At the phase boundary both terms decay alike with a logarithmic correction:
+    phase "noise", exponent ``zeta``, constant ``nan``. For a finite power law the formulas hold for
+    ``1 << t << size^nu`` (afterwards the decay is exponential). In the noise phase the ratio to the
+    exact loss approaches 1 slowly (relative corrections shrink like a power of t).
+    """
+    algo = stationary(algorithm)
+    spectrum_and_noise(spectrum, noise)
+    if not spectrum.is_power_law:
+        raise ValueError("spectrum must be a power law (Spectrum.power_law): asymptotics need nu and kappa")
+    rep = stability(algo, spectrum, noise)
+    if not rep.converges:
+        raise ValueError(f"algorithm must make the loss converge on this problem (strictly stable, moments "
+                         f"stable and V' < 1); got strictly_stable={rep.strictly_stable}, V'={rep.noise_sum_prime:.6g}")
+    nu, kappa, Lam, Q = spectrum.nu, spectrum.kappa, spectrum.scale, spectrum.q
+    zeta = kappa / nu
+    a_eff = algo.alpha_eff
+    V, Vp = rep.noise_sum, rep.noise_sum_prime
+    enhancement = (1.0 - Vp + V) / (1.0 - Vp)
+    u_const = (Q / (2.0 * kappa)) * _gamma(zeta + 1.0) * (2.0 * a_eff * Lam) ** (-zeta)
+    zstar = phase_boundary(nu)
+    phase = phase_of(nu, zeta)
+    if noise.coupling == 0.0 or phase == "signal":
+        return Asymptotics("signal", zeta, u_const * enhancement, V, noise_sum_prime=Vp)
+    comp = Components(algo)
+    lam = spectrum.eigenvalues
+    y00, yhh, z00, zhh = comp.sums(lam, signal=True)
+    s = noise.self_noise
+    q = s * yhh
+    c2m = spectrum.weights * spectrum.coefficients2
+    sum_U = 0.5 * float(np.sum(c2m * (z00 - s * zhh * y00 / (1.0 + q))))
+    sum_Up = 0.5 * float(np.sum(c2m * zhh / (1.0 + q)))
+    if phase == "boundary":
+        return Asymptotics("noise", zeta, math.nan, V, sum_U, Vp, sum_Up)
+    v_const = (noise.coupling * _gamma(zstar) / nu * 2.0 ** (-zstar) * (a_eff * Lam) ** (1.0 / nu))
+    return Asymptotics("noise", zstar, v_const * sum_Up * enhancement / (1.0 - Vp), V, sum_U, Vp, sum_Up)
+
+
+def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=None, scale=1.0, q=1.0):
+    """Phase, loss exponent and noise sums over a grid of power laws ``(nu, zeta)``, ``kappa = zeta nu``
+    (docs/math.md §6): a list of rows ``{nu, zeta, kappa, phase, exponent, noise_sum,
+    noise_sum_prime, converges}``, nu-major. ``phase`` is "signal", "noise" or "diverges" (the
+    loss does not converge: unstable or ``V' >= 1``; exponent nan)."""
+    algo = stationary(algorithm)
+    if not isinstance(noise, Noise):
+        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+    nus = [positive_scalar(v, "nus") for v in _sequence(nus, "nus")]
+    zetas = [positive_scalar(v, "zetas") for v in _sequence(zetas, "zetas")]
+    for nu in nus:
+        phase_boundary(nu)   # nu > 1
+    rows = []
+    for nu in nus:
+        for zeta in zetas:
+            spec = Spectrum.power_law(nu, zeta * nu, size=size, scale=scale, q=q)
+            rep = stability(algo, spec, noise)
+            if rep.converges:
+                asy = asymptotics(algo, spec, noise)
+                phase, exponent = asy.phase, asy.exponent
+            else:
+                phase, exponent = "diverges", math.nan
+            rows.append({"nu": nu, "zeta": zeta, "kappa": zeta * nu, "phase": phase, "exponent": exponent,
+                         "noise_sum": rep.noise_sum, "noise_sum_prime": rep.noise_sum_prime,
+                         "converges": rep.converges})
+    return rows
+
+
+def _sequence(values, name):
+    arr = float_array(values, name)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers, got shape {arr.shape}")
+    return [float(v) for v in arr]
