@@ -4,7 +4,7 @@ Each configuration runs in a fresh subprocess. It builds the spectrum, notes its
 (/proc/self/statm), runs ``loss_curve`` and reads the peak RSS (``resource.getrusage``, which
 on Linux reports kilobytes). "extra" = peak - RSS before the call: what the call itself needed.
 The model column is the state the recursion keeps, ``8 bytes x (K (M+1)(M+2)/2 + 3 (T+1))``
-(packed second moments, r0/r1 and the returned loss); a solver that stored the trajectory
+(packed second moments, the returned loss and gradient-point loss); a solver that stored the trajectory
 would need ``8 T K`` bytes (80 GB at K = 10^6, T = 10^4).
 
     python bench/bench_memory.py            # the full table (about two minutes on one core)

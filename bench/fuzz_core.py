@@ -1,4 +1,5 @@
-"""Fuzz the pybind11 entry points ``_core.evolve`` and ``_core.renewal`` with malformed input.
+"""Fuzz the pybind11 entry points ``_core.evolve``, ``_core.evolve_batch`` and ``_core.renewal``
+with malformed input.
 
 Only Python exceptions are acceptable: TypeError / ValueError (and OverflowError for out of
 range integers, MemoryError for an impossible allocation requested through a broadcast view).
@@ -21,6 +22,7 @@ import argparse
 import os
 import random
 import sys
+import threading
 import time
 
 import numpy as np
@@ -143,30 +145,80 @@ def fuzz_evolve(src: Source):
     K = src.pick([1, 2, 3, 17, 64])
     M = src.pick([0, 1, 2, 3, 4, 6])
     T = src.pick([1, 1, 2, 5, 40])
+    Tn = src.pick([1, 1, T, 40])
     args = [make_array(src, (K,), positive=True), make_array(src, (K,), positive=True),
             make_array(src, (K,), positive=True), make_array(src, (T,)), make_array(src, (T, M)),
-            make_array(src, (T, M)), make_array(src, (T, M, M)), make_array(src, (T, M))]
+            make_array(src, (T, M)), make_array(src, (T, M, M)), make_array(src, (T, M)),
+            noise_array(src, (Tn,), 0.05), noise_array(src, (Tn,), -0.05)]
     steps = src.pick(STEPS) if src.coin(1, 3) else src.int(0, 40)
-    coupling = src.pick(SCALAR_ARGS) if src.coin(1, 6) else 0.05 * src.int(0, 4)
-    self_noise = src.pick(SCALAR_ARGS) if src.coin(1, 6) else -0.05 * src.int(0, 4)
     kwargs = {}
     if src.coin():
         kwargs["initial_ggt"] = src.pick([True, False, 0, 1, None, "yes"])
     if src.coin():
-        kwargs["limit"] = src.pick(FLOATS + ["big", None])
-    # scale down parameters sometimes so that runs are not all divergent
-    out = _core.evolve(*args, steps, coupling, self_noise, **kwargs)
-    r0, r1, diverged = out
+        kwargs["overflow_only"] = src.pick([True, False, None, "no"])
+    if src.coin(1, 4):
+        kwargs["threads"] = src.pick([0, 1, 2, 3, -1, 2 ** 31, None])
+    out = _core.evolve(*args, steps, **kwargs)
+    loss, gp, diverged = out
+    return check_outputs("evolve", loss, gp, diverged)
+
+
+def noise_array(src: Source, shape, unit):
+    if src.coin(1, 6):
+        return src.pick(SCALAR_ARGS) if src.coin() else make_array(src, shape)
+    return np.full(shape, unit * src.int(0, 4))
+
+
+def check_outputs(name, loss, gp, diverged):
     assert isinstance(diverged, int)
-    n = r0.shape[0]
-    assert r0.shape == r1.shape == (n,) and r0.dtype == np.float64
+    n = loss.shape[0]
+    assert loss.shape == gp.shape == (n,) and loss.dtype == np.float64
     findings = []
-    if np.isnan(r0).any():
-        findings.append("evolve returned NaN in r0")
-    if np.isnan(r1).any():
-        findings.append("evolve returned NaN in r1")
-    if diverged >= 0 and not np.all(np.isinf(r0[diverged:])):
-        findings.append("evolve: r0 not inf after diverged_at")
+    if np.isnan(loss).any() or np.isnan(gp).any():
+        findings.append(f"{name} returned NaN")
+    d = diverged if diverged >= 0 else n
+    if not (np.all(np.isinf(loss[d:])) and np.all(np.isinf(gp[d:]))):
+        findings.append(f"{name}: not inf from diverged_at on")
+    if not (np.all(np.isfinite(loss[:d])) and np.all(np.isfinite(gp[:d]))):
+        findings.append(f"{name}: not finite before diverged_at")
+    return findings
+
+
+def fuzz_evolve_batch(src: Source):
+    C = src.pick([1, 2, 3, 5])
+    K = src.pick([1, 3, 17])
+    T = src.pick([1, 5])
+    steps = src.pick(STEPS) if src.coin(1, 4) else src.int(0, 5)
+    spec = (make_array(src, (K,), positive=True), make_array(src, (K,), positive=True),
+            make_array(src, (K,), positive=True))
+    algos, noises = [], []
+    for _ in range(C):
+        M = src.pick([0, 1, 3, 5])
+        algos.append(tuple(make_array(src, s) for s in ((T,), (T, M), (T, M), (T, M, M), (T, M))))
+        noises.append((noise_array(src, (1,), 0.05), noise_array(src, (1,), -0.05)))
+    if src.coin(1, 8):
+        algos[src.int(0, C - 1)] = src.pick([None, 1.0, (np.ones(1),), "x"])
+    record = None
+    if src.coin():
+        record = src.pick([np.array([0, 1]), np.array([1, 0]), np.array([-1]), np.array([0, 2 ** 40]),
+                           np.arange(3), np.array([0.5]), "x", np.zeros((1, 1), dtype=np.int64)])
+    # With a few recorded steps a huge horizon is valid (and would run for days): cancel it
+    # from another thread, which also exercises cancellation.
+    control = _core.RunControl()
+    timer = threading.Timer(0.02, control.cancel)
+    timer.start()
+    try:
+        loss, diverged = _core.evolve_batch([spec] * C, algos, noises, steps, record,
+                                            threads=src.pick([0, 1, 2]), control=control)
+    except RuntimeError as exc:
+        if str(exc) != "run cancelled":
+            raise
+        return []
+    finally:
+        timer.cancel()
+    findings = []
+    for i in range(C):
+        findings += check_outputs("evolve_batch", loss[i], loss[i], int(diverged[i]))
     return findings
 
 
@@ -201,7 +253,7 @@ STATS = Stats()
 
 def one_input(src: Source):
     STATS.executions += 1
-    target = fuzz_evolve if src.coin(2, 3) else fuzz_renewal
+    target = src.pick([fuzz_evolve, fuzz_evolve, fuzz_evolve_batch, fuzz_renewal])
     try:
         found = target(src)
         STATS.accepted += 1
@@ -253,7 +305,7 @@ def run_atheris(seconds: float):
     # Coverage of the harness's own branches (which malformation, which entry point) guides
     # libFuzzer; the C++ core is not instrumented.
     g = globals()
-    for name in ("make_array", "fuzz_evolve", "fuzz_renewal", "one_input"):
+    for name in ("make_array", "noise_array", "fuzz_evolve", "fuzz_evolve_batch", "fuzz_renewal", "one_input"):
         g[name] = atheris.instrument_func(g[name])
     for name in ("int", "pick", "float", "coin"):
         setattr(Source, name, atheris.instrument_func(getattr(Source, name)))

@@ -1,64 +1,54 @@
-// The only file that knows about Python: converts arrays, checks shapes, releases the GIL.
+// The only file that knows about Python (pocketfft style): convert arrays, check shapes, release
+// the GIL, call the core. No numerical policy here: divergence, limits and the meaning of the
+// outputs are the core's (cpp/include/memsgd/*.hpp).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cmath>
-#include <algorithm>
 #include <cstdint>
-#include <limits>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
-#include <unistd.h>
-
+#include "memsgd/build_info.hpp"
 #include "memsgd/evolve.hpp"
 #include "memsgd/renewal.hpp"
+#include "memsgd/simd.hpp"
 
 namespace py = pybind11;
 
 namespace {
 
+// -- conversion helpers ---------------------------------------------------------------------------
+
 using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
-
-Array as_array(const py::handle& obj, const char* name) {
-  if (obj.is_none()) throw py::type_error(std::string(name) + " must be an array of floats, not None");
-  // Look at the input's own dtype first: forcecast would silently drop imaginary parts,
-  // parse strings and unwrap object arrays.
-  py::array raw = py::array::ensure(obj);
-  if (!raw) throw py::type_error(std::string(name) + " must be convertible to a float64 array");
-  const char kind = raw.dtype().kind();
-  if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
-    throw py::type_error(std::string(name) + " must be an array of real numbers (bool, integer or float dtype), got dtype kind '" +
-                         std::string(1, kind) + "'");
-  Array a = Array::ensure(raw);
-  if (!a) throw py::type_error(std::string(name) + " must be convertible to a float64 array");
-  return a;
-}
-
-// Physical memory in bytes (0 if unknown).
-double physical_memory_bytes() {
-#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (pages > 0 && page > 0) return static_cast<double>(pages) * static_cast<double>(page);
-#endif
-  return 0.0;
-}
-
-// Refuse runs whose buffers cannot fit in memory instead of allocating (and, with
-// overcommit, computing) for ever.
-void require_fits(double bytes, const char* what) {
-  const double phys = physical_memory_bytes();
-  if (phys > 0 && bytes > phys)
-    throw py::value_error(std::string(what) + " too large: the run needs " + std::to_string(bytes / 1e9) +
-                          " GB, more than this machine's physical memory (" + std::to_string(phys / 1e9) +
-                          " GB)");
-}
+using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
 void require(bool ok, const std::string& message) {
   if (!ok) throw py::value_error(message);
 }
 
-void require_shape(const Array& a, const char* name, std::initializer_list<py::ssize_t> shape) {
+py::array raw_array(const py::handle& obj, const std::string& name, const char* kinds, const char* what) {
+  if (obj.is_none()) throw py::type_error(name + " must be " + what + ", not None");
+  // Look at the input's own dtype first: forcecast would silently drop imaginary parts,
+  // parse strings and unwrap object arrays.
+  py::array raw = py::array::ensure(obj);
+  if (!raw) throw py::type_error(name + " must be convertible to " + what);
+  const char kind = raw.dtype().kind();
+  if (std::string(kinds).find(kind) == std::string::npos)
+    throw py::type_error(name + " must be " + what + ", got dtype kind '" + std::string(1, kind) + "'");
+  return raw;
+}
+
+Array as_array(const py::handle& obj, const std::string& name) {
+  Array a = Array::ensure(raw_array(obj, name, "fiub", "an array of real numbers (bool, integer or float dtype)"));
+  if (!a) throw py::type_error(name + " must be convertible to a float64 array");
+  return a;
+}
+
+void require_shape(const Array& a, const std::string& name, std::initializer_list<py::ssize_t> shape) {
   std::string want = "(";
   for (auto s : shape) want += std::to_string(s) + ",";
   want += ")";
@@ -67,95 +57,187 @@ void require_shape(const Array& a, const char* name, std::initializer_list<py::s
     int i = 0;
     for (auto s : shape) ok = ok && a.shape(i++) == s;
   }
-  require(ok, std::string(name) + " must have shape " + want);
+  require(ok, name + " must have shape " + want);
 }
 
-void require_finite(const Array& a, const char* name) {
+void require_finite(const Array& a, const std::string& name) {
   const double* p = a.data();
-  for (py::ssize_t i = 0; i < a.size(); ++i)
-    require(std::isfinite(p[i]), std::string(name) + " must be finite");
+  for (py::ssize_t i = 0; i < a.size(); ++i) require(std::isfinite(p[i]), name + " must be finite");
 }
 
-py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha,
-                 py::object b, py::object c, py::object D, py::object e, std::int64_t steps,
-                 double coupling, double self_noise, bool initial_ggt, double limit,
-                 memsgd::RunControl* control) {
-  Array lam = as_array(eigenvalues, "eigenvalues"), w = as_array(weights, "weights"),
-        sc = as_array(scales, "scales");
-  Array al = as_array(alpha, "alpha"), bb = as_array(b, "b"), cc = as_array(c, "c"),
-        DD = as_array(D, "D"), ee = as_array(e, "e");
-  require(lam.ndim() == 1 && lam.size() > 0, "eigenvalues must be a non-empty 1-d array");
+// Arrays of one configuration, converted once per distinct Python object (a shared spectrum is
+// converted and checked once for the whole batch).
+class Converter {
+ public:
+  const Array& get(const py::handle& obj, const std::string& name) {
+    auto it = cache_.find(obj.ptr());
+    if (it != cache_.end()) return it->second;
+    Array a = as_array(obj, name);
+    require_finite(a, name);
+    keep_.push_back(py::reinterpret_borrow<py::object>(obj));
+    return cache_.emplace(obj.ptr(), std::move(a)).first->second;
+  }
+
+ private:
+  std::unordered_map<PyObject*, Array> cache_;
+  std::vector<py::object> keep_;  // the keys stay alive (and unique) while cached
+};
+
+// (eigenvalues, weights, scales) -> Nodes
+memsgd::Nodes nodes_from(Converter& conv, const py::handle& spectrum, const std::string& where) {
+  auto t = py::reinterpret_borrow<py::tuple>(spectrum);
+  require(t.size() == 3, "spectrum" + where + " must be (eigenvalues, weights, scales)");
+  const Array& lam = conv.get(t[0], "eigenvalues" + where);
+  require(lam.ndim() == 1 && lam.size() > 0, "eigenvalues" + where + " must be a non-empty 1-d array");
   const py::ssize_t K = lam.size();
-  require_shape(w, "weights", {K});
-  require_shape(sc, "scales", {K});
-  require(al.ndim() == 1 && al.size() > 0, "alpha must be a non-empty 1-d array (one entry per step)");
+  const Array& w = conv.get(t[1], "weights" + where);
+  const Array& sc = conv.get(t[2], "scales" + where);
+  require_shape(w, "weights" + where, {K});
+  require_shape(sc, "scales" + where, {K});
+  return memsgd::Nodes{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
+}
+
+// (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)) -> AlgorithmParams
+memsgd::AlgorithmParams algorithm_from(Converter& conv, const py::handle& algorithm, const std::string& where) {
+  auto t = py::reinterpret_borrow<py::tuple>(algorithm);
+  require(t.size() == 5, "algorithm" + where + " must be (alpha, b, c, D, e)");
+  const Array& al = conv.get(t[0], "alpha" + where);
+  require(al.ndim() == 1 && al.size() > 0, "alpha" + where + " must be a non-empty 1-d array (one entry per step)");
   const py::ssize_t T = al.size();
-  require(bb.ndim() == 2 && bb.shape(0) == T, "b must have shape (steps_stored, M)");
+  const Array& bb = conv.get(t[1], "b" + where);
+  require(bb.ndim() == 2 && bb.shape(0) == T, "b" + where + " must have shape (rows of alpha, M)");
   const py::ssize_t M = bb.shape(1);
-  require_shape(cc, "c", {T, M});
-  require_shape(DD, "D", {T, M, M});
-  require_shape(ee, "e", {T, M});
+  const Array& cc = conv.get(t[2], "c" + where);
+  const Array& DD = conv.get(t[3], "D" + where);
+  const Array& ee = conv.get(t[4], "e" + where);
+  require_shape(cc, "c" + where, {T, M});
+  require_shape(DD, "D" + where, {T, M, M});
+  require_shape(ee, "e" + where, {T, M});
+  memsgd::AlgorithmParams p;
+  p.memory = static_cast<int>(M);
+  p.steps_stored = static_cast<std::size_t>(T);
+  p.alpha = al.data();
+  p.b = bb.data();
+  p.c = cc.data();
+  p.D = DD.data();
+  p.e = ee.data();
+  return p;
+}
+
+// (coupling (n,), self_noise (n,)) -> NoiseParams
+memsgd::NoiseParams noise_from(Converter& conv, const py::handle& noise, const std::string& where) {
+  auto t = py::reinterpret_borrow<py::tuple>(noise);
+  require(t.size() == 2, "noise" + where + " must be (coupling, self_noise)");
+  const Array& cp = conv.get(t[0], "coupling" + where);
+  const Array& sn = conv.get(t[1], "self_noise" + where);
+  require(cp.ndim() == 1 && cp.size() > 0, "coupling" + where + " must be a non-empty 1-d array");
+  require_shape(sn, "self_noise" + where, {cp.size()});
+  return memsgd::NoiseParams{static_cast<std::size_t>(cp.size()), cp.data(), sn.data()};
+}
+
+std::size_t steps_from(std::int64_t steps) {
   require(steps >= 0, "steps must be >= 0");
   require(steps < (std::int64_t(1) << 40), "steps must be < 2**40");
-  require(T == 1 || T >= steps, "steps must be <= the number of parameter rows: a schedule needs parameters for every step (steps_stored >= steps)");
-  require(std::isfinite(coupling) && std::isfinite(self_noise), "coupling and self_noise must be finite");
-  require(!std::isnan(limit), "limit must not be NaN (use inf for no divergence check)");
-  {
-    const double N = static_cast<double>(M) + 1.0;
-    const double state = static_cast<double>(K) * N * N * 8.0;  // per-component second moments
-    require_fits(2.0 * (static_cast<double>(steps) + 1.0) * 8.0 + state, "steps");
-  }
-  require_finite(lam, "eigenvalues");
-  require_finite(w, "weights");
-  require_finite(sc, "scales");
-  require_finite(al, "alpha");
-  require_finite(bb, "b");
-  require_finite(cc, "c");
-  require_finite(DD, "D");
-  require_finite(ee, "e");
-
-  memsgd::Nodes nodes{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
-  memsgd::AlgorithmParams params;
-  params.memory = static_cast<int>(M);
-  params.steps_stored = static_cast<std::size_t>(T);
-  params.alpha = al.data();
-  params.b = bb.data();
-  params.c = cc.data();
-  params.D = DD.data();
-  params.e = ee.data();
-  memsgd::EvolveOptions options;
-  options.coupling = coupling;
-  options.self_noise = self_noise;
-  options.initial = initial_ggt ? memsgd::InitialState::GGt : memsgd::InitialState::E11;
-  // evolve.hpp documents "r0 above limit or not finite marks divergence"; the kernel tests
-  // !(r0 <= limit), which lets r0 = inf pass when limit = inf. Clamp so that it cannot.
-  options.limit = std::min(limit, std::numeric_limits<double>::max());
-  options.control = control;
-
-  Array r0(steps + 1), r1(steps + 1);
-  double* p0 = r0.mutable_data();
-  double* p1 = r1.mutable_data();
-  std::int64_t diverged;
-  {
-    py::gil_scoped_release release;
-    diverged = memsgd::evolve(nodes, params, static_cast<std::size_t>(steps), options, p0, p1);
-  }
-  if (control != nullptr && control->cancel.load()) throw std::runtime_error("run cancelled");
-  {
-    // An overflowed step can leave r1 = inf - inf = NaN one step before r0 overflows; the sums
-    // are of nonnegative terms in exact arithmetic, so report the overflow as inf, never NaN.
-    for (std::int64_t t = 0; t <= steps; ++t) {
-      if (std::isnan(p0[t])) p0[t] = std::numeric_limits<double>::infinity();
-      if (std::isnan(p1[t])) p1[t] = std::numeric_limits<double>::infinity();
-    }
-  }
-  return py::make_tuple(r0, r1, diverged);
+  return static_cast<std::size_t>(steps);
 }
 
-py::tuple renewal(py::object U, py::object U_prime, py::object V, py::object V_prime,
-                  const std::string& method) {
-  Array u = as_array(U, "U"), up = as_array(U_prime, "U_prime"), v = as_array(V, "V"),
-        vp = as_array(V_prime, "V_prime");
+void require_memory(double bytes) {
+  const double phys = memsgd::physical_memory_bytes();
+  if (phys > 0 && bytes > phys)
+    throw py::value_error("steps too large: the run needs " + std::to_string(bytes / 1e9) +
+                          " GB, more than this machine's physical memory (" + std::to_string(phys / 1e9) + " GB)");
+}
+
+template <class Tuple>
+void require_tuple(const py::handle& obj, const char* name) {
+  if (!py::isinstance<Tuple>(obj)) throw py::type_error(std::string(name) + " must be a tuple of arrays");
+}
+
+// -- evolve: one configuration, every step ----------------------------------------------------------
+
+py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha, py::object b,
+                 py::object c, py::object D, py::object e, py::object coupling, py::object self_noise,
+                 std::int64_t steps, bool initial_ggt, bool overflow_only, int threads, bool adaptive_threads,
+                 bool spin_only, memsgd::RunControl* control) {
+  Converter conv;
+  const std::size_t T = steps_from(steps);
+  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
+  memsgd::Configuration cfg;
+  cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
+  cfg.algorithm = algorithm_from(conv, py::make_tuple(alpha, b, c, D, e), "");
+  cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise), "");
+  require_memory(2.0 * 8.0 * (static_cast<double>(T) + 1.0) +
+                 memsgd::state_bytes(cfg.algorithm.memory, cfg.nodes.count, 1, threads > 0 ? threads : memsgd::max_threads()));
+  memsgd::RunOptions opt;
+  opt.initial = initial_ggt ? memsgd::InitialState::GGt : memsgd::InitialState::E11;
+  opt.rule = overflow_only ? memsgd::DivergenceRule::OverflowOnly : memsgd::DivergenceRule::Relative;
+  opt.threads = threads;
+  opt.adaptive_threads = adaptive_threads;
+  opt.spin_only = spin_only;
+  opt.control = control;
+  Array loss(static_cast<py::ssize_t>(T + 1)), gp(static_cast<py::ssize_t>(T + 1));
+  std::int64_t diverged = -1;
+  memsgd::Outputs out{loss.mutable_data(), gp.mutable_data(), &diverged};
+  {
+    py::gil_scoped_release release;
+    memsgd::evolve(&cfg, 1, T, memsgd::Recording{}, opt, out);
+  }
+  return py::make_tuple(loss, gp, diverged);
+}
+
+// -- evolve_batch: C configurations, recorded steps ------------------------------------------------
+
+py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequence noises, std::int64_t steps,
+                       py::object record, int threads, memsgd::RunControl* control) {
+  Converter conv;
+  const std::size_t T = steps_from(steps);
+  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
+  const std::size_t C = static_cast<std::size_t>(py::len(algorithms));
+  require(py::len(spectra) == C, "spectra must have one entry per configuration (" + std::to_string(C) + ")");
+  require(py::len(noises) == C, "noises must have one entry per configuration (" + std::to_string(C) + ")");
+  std::vector<memsgd::Configuration> cfgs(C);
+  int max_memory = 0;
+  std::size_t max_nodes = 0;
+  for (std::size_t i = 0; i < C; ++i) {
+    const std::string where = " of configuration " + std::to_string(i);
+    require_tuple<py::tuple>(spectra[i], "spectra entries");
+    require_tuple<py::tuple>(algorithms[i], "algorithms entries");
+    require_tuple<py::tuple>(noises[i], "noises entries");
+    cfgs[i].nodes = nodes_from(conv, spectra[i], where);
+    cfgs[i].algorithm = algorithm_from(conv, algorithms[i], where);
+    cfgs[i].noise = noise_from(conv, noises[i], where);
+    max_memory = std::max(max_memory, cfgs[i].algorithm.memory);
+    max_nodes = std::max(max_nodes, cfgs[i].nodes.count);
+  }
+  IndexArray rec;
+  memsgd::Recording recording;
+  if (!record.is_none()) {
+    py::array raw = raw_array(record, "record", "iu", "an array of integer steps");
+    rec = IndexArray::ensure(raw);
+    require(rec && rec.ndim() == 1, "record must be a 1-d array of steps");
+    recording.steps = rec.data();
+    recording.count = static_cast<std::size_t>(rec.size());
+  }
+  const std::size_t R = recording.steps != nullptr ? recording.count : T + 1;
+  require_memory(8.0 * 2.0 * static_cast<double>(C) * static_cast<double>(R) +
+                 memsgd::state_bytes(max_memory, max_nodes, C, threads > 0 ? threads : memsgd::max_threads()));
+  memsgd::RunOptions opt;
+  opt.threads = threads;
+  opt.control = control;
+  Array loss({static_cast<py::ssize_t>(C), static_cast<py::ssize_t>(R)});
+  IndexArray diverged(static_cast<py::ssize_t>(C));
+  memsgd::Outputs out{loss.mutable_data(), nullptr, diverged.mutable_data()};
+  {
+    py::gil_scoped_release release;
+    memsgd::evolve(cfgs.data(), C, T, recording, opt, out);
+  }
+  return py::make_tuple(loss, diverged);
+}
+
+// -- renewal -------------------------------------------------------------------------------------
+
+py::tuple renewal(py::object U, py::object U_prime, py::object V, py::object V_prime, const std::string& method) {
+  Array u = as_array(U, "U"), up = as_array(U_prime, "U_prime"), v = as_array(V, "V"), vp = as_array(V_prime, "V_prime");
   require(u.ndim() == 1, "U must be a 1-d array");
   const py::ssize_t n = u.size();
   require_shape(up, "U_prime", {n});
@@ -179,22 +261,78 @@ py::tuple renewal(py::object U, py::object U_prime, py::object V, py::object V_p
   return py::make_tuple(L, l);
 }
 
+// -- introspection -------------------------------------------------------------------------------
+
+py::dict build_info() {
+  const memsgd::BuildInfo b = memsgd::build_info();
+  py::dict d;
+  d["version"] = b.version;
+  d["compiler"] = b.compiler;
+  d["build_type"] = b.build_type;
+  d["openmp"] = b.openmp;
+  d["openmp_version"] = b.openmp_version;
+  d["max_threads"] = b.max_threads;
+  d["native"] = b.native;
+  d["architecture"] = b.architecture;
+  d["simd_compiled"] = b.simd_compiled;
+  d["simd_supported"] = b.simd_supported;
+  d["simd_active"] = b.simd_active;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "memsgd compiled core: exact second-moment recursion and renewal solvers";
+  memsgd::select_simd_path_from_environment();  // MEMSGD_SIMD; a refused path fails the import
+
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const memsgd::Cancelled& c) {
+      PyErr_SetString(PyExc_RuntimeError, c.what());
+    }
+  });
+
+  m.attr("DIVERGENCE_FACTOR") = memsgd::kDivergenceFactor;
+
   py::class_<memsgd::RunControl>(m, "RunControl",
-                                 "Progress of a running evolve() and a way to stop it from another thread.")
+                                 "Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.")
       .def(py::init<>())
       .def_property_readonly("steps_done", [](const memsgd::RunControl& c) { return c.steps_done.load(); })
+      .def_property_readonly("configs_done", [](const memsgd::RunControl& c) { return c.configs_done.load(); })
       .def("cancel", [](memsgd::RunControl& c) { c.cancel.store(true); });
-  m.def("evolve", &evolve, py::arg("eigenvalues"), py::arg("weights"), py::arg("scales"),
-        py::arg("alpha"), py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("steps"),
-        py::arg("coupling"), py::arg("self_noise"), py::arg("initial_ggt") = false,
-        py::arg("limit") = 2e30, py::arg("control") = nullptr,
-        "Second-moment recursion; returns (r0, r1, diverged_at) with r0_t = sum w lam X00, "
-        "r1_t = sum w lam h^T X h; diverged_at = -1 when finite throughout.");
+
+  // engine
+  m.def("evolve", &evolve, py::arg("eigenvalues"), py::arg("weights"), py::arg("scales"), py::arg("alpha"),
+        py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"), py::arg("self_noise"),
+        py::arg("steps"), py::kw_only(), py::arg("initial_ggt") = false, py::arg("overflow_only") = false,
+        py::arg("threads") = 0, py::arg("adaptive_threads") = true, py::arg("spin_only") = false,
+        py::arg("control") = nullptr,
+        "One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output "
+        "(steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise: (1,) or >= steps "
+        "per-step entries. threads = 0: the default.");
+  m.def("evolve_batch", &evolve_batch, py::arg("spectra"), py::arg("algorithms"), py::arg("noises"),
+        py::arg("steps"), py::arg("record") = py::none(), py::kw_only(), py::arg("threads") = 0,
+        py::arg("control") = nullptr,
+        "C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), "
+        "noises[i] = (coupling, self_noise). Returns (loss (C, R), diverged_at (C,)) at the recorded steps "
+        "(record: increasing int64 steps in [0, steps], or None for every step).");
+  m.def("step_cost", &memsgd::step_cost, py::arg("memory"), "Multiply-adds per component and step.");
+  m.def("state_bytes", &memsgd::state_bytes, py::arg("memory"), py::arg("nodes"), py::arg("configs"),
+        py::arg("threads"), "Bytes of state the core allocates for a run (outputs not included).");
+  m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
+  m.def("max_threads", &memsgd::max_threads, "Threads the core uses by default (OpenMP), 1 without OpenMP.");
+
+  // renewal
   m.def("renewal", &renewal, py::arg("U"), py::arg("U_prime"), py::arg("V"), py::arg("V_prime"),
         py::arg("method") = "fft", "Solve the renewal equations; returns (L, l).");
-  m.def("max_threads", &memsgd::max_threads, "Threads the core uses (OpenMP), 1 without OpenMP.");
+
+  // introspection
+  m.def("build_info", &build_info, "Version, compiler, build type, OpenMP and SIMD paths of this build.");
+  m.def("simd_path", &memsgd::simd_path, "The SIMD path the kernels use.");
+  m.def("set_simd_path", &memsgd::set_simd_path, py::arg("name"),
+        "Use SIMD path `name` (auto, baseline, avx2, avx512) from the next run on.");
+  m.def("fma_probe", &memsgd::fma_probe, py::arg("path"), py::arg("iterations"),
+        "Peak probe of a SIMD path: iterations x 16 x 8 fused multiply-adds (time it).");
 }

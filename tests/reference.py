@@ -17,36 +17,44 @@ def state_matrices(alpha, b, c, D, e):
     return S0, g, h
 
 
-def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False):
+def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False, dtype=np.float64):
     """Exact mean-loss recursion of docs/math.md §3 with full (M+1)x(M+1) matrices per component.
 
-    params_at(t) -> (alpha, b, c, D, e). batch may be np.inf, or an array of per-step batch sizes
-    B_t (docs/math.md §8: step t uses tau1/B_t, tau2/B_t). Returns (L, a) of length steps+1;
-    with ``return_scale`` also ``scale_t = 1/2 sum_k m_k lambda_k max|X_k,t|``, the size of the
-    whole second moment, which bounds the rounding error of L_t when L_t itself is tiny
-    (a residual passing through zero while the memory part of the state is not).
+    params_at(t) -> (alpha, b, c, D, e). ``batch``: a batch size (np.inf: no noise) or an array of
+    per-step batch sizes B_t, t = 0..steps-1 (docs/math.md §8: step t uses tau1/B_t, tau2/B_t).
+    Returns (L, a) of length steps+1; with ``return_scale`` also
+    ``scale_t = 1/2 sum_k m_k lambda_k max|X_k,t|``, the size of the whole second moment, which
+    bounds the rounding error of L_t when L_t itself is tiny (a residual passing through zero
+    while the memory part of the state is not). ``dtype=np.longdouble`` runs in extended
+    precision (x86: 64-bit mantissa), so that the reference's own rounding error is negligible
+    next to a float64 computation's. Outputs are float64.
     """
-    lam = np.asarray(lam, float)
-    c2 = np.asarray(c2, float)
-    m = np.asarray(weights, float)
-    inv_b = 1.0 / np.asarray(batch, dtype=float)      # 1/inf = 0; per step if an array
+    f = dtype
+    lam = np.asarray(lam, f)
+    c2 = np.asarray(c2, f)
+    m = np.asarray(weights, f)
+    batch_t = np.atleast_1d(np.asarray(batch, dtype=np.float64))
     M = np.atleast_1d(params_at(0)[1]).size
     N = M + 1
-    X = np.zeros((lam.size, N, N))
+    X = np.zeros((lam.size, N, N), dtype=f)
     X[:, 0, 0] = c2
     L = np.zeros(steps + 1)
     a = np.zeros(steps + 1)
     scale = np.zeros(steps + 1)
+    half = f(0.5)
     for t in range(steps + 1):
-        S0, g, h = state_matrices(*params_at(t if t < steps else max(t - 1, 0)))
+        S0, g, h = (np.asarray(v, dtype=f) for v in state_matrices(*params_at(t if t < steps else max(t - 1, 0))))
         hXh = np.einsum("i,kij,j->k", h, X, h)
-        L[t] = 0.5 * np.sum(m * lam * X[:, 0, 0])
-        a[t] = np.sum(m * lam * hXh)
-        scale[t] = 0.5 * np.sum(m * lam * np.abs(X).max(axis=(1, 2)))
+        a_t = np.sum(m * lam * hXh)
+        L[t] = half * np.sum(m * lam * X[:, 0, 0])
+        a[t] = a_t
+        scale[t] = half * np.sum(m * lam * np.abs(X).max(axis=(1, 2)))
         if t == steps:
             break
+        B = batch_t[0] if batch_t.size == 1 else batch_t[t]
+        inv_b = f(0) if np.isinf(B) else f(1) / f(B)
         S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
-        noise = (inv_b[t] if inv_b.ndim else inv_b) * (tau1 * lam * a[t] - tau2 * lam ** 2 * hXh)
+        noise = inv_b * (f(tau1) * lam * a_t - f(tau2) * lam ** 2 * hXh)
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
     return (L, a, scale) if return_scale else (L, a)
 

@@ -54,14 +54,20 @@ def test_engine_matches_numpy_reference(p):
     noise = Noise(p["batch"], 1.0, p["tau2"])
     curve = loss_curve(algo, spec, noise, steps)
     L_ref, a_ref, scale = mean_loss(params_at, p["lam"], p["c2"], p["weights"], 1.0, p["tau2"], p["batch"], steps,
-                                    return_scale=True)
+                                    return_scale=True, dtype=np.longdouble)
+    # The same recursion in plain float64: how much rounding alone moves this problem (some
+    # hypothesis problems amplify the rounding of S by 1e6). The engine must be as accurate as it.
+    L64, a64 = mean_loss(params_at, p["lam"], p["c2"], p["weights"], 1.0, p["tau2"], p["batch"], steps)
     with np.errstate(all="ignore"):
-        bad = ~(L_ref <= 1e30)
-    n = int(np.argmax(bad)) if bad.any() else steps + 1  # first step the reference overflows
+        bad = ~(L_ref <= 1e30 * L_ref[0])
+    n = int(np.argmax(bad)) if bad.any() else steps + 1  # first step the reference diverges
     assert curve.diverged_at == (n if n <= steps else None)
     # relative to the size of the whole second moment (see reference.mean_loss)
-    assert np.all(np.abs(curve.loss[:n] - L_ref[:n]) <= RTOL * scale[:n])
-    assert np.all(np.abs(curve.noise_injection[:n - 1] - a_ref[:n - 1]) <= 2 * RTOL * scale[:n - 1] * (1 + np.max(np.abs(p["e"]), initial=0)) ** 2)
+    tol = RTOL * scale[:n] + 2 * np.abs(L64[:n] - L_ref[:n])
+    assert np.all(np.abs(curve.loss[:n] - L_ref[:n]) <= tol)
+    e_size = (1 + np.max(np.abs(p["e"]), initial=0)) ** 2
+    tol_a = 2 * RTOL * scale[:n - 1] * e_size + 2 * np.abs(a64[:n - 1] - a_ref[:n - 1])
+    assert np.all(np.abs(2 * curve.gradient_point_loss[:n - 1] - a_ref[:n - 1]) <= tol_a)
     assert np.all(np.isinf(curve.loss[n:]))
 
 
@@ -120,7 +126,7 @@ def test_divergence_reports_first_overflowing_step():
     # top mode: residual (1 - 2.5)^t, loss 1/2 * 1 * 1 * 1.5^(2t) + (decaying rest)
     L_ref, _ = mean_loss(lambda t: memsgd.gd(2.5).parameters(), spec.eigenvalues, spec.coefficients2,
                          np.ones(100), 0, 0, math.inf, 200)
-    first = int(np.argmax(~(L_ref <= 1e30)))
+    first = int(np.argmax(~(L_ref <= 1e30 * L_ref[0])))
     assert curve.diverged_at == first
     assert np.all(np.isfinite(curve.loss[:first]))
     assert np.all(np.isinf(curve.loss[first:]))

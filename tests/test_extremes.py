@@ -8,15 +8,22 @@ import math
 import numpy as np
 import pytest
 
-from memsgd import (MemoryAlgorithm, Noise, Schedule, Spectrum, am1, gd, heavy_ball, loss_curve,
+import memsgd
+from memsgd import (MemoryAlgorithm, _core, Noise, Schedule, Spectrum, am1, gd, heavy_ball, loss_curve,
                     loss_from_propagators, nesterov, propagators, schedules)
 from tests.reference import mean_loss
 
-LIMIT = 1e30
+# docs/math.md §8: diverged at the first t with L_t > FACTOR * L_0 or not finite
+FACTOR = 1e30
+
+
+def test_divergence_factor_is_the_documented_one():
+    assert _core.DIVERGENCE_FACTOR == FACTOR
+    assert not hasattr(memsgd.dynamics, "DIVERGENCE_LIMIT")  # one definition, in the core
 
 
 def _reference_first_divergence(algo, spec, noise, steps):
-    """First t with L_t > 1e30 or not finite, from the numpy reference (None if never)."""
+    """First t with L_t > 1e30 L_0 or not finite, from the numpy reference (None if never)."""
     params = algo.parameters() if isinstance(algo, MemoryAlgorithm) else None
 
     def at(t):
@@ -26,7 +33,7 @@ def _reference_first_divergence(algo, spec, noise, steps):
     with np.errstate(all="ignore"):
         L, _ = mean_loss(at, spec.eigenvalues, spec.coefficients2, spec.weights, noise.tau1, noise.tau2,
                          batch, steps)
-    bad = ~(L <= LIMIT)
+    bad = ~(L <= FACTOR * L[0])
     return (int(np.argmax(bad)) if bad.any() else None), L
 
 
@@ -50,23 +57,34 @@ def test_diverged_at_is_first_overflow(algo, spec, noise, steps):
     expected, L_ref = _reference_first_divergence(algo, spec, noise, steps)
     assert expected is not None, "test case must actually diverge within the horizon"
     # A crossing within rounding of the threshold could legitimately land one step apart.
-    assert abs(L_ref[expected - 1] / LIMIT - 1) > 1e-9
+    limit = FACTOR * L_ref[0]
+    assert abs(L_ref[expected - 1] / limit - 1) > 1e-9
     assert curve.diverged_at == expected
     assert curve.diverged
     d = curve.diverged_at
-    assert np.all(np.isfinite(curve.loss[:d])) and np.all(curve.loss[:d] <= LIMIT)
+    assert np.all(np.isfinite(curve.loss[:d])) and np.all(curve.loss[:d] <= limit)
     assert np.all(np.isinf(curve.loss[d:])) and np.all(curve.loss[d:] > 0)
     assert not np.any(np.isnan(curve.loss))
     # Finite part agrees with the reference.
     np.testing.assert_allclose(curve.loss[:d], L_ref[:d], rtol=1e-9)
 
 
-def test_divergence_at_step_zero_not_possible_for_valid_spectrum_but_limit_respected():
-    # L_0 just under the limit is finite; the first step overflows.
-    spec = Spectrum([1.0], [1.9e30])
-    curve = loss_curve(gd(3.0), spec, Noise.none(), 5)
-    assert curve.loss[0] == pytest.approx(0.95e30)
-    assert curve.diverged_at == 1
+def test_divergence_is_relative_to_the_initial_loss():
+    # GD with lr 3 on lambda = 1: L_t = 4^t L_0 exactly; 4^49 < 1e30 < 4^50, whatever L_0 is.
+    for c2 in (1.0, 1.9e30, 1e-200):
+        curve = loss_curve(gd(3.0), Spectrum([1.0], [c2]), Noise.none(), 60)
+        assert curve.loss[0] == pytest.approx(0.5 * c2)
+        assert curve.diverged_at == 50
+        np.testing.assert_allclose(curve.loss[:50], 0.5 * c2 * 4.0 ** np.arange(50), rtol=1e-13)
+
+
+def test_large_initial_loss_is_not_divergence():
+    # issue 12 item 1: L_0 = 5e39 is a well-posed problem, not a divergence at step 0
+    curve = loss_curve(gd(1e-21), Spectrum([1e20], [1e20]), Noise.gaussian(1), 5)
+    assert curve.diverged_at is None
+    # residual (1 - 0.1)^t; noise adds tau1/B lambda a_t alpha^2 = 1e-22 a_t (relative 1e-2 per step)
+    L_ref, _ = mean_loss(lambda t: gd(1e-21).parameters(), [1e20], [1e20], [1.0], 1.0, -1.0, 1, 5)
+    np.testing.assert_allclose(curve.loss, L_ref, rtol=1e-13)
 
 
 def test_propagators_of_diverging_algorithm_have_no_nan():
@@ -146,8 +164,12 @@ def test_infinite_power_law_is_finite():
 
 
 def test_initial_loss_above_limit_diverges_at_zero():
-    curve = loss_curve(gd(0.1), Spectrum([1.0], [1e31]), Noise(1), 10)
-    assert curve.diverged_at == 0 and np.all(np.isinf(curve.loss))
+    curve = loss_curve(gd(0.1), Spectrum([1.0], [1e31]), Noise(1), 10)   # L_0 = 5e30: not a divergence
+    assert curve.diverged_at is None and np.all(np.isfinite(curve.loss))
+    # only an overflowing L_0 diverges at 0 (Spectrum refuses one, so through the core)
+    L, l, d = _core.evolve(np.array([1e300]), np.ones(1), np.array([1e300]), np.array([0.1]), np.zeros((1, 0)),
+                           np.zeros((1, 0)), np.zeros((1, 0, 0)), np.zeros((1, 0)), np.zeros(1), np.zeros(1), 4)
+    assert d == 0 and np.all(np.isinf(L)) and np.all(np.isinf(l))
 
 
 @pytest.mark.parametrize("method", ["direct", "fft"])

@@ -16,13 +16,14 @@ from memsgd import _core
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _args(K=3, M=1, T=1):
+def _args(K=3, M=1, T=1, coupling=0.1, self_noise=-0.1):
     return [np.full(K, 0.5), np.ones(K), np.ones(K), np.full(T, 0.1), np.full((T, M), 0.5),
-            np.full((T, M), 0.1), np.full((T, M, M), 0.5), np.zeros((T, M))]
+            np.full((T, M), 0.1), np.full((T, M, M), 0.5), np.zeros((T, M)), np.array([coupling]),
+            np.array([self_noise])]
 
 
-def _evolve(args, steps=5, coupling=0.1, self_noise=-0.1, **kw):
-    return _core.evolve(*args, steps, coupling, self_noise, **kw)
+def _evolve(args, steps=5, **kw):
+    return _core.evolve(*args, steps, **kw)
 
 
 def test_random_fuzz_subprocess():
@@ -55,7 +56,8 @@ MALFORMED = {
 }
 
 
-@pytest.mark.parametrize("slot", [0, 1, 2, 3], ids=["eigenvalues", "weights", "scales", "alpha"])
+@pytest.mark.parametrize("slot", [0, 1, 2, 3, 8, 9], ids=["eigenvalues", "weights", "scales", "alpha", "coupling",
+                                                         "self_noise"])
 @pytest.mark.parametrize("bad", list(MALFORMED.values()), ids=list(MALFORMED))
 def test_evolve_malformed_array(slot, bad):
     args = _args()
@@ -84,7 +86,15 @@ def test_evolve_bad_steps_raise_quickly(steps):
 def test_evolve_schedule_rows_must_cover_steps():
     args = _args()
     args[3:8] = [np.full(4, 0.1), np.full((4, 1), 0.5), np.full((4, 1), 0.1), np.full((4, 1, 1), 0.5), np.zeros((4, 1))]
-    with pytest.raises(ValueError, match="steps must be <="):
+    with pytest.raises(ValueError, match="schedule has 4 rows of parameters, fewer than steps = 5"):
+        _evolve(args, steps=5)
+    assert _evolve(args, steps=4)[0].shape == (5,)
+
+
+def test_evolve_per_step_noise_must_cover_steps():
+    args = _args()
+    args[8:10] = [np.full(4, 0.1), np.full(4, -0.1)]
+    with pytest.raises(ValueError, match="per-step noise has 4 entries, fewer than steps = 5"):
         _evolve(args, steps=5)
     assert _evolve(args, steps=4)[0].shape == (5,)
 
@@ -122,11 +132,12 @@ def test_evolve_overflow_gives_inf_not_nan():
     args = _args(K=2, M=1)
     args[4] = np.array([[1e300]])
     args[5] = np.array([[1e300]])
-    for limit in (2e30, np.inf):
-        r0, r1, d = _evolve(args, steps=20, limit=limit)
+    for overflow_only in (False, True):
+        L, l, d = _evolve(args, steps=20, overflow_only=overflow_only)
         assert d >= 0
-        assert not np.isnan(r0).any() and not np.isnan(r1).any()
-        assert np.all(np.isinf(r0[d:]))
+        assert not np.isnan(L).any() and not np.isnan(l).any()
+        assert np.all(np.isinf(L[d:])) and np.all(np.isinf(l[d:]))
+        assert np.all(np.isfinite(L[:d])) and np.all(np.isfinite(l[:d]))
 
 
 @pytest.mark.parametrize("method", ["fft", "direct"])

@@ -82,7 +82,7 @@ def test_recursion_equals_propagator_expansion(algo, spec, noise, steps, method)
 
 def _quadratic_form(algo, lam, c2, noise, steps, v):
     """lam * (1, v)^T X_steps (1, v) through the core: a one-component spectrum and one
-    extra parameter row whose e = v is used only for the final r1."""
+    extra parameter row whose e = v is used only for the final gradient-point loss."""
     M = algo.memory
     T = steps + 1
     alpha = np.full(T, algo.alpha)
@@ -91,9 +91,9 @@ def _quadratic_form(algo, lam, c2, noise, steps, v):
     D = np.tile(algo.D, (T, 1, 1)).reshape(T, M, M)
     e = np.array(np.tile(algo.e, (T, 1)).reshape(T, M))
     e[steps] = v
-    r0, r1, d = _core.evolve(np.array([lam]), np.ones(1), np.array([c2]), alpha, b, c, D, e, steps,
-                             noise.coupling, noise.self_noise, False, math.inf)
-    return r0[steps], r1[steps], d
+    L, l, d = _core.evolve(np.array([lam]), np.ones(1), np.array([c2]), alpha, b, c, D, e,
+                           np.array([noise.coupling]), np.array([noise.self_noise]), steps, overflow_only=True)
+    return 2 * L[steps], 2 * l[steps], d
 
 
 @SETTINGS
@@ -105,18 +105,18 @@ def test_second_moments_stay_psd(algo, lam, c2, noise, steps, seed):
     vs = [np.zeros(M)] + [rng.standard_normal(M) * s for s in (0.1, 1.0, 10.0) for _ in range(3)]
     forms = []
     for v in vs:
-        r0, r1, d = _quadratic_form(algo, lam, c2, noise, steps, v)
-        assume(d < 0 and abs(r1) < 1e100)
-        forms.append((r1, 1.0 + v @ v))
-        assert r0 >= 0.0                          # lam (X)_00
+        x00, form, d = _quadratic_form(algo, lam, c2, noise, steps, v)
+        assume(d < 0 and abs(form) < 1e100)
+        forms.append((form, 1.0 + v @ v))
+        assert x00 >= 0.0                          # lam (X)_00
     # X_00 at the final step must equal the e = 0 form; all forms nonnegative up to rounding
     scale = max(abs(f) / n for f, n in forms)
     for f, n in forms:
         assert f >= -1e-10 * scale * n
-    # the loss curve itself is nonnegative, and so is the noise injection a_t
+    # the loss curve itself is nonnegative, and so is the gradient-point loss
     curve = loss_curve(algo, Spectrum([lam], [c2]), noise, steps)
     assume(curve.diverged_at is None)
-    assert np.all(curve.loss >= 0) and np.all(curve.noise_injection >= -1e-12 * np.max(np.abs(curve.noise_injection)))
+    assert np.all(curve.loss >= 0) and np.all(curve.gradient_point_loss >= -1e-12 * np.max(np.abs(curve.gradient_point_loss)))
 
 
 # -- 3. GD loss is non-increasing in the batch size ------------------------------------------
@@ -204,5 +204,5 @@ def test_change_of_memory_basis_invariance(algo, spec, noise, seed):
     b = loss_curve(new, spec, noise, 50)
     assume(a.diverged_at is None and np.max(a.loss) < 1e6 * spec.initial_loss)
     np.testing.assert_allclose(b.loss, a.loss, rtol=1e-8, atol=1e-13 * np.max(a.loss))
-    np.testing.assert_allclose(b.noise_injection, a.noise_injection, rtol=1e-8,
-                               atol=1e-13 * np.max(np.abs(a.noise_injection)))
+    np.testing.assert_allclose(b.gradient_point_loss, a.gradient_point_loss, rtol=1e-8,
+                               atol=1e-13 * np.max(np.abs(a.gradient_point_loss)))

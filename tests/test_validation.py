@@ -25,6 +25,8 @@ def _bad_generator(t):
     return np.zeros(len(t)), np.zeros((len(t), 2)), np.zeros((len(t), 1)), np.zeros((len(t), 1, 1)), np.zeros((len(t), 1))
 
 
+ZERO = np.zeros(1)
+
 CASES = [
     # --- Spectrum --------------------------------------------------------------------------
     ("spectrum-empty", lambda: Spectrum([], []), ValueError, "eigenvalues must not be empty"),
@@ -159,17 +161,17 @@ CASES = [
     ("stability-spectrum-type", lambda: theory.stability(HB, [1.0], NOISE), TypeError, "spectrum must be a Spectrum"),
     # --- compiled core (direct calls) ------------------------------------------------------
     ("core-evolve-complex", lambda: _core.evolve(np.ones(1) + 0j, np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
-                                                 np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), 3, 0.0, 0.0),
+                                                 np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, ZERO, 3),
      TypeError, "eigenvalues must be an array of real numbers"),
     ("core-evolve-steps-neg", lambda: _core.evolve(np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
-                                                   np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), -1, 0.0, 0.0),
+                                                   np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, ZERO, -1),
      ValueError, "steps must be >= 0"),
     ("core-evolve-weights-shape", lambda: _core.evolve(np.ones(2), np.ones(1), np.ones(2), np.ones(1), np.ones((1, 0)),
-                                                       np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), 1, 0.0, 0.0),
+                                                       np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, ZERO, 1),
      ValueError, "weights must have shape"),
-    ("core-evolve-limit-nan", lambda: _core.evolve(np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
-                                                   np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), 1, 0.0, 0.0, False, NAN),
-     ValueError, "limit must not be NaN"),
+    ("core-evolve-noise-shape", lambda: _core.evolve(np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
+                                                     np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, np.zeros(2), 1),
+     ValueError, "self_noise must have shape"),
     ("core-renewal-method", lambda: _core.renewal(np.ones(3), np.ones(3), np.ones(3), np.ones(3), "slow"),
      ValueError, "method must be"),
     ("core-renewal-shape", lambda: _core.renewal(np.ones(3), np.ones(2), np.ones(3), np.ones(3), "fft"),

@@ -5,8 +5,7 @@ Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic ac
 """
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
-from .dynamics import LossCurve, Propagators, loss_curve, propagators
-from .dynamics import LossCurves, loss_curves
+from .dynamics import LossCurve, LossCurves, Propagators, loss_curve, loss_curves, propagators
 from .sweep import fitted_exponents, sweep
 from .renewal import loss_from_propagators
 from .simulation import simulate_sgd
@@ -23,10 +22,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Spectrum", "Noise", "MemoryAlgorithm", "Multistep", "Schedule", "schedules",
     "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
-    "loss_curve", "propagators", "loss_from_propagators", "simulate_sgd",
-    "LossCurve", "Propagators", "fit_exponent",
+    "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
+    "LossCurve", "LossCurves", "Propagators", "fit_exponent",
 ]
-__all__ += ["loss_curves", "LossCurves", "sweep", "fitted_exponents"]
+__all__ += ["sweep", "fitted_exponents"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]
 __all__ += ["memory1_eigenvalues", "memory1_geometry", "phase_diagram"]

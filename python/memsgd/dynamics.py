@@ -2,50 +2,53 @@
 
 Along eigencomponent k the second moment ``X_k`` of the state ``(w - w*, u)`` obeys
 
-    a_t       = sum_l m_l lambda_l h^T X_{l,t} h
-    X_{k,t+1} = S_k X_{k,t} S_k^T + (1/B) [tau1 lambda_k a_t - tau2 lambda_k^2 h^T X_{k,t} h] g g^T
+    l_t       = 1/2 sum_k m_k lambda_k h^T X_{k,t} h        (loss at the gradient point w + e^T u)
+    X_{k,t+1} = S_k X_{k,t} S_k^T + (1/B_t) [tau1 lambda_k 2 l_t - tau2 lambda_k^2 h^T X_{k,t} h] g g^T
     L_t       = 1/2 sum_k m_k lambda_k (X_{k,t})_00,        X_{k,0} = c_k^2 E11,
 
-exact for the expected loss of mini-batch SGD with memory on Gaussian data.
+exact for the expected loss of mini-batch SGD with memory on Gaussian data. A run has diverged
+at the first step with ``L_t > DIVERGENCE_FACTOR * L_0`` or a non-finite value (docs/math.md §8);
+the core decides it, and its losses are ``inf`` from there on.
 """
 from __future__ import annotations
 
 import math
-import sys
+import numbers
 import threading
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from . import _core
 from ._progress import progress_bar
-from ._validation import nonnegative_int
+from ._steps import log_spaced_steps
+from ._validation import nonnegative_int, positive_int
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["LossCurve", "Propagators", "loss_curve", "propagators"]
+__all__ = ["LossCurve", "LossCurves", "Propagators", "loss_curve", "loss_curves", "propagators"]
 
-# Losses above this count as divergence.
-DIVERGENCE_LIMIT = 1e30
-# The core refuses more steps than this (and any run whose outputs exceed physical memory).
+# The core refuses more steps than this (and any run whose arrays exceed physical memory).
 MAX_STEPS = 2 ** 40
-# Propagators are not losses: only an overflow (inf/NaN) stops their recursion.
-_OVERFLOW = sys.float_info.max
 
 Algorithm = Union[MemoryAlgorithm, Schedule]
 
 
 @dataclass(frozen=True)
 class LossCurve:
-    """``loss[t] = L_t`` for t = 0..steps; ``diverged_at`` is the first step whose loss
-    overflowed or exceeded 1e30 (losses are ``inf`` from there on), or None."""
+    """``loss[t] = L_t`` for t = 0..steps; ``gradient_point_loss[t] = l_t``, the expected loss at
+    the gradient point ``w + e^T u`` (equal to ``loss`` when e = 0), which drives the noise.
+
+    ``diverged_at`` is the first step with ``L_t > 1e30 L_0`` or a non-finite value (both arrays
+    are ``inf`` from there on), or None.
+    """
 
     loss: np.ndarray
     diverged_at: Optional[int]
-    noise_injection: np.ndarray = field(repr=False)  # a_t = sum_k m_k lambda_k h^T X_k h
+    gradient_point_loss: np.ndarray = field(repr=False)
 
     @property
     def steps(self) -> int:
@@ -55,6 +58,43 @@ class LossCurve:
     def diverged(self) -> bool:
         return self.diverged_at is not None
 
+    @property
+    def growth_rate(self) -> float:
+        """Per-step exponential growth rate of the loss at the end of the run.
+
+        The least-squares slope ``r`` of ``ln L_t`` against ``t`` over the last quarter of the
+        run, ``t`` in ``[T - w, T]`` with ``w = ceil(T/4)`` (so ``L_t ~ C e^(r t)`` there). ``+inf``
+        for a diverged run; ``nan`` for runs shorter than 16 steps or a non-positive loss in the
+        window. A stationary run whose noise is unstable (``V' > 1``, docs/math.md §5) has
+        ``r = ln rho`` asymptotically, ``rho`` the root of ``sum_n V'_n rho^-n = 1``.
+        """
+        return _growth(self.loss, self.diverged_at)[0]
+
+    @property
+    def grows_exponentially(self) -> bool:
+        """True when the run diverged or the loss shows sustained exponential growth at its end:
+        over the last quarter (see :attr:`growth_rate`) the mean of ``ln L`` rises from each of four
+        equal parts to the next, and ``L`` grows at least e-fold (``growth_rate * w >= 1``).
+
+        The losses themselves are exact and unchanged; this flags runs that have not (yet) crossed
+        the divergence threshold but grow like an unstable one (frozen-time ``V' > 1``). A run that
+        converges or settles on a plateau does not qualify.
+        """
+        return _growth(self.loss, self.diverged_at)[1]
+
+
+@dataclass(frozen=True)
+class LossCurves:
+    """Loss curves of C configurations at the recorded steps (see :func:`loss_curves`).
+
+    ``steps`` (R,) int64; ``loss`` (C, R) float64, ``loss[i, r] = L_{steps[r]}`` of configuration i
+    (``inf`` from its divergence on); ``diverged_at`` (C,) int64, -1 where the run did not diverge.
+    """
+
+    steps: np.ndarray
+    loss: np.ndarray
+    diverged_at: np.ndarray
+
 
 @dataclass(frozen=True)
 class Propagators:
@@ -62,7 +102,8 @@ class Propagators:
 
     ``U_n = 1/2 sum m lambda c^2 <E11, T^n E11>``, ``U'_n = 1/2 sum m lambda c^2 <hh^T, T^n E11>``,
     ``V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>``, ``V'_n`` likewise with ``hh^T``;
-    ``V[0] = V'[0] = 0``. ``e_is_zero`` tells that ``U' = U`` and ``V' = V``.
+    ``V[0] = V'[0] = 0``. ``e_is_zero`` tells that ``U' = U`` and ``V' = V``. The recursion stops
+    only on overflow: from the first non-finite value on, all four are ``inf``.
     """
 
     U: np.ndarray
@@ -76,18 +117,108 @@ class Propagators:
         return self.U.size - 1
 
 
-def _check_problem(algorithm, spectrum, noise, steps):
+# -- growth diagnostic -------------------------------------------------------------------------
+
+_GROWTH_MIN_STEPS = 16
+
+
+def _growth(loss: np.ndarray, diverged_at: Optional[int]):
+    if diverged_at is not None:
+        return math.inf, True
+    T = loss.size - 1
+    if T < _GROWTH_MIN_STEPS:
+        return math.nan, False
+    w = -(-T // 4)
+    window = loss[T - w:]
+    if not np.all(window > 0):
+        return math.nan, False
+    t = np.arange(T - w, T + 1, dtype=np.float64)
+    y = np.log(window)
+    tc = t - t.mean()
+    rate = float(np.dot(tc, y - y.mean()) / np.dot(tc, tc))
+    parts = [p.mean() for p in np.array_split(y, 4)]
+    rising = all(b > a for a, b in zip(parts, parts[1:]))
+    return rate, bool(rising and rate * w >= 1.0)
+
+
+# -- argument checks ---------------------------------------------------------------------------
+
+def _check_algorithm(algorithm, name="algorithm"):
     if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
-        raise TypeError(f"algorithm must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
-    if not isinstance(noise, Noise):
-        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+        raise TypeError(f"{name} must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
+
+
+def _check_steps(steps) -> int:
     steps = nonnegative_int(steps, "steps")
     if steps >= MAX_STEPS:
         raise ValueError(f"steps must be < 2**40, got {steps}")
     return steps
 
+
+def _check_problem(algorithm, spectrum, noise, steps):
+    _check_algorithm(algorithm)
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
+    if not isinstance(noise, Noise):
+        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+    steps = _check_steps(steps)
+    _check_schedule_length(algorithm, steps, "algorithm")
+    if noise.per_step and noise.batch_size.size < steps:
+        raise ValueError(f"noise has {noise.batch_size.size} per-step batch sizes, fewer than steps = {steps}")
+    return steps
+
+
+def _check_schedule_length(algorithm, steps: int, name: str):
+    if isinstance(algorithm, Schedule) and algorithm.length is not None and steps > algorithm.length:
+        raise ValueError(f"steps must be <= the schedule's length {algorithm.length} "
+                         f"({name} is too short), got {steps}")
+
+
+def _check_threads(threads) -> int:
+    """The core's thread argument: 0 for the default (all cores)."""
+    if threads is None:
+        return 0
+    return positive_int(threads, "threads")
+
+
+def _check_progress(progress):
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+def _parameter_bytes(algorithm, steps: int) -> float:
+    """Bytes of the per-step parameter arrays Python builds for the core (0 for stationary)."""
+    if isinstance(algorithm, MemoryAlgorithm):
+        return 0.0
+    M = algorithm.memory
+    return 8.0 * max(steps, 1) * (1 + 3 * M + M * M)
+
+
+def _noise_bytes(noise: Noise, steps: int) -> float:
+    return 16.0 * steps if noise.per_step else 0.0
+
+
+def _require_memory(parts: dict, what: str):
+    """Refuse a run whose peak memory exceeds physical memory, before allocating anything.
+
+    ``parts``: name -> bytes of every array the run holds at once (outputs, core state,
+    per-step parameters); ``what`` describes the run's size for the message.
+    """
+    physical = _core.physical_memory()
+    total = float(sum(parts.values()))
+    if physical > 0 and total > physical:
+        detail = ", ".join(f"{name} {_gb(b)}" for name, b in parts.items() if b > 0)
+        raise ValueError(f"steps too large ({what}): the run needs about {_gb(total)} ({detail}), more than "
+                         f"this machine's physical memory ({_gb(physical)})")
+
+
+def _gb(b: float) -> str:
+    return f"{b / 1e9:.3g} GB"
+
+
+# -- core calls --------------------------------------------------------------------------------
 
 def _parameter_arrays(algorithm: Algorithm, steps: int):
     """Per-step parameter arrays for the core: one row for a stationary algorithm."""
@@ -95,13 +226,17 @@ def _parameter_arrays(algorithm: Algorithm, steps: int):
         M = algorithm.memory
         return (np.array([algorithm.alpha]), algorithm.b.reshape(1, M), algorithm.c.reshape(1, M),
                 algorithm.D.reshape(1, M, M), algorithm.e.reshape(1, M))
-    if algorithm.length is not None and steps > algorithm.length:
-        raise ValueError(f"steps must be <= the schedule's length {algorithm.length} "
-                         f"(schedule too short), got {steps}")
     if algorithm.length == 0:  # steps == 0 here: the core needs a row, which it never uses
         M = algorithm.memory
         return (np.zeros(1), np.zeros((1, M)), np.zeros((1, M)), np.zeros((1, M, M)), np.zeros((1, M)))
     return algorithm.parameters(max(steps, 1))
+
+
+def _noise_arrays(noise: Noise, steps: int):
+    """``(tau1/B_t, tau2/B_t)`` for the core: one entry for a constant batch size."""
+    if not noise.per_step:
+        return np.array([noise.coupling]), np.array([noise.self_noise])
+    return noise.coefficients(max(steps, 1))  # the core needs an entry even for steps = 0
 
 
 # Runs of more scalar updates than this go through a watched worker thread (progress bar,
@@ -111,169 +246,248 @@ _WATCH_WORK = 1e8
 _BAR_WORK = 5e9
 
 
-def _evolve(args, steps: int, work_per_step: int, progress, desc: str):
-    """``_core.evolve(*args)``, watched from this thread when the run is long.
+def _watched(call, work: float, progress, total: int, desc: str, unit: str, counter: str):
+    """``call(control)`` with a progress bar over ``total`` units and Ctrl-C cancellation.
 
-    The core releases the GIL and publishes its step count in a ``RunControl``; this thread
-    polls it for the bar and turns Ctrl-C into a cancellation of the run.
+    The core releases the GIL and publishes its progress in a ``RunControl`` (``counter``: the
+    attribute to show); this thread polls it and turns Ctrl-C into a cancellation of the run.
     """
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
-    work = float(steps) * work_per_step
-    # progress=None: a bar for long runs, shown by the progress adapter only on a terminal
-    # with tqdm installed; True: always (tqdm required), False: never.
     show = progress if progress is not None else (None if work >= _BAR_WORK else False)
-    if not progress and work < _WATCH_WORK:
-        return _core.evolve(*args)
+    if show is False and work < _WATCH_WORK:
+        return call(None)
     control = _core.RunControl()
     outcome = {}
     finished = threading.Event()  # not Thread.join: an interrupted join can return early later
 
     def target():
         try:
-            outcome["value"] = _core.evolve(*args, control=control)
+            outcome["value"] = call(control)
         except BaseException as exc:  # handed to the calling thread below
             outcome["error"] = exc
         finally:
             finished.set()
 
-    bar = progress_bar(steps, desc, "step", show)
-    threading.Thread(target=target, name="memsgd-evolve", daemon=True).start()
-    try:
-        while not finished.wait(0.1):
-            bar.set(control.steps_done)
-    except KeyboardInterrupt:
-        control.cancel()  # the core stops after its current step
-        while not finished.wait(0.1):
-            pass
-        raise
-    finally:
-        bar.close()
+    with progress_bar(total, desc=desc, unit=unit, show=show) as bar:
+        threading.Thread(target=target, name="memsgd-core", daemon=True).start()
+        try:
+            while not finished.wait(0.1):
+                bar.set(getattr(control, counter))
+        except KeyboardInterrupt:
+            control.cancel()  # the core stops within a step (a row of a step for large M)
+            while not finished.wait(0.1):
+                pass
+            raise
+        bar.set(getattr(control, counter))
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
 
 
+def _evolve(arrays, coupling, self_noise, steps: int, memory: int, nodes: int, progress, desc: str,
+            threads: int, **options):
+    work = float(steps) * nodes * _core.step_cost(memory)
+
+    def call(control):
+        return _core.evolve(*arrays, coupling, self_noise, steps, threads=threads, control=control, **options)
+
+    return _watched(call, work, progress, steps, desc, "step", "steps_done")
+
+
 def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: int,
-               progress: Optional[bool] = None) -> LossCurve:
+               progress: Optional[bool] = None, *, threads: Optional[int] = None) -> LossCurve:
     """Exact expected loss ``L_0..L_steps`` of mini-batch SGD with memory (docs/math.md §3).
 
     Works for stationary algorithms and schedules (per-step parameters), any memory M
-    (specialised kernels for M <= 3), any shift e. Cost O(steps K (M+1)^2), memory
-    O(K (M+1)^2). Deterministic: identical bits for any number of threads.
+    (specialised SIMD kernels for M <= 3), any shift e, and per-step batch sizes
+    (``Noise(batch_size=array)``: step t uses ``tau1/B_t``, ``tau2/B_t``, docs/math.md §8).
+    Cost O(steps K (M+1)^2) for M <= 3, O(steps K (M+1)^3) above; memory O(K (M+1)^2 + steps).
+    Deterministic: identical bits for any number of threads, and equal to :func:`loss_curves`.
 
     ``progress``: ``True`` shows a progress bar, ``False`` never, ``None`` (default) when the
     run is long (about 5 s or more) and stderr is a terminal. Long runs can be interrupted
     with Ctrl-C (KeyboardInterrupt) whether or not a bar is shown.
+    ``threads``: at most this many threads (default: all cores); the core uses one where more
+    do not pay.
     """
     steps = _check_problem(algorithm, spectrum, noise, steps)
-    alpha, b, c, D, e = _parameter_arrays(algorithm, steps)
-    r0, r1, diverged = _evolve(
-        (spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e, steps,
-         noise.coupling, noise.self_noise, False, 2.0 * DIVERGENCE_LIMIT),
-        steps, spectrum.size * (algorithm.memory + 1) ** 2, progress, "loss_curve")
-    return LossCurve(0.5 * r0, None if diverged < 0 else int(diverged), r1)
+    threads = _check_threads(threads)
+    _check_progress(progress)
+    M, K = algorithm.memory, spectrum.size
+    _require_memory({"loss and gradient-point loss": 16.0 * (steps + 1),
+                     "per-step parameters": _parameter_bytes(algorithm, steps),
+                     "per-step noise": _noise_bytes(noise, steps),
+                     "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
+                    f"steps = {steps}")
+    params = _parameter_arrays(algorithm, steps)
+    coupling, self_noise = _noise_arrays(noise, steps)
+    loss, gp, diverged = _evolve((spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, *params),
+                                 coupling, self_noise, steps, M, K, progress, "loss_curve", threads)
+    return LossCurve(loss, None if diverged < 0 else int(diverged), gp)
 
 
 def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps: int,
-                progress: Optional[bool] = None) -> Propagators:
+                progress: Optional[bool] = None, *, threads: Optional[int] = None) -> Propagators:
     """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (docs/math.md §4).
 
-    Stationary algorithms only (two-time propagators of schedules are not offered here).
-    ``progress`` as in :func:`loss_curve`.
+    Stationary algorithms and a constant batch size only (two-time propagators of schedules
+    are not offered here). ``progress`` and ``threads`` as in :func:`loss_curve`.
     """
     if isinstance(algorithm, Schedule):
         raise ValueError("algorithm must be stationary (a MemoryAlgorithm): propagators of a Schedule "
                          "are two-time objects; use loss_curve")
     steps = _check_problem(algorithm, spectrum, noise, steps)
-    alpha, b, c, D, e = _parameter_arrays(algorithm, steps)
+    if noise.per_step:
+        raise ValueError("noise must have a constant batch size: propagators are defined for stationary "
+                         "dynamics only (use loss_curve for a per-step batch size)")
+    threads = _check_threads(threads)
+    _check_progress(progress)
+    M, K = algorithm.memory, spectrum.size
+    _require_memory({"propagators": 8.0 * 6 * (steps + 1),
+                     "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
+                    f"steps = {steps}")
+    params = _parameter_arrays(algorithm, steps)
     lam = spectrum.eigenvalues
-    args = (alpha, b, c, D, e)
-    work = spectrum.size * (algorithm.memory + 1) ** 2
-    s0, s1, _ = _evolve((lam, spectrum.weights, spectrum.coefficients2, *args, steps,
-                         0.0, noise.self_noise, False, _OVERFLOW), steps, work, progress, "signal propagators")
+    no_coupling, self_noise = np.zeros(1), np.array([noise.self_noise])
+    s0, s1, _ = _evolve((lam, spectrum.weights, spectrum.coefficients2, *params), no_coupling, self_noise,
+                        steps, M, K, progress, "signal propagators", threads, overflow_only=True)
     V = np.zeros(steps + 1)
     V_prime = np.zeros(steps + 1)
     if steps > 0 and noise.coupling != 0.0:
-        n0, n1, _ = _evolve((lam, spectrum.weights, lam, *args, steps - 1,
-                             0.0, noise.self_noise, True, _OVERFLOW), steps - 1, work, progress, "noise propagators")
-        V[1:] = noise.coupling * n0
-        V_prime[1:] = noise.coupling * n1
-    arrays = [0.5 * s0, 0.5 * s1, V, V_prime]
-    for arr in arrays:  # an overflowing (diverging) algorithm: report inf, never NaN
-        arr[np.isnan(arr)] = math.inf
-    return Propagators(*arrays, bool(np.all(algorithm.e == 0)))
+        # V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>: the loss (1/2 sum m lambda X_00) of the
+        # recursion started from lambda g g^T, times 2 tau1/B.
+        n0, n1, _ = _evolve((lam, spectrum.weights, lam, *params), no_coupling, self_noise, steps - 1, M, K,
+                            progress, "noise propagators", threads, initial_ggt=True, overflow_only=True)
+        V[1:] = 2.0 * noise.coupling * n0
+        V_prime[1:] = 2.0 * noise.coupling * n1
+    return Propagators(s0, s1, V, V_prime, bool(np.all(algorithm.e == 0)))
 
 
-# --- BEGIN TEMPORARY loss_curves SHIM (sweep branch) ---
-# A pure-Python stand-in with the contract of the batched engine (issue 9, items 1-2): a loop over
-# loss_curve keeping the recorded steps. Replaced by the C++ engine at merge.
-from collections.abc import Sequence as _Sequence
+# -- batched ------------------------------------------------------------------------------------
 
-from ._progress import progress_bar as _progress_bar
-from ._steps import recorded_steps as _recorded_steps
-
-__all__ += ["LossCurves", "loss_curves"]
-
-
-@dataclass(frozen=True)
-class LossCurves:
-    """Loss curves of C configurations at the recorded steps: ``steps`` (R,) int64,
-    ``loss`` (C, R) float64, ``diverged_at`` (C,) int64 (-1: did not diverge)."""
-
-    steps: np.ndarray
-    loss: np.ndarray
-    diverged_at: np.ndarray
-
-
-def _per_configuration(value, kind, name, count):
+def _per_configuration(value, kind, name: str, count: int) -> list:
+    """One shared ``kind`` object, or a sequence of exactly ``count`` of them."""
     if isinstance(value, kind):
         return [value] * count
-    if not isinstance(value, _Sequence) or isinstance(value, (str, bytes)):
-        raise TypeError(f"{name} must be a {kind.__name__} or a sequence of them, got {type(value).__name__}")
-    if len(value) != count:
-        raise ValueError(f"{name} must have one entry per algorithm ({count}), got {len(value)}")
-    for v in value:
-        if not isinstance(v, kind):
-            raise TypeError(f"{name} entries must be {kind.__name__} objects, got {type(v).__name__}")
-    return list(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a {kind.__name__} or a sequence of {count} of them, "
+                        f"got {type(value).__name__}")
+    items = list(value)
+    if len(items) != count:
+        raise ValueError(f"{name} must be one {kind.__name__} or a sequence with one per algorithm "
+                         f"({count}), got {len(items)}")
+    for i, item in enumerate(items):
+        if not isinstance(item, kind):
+            raise TypeError(f"{name}[{i}] must be a {kind.__name__}, got {type(item).__name__}")
+    return items
 
 
-def loss_curves(algorithms, spectrum, noise, steps, record=None, *, threads=None, progress=None) -> LossCurves:
-    """Exact loss curves of C configurations at the recorded steps (docs/math.md §3).
+def _record_steps(record, steps: int) -> Optional[np.ndarray]:
+    """None (every step), log-spaced steps for an int, or a checked increasing array."""
+    if record is None:
+        return None
+    if isinstance(record, numbers.Integral) and not isinstance(record, (bool, np.bool_)):
+        return log_spaced_steps(steps, positive_int(record, "record"))
+    try:
+        arr = np.asarray(record)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"record must be None, an int or an array of integer steps ({exc})") from None
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"record must be None, an int or an array of integer steps, got dtype {arr.dtype}")
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"record must be a non-empty 1-D array of steps, got shape {arr.shape}")
+    if arr.min() < 0 or arr.max() > steps:
+        raise ValueError(f"record steps must lie within [0, steps = {steps}], got {arr.min()}..{arr.max()}")
+    if np.any(np.diff(arr) <= 0):
+        raise ValueError("record steps must be strictly increasing")
+    return np.ascontiguousarray(arr, dtype=np.int64)
 
-    ``loss[i]`` equals ``loss_curve(algorithms[i], spectrum_i, noise_i, steps).loss[steps_kept]``.
-    ``spectrum`` / ``noise``: one shared object or one per configuration. ``record``: ``None``
-    (every step), an int R (``log_spaced_steps(steps, R)``) or an increasing array of steps.
+
+# Per-step parameter arrays of schedules are built per chunk of configurations, at most this many
+# bytes at a time (stationary configurations need none and go in one call).
+_CHUNK_PARAMETER_BYTES = 2e9
+
+
+def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads: Optional[int] = None,
+                progress: Optional[bool] = None) -> LossCurves:
+    """Exact loss curves of C configurations in one core call (docs/math.md §3).
+
+    Args:
+        algorithms: a sequence of C ``MemoryAlgorithm`` / ``Schedule`` (memory sizes may differ).
+        spectrum: one shared ``Spectrum``, or a sequence of C of them.
+        noise: one shared ``Noise``, or a sequence of C of them.
+        steps: horizon T.
+        record: ``None`` (every step 0..T), an int R (the steps ``log_spaced_steps(T, R)``, about
+            R steps evenly spaced in log t, always 0 and T), or an increasing int array in [0, T].
+        threads: at most this many threads (default: all cores).
+        progress: a bar over configurations (``None``: for long runs on a terminal).
+
+    ``loss[i]`` is bitwise equal to ``loss_curve(algorithms[i], spectrum_i, noise_i, T).loss[steps]``
+    for any thread count and any split of the configurations into calls. Configurations run in
+    parallel, one per thread (each vectorised over components), or one after another split over
+    components when there are fewer configurations than threads. Memory O(C R + K (M+1)^2 threads)
+    (plus the per-step parameters of schedules, built in chunks).
     """
-    if not isinstance(algorithms, _Sequence) or isinstance(algorithms, (str, bytes)):
+    if isinstance(algorithms, (MemoryAlgorithm, Schedule)):
+        raise TypeError("algorithms must be a sequence of MemoryAlgorithm / Schedule (for one algorithm, "
+                        "use loss_curve or pass [algorithm])")
+    if isinstance(algorithms, (str, bytes)) or not isinstance(algorithms, (Sequence, np.ndarray)):
         raise TypeError(f"algorithms must be a sequence of MemoryAlgorithm / Schedule, got {type(algorithms).__name__}")
     algos = list(algorithms)
-    for a in algos:
-        if not isinstance(a, (MemoryAlgorithm, Schedule)):
-            raise TypeError(f"algorithms entries must be MemoryAlgorithm or Schedule, got {type(a).__name__}")
+    if not algos:
+        raise ValueError("algorithms must not be empty")
+    for i, a in enumerate(algos):
+        _check_algorithm(a, f"algorithms[{i}]")
     C = len(algos)
-    spectra = _per_configuration(spectrum, Spectrum, "spectrum", C)
+    specs = _per_configuration(spectrum, Spectrum, "spectrum", C)
     noises = _per_configuration(noise, Noise, "noise", C)
-    steps = nonnegative_int(steps, "steps")
-    if steps >= MAX_STEPS:
-        raise ValueError(f"steps must be < 2**40, got {steps}")
-    for a in algos:
-        if isinstance(a, Schedule) and a.length is not None and steps > a.length:
-            raise ValueError(f"steps must be <= every schedule's length (schedule {a.name} has "
-                             f"{a.length}), got {steps}")
-    if threads is not None:
-        from ._validation import positive_int
-        positive_int(threads, "threads")
-    kept = _recorded_steps(record, steps)
-    loss = np.empty((C, kept.size))
-    diverged_at = np.full(C, -1, dtype=np.int64)
-    with _progress_bar(C, "loss_curves", "config", progress) as bar:
-        for i, (a, s, n) in enumerate(zip(algos, spectra, noises)):
-            curve = loss_curve(a, s, n, steps, progress=False)
-            loss[i] = curve.loss[kept]
-            if curve.diverged_at is not None:
-                diverged_at[i] = curve.diverged_at
-            bar.update(1)
-    return LossCurves(kept, loss, diverged_at)
-# --- END TEMPORARY loss_curves SHIM ---
+    steps = _check_steps(steps)
+    for i, (a, n) in enumerate(zip(algos, noises)):
+        _check_schedule_length(a, steps, f"algorithms[{i}]")
+        if n.per_step and n.batch_size.size < steps:
+            raise ValueError(f"noise[{i}] has {n.batch_size.size} per-step batch sizes, fewer than steps = {steps}")
+    rec = _record_steps(record, steps)
+    threads = _check_threads(threads)
+    _check_progress(progress)
+    R = steps + 1 if rec is None else rec.size
+    max_M = max(a.memory for a in algos)
+    max_K = max(s.size for s in specs)
+    param_bytes = [_parameter_bytes(a, steps) + _noise_bytes(n, steps) for a, n in zip(algos, noises)]
+    chunks = _chunks(param_bytes)
+    _require_memory({"recorded losses": 8.0 * C * (R + 1),
+                     "per-step parameters": max(sum(param_bytes[a:b]) for a, b in chunks),
+                     "state": _core.state_bytes(max_M, max_K, C, threads or _core.max_threads())},
+                    f"{C} configurations of steps = {steps}")
+
+    spectrum_arrays = {}
+    for s in specs:
+        spectrum_arrays.setdefault(id(s), (s.eigenvalues, s.weights, s.coefficients2))
+    work = float(steps) * sum(s.size * _core.step_cost(a.memory) for a, s in zip(algos, specs))
+    loss = np.empty((C, R))
+    diverged = np.empty(C, dtype=np.int64)
+
+    def call(control):
+        # one RunControl for every chunk: configs_done keeps counting across them
+        for a, b in chunks:
+            param_cache, noise_cache = {}, {}
+            alg = [param_cache.setdefault(id(x), _parameter_arrays(x, steps)) for x in algos[a:b]]
+            noi = [noise_cache.setdefault(id(n), _noise_arrays(n, steps)) for n in noises[a:b]]
+            spe = [spectrum_arrays[id(s)] for s in specs[a:b]]
+            loss[a:b], diverged[a:b] = _core.evolve_batch(spe, alg, noi, steps, rec, threads=threads,
+                                                          control=control)
+        return loss, diverged
+
+    _watched(call, work, progress, C, "loss_curves", "config", "configs_done")
+    steps_out = np.arange(steps + 1, dtype=np.int64) if rec is None else rec
+    return LossCurves(steps_out, loss, diverged)
+
+
+def _chunks(param_bytes):
+    """Split configurations [0, C) so that each chunk's per-step arrays stay under the budget."""
+    out, start, acc = [], 0, 0.0
+    for i, b in enumerate(param_bytes):
+        if i > start and acc + b > _CHUNK_PARAMETER_BYTES:
+            out.append((start, i))
+            start, acc = i, 0.0
+        acc += b
+    out.append((start, len(param_bytes)))
+    return out

@@ -1,13 +1,14 @@
 // Exact second-moment recursion of SGD with memory on a quadratic (docs/math.md §3).
 //
 // Along each eigencomponent k the (M+1)x(M+1) second moment X_k of the state evolves by
-//     X_k <- S_k X_k S_k^T + [coupling * lam_k * r1 - self_noise * lam_k^2 * h^T X_k h] g g^T,
+//     X_k <- S_k X_k S_k^T + [coupling_t lam_k 2 l_t - self_noise_t lam_k^2 h^T X_k h] g g^T,
 //     S_k = S0 - lam_k g h^T,  S0 = [[1, b^T], [0, D]],  g = (alpha, c),  h = (1, e),
 // and every step produces the two weighted sums
-//     r0 = sum_k w_k lam_k (X_k)_00,        r1 = sum_k w_k lam_k h^T X_k h.
-// With coupling = tau1/B and self_noise = tau2/B this is the mean-loss engine (L = r0/2,
-// a_t = r1); with coupling = 0 it evaluates the signal and noise propagators (docs/math.md §4).
-// The core knows nothing of Python.
+//     L_t = 1/2 sum_k w_k lam_k (X_k)_00          the expected loss,
+//     l_t = 1/2 sum_k w_k lam_k h^T X_k h         the expected loss at the gradient point w + e^T u,
+// l_t drives the noise (the loss-coupled term is coupling_t lam_k 2 l_t, coupling_t = tau1/B_t,
+// self_noise_t = tau2/B_t). With coupling = 0 and another initial state the same recursion gives
+// the signal and noise propagators (docs/math.md §4). The core knows nothing of Python.
 #pragma once
 
 #include <atomic>
@@ -16,8 +17,12 @@
 
 namespace memsgd {
 
+// A run has diverged at the first step t with L_t or l_t not finite, or L_t > kDivergenceFactor * L_0
+// (L_0 > 0; with L_0 = 0 only a non-finite value counts). docs/math.md §8.
+inline constexpr double kDivergenceFactor = 1e30;
+
 // Per-step parameters of a memory-M algorithm. `steps_stored` is 1 for a stationary
-// algorithm (the same parameters at every step) or the number of steps for a schedule.
+// algorithm (the same parameters at every step) or >= the number of steps for a schedule.
 // Layout (row-major, time first): alpha[t], b[t*M + i], c[t*M + i], D[(t*M + i)*M + j], e[t*M + i].
 struct AlgorithmParams {
   int memory = 0;
@@ -29,8 +34,8 @@ struct AlgorithmParams {
   const double* e = nullptr;
 };
 
-// Spectrum nodes: eigenvalue, weight (multiplicity or quadrature weight) and the scale of
-// the initial second moment (c_k^2 for the signal, lam_k for the noise propagator).
+// Spectrum nodes: eigenvalue, weight (multiplicity or quadrature weight) and the scale of the
+// initial second moment (c_k^2 for the loss and the signal propagator, lam_k for the noise one).
 struct Nodes {
   std::size_t count = 0;
   const double* eigenvalue = nullptr;
@@ -38,31 +43,86 @@ struct Nodes {
   const double* scale = nullptr;
 };
 
+// Noise weights of every step: coupling[t] = tau1/B_t, self_noise[t] = tau2/B_t. `steps_stored`
+// is 1 (the same at every step) or >= the number of steps.
+struct NoiseParams {
+  std::size_t steps_stored = 1;
+  const double* coupling = nullptr;
+  const double* self_noise = nullptr;
+};
+
+// One configuration of a (batched) run.
+struct Configuration {
+  Nodes nodes;
+  AlgorithmParams algorithm;
+  NoiseParams noise;
+};
+
 enum class InitialState { E11, GGt };
 
-// Shared with a watching thread: the run publishes how many steps it has done and stops
-// after the current step once `cancel` is set (the outputs are then incomplete).
+// Relative: the loss rule above. OverflowOnly: only a non-finite value stops the run
+// (propagators, whose size says nothing about divergence).
+enum class DivergenceRule { Relative, OverflowOnly };
+
+// Shared with a watching thread: the run publishes its progress and stops soon after `cancel`
+// is set (the outputs are then incomplete and `evolve` throws Cancelled).
 struct RunControl {
-  std::atomic<std::uint64_t> steps_done{0};
+  std::atomic<std::uint64_t> steps_done{0};    // steps of the configuration in progress (single run)
+  std::atomic<std::uint64_t> configs_done{0};  // finished configurations
   std::atomic<bool> cancel{false};
 };
 
-struct EvolveOptions {
-  double coupling = 0.0;    // tau1 / B
-  double self_noise = 0.0;  // tau2 / B
-  InitialState initial = InitialState::E11;
-  double limit = 2e30;      // r0 above this (or not finite) marks divergence
-  RunControl* control = nullptr;  // optional progress / cancellation
+struct Cancelled {
+  const char* what() const { return "run cancelled"; }
 };
 
-// Fills r0[0..steps] and r1[0..steps]. Returns the first step t with r0[t] > limit or not
-// finite (r0 and r1 are +inf from there on), or -1 when the run stays finite. A cancelled
-// run (options.control->cancel) returns early with the outputs only partly filled.
-// Bitwise identical for any thread count: reductions use fixed blocks summed in order.
-std::int64_t evolve(const Nodes& nodes, const AlgorithmParams& params, std::size_t steps,
-                    const EvolveOptions& options, double* r0, double* r1);
+struct RunOptions {
+  InitialState initial = InitialState::E11;
+  DivergenceRule rule = DivergenceRule::Relative;
+  int threads = 0;                    // at most this many threads; 0: max_threads()
+  bool adaptive_threads = true;       // drop to one thread when more do not pay (see team.hpp)
+  bool spin_only = false;             // busy-wait at the step barrier (benchmarks of the old policy)
+  RunControl* control = nullptr;      // optional progress / cancellation
+};
 
-// Number of threads the core would use (1 without OpenMP).
+// Which steps to write: `steps` increasing within [0, total steps], or every step when nullptr.
+struct Recording {
+  const std::int64_t* steps = nullptr;
+  std::size_t count = 0;
+};
+
+// Outputs, one row of Recording::count (or steps + 1) entries per configuration:
+// loss[i * R + r] = L at the r-th recorded step of configuration i; gradient_point_loss likewise
+// (may be nullptr); diverged_at[i] = first diverged step or -1. Values are finite before
+// diverged_at and +inf from there on; NaN never appears.
+struct Outputs {
+  double* loss = nullptr;
+  double* gradient_point_loss = nullptr;
+  std::int64_t* diverged_at = nullptr;
+};
+
+// Runs `count` configurations for `steps` steps. One configuration runs on one thread when there
+// are at least as many configurations as threads (no synchronisation at all); otherwise they run
+// one after another, each split over threads by components with one barrier per step.
+// Bitwise identical for any thread count, any grouping of configurations into calls, and
+// whether or not a step is recorded: components are summed in fixed 8-lane groups and fixed
+// blocks, blocks in order. Throws std::invalid_argument on inconsistent input, Cancelled when
+// cancelled through options.control.
+void evolve(const Configuration* configs, std::size_t count, std::size_t steps,
+            const Recording& recording, const RunOptions& options, const Outputs& outputs);
+
+// Floating-point work of one step of one component, in multiply-adds: (M+1)(M+2)/2-sized
+// formulas for M <= 3, dense (M+1)^3 products for the general kernel.
+double step_cost(int memory);
+
+// Bytes the core allocates for a run of `count` configurations of `memory` and spectrum size
+// `nodes` on `threads` threads (state and constants, not the outputs).
+double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads);
+
+// Physical memory of this machine in bytes (0 if unknown).
+double physical_memory_bytes();
+
+// Number of threads the core uses by default (1 without OpenMP).
 int max_threads();
 
 }  // namespace memsgd
