@@ -62,7 +62,9 @@ void require_shape(const Array& a, const std::string& name, std::initializer_lis
 
 void require_finite(const Array& a, const std::string& name) {
   const double* p = a.data();
-  for (py::ssize_t i = 0; i < a.size(); ++i) require(std::isfinite(p[i]), name + " must be finite");
+  const py::ssize_t n = a.size();
+  for (py::ssize_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) throw py::value_error(name + " must be finite");
 }
 
 // Arrays of one configuration, converted once per distinct Python object (a shared spectrum is
@@ -296,7 +298,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.attr("DIVERGENCE_FACTOR") = memsgd::kDivergenceFactor;
 
-  py::class_<memsgd::RunControl>(m, "RunControl",
+  py::class_<memsgd::RunControl>(m, "RunControl", py::module_local(),
                                  "Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.")
       .def(py::init<>())
       .def_property_readonly("steps_done", [](const memsgd::RunControl& c) { return c.steps_done.load(); })
@@ -334,5 +336,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_simd_path", &memsgd::set_simd_path, py::arg("name"),
         "Use SIMD path `name` (auto, baseline, avx2, avx512) from the next run on.");
   m.def("fma_probe", &memsgd::fma_probe, py::arg("path"), py::arg("iterations"),
-        "Peak probe of a SIMD path: iterations x 16 x 8 fused multiply-adds (time it).");
+        "Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the "
+        "flops done (time the call).");
 }

@@ -115,16 +115,17 @@ class FixedEngine final : public Engine {
         data_(groups_ * static_cast<std::size_t>(kernels::group_doubles(N_))),
         fn_(table->step[N_ - 1][e_zero_ ? 1 : 0]) {
     const Nodes& nd = cfg.nodes;
+    const AlgorithmParams& a = cfg.algorithm;
     const std::size_t G = static_cast<std::size_t>(kernels::group_doubles(N_));
     double x0[10];
     for (int i = 0, p = 0; i < N_; ++i)
-      for (int j = i; j < N_; ++j, ++p) x0[p] = initial_entry(cfg.algorithm, init, i, j);
+      for (int j = i; j < N_; ++j, ++p) x0[p] = initial_entry(a, init, i, j);
     for (std::size_t k = 0; k < nd.count; ++k) {
       double* base = data_.data + (k / kLanes) * G + (k % kLanes);
-      const double lam = nd.eigenvalue[k];
+      const double lam = nd.eigenvalue[k], sc = nd.scale[k];
       base[0] = lam;
       base[kLanes] = 0.5 * nd.weight[k] * lam;
-      for (int p = 0; p < P_; ++p) base[(2 + p) * kLanes] = nd.scale[k] * x0[p];
+      for (int p = 0; p < P_; ++p) base[(2 + p) * kLanes] = sc * x0[p];
     }
     gp0_ = initial_gp(cfg.algorithm, init);
     x00_ = x0[0];
@@ -746,7 +747,7 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
   if (count == 1 || static_cast<std::size_t>(threads) > count || threads == 1) {
     for (std::size_t i = 0; i < count && !cancelled; ++i) {
       cancelled = !run_one(i, threads, count == 1);
-      if (options.control != nullptr) options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
+      if (!cancelled && options.control != nullptr) options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
     }
   } else {
 #ifdef MEMSGD_HAVE_OPENMP
@@ -756,8 +757,10 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
     for (std::int64_t i = 0; i < static_cast<std::int64_t>(count); ++i) {
       if (stop.load(std::memory_order_relaxed)) continue;
       try {
-        if (!run_one(static_cast<std::size_t>(i), 1, false)) stop.store(true);
-        if (options.control != nullptr) options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
+        if (!run_one(static_cast<std::size_t>(i), 1, false))
+          stop.store(true);
+        else if (options.control != nullptr)
+          options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
       } catch (...) {
 #pragma omp critical(memsgd_evolve_error)
         if (!error) error = std::current_exception();

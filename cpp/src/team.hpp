@@ -57,8 +57,12 @@ inline void wake_all(std::atomic<std::uint32_t>* word) {
 #endif
 }
 
-// How long a waiting thread spins before it sleeps.
-inline constexpr std::int64_t kSpinNs = 20000;
+// How long a waiting thread spins before it sleeps: longer than a futex wake-up takes (tens of
+// microseconds in a VM), or one late wake-up makes the partner wait past its own spin, sleep, and
+// need a wake-up in turn, on every step from then on. A partner that is descheduled for a time
+// slice (milliseconds) still finds this thread asleep, and the team's adaptive policy
+// (evolve.cpp) then continues on one thread.
+inline constexpr std::int64_t kSpinNs = 200000;
 
 // Waits until *word != value: spins up to kSpinNs (for ever with spin_only), then sleeps.
 // `sleepers` counts sleeping waiters so that the waker can skip the system call.
