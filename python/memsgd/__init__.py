@@ -11,6 +11,7 @@ from .simulation import simulate_sgd
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
+from ._config import show_config
 from .theory import fit_exponent
 from .theory import (Asymptotics, StabilityReport, asymptotics, jury_stable_memory1,
                      memory1_coefficients, noise_sum_memory1, phase_boundary, stability)
@@ -23,5 +24,6 @@ __all__ = [
     "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "LossCurves", "Propagators", "fit_exponent",
 ]
+__all__ += ["show_config"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]

@@ -4,9 +4,10 @@
 // ODR discipline: the kernel translation units are compiled with different -m flags, so they must
 // not define any symbol with external linkage that another translation unit also defines (the
 // linker would keep one copy, possibly the AVX-512 one, for every caller). This header therefore
-// holds only plain data types and declarations; everything in a kernel unit lives in an unnamed
-// namespace except its one table function, whose name carries the path. tests/test_simd.py
-// checks the built module for wide instructions outside these functions.
+// holds only plain data types and declarations; everything in a kernel unit lives in namespace
+// memsgd::kernels::<path>, in an unnamed namespace except its one table() function.
+// tests/test_simd.py disassembles the built module and checks that no AVX instruction lies outside
+// memsgd::kernels::avx2 / avx512 (and no AVX-512 instruction outside avx512).
 #pragma once
 
 #include <cstddef>
@@ -64,10 +65,16 @@ struct KernelTable {
   double (*fma_probe)(std::uint64_t iterations);
 };
 
-const KernelTable* table_baseline();
+namespace baseline {
+const KernelTable* table();
+}
 #if defined(__x86_64__) || defined(_M_X64)
-const KernelTable* table_avx2();
-const KernelTable* table_avx512();
+namespace avx2 {
+const KernelTable* table();
+}
+namespace avx512 {
+const KernelTable* table();
+}
 #endif
 
 }  // namespace kernels
