@@ -826,6 +826,16 @@ double physical_memory_bytes() {
   return 0.0;
 }
 
+void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads) {
+  const double state = state_bytes(memory, nodes, count, threads > 0 ? threads : max_threads());
+  const double need = output_bytes + state, phys = physical_memory_bytes();
+  if (phys > 0 && need > phys) {
+    auto gb = [](double b) { return std::to_string(b / 1e9).substr(0, 6) + " GB"; };
+    throw std::length_error("steps too large: the run needs " + gb(need) + " (outputs " + gb(output_bytes) +
+                            ", state " + gb(state) + "), more than this machine's physical memory (" + gb(phys) + ")");
+  }
+}
+
 int max_threads() {
 #ifdef MEMSGD_HAVE_OPENMP
   return omp_get_max_threads();
