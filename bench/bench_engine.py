@@ -183,20 +183,20 @@ def table_jax(args):
 
 
 def load_native_core():
-    """The ``_core`` module of a -march=native build of this tree (built on first use)."""
+    """The ``_core`` module of a -march=native build of this tree (build/native, brought up to date)."""
+    import pybind11
     build = ROOT / "build" / "native"
-    so = sorted(build.glob("_core*.so")) if build.exists() else []
-    if not so:
-        import pybind11
-        print(f"# building the native variant in {build} (once) ...", flush=True)
+    if not (build / "CMakeCache.txt").exists():
+        print(f"# configuring the native variant in {build} ...", flush=True)
         subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
                         "-DMEMSGD_NATIVE=ON", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
                         f"-DPython_EXECUTABLE={sys.executable}"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, stdout=subprocess.DEVNULL)
-        so = sorted(build.glob("_core*.so"))
+    subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, stdout=subprocess.DEVNULL)
+    so = sorted(build.glob("_core*.so"))
     spec = importlib.util.spec_from_file_location("memsgd_native._core", so[0])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    assert module.build_info()["native"], "build/native is not a -march=native build"
     return module
 
 
