@@ -11,10 +11,8 @@
 #include <string>
 #include <vector>
 
-#if defined(_WIN32)
-#include <windows.h>
-#else
-#include <unistd.h>
+#if !defined(_WIN32)
+#include <unistd.h>  // sysconf
 #endif
 
 #ifdef MEMSGD_HAVE_OPENMP
@@ -776,13 +774,20 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
     }
   } else {
 #ifdef MEMSGD_HAVE_OPENMP
+    // the most expensive configurations first, so that the last ones to finish are short
+    std::vector<std::size_t> order(count);
+    for (std::size_t i = 0; i < count; ++i) order[i] = i;
+    auto cost = [&](std::size_t i) {
+      return step_cost(configs[i].algorithm.memory) * static_cast<double>(configs[i].nodes.count);
+    };
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost(a) > cost(b); });
     std::exception_ptr error;
     std::atomic<bool> stop{false};
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (std::int64_t i = 0; i < static_cast<std::int64_t>(count); ++i) {
+    for (std::int64_t n = 0; n < static_cast<std::int64_t>(count); ++n) {
       if (stop.load(std::memory_order_relaxed)) continue;
       try {
-        if (!run_one(static_cast<std::size_t>(i), 1, false))
+        if (!run_one(order[static_cast<std::size_t>(n)], 1, false))
           stop.store(true);
         else if (options.control != nullptr)
           options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
