@@ -1,22 +1,46 @@
-"""Throughput of the exact engine (loss_curve) against a vectorised numpy recursion.
+"""Throughput of the exact engine against numpy, JAX, the FMA peak, and a native build.
 
-Prints component-steps per second for memory M = 0..3 at K = 2e4, T = 2e3, the same
-problem through numpy (batched (M+1)x(M+1) matrices, what a researcher would write; run for
-fewer steps since its rate does not depend on T), and the ratio. Both run in this process.
+Tables (component-steps per second; ratios are taken in this process, on this machine):
 
-    python bench/bench_engine.py [--K 20000] [--steps 2000] [--numpy-steps 200] [--repeats 3]
+1. memory M = 0..3 at K = 2e4: memsgd vs a vectorised numpy recursion (batched (M+1)x(M+1)
+   matrices, what a researcher would write; run for fewer steps since its rate does not depend
+   on T).
+2. M = 1 (heavy ball, Gaussian noise B = 10) at K in {4e3, 2e4, 1e5, 1e6}, for every SIMD path
+   this CPU runs: memsgd vs a hand-written JAX ``lax.scan`` of the same recursion in float64
+   (``jax_enable_x64``; skipped without JAX), and the fraction of the FMA peak.
+   Flops: the M = 1, e = 0 kernel does 14 fused multiply-adds and 9 multiplies per component
+   and step (2 for the lam-dependent column of S, 8 for Z = S X, 3 for the noise weight, 9 for
+   Y = Z S^T + noise g g^T, 1 for the loss), i.e. 37 flops. The peak is measured, not quoted:
+   ``_core.fma_probe`` runs independent chains of 8-lane fused multiply-adds on one thread with
+   the fastest SIMD path (2 flops each); peak = that rate x the threads the engine used. The
+   baseline x86-64 path has no FMA instruction, so its fraction is of the machine's FMA peak too.
+3. with ``--native``: the portable build (baseline code + run-time chosen kernels) against a
+   ``-march=native`` build of the same sources (built into build/native on first use), both
+   loaded in this process.
+
+    python bench/bench_engine.py [--quick] [--threads N] [--native]
+
+The machine may be shared: compare ratios, not absolute rates, and rerun on an idle machine.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
 from _timing import best_time
 
 import memsgd
-from memsgd import MemoryAlgorithm, Noise, Spectrum, loss_curve
+from memsgd import MemoryAlgorithm, Noise, Spectrum, _core, loss_curve
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOPS_M1 = 37          # per component-step, M = 1, e = 0 (see the module docstring)
 
 
 def algorithm(M: int) -> MemoryAlgorithm:
@@ -48,31 +72,177 @@ def numpy_recursion(algo: MemoryAlgorithm, lam, c2, tau1, tau2, batch, steps):
     return loss
 
 
+def jax_heavy_ball(lam, c2, lr, beta, batch, steps):
+    """The same recursion for heavy ball (memory 1, e = 0) as a JAX lax.scan in float64, written as
+    one would by hand: state (X00, X01, X11) per component, S = [[1 - lam lr, beta], [-lam lr, beta]]."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    lam = jnp.asarray(lam)
+    half_lam = 0.5 * lam
+    a, b, c, D = lr, beta, lr, beta
+    s00, s10 = 1.0 - lam * a, -lam * c
+
+    def step(state, _):
+        p, q, r = state
+        L = jnp.dot(half_lam, p)
+        noise = lam * (2.0 * L - (-1.0) * lam * p) / batch        # tau1 = 1, tau2 = -1
+        z00, z01 = s00 * p + b * q, s00 * q + b * r
+        z10, z11 = s10 * p + D * q, s10 * q + D * r
+        y00 = z00 * s00 + z01 * b + noise * a * a
+        y01 = z00 * s10 + z01 * D + noise * a * c
+        y11 = z10 * s10 + z11 * D + noise * c * c
+        return (y00, y01, y11), L
+
+    run = jax.jit(lambda p: jax.lax.scan(step, (p, jnp.zeros_like(p), jnp.zeros_like(p)), None, length=steps)[1])
+    p0 = jnp.asarray(c2)
+    run(p0).block_until_ready()                                     # compile
+    return lambda: np.asarray(run(p0).block_until_ready())
+
+
+def fma_peak(path: str, seconds: float = 0.3) -> float:
+    """Measured single-thread FMA peak of a SIMD path, flops/s."""
+    iters = 1 << 16
+    while True:
+        t0 = time.perf_counter()
+        flops = _core.fma_probe(path, iters)
+        dt = time.perf_counter() - t0
+        if dt > seconds:
+            return flops / dt
+        iters *= 2
+
+
+def heavy_ball_args(spec, steps):
+    hb = memsgd.heavy_ball(0.1, 0.9)
+    return (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([hb.alpha]), hb.b.reshape(1, 1),
+            hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1), np.array([0.1]), np.array([-0.1]), steps)
+
+
+def steps_for(K: int, budget: float) -> int:
+    return max(50, int(budget / K))
+
+
+def table_numpy(args):
+    K, T = args.K, args.steps
+    spec = Spectrum.power_law(2.0, 1.0, size=K)
+    noise = Noise.gaussian(10)
+    print(f"\n## memsgd vs numpy, K = {K}, T = {T} (numpy: T = {args.numpy_steps}), Gaussian noise B = 10")
+    print(f"{'M':>2}  {'memsgd steps/s':>15}  {'numpy steps/s':>14}  {'ratio':>7}  {'max rel diff':>12}")
+    for M in range(4):
+        algo = algorithm(M)
+        t_core, curve = best_time(lambda: loss_curve(algo, spec, noise, T, threads=args.threads), args.repeats)
+        t_np, ref = best_time(lambda: numpy_recursion(algo, spec.eigenvalues, spec.coefficients2, 1.0, -1.0, 10,
+                                                      args.numpy_steps), 1)
+        rate_core, rate_np = K * T / t_core, K * args.numpy_steps / t_np
+        n = args.numpy_steps + 1
+        diff = np.max(np.abs(curve.loss[:n] - ref) / np.abs(ref))
+        print(f"{M:>2}  {rate_core:>15.3e}  {rate_np:>14.3e}  {rate_core / rate_np:>7.1f}  {diff:>12.1e}")
+
+
+def table_jax(args):
+    try:
+        import jax  # noqa: F401
+        have_jax = True
+    except ImportError:
+        have_jax = False
+    paths = _core.build_info()["simd_supported"]
+    probes = {p: fma_peak(p) for p in paths}
+    peak = max(probes.values())             # the machine's multiply-add peak, one thread
+    threads = args.threads or _core.max_threads()
+    print(f"\n## M = 1 (heavy ball, B = 10): memsgd vs JAX lax.scan (float64), {threads} engine thread(s)")
+    print("# measured single-thread multiply-add throughput: "
+          + ", ".join(f"{p} {probes[p] / 1e9:.1f} GFLOP/s" for p in paths) + f"; FMA peak = {peak / 1e9:.1f}")
+    print(f"# {FLOPS_M1} flops per component-step; % peak = rate x {FLOPS_M1} / (peak x {threads} threads)")
+    if not have_jax:
+        print("# JAX not installed: the JAX column is skipped (pip install 'memsgd[jax]')")
+    print(f"{'K':>8}  {'path':>8}  {'memsgd c-steps/s':>16}  {'% FMA peak':>10}  {'JAX c-steps/s':>14}  "
+          f"{'memsgd/JAX':>10}  {'max rel diff':>12}")
+    original = _core.simd_path()
+    try:
+        for K in args.jax_K:
+            spec = Spectrum.power_law(2.0, 1.0, size=K)
+            T = steps_for(K, args.budget)
+            jax_rate, jax_loss = None, None
+            if have_jax:
+                run = jax_heavy_ball(spec.eigenvalues, spec.coefficients2, 0.1, 0.9, 10.0, T)
+                t_jax, jax_loss = best_time(run, args.repeats)
+                jax_rate = K * T / t_jax
+            for path in paths:
+                _core.set_simd_path(path)
+                t, out = best_time(lambda: _core.evolve(*heavy_ball_args(spec, T), threads=args.threads or 0), args.repeats)
+                rate = K * T / t
+                pct = 100 * rate * FLOPS_M1 / (peak * threads)
+                jr = f"{jax_rate:>14.3e}" if jax_rate else f"{'-':>14}"
+                ratio = f"{rate / jax_rate:>10.2f}" if jax_rate else f"{'-':>10}"
+                diff = (f"{np.max(np.abs(out[0][:T] - jax_loss) / out[0][:T]):>12.1e}" if jax_loss is not None
+                        else f"{'-':>12}")
+                print(f"{K:>8}  {path:>8}  {rate:>16.3e}  {pct:>10.0f}  {jr}  {ratio}  {diff}", flush=True)
+    finally:
+        _core.set_simd_path(original)
+
+
+def load_native_core():
+    """The ``_core`` module of a -march=native build of this tree (build/native, brought up to date)."""
+    import pybind11
+    build = ROOT / "build" / "native"
+    if not (build / "CMakeCache.txt").exists():
+        print(f"# configuring the native variant in {build} ...", flush=True)
+        subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+                        "-DMEMSGD_NATIVE=ON", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+                        f"-DPython_EXECUTABLE={sys.executable}"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, stdout=subprocess.DEVNULL)
+    so = sorted(build.glob("_core*.so"))
+    spec = importlib.util.spec_from_file_location("memsgd_native._core", so[0])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.build_info()["native"], "build/native is not a -march=native build"
+    return module
+
+
+def table_native(args):
+    native = load_native_core()
+    print(f"\n## portable build ({_core.simd_path()} kernels chosen at run time) vs -march=native build, "
+          f"M = 1 and M = 4 (general kernel)")
+    print(f"{'K':>8}  {'M':>2}  {'portable c-steps/s':>18}  {'native c-steps/s':>16}  {'portable/native':>15}  bitwise")
+    for K in args.jax_K:
+        spec = Spectrum.power_law(2.0, 1.0, size=K)
+        for M in (1, 4):
+            T = steps_for(K, args.budget / (1 if M == 1 else 20))
+            a = algorithm(M)
+            arrays = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([a.alpha]), a.b.reshape(1, M),
+                      a.c.reshape(1, M), a.D.reshape(1, M, M), a.e.reshape(1, M), np.array([0.1]), np.array([-0.1]), T)
+            t_p, out_p = best_time(lambda: _core.evolve(*arrays, threads=args.threads or 0), args.repeats)
+            t_n, out_n = best_time(lambda: native.evolve(*arrays, threads=args.threads or 0), args.repeats)
+            same = np.array_equal(out_p[0], out_n[0])
+            print(f"{K:>8}  {M:>2}  {K * T / t_p:>18.3e}  {K * T / t_n:>16.3e}  {t_n / t_p:>15.2f}  {same}", flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--K", type=int, default=20000)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--numpy-steps", type=int, default=200)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="engine threads (default: all cores)")
+    p.add_argument("--budget", type=float, default=4e8, help="component-steps per timed run")
+    p.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
+    p.add_argument("--native", action="store_true", help="also compare with a -march=native build")
     args = p.parse_args(argv)
-
-    spec = Spectrum.power_law(2.0, 1.0, size=args.K)
-    noise = Noise.gaussian(10)
-    print(f"# K = {args.K}, T = {args.steps} (numpy: T = {args.numpy_steps}), Gaussian noise B = 10")
-    print(f"# core threads: {memsgd._core.max_threads()}  (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')})")
-    header = f"{'M':>2}  {'memsgd steps/s':>15}  {'numpy steps/s':>14}  {'ratio':>7}  {'max rel diff':>12}"
-    print(header)
-    for M in range(4):
-        algo = algorithm(M)
-        t_core, curve = best_time(lambda: loss_curve(algo, spec, noise, args.steps), args.repeats)
-        t_np, ref = best_time(lambda: numpy_recursion(algo, spec.eigenvalues, spec.coefficients2, 1.0, -1.0, 10,
-                                                      args.numpy_steps), 1)
-        rate_core = args.K * args.steps / t_core
-        rate_np = args.K * args.numpy_steps / t_np
-        n = args.numpy_steps + 1
-        diff = np.max(np.abs(curve.loss[:n] - ref) / np.abs(ref))
-        print(f"{M:>2}  {rate_core:>15.3e}  {rate_np:>14.3e}  {rate_core / rate_np:>7.1f}  {diff:>12.1e}")
-    print("# component-steps per second; ratio = memsgd / numpy; max rel diff over the numpy steps")
+    args.jax_K = [4000, 20000, 100000, 1000000]
+    if args.quick:
+        args.K, args.steps, args.numpy_steps, args.repeats, args.budget = 4000, 200, 20, 1, 2e7
+        args.jax_K = [4000, 20000]
+    info = _core.build_info()
+    print(f"# memsgd {memsgd.__version__}, {info['compiler']}, SIMD paths {info['simd_supported']} "
+          f"(in use: {info['simd_active']}), {info['max_threads']} threads by default "
+          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), load average "
+          f"{os.getloadavg()[0]:.2f}")
+    table_numpy(args)
+    table_jax(args)
+    if args.native:
+        table_native(args)
+    print("\n# component-steps per second; ratios from this process. On a shared machine rerun idle.")
 
 
 if __name__ == "__main__":

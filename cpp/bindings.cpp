@@ -62,7 +62,9 @@ void require_shape(const Array& a, const std::string& name, std::initializer_lis
 
 void require_finite(const Array& a, const std::string& name) {
   const double* p = a.data();
-  for (py::ssize_t i = 0; i < a.size(); ++i) require(std::isfinite(p[i]), name + " must be finite");
+  const py::ssize_t n = a.size();
+  for (py::ssize_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) throw py::value_error(name + " must be finite");
 }
 
 // Arrays of one configuration, converted once per distinct Python object (a shared spectrum is
@@ -141,11 +143,11 @@ std::size_t steps_from(std::int64_t steps) {
   return static_cast<std::size_t>(steps);
 }
 
-void require_memory(double bytes) {
-  const double phys = memsgd::physical_memory_bytes();
-  if (phys > 0 && bytes > phys)
-    throw py::value_error("steps too large: the run needs " + std::to_string(bytes / 1e9) +
-                          " GB, more than this machine's physical memory (" + std::to_string(phys / 1e9) + " GB)");
+// None or a RunControl (typed as an object so that stubs say the None is allowed)
+memsgd::RunControl* run_control(const py::object& control) {
+  if (control.is_none()) return nullptr;
+  if (!py::isinstance<memsgd::RunControl>(control)) throw py::type_error("control must be a RunControl or None");
+  return control.cast<memsgd::RunControl*>();
 }
 
 template <class Tuple>
@@ -158,7 +160,7 @@ void require_tuple(const py::handle& obj, const char* name) {
 py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha, py::object b,
                  py::object c, py::object D, py::object e, py::object coupling, py::object self_noise,
                  std::int64_t steps, bool initial_ggt, bool overflow_only, int threads, bool adaptive_threads,
-                 bool spin_only, memsgd::RunControl* control) {
+                 bool spin_only, py::object control) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
@@ -166,15 +168,14 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
   cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
   cfg.algorithm = algorithm_from(conv, py::make_tuple(alpha, b, c, D, e), "");
   cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise), "");
-  require_memory(2.0 * 8.0 * (static_cast<double>(T) + 1.0) +
-                 memsgd::state_bytes(cfg.algorithm.memory, cfg.nodes.count, 1, threads > 0 ? threads : memsgd::max_threads()));
+  memsgd::require_memory(2.0 * 8.0 * (static_cast<double>(T) + 1.0), cfg.algorithm.memory, cfg.nodes.count, 1, threads);
   memsgd::RunOptions opt;
   opt.initial = initial_ggt ? memsgd::InitialState::GGt : memsgd::InitialState::E11;
   opt.rule = overflow_only ? memsgd::DivergenceRule::OverflowOnly : memsgd::DivergenceRule::Relative;
   opt.threads = threads;
   opt.adaptive_threads = adaptive_threads;
   opt.spin_only = spin_only;
-  opt.control = control;
+  opt.control = run_control(control);
   Array loss(static_cast<py::ssize_t>(T + 1)), gp(static_cast<py::ssize_t>(T + 1));
   std::int64_t diverged = -1;
   memsgd::Outputs out{loss.mutable_data(), gp.mutable_data(), &diverged};
@@ -188,7 +189,7 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
 // -- evolve_batch: C configurations, recorded steps ------------------------------------------------
 
 py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequence noises, std::int64_t steps,
-                       py::object record, int threads, memsgd::RunControl* control) {
+                       py::object record, int threads, py::object control) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
@@ -219,11 +220,10 @@ py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequen
     recording.count = static_cast<std::size_t>(rec.size());
   }
   const std::size_t R = recording.steps != nullptr ? recording.count : T + 1;
-  require_memory(8.0 * 2.0 * static_cast<double>(C) * static_cast<double>(R) +
-                 memsgd::state_bytes(max_memory, max_nodes, C, threads > 0 ? threads : memsgd::max_threads()));
+  memsgd::require_memory(8.0 * static_cast<double>(C) * (static_cast<double>(R) + 1.0), max_memory, max_nodes, C, threads);
   memsgd::RunOptions opt;
   opt.threads = threads;
-  opt.control = control;
+  opt.control = run_control(control);
   Array loss({static_cast<py::ssize_t>(C), static_cast<py::ssize_t>(R)});
   IndexArray diverged(static_cast<py::ssize_t>(C));
   memsgd::Outputs out{loss.mutable_data(), nullptr, diverged.mutable_data()};
@@ -296,7 +296,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.attr("DIVERGENCE_FACTOR") = memsgd::kDivergenceFactor;
 
-  py::class_<memsgd::RunControl>(m, "RunControl",
+  py::class_<memsgd::RunControl>(m, "RunControl", py::module_local(),
                                  "Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.")
       .def(py::init<>())
       .def_property_readonly("steps_done", [](const memsgd::RunControl& c) { return c.steps_done.load(); })
@@ -308,13 +308,13 @@ PYBIND11_MODULE(_core, m) {
         py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"), py::arg("self_noise"),
         py::arg("steps"), py::kw_only(), py::arg("initial_ggt") = false, py::arg("overflow_only") = false,
         py::arg("threads") = 0, py::arg("adaptive_threads") = true, py::arg("spin_only") = false,
-        py::arg("control") = nullptr,
+        py::arg("control") = py::none(),
         "One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output "
         "(steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise: (1,) or >= steps "
         "per-step entries. threads = 0: the default.");
   m.def("evolve_batch", &evolve_batch, py::arg("spectra"), py::arg("algorithms"), py::arg("noises"),
         py::arg("steps"), py::arg("record") = py::none(), py::kw_only(), py::arg("threads") = 0,
-        py::arg("control") = nullptr,
+        py::arg("control") = py::none(),
         "C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), "
         "noises[i] = (coupling, self_noise). Returns (loss (C, R), diverged_at (C,)) at the recorded steps "
         "(record: increasing int64 steps in [0, steps], or None for every step).");
@@ -334,5 +334,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_simd_path", &memsgd::set_simd_path, py::arg("name"),
         "Use SIMD path `name` (auto, baseline, avx2, avx512) from the next run on.");
   m.def("fma_probe", &memsgd::fma_probe, py::arg("path"), py::arg("iterations"),
-        "Peak probe of a SIMD path: iterations x 16 x 8 fused multiply-adds (time it).");
+        "Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the "
+        "flops done (time the call).");
 }

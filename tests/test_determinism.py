@@ -1,8 +1,9 @@
-"""Bitwise determinism across OpenMP thread counts, and thread safety with the GIL released.
+"""Bitwise determinism across thread counts, and thread safety with the GIL released.
 
-The core splits components into fixed blocks of 1024 and adds block sums in order, so the
-bits must not depend on the thread count. The problems below are large enough that the core
-really runs in parallel: K (M+1)(M+2)/2 >= 16384 and K > 1024 (several blocks).
+The core adds components in fixed 8-lane groups and fixed blocks of 1024, block sums in order,
+so the bits must not depend on the thread count (OMP_NUM_THREADS or the threads argument), on
+whether configurations run together (loss_curves) or alone (loss_curve), or on how they are
+grouped into calls. K = 9000 gives 9 blocks, so a single curve really runs on several threads.
 """
 import json
 import os
@@ -17,8 +18,8 @@ from memsgd import _core
 SCRIPT = textwrap.dedent(r'''
     import hashlib, json, sys
     import numpy as np
-    from memsgd import (MemoryAlgorithm, Noise, Spectrum, heavy_ball, loss_curve, nesterov, propagators,
-                        schedules, _core)
+    from memsgd import (MemoryAlgorithm, Noise, Spectrum, heavy_ball, loss_curve, loss_curves, nesterov,
+                        propagators, schedules, _core)
 
     def h(a):
         return hashlib.sha256(np.ascontiguousarray(a, dtype=np.float64).tobytes()).hexdigest()
@@ -40,6 +41,22 @@ SCRIPT = textwrap.dedent(r'''
     out["props"] = [h(p.U), h(p.U_prime), h(p.V), h(p.V_prime)]
     p = propagators(nesterov(0.4, 0.7), spec, noise, 80)
     out["props_e"] = [h(p.U), h(p.U_prime), h(p.V), h(p.V_prime)]
+    # batched: configuration-parallel (C >= threads) and chunked, against the single curves
+    algos = [heavy_ball(0.4, 0.8), nesterov(0.4, 0.7), schedules.am1_power_law(0.5, 0.3), M4, gd(0.9)]
+    batch = loss_curves(algos, spec, noise, 30, record=12)
+    out["batch"] = h(batch.loss)
+    single = [loss_curve(a, spec, noise, 30).loss[batch.steps] for a in algos]
+    out["batch_equals_single"] = all(np.array_equal(batch.loss[i], single[i]) for i in range(len(algos)))
+    parts = [loss_curves(algos[a:b], spec, noise, 30, record=12) for a, b in ((0, 2), (2, 3), (3, 5))]
+    out["chunked_equals_whole"] = bool(np.array_equal(np.concatenate([p.loss for p in parts]), batch.loss))
+    # the threads argument, whatever OMP_NUM_THREADS says
+    out["threads_arg"] = [h(loss_curve(heavy_ball(0.4, 0.8), spec, noise, 80, threads=n).loss) for n in (1, 2, 3)]
+    # a team that never falls back to one thread (the adaptive policy may on a busy machine)
+    hb = heavy_ball(0.4, 0.8)
+    args = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([hb.alpha]), hb.b.reshape(1, 1),
+            hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1), np.array([noise.coupling]),
+            np.array([noise.self_noise]), 80)
+    out["forced_team"] = [h(_core.evolve(*args, threads=n, adaptive_threads=False)[0]) for n in (1, 2, 3)]
     print(json.dumps(out))
 ''')
 
@@ -58,7 +75,10 @@ def test_bitwise_identical_for_1_2_3_threads():
     for n in (1, 2, 3):
         assert results[n]["threads"] == n
     keys = [k for k in results[1] if k != "threads"]
-    for n in (2, 3):
+    for n in (1, 2, 3):
+        assert results[n]["batch_equals_single"] and results[n]["chunked_equals_whole"]
+        assert len(set(results[n]["threads_arg"])) == 1, "threads=1, 2, 3 differ"
+        assert len(set(results[n]["forced_team"])) == 1, "forced teams of 1, 2, 3 threads differ"
         for k in keys:
             assert results[n][k] == results[1][k], f"{k} differs between 1 and {n} threads"
 

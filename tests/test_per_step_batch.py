@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import memsgd
-from memsgd import MemoryAlgorithm, Noise, Schedule, Spectrum, loss_curve, loss_curves, propagators
+from memsgd import MemoryAlgorithm, Noise, Spectrum, loss_curve, loss_curves, propagators
 from tests.reference import mean_loss
 
 RTOL = 1e-12

@@ -53,12 +53,12 @@ double fma_probe(const std::string& path, std::uint64_t iterations) {
   bool supported = false;
   for (const auto& p : simd_paths_supported()) supported = supported || p == path;
   if (!supported) throw std::invalid_argument("SIMD path '" + path + "' is not supported on this CPU or not compiled");
-  if (path == "baseline") table = kernels::table_baseline();
+  if (path == "baseline") table = kernels::baseline::table();
 #if defined(MEMSGD_KERNELS_AVX2)
-  if (path == "avx2") table = kernels::table_avx2();
+  if (path == "avx2") table = kernels::avx2::table();
 #endif
 #if defined(MEMSGD_KERNELS_AVX512)
-  if (path == "avx512") table = kernels::table_avx512();
+  if (path == "avx512") table = kernels::avx512::table();
 #endif
   return table->fma_probe(iterations);
 }

@@ -11,10 +11,8 @@
 #include <string>
 #include <vector>
 
-#if defined(_WIN32)
-#include <windows.h>
-#else
-#include <unistd.h>
+#if !defined(_WIN32)
+#include <unistd.h>  // sysconf
 #endif
 
 #ifdef MEMSGD_HAVE_OPENMP
@@ -115,16 +113,17 @@ class FixedEngine final : public Engine {
         data_(groups_ * static_cast<std::size_t>(kernels::group_doubles(N_))),
         fn_(table->step[N_ - 1][e_zero_ ? 1 : 0]) {
     const Nodes& nd = cfg.nodes;
+    const AlgorithmParams& a = cfg.algorithm;
     const std::size_t G = static_cast<std::size_t>(kernels::group_doubles(N_));
     double x0[10];
     for (int i = 0, p = 0; i < N_; ++i)
-      for (int j = i; j < N_; ++j, ++p) x0[p] = initial_entry(cfg.algorithm, init, i, j);
+      for (int j = i; j < N_; ++j, ++p) x0[p] = initial_entry(a, init, i, j);
     for (std::size_t k = 0; k < nd.count; ++k) {
       double* base = data_.data + (k / kLanes) * G + (k % kLanes);
-      const double lam = nd.eigenvalue[k];
+      const double lam = nd.eigenvalue[k], sc = nd.scale[k];
       base[0] = lam;
       base[kLanes] = 0.5 * nd.weight[k] * lam;
-      for (int p = 0; p < P_; ++p) base[(2 + p) * kLanes] = nd.scale[k] * x0[p];
+      for (int p = 0; p < P_; ++p) base[(2 + p) * kLanes] = sc * x0[p];
     }
     gp0_ = initial_gp(cfg.algorithm, init);
     x00_ = x0[0];
@@ -442,11 +441,12 @@ class Recorder {
 // (stop, continue alone) is published as "from step t" and read by the others after the
 // barrier of step t; a thread already in step t+1 can only publish t+1 or later.
 //
-// Adaptive thread count: thread 0 compares, over windows of about 2 ms, the wall time per step
-// with what one thread alone would need (all blocks at the fastest member's time per block).
-// When the team does not beat that by 15% (steps too small, or a core shared with another
-// process), thread 0 continues alone and the others sleep; it tries the team again after a
-// back-off (20 ms, doubling on every failed try, at most 1 s).
+// Adaptive thread count: a run starts alone and opens the team only after 2 ms (a short run
+// never pays for waking threads). Thread 0 then compares, over windows of about 2 ms, the wall
+// time per step with what one thread alone would need (all blocks at the fastest member's time
+// per block). When the team does not beat that by 15% (steps too small, or a core shared with
+// another process), thread 0 continues alone and the others sleep; the team is tried again after
+// a process-wide back-off (see g_team_next_try).
 struct Team {
   Team(int n, std::size_t blocks, bool spin_only)
       : threads(n), barrier(n, spin_only), part_loss(2 * blocks), part_gp(2 * blocks), timing(static_cast<std::size_t>(n)) {}
@@ -469,6 +469,26 @@ struct Team {
   };
   std::vector<Timing> timing;
 };
+
+// Process-wide memory of whether teams pay: after a team failed to beat one thread, runs (this
+// one and later ones) stay alone until g_team_next_try, the back-off doubling on every failure
+// (20 ms .. 1 s) and resetting when a team pays. In a loop of runs on a busy machine, one run per
+// back-off period pays for trying a team.
+constexpr std::int64_t kFirstBackoffNs = 20000000;   // 20 ms
+constexpr std::int64_t kMaxBackoffNs = 1000000000;   // 1 s
+std::atomic<std::int64_t> g_team_next_try{0};
+std::atomic<std::int64_t> g_team_backoff{kFirstBackoffNs};
+
+void team_failed() {
+  const std::int64_t b = std::min<std::int64_t>(2 * g_team_backoff.load(std::memory_order_relaxed), kMaxBackoffNs);
+  g_team_backoff.store(b, std::memory_order_relaxed);
+  g_team_next_try.store(detail::now_ns() + b, std::memory_order_relaxed);
+}
+
+void team_paid() {
+  g_team_backoff.store(kFirstBackoffNs / 2, std::memory_order_relaxed);
+  g_team_next_try.store(0, std::memory_order_relaxed);
+}
 
 void lower_to(std::atomic<std::int64_t>& a, std::int64_t v) {
   std::int64_t cur = a.load(std::memory_order_relaxed);
@@ -496,28 +516,39 @@ class ConfigRun {
     recorder_.write(0, L0, l0);
     if (steps_ == 0) return true;
     threads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(std::max(threads, 1)), blocks_));
+    std::size_t t = 0;
+    double l = l0;
+    if (threads <= 1) return alone(nullptr, t, l, 0) != Outcome::Cancelled;
+    // Start alone: a run that ends within the warm-up (or before the back-off of a team that did
+    // not pay expires) never pays for starting one.
+    const Outcome warm =
+        opt_.adaptive_threads
+            ? alone(nullptr, t, l, std::max(detail::now_ns() + kWarmupNs, g_team_next_try.load(std::memory_order_relaxed)))
+            : Outcome::Switch;
+    if (warm != Outcome::Switch) return warm != Outcome::Cancelled;
 #ifdef MEMSGD_HAVE_OPENMP
-    if (threads > 1) {
-      std::unique_ptr<Team> team;
-      bool ok = true;
+    std::unique_ptr<Team> team;
+    bool ok = true;
 #pragma omp parallel num_threads(threads)
-      {
+    {
 #pragma omp single
-        team = std::make_unique<Team>(omp_get_num_threads(), blocks_, opt_.spin_only);
-        // (the implicit barrier of `single` publishes the team)
-        const int tid = omp_get_thread_num();
-        if (team->threads == 1) {
-          ok = solo_to_end(l0);
-        } else if (tid == 0) {
-          ok = leader(*team, l0);
-        } else {
-          member(*team, tid, l0);
-        }
+      team = std::make_unique<Team>(omp_get_num_threads(), blocks_, opt_.spin_only);
+      // (the implicit barrier of `single` publishes the team)
+      const int tid = omp_get_thread_num();
+      if (team->threads == 1) {
+        std::size_t t1 = t;
+        double l1 = l;
+        ok = alone(nullptr, t1, l1, 0) != Outcome::Cancelled;
+      } else if (tid == 0) {
+        ok = leader(*team, t, l);
+      } else {
+        member(*team, tid, t, l);
       }
-      return ok;
     }
+    return ok;
+#else
+    return alone(nullptr, t, l, 0) != Outcome::Cancelled;
 #endif
-    return solo_to_end(l0);
   }
 
  private:
@@ -542,18 +573,12 @@ class ConfigRun {
     return false;
   }
 
-  bool solo_to_end(double l) {
-    std::size_t t = 0;
-    return alone(nullptr, t, l) != Outcome::Cancelled;
-  }
-
-  // Thread 0 alone from step t (l = l_t). With a team, returns Switch when it is time to try
-  // the team again (t, l then describe the next step).
-  Outcome alone(Team* team, std::size_t& t, double& l) {
+  // Thread 0 alone from step t (l = l_t) until the end, or Switch once the clock passes
+  // `until_ns` (0: never); t and l then describe the next step.
+  Outcome alone(Team*, std::size_t& t, double& l, std::int64_t until_ns) {
     std::vector<double> pl(blocks_), pg(blocks_);
-    const std::int64_t try_team_at = team != nullptr ? detail::now_ns() + backoff_ns_ : 0;
     for (; t < steps_; ++t) {
-      if (team != nullptr && (t & 15) == 0 && detail::now_ns() >= try_team_at) return Outcome::Switch;
+      if (until_ns != 0 && (t & 7) == 0 && detail::now_ns() >= until_ns) return Outcome::Switch;
       if (!engine_.step(0, t, l, 0, blocks_, pl.data(), pg.data(), cancel_flag()) || cancelled())
         return Outcome::Cancelled;
       const double L = ordered_sum(pl.data(), blocks_);
@@ -563,13 +588,11 @@ class ConfigRun {
     return Outcome::Ended;
   }
 
-  bool leader(Team& team, double l) {
-    std::size_t t = 0;
+  bool leader(Team& team, std::size_t t, double l) {
     for (;;) {
       Outcome out = in_team(team, 0, t, l);
       if (out == Outcome::Switch) {
-        backoff_ns_ = std::min<std::int64_t>(2 * backoff_ns_, kMaxBackoffNs);
-        out = alone(&team, t, l);
+        out = alone(&team, t, l, g_team_next_try.load(std::memory_order_relaxed));
         if (out == Outcome::Switch) {  // wake the team for step t
           team.resume_step = t;
           team.resume_gp = l;
@@ -584,11 +607,11 @@ class ConfigRun {
     }
   }
 
-  void member(Team& team, int tid, double l) {
-    std::size_t t = 0;
+  void member(Team& team, int tid, std::size_t t, double l) {
     for (std::uint32_t parked = 0;; ++parked) {
       if (in_team(team, tid, t, l) != Outcome::Switch) return;
-      detail::wait_for_change(&team.gate, parked, &team.gate_sleepers, false);
+      // asleep while thread 0 runs alone (a short spin: waking late only delays the next try)
+      detail::wait_for_change(&team.gate, parked, &team.gate_sleepers, false, detail::kGateSpinNs);
       if (team.finished) return;
       t = team.resume_step;
       l = team.resume_gp;
@@ -611,7 +634,7 @@ class ConfigRun {
       const std::size_t parity = t & 1;
       double* pl = team.part_loss.data() + parity * blocks_;
       double* pg = team.part_gp.data() + parity * blocks_;
-      const bool sample = adaptive && (t & 3) == 0;
+      const bool sample = adaptive && (t & 1) == 0;
       const std::int64_t c0 = sample ? detail::now_ns() : 0;
       if (!engine_.step(tid, t, l, b0, b1, pl, pg, cancel_flag())) lower_to(team.stop_from, static_cast<std::int64_t>(t));
       if (sample) {
@@ -621,13 +644,15 @@ class ConfigRun {
       }
       if (tid == 0) {
         if (cancelled()) lower_to(team.stop_from, static_cast<std::int64_t>(t));
-        if (adaptive && ++window_steps >= 16) {
+        if (adaptive && ++window_steps >= 2) {
           const std::int64_t now = detail::now_ns();
           if (now - window_start >= kWindowNs) {
-            if (team_pays(team, now - window_start, window_steps))
-              backoff_ns_ = kFirstBackoffNs;
-            else
+            if (team_pays(team, now - window_start, window_steps)) {
+              team_paid();
+            } else {
+              team_failed();
               team.solo_from.store(static_cast<std::int64_t>(t), std::memory_order_relaxed);
+            }
             window_start = now;
             window_steps = 0;
             reset_timing(team);
@@ -663,7 +688,8 @@ class ConfigRun {
       const std::int64_t samples = tm.samples.load(std::memory_order_relaxed);
       std::size_t b0, b1;
       my_blocks(i, team.threads, b0, b1);
-      if (samples == 0 || b1 == b0) continue;
+      if (samples == 0) return false;  // a member that timed no step in the window is stalled
+      if (b1 == b0) continue;
       best = std::min(best, static_cast<double>(ns) / static_cast<double>(samples) / static_cast<double>(b1 - b0));
     }
     if (!std::isfinite(best)) return true;
@@ -672,9 +698,8 @@ class ConfigRun {
     return per_step < 0.85 * alone;
   }
 
+  static constexpr std::int64_t kWarmupNs = 2000000;          // 2 ms alone before any team
   static constexpr std::int64_t kWindowNs = 2000000;          // 2 ms
-  static constexpr std::int64_t kFirstBackoffNs = 20000000;   // 20 ms
-  static constexpr std::int64_t kMaxBackoffNs = 1000000000;   // 1 s
 
   Engine& engine_;
   std::size_t steps_;
@@ -684,7 +709,6 @@ class ConfigRun {
   std::size_t blocks_;
   bool gp_is_loss_;
   double limit_ = kInf;
-  std::int64_t backoff_ns_ = kFirstBackoffNs / 2;  // doubled before first use
 };
 
 // -- validation -------------------------------------------------------------------------------
@@ -746,18 +770,27 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
   if (count == 1 || static_cast<std::size_t>(threads) > count || threads == 1) {
     for (std::size_t i = 0; i < count && !cancelled; ++i) {
       cancelled = !run_one(i, threads, count == 1);
-      if (options.control != nullptr) options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
+      if (!cancelled && options.control != nullptr) options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
     }
   } else {
 #ifdef MEMSGD_HAVE_OPENMP
+    // the most expensive configurations first, so that the last ones to finish are short
+    std::vector<std::size_t> order(count);
+    for (std::size_t i = 0; i < count; ++i) order[i] = i;
+    auto cost = [&](std::size_t i) {
+      return step_cost(configs[i].algorithm.memory) * static_cast<double>(configs[i].nodes.count);
+    };
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost(a) > cost(b); });
     std::exception_ptr error;
     std::atomic<bool> stop{false};
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (std::int64_t i = 0; i < static_cast<std::int64_t>(count); ++i) {
+    for (std::int64_t n = 0; n < static_cast<std::int64_t>(count); ++n) {
       if (stop.load(std::memory_order_relaxed)) continue;
       try {
-        if (!run_one(static_cast<std::size_t>(i), 1, false)) stop.store(true);
-        if (options.control != nullptr) options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
+        if (!run_one(order[static_cast<std::size_t>(n)], 1, false))
+          stop.store(true);
+        else if (options.control != nullptr)
+          options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
       } catch (...) {
 #pragma omp critical(memsgd_evolve_error)
         if (!error) error = std::current_exception();
@@ -796,6 +829,16 @@ double physical_memory_bytes() {
   if (pages > 0 && page > 0) return static_cast<double>(pages) * static_cast<double>(page);
 #endif
   return 0.0;
+}
+
+void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads) {
+  const double state = state_bytes(memory, nodes, count, threads > 0 ? threads : max_threads());
+  const double need = output_bytes + state, phys = physical_memory_bytes();
+  if (phys > 0 && need > phys) {
+    auto gb = [](double b) { return std::to_string(b / 1e9).substr(0, 6) + " GB"; };
+    throw std::length_error("steps too large: the run needs " + gb(need) + " (outputs " + gb(output_bytes) +
+                            ", state " + gb(state) + "), more than this machine's physical memory (" + gb(phys) + ")");
+  }
 }
 
 int max_threads() {

@@ -31,12 +31,12 @@ bool cpu_has_avx512() {
 
 // Slowest first; "auto" takes the last supported one.
 const Path kPaths[] = {
-    {"baseline", &kernels::table_baseline, &always},
+    {"baseline", &kernels::baseline::table, &always},
 #if defined(MEMSGD_KERNELS_AVX2)
-    {"avx2", &kernels::table_avx2, &cpu_has_avx2},
+    {"avx2", &kernels::avx2::table, &cpu_has_avx2},
 #endif
 #if defined(MEMSGD_KERNELS_AVX512)
-    {"avx512", &kernels::table_avx512, &cpu_has_avx512},
+    {"avx512", &kernels::avx512::table, &cpu_has_avx512},
 #endif
 };
 

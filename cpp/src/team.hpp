@@ -57,18 +57,27 @@ inline void wake_all(std::atomic<std::uint32_t>* word) {
 #endif
 }
 
-// How long a waiting thread spins before it sleeps.
-inline constexpr std::int64_t kSpinNs = 20000;
+// How long a waiting thread spins before it sleeps: longer than a futex wake-up takes (tens of
+// microseconds in a VM), or one late wake-up makes the partner wait past its own spin, sleep, and
+// need a wake-up in turn, on every step from then on. A partner that is descheduled for a time
+// slice (milliseconds) still finds this thread asleep, and the team's adaptive policy
+// (evolve.cpp) then continues on one thread.
+inline constexpr std::int64_t kSpinNs = 200000;
 
-// Waits until *word != value: spins up to kSpinNs (for ever with spin_only), then sleeps.
+// Waits until *word != value: spins up to spin_ns (for ever with spin_only), then sleeps.
 // `sleepers` counts sleeping waiters so that the waker can skip the system call.
+// Threads parked while the leader runs alone spin only briefly: a late wake-up there only delays
+// the next try of the team.
+inline constexpr std::int64_t kGateSpinNs = 5000;
+
 inline void wait_for_change(std::atomic<std::uint32_t>* word, std::uint32_t value,
-                            std::atomic<std::uint32_t>* sleepers, bool spin_only) {
+                            std::atomic<std::uint32_t>* sleepers, bool spin_only,
+                            std::int64_t spin_ns = kSpinNs) {
   const std::int64_t start = now_ns();
   for (std::uint32_t n = 1;; ++n) {
     if (word->load(std::memory_order_acquire) != value) return;
     cpu_relax();
-    if ((n & 63u) == 0 && !spin_only && now_ns() - start > kSpinNs) break;
+    if ((n & 63u) == 0 && !spin_only && now_ns() - start > spin_ns) break;
   }
   sleepers->fetch_add(1, std::memory_order_seq_cst);
   while (word->load(std::memory_order_seq_cst) == value) sleep_while_equal(word, value);

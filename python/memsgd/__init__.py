@@ -12,6 +12,7 @@ from .simulation import simulate_sgd
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
+from ._config import show_config
 from .theory import fit_exponent
 from .theory import (Asymptotics, StabilityReport, asymptotics, jury_stable_memory1,
                      memory1_coefficients, noise_sum_memory1, phase_boundary, stability)
@@ -26,6 +27,7 @@ __all__ = [
     "LossCurve", "LossCurves", "Propagators", "fit_exponent",
 ]
 __all__ += ["sweep", "fitted_exponents"]
+__all__ += ["show_config"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]
 __all__ += ["memory1_eigenvalues", "memory1_geometry", "phase_diagram"]

@@ -458,7 +458,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
                      "state": _core.state_bytes(max_M, max_K, C, threads or _core.max_threads())},
                     f"{C} configurations of steps = {steps}")
 
-    spectrum_arrays = {}
+    spectrum_arrays: dict = {}
     for s in specs:
         spectrum_arrays.setdefault(id(s), (s.eigenvalues, s.weights, s.coefficients2))
     work = float(steps) * sum(s.size * _core.step_cost(a.memory) for a, s in zip(algos, specs))

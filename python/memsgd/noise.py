@@ -11,6 +11,7 @@ exact for Gaussian inputs with (tau1, tau2) = (1, -1). ``batch_size = inf`` mean
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,9 @@ class Noise:
     """
 
     __slots__ = ("_batch_size", "_tau1", "_tau2")
+    _batch_size: Any  # a number, or the per-step array B_t
+    _tau1: float
+    _tau2: float
 
     def __init__(self, batch_size, tau1=1.0, tau2=-1.0):
         if isinstance(batch_size, np.ndarray) and batch_size.ndim == 0:

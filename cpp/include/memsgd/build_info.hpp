@@ -23,8 +23,8 @@ struct BuildInfo {
 
 BuildInfo build_info();
 
-// Runs the FMA throughput probe of SIMD path `path` (which this CPU must support): `iterations`
-// rounds of 16 independent 8-lane multiply-adds. Returns a checksum (time it for the peak).
+// Runs the multiply-add throughput probe of SIMD path `path` (which this CPU must support):
+// `iterations` rounds of independent 8-lane multiply-adds. Returns the flops done (time the call).
 double fma_probe(const std::string& path, std::uint64_t iterations);
 
 }  // namespace memsgd

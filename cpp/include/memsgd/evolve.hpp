@@ -122,6 +122,10 @@ double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads
 // Physical memory of this machine in bytes (0 if unknown).
 double physical_memory_bytes();
 
+// Throws std::length_error naming the size when a run's outputs (`output_bytes`, allocated by the
+// caller) and state_bytes(...) together exceed physical memory: called before allocating anything.
+void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads);
+
 // Number of threads the core uses by default (1 without OpenMP).
 int max_threads();
 

@@ -4,9 +4,10 @@
 // ODR discipline: the kernel translation units are compiled with different -m flags, so they must
 // not define any symbol with external linkage that another translation unit also defines (the
 // linker would keep one copy, possibly the AVX-512 one, for every caller). This header therefore
-// holds only plain data types and declarations; everything in a kernel unit lives in an unnamed
-// namespace except its one table function, whose name carries the path. tests/test_simd.py
-// checks the built module for wide instructions outside these functions.
+// holds only plain data types and declarations; everything in a kernel unit lives in namespace
+// memsgd::kernels::<path>, in an unnamed namespace except its one table() function.
+// tests/test_simd.py disassembles the built module and checks that no AVX instruction lies outside
+// memsgd::kernels::avx2 / avx512 (and no AVX-512 instruction outside avx512).
 #pragma once
 
 #include <cstddef>
@@ -33,8 +34,10 @@ constexpr int group_doubles(int n) { return (2 + packed_size(n)) * kLanes; }
 // Per component (docs/math.md §3):
 //   S = S0 - lam g h^T,   Y = S X S^T + lam (noise_drive - self_noise lam h^T X h) g g^T,
 // with noise_drive = coupling_t 2 l_t (l_t: the loss at the gradient point). The direct form
-// keeps the rounding error relative to Y; rearrangements through S0 X S0^T lose it when S
-// contracts strongly.
+// keeps the rounding error relative to Y. Two cheaper rearrangements were tried and rejected:
+// through S0 X S0^T (19 operations for M = 1) it loses accuracy when S contracts strongly; in
+// the companion basis (r, s00 r + b u) of Cayley-Hamilton (18 operations) the basis vectors
+// become parallel as lam -> 0 and the slow modes drift by ~1e-15 per step (1e-11 after 5000).
 struct FixedStep {
   double S0[4][4];
   double gh[4][4];      // g_i h_j
@@ -57,14 +60,21 @@ struct KernelTable {
   const char* name;
   // step[N - 1][e_is_zero]; step[0][0] is unused (M = 0 has no shift e).
   StepFn step[kMaxFixedMemory + 1][2];
-  // Peak probe: `iterations` x 16 independent chains of kLanes-wide fused multiply-adds.
+  // Peak probe: `iterations` rounds of independent kLanes-wide multiply-adds (fused where the
+  // path has FMA); returns the flops done (time it for the throughput).
   double (*fma_probe)(std::uint64_t iterations);
 };
 
-const KernelTable* table_baseline();
+namespace baseline {
+const KernelTable* table();
+}
 #if defined(__x86_64__) || defined(_M_X64)
-const KernelTable* table_avx2();
-const KernelTable* table_avx512();
+namespace avx2 {
+const KernelTable* table();
+}
+namespace avx512 {
+const KernelTable* table();
+}
 #endif
 
 }  // namespace kernels

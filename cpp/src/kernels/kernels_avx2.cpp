@@ -1,4 +1,6 @@
 // The step kernels compiled for the avx2 instruction set (flags set in CMakeLists.txt).
-#define MEMSGD_KERNEL_TABLE table_avx2
+#define MEMSGD_KERNEL_PATH avx2
+#define MEMSGD_PROBE_CHAINS 6  // accumulators that fit in the registers
+#define MEMSGD_LANE_WIDTH 4  // doubles per native vector
 #define MEMSGD_KERNEL_NAME "avx2"
 #include "kernels.inc"

@@ -1,4 +1,6 @@
 // The step kernels compiled for the baseline instruction set (flags set in CMakeLists.txt).
-#define MEMSGD_KERNEL_TABLE table_baseline
+#define MEMSGD_KERNEL_PATH baseline
+#define MEMSGD_PROBE_CHAINS 3  // accumulators that fit in the registers
+#define MEMSGD_LANE_WIDTH 2  // doubles per native vector
 #define MEMSGD_KERNEL_NAME "baseline"
 #include "kernels.inc"

@@ -1,0 +1,66 @@
+"""
+memsgd compiled core: exact second-moment recursion and renewal solvers
+"""
+from __future__ import annotations
+import collections.abc
+import typing
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'max_threads', 'physical_memory', 'renewal', 'set_simd_path', 'simd_path', 'state_bytes', 'step_cost']
+class RunControl:
+    """
+    Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
+    """
+    def __init__(self) -> None:
+        ...
+    def cancel(self) -> None:
+        ...
+    @property
+    def configs_done(self) -> int:
+        ...
+    @property
+    def steps_done(self) -> int:
+        ...
+def build_info() -> dict:
+    """
+    Version, compiler, build type, OpenMP and SIMD paths of this build.
+    """
+def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, control: typing.Any = None) -> tuple:
+    """
+    One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output (steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise: (1,) or >= steps per-step entries. threads = 0: the default.
+    """
+def evolve_batch(spectra: collections.abc.Sequence, algorithms: collections.abc.Sequence, noises: collections.abc.Sequence, steps: typing.SupportsInt | typing.SupportsIndex, record: typing.Any = None, *, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
+    """
+    C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), noises[i] = (coupling, self_noise). Returns (loss (C, R), diverged_at (C,)) at the recorded steps (record: increasing int64 steps in [0, steps], or None for every step).
+    """
+def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) -> float:
+    """
+    Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the flops done (time the call).
+    """
+def max_threads() -> int:
+    """
+    Threads the core uses by default (OpenMP), 1 without OpenMP.
+    """
+def physical_memory() -> float:
+    """
+    Physical memory in bytes (0 if unknown).
+    """
+def renewal(U: typing.Any, U_prime: typing.Any, V: typing.Any, V_prime: typing.Any, method: str = 'fft') -> tuple:
+    """
+    Solve the renewal equations; returns (L, l).
+    """
+def set_simd_path(name: str) -> None:
+    """
+    Use SIMD path `name` (auto, baseline, avx2, avx512) from the next run on.
+    """
+def simd_path() -> str:
+    """
+    The SIMD path the kernels use.
+    """
+def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
+    """
+    Bytes of state the core allocates for a run (outputs not included).
+    """
+def step_cost(memory: typing.SupportsInt | typing.SupportsIndex) -> float:
+    """
+    Multiply-adds per component and step.
+    """
+DIVERGENCE_FACTOR: float = 1e+30
