@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["ProgressBar", "progress_bar"]
+__all__ = ["ProgressBar", "progress_bar", "run_watched"]
 
 
 class ProgressBar:
@@ -52,3 +52,41 @@ def progress_bar(total, desc: str = "", unit: str = "it", show=None) -> Progress
             raise ImportError("a progress bar needs tqdm: pip install 'memsgd[progress]'") from None
         return ProgressBar()
     return ProgressBar(tqdm(total=total, desc=desc, unit=unit, leave=False, mininterval=0.25))
+
+
+def run_watched(call, total, desc: str = "", unit: str = "it", show=None):
+    """``call(control)`` in a worker thread, watched from this one; returns what it returns.
+
+    ``control`` is a fresh ``_core.RunControl``: the core publishes its progress in
+    ``control.steps_done`` (shown as a :func:`progress_bar` over ``total`` units) and stops
+    early once ``control.cancel()`` is called, which this thread does on Ctrl-C before
+    re-raising KeyboardInterrupt. Exceptions of the call are re-raised here.
+    """
+    import threading
+
+    from . import _core
+    control = _core.RunControl()
+    outcome = {}
+    finished = threading.Event()  # not Thread.join: an interrupted join can return early later
+
+    def target():
+        try:
+            outcome["value"] = call(control)
+        except BaseException as exc:  # handed to the calling thread below
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    with progress_bar(total, desc, unit, show) as bar:
+        threading.Thread(target=target, name=f"memsgd-{desc or 'run'}", daemon=True).start()
+        try:
+            while not finished.wait(0.1):
+                bar.set(min(int(control.steps_done), int(total)))
+        except KeyboardInterrupt:
+            control.cancel()  # the core stops at its next check
+            while not finished.wait(0.1):
+                pass
+            raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -19,7 +19,7 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import nonnegative_int
+from ._validation import float_array, nonnegative_int
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
@@ -69,6 +69,25 @@ class Propagators:
     V: np.ndarray
     V_prime: np.ndarray
     e_is_zero: bool = False
+
+    def __post_init__(self):
+        # Also built by users (from lists, other dtypes): float64 1-d arrays of one length, no NaN.
+        n = None
+        for name in ("U", "U_prime", "V", "V_prime"):
+            a = float_array(getattr(self, name), name, ndim=1, allow_empty=False, finite=False)
+            if np.any(np.isnan(a)):
+                raise ValueError(f"{name} must not contain NaN")
+            n = a.size if n is None else n
+            if a.size != n:
+                raise ValueError(f"{name} must have the same length as U ({n}), got {a.size}")
+            object.__setattr__(self, name, a)
+        if self.V[0] != 0 or self.V_prime[0] != 0:
+            raise ValueError("V[0] and V_prime[0] must be 0 (noise propagators start at n = 1)")
+        if not isinstance(self.e_is_zero, (bool, np.bool_)):
+            raise TypeError(f"e_is_zero must be a bool, got {type(self.e_is_zero).__name__}")
+        object.__setattr__(self, "e_is_zero", bool(self.e_is_zero))
+        if self.e_is_zero and not (np.array_equal(self.U, self.U_prime) and np.array_equal(self.V, self.V_prime)):
+            raise ValueError("e_is_zero=True requires U_prime == U and V_prime == V")
 
     @property
     def steps(self) -> int:
