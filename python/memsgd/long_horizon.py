@@ -310,14 +310,11 @@ class _Problem:
             return base
         k = int(above[0])                       # V' < 1 at d[k - 1], >= 1 at d[k]
         lo_d, hi_d = d[k], d[k - 1]
-        while hi_d - lo_d > _CENTRE_RESOLUTION + 1e-13 * hi_d:
-            mid = 0.5 * (lo_d + hi_d) if hi_d < 4 * lo_d else math.sqrt(lo_d * hi_d)
-            if not lo_d < mid < hi_d:
-                break
-            if self._v_prime(np.array([base + mid]))[0] >= 1.0:
-                lo_d = mid
-            else:
-                hi_d = mid
+        while hi_d - lo_d > _CENTRE_RESOLUTION + 1e-13 * hi_d:  # 16-section, one core call per round
+            grid = np.geomspace(lo_d, hi_d, 17)[1:-1] if hi_d > 4 * lo_d else np.linspace(lo_d, hi_d, 17)[1:-1]
+            above = np.nonzero(~(self._v_prime(base + grid) < 1.0))[0]
+            i = int(above[-1]) if above.size else -1
+            lo_d, hi_d = (grid[i] if i >= 0 else lo_d), (grid[i + 1] if i + 1 < grid.size else hi_d)
         return base + hi_d
 
     def _contour_start(self, relevant, finite):
@@ -342,16 +339,18 @@ class _Problem:
             return self._intervals[t_lo]
         K = self.spectrum.size
         width = self.reach / t_lo
-        factor = _SLOW_REACHES
-        while True:
-            n_slow = int(np.count_nonzero(self.key_sorted >= self.c - factor * width))
-            if n_slow >= K:
-                n_slow = K
-                break
-            out = self._sums(np.array([self.c - width], complex), n_slow)
-            if abs(out[0, 7]) < _FAST_COUPLING:
-                break
-            factor *= 2.0
+        # The smallest slow set with every pole near the contour and V'_F < _FAST_COUPLING at its
+        # left end (then the fast system alone has no singularity inside): candidate sets grow by
+        # doubling the distance from the centre, all tried in one core call.
+        factors = _SLOW_REACHES * 2.0 ** np.arange(64)
+        counts = np.unique(np.searchsorted(-self.key_sorted, -(self.c - factors * width), side="right"))
+        counts = counts[counts < K]
+        n_slow = K
+        if counts.size:
+            out = self._sums(np.full(counts.size, self.c - width, complex), counts)
+            ok = np.abs(out[:, 7]) < _FAST_COUPLING
+            if np.any(ok):
+                n_slow = int(counts[int(np.argmax(ok))])
         contours = []
         ws, omegas = [], []
         for nodes in (_NODES, _CHECK_NODES):
@@ -363,9 +362,13 @@ class _Problem:
         V, Vp = V_S + V_F, Vp_S + Vp_F
         G = U_S + Up_S * V / (1 - Vp) + Up_F * (V_S * (1 - Vp_F) + V_F * Vp_S) / ((1 - Vp) * (1 - Vp_F))
         A = U_F + Up_F * V_F / (1 - Vp_F)
+        # relative rounding of G: a few ulps of each sum, amplified where 1 - V' nearly cancels
+        # (next to the pole of the slowest coupled mode)
+        kappa = 4 + 2 * np.abs(Vp) / np.abs(1 - Vp) + 2 * np.abs(Vp_F) / np.abs(1 - Vp_F)
         start = 0
         for w, omega in zip(ws, omegas):
-            contours.append((w, omega * G[start:start + w.size]))
+            part = slice(start, start + w.size)
+            contours.append((w, omega * G[part], kappa[part]))
             start += w.size
         value = {"contours": contours, "fast_scale": float(np.max(np.abs(A))) if A.size else 0.0,
                  "scale": float(np.max(np.abs(G))), "t_lo": t_lo}
@@ -392,17 +395,18 @@ class _Problem:
             tt = t[sel].astype(float)
             values = []
             moduli = None
-            for w, wG in iv["contours"]:
+            for w, wG, kappa in iv["contours"]:
                 expo = np.outer(tt, w) + (self.c * tt)[:, None]
                 with np.errstate(over="ignore", invalid="ignore"):
                     terms = wG[None, :] * np.exp(expo)
                     values.append(np.sum(terms, axis=1).imag)
                     if moduli is None:
-                        moduli = np.sum(np.abs(terms), axis=1)
+                        moduli = np.abs(terms) @ kappa
             main, check = values
             with np.errstate(over="ignore", invalid="ignore"):
                 e_quad = np.abs(main - check)
-                e_round = 64 * _EPS * moduli
+                # rounding of the nodes' values and of the exponent c t
+                e_round = 8 * _EPS * moduli + 2 * _EPS * np.abs(self.c * tt * main)
                 e_fast = iv["fast_scale"] * np.exp(self.c * tt - _SLOW_REACHES * self.reach * tt / t_lo) \
                     * self.reach * tt / t_lo
                 e_off = (self.L0 + iv["scale"] * self.reach / t_lo) * np.exp((self.c - self.rho_off) * tt) \
@@ -493,10 +497,11 @@ class _Problem:
 
     @staticmethod
     def _exact_error(L: np.ndarray) -> np.ndarray:
-        """Rounding of the recursion: a few ulps per step, accumulating like sqrt(t)."""
+        """Rounding of the recursion: a few ulps per step, accumulating like sqrt(t) (measured
+        against 40-digit arithmetic: 7e-13 relative at t = 2e4 on an oscillating problem)."""
         t = np.arange(L.size)
         with np.errstate(invalid="ignore"):
-            return 4 * _EPS * (4 + np.sqrt(t)) * np.abs(L)
+            return 32 * _EPS * (1 + np.sqrt(t)) * np.abs(L)
 
     def _exact_only(self, steps, t_max):
         T = min(t_max, _ENGINE_MAX) if t_max > _ENGINE_MAX else t_max
