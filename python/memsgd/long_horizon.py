@@ -96,12 +96,19 @@ _SAFETY = 2.4
 _MIN_START = 128
 # The exact recursion is not run beyond this many steps (memory: 3 arrays of doubles).
 _ENGINE_MAX = 2 * 10 ** 7
+# A loss growing like exp(g t) is run by the recursion up to _GROWTH_STEPS / g steps (it
+# passes 1e30 L_0 well before unless its start is below 1e-100 L_0).
+_GROWTH_STEPS = 300.0
+# Rates below this are rounding of |mu| = 1 (an undamped mode), not growth.
+_GROWTH_FLOOR = 1e-10
 # Components within this many reaches of the centre are "slow" (integrated); more are added
 # until V'_F < _FAST_COUPLING at the contour's left end.
 _SLOW_REACHES = 1.5
 _FAST_COUPLING = 0.5
 # The contour must match the recursion at the hand-over to this many times its error estimate.
 _CHECK_FACTOR = 10.0
+# Steps evaluated together on a contour.
+_CHUNK = 4096
 # Contour sums of more LU solves times P^3 than this run in a watched thread (progress, Ctrl-C).
 _WATCH_WORK = 1e9
 _EPS = np.finfo(float).eps
@@ -270,6 +277,8 @@ class _Problem:
         self.reach = _reach(_NODES)
         self.c = self._centre() if not self.trivial else 0.0
         self.rho_off, self.t0 = self._contour_start(relevant, finite)
+        off_axis = relevant[:, None] & finite & (self.poles.imag != 0)
+        self.off_axis_growth = float(self.poles.real[off_axis].max()) if np.any(off_axis) else -math.inf
         self._intervals = {}
 
     # -- analysis ---------------------------------------------------------------------------
@@ -386,6 +395,9 @@ class _Problem:
     def contour(self, t: np.ndarray):
         """``(L_t, error)`` from the contour integral, t >= t0."""
         t = np.asarray(t, dtype=np.int64)
+        if t.size > _CHUNK:  # bounded memory for the (steps x nodes) exponentials
+            parts = [self.contour(t[i:i + _CHUNK]) for i in range(0, t.size, _CHUNK)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         L = np.empty(t.size)
         err = np.empty(t.size)
         starts = np.array([self._interval_start(int(x)) for x in t])
@@ -504,13 +516,22 @@ class _Problem:
             return 32 * _EPS * (1 + np.sqrt(t)) * np.abs(L)
 
     def _exact_only(self, steps, t_max):
-        T = min(t_max, _ENGINE_MAX) if t_max > _ENGINE_MAX else t_max
+        T = t_max
+        if t_max > _ENGINE_MAX:
+            # Only a growing off-axis mode lets the recursion end early (at the divergence).
+            growth = self.off_axis_growth
+            if not growth > _GROWTH_FLOOR:
+                raise ValueError(
+                    f"loss_at cannot reach step {t_max}: the algorithm has modes off the real axis that do not "
+                    f"decay (eigenvalues of modulus 1 of a moment map, e.g. an undamped rotating memory), so "
+                    f"only the exact recursion applies, and it is limited to {_ENGINE_MAX:.0e} steps here; use "
+                    f"loss_curve")
+            T = min(_ENGINE_MAX, math.ceil(_GROWTH_STEPS / growth) + _MIN_START)
         exact, div = self._exact(T)
         if div is None and T < t_max:
             raise ValueError(
-                f"loss_at cannot reach step {t_max}: the algorithm has modes off the real axis that do not "
-                f"decay (|eigenvalue| >= 1 of a moment map, e.g. undamped momentum), so only the exact "
-                f"recursion applies and it is limited to {_ENGINE_MAX:.0e} steps here; use loss_curve")
+                f"loss_at cannot reach step {t_max}: the loss grows through oscillating modes (exp({growth:.3g} t)) "
+                f"but has not diverged by step {T}; use loss_curve")
         return self._from_exact(steps, exact, div, T)
 
     def _from_exact(self, steps, exact, div, T):
