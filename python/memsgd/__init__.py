@@ -6,7 +6,8 @@ Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic ac
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
 from .dynamics import LossCurve, Propagators, loss_curve, propagators
-from .renewal import loss_from_propagators
+from .renewal import RenewalCancellationWarning, loss_from_propagators
+from .long_horizon import LossAt, loss_at, supports_loss_at
 from .simulation import simulate_sgd
 from .noise import Noise
 from .schedules import Schedule
@@ -23,5 +24,6 @@ __all__ = [
     "loss_curve", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "Propagators", "fit_exponent",
 ]
+__all__ += ["loss_at", "LossAt", "supports_loss_at", "RenewalCancellationWarning"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]
