@@ -261,7 +261,7 @@ memsgd::AlgorithmParams stationary_params(double alpha, py::object b, py::object
   return params;
 }
 
-Array positive_eigenvalues(py::object eigenvalues) {
+Array eigenvalue_array(py::object eigenvalues) {
   Array lam = as_array(eigenvalues, "eigenvalues");
   require(lam.ndim() == 1 && lam.size() > 0, "eigenvalues must be a non-empty 1-d array");
   require_finite(lam, "eigenvalues");
@@ -271,7 +271,7 @@ Array positive_eigenvalues(py::object eigenvalues) {
 // Poles s = log(mu) of the moment maps, (K, P) complex.
 ComplexArray moment_poles(py::object eigenvalues, double alpha, py::object b, py::object c, py::object D,
                           py::object e, double self_noise) {
-  Array lam = positive_eigenvalues(eigenvalues);
+  Array lam = eigenvalue_array(eigenvalues);
   require(std::isfinite(self_noise), "self_noise must be finite");
   std::vector<Array> keep;
   double alpha_store;
@@ -291,7 +291,7 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
                              py::object order, double alpha, py::object b, py::object c, py::object D,
                              py::object e, double self_noise, py::object s, py::object n_slow,
                              memsgd::RunControl* control) {
-  Array lam = positive_eigenvalues(eigenvalues);
+  Array lam = eigenvalue_array(eigenvalues);
   const py::ssize_t K = lam.size();
   Array wu = as_array(u_weights, "u_weights"), wv = as_array(v_weights, "v_weights");
   require_shape(wu, "u_weights", {K});
@@ -334,7 +334,7 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
 
 }  // namespace
 
-void bind_long(py::module_& m) {
+static void bind_long(py::module_& m) {
   m.def("solve_renewal", &solve_renewal, py::arg("U"), py::arg("U_prime"), py::arg("V"),
         py::arg("V_prime"), py::arg("method") = "fft", py::arg("control") = nullptr,
         py::arg("with_error") = false,

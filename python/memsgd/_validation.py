@@ -81,12 +81,11 @@ def step_array(value, name: str, *, max_step: int) -> np.ndarray:
     raw = np.asarray(value)
     if raw.dtype.kind == "b" or (raw.dtype.kind == "O" and any(isinstance(x, (bool, np.bool_)) for x in raw.flat)):
         raise TypeError(f"{name} must be integers, got bools")
-    arr = float_array(value, name, finite=False).reshape(-1) if raw.dtype.kind != "i" and raw.dtype.kind != "u" \
-        else raw.reshape(-1)
-    if arr.size == 0:
-        raise ValueError(f"{name} must contain at least one step")
     if raw.ndim > 1:
         raise ValueError(f"{name} must be a 1-d array of steps, got shape {raw.shape}")
+    arr = raw.reshape(-1) if raw.dtype.kind in "iu" else float_array(value, name, finite=False).reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{name} must contain at least one step")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite integers")

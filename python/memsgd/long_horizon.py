@@ -66,14 +66,14 @@ import numpy as np
 
 from . import _core
 from ._progress import run_watched
-from ._validation import step_array
+from ._validation import nonnegative_int, step_array
 from .algorithms import MemoryAlgorithm
 from .dynamics import loss_curve
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["LossAt", "loss_at", "supports_loss_at", "MAX_STEP", "DIVERGENCE_FACTOR"]
+__all__ = ["DIVERGENCE_FACTOR", "MAX_STEP", "LossAt", "loss_at", "supports_loss_at"]
 
 # The largest step loss_at accepts.
 MAX_STEP = 10 ** 12
@@ -187,7 +187,6 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     algorithm, spectrum, noise = _check_problem(algorithm, spectrum, noise)
     steps = step_array(steps, "steps", max_step=MAX_STEP)
     if exact_until is not None:
-        from ._validation import nonnegative_int
         exact_until = nonnegative_int(exact_until, "exact_until")
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
@@ -214,7 +213,7 @@ def _check_problem(algorithm, spectrum, noise):
 # ------------------------------------------------------------------------------------------
 # the contour
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hyperbola_shape(span: float = _SPAN, wedge: float = _WEDGE):
     """``(alpha, d, a)`` of the hyperbola ``w(u) = mu (1 + sin(i u - alpha))`` for t in
     [t_lo, span t_lo] with singularities within ``wedge`` of the negative real axis.
@@ -279,7 +278,7 @@ class _Problem:
         self.rho_off, self.t0 = self._contour_start(relevant, finite)
         off_axis = relevant[:, None] & finite & (self.poles.imag != 0)
         self.off_axis_growth = float(self.poles.real[off_axis].max()) if np.any(off_axis) else -math.inf
-        self._intervals = {}
+        self._intervals: dict[float, dict] = {}
 
     # -- analysis ---------------------------------------------------------------------------
     def _sums(self, s, n_slow, watch=False):
@@ -405,25 +404,26 @@ class _Problem:
             sel = starts == t_lo
             iv = self._interval(float(t_lo))
             tt = t[sel].astype(float)
-            values = []
-            moduli = None
+            values, moduli = [], []
             for w, wG, kappa in iv["contours"]:
                 expo = np.outer(tt, w) + (self.c * tt)[:, None]
                 with np.errstate(over="ignore", invalid="ignore"):
                     terms = wG[None, :] * np.exp(expo)
                     values.append(np.sum(terms, axis=1).imag)
-                    if moduli is None:
-                        moduli = np.abs(terms) @ kappa
+                    moduli.append(np.abs(terms) @ kappa)
             main, check = values
             with np.errstate(over="ignore", invalid="ignore"):
                 e_quad = np.abs(main - check)
                 # rounding of the nodes' values and of the exponent c t
-                e_round = 8 * _EPS * moduli + 2 * _EPS * np.abs(self.c * tt * main)
+                e_round = 8 * _EPS * moduli[0] + 2 * _EPS * np.abs(self.c * tt * main)
                 e_fast = iv["fast_scale"] * np.exp(self.c * tt - _SLOW_REACHES * self.reach * tt / t_lo) \
                     * self.reach * tt / t_lo
                 e_off = (self.L0 + iv["scale"] * self.reach / t_lo) * np.exp((self.c - self.rho_off) * tt) \
                     if math.isfinite(self.rho_off) else 0.0 * tt
             # only a growing run (c > 0) can overflow: its loss is then beyond any threshold
+            if self.c <= 0 and not np.all(np.isfinite(main)):
+                raise RuntimeError("loss_at: a contour node hit a singularity of the generating function; "
+                                   "please report this problem")
             L[sel] = np.where(np.isfinite(main), main, math.inf)
             err[sel] = np.where(np.isfinite(main), e_quad + e_round + e_fast + e_off, 0.0)
         return L, err

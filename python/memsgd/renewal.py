@@ -13,7 +13,7 @@ from . import _core
 from ._progress import run_watched
 from .dynamics import Propagators
 
-__all__ = ["loss_from_propagators", "RenewalCancellationWarning"]
+__all__ = ["RenewalCancellationWarning", "loss_from_propagators"]
 
 # Estimated relative errors above this make a value meaningless enough to warn about.
 _WARN_RELATIVE_ERROR = 1e-3
