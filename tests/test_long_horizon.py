@@ -264,3 +264,20 @@ def test_bad_problem():
         loss_at(ms.gd(0.1), spec, noise, [10], exact_until=1.5)
     with pytest.raises(TypeError, match="progress"):
         loss_at(ms.gd(0.1), spec, noise, [10], progress="yes")
+
+
+def test_hand_over_check_catches_a_contour_started_too_early(monkeypatch):
+    """Force the contour to start while the oscillating modes of heavy ball (|mu| = beta) are
+    still alive: the error estimate (two contours, hand-over check against the recursion) must
+    cover the true deviation, and loss_at must warn."""
+    from memsgd import long_horizon
+    monkeypatch.setattr(long_horizon, "_SAFETY", 0.02)
+    algo, spec, noise = ms.heavy_ball(0.02, 0.99), ms.Spectrum.power_law(2.0, 0.5, size=400), ms.Noise.gaussian(20)
+    T = 5000
+    curve = ms.loss_curve(algo, spec, noise, T)
+    with pytest.warns(RuntimeWarning, match="estimated relative error"):
+        got = loss_at(algo, spec, noise, np.arange(1, T + 1, 3))
+    late = got.steps > got.exact_until
+    dev = np.abs(got.loss[late] - curve.loss[got.steps[late]])
+    assert np.max(dev / curve.loss[got.steps[late]]) > 1e-6   # the contour really is off here
+    assert np.all(dev <= got.error[late])

@@ -112,6 +112,8 @@ _CHUNK = 4096
 # Contour sums of more LU solves times P^3 than this run in a watched thread (progress, Ctrl-C).
 _WATCH_WORK = 1e9
 _EPS = np.finfo(float).eps
+# loss_at warns when an estimated relative error exceeds this (the accuracy aimed at is 1e-8).
+_WARN_RELATIVE_ERROR = 1e-6
 # Resolution of the centre c: shifting it by this changes e^(c t) by < 1e-6 at t = 10^12, and the
 # contour encloses singularities that close to it anyway.
 _CENTRE_RESOLUTION = 1e-18
@@ -492,6 +494,13 @@ class _Problem:
             diverged_at = self._first_crossing(lo, int(steps[i]))
             after = steps >= diverged_at
             loss[after], error[after] = math.inf, 0.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.where(np.isfinite(loss), error / np.abs(loss), 0.0)
+        if np.any(rel > _WARN_RELATIVE_ERROR):
+            i = int(np.argmax(rel))
+            warnings.warn(f"loss_at: estimated relative error {rel[i]:.1e} at step {steps[i]} exceeds "
+                          f"{_WARN_RELATIVE_ERROR:g} (see LossAt.error); please report this problem",
+                          RuntimeWarning, stacklevel=3)
         return LossAt(steps, loss, error, diverged_at, engine, self.c)
 
     def _first_crossing(self, lo: int, hi: int) -> int:
