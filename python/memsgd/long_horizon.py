@@ -114,6 +114,7 @@ _WATCH_WORK = 1e9
 _EPS = np.finfo(float).eps
 # loss_at warns when an estimated relative error exceeds this (the accuracy aimed at is 1e-8).
 _WARN_RELATIVE_ERROR = 1e-6
+_TINY = 1e-280
 # Resolution of the centre c: shifting it by this changes e^(c t) by < 1e-6 at t = 10^12, and the
 # contour encloses singularities that close to it anyway.
 _CENTRE_RESOLUTION = 1e-18
@@ -494,8 +495,10 @@ class _Problem:
             diverged_at = self._first_crossing(lo, int(steps[i]))
             after = steps >= diverged_at
             loss[after], error[after] = math.inf, 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rel = np.where(np.isfinite(loss), error / np.abs(loss), 0.0)
+        # (near the bottom of the double range the values are subnormal: no relative accuracy to keep)
+        normal = np.isfinite(loss) & (np.abs(loss) > _TINY)
+        rel = np.zeros(n)
+        rel[normal] = error[normal] / np.abs(loss[normal])
         if np.any(rel > _WARN_RELATIVE_ERROR):
             i = int(np.argmax(rel))
             warnings.warn(f"loss_at: estimated relative error {rel[i]:.1e} at step {steps[i]} exceeds "
