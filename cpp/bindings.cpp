@@ -6,6 +6,8 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <algorithm>
+#include <complex>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -14,6 +16,7 @@
 
 #include "memsgd/build_info.hpp"
 #include "memsgd/evolve.hpp"
+#include "memsgd/long_horizon.hpp"
 #include "memsgd/renewal.hpp"
 #include "memsgd/simd.hpp"
 
@@ -282,6 +285,177 @@ py::dict build_info() {
 
 }  // namespace
 
+// ============================================================================================
+// Renewal solver with progress, cancellation and error bound; long-horizon generating
+// functions. (Block owned by the `long` work: renewal.hpp, long_horizon.hpp.)
+// ============================================================================================
+namespace {
+
+memsgd::RenewalMethod renewal_method(const std::string& method) {
+  require(method == "direct" || method == "fft", "method must be 'direct' or 'fft'");
+  return method == "fft" ? memsgd::RenewalMethod::Fft : memsgd::RenewalMethod::Direct;
+}
+
+// (L, l, error or None). The same array passed for U and U_prime (V and V_prime) is convolved once.
+py::tuple solve_renewal(py::object U, py::object U_prime, py::object V, py::object V_prime,
+                        const std::string& method, memsgd::RunControl* control, bool with_error) {
+  Array u = as_array(U, "U"), v = as_array(V, "V");
+  Array up = U_prime.is(U) ? u : as_array(U_prime, "U_prime");
+  Array vp = V_prime.is(V) ? v : as_array(V_prime, "V_prime");
+  require(u.ndim() == 1, "U must be a 1-d array");
+  const py::ssize_t n = u.size();
+  require_shape(up, "U_prime", {n});
+  require_shape(v, "V", {n});
+  require_shape(vp, "V_prime", {n});
+  require_finite(u, "U");
+  require_finite(up, "U_prime");
+  require_finite(v, "V");
+  require_finite(vp, "V_prime");
+  memsgd::RenewalOptions options;
+  options.method = renewal_method(method);
+  options.control = control;
+  Array L(n), l(n);
+  Array error(with_error ? n : 0);
+  bool done;
+  {
+    py::gil_scoped_release release;
+    const std::size_t m = static_cast<std::size_t>(n);
+    done = memsgd::solve_renewal(m, u.data(), up.data(), v.data(), vp.data(), L.mutable_data(),
+                                 l.mutable_data(), options);
+    if (done && with_error) {
+      options.progress_base = m;
+      done = memsgd::renewal_error_bound(m, u.data(), up.data(), v.data(), vp.data(), L.data(),
+                                         l.data(), error.mutable_data(), options);
+    }
+  }
+  if (!done) throw std::runtime_error("run cancelled");
+  return py::make_tuple(L, l, with_error ? py::object(error) : py::object(py::none()));
+}
+
+using ComplexArray = py::array_t<std::complex<double>, py::array::c_style | py::array::forcecast>;
+using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+// A stationary algorithm (alpha scalar, b (M,), c (M,), D (M, M), e (M,)) as core parameters;
+// the arrays stay alive in `keep`.
+memsgd::AlgorithmParams stationary_params(double alpha, py::object b, py::object c, py::object D,
+                                          py::object e, std::vector<Array>& keep, double& alpha_store) {
+  Array bb = as_array(b, "b"), cc = as_array(c, "c"), DD = as_array(D, "D"), ee = as_array(e, "e");
+  require(bb.ndim() == 1, "b must be a 1-d array (length M)");
+  const py::ssize_t M = bb.size();
+  require_shape(cc, "c", {M});
+  require(DD.size() == M * M && (DD.ndim() == 2 || M == 0), "D must have shape (M, M)");
+  require_shape(ee, "e", {M});
+  require(std::isfinite(alpha), "alpha must be finite");
+  require_finite(bb, "b");
+  require_finite(cc, "c");
+  require_finite(DD, "D");
+  require_finite(ee, "e");
+  keep = {bb, cc, DD, ee};
+  alpha_store = alpha;
+  memsgd::AlgorithmParams params;
+  params.memory = static_cast<int>(M);
+  params.steps_stored = 1;
+  params.alpha = &alpha_store;
+  params.b = bb.data();
+  params.c = cc.data();
+  params.D = DD.data();
+  params.e = ee.data();
+  return params;
+}
+
+Array eigenvalue_array(py::object eigenvalues) {
+  Array lam = as_array(eigenvalues, "eigenvalues");
+  require(lam.ndim() == 1 && lam.size() > 0, "eigenvalues must be a non-empty 1-d array");
+  require_finite(lam, "eigenvalues");
+  return lam;
+}
+
+// Poles s = log(mu) of the moment maps, (K, P) complex.
+ComplexArray moment_poles(py::object eigenvalues, double alpha, py::object b, py::object c, py::object D,
+                          py::object e, double self_noise) {
+  Array lam = eigenvalue_array(eigenvalues);
+  require(std::isfinite(self_noise), "self_noise must be finite");
+  std::vector<Array> keep;
+  double alpha_store;
+  const memsgd::AlgorithmParams params = stationary_params(alpha, b, c, D, e, keep, alpha_store);
+  const py::ssize_t P = (params.memory + 1) * (params.memory + 2) / 2;
+  ComplexArray out({lam.size(), P});
+  {
+    py::gil_scoped_release release;
+    memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(lam.size()), params, self_noise);
+    memsgd::moment_poles(maps, out.mutable_data());
+  }
+  return out;
+}
+
+// (nodes, 8) complex: U_S, U'_S, V_S, V'_S, U_F, U'_F, V_F, V'_F at each node s.
+ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::object v_weights,
+                             py::object order, double alpha, py::object b, py::object c, py::object D,
+                             py::object e, double self_noise, py::object s, py::object n_slow,
+                             memsgd::RunControl* control) {
+  Array lam = eigenvalue_array(eigenvalues);
+  const py::ssize_t K = lam.size();
+  Array wu = as_array(u_weights, "u_weights"), wv = as_array(v_weights, "v_weights");
+  require_shape(wu, "u_weights", {K});
+  require_shape(wv, "v_weights", {K});
+  require_finite(wu, "u_weights");
+  require_finite(wv, "v_weights");
+  IndexArray ord = IndexArray::ensure(order);
+  require(ord && ord.ndim() == 1 && ord.size() == K, "order must be a permutation of range(len(eigenvalues))");
+  {
+    std::vector<char> seen(static_cast<std::size_t>(K), 0);
+    for (py::ssize_t i = 0; i < K; ++i) {
+      const std::int64_t k = ord.data()[i];
+      require(k >= 0 && k < K && !seen[static_cast<std::size_t>(k)],
+              "order must be a permutation of range(len(eigenvalues))");
+      seen[static_cast<std::size_t>(k)] = 1;
+    }
+  }
+  ComplexArray nodes = ComplexArray::ensure(s);
+  require(nodes && nodes.ndim() == 1, "s must be a 1-d array of complex nodes");
+  const py::ssize_t n = nodes.size();
+  for (py::ssize_t j = 0; j < n; ++j)
+    require(std::isfinite(nodes.data()[j].real()) && std::isfinite(nodes.data()[j].imag()), "s must be finite");
+  IndexArray split = IndexArray::ensure(n_slow);
+  require(split && split.ndim() == 1 && split.size() == n, "n_slow must have one entry per node");
+  require(std::isfinite(self_noise), "self_noise must be finite");
+  std::vector<Array> keep;
+  double alpha_store;
+  const memsgd::AlgorithmParams params = stationary_params(alpha, b, c, D, e, keep, alpha_store);
+  ComplexArray out({n, py::ssize_t(8)});
+  bool done;
+  {
+    py::gil_scoped_release release;
+    memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(K), params, self_noise);
+    done = memsgd::generating_sums(maps, wu.data(), wv.data(), ord.data(), static_cast<std::size_t>(n),
+                                   nodes.data(), split.data(), out.mutable_data(), control);
+  }
+  if (!done) throw std::runtime_error("run cancelled");
+  return out;
+}
+
+}  // namespace
+
+static void bind_long(py::module_& m) {
+  m.def("solve_renewal", &solve_renewal, py::arg("U"), py::arg("U_prime"), py::arg("V"),
+        py::arg("V_prime"), py::arg("method") = "fft", py::arg("control") = nullptr,
+        py::arg("with_error") = false,
+        "Solve the renewal equations; returns (L, l, error) with error the estimated absolute "
+        "error of L (None unless with_error). control: RunControl (progress over 1-6 passes of "
+        "n outputs, cancellation).");
+  m.def("moment_poles", &moment_poles, py::arg("eigenvalues"), py::arg("alpha"), py::arg("b"),
+        py::arg("c"), py::arg("D"), py::arg("e"), py::arg("self_noise"),
+        "Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, "
+        "shape (K, P), the slow one refined to relative accuracy.");
+  m.def("generating_sums", &generating_sums, py::arg("eigenvalues"), py::arg("u_weights"),
+        py::arg("v_weights"), py::arg("order"), py::arg("alpha"), py::arg("b"), py::arg("c"),
+        py::arg("D"), py::arg("e"), py::arg("self_noise"), py::arg("s"), py::arg("n_slow"),
+        py::arg("control") = nullptr,
+        "Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first "
+        "n_slow components of order and over the rest: shape (nodes, 8).");
+}
+// ======================== end of the block owned by `long` ==================================
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "memsgd compiled core: exact second-moment recursion and renewal solvers";
   memsgd::select_simd_path_from_environment();  // MEMSGD_SIMD; a refused path fails the import
@@ -336,4 +510,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("fma_probe", &memsgd::fma_probe, py::arg("path"), py::arg("iterations"),
         "Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the "
         "flops done (time the call).");
+
+  bind_long(m);
 }

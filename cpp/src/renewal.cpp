@@ -2,18 +2,34 @@
 
 #include <algorithm>
 #include <cmath>
-#include <utility>
 #include <complex>
+#include <limits>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include <unsupported/Eigen/FFT>
 
 namespace memsgd {
 
-void renewal_direct(std::size_t n, const double* U, const double* U_prime, const double* V,
-                    const double* V_prime, double* L, double* l) {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// Cancellation is checked (and progress published) every this many outputs of the direct sum.
+constexpr std::size_t kDirectPoll = 256;
+
+// Publishes `done` outputs; true when the caller asked to stop.
+bool poll(RunControl* control, std::size_t done) {
+  if (control == nullptr) return false;
+  control->steps_done.store(done, std::memory_order_relaxed);
+  return control->cancel.load(std::memory_order_relaxed);
+}
+
+bool direct_sums(std::size_t n, const double* U, const double* U_prime, const double* V,
+                 const double* V_prime, double* L, double* l, RunControl* control,
+                 std::size_t base) {
   for (std::size_t t = 0; t < n; ++t) {
+    if (t % kDirectPoll == 0 && poll(control, base + t)) return false;
     double acc_l = U_prime[t];
     double acc_L = U[t];
     for (std::size_t s = 0; s < t; ++s) {
@@ -23,9 +39,9 @@ void renewal_direct(std::size_t n, const double* U, const double* U_prime, const
     l[t] = acc_l;
     L[t] = acc_L;
   }
+  poll(control, base + n);
+  return true;
 }
-
-namespace {
 
 // Blocks at most this long are solved by direct summation: below it an FFT does not pay.
 constexpr std::size_t kLeaf = 64;
@@ -38,7 +54,7 @@ constexpr double kMinTilt = 4.0;
 // A tilt may raise the kernel's sup norm by at most this factor (kernels that rise first).
 constexpr double kTiltSlack = 16.0;
 
-using Spectrum = std::vector<std::complex<double>>;
+using FourierCoefficients = std::vector<std::complex<double>>;
 
 std::size_t next_pow2(std::size_t n) {
   std::size_t p = 1;
@@ -66,16 +82,18 @@ void tilt_powers(double r, std::size_t count, std::vector<double>& out) {
 class RenewalSolver {
  public:
   RenewalSolver(std::size_t n, const double* U, const double* U_prime, const double* V,
-                const double* V_prime, double* L, double* l)
-      : n_(n), U_(U), Up_(U_prime), V_(V), Vp_(V_prime), L_(L), l_(l),
+                const double* V_prime, double* L, double* l, RunControl* control, std::size_t base)
+      : n_(n), U_(U), Up_(U_prime), V_(V), Vp_(V_prime), L_(L), l_(l), control_(control), base_(base),
         acc_l_(n, 0.0), acc_L_(n, 0.0) {
     fft_.SetFlag(Eigen::FFT<double>::HalfSpectrum);
   }
 
+  bool cancelled() const { return cancelled_; }
+
   // Solves t in [lo, hi) (hi - lo a power of two) given that acc_l_, acc_L_ hold the
-  // contributions of l[0..lo).
+  // contributions of l[0..lo). Stops early (cancelled() is then true) when asked to.
   void solve(std::size_t lo, std::size_t hi) {
-    if (lo >= n_) return;
+    if (lo >= n_ || cancelled_) return;
     if (hi - lo <= kLeaf) {
       const std::size_t end = std::min(hi, n_);
       for (std::size_t t = lo; t < end; ++t) {
@@ -88,10 +106,12 @@ class RenewalSolver {
         l_[t] = vl;
         L_[t] = vL;
       }
+      cancelled_ = poll(control_, base_ + end);
       return;
     }
     const std::size_t mid = lo + (hi - lo) / 2;
     solve(lo, mid);
+    if (cancelled_) return;
     if (mid < n_) add_block(lo, mid, hi);
     solve(mid, hi);
   }
@@ -226,7 +246,7 @@ class RenewalSolver {
   struct KernelSpectra {
     double rate = 1.0;              // tilt r for this block length
     std::vector<double> powers;     // r^i, i < len (empty if r == 1)
-    std::vector<Spectrum> spectra;  // FFT of the tilted kernels V', V on d in [1, len)
+    std::vector<FourierCoefficients> spectra;  // FFT of the tilted kernels V', V on d in [1, len)
   };
 
   const KernelSpectra& kernel_spectra(std::size_t len) {
@@ -240,7 +260,7 @@ class RenewalSolver {
       std::vector<double> k(len, 0.0);
       for (std::size_t d = 1; d < len && d < n_; ++d)
         k[d] = ks.rate != 1.0 ? kernel[d] * ks.powers[d] : kernel[d];
-      Spectrum kf(len / 2 + 1);
+      FourierCoefficients kf(len / 2 + 1);
       fft_.fwd(kf.data(), k.data(), static_cast<Eigen::Index>(len));
       ks.spectra.push_back(std::move(kf));
     }
@@ -250,20 +270,197 @@ class RenewalSolver {
   std::size_t n_;
   const double *U_, *Up_, *V_, *Vp_;
   double *L_, *l_;
+  RunControl* control_;
+  std::size_t base_;
+  bool cancelled_ = false;
   std::vector<double> acc_l_, acc_L_;
   std::map<std::size_t, KernelSpectra> spectra_;
   Eigen::FFT<double> fft_;
   std::vector<std::pair<std::size_t, std::size_t>> pieces_;
   std::vector<double> block_, kseg_, powers_;
-  Spectrum bf_, prod_, kf_;
+  FourierCoefficients bf_, prod_, kf_;
 };
+
+bool fft_sums(std::size_t n, const double* U, const double* U_prime, const double* V,
+              const double* V_prime, double* L, double* l, RunControl* control, std::size_t base) {
+  if (n == 0) return true;
+  RenewalSolver solver(n, U, U_prime, V, V_prime, L, l, control, base);
+  solver.solve(0, next_pow2(n));
+  return !solver.cancelled();
+}
+
+double max_abs(std::size_t n, const double* a) {
+  double m = 0.0;
+  for (std::size_t i = 0; i < n; ++i) m = std::max(m, std::abs(a[i]));
+  return m;
+}
+
+// log(rho) of an exponential rate rho >= 1 that matches the growth of l and L, or 0 when
+// they do not grow. Growth comes from the inputs ((max|a| over the last quarter / max|a| over
+// the second quarter)^(2/n), robust to oscillation) and from the renewal itself (the root of
+// sum_d |V'_d| rho^-d = 1 when sum |V'| > 1, by bisection).
+double log_growth_rate(std::size_t n, const double* const inputs[4]) {
+  double log_rho = 0.0;
+  if (n >= 8) {
+    for (int i = 0; i < 4; ++i) {
+      const double* a = inputs[i];
+      const double early = max_abs(n / 2 - n / 4, a + n / 4);
+      const double late = max_abs(n - 3 * n / 4, a + 3 * n / 4);
+      if (early > 0.0 && late > early)
+        log_rho = std::max(log_rho, 2.0 * (std::log(late) - std::log(early)) / static_cast<double>(n));
+    }
+  }
+  const double* Vp = inputs[3];
+  double total = 0.0;
+  for (std::size_t d = 1; d < n; ++d) total += std::abs(Vp[d]);
+  if (total > 1.0) {
+    // f(x) = sum_d |V'_d| exp(-d x) - 1 decreases in x = log(rho); f(0) > 0.
+    auto f = [&](double x) {
+      double acc = 0.0;
+      for (std::size_t d = 1; d < n; ++d) acc += std::abs(Vp[d]) * std::exp(-static_cast<double>(d) * x);
+      return acc - 1.0;
+    };
+    double lo = 0.0, hi = std::log(2.0);
+    while (f(hi) > 0.0 && hi < 700.0) {
+      lo = hi;
+      hi *= 2.0;
+    }
+    for (int it = 0; it < 60; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      (f(mid) > 0.0 ? lo : hi) = mid;
+    }
+    log_rho = std::max(log_rho, hi);
+  }
+  return log_rho > 1e-9 ? log_rho : 0.0;
+}
+
+// From the first non-finite (overflowed) l_t or L_t on, both are +inf: an overflow is a
+// divergence, and inf - inf would otherwise leak NaN into later sums.
+void overflow_to_inf(std::size_t n, double* L, double* l) {
+  for (std::size_t t = 0; t < n; ++t) {
+    if (!std::isfinite(L[t]) || !std::isfinite(l[t])) {
+      std::fill(L + t, L + n, kInf);
+      std::fill(l + t, l + n, kInf);
+      return;
+    }
+  }
+}
 
 }  // namespace
 
+bool solve_renewal(std::size_t n, const double* U, const double* U_prime, const double* V,
+                   const double* V_prime, double* L, double* l, const RenewalOptions& options) {
+  if (n == 0) return true;
+  const bool same_source = U == U_prime, same_kernel = V == V_prime;
+  // The equations are linear in (U, U'): scale them by an exact power of two so that their
+  // largest magnitude is ~1 (sums of inputs near 1e300 would overflow inside an FFT).
+  const double umax = std::max(max_abs(n, U), max_abs(n, U_prime));
+  const int shift = (umax > 0.0 && std::isfinite(umax)) ? -std::ilogb(umax) : 0;
+  // Exponential tilt (FFT only): l_t rho^-t solves the same equations with every input
+  // multiplied by rho^-t, so block products see non-growing sequences and keep relative accuracy.
+  const double* inputs[4] = {U, U_prime, V, V_prime};
+  const double log_rho = options.method == RenewalMethod::Fft ? log_growth_rate(n, inputs) : 0.0;
+  std::vector<double> work[4];
+  const double* in[4];
+  for (int i = 0; i < 4; ++i) {
+    if ((i == 1 && same_source) || (i == 3 && same_kernel)) {
+      in[i] = in[i - 1];
+      continue;
+    }
+    const bool is_source = i < 2;
+    if ((!is_source || shift == 0) && log_rho == 0.0) {
+      in[i] = inputs[i];
+      continue;
+    }
+    work[i].resize(n);
+    for (std::size_t t = 0; t < n; ++t) {
+      const double tilt = log_rho == 0.0 ? 1.0 : std::exp(-static_cast<double>(t) * log_rho);
+      work[i][t] = (is_source ? std::ldexp(inputs[i][t], shift) : inputs[i][t]) * tilt;
+    }
+    in[i] = work[i].data();
+  }
+  const bool done = options.method == RenewalMethod::Fft
+                        ? fft_sums(n, in[0], in[1], in[2], in[3], L, l, options.control, options.progress_base)
+                        : direct_sums(n, in[0], in[1], in[2], in[3], L, l, options.control, options.progress_base);
+  if (!done) return false;
+  if (shift != 0 || log_rho != 0.0) {
+    const double log_shift = -static_cast<double>(shift) * std::log(2.0);
+    for (std::size_t t = 0; t < n; ++t) {
+      // one exponential for both factors: the tilt alone may overflow where the result does not
+      const double factor = std::exp(static_cast<double>(t) * log_rho + log_shift);
+      L[t] = L[t] == 0.0 ? 0.0 : L[t] * factor;
+      l[t] = l[t] == 0.0 ? 0.0 : l[t] * factor;
+    }
+  }
+  overflow_to_inf(n, L, l);
+  return true;
+}
+
+bool renewal_error_bound(std::size_t n, const double* U, const double* U_prime, const double* V,
+                         const double* V_prime, const double* L, const double* l, double* error,
+                         const RenewalOptions& options) {
+  if (n == 0) return true;
+  const bool same_kernel = V == V_prime, one_equation = same_kernel && U == U_prime;
+  const double eps = std::numeric_limits<double>::epsilon();
+  const double gamma = options.method == RenewalMethod::Fft
+                           ? eps * (4.0 * std::log2(static_cast<double>(n) + 1.0) + 16.0)
+                           : eps * (2.0 * std::sqrt(static_cast<double>(n)) + 16.0);
+  RenewalOptions pass = options;
+  auto next = [&](const double* a, const double* ap, const double* k, const double* kp, double* out,
+                  double* out_l) {
+    const bool ok = solve_renewal(n, a, ap, k, kp, out, out_l, pass);
+    pass.progress_base += n;
+    return ok;
+  };
+  auto absolute = [n](const double* a) {
+    std::vector<double> out(n);
+    for (std::size_t t = 0; t < n; ++t) out[t] = std::abs(a[t]);
+    return out;
+  };
+  const std::vector<double> zeros(n, 0.0);
+  const double* none = zeros.data();
+  // Every plain convolution below, sum_{s<t} a_s k_{t-s}, is the L-part of a renewal whose l-part
+  // is forced to a (source a, kernel 0): the solver's splitting and tilting keep it accurate
+  // across many decades.
+  std::vector<double> absl = absolute(l), absV = absolute(V), absVp = absolute(V_prime);
+  std::vector<double> scratch(n);
+  // Resolvent of V': r = delta + r * V'; a perturbation rho of the l-equation changes l by rho * r.
+  std::vector<double> delta(n, 0.0), r(n);
+  delta[0] = 1.0;
+  if (!next(delta.data(), delta.data(), V_prime, V_prime, r.data(), scratch.data())) return false;
+  std::vector<double> absr = absolute(r.data());
+  // Magnitudes of the terms of each sum: B for L, A for l.
+  std::vector<double> B(n), A;
+  const std::vector<double> absU = absolute(U);
+  if (!next(absU.data(), absl.data(), absV.data(), none, B.data(), scratch.data())) return false;
+  if (one_equation) {
+    A = B;
+  } else {
+    A.resize(n);
+    const std::vector<double> absUp = absolute(U_prime);
+    if (!next(absUp.data(), absl.data(), absVp.data(), none, A.data(), scratch.data())) return false;
+  }
+  // Rounding error of l: E = gamma A * |r| (r_0 = 1 included); of L: gamma B + E * |V|.
+  for (std::size_t t = 0; t < n; ++t) {
+    A[t] *= gamma;
+    B[t] *= gamma;
+  }
+  std::vector<double> E(n);
+  if (!next(A.data(), A.data(), absr.data(), none, E.data(), scratch.data())) return false;
+  if (!next(B.data(), E.data(), absV.data(), none, error, scratch.data())) return false;
+  return true;
+}
+
+void renewal_direct(std::size_t n, const double* U, const double* U_prime, const double* V,
+                    const double* V_prime, double* L, double* l) {
+  RenewalOptions options;
+  options.method = RenewalMethod::Direct;
+  solve_renewal(n, U, U_prime, V, V_prime, L, l, options);
+}
+
 void renewal_fft(std::size_t n, const double* U, const double* U_prime, const double* V,
                  const double* V_prime, double* L, double* l) {
-  if (n == 0) return;
-  RenewalSolver(n, U, U_prime, V, V_prime, L, l).solve(0, next_pow2(n));
+  solve_renewal(n, U, U_prime, V, V_prime, L, l, RenewalOptions{});
 }
 
 }  // namespace memsgd

@@ -7,7 +7,8 @@ from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
 from .dynamics import LossCurve, LossCurves, Propagators, loss_curve, loss_curves, propagators
 from .sweep import fitted_exponents, sweep
-from .renewal import loss_from_propagators
+from .renewal import RenewalCancellationWarning, loss_from_propagators
+from .long_horizon import LossAt, loss_at, supports_loss_at
 from .simulation import simulate_sgd
 from .noise import Noise
 from .schedules import Schedule
@@ -28,6 +29,7 @@ __all__ = [
 ]
 __all__ += ["sweep", "fitted_exponents"]
 __all__ += ["show_config"]
+__all__ += ["loss_at", "LossAt", "supports_loss_at", "RenewalCancellationWarning"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]
 __all__ += ["memory1_eigenvalues", "memory1_geometry", "phase_diagram"]

@@ -3,8 +3,10 @@ memsgd compiled core: exact second-moment recursion and renewal solvers
 """
 from __future__ import annotations
 import collections.abc
+import numpy
+import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'max_threads', 'physical_memory', 'renewal', 'set_simd_path', 'simd_path', 'state_bytes', 'step_cost']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'max_threads', 'moment_poles', 'physical_memory', 'renewal', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -35,9 +37,17 @@ def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) 
     """
     Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the flops done (time the call).
     """
+def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, control: RunControl = None) -> numpy.typing.NDArray[numpy.complex128]:
+    """
+    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 8).
+    """
 def max_threads() -> int:
     """
     Threads the core uses by default (OpenMP), 1 without OpenMP.
+    """
+def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.complex128]:
+    """
+    Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, shape (K, P), the slow one refined to relative accuracy.
     """
 def physical_memory() -> float:
     """
@@ -54,6 +64,10 @@ def set_simd_path(name: str) -> None:
 def simd_path() -> str:
     """
     The SIMD path the kernels use.
+    """
+def solve_renewal(U: typing.Any, U_prime: typing.Any, V: typing.Any, V_prime: typing.Any, method: str = 'fft', control: RunControl = None, with_error: bool = False) -> tuple:
+    """
+    Solve the renewal equations; returns (L, l, error) with error the estimated absolute error of L (None unless with_error). control: RunControl (progress over 1-6 passes of n outputs, cancellation).
     """
 def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
     """

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from ._optional import require
 
-__all__ = ["ProgressBar", "progress_bar", "ProgressFn", "Tracker", "progress_callback"]
+__all__ = ["ProgressBar", "progress_bar", "ProgressFn", "Tracker", "progress_callback", "run_watched"]
 
 # progress(done, total, label): called after each unit of work of an experiment.
 ProgressFn = Optional[Callable[[int, int, str], None]]
@@ -113,3 +113,45 @@ def progress_callback(desc: str = "", unit: str = "it", show=None):
     finally:
         if "bar" in holder:
             holder["bar"].close()
+
+
+def run_watched(call, total, desc: str = "", unit: str = "it", show=None, counter: str = "steps_done"):
+    """``call(control)`` in a worker thread, watched from this one; returns what it returns.
+
+    ``control`` is a fresh ``_core.RunControl``: the core publishes its progress in
+    ``control.<counter>`` (``steps_done`` or ``configs_done``; shown as a :func:`progress_bar`
+    over ``total`` units) and stops early once ``control.cancel()`` is called, which this thread
+    does on Ctrl-C before re-raising KeyboardInterrupt. Exceptions of the call are re-raised here.
+    """
+    import threading
+
+    from . import _core
+    control = _core.RunControl()
+    outcome = {}
+    finished = threading.Event()  # not Thread.join: an interrupted join can return early later
+
+    def target():
+        try:
+            outcome["value"] = call(control)
+        except BaseException as exc:  # handed to the calling thread below
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    def done():
+        return min(int(getattr(control, counter)), int(total))
+
+    with progress_bar(total, desc, unit, show) as bar:
+        threading.Thread(target=target, name=f"memsgd-{desc or 'run'}", daemon=True).start()
+        try:
+            while not finished.wait(0.1):
+                bar.set(done())
+        except KeyboardInterrupt:
+            control.cancel()  # the core stops at its next check
+            while not finished.wait(0.1):
+                pass
+            raise
+        bar.set(done())
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -17,6 +17,7 @@ __all__ = [
     "nonnegative_int", "positive_int", "positive_ints", "nonnegative_scalars", "power_law_pairs", "fit_window",
     "float_array",
     "int_from_text", "float_from_text", "float_list_from_text", "batch_size_from_text", "require_memory",
+    "step_array",
 ]
 
 
@@ -223,3 +224,35 @@ def require_memory(nbytes: float, what: str) -> None:
     if phys > 0 and nbytes > phys:
         raise ValueError(f"{what} is too large: it needs {nbytes / 1e9:.3g} GB of memory, more than this "
                          f"machine's physical memory ({phys / 1e9:.3g} GB)")
+
+
+def step_array(value, name: str, *, max_step: int) -> np.ndarray:
+    """A strictly increasing, non-empty int64 array of steps in [0, max_step].
+
+    Accepts integers and integral floats (``1e9``); a scalar gives one step. Rejects bools,
+    non-integral or non-finite values, negative steps, repeats and steps above ``max_step``.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be integers, got bool")
+    raw = np.asarray(value)
+    if raw.dtype.kind == "b" or (raw.dtype.kind == "O" and any(isinstance(x, (bool, np.bool_)) for x in raw.flat)):
+        raise TypeError(f"{name} must be integers, got bools")
+    if raw.ndim > 1:
+        raise ValueError(f"{name} must be a 1-d array of steps, got shape {raw.shape}")
+    arr = raw.reshape(-1) if raw.dtype.kind in "iu" else float_array(value, name, finite=False).reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{name} must contain at least one step")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite integers")
+        if np.any(arr != np.floor(arr)):
+            bad = arr[arr != np.floor(arr)][0]
+            raise ValueError(f"{name} must be integers, got {bad!r}")
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0, got {arr[arr < 0][0]}")
+    if np.any(arr > max_step):
+        raise ValueError(f"{name} must be <= {max_step:g}, got {arr.max():g}")
+    steps = arr.astype(np.int64)
+    if np.any(np.diff(steps) <= 0):
+        raise ValueError(f"{name} must be strictly increasing")
+    return steps

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import math
 import numbers
-import threading
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from . import _core
-from ._progress import progress_bar
+from ._progress import run_watched
 from ._steps import log_spaced_steps
-from ._validation import nonnegative_int, positive_int
+from ._validation import float_array, nonnegative_int, positive_int
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
@@ -111,6 +110,25 @@ class Propagators:
     V: np.ndarray
     V_prime: np.ndarray
     e_is_zero: bool = False
+
+    def __post_init__(self):
+        # Also built by users (from lists, other dtypes): float64 1-d arrays of one length, no NaN.
+        n = None
+        for name in ("U", "U_prime", "V", "V_prime"):
+            a = float_array(getattr(self, name), name, ndim=1, allow_empty=False, finite=False)
+            if np.any(np.isnan(a)):
+                raise ValueError(f"{name} must not contain NaN")
+            n = a.size if n is None else n
+            if a.size != n:
+                raise ValueError(f"{name} must have the same length as U ({n}), got {a.size}")
+            object.__setattr__(self, name, a)
+        if self.V[0] != 0 or self.V_prime[0] != 0:
+            raise ValueError("V[0] and V_prime[0] must be 0 (noise propagators start at n = 1)")
+        if not isinstance(self.e_is_zero, (bool, np.bool_)):
+            raise TypeError(f"e_is_zero must be a bool, got {type(self.e_is_zero).__name__}")
+        object.__setattr__(self, "e_is_zero", bool(self.e_is_zero))
+        if self.e_is_zero and not (np.array_equal(self.U, self.U_prime) and np.array_equal(self.V, self.V_prime)):
+            raise ValueError("e_is_zero=True requires U_prime == U and V_prime == V")
 
     @property
     def steps(self) -> int:
@@ -255,32 +273,7 @@ def _watched(call, work: float, progress, total: int, desc: str, unit: str, coun
     show = progress if progress is not None else (None if work >= _BAR_WORK else False)
     if show is False and work < _WATCH_WORK:
         return call(None)
-    control = _core.RunControl()
-    outcome = {}
-    finished = threading.Event()  # not Thread.join: an interrupted join can return early later
-
-    def target():
-        try:
-            outcome["value"] = call(control)
-        except BaseException as exc:  # handed to the calling thread below
-            outcome["error"] = exc
-        finally:
-            finished.set()
-
-    with progress_bar(total, desc=desc, unit=unit, show=show) as bar:
-        threading.Thread(target=target, name="memsgd-core", daemon=True).start()
-        try:
-            while not finished.wait(0.1):
-                bar.set(getattr(control, counter))
-        except KeyboardInterrupt:
-            control.cancel()  # the core stops within a step (a row of a step for large M)
-            while not finished.wait(0.1):
-                pass
-            raise
-        bar.set(getattr(control, counter))
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    return run_watched(call, total, desc, unit, show, counter)
 
 
 def _evolve(arrays, coupling, self_noise, steps: int, memory: int, nodes: int, progress, desc: str,

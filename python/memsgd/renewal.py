@@ -4,72 +4,92 @@
 """
 from __future__ import annotations
 
-import math
+import warnings
+from typing import Optional
 
 import numpy as np
 
 from . import _core
+from ._progress import run_watched
 from .dynamics import Propagators
 
-__all__ = ["loss_from_propagators"]
+__all__ = ["RenewalCancellationWarning", "loss_from_propagators"]
+
+# Estimated relative errors above this make a value meaningless enough to warn about.
+_WARN_RELATIVE_ERROR = 1e-3
+# Runs of more multiply-adds than this go through a watched worker thread (progress bar,
+# Ctrl-C); shorter ones call the core directly. About 0.1 s of work.
+_WATCH_WORK = 1e8
+# Auto progress bars (progress=None) from about this much work: several seconds.
+_BAR_WORK = 5e9
 
 
-def loss_from_propagators(props: Propagators, method: str = "fft") -> np.ndarray:
+class RenewalCancellationWarning(RuntimeWarning):
+    """The renewal sums cancel so much that some losses are dominated by rounding."""
+
+
+def loss_from_propagators(props: Propagators, method: str = "fft", progress: Optional[bool] = None,
+                          return_error: bool = False):
     """Solve the renewal equations of the loss expansion (P.19, Theorem 2)::
 
         l_t = U'_t + sum_{s<t} l_s V'_{t-s},     L_t = U_t + sum_{s<t} l_s V_{t-s}
 
     ``method="direct"``: O(T^2) summation; ``"fft"``: online divide-and-conquer convolution
-    with FFT block products, O(T log^2 T). Returns ``L`` of shape (steps+1,).
+    with FFT block products, O(T log^2 T). Returns ``L`` of shape (steps+1,), or ``(L, error)``
+    with ``return_error=True``, where ``error`` estimates the absolute error of ``L``.
+
+    Accuracy. With nonnegative propagators (tau2 <= 0 and non-oscillating modes) every sum
+    is of positive terms and both methods keep ~1e-12 relative accuracy. When some propagator
+    is negative (tau2 > 0, or modes with negative or complex eigenvalues) the terms of the sums
+    can exceed the loss by many orders of magnitude; the error estimate is then the rounding
+    error of each sum relative to its terms, propagated through the equations with ``|V'|`` and
+    ``|V|`` (docs/math.md §4), and a :class:`RenewalCancellationWarning` names the first step
+    whose estimated relative error exceeds 1e-3. The exact recursion :func:`memsgd.loss_curve`
+    does not cancel: use it there. An overflowing solution is ``inf`` from its first overflow on
+    (never NaN).
+
+    ``progress``: ``True`` shows a progress bar, ``False`` never, ``None`` (default) when the run
+    is long and stderr is a terminal. Long runs can be interrupted with Ctrl-C.
     """
     if not isinstance(props, Propagators):
         raise TypeError(f"props must be Propagators, got {type(props).__name__}")
-    if method not in ("direct", "fft"):
+    if not isinstance(method, str) or method not in ("direct", "fft"):
         raise ValueError(f"method must be 'direct' or 'fft', got {method!r}")
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
     arrays = [props.U, props.U_prime, props.V, props.V_prime]
     if not all(np.all(np.isfinite(a)) for a in arrays):
         raise ValueError("props must be finite (the propagators of a diverging algorithm cannot be summed)")
     if props.e_is_zero:  # U' = U, V' = V: pass the same arrays so the core convolves once
         arrays = [props.U, props.U, props.V, props.V]
-    rho = _growth_rate(*arrays) if method == "fft" else 1.0
-    if rho == 1.0:
-        L, _ = _core.renewal(*arrays, method)
-        return L
-    # Exponential tilt: l_t rho^-t solves the same equations with every input times rho^-t,
-    # so the FFT block products see non-growing sequences and keep their relative accuracy.
-    log_tilt = -np.arange(arrays[0].size) * math.log(rho)
-    tilt = np.exp(log_tilt)
-    tilted = [a * tilt for a in arrays]
-    if props.e_is_zero:
-        tilted = [tilted[0], tilted[0], tilted[2], tilted[2]]
-    L, _ = _core.renewal(*tilted, method)
-    return L * np.exp(-log_tilt)
+    signed = any(bool(np.any(a < 0)) for a in arrays)
+    with_error = return_error or signed
+    n = arrays[0].size
+    passes = 1 + (5 - props.e_is_zero) * with_error
+    work = float(n) ** 2 if method == "direct" else 50.0 * n * max(np.log2(n + 1), 1.0) ** 2
+    work *= passes
+    show = progress if progress is not None else None
+    if progress is None and work < _BAR_WORK:
+        show = False
+    if show is False and work < _WATCH_WORK:
+        L, _, error = _core.solve_renewal(*arrays, method, None, with_error)
+    else:
+        L, _, error = run_watched(lambda control: _core.solve_renewal(*arrays, method, control, with_error),
+                                  passes * n, "renewal", "step", show)
+    if signed:
+        _warn_if_meaningless(L, error)
+    return (L, error) if return_error else L
 
 
-def _growth_rate(U, U_prime, V, V_prime) -> float:
-    """A rate rho >= 1 matching the exponential growth of l and L, or 1 when they do not grow.
-
-    Growth comes from the inputs (``(max|A| over the last quarter / max|A| over the second
-    quarter)^(2/T)``, robust to oscillation) and from the renewal itself (the root of
-    ``sum_n |V'_n| rho^-n = 1`` when ``sum |V'| > 1``, by bisection).
-    """
-    rho = 1.0
-    T = U.size
-    if T >= 8:
-        for a in (U, U_prime, V, V_prime):
-            mag = np.abs(a)
-            early, late = mag[T // 4:T // 2].max(), mag[3 * T // 4:].max()
-            if early > 0 and late > early:
-                rho = max(rho, (late / early) ** (2.0 / T))
-    weights = np.abs(V_prime[1:])
-    n = np.arange(1, V_prime.size)
-    if weights.sum() > 1.0:
-        f = lambda r: np.sum(weights * np.exp(-n * math.log(r)))
-        lo, hi = 1.0, 2.0
-        while f(hi) > 1.0:
-            lo, hi = hi, 2.0 * hi
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if f(mid) > 1.0 else (lo, mid)
-        rho = max(rho, hi)
-    return rho if rho > 1.0 + 1e-9 else 1.0
+def _warn_if_meaningless(L: np.ndarray, error: np.ndarray) -> None:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bad = np.isfinite(L) & (error > _WARN_RELATIVE_ERROR * np.abs(L))
+    if np.any(bad):
+        first = int(np.argmax(bad))
+        warnings.warn(
+            f"loss_from_propagators: the renewal sums cancel (signed propagators: tau2 > 0 or "
+            f"oscillating modes); from step {first} on, {int(bad.sum())} of {L.size} losses have an "
+            f"estimated relative error above {_WARN_RELATIVE_ERROR:g} (up to "
+            f"{np.max(error[bad] / np.maximum(np.abs(L[bad]), 1e-300)):.1e}), so they are not "
+            "meaningful; use loss_curve (the exact recursion, which does not cancel), or "
+            "return_error=True for the estimates", RenewalCancellationWarning, stacklevel=3)

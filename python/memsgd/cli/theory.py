@@ -1,9 +1,7 @@
 """`memsgd stability` and `memsgd phase` (theory toolkit, docs/math.md §5-6)."""
 from __future__ import annotations
 
-import math
 
-import numpy as np
 
 from .. import theory
 from .._validation import float_list_from_text

@@ -1,0 +1,72 @@
+// Generating functions of the propagators of a stationary algorithm (docs/math.md §4, §8), the
+// per-component pieces of the long-horizon inversion (python/memsgd/long_horizon.py).
+//
+// Along component k the second moment evolves without the loss-coupled term by the linear map
+//     T_k(X) = S_k X S_k^T - self_noise lambda_k^2 (h^T X h) g g^T,   S_k = S0 - lambda_k g h^T,
+// on symmetric (M+1)x(M+1) matrices, written here in the P = (M+1)(M+2)/2 coordinates x_ij = X_ij,
+// i <= j. Everything is computed from Delta_k = T_k - I, whose entries are formed from
+// E_k = S_k - I = (S0 - I) - lambda_k g h^T without cancellation, so that the slow eigenvalue
+// 1 - 2 alpha_eff lambda_k + O(lambda_k^2) of T_k keeps full relative accuracy in
+// delta = mu - 1 even at lambda_k ~ 1e-55, and
+//     (I - z T_k)^-1 = e^s (sigma I - Delta_k)^-1,     z = e^-s,  sigma = expm1(s),
+// is solved with the small differences sigma - delta computed, not formed from 1 - z mu.
+// The core knows nothing of Python.
+#pragma once
+
+#include <complex>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "memsgd/evolve.hpp"  // AlgorithmParams, RunControl
+
+namespace memsgd {
+
+// The P x P matrices Delta_k of a stationary algorithm (params.steps_stored == 1) on the
+// eigenvalues lambda[0..count-1].
+class MomentMaps {
+ public:
+  MomentMaps(const double* lambda, std::size_t count, const AlgorithmParams& params, double self_noise);
+
+  int state_size() const { return N_; }        // M + 1
+  int size() const { return P_; }              // P
+  std::size_t count() const { return count_; }
+  // Delta_k into out (P x P, row-major).
+  void delta(std::size_t k, double* out) const;
+  // Coordinates of E11 and g g^T, and the weights w with <h h^T, X> = sum_c w_c x_c.
+  const double* e11() const { return e11_.data(); }
+  const double* ggt() const { return ggt_.data(); }
+  const double* hh_weights() const { return hhw_.data(); }
+
+ private:
+  int N_, P_;
+  std::size_t count_;
+  const double* lambda_;
+  double self_noise_;
+  std::vector<double> S0mI_, g_, h_;  // S0 - I (N x N), g, h
+  std::vector<double> e11_, ggt_, hhw_;
+  std::vector<double> stored_;         // all Delta_k when small enough, else built on demand
+};
+
+// Poles of the generating functions: for every component the P values s = log(mu) = log1p(delta)
+// of the eigenvalues mu = 1 + delta of T_k (out: count x P, row-major; complex logs, imaginary
+// part in (-pi, pi]). A real eigenvalue near 1 (|delta| small against Delta_k) is refined by
+// Newton's method on the Schur complement of the E11 coordinate,
+//     delta = a + r^T (delta I - B)^-1 q,       Delta_k = [[a, r^T], [q, B]],
+// so that it keeps relative accuracy (the sign of a slow pole at lambda ~ 1e-55 is right).
+// A zero eigenvalue (mu = 0) gives s = -inf.
+void moment_poles(const MomentMaps& maps, std::complex<double>* out);
+
+// For each node s_j (s = -log z) the weighted sums, over the components order[0..n_slow_j) (the
+// "slow" set S) and order[n_slow_j..count) (the "fast" set F) separately, of
+//     u   = <E11,   (I - zT)^-1 E11>,      u'  = <h h^T, (I - zT)^-1 E11>        (weight wu_k)
+//     v   = z <E11, (I - zT)^-1 g g^T>,    v'  = z <h h^T, (I - zT)^-1 g g^T>    (weight wv_k)
+// into out[8 j + 0..7] = (U_S, U'_S, V_S, V'_S, U_F, U'_F, V_F, V'_F). These are the
+// generating functions sum_n U_n z^n, ... of docs/math.md §4 restricted to S and F.
+// Sums run over components in the given order for every node, so results do not depend on the
+// thread count. control (optional): steps_done = nodes finished; cancel stops early (returns false).
+bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
+                     const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
+                     const std::int64_t* n_slow, std::complex<double>* out, RunControl* control);
+
+}  // namespace memsgd

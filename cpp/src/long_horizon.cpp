@@ -1,0 +1,279 @@
+#include "memsgd/long_horizon.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
+
+namespace memsgd {
+namespace {
+
+using Complex = std::complex<double>;
+
+// Delta_k of all components are stored when they take at most this many doubles.
+constexpr std::size_t kStoreLimit = std::size_t(1) << 24;
+// Newton iterations for a slow eigenvalue, and when it counts as slow: |delta| below this
+// fraction of max |Delta_k entry|.
+constexpr int kNewtonIterations = 30;
+constexpr double kSlowFraction = 1e-3;
+constexpr double kPi = 3.14159265358979323846;
+
+int packed(int N, int i, int j) { return i * N - i * (i - 1) / 2 + (j - i); }
+
+// expm1(x + iy), accurate when |s| is tiny: the real part is expm1(x) cos y - 2 sin^2(y/2).
+Complex expm1(Complex s) {
+  const double x = s.real(), y = s.imag();
+  const double half = std::sin(0.5 * y);
+  return {std::expm1(x) * std::cos(y) - 2.0 * half * half, std::exp(x) * std::sin(y)};
+}
+
+// log(1 + delta) with relative accuracy for small delta.
+Complex log1p(Complex delta) {
+  const double a = delta.real(), b = delta.imag();
+  if (b == 0.0) {
+    if (a > -1.0) return {std::log1p(a), 0.0};
+    if (a == -1.0) return {-std::numeric_limits<double>::infinity(), 0.0};
+    return {std::log(-(1.0 + a)), kPi};
+  }
+  // |1 + delta|^2 - 1 = 2a + a^2 + b^2
+  return {0.5 * std::log1p(a * (2.0 + a) + b * b), std::atan2(b, 1.0 + a)};
+}
+
+// Solves A x = b for the P x P complex matrix A (row-major, overwritten by its LU factors)
+// and nrhs right-hand sides stored as columns of B (P x nrhs, row-major, overwritten by x).
+// Partial pivoting.
+void lu_solve(int P, Complex* A, int nrhs, Complex* B) {
+  for (int col = 0; col < P; ++col) {
+    int piv = col;
+    double best = std::abs(A[col * P + col]);
+    for (int r = col + 1; r < P; ++r) {
+      const double v = std::abs(A[r * P + col]);
+      if (v > best) {
+        best = v;
+        piv = r;
+      }
+    }
+    if (piv != col) {
+      for (int c = 0; c < P; ++c) std::swap(A[col * P + c], A[piv * P + c]);
+      for (int c = 0; c < nrhs; ++c) std::swap(B[col * nrhs + c], B[piv * nrhs + c]);
+    }
+    const Complex inv = 1.0 / A[col * P + col];
+    for (int r = col + 1; r < P; ++r) {
+      const Complex f = A[r * P + col] * inv;
+      if (f == Complex(0.0)) continue;
+      for (int c = col + 1; c < P; ++c) A[r * P + c] -= f * A[col * P + c];
+      for (int c = 0; c < nrhs; ++c) B[r * nrhs + c] -= f * B[col * nrhs + c];
+    }
+  }
+  for (int r = P - 1; r >= 0; --r) {
+    for (int c = 0; c < nrhs; ++c) {
+      Complex acc = B[r * nrhs + c];
+      for (int k = r + 1; k < P; ++k) acc -= A[r * P + k] * B[k * nrhs + c];
+      B[r * nrhs + c] = acc / A[r * P + r];
+    }
+  }
+}
+
+// Newton's method for the eigenvalue of Delta = [[a, r^T], [q, B]] near delta0 through the
+// Schur complement of the first coordinate; false when it does not converge.
+bool refine_slow(int P, const double* Delta, double delta0, double& delta) {
+  if (P == 1) {
+    delta = Delta[0];
+    return true;
+  }
+  const int n = P - 1;
+  const double a = Delta[0];
+  Eigen::VectorXd r(n), q(n);
+  Eigen::MatrixXd B(n, n);
+  for (int i = 0; i < n; ++i) {
+    r(i) = Delta[i + 1];
+    q(i) = Delta[(i + 1) * P];
+    for (int j = 0; j < n; ++j) B(i, j) = Delta[(i + 1) * P + j + 1];
+  }
+  double d = delta0;
+  for (int it = 0; it < kNewtonIterations; ++it) {
+    Eigen::MatrixXd A = d * Eigen::MatrixXd::Identity(n, n) - B;
+    Eigen::PartialPivLU<Eigen::MatrixXd> lu(A);
+    const Eigen::VectorXd x = lu.solve(q);       // (dI - B)^-1 q
+    const Eigen::VectorXd x2 = lu.solve(x);      // (dI - B)^-2 q
+    const double f = a + r.dot(x) - d;
+    const double df = -r.dot(x2) - 1.0;
+    if (!std::isfinite(f) || !std::isfinite(df) || df == 0.0) return false;
+    const double step = f / df;
+    d -= step;
+    if (std::abs(step) <= 4.0 * std::numeric_limits<double>::epsilon() * std::abs(d)) {
+      delta = d;
+      return std::isfinite(d);
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+MomentMaps::MomentMaps(const double* lambda, std::size_t count, const AlgorithmParams& params,
+                       double self_noise)
+    : N_(params.memory + 1), P_((params.memory + 1) * (params.memory + 2) / 2), count_(count),
+      lambda_(lambda), self_noise_(self_noise) {
+  if (params.steps_stored != 1) throw std::invalid_argument("MomentMaps needs a stationary algorithm");
+  const int M = params.memory, N = N_;
+  S0mI_.assign(N * N, 0.0);
+  g_.assign(N, 0.0);
+  h_.assign(N, 0.0);
+  g_[0] = params.alpha[0];
+  h_[0] = 1.0;
+  for (int i = 0; i < M; ++i) {
+    S0mI_[i + 1] = params.b[i];                 // row 0: (0, b^T)
+    g_[i + 1] = params.c[i];
+    h_[i + 1] = params.e[i];
+    for (int j = 0; j < M; ++j) S0mI_[(i + 1) * N + j + 1] = params.D[i * M + j] - (i == j ? 1.0 : 0.0);
+  }
+  e11_.assign(P_, 0.0);
+  e11_[0] = 1.0;
+  ggt_.resize(P_);
+  hhw_.resize(P_);
+  for (int i = 0; i < N; ++i)
+    for (int j = i; j < N; ++j) {
+      ggt_[packed(N, i, j)] = g_[i] * g_[j];
+      hhw_[packed(N, i, j)] = (i == j ? 1.0 : 2.0) * h_[i] * h_[j];
+    }
+  const std::size_t PP = static_cast<std::size_t>(P_) * P_;
+  if (count_ * PP <= kStoreLimit) {
+    std::vector<double> all(count_ * PP);  // built by delta() while the store is still empty
+    for (std::size_t k = 0; k < count_; ++k) delta(k, all.data() + k * PP);
+    stored_.swap(all);
+  }
+}
+
+void MomentMaps::delta(std::size_t k, double* out) const {
+  const int N = N_, P = P_;
+  const std::size_t PP = static_cast<std::size_t>(P) * P;
+  if (!stored_.empty()) {
+    std::copy(stored_.begin() + k * PP, stored_.begin() + (k + 1) * PP, out);
+    return;
+  }
+  const double lam = lambda_[k];
+  // E = (S0 - I) - lam g h^T
+  double Ebuf[64];
+  std::vector<double> Evec;
+  double* E = Ebuf;
+  if (N * N > 64) {
+    Evec.resize(N * N);
+    E = Evec.data();
+  }
+  for (int i = 0; i < N; ++i)
+    for (int j = 0; j < N; ++j) E[i * N + j] = S0mI_[i * N + j] - lam * g_[i] * h_[j];
+  const double noise = self_noise_ * lam * lam;
+  // Column (a, b): Delta(X) for the symmetric basis matrix X with x_ab = x_ba = 1,
+  //   E X + X E^T + E X E^T - noise (h^T X h) g g^T, read off on i <= j.
+  for (int a = 0; a < N; ++a)
+    for (int b = a; b < N; ++b) {
+      const int col = packed(N, a, b);
+      const double hxh = a == b ? h_[a] * h_[a] : 2.0 * h_[a] * h_[b];
+      for (int i = 0; i < N; ++i)
+        for (int j = i; j < N; ++j) {
+          // X = e_a e_b^T + e_b e_a^T (a < b) or e_a e_a^T (a == b)
+          double y = 0.0;
+          if (j == b) y += E[i * N + a];  // (E X)_ij
+          if (a != b && j == a) y += E[i * N + b];
+          if (i == a) y += E[j * N + b];  // (X E^T)_ij
+          if (a != b && i == b) y += E[j * N + a];
+          y += E[i * N + a] * E[j * N + b];  // (E X E^T)_ij
+          if (a != b) y += E[i * N + b] * E[j * N + a];
+          y -= noise * hxh * g_[i] * g_[j];
+          out[packed(N, i, j) * P + col] = y;
+        }
+    }
+}
+
+void moment_poles(const MomentMaps& maps, std::complex<double>* out) {
+  const int P = maps.size();
+  std::vector<double> D(static_cast<std::size_t>(P) * P);
+  for (std::size_t k = 0; k < maps.count(); ++k) {
+    maps.delta(k, D.data());
+    Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Dm(D.data(), P, P);
+    Eigen::VectorXcd ev(P);
+    if (P == 1) {
+      ev(0) = D[0];
+    } else {
+      Eigen::EigenSolver<Eigen::MatrixXd> solver(Dm, false);
+      if (solver.info() != Eigen::Success) throw std::runtime_error("eigenvalues of a moment map did not converge");
+      ev = solver.eigenvalues();
+    }
+    double scale = 0.0;
+    for (double x : D) scale = std::max(scale, std::abs(x));
+    // the real eigenvalue closest to 0, refined when small against the matrix
+    int slow = -1;
+    for (int i = 0; i < P; ++i)
+      if (ev(i).imag() == 0.0 && (slow < 0 || std::abs(ev(i).real()) < std::abs(ev(slow).real()))) slow = i;
+    if (slow >= 0 && std::abs(ev(slow).real()) <= kSlowFraction * scale) {
+      double refined;
+      const double tol = 1e3 * std::numeric_limits<double>::epsilon() * scale;
+      if (refine_slow(P, D.data(), ev(slow).real(), refined) && std::abs(refined - ev(slow).real()) <= tol)
+        ev(slow) = refined;
+    }
+    for (int i = 0; i < P; ++i) out[k * P + i] = log1p(Complex(ev(i)));
+  }
+}
+
+bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
+                     const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
+                     const std::int64_t* n_slow, std::complex<double>* out, RunControl* control) {
+  const int P = maps.size();
+  const std::size_t K = maps.count();
+  const double* e11 = maps.e11();
+  const double* ggt = maps.ggt();
+  const double* hhw = maps.hh_weights();
+  std::atomic<std::size_t> done{0};
+  std::atomic<bool> stop{false};
+#pragma omp parallel
+  {
+    std::vector<double> D(static_cast<std::size_t>(P) * P);
+    std::vector<Complex> A(static_cast<std::size_t>(P) * P), B(static_cast<std::size_t>(P) * 2);
+#pragma omp for schedule(dynamic)
+    for (std::int64_t j = 0; j < static_cast<std::int64_t>(nodes); ++j) {
+      if (stop.load(std::memory_order_relaxed)) continue;
+      const Complex sj = s[j];
+      const Complex sigma = expm1(sj);
+      const Complex es = std::exp(sj);
+      Complex sums[8] = {};
+      const std::size_t split = static_cast<std::size_t>(std::clamp<std::int64_t>(n_slow[j], 0, static_cast<std::int64_t>(K)));
+      for (std::size_t idx = 0; idx < K; ++idx) {
+        const std::size_t k = static_cast<std::size_t>(order[idx]);
+        maps.delta(k, D.data());
+        for (int r = 0; r < P; ++r) {
+          for (int c = 0; c < P; ++c) A[r * P + c] = -D[r * P + c];
+          A[r * P + r] += sigma;
+          B[r * 2] = e11[r];
+          B[r * 2 + 1] = ggt[r];
+        }
+        lu_solve(P, A.data(), 2, B.data());
+        Complex hE = 0.0, hG = 0.0;
+        for (int r = 0; r < P; ++r) {
+          hE += hhw[r] * B[r * 2];
+          hG += hhw[r] * B[r * 2 + 1];
+        }
+        // (I - zT)^-1 = e^s (sigma I - Delta)^-1; v carries an extra z = e^-s
+        Complex* acc = sums + (idx < split ? 0 : 4);
+        acc[0] += wu[k] * (es * B[0]);
+        acc[1] += wu[k] * (es * hE);
+        acc[2] += wv[k] * B[1];
+        acc[3] += wv[k] * hG;
+      }
+      for (int i = 0; i < 8; ++i) out[8 * j + i] = sums[i];
+      const std::size_t finished = done.fetch_add(1) + 1;
+      if (control != nullptr) {
+        control->steps_done.store(finished, std::memory_order_relaxed);
+        if (control->cancel.load(std::memory_order_relaxed)) stop.store(true);
+      }
+    }
+  }
+  return !stop.load();
+}
+
+}  // namespace memsgd
