@@ -1,13 +1,10 @@
 """`memsgd stability` and `memsgd phase` (theory toolkit, docs/math.md §5-6)."""
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from .. import theory
 from .._validation import float_list_from_text
 from ..plotting import plot_phase, plot_stability
+from ..theory._measured import MIN_MEASURE_STEPS
 from . import _common
 
 __all__ = ["register", "run_stability", "run_phase"]
@@ -40,7 +37,7 @@ def register(sub) -> None:
     _common.add_problem_args(q, with_power_law=False)
     _common.add_algorithm_args(q)
     _common.add_noise_args(q)
-    q.add_argument("--measure-steps", type=_common.int_type("--measure-steps", theory.MIN_MEASURE_STEPS),
+    q.add_argument("--measure-steps", type=_common.int_type("--measure-steps", MIN_MEASURE_STEPS),
                    default=None, metavar="T",
                    help="also measure the exponent: fitted on the exact loss curves over [T/10, T] of the same "
                         "grid (one batched run of the engine; e.g. 1e4); shown next to the predicted one")

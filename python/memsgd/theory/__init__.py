@@ -11,7 +11,7 @@ user guide docs/theory.md).
   noise sum.
 """
 from ._asymptotics import Asymptotics, asymptotics, fit_exponent, phase_boundary, phase_diagram, phase_of
-from ._measured import MIN_MEASURE_STEPS, measured_exponents
+from ._measured import measured_exponents
 from ._profile import StabilityProfile, stability_profile
 from ._stability import StabilityReport, stability
 from .memory1 import (Memory1Geometry, NoiseRegions, jury_stable_memory1, memory1_coefficients,
