@@ -8,6 +8,10 @@ table says what happened: the divergence step, or -- without divergence within T
 exponent and whether the loss is already rising at T (``L_T`` above the curve's minimum by more
 than 1%).
 
+All ``(problem, B, delta)`` curves are one batched run of the exact engine (``memsgd.loss_curves``,
+split into chunks of configurations as :func:`memsgd.sweep` does), bitwise the curves of
+``memsgd.loss_curve``: the table is the one a loop over the configurations gives.
+
 Simulation cross-check: one configuration (``sim_*``) is simulated with real mini-batch SGD on a
 finite spectrum and compared with the exact curve of the same finite spectrum (4 standard errors).
 """
@@ -169,8 +173,9 @@ def _configurations(cfg: Fig4Config):
                 spectrum_index.append(p)
                 noise_index.append(b)
     configs = Configurations(algorithms, spectra, np.array(spectrum_index, dtype=np.int64), noises,
-                             np.array(noise_index, dtype=np.int64), cfg.steps, None,
-                             describe=lambda i: "(nu, kappa, B, delta) = {}".format(points[i]))
+                             np.array(noise_index, dtype=np.int64), cfg.steps,
+                             np.arange(cfg.steps + 1, dtype=np.int64),
+                             describe=lambda i: f"(nu, kappa, B, delta) = {points[i]}")
     return points, configs
 
 
