@@ -235,38 +235,62 @@ def _spread(items, width):
     return out
 
 
-def plot_phase(rows, nus, zetas, path, *, title: str = ""):
+def plot_phase(rows, nus, zetas, path, *, title: str = "", measured_steps=None):
     """Heat map of the loss exponent over a grid of ``(nu, zeta)`` (docs/math.md §6).
 
     ``rows``: dicts with ``nu, zeta, phase`` ("signal", "noise" or "diverges") and ``exponent``;
     each cell is lettered S / N / D, diverging cells are grey, and the phase boundary
-    ``zeta = 2 - 1/nu`` is dashed.
+    ``zeta = 2 - 1/nu`` is dashed. ``measured_steps=T``: a second panel with the rows'
+    ``measured_exponent`` (fitted on the exact loss over ``[T/10, T]``) on the same colour scale
+    (set by the converging cells; the negative exponent of a growing loss is below it, black),
+    grey where the run diverged.
     """
-    fig, ax = _figure((6.0, 4.5))
+    panels = [("exponent", "predicted exponent (S signal, N noise, D diverges)")]
+    if measured_steps is not None:
+        panels.append(("measured_exponent", f"exponent measured on the exact loss over "
+                                            f"[{measured_steps / 10:g}, {measured_steps:g}]"))
+    fig, ax = _figure((6.0 * len(panels), 4.5))
     import matplotlib
+    from matplotlib.colors import Normalize
 
     nus, zetas = list(nus), list(zetas)
-    grid = np.full((len(zetas), len(nus)), np.nan)
-    for r in rows:
-        grid[zetas.index(r["zeta"]), nus.index(r["nu"])] = r["exponent"]
-    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey")
-    im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap,
-                   extent=(-0.5, len(nus) - 0.5, -0.5, len(zetas) - 0.5))
-    for r in rows:
-        ax.text(nus.index(r["nu"]), zetas.index(r["zeta"]), r["phase"][0].upper(), ha="center",
-                va="center", fontsize=8, color="white")
-    if len(nus) > 1 and len(zetas) > 1:  # the boundary, interpolated onto the categorical axes
-        nu_fine = np.linspace(min(nus), max(nus), 200)
-        x = np.interp(nu_fine, nus, np.arange(len(nus)))
-        y = np.interp(2 - 1 / nu_fine, zetas, np.arange(len(zetas)), left=np.nan, right=np.nan)
-        ax.plot(x, y, "w--", linewidth=1, label="zeta = 2 - 1/nu")
-        ax.legend(fontsize=8, loc="upper left")
-    ax.set_xticks(range(len(nus)), [f"{n:g}" for n in nus])
-    ax.set_yticks(range(len(zetas)), [f"{z:g}" for z in zetas])
-    ax.set_xlabel("nu")
-    ax.set_ylabel("zeta = kappa / nu")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="loss exponent (S signal, N noise, D diverges)")
+    grids = []
+    for key, _ in panels:
+        grid = np.full((len(zetas), len(nus)), np.nan)
+        for r in rows:
+            grid[zetas.index(r["zeta"]), nus.index(r["nu"])] = r[key]
+        grids.append(grid)
+    # one colour scale for both panels, set by the converging cells: the measured exponent of an
+    # unstable run that grows without crossing the divergence threshold is far below and is clipped
+    scale = np.array([r[key] for r in rows for key, _ in panels if r["phase"] != "diverges"], dtype=float)
+    scale = scale[np.isfinite(scale)]
+    norm = Normalize(scale.min(), scale.max()) if len(panels) > 1 and scale.size else None
+    axes = [ax]
+    if len(panels) > 1:
+        fig.delaxes(ax)
+        axes = list(fig.subplots(1, len(panels)))
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="lightgrey", under="black")
+    for ax, grid, (_, name) in zip(axes, grids, panels):
+        im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap, norm=norm,
+                       extent=(-0.5, len(nus) - 0.5, -0.5, len(zetas) - 0.5))
+        for r in rows:
+            ax.text(nus.index(r["nu"]), zetas.index(r["zeta"]), r["phase"][0].upper(), ha="center",
+                    va="center", fontsize=8, color="white")
+        if len(nus) > 1 and len(zetas) > 1:  # the boundary, interpolated onto the categorical axes
+            nu_fine = np.linspace(min(nus), max(nus), 200)
+            x = np.interp(nu_fine, nus, np.arange(len(nus)))
+            y = np.interp(2 - 1 / nu_fine, zetas, np.arange(len(zetas)), left=np.nan, right=np.nan)
+            ax.plot(x, y, "w--", linewidth=1, label="zeta = 2 - 1/nu")
+            ax.legend(fontsize=8, loc="upper left")
+        ax.set_xticks(range(len(nus)), [f"{n:g}" for n in nus])
+        ax.set_yticks(range(len(zetas)), [f"{z:g}" for z in zetas])
+        ax.set_xlabel("nu")
+        ax.set_ylabel("zeta = kappa / nu")
+        ax.set_title(title if len(panels) == 1 else f"{title}\n{name}", fontsize=9)
+        below = norm is not None and bool(np.any(grid[np.isfinite(grid)] < norm.vmin))
+        fig.colorbar(im, ax=ax, extend="min" if below else "neither",
+                     label="loss exponent (S signal, N noise, D diverges)" if len(panels) == 1
+                     else "loss exponent" + (" (black: below the scale, a growing loss)" if below else ""))
     return _save(fig, path)
 
 

@@ -1,11 +1,10 @@
 """`memsgd stability` and `memsgd phase` (theory toolkit, docs/math.md §5-6)."""
 from __future__ import annotations
 
-
-
 from .. import theory
 from .._validation import float_list_from_text
 from ..plotting import plot_phase, plot_stability
+from ..theory._measured import MIN_MEASURE_STEPS
 from . import _common
 
 __all__ = ["register", "run_stability", "run_phase"]
@@ -38,8 +37,15 @@ def register(sub) -> None:
     _common.add_problem_args(q, with_power_law=False)
     _common.add_algorithm_args(q)
     _common.add_noise_args(q)
+    q.add_argument("--measure-steps", type=_common.int_type("--measure-steps", MIN_MEASURE_STEPS),
+                   default=None, metavar="T",
+                   help="also measure the exponent: fitted on the exact loss curves over [T/10, T] of the same "
+                        "grid (one batched run of the engine; e.g. 1e4); shown next to the predicted one")
     q.add_argument("--json", action="store_true", help="machine-readable output")
-    q.add_argument("--plot", metavar="FILE.png", help="write a heat map of the exponent over (nu, zeta)")
+    q.add_argument("--plot", metavar="FILE.png",
+                   help="write a heat map of the exponent over (nu, zeta) (with --measure-steps: predicted "
+                        "and measured side by side)")
+    _common.add_progress_arg(q)
     q.set_defaults(func=run_phase)
 
 
@@ -99,22 +105,34 @@ def run_phase(args) -> int:
         raise ValueError(f"--zeta values must be > 0, got {zetas}")
     algo = _common.algorithm_from_args(args)
     noise = _common.noise_from_args(args)
-    rows = theory.phase_diagram(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q)
+    T = args.measure_steps
+    rows = theory.phase_diagram(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q,
+                                measure_steps=T, progress=args.progress)
     if args.json:
-        _common.dump_json({"algorithm": repr(algo), "alpha_eff": algo.alpha_eff,
-                           "batch_size": noise.batch_size,
-                           "rows": [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.items()}
-                                    for r in rows]})
+        out = {"algorithm": repr(algo), "alpha_eff": algo.alpha_eff, "batch_size": noise.batch_size}
+        if T is not None:
+            out.update(measure_steps=T, fit_window=[T / 10, float(T)])
+        out["rows"] = [{k: (_num(v) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+        _common.dump_json(out)
     else:
         print(f"# {algo!r}  (alpha_eff = {algo.alpha_eff:.6g})\n# batch size {noise.batch_size}"
               f"\n# phase boundary zeta = 2 - 1/nu")
-        _common.print_table(["nu", "zeta", "kappa", "phase", "exponent", "V"],
-                            [(f"{r['nu']:g}", f"{r['zeta']:g}", f"{r['kappa']:g}", r["phase"],
-                              f"{r['exponent']:.4g}", f"{r['noise_sum']:.6g}") for r in rows])
+        headers = ["nu", "zeta", "kappa", "phase", "exponent", "V"]
+        if T is not None:
+            print(f"# measured: exponent fitted on the exact loss over [{T / 10:g}, {T}] (nan: diverged within T)")
+            headers.insert(5, "measured")
+        table = []
+        for r in rows:
+            cells = [f"{r['nu']:g}", f"{r['zeta']:g}", f"{r['kappa']:g}", r["phase"], f"{r['exponent']:.4g}",
+                     f"{r['noise_sum']:.6g}"]
+            if T is not None:
+                cells.insert(5, f"{r['measured_exponent']:.4g}")
+            table.append(cells)
+        _common.print_table(headers, table)
     if args.plot:
         plot_phase(rows, nus, zetas, args.plot, title=f"{_common.algorithm_label(args)}, alpha_eff = "
-                                                       f"{algo.alpha_eff:.3g}, {_common.noise_label(noise)}")
+                                                       f"{algo.alpha_eff:.3g}, {_common.noise_label(noise)}",
+                   measured_steps=T)
         if not args.json:
             print(f"# wrote {args.plot}")
     return 0
-

@@ -17,6 +17,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 
 from .. import schedules
+from .._sweep_run import executor_kind
 from .._validation import positive_int, positive_ints, power_law_pairs
 from ..algorithms import gd, heavy_ball, nesterov, qhm
 from ..noise import Noise
@@ -89,13 +90,22 @@ def small_config() -> CompareConfig:
     return CompareConfig(problems=((2.0, 1.0),), batch_sizes=(10,), steps=300, head=64)
 
 
-def run(config: Optional[CompareConfig] = None, out_dir=None, progress=None, grids=None) -> dict:
+def run(config: Optional[CompareConfig] = None, out_dir=None, progress=None, grids=None, *, executor=None,
+        chunk_size: Optional[int] = None) -> dict:
     """Tune each method on each (problem, batch size); write ``compare.png`` (one panel's winners
-    per file: ``compare_<nu>_<kappa>_B<B>.png``) and ``compare.json``."""
+    per file: ``compare_<nu>_<kappa>_B<B>.png``) and ``compare.json``.
+
+    Each method's grid is one batched run of the exact engine (:func:`tuning.tune`);
+    ``executor`` / ``chunk_size`` are passed to it (as in :func:`memsgd.sweep`, docs/sweeps.md) and
+    change nothing in the results.
+    """
     cfg = config or CompareConfig()
     if not isinstance(cfg, CompareConfig):
         raise TypeError(f"config must be a CompareConfig, got {type(cfg).__name__}")
     cfg.validate()
+    if chunk_size is not None:
+        chunk_size = positive_int(chunk_size, "chunk_size")
+    executor_kind(executor)
     out_dir = common.prepare_out_dir(out_dir)
     T = cfg.steps
     plan = []
@@ -118,7 +128,7 @@ def run(config: Optional[CompareConfig] = None, out_dir=None, progress=None, gri
     for nu, kappa, B, m, grid in plan:
         spec = Spectrum.power_law(nu, kappa, head=cfg.head)
         res = tune(METHODS[m], grid, spec, Noise.gaussian(B), T, progress=sub_progress,
-                   label=f"nu={nu:g} kappa={kappa:g} B={B} {m}")
+                   label=f"nu={nu:g} kappa={kappa:g} B={B} {m}", executor=executor, chunk_size=chunk_size)
         done[0] += len(res.trials)
         fitted = None if res.curve is None else fit_exponent(res.curve, T / 10, T)
         entry = {"nu": nu, "kappa": kappa, "zeta": kappa / nu, "batch_size": B, "method": m,

@@ -8,6 +8,10 @@ table says what happened: the divergence step, or -- without divergence within T
 exponent and whether the loss is already rising at T (``L_T`` above the curve's minimum by more
 than 1%).
 
+All ``(problem, B, delta)`` curves are one batched run of the exact engine (``memsgd.loss_curves``,
+split into chunks of configurations as :func:`memsgd.sweep` does), bitwise the curves of
+``memsgd.loss_curve``: the table is the one a loop over the configurations gives.
+
 Simulation cross-check: one configuration (``sim_*``) is simulated with real mini-batch SGD on a
 finite spectrum and compared with the exact curve of the same finite spectrum (4 standard errors).
 """
@@ -21,10 +25,10 @@ import numpy as np
 
 from .. import schedules
 from .._progress import Tracker
+from .._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
 from .._validation import (nonnegative_int, nonnegative_scalar, nonnegative_scalars, positive_int, positive_ints,
                            positive_scalar, power_law_pairs)
 from .._validation import fit_window as check_fit_window
-from ..dynamics import loss_curve
 from ..noise import Noise
 from ..spectrum import Spectrum
 from ..theory import fit_exponent
@@ -78,51 +82,50 @@ def small_config() -> Fig4Config:
                       fit_window=(200.0, 2000.0), head=128, sim_size=30, sim_steps=100, sim_runs=64)
 
 
-def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simulate: bool = True) -> dict:
-    """Compute Figure 4; write ``fig4.png``, ``fig4_curves.png``, ``fig4_simulation.png``, ``fig4.json``."""
+def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simulate: bool = True, *,
+        executor=None, chunk_size: Optional[int] = None) -> dict:
+    """Compute Figure 4; write ``fig4.png``, ``fig4_curves.png``, ``fig4_simulation.png``, ``fig4.json``.
+
+    Every ``(problem, batch size, delta)`` curve comes from one batched run of the exact engine
+    (:func:`memsgd.loss_curves`, bitwise the curves of :func:`memsgd.loss_curve`), split into
+    chunks of configurations; ``progress(done, total, label)`` is called as configurations
+    finish. ``executor`` / ``chunk_size``: as in :func:`memsgd.sweep` (docs/sweeps.md).
+    """
     cfg = config or Fig4Config()
     if not isinstance(cfg, Fig4Config):
         raise TypeError(f"config must be a Fig4Config, got {type(cfg).__name__}")
     cfg.validate()
+    if chunk_size is not None:
+        chunk_size = positive_int(chunk_size, "chunk_size")
+    kind = executor_kind(executor)
     out_dir = common.prepare_out_dir(out_dir)
-    total = len(cfg.problems) * len(cfg.batch_sizes) * len(cfg.deltas) + (2 if simulate else 0)
+    points, configs = _configurations(cfg)
+    total = len(points) + (2 if simulate else 0)
     tracker = Tracker(progress, total)
     T = cfg.steps
     t_lo, t_hi = cfg.fit_window
-    results, rows, curves, guides = [], [], {}, {}
-    for nu, kappa in cfg.problems:
-        spec = Spectrum.power_law(nu, kappa, head=cfg.head)
-        for B in cfg.batch_sizes:
-            for d in cfg.deltas:
-                algo = schedules.am1_power_law(cfg.kick, d, cfg.gamma, cfg.t0)
-                c = loss_curve(algo, spec, Noise.gaussian(B), T)
-                pred = common.predicted_am1_exponent(nu, kappa, d)
-                fitted = None if c.diverged else fit_exponent(c.loss, t_lo, t_hi)
-                rising = None
-                if not c.diverged:
-                    rising = bool(c.loss[-1] > 1.01 * np.min(c.loss[1:]))
-                if pred is not None:
-                    status = "diverged" if c.diverged else ("ok" if abs(fitted - pred) <= 0.04 else "off")
-                else:
-                    formula = kappa / nu * (1 + d)
-                    if c.diverged:
-                        status = "diverged"
-                    elif rising:
-                        status = "loss rising at T"
-                    elif fitted < formula - 0.04:
-                        status = "no divergence within T; slower than formula"
-                    else:
-                        status = "no divergence within T"
-                results.append({"nu": nu, "kappa": kappa, "zeta": kappa / nu, "batch_size": B, "delta": d,
-                                "stable_range": d < 1 - 1 / nu, "predicted_exponent": pred,
-                                "fitted_exponent": fitted, "error": None if (pred is None or fitted is None) else fitted - pred,
-                                "final_loss": float(c.loss[-1]), "diverged_at": c.diverged_at,
-                                "loss_rising_at_T": rising, "status": status})
-                if B == cfg.batch_sizes[0] and (nu, kappa) == tuple(cfg.problems[0]):
-                    curves[f"delta={d:g}"] = c.loss
-                    if pred is not None and not c.diverged:
-                        guides[f"delta={d:g}"] = common.guide(c.loss, pred, t_lo, t_hi) + (f"t^-{pred:.3g}",)
-                tracker.step(f"nu={nu:g} kappa={kappa:g} B={B} delta={d:g}")
+    results, rows, curves, guides = [None] * len(points), [], {}, {}
+    chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind), None)
+    tasks = [np.arange(i, min(i + chunk, len(points))) for i in range(0, len(points), chunk)]
+
+    def on_result(n, losses, diverged):
+        # full curves of one chunk: reduced here to the table's numbers (and the plotted curves),
+        # so that memory stays O(chunk T) whatever the number of configurations
+        for row, i in enumerate(tasks[n]):
+            nu, kappa, B, d = points[i]
+            loss = losses[row]
+            diverged_at = None if diverged[row] < 0 else int(diverged[row])
+            results[i] = _entry(nu, kappa, B, d, loss, diverged_at, t_lo, t_hi)
+            if B == cfg.batch_sizes[0] and (nu, kappa) == tuple(cfg.problems[0]):
+                pred = results[i]["predicted_exponent"]
+                curves[f"delta={d:g}"] = loss.copy()   # not a view that keeps the chunk alive
+                if pred is not None and diverged_at is None:
+                    guides[f"delta={d:g}"] = common.guide(loss, pred, t_lo, t_hi) + (f"t^-{pred:.3g}",)
+            tracker.step(f"nu={nu:g} kappa={kappa:g} B={B} delta={d:g}")
+
+    run_tasks(configs, tasks, executor, threads=None, on_result=on_result)
+    curves = {f"delta={d:g}": curves[f"delta={d:g}"] for d in cfg.deltas}   # delta order, as plotted
+    guides = {k: guides[k] for k in curves if k in guides}
     for r in results:
         rows.append([f"{r['nu']:g}", f"{r['zeta']:.3g}", f"{1 - 1 / r['nu']:.3g}", r["batch_size"], f"{r['delta']:g}",
                      _pred_text(r), common.fmt(r["fitted_exponent"]), _err_text(r), common.fmt(r["final_loss"], ".3e"),
@@ -154,6 +157,53 @@ def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simula
             result["files"].insert(2, os.path.join(out_dir, "fig4_simulation.png"))
         common.write_json(os.path.join(out_dir, "fig4.json"), result)
     return result
+
+
+def _configurations(cfg: Fig4Config):
+    """The ``(nu, kappa, B, delta)`` of every curve, problem-major, and their configurations for
+    the batched engine (one spectrum per problem, one noise per batch size, full curves)."""
+    points, algorithms, spectrum_index, noise_index = [], [], [], []
+    spectra = [Spectrum.power_law(nu, kappa, head=cfg.head) for nu, kappa in cfg.problems]
+    noises = [Noise.gaussian(B) for B in cfg.batch_sizes]
+    for p, (nu, kappa) in enumerate(cfg.problems):
+        for b, B in enumerate(cfg.batch_sizes):
+            for d in cfg.deltas:
+                points.append((nu, kappa, B, d))
+                algorithms.append(schedules.am1_power_law(cfg.kick, d, cfg.gamma, cfg.t0))
+                spectrum_index.append(p)
+                noise_index.append(b)
+    configs = Configurations(algorithms, spectra, np.array(spectrum_index, dtype=np.int64), noises,
+                             np.array(noise_index, dtype=np.int64), cfg.steps,
+                             np.arange(cfg.steps + 1, dtype=np.int64),
+                             describe=lambda i: f"(nu, kappa, B, delta) = {points[i]}")
+    return points, configs
+
+
+def _entry(nu, kappa, B, d, loss, diverged_at, t_lo, t_hi) -> dict:
+    """One row of the results from the full curve ``loss`` (``L_0..L_T``) of one configuration."""
+    diverged = diverged_at is not None
+    pred = common.predicted_am1_exponent(nu, kappa, d)
+    fitted = None if diverged else fit_exponent(loss, t_lo, t_hi)
+    rising = None
+    if not diverged:
+        rising = bool(loss[-1] > 1.01 * np.min(loss[1:]))
+    if pred is not None:
+        status = "diverged" if diverged else ("ok" if abs(fitted - pred) <= 0.04 else "off")
+    else:
+        formula = kappa / nu * (1 + d)
+        if diverged:
+            status = "diverged"
+        elif rising:
+            status = "loss rising at T"
+        elif fitted < formula - 0.04:
+            status = "no divergence within T; slower than formula"
+        else:
+            status = "no divergence within T"
+    return {"nu": nu, "kappa": kappa, "zeta": kappa / nu, "batch_size": B, "delta": d,
+            "stable_range": d < 1 - 1 / nu, "predicted_exponent": pred,
+            "fitted_exponent": fitted, "error": None if (pred is None or fitted is None) else fitted - pred,
+            "final_loss": float(loss[-1]), "diverged_at": diverged_at,
+            "loss_rising_at_T": rising, "status": status}
 
 
 def _pred_text(r) -> str:

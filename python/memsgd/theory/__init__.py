@@ -4,17 +4,20 @@ user guide docs/theory.md).
 - :func:`stability` -- strict stability, noise sums ``V, V'``, convergence (docs/math.md §5);
 - :func:`asymptotics`, :func:`phase_boundary`, :func:`phase_diagram`, :func:`fit_exponent` --
   phases and large-t behaviour on power laws, any gradient shift e (docs/math.md §6, §6.1);
+- :func:`measured_exponents` -- exponents fitted on exact curves over a grid of power laws
+  (one batched run of the engine), to compare with the predicted ones;
 - :mod:`memsgd.theory.memory1` -- closed forms for memory 1: Jury conditions, noise sums,
   eigenvalues, their geometry (real or on a circle) and the three spectral regions of the
   noise sum.
 """
 from ._asymptotics import Asymptotics, asymptotics, fit_exponent, phase_boundary, phase_diagram, phase_of
+from ._measured import measured_exponents
 from ._profile import StabilityProfile, stability_profile
 from ._stability import StabilityReport, stability
 from .memory1 import (Memory1Geometry, NoiseRegions, jury_stable_memory1, memory1_coefficients,
                       memory1_eigenvalues, memory1_geometry, memory1_noise_regions, noise_sum_memory1)
 
 __all__ = ["stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "phase_boundary",
-           "phase_of", "phase_diagram", "stability_profile", "StabilityProfile",
+           "phase_of", "phase_diagram", "measured_exponents", "stability_profile", "StabilityProfile",
            "memory1_coefficients", "jury_stable_memory1", "noise_sum_memory1", "memory1_eigenvalues",
            "memory1_geometry", "Memory1Geometry", "memory1_noise_regions", "NoiseRegions"]

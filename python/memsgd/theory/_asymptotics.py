@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy.special import gamma as _gamma
 
-from .._validation import float_array, positive_scalar, real_scalar
+from .._validation import float_array, positive_int, positive_scalar, real_scalar
 from ..algorithms import MemoryAlgorithm
 from ..noise import Noise
 from ..spectrum import Spectrum
@@ -34,15 +34,26 @@ def fit_exponent(loss, t_min, t_max) -> float:
         raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min}, t_max={t_max}")
     if t_max > loss.size - 1:
         raise ValueError(f"t_max must be <= len(loss) - 1 = {loss.size - 1}, got {t_max}")
+    idx = _fitted_steps(t_min, t_max)
+    L = loss[int(np.ceil(t_min)):int(np.floor(t_max)) + 1]
+    if not np.all(np.isfinite(L) & (L > 0)):
+        raise ValueError("loss must be finite and > 0 on [t_min, t_max] to fit an exponent")
+    return _exponent_at(idx, loss[idx])
+
+
+def _fitted_steps(t_min: float, t_max: float) -> np.ndarray:
+    """The steps :func:`fit_exponent` reads: at most 200 integers log-spaced over the integer steps
+    of ``[t_min, t_max]`` (so that the fit weighs ``log t`` evenly), increasing, distinct."""
     t = np.arange(int(np.ceil(t_min)), int(np.floor(t_max)) + 1)
     if t.size < 2:
         raise ValueError("the window [t_min, t_max] must contain at least two integer steps")
-    L = loss[t]
-    if not np.all(np.isfinite(L) & (L > 0)):
-        raise ValueError("loss must be finite and > 0 on [t_min, t_max] to fit an exponent")
-    # Evenly weighted in log t: sample the window at log-spaced steps.
-    idx = np.unique(np.round(np.geomspace(t[0], t[-1], min(t.size, 200))).astype(int))
-    slope = np.polyfit(np.log(idx), np.log(loss[idx]), 1)[0]
+    return np.unique(np.round(np.geomspace(t[0], t[-1], min(t.size, 200))).astype(int))
+
+
+def _exponent_at(steps: np.ndarray, loss: np.ndarray) -> float:
+    """``p``, minus the least-squares slope of ``log L`` against ``log t`` at the given steps
+    (``loss[i] = L_{steps[i]}``, finite and > 0)."""
+    slope = np.polyfit(np.log(steps), np.log(loss), 1)[0]
     return float(-slope)
 
 
@@ -144,11 +155,18 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) ->
     return Asymptotics("noise", zstar, v_const * sum_Up * enhancement / (1.0 - Vp), V, sum_U, Vp, sum_Up)
 
 
-def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=None, scale=1.0, q=1.0):
+def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=None, scale=1.0, q=1.0, *,
+                  measure_steps=None, threads=None, progress=None):
     """Phase, loss exponent and noise sums over a grid of power laws ``(nu, zeta)``, ``kappa = zeta nu``
     (docs/math.md §6): a list of rows ``{nu, zeta, kappa, phase, exponent, noise_sum,
     noise_sum_prime, converges}``, nu-major. ``phase`` is "signal", "noise" or "diverges" (the
-    loss does not converge: unstable or ``V' >= 1``; exponent nan)."""
+    loss does not converge: unstable or ``V' >= 1``; exponent nan).
+
+    ``measure_steps=T`` adds ``measured_exponent`` to every row: the exponent fitted on the exact
+    loss over ``[T/10, T]`` (:func:`measured_exponents`, one batched run over the grid; nan where
+    the run diverged within T), to set beside the predicted ``exponent``. ``threads`` and
+    ``progress`` apply to that run.
+    """
     algo = stationary(algorithm)
     if not isinstance(noise, Noise):
         raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
@@ -156,6 +174,12 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
     zetas = [positive_scalar(v, "zetas") for v in _sequence(zetas, "zetas")]
     for nu in nus:
         phase_boundary(nu)   # nu > 1
+    if measure_steps is not None:
+        from ._measured import MIN_MEASURE_STEPS
+        measure_steps = positive_int(measure_steps, "measure_steps")
+        if measure_steps < MIN_MEASURE_STEPS:
+            raise ValueError(f"measure_steps must be >= {MIN_MEASURE_STEPS} (the exponent is fitted on "
+                             f"[T/10, T]), got {measure_steps}")
     rows = []
     for nu in nus:
         for zeta in zetas:
@@ -169,6 +193,12 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
             rows.append({"nu": nu, "zeta": zeta, "kappa": zeta * nu, "phase": phase, "exponent": exponent,
                          "noise_sum": rep.noise_sum, "noise_sum_prime": rep.noise_sum_prime,
                          "converges": rep.converges})
+    if measure_steps is not None:
+        from ._measured import measured_exponents
+        measured = measured_exponents(algo, noise, nus, zetas, measure_steps, size=size, scale=scale, q=q,
+                                      threads=threads, progress=progress)
+        for row, p in zip(rows, measured.ravel()):
+            row["measured_exponent"] = float(p)
     return rows
 
 
