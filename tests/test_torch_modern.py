@@ -11,7 +11,7 @@ import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402
 from memsgd.torch import AM1, MemorySGD  # noqa: E402
 
-from .reference import run_matrix_form  # noqa: E402
+from .reference import run_am1_velocity_form, run_matrix_form  # noqa: E402
 
 D_DIM = 5
 STEPS = 20
@@ -57,17 +57,8 @@ def set_tensors(opt, t):
 
 
 def reference_lr_schedule(H, ws):
-    """AM1 with per-step lr_t, kick_t applied as torch's lr_scheduler does (v kept, lr_t scales
-    the whole velocity): w+ = w - lr_t v+ - kick_t g, i.e. the matrix form with u = -lr_t v."""
-    d = ws.size
-    w, v = np.zeros(d), np.zeros(d)
-    out = [w.copy()]
-    for t in range(STEPS):
-        g = H @ (w - ws)
-        v = 0.9 * v + g
-        w = w - lr_of(t) * v - kick_of(t) * g
-        out.append(w.copy())
-    return np.array(out)
+    """AM1 with per-step lr_t, kick_t applied as torch's lr_scheduler does (v kept)."""
+    return run_am1_velocity_form(lr_of, lambda t: 0.9, kick_of, H, ws, STEPS)
 
 
 # -- tensor hyperparameters, eagerly -----------------------------------------------------

@@ -145,7 +145,9 @@ class AM1(Optimizer):
             if group["scheduled"]:
                 group.setdefault("step", 0)
 
-    @torch.compiler.disable
+    # torch._disable_dynamo is torch.optim's own lazy form of torch.compiler.disable (Dynamo is
+    # imported at the first call, not when memsgd.torch is imported)
+    @torch._disable_dynamo
     def _advance_schedule(self) -> None:
         """Write each group's step-t values into its hyperparameter tensors; t += 1. Runs eagerly
         (the schedule is numpy), outside any compiled graph."""
