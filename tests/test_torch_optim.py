@@ -481,30 +481,3 @@ def test_cuda_am1_kick0_is_sgd_bitwise():
     a = train(m1, x, y, AM1(m1.parameters(), lr=0.05, momentum=0.9, kick=0.0))
     b = train(m2, x, y, torch.optim.SGD(m2.parameters(), lr=0.05, momentum=0.9))
     assert_bitwise(a, b)
-
-
-# -- the digits experiment (smoke) ---------------------------------------------------------
-
-def test_digits_experiment_smoke(tmp_path):
-    pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
-    from memsgd.experiments import digits
-
-    seen = []
-    result = digits.run(steps=40, batch_size=8, seed=0, out_dir=str(tmp_path), hidden=64,
-                        progress=lambda done, total, label: seen.append((done, total, label)))
-    assert set(result["curves"]) == {"SGD", "heavy ball", "Jacobi HB", "AM1"}
-    assert "algorithm" in result["table"] and "AM1" in result["table"]
-    assert seen and seen[-1][0] == seen[-1][1] == 4 * 40
-    for name in ("digits_curves.png", "digits.json"):
-        assert (tmp_path / name).stat().st_size > 0
-    import json
-    saved = json.loads((tmp_path / "digits.json").read_text())
-    assert saved["config"]["steps"] == 40 and len(saved["rows"]) == 4
-    for row in result["rows"]:
-        assert row["diverged_at"] is not None or np.isfinite(row["final_loss"])
-    assert result["lambda_max"] > 0
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
-        digits.run(steps=0, out_dir=None, progress=False)
-    with pytest.raises(TypeError, match="progress must be"):
-        digits.run(steps=1, out_dir=None, progress="yes", hidden=8)
