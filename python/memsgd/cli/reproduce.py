@@ -1,4 +1,4 @@
-"""`memsgd reproduce fig1|fig4|compare|digits`: the paper's experiments and the tuned comparison.
+"""`memsgd reproduce fig1|fig4|compare|digits|practice`: the paper's experiments and the tuned comparison.
 
 Each target prints its table, writes PNGs and a JSON file to ``--out`` (default ./memsgd-output)
 and shows a progress bar on stderr (tqdm; ``--no-progress`` turns it off).
@@ -49,6 +49,14 @@ def register(sub) -> None:
     q.add_argument("--batch", type=int, default=32, help="batch size, default 32")
     q.add_argument("--seed", type=int, default=0, help="random seed, default 0")
     q.set_defaults(func=_digits)
+
+    q = targets.add_parser("practice", help="theory vs real torch training: least squares on digits (or MNIST)")
+    common_args(q)
+    q.add_argument("--steps", type=int, default=None, help="T, default 1000")
+    q.add_argument("--seeds", type=int, default=None, help="training runs averaged per setting, default 20")
+    q.add_argument("--mnist-images", default=None, help="MNIST images IDX file (with --mnist-labels) instead of digits")
+    q.add_argument("--mnist-labels", default=None, help="MNIST labels IDX file")
+    q.set_defaults(func=_practice)
 
 
 @contextlib.contextmanager
@@ -157,4 +165,18 @@ def _digits(args) -> int:
         if result is not None:
             print(result)
         print(f"# wall time {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _practice(args) -> int:
+    from ..experiments import practice
+    cfg = practice.small_config() if args.quick else practice.PracticeConfig()
+    for name in ("steps", "seeds"):
+        if _positive(getattr(args, name), f"--{name}") is not None:
+            setattr(cfg, name, getattr(args, name))
+    cfg.mnist_images, cfg.mnist_labels = args.mnist_images, args.mnist_labels
+    t0 = time.perf_counter()
+    with _bar(args, "practice") as progress:
+        result = practice.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
     return 0
