@@ -174,3 +174,15 @@ def test_cli_practice_calls_experiment(tmp_path, monkeypatch, capsys):
     assert main(["reproduce", "practice", "--quick", "--seeds", "5", "--out", str(tmp_path), "--no-progress"]) == 0
     assert calls["cfg"].seeds == 5 and calls["cfg"].steps == practice.small_config().steps
     assert calls["out_dir"] == str(tmp_path) and "practice table" in capsys.readouterr().out
+
+
+def test_plot_panels_survives_a_diverging_run(tmp_path):
+    """A run that blows up (huge finite values, then inf) does not stretch the axis (or crash)."""
+    pytest.importorskip("matplotlib")
+    from memsgd.plotting import plot_panels
+    t = np.arange(1, 50)
+    blow_up = np.where(t < 40, np.exp(np.minimum(t, 39) * 17.0), np.inf)
+    panels = [dict(title="a", series=[dict(label="theory", t=t, y=1.0 / t),
+                                      dict(label="training", t=t, y=blow_up, err=0.1 * blow_up)])]
+    plot_panels(panels, tmp_path / "p.png", ncols=1)
+    assert (tmp_path / "p.png").stat().st_size > 0

@@ -236,6 +236,7 @@ def mesh(tmp_path_factory):
     dist = pytest.importorskip("torch.distributed")
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
+    pytest.importorskip("torch.distributed.tensor")        # public DTensor (torch >= 2.4)
     from torch.distributed.device_mesh import init_device_mesh
     store = tmp_path_factory.mktemp("dist") / "store"
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)

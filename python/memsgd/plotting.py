@@ -40,7 +40,8 @@ def plot_panels(panels, path, title="", ncols=3):
     ``panels``: list of dicts with ``title`` and ``series``, a list of dicts with ``label``,
     ``t``, ``y``, optional ``err`` (drawn as error bars, points), ``style`` ("-", "--", ":" for
     lines; default "-") and ``color``. Non-finite or non-positive values are left out (a
-    diverged run ends where its values stop being finite); the legend is shared.
+    diverged run ends where its values stop being finite) and each panel's y axis stops at 100
+    times the largest starting value; the legend is shared.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -50,6 +51,12 @@ def plot_panels(panels, path, title="", ncols=3):
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
     handles = {}
     for ax, panel in zip(axes.flat, panels):
+        top = 0.0
+        for s in panel["series"]:
+            y = np.asarray(s["y"], dtype=float)
+            ok = np.isfinite(y) & (y > 0)
+            if np.any(ok):
+                top = max(top, y[ok][0])
         for s in panel["series"]:
             t = np.asarray(s["t"], dtype=float)
             y = np.asarray(s["y"], dtype=float)
@@ -64,6 +71,8 @@ def plot_panels(panels, path, title="", ncols=3):
             handles.setdefault(s["label"], h)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        if top > 0:  # a diverging run must not stretch the axis and flatten the others
+            ax.set_ylim(top=min(ax.get_ylim()[1], 100.0 * top))
         ax.set_title(panel["title"], fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.set_xlabel("step t", fontsize=8)

@@ -175,7 +175,7 @@ def run(config: Optional[PracticeConfig] = None, out_dir=None, progress=None) ->
     if not isinstance(cfg, PracticeConfig):
         raise TypeError(f"config must be a PracticeConfig, got {type(cfg).__name__}")
     cfg.validate()
-    require_all([("torch", "torch"), ("sklearn", "data")], "memsgd reproduce practice")
+    require_all([("torch", "torch"), ("sklearn", "data"), ("threadpoolctl", "data")], "memsgd reproduce practice")
     out_dir = common.prepare_out_dir(out_dir)
     t_start = time.perf_counter()
     dataset, features, labels = feature_sets(cfg)
@@ -299,7 +299,7 @@ def _fmt_gap(g) -> str:
         return "-"
     if not math.isfinite(g["gap"]):
         return "diverged"
-    return f"{g['gap']:.3f} +- {g['error']:.3f}"
+    return f"{g['gap']:.3g} +- {g['error']:.2g}"
 
 
 def _table(rows, problems, dataset, cfg) -> str:
@@ -310,12 +310,14 @@ def _table(rows, problems, dataset, cfg) -> str:
                     f"Tr H = {p['trace']:.4g}, fitted tau = ({p['tau1']:.3f}, {p['tau2']:.3f}), "
                     f"label residual 1/2 mean|Y - X W_ls|^2 = {p['label_residual_loss']:.3g}")
     headers = ["features", "targets", "algorithm", "B", "alpha_eff", "max gap, Gaussian tau",
-               "max gap, fitted tau", "max gap, exact", "max |z|, exact"]
+               "max gap, fitted tau", "max |z|, fitted", "max gap, exact", "max |z|, exact"]
     body = [[r["features"], r["targets"], r["algorithm"], r["batch_size"], f"{r['alpha_eff']:.4g}",
-             _fmt_gap(r["gap_gaussian"]), _fmt_gap(r["gap_fitted"]), _fmt_gap(r.get("gap_exact")),
-             "-" if "gap_exact" not in r else f"{r['gap_exact']['max_z']:.2f}"] for r in rows]
+             _fmt_gap(r["gap_gaussian"]), _fmt_gap(r["gap_fitted"]), f"{r['gap_fitted']['max_z']:.3g}",
+             _fmt_gap(r.get("gap_exact")),
+             "-" if r.get("gap_exact") is None else f"{r['gap_exact']['max_z']:.3g}"] for r in rows]
     foot = ("# max gap: max over the log-spaced steps 1 <= t <= T of |training mean - theory| / theory, "
-            "+- the sampling error se/theory at that step; exact: expected loss of the finite data set "
+            "+- the sampling error se/theory at that step; max |z|: max over the same steps of "
+            "|training mean - theory| / se; exact: expected loss of the finite data set "
             "without the SE approximation (feature sets of dimension <= "
             f"{cfg.exact_max_dim})")
     return "\n".join(head) + "\n" + common.format_table(headers, body) + "\n" + foot
