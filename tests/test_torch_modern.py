@@ -120,24 +120,28 @@ def test_capturable_step_never_reads_hyperparameters_on_the_host(quadratic, monk
 
 
 @pytest.mark.parametrize("batched_on_cpu", [False, True])
-def test_tensor_path_foreach_and_single_tensor_bitwise(batched_on_cpu, monkeypatch):
+def test_tensor_path_foreach_and_single_tensor_agree(batched_on_cpu, monkeypatch):
+    """The capturable (tensor) path: foreach on CPU runs the per-tensor ops (bitwise equal); the
+    multi-tensor device code (mul then add instead of one addcmul) agrees to rounding."""
     from memsgd.torch import _am1
     monkeypatch.setattr(_am1, "_CPU_PER_TENSOR", not batched_on_cpu)
-    torch.manual_seed(0)
     shapes = [(3, 4), (5,), (2, 2, 2)]
     runs = []
     for foreach in (False, True):
-        ps = [torch.nn.Parameter(torch.ones(s)) for s in shapes]
-        opt = AM1(ps, lr=torch.tensor(0.1), momentum=torch.tensor(0.8), kick=torch.tensor(0.2),
-                  weight_decay=0.01, capturable=True, foreach=foreach)
+        ps = [torch.nn.Parameter(torch.ones(s, dtype=torch.float64)) for s in shapes]
+        opt = AM1(ps, lr=torch.tensor(0.1, dtype=torch.float64), momentum=torch.tensor(0.8, dtype=torch.float64),
+                  kick=torch.tensor(0.2, dtype=torch.float64), weight_decay=0.01, capturable=True, foreach=foreach)
         g = torch.Generator().manual_seed(1)
         for _ in range(4):
             for p in ps:
-                p.grad = torch.randn(p.shape, generator=g)
+                p.grad = torch.randn(p.shape, generator=g, dtype=torch.float64)
             opt.step()
         runs.append([p.detach().clone() for p in ps])
     for a, b in zip(*runs):
-        assert torch.equal(a, b)
+        if batched_on_cpu:
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+        else:
+            assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("value, exc, match", [

@@ -59,8 +59,8 @@ def train_seeds(make_optimizer, features, targets, w_star, batch_size: int, step
             break
         idx = torch.randint(0, n, (seeds, batch_size), generator=gen)
         opt.zero_grad(set_to_none=True)
-        loss = 0.5 * ((torch.bmm(X[idx], W) - Y[idx]) ** 2).sum() / batch_size
-        loss.backward()
+        batch_loss = 0.5 * ((torch.bmm(X[idx], W) - Y[idx]) ** 2).sum() / batch_size
+        batch_loss.backward()
         opt.step()
         if progress is not None and (t + 1) % every == 0:
             progress()

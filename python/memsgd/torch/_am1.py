@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 
 from .._validation import boolean, nonnegative_int, nonnegative_scalar
 from ._common import (check_capturable, check_state_dict, collect, eager_values, effective_grads,
-                      group_by_device_and_dtype, hyperparameter, resolve_foreach)
+                      group_by_device_and_dtype, hyperparameter, is_compiling, resolve_foreach)
 
 __all__ = ["AM1", "am1"]
 
@@ -362,34 +362,54 @@ def _multi_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, 
 
 # -- tensor hyperparameters (compiled or capturable steps) ----------------------------------
 # No host reads and no branches on values: the same ops run whatever lr, momentum and kick are,
-# so a compiled step is traced once and a captured CUDA graph replays with new values. Only
-# binary ops take the 0-d tensors (a CPU scalar tensor is allowed there next to device tensors).
-# Buffers start as zeros_like(p) (keeps the subclass: DTensor, FSDP2) and the first step runs
-# the same ops: beta * 0 + g = g exactly. Both paths do the same per-tensor ops (bitwise equal).
+# so a compiled step is traced once and a captured CUDA graph replays with new values. Buffers
+# start as zeros_like(p) (keeps the subclass: DTensor, FSDP2) and the first step runs the same
+# ops: beta * 0 + g = g exactly. Under torch.compile only binary ops take the 0-d tensors (a CPU
+# scalar tensor is allowed there next to device tensors) and the compiler fuses them; eagerly
+# (capturable, where the tensors are on the parameters' device) p += s x is one addcmul_ per
+# tensor, or a multi-tensor mul + add on non-CPU devices.
 
-def _single_tensor_am1_tensor(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize,
-                              lr_in_buffer):
-    grads = effective_grads(params, grads, weight_decay, maximize, foreach=False)
-    for i, (p, g) in enumerate(zip(params, grads)):
+def _add_scaled_(p, x, s):
+    """``p += s * x`` in place; ``s`` a float or a 0-d tensor."""
+    if not isinstance(s, Tensor):
+        p.add_(x, alpha=s)
+    elif is_compiling():
+        p.add_(torch.mul(x, s))
+    else:
+        p.addcmul_(x, s)
+
+
+def _per_tensor_am1_tensor(indices, params, grads, bufs, lr, momentum, kick, lr_in_buffer):
+    for i in indices:
+        p, g = params[i], grads[i]
         if bufs[i] is None:
             bufs[i] = torch.zeros_like(p, memory_format=torch.preserve_format)
         buf = bufs[i].mul_(momentum)
         if lr_in_buffer:
-            buf.add_(torch.mul(g, lr))
+            _add_scaled_(buf, g, lr)
             p.sub_(buf)
         else:
             buf.add_(g)
-            p.sub_(torch.mul(buf, lr))
-        p.sub_(torch.mul(g, kick))
+            _add_scaled_(p, buf, -lr)
+        _add_scaled_(p, g, -kick)
+
+
+def _single_tensor_am1_tensor(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize,
+                              lr_in_buffer):
+    grads = effective_grads(params, grads, weight_decay, maximize, foreach=False)
+    _per_tensor_am1_tensor(range(len(params)), params, grads, bufs, lr, momentum, kick, lr_in_buffer)
 
 
 def _multi_tensor_am1_tensor(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize,
                              lr_in_buffer):
     grads = effective_grads(params, grads, weight_decay, maximize, foreach=True)
-    for i, p in enumerate(params):
-        if bufs[i] is None:
-            bufs[i] = torch.zeros_like(p, memory_format=torch.preserve_format)
-    for _, idx in group_by_device_and_dtype(params).items():
+    for (device, _), idx in group_by_device_and_dtype(params).items():
+        if device.type == "cpu" and _CPU_PER_TENSOR:
+            _per_tensor_am1_tensor(idx, params, grads, bufs, lr, momentum, kick, lr_in_buffer)
+            continue
+        for i in idx:
+            if bufs[i] is None:
+                bufs[i] = torch.zeros_like(params[i], memory_format=torch.preserve_format)
         dp, dg, db = ([xs[i] for i in idx] for xs in (params, grads, bufs))
         torch._foreach_mul_(db, momentum)
         if lr_in_buffer:

@@ -141,7 +141,7 @@ def check_state_dict(optimizer, state_dict, required: Tuple[str, ...],
         missing = [k for k in required if k not in saved]
         if missing:
             raise ValueError(f"state_dict is not from {kind}: its param group {i} lacks "
-                             f"{', '.join(missing)} (saved by another optimizer type?)")
+                             f"{', '.join(missing)} (saved by another optimizer type, or an older memsgd?)")
         if len(saved["params"]) != len(group["params"]):
             raise ValueError(f"state_dict's param group {i} has {len(saved['params'])} parameters, "
                              f"this {kind}'s has {len(group['params'])}")
