@@ -85,6 +85,13 @@ def main(argv=None):
         "MemorySGD(M=2, foreach)": lambda ps: MemorySGD(ps, 1e-3, [0.9, 0.1], [1e-3, 1e-3],
                                                          [[0.9, 0.05], [0.0, 0.5]], foreach=True),
         "AM1(kick=0.1, single-tensor)": lambda ps: AM1(ps, lr=1e-3, momentum=0.9, kick=0.1, foreach=False),
+        # 0-d tensor hyperparameters: read as floats eagerly (same code as above) ...
+        "AM1(kick=0.1, tensor lr, foreach)": lambda ps: AM1(ps, lr=torch.tensor(1e-3), momentum=0.9,
+                                                            kick=torch.tensor(0.1), foreach=True),
+        # ... or kept tensors (the compile/CUDA-graph code path, here run eagerly)
+        "AM1(kick=0.1, capturable, foreach)": lambda ps: AM1(ps, lr=torch.tensor(1e-3, device=ps[0].device),
+                                                             momentum=0.9, kick=torch.tensor(0.1, device=ps[0].device),
+                                                             capturable=True, foreach=True),
     }
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}; {args.params:,} {args.dtype} parameters in {args.tensors} tensors; "
@@ -92,9 +99,9 @@ def main(argv=None):
           + ("; --cpu-batched" if args.cpu_batched else ""))
     results = time_all(cases, params, device, steps, args.repeats, warmup)
     base = results["SGD(momentum=0.9, foreach)"]
-    print(f"{'optimizer':40s} {'ms/step':>9s} {'x SGD':>7s}")
+    print(f"{'optimizer':42s} {'ms/step':>9s} {'x SGD':>7s}")
     for label, t in results.items():
-        print(f"{label:40s} {t * 1e3:9.3f} {t / base:7.3f}")
+        print(f"{label:42s} {t * 1e3:9.3f} {t / base:7.3f}")
     return results
 
 

@@ -1,13 +1,12 @@
-"""The paper's MNIST experiment on scikit-learn's digits (docs/math.md §7b); same as `memsgd reproduce digits`.
+"""The paper's MNIST experiment on scikit-learn's digits (docs/math.md §7b): `memsgd reproduce digits`.
 
-    python bench/reproduce_digits.py [--steps 10000] [--batch 32] [--seed 0] [--out .]
+    python bench/reproduce_digits.py [--steps 10000] [--batch 32] [--seed 0] [--out DIR]
+
+The options are the CLI's (one definition, in memsgd.cli.reproduce).
 """
-import argparse
 import sys
 
-from memsgd.experiments import digits
+from memsgd.cli import main
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    digits.add_arguments(ap)
-    sys.exit(digits.main(ap.parse_args()))
+    sys.exit(main(["reproduce", "digits", *sys.argv[1:]]))

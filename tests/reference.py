@@ -107,3 +107,22 @@ def noiseless_sums_mp(alpha, b, c, D, e, lam, digits=80):
         hv = [mp.mpf(float(x)) for x in h]
         hh = lambda v: sum(hv[i] * hv[j] * v[i * N + j] for i in range(N) for j in range(N))
         return (float(lam ** 2 * y[0]), float(lam ** 2 * hh(y)), float(lam * z[0]), float(lam * hh(z)))
+
+
+def run_am1_velocity_form(lr_at, momentum_at, kick_at, H, w_star, steps):
+    """AM1 in the torch/optax convention with per-step hyperparameters, lr outside the memory::
+
+        v_{t+1} = beta_t v_t + g_t,    w_{t+1} = w_t - lr_t v_{t+1} - kick_t g_t,   g_t = H (w_t - w*)
+
+    (a new lr_t scales the whole accumulated velocity, as torch's lr schedulers and
+    optax.sgd with a schedule do). Returns the iterates w_0..w_steps, shape (steps+1, d).
+    """
+    w = np.zeros(w_star.size)
+    v = np.zeros(w_star.size)
+    out = [w.copy()]
+    for t in range(steps):
+        g = H @ (w - w_star)
+        v = momentum_at(t) * v + g
+        w = w - lr_at(t) * v - kick_at(t) * g
+        out.append(w.copy())
+    return np.array(out)

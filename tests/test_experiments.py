@@ -8,6 +8,7 @@ curve within 4 standard errors; tuning against the analytic best step size of GD
 """
 import json
 import math
+import subprocess
 import sys
 import types
 
@@ -295,12 +296,15 @@ def test_cli_digits_calls_experiment(tmp_path, monkeypatch, capsys):
     assert "digits table" in capsys.readouterr().out
 
 
-def test_cli_digits_missing_module(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "memsgd.experiments.digits", None)  # import raises ImportError
-    import memsgd.experiments as pkg
-    monkeypatch.delattr(pkg, "digits", raising=False)
-    assert main(["reproduce", "digits", "--out", str(tmp_path)]) == 1
-    assert "needs PyTorch" in capsys.readouterr().err
+def test_cli_digits_missing_extras_one_line(tmp_path):
+    """`memsgd reproduce digits` after only `pip install .`: one line naming the extras, exit 1."""
+    from tests.test_digits import BLOCK_IMPORTS
+    code = (BLOCK_IMPORTS.format(blocked=("torch", "sklearn"))
+            + f"from memsgd.cli import main\nraise SystemExit(main(['reproduce', 'digits', '--out', {str(tmp_path)!r}]))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().endswith("pip install 'memsgd[torch,data]'"), out.stderr
 
 
 @pytest.mark.parametrize("nu,kappa", [(3.0, 1.0), (1.5, 0.75)])

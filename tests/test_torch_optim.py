@@ -239,7 +239,8 @@ def test_param_groups_per_group_hyperparameters():
                    alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])
     r.grad = torch.ones(3)
     ms.step()
-    assert ms.state[r]["memory_buffer"].shape == (2, 3)
+    assert ms.state[r]["memory_buffer_1"].shape == ms.state[r]["memory_buffer_2"].shape == (3,)
+    assert "memory_buffer_3" not in ms.state[r]
     assert ms.param_groups[0]["b"] == (0.5, 0.1)
 
 
@@ -346,7 +347,8 @@ def test_schedule_writes_group_values_and_step():
         opt.step()
         a = sched.at(t)
         g = opt.param_groups[0]
-        assert (g["lr"], g["momentum"], g["kick"]) == pytest.approx((a.c[0], a.D[0, 0], a.alpha - a.c[0]))
+        assert all(isinstance(g[k], torch.Tensor) and g[k].dim() == 0 for k in ("lr", "momentum", "kick"))
+        assert (g["lr"].item(), g["momentum"].item(), g["kick"].item()) == (a.c[0], a.D[0, 0], a.alpha - a.c[0])
     assert opt.param_groups[0]["step"] == 3
 
 
@@ -360,9 +362,9 @@ def test_sparse_gradients_rejected():
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    (dict(lr=-0.1, momentum=0.9, kick=0.1), ValueError, "Invalid learning rate: -0.1"),
-    (dict(lr=0.1, momentum=-0.5, kick=0.1), ValueError, "Invalid momentum value: -0.5"),
-    (dict(lr=0.1, momentum=0.9, kick=0.1, weight_decay=-1.0), ValueError, "Invalid weight_decay value: -1.0"),
+    (dict(lr=-0.1, momentum=0.9, kick=0.1), ValueError, "lr must be >= 0, got -0.1"),
+    (dict(lr=0.1, momentum=-0.5, kick=0.1), ValueError, "momentum must be >= 0, got -0.5"),
+    (dict(lr=0.1, momentum=0.9, kick=0.1, weight_decay=-1.0), ValueError, "weight_decay must be >= 0, got -1.0"),
     (dict(lr=float("nan"), momentum=0.9, kick=0.1), ValueError, "lr must be finite"),
     (dict(lr="0.1", momentum=0.9, kick=0.1), TypeError, "lr must be a real number"),
     (dict(lr=0.1, momentum=0.9, kick=None), TypeError, "AM1 needs kick"),
@@ -384,7 +386,7 @@ def test_am1_validation(kwargs, exc, match):
 
 def test_am1_validation_param_group():
     p = torch.nn.Parameter(torch.zeros(2))
-    with pytest.raises(ValueError, match="Invalid learning rate: -1.0"):
+    with pytest.raises(ValueError, match="lr must be >= 0, got -1.0"):
         AM1([{"params": [p], "lr": -1.0}], lr=0.1, momentum=0.9, kick=0.0)
 
 
@@ -395,8 +397,8 @@ def test_am1_validation_param_group():
     ((0.1, [0.9], [float("nan")], [[0.9]]), {}, ValueError, "c must contain only finite values"),
     (("a", [0.9], [0.1], [[0.9]]), {}, TypeError, "alpha must be a real number"),
     ((0.1, ["x"], [0.1], [[0.9]]), {}, TypeError, "b must be an array of real numbers"),
-    ((0.1, [0.9], [0.1], [[0.9]]), {"lr": -1.0}, ValueError, "Invalid lr value: -1.0"),
-    ((0.1, [0.9], [0.1], [[0.9]]), {"weight_decay": -0.1}, ValueError, "Invalid weight_decay value"),
+    ((0.1, [0.9], [0.1], [[0.9]]), {"lr": -1.0}, ValueError, "lr must be >= 0, got -1.0"),
+    ((0.1, [0.9], [0.1], [[0.9]]), {"weight_decay": -0.1}, ValueError, "weight_decay must be >= 0"),
 ])
 def test_memory_sgd_validation(args, kwargs, exc, match):
     p = torch.nn.Parameter(torch.zeros(2))
@@ -427,7 +429,7 @@ def test_functional_updates_match_optimizers():
     r = torch.zeros(3)
     ubuf = [None]
     memory_sgd([r], [torch.ones(3)], ubuf, alpha=0.5, b=[1.0], c=[1.0], D=[[0.5]])
-    assert torch.equal(r, torch.full((3,), -0.5)) and torch.equal(ubuf[0], -torch.ones(1, 3))
+    assert torch.equal(r, torch.full((3,), -0.5)) and len(ubuf[0]) == 1 and torch.equal(ubuf[0][0], -torch.ones(3))
 
 
 def test_import_memsgd_does_not_import_torch():
@@ -442,7 +444,7 @@ def test_mixed_dtypes_and_float32_state_device():
                 MemorySGD([a, b], 0.1, [0.9], [0.1], [[0.9]], foreach=True)):
         a.grad, b.grad = torch.ones(3), torch.ones(2, dtype=torch.float64)
         opt.step()
-        key = "momentum_buffer" if isinstance(opt, AM1) else "memory_buffer"
+        key = "momentum_buffer" if isinstance(opt, AM1) else "memory_buffer_1"
         assert opt.state[a][key].dtype == torch.float32 and opt.state[b][key].dtype == torch.float64
 
 
@@ -479,30 +481,3 @@ def test_cuda_am1_kick0_is_sgd_bitwise():
     a = train(m1, x, y, AM1(m1.parameters(), lr=0.05, momentum=0.9, kick=0.0))
     b = train(m2, x, y, torch.optim.SGD(m2.parameters(), lr=0.05, momentum=0.9))
     assert_bitwise(a, b)
-
-
-# -- the digits experiment (smoke) ---------------------------------------------------------
-
-def test_digits_experiment_smoke(tmp_path):
-    pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
-    from memsgd.experiments import digits
-
-    seen = []
-    result = digits.run(steps=40, batch_size=8, seed=0, out_dir=str(tmp_path), hidden=64,
-                        progress=lambda done, total, label: seen.append((done, total, label)))
-    assert set(result["curves"]) == {"SGD", "heavy ball", "Jacobi HB", "AM1"}
-    assert "algorithm" in result["table"] and "AM1" in result["table"]
-    assert seen and seen[-1][0] == seen[-1][1] == 4 * 40
-    for name in ("digits_curves.png", "digits.json"):
-        assert (tmp_path / name).stat().st_size > 0
-    import json
-    saved = json.loads((tmp_path / "digits.json").read_text())
-    assert saved["config"]["steps"] == 40 and len(saved["rows"]) == 4
-    for row in result["rows"]:
-        assert row["diverged_at"] is not None or np.isfinite(row["final_loss"])
-    assert result["lambda_max"] > 0
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
-        digits.run(steps=0, out_dir=None, progress=False)
-    with pytest.raises(TypeError, match="progress must be"):
-        digits.run(steps=1, out_dir=None, progress="yes", hidden=8)

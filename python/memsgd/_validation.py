@@ -72,6 +72,22 @@ def nonnegative_int(value, name: str) -> int:
     return value
 
 
+def nonnegative_scalar(value, name: str, *, allow_inf: bool = False) -> float:
+    value = real_scalar(value, name, allow_inf=allow_inf)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def boolean(value, name: str, *, allow_none: bool = False):
+    """A Python/numpy bool (``None`` too when ``allow_none``); 0/1 and other truthy values refused."""
+    if allow_none and value is None:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool{' or None' if allow_none else ''}, got {type(value).__name__}")
+    return bool(value)
+
+
 def positive_int(value, name: str) -> int:
     value = nonnegative_int(value, name)
     if value == 0:
@@ -136,11 +152,21 @@ def float_array(value, name: str, *, ndim: int | None = None, allow_empty: bool 
         raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
     if raw.dtype.kind == "c":
         raise TypeError(f"{name} must be real, got complex values")
-    if raw.dtype.kind == "b" or (raw.dtype.kind == "O" and any(isinstance(x, (bool, np.bool_)) for x in raw.flat)):
+    if isinstance(value, (list, tuple)) and raw.dtype.kind not in "bUSVMmO":
+        try:  # numpy casts [True, 0.5] to floats: look at the Python elements themselves
+            raw_objects = np.asarray(value, dtype=object)
+        except (TypeError, ValueError):
+            raw_objects = raw
+    else:
+        raw_objects = raw
+    if raw.dtype.kind == "b":
         raise TypeError(f"{name} must be an array of real numbers, got booleans")
-    if raw.dtype.kind in "USVMm" or (
-            raw.dtype.kind == "O" and any(isinstance(x, (str, bytes, complex)) for x in raw.flat)):
+    if raw.dtype.kind in "USVMm":
         raise TypeError(f"{name} must be an array of real numbers, got dtype {raw.dtype}")
+    if raw_objects.dtype.kind == "O":
+        bad = next((x for x in raw_objects.flat if isinstance(x, (str, bytes, complex, bool, np.bool_))), None)
+        if bad is not None:
+            raise TypeError(f"{name} must be an array of real numbers, got an element of type {type(bad).__name__}")
     try:
         # order="C": a C-contiguous copy that keeps 0-d values 0-d (np.ascontiguousarray
         # would silently turn a scalar into shape (1,)).

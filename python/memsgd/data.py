@@ -10,6 +10,8 @@ import struct
 
 import numpy as np
 
+from ._optional import require
+
 __all__ = ["load_idx", "load_mnist", "load_digits", "one_hot", "standardize"]
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT"); data are big-endian
@@ -93,14 +95,10 @@ def load_digits(*, standardized: bool = True):
     """scikit-learn's 8x8 handwritten digits (1797 samples, 64 features, 10 classes).
 
     Returns ``(X, y)`` with ``X`` float64 (n, 64), standardised per feature when ``standardized``,
-    and ``y`` int64 (n,). Needs scikit-learn (``pip install scikit-learn``); the data ship with it.
+    and ``y`` int64 (n,). Needs scikit-learn (``pip install 'memsgd[data]'``); the data ship with it.
     """
-    try:
-        from sklearn.datasets import load_digits as _sk_load_digits
-    except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
-        raise ImportError("load_digits needs scikit-learn: pip install scikit-learn "
-                          "(or pip install memsgd[data])") from exc
-    bunch = _sk_load_digits()
+    datasets = require("sklearn.datasets", "data", "load_digits")
+    bunch = datasets.load_digits()
     X = np.asarray(bunch.data, dtype=np.float64)
     return (standardize(X) if standardized else X), np.asarray(bunch.target, dtype=np.int64)
 

@@ -19,20 +19,26 @@ initialisation, by 30 power iterations, a stated estimate of the top NTK eigenva
   training loss than SGD and heavy ball at equal steps.
 
 The optimizers are :class:`memsgd.torch.AM1` (heavy ball = AM1 with kick 0; SGD is
-``torch.optim.SGD``). Use :func:`run` from Python or ``memsgd reproduce digits``.
+``torch.optim.SGD``). Use :func:`run` from Python or ``memsgd reproduce digits`` (its only
+command line). The network is :mod:`memsgd.experiments.digits_model`, the Hessian estimate
+:mod:`memsgd.experiments.hessian`, the data :func:`memsgd.data.load_digits`. Needs the extras
+``torch`` and ``data`` (one ``ImportError`` naming both when missing).
 """
 from __future__ import annotations
 
 import math
 import os
 import time
-from typing import Callable, Optional, Union
+from typing import Callable, Optional
 
 import numpy as np
 
+from .._optional import require_all
+from .._steps import log_spaced_steps
+from .._validation import nonnegative_int, positive_int, real_scalar
 from .common import fmt, format_table, prepare_out_dir, write_json
 
-__all__ = ["run", "add_arguments", "main"]
+__all__ = ["run"]
 
 HIDDEN = 1000
 CLASSES = 10
@@ -43,33 +49,9 @@ JACOBI_NU = 1.0
 DIVERGED_FACTOR = 100.0     # a run has diverged once its loss exceeds 100 x the initial loss
 
 
-def _progress_fn(progress, total):
-    """``(callable(done, total, label) or None, close)`` from True/False/None/callable."""
-    if progress is None or progress is False:
-        return None, lambda: None
-    if progress is True:
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover
-            return None, lambda: None
-        bar = tqdm(total=total, desc="digits", unit="step")
-
-        def fn(done, total_, label):
-            bar.set_postfix_str(label, refresh=False)
-            bar.update(done - bar.n)
-        return fn, bar.close
-    if callable(progress):
-        return progress, lambda: None
-    raise TypeError(f"progress must be a bool, None or a callable (done, total, label), got {type(progress).__name__}")
-
-
-def _eval_times(steps: int, points: int = 60) -> np.ndarray:
-    return np.unique(np.concatenate([[0], np.round(np.geomspace(1, steps, points)).astype(int)]))
-
-
 def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optional[str] = ".",
-        progress: Union[bool, None, Callable] = True, *, hidden: int = HIDDEN, delta: float = AM1_DELTA,
-        threads: Optional[int] = 1) -> dict:
+        progress: Optional[Callable[[int, int, str], None]] = None, *, hidden: int = HIDDEN,
+        delta: float = AM1_DELTA, threads: Optional[int] = 1) -> dict:
     """Train SGD, heavy ball, Jacobi HB and AM1 on the digits; return the table as a dict.
 
     Args:
@@ -77,8 +59,8 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
         batch_size: mini-batch size (>= 1).
         seed: seed of the initialisation (``seed``) and of the batch sequence (``seed + 1``).
         out_dir: directory for ``digits_curves.png`` and ``digits.json`` (``None``: write nothing).
-        progress: ``True`` for a tqdm bar, ``False``/``None`` for none, or a callable
-            ``progress(done, total, label)`` called every few hundred steps.
+        progress: ``None`` or a callable ``progress(done, total, label)`` called every few
+            hundred steps (``memsgd reproduce digits`` turns it into a progress bar).
         hidden: N, the number of hidden units (default 1000).
         delta: AM1 power-law exponent (default 0.5).
         threads: torch intra-op threads during the run (default 1: the network is small, and one
@@ -90,26 +72,25 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
         ``checks`` (``jacobi_hb_diverged``, ``am1_below_sgd_and_hb``), ``lambda_max``, ``config``,
         ``files`` and ``seconds``.
     """
-    import torch
+    steps = positive_int(steps, "steps")
+    batch_size = positive_int(batch_size, "batch_size")
+    hidden = positive_int(hidden, "hidden")
+    seed = nonnegative_int(seed, "seed")
+    delta = real_scalar(delta, "delta")
+    if not 0 <= delta < 1:
+        raise ValueError(f"delta must be in [0, 1), got {delta}")
+    if threads is not None:
+        threads = positive_int(threads, "threads")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be None or a callable (done, total, label), got {type(progress).__name__}")
+    torch, _ = require_all([("torch", "torch"), ("sklearn", "data")], "memsgd reproduce digits")
+    out_dir = prepare_out_dir(out_dir)
 
     from .. import schedules
     from ..data import load_digits, one_hot
     from ..torch import AM1
-
-    for name, value in (("steps", steps), ("batch_size", batch_size), ("hidden", hidden)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not 0 <= delta < 1:
-        raise ValueError(f"delta must be a number in [0, 1), got {delta!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    if not (progress is None or isinstance(progress, bool) or callable(progress)):
-        raise TypeError(f"progress must be a bool, None or a callable (done, total, label), "
-                        f"got {type(progress).__name__}")
-    steps, batch_size, seed, hidden = int(steps), int(batch_size), int(seed), int(hidden)
-    out_dir = prepare_out_dir(out_dir)
+    from .digits_model import forward, init_params, mse_loss
+    from .hessian import top_hessian_eigenvalue
 
     t_start = time.perf_counter()
     old_threads = torch.get_num_threads()
@@ -121,22 +102,8 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
         Y = torch.tensor(one_hot(y_np, CLASSES), dtype=torch.float32)
         labels = torch.tensor(y_np)
         n, d = X.shape
-        scale = 1.0 / math.sqrt(hidden)
-
-        def init():
-            g = torch.Generator().manual_seed(seed)
-            W = torch.randn(hidden, d, generator=g) / math.sqrt(d)
-            A = torch.randn(hidden, CLASSES, generator=g)
-            return [W.requires_grad_(), A.requires_grad_()]
-
-        def forward(params, x):
-            W, A = params
-            return torch.tanh(x @ W.T) @ A * scale
-
-        def loss_fn(params, x, y):
-            return 0.5 * ((forward(params, x) - y) ** 2).sum(dim=1).mean()
-
-        lambda_max = _top_hessian_eigenvalue(init(), lambda ps: loss_fn(ps, X, Y), seed)
+        lambda_max = top_hessian_eigenvalue(init_params(d, hidden, CLASSES, seed),
+                                            lambda ps: mse_loss(ps, X, Y), seed + 2)
         eta = 1.0 / lambda_max
         algorithms = {
             "SGD": (dict(lr=eta), lambda ps: torch.optim.SGD(ps, lr=eta)),
@@ -147,52 +114,48 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
             "AM1": (dict(kick=eta, delta=delta, gamma=1.0, t0=AM1_T0),
                     lambda ps: AM1(ps, schedule=schedules.am1_power_law(eta, delta, 1.0, AM1_T0))),
         }
-        times = _eval_times(steps)
+        times = log_spaced_steps(steps, 61)
         total = steps * len(algorithms)
-        report, close = _progress_fn(progress, total)
         every = max(1, min(500, steps // 20))
         curves, rows = {}, []
-        try:
-            for k, (name, (hyper, make)) in enumerate(algorithms.items()):
-                params = init()
-                opt = make(params)
-                gen = torch.Generator().manual_seed(seed + 1)
-                ts, ls = [], []
-                L0 = None
-                diverged_at = None
-                next_eval = 0
-                for t in range(steps + 1):
-                    if t == times[next_eval]:
-                        with torch.no_grad():
-                            L = float(loss_fn(params, X, Y))
-                        ts.append(t)
-                        ls.append(L)
-                        L0 = L if L0 is None else L0
-                        next_eval += 1
-                        if not math.isfinite(L) or L > DIVERGED_FACTOR * L0:
-                            diverged_at = t
-                            break
-                    if t == steps:
+        for k, (name, (hyper, make)) in enumerate(algorithms.items()):
+            params = init_params(d, hidden, CLASSES, seed)
+            opt = make(params)
+            gen = torch.Generator().manual_seed(seed + 1)
+            ts, ls = [], []
+            L0 = None
+            diverged_at = None
+            next_eval = 0
+            for t in range(steps + 1):
+                if t == times[next_eval]:
+                    with torch.no_grad():
+                        L = float(mse_loss(params, X, Y))
+                    ts.append(t)
+                    ls.append(L)
+                    L0 = L if L0 is None else L0
+                    next_eval += 1
+                    if not math.isfinite(L) or L > DIVERGED_FACTOR * L0:
+                        diverged_at = t
                         break
-                    idx = torch.randint(0, n, (batch_size,), generator=gen)
-                    opt.zero_grad(set_to_none=True)
-                    loss_fn(params, X[idx], Y[idx]).backward()
-                    opt.step()
-                    if report is not None and (t + 1) % every == 0:
-                        report(k * steps + t + 1, total, name)
-                if report is not None:
-                    report((k + 1) * steps, total, name)
-                with torch.no_grad():
-                    acc = float((forward(params, X).argmax(dim=1) == labels).float().mean())
-                curves[name] = {"t": ts, "loss": ls}
-                final = ls[-1] if diverged_at is None else float("inf")
-                finite = [v for v in ls if math.isfinite(v)]
-                rows.append(dict(algorithm=name, hyperparameters=hyper, final_loss=final,
-                                 min_loss=min(finite) if finite else float("nan"),
-                                 diverged_at=diverged_at,
-                                 train_accuracy=acc if diverged_at is None else None))
-        finally:
-            close()
+                if t == steps:
+                    break
+                idx = torch.randint(0, n, (batch_size,), generator=gen)
+                opt.zero_grad(set_to_none=True)
+                mse_loss(params, X[idx], Y[idx]).backward()
+                opt.step()
+                if progress is not None and (t + 1) % every == 0:
+                    progress(k * steps + t + 1, total, name)
+            if progress is not None:
+                progress((k + 1) * steps, total, name)
+            with torch.no_grad():
+                acc = float((forward(params, X).argmax(dim=1) == labels).float().mean())
+            curves[name] = {"t": ts, "loss": ls}
+            final = ls[-1] if diverged_at is None else float("inf")
+            finite = [v for v in ls if math.isfinite(v)]
+            rows.append(dict(algorithm=name, hyperparameters=hyper, final_loss=final,
+                             min_loss=min(finite) if finite else float("nan"),
+                             diverged_at=diverged_at,
+                             train_accuracy=acc if diverged_at is None else None))
     finally:
         if threads is not None:
             torch.set_num_threads(old_threads)
@@ -238,39 +201,3 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
 
 def _short(v):
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _top_hessian_eigenvalue(params, loss, seed: int, iterations: int = 30) -> float:
-    """Power iteration with Hessian-vector products (double backward)."""
-    import torch
-
-    g = torch.Generator().manual_seed(seed + 2)
-    v = [torch.randn(p.shape, generator=g) for p in params]
-    norm = math.sqrt(sum(float((x ** 2).sum()) for x in v))
-    v = [x / norm for x in v]
-    lam = 0.0
-    for _ in range(iterations):
-        grads = torch.autograd.grad(loss(params), params, create_graph=True)
-        Hv = torch.autograd.grad(grads, params, grad_outputs=v)
-        lam = math.sqrt(sum(float((x ** 2).sum()) for x in Hv))
-        v = [x.detach() / lam for x in Hv]
-    return lam
-
-
-def add_arguments(parser) -> None:
-    """Options of ``run`` for an argparse parser (``--steps --batch --seed --out --no-progress``)."""
-    parser.add_argument("--steps", type=int, default=10_000, help="training steps per algorithm, default 10000")
-    parser.add_argument("--batch", type=int, default=32, help="batch size, default 32")
-    parser.add_argument("--seed", type=int, default=0, help="random seed, default 0")
-    parser.add_argument("--out", default=".", help="output directory for the PNG and JSON, default .")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def main(args) -> int:
-    result = run(steps=args.steps, batch_size=args.batch, seed=args.seed, out_dir=args.out,
-                 progress=not args.no_progress)
-    print(result["table"])
-    for f in result["files"]:
-        print(f"# wrote {f}")
-    print(f"# wall time {result['seconds']:.1f} s")
-    return 0

@@ -9,10 +9,14 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._common import (check_flag, check_nonnegative, check_real, collect, effective_grads,
-                      group_by_device_and_dtype, resolve_foreach)
+from .._validation import boolean, nonnegative_int, nonnegative_scalar
+from ._common import (check_capturable, check_state_dict, collect, eager_values, effective_grads,
+                      group_by_device_and_dtype, hyperparameter, is_compiling, resolve_foreach)
 
 __all__ = ["AM1", "am1"]
+
+_HYPER = ("lr", "momentum", "kick")
+_GROUP_KEYS = ("lr", "momentum", "kick", "weight_decay", "maximize", "foreach", "capturable", "scheduled")
 
 
 def _schedule_values(schedule, t: int):
@@ -34,7 +38,7 @@ def _schedule_values(schedule, t: int):
         if not (isinstance(values, (tuple, list)) and len(values) == 3):
             raise TypeError(f"schedule({t}) must return a tuple (lr, momentum, kick), got {values!r}")
     out = []
-    for name, v in zip(("lr", "momentum", "kick"), values):
+    for name, v in zip(_HYPER, values):
         if isinstance(v, Tensor) and v.numel() == 1:
             v = v.item()
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
@@ -44,58 +48,113 @@ def _schedule_values(schedule, t: int):
 
 
 class AM1(Optimizer):
-    def __init__(self, params, lr: Optional[float] = None, momentum: Optional[float] = None,
-                 kick: Optional[float] = None,
+    def __init__(self, params, lr=None, momentum=None, kick=None,
                  schedule: Union[None, Callable[[int], tuple], "object"] = None,
-                 weight_decay: float = 0.0, maximize: bool = False, foreach: Optional[bool] = None):
+                 weight_decay: float = 0.0, maximize: bool = False, foreach: Optional[bool] = None,
+                 *, capturable: bool = False):
         if schedule is not None:
             from ..schedules import Schedule
             if not (isinstance(schedule, Schedule) or callable(schedule)):
                 raise TypeError(
                     f"schedule must be a memsgd Schedule or a callable step -> (lr, momentum, kick), "
                     f"got {type(schedule).__name__}")
-            given = [n for n, v in (("lr", lr), ("momentum", momentum), ("kick", kick)) if v is not None]
+            given = [n for n, v in zip(_HYPER, (lr, momentum, kick)) if v is not None]
             if given:
                 raise ValueError(
                     f"pass either schedule or lr/momentum/kick, not both (got schedule and {', '.join(given)})")
+            if capturable is True:
+                raise ValueError("capturable=True cannot follow a schedule (its values are computed on the "
+                                 "host each step); pass lr/momentum/kick as device tensors and update them "
+                                 "between graph replays instead")
             lr, momentum, kick = _schedule_values(schedule, 0)
         else:
-            missing = [n for n, v in (("lr", lr), ("momentum", momentum), ("kick", kick)) if v is None]
+            missing = [n for n, v in zip(_HYPER, (lr, momentum, kick)) if v is None]
             if missing:
                 raise TypeError(f"AM1 needs {', '.join(missing)} (or a schedule)")
-        lr = check_real(lr, "lr")
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr} (lr must be >= 0)")
-        momentum = check_real(momentum, "momentum")
-        if momentum < 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum} (momentum must be >= 0)")
-        kick = check_real(kick, "kick")
-        weight_decay = check_nonnegative(weight_decay, "weight_decay")
-        check_flag(maximize, "maximize")
-        check_flag(foreach, "foreach", allow_none=True)
         self.schedule = schedule
         defaults = dict(lr=lr, momentum=momentum, kick=kick, weight_decay=weight_decay,
-                        maximize=maximize, foreach=foreach)
+                        maximize=maximize, foreach=foreach, capturable=capturable)
         super().__init__(params, defaults)
 
+    def _checked_group(self, group: dict) -> dict:
+        """The validated, normalised hyperparameters of ``group`` (``self.defaults`` filling in)."""
+        def get(key):
+            return group.get(key, self.defaults[key])
+
+        out = dict(weight_decay=nonnegative_scalar(get("weight_decay"), "weight_decay"),
+                   maximize=boolean(get("maximize"), "maximize"),
+                   foreach=boolean(get("foreach"), "foreach", allow_none=True),
+                   capturable=boolean(get("capturable"), "capturable"))
+        if self.schedule is None:
+            out.update(lr=hyperparameter(get("lr"), "lr", nonnegative=True),
+                       momentum=hyperparameter(get("momentum"), "momentum", nonnegative=True),
+                       kick=hyperparameter(get("kick"), "kick"), scheduled=False)
+            return out
+        if out["capturable"]:
+            raise ValueError("capturable=True cannot follow a schedule (its values are computed on the host)")
+        step = nonnegative_int(group.get("step", 0), "step")
+        # each group owns its 0-d tensors: the schedule writes step t's values into them in place,
+        # so a compiled step sees the same tensors every step and does not recompile
+        out.update({k: torch.tensor(v, dtype=torch.float64)
+                    for k, v in zip(_HYPER, _schedule_values(self.schedule, step))})
+        out.update(step=step, scheduled=True)
+        return out
+
     def add_param_group(self, param_group) -> None:
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        if self.schedule is not None:
+            given = [k for k in _HYPER if k in param_group]
+            if given:
+                raise ValueError(f"param_group sets {', '.join(given)}, but this AM1 follows a schedule, "
+                                 f"which sets them every step")
+        values = self._checked_group(param_group)      # raises before anything changes
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        lr = check_real(group["lr"], "lr")
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr} (lr must be >= 0)")
-        if check_real(group["momentum"], "momentum") < 0.0:
-            raise ValueError(f"Invalid momentum value: {group['momentum']} (momentum must be >= 0)")
-        check_real(group["kick"], "kick")
-        check_nonnegative(group["weight_decay"], "weight_decay")
-        group.setdefault("step", 0)
+        self.param_groups[-1].update(values)
+
+    def load_state_dict(self, state_dict) -> None:
+        check_state_dict(self, state_dict, _GROUP_KEYS, lambda g: ("momentum_buffer",))
+        scheduled = self.schedule is not None
+        for i, saved in enumerate(state_dict["param_groups"]):
+            if bool(saved["scheduled"]) != scheduled:
+                raise ValueError(
+                    f"state_dict's param group {i} was saved by AM1 {'with' if saved['scheduled'] else 'without'} "
+                    f"a schedule and this AM1 has {'one' if scheduled else 'none'}: its momentum buffers "
+                    f"hold {'lr-weighted velocities m' if saved['scheduled'] else 'velocities v'}; resume "
+                    f"into an AM1 constructed like the one that saved it")
+        values = [self._checked_group(g) for g in state_dict["param_groups"]]  # raises before any change
+        super().load_state_dict(state_dict)
+        for group, v in zip(self.param_groups, values):
+            group.update(v)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["schedule"] = self.schedule      # torch's Optimizer would drop it (deepcopy, pickle)
+        return state
 
     def __setstate__(self, state):
+        # also called by Optimizer.load_state_dict with only "state" and "param_groups"
+        if "schedule" not in state and not hasattr(self, "schedule"):
+            state["schedule"] = None
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("maximize", False)
             group.setdefault("foreach", None)
-            group.setdefault("step", 0)
+            group.setdefault("capturable", False)
+            group.setdefault("scheduled", self.schedule is not None)
+            if group["scheduled"]:
+                group.setdefault("step", 0)
+
+    # torch._disable_dynamo is torch.optim's own lazy form of torch.compiler.disable (Dynamo is
+    # imported at the first call, not when memsgd.torch is imported)
+    @torch._disable_dynamo
+    def _advance_schedule(self) -> None:
+        """Write each group's step-t values into its hyperparameter tensors; t += 1. Runs eagerly
+        (the schedule is numpy), outside any compiled graph."""
+        for group in self.param_groups:
+            for tensor, value in zip((group[k] for k in _HYPER), _schedule_values(self.schedule, group["step"])):
+                tensor.fill_(value)
+            group["step"] += 1
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -108,18 +167,18 @@ class AM1(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-
+        if self.schedule is not None:
+            self._advance_schedule()
         for group in self.param_groups:
-            params, grads, bufs = collect(group, self.state, "momentum_buffer", "AM1")
-            if self.schedule is not None:
-                group["lr"], group["momentum"], group["kick"] = _schedule_values(self.schedule, group["step"])
-            if params:
-                am1(params, grads, bufs, lr=group["lr"], momentum=group["momentum"], kick=group["kick"],
-                    weight_decay=group["weight_decay"], maximize=group["maximize"],
-                    foreach=group["foreach"], lr_in_buffer=self.schedule is not None)
-                for p, buf in zip(params, bufs):
-                    self.state[p]["momentum_buffer"] = buf
-            group["step"] += 1
+            params, grads, bufs = collect(group, self.state, ("momentum_buffer",), "AM1")
+            if not params:
+                continue
+            bufs = [None if b is None else b[0] for b in bufs]
+            am1(params, grads, bufs, lr=group["lr"], momentum=group["momentum"], kick=group["kick"],
+                weight_decay=group["weight_decay"], maximize=group["maximize"],
+                foreach=group["foreach"], capturable=group["capturable"], lr_in_buffer=group["scheduled"])
+            for p, buf in zip(params, bufs):
+                self.state[p]["momentum_buffer"] = buf
         return loss
 
 
@@ -143,33 +202,52 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
 
     Args:
         params (iterable): parameters or dicts defining parameter groups (per-group ``lr``,
-            ``momentum``, ``kick``, ``weight_decay``, ``maximize``, ``foreach`` allowed).
-        lr (float): learning rate ``gamma`` of the momentum term (>= 0).
-        momentum (float): ``beta`` (>= 0).
-        kick (float): ``eta``, the weight of the current gradient added on top of heavy ball.
+            ``momentum``, ``kick``, ``weight_decay``, ``maximize``, ``foreach``, ``capturable``
+            allowed; with a schedule, groups must not set ``lr``, ``momentum``, ``kick``).
+        lr (float or Tensor): learning rate ``gamma`` of the momentum term (>= 0).
+        momentum (float or Tensor): ``beta`` (>= 0).
+        kick (float or Tensor): ``eta``, the weight of the current gradient added on top of heavy
+            ball. Each of the three may be a 1-element floating tensor (see *Tensor
+            hyperparameters* below).
         schedule (memsgd.Schedule or callable, optional): per-step hyperparameters. A memsgd
             :class:`~memsgd.Schedule` must have memory 1 and AM1 type (``b == D``, ``e == 0``,
             e.g. ``schedules.am1_power_law``, ``schedules.jacobi_heavy_ball``); step ``t`` uses
             ``lr = c_t``, ``momentum = D_t``, ``kick = alpha_t - c_t``. A callable maps the 0-based
             step ``t`` to ``(lr, momentum, kick)``. Then ``lr``, ``momentum`` and ``kick`` must not
-            be passed; the values of each step are written into every param group (visible as
-            ``group["lr"]`` etc.; a ``torch.optim.lr_scheduler`` change is overwritten, so do not
-            combine the two), and the buffer holds the learning-rate-weighted velocity
-            ``m = -u`` of the matrix form so that time-varying ``lr_t`` is followed exactly::
+            be passed; each group holds them as 0-d float64 tensors into which the schedule writes
+            step t's values at the start of step t (a ``torch.optim.lr_scheduler`` change is
+            overwritten, so do not combine the two), and the buffer holds the
+            learning-rate-weighted velocity ``m = -u`` of the matrix form so that time-varying
+            ``lr_t`` is followed exactly::
 
                 m_{t+1} = beta_t m_t + lr_t g_t,     theta_{t+1} = theta_t - m_{t+1} - kick_t g_t
 
             i.e. the iterates are those of the matrix form ``(alpha_t, b_t, c_t, D_t)`` of the
             schedule step by step (for constant lr this is the update above with ``m = lr v``).
-            The step counter is ``group["step"]`` (saved by ``state_dict``).
+            The step counter is ``group["step"]``; ``state_dict`` saves it, and a state saved with a
+            schedule only loads into an AM1 with a schedule (and one saved without, only without).
+            ``copy.deepcopy`` and pickle keep the schedule (it must pickle for the latter).
         weight_decay (float, optional): L2 penalty added to the gradient (default: 0).
         maximize (bool, optional): maximize the objective instead of minimizing (default: False).
         foreach (bool, optional): use the multi-tensor (``torch._foreach_*``) implementation;
             ``None`` picks it when all parameters are on CUDA (default: None).
+        capturable (bool, keyword, optional): never read a hyperparameter on the host, so that
+            the step can be captured in a CUDA graph; tensor hyperparameters must then be on the
+            parameters' device (change them in place between replays). Not with a schedule
+            (default: False).
 
     Without a schedule, ``torch.optim.lr_scheduler`` schedulers work as for SGD: they scale
-    ``group["lr"]`` (the momentum term) and leave the kick unchanged; ``v`` is kept, so a new lr
-    applies to the whole accumulated velocity, as in ``torch.optim.SGD``.
+    ``group["lr"]`` (the momentum term; in place when it is a tensor) and leave the kick
+    unchanged; ``v`` is kept, so a new lr applies to the whole accumulated velocity, as in
+    ``torch.optim.SGD``.
+
+    Tensor hyperparameters: ``lr``, ``momentum`` and ``kick`` may be 0-d tensors, changed in place
+    (``fill_``) by the user or a scheduler. Eagerly, and not capturable, the step reads them as
+    floats (free for CPU tensors, a device sync for CUDA tensors) and runs the float code, bitwise
+    the same as with floats. Under ``torch.compile`` (or ``capturable=True``) they stay tensors:
+    a new value neither recompiles the step nor needs a new graph. Buffers are created with
+    ``*_like`` constructors from the parameter or gradient, so DTensor (FSDP2) parameters get
+    DTensor state with the same placements.
 
     Example:
         >>> opt = AM1(model.parameters(), lr=0.01, momentum=0.99, kick=0.1)
@@ -178,19 +256,28 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
 
 
 def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Optional[Tensor]], *,
-        lr: float, momentum: float, kick: float, weight_decay: float = 0.0, maximize: bool = False,
-        foreach: Optional[bool] = None, lr_in_buffer: bool = False) -> None:
+        lr, momentum, kick, weight_decay: float = 0.0, maximize: bool = False,
+        foreach: Optional[bool] = None, capturable: bool = False, lr_in_buffer: bool = False) -> None:
     r"""Functional AM1 update (see :class:`AM1`). Updates ``params`` in place; new or replaced
-    buffers are written back into ``momentum_buffer_list``. ``lr_in_buffer=True`` is the
-    schedule form ``m <- beta m + lr g; p <- p - m - kick g``."""
+    buffers are written back into ``momentum_buffer_list``. ``lr``, ``momentum``, ``kick`` are
+    floats or 0-d tensors. ``lr_in_buffer=True`` is the schedule form
+    ``m <- beta m + lr g; p <- p - m - kick g``."""
     if not params:
         return
+    values = (lr, momentum, kick)
+    if capturable:
+        check_capturable(params, values, _HYPER)
+    lr, momentum, kick = eager_values(values, capturable)
     foreach = resolve_foreach(foreach, params)
-    func = _multi_tensor_am1 if foreach else _single_tensor_am1
+    if any(isinstance(v, Tensor) for v in (lr, momentum, kick)):
+        func = _multi_tensor_am1_tensor if foreach else _single_tensor_am1_tensor
+    else:
+        func = _multi_tensor_am1 if foreach else _single_tensor_am1
     func(params, grads, momentum_buffer_list, lr=lr, momentum=momentum, kick=kick,
          weight_decay=weight_decay, maximize=maximize, lr_in_buffer=lr_in_buffer)
 
 
+# -- float hyperparameters (eager) --------------------------------------------------------
 # The two paths perform the same per-tensor floating-point operations in the same order (the
 # multi-tensor path only batches them), so their results agree bitwise.
 #
@@ -271,3 +358,64 @@ def _multi_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, 
             torch._foreach_add_(dp, db, alpha=-lr)
         if kick != 0:
             torch._foreach_add_(dp, dg, alpha=-kick)
+
+
+# -- tensor hyperparameters (compiled or capturable steps) ----------------------------------
+# No host reads and no branches on values: the same ops run whatever lr, momentum and kick are,
+# so a compiled step is traced once and a captured CUDA graph replays with new values. Buffers
+# start as zeros_like(p) (keeps the subclass: DTensor, FSDP2) and the first step runs the same
+# ops: beta * 0 + g = g exactly. Under torch.compile only binary ops take the 0-d tensors (a CPU
+# scalar tensor is allowed there next to device tensors) and the compiler fuses them; eagerly
+# (capturable, where the tensors are on the parameters' device) p += s x is one addcmul_ per
+# tensor, or a multi-tensor mul + add on non-CPU devices.
+
+def _add_scaled_(p, x, s):
+    """``p += s * x`` in place; ``s`` a float or a 0-d tensor."""
+    if not isinstance(s, Tensor):
+        p.add_(x, alpha=s)
+    elif is_compiling():
+        p.add_(torch.mul(x, s))
+    else:
+        p.addcmul_(x, s)
+
+
+def _per_tensor_am1_tensor(indices, params, grads, bufs, lr, momentum, kick, lr_in_buffer):
+    for i in indices:
+        p, g = params[i], grads[i]
+        if bufs[i] is None:
+            bufs[i] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        buf = bufs[i].mul_(momentum)
+        if lr_in_buffer:
+            _add_scaled_(buf, g, lr)
+            p.sub_(buf)
+        else:
+            buf.add_(g)
+            _add_scaled_(p, buf, -lr)
+        _add_scaled_(p, g, -kick)
+
+
+def _single_tensor_am1_tensor(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize,
+                              lr_in_buffer):
+    grads = effective_grads(params, grads, weight_decay, maximize, foreach=False)
+    _per_tensor_am1_tensor(range(len(params)), params, grads, bufs, lr, momentum, kick, lr_in_buffer)
+
+
+def _multi_tensor_am1_tensor(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize,
+                             lr_in_buffer):
+    grads = effective_grads(params, grads, weight_decay, maximize, foreach=True)
+    for (device, _), idx in group_by_device_and_dtype(params).items():
+        if device.type == "cpu" and _CPU_PER_TENSOR:
+            _per_tensor_am1_tensor(idx, params, grads, bufs, lr, momentum, kick, lr_in_buffer)
+            continue
+        for i in idx:
+            if bufs[i] is None:
+                bufs[i] = torch.zeros_like(params[i], memory_format=torch.preserve_format)
+        dp, dg, db = ([xs[i] for i in idx] for xs in (params, grads, bufs))
+        torch._foreach_mul_(db, momentum)
+        if lr_in_buffer:
+            torch._foreach_add_(db, torch._foreach_mul(dg, lr))
+            torch._foreach_sub_(dp, db)
+        else:
+            torch._foreach_add_(db, dg)
+            torch._foreach_sub_(dp, torch._foreach_mul(db, lr))
+        torch._foreach_sub_(dp, torch._foreach_mul(dg, kick))

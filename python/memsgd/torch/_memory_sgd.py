@@ -1,33 +1,37 @@
 r"""General memory-M optimizer in matrix form (docs/math.md §2, P.3) with e = 0."""
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._common import (check_flag, check_nonnegative, check_real, collect, effective_grads,
-                      group_by_device_and_dtype, resolve_foreach)
+from .._validation import boolean, float_array, nonnegative_scalar, real_scalar
+from ._common import (check_state_dict, collect, eager_values, effective_grads,
+                      group_by_device_and_dtype, hyperparameter, resolve_foreach)
 
 __all__ = ["MemorySGD", "memory_sgd"]
 
+_GROUP_KEYS = ("alpha", "b", "c", "D", "lr", "weight_decay", "maximize", "foreach")
+
+
+def buffer_keys(memory: int) -> tuple:
+    """State keys of the M memory vectors ``u^1..u^M``: ``memory_buffer_1`` ... ``memory_buffer_M``."""
+    return tuple(f"memory_buffer_{j}" for j in range(1, memory + 1))
+
 
 def _coefficients(alpha, b, c, D):
-    """Validate ``(alpha, b, c, D)``; returns ``(float, tuple, tuple, tuple of tuples)``."""
-    alpha = check_real(alpha, "alpha")
+    """Validate ``(alpha, b, c, D)`` by the rules of :class:`memsgd.MemoryAlgorithm` (real, finite,
+    no bools, strings or complex); returns ``(float, tuple, tuple, tuple of tuples)``."""
+    alpha = real_scalar(alpha.item() if isinstance(alpha, Tensor) and alpha.numel() == 1
+                        and alpha.is_floating_point() else alpha, "alpha")
     arrays = {}
     for name, value in (("b", b), ("c", c), ("D", D)):
         if isinstance(value, Tensor):
-            value = value.detach().cpu().double().numpy()
-        try:
-            arr = np.array(value, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be an array of real numbers ({exc})") from None
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"{name} must contain only finite values (no NaN or inf)")
-        arrays[name] = arr
+            value = value.detach().cpu().numpy()      # keeps the dtype: bool/complex refused below
+        arrays[name] = float_array(value, name)
     b, c, D = arrays["b"], arrays["c"], arrays["D"]
     if b.ndim != 1:
         raise ValueError(f"b must be 1-dimensional (length M, the memory), got shape {b.shape}")
@@ -43,12 +47,7 @@ def _coefficients(alpha, b, c, D):
 
 class MemorySGD(Optimizer):
     def __init__(self, params, alpha, b, c, D, weight_decay: float = 0.0, maximize: bool = False,
-                 foreach: Optional[bool] = None, *, lr: float = 1.0):
-        alpha, b, c, D = _coefficients(alpha, b, c, D)
-        lr = check_nonnegative(lr, "lr")
-        weight_decay = check_nonnegative(weight_decay, "weight_decay")
-        check_flag(maximize, "maximize")
-        check_flag(foreach, "foreach", allow_none=True)
+                 foreach: Optional[bool] = None, *, lr=1.0):
         defaults = dict(lr=lr, alpha=alpha, b=b, c=c, D=D, weight_decay=weight_decay,
                         maximize=maximize, foreach=foreach)
         super().__init__(params, defaults)
@@ -63,13 +62,30 @@ class MemorySGD(Optimizer):
             raise ValueError(f"algorithm must have e = 0 (gradient at the iterate), got e = {algorithm.e.tolist()}")
         return cls(params, algorithm.alpha, algorithm.b, algorithm.c, algorithm.D, **kwargs)
 
+    def _checked_group(self, group: dict) -> dict:
+        """The validated, normalised hyperparameters of ``group`` (``self.defaults`` filling in)."""
+        def get(key):
+            return group.get(key, self.defaults[key])
+
+        alpha, b, c, D = _coefficients(get("alpha"), get("b"), get("c"), get("D"))
+        return dict(alpha=alpha, b=b, c=c, D=D, lr=hyperparameter(get("lr"), "lr", nonnegative=True),
+                    weight_decay=nonnegative_scalar(get("weight_decay"), "weight_decay"),
+                    maximize=boolean(get("maximize"), "maximize"),
+                    foreach=boolean(get("foreach"), "foreach", allow_none=True))
+
     def add_param_group(self, param_group) -> None:
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        values = self._checked_group(param_group)      # raises before anything changes
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        group["alpha"], group["b"], group["c"], group["D"] = _coefficients(
-            group["alpha"], group["b"], group["c"], group["D"])
-        group["lr"] = check_nonnegative(group["lr"], "lr")
-        check_nonnegative(group["weight_decay"], "weight_decay")
+        self.param_groups[-1].update(values)
+
+    def load_state_dict(self, state_dict) -> None:
+        check_state_dict(self, state_dict, _GROUP_KEYS, lambda g: buffer_keys(len(g["b"])))
+        values = [self._checked_group(g) for g in state_dict["param_groups"]]  # raises before any change
+        super().load_state_dict(state_dict)
+        for group, v in zip(self.param_groups, values):
+            group.update(v)
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -90,21 +106,15 @@ class MemorySGD(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            M = len(group["b"])
-            params, grads, bufs = collect(group, self.state, "memory_buffer", "MemorySGD")
-            for buf in bufs:
-                if buf is not None and buf.shape[0] != M:
-                    raise ValueError(
-                        f"the group's memory M = {M} (length of b) does not match the saved "
-                        f"memory_buffer with {buf.shape[0]} vectors")
+            keys = buffer_keys(len(group["b"]))
+            params, grads, bufs = collect(group, self.state, keys, "MemorySGD")
             if not params:
                 continue
             memory_sgd(params, grads, bufs, alpha=group["alpha"], b=group["b"], c=group["c"],
                        D=group["D"], lr=group["lr"], weight_decay=group["weight_decay"],
-                       maximize=group["maximize"], foreach=group["foreach"])
-            if M > 0:
-                for p, buf in zip(params, bufs):
-                    self.state[p]["memory_buffer"] = buf
+                       maximize=group["maximize"], foreach=group["foreach"], _checked=True)
+            for p, buf in zip(params, bufs):
+                self.state[p].update(zip(keys, buf))
         return loss
 
 
@@ -123,26 +133,32 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
                 \qquad (i = 1..M) \\
        \end{aligned}
 
-    Each parameter gets M buffers, stored stacked as ``state[p]["memory_buffer"]`` of shape
-    ``(M, *p.shape)`` on the parameter's device. Presets map directly, e.g. heavy ball
+    Each parameter gets M buffers ``u^1..u^M``, each created with ``torch.zeros_like(p)`` (so a
+    DTensor/FSDP2 parameter gets DTensor memory with its placements) and stored as
+    ``state[p]["memory_buffer_1"]`` ... ``state[p]["memory_buffer_M"]``. ``load_state_dict``
+    refuses, with a ``ValueError`` and before changing anything, a state from another optimizer
+    type, memory or model. Presets map directly, e.g. heavy ball
     ``(alpha, b, c, D) = (a, [beta], [a], [[beta]])``; see :meth:`from_algorithm`.
 
     The group's ``lr`` (keyword, default 1.0) is a multiplier ``s`` of how the gradient enters
     the state, ``(alpha, c) -> s (alpha, c)``; it scales the effective learning rate
     ``alpha_eff = alpha + b^T (I - D)^{-1} c`` by ``s`` and leaves the memory dynamics ``(b, D)``
-    alone. ``torch.optim.lr_scheduler`` schedulers change it like SGD's lr.
+    alone. ``torch.optim.lr_scheduler`` schedulers change it like SGD's lr. It may be a 0-d
+    tensor (changed in place): read as a float in eager steps, kept a tensor under
+    ``torch.compile`` so that a new value does not recompile the step.
 
     Args:
         params (iterable): parameters or dicts defining parameter groups (per-group ``alpha``,
             ``b``, ``c``, ``D``, ``lr``, ``weight_decay``, ``maximize``, ``foreach`` allowed).
-        alpha (float): direct gradient weight.
+        alpha (float): direct gradient weight. ``alpha``, ``b``, ``c``, ``D`` follow the rules
+            of :class:`memsgd.MemoryAlgorithm`: real and finite (no bools, strings or complex).
         b (sequence of M floats): how the memory enters the parameter update.
         c (sequence of M floats): how the gradient enters the memory.
         D (M x M nested sequence): memory transition.
         weight_decay (float, optional): L2 penalty added to the gradient (default: 0).
         maximize (bool, optional): maximize the objective instead of minimizing (default: False).
         foreach (bool, optional): multi-tensor implementation; ``None`` picks it on CUDA.
-        lr (float, keyword, optional): the multiplier ``s`` above (default: 1.0).
+        lr (float or Tensor, keyword, optional): the multiplier ``s`` above (>= 0, default: 1.0).
 
     Example:
         >>> opt = MemorySGD(model.parameters(), alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])  # heavy ball
@@ -155,54 +171,80 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
 _CPU_PER_TENSOR = True
 
 
-def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: List[Optional[Tensor]], *,
-               alpha: float, b, c, D, lr: float = 1.0, weight_decay: float = 0.0, maximize: bool = False,
-               foreach: Optional[bool] = None) -> None:
-    """Functional MemorySGD update (see :class:`MemorySGD`). Buffers created here are written back
-    into ``memory_buffer_list`` (zeros on first use: ``u_0 = 0``)."""
+def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: List[Optional[Sequence[Tensor]]],
+               *, alpha: float, b, c, D, lr=1.0, weight_decay: float = 0.0, maximize: bool = False,
+               foreach: Optional[bool] = None, _checked: bool = False) -> None:
+    """Functional MemorySGD update (see :class:`MemorySGD`). ``memory_buffer_list[i]`` holds the M
+    memory tensors ``(u^1, ..., u^M)`` of ``params[i]`` (each shaped like it), or None: then zeros
+    (``u_0 = 0``) are created with ``zeros_like`` and written back as a tuple. ``lr`` is a float or
+    a 0-d tensor (kept a tensor under ``torch.compile``)."""
     if not params:
         return
-    alpha, b, c, D = _coefficients(alpha, b, c, D)
+    if not _checked:
+        alpha, b, c, D = _coefficients(alpha, b, c, D)
+        lr = hyperparameter(lr, "lr", nonnegative=True)
+    (lr,) = eager_values((lr,), capturable=False)
     foreach = resolve_foreach(foreach, params)
     M = len(b)
     grads = effective_grads(params, grads, weight_decay, maximize, foreach)
+    U = []
     for i, p in enumerate(params):
-        if M > 0 and memory_buffer_list[i] is None:
-            memory_buffer_list[i] = torch.zeros((M,) + tuple(p.shape), dtype=p.dtype, device=p.device)
+        if memory_buffer_list[i] is None:
+            memory_buffer_list[i] = tuple(torch.zeros_like(p, memory_format=torch.preserve_format)
+                                          for _ in range(M))
+        U.append(list(memory_buffer_list[i]))
     if foreach:
         for (device, _), idx in group_by_device_and_dtype(params).items():
             if device.type == "cpu" and _CPU_PER_TENSOR:
                 for i in idx:
-                    _update([params[i]], [grads[i]], [memory_buffer_list[i]], alpha, b, c, D, lr, False)
+                    _update([params[i]], [grads[i]], [U[i]], alpha, b, c, D, lr, False)
                 continue
-            _update([params[i] for i in idx], [grads[i] for i in idx],
-                    [memory_buffer_list[i] for i in idx], alpha, b, c, D, lr, True)
+            _update([params[i] for i in idx], [grads[i] for i in idx], [U[i] for i in idx],
+                    alpha, b, c, D, lr, True)
     else:
         for i in range(len(params)):
-            _update([params[i]], [grads[i]], [memory_buffer_list[i]], alpha, b, c, D, lr, False)
+            _update([params[i]], [grads[i]], [U[i]], alpha, b, c, D, lr, False)
+    for i in range(len(params)):
+        memory_buffer_list[i] = tuple(U[i])
 
 
 def _update(P, G, U, alpha, b, c, D, lr, foreach):
-    """One step on a list of tensors. Both paths run the same per-tensor ops in the same order."""
+    """One step on a list of tensors; ``U[p][j]`` is memory vector j of tensor p (replaced in
+    ``U`` where D is not triangular). Both paths run the same per-tensor ops in the same order.
+    ``lr`` may be a 0-d tensor (compiled step): then the gradient terms are tensor products."""
     M = len(b)
 
     if foreach:
-        add_, mul_ = torch._foreach_add_, torch._foreach_mul_
+        add_, mul_, mul = torch._foreach_add_, torch._foreach_mul_, torch._foreach_mul
+        sub_ = torch._foreach_sub_
     else:
         def add_(xs, ys, alpha=1.0):
             for x, y in zip(xs, ys):
                 x.add_(y, alpha=alpha)
 
+        def sub_(xs, ys):
+            for x, y in zip(xs, ys):
+                x.sub_(y)
+
         def mul_(xs, s):
             for x in xs:
                 x.mul_(s)
 
-    u = [[buf[j] for buf in U] for j in range(M)]            # u[j]: views of memory vector j
+        def mul(xs, s):
+            return [torch.mul(x, s) for x in xs]
+
+    def add_grad_(xs, coefficient):                              # xs -= lr * coefficient * g
+        if isinstance(lr, Tensor):
+            sub_(xs, mul(G, lr * coefficient))
+        else:
+            add_(xs, G, alpha=-lr * coefficient)
+
+    u = [[buf[j] for buf in U] for j in range(M)]            # u[j]: memory vector j of each tensor
     for j in range(M):                                          # theta += sum_j b_j u^j
         if b[j] != 0:
             add_(P, u[j], alpha=b[j])
     if alpha != 0:                                              # theta -= s alpha g
-        add_(P, G, alpha=-lr * alpha)
+        add_grad_(P, alpha)
     upper = all(D[i][j] == 0 for i in range(M) for j in range(i))
     lower = all(D[i][j] == 0 for i in range(M) for j in range(i + 1, M))
     if upper or lower:
@@ -215,12 +257,17 @@ def _update(P, G, U, alpha, b, c, D, lr, foreach):
                 if j != i and D[i][j] != 0:
                     add_(u[i], u[j], alpha=D[i][j])
     else:
-        # general D: u <- D u through one temporary per parameter (same op on both paths)
-        Dt = None
-        for buf in U:
-            if Dt is None or Dt.device != buf.device or Dt.dtype != buf.dtype:
-                Dt = torch.tensor(D, dtype=buf.dtype, device=buf.device)
-            buf.copy_(torch.mm(Dt, buf.reshape(M, -1)).view(buf.shape))
+        # general D: every new u^i from the old ones, then swapped in (new tensors, *_like types)
+        new = []
+        for i in range(M):
+            row = mul(u[0], D[i][0])
+            for j in range(1, M):
+                if D[i][j] != 0:
+                    add_(row, u[j], alpha=D[i][j])
+            new.append(row)
+        u = new
+        for k, bufs in enumerate(U):
+            bufs[:] = [u[i][k] for i in range(M)]
     for i in range(M):                                          # u^i -= s c_i g
         if c[i] != 0:
-            add_(u[i], G, alpha=-lr * c[i])
+            add_grad_(u[i], c[i])

@@ -1,0 +1,212 @@
+r"""SGD with memory as optax gradient transformations (JAX).
+
+- :func:`am1`: heavy ball plus a kick, ``v <- beta v + g``, updates ``-(lr v + kick g)``; each
+  hyperparameter a number or a schedule ``count -> value`` (works with
+  ``optax.inject_hyperparams``).
+- :func:`memory_sgd`: any memory-M algorithm in matrix form with ``e = 0`` (a
+  :class:`memsgd.MemoryAlgorithm`), or a non-stationary one (a :class:`memsgd.Schedule`).
+
+Both are pure ``init``/``update`` pairs with ``NamedTuple`` states, so they ``jit``, ``vmap`` and
+compose with ``optax.chain``. Updates are what ``optax.apply_updates`` adds to the parameters.
+``import memsgd.optax`` needs nothing beyond numpy; calling a factory needs jax and optax
+(``pip install 'memsgd[jax]'``).
+
+References: Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic
+acceleration" (ICLR 2025); the algorithms and their matrix form: docs/math.md §2.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ._optional import require
+from ._validation import nonnegative_int, nonnegative_scalar, real_scalar
+
+__all__ = ["AM1State", "MemorySGDState", "am1", "memory_sgd"]
+
+
+class AM1State(NamedTuple):
+    """State of :func:`am1`: the step count (int32) and the velocity ``v`` (like the params)."""
+
+    count: Any
+    velocity: Any
+
+
+class MemorySGDState(NamedTuple):
+    """State of :func:`memory_sgd`: the step count (int32) and the memory ``u``: a tree like
+    the params whose leaves have a leading axis of length M (``u^1..u^M``)."""
+
+    count: Any
+    memory: Any
+
+
+def _modules(feature: str):
+    jax = require("jax", "jax", feature)
+    optax = require("optax", "jax", feature)
+    return jax, jax.numpy, optax
+
+
+def _hyperparameter(jax, value, name: str, nonnegative: bool):
+    """A number (checked now), a 0-d floating jax/numpy array (e.g. from inject_hyperparams or
+    vmap: its value may be a tracer, so it is not inspected), or a callable ``count -> value``."""
+    if callable(value):
+        return value
+    check = nonnegative_scalar if nonnegative else real_scalar
+    if isinstance(value, (jax.Array, np.ndarray)) and not isinstance(value, numbers.Number):
+        if value.ndim != 0:
+            raise ValueError(f"{name} must be a scalar (0-d) array, got shape {value.shape}")
+        if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
+            raise TypeError(f"{name} must be a real number, got an array of dtype {value.dtype}")
+        if isinstance(value, np.ndarray):
+            check(value.item(), name)
+        return value
+    return check(value, name)
+
+
+def _at(value, count):
+    return value(count) if callable(value) else value
+
+
+def _tree_map(jax, f, *trees):
+    """``jax.tree.map`` that passes masked (None) leaves through, as optax's transforms do."""
+    return jax.tree.map(lambda g, *rest: None if g is None else f(g, *rest), *trees,
+                        is_leaf=lambda g: g is None)
+
+
+def am1(learning_rate, momentum, kick):
+    r"""AM1, heavy ball plus a kick (docs/math.md §2, presets table), as an optax transformation.
+
+    With gradient ``g_t`` and step count ``t`` (0-based, kept in the state)::
+
+        v_{t+1} = beta_t v_t + g_t                    (v_0 = 0)
+        update  = -(lr_t v_{t+1} + kick_t g_t)        (added by optax.apply_updates)
+
+    so ``w_{t+1} = w_t - lr_t v_{t+1} - kick_t g_t``: the torch :class:`memsgd.torch.AM1`
+    without a schedule, and in matrix form (``u = -lr v``) ``alpha = lr + kick, b = D = beta,
+    c = lr``, ``alpha_eff = kick + lr / (1 - beta)``. ``kick = 0`` is
+    ``optax.sgd(learning_rate, momentum)`` (same convention: a new ``lr_t`` scales the whole
+    accumulated velocity, as torch's lr schedulers do). For the matrix form of a time-varying
+    AM1, with ``lr_t`` inside the memory, use :func:`memory_sgd` with a :class:`memsgd.Schedule`.
+
+    Args:
+        learning_rate: ``lr >= 0``, a number or a callable ``count -> lr`` (an optax schedule).
+        momentum: ``beta >= 0``, a number or a callable of the count.
+        kick: ``eta``, the weight of the current gradient on top of heavy ball; a number or a
+            callable of the count.
+
+    Numbers are checked here (finite; ``lr``, ``beta`` >= 0); 0-d arrays (what
+    ``optax.inject_hyperparams`` passes, possibly traced) are accepted unchecked.
+
+    Returns:
+        ``optax.GradientTransformation`` with state :class:`AM1State`.
+
+    Example:
+        >>> opt = memsgd.optax.am1(learning_rate=0.01, momentum=0.9, kick=0.1)
+        >>> state = opt.init(params)
+        >>> updates, state = opt.update(grads, state)
+        >>> params = optax.apply_updates(params, updates)
+    """
+    jax, jnp, optax = _modules("memsgd.optax.am1")
+    lr = _hyperparameter(jax, learning_rate, "learning_rate", nonnegative=True)
+    beta = _hyperparameter(jax, momentum, "momentum", nonnegative=True)
+    eta = _hyperparameter(jax, kick, "kick", nonnegative=False)
+
+    def init_fn(params):
+        return AM1State(count=jnp.zeros([], jnp.int32),
+                        velocity=_tree_map(jax, jnp.zeros_like, params))
+
+    def update_fn(updates, state, params=None):
+        del params
+        lr_t, beta_t, eta_t = (_at(h, state.count) for h in (lr, beta, eta))
+        velocity = _tree_map(jax, lambda g, v: (beta_t * v + g).astype(v.dtype), updates, state.velocity)
+        new_updates = _tree_map(jax, lambda g, v: (-(lr_t * v + eta_t * g)).astype(g.dtype), updates, velocity)
+        return new_updates, AM1State(count=optax.safe_int32_increment(state.count), velocity=velocity)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def memory_sgd(algorithm_or_schedule, *, steps=None):
+    r"""A memory-M algorithm in matrix form (docs/math.md §2, P.3) as an optax transformation.
+
+    With gradient ``g_t`` at the parameters ``w_t`` (``e = 0``) and step count ``t``::
+
+        update    = b_t^T u_t - alpha_t g_t          (w_{t+1} = w_t + update)
+        u_{t+1}   = D_t u_t   - c_t g_t              (u_0 = 0)
+
+    ``u`` holds M vectors shaped like the parameters (a leading axis of length M on every leaf).
+    The iterates are those of :class:`memsgd.torch.MemorySGD` (stationary) and of
+    :class:`memsgd.torch.AM1` with a schedule, step for step.
+
+    Args:
+        algorithm_or_schedule: a :class:`memsgd.MemoryAlgorithm` with ``e = 0`` (e.g.
+            ``memsgd.heavy_ball(0.1, 0.9)``), or a :class:`memsgd.Schedule` with ``e_t = 0``
+            (e.g. ``schedules.am1_power_law``). The gradient point must be the iterate: an
+            ``e != 0`` (Nesterov, schedule-free) would need the gradient at ``w + e^T u``.
+        steps: for a schedule, how many steps to prepare: its parameters are evaluated once,
+            here, for steps ``0..steps-1`` and indexed by the count inside the jitted update
+            (default: the schedule's length; required for schedules without one). A step past
+            the end gives NaN updates, so an overrun cannot pass unnoticed.
+
+    Returns:
+        ``optax.GradientTransformation`` with state :class:`MemorySGDState`.
+    """
+    from .algorithms import MemoryAlgorithm
+    from .schedules import Schedule
+
+    jax, jnp, optax = _modules("memsgd.optax.memory_sgd")
+    if isinstance(algorithm_or_schedule, MemoryAlgorithm):
+        if steps is not None:
+            raise ValueError("steps is only for a Schedule (a MemoryAlgorithm is the same every step)")
+        algo = algorithm_or_schedule
+        if np.any(algo.e != 0):
+            raise ValueError(f"algorithm_or_schedule must have e = 0 (gradient at the iterate), got e = "
+                             f"{algo.e.tolist()}")
+        memory = algo.memory
+        constants = (np.float64(algo.alpha), algo.b, algo.c, algo.D)
+
+        def coefficients(count):
+            return tuple(jnp.asarray(x) for x in constants)
+    elif isinstance(algorithm_or_schedule, Schedule):
+        sched = algorithm_or_schedule
+        if steps is None:
+            if sched.length is None:
+                raise ValueError(f"steps is required for a schedule without a length ({sched!r}): the "
+                                 f"parameters of steps 0..steps-1 are prepared once")
+            steps = sched.length
+        steps = nonnegative_int(steps, "steps")
+        alpha, b, c, D, e = sched.parameters(steps)
+        bad = np.flatnonzero(np.any(e != 0, axis=1))
+        if bad.size:
+            raise ValueError(f"algorithm_or_schedule must have e = 0 at every step (gradient at the iterate), "
+                             f"got e = {e[bad[0]].tolist()} at step {int(bad[0])}")
+        memory = sched.memory
+        tables = (alpha, b, c, D)
+
+        def coefficients(count):
+            return tuple(jnp.take(jnp.asarray(x), count, axis=0, mode="fill", fill_value=jnp.nan)
+                         for x in tables)
+    else:
+        raise TypeError(f"algorithm_or_schedule must be a memsgd.MemoryAlgorithm or a memsgd.Schedule, "
+                        f"got {type(algorithm_or_schedule).__name__}")
+
+    def init_fn(params):
+        return MemorySGDState(count=jnp.zeros([], jnp.int32),
+                              memory=_tree_map(jax, lambda p: jnp.zeros((memory,) + p.shape, p.dtype), params))
+
+    def update_fn(updates, state, params=None):
+        del params
+        alpha_t, b_t, c_t, D_t = coefficients(state.count)
+
+        def update(g, u):
+            return (jnp.tensordot(b_t, u, axes=1) - alpha_t * g).astype(g.dtype)
+
+        def remember(g, u):
+            return (jnp.tensordot(D_t, u, axes=1) - c_t.reshape((memory,) + (1,) * g.ndim) * g[None]).astype(u.dtype)
+
+        new_updates = _tree_map(jax, update, updates, state.memory)
+        new_memory = _tree_map(jax, remember, updates, state.memory)
+        return new_updates, MemorySGDState(count=optax.safe_int32_increment(state.count), memory=new_memory)
+
+    return optax.GradientTransformation(init_fn, update_fn)
