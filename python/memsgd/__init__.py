@@ -23,5 +23,8 @@ __all__ = [
     "loss_curve", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "Propagators", "fit_exponent",
 ]
+from .gradient import LossGradient, loss_gradient  # noqa: E402  (schedule design, issue 10)
+
+__all__ += ["loss_gradient", "LossGradient"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]
