@@ -23,8 +23,10 @@ __all__ = [
     "loss_curve", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "Propagators", "fit_exponent",
 ]
-from .gradient import LossGradient, loss_gradient  # noqa: E402  (schedule design, issue 10)
+from . import design  # noqa: E402  (schedule design, issue 10)
+from .design import ScheduleOptimum, optimize_schedule  # noqa: E402
+from .gradient import LossGradient, loss_gradient  # noqa: E402
 
-__all__ += ["loss_gradient", "LossGradient"]
+__all__ += ["loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design"]
 __all__ += ["stability", "StabilityReport", "asymptotics", "Asymptotics", "jury_stable_memory1",
             "noise_sum_memory1", "memory1_coefficients", "phase_boundary"]
