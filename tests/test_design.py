@@ -36,6 +36,18 @@ def test_family_gradient_matches_finite_differences(name):
         assert dx @ v == pytest.approx(central(value, x, v), rel=FD_RTOL)
 
 
+@pytest.mark.parametrize("name", ["free_sgd", "free_memory1"])
+def test_free_family_fast_chain_rule_equals_complex_step_per_variable(name):
+    import dataclasses
+    T = 90
+    fam = make_family(name, T, knots=7)
+    x = fam.start + 0.2 * np.random.default_rng(2).standard_normal(fam.size)
+    J, fast = family_gradient(fam, x, SPEC, Noise.gaussian(10), T)
+    J2, slow = family_gradient(dataclasses.replace(fam, chain=None), x, SPEC, Noise.gaussian(10), T)
+    assert J == J2
+    np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-14 * np.abs(slow).max())
+
+
 def test_weighted_objective_and_batch_budget_gradient():
     from memsgd.design import _Problem
     T = 80
