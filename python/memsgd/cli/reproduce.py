@@ -42,6 +42,12 @@ def register(sub) -> None:
     q.add_argument("--steps", type=int, default=None, help="T (tuning horizon), default 10000")
     q.set_defaults(func=_compare)
 
+    q = targets.add_parser("schedules", help="schedule design: optimised schedules vs tuned SGD, HB, AM1, DANA")
+    common_args(q)
+    q.add_argument("--steps", type=int, default=None, help="T, default 10000")
+    q.add_argument("--long-steps", type=int, default=None, help="second horizon, default 100000; 0: none")
+    q.set_defaults(func=_schedules)
+
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
     q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
     q.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -134,6 +140,22 @@ def _compare(args) -> int:
     t0 = time.perf_counter()
     with _bar(args, "compare") as progress:
         result = compare.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _schedules(args) -> int:
+    from ..experiments import schedule_design
+    cfg = schedule_design.small_config() if args.quick else schedule_design.ScheduleDesignConfig()
+    if _positive(args.steps, "--steps") is not None:
+        cfg.steps = args.steps
+    if args.long_steps is not None:
+        if args.long_steps < 0:
+            raise ValueError(f"--long-steps must be >= 0, got {args.long_steps}")
+        cfg.long_steps = args.long_steps or None
+    t0 = time.perf_counter()
+    with _bar(args, "schedules") as progress:
+        result = schedule_design.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
 
