@@ -189,8 +189,10 @@ def run(config: Optional[ScheduleDesignConfig] = None, out_dir=None, progress=No
              + common.format_table(h1, rows(results1))
              + "\nMemory 0 (the anchor):\n" + common.format_table(h0, rows(results0))
              + "\n(fitted = exponent of L_t fitted on [T/10, T] along the schedule tuned for T, raised by its"
-               " final anneal; horizon exp. = log(L*_T / L*_T_long) / log(T_long / T) with each method tuned"
-               " again at T_long; converged = L-BFGS-B stopped on its tolerance, not on the iteration cap)")
+               " final anneal; "
+             + ("horizon exp. = log(L*_T / L*_T_long) / log(T_long / T) with each method tuned again at T_long; "
+                if TL else "")
+             + "converged = L-BFGS-B stopped on its tolerance, not on the iteration cap)")
     checks = {
         "free_memory1_over_am1": r["free memory-1"].value / ref1,
         "free_sgd_beats_constant": s["free"].value < s["constant"].value,
