@@ -36,6 +36,18 @@ def test_family_gradient_matches_finite_differences(name):
         assert dx @ v == pytest.approx(central(value, x, v), rel=FD_RTOL)
 
 
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_formulas_equal_the_named_schedules(name):
+    # arrays(x, t) (what the gradient differentiates) against the schedule the family returns,
+    # which for the named families comes from the presets / schedules module.
+    T = 40
+    fam = make_family(name, T, knots=5)
+    x = np.clip(fam.start + 0.05, fam.lower, fam.upper)
+    for a, b in zip(fam.arrays(x, np.arange(T)), fam.schedule(x).parameters(T)):
+        np.testing.assert_allclose(np.reshape(a, b.shape), b, rtol=1e-14, atol=1e-15)
+    assert pickle.loads(pickle.dumps(fam)).size == fam.size
+
+
 @pytest.mark.parametrize("name", ["free_sgd", "free_memory1"])
 def test_free_family_fast_chain_rule_equals_complex_step_per_variable(name):
     import dataclasses
@@ -171,6 +183,10 @@ def test_results_pickle():
     ({"batch_budget": 40.0}, ValueError, "batch_budget"),
     ({"starts": 0}, ValueError, "starts"),
     ({"knots": 1, "family": "free_sgd"}, ValueError, "knots"),
+    ({"family": "free_sgd", "start": {"lr": [0.1, np.nan]}}, ValueError, "finite"),
+    ({"family": "free_sgd", "knots": 4, "start": {"lr": [0.1, 0.2]}}, ValueError, "knot values"),
+    ({"family": "free_sgd", "start": {"momentum": 0.5}}, ValueError, "unknown channel"),
+    ({"start": {"lr": float("inf")}}, ValueError, "finite"),
 ])
 def test_bad_arguments(kwargs, error, match):
     args = {"family": "sgd", **kwargs}

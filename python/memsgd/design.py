@@ -27,10 +27,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
 from ._validation import float_array, positive_int, positive_scalar, real_scalar
@@ -112,8 +113,22 @@ def _sgd_power_law_schedule(lr, power, t0):
                     name=f"sgd_power_law(lr={lr:g}, power={power:g}, t0={t0:g})")
 
 
-def _constant_schedule(arrays, name, *params):
-    return Schedule(arrays(*params, np.arange(1))[1].shape[1], functools.partial(arrays, *params), name=name)
+# The schedules of the constant families are the presets' (independent of the formulas above,
+# which the tests compare with them).
+def _sgd_schedule(lr):
+    return _schedules.constant(_algorithms.gd(lr))
+
+
+def _heavy_ball_schedule(lr, momentum):
+    return _schedules.constant(_algorithms.heavy_ball(lr, momentum))
+
+
+def _nesterov_schedule(lr, momentum):
+    return _schedules.constant(_algorithms.nesterov(lr, momentum))
+
+
+def _qhm_schedule(lr, momentum, nu):
+    return _schedules.constant(_algorithms.qhm(lr, momentum, nu))
 
 
 @dataclass(frozen=True)
@@ -126,21 +141,17 @@ class _Parameter:
 
 # name -> (memory, parameters, per-step formulas (params..., t), schedule constructor (params...))
 _PARAMETRIC = {
-    "sgd": (0, (_Parameter("lr", "log", 0.5, (1e-4, 10.0)),), _sgd_arrays,
-            lambda lr: _constant_schedule(_sgd_arrays, f"sgd(lr={lr:g})", lr)),
+    "sgd": (0, (_Parameter("lr", "log", 0.5, (1e-4, 10.0)),), _sgd_arrays, _sgd_schedule),
     "sgd_power_law": (0, (_Parameter("lr", "log", 1.0, (1e-4, 10.0)), _Parameter("power", "linear", 0.3, (0.0, 5.0)),
                           _Parameter("t0", "log", 10.0, (0.1, 1e7))),
                       _sgd_power_law_arrays, _sgd_power_law_schedule),
     "heavy_ball": (1, (_Parameter("lr", "log", 0.1, (1e-5, 4.0)), _Parameter("momentum", "log1m", 0.9, (0.0, 0.99999))),
-                   _heavy_ball_arrays,
-                   lambda lr, m: _constant_schedule(_heavy_ball_arrays, f"heavy_ball(lr={lr:g}, momentum={m:g})", lr, m)),
+                   _heavy_ball_arrays, _heavy_ball_schedule),
     "nesterov": (1, (_Parameter("lr", "log", 0.1, (1e-5, 4.0)), _Parameter("momentum", "log1m", 0.9, (0.0, 0.99999))),
-                 _nesterov_arrays,
-                 lambda lr, m: _constant_schedule(_nesterov_arrays, f"nesterov(lr={lr:g}, momentum={m:g})", lr, m)),
+                 _nesterov_arrays, _nesterov_schedule),
     "qhm": (1, (_Parameter("lr", "log", 1.0, (1e-4, 100.0)), _Parameter("momentum", "log1m", 0.99, (0.0, 0.99999)),
                 _Parameter("nu", "linear", 0.7, (0.0, 1.0))),
-            _qhm_arrays,
-            lambda lr, m, nu: _constant_schedule(_qhm_arrays, f"qhm(lr={lr:g}, momentum={m:g}, nu={nu:g})", lr, m, nu)),
+            _qhm_arrays, _qhm_schedule),
     "am1_power_law": (1, (_Parameter("kick", "log", 1.0, (1e-3, 4.0)), _Parameter("delta", "linear", 0.3, (0.0, 0.95)),
                           _Parameter("gamma", "log", 1.0, (0.2, 3.0)), _Parameter("t0", "log", 10.0, (1e-2, 1e5))),
                       _schedules._am1_power_law_generator, _schedules.am1_power_law),
@@ -350,9 +361,10 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
         lo, hi = _check_bounds(bounds.get(cname, default_bounds), cname)
         if lo <= 0:
             raise ValueError(f"bounds[{cname!r}] must be > 0 (optimised in log scale), got {lo}")
-        values = np.broadcast_to(float_array(start.get(cname, defaults[cname]), f"start[{cname!r}]", finite=False),
-                                 (knots,))
-        values = np.clip(np.nan_to_num(values, nan=lo, posinf=hi, neginf=lo), lo, hi)
+        values = float_array(start.get(cname, defaults[cname]), f"start[{cname!r}]")
+        if values.ndim > 1 or values.size not in (1, knots):
+            raise ValueError(f"start[{cname!r}] must be one value or {knots} knot values, got shape {values.shape}")
+        values = np.clip(np.broadcast_to(values, (knots,)), lo, hi)
         x0.append(np.log(values))
         lower.append(np.full(knots, math.log(lo)))
         upper.append(np.full(knots, math.log(hi)))
