@@ -323,3 +323,28 @@ def test_core_gradient_run_can_be_cancelled():
     assert not worker.is_alive()
     assert outcome.get("error") == "run cancelled"
     assert 10 <= control.steps_done < 2 * steps
+
+
+def test_ctrl_c_interrupts_a_long_loss_gradient():
+    # KeyboardInterrupt reaches the caller promptly: without cancellation the run would take far
+    # longer than the subprocess timeout.
+    code = """
+import _thread, threading, memsgd
+spec = memsgd.Spectrum.power_law(2.0, 1.0, size=20000)
+threading.Timer(0.5, _thread.interrupt_main).start()
+try:
+    memsgd.loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, memsgd.Noise.gaussian(10), 2 * 10**6, progress=False)
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "interrupted"
+
+
+def test_progress_bar_changes_nothing_but_stderr(capsys):
+    spec = Spectrum.power_law(2.0, 1.0, size=300)
+    quiet = loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, Noise.gaussian(10), 300, progress=False)
+    shown = loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, Noise.gaussian(10), 300, progress=True)
+    assert np.array_equal(quiet.alpha, shown.alpha) and quiet.value == shown.value
+    assert "loss_gradient" in capsys.readouterr().err
