@@ -126,3 +126,33 @@ def run_am1_velocity_form(lr_at, momentum_at, kick_at, H, w_star, steps):
         w = w - lr_at(t) * v - kick_at(t) * g
         out.append(w.copy())
     return np.array(out)
+
+
+def mean_loss_per_step(alpha, b, c, D, e, lam, c2, weights, coupling, self_noise, steps):
+    """The recursion of docs/math.md §3 with per-step parameter arrays (alpha (T,), b, c, e (T, M),
+    D (T, M, M)) and per-step noise weights ``coupling[t] = tau1/B_t``, ``self_noise[t] = tau2/B_t``
+    (docs/math.md §8). Any dtype, complex included (for complex-step derivatives): nothing here
+    takes an absolute value or compares. Returns the losses L_0..L_steps."""
+    lam, c2, m = (np.asarray(v) for v in (lam, c2, weights))
+    b = np.asarray(b)
+    M = b.shape[1]
+    N = M + 1
+    dtype = np.result_type(alpha, b, c, D, e, lam, c2, m, coupling, self_noise, float)
+    X = np.zeros((lam.size, N, N), dtype=dtype)
+    X[:, 0, 0] = c2
+    L = np.zeros(steps + 1, dtype=dtype)
+    for t in range(steps + 1):
+        L[t] = 0.5 * np.sum(m * lam * X[:, 0, 0])
+        if t == steps:
+            break
+        S0 = np.eye(N, dtype=dtype)
+        S0[0, 1:] = b[t]
+        S0[1:, 1:] = np.reshape(D[t], (M, M))
+        g = np.concatenate([[alpha[t]], c[t]]).astype(dtype)
+        h = np.concatenate([[1.0], e[t]]).astype(dtype)
+        hXh = np.einsum("i,kij,j->k", h, X, h)
+        a = np.sum(m * lam * hXh)
+        S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
+        noise = coupling[t] * lam * a - self_noise[t] * lam ** 2 * hXh
+        X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
+    return L

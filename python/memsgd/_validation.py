@@ -41,14 +41,6 @@ def positive_scalar(value, name: str, *, allow_inf: bool = False) -> float:
     return value
 
 
-def nonnegative_scalar(value, name: str) -> float:
-    """A finite real number >= 0."""
-    value = real_scalar(value, name)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
 def bounded_scalar(value, name: str, low: float, high: float, *, low_open: bool = False,
                    high_open: bool = False) -> float:
     """A finite real number in the interval from ``low`` to ``high`` (each end closed unless
@@ -73,6 +65,7 @@ def nonnegative_int(value, name: str) -> int:
 
 
 def nonnegative_scalar(value, name: str, *, allow_inf: bool = False) -> float:
+    """A real number >= 0 (finite unless ``allow_inf``)."""
     value = real_scalar(value, name, allow_inf=allow_inf)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")

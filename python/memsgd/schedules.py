@@ -14,7 +14,7 @@ import numpy as np
 from ._validation import float_array, nonnegative_int, positive_scalar, real_scalar
 from .algorithms import MemoryAlgorithm
 
-__all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd"]
+__all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd", "dana_decaying"]
 
 # generator(t) -> (alpha (n,), b (n, M), c (n, M), D (n, M, M), e (n, M)) for an int array t
 Generator = Callable[[np.ndarray], tuple]
@@ -223,3 +223,39 @@ def _schedule_free_generator(gamma, beta, t):
     c = 1.0 / (t.astype(np.float64) + 2.0)
     return (c * gamma, c.reshape(n, 1), ((1 - c) * gamma).reshape(n, 1), (1 - c).reshape(n, 1, 1),
             np.full((n, 1), 1.0 - beta))
+
+
+def dana_decaying(g2, g3, delta, power, g1=1.0) -> Schedule:
+    """DANA with decaying momentum (Paquette et al., "dimension-adapted Nesterov acceleration"),
+    the update rule of the authors' code (``dana_optimizer`` with power-law schedules)::
+
+        y_{t+1} = (1 - Delta_t) y_t + g1 grad_t,        w_{t+1} = w_t - (g2 grad_t + g3_t y_{t+1}),
+        Delta_t = (1 + t/delta)^-1,                      g3_t = g3 (1 + t)^-power,
+
+    step t 0-based, ``y_0 = 0``. The authors take ``g1 = 1``, ``g2 ~ 0.5/tr H``, ``g3 ~ 1/tr H``,
+    ``power = 1/(2 alpha)`` and ``delta = 4 + (alpha + beta)/alpha`` with their spectral exponents
+    (eigenvalues ``j^(-2 alpha)``: in this library's notation ``power = 1/nu``).
+
+    Matrix form (docs/math.md §2, presets table, with ``u = y``): ``alpha_t = g2 + g1 g3_t``,
+    ``b_t = -g3_t (1 - Delta_t)``, ``c_t = -g1``, ``D_t = 1 - Delta_t``, ``e = 0``. With
+    ``v = y / g1`` it is AM1 (``v+ = beta v + g``, ``w+ = w - lr v+ - kick g``) with
+    ``beta_t = 1 - Delta_t``, ``lr_t = g1 g3_t``, ``kick = g2``: the AM1 momentum law with
+    ``gamma = 1``, ``t0 = delta``, and ``alpha_eff,t = g2 + g1 g3_t / Delta_t ~ t^(1 - power)``
+    (docs/math.md §2.3, §7).
+    """
+    g1 = positive_scalar(g1, "g1")
+    g2 = real_scalar(g2, "g2")
+    g3 = real_scalar(g3, "g3")
+    delta = positive_scalar(delta, "delta")
+    power = real_scalar(power, "power")
+    return Schedule(1, functools.partial(_dana_decaying_generator, g1, g2, g3, delta, power),
+                    name=f"dana_decaying(g2={g2:g}, g3={g3:g}, delta={delta:g}, power={power:g}, g1={g1:g})")
+
+
+def _dana_decaying_generator(g1, g2, g3, delta, power, t):
+    n = len(t)
+    tf = np.asarray(t, dtype=np.float64)
+    Delta = 1.0 / (1.0 + tf / delta)
+    g3_t = g3 * (1.0 + tf) ** (-power)
+    return (g2 + g1 * g3_t, (-g3_t * (1.0 - Delta)).reshape(n, 1), np.full((n, 1), -g1),
+            (1.0 - Delta).reshape(n, 1, 1), np.zeros((n, 1)))

@@ -6,7 +6,6 @@ force it on or off).
 """
 from __future__ import annotations
 
-import sys
 import time
 
 from .._progress import progress_callback
@@ -47,6 +46,13 @@ def register(sub) -> None:
     common_args(q)
     q.add_argument("--steps", type=steps, default=None, help="T (tuning horizon, >= 20), default 10000")
     q.set_defaults(func=_compare)
+
+    q = targets.add_parser("schedules", help="schedule design: optimised schedules vs tuned SGD, HB, AM1, DANA")
+    common_args(q)
+    q.add_argument("--steps", type=_common.int_type("--steps", 20), default=None, help="T (>= 20), default 10000")
+    q.add_argument("--long-steps", type=_common.int_type("--long-steps", 0), default=None,
+                   help="second horizon, default 100000; 0: none")
+    q.set_defaults(func=_schedules)
 
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
     q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
@@ -114,6 +120,20 @@ def _compare(args) -> int:
     t0 = time.perf_counter()
     with progress_callback("compare", show=args.progress) as progress:
         result = compare.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _schedules(args) -> int:
+    from ..experiments import schedule_design
+    cfg = schedule_design.small_config() if args.quick else schedule_design.ScheduleDesignConfig()
+    if args.steps is not None:
+        cfg.steps = args.steps
+    if args.long_steps is not None:
+        cfg.long_steps = args.long_steps or None
+    t0 = time.perf_counter()
+    with progress_callback("schedules", show=args.progress) as progress:
+        result = schedule_design.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
 

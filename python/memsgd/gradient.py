@@ -1,0 +1,227 @@
+"""Exact gradients of the mean loss with respect to every per-step parameter (docs/math.md §8).
+
+Given the parameters of each step, the second-moment recursion of docs/math.md §3
+
+    a_t       = sum_l m_l lambda_l h_t^T X_{l,t} h_t
+    X_{k,t+1} = S_{k,t} X_{k,t} S_{k,t}^T + lambda_k (c1_t a_t - c2_t lambda_k h_t^T X_{k,t} h_t) g_t g_t^T
+    L_t       = 1/2 sum_k m_k lambda_k (X_{k,t})_00
+
+(``c1_t = tau1/B_t``, ``c2_t = tau2/B_t``, ``S_{k,t} = S0_t - lambda_k g_t h_t^T``) is linear in the
+states, so the gradient of ``J = sum_t w_t L_t`` runs backward in time with the transposed step
+(the adjoint method). With ``Ybar_{k,t} = dJ/dX_{k,t} / m_k``:
+
+    Ybar_{k,t} = S^T Ybar_{k,t+1} S - c2_t lambda_k^2 q_k h h^T + (w_t/2) lambda_k E11 + abar_t lambda_k h h^T,
+    q_k = g^T Ybar_{k,t+1} g,        abar_t = c1_t sum_k m_k lambda_k q_k,
+
+and the gradient with respect to step t's parameters contracts ``Ybar_{k,t+1}`` with the
+derivatives of step t's map. The forward states are kept at checkpoints every ~sqrt(T) steps and
+recomputed segment by segment, so memory is O(sqrt(T) K (M+1)^2) and the cost a few forward runs.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+from . import _core
+from ._progress import progress_bar
+from ._validation import float_array, nonnegative_int, positive_int
+from .algorithms import MemoryAlgorithm
+from .noise import Noise
+from .schedules import Schedule
+from .spectrum import Spectrum
+
+__all__ = ["LossGradient", "loss_gradient"]
+
+# A run has diverged at the first t with L_t not finite or above this multiple of L_0
+# (docs/math.md §8, "Divergence").
+DIVERGENCE_RATIO = _core.DIVERGENCE_FACTOR  # the core owns the rule (docs/math.md §8)
+# Runs of more scalar updates than this are watched from a thread (progress bar, Ctrl-C).
+_WATCH_WORK = 1e8
+# Auto progress bars (progress=None) from about this much work: several seconds.
+_BAR_WORK = 5e9
+
+
+@dataclass(frozen=True)
+class LossGradient:
+    """``value = sum_t weights[t] L_t`` and its gradient with respect to the parameters of each step.
+
+    Fields (T = steps): ``alpha`` (T,), ``b``, ``c``, ``e`` (T, M), ``D`` (T, M, M): ``d value / d``
+    (that parameter of step t); ``batch`` (T,): ``d value / d(1/B_t)`` at the noise's batch sizes
+    (``tau1 d/d(tau1/B_t) + tau2 d/d(tau2/B_t)``; zero for ``Noise.none()``); ``loss`` (T+1,): the
+    losses ``L_t`` of the forward pass (``inf`` from ``diverged_at`` on). When a step with a
+    nonzero weight diverged, ``value`` is ``inf`` and every gradient entry is NaN. Rows from the
+    last nonzero weight on are zero (those steps do not affect the value).
+    """
+
+    value: float
+    alpha: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    D: np.ndarray
+    e: np.ndarray
+    batch: np.ndarray
+    loss: np.ndarray = field(repr=False)
+    diverged_at: Optional[int] = None
+    coupling: np.ndarray = field(default=None, repr=False)     # d value / d(tau1/B_t)
+    self_noise: np.ndarray = field(default=None, repr=False)   # d value / d(tau2/B_t)
+    checkpoint_every: int = field(default=0, repr=False)
+    stored_states: int = field(default=0, repr=False)          # peak K-component states held
+
+    @property
+    def steps(self) -> int:
+        return self.loss.size - 1
+
+    @property
+    def memory(self) -> int:
+        return int(self.b.shape[1])
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    def contract(self, alpha=None, b=None, c=None, D=None, e=None, batch=None) -> float:
+        """``sum_t <gradient_t, delta_t>`` over the given per-step perturbations: the directional
+        derivative of ``value`` along them (arguments left out count as zero)."""
+        total = 0.0
+        for grad, delta in ((self.alpha, alpha), (self.b, b), (self.c, c), (self.D, D), (self.e, e),
+                            (self.batch, batch)):
+            if delta is not None:
+                total += float(np.sum(grad * np.reshape(delta, grad.shape)))
+        return total
+
+
+def _check_inputs(schedule, spectrum, noise, steps):
+    if not isinstance(schedule, (MemoryAlgorithm, Schedule)):
+        raise TypeError(f"schedule must be a Schedule or a MemoryAlgorithm, got {type(schedule).__name__}")
+    if not isinstance(spectrum, Spectrum):
+        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
+    if not isinstance(noise, Noise):
+        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+    return nonnegative_int(steps, "steps")
+
+
+def _parameter_rows(schedule, steps: int):
+    """Per-step arrays for the core; a MemoryAlgorithm is one row the core applies at every step."""
+    M = schedule.memory
+    if isinstance(schedule, MemoryAlgorithm):
+        return (np.array([schedule.alpha]), schedule.b.reshape(1, M), schedule.c.reshape(1, M),
+                schedule.D.reshape(1, M, M), schedule.e.reshape(1, M))
+    if schedule.length is not None and steps > schedule.length:
+        raise ValueError(f"steps must be <= the schedule's length {schedule.length} (schedule too short), "
+                         f"got {steps}")
+    if steps == 0:  # the core needs one row, which it never uses
+        return np.zeros(1), np.zeros((1, M)), np.zeros((1, M)), np.zeros((1, M, M)), np.zeros((1, M))
+    return schedule.parameters(steps)  # raises ValueError for non-finite parameters
+
+
+def _loss_weights(weights, steps: int) -> np.ndarray:
+    if weights is None:
+        w = np.zeros(steps + 1)
+        w[steps] = 1.0
+        return w
+    w = float_array(weights, "weights", ndim=1, finite=False)
+    if w.size != steps + 1:
+        raise ValueError(f"weights must have length steps + 1 = {steps + 1} (one per loss L_0..L_steps), "
+                         f"got {w.size}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights must be finite")
+    if np.any(w < 0):
+        raise ValueError("weights must be >= 0 (the value is a nonnegative combination of losses)")
+    return w
+
+
+def _divergence_limit(spectrum: Spectrum) -> float:
+    """The core's threshold on ``2 L_t``: ``L_t > 1e30 L_0`` counts as divergence (absolute 1e30
+    when L_0 = 0)."""
+    L0 = spectrum.initial_loss
+    return 2.0 * DIVERGENCE_RATIO * (L0 if L0 > 0 else 1.0)
+
+
+def _run_watched(call, total: int, work: float, progress, desc: str):
+    """``call(control)`` with the GIL released in the core; watched from this thread when long.
+
+    The core publishes its progress in a ``RunControl``; this thread draws the bar and turns
+    Ctrl-C into a cancellation of the run (the core stops after its current step).
+    """
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
+    show = progress if progress is not None else (work >= _BAR_WORK and sys.stderr.isatty())
+    if not show and work < _WATCH_WORK:
+        return call(None)
+    control = _core.RunControl()
+    outcome = {}
+    finished = threading.Event()
+
+    def target():
+        try:
+            outcome["value"] = call(control)
+        except BaseException as exc:  # handed to the calling thread below
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    with progress_bar(total, desc=desc, unit="step", show=bool(show)) as bar:
+        threading.Thread(target=target, name="memsgd-gradient", daemon=True).start()
+        try:
+            while not finished.wait(0.1):
+                bar.set(min(int(control.steps_done), total))
+        except KeyboardInterrupt:
+            control.cancel()
+            while not finished.wait(0.1):
+                pass
+            raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum, noise: Noise, steps: int,
+                  weights=None, *, checkpoint_every: Optional[int] = None,
+                  progress: Optional[bool] = None) -> LossGradient:
+    """``value = sum_t weights[t] L_t`` and its exact gradient w.r.t. every per-step parameter.
+
+    Args:
+        schedule: a :class:`Schedule` (its first ``steps`` steps), or a :class:`MemoryAlgorithm`,
+            treated as the constant schedule (the gradient is still per step).
+        spectrum: the problem's spectrum.
+        noise: its noise; a per-step batch size ``B_t`` (``Noise(batch_size=array)``) is
+            honoured, and ``batch`` is the gradient w.r.t. ``1/B_t``.
+        steps: T; the losses ``L_0..L_T`` are computed.
+        weights: ``(T+1,)`` nonnegative weights of the losses; default: ``L_T`` alone.
+        checkpoint_every: segment length C of the checkpointing (default ``ceil(sqrt(horizon))``,
+            horizon = last step with a nonzero weight). Memory: about ``horizon/C + C`` states of
+            ``K (M+1)(M+2)/2`` doubles (``K (M+1)^2`` for M > 3).
+        progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
+            stderr is a terminal. Long runs can be interrupted with Ctrl-C.
+
+    The forward pass is the recursion of docs/math.md §3 (the losses agree with
+    :func:`memsgd.loss_curve` to rounding); the backward pass is its adjoint (module docstring).
+    Cost about 4 forward runs. Deterministic for any thread count.
+    """
+    steps = _check_inputs(schedule, spectrum, noise, steps)
+    w = _loss_weights(weights, steps)
+    if checkpoint_every is not None:
+        checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
+    alpha, b, c, D, e = _parameter_rows(schedule, steps)
+    coupling, self_noise = noise.coefficients(steps)
+    M = schedule.memory
+    nonzero = np.flatnonzero(w)
+    horizon = int(nonzero[-1]) if nonzero.size else 0
+    total = steps + horizon
+    work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
+    args = (spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e,
+            coupling, self_noise, w, steps, checkpoint_every or 0, _divergence_limit(spectrum), False)
+
+    def call(control):
+        return _core.loss_gradient(*args, control=control)
+
+    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored) = _run_watched(
+        call, total, work, progress, "loss_gradient")
+    with np.errstate(invalid="ignore"):
+        batch = noise.tau1 * g_c1 + noise.tau2 * g_c2
+    return LossGradient(float(value), g_alpha, g_b, g_c, g_D, g_e, batch, loss,
+                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored))
