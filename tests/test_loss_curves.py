@@ -82,7 +82,7 @@ BAD = [
     ("record-float", dict(record=np.array([0.0, 2.0])), TypeError, "record must be None, an int or an array of integer"),
     ("record-2d", dict(record=np.zeros((2, 2), dtype=int)), ValueError, "record must be a non-empty 1-D array"),
     ("record-empty", dict(record=np.zeros(0, dtype=int)), ValueError, "record must be a non-empty 1-D array"),
-    ("record-one", dict(record=1), ValueError, "points must be >= 2"),
+    ("record-one", dict(record=1), ValueError, "record must be >= 2"),
     ("record-bool", dict(record=True), TypeError, "record must be None, an int or an array"),
     ("spectra-length", dict(spectrum=[SPECTRA[0]] * 2), ValueError, r"spectrum must be one Spectrum or a sequence with one per algorithm \(3\), got 2"),
     ("spectrum-type", dict(spectrum=[SPECTRA[0], 3, SPECTRA[0]]), TypeError, r"spectrum\[1\] must be a Spectrum, got int"),

@@ -40,7 +40,7 @@ def recorded_steps(record, steps) -> np.ndarray:
     if record is None:
         return np.arange(steps + 1, dtype=np.int64)
     if isinstance(record, (bool, np.bool_)):
-        raise TypeError("record must be None, an int or an increasing array of steps, got bool")
+        raise TypeError("record must be None, an int or an array of integer steps, got bool")
     if isinstance(record, (int, np.integer)):
         record = int(record)
         if record < 2:
@@ -49,9 +49,9 @@ def recorded_steps(record, steps) -> np.ndarray:
     try:
         arr = np.asarray(record)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"record must be None, an int or an increasing array of steps ({exc})") from None
+        raise TypeError(f"record must be None, an int or an array of integer steps ({exc})") from None
     if arr.dtype.kind not in "iu":
-        raise TypeError(f"record must be None, an int or an increasing array of integer steps, "
+        raise TypeError(f"record must be None, an int or an array of integer steps, "
                         f"got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"record must be a non-empty 1-D array of steps, got shape {arr.shape}")

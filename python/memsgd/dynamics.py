@@ -13,7 +13,6 @@ the core decides it, and its losses are ``inf`` from there on.
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from . import _core
 from ._progress import run_watched
-from ._steps import log_spaced_steps
+from ._steps import recorded_steps
 from ._validation import float_array, nonnegative_int, positive_int
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
@@ -374,27 +373,6 @@ def _per_configuration(value, kind, name: str, count: int) -> list:
     return items
 
 
-def _record_steps(record, steps: int) -> Optional[np.ndarray]:
-    """None (every step), log-spaced steps for an int, or a checked increasing array."""
-    if record is None:
-        return None
-    if isinstance(record, numbers.Integral) and not isinstance(record, (bool, np.bool_)):
-        return log_spaced_steps(steps, positive_int(record, "record"))
-    try:
-        arr = np.asarray(record)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"record must be None, an int or an array of integer steps ({exc})") from None
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"record must be None, an int or an array of integer steps, got dtype {arr.dtype}")
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"record must be a non-empty 1-D array of steps, got shape {arr.shape}")
-    if arr.min() < 0 or arr.max() > steps:
-        raise ValueError(f"record steps must lie within [0, steps = {steps}], got {arr.min()}..{arr.max()}")
-    if np.any(np.diff(arr) <= 0):
-        raise ValueError("record steps must be strictly increasing")
-    return np.ascontiguousarray(arr, dtype=np.int64)
-
-
 # Per-step parameter arrays of schedules are built per chunk of configurations, at most this many
 # bytes at a time (stationary configurations need none and go in one call).
 _CHUNK_PARAMETER_BYTES = 2e9
@@ -438,7 +416,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
         _check_schedule_length(a, steps, f"algorithms[{i}]")
         if n.per_step and n.batch_size.size < steps:
             raise ValueError(f"noise[{i}] has {n.batch_size.size} per-step batch sizes, fewer than steps = {steps}")
-    rec = _record_steps(record, steps)
+    rec = None if record is None else recorded_steps(record, steps)  # None: every step
     threads = _check_threads(threads)
     _check_progress(progress)
     R = steps + 1 if rec is None else rec.size
