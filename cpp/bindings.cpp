@@ -239,33 +239,6 @@ py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequen
   return py::make_tuple(loss, diverged);
 }
 
-// -- renewal -------------------------------------------------------------------------------------
-
-py::tuple renewal(py::object U, py::object U_prime, py::object V, py::object V_prime, const std::string& method) {
-  Array u = as_array(U, "U"), up = as_array(U_prime, "U_prime"), v = as_array(V, "V"), vp = as_array(V_prime, "V_prime");
-  require(u.ndim() == 1, "U must be a 1-d array");
-  const py::ssize_t n = u.size();
-  require_shape(up, "U_prime", {n});
-  require_shape(v, "V", {n});
-  require_shape(vp, "V_prime", {n});
-  require_finite(u, "U");
-  require_finite(up, "U_prime");
-  require_finite(v, "V");
-  require_finite(vp, "V_prime");
-  require(method == "direct" || method == "fft", "method must be 'direct' or 'fft'");
-  Array L(n), l(n);
-  double* pL = L.mutable_data();
-  double* pl = l.mutable_data();
-  {
-    py::gil_scoped_release release;
-    if (method == "fft")
-      memsgd::renewal_fft(static_cast<std::size_t>(n), u.data(), up.data(), v.data(), vp.data(), pL, pl);
-    else
-      memsgd::renewal_direct(static_cast<std::size_t>(n), u.data(), up.data(), v.data(), vp.data(), pL, pl);
-  }
-  return py::make_tuple(L, l);
-}
-
 // -- introspection -------------------------------------------------------------------------------
 
 py::dict build_info() {
@@ -591,10 +564,6 @@ PYBIND11_MODULE(_core, m) {
         py::arg("threads"), "Bytes of state the core allocates for a run (outputs not included).");
   m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
   m.def("max_threads", &memsgd::max_threads, "Threads the core uses by default (OpenMP), 1 without OpenMP.");
-
-  // renewal
-  m.def("renewal", &renewal, py::arg("U"), py::arg("U_prime"), py::arg("V"), py::arg("V_prime"),
-        py::arg("method") = "fft", "Solve the renewal equations; returns (L, l).");
 
   // introspection
   m.def("build_info", &build_info, "Version, compiler, build type, OpenMP and SIMD paths of this build.");

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'renewal', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -62,10 +62,6 @@ def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.S
 def physical_memory() -> float:
     """
     Physical memory in bytes (0 if unknown).
-    """
-def renewal(U: typing.Any, U_prime: typing.Any, V: typing.Any, V_prime: typing.Any, method: str = 'fft') -> tuple:
-    """
-    Solve the renewal equations; returns (L, l).
     """
 def set_simd_path(name: str) -> None:
     """
