@@ -459,9 +459,10 @@ ComplexArray moment_poles(py::object eigenvalues, double alpha, py::object b, py
 ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::object v_weights,
                              py::object order, double alpha, py::object b, py::object c, py::object D,
                              py::object e, double self_noise, py::object s, py::object n_slow,
-                             memsgd::RunControl* control) {
+                             memsgd::RunControl* control, int threads) {
   Array lam = eigenvalue_array(eigenvalues);
   const py::ssize_t K = lam.size();
+  require(threads >= 0, "threads must be >= 0 (0: the default)");
   Array wu = as_array(u_weights, "u_weights"), wv = as_array(v_weights, "v_weights");
   require_shape(wu, "u_weights", {K});
   require_shape(wv, "v_weights", {K});
@@ -495,7 +496,7 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
     py::gil_scoped_release release;
     memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(K), params, self_noise);
     done = memsgd::generating_sums(maps, wu.data(), wv.data(), ord.data(), static_cast<std::size_t>(n),
-                                   nodes.data(), split.data(), out.mutable_data(), control);
+                                   nodes.data(), split.data(), out.mutable_data(), control, threads);
   }
   if (!done) throw std::runtime_error("run cancelled");
   return out;
@@ -517,9 +518,9 @@ static void bind_long(py::module_& m) {
   m.def("generating_sums", &generating_sums, py::arg("eigenvalues"), py::arg("u_weights"),
         py::arg("v_weights"), py::arg("order"), py::arg("alpha"), py::arg("b"), py::arg("c"),
         py::arg("D"), py::arg("e"), py::arg("self_noise"), py::arg("s"), py::arg("n_slow"),
-        py::arg("control") = nullptr,
+        py::arg("control") = nullptr, py::arg("threads") = 0,
         "Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first "
-        "n_slow components of order and over the rest: shape (nodes, 8).");
+        "n_slow components of order and over the rest: shape (nodes, 8). threads = 0: the default.");
 }
 // ======================== end of the block owned by `long` ==================================
 
