@@ -13,7 +13,7 @@ import numpy as np
 from .. import _method
 from .._steps import log_spaced_steps
 from ..dynamics import loss_curve
-from ..long_horizon import loss_at
+from ..long_horizon import MAX_STEP, loss_at
 from ..schedules import Schedule
 from . import _common
 
@@ -59,6 +59,8 @@ def _choose_method(args, algo, spectrum, noise):
     """``(method, reason)``: the method that runs and, when chosen automatically, why."""
     work = _method.engine_work(algo, spectrum, args.steps)
     stationary = not isinstance(algo, Schedule)
+    if stationary and args.method != "engine" and args.steps > MAX_STEP:
+        raise ValueError(f"--steps must be <= 1e12 with loss_at, got {args.steps:.3g}")
     if args.method == "loss_at":
         if not stationary:
             raise ValueError(f"--method loss_at needs a stationary algorithm; --algo {args.algo} is a schedule "
@@ -69,7 +71,7 @@ def _choose_method(args, algo, spectrum, noise):
     long_run = work > _method.AUTO_WORK or args.steps > AUTO_STEPS
     if stationary and long_run:
         return "loss_at", (f"chosen automatically: the engine would need {work:.2g} scalar updates"
-                           + (f" (more than {_method.AUTO_WORK:.0e})" if work > _method.AUTO_WORK else
+                           + (f", more than {_method.AUTO_WORK:.0e}" if work > _method.AUTO_WORK else
                               f" but keep {args.steps:.3g} steps (more than {AUTO_STEPS:.0e})"))
     if not stationary and (work > SCHEDULE_MAX_WORK or args.steps > SCHEDULE_MAX_STEPS):
         seconds = _method.engine_seconds(algo, spectrum, noise, args.steps)
@@ -91,7 +93,7 @@ def run(args) -> int:
     times = log_spaced_steps(args.steps, args.points)
     if method == "engine":
         curve = loss_curve(algo, spectrum, noise, args.steps, progress=args.progress)
-        loss, error, diverged_at = curve.loss[times], None, curve.diverged_at
+        loss, error, diverged_at, exact_until = curve.loss[times], None, curve.diverged_at, None
         plotted = curve.loss
         described = "engine (exact recursion, step by step)"
     else:
@@ -101,7 +103,7 @@ def run(args) -> int:
         except ValueError as exc:
             raise ValueError(f"{exc} (here: fewer --steps, or --method engine)") from None
         rows = np.searchsorted(evaluated, times)
-        loss, error, diverged_at = res.loss[rows], res.error[rows], res.diverged_at
+        loss, error, diverged_at, exact_until = res.loss[rows], res.error[rows], res.diverged_at, res.exact_until
         plotted = (evaluated, res.loss)
         described = (f"loss_at: exact recursion up to step {res.exact_until}, contour integral after"
                      if res.exact_until < args.steps else "loss_at: exact recursion (the horizon is short)")
@@ -110,7 +112,7 @@ def run(args) -> int:
         _common.dump_json({
             "problem": problem_text, "algorithm": algo_text, "alpha_eff": alpha_eff,
             "batch_size": noise.batch_size, "tau1": noise.tau1, "tau2": noise.tau2, "method": method,
-            "t": times, "loss": loss, "error": error, "diverged_at": diverged_at})
+            "t": times, "loss": loss, "error": error, "exact_until": exact_until, "diverged_at": diverged_at})
     else:
         print(f"# {problem_text}\n# {algo_text}"
               + ("" if alpha_eff is None else f"  (alpha_eff = {alpha_eff:.6g})") + f"\n# {noise_text}")
