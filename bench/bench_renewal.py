@@ -45,10 +45,10 @@ def main(argv=None):
     ref = None  # (T, seconds) of the largest direct run
     for T in sizes:
         U, V = kernels(T)
-        t_fft, (L_fft, _) = best_time(lambda: _core.renewal(U, U, V, V, "fft"), args.repeat)
+        t_fft, (L_fft, _, _) = best_time(lambda: _core.solve_renewal(U, U, V, V, "fft"), args.repeat)
         estimate = 0.0 if ref is None else ref[1] * (T / ref[0]) ** 2
         if estimate < args.direct_budget:
-            t_dir, (L_dir, _) = best_time(lambda: _core.renewal(U, U, V, V, "direct"),
+            t_dir, (L_dir, _, _) = best_time(lambda: _core.solve_renewal(U, U, V, V, "direct"),
                                           args.repeat if T <= 10 ** 4 else 1)
             ref = (T, t_dir)
             diff = float(np.max(np.abs(L_fft / L_dir - 1)))

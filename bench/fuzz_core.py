@@ -1,4 +1,4 @@
-"""Fuzz the pybind11 entry points ``_core.evolve``, ``_core.evolve_batch`` and ``_core.renewal``
+"""Fuzz the pybind11 entry points ``_core.evolve``, ``_core.evolve_batch`` and ``_core.solve_renewal``
 with malformed input.
 
 Only Python exceptions are acceptable: TypeError / ValueError (and OverflowError for out of
@@ -226,7 +226,7 @@ def fuzz_renewal(src: Source):
     n = src.pick([0, 1, 2, 3, 64, 65, 129, 300])
     args = [make_array(src, (n,)) for _ in range(4)]
     method = src.pick(METHODS) if src.coin(1, 4) else src.pick(["fft", "direct"])
-    L, l = _core.renewal(*args, method)
+    L, l, _ = _core.solve_renewal(*args, method)
     assert L.shape == l.shape
     return []
 

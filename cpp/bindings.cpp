@@ -239,33 +239,6 @@ py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequen
   return py::make_tuple(loss, diverged);
 }
 
-// -- renewal -------------------------------------------------------------------------------------
-
-py::tuple renewal(py::object U, py::object U_prime, py::object V, py::object V_prime, const std::string& method) {
-  Array u = as_array(U, "U"), up = as_array(U_prime, "U_prime"), v = as_array(V, "V"), vp = as_array(V_prime, "V_prime");
-  require(u.ndim() == 1, "U must be a 1-d array");
-  const py::ssize_t n = u.size();
-  require_shape(up, "U_prime", {n});
-  require_shape(v, "V", {n});
-  require_shape(vp, "V_prime", {n});
-  require_finite(u, "U");
-  require_finite(up, "U_prime");
-  require_finite(v, "V");
-  require_finite(vp, "V_prime");
-  require(method == "direct" || method == "fft", "method must be 'direct' or 'fft'");
-  Array L(n), l(n);
-  double* pL = L.mutable_data();
-  double* pl = l.mutable_data();
-  {
-    py::gil_scoped_release release;
-    if (method == "fft")
-      memsgd::renewal_fft(static_cast<std::size_t>(n), u.data(), up.data(), v.data(), vp.data(), pL, pl);
-    else
-      memsgd::renewal_direct(static_cast<std::size_t>(n), u.data(), up.data(), v.data(), vp.data(), pL, pl);
-  }
-  return py::make_tuple(L, l);
-}
-
 // -- introspection -------------------------------------------------------------------------------
 
 py::dict build_info() {
@@ -486,9 +459,10 @@ ComplexArray moment_poles(py::object eigenvalues, double alpha, py::object b, py
 ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::object v_weights,
                              py::object order, double alpha, py::object b, py::object c, py::object D,
                              py::object e, double self_noise, py::object s, py::object n_slow,
-                             memsgd::RunControl* control) {
+                             memsgd::RunControl* control, int threads) {
   Array lam = eigenvalue_array(eigenvalues);
   const py::ssize_t K = lam.size();
+  require(threads >= 0, "threads must be >= 0 (0: the default)");
   Array wu = as_array(u_weights, "u_weights"), wv = as_array(v_weights, "v_weights");
   require_shape(wu, "u_weights", {K});
   require_shape(wv, "v_weights", {K});
@@ -522,7 +496,7 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
     py::gil_scoped_release release;
     memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(K), params, self_noise);
     done = memsgd::generating_sums(maps, wu.data(), wv.data(), ord.data(), static_cast<std::size_t>(n),
-                                   nodes.data(), split.data(), out.mutable_data(), control);
+                                   nodes.data(), split.data(), out.mutable_data(), control, threads);
   }
   if (!done) throw std::runtime_error("run cancelled");
   return out;
@@ -544,9 +518,9 @@ static void bind_long(py::module_& m) {
   m.def("generating_sums", &generating_sums, py::arg("eigenvalues"), py::arg("u_weights"),
         py::arg("v_weights"), py::arg("order"), py::arg("alpha"), py::arg("b"), py::arg("c"),
         py::arg("D"), py::arg("e"), py::arg("self_noise"), py::arg("s"), py::arg("n_slow"),
-        py::arg("control") = nullptr,
+        py::arg("control") = nullptr, py::arg("threads") = 0,
         "Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first "
-        "n_slow components of order and over the rest: shape (nodes, 8).");
+        "n_slow components of order and over the rest: shape (nodes, 8). threads = 0: the default.");
 }
 // ======================== end of the block owned by `long` ==================================
 
@@ -591,10 +565,6 @@ PYBIND11_MODULE(_core, m) {
         py::arg("threads"), "Bytes of state the core allocates for a run (outputs not included).");
   m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
   m.def("max_threads", &memsgd::max_threads, "Threads the core uses by default (OpenMP), 1 without OpenMP.");
-
-  // renewal
-  m.def("renewal", &renewal, py::arg("U"), py::arg("U_prime"), py::arg("V"), py::arg("V_prime"),
-        py::arg("method") = "fft", "Solve the renewal equations; returns (L, l).");
 
   // introspection
   m.def("build_info", &build_info, "Version, compiler, build type, OpenMP and SIMD paths of this build.");

@@ -145,7 +145,7 @@ def test_evolve_overflow_gives_inf_not_nan():
 def test_renewal_sizes(method, n):
     rng = np.random.default_rng(n)
     U, V = rng.random(n), 0.1 * rng.random(n) / max(n, 1)
-    L, l = _core.renewal(U, U, V, V, method)
+    L, l, _ = _core.solve_renewal(U, U, V, V, method)
     assert L.shape == (n,) and np.all(np.isfinite(L))
 
 
@@ -154,12 +154,12 @@ def test_renewal_sizes(method, n):
 def test_renewal_malformed(bad):
     good = np.ones(3)
     with pytest.raises((TypeError, ValueError)):
-        _core.renewal(bad, good, good, good, "fft")
+        _core.solve_renewal(bad, good, good, good, "fft")
     with pytest.raises((TypeError, ValueError)):
-        _core.renewal(good, good, good, bad, "direct")
+        _core.solve_renewal(good, good, good, bad, "direct")
 
 
 @pytest.mark.parametrize("method", [None, 3, "FFT", "", "direct\0"])
 def test_renewal_bad_method(method):
     with pytest.raises((TypeError, ValueError)):
-        _core.renewal(np.ones(3), np.ones(3), np.ones(3), np.ones(3), method)
+        _core.solve_renewal(np.ones(3), np.ones(3), np.ones(3), np.ones(3), method)

@@ -212,6 +212,18 @@ def test_same_bits_for_any_thread_count():
     assert outs[0] == outs[1]
 
 
+def test_threads_argument_keeps_the_bits():
+    args = (ms.heavy_ball(0.1, 0.9), ms.Spectrum.power_law(1.5, 0.75, head=300), ms.Noise.gaussian(10),
+            [10 ** 2, 10 ** 4, 10 ** 9])
+    one, two = loss_at(*args, threads=1), loss_at(*args, threads=2)
+    assert one.exact_until < 10 ** 4
+    assert np.array_equal(one.loss, two.loss) and np.array_equal(one.error, two.error)
+    with pytest.raises(ValueError, match="threads"):
+        loss_at(*args, threads=0)
+    with pytest.raises(TypeError, match="threads"):
+        loss_at(*args, threads=1.5)
+
+
 def test_supports_loss_at():
     assert supports_loss_at(ms.gd(0.1), ms.Noise.gaussian(4))
     assert not supports_loss_at(ms.schedules.constant(ms.gd(0.1)), ms.Noise.gaussian(4))

@@ -121,8 +121,8 @@ def test_fft_and_direct_agree_on_long_power_law_kernels(p, q):
     Up = 1.1 * t ** -(p + 0.1)
     Vp = 0.25 * t ** -(q - 0.2)
     Vp[0] = 0.0
-    Ld, ld = _core.renewal(U, Up, V, Vp, "direct")
-    Lf, lf = _core.renewal(U, Up, V, Vp, "fft")
+    Ld, ld, _ = _core.solve_renewal(U, Up, V, Vp, "direct")
+    Lf, lf, _ = _core.solve_renewal(U, Up, V, Vp, "fft")
     np.testing.assert_allclose(Lf, Ld, rtol=1e-11)
     np.testing.assert_allclose(lf, ld, rtol=1e-11)
     # the direct solver against a plain python recursion on the first 200 terms
@@ -140,8 +140,8 @@ def test_renewal_edge_lengths(n):
     rng = np.random.default_rng(n)
     U, Up = rng.uniform(0.5, 1, n), rng.uniform(0.5, 1, n)
     V, Vp = rng.uniform(0, 1, n) / max(n, 1), rng.uniform(0, 1, n) / max(n, 1)
-    Ld, ld = _core.renewal(U, Up, V, Vp, "direct")
-    Lf, lf = _core.renewal(U, Up, V, Vp, "fft")
+    Ld, ld, _ = _core.solve_renewal(U, Up, V, Vp, "direct")
+    Lf, lf, _ = _core.solve_renewal(U, Up, V, Vp, "fft")
     assert Ld.shape == (n,) and Lf.shape == (n,)
     np.testing.assert_allclose(Lf, Ld, rtol=1e-12)
     np.testing.assert_allclose(lf, ld, rtol=1e-12)
@@ -194,8 +194,8 @@ def test_fft_matches_direct_on_random_convergent_problems():
         if not ms.stability(algo, spec, noise).converges:
             continue
         p = ms.propagators(algo, spec, noise, 2500)
-        Ld, _ = _core.renewal(p.U, p.U_prime, p.V, p.V_prime, "direct")
-        Lf, _ = _core.renewal(p.U, p.U_prime, p.V, p.V_prime, "fft")
+        Ld, _, _ = _core.solve_renewal(p.U, p.U_prime, p.V, p.V_prime, "direct")
+        Lf, _, _ = _core.solve_renewal(p.U, p.U_prime, p.V, p.V_prime, "fft")
         ok = Ld > 1e-280
         np.testing.assert_allclose(Lf[ok], Ld[ok], rtol=1e-11, atol=0, err_msg=f"seed {seed}")
         checked += 1

@@ -176,9 +176,9 @@ CASES = [
     ("core-evolve-noise-shape", lambda: _core.evolve(np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
                                                      np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, np.zeros(2), 1),
      ValueError, "self_noise must have shape"),
-    ("core-renewal-method", lambda: _core.renewal(np.ones(3), np.ones(3), np.ones(3), np.ones(3), "slow"),
+    ("core-renewal-method", lambda: _core.solve_renewal(np.ones(3), np.ones(3), np.ones(3), np.ones(3), "slow"),
      ValueError, "method must be"),
-    ("core-renewal-shape", lambda: _core.renewal(np.ones(3), np.ones(2), np.ones(3), np.ones(3), "fft"),
+    ("core-renewal-shape", lambda: _core.solve_renewal(np.ones(3), np.ones(2), np.ones(3), np.ones(3), "fft"),
      ValueError, "U_prime must have shape"),
 ]
 

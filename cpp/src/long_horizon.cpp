@@ -223,15 +223,18 @@ void moment_poles(const MomentMaps& maps, std::complex<double>* out) {
 
 bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
                      const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
-                     const std::int64_t* n_slow, std::complex<double>* out, RunControl* control) {
+                     const std::int64_t* n_slow, std::complex<double>* out, RunControl* control,
+                     int threads) {
   const int P = maps.size();
+  const int team = threads > 0 ? threads : max_threads();
+  (void)team;  // unused without OpenMP
   const std::size_t K = maps.count();
   const double* e11 = maps.e11();
   const double* ggt = maps.ggt();
   const double* hhw = maps.hh_weights();
   std::atomic<std::size_t> done{0};
   std::atomic<bool> stop{false};
-#pragma omp parallel
+#pragma omp parallel num_threads(team)
   {
     std::vector<double> D(static_cast<std::size_t>(P) * P);
     std::vector<Complex> A(static_cast<std::size_t>(P) * P), B(static_cast<std::size_t>(P) * 2);

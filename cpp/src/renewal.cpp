@@ -451,16 +451,4 @@ bool renewal_error_bound(std::size_t n, const double* U, const double* U_prime, 
   return true;
 }
 
-void renewal_direct(std::size_t n, const double* U, const double* U_prime, const double* V,
-                    const double* V_prime, double* L, double* l) {
-  RenewalOptions options;
-  options.method = RenewalMethod::Direct;
-  solve_renewal(n, U, U_prime, V, V_prime, L, l, options);
-}
-
-void renewal_fft(std::size_t n, const double* U, const double* U_prime, const double* V,
-                 const double* V_prime, double* L, double* l) {
-  solve_renewal(n, U, U_prime, V, V_prime, L, l, RenewalOptions{});
-}
-
 }  // namespace memsgd

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'renewal', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -37,9 +37,9 @@ def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) 
     """
     Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the flops done (time the call).
     """
-def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, control: RunControl = None) -> numpy.typing.NDArray[numpy.complex128]:
+def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, control: RunControl = None, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.complex128]:
     """
-    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 8).
+    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 8). threads = 0: the default.
     """
 def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, loss_weights: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, limit: typing.SupportsFloat | typing.SupportsIndex = 2e+30, general_kernel: bool = False, control: RunControl = None) -> tuple:
     """
@@ -62,10 +62,6 @@ def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.S
 def physical_memory() -> float:
     """
     Physical memory in bytes (0 if unknown).
-    """
-def renewal(U: typing.Any, U_prime: typing.Any, V: typing.Any, V_prime: typing.Any, method: str = 'fft') -> tuple:
-    """
-    Solve the renewal equations; returns (L, l).
     """
 def set_simd_path(name: str) -> None:
     """

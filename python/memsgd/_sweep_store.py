@@ -80,7 +80,8 @@ class SweepStore:
                                      f"(format {attrs.get('format')!r}); choose another path")
         if attrs["fingerprint"] == fingerprints["fingerprint"]:
             return
-        labels = {"algorithms": "algorithms (from factory)", "memsgd_version": "memsgd version"}
+        labels = {"algorithms": "algorithms (from factory)", "memsgd_version": "memsgd version",
+                  "method": "method (engine or loss_at)"}
         differ = [labels.get(k, k) for k, v in fingerprints.items()
                   if k != "fingerprint" and attrs.get(f"fingerprint_{k}") != v]
         raise StoreMismatchError(
@@ -92,10 +93,12 @@ class SweepStore:
     def computed(self) -> np.ndarray:
         return np.asarray(self.group["computed"][...], dtype=bool)
 
-    def write_block(self, slices, loss: np.ndarray, diverged_at: np.ndarray) -> None:
+    def write_block(self, slices, loss: np.ndarray, diverged_at: np.ndarray, error=None) -> None:
         """Data first, then the block's ``computed`` flags (a kill in between recomputes the block)."""
         g = self.group
         g["loss"][slices + (slice(None),)] = loss
+        if error is not None:
+            g["loss_error"][slices + (slice(None),)] = error
         g["diverged_at"][slices] = diverged_at
         g["computed"][slices] = np.ones(diverged_at.shape, dtype=bool)
 

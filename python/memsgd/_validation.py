@@ -266,7 +266,7 @@ def step_array(value, name: str, *, max_step: int) -> np.ndarray:
             raise ValueError(f"{name} must be finite integers")
         if np.any(arr != np.floor(arr)):
             bad = arr[arr != np.floor(arr)][0]
-            raise ValueError(f"{name} must be integers, got {bad!r}")
+            raise ValueError(f"{name} must be integers, got {float(bad)!r}")
     if np.any(arr < 0):
         raise ValueError(f"{name} must be >= 0, got {arr[arr < 0][0]}")
     if np.any(arr > max_step):

@@ -66,7 +66,7 @@ import numpy as np
 
 from . import _core
 from ._progress import run_watched
-from ._validation import nonnegative_int, step_array
+from ._validation import nonnegative_int, positive_int, step_array
 from .algorithms import MemoryAlgorithm
 from .dynamics import loss_curve
 from .noise import Noise
@@ -163,7 +163,8 @@ def supports_loss_at(algorithm, noise) -> bool:
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
-            exact_until: Optional[int] = None, progress: Optional[bool] = None) -> LossAt:
+            exact_until: Optional[int] = None, progress: Optional[bool] = None,
+            threads: Optional[int] = None) -> LossAt:
     """Exact expected loss ``L_t`` of mini-batch SGD with memory at the given steps, for any t up
     to 10^12, at a cost that does not grow with t (docs/long-horizons.md).
 
@@ -182,6 +183,7 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
             ``t0`` the first step where the contour is valid, ~100 / (decay rate of the slowest
             oscillating mode); at least 128).
         progress: as in :func:`memsgd.loss_curve` (for the recursion part and long contour sums).
+        threads: at most this many threads (default: all cores); the values do not depend on it.
 
     Cost: the recursion up to ``2 t0`` plus O(K P^3) per contour node, ~70 nodes per decade of
     requested steps (P = (M+1)(M+2)/2). A diverging algorithm gets ``inf`` from its divergence on
@@ -193,7 +195,8 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         exact_until = nonnegative_int(exact_until, "exact_until")
     if progress is not None and not isinstance(progress, bool):
         raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
-    problem = _Problem(algorithm, spectrum, noise, progress)
+    threads = 0 if threads is None else positive_int(threads, "threads")
+    problem = _Problem(algorithm, spectrum, noise, progress, threads)
     return problem.loss_at(steps, exact_until)
 
 
@@ -257,8 +260,9 @@ def _reach(nodes: int) -> float:
 # one problem
 
 class _Problem:
-    def __init__(self, algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, progress):
+    def __init__(self, algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, progress, threads: int = 0):
         self.algo, self.spectrum, self.noise, self.progress = algo, spectrum, noise, progress
+        self.threads = threads
         lam, m, c2 = spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2
         self.L0 = spectrum.initial_loss
         self.coupling = noise.coupling
@@ -288,7 +292,7 @@ class _Problem:
         s = np.ascontiguousarray(s, dtype=complex)
         n_slow = np.broadcast_to(np.asarray(n_slow, dtype=np.int64), s.shape).copy()
         call = lambda control: _core.generating_sums(self.spectrum.eigenvalues, self.wu, self.wv, self.order,
-                                                     *self.args, s, n_slow, control)
+                                                     *self.args, s, n_slow, control, self.threads)
         work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
         if not watch or self.progress is False or (work < _WATCH_WORK and self.progress is None):
             return call(None)
@@ -436,7 +440,8 @@ class _Problem:
         return DIVERGENCE_FACTOR * self.L0
 
     def _exact(self, T: int):
-        curve = loss_curve(self.algo, self.spectrum, self.noise, T, progress=self.progress)
+        curve = loss_curve(self.algo, self.spectrum, self.noise, T, progress=self.progress,
+                           threads=self.threads or None)
         L = curve.loss
         with np.errstate(invalid="ignore"):
             over = ~np.isfinite(L) | (L > self._threshold())

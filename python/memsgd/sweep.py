@@ -24,9 +24,12 @@ from ._progress import progress_bar
 from ._steps import recorded_steps
 from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
 from ._sweep_store import StoreMismatchError, SweepStore
-from ._validation import nonnegative_int, positive_int
+from ._method import AUTO_WORK, check_method, engine_work
+from ._validation import nonnegative_int, positive_int, require_memory
 from .algorithms import MemoryAlgorithm
 from .dynamics import MAX_STEPS
+from .long_horizon import MAX_STEP as LOSS_AT_MAX_STEP
+from .long_horizon import supports_loss_at
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -34,11 +37,12 @@ from .spectrum import Spectrum
 __all__ = ["sweep", "fitted_exponents", "StoreMismatchError"]
 
 # Names the Dataset uses itself: not available as grid axes.
-_RESERVED = ("step", "loss", "diverged_at", "computed")
+_RESERVED = ("step", "loss", "diverged_at", "computed", "loss_error")
 
 
 def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=400, executor=None,
-          store=None, *, chunk_size: Optional[int] = None, threads: Optional[int] = None, progress=None):
+          store=None, *, chunk_size: Optional[int] = None, threads: Optional[int] = None, progress=None,
+          method: str = "auto"):
     """Exact loss curves of ``factory(**point)`` for every point of a Cartesian ``grid``.
 
     Args:
@@ -64,16 +68,26 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
         progress: progress bar over configurations (``True``, ``False``, ``None``: when stderr
             is a terminal), or a callable ``progress(done, total)`` called as blocks finish
             (configurations of this call; a resumed store counts only what is left).
+        method: ``"engine"`` (the batched step-by-step engine, :func:`memsgd.loss_curves`),
+            ``"loss_at"`` (:func:`memsgd.loss_at` per configuration at the recorded steps only:
+            cost independent of ``steps``, up to 10^12; every configuration must be stationary
+            with one batch size, and ``record`` an int or an array), or ``"auto"`` (default):
+            ``"loss_at"`` when every configuration allows it and a step-by-step run would
+            average more than 1e11 scalar updates per configuration (``steps x nodes x
+            step_cost(M)``, a few seconds), else ``"engine"``.
 
     Returns:
         ``xarray.Dataset`` with ``loss`` (*grid, step) -- ``L_t`` at the recorded steps, ``inf``
         from a divergence on -- and ``diverged_at`` (*grid) (-1: none), a coordinate per axis and
-        ``step``, and provenance attributes (memsgd version, problem, fingerprints, creation
-        time). With ``store`` it is backed by the store (read lazily; ``.load()`` to bring it in).
+        ``step``, and provenance attributes (memsgd version, problem, method, fingerprints,
+        creation time). With method ``"loss_at"`` also ``loss_error`` (*grid, step), the
+        estimated absolute error of ``loss``. With ``store`` it is backed by the store (read
+        lazily; ``.load()`` to bring it in).
 
     Everything is checked, and every configuration built, before any work starts. Results are
-    bitwise those of :func:`memsgd.loss_curve` at the recorded steps, whatever the executor,
-    chunking, thread count or number of resumptions.
+    bitwise those of :func:`memsgd.loss_curve` (method ``"engine"``) or :func:`memsgd.loss_at`
+    (method ``"loss_at"``) at the recorded steps, whatever the executor, chunking, thread count
+    or number of resumptions; the two methods agree to ``loss_error`` (about 1e-12 relative).
     """
     xr = require("xarray", "sweep", "sweep()")
     if not callable(factory):
@@ -82,7 +96,8 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     steps = nonnegative_int(steps, "steps")
     if steps >= MAX_STEPS:
         raise ValueError(f"steps must be < 2**40, got {steps}")
-    kept = recorded_steps(record, steps)
+    method = check_method(method)
+    kept = None if record is None else recorded_steps(record, steps)  # every step: after the method is known
     kind = executor_kind(executor)
     if chunk_size is not None:
         chunk_size = positive_int(chunk_size, "chunk_size")
@@ -110,39 +125,51 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
 
     configs = _build(factory, spectrum, noise, axes, takes, steps, kept)
     shape = tuple(v.size for v in axes.values())
+    configs.method = _resolve_method(method, configs, record)
+    if kept is None:
+        require_memory(8.0 * math.prod(shape) * (steps + 1), f"record=None (every step of {math.prod(shape)} "
+                       f"curves of {steps} steps)")
+        kept = configs.record = recorded_steps(None, steps)
+    with_error = configs.method == "loss_at"
     fingerprints = _fingerprints(axes, configs)
-    attrs = _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints)
+    attrs = _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints, configs.method)
     if chunk_size is None:
         chunk_size = default_chunk_size(configs, kind, executor_workers(executor, kind), threads)
     block_shape = _block_shape(shape, chunk_size)
 
     target = None
     if store is not None:
-        target = SweepStore.open(store, _template(xr, axes, kept, block_shape, attrs), fingerprints, block_shape)
+        target = SweepStore.open(store, _template(xr, axes, kept, block_shape, attrs, with_error), fingerprints,
+                                 block_shape)
         block_shape = target.block_shape
     blocks = _blocks(shape, block_shape)
     if target is not None:
         computed = target.computed()
         blocks = [b for b in blocks if not computed[b[0]].all()]
-        loss = diverged_at = None
+        loss = diverged_at = error = None
     else:
         loss = np.empty(shape + (kept.size,))
         diverged_at = np.empty(shape, dtype=np.int64)
+        error = np.empty(shape + (kept.size,)) if with_error else None
 
     total = sum(b[1].size for b in blocks)
     report = progress if callable(progress) else None
     done = [0]
     with progress_bar(total, "sweep", "config", False if report else progress) as bar:
-        def on_result(n, block_loss, block_diverged):
+        def on_result(n, block_loss, block_diverged, block_error=None):
             slices = blocks[n][0]
             block = tuple(s.stop - s.start for s in slices)
             block_loss = np.asarray(block_loss).reshape(block + (kept.size,))
             block_diverged = np.asarray(block_diverged, dtype=np.int64).reshape(block)
+            if block_error is not None:
+                block_error = np.asarray(block_error).reshape(block + (kept.size,))
             if target is not None:
-                target.write_block(slices, block_loss, block_diverged)
+                target.write_block(slices, block_loss, block_diverged, block_error)
             else:
                 loss[slices] = block_loss
                 diverged_at[slices] = block_diverged
+                if error is not None:
+                    error[slices] = block_error
             bar.update(block_diverged.size)
             done[0] += block_diverged.size
             if report is not None:
@@ -152,7 +179,7 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
 
     if target is not None:
         return target.dataset()
-    return _dataset(xr, axes, kept, loss, diverged_at, attrs)
+    return _dataset(xr, axes, kept, loss, diverged_at, error, attrs)
 
 
 def fitted_exponents(loss, t_min, t_max):
@@ -304,6 +331,41 @@ def _build(factory, spectrum, noise, axes, takes, steps, kept) -> Configurations
     return Configurations(algorithms, spectra, spectrum_index, noises, noise_index, steps, kept, describe)
 
 
+def _resolve_method(method: str, configs: Configurations, record) -> str:
+    """``"engine"`` or ``"loss_at"`` for the whole sweep (one method per sweep: a store never mixes
+    them). ``"auto"`` takes loss_at when every configuration allows it and the step-by-step runs
+    would average more than ``AUTO_WORK`` scalar updates per configuration (docs/sweeps.md)."""
+    if method == "engine":
+        return method
+    unsupported = next((i for i in range(configs.size)
+                        if not supports_loss_at(configs.algorithms[i], configs.noises[configs.noise_index[i]])), None)
+    if method == "auto":
+        if unsupported is not None:
+            return "engine"
+        sample = range(0, configs.size, max(1, configs.size // 256))
+        mean_work = sum(engine_work(configs.algorithms[i], configs.spectra[configs.spectrum_index[i]],
+                                    configs.steps) for i in sample) / len(sample)
+        if mean_work <= AUTO_WORK:
+            return "engine"
+        why = (f"method='auto' chose loss_at (the step-by-step runs would average {mean_work:.2g} scalar "
+               f"updates per configuration)")
+    else:
+        if unsupported is not None:
+            a = configs.algorithms[unsupported]
+            what = "a Schedule" if isinstance(a, Schedule) else "a per-step batch size"
+            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size; got {what} at "
+                             f"{configs.describe(unsupported)} (use method='engine' or 'auto')")
+        why = "method='loss_at'"
+    if record is None:
+        raise ValueError(f"record=None keeps every step: {configs.size} x {configs.steps + 1} losses "
+                         f"({8e-9 * configs.size * (configs.steps + 1):.3g} GB); {why}, which evaluates chosen "
+                         "steps only: pass record=R (about R log-spaced steps) or an array of steps, or "
+                         "method='engine'")
+    if configs.steps > LOSS_AT_MAX_STEP:
+        raise ValueError(f"steps must be <= 10**12 with loss_at ({why}), got {configs.steps}")
+    return "loss_at"
+
+
 def _block_shape(shape, chunk_size: int) -> Tuple[int, ...]:
     """A rectangular block of at most ``chunk_size`` points, filled from the last axis."""
     block, left = [1] * len(shape), chunk_size
@@ -374,6 +436,7 @@ def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
         "spectrum": _content_digest([_spectrum_digest(s) for s in configs.spectra], configs.spectrum_index),
         "noise": _content_digest([_noise_digest(n) for n in configs.noises], configs.noise_index),
         "algorithms": _sha(b"".join(_algorithm_digest(a, configs.steps) for a in configs.algorithms)),
+        "method": _sha(configs.method),
         "memsgd_version": _sha(__version__),
     }
     parts["fingerprint"] = _sha(*(f"{k}={v}" for k, v in sorted(parts.items())))
@@ -387,7 +450,7 @@ def _name(obj) -> str:
     return f"{module}.{qual}"
 
 
-def _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints) -> dict:
+def _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints, method) -> dict:
     from . import __version__
 
     def describe(value, name):
@@ -410,6 +473,9 @@ def _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprin
         "noise": describe(noise, "noise"),
         "steps": int(steps),
         "record": record_text,
+        "method": {"engine": "engine (exact recursion, step by step: memsgd.loss_curves)",
+                   "loss_at": "loss_at (exact losses at the recorded steps by contour integration: "
+                              "memsgd.loss_at; error in loss_error)"}[method],
         "grid_axes": list(axes),
     }
     attrs.update({("fingerprint" if k == "fingerprint" else f"fingerprint_{k}"): v
@@ -422,6 +488,7 @@ def _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprin
 _VARIABLE_ATTRS = {
     "loss": {"long_name": "expected loss L_t at the recorded steps (inf from a divergence on)"},
     "diverged_at": {"long_name": "first diverged step (-1: did not diverge)"},
+    "loss_error": {"long_name": "estimated absolute error of loss (loss_at; 0 where loss is inf)"},
 }
 
 
@@ -431,24 +498,28 @@ def _coords(axes, kept):
     return coords
 
 
-def _dataset(xr, axes, kept, loss, diverged_at, attrs):
+def _dataset(xr, axes, kept, loss, diverged_at, error, attrs):
     dims = tuple(axes)
-    return xr.Dataset(
-        {"loss": (dims + ("step",), loss, _VARIABLE_ATTRS["loss"]),
-         "diverged_at": (dims, diverged_at, _VARIABLE_ATTRS["diverged_at"])},
-        coords=_coords(axes, kept), attrs=attrs)
+    variables = {"loss": (dims + ("step",), loss, _VARIABLE_ATTRS["loss"]),
+                 "diverged_at": (dims, diverged_at, _VARIABLE_ATTRS["diverged_at"])}
+    if error is not None:
+        variables["loss_error"] = (dims + ("step",), error, _VARIABLE_ATTRS["loss_error"])
+    return xr.Dataset(variables, coords=_coords(axes, kept), attrs=attrs)
 
 
-def _template(xr, axes, kept, block_shape, attrs):
+def _template(xr, axes, kept, block_shape, attrs, with_error):
     """The store's layout: dask-backed placeholders (nothing computed) chunked by blocks."""
     da = require("dask.array", "sweep", "sweep(store=...)")
     dims = tuple(axes)
     shape = tuple(v.size for v in axes.values())
     R = kept.size
-    return xr.Dataset(
-        {"loss": (dims + ("step",), da.empty(shape + (R,), chunks=block_shape + (R,), dtype=np.float64),
-                  _VARIABLE_ATTRS["loss"]),
-         "diverged_at": (dims, da.empty(shape, chunks=block_shape, dtype=np.int64), _VARIABLE_ATTRS["diverged_at"]),
-         "computed": (dims, da.zeros(shape, chunks=block_shape, dtype=bool),
-                      {"long_name": "the point's curve is in the store"})},
-        coords=_coords(axes, kept), attrs=attrs)
+    variables = {
+        "loss": (dims + ("step",), da.empty(shape + (R,), chunks=block_shape + (R,), dtype=np.float64),
+                 _VARIABLE_ATTRS["loss"]),
+        "diverged_at": (dims, da.empty(shape, chunks=block_shape, dtype=np.int64), _VARIABLE_ATTRS["diverged_at"]),
+        "computed": (dims, da.zeros(shape, chunks=block_shape, dtype=bool),
+                     {"long_name": "the point's curve is in the store"})}
+    if with_error:
+        variables["loss_error"] = (dims + ("step",), da.empty(shape + (R,), chunks=block_shape + (R,),
+                                                             dtype=np.float64), _VARIABLE_ATTRS["loss_error"])
+    return xr.Dataset(variables, coords=_coords(axes, kept), attrs=attrs)

@@ -49,10 +49,4 @@ bool renewal_error_bound(std::size_t n, const double* U, const double* U_prime, 
                          const double* V_prime, const double* L, const double* l, double* error,
                          const RenewalOptions& options);
 
-// solve_renewal with default options (kept for existing callers).
-void renewal_direct(std::size_t n, const double* U, const double* U_prime, const double* V,
-                    const double* V_prime, double* L, double* l);
-void renewal_fft(std::size_t n, const double* U, const double* U_prime, const double* V,
-                 const double* V_prime, double* L, double* l);
-
 }  // namespace memsgd

@@ -43,6 +43,11 @@ def register(sub) -> None:
     r.add_argument("--steps", type=_common.int_type("--steps", 1), default=10000, help="horizon T, default 10000")
     r.add_argument("--record", type=_common.int_type("--record", 2), default=400,
                    help="log-spaced steps kept per curve, default 400")
+    r.add_argument("--method", choices=("auto", "engine", "loss_at"), default="auto",
+                   help="engine: step by step (cost ~ T); loss_at: the recorded steps only, cost independent of T "
+                        "(stationary presets; docs/long-horizons.md); auto (default): loss_at when every "
+                        "configuration is stationary and the engine would need more than 1e11 scalar updates "
+                        "per configuration")
     r.add_argument("--store", metavar="PATH", help="Zarr store: written as blocks finish, resumed by the same command")
     r.add_argument("--executor", default="local", metavar="SPEC", help=_EXECUTOR_HELP)
     r.add_argument("--chunk-size", type=_common.int_type("--chunk-size", 1), default=None,
@@ -212,7 +217,7 @@ def run(args) -> int:
         x, y = _plot_axes(args, names)
     with open_executor(args.executor) as executor:
         ds = sweep(factory, grid, spectrum, noise, args.steps, record=args.record, executor=executor,
-                   store=args.store, chunk_size=args.chunk_size, progress=args.progress)
+                   store=args.store, chunk_size=args.chunk_size, progress=args.progress, method=args.method)
     ds = ds.load()
     final = ds["loss"].isel(step=-1)
     try:
@@ -287,6 +292,7 @@ def _print_summary(args, ds, rows, names, t_min, t_max):
     print(f"# memsgd sweep: {ds.attrs['factory']}\n# spectrum {ds.attrs['spectrum']}\n# noise {ds.attrs['noise']}")
     print(f"# grid {sizes} = {len(rows)} configurations; T = {args.steps}, {ds['step'].size} recorded steps; "
           f"diverged: {diverged}/{len(rows)}" + (f"; store {args.store}" if args.store else ""))
+    print(f"# method: {ds.attrs['method']}")
     order = sorted(range(len(rows)), key=lambda i: (not math.isfinite(rows[i]["final"]), rows[i]["final"]))
     if args.top:
         order = order[:args.top]

@@ -20,6 +20,10 @@ def register(sub) -> None:
     _common.add_problem_args(p)
     _common.add_algorithm_args(p)
     _common.add_noise_args(p)
+    p.add_argument("--check-at", metavar="T1,T2,...", default=None,
+                   help="also compare the asymptotic law with the exact loss at these steps (e.g. 1e4,1e6,1e9; "
+                        "up to 1e12): the exact L_t by loss_at (docs/long-horizons.md) and the ratio exact / "
+                        "predicted, which tends to 1; about a second")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--plot", metavar="FILE.png",
                    help="write the eigenvalues of S_lambda in the complex plane and the per-component noise "
@@ -58,7 +62,12 @@ def run_stability(args) -> int:
     spectrum = _common.spectrum_from_args(args)
     algo = _common.algorithm_from_args(args)
     noise = _common.noise_from_args(args)
+    check_at = None if args.check_at is None else _check_steps(args.check_at)
     rep = theory.stability(algo, spectrum, noise)
+    if check_at is not None and not rep.converges:
+        raise ValueError("--check-at compares the asymptotic law with the exact loss: it needs a run whose loss "
+                         f"converges (strictly stable and V' < 1), got V' = {rep.noise_sum_prime:.6g}, "
+                         f"strictly stable: {rep.strictly_stable}")
     out = {
         "problem": repr(spectrum), "algorithm": repr(algo),
         "batch_size": noise.batch_size,
@@ -78,8 +87,12 @@ def run_stability(args) -> int:
                           "complex_interval": None if geo.complex_interval is None else [_num(v) for v in geo.complex_interval],
                           "circle_center": geo.center, "circle_radius": geo.radius}
     if rep.converges:
-        asy = theory.asymptotics(algo, spectrum, noise)
+        asy = theory.asymptotics(algo, spectrum, noise, check_at=check_at)
         out["asymptotics"] = {"phase": asy.phase, "exponent": asy.exponent, "constant": _num(asy.constant)}
+        if check_at is not None:
+            out["asymptotics"]["check"] = [
+                {"t": t, "exact": L, "exact_error": e, "predicted": _num(asy.predict(t)), "ratio": r}
+                for t, L, e, r in zip(asy.check_steps, asy.exact, asy.exact_error, asy.ratios)]
     if args.plot:
         profile = theory.stability_profile(algo, spectrum, noise)
         plot_stability(profile, args.plot, title=f"{algo!r} on {spectrum!r}, {noise!r}")
@@ -89,11 +102,26 @@ def run_stability(args) -> int:
     print(f"# {spectrum!r}\n# {algo!r}\n# batch size {out['batch_size']}")
     rows = [(k, v) for k, v in out.items() if k not in ("problem", "algorithm", "batch_size", "memory1", "asymptotics")]
     rows += [(f"memory1.{k}", v) for k, v in out.get("memory1", {}).items()]
-    rows += [(f"asymptotics.{k}", v) for k, v in out.get("asymptotics", {}).items()]
+    rows += [(f"asymptotics.{k}", v) for k, v in out.get("asymptotics", {}).items() if k != "check"]
     _common.print_table(["quantity", "value"], [(k, f"{v:.10g}" if isinstance(v, float) else str(v)) for k, v in rows])
+    if check_at is not None:
+        print("# the law against the exact loss (loss_at; ratio -> 1 as t grows)")
+        _common.print_table(["t", "exact L_t", "predicted", "ratio", "ratio - 1"],
+                            [(c["t"], f"{c['exact']:.6e}", f"{c['predicted']:.6e}", f"{c['ratio']:.10f}",
+                              f"{c['ratio'] - 1:.2e}") for c in out["asymptotics"]["check"]])
     if args.plot:
         print(f"# wrote {args.plot}")
     return 0
+
+
+def _check_steps(text: str):
+    """--check-at: comma-separated integral steps >= 1, increasing, up to 1e12."""
+    from .._validation import step_array
+    from ..long_horizon import MAX_STEP
+    steps = step_array(float_list_from_text(text, "--check-at"), "--check-at", max_step=MAX_STEP)
+    if steps[0] < 1:
+        raise ValueError(f"--check-at steps must be >= 1, got {int(steps[0])}")
+    return steps
 
 
 def run_phase(args) -> int:

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from typing import Optional, Tuple
 
 import numpy as np
 from scipy.special import gamma as _gamma
 
-from .._validation import float_array, positive_int, positive_scalar, real_scalar
+from .._validation import float_array, positive_int, positive_scalar, real_scalar, step_array
 from ..algorithms import MemoryAlgorithm
+from ..long_horizon import MAX_STEP, loss_at
 from ..noise import Noise
 from ..spectrum import Spectrum
 from ._checks import spectrum_and_noise, stationary
@@ -16,6 +18,9 @@ from ._components import Components
 from ._stability import stability
 
 __all__ = ["fit_exponent", "phase_boundary", "phase_of", "Asymptotics", "asymptotics", "phase_diagram"]
+
+# Fields filled only by asymptotics(..., check_at=...).
+_CHECK_FIELDS = ("check_steps", "exact", "exact_error", "ratios")
 
 # zeta within this relative distance of 2 - 1/nu counts as on the phase boundary: both come
 # from decimal inputs nu, kappa through one division, so they can differ by rounding alone.
@@ -82,7 +87,10 @@ class Asymptotics:
     Fields: ``phase`` ("signal" or "noise"; at the boundary "noise" with ``constant = nan``),
     ``exponent``, ``constant``, ``noise_sum`` (V), ``noise_sum_prime`` (V', = V when e = 0),
     ``signal_sum`` (``sum_{t>=0} U_t``) and ``signal_sum_prime`` (``sum_{t>=0} U'_t``; the
-    noise phase uses it), nan where not computed.
+    noise phase uses it), nan where not computed. With ``asymptotics(..., check_at=steps)``
+    also ``check_steps`` (those steps), ``exact`` (the exact ``L_t`` there, by
+    :func:`memsgd.loss_at`), ``exact_error`` (its estimated absolute error) and ``ratios``
+    (``exact / predict(t)``, which tends to 1); ``None`` otherwise.
     """
 
     phase: str
@@ -92,18 +100,29 @@ class Asymptotics:
     signal_sum: float = math.nan
     noise_sum_prime: float = math.nan
     signal_sum_prime: float = math.nan
+    check_steps: Optional[Tuple[int, ...]] = None
+    exact: Optional[Tuple[float, ...]] = None
+    exact_error: Optional[Tuple[float, ...]] = None
+    ratios: Optional[Tuple[float, ...]] = None
 
-    def __post_init__(self):  # plain Python floats: no np.float64(...) in reprs or JSON
+    def __post_init__(self):  # plain Python numbers: no np.float64(...) in reprs or JSON
         for f in fields(self):
-            if f.name != "phase":
-                object.__setattr__(self, f.name, float(getattr(self, f.name)))
+            value = getattr(self, f.name)
+            if f.name == "phase" or (f.name in _CHECK_FIELDS and value is None):
+                continue
+            if f.name == "check_steps":
+                object.__setattr__(self, f.name, tuple(int(v) for v in value))
+            elif f.name in _CHECK_FIELDS:
+                object.__setattr__(self, f.name, tuple(float(v) for v in value))
+            else:
+                object.__setattr__(self, f.name, float(value))
 
     def predict(self, t):
         """``constant * t^(-exponent)``."""
         return self.constant * np.asarray(t, dtype=float) ** (-self.exponent)
 
 
-def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> Asymptotics:
+def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *, check_at=None) -> Asymptotics:
     """Phase, exponent and constant of ``L_t`` for a stationary, convergent algorithm (any e) on a
     power-law spectrum ``lambda_k = Lam k^-nu``, ``lambda_k c_k^2 = Q k^-(kappa+1)`` (docs/math.md §6, §6.1)::
 
@@ -122,9 +141,26 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) ->
     phase "noise", exponent ``zeta``, constant ``nan``. For a finite power law the formulas hold for
     ``1 << t << size^nu`` (afterwards the decay is exponential). In the noise phase the ratio to the
     exact loss approaches 1 slowly (relative corrections shrink like a power of t).
+
+    ``check_at``: increasing steps t >= 1 (up to 10^12, e.g. ``(1e4, 1e6, 1e9)``) at which to
+    compare the law with the exact loss: fills ``check_steps``, ``exact``, ``exact_error`` and
+    ``ratios = exact / predict(t)`` (:func:`memsgd.loss_at`, same spectrum nodes: about a second).
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
+    if check_at is not None:
+        check_at = step_array(check_at, "check_at", max_step=MAX_STEP)
+        if check_at[0] < 1:
+            raise ValueError(f"check_at steps must be >= 1 (the law is a power of t), got {int(check_at[0])}")
+    result = _asymptotics(algo, spectrum, noise)
+    if check_at is None:
+        return result
+    exact = loss_at(algo, spectrum, noise, check_at)
+    return replace(result, check_steps=exact.steps, exact=exact.loss, exact_error=exact.error,
+                   ratios=exact.loss / result.predict(exact.steps))
+
+
+def _asymptotics(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> Asymptotics:
     if not spectrum.is_power_law:
         raise ValueError("spectrum must be a power law (Spectrum.power_law): asymptotics need nu and kappa")
     rep = stability(algo, spectrum, noise)
