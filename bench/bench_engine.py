@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _jax_baseline import compiled, heavy_ball_curve
 from _timing import best_time
 
 import memsgd
@@ -70,35 +71,6 @@ def numpy_recursion(algo: MemoryAlgorithm, lam, c2, tau1, tau2, batch, steps):
         noise = (tau1 * lam * a - tau2 * lam ** 2 * hXh) / batch
         X = S @ X @ St + noise[:, None, None] * ggT
     return loss
-
-
-def jax_heavy_ball(lam, c2, lr, beta, batch, steps):
-    """The same recursion for heavy ball (memory 1, e = 0) as a JAX lax.scan in float64, written as
-    one would by hand: state (X00, X01, X11) per component, S = [[1 - lam lr, beta], [-lam lr, beta]]."""
-    import jax
-    import jax.numpy as jnp
-
-    jax.config.update("jax_enable_x64", True)
-    lam = jnp.asarray(lam)
-    half_lam = 0.5 * lam
-    a, b, c, D = lr, beta, lr, beta
-    s00, s10 = 1.0 - lam * a, -lam * c
-
-    def step(state, _):
-        p, q, r = state
-        L = jnp.dot(half_lam, p)
-        noise = lam * (2.0 * L - (-1.0) * lam * p) / batch        # tau1 = 1, tau2 = -1
-        z00, z01 = s00 * p + b * q, s00 * q + b * r
-        z10, z11 = s10 * p + D * q, s10 * q + D * r
-        y00 = z00 * s00 + z01 * b + noise * a * a
-        y01 = z00 * s10 + z01 * D + noise * a * c
-        y11 = z10 * s10 + z11 * D + noise * c * c
-        return (y00, y01, y11), L
-
-    run = jax.jit(lambda p: jax.lax.scan(step, (p, jnp.zeros_like(p), jnp.zeros_like(p)), None, length=steps)[1])
-    p0 = jnp.asarray(c2)
-    run(p0).block_until_ready()                                     # compile
-    return lambda: np.asarray(run(p0).block_until_ready())
 
 
 def fma_peak(path: str, seconds: float = 0.3) -> float:
@@ -165,7 +137,7 @@ def table_jax(args):
             T = steps_for(K, args.budget)
             jax_rate, jax_loss = None, None
             if have_jax:
-                run = jax_heavy_ball(spec.eigenvalues, spec.coefficients2, 0.1, 0.9, 10.0, T)
+                run = compiled(heavy_ball_curve(spec, 10.0, T), 0.1, 0.9)
                 t_jax, jax_loss = best_time(run, args.repeats)
                 jax_rate = K * T / t_jax
             for path in paths:

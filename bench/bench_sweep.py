@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from _jax_baseline import compiled, heavy_ball_curve
 from _timing import best_time
 
 import memsgd
@@ -36,36 +37,14 @@ def grid(n=8):
 
 
 def jax_grid(spec, params, batch, steps):
-    """vmap over configurations of the heavy-ball recursion as a lax.scan (float64)."""
+    """vmap over configurations of the hand-written heavy-ball lax.scan (float64)."""
     import jax
     import jax.numpy as jnp
 
-    jax.config.update("jax_enable_x64", True)
-    lam = jnp.asarray(spec.eigenvalues)
-    half_wl = 0.5 * jnp.asarray(spec.weights) * lam
-    c2 = jnp.asarray(spec.coefficients2)
-
-    def curve(lr, beta):
-        s00, s10 = 1.0 - lam * lr, -lam * lr
-
-        def step(state, _):
-            p, q, r = state
-            L = jnp.dot(half_wl, p)
-            noise = lam * (2.0 * L + lam * p) / batch        # tau1 = 1, tau2 = -1
-            z00, z01 = s00 * p + beta * q, s00 * q + beta * r
-            z10, z11 = s10 * p + beta * q, s10 * q + beta * r
-            y00 = z00 * s00 + z01 * beta + noise * lr * lr
-            y01 = z00 * s10 + z01 * beta + noise * lr * lr
-            y11 = z10 * s10 + z11 * beta + noise * lr * lr
-            return (y00, y01, y11), L
-
-        return jax.lax.scan(step, (c2, jnp.zeros_like(c2), jnp.zeros_like(c2)), None, length=steps)[1]
-
-    run = jax.jit(jax.vmap(curve))
+    curve = heavy_ball_curve(spec, batch, steps)          # switches JAX to float64 first
     lrs = jnp.asarray([p[0] for p in params])
     betas = jnp.asarray([p[1] for p in params])
-    run(lrs, betas).block_until_ready()
-    return lambda: np.asarray(run(lrs, betas).block_until_ready())
+    return compiled(jax.vmap(curve), lrs, betas)
 
 
 def part_ab(args, spec, noise):

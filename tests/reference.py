@@ -156,3 +156,12 @@ def mean_loss_per_step(alpha, b, c, D, e, lam, c2, weights, coupling, self_noise
         noise = coupling[t] * lam * a - self_noise[t] * lam ** 2 * hXh
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
     return L
+
+
+def random_quadratic(dim, seed, shift=0.1):
+    """A random quadratic ``L(w) = 1/2 (w - w*)^T H (w - w*)``: ``H = A A^T / dim + shift I``
+    scaled to ``lambda_max = 1``, and a standard normal ``w*``. Returns ``(H, w_star)``."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((dim, dim))
+    H = A @ A.T / dim + shift * np.eye(dim)
+    return H / np.linalg.eigvalsh(H).max(), rng.standard_normal(dim)

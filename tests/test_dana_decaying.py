@@ -11,10 +11,7 @@ from . import reference
 
 
 def quadratic(d=6, seed=0):
-    rng = np.random.default_rng(seed)
-    A = rng.standard_normal((d, d))
-    H = A @ A.T / d + 0.1 * np.eye(d)
-    return H / np.linalg.eigvalsh(H).max(), rng.standard_normal(d)
+    return reference.random_quadratic(d, seed)
 
 
 def dana_authors_rule(H, w_star, steps, g1, g2, g3, delta, power):

@@ -14,7 +14,7 @@ import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402
 from memsgd.optax import AM1State, MemorySGDState, am1, memory_sgd  # noqa: E402
 
-from .reference import run_am1_velocity_form, run_matrix_form  # noqa: E402
+from .reference import random_quadratic, run_am1_velocity_form, run_matrix_form  # noqa: E402
 
 D_DIM = 5
 STEPS = 30
@@ -32,11 +32,7 @@ def x64():
 
 @pytest.fixture(scope="module")
 def quadratic():
-    rng = np.random.default_rng(5)
-    A = rng.standard_normal((D_DIM, D_DIM))
-    H = A @ A.T / D_DIM + 0.1 * np.eye(D_DIM)
-    H /= np.linalg.eigvalsh(H).max()
-    return H, rng.standard_normal(D_DIM)
+    return random_quadratic(D_DIM, seed=5, shift=0.1)
 
 
 def split(w):

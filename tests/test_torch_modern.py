@@ -11,7 +11,7 @@ import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402
 from memsgd.torch import AM1, MemorySGD  # noqa: E402
 
-from .reference import run_am1_velocity_form, run_matrix_form  # noqa: E402
+from .reference import random_quadratic, run_am1_velocity_form, run_matrix_form  # noqa: E402
 
 D_DIM = 5
 STEPS = 20
@@ -19,11 +19,7 @@ STEPS = 20
 
 @pytest.fixture(scope="module")
 def quadratic():
-    rng = np.random.default_rng(11)
-    A = rng.standard_normal((D_DIM, D_DIM))
-    H = A @ A.T / D_DIM + 0.1 * np.eye(D_DIM)
-    H /= np.linalg.eigvalsh(H).max()
-    return H, rng.standard_normal(D_DIM)
+    return random_quadratic(D_DIM, seed=11, shift=0.1)
 
 
 def iterate(opt_factory, H, w_star, steps=STEPS, step_fn=None, after_step=None):

@@ -12,7 +12,7 @@ import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402
 from memsgd.torch import AM1, MemorySGD, am1, memory_sgd  # noqa: E402
 
-from .reference import run_matrix_form  # noqa: E402
+from .reference import random_quadratic, run_matrix_form  # noqa: E402
 
 D_DIM = 7
 STEPS = 60
@@ -20,11 +20,7 @@ STEPS = 60
 
 @pytest.fixture(scope="module")
 def quadratic():
-    rng = np.random.default_rng(3)
-    A = rng.standard_normal((D_DIM, D_DIM))
-    H = A @ A.T / D_DIM + 0.05 * np.eye(D_DIM)
-    H /= np.linalg.eigvalsh(H).max()
-    return H, rng.standard_normal(D_DIM)
+    return random_quadratic(D_DIM, seed=3, shift=0.05)
 
 
 def run_torch(make_opt, H, w_star, steps=STEPS, dtype=torch.float64):
