@@ -546,6 +546,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("threads"), "Bytes of state the core allocates for a run (outputs not included).");
   m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
   m.def("max_threads", &memsgd::max_threads, "Threads the core uses by default (OpenMP), 1 without OpenMP.");
+  m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),
+        py::arg("horizon"), py::arg("checkpoint_every"), py::arg("threads"),
+        "Bytes a loss_gradient run allocates: outputs, stored states and the engine's state.");
 
   // renewal
   m.def("renewal", &renewal, py::arg("U"), py::arg("U_prime"), py::arg("V"), py::arg("V_prime"),

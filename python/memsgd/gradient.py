@@ -28,7 +28,8 @@ import numpy as np
 from . import _core
 from ._validation import float_array, nonnegative_int, positive_int
 from .algorithms import MemoryAlgorithm
-from .dynamics import _check_threads, _noise_arrays, _parameter_arrays, _watched
+from .dynamics import (_check_threads, _noise_arrays, _noise_bytes, _parameter_arrays, _parameter_bytes,
+                       _require_memory, _watched)
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -144,13 +145,18 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     Cost about 4 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count.
     """
     steps = _check_inputs(schedule, spectrum, noise, steps)
-    w = _loss_weights(weights, steps)
     if checkpoint_every is not None:
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
     threads = _check_threads(threads)
+    M = schedule.memory
+    _require_memory({"loss weights": 8.0 * (steps + 1),
+                     "per-step parameters": _parameter_bytes(schedule, steps),
+                     "per-step noise": _noise_bytes(noise, steps),
+                     "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
+                    f"steps = {steps}, K = {spectrum.size}, M = {M}")
+    w = _loss_weights(weights, steps)
     alpha, b, c, D, e = _parameter_rows(schedule, steps)
     coupling, self_noise = _noise_arrays(noise, steps)
-    M = schedule.memory
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0
     work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
