@@ -265,66 +265,25 @@ py::dict build_info() {
 py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object scales, py::object alpha,
                         py::object b, py::object c, py::object D, py::object e, py::object coupling,
                         py::object self_noise, py::object loss_weights, std::int64_t steps,
-                        std::int64_t checkpoint_every, double limit, bool general_kernel,
-                        memsgd::RunControl* control) {
-  Array lam = as_array(eigenvalues, "eigenvalues"), w = as_array(weights, "weights"),
-        sc = as_array(scales, "scales");
-  Array al = as_array(alpha, "alpha"), bb = as_array(b, "b"), cc = as_array(c, "c"),
-        DD = as_array(D, "D"), ee = as_array(e, "e");
-  Array c1 = as_array(coupling, "coupling"), c2 = as_array(self_noise, "self_noise"),
-        lw = as_array(loss_weights, "loss_weights");
-  require(lam.ndim() == 1 && lam.size() > 0, "eigenvalues must be a non-empty 1-d array");
-  const py::ssize_t K = lam.size();
-  require_shape(w, "weights", {K});
-  require_shape(sc, "scales", {K});
-  require(al.ndim() == 1 && al.size() > 0, "alpha must be a non-empty 1-d array (one entry per step)");
-  const py::ssize_t T = al.size();
-  require(bb.ndim() == 2 && bb.shape(0) == T, "b must have shape (steps_stored, M)");
-  const py::ssize_t M = bb.shape(1);
-  require_shape(cc, "c", {T, M});
-  require_shape(DD, "D", {T, M, M});
-  require_shape(ee, "e", {T, M});
-  require(steps >= 0, "steps must be >= 0");
-  require(steps < (std::int64_t(1) << 40), "steps must be < 2**40");
-  require(T == 1 || T >= steps, "steps must be <= the number of parameter rows (steps_stored >= steps)");
-  require_shape(c1, "coupling", {static_cast<py::ssize_t>(steps)});
-  require_shape(c2, "self_noise", {static_cast<py::ssize_t>(steps)});
-  require_shape(lw, "loss_weights", {static_cast<py::ssize_t>(steps + 1)});
+                        std::int64_t checkpoint_every, bool general_kernel, int threads, py::object control) {
+  Converter conv;
+  const std::size_t T = steps_from(steps);
+  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
   require(checkpoint_every >= 0, "checkpoint_every must be >= 0 (0: about sqrt(steps))");
-  require(!std::isnan(limit), "limit must not be NaN (use inf for no divergence check)");
-  for (const auto& [arr, name] : {std::pair<const Array*, const char*>{&lam, "eigenvalues"}, {&w, "weights"},
-                                  {&sc, "scales"}, {&al, "alpha"}, {&bb, "b"}, {&cc, "c"}, {&DD, "D"},
-                                  {&ee, "e"}, {&c1, "coupling"}, {&c2, "self_noise"},
-                                  {&lw, "loss_weights"}})
-    require_finite(*arr, name);
-  {
-    const double work = memsgd::gradient_workspace(static_cast<std::size_t>(K), static_cast<int>(M),
-                                                   static_cast<std::size_t>(steps),
-                                                   static_cast<std::size_t>(checkpoint_every));
-    const double rows = static_cast<double>(steps) * (4.0 + 3.0 * M + static_cast<double>(M) * M);
-    const double need = 8.0 * (work + rows + 2.0 * (static_cast<double>(steps) + 1.0));
-    const double phys = memsgd::physical_memory_bytes();
-    require(phys <= 0 || need <= phys, "steps too large: the gradient needs " + std::to_string(need / 1e9) +
-                                           " GB, more than this machine's physical memory");
-  }
-
-  memsgd::Nodes nodes{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
-  memsgd::AlgorithmParams params;
-  params.memory = static_cast<int>(M);
-  params.steps_stored = static_cast<std::size_t>(T);
-  params.alpha = al.data();
-  params.b = bb.data();
-  params.c = cc.data();
-  params.D = DD.data();
-  params.e = ee.data();
-  memsgd::NoiseSchedule noise{c1.data(), c2.data()};
+  memsgd::Configuration cfg;
+  cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
+  cfg.algorithm = algorithm_from(conv, py::make_tuple(alpha, b, c, D, e), "");
+  cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise), "");
+  const Array& lw = conv.get(loss_weights, "loss_weights");
+  require_shape(lw, "loss_weights", {static_cast<py::ssize_t>(T + 1)});
   memsgd::GradientOptions options;
   options.checkpoint_every = static_cast<std::size_t>(checkpoint_every);
-  options.limit = std::min(limit, std::numeric_limits<double>::max());
-  options.control = control;
+  options.threads = threads;
   options.general_kernel = general_kernel;
+  options.control = run_control(control);
+  memsgd::require_gradient_memory(cfg, lw.data(), T, options);
 
-  const py::ssize_t n = static_cast<py::ssize_t>(steps);
+  const py::ssize_t n = static_cast<py::ssize_t>(T), M = cfg.algorithm.memory;
   Array loss(n + 1), g_alpha(n), g_b(std::vector<py::ssize_t>{n, M}), g_c(std::vector<py::ssize_t>{n, M}),
       g_D(std::vector<py::ssize_t>{n, M, M}), g_e(std::vector<py::ssize_t>{n, M}), g_c1(n), g_c2(n);
   memsgd::GradientOutputs out;
@@ -339,12 +298,8 @@ py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object s
   memsgd::GradientResult res;
   {
     py::gil_scoped_release release;
-    res = memsgd::loss_gradient(nodes, params, noise, lw.data(), static_cast<std::size_t>(steps), options, out);
+    res = memsgd::loss_gradient(cfg, lw.data(), T, options, out);
   }
-  if (control != nullptr && control->cancel.load()) throw std::runtime_error("run cancelled");
-  double* L = loss.mutable_data();
-  for (std::int64_t t = 0; t <= steps; ++t)
-    if (std::isnan(L[t])) L[t] = std::numeric_limits<double>::infinity();
   return py::make_tuple(res.value, res.diverged_at, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2,
                         res.checkpoint_every, res.stored_states);
 }
@@ -565,6 +520,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("threads"), "Bytes of state the core allocates for a run (outputs not included).");
   m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
   m.def("max_threads", &memsgd::max_threads, "Threads the core uses by default (OpenMP), 1 without OpenMP.");
+  m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),
+        py::arg("horizon"), py::arg("checkpoint_every"), py::arg("threads"),
+        "Bytes a loss_gradient run allocates: outputs, stored states and the engine's state.");
 
   // introspection
   m.def("build_info", &build_info, "Version, compiler, build type, OpenMP and SIMD paths of this build.");
@@ -580,9 +538,10 @@ PYBIND11_MODULE(_core, m) {
   // ---- adjoint (schedule design) ----
   m.def("loss_gradient", &loss_gradient, py::arg("eigenvalues"), py::arg("weights"), py::arg("scales"),
         py::arg("alpha"), py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"),
-        py::arg("self_noise"), py::arg("loss_weights"), py::arg("steps"), py::arg("checkpoint_every") = 0,
-        py::arg("limit") = 2e30, py::arg("general_kernel") = false, py::arg("control") = nullptr,
-        "Gradient of sum_t loss_weights[t] L_t; returns (value, diverged_at, loss, d_alpha, d_b, d_c, d_D, "
-        "d_e, d_coupling, d_self_noise, checkpoint_every, stored_states).");
-  m.def("max_threads", &memsgd::max_threads, "Threads the core uses (OpenMP), 1 without OpenMP.");
+        py::arg("self_noise"), py::arg("loss_weights"), py::arg("steps"), py::kw_only(),
+        py::arg("checkpoint_every") = 0, py::arg("general_kernel") = false, py::arg("threads") = 0,
+        py::arg("control") = py::none(),
+        "Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise: (1,) or "
+        ">= steps per-step entries); returns (value, diverged_at, loss, d_alpha, d_b, d_c, d_D, d_e, "
+        "d_coupling, d_self_noise, checkpoint_every, stored_states).");
 }

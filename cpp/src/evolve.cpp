@@ -19,370 +19,15 @@
 #include <omp.h>
 #endif
 
-#include "kernels/kernel_api.hpp"
-#include "simd_dispatch.hpp"
+#include "engine.hpp"
 #include "team.hpp"
 
 namespace memsgd {
 namespace {
 
-using kernels::FixedStep;
-using kernels::kBlockGroups;
-using kernels::kLanes;
-constexpr std::size_t kBlockComponents = kBlockGroups * kLanes;
+using detail::Engine;
+using detail::ordered_sum;
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-std::size_t ceil_div(std::size_t a, std::size_t b) { return (a + b - 1) / b; }
-
-// Fixed pairwise order of 8 lanes: the same as kernels::lane_sum.
-double lane_sum(const double* a) {
-  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-}
-
-double ordered_sum(const double* v, std::size_t n) {
-  double s = 0.0;
-  for (std::size_t i = 0; i < n; ++i) s += v[i];
-  return s;
-}
-
-struct AlignedDoubles {
-  explicit AlignedDoubles(std::size_t n)
-      : size(n), data(static_cast<double*>(::operator new(std::max<std::size_t>(n, 1) * sizeof(double),
-                                                          std::align_val_t(64)))) {
-    std::fill(data, data + n, 0.0);
-  }
-  ~AlignedDoubles() { ::operator delete(data, std::align_val_t(64)); }
-  AlignedDoubles(const AlignedDoubles&) = delete;
-  AlignedDoubles& operator=(const AlignedDoubles&) = delete;
-  std::size_t size;
-  double* data;
-};
-
-// Row of the stored parameters used at step t (the last row repeats).
-std::size_t algo_row(const AlgorithmParams& p, std::size_t t) { return std::min(t, p.steps_stored - 1); }
-std::size_t noise_row(const NoiseParams& n, std::size_t t) { return std::min(t, n.steps_stored - 1); }
-
-bool shift_is_zero(const AlgorithmParams& p) {
-  const std::size_t n = p.steps_stored * static_cast<std::size_t>(p.memory);
-  for (std::size_t i = 0; i < n; ++i)
-    if (p.e[i] != 0.0) return false;
-  return true;
-}
-
-// X_0 / scale_k: E11, or g g^T with the step-0 g.
-double initial_entry(const AlgorithmParams& p, InitialState init, int i, int j) {
-  if (init == InitialState::E11) return (i == 0 && j == 0) ? 1.0 : 0.0;
-  auto g = [&](int k) { return k == 0 ? p.alpha[0] : p.c[k - 1]; };
-  return g(i) * g(j);
-}
-
-// h^T X_0 h / scale_k with the step-0 h.
-double initial_gp(const AlgorithmParams& p, InitialState init) {
-  if (init == InitialState::E11) return 1.0;
-  double hg = p.alpha[0];
-  for (int i = 0; i < p.memory; ++i) hg += p.e[i] * p.c[i];
-  return hg * hg;
-}
-
-// -- the two engines ------------------------------------------------------------------------
-
-// State of one configuration and how to advance it; partial sums per block of 1024 components.
-class Engine {
- public:
-  virtual ~Engine() = default;
-  virtual std::size_t blocks() const = 0;
-  // Blocks' partial sums of L_0 and l_0 (the initial state is set up by the constructor).
-  virtual void initial_sums(double* part_loss, double* part_gp) const = 0;
-  // Step t (gradient-point loss l_t) for blocks [b0, b1). False when cancelled mid-step.
-  virtual bool step(int tid, std::size_t t, double l_t, std::size_t b0, std::size_t b1, double* part_loss,
-                    double* part_gp, const std::atomic<bool>* cancel) = 0;
-  // True when l_t = L_t (e = 0 at every step): the engine does not write part_gp.
-  virtual bool gp_is_loss() const = 0;
-};
-
-// M <= 3: the SIMD kernels of the active path on the group layout of kernel_api.hpp.
-class FixedEngine final : public Engine {
- public:
-  FixedEngine(const Configuration& cfg, InitialState init, const kernels::KernelTable* table)
-      : cfg_(cfg),
-        N_(cfg.algorithm.memory + 1),
-        P_(kernels::packed_size(N_)),
-        groups_(ceil_div(cfg.nodes.count, kLanes)),
-        blocks_(ceil_div(groups_, kBlockGroups)),
-        e_zero_(cfg.algorithm.memory == 0 || shift_is_zero(cfg.algorithm)),
-        data_(groups_ * static_cast<std::size_t>(kernels::group_doubles(N_))),
-        fn_(table->step[N_ - 1][e_zero_ ? 1 : 0]) {
-    const Nodes& nd = cfg.nodes;
-    const AlgorithmParams& a = cfg.algorithm;
-    const std::size_t G = static_cast<std::size_t>(kernels::group_doubles(N_));
-    double x0[10];
-    for (int i = 0, p = 0; i < N_; ++i)
-      for (int j = i; j < N_; ++j, ++p) x0[p] = initial_entry(a, init, i, j);
-    for (std::size_t k = 0; k < nd.count; ++k) {
-      double* base = data_.data + (k / kLanes) * G + (k % kLanes);
-      const double lam = nd.eigenvalue[k], sc = nd.scale[k];
-      base[0] = lam;
-      base[kLanes] = 0.5 * nd.weight[k] * lam;
-      for (int p = 0; p < P_; ++p) base[(2 + p) * kLanes] = sc * x0[p];
-    }
-    gp0_ = initial_gp(cfg.algorithm, init);
-    x00_ = x0[0];
-    stationary_ = cfg.algorithm.steps_stored == 1 && cfg.noise.steps_stored == 1;
-    if (stationary_) fill(fixed_, 0, 0.0);
-  }
-
-  std::size_t blocks() const override { return blocks_; }
-  bool gp_is_loss() const override { return e_zero_; }
-
-  void initial_sums(double* part_loss, double* part_gp) const override {
-    // lane k % 8 adds the components of its lane in order, as the kernels do
-    const Nodes& nd = cfg_.nodes;
-    for (std::size_t b = 0; b < blocks_; ++b) {
-      double acc[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0}, accg[kLanes] = {0, 0, 0, 0, 0, 0, 0, 0};
-      for (std::size_t k = b * kBlockComponents; k < std::min(nd.count, (b + 1) * kBlockComponents); ++k) {
-        const double wl = 0.5 * nd.weight[k] * nd.eigenvalue[k];
-        acc[k % kLanes] += wl * (nd.scale[k] * x00_);
-        accg[k % kLanes] += wl * (nd.scale[k] * gp0_);
-      }
-      part_loss[b] = lane_sum(acc);
-      if (!e_zero_) part_gp[b] = lane_sum(accg);
-    }
-  }
-
-  bool step(int, std::size_t t, double l_t, std::size_t b0, std::size_t b1, double* part_loss,
-            double* part_gp, const std::atomic<bool>*) override {
-    if (stationary_) {
-      FixedStep s = fixed_;
-      s.noise_drive = cfg_.noise.coupling[0] * (2.0 * l_t);
-      fn_(s, data_.data, groups_, b0, b1, part_loss, part_gp);
-    } else {
-      FixedStep s;
-      fill(s, t, l_t);
-      fn_(s, data_.data, groups_, b0, b1, part_loss, part_gp);
-    }
-    return true;
-  }
-
- private:
-  void fill(FixedStep& s, std::size_t t, double l_t) const {
-    const AlgorithmParams& a = cfg_.algorithm;
-    const int M = a.memory, N = M + 1;
-    const std::size_t r = algo_row(a, t), rn = algo_row(a, t + 1), nr = noise_row(cfg_.noise, t);
-    std::memset(&s, 0, sizeof s);
-    double g[4] = {a.alpha[r], 0, 0, 0}, h[4] = {1.0, 0, 0, 0}, hn[4] = {1.0, 0, 0, 0};
-    s.S0[0][0] = 1.0;
-    for (int i = 0; i < M; ++i) {
-      s.S0[0][i + 1] = a.b[r * M + i];
-      g[i + 1] = a.c[r * M + i];
-      h[i + 1] = a.e[r * M + i];
-      hn[i + 1] = a.e[rn * M + i];
-      for (int j = 0; j < M; ++j) s.S0[i + 1][j + 1] = a.D[(r * M + i) * M + j];
-    }
-    for (int i = 0, p = 0; i < N; ++i) {
-      for (int j = 0; j < N; ++j) s.gh[i][j] = g[i] * h[j];
-      for (int j = i; j < N; ++j, ++p) {
-        s.gg[p] = g[i] * g[j];
-        s.hh[p] = (i == j ? 1.0 : 2.0) * h[i] * h[j];
-        s.hh_next[p] = (i == j ? 1.0 : 2.0) * hn[i] * hn[j];
-      }
-    }
-    s.noise_drive = cfg_.noise.coupling[nr] * (2.0 * l_t);
-    s.self_noise = cfg_.noise.self_noise[nr];
-  }
-
-  Configuration cfg_;
-  int N_, P_;
-  std::size_t groups_, blocks_;
-  bool e_zero_;
-  AlignedDoubles data_;
-  kernels::StepFn fn_;
-  double gp0_ = 1.0, x00_ = 1.0;  // h^T X_0 h and (X_0)_00 per unit scale
-  bool stationary_ = false;
-  FixedStep fixed_{};
-};
-
-// M >= 4: dense (M+1)x(M+1) matrices per component (component-major), plain loops in a fixed
-// order, the formulas of the fixed kernels (kernel_api.hpp) with the products S X and (S X) S^T
-// as row operations (no reductions whose order a compiler could change). Checks for
-// cancellation every row, so even one step with M in the thousands stops promptly.
-class GeneralEngine final : public Engine {
- public:
-  GeneralEngine(const Configuration& cfg, InitialState init, int threads)
-      : cfg_(cfg),
-        M_(cfg.algorithm.memory),
-        N_(M_ + 1),
-        NN_(static_cast<std::size_t>(N_) * N_),
-        K_(cfg.nodes.count),
-        blocks_(ceil_div(K_, kBlockComponents)),
-        X_(K_ * NN_),
-        lam_(cfg.nodes.eigenvalue),
-        wl_(K_),
-        scratch_(static_cast<std::size_t>(threads)) {
-    for (std::size_t k = 0; k < K_; ++k) {
-      wl_[k] = 0.5 * cfg.nodes.weight[k] * lam_[k];
-      double* x = X_.data() + k * NN_;
-      for (int i = 0; i < N_; ++i)
-        for (int j = 0; j < N_; ++j) x[i * N_ + j] = cfg.nodes.scale[k] * initial_entry(cfg.algorithm, init, i, j);
-    }
-    for (auto& s : scratch_) s.resize(static_cast<std::size_t>(N_));
-    stationary_ = cfg.algorithm.steps_stored == 1;
-    if (stationary_) fixed_ = coefficients(0);
-  }
-
-  std::size_t blocks() const override { return blocks_; }
-  bool gp_is_loss() const override { return false; }
-
-  void initial_sums(double* part_loss, double* part_gp) const override {
-    const Coefficients c0 = coefficients(0);
-    for (std::size_t b = 0; b < blocks_; ++b) {
-      double s0 = 0.0, s1 = 0.0;
-      for (std::size_t k = b * kBlockComponents; k < std::min(K_, (b + 1) * kBlockComponents); ++k) {
-        const double* x = X_.data() + k * NN_;
-        s0 += wl_[k] * x[0];
-        s1 += wl_[k] * quad(x, c0.h.data());
-      }
-      part_loss[b] = s0;
-      part_gp[b] = s1;
-    }
-  }
-
-  bool step(int tid, std::size_t t, double l_t, std::size_t b0, std::size_t b1, double* part_loss,
-            double* part_gp, const std::atomic<bool>* cancel) override {
-    Scratch& sc = scratch_[static_cast<std::size_t>(tid)];
-    if (!stationary_) sc.coeffs = coefficients(t);
-    const Coefficients& q = stationary_ ? fixed_ : sc.coeffs;
-    const std::size_t nr = noise_row(cfg_.noise, t);
-    const double noise_drive = cfg_.noise.coupling[nr] * (2.0 * l_t);
-    const double self_noise = cfg_.noise.self_noise[nr];
-    const bool check = cancel != nullptr && NN_ >= 4096;
-    for (std::size_t b = b0; b < b1; ++b) {
-      double s0 = 0.0, s1 = 0.0;
-      for (std::size_t k = b * kBlockComponents; k < std::min(K_, (b + 1) * kBlockComponents); ++k) {
-        double* x = X_.data() + k * NN_;
-        if (!component(q, lam_[k], noise_drive, self_noise, x, sc, check ? cancel : nullptr)) return false;
-        s0 += wl_[k] * x[0];
-        s1 += wl_[k] * quad(x, q.h_next.data());
-      }
-      part_loss[b] = s0;
-      part_gp[b] = s1;
-    }
-    return true;
-  }
-
- private:
-  struct Coefficients {
-    std::vector<double> S0, gh, gg, h, h_next;  // N x N row-major; N vectors
-  };
-  struct Scratch {
-    void resize(std::size_t N) {
-      S.assign(N * N, 0.0);
-      St.assign(N * N, 0.0);
-      Z.assign(N * N, 0.0);
-    }
-    std::vector<double> S, St, Z;
-    Coefficients coeffs;
-  };
-
-  Coefficients coefficients(std::size_t t) const {
-    const AlgorithmParams& a = cfg_.algorithm;
-    const std::size_t r = algo_row(a, t), rn = algo_row(a, t + 1);
-    const std::size_t M = static_cast<std::size_t>(M_), N = M + 1;
-    std::vector<double> g(N), h(N);
-    Coefficients q;
-    q.S0.assign(N * N, 0.0);
-    q.S0[0] = 1.0;
-    q.h_next.resize(N);
-    g[0] = a.alpha[r];
-    h[0] = q.h_next[0] = 1.0;
-    for (std::size_t i = 0; i < M; ++i) {
-      q.S0[i + 1] = a.b[r * M + i];
-      g[i + 1] = a.c[r * M + i];
-      h[i + 1] = a.e[r * M + i];
-      q.h_next[i + 1] = a.e[rn * M + i];
-      for (std::size_t j = 0; j < M; ++j) q.S0[(i + 1) * N + j + 1] = a.D[(r * M + i) * M + j];
-    }
-    q.gh.resize(N * N);
-    q.gg.resize(N * N);
-    for (std::size_t i = 0; i < N; ++i)
-      for (std::size_t j = 0; j < N; ++j) {
-        q.gh[i * N + j] = g[i] * h[j];
-        q.gg[i * N + j] = g[i] * g[j];
-      }
-    q.h = h;
-    return q;
-  }
-
-  double quad(const double* x, const double* h) const {
-    double s = 0.0;
-    for (int i = 0; i < N_; ++i) {
-      double row = 0.0;
-      for (int j = 0; j < N_; ++j) row += x[i * N_ + j] * h[j];
-      s += h[i] * row;
-    }
-    return s;
-  }
-
-  // X <- S X S^T + noise g g^T for one component, S = S0 - lam g h^T.
-  bool component(const Coefficients& q, double lam, double noise_drive, double self_noise, double* x,
-                 Scratch& sc, const std::atomic<bool>* cancel) const {
-    const int N = N_;
-    const std::size_t n = static_cast<std::size_t>(N);
-    double* S = sc.S.data();
-    double* St = sc.St.data();
-    double* Z = sc.Z.data();
-    for (int i = 0; i < N; ++i)
-      for (int j = 0; j < N; ++j) {
-        const double v = q.S0[i * n + j] - lam * q.gh[i * n + j];
-        S[i * n + j] = v;
-        St[j * n + i] = v;
-      }
-    const double hxh = quad(x, q.h.data());
-    // Z = S X by rows: Z_i = sum_m S_im X_m
-    for (int i = 0; i < N; ++i) {
-      double* z = Z + i * n;
-      std::fill(z, z + n, 0.0);
-      for (int m = 0; m < N; ++m) {
-        const double sim = S[i * n + m];
-        const double* xm = x + m * n;
-        for (int j = 0; j < N; ++j) z[j] += sim * xm[j];
-      }
-      if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return false;
-    }
-    // Y = Z S^T on and above the diagonal: Y_i = sum_m Z_im (S^T)_m, then mirrored
-    const double noise = lam * (noise_drive - self_noise * lam * hxh);
-    for (int i = 0; i < N; ++i) {
-      double* y = x + i * n;
-      std::fill(y + i, y + n, 0.0);
-      const double* z = Z + i * n;
-      for (int m = 0; m < N; ++m) {
-        const double zim = z[m];
-        const double* stm = St + m * n;
-        for (int j = i; j < N; ++j) y[j] += zim * stm[j];
-      }
-      for (int j = i; j < N; ++j) y[j] += noise * q.gg[i * n + j];
-      if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return false;
-    }
-    for (int i = 0; i < N; ++i)
-      for (int j = 0; j < i; ++j) x[i * n + j] = x[j * n + i];
-    return true;
-  }
-
-  Configuration cfg_;
-  int M_, N_;
-  std::size_t NN_, K_, blocks_;
-  std::vector<double> X_;
-  const double* lam_;
-  std::vector<double> wl_;
-  std::vector<Scratch> scratch_;
-  bool stationary_ = false;
-  Coefficients fixed_;
-};
-
-std::unique_ptr<Engine> make_engine(const Configuration& cfg, InitialState init, int threads) {
-  if (cfg.algorithm.memory <= kernels::kMaxFixedMemory)
-    return std::make_unique<FixedEngine>(cfg, init, detail::active_kernels());
-  return std::make_unique<GeneralEngine>(cfg, init, threads);
-}
 
 // -- one configuration on a team of threads ---------------------------------------------------
 
@@ -717,7 +362,11 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw std::invalid_argument(message);
 }
 
-void validate(const Configuration& c, std::size_t i, std::size_t count, std::size_t steps) {
+}  // namespace
+
+namespace detail {
+
+void validate_configuration(const Configuration& c, std::size_t i, std::size_t count, std::size_t steps) {
   const std::string where = count > 1 ? " (configuration " + std::to_string(i) + ")" : "";
   require(c.nodes.count > 0, "spectrum must have at least one node" + where);
   require(c.nodes.eigenvalue && c.nodes.weight && c.nodes.scale, "spectrum arrays must be given" + where);
@@ -736,12 +385,21 @@ void validate(const Configuration& c, std::size_t i, std::size_t count, std::siz
               std::to_string(steps) + where);
 }
 
-}  // namespace
+bool run_configuration(Engine& engine, std::size_t steps, const Recording& recording, const RunOptions& options,
+                       int threads, bool report_steps, double* loss, double* gp, std::int64_t& diverged_at) {
+  Recorder recorder(recording, steps, loss, gp);
+  ConfigRun run(engine, steps, recorder, options, report_steps);
+  const bool ok = run.run(threads);
+  diverged_at = recorder.diverged_at();
+  return ok;
+}
+
+}  // namespace detail
 
 void evolve(const Configuration* configs, std::size_t count, std::size_t steps, const Recording& recording,
             const RunOptions& options, const Outputs& outputs) {
   require(outputs.loss != nullptr && outputs.diverged_at != nullptr, "outputs must be given");
-  for (std::size_t i = 0; i < count; ++i) validate(configs[i], i, count, steps);
+  for (std::size_t i = 0; i < count; ++i) detail::validate_configuration(configs[i], i, count, steps);
   if (recording.steps != nullptr) {
     for (std::size_t r = 0; r < recording.count; ++r) {
       require(recording.steps[r] >= 0 && static_cast<std::size_t>(recording.steps[r]) <= steps,
@@ -756,14 +414,11 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
 #endif
 
   auto run_one = [&](std::size_t i, int team_threads, bool report_steps) -> bool {
-    const Configuration& c = configs[i];
-    auto engine = make_engine(c, options.initial, team_threads);
-    Recorder recorder(recording, steps, outputs.loss + i * R,
-                      outputs.gradient_point_loss ? outputs.gradient_point_loss + i * R : nullptr);
-    ConfigRun run(*engine, steps, recorder, options, report_steps);
-    const bool ok = run.run(team_threads);
-    outputs.diverged_at[i] = recorder.diverged_at();
-    return ok;
+    auto engine = detail::make_engine(configs[i], options.initial, team_threads);
+    return detail::run_configuration(*engine, steps, recording, options, team_threads, report_steps,
+                                     outputs.loss + i * R,
+                                     outputs.gradient_point_loss ? outputs.gradient_point_loss + i * R : nullptr,
+                                     outputs.diverged_at[i]);
   };
 
   bool cancelled = false;
@@ -816,11 +471,12 @@ double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads
   const double live = std::min<double>(static_cast<double>(count), std::max(threads, 1));
   double per_config;
   if (memory <= kernels::kMaxFixedMemory) {
+    constexpr double kLanes = kernels::kLanes;
     per_config = 8.0 * (std::ceil(K / kLanes) * kLanes) * (2.0 + N * (N + 1.0) / 2.0);
   } else {
     per_config = 8.0 * K * (N * N + 1.0) + 8.0 * std::max(threads, 1) * (3.0 * N * N + 6.0 * N);
   }
-  return live * per_config + 64.0 * K / kBlockComponents * std::max(threads, 1);
+  return live * per_config + 64.0 * K / detail::kBlockComponents * std::max(threads, 1);
 }
 
 double physical_memory_bytes() {

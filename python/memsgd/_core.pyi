@@ -41,19 +41,13 @@ def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: t
     """
     Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 8). threads = 0: the default.
     """
-def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, loss_weights: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, limit: typing.SupportsFloat | typing.SupportsIndex = 2e+30, general_kernel: bool = False, control: RunControl = None) -> tuple:
+def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, loss_weights: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, general_kernel: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
     """
-    Gradient of sum_t loss_weights[t] L_t; returns (value, diverged_at, loss, d_alpha, d_b, d_c, d_D, d_e, d_coupling, d_self_noise, checkpoint_every, stored_states).
+    Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise: (1,) or >= steps per-step entries); returns (value, diverged_at, loss, d_alpha, d_b, d_c, d_D, d_e, d_coupling, d_self_noise, checkpoint_every, stored_states).
     """
-@typing.overload
 def max_threads() -> int:
     """
     Threads the core uses by default (OpenMP), 1 without OpenMP.
-    """
-@typing.overload
-def max_threads() -> int:
-    """
-    Threads the core uses (OpenMP), 1 without OpenMP.
     """
 def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.complex128]:
     """

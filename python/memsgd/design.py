@@ -31,11 +31,12 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
+from . import _core
 from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
 from ._validation import float_array, positive_int, positive_scalar, real_scalar
-from .gradient import DIVERGENCE_RATIO, loss_gradient
+from .gradient import loss_gradient
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -601,9 +602,10 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots)
     lower, upper = problem.bounds()
 
-    # A diverged trial point gets the divergence threshold of the weighted sum (above any
-    # non-diverged J) and a zero gradient: the line search backs off from it.
-    penalty = math.log(2.0 * DIVERGENCE_RATIO * max(spectrum.initial_loss, 1e-300) * float(np.sum(w)))
+    # A diverged trial point gets the divergence threshold of the weighted sum (the core's rule
+    # L_t <= DIVERGENCE_FACTOR L_0 bounds every non-diverged J) and a zero gradient: the line
+    # search backs off from it.
+    penalty = math.log(_core.DIVERGENCE_FACTOR * max(spectrum.initial_loss, 1e-300) * float(np.sum(w)))
     state = {"evaluations": 0, "rejected": 0, "best": None, "run": 0}
 
     def evaluate(x):

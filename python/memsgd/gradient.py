@@ -8,42 +8,33 @@ Given the parameters of each step, the second-moment recursion of docs/math.md �
 
 (``c1_t = tau1/B_t``, ``c2_t = tau2/B_t``, ``S_{k,t} = S0_t - lambda_k g_t h_t^T``) is linear in the
 states, so the gradient of ``J = sum_t w_t L_t`` runs backward in time with the transposed step
-(the adjoint method). With ``Ybar_{k,t} = dJ/dX_{k,t} / m_k``:
+(the adjoint method). With ``Yhat_{k,t} = dJ/dX_{k,t}``:
 
-    Ybar_{k,t} = S^T Ybar_{k,t+1} S - c2_t lambda_k^2 q_k h h^T + (w_t/2) lambda_k E11 + abar_t lambda_k h h^T,
-    q_k = g^T Ybar_{k,t+1} g,        abar_t = c1_t sum_k m_k lambda_k q_k,
+    Yhat_{k,t} = S^T Yhat_{k,t+1} S - c2_t lambda_k^2 q_k h h^T + w_t (m_k lambda_k / 2) E11 + abar_t m_k lambda_k h h^T,
+    q_k = g^T Yhat_{k,t+1} g,        abar_t = c1_t sum_k lambda_k q_k,
 
-and the gradient with respect to step t's parameters contracts ``Ybar_{k,t+1}`` with the
-derivatives of step t's map. The forward states are kept at checkpoints every ~sqrt(T) steps and
-recomputed segment by segment, so memory is O(sqrt(T) K (M+1)^2) and the cost a few forward runs.
+and the gradient with respect to step t's parameters contracts ``Yhat_{k,t+1}`` with the
+derivatives of step t's map. The forward pass is ``loss_curve``'s run of the engine; its states
+are kept at checkpoints every ~sqrt(T) steps and recomputed segment by segment by the same
+engine, so memory is O(sqrt(T) K (M+1)^2) and the cost a few forward runs.
 """
 from __future__ import annotations
 
-import sys
-import threading
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import numpy as np
 
 from . import _core
-from ._progress import progress_bar
 from ._validation import float_array, nonnegative_int, positive_int
 from .algorithms import MemoryAlgorithm
+from .dynamics import (_check_threads, _noise_arrays, _noise_bytes, _parameter_arrays, _parameter_bytes,
+                       _require_memory, _watched)
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
 __all__ = ["LossGradient", "loss_gradient"]
-
-# A run has diverged at the first t with L_t not finite or above this multiple of L_0
-# (docs/math.md §8, "Divergence").
-DIVERGENCE_RATIO = _core.DIVERGENCE_FACTOR  # the core owns the rule (docs/math.md §8)
-# Runs of more scalar updates than this are watched from a thread (progress bar, Ctrl-C).
-_WATCH_WORK = 1e8
-# Auto progress bars (progress=None) from about this much work: several seconds.
-_BAR_WORK = 5e9
-
 
 @dataclass(frozen=True)
 class LossGradient:
@@ -105,17 +96,11 @@ def _check_inputs(schedule, spectrum, noise, steps):
 
 
 def _parameter_rows(schedule, steps: int):
-    """Per-step arrays for the core; a MemoryAlgorithm is one row the core applies at every step."""
-    M = schedule.memory
-    if isinstance(schedule, MemoryAlgorithm):
-        return (np.array([schedule.alpha]), schedule.b.reshape(1, M), schedule.c.reshape(1, M),
-                schedule.D.reshape(1, M, M), schedule.e.reshape(1, M))
-    if schedule.length is not None and steps > schedule.length:
+    """The per-step arrays ``loss_curve`` gives the core (one row for a MemoryAlgorithm)."""
+    if isinstance(schedule, Schedule) and schedule.length is not None and steps > schedule.length:
         raise ValueError(f"steps must be <= the schedule's length {schedule.length} (schedule too short), "
                          f"got {steps}")
-    if steps == 0:  # the core needs one row, which it never uses
-        return np.zeros(1), np.zeros((1, M)), np.zeros((1, M)), np.zeros((1, M, M)), np.zeros((1, M))
-    return schedule.parameters(steps)  # raises ValueError for non-finite parameters
+    return _parameter_arrays(schedule, steps)  # raises ValueError for non-finite parameters
 
 
 def _loss_weights(weights, steps: int) -> np.ndarray:
@@ -134,53 +119,8 @@ def _loss_weights(weights, steps: int) -> np.ndarray:
     return w
 
 
-def _divergence_limit(spectrum: Spectrum) -> float:
-    """The core's threshold on ``2 L_t``: ``L_t > 1e30 L_0`` counts as divergence (absolute 1e30
-    when L_0 = 0)."""
-    L0 = spectrum.initial_loss
-    return 2.0 * DIVERGENCE_RATIO * (L0 if L0 > 0 else 1.0)
-
-
-def _run_watched(call, total: int, work: float, progress, desc: str):
-    """``call(control)`` with the GIL released in the core; watched from this thread when long.
-
-    The core publishes its progress in a ``RunControl``; this thread draws the bar and turns
-    Ctrl-C into a cancellation of the run (the core stops after its current step).
-    """
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
-    show = progress if progress is not None else (work >= _BAR_WORK and sys.stderr.isatty())
-    if not show and work < _WATCH_WORK:
-        return call(None)
-    control = _core.RunControl()
-    outcome = {}
-    finished = threading.Event()
-
-    def target():
-        try:
-            outcome["value"] = call(control)
-        except BaseException as exc:  # handed to the calling thread below
-            outcome["error"] = exc
-        finally:
-            finished.set()
-
-    with progress_bar(total, desc=desc, unit="step", show=bool(show)) as bar:
-        threading.Thread(target=target, name="memsgd-gradient", daemon=True).start()
-        try:
-            while not finished.wait(0.1):
-                bar.set(min(int(control.steps_done), total))
-        except KeyboardInterrupt:
-            control.cancel()
-            while not finished.wait(0.1):
-                pass
-            raise
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum, noise: Noise, steps: int,
-                  weights=None, *, checkpoint_every: Optional[int] = None,
+                  weights=None, *, checkpoint_every: Optional[int] = None, threads: Optional[int] = None,
                   progress: Optional[bool] = None) -> LossGradient:
     """``value = sum_t weights[t] L_t`` and its exact gradient w.r.t. every per-step parameter.
 
@@ -195,32 +135,39 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
         checkpoint_every: segment length C of the checkpointing (default ``ceil(sqrt(horizon))``,
             horizon = last step with a nonzero weight). Memory: about ``horizon/C + C`` states of
             ``K (M+1)(M+2)/2`` doubles (``K (M+1)^2`` for M > 3).
+        threads: at most this many threads (default: all cores, as :func:`memsgd.loss_curve`).
         progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
             stderr is a terminal. Long runs can be interrupted with Ctrl-C.
 
-    The forward pass is the recursion of docs/math.md §3 (the losses agree with
-    :func:`memsgd.loss_curve` to rounding); the backward pass is its adjoint (module docstring).
-    Cost about 4 forward runs. Deterministic for any thread count.
+    The forward pass is :func:`memsgd.loss_curve`'s run of the engine: ``loss`` and
+    ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
+    non-finite value, decided by the core). The backward pass is its adjoint (module docstring).
+    Cost about 4 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count.
     """
     steps = _check_inputs(schedule, spectrum, noise, steps)
-    w = _loss_weights(weights, steps)
     if checkpoint_every is not None:
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
-    alpha, b, c, D, e = _parameter_rows(schedule, steps)
-    coupling, self_noise = noise.coefficients(steps)
+    threads = _check_threads(threads)
     M = schedule.memory
+    _require_memory({"loss weights": 8.0 * (steps + 1),
+                     "per-step parameters": _parameter_bytes(schedule, steps),
+                     "per-step noise": _noise_bytes(noise, steps),
+                     "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
+                    f"steps = {steps}, K = {spectrum.size}, M = {M}")
+    w = _loss_weights(weights, steps)
+    alpha, b, c, D, e = _parameter_rows(schedule, steps)
+    coupling, self_noise = _noise_arrays(noise, steps)
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0
-    total = steps + horizon
     work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
-    args = (spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e,
-            coupling, self_noise, w, steps, checkpoint_every or 0, _divergence_limit(spectrum), False)
 
     def call(control):
-        return _core.loss_gradient(*args, control=control)
+        return _core.loss_gradient(spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e,
+                                   coupling, self_noise, w, steps, checkpoint_every=checkpoint_every or 0,
+                                   threads=threads, control=control)
 
-    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored) = _run_watched(
-        call, total, work, progress, "loss_gradient")
+    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored) = _watched(
+        call, work, progress, steps + horizon, "loss_gradient", "step", "steps_done")
     with np.errstate(invalid="ignore"):
         batch = noise.tau1 * g_c1 + noise.tau2 * g_c2
     return LossGradient(float(value), g_alpha, g_b, g_c, g_D, g_e, batch, loss,

@@ -48,18 +48,90 @@ struct FixedStep {
   double self_noise;
 };
 
-// Advances blocks [block_begin, block_end) of `data` (group layout above, `groups` groups in all)
-// by one step and writes each block's partial sums: part_loss[b] = sum over the block of
-// (w lam / 2) Y_00, part_gp[b] = the same with h_next^T Y h_next (not written by the e = 0
-// kernels, whose gradient-point loss equals the loss).
-using StepFn = void (*)(const FixedStep& step, double* data, std::size_t groups,
-                        std::size_t block_begin, std::size_t block_end, double* part_loss,
-                        double* part_gp);
+// Where the groups of one step live: group g's eigenvalues and w lam / 2 (kLanes each) at
+// nodes + g * node_stride, its state x_0 .. x_{P-1} (kLanes each) read from x_in + g * state_stride
+// and written to x_out + g * state_stride (x_out may equal x_in). The engine keeps nodes and state
+// interleaved (node_stride = state_stride = group_doubles(N), x_in = x_out = nodes + 2 kLanes);
+// the adjoint's stored states are dense (state_stride = packed_size(N) kLanes).
+struct GroupSpan {
+  std::size_t groups;
+  const double* nodes;
+  std::size_t node_stride;
+  const double* x_in;
+  double* x_out;
+  std::size_t state_stride;
+};
+
+// Advances blocks [block_begin, block_end) of `span` by one step and writes each block's partial
+// sums: part_loss[b] = sum over the block of (w lam / 2) Y_00, part_gp[b] = the same with
+// h_next^T Y h_next (not written by the e = 0 kernels, whose gradient-point loss equals the loss).
+using StepFn = void (*)(const FixedStep& step, const GroupSpan& span, std::size_t block_begin,
+                        std::size_t block_end, double* part_loss, double* part_gp);
+// The adjoint's recomputation of stored states: on each block of [block_begin, block_end) in
+// turn, takes steps[0 .. count) on `span` (in place: x_in = x_out, the block stays in cache
+// through all the steps), without sums, and after step i streams the block's new state to the
+// stored state at stored + i * stored_step (dense: group g at + g packed_size(N) kLanes;
+// non-temporal stores, for it is read back much later). The same arithmetic as StepFn, so the
+// same bits.
+using RecomputeFn = void (*)(const FixedStep* steps, std::size_t count, const GroupSpan& span,
+                             std::size_t block_begin, std::size_t block_end, double* stored,
+                             std::size_t stored_step);
+
+// -- the adjoint's backward step (docs/math.md §8 "Adjoint"; cpp/src/kernels/adjoint_backward.inc) --
+//
+// Per component, with the step's S = S0 - lam g h^T and Yhat = dJ/dX_{t+1} (J = sum_t w_t L_t):
+//   Yhat  = Ytilde + (w lam / 2) [2 abar_{t+1} h' h'^T + w_{t+1} E11]   (h' = h_{t+1}; a_{t+1} and L_{t+1} terms)
+//   q     = g^T Yhat g,   W = Yhat S X_t
+//   Ytilde_t = S^T Yhat S - tau2/B_t lam^2 q h h^T                        (stored in place)
+// and per block the sums (layout AdjointSums) from which the driver forms the gradient of step t.
+// Yhat S is formed as Yhat S0 - lam (Yhat g) h^T in its first column (S0's is E1): the same
+// value, with one product fewer.
+struct AdjointStep {
+  double S0[4][4];
+  double gh[4][4];      // g_i h_j
+  double g[4];
+  double h[4];
+  double hh[10];        // weights of the packed entries of X in h^T X h
+  double h_outer[10];   // h_i h_j, packed
+  double hn_outer[10];  // h'_i h'_j, packed, times 2 abar_{t+1}; entry 0 also + w_{t+1}
+  double self_noise;    // tau2/B_t
+};
+
+// Sums over the components of one backward step (each entry a sum over components k):
+//   A  = sum W[:, 1:]                     N x M   (row-major)
+//   B  = sum lam W                        N x N
+//   U  = sum lam Yhat g                   N
+//   V  = sum lam^2 (h^T X h) Yhat g       N
+//   Eq = sum lam^2 q (X h)[1:]            M
+//   Rh = sum (w lam / 2) (X h)[1:]        M
+struct AdjointSums {
+  explicit constexpr AdjointSums(int n)
+      : N(n), M(n - 1), A(0), B(n * (n - 1)), U(B + n * n), V(U + n), Eq(V + n), Rh(Eq + n - 1), size(Rh + n - 1) {}
+  int N, M, A, B, U, V, Eq, Rh, size;
+};
+
+// The backward pass's state Ytilde (group g at y + g * y_stride, read and written), the nodes
+// (as GroupSpan's) and the stored X_t (dense: group g at x + g packed_size(N) kLanes).
+struct AdjointSpan {
+  std::size_t groups;
+  const double* nodes;
+  std::size_t node_stride;
+  double* y;
+  std::size_t y_stride;
+  const double* x;
+};
+
+// One backward step on blocks [block_begin, block_end): Ytilde_{t+1} -> Ytilde_t in place, and
+// part_sums[b * AdjointSums(N).size + r] = sum r over block b.
+using BackwardFn = void (*)(const AdjointStep& step, const AdjointSpan& span, std::size_t block_begin,
+                            std::size_t block_end, double* part_sums);
 
 struct KernelTable {
   const char* name;
-  // step[N - 1][e_is_zero]; step[0][0] is unused (M = 0 has no shift e).
+  // [N - 1][e_is_zero]; [0][0] is unused (M = 0 has no shift e).
   StepFn step[kMaxFixedMemory + 1][2];
+  RecomputeFn recompute[kMaxFixedMemory + 1][2];
+  BackwardFn backward[kMaxFixedMemory + 1][2];
   // Peak probe: `iterations` rounds of independent kLanes-wide multiply-adds (fused where the
   // path has FMA); returns the flops done (time it for the throughput).
   double (*fma_probe)(std::uint64_t iterations);
