@@ -142,7 +142,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     The forward pass is :func:`memsgd.loss_curve`'s run of the engine: ``loss`` and
     ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
     non-finite value, decided by the core). The backward pass is its adjoint (module docstring).
-    Cost about 4 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count.
+    Cost 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count.
     """
     steps = _check_inputs(schedule, spectrum, noise, steps)
     if checkpoint_every is not None:
