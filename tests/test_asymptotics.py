@@ -227,3 +227,19 @@ def test_result_reprs_use_plain_numbers():
     for obj in (asy, rep, theory.memory1_geometry(ms.heavy_ball(0.1, 0.9)),
                 theory.memory1_noise_regions(ms.am1(1e-3, 0.999, 1.0), spec, ms.Noise.gaussian(10))):
         assert "np." not in repr(obj) and "float64" not in repr(obj), repr(obj)
+
+
+def test_gradient_shift_issue_example_and_why_conversion_is_wrong():
+    """The audit's case, Nesterov(0.3, 0.7), nu = 2, kappa = 1, Gaussian B = 3: the e != 0 prediction
+    (constant 0.41727) against the exact loss to 1e-4 at t = 1e4 (measured 1.00008); the algorithm
+    converted with to_multistep().to_matrix() keeps P and Q but not the noisy dynamics, and its
+    prediction (0.4476) is 7% off at every t."""
+    spec, noise, algo = ms.Spectrum.power_law(2.0, 1.0), ms.Noise.gaussian(3), ms.nesterov(0.3, 0.7)
+    asy = asymptotics(algo, spec, noise)
+    assert asy.phase == "signal" and asy.exponent == pytest.approx(0.5, rel=1e-15)
+    L = ms.loss_curve(algo, spec, noise, 10000).loss
+    assert L[10000] / asy.predict(10000) == pytest.approx(1.0, abs=1e-4)
+    assert L[1000] / asy.predict(1000) == pytest.approx(1.0, abs=2e-3)
+    converted = asymptotics(algo.to_multistep().to_matrix(), spec, noise)
+    for t in (1000, 10000):
+        assert abs(L[t] / converted.predict(t) - 1) > 0.05

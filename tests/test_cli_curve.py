@@ -71,10 +71,26 @@ def test_steps_refuse_the_rest(capsys, text):
     assert "--steps" in err and "Traceback" not in err
 
 
+def test_curve_warns_of_exponential_growth_below_the_divergence_threshold(capsys):
+    # gd(1) on 10 eigenvalues with B = 2: the frozen-time noise sum exceeds 1, the loss grows like
+    # e^(0.062 t) but is still far below 1e30 L0 at T = 300, so only the growth diagnostic tells.
+    argv = ["curve", "--algo", "gd", "--lr", "1", "--size", "10", "--batch", "2", "--steps", "300"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "diverged" not in text and "grows exponentially" in text
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    curve = memsgd.loss_curve(memsgd.gd(1.0), memsgd.Spectrum.power_law(2, 1, size=10), memsgd.Noise.gaussian(2), 300)
+    assert out["diverged_at"] is None and curve.grows_exponentially
+    assert out["growth_rate"] == curve.growth_rate and 0.05 < out["growth_rate"] < 0.08
+    assert main(argv[:4] + ["0.8"] + argv[5:]) == 0             # lr 0.8: converges, no warning
+    assert "grows exponentially" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("argv,option", [
     (["--lr", "-1"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"), (["--kick", "-0.5", "--algo", "am1"], "--kick"),
     (["--batch", "0"], "--batch"), (["--batch", "2.5"], "--batch"), (["--nu", "-2"], "--nu"), (["--size", "0"], "--size"),
-    (["--points", "1"], "--points"), (["--tau1", "inf"], "--tau1"),
+    (["--points", "1"], "--points"), (["--points", "-5"], "--points"), (["--tau1", "inf"], "--tau1"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_option(capsys, argv, option):
     assert main(["curve"] + argv) == 2

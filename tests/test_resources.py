@@ -69,3 +69,21 @@ except KeyboardInterrupt:
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("interrupted after"), out.stdout
     assert float(out.stdout.split()[-1]) < 10.0
+
+
+def test_loss_curve_holds_two_arrays_of_steps_as_its_memory_guard_budgets():
+    # The guard budgets the loss and the gradient-point loss, 16 (T + 1) bytes; the peak used to be
+    # three arrays (a Python copy 0.5 * r0). numpy reports its buffers to tracemalloc, so the traced
+    # peak is the outputs plus Python's small objects (the core's O(K) state is not traced).
+    import tracemalloc
+    spec, algo, noise = Spectrum.power_law(2.0, 1.0, size=10), memsgd.heavy_ball(0.1, 0.9), Noise.gaussian(10)
+    loss_curve(algo, spec, noise, 10)
+    T = 2_000_000
+    tracemalloc.start()
+    try:
+        curve = loss_curve(algo, spec, noise, T)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert curve.loss.size == T + 1
+    assert 2.0 * 8 * (T + 1) <= peak < 2.05 * 8 * (T + 1)

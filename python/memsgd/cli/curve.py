@@ -94,6 +94,7 @@ def run(args) -> int:
     if method == "engine":
         curve = loss_curve(algo, spectrum, noise, args.steps, progress=args.progress)
         loss, error, diverged_at, exact_until = curve.loss[times], None, curve.diverged_at, None
+        growth = curve.growth_rate if curve.diverged_at is None and curve.grows_exponentially else None
         plotted = curve.loss
         described = "engine (exact recursion, step by step)"
     else:
@@ -104,6 +105,7 @@ def run(args) -> int:
             raise ValueError(f"{exc} (here: fewer --steps, or --method engine)") from None
         rows = np.searchsorted(evaluated, times)
         loss, error, diverged_at, exact_until = res.loss[rows], res.error[rows], res.diverged_at, res.exact_until
+        growth = None
         plotted = (evaluated, res.loss)
         described = (f"loss_at: exact recursion up to step {res.exact_until}, contour integral after"
                      if res.exact_until < args.steps else "loss_at: exact recursion (the horizon is short)")
@@ -112,7 +114,8 @@ def run(args) -> int:
         _common.dump_json({
             "problem": problem_text, "algorithm": algo_text, "alpha_eff": alpha_eff,
             "batch_size": noise.batch_size, "tau1": noise.tau1, "tau2": noise.tau2, "method": method,
-            "t": times, "loss": loss, "error": error, "exact_until": exact_until, "diverged_at": diverged_at})
+            "t": times, "loss": loss, "error": error, "exact_until": exact_until, "diverged_at": diverged_at,
+            "growth_rate": growth})
     else:
         print(f"# {problem_text}\n# {algo_text}"
               + ("" if alpha_eff is None else f"  (alpha_eff = {alpha_eff:.6g})") + f"\n# {noise_text}")
@@ -128,6 +131,9 @@ def run(args) -> int:
                 print(f"# estimated relative error of loss_at: at most {worst:.1e}")
         if diverged_at is not None:
             print(f"# diverged at step {diverged_at}")
+        if growth is not None:
+            print(f"# warning: the loss grows exponentially at the end (x e every {1 / growth:.3g} steps): "
+                  "it will diverge; see LossCurve.growth_rate")
     if args.plot:
         from ..plotting import plot_curves
         plot_curves({args.algo: plotted}, args.plot, title=f"{algo_text}, {noise_text}\n{problem_text}",
