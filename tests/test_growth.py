@@ -64,3 +64,22 @@ def test_diverged_run_is_flagged():
     curve = loss_curve(gd(1.0), Spectrum(LAM, np.ones(10)), Noise(2, 1.0, 0.0), 300)
     assert curve.diverged_at is not None
     assert curve.growth_rate == math.inf and curve.grows_exponentially
+
+
+def test_batched_curves_carry_the_same_diagnostic():
+    # loss_curves: every step recorded gives LossCurve's numbers exactly; log-spaced records fit
+    # the same rate on the recorded steps of the last quarter (the loss is e^(r t) there up to a
+    # decaying correction, so the rates agree to ~1e-3); too few recorded steps there give nan.
+    from memsgd import loss_curves
+    spec, noise = Spectrum(LAM, np.ones(10)), Noise(4, 1.0, 0.0)
+    algos = [gd(1.0), gd(0.5), gd(2.3)]                # grows (V' > 1), converges, diverges
+    single = [loss_curve(a, spec, noise, 400) for a in algos]
+    dense = loss_curves(algos, spec, noise, 400)
+    np.testing.assert_array_equal(dense.growth_rate, [c.growth_rate for c in single])
+    np.testing.assert_array_equal(dense.grows_exponentially, [c.grows_exponentially for c in single])
+    assert list(dense.grows_exponentially) == [True, False, True] and single[2].diverged_at is not None
+    sparse = loss_curves(algos, spec, noise, 400, record=np.unique(np.geomspace(1, 400, 200).astype(int)))
+    assert list(sparse.grows_exponentially) == [True, False, True]
+    assert sparse.growth_rate[0] == pytest.approx(single[0].growth_rate, rel=1e-3)
+    few = loss_curves(algos, spec, noise, 400, record=[1, 10, 100, 350, 400])
+    assert np.isnan(few.growth_rate[0]) and not few.grows_exponentially[0] and few.grows_exponentially[2]

@@ -93,6 +93,20 @@ class LossCurves:
     loss: np.ndarray
     diverged_at: np.ndarray
 
+    @property
+    def growth_rate(self) -> np.ndarray:
+        """(C,) :attr:`LossCurve.growth_rate` of each configuration, fitted on the recorded steps in
+        the last quarter of the run (``nan`` with fewer than 5 recorded there; ``inf`` if diverged)."""
+        return np.array([_growth(row, None if d < 0 else int(d), self.steps)[0]
+                         for row, d in zip(self.loss, self.diverged_at)], dtype=np.float64)
+
+    @property
+    def grows_exponentially(self) -> np.ndarray:
+        """(C,) bool, :attr:`LossCurve.grows_exponentially` of each configuration on the recorded
+        steps (False where fewer than 5 recorded steps lie in the last quarter)."""
+        return np.array([_growth(row, None if d < 0 else int(d), self.steps)[1]
+                         for row, d in zip(self.loss, self.diverged_at)], dtype=bool)
+
 
 @dataclass(frozen=True)
 class Propagators:
@@ -139,17 +153,25 @@ class Propagators:
 _GROWTH_MIN_STEPS = 16
 
 
-def _growth(loss: np.ndarray, diverged_at: Optional[int]):
+def _growth(loss: np.ndarray, diverged_at: Optional[int], steps: Optional[np.ndarray] = None):
+    """(rate, grows) of LossCurve.growth_rate / grows_exponentially; ``steps`` the recorded steps of
+    ``loss`` (every step when None). The window is the last quarter of the run's steps; recorded
+    steps need at least 5 of them there."""
     if diverged_at is not None:
         return math.inf, True
-    T = loss.size - 1
+    if steps is None:
+        steps = np.arange(loss.size)
+    T = int(steps[-1]) if steps.size else 0
     if T < _GROWTH_MIN_STEPS:
         return math.nan, False
     w = -(-T // 4)
-    window = loss[T - w:]
+    inside = steps >= T - w
+    if np.count_nonzero(inside) < 5:
+        return math.nan, False
+    window = loss[inside]
     if not np.all(window > 0):
         return math.nan, False
-    t = np.arange(T - w, T + 1, dtype=np.float64)
+    t = steps[inside].astype(np.float64)
     y = np.log(window)
     tc = t - t.mean()
     rate = float(np.dot(tc, y - y.mean()) / np.dot(tc, tc))
