@@ -17,9 +17,11 @@ DEFAULT_OUT = "memsgd-output"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("reproduce", help="reproduce the paper's figures (fig1, fig4), a tuned comparison, digits",
-                       description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, or the "
-                                   "digits (MNIST-like) experiment. Prints the table, writes PNG + JSON to --out.")
+    p = sub.add_parser("reproduce", help="reproduce the paper's figures and the library's experiments (fig1, fig4, "
+                                         "compare, schedules, digits, practice)",
+                       description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
+                                   "schedule-design study, the digits (MNIST-like) network experiment, or theory "
+                                   "against real torch training. Prints the table, writes PNG + JSON to --out.")
     targets = p.add_subparsers(dest="target", metavar="TARGET")
     targets.required = True
 
