@@ -164,6 +164,32 @@ def test_fitted_exponents_agree_with_fit_exponent_on_full_curves():
         assert abs(got.values[i] - memsgd.fit_exponent(full, 500, 5000)) <= 1e-4  # measured: 1e-5
 
 
+def test_growth_rates_flag_growth_below_the_divergence_threshold():
+    """growth_rates(ds) against LossCurve.growth_rate of each point's full curve: equal with every
+    step recorded; to 1e-3 on sparse recorded steps (a fit on fewer points of e^(r t) plus a
+    decaying correction). gd on 10 eigenvalues with tau2 = 0: lr 0.5 converges, lr 1 grows for
+    B = 4 (V' > 1) and converges for B = 6, lr 2.3 diverges."""
+    spec = Spectrum(np.linspace(0.2, 1.0, 10), np.ones(10))
+    grid = {"lr": [0.5, 1.0, 2.3], "batch_size": [4, 6]}
+    noise = lambda batch_size: Noise(batch_size, 1.0, 0.0)  # noqa: E731
+    full = {(lr, B): loss_curve(memsgd.gd(lr), spec, noise(B), 400) for lr in grid["lr"] for B in grid["batch_size"]}
+    every = memsgd.growth_rates(sweep(memsgd.gd, grid, spec, noise, 400, record=None))
+    sparse = np.union1d(log_spaced_steps(400, 30), np.arange(300, 401, 10))   # 11 steps in [300, 400]
+    logged = memsgd.growth_rates(sweep(memsgd.gd, grid, spec, noise, 400, record=sparse))
+    assert every.growth_rate.dims == ("lr", "batch_size")
+    for (lr, B), curve in full.items():
+        at = {"lr": lr, "batch_size": B}
+        assert float(every.growth_rate.sel(at)) == curve.growth_rate
+        assert bool(every.grows_exponentially.sel(at)) == curve.grows_exponentially
+        assert bool(logged.grows_exponentially.sel(at)) == curve.grows_exponentially
+        if curve.diverged_at is None:
+            assert float(logged.growth_rate.sel(at)) == pytest.approx(curve.growth_rate, rel=1e-3)
+    assert full[(1.0, 4)].diverged_at is None and full[(1.0, 4)].grows_exponentially
+    assert not full[(1.0, 6)].grows_exponentially and full[(2.3, 4)].diverged_at is not None
+    with pytest.raises(TypeError, match="sweep Dataset"):
+        memsgd.growth_rates(every)
+
+
 # ---------------------------------------------------------------------------------- bad input
 
 

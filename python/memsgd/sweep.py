@@ -27,14 +27,14 @@ from ._sweep_store import StoreMismatchError, SweepStore
 from ._method import AUTO_WORK, check_method, engine_work
 from ._validation import nonnegative_int, positive_int, require_memory
 from .algorithms import MemoryAlgorithm
-from .dynamics import MAX_STEPS
+from .dynamics import MAX_STEPS, _growth
 from .long_horizon import MAX_STEP as LOSS_AT_MAX_STEP
 from .long_horizon import supports_loss_at
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["sweep", "fitted_exponents", "StoreMismatchError"]
+__all__ = ["sweep", "fitted_exponents", "growth_rates", "StoreMismatchError"]
 
 # Names the Dataset uses itself: not available as grid axes.
 _RESERVED = ("step", "loss", "diverged_at", "computed", "loss_error")
@@ -215,6 +215,34 @@ def fitted_exponents(loss, t_min, t_max):
     p.name = "exponent"
     p.attrs = {"long_name": "fitted loss exponent p (L_t ~ t^-p)", "t_min": t_min, "t_max": t_max}
     return p
+
+
+def growth_rates(dataset):
+    """:attr:`memsgd.LossCurve.growth_rate` and ``grows_exponentially`` of every grid point of a
+    sweep, from its recorded steps: the least-squares slope ``r`` of ``ln L_t`` against ``t`` over
+    the recorded steps in the last quarter of the run (``L_t ~ C e^(r t)`` there), and whether the
+    loss rises there at least e-fold through four successive parts.
+
+    Flags points that grow like an unstable run without having crossed the divergence threshold
+    (``diverged_at`` says which did). Needs at least 5 recorded steps in ``[3T/4, T]`` (``nan`` and
+    False otherwise); ``inf`` and True for diverged points. Returns a Dataset with
+    ``growth_rate`` and ``grows_exponentially`` over the grid axes.
+    """
+    xr = require("xarray", "sweep", "growth_rates()")
+    if not isinstance(dataset, xr.Dataset) or not {"loss", "diverged_at"} <= set(dataset.data_vars):
+        raise TypeError("dataset must be a sweep Dataset (with loss and diverged_at)")
+    t = np.asarray(dataset["step"].values)
+    loss = dataset["loss"].transpose(..., "step")
+    L = np.asarray(loss.values).reshape(-1, t.size)
+    d = np.asarray(dataset["diverged_at"].transpose(*loss.dims[:-1]).values).reshape(-1)
+    pairs = [_growth(row, None if k < 0 else int(k), t) for row, k in zip(L, d)]
+    shape, dims = loss.shape[:-1], loss.dims[:-1]
+    rate = np.array([r for r, _ in pairs], dtype=np.float64).reshape(shape)
+    grows = np.array([g for _, g in pairs], dtype=bool).reshape(shape)
+    coords = {n: dataset[n] for n in dims}
+    return xr.Dataset({"growth_rate": (dims, rate, {"long_name": "per-step growth rate of ln L over the last quarter"}),
+                       "grows_exponentially": (dims, grows, {"long_name": "diverged or sustained exponential growth"})},
+                      coords=coords)
 
 
 # -- the grid -------------------------------------------------------------------------------
