@@ -7,8 +7,13 @@ gradient time / forward time. "model" is the adjoint's stored states (checkpoint
 ~sqrt(T) steps plus one recomputed segment) and "O(TK)" what storing the whole trajectory would
 take. Timings are of this machine at this moment: compare ratios, not seconds.
 
+A second table runs AM1 (memory 1) at smaller K with K T = 2e8 component-steps (K ~ 5e3 is the
+default infinite spectrum's size), where a segment of recomputed states can stay in cache
+(``_core.gradient_checkpointing`` says which segment length each run used and whether its
+states were streamed past the cache).
+
     python bench/bench_gradient.py              # K = 10^5, T = 10^4, memory 0, 1 (e = 0 and e != 0), 2
-    python bench/bench_gradient.py --quick      # T = 2000
+    python bench/bench_gradient.py --quick      # T = 2000, no second table
 """
 from __future__ import annotations
 
@@ -90,6 +95,19 @@ def main(argv=None):
               f"{r['trajectory'] / 1e6:>10.1f} {r['stored_states']:>7}", flush=True)
     print("(am1: memory 1 with e = 0; nesterov: memory 1 with e != 0, the general-h kernel; memory2: M = 2.\n"
           " extra = peak RSS growth during one loss_gradient; model = stored states x 8 K (M+1)(M+2)/2 bytes)")
+    if not a.quick:
+        print("\nAM1 at smaller K (K T = 2e8 component-steps)")
+        print(f"{'K':>7} {'T':>7} {'thr':>3} {'forward s':>10} {'gradient s':>11} {'ratio':>6} {'segment':>8} "
+              f"{'streamed':>8} {'states':>7}")
+        from memsgd import _core
+        for K in (1000, 2000, 5000, 20_000):
+            T_k = 200_000_000 // K
+            r = measure(K, T_k, "am1", a.repeats, a.threads)
+            rows.append(r)
+            every, streamed, _ = _core.gradient_checkpointing(1, K, T_k)
+            print(f"{K:>7} {T_k:>7} {r['threads']:>3} {r['forward']:>10.3f} {r['gradient']:>11.3f} "
+                  f"{r['gradient'] / r['forward']:>6.2f} {every:>8} {str(streamed):>8} {r['stored_states']:>7}",
+                  flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=2)

@@ -523,6 +523,14 @@ PYBIND11_MODULE(_core, m) {
   m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),
         py::arg("horizon"), py::arg("checkpoint_every"), py::arg("threads"),
         "Bytes a loss_gradient run allocates: outputs, stored states and the engine's state.");
+  m.def(
+      "gradient_checkpointing",
+      [](int memory, std::size_t nodes, std::size_t horizon, std::size_t checkpoint_every) {
+        const memsgd::CheckpointPlan p = memsgd::gradient_checkpointing(memory, nodes, horizon, checkpoint_every);
+        return py::make_tuple(p.every, p.streamed, p.cache_budget);
+      },
+      py::arg("memory"), py::arg("nodes"), py::arg("horizon"), py::arg("checkpoint_every") = 0,
+      "loss_gradient's checkpointing: (segment length, recomputed states bypass the cache, cache budget in bytes).");
 
   // introspection
   m.def("build_info", &build_info, "Version, compiler, build type, OpenMP and SIMD paths of this build.");

@@ -5,6 +5,7 @@ Complex step: ``Im J(theta + i h v) / h`` through the plain-numpy recursion
 the largest gradient entry). Finite differences: central differences of ``memsgd.loss_curve``
 (the engine, independent of the adjoint's forward pass) along random directions, 1e-6 relative.
 """
+import math
 import os
 import subprocess
 import sys
@@ -211,6 +212,41 @@ def test_checkpoint_interval_changes_nothing():
             assert np.array_equal(getattr(r, f), getattr(runs[0], f))
     assert runs[0].checkpoint_every == 7   # ceil(sqrt(37))
     assert runs[2].stored_states < 37      # O(sqrt(T)) states, not T
+
+
+def test_segments_in_cache_or_streamed_give_the_same_bits():
+    # Recomputed states go through the cache when the segment fits the cache budget, else with
+    # non-temporal stores: only the speed differs. K = 20000, M = 1: 480 kB per stored state, so a
+    # 60-step segment (28 MB) is streamed and a 5-step one (2 MB) is not, whatever the cache.
+    spec = Spectrum.power_law(2.0, 1.0, size=20000)
+    algo, noise, T = memsgd.schedules.am1_power_law(1.0, 0.4), Noise.gaussian(10), 240
+    assert _core.gradient_checkpointing(1, 20000, T, 60)[:2] == (60, True)
+    assert _core.gradient_checkpointing(1, 20000, T, 5)[:2] == (5, False)
+    runs = [loss_gradient(algo, spec, noise, T, checkpoint_every=c) for c in (60, 5, None)]
+    for r in runs[1:]:
+        assert r.value == runs[0].value and np.array_equal(r.loss, runs[0].loss)
+        for f in FIELDS + ("batch",):
+            assert np.array_equal(getattr(r, f), getattr(runs[0], f))
+
+
+@pytest.mark.parametrize("K,T", [(1000, 100_000), (5000, 40_000), (20_000, 10_000), (100_000, 10_000), (10**6, 10**6)])
+def test_default_checkpointing_keeps_sqrt_memory(K, T):
+    # ceil(sqrt(T)) minimises the stored states T/C + C; a shorter segment is taken only when it
+    # fits the cache budget and at most doubles them, so memory stays O(sqrt(T) K).
+    every, streamed, budget = _core.gradient_checkpointing(1, K, T)
+    state = 8 * 3 * (-(-K // 8) * 8)
+    c0 = math.ceil(math.sqrt(T))
+    stored = lambda c: -(-T // c) + c  # noqa: E731
+    assert stored(every) <= 2 * stored(c0)
+    assert streamed == ((every - 1) * state > budget)
+    if (c0 - 1) * state <= budget:
+        assert every == c0 and not streamed
+    assert every == c0 or not streamed
+    if K == 1000:
+        g = loss_gradient(memsgd.heavy_ball(0.1, 0.9), Spectrum.power_law(2.0, 1.0, size=K), Noise.gaussian(10), 400)
+        assert g.checkpoint_every == _core.gradient_checkpointing(1, K, 400)[0]
+    with pytest.raises(ValueError, match="memory"):
+        _core.gradient_checkpointing(-1, K, T)
 
 
 def test_rows_after_the_last_weighted_step_are_zero_and_value_is_the_weighted_sum():

@@ -119,9 +119,11 @@ class Engine {
   // Recomputes stored states on blocks [b0, b1): from stored state `src` (of step t0), takes steps
   // t0 + i (gradient-point loss l[i]) for i < count and stores the state after step t0 + i at
   // first + i * stored_doubles(): the arithmetic of step(), so the bits step() produced. Overwrites
-  // the current state. False when cancelled.
+  // the current state. `streamed`: the stored states bypass the cache (see kernels::RecomputeFn).
+  // False when cancelled.
   virtual bool recompute(int tid, std::size_t t0, std::size_t count, const double* l, const double* src,
-                         double* first, std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel) = 0;
+                         double* first, std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel,
+                         bool streamed) = 0;
 };
 
 // M <= 3: the SIMD kernels of the active path on the group layout of kernel_api.hpp, nodes and
@@ -206,7 +208,7 @@ class FixedEngine final : public Engine {
   }
 
   bool recompute(int, std::size_t t0, std::size_t count, const double* l, const double* src, double* first,
-                 std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel) override {
+                 std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel, bool streamed) override {
     const std::size_t g1 = std::min(groups_, b1 * kernels::kBlockGroups), u = stored_unit();
     for (std::size_t g = b0 * kernels::kBlockGroups; g < g1; ++g)
       std::memcpy(data_.data + g * G_ + 2 * kernels::kLanes, src + g * u, u * sizeof(double));
@@ -223,7 +225,7 @@ class FixedEngine final : public Engine {
     const kernels::GroupSpan span{groups_, data_.data, G_, state, state, G_};
     for (std::size_t b = b0; b < b1; ++b) {
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return false;
-      recompute_(steps.data(), count, span, b, b + 1, first, stored_doubles());
+      recompute_(steps.data(), count, span, b, b + 1, first, stored_doubles(), streamed);
     }
     return true;
   }
@@ -348,7 +350,7 @@ class GeneralEngine final : public Engine {
   }
 
   bool recompute(int tid, std::size_t t0, std::size_t count, const double* l, const double* src, double* first,
-                 std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel) override {
+                 std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel, bool /*streamed*/) override {
     Scratch& sc = scratch_[static_cast<std::size_t>(tid)];
     const bool check = cancel != nullptr && NN_ >= 4096;
     const std::size_t k0 = std::min(K_, b0 * kBlockComponents), k1 = std::min(K_, b1 * kBlockComponents);

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -44,6 +44,10 @@ def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: t
 def gradient_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, horizon: typing.SupportsInt | typing.SupportsIndex, checkpoint_every: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
     Bytes a loss_gradient run allocates: outputs, stored states and the engine's state.
+    """
+def gradient_checkpointing(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, horizon: typing.SupportsInt | typing.SupportsIndex, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[int, bool, int]:
+    """
+    loss_gradient's checkpointing: (segment length, recomputed states bypass the cache, cache budget in bytes).
     """
 def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, loss_weights: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, general_kernel: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
     """

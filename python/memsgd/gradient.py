@@ -133,8 +133,10 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
         steps: T; the losses ``L_0..L_T`` are computed.
         weights: ``(T+1,)`` nonnegative weights of the losses; default: ``L_T`` alone.
         checkpoint_every: segment length C of the checkpointing (default ``ceil(sqrt(horizon))``,
-            horizon = last step with a nonzero weight). Memory: about ``horizon/C + C`` states of
-            ``K (M+1)(M+2)/2`` doubles (``K (M+1)^2`` for M > 3).
+            horizon = last step with a nonzero weight, or a shorter segment that fits in the cache
+            if that at most doubles the stored states: ``memsgd._core.gradient_checkpointing``).
+            Memory: about ``horizon/C + C`` states of ``K (M+1)(M+2)/2`` doubles (``K (M+1)^2``
+            for M > 3).
         threads: at most this many threads (default: all cores, as :func:`memsgd.loss_curve`).
         progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
             stderr is a terminal. Long runs can be interrupted with Ctrl-C.
@@ -142,7 +144,8 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     The forward pass is :func:`memsgd.loss_curve`'s run of the engine: ``loss`` and
     ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
     non-finite value, decided by the core). The backward pass is its adjoint (module docstring).
-    Cost 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count.
+    Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
+    and any ``checkpoint_every``.
     """
     steps = _check_inputs(schedule, spectrum, noise, steps)
     if checkpoint_every is not None:

@@ -55,8 +55,20 @@ struct GradientResult {
   std::size_t stored_states = 0;  // peak number of full K-component states held at once
 };
 
-// The segment length used for a horizon when `checkpoint_every` is 0.
+// ceil(sqrt(horizon)): the segment length that minimises the stored states horizon/C + C.
 std::size_t default_checkpoint_interval(std::size_t horizon);
+
+// The checkpointing a loss_gradient run uses: segment length C (`checkpoint_every`, or chosen
+// when it is 0: ceil(sqrt(horizon)), or a shorter segment whose recomputed states fit in
+// `cache_budget` bytes if that at most doubles the stored states), and whether the recomputed
+// states bypass the cache (`streamed`: they do not fit in it).
+struct CheckpointPlan {
+  std::size_t every = 1;
+  bool streamed = false;
+  std::size_t cache_budget = 0;
+};
+CheckpointPlan gradient_checkpointing(int memory, std::size_t nodes, std::size_t horizon,
+                                      std::size_t checkpoint_every);
 
 // Bytes a gradient run allocates: outputs (for `steps`), stored states and the engine's state.
 double gradient_bytes(int memory, std::size_t nodes, std::size_t steps, std::size_t horizon,

@@ -70,12 +70,13 @@ using StepFn = void (*)(const FixedStep& step, const GroupSpan& span, std::size_
 // The adjoint's recomputation of stored states: on each block of [block_begin, block_end) in
 // turn, takes steps[0 .. count) on `span` (in place: x_in = x_out, the block stays in cache
 // through all the steps), without sums, and after step i streams the block's new state to the
-// stored state at stored + i * stored_step (dense: group g at + g packed_size(N) kLanes;
-// non-temporal stores, for it is read back much later). The same arithmetic as StepFn, so the
-// same bits.
+// stored state at stored + i * stored_step (dense: group g at + g packed_size(N) kLanes).
+// `streamed`: non-temporal stores, for stored states that go to main memory anyway (a segment
+// larger than the cache: they must not evict the working set); otherwise plain stores, so that
+// the backward pass finds them in cache. The same arithmetic as StepFn, so the same bits.
 using RecomputeFn = void (*)(const FixedStep* steps, std::size_t count, const GroupSpan& span,
                              std::size_t block_begin, std::size_t block_end, double* stored,
-                             std::size_t stored_step);
+                             std::size_t stored_step, bool streamed);
 
 // -- the adjoint's backward step (docs/math.md §8 "Adjoint"; cpp/src/kernels/adjoint_backward.inc) --
 //
