@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
+from _timing import child_env
+
 CHILD = textwrap.dedent(r'''
-    import json, os, resource, sys, time
+    import json, sys, time
+    from _timing import peak_rss_bytes, rss_bytes
     import numpy as np
     import memsgd
     from memsgd import Noise, Spectrum, loss_curve, loss_gradient
@@ -40,15 +42,9 @@ CHILD = textwrap.dedent(r'''
     tiny = Spectrum([1.0], [1.0])
     loss_gradient(algo, tiny, noise, 2)                   # load everything once
 
-    def rss_now():
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    before = rss_now()
+    before = rss_bytes()
     g = loss_gradient(algo, spec, noise, T, progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     fwd, grad = [], []
     for _ in range(repeats):
         t0 = time.perf_counter(); c = loss_curve(algo, spec, noise, T, progress=False); fwd.append(time.perf_counter() - t0)
@@ -64,9 +60,7 @@ CHILD = textwrap.dedent(r'''
 
 
 def measure(K, T, which, repeats, threads=None) -> dict:
-    env = dict(os.environ)
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
+    env = child_env(**({"OMP_NUM_THREADS": str(threads)} if threads else {}))
     proc = subprocess.run([sys.executable, "-c", CHILD, str(K), str(T), which, str(repeats)], capture_output=True,
                           text=True, check=True, env=env)
     return json.loads(proc.stdout.strip().splitlines()[-1])

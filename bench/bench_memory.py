@@ -3,7 +3,7 @@
 Each configuration runs in a fresh subprocess. It builds the spectrum, notes its current RSS
 (/proc/self/statm), runs ``loss_curve`` and reads the peak RSS (``resource.getrusage``, which
 on Linux reports kilobytes). "extra" = peak - RSS before the call: what the call itself needed.
-The model column is the state the recursion keeps, ``8 bytes x (K (M+1)(M+2)/2 + 3 (T+1))``
+The model column is the state the recursion keeps, ``8 bytes x (K (M+1)(M+2)/2 + 2 (T+1))``
 (packed second moments, the returned loss and gradient-point loss); a solver that stored the trajectory
 would need ``8 T K`` bytes (80 GB at K = 10^6, T = 10^4).
 
@@ -19,8 +19,11 @@ import subprocess
 import sys
 import textwrap
 
+from _timing import child_env
+
 CHILD = textwrap.dedent(r'''
-    import json, os, resource, sys, time
+    import json, sys, time
+    from _timing import peak_rss_bytes, rss_bytes
     import numpy as np
     from memsgd import Noise, Spectrum, heavy_ball, loss_curve
 
@@ -29,17 +32,11 @@ CHILD = textwrap.dedent(r'''
     algo, noise = heavy_ball(0.5, 0.8), Noise(8)
     loss_curve(algo, Spectrum([1.0], [1.0]), noise, 2)       # load everything once
 
-    def rss_now():
-        try:
-            with open("/proc/self/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    before = rss_now()
+    before = rss_bytes()
     t0 = time.perf_counter()
     curve = loss_curve(algo, spec, noise, T)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_rss_bytes()
     assert curve.loss.shape == (T + 1,) and curve.diverged_at is None
     print(json.dumps({"K": K, "T": T, "before": before, "peak": peak, "seconds": seconds}))
 ''')
@@ -47,7 +44,7 @@ CHILD = textwrap.dedent(r'''
 
 def measure(K: int, T: int) -> dict:
     proc = subprocess.run([sys.executable, "-c", CHILD, str(K), str(T)], capture_output=True, text=True,
-                          check=True)
+                          check=True, env=child_env())
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -70,7 +67,7 @@ def main(argv=None):
     for K, T in configs:
         r = measure(K, T)
         extra = max(r["peak"] - r["before"], 0) / 1e6
-        model = 8 * (P * K + 3 * (T + 1)) / 1e6
+        model = 8 * (P * K + 2 * (T + 1)) / 1e6
         full = 8.0 * T * K / 1e6
         rows.append((K, T, extra))
         print(f"{K:>9} {T:>7} {r['peak'] / 1e6:>12.1f} {extra:>9.1f} {model:>14.1f} {full:>18.0f} "

@@ -17,7 +17,7 @@ __all__ = [
     "nonnegative_int", "positive_int", "positive_ints", "nonnegative_scalars", "power_law_pairs", "fit_window",
     "float_array",
     "int_from_text", "float_from_text", "float_list_from_text", "batch_size_from_text", "require_memory",
-    "step_array",
+    "step_array", "instance_of",
 ]
 
 
@@ -70,6 +70,15 @@ def nonnegative_scalar(value, name: str, *, allow_inf: bool = False) -> float:
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return value
+
+
+def instance_of(value, types, name: str):
+    """``value`` if it is an instance of ``types`` (a class or a tuple of classes), else a
+    TypeError naming ``name`` and the classes (``spectrum must be a Spectrum, got list``)."""
+    if isinstance(value, types):
+        return value
+    wanted = " or a ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+    raise TypeError(f"{name} must be a {wanted}, got {type(value).__name__}")
 
 
 def boolean(value, name: str, *, allow_none: bool = False):

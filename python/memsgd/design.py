@@ -35,7 +35,7 @@ from . import _core
 from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
-from ._validation import float_array, positive_int, positive_scalar, real_scalar
+from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar
 from .gradient import loss_gradient
 from .noise import Noise
 from .schedules import Schedule
@@ -577,10 +577,8 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     """
     from scipy.optimize import minimize
 
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
-    if not isinstance(noise, Noise):
-        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+    instance_of(spectrum, Spectrum, "spectrum")
+    instance_of(noise, Noise, "noise")
     steps = positive_int(steps, "steps")
     if isinstance(family, str):
         family = make_family(family, steps, knots=knots, start=start, bounds=bounds)

@@ -21,7 +21,7 @@ import numpy as np
 from . import _core
 from ._progress import run_watched
 from ._steps import recorded_steps
-from ._validation import float_array, nonnegative_int, positive_int
+from ._validation import float_array, instance_of, nonnegative_int, positive_int
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
@@ -183,8 +183,7 @@ def _growth(loss: np.ndarray, diverged_at: Optional[int], steps: Optional[np.nda
 # -- argument checks ---------------------------------------------------------------------------
 
 def _check_algorithm(algorithm, name="algorithm"):
-    if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
-        raise TypeError(f"{name} must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
+    instance_of(algorithm, (MemoryAlgorithm, Schedule), name)
 
 
 def _check_steps(steps) -> int:
@@ -194,14 +193,12 @@ def _check_steps(steps) -> int:
     return steps
 
 
-def _check_problem(algorithm, spectrum, noise, steps):
-    _check_algorithm(algorithm)
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
-    if not isinstance(noise, Noise):
-        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+def _check_problem(algorithm, spectrum, noise, steps, name="algorithm"):
+    _check_algorithm(algorithm, name)
+    instance_of(spectrum, Spectrum, "spectrum")
+    instance_of(noise, Noise, "noise")
     steps = _check_steps(steps)
-    _check_schedule_length(algorithm, steps, "algorithm")
+    _check_schedule_length(algorithm, steps, name)
     if noise.per_step and noise.batch_size.size < steps:
         raise ValueError(f"noise has {noise.batch_size.size} per-step batch sizes, fewer than steps = {steps}")
     return steps

@@ -26,10 +26,10 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import float_array, nonnegative_int, positive_int
+from ._validation import float_array, positive_int
 from .algorithms import MemoryAlgorithm
-from .dynamics import (_check_threads, _noise_arrays, _noise_bytes, _parameter_arrays, _parameter_bytes,
-                       _require_memory, _watched)
+from .dynamics import (_check_problem, _check_threads, _noise_arrays, _noise_bytes, _parameter_arrays,
+                       _parameter_bytes, _require_memory, _watched)
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -85,22 +85,6 @@ class LossGradient:
         return total
 
 
-def _check_inputs(schedule, spectrum, noise, steps):
-    if not isinstance(schedule, (MemoryAlgorithm, Schedule)):
-        raise TypeError(f"schedule must be a Schedule or a MemoryAlgorithm, got {type(schedule).__name__}")
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
-    if not isinstance(noise, Noise):
-        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
-    return nonnegative_int(steps, "steps")
-
-
-def _parameter_rows(schedule, steps: int):
-    """The per-step arrays ``loss_curve`` gives the core (one row for a MemoryAlgorithm)."""
-    if isinstance(schedule, Schedule) and schedule.length is not None and steps > schedule.length:
-        raise ValueError(f"steps must be <= the schedule's length {schedule.length} (schedule too short), "
-                         f"got {steps}")
-    return _parameter_arrays(schedule, steps)  # raises ValueError for non-finite parameters
 
 
 def _loss_weights(weights, steps: int) -> np.ndarray:
@@ -147,7 +131,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
     and any ``checkpoint_every``.
     """
-    steps = _check_inputs(schedule, spectrum, noise, steps)
+    steps = _check_problem(schedule, spectrum, noise, steps, "schedule")
     if checkpoint_every is not None:
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
     threads = _check_threads(threads)
@@ -158,7 +142,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
                      "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
                     f"steps = {steps}, K = {spectrum.size}, M = {M}")
     w = _loss_weights(weights, steps)
-    alpha, b, c, D, e = _parameter_rows(schedule, steps)
+    alpha, b, c, D, e = _parameter_arrays(schedule, steps)
     coupling, self_noise = _noise_arrays(noise, steps)
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0

@@ -66,11 +66,11 @@ import numpy as np
 
 from . import _core
 from ._progress import run_watched
+from ._stationary import spectrum_and_noise, stationary
 from ._validation import nonnegative_int, positive_int, step_array
 from .algorithms import MemoryAlgorithm
 from .dynamics import loss_curve
 from .noise import Noise
-from .schedules import Schedule
 from .spectrum import Spectrum
 
 __all__ = ["DIVERGENCE_FACTOR", "MAX_STEP", "LossAt", "loss_at", "supports_loss_at"]
@@ -201,18 +201,10 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
 
 
 def _check_problem(algorithm, spectrum, noise):
-    if isinstance(algorithm, Schedule):
-        raise ValueError("algorithm must be stationary (a MemoryAlgorithm): loss_at inverts the generating "
-                         "function of constant parameters; use loss_curve for a Schedule")
-    if not isinstance(algorithm, MemoryAlgorithm):
-        raise TypeError(f"algorithm must be a MemoryAlgorithm, got {type(algorithm).__name__}")
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
-    if not isinstance(noise, Noise):
-        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
-    if noise.per_step:
-        raise ValueError("noise must have one batch size for loss_at (a per-step batch size makes the "
-                         "dynamics non-stationary); use loss_curve")
+    algorithm = stationary(algorithm, "loss_at inverts the generating function of constant parameters",
+                           "use loss_curve for a Schedule")
+    spectrum_and_noise(spectrum, noise, "loss_at (a per-step batch size makes the dynamics non-stationary)",
+                       "use loss_curve")
     return algorithm, spectrum, noise
 
 

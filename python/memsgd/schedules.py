@@ -11,7 +11,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ._validation import float_array, nonnegative_int, positive_scalar, real_scalar
+from ._validation import float_array, instance_of, nonnegative_int, positive_scalar, real_scalar
 from .algorithms import MemoryAlgorithm
 
 __all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd", "dana_decaying"]
@@ -103,9 +103,7 @@ class Schedule:
 
 def constant(algo: MemoryAlgorithm) -> Schedule:
     """The stationary ``algo`` as a schedule."""
-    if not isinstance(algo, MemoryAlgorithm):
-        raise TypeError(f"algo must be a MemoryAlgorithm, got {type(algo).__name__}")
-
+    instance_of(algo, MemoryAlgorithm, "algo")
     return Schedule(algo.memory, functools.partial(_constant_generator, algo), name="constant")
 
 

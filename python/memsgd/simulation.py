@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import nonnegative_int, positive_int, real_scalar, require_memory
+from ._validation import instance_of, nonnegative_int, positive_int, real_scalar, require_memory
 from .algorithms import MemoryAlgorithm
 from .dynamics import Algorithm, _parameter_arrays
 from .noise import Noise
@@ -121,12 +121,10 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
     loss of this process exactly. Finite spectra only (unit weights). Returns the mean of ``L_t`` over
     ``runs``, shape (steps+1,); with ``return_stderr`` also its standard error.
     """
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
+    instance_of(spectrum, Spectrum, "spectrum")
     if spectrum.infinite or not np.all(spectrum.weights == 1.0):
         raise ValueError("spectrum must be finite with unit weights for simulate_sgd (Monte Carlo needs real dimensions)")
-    if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
-        raise TypeError(f"algorithm must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
+    instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
     steps = nonnegative_int(steps, "steps")
     batches = _batch_sizes(batch_size, steps)
     runs = positive_int(runs, "runs")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import float_array, positive_int
+from .._validation import float_array, instance_of, positive_int
 
 __all__ = ["estimate_tau", "exact_mean_loss"]
 
@@ -85,8 +85,7 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
     from ..algorithms import MemoryAlgorithm
     from ..schedules import Schedule
 
-    if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
-        raise TypeError(f"algorithm must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
+    instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
     X = float_array(x, "x", ndim=2, allow_empty=False)
     W = float_array(w_star, "w_star")
     W = W.reshape(-1, 1) if W.ndim == 1 else W

@@ -15,7 +15,7 @@ import numpy as np
 from .._progress import Tracker
 from .._steps import log_spaced_steps
 from .._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
-from .._validation import positive_int
+from .._validation import instance_of, positive_int
 from ..algorithms import MemoryAlgorithm
 from ..dynamics import loss_curve
 from ..noise import Noise
@@ -107,10 +107,8 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
         raise TypeError(f"factory must be callable (params -> algorithm), got {type(factory).__name__}")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if not isinstance(spectrum, Spectrum):
-        raise TypeError(f"spectrum must be a Spectrum, got {type(spectrum).__name__}")
-    if not isinstance(noise, Noise):
-        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+    instance_of(spectrum, Spectrum, "spectrum")
+    instance_of(noise, Noise, "noise")
     steps = positive_int(steps, "steps")
     if chunk_size is not None:
         chunk_size = positive_int(chunk_size, "chunk_size")

@@ -8,12 +8,12 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.special import gamma as _gamma
 
-from .._validation import float_array, positive_int, positive_scalar, real_scalar, step_array
+from .._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_array
 from ..algorithms import MemoryAlgorithm
 from ..long_horizon import MAX_STEP, loss_at
 from ..noise import Noise
 from ..spectrum import Spectrum
-from ._checks import spectrum_and_noise, stationary
+from .._stationary import spectrum_and_noise, stationary
 from ._components import Components
 from ._stability import stability
 
@@ -204,8 +204,7 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
     ``progress`` apply to that run.
     """
     algo = stationary(algorithm)
-    if not isinstance(noise, Noise):
-        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+    instance_of(noise, Noise, "noise")
     nus = [positive_scalar(v, "nus") for v in _sequence(nus, "nus")]
     zetas = [positive_scalar(v, "zetas") for v in _sequence(zetas, "zetas")]
     for nu in nus:

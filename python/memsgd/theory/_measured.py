@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._validation import positive_int, positive_scalar
+from .._validation import instance_of, positive_int, positive_scalar
 from ..algorithms import MemoryAlgorithm
 from ..dynamics import loss_curves
 from ..noise import Noise
@@ -35,10 +35,8 @@ def measured_exponents(algorithm, noise: Noise, nus, zetas, steps: int, *, size=
     ``algorithm``: a ``MemoryAlgorithm`` or a ``Schedule``; ``threads``, ``progress`` as in
     :func:`memsgd.loss_curves` (progress over grid points). Returns an array ``(len(nus), len(zetas))``.
     """
-    if not isinstance(algorithm, (MemoryAlgorithm, Schedule)):
-        raise TypeError(f"algorithm must be a MemoryAlgorithm or a Schedule, got {type(algorithm).__name__}")
-    if not isinstance(noise, Noise):
-        raise TypeError(f"noise must be a Noise, got {type(noise).__name__}")
+    instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
+    instance_of(noise, Noise, "noise")
     nus = [positive_scalar(v, "nus") for v in _sequence(nus, "nus")]
     zetas = [positive_scalar(v, "zetas") for v in _sequence(zetas, "zetas")]
     steps = positive_int(steps, "steps")

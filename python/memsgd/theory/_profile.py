@@ -9,7 +9,7 @@ from .._validation import positive_int
 from ..algorithms import MemoryAlgorithm
 from ..noise import Noise
 from ..spectrum import Spectrum
-from ._checks import spectrum_and_noise, stationary
+from .._stationary import spectrum_and_noise, stationary
 from ._components import Components
 from .memory1 import Memory1Geometry, NoiseRegions, _leading_terms, memory1_geometry, memory1_noise_regions
 

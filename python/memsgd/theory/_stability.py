@@ -9,7 +9,7 @@ import numpy as np
 from ..algorithms import MemoryAlgorithm
 from ..noise import Noise
 from ..spectrum import Spectrum
-from ._checks import spectrum_and_noise, stationary
+from .._stationary import spectrum_and_noise, stationary
 from ._components import Components, check_grid
 
 __all__ = ["StabilityReport", "stability"]

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._validation import float_array, positive_scalar, real_scalar
 from ..algorithms import MemoryAlgorithm
-from ._checks import spectrum_and_noise, stationary
+from .._stationary import spectrum_and_noise, stationary
 
 __all__ = ["memory1_coefficients", "jury_stable_memory1", "noise_sum_memory1", "memory1_eigenvalues",
            "Memory1Geometry", "memory1_geometry", "NoiseRegions", "memory1_noise_regions"]
