@@ -355,7 +355,6 @@ py::tuple solve_renewal(py::object U, py::object U_prime, py::object V, py::obje
 }
 
 using ComplexArray = py::array_t<std::complex<double>, py::array::c_style | py::array::forcecast>;
-using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 
 // A stationary algorithm (alpha scalar, b (M,), c (M,), D (M, M), e (M,)) as core parameters;
 // the arrays stay alive in `keep`.

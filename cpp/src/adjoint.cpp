@@ -118,19 +118,21 @@ CheckpointPlan choose_checkpointing(std::size_t horizon, std::size_t checkpoint_
 }
 
 // Segments [sC, min((s+1)C, horizon)), s < segments; the backward pass runs them last to first.
+// The last step with a nonzero weight (0 if none): the backward pass starts there.
+std::size_t horizon_of(const double* w, std::size_t steps) {
+  std::size_t h = 0;
+  for (std::size_t t = 0; t <= steps; ++t)
+    if (w[t] != 0.0) h = t;
+  return h;
+}
+
 struct Plan {
-  Plan(const double* w, std::size_t steps, std::size_t checkpoint_every, std::size_t state_bytes) {
-    for (std::size_t t = 0; t <= steps; ++t)
-      if (w[t] != 0.0) horizon = t;
-    const CheckpointPlan c = choose_checkpointing(horizon, checkpoint_every, state_bytes);
-    every = c.every;
-    streamed = c.streamed;
-    segments = (horizon + every - 1) / every;
-  }
+  Plan(std::size_t horizon, const CheckpointPlan& c)
+      : horizon(horizon), every(c.every), segments((horizon + c.every - 1) / c.every), streamed(c.streamed) {}
   std::size_t begin(std::size_t s) const { return s * every; }
   std::size_t end(std::size_t s) const { return std::min(begin(s) + every, horizon); }
-  std::size_t horizon = 0, every = 1, segments = 0;
-  bool streamed = false;
+  std::size_t horizon, every, segments;
+  bool streamed;
 };
 
 // Where the stored state of step t lives: checkpoints ckpt[s] = X_{sC} (s < segments), and the
@@ -155,7 +157,6 @@ class Storing final : public Engine {
   void initial_sums(double* part_loss, double* part_gp) const override { inner_.initial_sums(part_loss, part_gp); }
   bool gp_is_loss() const override { return inner_.gp_is_loss(); }
   std::size_t stored_doubles() const override { return inner_.stored_doubles(); }
-  std::size_t stored_offset(std::size_t b) const override { return inner_.stored_offset(b); }
   void store(double* dst, std::size_t b0, std::size_t b1) const override { inner_.store(dst, b0, b1); }
   bool recompute(int tid, std::size_t t0, std::size_t count, const double* l, const double* src, double* first,
                  std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel, bool streamed) override {
@@ -453,27 +454,12 @@ bool backward_pass(Engine& engine, const Backward& backward, const Configuration
   return stop_from.load() == kNever;
 }
 
-int thread_count(int requested) {
-#ifdef MEMSGD_HAVE_OPENMP
-  return requested > 0 ? requested : max_threads();
-#else
-  (void)requested;
-  return 1;
-#endif
-}
 
 std::size_t stored_state_doubles(int memory, std::size_t nodes) {
   const std::size_t N = static_cast<std::size_t>(memory) + 1;
   if (memory <= kernels::kMaxFixedMemory)
     return detail::ceil_div(nodes, kLanes) * kLanes * static_cast<std::size_t>(kernels::packed_size(static_cast<int>(N)));
   return nodes * N * N;
-}
-
-std::size_t horizon_of(const double* w, std::size_t steps) {
-  std::size_t h = 0;
-  for (std::size_t t = 0; t <= steps; ++t)
-    if (w[t] != 0.0) h = t;
-  return h;
 }
 
 }  // namespace
@@ -500,14 +486,14 @@ double gradient_bytes(int memory, std::size_t nodes, std::size_t steps, std::siz
   const double sums = 16.0 * static_cast<double>(detail::ceil_div(nodes, kBlockComponents)) *
                       static_cast<double>(AdjointSums(memory + 1).size);
   return outputs + sums + 8.0 * stored * static_cast<double>(stored_state_doubles(memory, nodes)) +
-         state_bytes(memory, nodes, 1, thread_count(threads));
+         state_bytes(memory, nodes, 1, resolve_threads(threads));
 }
 
 void require_gradient_memory(const Configuration& config, const double* weights, std::size_t steps,
                              const GradientOptions& options) {
   const int memory = config.algorithm.memory;
   const std::size_t K = config.nodes.count;
-  const int threads = thread_count(options.threads);
+  const int threads = resolve_threads(options.threads);
   const double all =
       gradient_bytes(memory, K, steps, horizon_of(weights, steps), options.checkpoint_every, threads);
   require_memory(all - state_bytes(memory, K, 1, threads), memory, K, 1, threads);
@@ -523,13 +509,14 @@ GradientResult loss_gradient(const Configuration& cfg, const double* w, std::siz
   }
   const std::size_t M = static_cast<std::size_t>(cfg.algorithm.memory);
   fill_rows(out, steps, M, 0.0);  // rows the backward pass never reaches (from the horizon on)
-  const Plan plan(w, steps, options.checkpoint_every, 8 * stored_state_doubles(cfg.algorithm.memory, cfg.nodes.count));
-  const int threads = thread_count(options.threads);
+  const int threads = resolve_threads(options.threads);
+  auto engine = detail::make_engine(cfg, InitialState::E11, threads, options.general_kernel);
+  const std::size_t horizon = horizon_of(w, steps);
+  const Plan plan(horizon, choose_checkpointing(horizon, options.checkpoint_every, 8 * engine->stored_doubles()));
 
   GradientResult res;
   res.checkpoint_every = plan.every;
   res.stored_states = plan.segments + (plan.every - 1) + 2;
-  auto engine = detail::make_engine(cfg, InitialState::E11, threads, options.general_kernel);
   Storage storage(plan, engine->stored_doubles());
   if (plan.segments > 0) engine->store(storage.at(0, 0), 0, engine->blocks());
 

@@ -110,10 +110,8 @@ class Engine {
   // True when l_t = L_t (e = 0 at every step): the engine does not write part_gp.
   virtual bool gp_is_loss() const = 0;
 
-  // Stored states (the adjoint's checkpoints): stored_doubles() doubles, blocks in order, a block's
-  // part from stored_offset(b) (b = blocks(): the end).
+  // Stored states (the adjoint's checkpoints): stored_doubles() doubles, blocks in order.
   virtual std::size_t stored_doubles() const = 0;
-  virtual std::size_t stored_offset(std::size_t b) const = 0;
   // Copies blocks [b0, b1) of the current state into the stored state `dst`.
   virtual void store(double* dst, std::size_t b0, std::size_t b1) const = 0;
   // Recomputes stored states on blocks [b0, b1): from stored state `src` (of step t0), takes steps
@@ -197,9 +195,6 @@ class FixedEngine final : public Engine {
   }
 
   std::size_t stored_doubles() const override { return groups_ * stored_unit(); }
-  std::size_t stored_offset(std::size_t b) const override {
-    return std::min(groups_, b * kernels::kBlockGroups) * stored_unit();
-  }
 
   void store(double* dst, std::size_t b0, std::size_t b1) const override {
     const std::size_t g1 = std::min(groups_, b1 * kernels::kBlockGroups), u = stored_unit();
@@ -342,7 +337,6 @@ class GeneralEngine final : public Engine {
   }
 
   std::size_t stored_doubles() const override { return K_ * NN_; }
-  std::size_t stored_offset(std::size_t b) const override { return std::min(K_, b * kBlockComponents) * NN_; }
 
   void store(double* dst, std::size_t b0, std::size_t b1) const override {
     const std::size_t k0 = std::min(K_, b0 * kBlockComponents), k1 = std::min(K_, b1 * kBlockComponents);

@@ -163,12 +163,12 @@ class ConfigRun {
     threads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(std::max(threads, 1)), blocks_));
     std::size_t t = 0;
     double l = l0;
-    if (threads <= 1) return alone(nullptr, t, l, 0) != Outcome::Cancelled;
+    if (threads <= 1) return alone(t, l, 0) != Outcome::Cancelled;
     // Start alone: a run that ends within the warm-up (or before the back-off of a team that did
     // not pay expires) never pays for starting one.
     const Outcome warm =
         opt_.adaptive_threads
-            ? alone(nullptr, t, l, std::max(detail::now_ns() + kWarmupNs, g_team_next_try.load(std::memory_order_relaxed)))
+            ? alone(t, l, std::max(detail::now_ns() + kWarmupNs, g_team_next_try.load(std::memory_order_relaxed)))
             : Outcome::Switch;
     if (warm != Outcome::Switch) return warm != Outcome::Cancelled;
 #ifdef MEMSGD_HAVE_OPENMP
@@ -183,7 +183,7 @@ class ConfigRun {
       if (team->threads == 1) {
         std::size_t t1 = t;
         double l1 = l;
-        ok = alone(nullptr, t1, l1, 0) != Outcome::Cancelled;
+        ok = alone(t1, l1, 0) != Outcome::Cancelled;
       } else if (tid == 0) {
         ok = leader(*team, t, l);
       } else {
@@ -192,7 +192,7 @@ class ConfigRun {
     }
     return ok;
 #else
-    return alone(nullptr, t, l, 0) != Outcome::Cancelled;
+    return alone(t, l, 0) != Outcome::Cancelled;
 #endif
   }
 
@@ -220,7 +220,7 @@ class ConfigRun {
 
   // Thread 0 alone from step t (l = l_t) until the end, or Switch once the clock passes
   // `until_ns` (0: never); t and l then describe the next step.
-  Outcome alone(Team*, std::size_t& t, double& l, std::int64_t until_ns) {
+  Outcome alone(std::size_t& t, double& l, std::int64_t until_ns) {
     std::vector<double> pl(blocks_), pg(blocks_);
     for (; t < steps_; ++t) {
       if (until_ns != 0 && (t & 7) == 0 && detail::now_ns() >= until_ns) return Outcome::Switch;
@@ -237,7 +237,7 @@ class ConfigRun {
     for (;;) {
       Outcome out = in_team(team, 0, t, l);
       if (out == Outcome::Switch) {
-        out = alone(&team, t, l, g_team_next_try.load(std::memory_order_relaxed));
+        out = alone(t, l, g_team_next_try.load(std::memory_order_relaxed));
         if (out == Outcome::Switch) {  // wake the team for step t
           team.resume_step = t;
           team.resume_gp = l;
@@ -408,10 +408,7 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
     }
   }
   const std::size_t R = recording.steps != nullptr ? recording.count : steps + 1;
-  int threads = options.threads > 0 ? options.threads : max_threads();
-#ifndef MEMSGD_HAVE_OPENMP
-  threads = 1;
-#endif
+  const int threads = resolve_threads(options.threads);
 
   auto run_one = [&](std::size_t i, int team_threads, bool report_steps) -> bool {
     auto engine = detail::make_engine(configs[i], options.initial, team_threads);
@@ -453,7 +450,6 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
       }
     }
     if (error) std::rethrow_exception(error);
-    cancelled = stop.load() && options.control != nullptr && options.control->cancel.load();
 #endif
   }
   if (cancelled || (options.control != nullptr && options.control->cancel.load())) throw Cancelled{};
@@ -488,7 +484,7 @@ double physical_memory_bytes() {
 }
 
 void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads) {
-  const double state = state_bytes(memory, nodes, count, threads > 0 ? threads : max_threads());
+  const double state = state_bytes(memory, nodes, count, resolve_threads(threads));
   const double need = output_bytes + state, phys = physical_memory_bytes();
   if (phys > 0 && need > phys) {
     auto gb = [](double b) { return std::to_string(b / 1e9).substr(0, 6) + " GB"; };
@@ -501,6 +497,15 @@ int max_threads() {
 #ifdef MEMSGD_HAVE_OPENMP
   return omp_get_max_threads();
 #else
+  return 1;
+#endif
+}
+
+int resolve_threads(int requested) {
+#ifdef MEMSGD_HAVE_OPENMP
+  return requested > 0 ? requested : max_threads();
+#else
+  (void)requested;
   return 1;
 #endif
 }

@@ -226,7 +226,7 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
                      const std::int64_t* n_slow, std::complex<double>* out, RunControl* control,
                      int threads) {
   const int P = maps.size();
-  const int team = threads > 0 ? threads : max_threads();
+  const int team = resolve_threads(threads);
   (void)team;  // unused without OpenMP
   const std::size_t K = maps.count();
   const double* e11 = maps.e11();

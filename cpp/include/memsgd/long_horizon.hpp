@@ -28,7 +28,6 @@ class MomentMaps {
  public:
   MomentMaps(const double* lambda, std::size_t count, const AlgorithmParams& params, double self_noise);
 
-  int state_size() const { return N_; }        // M + 1
   int size() const { return P_; }              // P
   std::size_t count() const { return count_; }
   // Delta_k into out (P x P, row-major).

@@ -1,4 +1,4 @@
-// Interface between the step driver (evolve.cpp) and the SIMD kernels, which are compiled once
+// Interface between the engines (engine.hpp) and the SIMD kernels, which are compiled once
 // per instruction set (kernels_<path>.cpp) and chosen at run time (simd.cpp).
 //
 // ODR discipline: the kernel translation units are compiled with different -m flags, so they must
@@ -52,7 +52,7 @@ struct FixedStep {
 // nodes + g * node_stride, its state x_0 .. x_{P-1} (kLanes each) read from x_in + g * state_stride
 // and written to x_out + g * state_stride (x_out may equal x_in). The engine keeps nodes and state
 // interleaved (node_stride = state_stride = group_doubles(N), x_in = x_out = nodes + 2 kLanes);
-// the adjoint's stored states are dense (state_stride = packed_size(N) kLanes).
+// the adjoint's stored states are not in a span: recompute writes them densely (RecomputeFn).
 struct GroupSpan {
   std::size_t groups;
   const double* nodes;
@@ -128,7 +128,6 @@ using BackwardFn = void (*)(const AdjointStep& step, const AdjointSpan& span, st
                             std::size_t block_end, double* part_sums);
 
 struct KernelTable {
-  const char* name;
   // [N - 1][e_is_zero]; [0][0] is unused (M = 0 has no shift e).
   StepFn step[kMaxFixedMemory + 1][2];
   RecomputeFn recompute[kMaxFixedMemory + 1][2];

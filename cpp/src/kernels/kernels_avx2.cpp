@@ -2,5 +2,4 @@
 #define MEMSGD_KERNEL_PATH avx2
 #define MEMSGD_PROBE_CHAINS 6  // accumulators that fit in the registers
 #define MEMSGD_LANE_WIDTH 4  // doubles per native vector
-#define MEMSGD_KERNEL_NAME "avx2"
 #include "kernels.inc"

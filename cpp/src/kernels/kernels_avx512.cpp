@@ -2,5 +2,4 @@
 #define MEMSGD_KERNEL_PATH avx512
 #define MEMSGD_PROBE_CHAINS 12  // accumulators that fit in the registers
 #define MEMSGD_LANE_WIDTH 8  // doubles per native vector
-#define MEMSGD_KERNEL_NAME "avx512"
 #include "kernels.inc"

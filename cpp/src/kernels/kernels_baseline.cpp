@@ -2,5 +2,4 @@
 #define MEMSGD_KERNEL_PATH baseline
 #define MEMSGD_PROBE_CHAINS 3  // accumulators that fit in the registers
 #define MEMSGD_LANE_WIDTH 2  // doubles per native vector
-#define MEMSGD_KERNEL_NAME "baseline"
 #include "kernels.inc"
