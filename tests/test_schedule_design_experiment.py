@@ -12,8 +12,14 @@ from memsgd.experiments import schedule_design
 
 
 def test_quick_run_tables_files_and_consistency(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("pdf")  # a caller's backend: the figures must not switch it (regression: use("Agg"))
     cfg = schedule_design.small_config()
-    result = schedule_design.run(cfg, out_dir=tmp_path)
+    try:
+        result = schedule_design.run(cfg, out_dir=tmp_path)
+        assert matplotlib.get_backend() == "pdf"
+    finally:
+        matplotlib.use("agg")
     names = [e["method"] for e in result["memory1"]] + [e["method"] for e in result["memory0"]]
     assert names == list(schedule_design.MEMORY1) + list(schedule_design.MEMORY0)
     for name in names:

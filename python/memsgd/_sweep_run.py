@@ -19,6 +19,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from . import _core
 from ._optional import require
 
 __all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "run_tasks"]
@@ -107,7 +108,7 @@ def default_chunk_size(configs: Configurations, kind: str, workers: int, threads
     sample = range(0, C, max(1, C // 256))
     mean_work = sum(configs.work(i) for i in sample) / len(sample)
     per_thread = max(1, int(_TASK_WORK / max(mean_work, 1.0)))
-    task_threads = threads if threads is not None else (os.cpu_count() or 1) if kind == "local" else 1
+    task_threads = threads if threads is not None else _core.max_threads() if kind == "local" else 1
     chunk = task_threads * per_thread
     if kind != "local" and workers > 0:
         chunk = min(chunk, math.ceil(C / (4 * workers)))

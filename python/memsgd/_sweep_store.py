@@ -40,26 +40,26 @@ def _quiet():
 class SweepStore:
     """A sweep's Zarr store at ``path`` (a local directory)."""
 
-    def __init__(self, path: str, block_shape: Tuple[int, ...]):
+    def __init__(self, path: str):
         self.path = path
-        self.block_shape = block_shape
         self._zarr = require("zarr", "sweep", "sweep(store=...)")
         self._group = None
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
-    def open(cls, path, template, fingerprints: Dict[str, str], block_shape) -> "SweepStore":
+    def open(cls, path, template, fingerprints: Dict[str, str]) -> "SweepStore":
         """Open the store at ``path`` (creating it from ``template``, an xarray Dataset whose
         dask-backed variables give the chunks, if there is none). ``StoreMismatchError`` if it
-        holds another sweep; then nothing is written."""
+        holds another sweep; then nothing is written. ``block_shape``: the store's chunks of the
+        grid (an existing store keeps its own)."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"store must be a path (str or os.PathLike), got {type(path).__name__}")
         path = os.fspath(path)
         if not _exists(path):
             _create(path, template)
-        store = cls(path, block_shape)
+        store = cls(path)
         store._check(fingerprints)
-        store.block_shape = tuple(store.group["computed"].chunks)
+        store.block_shape: Tuple[int, ...] = tuple(store.group["computed"].chunks)
         return store
 
     @property

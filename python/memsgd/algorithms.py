@@ -15,7 +15,7 @@ import numpy as np
 
 import math
 
-from ._validation import float_array, real_scalar
+from ._validation import float_array, nonnegative_scalar, real_scalar
 
 __all__ = [
     "MemoryAlgorithm", "Multistep", "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
@@ -262,29 +262,21 @@ class Multistep:
 
 # -- presets (docs/math.md §2, presets table) ---------------------------------------------
 
-def _learning_rate(value, name: str = "lr") -> float:
-    """A learning rate: finite and >= 0 (a negative one ascends the loss; torch refuses it too)."""
-    value = real_scalar(value, name)
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0 (a learning rate), got {value}")
-    return value
-
-
 def gd(lr) -> MemoryAlgorithm:
     """(S)GD: ``w+ = w - lr g`` (memory 0)."""
-    a = _learning_rate(lr)
+    a = nonnegative_scalar(lr, "lr")
     return MemoryAlgorithm(a, [], [], np.zeros((0, 0)))._named("gd", lr=a)
 
 
 def heavy_ball(lr, momentum) -> MemoryAlgorithm:
     """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``."""
-    a, beta = _learning_rate(lr), real_scalar(momentum, "momentum")
+    a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
     return MemoryAlgorithm(a, [beta], [a], [[beta]])._named("heavy_ball", lr=a, momentum=beta)
 
 
 def nesterov(lr, momentum) -> MemoryAlgorithm:
     """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta)."""
-    a, beta = _learning_rate(lr), real_scalar(momentum, "momentum")
+    a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
     return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta])._named("nesterov", lr=a, momentum=beta)
 
 
@@ -294,7 +286,7 @@ def am1(lr, momentum, kick) -> MemoryAlgorithm:
     Matrix form with ``u = -lr v``: alpha = lr + kick, b = beta, c = lr, D = beta.
     ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0).
     """
-    lr, beta, eta = _learning_rate(lr), real_scalar(momentum, "momentum"), _learning_rate(kick, "kick")
+    lr, beta, eta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), nonnegative_scalar(kick, "kick")
     return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]])._named("am1", lr=lr, momentum=beta, kick=eta)
 
 
@@ -303,7 +295,7 @@ def qhm(lr, momentum, nu) -> MemoryAlgorithm:
 
         buf+ = beta buf + (1 - beta) g,     w+ = w - a [(1 - v) g + v buf+]
     """
-    a, beta, v = _learning_rate(lr), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
+    a, beta, v = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
     return MemoryAlgorithm(a * (1 - v) + a * v * (1 - beta), [-a * v * beta], [-(1 - beta)],
                            [[beta]])._named("qhm", lr=a, momentum=beta, nu=v)
 
@@ -312,7 +304,7 @@ def dana(g1, g2, g3, delta) -> MemoryAlgorithm:
     """DANA (Paquette et al.) with constant ``Delta``: ``y+ = (1-Delta) y + g1 g``, ``w+ = w - (g2 g + g3 y+)``.
 
     ``g1, g2, g3`` are learning rates (>= 0)."""
-    g1, g2, g3 = _learning_rate(g1, "g1"), _learning_rate(g2, "g2"), _learning_rate(g3, "g3")
+    g1, g2, g3 = nonnegative_scalar(g1, "g1"), nonnegative_scalar(g2, "g2"), nonnegative_scalar(g3, "g3")
     d = real_scalar(delta, "delta")
     return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]])._named("dana", g1=g1, g2=g2, g3=g3,
                                                                                      delta=d)

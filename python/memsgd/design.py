@@ -36,7 +36,7 @@ from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
 from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar
-from .gradient import loss_gradient
+from .gradient import _loss_weights, loss_gradient
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -188,8 +188,7 @@ def _channel_arrays(kind: str, values):
     if kind == "free_sgd":
         return values[0], np.zeros((n, 0)), np.zeros((n, 0)), np.zeros((n, 0, 0)), np.zeros((n, 0))
     lr, one_minus_beta, kick = values
-    beta = 1.0 - one_minus_beta
-    return lr + kick, beta.reshape(n, 1), lr.reshape(n, 1), beta.reshape(n, 1, 1), np.zeros((n, 1))
+    return _schedules._am1_arrays(lr, 1.0 - one_minus_beta, kick)
 
 
 def _free_log_values(u_knots: np.ndarray, x, t):
@@ -651,15 +650,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
 
 
 def _weights(weights, steps):
-    if weights is None:
-        w = np.zeros(steps + 1)
-        w[-1] = 1.0
-        return w
-    w = float_array(weights, "weights", ndim=1, finite=False)
-    if w.size != steps + 1:
-        raise ValueError(f"weights must have length steps + 1 = {steps + 1}, got {w.size}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("weights must be finite and >= 0")
+    w = _loss_weights(weights, steps)
     if not np.any(w > 0):
         raise ValueError("weights must have at least one positive entry (the objective would be 0)")
     return w

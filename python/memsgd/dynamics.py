@@ -159,19 +159,19 @@ def _growth(loss: np.ndarray, diverged_at: Optional[int], steps: Optional[np.nda
     steps need at least 5 of them there."""
     if diverged_at is not None:
         return math.inf, True
-    if steps is None:
-        steps = np.arange(loss.size)
-    T = int(steps[-1]) if steps.size else 0
+    T = loss.size - 1 if steps is None else (int(steps[-1]) if steps.size else 0)
     if T < _GROWTH_MIN_STEPS:
         return math.nan, False
     w = -(-T // 4)
-    inside = steps >= T - w
-    if np.count_nonzero(inside) < 5:
-        return math.nan, False
-    window = loss[inside]
+    if steps is None:  # every step: the last w + 1 >= 5 of them
+        window, t = loss[T - w:], np.arange(T - w, T + 1, dtype=np.float64)
+    else:
+        inside = steps >= T - w
+        if np.count_nonzero(inside) < 5:
+            return math.nan, False
+        window, t = loss[inside], steps[inside].astype(np.float64)
     if not np.all(window > 0):
         return math.nan, False
-    t = steps[inside].astype(np.float64)
     y = np.log(window)
     tc = t - t.mean()
     rate = float(np.dot(tc, y - y.mean()) / np.dot(tc, tc))

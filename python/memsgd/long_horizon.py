@@ -65,11 +65,10 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._progress import run_watched
 from ._stationary import spectrum_and_noise, stationary
-from ._validation import nonnegative_int, positive_int, step_array
+from ._validation import nonnegative_int, step_array
 from .algorithms import MemoryAlgorithm
-from .dynamics import loss_curve
+from .dynamics import _check_progress, _check_threads, _watched, loss_curve
 from .noise import Noise
 from .spectrum import Spectrum
 
@@ -109,8 +108,6 @@ _FAST_COUPLING = 0.5
 _CHECK_FACTOR = 10.0
 # Steps evaluated together on a contour.
 _CHUNK = 4096
-# Contour sums of more LU solves times P^3 than this run in a watched thread (progress, Ctrl-C).
-_WATCH_WORK = 1e9
 _EPS = np.finfo(float).eps
 # loss_at warns when an estimated relative error exceeds this (the accuracy aimed at is 1e-8).
 _WARN_RELATIVE_ERROR = 1e-6
@@ -193,9 +190,8 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     steps = step_array(steps, "steps", max_step=MAX_STEP)
     if exact_until is not None:
         exact_until = nonnegative_int(exact_until, "exact_until")
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
-    threads = 0 if threads is None else positive_int(threads, "threads")
+    _check_progress(progress)
+    threads = _check_threads(threads)
     problem = _Problem(algorithm, spectrum, noise, progress, threads)
     return problem.loss_at(steps, exact_until)
 
@@ -212,7 +208,7 @@ def _check_problem(algorithm, spectrum, noise):
 # the contour
 
 @functools.cache
-def _hyperbola_shape(span: float = _SPAN, wedge: float = _WEDGE):
+def _hyperbola_shape():
     """``(alpha, d, a)`` of the hyperbola ``w(u) = mu (1 + sin(i u - alpha))`` for t in
     [t_lo, span t_lo] with singularities within ``wedge`` of the negative real axis.
 
@@ -223,6 +219,7 @@ def _hyperbola_shape(span: float = _SPAN, wedge: float = _WEDGE):
     and ``mu = 2 pi (alpha - d) N / (span t_lo a)`` (Weideman & Trefethen 2007, there with
     ``wedge = 0``); alpha maximises the rate ``2 pi d / a`` (~0.94 per node).
     """
+    span, wedge = _SPAN, _WEDGE
     alphas = np.linspace((math.pi / 2 - wedge) / 2 + 1e-6, math.pi / 2 - wedge - 1e-6, 20001)
     d = math.pi / 2 - alphas - wedge
     a = np.arccosh((1 + span * d / (alphas - d)) / np.sin(alphas))
@@ -285,10 +282,10 @@ class _Problem:
         n_slow = np.broadcast_to(np.asarray(n_slow, dtype=np.int64), s.shape).copy()
         call = lambda control: _core.generating_sums(self.spectrum.eigenvalues, self.wu, self.wv, self.order,
                                                      *self.args, s, n_slow, control, self.threads)
-        work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
-        if not watch or self.progress is False or (work < _WATCH_WORK and self.progress is None):
+        if not watch:
             return call(None)
-        return run_watched(call, s.size, "loss_at contour", "node", self.progress)
+        work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
+        return _watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
 
     def _v_prime(self, s_real: np.ndarray) -> np.ndarray:
         out = self._sums(s_real.astype(complex), 0)
@@ -434,13 +431,7 @@ class _Problem:
     def _exact(self, T: int):
         curve = loss_curve(self.algo, self.spectrum, self.noise, T, progress=self.progress,
                            threads=self.threads or None)
-        L = curve.loss
-        with np.errstate(invalid="ignore"):
-            over = ~np.isfinite(L) | (L > self._threshold())
-        first = int(np.argmax(over)) if np.any(over) else None
-        if curve.diverged_at is not None:
-            first = curve.diverged_at if first is None else min(first, curve.diverged_at)
-        return L, first
+        return curve.loss, curve.diverged_at  # the core decides divergence (inf from there on)
 
     def loss_at(self, steps: np.ndarray, exact_until: Optional[int]) -> LossAt:
         n = steps.size

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._optional import require
+from ._optional import require_all
 from ._validation import nonnegative_int, nonnegative_scalar, real_scalar
 
 __all__ = ["AM1State", "MemorySGDState", "am1", "memory_sgd"]
@@ -43,8 +43,7 @@ class MemorySGDState(NamedTuple):
 
 
 def _modules(feature: str):
-    jax = require("jax", "jax", feature)
-    optax = require("optax", "jax", feature)
+    jax, optax = require_all([("jax", "jax"), ("optax", "jax")], feature)
     return jax, jax.numpy, optax
 
 

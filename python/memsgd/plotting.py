@@ -18,7 +18,8 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_panels", "plot_phase", "plot_stability"]
+__all__ = ["plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase",
+           "plot_stability"]
 
 # The y range shows at most this factor above the largest initial loss: a curve that grows
 # (without having diverged yet) leaves the frame instead of flattening the others.
@@ -438,3 +439,34 @@ def plot_panels(panels, path, *, title: str = "", ncols: int = 3):
     fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(handles) > 4), 1, 0.96))
     fig.savefig(path, dpi=_DPI)
     return fig
+
+
+def plot_line_panels(panels, path, *, title: str = ""):
+    """One row of log-log panels of lines in one PNG (e.g. schedules against step).
+
+    ``panels``: list of dicts with ``series`` (a list of dicts with ``label``, ``x``, ``y`` and an
+    optional ``style``, "-" by default), and optional ``title``, ``xlabel``, ``ylabel``,
+    ``legend`` (default True) and ``floor``: the y axis starts no lower than ``floor`` times the
+    largest value drawn (a series that starts at 0 or tends to it must not squash the others).
+    Non-finite and non-positive values are left out.
+    """
+    fig, _ = _figure((4.4 * len(panels) if len(panels) > 1 else 7.0, 4.0 if len(panels) > 1 else 5.0))
+    fig.clear()
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, panel in zip(axes, panels):
+        top = 0.0
+        for s in panel["series"]:
+            x, y = np.asarray(s["x"], dtype=float), np.asarray(s["y"], dtype=float)
+            ok = (x > 0) & np.isfinite(y) & (y > 0)
+            ax.loglog(x[ok], y[ok], s.get("style", "-"), label=s["label"])
+            top = max(top, float(y[ok].max()) if np.any(ok) else 0.0)
+        if panel.get("floor") and top > 0:
+            ax.set_ylim(bottom=max(ax.get_ylim()[0], panel["floor"] * top))
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.grid(True, which="both", alpha=0.3)
+        if panel.get("legend", True):
+            ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)

@@ -10,18 +10,12 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._progress import run_watched
-from .dynamics import Propagators
+from .dynamics import Propagators, _check_progress, _watched
 
 __all__ = ["RenewalCancellationWarning", "loss_from_propagators"]
 
 # Estimated relative errors above this make a value meaningless enough to warn about.
 _WARN_RELATIVE_ERROR = 1e-3
-# Runs of more multiply-adds than this go through a watched worker thread (progress bar,
-# Ctrl-C); shorter ones call the core directly. About 0.1 s of work.
-_WATCH_WORK = 1e8
-# Auto progress bars (progress=None) from about this much work: several seconds.
-_BAR_WORK = 5e9
 
 
 class RenewalCancellationWarning(RuntimeWarning):
@@ -55,8 +49,7 @@ def loss_from_propagators(props: Propagators, method: str = "fft", progress: Opt
         raise TypeError(f"props must be Propagators, got {type(props).__name__}")
     if not isinstance(method, str) or method not in ("direct", "fft"):
         raise ValueError(f"method must be 'direct' or 'fft', got {method!r}")
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
+    _check_progress(progress)
     arrays = [props.U, props.U_prime, props.V, props.V_prime]
     if not all(np.all(np.isfinite(a)) for a in arrays):
         raise ValueError("props must be finite (the propagators of a diverging algorithm cannot be summed)")
@@ -68,14 +61,8 @@ def loss_from_propagators(props: Propagators, method: str = "fft", progress: Opt
     passes = 1 + (5 - props.e_is_zero) * with_error
     work = float(n) ** 2 if method == "direct" else 50.0 * n * max(np.log2(n + 1), 1.0) ** 2
     work *= passes
-    show = progress if progress is not None else None
-    if progress is None and work < _BAR_WORK:
-        show = False
-    if show is False and work < _WATCH_WORK:
-        L, _, error = _core.solve_renewal(*arrays, method, None, with_error)
-    else:
-        L, _, error = run_watched(lambda control: _core.solve_renewal(*arrays, method, control, with_error),
-                                  passes * n, "renewal", "step", show)
+    L, _, error = _watched(lambda control: _core.solve_renewal(*arrays, method, control, with_error),
+                           work, progress, passes * n, "renewal", "step", "steps_done")
     if signed:
         _warn_if_meaningless(L, error)
     return (L, error) if return_error else L

@@ -139,8 +139,7 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
 
     target = None
     if store is not None:
-        target = SweepStore.open(store, _template(xr, axes, kept, block_shape, attrs, with_error), fingerprints,
-                                 block_shape)
+        target = SweepStore.open(store, _template(xr, axes, kept, block_shape, attrs, with_error), fingerprints)
         block_shape = target.block_shape
     blocks = _blocks(shape, block_shape)
     if target is not None:

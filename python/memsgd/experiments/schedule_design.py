@@ -219,66 +219,35 @@ def _value(r, s, name):
 
 
 def _figures(out_dir, cfg, r, s, long):
-    from .._optional import require
-    matplotlib = require("matplotlib", "plot", "memsgd reproduce schedules")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plotting import plot_curves, plot_line_panels
 
     T = cfg.steps
-    files = []
-    t = np.arange(1, T + 1)
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for name in MEMORY1:
-        loss = r[name].loss
-        ax.loglog(t, loss[1:], label=f"{name}: L_T={r[name].value:.3g}")
-    ax.set_xlabel("step t")
-    ax.set_ylabel("loss L_t")
-    ax.set_title(f"tuned for L_T, T={T}: nu={cfg.nu:g}, kappa={cfg.kappa:g}, B={cfg.batch_size}", fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    files.append(os.path.join(out_dir, "schedule_design_losses.png"))
-    fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
+    files = [os.path.join(out_dir, name) for name in
+             ("schedule_design_losses.png", "schedule_design_memory1.png", "schedule_design_sgd.png")]
+    plot_curves({f"{name}: L_T={r[name].value:.3g}": r[name].loss for name in MEMORY1}, files[0],
+                title=f"tuned for L_T, T={T}: nu={cfg.nu:g}, kappa={cfg.kappa:g}, B={cfg.batch_size}")
 
     steps = np.arange(T, dtype=float)
     am1 = _am1_law(r["AM1 family"].parameters, steps)
     free = _free_memory1_law(r["free memory-1"].schedule, T)
     dana = _free_memory1_law_dana(r["DANA-decaying"].schedule, T)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, k, label in zip(axes, range(3), ("learning rate lr_t (alpha_t)", "1 - beta_t (momentum)", "kick_t")):
-        ax.loglog(steps + 1, free[k], label="free memory-1 (optimised)")
-        ax.loglog(steps + 1, am1[k], "--", label="AM1 law (tuned)")
-        ax.loglog(steps + 1, dana[k], ":", label="DANA-decaying (tuned)")
-        ax.set_xlabel("step t + 1")
-        ax.set_title(label, fontsize=9)
-        top = np.nanmax(np.concatenate([free[k], am1[k]]))
-        ax.set_ylim(bottom=max(ax.get_ylim()[0], 1e-4 * top))   # lr_0 = 0 in AM1: keep the scale readable
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"optimised memory-1 schedule vs the AM1 law (AM1 form: v+ = beta v + g, "
-                 f"w+ = w - lr v+ - kick g), T={T}", fontsize=9)
-    fig.tight_layout()
-    files.append(os.path.join(out_dir, "schedule_design_memory1.png"))
-    fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
+    plot_line_panels(
+        [{"title": label, "xlabel": "step t + 1", "legend": k == 0,
+          "floor": 1e-4,   # lr_0 = 0 in AM1: keep the scale readable
+          "series": [{"label": "free memory-1 (optimised)", "x": steps + 1, "y": free[k]},
+                     {"label": "AM1 law (tuned)", "x": steps + 1, "y": am1[k], "style": "--"},
+                     {"label": "DANA-decaying (tuned)", "x": steps + 1, "y": dana[k], "style": ":"}]}
+         for k, label in enumerate(("learning rate lr_t (alpha_t)", "1 - beta_t (momentum)", "kick_t"))],
+        files[1], title=f"optimised memory-1 schedule vs the AM1 law (AM1 form: v+ = beta v + g, "
+                        f"w+ = w - lr v+ - kick g), T={T}")
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name in MEMORY0:
-        axes[0].loglog(t, s[name].loss[1:], label=f"{name}: L_T={s[name].value:.3g}")
-        axes[1].loglog(steps + 1, s[name].schedule.parameters(T)[0], label=name)
-    axes[0].set_ylabel("loss L_t")
-    axes[1].set_ylabel("learning rate")
-    for ax in axes:
-        ax.set_xlabel("step t + 1")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"memory 0: SGD learning-rate schedules tuned for L_T, T={T}", fontsize=9)
-    fig.tight_layout()
-    files.append(os.path.join(out_dir, "schedule_design_sgd.png"))
-    fig.savefig(files[-1], dpi=120)
-    plt.close(fig)
+    t = np.arange(1, T + 1)
+    plot_line_panels(
+        [{"xlabel": "step t + 1", "ylabel": "loss L_t",
+          "series": [{"label": f"{name}: L_T={s[name].value:.3g}", "x": t, "y": s[name].loss[1:]} for name in MEMORY0]},
+         {"xlabel": "step t + 1", "ylabel": "learning rate",
+          "series": [{"label": name, "x": steps + 1, "y": s[name].schedule.parameters(T)[0]} for name in MEMORY0]}],
+        files[2], title=f"memory 0: SGD learning-rate schedules tuned for L_T, T={T}")
     return files
 
 
