@@ -165,3 +165,9 @@ def random_quadratic(dim, seed, shift=0.1):
     A = rng.standard_normal((dim, dim))
     H = A @ A.T / dim + shift * np.eye(dim)
     return H / np.linalg.eigvalsh(H).max(), rng.standard_normal(dim)
+
+
+def recursion_rounding(L, t):
+    """A bound on the rounding error of the engine's recursion at step t (absolute, for the loss L
+    it returned there): 32 eps (1 + sqrt t) |L|, the accumulated rounding of t steps of sums."""
+    return 32 * np.finfo(float).eps * (1 + np.sqrt(t)) * np.abs(L)

@@ -16,7 +16,7 @@ def test_ratios_tend_to_one_in_the_signal_phase():
     asy = ms.asymptotics(HB, SPEC, NOISE, check_at=steps)
     assert asy.phase == "signal" and asy.check_steps == (10 ** 4, 10 ** 6, 10 ** 9)
     gap = np.abs(np.array(asy.ratios) - 1)
-    assert np.all(np.diff(gap) < 0) and gap[-1] < 1e-3
+    assert np.all(np.diff(gap) < 0)
     # nu = 2, zeta = 1/2: the relative correction decays like 1/t here (1.6e-4 at 1e4)
     assert gap[-1] < 1e-8 and gap[0] > 1e-5
     slope = np.polyfit(np.log(asy.check_steps), np.log(gap), 1)[0]

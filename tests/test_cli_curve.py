@@ -11,6 +11,7 @@ import pytest
 
 import memsgd
 from memsgd.cli import main
+from tests._strict_json import strict_loads
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -144,12 +145,7 @@ def test_diverging_curve_json_is_strict(capsys):
     # Python's json writes Infinity for inf, which is not JSON: the output must parse strictly
     assert main(["curve", "--algo", "gd", "--lr", "3", "--size", "10", "--batch", "inf", "--steps", "300",
                  "--json"]) == 0
-    text = capsys.readouterr().out
-
-    def refuse(token):
-        raise ValueError(f"non-JSON token {token}")
-
-    out = json.loads(text, parse_constant=refuse)
+    out = strict_loads(capsys.readouterr().out)
     curve = memsgd.loss_curve(memsgd.gd(3.0), memsgd.Spectrum.power_law(2, 1, size=10), memsgd.Noise.none(), 300)
     assert out["diverged_at"] == curve.diverged_at is not None
     t = np.array(out["t"])

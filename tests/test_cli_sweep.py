@@ -1,6 +1,5 @@
 """`memsgd sweep`: grid axes from flags, the table and JSON against loss_curve, the store, the heat map,
 and bad flags (exit status 2 with a message naming the flag)."""
-import json
 import math
 
 import numpy as np
@@ -10,6 +9,7 @@ import memsgd
 from memsgd import Noise, Spectrum, loss_curve
 from memsgd.cli import main
 from memsgd.cli.sweep import parse_values
+from tests._strict_json import strict_loads
 
 pytest.importorskip("xarray")
 
@@ -29,7 +29,7 @@ def test_parse_values():
 
 def test_json_points_are_loss_curve(capsys):
     assert main(ARGS + ["--json"]) == 0
-    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    out = strict_loads(capsys.readouterr().out)
     assert out["grid"]["batch"] == [1.0, None]   # strict JSON: inf is null
     assert list(out["grid"]) == ["lr", "momentum", "batch"] and len(out["points"]) == 3 * 2 * 2
     spec = Spectrum.power_law(2.0, 1.0, size=40)

@@ -379,7 +379,7 @@ g = loss_gradient(memsgd.schedules.am1_power_law(1.0, 0.4), spec, memsgd.Noise.g
 h = hashlib.sha256()
 for a in (g.loss, g.alpha, g.b, g.c, g.D, g.e, g.batch):
     h.update(np.ascontiguousarray(a).tobytes())
-print(h.hexdigest())
+print(memsgd._core.max_threads(), h.hexdigest())
 """
 
 
@@ -390,7 +390,11 @@ def test_bitwise_identical_for_any_thread_count():
         proc = subprocess.run([sys.executable, "-c", THREAD_SCRIPT], capture_output=True, text=True, env=env,
                               timeout=300)
         assert proc.returncode == 0, proc.stderr
-        digests.add(proc.stdout.strip())
+        used, digest = proc.stdout.split()
+        if threads == 2 and used == "1":
+            pytest.skip("core built without OpenMP: nothing to compare")
+        assert int(used) == threads
+        digests.add(digest)
     assert len(digests) == 1
 
 
@@ -420,7 +424,7 @@ def test_core_gradient_run_can_be_cancelled():
     worker.join(120)
     assert not worker.is_alive()
     assert outcome.get("error") == "run cancelled"
-    assert 10 <= control.steps_done < 2 * steps
+    assert 10 <= control.steps_done < steps  # stopped early in the forward pass
 
 
 def test_ctrl_c_interrupts_a_long_loss_gradient():

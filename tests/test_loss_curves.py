@@ -106,8 +106,6 @@ BAD = [
 def test_bad_input_is_refused_before_any_work(kwargs, exc, match):
     args = dict(algorithms=ALGOS[:3], spectrum=SPECTRA[0], noise=Noise(4), steps=300)
     args.update(kwargs)
-    if "steps" not in kwargs:
-        args["steps"] = 300
     with pytest.raises(exc, match=match):
         loss_curves(**args)
 

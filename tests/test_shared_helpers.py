@@ -1,5 +1,4 @@
 """The one-home helpers: strict JSON, argument parsing from text, the progress callback, plots."""
-import json
 import math
 
 import numpy as np
@@ -7,21 +6,18 @@ import pytest
 
 from memsgd import _json, _progress, _validation
 from memsgd.experiments import common
+from tests._strict_json import strict_loads
 
 
-def _strict_loads(text):
-    def refuse(token):
-        raise ValueError(f"non-JSON token {token}")
-    return json.loads(text, parse_constant=refuse)
 
 
 def test_json_writes_non_finite_as_null_everywhere(tmp_path):
     obj = {"a": math.inf, "b": [1.0, -math.inf, float("nan")], 3: np.array([np.inf, 2.5]),
            "c": (np.float64(np.nan), np.int64(7), np.bool_(True)), "d": {"e": np.float32(0.5)}}
     want = {"a": None, "b": [1.0, None, None], "3": [None, 2.5], "c": [None, 7, True], "d": {"e": 0.5}}
-    assert _strict_loads(_json.dumps(obj)) == want
+    assert strict_loads(_json.dumps(obj)) == want
     _json.write_json(tmp_path / "x.json", obj)
-    assert _strict_loads((tmp_path / "x.json").read_text()) == want
+    assert strict_loads((tmp_path / "x.json").read_text()) == want
     # the experiments use the same writer (one home, re-exported)
     assert common.write_json is _json.write_json and common.jsonable is _json.jsonable
 

@@ -89,12 +89,13 @@ def test_paths_agree(algo):
     # (the baseline x86-64 path has none), so AVX2 and AVX-512 agree bitwise and baseline to rounding.
     spec = Spectrum.power_law(1.5, 0.8, size=3001)
     curves = {}
+    original = _core.simd_path()
     try:
         for path in PATHS:
             _core.set_simd_path(path)
             curves[path] = loss_curve(algo, spec, Noise(5), 300)
     finally:
-        _core.set_simd_path("auto")
+        _core.set_simd_path(original)
     if {"avx2", "avx512"} <= set(curves):
         assert np.array_equal(curves["avx2"].loss, curves["avx512"].loss)
         assert np.array_equal(curves["avx2"].gradient_point_loss, curves["avx512"].gradient_point_loss)

@@ -9,9 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import warnings
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ import pytest
 import memsgd
 from memsgd import Noise, Spectrum, sweep
 from memsgd.sweep import StoreMismatchError
+from tests._counting_executor import CountingExecutor
 
 xr = pytest.importorskip("xarray")
 zarr = pytest.importorskip("zarr")
@@ -32,23 +32,6 @@ KW = dict(factory=memsgd.heavy_ball, grid=GRID, spectrum=Spectrum.power_law(2.0,
 @pytest.fixture(scope="module")
 def reference():
     return sweep(**KW)
-
-
-class CountingExecutor(ThreadPoolExecutor):
-    """A thread pool that counts the configurations its tasks computed."""
-
-    def __init__(self, workers=2):
-        super().__init__(workers)
-        self.configurations = 0
-        self._lock = threading.Lock()
-
-    def submit(self, fn, *args, **kwargs):
-        def counted(*a, **k):
-            loss, diverged = fn(*a, **k)
-            with self._lock:
-                self.configurations += len(diverged)
-            return loss, diverged
-        return super().submit(counted, *args, **kwargs)
 
 
 class CrashingExecutor(Executor):
@@ -95,7 +78,8 @@ def test_store_equals_in_memory_and_a_rerun_computes_nothing(tmp_path, reference
     with again:
         ds2 = sweep(**KW, store=store, executor=again)
     assert again.configurations == 0
-    assert_same_sweep(ds2, reference) and ds2.attrs["created"] == ds.attrs["created"]
+    assert_same_sweep(ds2, reference)
+    assert ds2.attrs["created"] == ds.attrs["created"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         raw = xr.open_zarr(store)   # the store is readable by xarray itself

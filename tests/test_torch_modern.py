@@ -83,8 +83,7 @@ def test_tensor_hyperparameters_match_floats(quadratic, capturable, monkeypatch)
         np.testing.assert_array_equal(tensors, floats)
 
 
-def test_torch_lr_scheduler_updates_tensor_lr_in_place(quadratic):
-    H, ws = quadratic
+def test_torch_lr_scheduler_updates_tensor_lr_in_place():
     p = torch.nn.Parameter(torch.zeros(D_DIM, dtype=torch.float64))
     lr = torch.tensor(0.1, dtype=torch.float64)
     opt = AM1([p], lr=lr, momentum=0.9, kick=0.1)
@@ -96,9 +95,7 @@ def test_torch_lr_scheduler_updates_tensor_lr_in_place(quadratic):
     assert opt.param_groups[0]["lr"] is lr and lr.item() == pytest.approx(0.1 * 0.5 ** 3, rel=1e-15)
 
 
-def test_capturable_step_never_reads_hyperparameters_on_the_host(quadratic, monkeypatch):
-    H, ws = quadratic
-
+def test_capturable_step_never_reads_hyperparameters_on_the_host(monkeypatch):
     def no_item(self):
         raise AssertionError("a capturable step read a tensor on the host (.item())")
 
