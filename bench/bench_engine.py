@@ -12,7 +12,8 @@ Tables (component-steps per second; ratios are taken in this process, on this ma
    and step (2 for the lam-dependent column of S, 8 for Z = S X, 3 for the noise weight, 9 for
    Y = Z S^T + noise g g^T, 1 for the loss), i.e. 37 flops. The peak is measured, not quoted:
    ``_core.fma_probe`` runs independent chains of 8-lane fused multiply-adds on one thread with
-   the fastest SIMD path (2 flops each); peak = that rate x the threads the engine used. The
+   the fastest SIMD path (2 flops each); peak = that rate x the threads the engine was given
+   (it runs alone where a team does not pay: the percentage is a share of those cores). The
    baseline x86-64 path has no FMA instruction, so its fraction is of the machine's FMA peak too.
 3. with ``--native``: the portable build (baseline code + run-time chosen kernels) against a
    ``-march=native`` build of the same sources (built into build/native on first use), both
@@ -105,7 +106,7 @@ def table_numpy(args):
         algo = algorithm(M)
         t_core, curve = best_time(lambda: loss_curve(algo, spec, noise, T, threads=args.threads), args.repeats)
         t_np, ref = best_time(lambda: numpy_recursion(algo, spec.eigenvalues, spec.coefficients2, 1.0, -1.0, 10,
-                                                      args.numpy_steps), 1)
+                                                      args.numpy_steps), args.repeats)
         rate_core, rate_np = K * T / t_core, K * args.numpy_steps / t_np
         n = args.numpy_steps + 1
         diff = np.max(np.abs(curve.loss[:n] - ref) / np.abs(ref))

@@ -28,7 +28,6 @@ from _timing import child_env
 CHILD = textwrap.dedent(r'''
     import json, sys, time
     from _timing import peak_rss_bytes, rss_bytes
-    import numpy as np
     import memsgd
     from memsgd import Noise, Spectrum, loss_curve, loss_gradient
 
@@ -55,7 +54,8 @@ CHILD = textwrap.dedent(r'''
     print(json.dumps({"which": which, "M": M, "K": K, "T": T, "forward": min(fwd), "gradient": min(grad),
                       "extra": peak - before, "model": per_state * g.stored_states,
                       "trajectory": per_state * (T + 1), "stored_states": g.stored_states,
-                      "checkpoint_every": g.checkpoint_every, "threads": memsgd._core.max_threads()}))
+                      "checkpoint_every": g.checkpoint_every, "threads": memsgd._core.max_threads(),
+                      "streamed": memsgd._core.gradient_checkpointing(M, K, T, g.checkpoint_every)[1]}))
 ''')
 
 
@@ -93,14 +93,13 @@ def main(argv=None):
         print("\nAM1 at smaller K (K T = 2e8 component-steps)")
         print(f"{'K':>7} {'T':>7} {'thr':>3} {'forward s':>10} {'gradient s':>11} {'ratio':>6} {'segment':>8} "
               f"{'streamed':>8} {'states':>7}")
-        from memsgd import _core
         for K in (1000, 2000, 5000, 20_000):
             T_k = 200_000_000 // K
             r = measure(K, T_k, "am1", a.repeats, a.threads)
             rows.append(r)
-            every, streamed, _ = _core.gradient_checkpointing(1, K, T_k)
             print(f"{K:>7} {T_k:>7} {r['threads']:>3} {r['forward']:>10.3f} {r['gradient']:>11.3f} "
-                  f"{r['gradient'] / r['forward']:>6.2f} {every:>8} {str(streamed):>8} {r['stored_states']:>7}",
+                  f"{r['gradient'] / r['forward']:>6.2f} {r['checkpoint_every']:>8} {str(r['streamed']):>8} "
+                  f"{r['stored_states']:>7}",
                   flush=True)
     if a.json:
         with open(a.json, "w") as f:

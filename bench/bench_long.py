@@ -45,7 +45,7 @@ def main(argv=None):
 
     near_steps = log_spaced_steps(compare, args.points)
     t_near, near = best_time(lambda: ms.loss_at(algo, spec, noise, near_steps), args.repeat)
-    t_curve, curve = best_time(lambda: ms.loss_curve(algo, spec, noise, compare), 1)
+    t_curve, curve = best_time(lambda: ms.loss_curve(algo, spec, noise, compare), args.repeat)
     late = near_steps > near.exact_until
     diff = np.max(np.abs(near.loss[late] / curve.loss[near_steps[late]] - 1))
     print(f"{'2. loss_curve to %.0e' % compare:<44} {t_curve:>9.3g} {1.0:>14.3g} {'':>13}")
@@ -57,7 +57,7 @@ def main(argv=None):
     if not args.skip_fft:
         def fft():
             return ms.loss_from_propagators(ms.propagators(algo, spec, noise, compare), method="fft")
-        t_fft, L_fft = best_time(fft, 1)
+        t_fft, L_fft = best_time(fft, args.repeat)
         diff_fft = np.max(np.abs(near.loss[late] / L_fft[near_steps[late]] - 1))
         diff_fc = np.max(np.abs(L_fft[near_steps] / curve.loss[near_steps] - 1))
         print(f"{'3. propagators + FFT renewal to %.0e' % compare:<44} {t_fft:>9.3g} {t_fft / t_curve:>14.3g} "

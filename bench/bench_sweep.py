@@ -2,7 +2,7 @@
 
 (a) a 64-configuration heavy-ball grid (8 learning rates x 8 momenta) on the default infinite
     power law nu = 1.5, kappa = 0.75 (about 4.9e3 nodes), T = 2000: one ``loss_curves`` call
-    against a serial Python loop of ``loss_curve`` (with the default threads, and with
+    against a serial Python loop of ``loss_curve`` (with ``--threads`` threads, and with
     threads=1, which is what the old engine did at this size).
 (b) the same grid as a JAX ``vmap`` of a hand-written ``lax.scan`` in float64 (skipped without JAX).
 (c) one curve at K ~ 5e3: time per step of the old strategy (a team of 2 threads synchronising
@@ -56,8 +56,9 @@ def part_ab(args, spec, noise):
           f"{args.threads} threads")
     t_batch, batch = best_time(lambda: loss_curves(algos, spec, noise, T, threads=args.threads), args.repeats)
     t_rec, _ = best_time(lambda: loss_curves(algos, spec, noise, T, record=400, threads=args.threads), args.repeats)
-    t_loop, loop = best_time(lambda: [loss_curve(a, spec, noise, T, threads=args.threads).loss for a in algos], 1)
-    t_loop1, _ = best_time(lambda: [loss_curve(a, spec, noise, T, threads=1).loss for a in algos], 1)
+    t_loop, loop = best_time(lambda: [loss_curve(a, spec, noise, T, threads=args.threads).loss for a in algos],
+                             args.repeats)
+    t_loop1, _ = best_time(lambda: [loss_curve(a, spec, noise, T, threads=1).loss for a in algos], args.repeats)
     assert all(np.array_equal(batch.loss[i], loop[i]) for i in range(C)), "batched != loop"
     rows = [("loss_curves (every step)", t_batch), ("loss_curves (record=400)", t_rec),
             (f"loop of loss_curve (threads={args.threads})", t_loop), ("loop of loss_curve (threads=1)", t_loop1)]

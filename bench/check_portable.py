@@ -9,10 +9,10 @@
 2. ``emulate``: runs Python under ``qemu-x86_64 -cpu <model>`` (apt-get install qemu-user) for a
    CPU without AVX (Nehalem), one with AVX2 but no AVX-512 (Haswell), and checks that the
    dispatcher picks baseline / avx2 there, refuses MEMSGD_SIMD=avx512, and that the engine tests
-   pass on the emulated CPU (pytest -k on tests/test_engine.py).
+   pass on the emulated CPU (tests/test_engine.py and tests/test_per_step_batch.py by default).
 
     python bench/check_portable.py scan [path/to/_core*.so]
-    python bench/check_portable.py emulate [--tests "test_engine.py"]
+    python bench/check_portable.py emulate [--tests "test_engine.py test_per_step_batch.py"]
 
 Exit status 1 on any violation.
 """
