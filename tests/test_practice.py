@@ -137,7 +137,7 @@ def test_practice_config_checks():
     from memsgd.experiments import practice
     for kwargs, exc, match in [(dict(seeds=1), ValueError, "seeds must be >= 2"),
                                (dict(noise_sum=1.0), ValueError, r"noise_sum must be in \(0, 1\)"),
-                               (dict(batch_sizes=()), ValueError, "batch_sizes must be a non-empty"),
+                               (dict(batch_sizes=()), ValueError, "batch_sizes must not be empty"),
                                (dict(steps=10.0), TypeError, "steps must be an integer"),
                                (dict(momentum=1.0), ValueError, r"momentum must be in \[0, 1\)"),
                                (dict(mnist_images="a"), ValueError, "must be given together")]:

@@ -254,8 +254,8 @@ def require_memory(nbytes: float, what: str) -> None:
                          f"machine's physical memory ({phys / 1e9:.3g} GB)")
 
 
-def step_array(value, name: str, *, max_step: int) -> np.ndarray:
-    """A strictly increasing, non-empty int64 array of steps in [0, max_step].
+def step_array(value, name: str, *, max_step: int, min_step: int = 0) -> np.ndarray:
+    """A strictly increasing, non-empty int64 array of steps in [min_step, max_step].
 
     Accepts integers and integral floats (``1e9``); a scalar gives one step. Rejects bools,
     non-integral or non-finite values, negative steps, repeats and steps above ``max_step``.
@@ -276,8 +276,8 @@ def step_array(value, name: str, *, max_step: int) -> np.ndarray:
         if np.any(arr != np.floor(arr)):
             bad = arr[arr != np.floor(arr)][0]
             raise ValueError(f"{name} must be integers, got {float(bad)!r}")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be >= 0, got {arr[arr < 0][0]}")
+    if np.any(arr < min_step):
+        raise ValueError(f"{name} must be >= {min_step}, got {arr[arr < min_step][0]:g}")
     if np.any(arr > max_step):
         raise ValueError(f"{name} must be <= {max_step:g}, got {arr.max():g}")
     steps = arr.astype(np.int64)

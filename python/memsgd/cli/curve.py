@@ -13,7 +13,7 @@ import numpy as np
 from .. import _method
 from .._steps import log_spaced_steps
 from ..dynamics import loss_curve
-from ..long_horizon import MAX_STEP, loss_at
+from ..long_horizon import MAX_STEP, loss_at, supports_loss_at
 from ..schedules import Schedule
 from . import _common
 
@@ -58,7 +58,7 @@ def register(sub) -> None:
 def _choose_method(args, algo, spectrum, noise):
     """``(method, reason)``: the method that runs and, when chosen automatically, why."""
     work = _method.engine_work(algo, spectrum, args.steps)
-    stationary = not isinstance(algo, Schedule)
+    stationary = supports_loss_at(algo, noise)
     if stationary and args.method != "engine" and args.steps > MAX_STEP:
         raise ValueError(f"--steps must be <= 1e12 with loss_at, got {args.steps:.3g}")
     if args.method == "loss_at":

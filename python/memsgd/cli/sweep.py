@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .._validation import fit_window
 from ..noise import Noise
 from ..spectrum import Spectrum
 from . import _common
@@ -244,13 +245,7 @@ def run(args) -> int:
 def _fit_window(text, steps):
     if text is None:
         return steps / 10, float(steps)
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError(f"--fit-window must be TMIN,TMAX, got {text!r}") from None
-    if not 0 < lo < hi <= steps:
-        raise ValueError(f"--fit-window must satisfy 0 < TMIN < TMAX <= --steps, got {text!r}")
-    return lo, hi
+    return fit_window(text.split(","), steps, "--fit-window")
 
 
 def _plot_axes(args, names):

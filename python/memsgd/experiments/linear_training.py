@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["train_seeds"]
+from ..long_horizon import DIVERGENCE_FACTOR
 
-DIVERGED = 1e30   # an excess loss above DIVERGED x L_0 (or not finite) counts as diverged: inf
+__all__ = ["train_seeds"]
 
 
 def train_seeds(make_optimizer, features, targets, w_star, batch_size: int, steps: int, record,
@@ -53,7 +53,7 @@ def train_seeds(make_optimizer, features, targets, w_star, batch_size: int, step
                 delta = W.double() - W_star
                 loss = 0.5 * torch.einsum("sdc,de,sec->s", delta, H, delta).numpy()
             L0 = loss.copy() if L0 is None else L0
-            out[k] = np.where(np.isfinite(loss) & (loss <= DIVERGED * L0), loss, np.inf)
+            out[k] = np.where(np.isfinite(loss) & (loss <= DIVERGENCE_FACTOR * L0), loss, np.inf)
             k += 1
         if t == steps or k == len(record):
             break

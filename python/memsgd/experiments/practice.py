@@ -45,7 +45,7 @@ from .. import algorithms
 from .._optional import require_all
 from .._progress import Tracker
 from .._steps import log_spaced_steps
-from .._validation import nonnegative_int, positive_int, real_scalar
+from .._validation import nonnegative_int, positive_int, positive_ints, real_scalar
 from . import common
 from .empirical import estimate_tau, exact_mean_loss
 from .linear_training import train_seeds
@@ -82,9 +82,7 @@ class PracticeConfig:
         if self.seeds < 2:
             raise ValueError(f"seeds must be >= 2 (for a sampling error), got {self.seeds}")
         self.seed = nonnegative_int(self.seed, "seed")
-        if not self.batch_sizes:
-            raise ValueError("batch_sizes must be a non-empty tuple of integers >= 1")
-        self.batch_sizes = tuple(positive_int(b, "batch_sizes") for b in self.batch_sizes)
+        self.batch_sizes = positive_ints(self.batch_sizes, "batch_sizes")
         self.momentum = real_scalar(self.momentum, "momentum")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")

@@ -58,14 +58,7 @@ def grid_points(grid: Dict[str, Sequence[float]]) -> List[Dict[str, float]]:
 def score_curve(loss: np.ndarray, objective: str) -> float:
     """``final``: ``L_T``; ``mean_log``: mean of ``log L_t`` over log-spaced t in [1, T] (rewards
     being low all along, not only at the end). ``inf`` for a diverged or non-finite curve."""
-    T = loss.size - 1
-    if objective == "final":
-        v = float(loss[-1])
-        return v if math.isfinite(v) else math.inf
-    vals = loss[_mean_log_steps(T)]
-    if not np.all(np.isfinite(vals) & (vals > 0)):
-        return math.inf
-    return float(np.mean(np.log(vals)))
+    return _score_recorded(np.arange(loss.size), loss, objective)
 
 
 def _mean_log_steps(T: int) -> np.ndarray:

@@ -149,9 +149,7 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
     if check_at is not None:
-        check_at = step_array(check_at, "check_at", max_step=MAX_STEP)
-        if check_at[0] < 1:
-            raise ValueError(f"check_at steps must be >= 1 (the law is a power of t), got {int(check_at[0])}")
+        check_at = step_array(check_at, "check_at", max_step=MAX_STEP, min_step=1)  # the law is a power of t
     result = _asymptotics(algo, spectrum, noise)
     if check_at is None:
         return result
@@ -160,10 +158,12 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
                    ratios=exact.loss / result.predict(exact.steps))
 
 
-def _asymptotics(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> Asymptotics:
+def _asymptotics(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, rep=None) -> Asymptotics:
+    """The prediction; ``rep``: the problem's stability report, if the caller has it already."""
     if not spectrum.is_power_law:
         raise ValueError("spectrum must be a power law (Spectrum.power_law): asymptotics need nu and kappa")
-    rep = stability(algo, spectrum, noise)
+    if rep is None:
+        rep = stability(algo, spectrum, noise)
     if not rep.converges:
         raise ValueError(f"algorithm must make the loss converge on this problem (strictly stable, moments "
                          f"stable and V' < 1); got strictly_stable={rep.strictly_stable}, V'={rep.noise_sum_prime:.6g}")
@@ -221,7 +221,7 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
             spec = Spectrum.power_law(nu, zeta * nu, size=size, scale=scale, q=q)
             rep = stability(algo, spec, noise)
             if rep.converges:
-                asy = asymptotics(algo, spec, noise)
+                asy = _asymptotics(algo, spec, noise, rep)
                 phase, exponent = asy.phase, asy.exponent
             else:
                 phase, exponent = "diverges", math.nan

@@ -62,10 +62,6 @@ class AM1(Optimizer):
             if given:
                 raise ValueError(
                     f"pass either schedule or lr/momentum/kick, not both (got schedule and {', '.join(given)})")
-            if capturable is True:
-                raise ValueError("capturable=True cannot follow a schedule (its values are computed on the "
-                                 "host each step); pass lr/momentum/kick as device tensors and update them "
-                                 "between graph replays instead")
             lr, momentum, kick = _schedule_values(schedule, 0)
         else:
             missing = [n for n, v in zip(_HYPER, (lr, momentum, kick)) if v is None]
@@ -91,7 +87,9 @@ class AM1(Optimizer):
                        kick=hyperparameter(get("kick"), "kick"), scheduled=False)
             return out
         if out["capturable"]:
-            raise ValueError("capturable=True cannot follow a schedule (its values are computed on the host)")
+            raise ValueError("capturable=True cannot follow a schedule (its values are computed on the "
+                             "host each step); pass lr/momentum/kick as device tensors and update them "
+                             "between graph replays instead")
         step = nonnegative_int(group.get("step", 0), "step")
         # each group owns its 0-d tensors: the schedule writes step t's values into them in place,
         # so a compiled step sees the same tensors every step and does not recompile
