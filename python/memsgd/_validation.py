@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 
 import numpy as np
+
+from . import _core
 
 __all__ = [
     "real_scalar", "positive_scalar", "nonnegative_scalar", "bounded_scalar",
@@ -245,10 +246,7 @@ def batch_size_from_text(text: str, name: str):
 def require_memory(nbytes: float, what: str) -> None:
     """Refuse, before allocating, work whose arrays need more than this machine's physical
     memory (``ValueError`` naming the size needed). Unknown physical memory: no check."""
-    try:
-        phys = float(os.sysconf("SC_PHYS_PAGES")) * float(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return
+    phys = _core.physical_memory()  # the core's reading, as its own guards and dynamics use
     if phys > 0 and nbytes > phys:
         raise ValueError(f"{what} is too large: it needs {nbytes / 1e9:.3g} GB of memory, more than this "
                          f"machine's physical memory ({phys / 1e9:.3g} GB)")

@@ -36,6 +36,7 @@ from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
 from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar
+from .dynamics import loss_curve
 from .gradient import _loss_weights, loss_gradient
 from .noise import Noise
 from .schedules import Schedule
@@ -79,15 +80,18 @@ def _variable_bounds(kind: str, lo: float, hi: float) -> Tuple[float, float]:
 # ------------------------------------------------------------------------------------------
 # per-step formulas of the parametric families (module level: families pickle)
 
+def _memory0(rate):
+    """Per-step arrays of plain SGD with learning rates ``rate`` (no memory: empty b, c, D, e)."""
+    n = len(rate)
+    return rate, np.zeros((n, 0)), np.zeros((n, 0)), np.zeros((n, 0, 0)), np.zeros((n, 0))
+
+
 def _sgd_arrays(lr, t):
-    n = len(t)
-    return (lr * np.ones(n), np.zeros((n, 0)), np.zeros((n, 0)), np.zeros((n, 0, 0)), np.zeros((n, 0)))
+    return _memory0(lr * np.ones(len(t)))
 
 
 def _sgd_power_law_arrays(lr, power, t0, t):
-    n = len(t)
-    rate = lr * (1.0 + np.asarray(t, float) / t0) ** (-power)
-    return rate, np.zeros((n, 0)), np.zeros((n, 0)), np.zeros((n, 0, 0)), np.zeros((n, 0))
+    return _memory0(lr * (1.0 + np.asarray(t, float) / t0) ** (-power))
 
 
 def _memory1_constant(alpha, b, c, D, e, t):
@@ -184,9 +188,8 @@ def _interpolation(u_knots: np.ndarray, t) -> Tuple[np.ndarray, np.ndarray]:
 def _channel_arrays(kind: str, values):
     """Per-step parameters from the free family's channel values (one row per channel): a map
     that is pointwise in t."""
-    n = values.shape[1]
     if kind == "free_sgd":
-        return values[0], np.zeros((n, 0)), np.zeros((n, 0)), np.zeros((n, 0, 0)), np.zeros((n, 0))
+        return _memory0(values[0])
     lr, one_minus_beta, kick = values
     return _schedules._am1_arrays(lr, 1.0 - one_minus_beta, kick)
 
@@ -484,10 +487,10 @@ class _Problem:
         return Schedule.from_arrays(*self.family.arrays(x[:self.n_sched], self.t), name=self.family.name)
 
     def value(self, x) -> float:
-        """J(x) from a forward run only; inf when a weighted step diverges or x is invalid."""
+        """J(x) from a forward run only (loss_gradient's losses are these bits); inf when a weighted
+        step diverges or x is invalid."""
         try:
-            g = loss_gradient(self.schedule_at(x), self.spectrum, self.noise_at(x), self.steps,
-                              np.zeros(self.steps + 1))   # zero weights: forward pass only
+            g = loss_curve(self.schedule_at(x), self.spectrum, self.noise_at(x), self.steps, progress=False)
         except ValueError:
             return math.inf
         if g.diverged_at is not None and np.any(self.w[g.diverged_at:] > 0):

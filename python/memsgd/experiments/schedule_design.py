@@ -75,15 +75,9 @@ def small_config() -> ScheduleDesignConfig:
                                 free_iterations=25, long_free_iterations=10)
 
 
-def _am1_law(params, t):
-    """lr_t, 1 - beta_t, kick_t of the AM1 power law (docs/math.md §7)."""
-    s = 1.0 + t / params["t0"]
-    one_minus_beta = s ** (-params["gamma"])
-    lr = (params["kick"] * s ** params["delta"] - params["kick"]) * one_minus_beta
-    return lr, one_minus_beta, np.full_like(t, params["kick"])
-
-
-def _free_memory1_law(schedule, T):
+def _am1_form(schedule, T):
+    """lr_t, 1 - beta_t, kick_t of a schedule in AM1's matrix form (alpha = lr + kick, b = D = beta,
+    c = lr): the AM1 family and the free memory-1 family are both."""
     alpha, b, c, D, e = schedule.parameters(T)
     return c[:, 0], 1.0 - D[:, 0, 0], alpha - c[:, 0]
 
@@ -228,8 +222,8 @@ def _figures(out_dir, cfg, r, s, long):
                 title=f"tuned for L_T, T={T}: nu={cfg.nu:g}, kappa={cfg.kappa:g}, B={cfg.batch_size}")
 
     steps = np.arange(T, dtype=float)
-    am1 = _am1_law(r["AM1 family"].parameters, steps)
-    free = _free_memory1_law(r["free memory-1"].schedule, T)
+    am1 = _am1_form(r["AM1 family"].schedule, T)
+    free = _am1_form(r["free memory-1"].schedule, T)
     dana = _free_memory1_law_dana(r["DANA-decaying"].schedule, T)
     plot_line_panels(
         [{"title": label, "xlabel": "step t + 1", "legend": k == 0,
