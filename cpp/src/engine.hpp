@@ -182,15 +182,7 @@ class FixedEngine final : public Engine {
             const std::atomic<bool>*) override {
     const kernels::GroupSpan span{groups_, data_.data, G_, data_.data + 2 * kernels::kLanes,
                                   data_.data + 2 * kernels::kLanes, G_};
-    if (stationary_) {
-      kernels::FixedStep s = fixed_;
-      s.noise_drive = cfg_.noise.coupling[0] * (2.0 * l_t);
-      fn_(s, span, b0, b1, part_loss, part_gp);
-    } else {
-      kernels::FixedStep s;
-      fill(s, t, l_t);
-      fn_(s, span, b0, b1, part_loss, part_gp);
-    }
+    fn_(step_at(t, l_t), span, b0, b1, part_loss, part_gp);
     return true;
   }
 
@@ -208,14 +200,7 @@ class FixedEngine final : public Engine {
     for (std::size_t g = b0 * kernels::kBlockGroups; g < g1; ++g)
       std::memcpy(data_.data + g * G_ + 2 * kernels::kLanes, src + g * u, u * sizeof(double));
     std::vector<kernels::FixedStep> steps(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      if (stationary_) {
-        steps[i] = fixed_;
-        steps[i].noise_drive = cfg_.noise.coupling[0] * (2.0 * l[i]);
-      } else {
-        fill(steps[i], t0 + i, l[i]);
-      }
-    }
+    for (std::size_t i = 0; i < count; ++i) steps[i] = step_at(t0 + i, l[i]);
     double* state = data_.data + 2 * kernels::kLanes;
     const kernels::GroupSpan span{groups_, data_.data, G_, state, state, G_};
     for (std::size_t b = b0; b < b1; ++b) {
@@ -234,6 +219,19 @@ class FixedEngine final : public Engine {
 
  private:
   std::size_t stored_unit() const { return static_cast<std::size_t>(P_) * kernels::kLanes; }
+
+  // Step t's kernel arguments given l_t: the precomputed stationary step with its noise drive,
+  // or the schedule's step t.
+  kernels::FixedStep step_at(std::size_t t, double l_t) const {
+    kernels::FixedStep s;
+    if (stationary_) {
+      s = fixed_;
+      s.noise_drive = cfg_.noise.coupling[0] * (2.0 * l_t);
+    } else {
+      fill(s, t, l_t);
+    }
+    return s;
+  }
 
   void fill(kernels::FixedStep& s, std::size_t t, double l_t) const {
     const AlgorithmParams& a = cfg_.algorithm;

@@ -10,6 +10,8 @@
 #include <Eigen/Dense>
 #include <Eigen/Eigenvalues>
 
+#include "engine.hpp"
+
 namespace memsgd {
 namespace {
 
@@ -121,18 +123,12 @@ MomentMaps::MomentMaps(const double* lambda, std::size_t count, const AlgorithmP
     : N_(params.memory + 1), P_((params.memory + 1) * (params.memory + 2) / 2), count_(count),
       lambda_(lambda), self_noise_(self_noise) {
   if (params.steps_stored != 1) throw std::invalid_argument("MomentMaps needs a stationary algorithm");
-  const int M = params.memory, N = N_;
+  const int N = N_;
   S0mI_.assign(N * N, 0.0);
   g_.assign(N, 0.0);
   h_.assign(N, 0.0);
-  g_[0] = params.alpha[0];
-  h_[0] = 1.0;
-  for (int i = 0; i < M; ++i) {
-    S0mI_[i + 1] = params.b[i];                 // row 0: (0, b^T)
-    g_[i + 1] = params.c[i];
-    h_[i + 1] = params.e[i];
-    for (int j = 0; j < M; ++j) S0mI_[(i + 1) * N + j + 1] = params.D[i * M + j] - (i == j ? 1.0 : 0.0);
-  }
+  detail::step_parameters(params, 0, S0mI_.data(), static_cast<std::size_t>(N), g_.data(), h_.data());
+  for (int i = 0; i < N; ++i) S0mI_[i * N + i] -= 1.0;  // S0 - I: row 0 is (0, b^T)
   e11_.assign(P_, 0.0);
   e11_[0] = 1.0;
   ggt_.resize(P_);
