@@ -350,7 +350,7 @@ py::tuple solve_renewal(py::object U, py::object U_prime, py::object V, py::obje
                                          l.data(), error.mutable_data(), options);
     }
   }
-  if (!done) throw std::runtime_error("run cancelled");
+  if (!done) throw memsgd::Cancelled{};
   return py::make_tuple(L, l, with_error ? py::object(error) : py::object(py::none()));
 }
 
@@ -424,20 +424,9 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
   require_finite(wv, "v_weights");
   IndexArray ord = IndexArray::ensure(order);
   require(ord && ord.ndim() == 1 && ord.size() == K, "order must be a permutation of range(len(eigenvalues))");
-  {
-    std::vector<char> seen(static_cast<std::size_t>(K), 0);
-    for (py::ssize_t i = 0; i < K; ++i) {
-      const std::int64_t k = ord.data()[i];
-      require(k >= 0 && k < K && !seen[static_cast<std::size_t>(k)],
-              "order must be a permutation of range(len(eigenvalues))");
-      seen[static_cast<std::size_t>(k)] = 1;
-    }
-  }
   ComplexArray nodes = ComplexArray::ensure(s);
   require(nodes && nodes.ndim() == 1, "s must be a 1-d array of complex nodes");
   const py::ssize_t n = nodes.size();
-  for (py::ssize_t j = 0; j < n; ++j)
-    require(std::isfinite(nodes.data()[j].real()) && std::isfinite(nodes.data()[j].imag()), "s must be finite");
   IndexArray split = IndexArray::ensure(n_slow);
   require(split && split.ndim() == 1 && split.size() == n, "n_slow must have one entry per node");
   require(std::isfinite(self_noise), "self_noise must be finite");
@@ -452,7 +441,7 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
     done = memsgd::generating_sums(maps, wu.data(), wv.data(), ord.data(), static_cast<std::size_t>(n),
                                    nodes.data(), split.data(), out.mutable_data(), control, threads);
   }
-  if (!done) throw std::runtime_error("run cancelled");
+  if (!done) throw memsgd::Cancelled{};
   return out;
 }
 

@@ -286,3 +286,18 @@ def test_hand_over_check_catches_a_contour_started_too_early(monkeypatch):
     dev = np.abs(got.loss[late] - curve.loss[got.steps[late]])
     assert np.max(dev / curve.loss[got.steps[late]]) > 1e-6   # the contour really is off here
     assert np.all(dev <= got.error[late])
+
+
+def test_core_generating_sums_checks_its_own_input():
+    # The core checks what it indexes with (a thin binding passes the arrays through).
+    lam, w = np.array([1.0, 0.5, 0.25]), np.ones(3)
+    args = (1.0, np.array([0.5]), np.array([0.1]), np.array([[0.5]]), np.array([0.0]), -0.1)
+    s, split = np.array([0.1 + 0.2j]), np.zeros(1, dtype=np.int64)
+    good = ms._core.generating_sums(lam, w, w, np.array([2, 0, 1]), *args, s, split, None, 0)
+    assert good.shape == (1, 8) and np.all(np.isfinite(good))
+    for order in ([0, 0, 1], [0, 1, 3], [-1, 0, 1]):
+        with pytest.raises(ValueError, match="permutation"):
+            ms._core.generating_sums(lam, w, w, np.array(order), *args, s, split, None, 0)
+    with pytest.raises(ValueError, match="s must be finite"):
+        ms._core.generating_sums(lam, w, w, np.array([0, 1, 2]), *args, np.array([complex(np.nan, 0)]), split,
+                                 None, 0)

@@ -221,6 +221,18 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
                      const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
                      const std::int64_t* n_slow, std::complex<double>* out, RunControl* control,
                      int threads) {
+  const std::size_t count = maps.count();
+  {
+    std::vector<char> seen(count, 0);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::int64_t k = order[i];
+      if (k < 0 || static_cast<std::size_t>(k) >= count || seen[static_cast<std::size_t>(k)])
+        throw std::invalid_argument("order must be a permutation of range(len(eigenvalues))");
+      seen[static_cast<std::size_t>(k)] = 1;
+    }
+  }
+  for (std::size_t j = 0; j < nodes; ++j)
+    if (!std::isfinite(s[j].real()) || !std::isfinite(s[j].imag())) throw std::invalid_argument("s must be finite");
   const int P = maps.size();
   const int team = resolve_threads(threads);
   (void)team;  // unused without OpenMP

@@ -64,7 +64,8 @@ void moment_poles(const MomentMaps& maps, std::complex<double>* out);
 // generating functions sum_n U_n z^n, ... of docs/math.md §4 restricted to S and F.
 // Sums run over components in the given order for every node, so results do not depend on the
 // thread count. control (optional): steps_done = nodes finished; cancel stops early (returns false).
-// threads: at most this many OpenMP threads (0: the default, max_threads()).
+// threads: at most this many OpenMP threads (0: the default, max_threads()). Throws
+// std::invalid_argument when order is not a permutation of 0..count-1 or a node is not finite.
 bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
                      const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
                      const std::int64_t* n_slow, std::complex<double>* out, RunControl* control,
