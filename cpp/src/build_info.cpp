@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "kernels/kernel_api.hpp"
+#include "simd_dispatch.hpp"
 #include "memsgd/evolve.hpp"
 #include "memsgd/simd.hpp"
 
@@ -49,18 +49,7 @@ BuildInfo build_info() {
 }
 
 double fma_probe(const std::string& path, std::uint64_t iterations) {
-  const kernels::KernelTable* table = nullptr;
-  bool supported = false;
-  for (const auto& p : simd_paths_supported()) supported = supported || p == path;
-  if (!supported) throw std::invalid_argument("SIMD path '" + path + "' is not supported on this CPU or not compiled");
-  if (path == "baseline") table = kernels::baseline::table();
-#if defined(MEMSGD_KERNELS_AVX2)
-  if (path == "avx2") table = kernels::avx2::table();
-#endif
-#if defined(MEMSGD_KERNELS_AVX512)
-  if (path == "avx512") table = kernels::avx512::table();
-#endif
-  return table->fma_probe(iterations);
+  return detail::kernels_for(path)->fma_probe(iterations);
 }
 
 }  // namespace memsgd

@@ -81,21 +81,24 @@ std::vector<std::string> simd_paths_supported() {
 
 std::string simd_path() { return active()->name; }
 
-void set_simd_path(const std::string& name) {
-  if (name == "auto") {
-    g_active.store(fastest_supported(), std::memory_order_release);
-    return;
-  }
+namespace {
+
+const Path& supported_path(const std::string& name) {
   for (const Path& p : kPaths) {
     if (name != p.name) continue;
     if (!p.cpu_has())
       throw std::invalid_argument("SIMD path '" + name + "' is compiled but this CPU lacks it (supported: " +
                                   joined(simd_paths_supported()) + ")");
-    g_active.store(&p, std::memory_order_release);
-    return;
+    return p;
   }
   throw std::invalid_argument("SIMD path must be one of auto, " + joined(simd_paths_compiled()) +
                               " (the paths compiled into this build), got '" + name + "'");
+}
+
+}  // namespace
+
+void set_simd_path(const std::string& name) {
+  g_active.store(name == "auto" ? fastest_supported() : &supported_path(name), std::memory_order_release);
 }
 
 void select_simd_path_from_environment() {
@@ -113,6 +116,9 @@ void select_simd_path_from_environment() {
 
 namespace detail {
 const kernels::KernelTable* active_kernels() { return active()->table(); }
+const kernels::KernelTable* kernels_for(const std::string& name) {
+  return (name == "auto" ? *fastest_supported() : supported_path(name)).table();
+}
 }  // namespace detail
 
 }  // namespace memsgd
