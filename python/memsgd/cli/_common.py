@@ -21,7 +21,7 @@ from ..spectrum import Spectrum
 __all__ = ["PRESETS", "PARAMETERS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
-           "batch_type"]
+           "batch_type", "refuse_stray_options"]
 
 
 # --- argparse types: parse text, check it with memsgd._validation ------------------------------
@@ -157,14 +157,20 @@ def add_algorithm_args(p: argparse.ArgumentParser) -> None:
         g.add_argument(option, dest=dest, type=kind, default=None, help=text)
 
 
-def _preset_values(args) -> Dict[str, float]:
-    """The preset's parameters: given options, else defaults; refuses options it does not take."""
+def refuse_stray_options(args) -> None:
+    """ValueError naming the given options that --algo's preset does not take."""
     preset = PRESETS[args.algo]
     stray = [PARAMETERS[k][0] for k in PARAMETERS if k not in preset.defaults and getattr(args, k, None) is not None]
     if stray:
         takes = ", ".join(PARAMETERS[k][0] for k in preset.defaults)
         raise ValueError(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not an option of --algo "
                          f"{args.algo} (it takes {takes})")
+
+
+def _preset_values(args) -> Dict[str, float]:
+    """The preset's parameters: given options, else defaults; refuses options it does not take."""
+    preset = PRESETS[args.algo]
+    refuse_stray_options(args)
     values = {}
     for k, default in preset.defaults.items():
         given = getattr(args, k, None)

@@ -112,12 +112,7 @@ def _preset_grid(args, problem) -> dict:
     """Each parameter of the preset: the values given, else its default (derived from the problem
     where the preset says so); options the preset does not take are refused."""
     preset = _common.PRESETS[args.algo]
-    stray = [_common.PARAMETERS[k][0] for k in _common.PARAMETERS
-             if k not in preset.defaults and getattr(args, k) is not None]
-    if stray:
-        takes = ", ".join(_common.PARAMETERS[k][0] for k in preset.defaults)
-        raise ValueError(f"{', '.join(stray)} {'is' if len(stray) == 1 else 'are'} not an option of --algo "
-                         f"{args.algo} (it takes {takes})")
+    _common.refuse_stray_options(args)
     values = {}
     for k, default in preset.defaults.items():
         given = getattr(args, k)
