@@ -22,7 +22,7 @@ import numpy as np
 from . import _core
 from ._optional import require
 
-__all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "run_tasks"]
+__all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "chunk_tasks", "run_tasks"]
 
 # Scalar updates (steps x components x (M+1)^2) per task: a few seconds on one core, so that
 # progress, resume and load balancing are fine-grained while the per-task overhead stays small.
@@ -113,6 +113,15 @@ def default_chunk_size(configs: Configurations, kind: str, workers: int, threads
     if kind != "local" and workers > 0:
         chunk = min(chunk, math.ceil(C / (4 * workers)))
     return int(max(task_threads if kind == "local" else 1, min(chunk, _MAX_CHUNK)))
+
+
+def chunk_tasks(configs: Configurations, executor, chunk_size: Optional[int] = None) -> List[np.ndarray]:
+    """The configurations 0..C-1 in consecutive chunks of ``chunk_size`` (default: sized for the
+    executor by :func:`default_chunk_size`, one OpenMP thread per task on an executor), as the
+    index arrays :func:`run_tasks` takes."""
+    kind = executor_kind(executor)
+    chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind), None)
+    return [np.arange(i, min(i + chunk, configs.size)) for i in range(0, configs.size, chunk)]
 
 
 # -- work in a task -------------------------------------------------------------------------

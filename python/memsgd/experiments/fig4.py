@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import schedules
 from .._progress import Tracker
-from .._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
+from .._sweep_run import Configurations, chunk_tasks, executor_kind, run_tasks
 from .._validation import (nonnegative_int, nonnegative_scalar, nonnegative_scalars, positive_int, positive_ints,
                            positive_scalar, power_law_pairs)
 from .._validation import fit_window as check_fit_window
@@ -97,7 +97,7 @@ def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simula
     cfg.validate()
     if chunk_size is not None:
         chunk_size = positive_int(chunk_size, "chunk_size")
-    kind = executor_kind(executor)
+    executor_kind(executor)  # a bad executor is refused before any work
     out_dir = common.prepare_out_dir(out_dir)
     points, configs = _configurations(cfg)
     total = len(points) + (2 if simulate else 0)
@@ -105,8 +105,7 @@ def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simula
     T = cfg.steps
     t_lo, t_hi = cfg.fit_window
     results, rows, curves, guides = [None] * len(points), [], {}, {}
-    chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind), None)
-    tasks = [np.arange(i, min(i + chunk, len(points))) for i in range(0, len(points), chunk)]
+    tasks = chunk_tasks(configs, executor, chunk_size)
 
     def on_result(n, losses, diverged):
         # full curves of one chunk: reduced here to the table's numbers (and the plotted curves),

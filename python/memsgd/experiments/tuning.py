@@ -14,7 +14,7 @@ import numpy as np
 
 from .._progress import Tracker
 from .._steps import log_spaced_steps
-from .._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
+from .._sweep_run import Configurations, chunk_tasks, executor_kind, run_tasks
 from .._validation import instance_of, positive_int
 from ..algorithms import MemoryAlgorithm
 from ..dynamics import loss_curve
@@ -105,7 +105,7 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
     steps = positive_int(steps, "steps")
     if chunk_size is not None:
         chunk_size = positive_int(chunk_size, "chunk_size")
-    kind = executor_kind(executor)
+    executor_kind(executor)  # a bad executor is refused before any work
     points = grid_points(grid)
     tracker = Tracker(progress, len(points))
     trials: List[Optional[dict]] = [None] * len(points)
@@ -127,8 +127,7 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
         zeros = np.zeros(len(valid), dtype=np.int64)
         configs = Configurations(algorithms, [spectrum], zeros, [noise], zeros, steps, kept,
                                  describe=lambda i: f"grid point {points[valid[i]]}")
-        chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind), None)
-        tasks = [np.arange(i, min(i + chunk, len(valid))) for i in range(0, len(valid), chunk)]
+        tasks = chunk_tasks(configs, executor, chunk_size)
 
         def on_result(n, loss, diverged_at):
             for row, i in enumerate(tasks[n]):
