@@ -450,3 +450,22 @@ def test_progress_bar_changes_nothing_but_stderr(capsys):
     shown = loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, Noise.gaussian(10), 300, progress=True)
     assert np.array_equal(quiet.alpha, shown.alpha) and quiet.value == shown.value
     assert "loss_gradient" in capsys.readouterr().err
+
+
+def test_general_kernel_plans_segments_by_its_own_state_size():
+    # The general kernel stores K (M+1)^2 doubles per state, the fixed one K (M+1)(M+2)/2: the
+    # segment length is chosen for the state the engine really stores (regression: the plan used
+    # the packed size, so the general kernel's "cached" segment overflowed the cache budget).
+    K, T = 300_000, 16
+    spec = Spectrum.power_law(2.0, 1.0, size=K)
+    algo = memsgd.heavy_ball(0.01, 0.9)
+    w = np.zeros(T + 1)
+    w[-1] = 1.0
+    args = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([algo.alpha]), algo.b.reshape(1, 1),
+            algo.c.reshape(1, 1), algo.D.reshape(1, 1, 1), algo.e.reshape(1, 1), np.array([0.01]),
+            np.array([-0.01]), w, T)
+    budget = _core.gradient_checkpointing(1, K, T)[2]
+    sqrt_every = math.ceil(math.sqrt(T))
+    for general, state in ((False, 8 * 3 * K), (True, 8 * 4 * K)):
+        every = _core.loss_gradient(*args, general_kernel=general)[10]
+        assert every == sqrt_every or (every - 1) * state <= budget, (general, every)
