@@ -48,16 +48,25 @@ def response(algorithm) -> Callable:
         4.0
     """
     algo = stationary(algorithm, "the response function is defined for constant parameters")
-    P, Q = algo.char_polys()
-    P, Q = P.copy(), Q.copy()
+    alpha, b, c, D, e = algo.parameters()
+    M = algo.memory
 
+    # P/Q = 1 / h^T (mu - S0)^-1 g = (mu - 1) / (alpha + b^T x + (mu - 1) e^T x), x = (mu - D)^-1 c, by
+    # solves: the monomial coefficients of P and Q cancel catastrophically when the modes cluster
+    # near 1 (a corner method with memory 8 already loses every digit of P/Q near mu = 1).
     def psi(mu):
         mu = np.asarray(mu, dtype=complex)
-        q = np.polyval(Q, mu)
+        flat = mu.reshape(-1)
+        if M:
+            mats = flat[:, None, None] * np.eye(M)[None] - D[None]
+            x = np.linalg.solve(mats, np.broadcast_to(c.astype(complex), (flat.size, M))[..., None])[..., 0]
+            bx, ex = x @ b, x @ e
+        else:
+            bx = ex = np.zeros(flat.size)
+        z = flat - 1.0
         with np.errstate(divide="ignore", invalid="ignore"):
-            return -np.polyval(P, mu) / q
+            return (-z / (alpha + bx + z * ex)).reshape(mu.shape)
 
-    psi.P, psi.Q = P, Q
     return psi
 
 
@@ -94,7 +103,9 @@ def response_contour(algorithm, points: int = 2001):
 
 def mode_locus(algorithm, lambdas):
     """The eigenvalues ``mu`` of ``S_lambda`` (the roots of ``P + lambda Q``) for each lambda: how the
-    modes move over the spectrum interval (the preimage of ``[0, lambda_max]`` under ``Psi``).
+    modes move over the spectrum interval (the preimage of ``[0, lambda_max]`` under ``Psi``). For
+    diagonal ``D`` and ``e = 0`` they come from the secular equation ``mu - 1 + lambda (alpha + sum_m
+    b_m c_m / (mu - d_m)) = 0`` (accurate to a few ulps in ``mu - 1``), otherwise from ``eigvals(S_lambda)``.
 
     Args:
         algorithm: a stationary :class:`memsgd.MemoryAlgorithm`.
@@ -110,13 +121,11 @@ def mode_locus(algorithm, lambdas):
         True
     """
     lam = float_array(lambdas, "lambdas", ndim=1)
-    psi = response(algorithm)
-    P, Q = psi.P, psi.Q
-    n = P.size - 1
-    out = np.empty((lam.size, n), complex)
-    Qp = np.concatenate([np.zeros(n + 1 - Q.size), Q])
-    for k, x in enumerate(lam):
-        r = np.roots(P + x * Qp)
-        r = np.concatenate([r, np.zeros(n - r.size)])
-        out[k] = r[np.argsort(-np.abs(r), kind="stable")]
-    return out
+    algo = stationary(algorithm, "the modes are defined for constant parameters")
+    try:
+        from ._modal import Modes
+        mu = 1.0 + Modes(algo, lam, "mode_locus").eps   # diagonal D, e = 0: the accurate secular roots
+    except ValueError:
+        mu = np.linalg.eigvals(algo.eigen_matrix(lam).reshape(lam.size, algo.memory + 1, algo.memory + 1))
+    order = np.argsort(-np.abs(mu), axis=1, kind="stable")
+    return np.take_along_axis(mu, order, axis=1)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase",
+__all__ = ["plot_contours", "plot_corner_phase", "plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase",
            "plot_stability"]
 
 # The y range shows at most this factor above the largest initial loss: a curve that grows
@@ -469,4 +469,101 @@ def plot_line_panels(panels, path, *, title: str = ""):
         if panel.get("legend", True):
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_contours(contours, path, *, lambda_max=None, zoom=None, title: str = ""):
+    """The contour view (docs/corner.md): curves ``Psi(e^(i phi))`` in the complex plane, one per
+    algorithm, with the spectrum interval ``[0, lambda_max]`` drawn on the real axis.
+
+    ``contours``: dict label -> complex array (e.g. from :func:`memsgd.response_contour`), or label ->
+    dict with ``z`` (the complex points) and optional ``style``. ``zoom``: half-width of a second panel
+    around 0, where a corner shows (the contour passes through 0 at ``mu = 1``).
+    """
+    ncols = 2 if zoom else 1
+    fig, ax = _figure((6.0 * ncols, 5.0))
+    fig.clear()
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    for k, ax in enumerate(axes):
+        for label, curve in contours.items():
+            spec = curve if isinstance(curve, dict) else {"z": curve}
+            z = np.asarray(spec["z"], dtype=complex)
+            ok = np.isfinite(z)
+            ax.plot(z.real[ok], z.imag[ok], spec.get("style", "-"), linewidth=1.2, label=label)
+        if lambda_max is not None:
+            ax.plot([0.0, lambda_max], [0.0, 0.0], color="black", linewidth=3, alpha=0.6,
+                    label=f"spectrum (0, {lambda_max:g}]")
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.axvline(0.0, color="grey", linewidth=0.5)
+        if k == 1:
+            ax.set_xlim(-zoom, zoom)
+            ax.set_ylim(-zoom, zoom)
+            ax.set_title(f"near 0 (|Re|, |Im| < {zoom:g})", fontsize=9)
+        else:
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=8, loc="best")
+        ax.set_aspect("equal", adjustable="datalim" if k == 0 else "box")
+        ax.set_xlabel("Re Psi")
+        ax.set_ylabel("Im Psi")
+        ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_corner_phase(nu_range, zeta_range, path, *, measured=None, title: str = "", resolution: int = 240):
+    """Which method has the higher loss exponent on power laws (docs/corner.md): the corner method at
+    ``theta_max = min(2, nu, 2/(zeta + 1/nu))`` (rate ``theta_max zeta``) or AM1's ceiling ``zeta (2 - 1/nu)``,
+    over ``nu`` in ``nu_range`` and ``zeta`` in ``zeta_range``; the noise-dominated phase
+    (``zeta > 2 - 1/nu``) is grey. Lines: the phase boundary, the crossover ``zeta_cross(nu)`` and the
+    region borders of ``theta_max`` (I: 2, II: balanced, III: nu).
+
+    ``measured``: rows with ``nu, zeta`` and ``winner`` (``"corner"``/``"AM1"``) from exact losses, drawn
+    as markers (circle: corner ahead, square: AM1 ahead; white edge where the measurement agrees
+    with the theory, red where it does not).
+    """
+    from .theory._corner import corner_crossover, theta_max
+
+    fig, ax = _figure((7.0, 5.2))
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    nus = np.linspace(nu_range[0], nu_range[1], resolution)
+    zetas = np.linspace(zeta_range[0], zeta_range[1], resolution)
+    grid = np.full((zetas.size, nus.size), np.nan)
+    for j, nu in enumerate(nus):
+        for i, z in enumerate(zetas):
+            if z >= 2 - 1 / nu:
+                continue
+            grid[i, j] = 1.0 if theta_max(nu, z) * z > z * (2 - 1 / nu) else 0.0
+    cmap = ListedColormap(["#f4a582", "#92c5de"]).with_extremes(bad="lightgrey")
+    ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=1,
+              extent=(nus[0], nus[-1], zetas[0], zetas[-1]), interpolation="nearest")
+    ax.plot(nus, 2 - 1 / nus, "k-", linewidth=1.2, label="phase boundary zeta = 2 - 1/nu")
+    cross = np.array([corner_crossover(n) for n in nus])
+    ax.plot(nus, cross, "k--", linewidth=1.2, label="crossover: theta_max zeta = zeta (2 - 1/nu)")
+    ax.plot(nus, np.where(nus >= 2, 1 - 1 / nus, np.nan), "k:", linewidth=1, label="region borders (I | II | III)")
+    ax.plot(nus, np.where(nus <= 2, 1 / nus, np.nan), "k:", linewidth=1)
+    for text, (x, y) in (("I", (0.8, 0.12)), ("II", (0.5, 0.55)), ("III", (0.07, 0.12))):
+        ax.text(x, y, text, transform=ax.transAxes, fontsize=12, weight="bold")
+    if measured:
+        for r in measured:
+            if r.get("winner") not in ("corner", "AM1"):
+                continue
+            predicted = "corner" if theta_max(r["nu"], r["zeta"]) > 2 - 1 / r["nu"] else "AM1"
+            ax.plot(r["nu"], r["zeta"], "o" if r["winner"] == "corner" else "s", markersize=9,
+                    markerfacecolor="#2166ac" if r["winner"] == "corner" else "#b2182b",
+                    markeredgecolor="white" if r["winner"] == predicted else "red", markeredgewidth=2)
+    handles = [matplotlib.patches.Patch(color="#92c5de", label="corner ahead (theory)"),
+               matplotlib.patches.Patch(color="#f4a582", label="AM1 ahead (theory)"),
+               matplotlib.patches.Patch(color="lightgrey", label="noise-dominated phase")]
+    if measured:
+        handles += [matplotlib.lines.Line2D([], [], marker="o", linestyle="", markerfacecolor="#2166ac",
+                                            markeredgecolor="white", label="measured: corner ahead"),
+                    matplotlib.lines.Line2D([], [], marker="s", linestyle="", markerfacecolor="#b2182b",
+                                            markeredgecolor="white", label="measured: AM1 ahead")]
+    ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=7, loc="upper left")
+    ax.set_xlim(nus[0], nus[-1])
+    ax.set_ylim(zetas[0], zetas[-1])
+    ax.set_xlabel("nu (capacity)")
+    ax.set_ylabel("zeta = kappa / nu (source)")
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)
