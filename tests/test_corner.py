@@ -418,3 +418,47 @@ def test_plots(tmp_path):
 def test_docstring_examples_run(module):
     result = doctest.testmod(sys.modules[module])
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_corner_as_torch_and_optax_optimizers_matches_the_matrix_form():
+    # the same corner method three ways on the same batches (float64): plain numpy matrix form,
+    # memsgd.torch.MemorySGD, memsgd.optax.memory_sgd
+    torch = pytest.importorskip("torch")
+    import memsgd.torch
+    algo = memsgd.corner(1.8, 6, scale=2.0)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 8)) * np.linspace(1.0, 0.1, 8)
+    Y = X @ rng.normal(size=(8, 2))
+    batches = [rng.integers(0, 50, 5) for _ in range(60)]
+
+    def grad(w, idx):
+        return X[idx].T @ (X[idx] @ w - Y[idx]) / idx.size
+
+    w, u = np.zeros((8, 2)), np.zeros((6, 8, 2))
+    for idx in batches:
+        g = grad(w, idx)
+        w, u = w + np.tensordot(algo.b, u, 1) - algo.alpha * g, np.tensordot(algo.D, u, 1) - algo.c[:, None, None] * g
+    p = torch.nn.Parameter(torch.zeros(8, 2, dtype=torch.float64))
+    opt = memsgd.torch.MemorySGD.from_algorithm([p], algo)
+    Xt, Yt = torch.as_tensor(X), torch.as_tensor(Y)
+    for idx in batches:
+        opt.zero_grad()
+        (0.5 * ((Xt[idx] @ p - Yt[idx]) ** 2).sum() / idx.size).backward()
+        opt.step()
+    assert np.max(np.abs(p.detach().numpy() - w)) < 1e-12 * np.max(np.abs(w))
+    jax = pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    import memsgd.optax
+    previous = jax.config.read("jax_enable_x64")
+    jax.config.update("jax_enable_x64", True)
+    try:
+        import jax.numpy as jnp
+        tx = memsgd.optax.memory_sgd(algo)
+        wj = jnp.zeros((8, 2))
+        state = tx.init(wj)
+        for idx in batches:
+            upd, state = tx.update(jnp.asarray(grad(np.asarray(wj), idx)), state, wj)
+            wj = wj + upd
+        assert np.max(np.abs(np.asarray(wj) - w)) < 1e-12 * np.max(np.abs(w))
+    finally:
+        jax.config.update("jax_enable_x64", previous)

@@ -1,4 +1,5 @@
-"""`memsgd reproduce fig1|fig4|compare|schedules|corner|digits|practice`: the paper's experiments and beyond.
+"""`memsgd reproduce fig1|fig4|compare|schedules|corner|corner-training|digits|practice`: the paper's
+experiments and beyond.
 
 Each target prints its table, writes PNGs and a JSON file to ``--out`` (default ./memsgd-output)
 and, when stderr is a terminal, shows a progress bar there (``--progress`` / ``--no-progress``
@@ -19,10 +20,11 @@ DEFAULT_OUT = "memsgd-output"
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's figures and the library's experiments (fig1, fig4, "
-                                         "compare, schedules, corner, digits, practice)",
+                                         "compare, schedules, corner, corner-training, digits, practice)",
                        description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
-                                   "schedule-design study, the digits (MNIST-like) network experiment, or theory "
-                                   "against real torch training. Prints the table, writes PNG + JSON to --out.")
+                                   "schedule-design study, corner algorithms against AM1 (exact and in training), "
+                                   "the digits (MNIST-like) network experiment, or theory against real torch training. "
+                                   "Prints the table, writes PNG + JSON to --out.")
     targets = p.add_subparsers(dest="target", metavar="TARGET")
     targets.required = True
 
@@ -64,6 +66,13 @@ def register(sub) -> None:
                    default=None, help="last step of the memory sweep (1e3..1e12), default 1e12")
     q.add_argument("--memories", type=_memories, default=None, help="comma-separated memories M, default 2,4,8,16,32")
     q.set_defaults(func=_corner)
+
+    q = targets.add_parser("corner-training", help="corner SGD vs tuned heavy ball and AM1 in real torch/optax "
+                                                   "training (least squares on digits features)")
+    common_args(q)
+    q.add_argument("--steps", type=_common.int_type("--steps", 20), default=None, help="T (>= 20), default 1000")
+    q.add_argument("--seeds", type=_common.int_type("--seeds", 2), default=None, help="torch runs per method, default 20")
+    q.set_defaults(func=_corner_training)
 
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
     q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
@@ -175,6 +184,19 @@ def _corner(args) -> int:
     print(f"# checks: best fitted exponent {c['best_fitted_exponent']:.3f} (memory {c['memory_of_best']}), above "
           f"AM1's ceiling: {c['corner_beats_am1_ceiling']}; theory and measurement agree at "
           f"{c['comparison_agreement']} of {c['comparison_points']} comparison points")
+    return 0
+
+
+def _corner_training(args) -> int:
+    from ..experiments import corner_training
+    cfg = corner_training.small_config() if args.quick else corner_training.CornerTrainingConfig()
+    for name in ("steps", "seeds"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    t0 = time.perf_counter()
+    with progress_callback("corner-training", show=args.progress) as progress:
+        result = corner_training.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
     return 0
 
 

@@ -63,10 +63,10 @@ class CornerConfig:
     t_max: float = 1e12
     points: int = 121
     fit_window: Tuple[float, float] = (1e5, 1e9)
-    comparison: Tuple[Tuple[float, float], ...] = (   # (nu, zeta)
-        (1.5, 0.25), (1.5, 0.5), (1.5, 0.75), (1.5, 1.0), (1.5, 1.25),
-        (2.0, 0.25), (2.0, 0.5), (2.0, 0.75), (2.0, 1.0), (2.0, 1.25),
-        (3.0, 0.25), (3.0, 0.5), (3.0, 0.75), (3.0, 1.0), (3.0, 1.25))
+    comparison: Tuple[Tuple[float, float], ...] = (   # (nu, zeta): regions III, I, II on both sides of the crossover
+        (1.5, 0.25), (1.5, 0.5), (1.5, 1.0),
+        (2.0, 0.25), (2.0, 0.5), (2.0, 0.75), (2.0, 1.0),
+        (3.0, 0.5), (3.0, 1.25))
     comparison_memory: int = 16
     comparison_t_max: float = 1e9
     theta_cap: float = 1.9
