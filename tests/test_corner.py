@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import memsgd
-from memsgd import MemoryAlgorithm, Noise, Spectrum
+from memsgd import Noise, Spectrum
 from memsgd.theory import (am1_ceiling, corner_crossover, corner_exponent, corner_phase, corner_phase_diagram,
                            corner_region, theta_max)
 
@@ -170,7 +170,8 @@ def test_corner_map_against_quadrature(theta):
     a = 2 - theta
     for mu in (1.5 + 0.2j, -1.0, 0.5 + 0.8j, np.exp(2j), 1 + 1e-4 * np.exp(0.4j)):
         # I = int_0^1 x^(a-1) dx / (mu - 1 + x), with x = y^(1/a) (smooth integrand, no endpoint singularity)
-        integral = mpmath.quad(lambda y: (1 / a) / (mpmath.mpc(mu) - 1 + y ** (1 / a)), [0, 1e-3, 0.1, 0.5, 1])
+        shift = mpmath.mpc(mu) - 1
+        integral = mpmath.quad(lambda y, z=shift: (1 / a) / (z + y ** (1 / a)), [0, 1e-3, 0.1, 0.5, 1])
         ref = complex(-(1 - 1 / mpmath.mpc(mu)) / (a * integral))
         assert abs(memsgd.corner_map(theta, mu) - ref) <= 1e-9 * abs(ref)
 
@@ -406,7 +407,7 @@ def test_experiment_config_validation():
 def test_plots(tmp_path):
     pytest.importorskip("matplotlib")
     from memsgd.plotting import plot_contours, plot_corner_phase
-    phi, psi = memsgd.response_contour(memsgd.corner(1.8, 4), points=301)
+    _, psi = memsgd.response_contour(memsgd.corner(1.8, 4), points=301)
     plot_contours({"corner": psi, "gd": {"z": memsgd.response_contour(memsgd.gd(1.0), 101)[1], "style": "--"}},
                   tmp_path / "c.png", lambda_max=1.0, zoom=0.1, title="t")
     plot_corner_phase((1.1, 3.0), (0.05, 1.5), tmp_path / "p.png", resolution=40,

@@ -47,7 +47,6 @@ from ..spectrum import Spectrum
 from ..theory import corner_phase, fit_exponent
 from ..theory._asymptotics import _exponent_at
 from ..theory._stability import stability
-from ..theory._components import Components
 from . import common
 
 __all__ = ["CornerConfig", "small_config", "run"]
