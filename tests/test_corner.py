@@ -267,7 +267,7 @@ def test_corner_map_validation():
 def test_modal_noise_sum_matches_stability(spec16, algo):
     from memsgd._modal import Modes, noise_sum
     modes = Modes(algo, spec16.eigenvalues)
-    V = noise_sum(algo, spec16, NOISE, modes)
+    V = noise_sum(modes, spec16, NOISE)
     assert V == pytest.approx(memsgd.stability(algo, spec16, NOISE).noise_sum, rel=1e-10)
     lam = spec16.eigenvalues
     for k in range(0, lam.size, 50):

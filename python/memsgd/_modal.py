@@ -40,8 +40,11 @@ __all__ = []
 
 # A root within this relative distance of a pole -delta_m is refined in the offset x = eps + delta_m.
 _CLOSE = 1e-6
-# Newton steps on the secular equation after the eigenvalue guesses.
-_NEWTON = 12
+# Newton steps on the secular equation after the eigenvalue guesses: at least _NEWTON, then until
+# every step is below _STEP_RTOL of its root (at most _NEWTON_MAX; a double root converges linearly).
+_NEWTON = 8
+_NEWTON_MAX = 80
+_STEP_RTOL = 1e-15
 # Pairs (i <= j) of modes evaluated together: bounded memory for (nodes x K x pairs) arrays.
 _CHUNK_ENTRIES = 2 ** 22
 
@@ -138,7 +141,7 @@ class Modes:
             x = np.zeros((K, 1), complex)
             close = np.zeros((K, 1), bool)
         eps = np.where(close, x - dn, eps)
-        for _ in range(_NEWTON):
+        for it in range(_NEWTON_MAX):
             o1, o2, w1, w2 = self._terms(eps, x, near, close)
             with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
                 # far from the poles: Newton on g(eps) = eps + lambda q(eps)
@@ -150,6 +153,10 @@ class Modes:
             step_close = np.where(np.isfinite(step_close), step_close, 0.0)
             x = np.where(close, x - step_close, x)
             eps = np.where(close, x - dn, eps - step_far)
+            moved = np.where(close, np.abs(step_close) > _STEP_RTOL * np.abs(x),
+                             np.abs(step_far) > _STEP_RTOL * np.abs(eps))
+            if it + 1 >= _NEWTON and not np.any(moved):
+                break
         o1, o2, w1, w2 = self._terms(eps, x, near, close)
         q = self.alpha + o1 + w1
         gp = 1.0 - lam * (o2 + w2)
@@ -225,10 +232,10 @@ def chunked_pair_sums(eta, rr, gg, sigma):
     return A, G, Am, Gm
 
 
-def noise_sum(algorithm: MemoryAlgorithm, spectrum, noise, modes: "Modes | None" = None) -> float:
-    """``V = (tau1/B) sum_k m_k lambda_k^2 Y_00 / (1 + (tau2/B) lambda_k^2 Y_00)`` from the modes (e = 0);
-    ``inf`` when a component is unstable or its self-noise makes the moments unstable."""
-    modes = modes or Modes(algorithm, spectrum.eigenvalues)
+def noise_sum(modes: Modes, spectrum, noise) -> float:
+    """``V = (tau1/B) sum_k m_k lambda_k^2 Y_00 / (1 + (tau2/B) lambda_k^2 Y_00)`` from the modes of the
+    spectrum's components (e = 0; docs/math.md §5); ``inf`` when a component is unstable or its
+    self-noise makes the moments unstable."""
     if not np.all(modes.stable()):
         return math.inf
     _, y = modes.noiseless_sums()

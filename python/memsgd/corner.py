@@ -166,7 +166,7 @@ def corner(theta, memory, *, spectrum=None, noise=None, scale=None, spacing=5.0,
         return noise_sum_of(a) > target
 
     def noise_sum_of(a):
-        return _modal_noise_sum(None, spectrum, noise, Modes(_build(theta, memory, a, spacing), spectrum.eigenvalues))
+        return _modal_noise_sum(Modes(_build(theta, memory, a, spacing), spectrum.eigenvalues), spectrum, noise)
 
     if not excess(A):
         return _build(theta, memory, A, spacing)

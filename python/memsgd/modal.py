@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import numpy as np
 
@@ -60,6 +61,8 @@ _STRIP = 1.5
 _EPS = np.finfo(float).eps
 # Steps up to this are always taken from the exact recursion.
 _MIN_CONTOUR_START = 256
+# Modes whose secular residual stays above this (relative) are reported.
+_MODE_RESIDUAL = 1e-9
 _RECURSION_MAX = 200_000
 
 
@@ -107,6 +110,11 @@ class _ModalProblem:
             raise ValueError(f"algorithm must be strictly stable on the spectrum for modal_loss_at: the component "
                              f"lambda = {lam[k]:.3g} has a mode of modulus >= 1 (the loss does not converge); "
                              "use loss_curve")
+        worst = float(np.nanmax(self.modes.residual)) if self.modes.residual.size else 0.0
+        if worst > _MODE_RESIDUAL:
+            warnings.warn(f"modal_loss_at: a mode is refined only to a relative residual {worst:.1e} (a near-double "
+                          "root of the secular equation); the losses may be less accurate than their error "
+                          "estimate", RuntimeWarning, stacklevel=3)
         self.eta, self.rr, self.gg = self.modes.pairs()
         self.poles = log1p_complex(self.eta)
         self.wu = 0.5 * spectrum.weights * lam * spectrum.coefficients2
