@@ -410,8 +410,17 @@ def test_plots(tmp_path):
     _, psi = memsgd.response_contour(memsgd.corner(1.8, 4), points=301)
     plot_contours({"corner": psi, "gd": {"z": memsgd.response_contour(memsgd.gd(1.0), 101)[1], "style": "--"}},
                   tmp_path / "c.png", lambda_max=1.0, zoom=0.1, title="t")
-    plot_corner_phase((1.1, 3.0), (0.05, 1.5), tmp_path / "p.png", resolution=40,
-                      measured=[{"nu": 2.0, "zeta": 0.5, "winner": "corner"}, {"nu": 2.0, "zeta": 1.0, "winner": "AM1"}])
+    from memsgd.experiments.corner import phase_map
+    nus, zetas, ahead, lines = phase_map((1.1, 3.0), (0.05, 1.5), resolution=40)
+    # the map is the theory's: corner ahead at (2, 0.5), AM1 at (2, 1.0), grey in the noise phase
+    assert ahead[np.argmin(abs(zetas - 0.5)), np.argmin(abs(nus - 2.0))] == 1.0
+    assert ahead[np.argmin(abs(zetas - 1.0)), np.argmin(abs(nus - 2.0))] == 0.0
+    assert np.isnan(ahead[-1, 0])
+    plot_corner_phase(nus, zetas, ahead, tmp_path / "p.png", lines=lines,
+                      measured=[{"nu": 2.0, "zeta": 0.5, "winner": "corner", "theory_winner": "corner"},
+                                {"nu": 2.0, "zeta": 1.0, "winner": "AM1", "theory_winner": "AM1"}])
+    with pytest.raises(ValueError, match="corner_ahead must have shape"):
+        plot_corner_phase(nus, zetas, ahead[1:], tmp_path / "q.png")
     assert (tmp_path / "c.png").stat().st_size > 0 and (tmp_path / "p.png").stat().st_size > 0
 
 

@@ -509,52 +509,43 @@ def plot_contours(contours, path, *, lambda_max=None, zoom=None, title: str = ""
     return _save(fig, path)
 
 
-def plot_corner_phase(nu_range, zeta_range, path, *, measured=None, title: str = "", resolution: int = 240):
-    """Which method has the higher loss exponent on power laws (docs/corner.md): the corner method at
-    ``theta_max = min(2, nu, 2/(zeta + 1/nu))`` (rate ``theta_max zeta``) or AM1's ceiling ``zeta (2 - 1/nu)``,
-    over ``nu`` in ``nu_range`` and ``zeta`` in ``zeta_range``; the noise-dominated phase
-    (``zeta > 2 - 1/nu``) is grey. Lines: the phase boundary, the crossover ``zeta_cross(nu)`` and the
-    region borders of ``theta_max`` (I: 2, II: balanced, III: nu).
+def plot_corner_phase(nus, zetas, corner_ahead, path, *, lines=None, measured=None, labels=None,
+                      title: str = ""):
+    """Which method has the higher loss exponent over the ``(nu, zeta)`` plane (docs/corner.md).
 
-    ``measured``: rows with ``nu, zeta`` and ``winner`` (``"corner"``/``"AM1"``) from exact losses, drawn
-    as markers (circle: corner ahead, square: AM1 ahead; white edge where the measurement agrees
+    ``corner_ahead``: array of shape ``(len(zetas), len(nus))``, 1 where the corner method's rate is
+    higher, 0 where AM1's is, NaN outside the region compared (the noise-dominated phase; grey).
+    ``lines``: dict label -> ``(x, y, style)`` drawn over the map (the phase boundary, the crossover,
+    region borders). ``labels``: dict text -> ``(x, y)`` in axes coordinates. ``measured``: rows with
+    ``nu, zeta``, ``winner`` (``"corner"``/``"AM1"``, the exact losses' verdict) and ``theory_winner``,
+    drawn as markers (circle: corner ahead, square: AM1 ahead; white edge where the measurement agrees
     with the theory, red where it does not).
     """
-    from .theory._corner import corner_crossover, theta_max
-
     fig, ax = _figure((7.0, 5.2))
     import matplotlib
     from matplotlib.colors import ListedColormap
 
-    nus = np.linspace(nu_range[0], nu_range[1], resolution)
-    zetas = np.linspace(zeta_range[0], zeta_range[1], resolution)
-    grid = np.full((zetas.size, nus.size), np.nan)
-    for j, nu in enumerate(nus):
-        for i, z in enumerate(zetas):
-            if z >= 2 - 1 / nu:
-                continue
-            grid[i, j] = 1.0 if theta_max(nu, z) * z > z * (2 - 1 / nu) else 0.0
+    nus, zetas = np.asarray(nus, float), np.asarray(zetas, float)
+    grid = np.asarray(corner_ahead, float)
+    if grid.shape != (zetas.size, nus.size):
+        raise ValueError(f"corner_ahead must have shape (len(zetas), len(nus)) = ({zetas.size}, {nus.size}), "
+                         f"got {grid.shape}")
     cmap = ListedColormap(["#f4a582", "#92c5de"]).with_extremes(bad="lightgrey")
     ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=1,
               extent=(nus[0], nus[-1], zetas[0], zetas[-1]), interpolation="nearest")
-    ax.plot(nus, 2 - 1 / nus, "k-", linewidth=1.2, label="phase boundary zeta = 2 - 1/nu")
-    cross = np.array([corner_crossover(n) for n in nus])
-    ax.plot(nus, cross, "k--", linewidth=1.2, label="crossover: theta_max zeta = zeta (2 - 1/nu)")
-    ax.plot(nus, np.where(nus >= 2, 1 - 1 / nus, np.nan), "k:", linewidth=1, label="region borders (I | II | III)")
-    ax.plot(nus, np.where(nus <= 2, 1 / nus, np.nan), "k:", linewidth=1)
-    for text, (x, y) in (("I", (0.8, 0.12)), ("II", (0.5, 0.55)), ("III", (0.07, 0.12))):
+    for label, (x, y, style) in (lines or {}).items():
+        ax.plot(x, y, style, linewidth=1.2, label=label)
+    for text, (x, y) in (labels or {}).items():
         ax.text(x, y, text, transform=ax.transAxes, fontsize=12, weight="bold")
-    if measured:
-        for r in measured:
-            if r.get("winner") not in ("corner", "AM1"):
-                continue
-            predicted = "corner" if theta_max(r["nu"], r["zeta"]) > 2 - 1 / r["nu"] else "AM1"
-            ax.plot(r["nu"], r["zeta"], "o" if r["winner"] == "corner" else "s", markersize=9,
-                    markerfacecolor="#2166ac" if r["winner"] == "corner" else "#b2182b",
-                    markeredgecolor="white" if r["winner"] == predicted else "red", markeredgewidth=2)
+    for r in measured or ():
+        if r.get("winner") not in ("corner", "AM1"):
+            continue
+        ax.plot(r["nu"], r["zeta"], "o" if r["winner"] == "corner" else "s", markersize=9,
+                markerfacecolor="#2166ac" if r["winner"] == "corner" else "#b2182b",
+                markeredgecolor="white" if r["winner"] == r.get("theory_winner") else "red", markeredgewidth=2)
     handles = [matplotlib.patches.Patch(color="#92c5de", label="corner ahead (theory)"),
                matplotlib.patches.Patch(color="#f4a582", label="AM1 ahead (theory)"),
-               matplotlib.patches.Patch(color="lightgrey", label="noise-dominated phase")]
+               matplotlib.patches.Patch(color="lightgrey", label="not compared (noise-dominated phase)")]
     if measured:
         handles += [matplotlib.lines.Line2D([], [], marker="o", linestyle="", markerfacecolor="#2166ac",
                                             markeredgecolor="white", label="measured: corner ahead"),

@@ -44,7 +44,7 @@ from ..design import optimize_schedule
 from ..modal import modal_loss_at
 from ..noise import Noise
 from ..spectrum import Spectrum
-from ..theory import corner_phase, fit_exponent
+from ..theory import corner_crossover, corner_phase, fit_exponent
 from ..theory._asymptotics import _exponent_at
 from ..theory._stability import stability
 from . import common
@@ -270,6 +270,24 @@ def _paper_synthetic(cfg, noise):
     return out
 
 
+def phase_map(nu_range, zeta_range, resolution: int = 240):
+    """The theory's map for :func:`memsgd.plotting.plot_corner_phase`: ``(nus, zetas, corner_ahead, lines)``
+    with ``corner_ahead`` 1 where ``theta_max zeta > zeta (2 - 1/nu)``, 0 where not, NaN in the noise phase,
+    and the phase boundary, the crossover ``zeta_cross(nu)`` and the region borders as lines."""
+    nus = np.linspace(nu_range[0], nu_range[1], resolution)
+    zetas = np.linspace(zeta_range[0], zeta_range[1], resolution)
+    ahead = np.full((zetas.size, nus.size), np.nan)
+    for j, nu in enumerate(nus):
+        for i, z in enumerate(zetas):
+            if z < 2 - 1 / nu:
+                ahead[i, j] = 1.0 if corner_phase(nu, z)["winner"] == "corner" else 0.0
+    lines = {"phase boundary zeta = 2 - 1/nu": (nus, 2 - 1 / nus, "k-"),
+             "crossover: theta_max zeta = zeta (2 - 1/nu)": (nus, [corner_crossover(n) for n in nus], "k--"),
+             "region borders (I | II | III)": (nus, np.where(nus >= 2, 1 - 1 / nus, np.nan), "k:"),
+             "_region border III": (nus, np.where(nus <= 2, 1 / nus, np.nan), "k:")}
+    return nus, zetas, ahead, lines
+
+
 def _jsonable_run(r):
     out = dict(r)
     for key in ("steps", "loss", "relative_error", "local_steps", "local_exponents"):
@@ -358,6 +376,8 @@ def _figures(out_dir, cfg, zeta, spec, noise, sweep, comparison, am1_curves):
                                                                          0.5 * lam_max), "style": "k--"}
     plot_contours(contours, files[2], lambda_max=lam_max, zoom=0.05 * lam_max,
                   title="contours Psi(|mu| = 1), scale A = lambda_max / 2")
-    plot_corner_phase((1.05, 4.0), (0.02, 1.9), files[3], measured=comparison,
+    nus, zetas, ahead, lines = phase_map((1.05, 4.0), (0.02, 1.9))
+    plot_corner_phase(nus, zetas, ahead, files[3], lines=lines, measured=comparison,
+                      labels={"I": (0.8, 0.12), "II": (0.5, 0.55), "III": (0.07, 0.12)},
                       title="higher loss exponent: corner (theta_max zeta) or AM1 (zeta (2 - 1/nu))")
     return files
