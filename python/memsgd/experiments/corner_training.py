@@ -34,7 +34,7 @@ from . import common
 
 __all__ = ["CornerTrainingConfig", "small_config", "run"]
 
-METHODS = ("heavy ball (tuned)", "AM1 schedule (tuned)", "corner")
+METHODS = ("heavy ball", "AM1 schedule", "corner")
 
 
 @dataclass
@@ -174,7 +174,7 @@ def run(config: Optional[CornerTrainingConfig] = None, out_dir=None, progress=No
     tuned[METHODS[2]] = best[2]
     rep = stability(best[2], spectrum, noise)
 
-    rows, series = [], []
+    rows, series, frameworks = [], [], []
     colors = dict(zip(METHODS, ("tab:blue", "tab:red", "tab:green")))
     with _thread_limits(cfg.threads):
         for k, name in enumerate(METHODS):
@@ -189,9 +189,9 @@ def run(config: Optional[CornerTrainingConfig] = None, out_dir=None, progress=No
                                  dtype=cfg.dtype)
             mean, se = losses.mean(axis=1), losses.std(axis=1, ddof=1) / math.sqrt(cfg.seeds)
             rows.append(_row(name, "torch", algo, theory, theory_g, mean, se, cfg.seeds))
-            series.append(dict(label=f"{name}: torch (mean of {cfg.seeds})", t=record, y=mean, err=se,
+            series.append(dict(label=f"{name}: torch", t=record, y=mean, err=se,
                                color=colors[name]))
-            series.append(dict(label=f"{name}: theory (fitted tau)", t=np.arange(T + 1), y=theory, style="-",
+            series.append(dict(label=f"{name}: exact", t=np.arange(T + 1), y=theory, style="-",
                                color=colors[name]))
             if name == METHODS[2] and cfg.optax_seeds:
                 try:
@@ -203,8 +203,9 @@ def run(config: Optional[CornerTrainingConfig] = None, out_dir=None, progress=No
                     lo = _optax_losses(algo, X, Y, W_star, B, T, record, cfg.optax_seeds, cfg.seed + 999)
                     m2, s2 = lo.mean(axis=1), lo.std(axis=1, ddof=1) / math.sqrt(cfg.optax_seeds)
                     rows.append(_row(name, "optax", algo, theory, theory_g, m2, s2, cfg.optax_seeds))
-                    series.append(dict(label=f"{name}: optax (mean of {cfg.optax_seeds})", t=record, y=m2, err=s2,
-                                       color="k"))
+                    frameworks.append(dict(label=f"{name}: optax", t=record, y=m2,
+                                           err=s2, color="k"))
+                    frameworks += [dict(s, label=s["label"]) for s in series[-2:]]
             tracker.step(f"trained {name}")
     table = _table(rows, dataset, cfg, tau1, tau2, best, rep)
     result = {"config": asdict(cfg), "dataset": dataset, "tau": [tau1, tau2], "rows": rows,
@@ -215,8 +216,11 @@ def run(config: Optional[CornerTrainingConfig] = None, out_dir=None, progress=No
     if out_dir is not None:
         from ..plotting import plot_panels
         png = os.path.join(out_dir, "corner_training.png")
-        plot_panels([dict(title=f"{dataset}, relu{cfg.width} features, B = {B}", series=series)], png, ncols=1,
-                    title="exact theory (lines) vs real training (points, mean +- se)")
+        panels = [dict(title=f"{dataset}, relu{cfg.width} features, B = {B}", series=series)]
+        if frameworks:
+            panels.append(dict(title="the corner method: torch and optax", series=frameworks))
+        plot_panels(panels, png, ncols=len(panels), title=f"exact loss, fitted tau (lines) vs training (points: mean +- se of {cfg.seeds} torch / "
+                          f"{cfg.optax_seeds} optax runs); heavy ball and AM1 tuned for L_T")
         js = os.path.join(out_dir, "corner_training.json")
         result["files"] = [png, js]
         common.write_json(js, {k: v for k, v in result.items() if k != "files"})
