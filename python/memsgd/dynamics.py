@@ -22,6 +22,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from . import _core
+from ._affine import plain_problem
 from ._progress import run_watched
 from ._steps import recorded_steps
 from ._validation import float_array, instance_of, nonnegative_int, positive_int
@@ -348,6 +349,7 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     steps = _check_problem(algorithm, spectrum, noise, steps)
     threads = _check_threads(threads)
     _check_progress(progress)
+    algorithm, spectrum = plain_problem(algorithm, spectrum)   # weight decay, readout, preconditioner
     M, K = algorithm.memory, spectrum.size
     _require_memory({"loss and gradient-point loss": 16.0 * (steps + 1),
                      "per-step parameters": _parameter_bytes(algorithm, steps),
@@ -460,6 +462,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
         _check_schedule_length(a, steps, f"algorithms[{i}]")
         if n.per_step and n.batch_size.size < steps:
             raise ValueError(f"noise[{i}] has {n.batch_size.size} per-step batch sizes, fewer than steps = {steps}")
+    algos, specs = _plain_problems(algos, specs)
     rec = None if record is None else recorded_steps(record, steps)  # None: every step
     threads = _check_threads(threads)
     _check_progress(progress)
@@ -494,6 +497,20 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     _watched(call, work, progress, C, "loss_curves", "config", "configs_done")
     steps_out = np.arange(steps + 1, dtype=np.int64) if rec is None else rec
     return LossCurves(steps_out, loss, diverged, np.array([n.label_noise for n in noises]))
+
+
+def _plain_problems(algos: list, specs: list):
+    """:func:`memsgd._affine.plain_problem` of every configuration, each distinct (algorithm,
+    spectrum) pair reduced once (shared objects stay shared: the core call caches by identity)."""
+    done: dict = {}
+    out_a, out_s = [], []
+    for a, s in zip(algos, specs):
+        key = (id(a), id(s))
+        if key not in done:
+            done[key] = plain_problem(a, s)
+        out_a.append(done[key][0])
+        out_s.append(done[key][1])
+    return out_a, out_s
 
 
 def _chunks(param_bytes):

@@ -1,0 +1,261 @@
+"""Weight decay, readout, averaged iterates and preconditioning (docs/math.md §9) in the engine paths,
+against the literal transcription of §9 in tests/reference.py (first moments and the force of
+weight decay, the readout vector, the preconditioned gradient), closed forms (weight-decay bias
+floor, EMA of deterministic iterates) and the old plain path bit for bit."""
+import math
+
+import numpy as np
+import pytest
+
+import memsgd
+from memsgd import MemoryAlgorithm, Noise, Schedule, Spectrum, ema, loss_curve, loss_curves
+
+from . import reference
+
+RTOL = 1e-12
+
+
+def _problem(M, K=8, seed=0, e_zero=False):
+    rng = np.random.default_rng(seed)
+    lam = np.sort(rng.uniform(0.05, 1.0, K))[::-1] * min(1.0, 3.0 / K)
+    c2 = rng.uniform(0.1, 1.0, K)
+    alpha = rng.uniform(0.2, 0.5)
+    b = rng.uniform(-0.4, 0.4, M)
+    c = rng.uniform(-0.4, 0.4, M)
+    D = rng.uniform(-0.4, 0.4, (M, M)) / max(M, 1)
+    e = np.zeros(M) if e_zero else rng.uniform(-0.4, 0.4, M)
+    r = rng.uniform(-0.8, 0.8, M)
+    return lam, c2, (alpha, b, c, D, e), r
+
+
+def _scale(params_at, lam, c2, tau, B, T, sigma2):
+    """Size of the whole second moment per step (the reference's tolerance scale)."""
+    _, _, scale = reference.mean_loss(params_at, lam, c2, np.ones(lam.size), *tau, B, T, return_scale=True,
+                                      sigma2=sigma2)
+    return np.maximum(scale, 1e-300)
+
+
+@pytest.mark.parametrize("M", [0, 1, 2, 3])
+@pytest.mark.parametrize("e_zero", [False, True])
+@pytest.mark.parametrize("features", ["wd", "readout", "wd+readout", "precond", "precond+readout"])
+def test_stationary_matches_literal_reference(M, e_zero, features):
+    lam, c2, params, r = _problem(M, seed=3 * M + e_zero)
+    rho = 0.15 if "wd" in features else 0.0
+    readout = r if "readout" in features and M > 0 else None
+    p = 0.5 if "precond" in features else 0.0
+    tau, B, sigma2, T = (1.0, -1.0), 4, 0.3, 60
+    algo = MemoryAlgorithm(*params, weight_decay=rho, readout=readout, preconditioner=p)
+    curve = loss_curve(algo, Spectrum(lam, c2), Noise(B, *tau, label_noise=sigma2), T)
+    ref = reference.affine_mean_loss(lambda t: params, lam, c2, np.ones(lam.size), *tau, B, T, sigma2=sigma2,
+                                     rho_at=lambda t: rho, readout=readout, precond=p)
+    scale = np.maximum(np.abs(ref), ref[0])
+    assert curve.diverged_at is None
+    assert np.max(np.abs(curve.loss - ref) / scale) < 1e-12
+
+
+@pytest.mark.parametrize("M", [1, 3])
+def test_schedule_with_per_step_weight_decay_matches_reference(M):
+    lam, c2, params, r = _problem(M, seed=M + 20)
+    T = 50
+    rng = np.random.default_rng(M)
+    arrays = [np.asarray(x) * (1 + 0.2 * rng.uniform(-1, 1, (T,) + np.shape(x))) for x in params]
+    rho = rng.uniform(0.0, 0.3, T)
+    rho[::7] = 0.0                          # steps without decay in between
+    batch = rng.integers(1, 6, T).astype(float)
+    sched = Schedule.from_arrays(*arrays, weight_decay=rho, readout=r)
+    curve = loss_curve(sched, Spectrum(lam, c2), Noise(batch, 1.0, 0.3, label_noise=0.2), T)
+    ref = reference.affine_mean_loss(lambda t: tuple(a[t] for a in arrays), lam, c2, np.ones(lam.size), 1.0, 0.3,
+                                     batch, T, sigma2=0.2, rho_at=lambda t: rho[t], readout=r)
+    assert np.max(np.abs(curve.loss - ref) / np.maximum(np.abs(ref), ref[0])) < 1e-12
+    # a frozen step carries the step's weight decay, readout and preconditioner
+    step = sched.at(9)
+    assert step.weight_decay == rho[9] and np.array_equal(step.readout, r)
+
+
+def test_named_schedule_with_constant_weight_decay_matches_its_frozen_steps():
+    lam, c2, _, _ = _problem(1, seed=4)
+    sched = memsgd.schedules.am1_power_law(0.5, 0.3, weight_decay=0.05)
+    T = 40
+    params = sched.parameters(T)
+    curve = loss_curve(sched, Spectrum(lam, c2), Noise(3), T)
+    ref = reference.affine_mean_loss(lambda t: tuple(a[t] for a in params), lam, c2, np.ones(lam.size), 1.0, -1.0,
+                                     3, T, rho_at=lambda t: 0.05)
+    assert np.max(np.abs(curve.loss - ref) / np.maximum(np.abs(ref), ref[0])) < 1e-12
+    const = memsgd.schedules.constant(memsgd.heavy_ball(0.3, 0.6, weight_decay=0.1))
+    a = loss_curve(const, Spectrum(lam, c2), Noise(3), T).loss
+    b = loss_curve(memsgd.heavy_ball(0.3, 0.6, weight_decay=0.1), Spectrum(lam, c2), Noise(3), T).loss
+    assert np.max(np.abs(a - b) / b) < 1e-13
+
+
+def test_weight_decay_bias_floor_closed_form():
+    # Noise-free GD with decay: w_abs -> w* lambda/(lambda + rho), so
+    # L_inf = 1/2 sum lambda c^2 (rho / (lambda + rho))^2.
+    lam = np.array([1.0, 0.5, 0.2, 0.1])
+    c2 = np.array([1.0, 2.0, 0.5, 3.0])
+    rho = 0.05
+    floor = 0.5 * np.sum(lam * c2 * (rho / (lam + rho)) ** 2)
+    for algo in (memsgd.gd(0.8, weight_decay=rho), memsgd.heavy_ball(0.3, 0.6, weight_decay=rho),
+                 memsgd.nesterov(0.3, 0.6, weight_decay=rho), memsgd.am1(0.2, 0.5, 0.3, weight_decay=rho),
+                 memsgd.qhm(0.5, 0.7, 0.6, weight_decay=rho), memsgd.dana(0.2, 0.3, 0.5, 0.3, weight_decay=rho)):
+        L = loss_curve(algo, Spectrum(lam, c2), Noise.none(), 3000).loss
+        assert L[-1] == pytest.approx(floor, rel=1e-12), repr(algo)
+
+
+def test_ema_of_deterministic_iterates():
+    # Noiseless heavy ball iterated in numpy with its EMA wbar <- g wbar + (1 - g) w; the loss at wbar.
+    lam = np.array([1.0, 0.4, 0.1, 0.03])
+    c2 = np.array([1.0, 0.5, 2.0, 1.5])
+    a, beta, gamma, T = 0.3, 0.7, 0.9, 80
+    wstar = np.sqrt(c2)
+    w, u = np.zeros(4), np.zeros(4)
+    wbar = w.copy()
+    expected = [0.5 * np.sum(lam * (wbar - wstar) ** 2)]
+    for _ in range(T):
+        u = beta * u - a * lam * (w - wstar)
+        w = w + u
+        wbar = gamma * wbar + (1 - gamma) * w
+        expected.append(0.5 * np.sum(lam * (wbar - wstar) ** 2))
+    curve = loss_curve(ema(memsgd.heavy_ball(a, beta), gamma), Spectrum(lam, c2), Noise.none(), T)
+    assert np.max(np.abs(curve.loss - expected) / np.max(expected)) < 1e-13
+    # decay 0: the average is the last iterate
+    plain = loss_curve(memsgd.heavy_ball(a, beta), Spectrum(lam, c2), Noise.gaussian(3), T).loss
+    zero = loss_curve(ema(memsgd.heavy_ball(a, beta), 0.0), Spectrum(lam, c2), Noise.gaussian(3), T).loss
+    assert np.max(np.abs(zero - plain) / plain) < 1e-13
+
+
+def test_ema_with_noise_matches_reference_of_the_averaged_state():
+    # MATH.md §9 EMA construction written out here: one more auxiliary vector u_E = wbar - w.
+    lam, c2, (alpha, b, c, D, e), _ = _problem(1, seed=9)
+    g = 0.8
+    bE, cE = np.r_[b, 0.0], np.r_[c, -g * alpha]
+    DE = np.zeros((2, 2))
+    DE[0, 0], DE[1, 0], DE[1, 1] = D[0, 0], -g * b[0], g
+    eE = np.r_[e, 0.0]
+    T = 50
+    ref = reference.affine_mean_loss(lambda t: (alpha, bE, cE, DE, eE), lam, c2, np.ones(lam.size), 1.0, -1.0, 2, T,
+                                     sigma2=0.4, rho_at=lambda t: 0.1, readout=[0.0, 1.0])
+    algo = ema(MemoryAlgorithm(alpha, b, c, D, e, weight_decay=0.1), g)
+    curve = loss_curve(algo, Spectrum(lam, c2), Noise.gaussian(2, label_noise=0.4), T)
+    assert np.max(np.abs(curve.loss - ref) / np.maximum(np.abs(ref), ref[0])) < 1e-12
+    sched = ema(memsgd.schedules.constant(MemoryAlgorithm(alpha, b, c, D, e, weight_decay=0.1)), g)
+    assert sched.memory == 2
+    s_curve = loss_curve(sched, Spectrum(lam, c2), Noise.gaussian(2, label_noise=0.4), T)
+    assert np.max(np.abs(s_curve.loss - curve.loss) / curve.loss) < 1e-13
+
+
+def test_plain_features_are_bitwise_the_plain_path():
+    lam, c2, params, _ = _problem(2, seed=1)
+    spec = Spectrum(lam, c2)
+    noise = Noise(3)
+    plain = loss_curve(MemoryAlgorithm(*params), spec, noise, 80)
+    explicit = loss_curve(MemoryAlgorithm(*params, weight_decay=0.0, readout=np.zeros(2), preconditioner=0.0),
+                          spec, Noise(3, label_noise=0.0), 80)
+    assert np.array_equal(plain.loss, explicit.loss)
+    assert np.array_equal(plain.gradient_point_loss, explicit.gradient_point_loss)
+    T = 30
+    arrays = [np.tile(np.asarray(x), (T,) + (1,) * np.ndim(x)) for x in params]
+    s0 = loss_curve(Schedule.from_arrays(*arrays), spec, noise, T).loss
+    s1 = loss_curve(Schedule.from_arrays(*arrays, weight_decay=np.zeros(T)), spec, noise, T).loss
+    assert np.array_equal(s0, s1)
+    hb = memsgd.heavy_ball(0.3, 0.5)
+    assert np.array_equal(loss_curve(hb, spec, noise, 50).loss,
+                          loss_curve(memsgd.heavy_ball(0.3, 0.5, weight_decay=0.0), spec, noise, 50).loss)
+    assert repr(memsgd.heavy_ball(0.3, 0.5, weight_decay=0.0)) == "heavy_ball(lr=0.3, momentum=0.5)"
+
+
+def test_loss_curves_mixed_configurations_equal_loss_curve():
+    lam, c2, params, r = _problem(1, seed=5)
+    spec = Spectrum(lam, c2)
+    algos = [MemoryAlgorithm(*params), MemoryAlgorithm(*params, weight_decay=0.1),
+             MemoryAlgorithm(*params, readout=r), MemoryAlgorithm(*params, preconditioner=0.4),
+             ema(memsgd.gd(0.4, weight_decay=0.02), 0.7),
+             Schedule.from_arrays(*[np.tile(np.asarray(x), (30,) + (1,) * np.ndim(x)) for x in params],
+                                  weight_decay=np.linspace(0, 0.2, 30))]
+    noises = [Noise(4), Noise(4, label_noise=0.3)]
+    curves = loss_curves(algos, spec, [noises[i % 2] for i in range(len(algos))], 30)
+    for i, a in enumerate(algos):
+        assert np.array_equal(curves.loss[i], loss_curve(a, spec, noises[i % 2], 30).loss), i
+
+
+def test_preconditioned_power_law():
+    spec = Spectrum.power_law(2.0, 1.0, size=200, scale=2.0, q=0.5)
+    pre = spec.preconditioned(0.25)
+    assert (pre.nu, pre.kappa, pre.scale, pre.q) == (1.5, 1.0, 2.0, 0.5)
+    k = np.arange(1, 201)
+    assert np.max(np.abs(pre.eigenvalues / (2.0 * k ** -1.5) - 1)) < 1e-14
+    assert np.max(np.abs(pre.eigenvalues * pre.coefficients2 / (0.5 * k ** -2.0) - 1)) < 1e-14
+    assert not spec.preconditioned(0.6).is_power_law        # nu (1 - p) = 0.8 < 1
+    inf = Spectrum.power_law(2.0, 1.0)
+    assert inf.preconditioned(0.25).infinite and inf.preconditioned(0.25).nu == 1.5
+    with pytest.raises(ValueError, match="nu \\(1 - p\\)"):
+        inf.preconditioned(0.6)
+
+
+def test_preconditioner_with_weight_decay_is_refused():
+    spec = Spectrum(np.array([1.0, 0.5]), np.ones(2))
+    with pytest.raises(ValueError, match="preconditioner together with weight decay") as info:
+        loss_curve(MemoryAlgorithm(0.1, [], [], np.zeros((0, 0)), weight_decay=0.1, preconditioner=0.5),
+                   spec, Noise(2), 10)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: MemoryAlgorithm(0.1, [0.5], [0.1], [[0.5]], weight_decay=-0.1), "weight_decay must be >= 0"),
+    (lambda: MemoryAlgorithm(0.1, [0.5], [0.1], [[0.5]], weight_decay=math.inf), "weight_decay must be finite"),
+    (lambda: MemoryAlgorithm(0.1, [0.5], [0.1], [[0.5]], weight_decay=math.nan), "weight_decay must be finite"),
+    (lambda: MemoryAlgorithm(0.1, [0.5], [0.1], [[0.5]], readout=[1.0, 2.0]), "readout must have shape \\(1,\\)"),
+    (lambda: MemoryAlgorithm(0.1, [0.5], [0.1], [[0.5]], readout=[math.nan]), "readout must contain only finite"),
+    (lambda: MemoryAlgorithm(0.1, [0.5], [0.1], [[0.5]], preconditioner=math.inf), "preconditioner must be finite"),
+    (lambda: memsgd.heavy_ball(0.1, 0.5, weight_decay=-1.0), "weight_decay must be >= 0"),
+    (lambda: memsgd.gd(0.1, weight_decay=math.nan), "weight_decay must be finite"),
+    (lambda: memsgd.schedules.am1_power_law(1.0, 0.3, weight_decay=-0.5), "weight_decay must be >= 0"),
+    (lambda: Schedule.from_arrays(np.ones(3), np.zeros((3, 0)), np.zeros((3, 0)), np.zeros((3, 0, 0)),
+                                  weight_decay=[0.1, -0.1, 0.0]), "weight_decay must be >= 0"),
+    (lambda: Schedule.from_arrays(np.ones(3), np.zeros((3, 0)), np.zeros((3, 0)), np.zeros((3, 0, 0)),
+                                  weight_decay=[0.1, 0.1]), "weight_decay must have shape \\(3,\\)"),
+    (lambda: Schedule.from_arrays(np.ones(3), np.zeros((3, 0)), np.zeros((3, 0)), np.zeros((3, 0, 0)),
+                                  weight_decay=[0.1, math.inf, 0.0]), "weight_decay must contain only finite"),
+    (lambda: ema(memsgd.gd(0.1), 1.0), "decay must be in \\[0, 1\\)"),
+    (lambda: ema(memsgd.gd(0.1), -0.1), "decay must be in \\[0, 1\\)"),
+    (lambda: ema(memsgd.gd(0.1), math.nan), "decay must be finite"),
+    (lambda: ema(MemoryAlgorithm(0.1, [0.5], [0.1], [[0.5]], readout=[1.0]), 0.5), "must not have a readout"),
+])
+def test_bad_affine_arguments_are_one_line_errors(make, match):
+    with pytest.raises(ValueError, match=match) as info:
+        make()
+    assert "\n" not in str(info.value)
+
+
+def test_value_semantics_of_affine_algorithms():
+    import copy
+    import pickle
+    algo = MemoryAlgorithm(0.2, [0.5], [0.1], [[0.5]], weight_decay=0.01, readout=[0.3], preconditioner=0.25)
+    for copied in (pickle.loads(pickle.dumps(algo)), copy.deepcopy(algo)):
+        assert (copied.weight_decay, copied.preconditioner) == (0.01, 0.25)
+        assert np.array_equal(copied.readout, [0.3]) and not copied.readout.flags.writeable
+    assert "weight_decay=0.01" in repr(algo) and "readout=[0.3]" in repr(algo) and "preconditioner=0.25" in repr(algo)
+    assert not algo.is_plain and memsgd.heavy_ball(0.1, 0.5).is_plain
+    sched = Schedule.from_arrays(np.ones(4), np.zeros((4, 1)), np.zeros((4, 1)), np.zeros((4, 1, 1)),
+                                 weight_decay=[0.0, 0.1, 0.2, 0.3])
+    copied = pickle.loads(pickle.dumps(sched))
+    assert np.array_equal(copied.weight_decays(4), [0.0, 0.1, 0.2, 0.3]) and not copied.weight_decay.flags.writeable
+    assert "weight_decay" in repr(sched)
+
+
+def test_loss_at_takes_readout_and_preconditioner_and_refuses_the_rest():
+    spec = Spectrum.power_law(2.0, 1.0, size=300)
+    noise = Noise.gaussian(8)
+    steps = [5, 50, 400]
+    for algo in (MemoryAlgorithm(0.3, [0.6], [0.3], [[0.6]], [0.2], readout=[0.7]),
+                 memsgd.MemoryAlgorithm(0.5, [], [], np.zeros((0, 0)), preconditioner=0.3),
+                 ema(memsgd.heavy_ball(0.3, 0.6), 0.9)):
+        assert memsgd.supports_loss_at(algo, noise)
+        at = memsgd.loss_at(algo, spec, noise, steps)
+        exact = loss_curve(algo, spec, noise, 400).loss[steps]
+        assert np.max(np.abs(at.loss - exact) / exact) < 1e-9
+    for algo, n, what in ((memsgd.gd(0.5, weight_decay=0.1), noise, "weight decay"),
+                          (memsgd.gd(0.5), Noise.gaussian(8, label_noise=0.1), "label noise")):
+        assert not memsgd.supports_loss_at(algo, n)
+        with pytest.raises(ValueError, match=what) as info:
+            memsgd.loss_at(algo, spec, n, steps)
+        assert "\n" not in str(info.value)
