@@ -259,3 +259,112 @@ def test_loss_at_takes_readout_and_preconditioner_and_refuses_the_rest():
         with pytest.raises(ValueError, match=what) as info:
             memsgd.loss_at(algo, spec, n, steps)
         assert "\n" not in str(info.value)
+
+
+# -- loss_gradient through the reductions ---------------------------------------------------------
+
+def _affine_value(arrays, rho, lam, c2, batch, weights, T, *, readout=None, precond=0.0, sigma2=0.0):
+    dtype = np.result_type(*arrays, rho)
+    L = reference.affine_mean_loss(lambda t: tuple(a[t] for a in arrays), lam, c2, np.ones(lam.size), 0.8, 0.3,
+                                   batch, T, sigma2=sigma2, rho_at=lambda t: rho[t], readout=readout,
+                                   precond=precond, dtype=dtype)
+    return weights @ L
+
+
+@pytest.mark.parametrize("case", ["wd+readout", "wd", "readout+precond", "zero-wd"])
+def test_gradient_through_reductions_matches_complex_step(case):
+    M, T = 2, 6
+    lam, c2, params, r = _problem(M, K=5, seed=31)
+    rng = np.random.default_rng(7)
+    arrays = [np.asarray(x) * (1 + 0.2 * rng.uniform(-1, 1, (T,) + np.shape(x))) for x in params]
+    rho = rng.uniform(0.05, 0.3, T) if "wd" in case and case != "zero-wd" else np.zeros(T)
+    readout = r if "readout" in case else None
+    p = 0.4 if "precond" in case else 0.0
+    batch = rng.integers(2, 6, T).astype(float)
+    sigma2 = 0.5
+    weights = rng.uniform(0, 1, T + 1)
+    sched = Schedule.from_arrays(*arrays, weight_decay=rho, readout=readout, preconditioner=p)
+    g = memsgd.loss_gradient(sched, Spectrum(lam, c2), Noise(batch, 0.8, 0.3, label_noise=sigma2), T, weights,
+                             weight_decay_gradient=(case == "zero-wd"))
+    kw = dict(readout=readout, precond=p, sigma2=sigma2)
+    assert g.value == pytest.approx(_affine_value(arrays, rho, lam, c2, batch, weights, T, **kw), rel=1e-12)
+    h = 1e-30
+    names = ["alpha", "b", "c", "D", "e"] + (["weight_decay"] if g.weight_decay is not None else [])
+    assert ("weight_decay" in names) == (case != "readout+precond")
+    for k, name in enumerate(names):
+        base = arrays[k] if k < 5 else rho
+        ref = np.zeros(base.shape)
+        for idx in np.ndindex(base.shape):
+            arr = [a.astype(complex) for a in arrays]
+            rr = rho.astype(complex)
+            (arr[k] if k < 5 else rr)[idx] += h * 1j
+            ref[idx] = _affine_value(arr, rr, lam, c2, batch, weights, T, **kw).imag / h
+        got = getattr(g, name)
+        assert np.max(np.abs(got - ref)) <= 1e-10 * np.max(np.abs(ref)), name
+    # central differences of loss_curve (the engine, not the adjoint) along a random direction
+    dirs = [rng.uniform(-1, 1, np.shape(a)) for a in arrays]
+    # (at rho = 0 only nonnegative rho exist: the complex step above covers d/d rho there)
+    drho = rng.uniform(0, 1, T) if g.weight_decay is not None and case != "zero-wd" else np.zeros(T)
+    eps = 1e-6
+
+    def J(s):
+        moved = Schedule.from_arrays(*[a + s * d for a, d in zip(arrays, dirs)], weight_decay=rho + s * drho,
+                                     readout=readout, preconditioner=p)
+        return weights @ loss_curve(moved, Spectrum(lam, c2), Noise(batch, 0.8, 0.3, label_noise=sigma2), T).loss
+
+    fd = (J(eps) - J(-eps)) / (2 * eps)
+    directional = g.contract(*dirs, weight_decay=drho if g.weight_decay is not None else None)
+    assert directional == pytest.approx(fd, rel=1e-6)
+
+
+def test_gradient_of_stationary_algorithm_with_weight_decay_is_per_step():
+    lam, c2, params, r = _problem(1, K=6, seed=2)
+    T = 20
+    algo = MemoryAlgorithm(*params, weight_decay=0.1, readout=r)
+    const = Schedule.from_arrays(*[np.tile(np.asarray(x), (T,) + (1,) * np.ndim(x)) for x in params],
+                                 weight_decay=np.full(T, 0.1), readout=r)
+    a = memsgd.loss_gradient(algo, Spectrum(lam, c2), Noise(3), T)
+    b = memsgd.loss_gradient(const, Spectrum(lam, c2), Noise(3), T)
+    assert a.value == pytest.approx(b.value, rel=1e-14)
+    for name in ("alpha", "b", "c", "D", "e", "weight_decay", "batch"):
+        assert np.max(np.abs(getattr(a, name) - getattr(b, name))) <= 1e-12 * np.max(np.abs(getattr(b, name)))
+    assert a.b.shape == (T, 1) and a.weight_decay.shape == (T,)
+
+
+# -- propagators and the renewal pair with the label-noise source ----------------------------------
+
+@pytest.mark.parametrize("features", ["label", "label+wd", "label+readout+wd", "label+precond", "nqm"])
+def test_renewal_with_label_source_matches_loss_curve(features):
+    lam, c2, params, r = _problem(1, K=30, seed=12)
+    spec = Spectrum(lam, c2)
+    rho = 0.05 if "wd" in features else 0.0
+    algo = MemoryAlgorithm(*params, weight_decay=rho, readout=r if "readout" in features else None,
+                           preconditioner=0.3 if "precond" in features else 0.0)
+    noise = Noise(4, 0.0, 0.0, label_noise=1.0) if features == "nqm" else Noise.gaussian(4, label_noise=0.7)
+    T = 400
+    props = memsgd.propagators(algo, spec, noise, T)
+    assert np.all(props.W[1:] > 0) and props.W[0] == 0
+    exact = loss_curve(algo, spec, noise, T).loss
+    for method in ("direct", "fft"):
+        L = memsgd.loss_from_propagators(props, method=method)
+        assert np.max(np.abs(L - exact) / exact) < 1e-12, method
+
+
+def test_label_source_propagator_against_numpy():
+    # W_n = (sigma2/(2B)) sum_k lambda_k^2 <E11, T_k^(n-1) g g^T> (the injection (sigma2/B) lambda_k g g^T
+    # carried n - 1 steps, read by L = 1/2 sum lambda X_00), T_k(X) = S X S^T - (tau2/B) lambda^2 (h^T X h) g g^T
+    lam, c2, (alpha, b, c, D, e), _ = _problem(2, K=6, seed=4)
+    sigma2, B, tau2 = 0.6, 3, -1.0
+    props = memsgd.propagators(MemoryAlgorithm(alpha, b, c, D, e), Spectrum(lam, c2),
+                               Noise(B, 1.0, tau2, label_noise=sigma2), 20)
+    S0, g, h = reference.state_matrices(alpha, b, c, D, e)
+    W, Wp = np.zeros(21), np.zeros(21)
+    for lk in lam:
+        S = S0 - lk * np.outer(g, h)
+        X = np.outer(g, g)
+        for n in range(1, 21):
+            W[n] += 0.5 * sigma2 / B * lk ** 2 * X[0, 0]
+            Wp[n] += 0.5 * sigma2 / B * lk ** 2 * h @ X @ h
+            X = S @ X @ S.T - tau2 / B * lk ** 2 * (h @ X @ h) * np.outer(g, g)
+    assert np.max(np.abs(props.W - W) / np.max(W)) < 1e-13
+    assert np.max(np.abs(props.W_prime - Wp) / np.max(Wp)) < 1e-13

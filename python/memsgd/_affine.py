@@ -44,7 +44,7 @@ from .algorithms import MemoryAlgorithm
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["affine_features", "refuse_affine", "plain_problem", "ema", "has_weight_decay",
+__all__ = ["affine_features", "refuse_affine", "plain_problem", "gradient_chain", "ema", "has_weight_decay",
            "readout_transform", "weight_decay_reduction", "readout_vjp", "weight_decay_vjp"]
 
 
@@ -140,8 +140,8 @@ def _reduced_arrays(alpha, b, c, D, e, r, rho):
 class _ReducedGenerator:
     """Rows ``t`` of a schedule's reduced parameters (module-level: schedules pickle)."""
 
-    def __init__(self, schedule: Schedule):
-        self.schedule = schedule
+    def __init__(self, schedule: Schedule, decay: bool):
+        self.schedule, self.decay = schedule, decay
 
     def __call__(self, t):
         s = self.schedule
@@ -152,7 +152,7 @@ class _ReducedGenerator:
                   np.reshape(np.asarray(c, float), (n, M)), np.reshape(np.asarray(D, float), (n, M, M)),
                   np.reshape(np.asarray(e, float), (n, M)))
         rho = None
-        if has_weight_decay(s):
+        if self.decay:
             w = s.weight_decay
             rho = w[t] if isinstance(w, np.ndarray) else np.full(n, w)
         return _reduced_arrays(*arrays, s.readout, rho)
@@ -164,37 +164,68 @@ def _one_row(algo: MemoryAlgorithm):
             algo.e.reshape(1, M))
 
 
-def _plain_algorithm(algorithm):
-    """The plain algorithm (or schedule) of readout and weight decay, on the same spectrum."""
+def _plain_algorithm(algorithm, decay: bool):
+    """The plain algorithm (or schedule) of readout and weight decay (reduced when ``decay``)."""
     if isinstance(algorithm, MemoryAlgorithm):
-        rho = np.array([algorithm.weight_decay]) if algorithm.weight_decay else None
+        rho = np.array([algorithm.weight_decay]) if decay else None
         alpha, b, c, D, e = _reduced_arrays(*_one_row(algorithm), algorithm.readout, rho)
         return MemoryAlgorithm(float(alpha[0]), b[0], c[0], D[0], e[0])
-    if not (has_weight_decay(algorithm) or np.any(algorithm.readout)):   # a preconditioner only
+    if not (decay or np.any(algorithm.readout)):   # a preconditioner only
         return Schedule(algorithm.memory, algorithm._generator, length=algorithm.length, name=algorithm.name)
-    memory = algorithm.memory + (1 if has_weight_decay(algorithm) else 0)
-    return Schedule(memory, _ReducedGenerator(algorithm), length=algorithm.length,
-                    name=f"{algorithm.name} (affine reduction)")
+    return Schedule(algorithm.memory + (1 if decay else 0), _ReducedGenerator(algorithm, decay),
+                    length=algorithm.length, name=f"{algorithm.name} (affine reduction)")
 
 
-def plain_problem(algorithm, spectrum):
+def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
     """``(algorithm, spectrum)`` of the plain model (docs/math.md §3) with the same loss curve.
 
     The identity (the same objects) for a plain algorithm. Otherwise the readout transform and the
     weight-decay reduction of the module docstring and :meth:`Spectrum.preconditioned`. Label noise
-    stays in the noise (the core carries it). Raises ValueError for a preconditioner together with
-    weight decay (per-component decay: no plain algorithm).
+    stays in the noise (the core carries it). ``weight_decay=True`` applies the weight-decay
+    reduction even where ``rho = 0`` (memory M+1; the same losses up to rounding), for gradients
+    w.r.t. the weight decay. Raises ValueError for a preconditioner together with weight decay
+    (per-component decay: no plain algorithm).
     """
-    if algorithm.is_plain:
+    decay = weight_decay or has_weight_decay(algorithm)
+    if algorithm.is_plain and not decay:
         return algorithm, spectrum
-    if algorithm.preconditioner and has_weight_decay(algorithm):
+    if algorithm.preconditioner and decay:
         raise ValueError("a preconditioner together with weight decay makes the decay per component "
                          "(p_k rho), which no plain algorithm carries: not supported here (simulate_sgd "
                          "simulates it)")
     if algorithm.preconditioner:
         instance_of(spectrum, Spectrum, "spectrum")
         spectrum = spectrum.preconditioned(algorithm.preconditioner)
-    return _plain_algorithm(algorithm), spectrum
+    return _plain_algorithm(algorithm, decay), spectrum
+
+
+def gradient_chain(algorithm, steps: int, *, weight_decay: bool = False):
+    """The chain rule back through :func:`plain_problem` for :func:`memsgd.loss_gradient`:
+    ``chain(grads) -> (grads, d_rho)`` maps the core's per-step gradients (``steps`` rows) w.r.t. the
+    plain problem's ``(alpha, b, c, D, e)`` to those w.r.t. the original parameters of every step,
+    and ``d_rho`` w.r.t. the per-step weight decay (None when the weight-decay reduction is not
+    used; ``weight_decay=True`` as in :func:`plain_problem`). The preconditioner only changes the
+    spectrum: nothing to chain."""
+    decay = weight_decay or has_weight_decay(algorithm)
+    readout = algorithm.readout if np.any(algorithm.readout) else None
+    if not decay and readout is None:
+        return lambda grads: (grads, None)
+    if isinstance(algorithm, MemoryAlgorithm):
+        original = tuple(np.repeat(x, steps, axis=0) for x in _one_row(algorithm))
+        rho = np.full(steps, algorithm.weight_decay)
+    else:
+        original, rho = algorithm.parameters(steps), algorithm.weight_decays(steps)
+    transformed = readout_transform(*original, readout) if readout is not None else original
+
+    def chain(grads):
+        d_rho = None
+        if decay:
+            grads, d_rho = weight_decay_vjp(grads, *transformed, rho)
+        if readout is not None:
+            grads = readout_vjp(grads, readout)
+        return grads, d_rho
+
+    return chain
 
 
 # -- averaged iterates ---------------------------------------------------------------------------
