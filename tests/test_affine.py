@@ -368,3 +368,84 @@ def test_label_source_propagator_against_numpy():
             X = S @ X @ S.T - tau2 / B * lk ** 2 * (h @ X @ h) * np.outer(g, g)
     assert np.max(np.abs(props.W - W) / np.max(W)) < 1e-13
     assert np.max(np.abs(props.W_prime - Wp) / np.max(Wp)) < 1e-13
+
+
+# -- Monte Carlo of the real thing (simulate_sgd does not use the reductions) ------------------------
+
+Z_MAX = 4.5   # over ~30 correlated steps
+
+
+def _z(mean, se, exact):
+    return np.max(np.abs(mean[1:] - exact[1:]) / se[1:])
+
+
+@pytest.mark.parametrize("case", ["wd+readout+label", "precond+label", "schedule-wd", "nesterov-wd+label"])
+def test_monte_carlo_matches_exact_curve(case):
+    lam = np.array([1.0, 0.6, 0.3, 0.15, 0.05])
+    rng = np.random.default_rng(3)
+    c2 = rng.uniform(0.3, 1.0, lam.size)
+    spec = Spectrum(lam, c2)
+    T, runs = 30, 20000
+    if case == "wd+readout+label":
+        algo, noise = MemoryAlgorithm(0.25, [0.5], [0.25], [[0.5]], weight_decay=0.2, readout=[0.8]), \
+            Noise.gaussian(2, label_noise=0.5)
+    elif case == "precond+label":
+        algo, noise = MemoryAlgorithm(0.15, [0.4], [0.15], [[0.4]], preconditioner=0.5), Noise.gaussian(3, label_noise=0.5)
+    elif case == "schedule-wd":
+        algo = Schedule.from_arrays(np.linspace(0.3, 0.1, T), np.full((T, 1), 0.5), np.linspace(0.3, 0.1, T)[:, None],
+                                    np.full((T, 1, 1), 0.5), weight_decay=np.linspace(0.4, 0.0, T))
+        noise = Noise.gaussian(2)
+    else:
+        algo, noise = memsgd.nesterov(0.2, 0.6, weight_decay=0.3), Noise.gaussian(2, label_noise=1.0)
+    mean, se = memsgd.simulate_sgd(algo, spec, noise, T, runs, seed=1, return_stderr=True)
+    exact = loss_curve(algo, spec, noise, T).loss
+    assert _z(mean, se, exact) < Z_MAX
+    # the check has power: the plain model (no weight decay, readout, preconditioner, label noise) is far off
+    plain = loss_curve(Schedule.from_arrays(*algo.parameters(T)) if isinstance(algo, Schedule)
+                       else MemoryAlgorithm(*algo.parameters()), spec, Noise.gaussian(noise.batch_size), T).loss
+    assert _z(mean, se, plain) > 20
+
+
+def test_monte_carlo_preconditioner_with_weight_decay_matches_literal_reference():
+    # loss_curve refuses this combination; the literal §9 recursion and the simulation must agree
+    lam = np.array([1.0, 0.5, 0.2, 0.08])
+    c2 = np.array([1.0, 0.6, 0.9, 0.4])
+    algo = MemoryAlgorithm(0.2, [0.5], [0.2], [[0.5]], weight_decay=0.3, preconditioner=0.5)
+    T = 30
+    mean, se = memsgd.simulate_sgd(algo, Spectrum(lam, c2), 2, T, 20000, seed=5, return_stderr=True,
+                                   label_noise=0.4)
+    ref = reference.affine_mean_loss(lambda t: algo.parameters(), lam, c2, np.ones(4), 1.0, -1.0, 2, T, sigma2=0.4,
+                                     rho_at=lambda t: 0.3, precond=0.5)
+    assert _z(mean, se, ref) < Z_MAX
+    no_precond = reference.affine_mean_loss(lambda t: algo.parameters(), lam, c2, np.ones(4), 1.0, -1.0, 2, T,
+                                            sigma2=0.4, rho_at=lambda t: 0.3)
+    assert _z(mean, se, no_precond) > 20
+
+
+def test_monte_carlo_of_a_literal_ema_matches_exact_curve():
+    # heavy ball with weight decay on Gaussian data with noisy labels, the EMA wbar computed as such
+    lam = np.array([1.0, 0.5, 0.25, 0.1])
+    rng = np.random.default_rng(8)
+    wstar = rng.uniform(0.5, 1.0, 4)
+    a, beta, rho, gamma, sigma2, B, T, runs = 0.25, 0.5, 0.1, 0.8, 0.5, 2, 30, 20000
+    w = np.zeros((runs, 4))
+    u = np.zeros((runs, 4))
+    wbar = w.copy()
+    losses = np.empty((T + 1, runs))
+    for t in range(T + 1):
+        losses[t] = 0.5 * np.sum(lam * (wbar - wstar) ** 2, axis=1)
+        if t == T:
+            break
+        x = rng.standard_normal((runs, B, 4)) * np.sqrt(lam)
+        y = x @ wstar + np.sqrt(sigma2) * rng.standard_normal((runs, B))
+        grad = np.einsum("rb,rbk->rk", np.einsum("rbk,rk->rb", x, w) - y, x) / B + rho * w
+        u = beta * u - a * grad
+        w = w + u
+        wbar = gamma * wbar + (1 - gamma) * w
+    exact = loss_curve(ema(memsgd.heavy_ball(a, beta, weight_decay=rho), gamma), Spectrum(lam, wstar ** 2),
+                       Noise.gaussian(B, label_noise=sigma2), T).loss
+    mean, se = losses.mean(axis=1), losses.std(axis=1, ddof=1) / np.sqrt(runs)
+    assert _z(mean, se, exact) < Z_MAX
+    last = loss_curve(memsgd.heavy_ball(a, beta, weight_decay=rho), Spectrum(lam, wstar ** 2),
+                      Noise.gaussian(B, label_noise=sigma2), T).loss
+    assert _z(mean, se, last) > 20
