@@ -44,7 +44,8 @@ from .algorithms import MemoryAlgorithm
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["affine_features", "refuse_affine", "plain_problem", "gradient_chain", "ema", "has_weight_decay",
+__all__ = ["affine_features", "refuse_affine", "plain_problem", "decayed_problem", "gradient_chain", "ema",
+           "has_weight_decay",
            "readout_transform", "weight_decay_reduction", "readout_vjp", "weight_decay_vjp"]
 
 
@@ -197,6 +198,20 @@ def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
         instance_of(spectrum, Spectrum, "spectrum")
         spectrum = spectrum.preconditioned(algorithm.preconditioner)
     return _plain_algorithm(algorithm, decay), spectrum
+
+
+def decayed_problem(algorithm: MemoryAlgorithm, spectrum):
+    """``(algorithm', spectrum', rho)`` for the stationary theory (stability, noise floor,
+    asymptotics): the readout transform and the preconditioner applied (memory M), the weight decay
+    ``rho`` kept apart. Per component the original dynamics is then ``S_k = S0' - (lambda_k + rho)
+    g' h'^T`` with the force ``-rho w*_k g'``, noise weights still ``lambda_k`` (docs/math.md §9)."""
+    rho = algorithm.weight_decay
+    if algorithm.preconditioner and rho:
+        plain_problem(algorithm, spectrum)       # its one-line refusal
+    plain = MemoryAlgorithm(*algorithm.parameters(), readout=algorithm.readout,
+                            preconditioner=algorithm.preconditioner)
+    plain, spectrum = plain_problem(plain, spectrum)
+    return plain, spectrum, rho
 
 
 def gradient_chain(algorithm, steps: int, *, weight_decay: bool = False):
