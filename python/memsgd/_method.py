@@ -12,6 +12,7 @@ import math
 import time
 
 from . import _core
+from ._affine import has_weight_decay
 
 __all__ = ["METHODS", "AUTO_WORK", "check_method", "engine_work", "engine_seconds", "describe_duration"]
 
@@ -35,8 +36,10 @@ def check_method(method, name: str = "method") -> str:
 
 
 def engine_work(algorithm, spectrum, steps: int) -> float:
-    """Scalar updates of a step-by-step run: ``steps x nodes x step_cost(memory)``."""
-    return float(steps) * spectrum.size * _core.step_cost(algorithm.memory)
+    """Scalar updates of a step-by-step run: ``steps x nodes x step_cost(memory)`` (weight decay
+    runs one more auxiliary vector, docs/math.md §9)."""
+    memory = algorithm.memory + (1 if has_weight_decay(algorithm) else 0)
+    return float(steps) * spectrum.size * _core.step_cost(memory)
 
 
 # The calibration run of engine_seconds does about this much work (~10 ms).
