@@ -133,7 +133,7 @@ CASES = [
     ("loss-curve-steps-None", lambda: loss_curve(HB, SPEC, NOISE, None), TypeError, "steps must be an integer"),
     ("loss-curve-steps-bool", lambda: loss_curve(HB, SPEC, NOISE, True), TypeError, "steps must be an integer"),
     ("loss-curve-steps-huge", lambda: loss_curve(HB, SPEC, NOISE, 2 ** 70), ValueError, "steps must be < 2**40"),
-    ("loss-curve-steps-2**39", lambda: loss_curve(HB, SPEC, NOISE, 2 ** 39), ValueError, "steps too large"),
+    ("loss-curve-steps-2**39", lambda: loss_curve(HB, SPEC, NOISE, 2 ** 39), ValueError, "(steps = 549755813888) is too large: it needs"),
     ("loss-curve-algo-type", lambda: loss_curve(SPEC, HB, NOISE, 3), TypeError, "algorithm must be a MemoryAlgorithm"),
     ("loss-curve-spectrum-type", lambda: loss_curve(HB, [1.0], NOISE, 3), TypeError, "spectrum must be a Spectrum"),
     ("loss-curve-noise-type", lambda: loss_curve(HB, SPEC, 10, 3), TypeError, "noise must be a Noise"),

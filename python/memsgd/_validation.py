@@ -18,8 +18,11 @@ __all__ = [
     "nonnegative_int", "positive_int", "positive_ints", "nonnegative_scalars", "power_law_pairs", "fit_window",
     "float_array",
     "int_from_text", "float_from_text", "float_list_from_text", "batch_size_from_text", "require_memory",
-    "step_array", "instance_of",
+    "step_array", "step_count", "thread_count", "progress_flag", "instance_of", "MAX_STEPS",
 ]
+
+# Runs take fewer steps than this: the core's limit (it refuses more).
+MAX_STEPS = _core.MAX_STEPS
 
 
 def real_scalar(value, name: str, *, allow_inf: bool = False) -> float:
@@ -243,13 +246,45 @@ def batch_size_from_text(text: str, name: str):
                          f"got {str(text).strip()!r}") from None
 
 
-def require_memory(nbytes: float, what: str) -> None:
+def require_memory(need, what: str) -> None:
     """Refuse, before allocating, work whose arrays need more than this machine's physical
-    memory (``ValueError`` naming the size needed). Unknown physical memory: no check."""
-    phys = _core.physical_memory()  # the core's reading, as its own guards and dynamics use
-    if phys > 0 and nbytes > phys:
-        raise ValueError(f"{what} is too large: it needs {nbytes / 1e9:.3g} GB of memory, more than this "
+    memory (``ValueError`` naming the size needed). The one memory guard of the Python side.
+
+    ``need``: bytes, or a dict ``part name -> bytes`` of every array the work holds at once (the
+    message lists the parts). Unknown physical memory: no check.
+    """
+    parts = need if isinstance(need, dict) else None
+    total = float(sum(parts.values())) if parts is not None else float(need)
+    phys = _core.physical_memory()  # the core's reading, as its own guards use
+    if phys > 0 and total > phys:
+        detail = "" if parts is None else " (" + ", ".join(f"{name} {b / 1e9:.3g} GB" for name, b in parts.items()
+                                                          if b > 0) + ")"
+        raise ValueError(f"{what} is too large: it needs {total / 1e9:.3g} GB of memory{detail}, more than this "
                          f"machine's physical memory ({phys / 1e9:.3g} GB)")
+
+
+def step_count(value, name: str = "steps", *, minimum: int = 0) -> int:
+    """A number of steps in ``[minimum, MAX_STEPS)``: the one rule for the steps of every run."""
+    value = nonnegative_int(value, name)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value >= MAX_STEPS:
+        raise ValueError(f"{name} must be < 2**40, got {value}")
+    return value
+
+
+def thread_count(threads) -> int:
+    """The core's thread argument of every entry point: ``None`` is 0 (the default, all cores)."""
+    if threads is None:
+        return 0
+    return positive_int(threads, "threads")
+
+
+def progress_flag(progress):
+    """``progress`` of the library's runs: True (a bar), False (none) or None (automatic)."""
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
+    return progress
 
 
 def step_array(value, name: str, *, max_step: int, min_step: int = 0) -> np.ndarray:
