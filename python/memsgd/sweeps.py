@@ -27,6 +27,7 @@ from ._sweep_run import Configurations, default_chunk_size, executor_kind, execu
 from ._sweep_store import StoreMismatchError, SweepStore
 from ._method import AUTO_WORK, check_method, engine_work
 from ._validation import positive_int, require_memory, step_count, thread_count
+from ._version import __version__
 from .algorithms import MemoryAlgorithm
 from .long_horizon import MAX_STEP as LOSS_AT_MAX_STEP
 from .long_horizon import supports_loss_at
@@ -453,7 +454,6 @@ def _content_digest(digests, index) -> str:
 
 def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
     """Content digests of what defines a sweep's results; a store is resumed only when all agree."""
-    from . import __version__
     parts = {
         "grid": _sha(*(f"{n}:{v.dtype.str}:{v.tolist()!r}" for n, v in axes.items())),
         "steps": _sha(configs.steps),
@@ -476,8 +476,6 @@ def _name(obj) -> str:
 
 
 def _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints, method) -> dict:
-    from . import __version__
-
     def describe(value, name):
         if callable(value) and not isinstance(value, (Spectrum, Noise)):
             return f"{_name(value)}({', '.join(takes[name])})"
