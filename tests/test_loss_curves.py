@@ -92,8 +92,8 @@ BAD = [
      r"algorithms\[1\] must be a MemoryAlgorithm or a Schedule, got str"),
     ("algorithms-single", dict(algorithms=memsgd.gd(0.1)), TypeError, "algorithms must be a sequence"),
     ("algorithms-empty", dict(algorithms=[]), ValueError, "algorithms must not be empty"),
-    ("threads-zero", dict(threads=0), ValueError, "threads must be >= 1"),
-    ("threads-float", dict(threads=2.0), TypeError, "threads must be an integer"),
+    ("threads-zero", dict(threads=0), ValueError, "threads must be a positive integer or None"),
+    ("threads-float", dict(threads=2.0), TypeError, "threads must be a positive integer or None"),
     ("steps-negative", dict(steps=-1), ValueError, "steps must be >= 0"),
     ("schedule-too-short", dict(algorithms=[memsgd.gd(0.1), memsgd.Schedule.from_arrays(
         np.ones(5), np.zeros((5, 0)), np.zeros((5, 0)), np.zeros((5, 0, 0))), memsgd.gd(0.1)]), ValueError,

@@ -274,10 +274,16 @@ def step_count(value, name: str = "steps", *, minimum: int = 0) -> int:
 
 
 def thread_count(threads) -> int:
-    """The core's thread argument of every entry point: ``None`` is 0 (the default, all cores)."""
+    """The core's thread argument of every entry point: ``None`` is 0 (the default, all cores); an
+    integer >= 1 is capped at the core's limit (``_core.thread_limit()``, 4 per processor: more
+    threads only oversubscribe the machine, and thousands crash OpenMP). Results do not depend on it."""
     if threads is None:
         return 0
-    return positive_int(threads, "threads")
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a positive integer or None (all cores), got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads must be a positive integer or None (all cores), got {int(threads)}")
+    return min(int(threads), _core.thread_limit())
 
 
 def progress_flag(progress):
