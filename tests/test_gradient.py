@@ -358,8 +358,8 @@ def test_bad_inputs():
         loss_gradient("sgd", spec, Noise.gaussian(2), 5)
     with pytest.raises(TypeError, match="spectrum"):
         loss_gradient(memsgd.gd(0.1), [1.0], Noise.gaussian(2), 5)
-    with pytest.raises(TypeError, match="steps"):
-        loss_gradient(memsgd.gd(0.1), spec, Noise.gaussian(2), 5.0)
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        loss_gradient(memsgd.gd(0.1), spec, Noise.gaussian(2), 5.5)
     with pytest.raises(ValueError, match="checkpoint_every"):
         loss_gradient(memsgd.gd(0.1), spec, Noise.gaussian(2), 5, checkpoint_every=0)
 

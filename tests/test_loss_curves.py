@@ -76,14 +76,16 @@ def test_shared_objects_and_sequences_are_the_same():
 
 
 BAD = [
-    ("record-out-of-range", dict(record=np.array([0, 301])), ValueError, r"record steps must lie within \[0, steps = 300\]"),
-    ("record-negative", dict(record=np.array([-1, 3])), ValueError, "record steps must lie within"),
-    ("record-not-increasing", dict(record=np.array([0, 5, 5])), ValueError, "record steps must be strictly increasing"),
-    ("record-float", dict(record=np.array([0.0, 2.0])), TypeError, "record must be None, an int or an array of integer"),
-    ("record-2d", dict(record=np.zeros((2, 2), dtype=int)), ValueError, "record must be a non-empty 1-D array"),
-    ("record-empty", dict(record=np.zeros(0, dtype=int)), ValueError, "record must be a non-empty 1-D array"),
+    ("record-out-of-range", dict(record=np.array([0, 301])), ValueError, r"record must be <= steps = 300, got 301"),
+    ("record-negative", dict(record=np.array([-1, 3])), ValueError, "record must be >= 0, got -1"),
+    ("record-not-increasing", dict(record=np.array([0, 5, 5])), ValueError, "record must be strictly increasing"),
+    ("record-nonint", dict(record=np.array([0.0, 2.5])), ValueError, "record must be integers, got 2.5"),
+    ("record-2d", dict(record=np.zeros((2, 2), dtype=int)), ValueError, "record must be a 1-d array of steps"),
+    ("record-empty", dict(record=np.zeros(0, dtype=int)), ValueError, "record must contain at least one step"),
     ("record-one", dict(record=1), ValueError, "record must be >= 2"),
-    ("record-bool", dict(record=True), TypeError, "record must be None, an int or an array"),
+    ("record-bool", dict(record=True), TypeError, "record must be None, a number of steps or an array"),
+    ("record-bools", dict(record=[True, False]), TypeError, "record must be integers, got bools"),
+    ("record-str", dict(record="0,5"), TypeError, "record must be None, a number of steps or an array"),
     ("spectra-length", dict(spectrum=[SPECTRA[0]] * 2), ValueError, r"spectrum must be one Spectrum or a sequence with one per algorithm \(3\), got 2"),
     ("spectrum-type", dict(spectrum=[SPECTRA[0], 3, SPECTRA[0]]), TypeError, r"spectrum\[1\] must be a Spectrum, got int"),
     ("noise-length", dict(noise=[Noise(1)]), ValueError, "noise must be one Noise or a sequence with one per algorithm"),

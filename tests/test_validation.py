@@ -128,8 +128,9 @@ CASES = [
     ("schedule-free-lr-0", lambda: schedules.schedule_free_sgd(0, 0.9), ValueError, "lr must be > 0"),
     # --- dynamics --------------------------------------------------------------------------
     ("loss-curve-steps-neg", lambda: loss_curve(HB, SPEC, NOISE, -1), ValueError, "steps must be >= 0"),
-    ("loss-curve-steps-float", lambda: loss_curve(HB, SPEC, NOISE, 10.0), TypeError, "steps must be an integer"),
-    ("loss-curve-steps-nonint", lambda: loss_curve(HB, SPEC, NOISE, 2.5), TypeError, "steps must be an integer"),
+    ("loss-curve-steps-nonint", lambda: loss_curve(HB, SPEC, NOISE, 2.5), ValueError, "steps must be an integer"),
+    ("loss-curve-steps-inf", lambda: loss_curve(HB, SPEC, NOISE, float("inf")), ValueError, "steps must be an integer"),
+    ("loss-curve-steps-str", lambda: loss_curve(HB, SPEC, NOISE, "10"), TypeError, "steps must be an integer"),
     ("loss-curve-steps-None", lambda: loss_curve(HB, SPEC, NOISE, None), TypeError, "steps must be an integer"),
     ("loss-curve-steps-bool", lambda: loss_curve(HB, SPEC, NOISE, True), TypeError, "steps must be an integer"),
     ("loss-curve-steps-huge", lambda: loss_curve(HB, SPEC, NOISE, 2 ** 70), ValueError, "steps must be < 2**40"),

@@ -264,8 +264,17 @@ def require_memory(need, what: str) -> None:
 
 
 def step_count(value, name: str = "steps", *, minimum: int = 0) -> int:
-    """A number of steps in ``[minimum, MAX_STEPS)``: the one rule for the steps of every run."""
-    value = nonnegative_int(value, name)
+    """A number of steps: an integer, or a float that is one exactly (``1e4``), in
+    ``[minimum, MAX_STEPS)``. The one rule for the steps of every run (loss_curve, loss_curves,
+    propagators, loss_gradient, simulate_sgd, sweep, optimize_schedule); bools are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, numbers.Real)):
+        raise TypeError(f"{name} must be an integer (e.g. 1000 or 1e3), got {type(value).__name__}")
+    if not isinstance(value, numbers.Integral):
+        number = float(value)
+        if not math.isfinite(number) or number != math.floor(number):
+            raise ValueError(f"{name} must be an integer (e.g. 1000 or 1e3), got {number!r}")
+        value = number
+    value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     if value >= MAX_STEPS:
@@ -293,11 +302,13 @@ def progress_flag(progress):
     return progress
 
 
-def step_array(value, name: str, *, max_step: int, min_step: int = 0) -> np.ndarray:
-    """A strictly increasing, non-empty int64 array of steps in [min_step, max_step].
+def step_array(value, name: str, *, max_step: int, min_step: int = 0, max_name: str | None = None) -> np.ndarray:
+    """A strictly increasing, non-empty int64 array of steps in [min_step, max_step]: the one rule
+    for lists of steps (loss_at's steps, the record of loss_curves and sweep).
 
     Accepts integers and integral floats (``1e9``); a scalar gives one step. Rejects bools,
-    non-integral or non-finite values, negative steps, repeats and steps above ``max_step``.
+    non-integral or non-finite values, negative steps, repeats and steps above ``max_step``
+    (``max_name`` names that bound in the message, e.g. ``"steps"``).
     """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be integers, got bool")
@@ -318,7 +329,8 @@ def step_array(value, name: str, *, max_step: int, min_step: int = 0) -> np.ndar
     if np.any(arr < min_step):
         raise ValueError(f"{name} must be >= {min_step}, got {arr[arr < min_step][0]:g}")
     if np.any(arr > max_step):
-        raise ValueError(f"{name} must be <= {max_step:g}, got {arr.max():g}")
+        bound = f"{max_step:g}" if max_name is None else f"{max_name} = {max_step}"
+        raise ValueError(f"{name} must be <= {bound}, got {arr.max():g}")
     steps = arr.astype(np.int64)
     if np.any(np.diff(steps) <= 0):
         raise ValueError(f"{name} must be strictly increasing")

@@ -35,7 +35,7 @@ from . import _core
 from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
-from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar
+from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
 from .dynamics import loss_curve
 from .gradient import _loss_weights, loss_gradient
 from .noise import Noise
@@ -316,7 +316,7 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
     """
     if not isinstance(name, str) or name not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {name!r}")
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, minimum=1)
     start = {} if start is None else start
     bounds = {} if bounds is None else dict(bounds)
     if not isinstance(bounds, dict):
@@ -541,7 +541,8 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
     x = float_array(x, "x", ndim=1)
     if x.size != family.size:
         raise ValueError(f"x must have {family.size} entries (the family's variables), got {x.size}")
-    problem = _Problem(family, spectrum, noise, positive_int(steps, "steps"), _weights(weights, steps))
+    steps = step_count(steps, minimum=1)
+    problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps))
     J, dx, _, _ = problem.gradient(x)
     return J, (np.full(x.size, math.nan) if dx is None else dx)
 
@@ -581,7 +582,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
 
     instance_of(spectrum, Spectrum, "spectrum")
     instance_of(noise, Noise, "noise")
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, minimum=1)
     if isinstance(family, str):
         family = make_family(family, steps, knots=knots, start=start, bounds=bounds)
     elif not isinstance(family, Family):

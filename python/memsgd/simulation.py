@@ -19,7 +19,7 @@ from typing import Union
 import numpy as np
 
 from ._packing import parameter_arrays
-from ._validation import instance_of, nonnegative_int, positive_int, real_scalar, require_memory
+from ._validation import instance_of, positive_int, real_scalar, require_memory, step_count
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
@@ -126,7 +126,7 @@ def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum
     if spectrum.infinite or not np.all(spectrum.weights == 1.0):
         raise ValueError("spectrum must be finite with unit weights for simulate_sgd (Monte Carlo needs real dimensions)")
     instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
-    steps = nonnegative_int(steps, "steps")
+    steps = step_count(steps)
     batches = _batch_sizes(batch_size, steps)
     runs = positive_int(runs, "runs")
     chunk_runs = positive_int(chunk_runs, "chunk_runs")

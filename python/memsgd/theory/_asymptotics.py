@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.special import gamma as _gamma
 
-from .._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_array
+from .._validation import float_array, instance_of, positive_scalar, real_scalar, step_array, step_count
 from ..algorithms import MemoryAlgorithm
 from ..long_horizon import MAX_STEP, loss_at
 from ..noise import Noise
@@ -196,7 +196,7 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
     for nu in nus:
         phase_boundary(nu)   # nu > 1
     if measure_steps is not None:
-        measure_steps = positive_int(measure_steps, "measure_steps")
+        measure_steps = step_count(measure_steps, "measure_steps", minimum=1)
         if measure_steps < MIN_MEASURE_STEPS:
             raise ValueError(f"measure_steps must be >= {MIN_MEASURE_STEPS} (the exponent is fitted on "
                              f"[T/10, T]), got {measure_steps}")

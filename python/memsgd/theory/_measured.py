@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from .._validation import instance_of, positive_int, positive_scalar
+from .._validation import instance_of, positive_scalar, step_count
 from ..algorithms import MemoryAlgorithm
 from ..dynamics import loss_curves
 from ..noise import Noise
@@ -36,7 +36,7 @@ def measured_exponents(algorithm, noise: Noise, nus, zetas, steps: int, *, size=
     instance_of(noise, Noise, "noise")
     nus = [positive_scalar(v, "nus") for v in number_list(nus, "nus")]
     zetas = [positive_scalar(v, "zetas") for v in number_list(zetas, "zetas")]
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, minimum=1)
     if steps < MIN_MEASURE_STEPS:
         raise ValueError(f"steps must be >= {MIN_MEASURE_STEPS} (the exponent is fitted on [steps/10, steps]), "
                          f"got {steps}")
