@@ -297,11 +297,9 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps:
 
     if kind == "free_sgd":
         return {"lr": at_knots(alpha)}
-    if not (np.allclose(b[:, 0], D[:, 0, 0], rtol=1e-12, atol=0) and np.all(e == 0)):
-        raise ValueError("start must be in AM1 form for free_memory1 (b_t = D_t, e_t = 0), e.g. an "
-                         "am1_power_law or dana_decaying schedule")
-    lr = c[:, 0]
-    return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - D[:, 0, 0]), "kick": at_knots(alpha - lr)}
+    lr, momentum, kick = _schedules.am1_form(alpha, b, c, D, e, name="start (free_memory1 starts from a schedule "
+                                                                     "in AM1 form, e.g. am1_power_law or dana_decaying)")
+    return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - momentum), "kick": at_knots(kick)}
 
 
 def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=None) -> Family:
