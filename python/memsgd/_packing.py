@@ -30,10 +30,14 @@ def parameter_arrays(algorithm, steps: int):
 
 
 def noise_arrays(noise, steps: int):
-    """``(tau1/B_t, tau2/B_t)`` for the core: one entry for a constant batch size."""
+    """``(tau1/B_t, tau2/B_t, sigma2/B_t)`` for the core: one entry for a constant batch size; the
+    label-noise source is None without label noise (the core then adds nothing)."""
     if not noise.per_step:
-        return np.array([noise.coupling]), np.array([noise.self_noise])
-    return noise.coefficients(max(steps, 1))  # the core needs an entry even for steps = 0
+        label = np.array([noise.label_source]) if noise.label_noise != 0.0 else None
+        return np.array([noise.coupling]), np.array([noise.self_noise]), label
+    n = max(steps, 1)  # the core needs an entry even for steps = 0
+    label = noise.label_coefficients(n) if noise.label_noise != 0.0 else None
+    return (*noise.coefficients(n), label)
 
 
 def parameter_bytes(algorithm, steps: int) -> float:
@@ -45,8 +49,8 @@ def parameter_bytes(algorithm, steps: int) -> float:
 
 
 def noise_bytes(noise, steps: int) -> float:
-    """Bytes of the per-step noise arrays (0 for a constant batch size)."""
-    return 16.0 * steps if noise.per_step else 0.0
+    """Bytes of the per-step noise arrays (0 for a constant batch size; a third array with label noise)."""
+    return (24.0 if noise.label_noise else 16.0) * steps if noise.per_step else 0.0
 
 
 def per_configuration(value, kind, name: str, count: int) -> list:
