@@ -9,7 +9,7 @@ import pytest
 
 import memsgd
 from memsgd import Noise, Spectrum, loss_curve, sweep
-from memsgd.sweep import StoreMismatchError, _algorithm_digest, _noise_digest
+from memsgd.sweeps import StoreMismatchError, _algorithm_digest, _noise_digest
 
 xr = pytest.importorskip("xarray")
 

@@ -35,8 +35,6 @@ algorithms (one row) and schedules share them.
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from ._validation import bounded_scalar, instance_of

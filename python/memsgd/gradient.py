@@ -31,10 +31,11 @@ import numpy as np
 
 from . import _core
 from ._affine import gradient_chain, plain_problem
-from ._validation import boolean, float_array, positive_int
+from ._packing import noise_arrays, noise_bytes, parameter_arrays, parameter_bytes
+from ._problem import check_problem
+from ._progress import watched
+from ._validation import boolean, float_array, positive_int, require_memory, thread_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import (_check_problem, _check_threads, _noise_arrays, _noise_bytes, _parameter_arrays,
-                       _parameter_bytes, _require_memory, _watched)
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -149,22 +150,22 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
     and any ``checkpoint_every``.
     """
-    steps = _check_problem(schedule, spectrum, noise, steps, "schedule")
+    steps = check_problem(schedule, spectrum, noise, steps, "schedule")
     if checkpoint_every is not None:
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
-    threads = _check_threads(threads)
+    threads = thread_count(threads)
     force = boolean(weight_decay_gradient, "weight_decay_gradient")
     chain = gradient_chain(schedule, steps, weight_decay=force)
     schedule, spectrum = plain_problem(schedule, spectrum, weight_decay=force)
     M = schedule.memory
-    _require_memory({"loss weights": 8.0 * (steps + 1),
-                     "per-step parameters": _parameter_bytes(schedule, steps),
-                     "per-step noise": _noise_bytes(noise, steps),
-                     "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
-                    f"steps = {steps}, K = {spectrum.size}, M = {M}")
+    require_memory({"loss weights": 8.0 * (steps + 1),
+                    "per-step parameters": parameter_bytes(schedule, steps),
+                    "per-step noise": noise_bytes(noise, steps),
+                    "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
+                   f"the run (steps = {steps}, K = {spectrum.size}, M = {M})")
     w = _loss_weights(weights, steps)
-    alpha, b, c, D, e = _parameter_arrays(schedule, steps)
-    coupling, self_noise, label = _noise_arrays(noise, steps)
+    alpha, b, c, D, e = parameter_arrays(schedule, steps)
+    coupling, self_noise, label = noise_arrays(noise, steps)
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0
     work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
@@ -174,7 +175,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
                                    coupling, self_noise, w, steps, checkpoint_every=checkpoint_every or 0,
                                    threads=threads, control=control, label=label)
 
-    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored, g_label) = _watched(
+    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored, g_label) = watched(
         call, work, progress, steps + horizon, "loss_gradient", "step", "steps_done")
     with np.errstate(invalid="ignore"):
         # 1/B_t enters tau1/B_t, tau2/B_t and the label-noise source sigma2/B_t (docs/math.md §9)

@@ -66,10 +66,11 @@ import numpy as np
 
 from . import _core
 from ._affine import affine_features, plain_problem, refuse_affine
+from ._progress import watched
 from ._stationary import spectrum_and_noise, stationary
-from ._validation import nonnegative_int, step_array
+from ._validation import nonnegative_int, progress_flag, step_array, thread_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import _check_progress, _check_threads, _watched, loss_curve
+from .dynamics import loss_curve
 from .noise import Noise
 from .spectrum import Spectrum
 
@@ -197,8 +198,8 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     steps = step_array(steps, "steps", max_step=MAX_STEP)
     if exact_until is not None:
         exact_until = nonnegative_int(exact_until, "exact_until")
-    _check_progress(progress)
-    threads = _check_threads(threads)
+    progress_flag(progress)
+    threads = thread_count(threads)
     problem = _Problem(algorithm, spectrum, noise, progress, threads)
     return problem.loss_at(steps, exact_until)
 
@@ -294,7 +295,7 @@ class _Problem:
         if not watch:
             return call(None)
         work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
-        return _watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
+        return watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
 
     def _v_prime(self, s_real: np.ndarray) -> np.ndarray:
         out = self._sums(s_real.astype(complex), 0)

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Union
 
 import numpy as np
 
-from ._validation import instance_of, nonnegative_int, nonnegative_scalar, positive_int, real_scalar, require_memory
+from ._packing import parameter_arrays
+from ._validation import instance_of, nonnegative_scalar, positive_int, real_scalar, require_memory, step_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import Algorithm, _parameter_arrays
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -112,7 +113,7 @@ def _sampler(data):
     raise TypeError(f"data must be a distribution name or a callable (rng, shape) -> array, got {type(data).__name__}")
 
 
-def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, runs, seed=0,
+def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum, batch_size, steps, runs, seed=0,
                  return_stderr: bool = False, chunk_runs: int = 64, data="gaussian", *, label_noise=None):
     """Monte Carlo mean loss of real mini-batch SGD with memory.
 
@@ -139,7 +140,7 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
     if spectrum.infinite or not np.all(spectrum.weights == 1.0):
         raise ValueError("spectrum must be finite with unit weights for simulate_sgd (Monte Carlo needs real dimensions)")
     instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
-    steps = nonnegative_int(steps, "steps")
+    steps = step_count(steps)
     batches = _batch_sizes(batch_size, steps)
     runs = positive_int(runs, "runs")
     chunk_runs = positive_int(chunk_runs, "chunk_runs")
@@ -154,8 +155,8 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
     if label_noise is None:
         label_noise = batch_size.label_noise if isinstance(batch_size, Noise) else 0.0
     sigma = np.sqrt(nonnegative_scalar(label_noise, "label_noise"))
-    alpha, b, c, D, e = (_parameter_arrays(algorithm, steps) if isinstance(algorithm, Schedule)
-                         else _parameter_arrays(algorithm, 1))
+    alpha, b, c, D, e = (parameter_arrays(algorithm, steps) if isinstance(algorithm, Schedule)
+                         else parameter_arrays(algorithm, 1))
     stationary = isinstance(algorithm, MemoryAlgorithm)
     rho = (np.full(max(steps, 1), algorithm.weight_decay) if stationary else algorithm.weight_decays(steps))
     readout = algorithm.readout
