@@ -45,7 +45,7 @@ from ..modal import modal_loss_at
 from ..noise import Noise
 from ..spectrum import Spectrum
 from ..theory import corner_crossover, corner_phase, fit_exponent
-from ..theory._asymptotics import _exponent_at
+from ..theory._fitting import exponent_at
 from ..theory._stability import stability
 from . import common
 
@@ -127,7 +127,7 @@ def _fit(steps, loss, lo, hi) -> float:
     sel = (steps >= lo) & (steps <= hi) & np.isfinite(loss) & (loss > 0)
     if np.count_nonzero(sel) < 2:
         return math.nan
-    return _exponent_at(steps[sel], loss[sel])
+    return exponent_at(steps[sel], loss[sel])
 
 
 def _local_exponents(steps, loss):
