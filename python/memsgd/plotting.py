@@ -369,9 +369,13 @@ def plot_stability(profile, path, *, title: str = ""):
     ax_x = axes[-1]
     ok = np.isfinite(profile.noise_terms) & (profile.noise_terms > 0)
     ax_x.loglog(lam[ok], profile.noise_terms[ok], label="per-component noise term")
+    ax_x.set_xlim(lam[0], lam[-1])   # the lambdas of the profile, whatever is (or is not) drawn
+    if not np.any(ok):
+        ax_x.text(0.5, 0.5, "no stable component", transform=ax_x.transAxes, ha="center", fontsize=8)
     if geo is not None and geo.complex_interval is not None:
-        lo, hi = geo.complex_interval
-        ax_x.axvspan(max(lo, lam[0]), min(hi, lam[-1]), color="orange", alpha=0.15, label="complex pair")
+        lo, hi = max(geo.complex_interval[0], lam[0]), min(geo.complex_interval[1], lam[-1])
+        if lo < hi:   # only where it meets the profile's lambdas (it may lie far outside them)
+            ax_x.axvspan(lo, hi, color="orange", alpha=0.15, label="complex pair")
     regions = profile.regions
     if regions is not None:
         ax_x.loglog(lam, profile.leading_terms, ":", color="gray", label="leading forms (three regions)")

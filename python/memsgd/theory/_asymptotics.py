@@ -49,10 +49,11 @@ def fit_exponent(loss, t_min, t_max) -> float:
 def _fitted_steps(t_min: float, t_max: float) -> np.ndarray:
     """The steps :func:`fit_exponent` reads: at most 200 integers log-spaced over the integer steps
     of ``[t_min, t_max]`` (so that the fit weighs ``log t`` evenly), increasing, distinct."""
-    t = np.arange(int(np.ceil(t_min)), int(np.floor(t_max)) + 1)
-    if t.size < 2:
+    first, last = int(np.ceil(t_min)), int(np.floor(t_max))   # no array of every step: T may be 1e12
+    count = last - first + 1
+    if count < 2:
         raise ValueError("the window [t_min, t_max] must contain at least two integer steps")
-    return np.unique(np.round(np.geomspace(t[0], t[-1], min(t.size, 200))).astype(int))
+    return np.unique(np.round(np.geomspace(first, last, min(count, 200))).astype(np.int64))
 
 
 def _exponent_at(steps: np.ndarray, loss: np.ndarray) -> float:
@@ -122,6 +123,7 @@ class Asymptotics:
         return self.constant * np.asarray(t, dtype=float) ** (-self.exponent)
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *, check_at=None) -> Asymptotics:
     """Phase, exponent and constant of ``L_t`` for a stationary, convergent algorithm (any e) on a
     power-law spectrum ``lambda_k = Lam k^-nu``, ``lambda_k c_k^2 = Q k^-(kappa+1)`` (docs/math.md §6, §6.1)::
@@ -191,6 +193,7 @@ def _asymptotics(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, rep=No
     return Asymptotics("noise", zstar, v_const * sum_Up * enhancement / (1.0 - Vp), V, sum_U, Vp, sum_Up)
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=None, scale=1.0, q=1.0, *,
                   measure_steps=None, threads=None, progress=None):
     """Phase, loss exponent and noise sums over a grid of power laws ``(nu, zeta)``, ``kappa = zeta nu``
