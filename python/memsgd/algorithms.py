@@ -15,7 +15,7 @@ import numpy as np
 
 import math
 
-from ._validation import float_array, nonnegative_scalar, real_scalar
+from ._validation import float_array, nonnegative_scalar, real_scalar, warn_unstable_memory
 
 __all__ = [
     "MemoryAlgorithm", "Multistep", "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
@@ -269,14 +269,21 @@ def gd(lr) -> MemoryAlgorithm:
 
 
 def heavy_ball(lr, momentum) -> MemoryAlgorithm:
-    """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``."""
+    """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``.
+
+    ``|beta| < 1`` is needed for stability (``det S_lambda = beta`` at every lambda): other values
+    are accepted with a warning (docs/math.md §5)."""
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
+    warn_unstable_memory(beta, f"heavy_ball(lr={a:g}, momentum={beta:g})")
     return MemoryAlgorithm(a, [beta], [a], [[beta]])._named("heavy_ball", lr=a, momentum=beta)
 
 
 def nesterov(lr, momentum) -> MemoryAlgorithm:
-    """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta)."""
+    """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta).
+
+    ``|beta| < 1`` is needed for stability on a power law: other values warn (docs/math.md §5)."""
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
+    warn_unstable_memory(beta, f"nesterov(lr={a:g}, momentum={beta:g})")
     return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta])._named("nesterov", lr=a, momentum=beta)
 
 
@@ -284,9 +291,11 @@ def am1(lr, momentum, kick) -> MemoryAlgorithm:
     """AM1, heavy ball plus a kick: ``v+ = beta v + g``, ``w+ = w - lr v+ - kick g``.
 
     Matrix form with ``u = -lr v``: alpha = lr + kick, b = beta, c = lr, D = beta.
-    ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0).
+    ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0);
+    ``|beta| < 1`` is needed for stability on a power law: other values warn (docs/math.md §5).
     """
     lr, beta, eta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), nonnegative_scalar(kick, "kick")
+    warn_unstable_memory(beta, f"am1(lr={lr:g}, momentum={beta:g}, kick={eta:g})")
     return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]])._named("am1", lr=lr, momentum=beta, kick=eta)
 
 
@@ -294,8 +303,11 @@ def qhm(lr, momentum, nu) -> MemoryAlgorithm:
     """Quasi-hyperbolic momentum (Ma & Yarats 2019) with ``u = buf``::
 
         buf+ = beta buf + (1 - beta) g,     w+ = w - a [(1 - v) g + v buf+]
+
+    ``|beta| < 1`` is needed for stability on a power law: other values warn (docs/math.md §5).
     """
     a, beta, v = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
+    warn_unstable_memory(beta, f"qhm(lr={a:g}, momentum={beta:g}, nu={v:g})")
     return MemoryAlgorithm(a * (1 - v) + a * v * (1 - beta), [-a * v * beta], [-(1 - beta)],
                            [[beta]])._named("qhm", lr=a, momentum=beta, nu=v)
 
@@ -303,8 +315,10 @@ def qhm(lr, momentum, nu) -> MemoryAlgorithm:
 def dana(g1, g2, g3, delta) -> MemoryAlgorithm:
     """DANA (Paquette et al.) with constant ``Delta``: ``y+ = (1-Delta) y + g1 g``, ``w+ = w - (g2 g + g3 y+)``.
 
-    ``g1, g2, g3`` are learning rates (>= 0)."""
+    ``g1, g2, g3`` are learning rates (>= 0); ``0 < Delta < 2`` (``|1 - Delta| < 1``) is needed for
+    stability on a power law: other values warn (docs/math.md §5)."""
     g1, g2, g3 = nonnegative_scalar(g1, "g1"), nonnegative_scalar(g2, "g2"), nonnegative_scalar(g3, "g3")
     d = real_scalar(delta, "delta")
+    warn_unstable_memory(1 - d, f"dana(g1={g1:g}, g2={g2:g}, g3={g3:g}, delta={d:g})", "1 - delta")
     return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]])._named("dana", g1=g1, g2=g2, g3=g3,
                                                                                      delta=d)

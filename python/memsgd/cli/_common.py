@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
+import numpy as np
+
 from .. import _validation, algorithms, schedules
 from .._json import dumps
 from .._optional import require
@@ -21,7 +23,7 @@ from ..spectrum import Spectrum
 __all__ = ["PRESETS", "PARAMETERS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
-           "batch_type", "refuse_stray_options"]
+           "batch_type", "refuse_stray_options", "check_preset_values"]
 
 
 # --- argparse types: parse text, check it with memsgd._validation ------------------------------
@@ -94,13 +96,14 @@ class Preset:
 # parameter -> (option, argparse type, help)
 PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
     "lr": ("--lr", float_type("--lr", positive=True), "learning rate (> 0)"),
-    "momentum": ("--momentum", float_type("--momentum"), "momentum beta"),
+    "momentum": ("--momentum", float_type("--momentum"),
+                 "momentum beta, |beta| < 1 (schedule_free_sgd: its beta in [0, 1])"),
     "kick": ("--kick", float_type("--kick", nonnegative=True), "AM1 kick eta (>= 0)"),
     "nu_qhm": ("--nu-qhm", float_type("--nu-qhm"), "QHM nu"),
     "g1": ("--g1", float_type("--g1"), "DANA g1"),
     "g2": ("--g2", float_type("--g2"), "DANA g2"),
     "g3": ("--g3", float_type("--g3"), "DANA g3"),
-    "dana_delta": ("--dana-delta", float_type("--dana-delta"), "DANA Delta"),
+    "dana_delta": ("--dana-delta", float_type("--dana-delta"), "DANA Delta, 0 < Delta < 2"),
     "delta": ("--delta", float_type("--delta", nonnegative=True),
               "AM1 power-law schedule: alpha_eff,t = kick (1 + t/t0)^delta (>= 0)"),
     "gamma": ("--gamma", float_type("--gamma", positive=True),
@@ -167,6 +170,26 @@ def refuse_stray_options(args) -> None:
                          f"{args.algo} (it takes {takes})")
 
 
+# Parameters that set a preset's memory factor D (docs/math.md §5): the command line's problems
+# are power laws, which need |D| < 1, so other values are refused before any work (the library
+# only warns: memsgd._validation.MEMORY_EIGENVALUE_RULE). parameter -> (interval, D(value), D's
+# name). schedule_free_sgd's --momentum is its interpolation weight beta in [0, 1] instead.
+_MEMORY_FACTORS = {"momentum": ("(-1, 1)", lambda v: v, "momentum"),
+                   "dana_delta": ("(0, 2)", lambda v: 1.0 - v, "1 - delta")}
+
+
+def check_preset_values(algo: str, values: Dict[str, object]) -> None:
+    """ValueError for a value of ``values`` (parameter -> number or array of numbers) that the
+    preset ``algo`` cannot converge with on a power law."""
+    for k, given in values.items():
+        for v in np.atleast_1d(np.asarray(given, dtype=float)).ravel():
+            if algo == "schedule_free_sgd" and k == "momentum":
+                _validation.bounded_scalar(float(v), "--momentum (schedule_free_sgd's beta)", 0.0, 1.0)
+            elif k in _MEMORY_FACTORS:
+                interval, factor, d = _MEMORY_FACTORS[k]
+                _validation.stable_memory_factor(float(v), PARAMETERS[k][0], factor(float(v)), d, interval)
+
+
 def _preset_values(args) -> Dict[str, float]:
     """The preset's parameters: given options, else defaults; refuses options it does not take."""
     preset = PRESETS[args.algo]
@@ -182,6 +205,7 @@ def _preset_values(args) -> Dict[str, float]:
         values["nu_b"] = kappa / nu
     if "lambda_max" in values and values["lambda_max"] is None:
         values["lambda_max"] = args.scale
+    check_preset_values(args.algo, values)
     return values
 
 

@@ -126,6 +126,7 @@ def _preset_grid(args, problem) -> dict:
             values[k] = np.array([args.scale])
         else:
             values[k] = np.array([default], dtype=float)
+    _common.check_preset_values(args.algo, values)
     return values
 
 
