@@ -5,6 +5,8 @@ Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic ac
 """
 __version__ = "0.1.0"
 
+from . import _startup  # noqa: F401  (first: a Ctrl-C while the command starts ends quietly)
+
 # problems and algorithms
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm

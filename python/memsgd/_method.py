@@ -13,7 +13,7 @@ import time
 
 from . import _core
 
-__all__ = ["METHODS", "AUTO_WORK", "check_method", "engine_work", "engine_seconds", "describe_duration"]
+__all__ = ["METHODS", "AUTO_WORK", "LONG_WORK", "check_method", "engine_work", "engine_seconds", "describe_duration"]
 
 METHODS = ("auto", "engine", "loss_at")
 
@@ -24,6 +24,10 @@ METHODS = ("auto", "engine", "loss_at")
 # component), so above this line it is the faster method by 10x and more; below it the engine is
 # fast enough and gives every step bitwise.
 AUTO_WORK = 1e11
+# The command line refuses step-by-step runs beyond this many scalar updates (100x AUTO_WORK:
+# several minutes on two cores) before starting them, saying how long they would take, unless
+# the user asks for the engine explicitly (``curve --method engine``).
+LONG_WORK = 100 * AUTO_WORK
 
 
 def check_method(method, name: str = "method") -> str:

@@ -190,6 +190,9 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     steps = step_array(steps, "steps", max_step=MAX_STEP)
     if exact_until is not None:
         exact_until = nonnegative_int(exact_until, "exact_until")
+        if exact_until > _ENGINE_MAX:  # the cause is the argument, not the algorithm's modes
+            raise ValueError(f"exact_until must be <= {_ENGINE_MAX:.0e} (the exact recursion's limit in loss_at; "
+                             f"for every step up to {exact_until:.3g} use loss_curve), got {exact_until}")
     _check_progress(progress)
     threads = _check_threads(threads)
     problem = _Problem(algorithm, spectrum, noise, progress, threads)
@@ -443,11 +446,7 @@ class _Problem:
         if engine >= t_max:
             return self._exact_only(steps, t_max)
         if engine > _ENGINE_MAX:
-            raise ValueError(
-                f"loss_at cannot reach step {t_max}: the algorithm has oscillating modes (complex or negative "
-                f"eigenvalues of its moment maps) that decay only like exp(-{self.rho_off:.3g} t) relative to "
-                f"the loss, so the exact recursion would have to run to step ~{engine:.3g} (more than "
-                f"{_ENGINE_MAX:.0e}); use loss_curve with fewer steps")
+            raise ValueError(self._slow_modes_message(t_max))
         engine = int(engine)
         exact, div = self._exact(engine)
         if div is not None:
@@ -494,6 +493,14 @@ class _Problem:
                           RuntimeWarning, stacklevel=3)
         return LossAt(steps, loss, error, diverged_at, engine, self.c)
 
+    def _slow_modes_message(self, t_max: int) -> str:
+        """The refusal when the contour starts too late (t0 finite: the oscillating modes decay,
+        but so slowly that the recursion would have to cover more than _ENGINE_MAX steps)."""
+        return (f"loss_at cannot reach step {t_max}: the algorithm has oscillating modes (complex or negative "
+                f"eigenvalues of its moment maps) that decay only like exp(-{self.rho_off:.3g} t) relative to "
+                f"the loss, so the exact recursion would have to run to step ~{2 * self.t0:.3g} (more than "
+                f"{_ENGINE_MAX:.0e}); use loss_curve with fewer steps")
+
     def _first_crossing(self, lo: int, hi: int) -> int:
         """The first t in (lo, hi] with L_t over the divergence threshold, by bisection
         (L_lo is below it, L_hi above; assumes one crossing in between)."""
@@ -520,6 +527,8 @@ class _Problem:
         if t_max > _ENGINE_MAX:
             # Only a growing off-axis mode lets the recursion end early (at the divergence).
             growth = self.off_axis_growth
+            if math.isfinite(self.t0) and not growth > _GROWTH_FLOOR:
+                raise ValueError(self._slow_modes_message(t_max))   # damped, but too slowly
             if not growth > _GROWTH_FLOOR:
                 raise ValueError(
                     f"loss_at cannot reach step {t_max}: the algorithm has modes off the real axis that do not "

@@ -25,7 +25,7 @@ AUTO_STEPS = 10 ** 7
 # A schedule (engine only) is refused under "auto" beyond this many scalar updates (100x the
 # auto threshold: several minutes on two cores) or steps (1.6 GB of losses); --method engine
 # runs it anyway.
-SCHEDULE_MAX_WORK = 100 * _method.AUTO_WORK
+SCHEDULE_MAX_WORK = _method.LONG_WORK
 SCHEDULE_MAX_STEPS = 10 ** 8
 # With --plot the loss_at path evaluates at least this many log-spaced steps, so that the
 # figure is a smooth curve however few table rows --points asks for.
