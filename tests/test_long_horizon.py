@@ -301,3 +301,25 @@ def test_core_generating_sums_checks_its_own_input():
     with pytest.raises(ValueError, match="s must be finite"):
         ms._core.generating_sums(lam, w, w, np.array([0, 1, 2]), *args, np.array([complex(np.nan, 0)]), split,
                                  None, 0)
+
+
+# --- issue 18.13: a refusal names its cause ---------------------------------------------------
+
+def test_exact_until_beyond_the_recursion_limit_names_the_argument():
+    # was: "modes off the real axis that do not decay (... undamped rotating memory)" for a damped heavy ball
+    spec = ms.Spectrum.power_law(2.0, 1.0, size=100)
+    for until in (10 ** 12, 3 * 10 ** 7):
+        with pytest.raises(ValueError, match=r"exact_until must be <= 2e\+07") as info:
+            loss_at(ms.heavy_ball(0.1, 0.9), spec, ms.Noise(10), [10 ** 12], exact_until=until)
+        assert "undamped" not in str(info.value) and "oscillating" not in str(info.value)
+
+
+def test_slowly_damped_modes_are_not_called_undamped():
+    # heavy ball with beta = 1 - 1e-5 on lambda in {1, 0.5}: a complex pair of modulus sqrt(beta) < 1,
+    # damped, but too slowly for the contour to start within the recursion's reach
+    algo, spec = ms.heavy_ball(0.01, 0.99999), ms.Spectrum([1.0, 0.5], [1.0, 1.0])
+    assert np.all(np.abs(np.linalg.eigvals(algo.eigen_matrix(np.array([1.0, 0.5])))) < 1)
+    for steps in ([3 * 10 ** 7], [10 ** 9]):
+        with pytest.raises(ValueError, match="decay only like") as info:
+            loss_at(algo, spec, ms.Noise.none(), steps)
+        assert "do not decay" not in str(info.value)
