@@ -13,6 +13,7 @@ the core decides it, and its losses are ``inf`` from there on.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
@@ -24,7 +25,7 @@ from ._steps import recorded_steps
 from ._validation import float_array, instance_of, nonnegative_int, positive_int
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
-from .schedules import Schedule
+from .schedules import Schedule, _scale_hint
 from .spectrum import Spectrum
 
 __all__ = ["LossCurve", "LossCurves", "Propagators", "loss_curve", "loss_curves", "propagators"]
@@ -333,6 +334,9 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     coupling, self_noise = _noise_arrays(noise, steps)
     loss, gp, diverged = _evolve((spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, *params),
                                  coupling, self_noise, steps, M, K, progress, "loss_curve", threads)
+    hint = _scale_hint(algorithm, spectrum) if diverged >= 0 else None
+    if hint is not None:  # a schedule built for another problem's scale: say so, not just diverged_at
+        warnings.warn(f"loss_curve: diverged at step {diverged}; {hint}", UserWarning, stacklevel=2)
     return LossCurve(loss, None if diverged < 0 else int(diverged), gp)
 
 

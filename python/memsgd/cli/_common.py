@@ -112,7 +112,8 @@ PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
     "nu_b": ("--nu-b", float_type("--nu-b", positive=True),
              "Jacobi heavy ball parameter (> 0); default zeta = kappa/nu of the problem"),
     "lambda_max": ("--lambda-max", float_type("--lambda-max", positive=True),
-                   "Jacobi heavy ball: largest eigenvalue it is tuned for; default --scale"),
+                   "schedules (Jacobi heavy ball, AM1 power law): the largest eigenvalue their step sizes "
+                   "are set for; default --scale"),
 }
 
 PRESETS: Dict[str, Preset] = {
@@ -124,7 +125,8 @@ PRESETS: Dict[str, Preset] = {
                   {"lr": 0.1, "momentum": 0.9, "nu_qhm": 0.7}, "quasi-hyperbolic momentum"),
     "dana": Preset(lambda g1, g2, g3, dana_delta: algorithms.dana(g1, g2, g3, dana_delta),
                    {"g1": 0.1, "g2": 0.1, "g3": 0.1, "dana_delta": 0.1}, "DANA (constant)"),
-    "am1_power_law": Preset(schedules.am1_power_law, {"kick": 1.0, "delta": 0.45, "gamma": 1.0, "t0": 10.0},
+    "am1_power_law": Preset(schedules.am1_power_law, {"kick": 1.0, "delta": 0.45, "gamma": 1.0, "t0": 10.0,
+                                                      "lambda_max": None},
                             "schedule: AM1 with power-law momentum"),
     "jacobi_heavy_ball": Preset(schedules.jacobi_heavy_ball, {"nu_b": None, "lambda_max": None},
                                 "schedule: Jacobi heavy ball (Brakhage's nu-method)"),
