@@ -153,8 +153,12 @@ class Spectrum:
             raise ValueError(f"rtol must be in [0, 1), got {rtol}")
         X = float_array(x, "x", ndim=2, allow_empty=False)
         Y = float_array(y, "y")
-        if Y.ndim not in (1, 2) or Y.shape[0] != X.shape[0]:
+        if Y.ndim not in (1, 2):
             raise ValueError(f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, outputs), got {Y.shape}")
+        if Y.shape[0] != X.shape[0]:   # one row per sample in both; a transposed x is the usual cause
+            transposed = "; x looks transposed: pass x.T" if Y.shape[0] == X.shape[1] else ""
+            raise ValueError(f"x and y must have one row per sample (x is samples x features): x has shape "
+                             f"{X.shape}, y has {Y.shape[0]} rows{transposed}")
         if Y.ndim == 2 and Y.shape[1] == 0:
             raise ValueError(f"y must have at least one output column, got shape {Y.shape}")
         n = X.shape[0]
