@@ -12,7 +12,7 @@ import math
 import os
 import pickle
 import time
-from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, ThreadPoolExecutor
 from concurrent.futures import wait as _futures_wait
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
@@ -22,7 +22,8 @@ import numpy as np
 from . import _core
 from ._optional import require
 
-__all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "chunk_tasks", "run_tasks"]
+__all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "chunk_tasks", "run_tasks",
+           "workers_lost"]
 
 # Scalar updates (steps x components x (M+1)^2) per task: a few seconds on one core, so that
 # progress, resume and load balancing are fine-grained while the per-task overhead stays small.
@@ -353,6 +354,16 @@ def _windowed(backend, submit, count, window, on_result):
             if _finished_ok(f):
                 on_result(n, *f.result())
         raise
+
+
+def workers_lost(exc: BaseException) -> bool:
+    """True when ``exc`` says the executor lost its workers or its tasks rather than a task
+    failing: a broken process pool, cancelled futures (Dask cancels, as "already forgotten", the
+    tasks whose worker and data are gone), a killed or unreachable Dask worker."""
+    if isinstance(exc, (BrokenExecutor, CancelledError)):
+        return True
+    return type(exc).__module__.split(".")[0] == "distributed" and type(exc).__name__ in ("KilledWorker",
+                                                                                           "CommClosedError")
 
 
 def _finished_ok(future) -> bool:

@@ -22,8 +22,8 @@ import numpy as np
 from ._optional import require
 from ._progress import progress_bar
 from ._steps import recorded_steps
-from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
-from ._sweep_store import StoreMismatchError, SweepStore
+from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks, workers_lost
+from ._sweep_store import StoreBusyError, StoreMismatchError, SweepStore, check_store_path
 from ._method import AUTO_WORK, check_method, engine_work
 from ._validation import nonnegative_int, positive_int, require_memory
 from .algorithms import MemoryAlgorithm
@@ -34,7 +34,7 @@ from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["sweep", "fitted_exponents", "growth_rates", "StoreMismatchError"]
+__all__ = ["sweep", "fitted_exponents", "growth_rates", "StoreMismatchError", "StoreBusyError"]
 
 # Names the Dataset uses itself: not available as grid axes.
 _RESERVED = ("step", "loss", "diverged_at", "computed", "loss_error")
@@ -106,8 +106,7 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable (done, total), got {type(progress).__name__}")
     if store is not None:
-        if not isinstance(store, (str, os.PathLike)):
-            raise TypeError(f"store must be a path (str or os.PathLike), got {type(store).__name__}")
+        store = check_store_path(store)   # before any work: '' or a missing folder is a one-line error
         require("zarr", "sweep", "sweep(store=...)")
         require("dask.array", "sweep", "sweep(store=...)")
     takes = {"factory": _taken_axes(factory, "factory", axes)}
@@ -174,11 +173,32 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
             if report is not None:
                 report(done[0], total)
 
-        run_tasks(configs, [b[1] for b in blocks], executor, threads=threads, on_result=on_result)
+        try:
+            run_tasks(configs, [b[1] for b in blocks], executor, threads=threads, on_result=on_result)
+        except Exception as exc:
+            _explain_stop(exc, store, done[0], total)
+            raise
+        finally:
+            if target is not None:
+                target.close()   # the lock: the blocks are on disk
 
     if target is not None:
         return target.dataset()
     return _dataset(xr, axes, kept, loss, diverged_at, error, attrs)
+
+
+def _explain_stop(exc: Exception, store, done: int, total: int) -> None:
+    """A sweep that stopped early says what is kept: a clear RuntimeError when the executor lost its
+    workers (Dask's own message is "already forgotten"), a note on any other error with a store."""
+    kept = (f"store {store!r} keeps every block that finished ({done} of the {total} configurations this call "
+            "runs): the same call resumes it" if store is not None else
+            "nothing was kept (pass store= to make a sweep resumable)")
+    if workers_lost(exc):
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RuntimeError(f"sweep stopped: the executor lost its workers before every task finished "
+                           f"({type(exc).__name__}{': ' + detail if detail else ''}); {kept}") from exc
+    if store is not None and hasattr(exc, "add_note"):   # Python >= 3.11
+        exc.add_note(f"sweep stopped early; {kept}")
 
 
 def fitted_exponents(loss, t_min, t_max):
