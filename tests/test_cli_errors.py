@@ -273,3 +273,41 @@ def test_power_law_whose_tail_masses_overflow_names_the_parameters():
         memsgd.Spectrum.power_law(1.00001, 1e-5, scale=1e300, q=1e300)
     with pytest.raises(ValueError, match="too large for scale"):   # was "math domain error" (scale / q underflowed)
         memsgd.Spectrum.power_law(1.5, 1.0, scale=1e-300, q=1e300)
+
+
+# --- the same class in the reproductions' outputs ----------------------------------------------
+
+def test_an_empty_out_folder_is_refused_before_any_work(capsys):
+    # was: "[Errno 2] No such file or directory: ''"
+    assert "out_dir must be a non-empty path" in one_line_error(capsys, ["reproduce", "fig1", "--quick", "--out", ""])
+
+
+def test_json_results_are_written_whole(tmp_path, monkeypatch):
+    # a kill in the middle of writing must not leave half a file where a result was
+    from memsgd import _json
+    path = tmp_path / "r.json"
+    _json.write_json(path, {"a": 1})
+    before = path.read_text()
+
+    class Boom(Exception):
+        pass
+
+    import builtins
+    real_open = builtins.open
+
+    def failing_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        if "w" in mode:
+            real = handle.write
+
+            def write(text):
+                real(text[: len(text) // 2])
+                raise Boom()
+            handle.write = write
+        return handle
+
+    monkeypatch.setattr(builtins, "open", failing_open)
+    with pytest.raises(Boom):
+        _json.write_json(path, {"a": 2, "b": list(range(100))})
+    monkeypatch.undo()
+    assert path.read_text() == before and os.listdir(tmp_path) == ["r.json"]
