@@ -97,14 +97,15 @@ class LossCurves:
     @property
     def growth_rate(self) -> np.ndarray:
         """(C,) :attr:`LossCurve.growth_rate` of each configuration, fitted on the recorded steps in
-        the last quarter of the run (``nan`` with fewer than 5 recorded there; ``inf`` if diverged)."""
+        the last quarter of the run, or on the last 5 recorded steps when the quarter has fewer
+        (``nan`` when those do not lie in the last half; ``inf`` if diverged)."""
         return np.array([_growth(row, None if d < 0 else int(d), self.steps)[0]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=np.float64)
 
     @property
     def grows_exponentially(self) -> np.ndarray:
         """(C,) bool, :attr:`LossCurve.grows_exponentially` of each configuration on the recorded
-        steps (False where fewer than 5 recorded steps lie in the last quarter)."""
+        steps, in the window of :attr:`growth_rate` (False where it has no fit)."""
         return np.array([_growth(row, None if d < 0 else int(d), self.steps)[1]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=bool)
 
@@ -152,12 +153,15 @@ class Propagators:
 # -- growth diagnostic -------------------------------------------------------------------------
 
 _GROWTH_MIN_STEPS = 16
+_GROWTH_RECORDED = 5    # recorded steps a fit needs, within the last half of the run
 
 
 def _growth(loss: np.ndarray, diverged_at: Optional[int], steps: Optional[np.ndarray] = None):
     """(rate, grows) of LossCurve.growth_rate / grows_exponentially; ``steps`` the recorded steps of
-    ``loss`` (every step when None). The window is the last quarter of the run's steps; recorded
-    steps need at least 5 of them there."""
+    ``loss`` (every step when None). The window is the last quarter of the run's steps. Recorded
+    steps need at least 5 there; log-spaced ones are sparse at the end (record=100 over 1e4
+    steps keeps 4 in the last quarter), so the window then reaches back to the last 5 recorded
+    steps, provided they lie in the last half (_GROWTH_RECORDED); else (nan, False)."""
     if diverged_at is not None:
         return math.inf, True
     T = loss.size - 1 if steps is None else (int(steps[-1]) if steps.size else 0)
@@ -168,8 +172,11 @@ def _growth(loss: np.ndarray, diverged_at: Optional[int], steps: Optional[np.nda
         window, t = loss[T - w:], np.arange(T - w, T + 1, dtype=np.float64)
     else:
         inside = steps >= T - w
-        if np.count_nonzero(inside) < 5:
-            return math.nan, False
+        if np.count_nonzero(inside) < _GROWTH_RECORDED:
+            if steps.size < _GROWTH_RECORDED or steps[-_GROWTH_RECORDED] < T - 2 * w:
+                return math.nan, False
+            w = T - int(steps[-_GROWTH_RECORDED])
+            inside = steps >= T - w
         window, t = loss[inside], steps[inside].astype(np.float64)
     if not np.all(window > 0):
         return math.nan, False

@@ -296,12 +296,12 @@ def plot_phase(rows, nus, zetas, path, *, title: str = "", measured_steps=None):
 
 
 def plot_heatmap(values, x, y, path, *, xlabel: str = "", ylabel: str = "", title: str = "",
-                 colorbar_label: str = "", log_color: bool = False):
+                 colorbar_label: str = "", log_color: bool = False, grey_means: str = "diverged"):
     """Heat map of ``values`` (shape ``(len(y), len(x))``) over two grid axes ``x``, ``y``.
 
     Cells are categorical (one per grid value, labelled ``%.3g``), so log- and linearly-spaced
-    axes both read well. Non-finite cells (diverged points) are grey. ``log_color``: logarithmic
-    colour scale (losses).
+    axes both read well. Non-finite cells are grey, and the title says what they are
+    (``grey_means``: diverged points, by default). ``log_color``: logarithmic colour scale (losses).
     """
     values = np.asarray(values, dtype=float)
     if values.shape != (len(y), len(x)):
@@ -324,7 +324,7 @@ def plot_heatmap(values, x, y, path, *, xlabel: str = "", ylabel: str = "", titl
     ax.set_yticks(range(0, len(y), step_y), labels(y)[::step_y])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title + ("\ngrey: diverged" if not finite.all() else ""), fontsize=9)
+    ax.set_title(title + (f"\ngrey: {grey_means}" if not finite.all() else ""), fontsize=9)
     fig.colorbar(im, ax=ax, label=colorbar_label)
     return _save(fig, path)
 

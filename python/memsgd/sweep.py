@@ -13,6 +13,7 @@ import inspect
 import math
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
@@ -243,8 +244,10 @@ def growth_rates(dataset):
     loss rises there at least e-fold through four successive parts.
 
     Flags points that grow like an unstable run without having crossed the divergence threshold
-    (``diverged_at`` says which did). Needs at least 5 recorded steps in ``[3T/4, T]`` (``nan`` and
-    False otherwise); ``inf`` and True for diverged points. Returns a Dataset with
+    (``diverged_at`` says which did). The fit needs at least 5 recorded steps: those in
+    ``[3T/4, T]``, or the last 5 recorded steps when that quarter holds fewer (log-spaced records
+    are sparse at the end) provided they lie in ``[T/2, T]``; otherwise ``nan`` and False, with a
+    warning that says so. ``inf`` and True for diverged points. Returns a Dataset with
     ``growth_rate`` and ``grows_exponentially`` over the grid axes.
     """
     xr = require("xarray", "sweep", "growth_rates()")
@@ -254,6 +257,13 @@ def growth_rates(dataset):
     loss = dataset["loss"].transpose(..., "step")
     L = np.asarray(loss.values).reshape(-1, t.size)
     d = np.asarray(dataset["diverged_at"].transpose(*loss.dims[:-1]).values).reshape(-1)
+    T = int(t[-1]) if t.size else 0
+    in_half = int(np.count_nonzero(t >= T - 2 * -(-T // 4)))
+    if T >= 16 and in_half < 5 and np.any(d < 0):
+        warnings.warn(f"growth_rates: only {in_half} recorded step{'s' if in_half != 1 else ''} lie in the last half of "
+                      f"the run [{T - 2 * -(-T // 4)}, {T}], fewer than the 5 a growth rate needs: nan and False for "
+                      "every point that did not diverge; sweep with more recorded steps (e.g. record=400)",
+                      UserWarning, stacklevel=2)
     pairs = [_growth(row, None if k < 0 else int(k), t) for row, k in zip(L, d)]
     shape, dims = loss.shape[:-1], loss.dims[:-1]
     rate = np.array([r for r, _ in pairs], dtype=np.float64).reshape(shape)
