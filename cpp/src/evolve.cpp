@@ -380,6 +380,10 @@ void validate_configuration(const Configuration& c, std::size_t i, std::size_t c
           "algorithm parameter arrays must be given" + where);
   require(c.noise.steps_stored >= 1 && c.noise.coupling && c.noise.self_noise,
           "noise arrays must have at least one entry" + where);
+  if (c.noise.label != nullptr)
+    for (std::size_t t = 0; t < c.noise.steps_stored; ++t)
+      require(std::isfinite(c.noise.label[t]) && c.noise.label[t] >= 0.0,
+              "label noise must be finite and >= 0" + where);
   require(c.noise.steps_stored == 1 || c.noise.steps_stored >= steps,
           "per-step noise has " + std::to_string(c.noise.steps_stored) + " entries, fewer than steps = " +
               std::to_string(steps) + where);

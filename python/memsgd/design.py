@@ -479,7 +479,7 @@ class _Problem:
         if self.batch_u is None:
             return self.noise
         return Noise(_batch_sizes(self.budget, self.steps, self.batch_u, x[self.n_sched:], self.t),
-                     self.noise.tau1, self.noise.tau2)
+                     self.noise.tau1, self.noise.tau2, self.noise.label_noise)
 
     def schedule_at(self, x) -> Schedule:
         return Schedule.from_arrays(*self.family.arrays(x[:self.n_sched], self.t), name=self.family.name)

@@ -3,8 +3,11 @@
 Along eigencomponent k the second moment ``X_k`` of the state ``(w - w*, u)`` obeys
 
     l_t       = 1/2 sum_k m_k lambda_k h^T X_{k,t} h        (loss at the gradient point w + e^T u)
-    X_{k,t+1} = S_k X_{k,t} S_k^T + (1/B_t) [tau1 lambda_k 2 l_t - tau2 lambda_k^2 h^T X_{k,t} h] g g^T
+    X_{k,t+1} = S_k X_{k,t} S_k^T + (1/B_t) [tau1 lambda_k 2 l_t - tau2 lambda_k^2 h^T X_{k,t} h + sigma2 lambda_k] g g^T
     L_t       = 1/2 sum_k m_k lambda_k (X_{k,t})_00,        X_{k,0} = c_k^2 E11,
+
+(``sigma2``: the label-noise variance, docs/math.md §9; ``L_t`` is the excess risk, the population
+risk is ``L_t + sigma2/2``),
 
 exact for the expected loss of mini-batch SGD with memory on Gaussian data. A run has diverged
 at the first step with ``L_t > DIVERGENCE_FACTOR * L_0`` or a non-finite value (docs/math.md §8);
@@ -42,12 +45,19 @@ class LossCurve:
     the gradient point ``w + e^T u`` (equal to ``loss`` when e = 0), which drives the noise.
 
     ``diverged_at`` is the first step with ``L_t > 1e30 L_0`` or a non-finite value (both arrays
-    are ``inf`` from there on), or None.
+    are ``inf`` from there on), or None. ``loss`` is the excess risk; with label noise of variance
+    ``label_noise`` (docs/math.md §9) the population risk is :attr:`total`.
     """
 
     loss: np.ndarray
     diverged_at: Optional[int]
     gradient_point_loss: np.ndarray = field(repr=False)
+    label_noise: float = field(default=0.0, repr=False)
+
+    @property
+    def total(self) -> np.ndarray:
+        """``loss + label_noise / 2``: the population risk (excess risk plus the irreducible label noise)."""
+        return self.loss + 0.5 * self.label_noise
 
     @property
     def steps(self) -> int:
@@ -87,12 +97,23 @@ class LossCurves:
     """Loss curves of C configurations at the recorded steps (see :func:`loss_curves`).
 
     ``steps`` (R,) int64; ``loss`` (C, R) float64, ``loss[i, r] = L_{steps[r]}`` of configuration i
-    (``inf`` from its divergence on); ``diverged_at`` (C,) int64, -1 where the run did not diverge.
+    (``inf`` from its divergence on); ``diverged_at`` (C,) int64, -1 where the run did not diverge;
+    ``label_noise`` (C,) the label-noise variance of each configuration's noise (zeros by default).
     """
 
     steps: np.ndarray
     loss: np.ndarray
     diverged_at: np.ndarray
+    label_noise: Optional[np.ndarray] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.label_noise is None:
+            object.__setattr__(self, "label_noise", np.zeros(np.shape(self.loss)[0]))
+
+    @property
+    def total(self) -> np.ndarray:
+        """(C, R) ``loss + label_noise / 2`` per configuration: the population risk."""
+        return self.loss + 0.5 * np.asarray(self.label_noise)[:, None]
 
     @property
     def growth_rate(self) -> np.ndarray:
@@ -241,7 +262,7 @@ def _parameter_bytes(algorithm, steps: int) -> float:
 
 
 def _noise_bytes(noise: Noise, steps: int) -> float:
-    return 16.0 * steps if noise.per_step else 0.0
+    return (24.0 if noise.label_noise else 16.0) * steps if noise.per_step else 0.0
 
 
 def _require_memory(parts: dict, what: str):
@@ -277,10 +298,14 @@ def _parameter_arrays(algorithm: Algorithm, steps: int):
 
 
 def _noise_arrays(noise: Noise, steps: int):
-    """``(tau1/B_t, tau2/B_t)`` for the core: one entry for a constant batch size."""
+    """``(tau1/B_t, tau2/B_t, sigma2/B_t)`` for the core: one entry for a constant batch size; the
+    label-noise source is None without label noise (the core then adds nothing)."""
     if not noise.per_step:
-        return np.array([noise.coupling]), np.array([noise.self_noise])
-    return noise.coefficients(max(steps, 1))  # the core needs an entry even for steps = 0
+        label = np.array([noise.label_source]) if noise.label_noise != 0.0 else None
+        return np.array([noise.coupling]), np.array([noise.self_noise]), label
+    n = max(steps, 1)  # the core needs an entry even for steps = 0
+    label = noise.label_coefficients(n) if noise.label_noise != 0.0 else None
+    return (*noise.coefficients(n), label)
 
 
 # Runs of more scalar updates than this go through a watched worker thread (progress bar,
@@ -338,13 +363,13 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
                      "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
                     f"steps = {steps}")
     params = _parameter_arrays(algorithm, steps)
-    coupling, self_noise = _noise_arrays(noise, steps)
+    coupling, self_noise, label = _noise_arrays(noise, steps)
     loss, gp, diverged = _evolve((spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, *params),
-                                 coupling, self_noise, steps, M, K, progress, "loss_curve", threads)
+                                 coupling, self_noise, steps, M, K, progress, "loss_curve", threads, label=label)
     hint = _scale_hint(algorithm, spectrum) if diverged >= 0 else None
     if hint is not None:  # a schedule built for another problem's scale: say so, not just diverged_at
         warnings.warn(f"loss_curve: diverged at step {diverged}; {hint}", UserWarning, stacklevel=2)
-    return LossCurve(loss, None if diverged < 0 else int(diverged), gp)
+    return LossCurve(loss, None if diverged < 0 else int(diverged), gp, noise.label_noise)
 
 
 def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps: int,
@@ -479,7 +504,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
 
     _watched(call, work, progress, C, "loss_curves", "config", "configs_done")
     steps_out = np.arange(steps + 1, dtype=np.int64) if rec is None else rec
-    return LossCurves(steps_out, loss, diverged)
+    return LossCurves(steps_out, loss, diverged, np.array([n.label_noise for n in noises]))
 
 
 def _chunks(param_bytes):

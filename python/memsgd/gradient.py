@@ -42,7 +42,8 @@ class LossGradient:
 
     Fields (T = steps): ``alpha`` (T,), ``b``, ``c``, ``e`` (T, M), ``D`` (T, M, M): ``d value / d``
     (that parameter of step t); ``batch`` (T,): ``d value / d(1/B_t)`` at the noise's batch sizes
-    (``tau1 d/d(tau1/B_t) + tau2 d/d(tau2/B_t)``; zero for ``Noise.none()``); ``loss`` (T+1,): the
+    (``tau1 d/d(tau1/B_t) + tau2 d/d(tau2/B_t) + sigma2 d/d(sigma2/B_t)``, sigma2 the label noise;
+    zero for ``Noise.none()``); ``loss`` (T+1,): the
     losses ``L_t`` of the forward pass (``inf`` from ``diverged_at`` on). When a step with a
     nonzero weight diverged, ``value`` is ``inf`` and every gradient entry is NaN. Rows from the
     last nonzero weight on are zero (those steps do not affect the value).
@@ -61,6 +62,7 @@ class LossGradient:
     self_noise: np.ndarray = field(default=None, repr=False)   # d value / d(tau2/B_t)
     checkpoint_every: int = field(default=0, repr=False)
     stored_states: int = field(default=0, repr=False)          # peak K-component states held
+    label: np.ndarray = field(default=None, repr=False)        # d value / d(sigma2/B_t), the label-noise source
 
     @property
     def steps(self) -> int:
@@ -152,7 +154,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     _require_gradient_memory(schedule, spectrum, noise, steps, checkpoint_every, threads)
     w = _loss_weights(weights, steps)
     alpha, b, c, D, e = _parameter_arrays(schedule, steps)
-    coupling, self_noise = _noise_arrays(noise, steps)
+    coupling, self_noise, label = _noise_arrays(noise, steps)
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0
     work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
@@ -160,11 +162,14 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     def call(control):
         return _core.loss_gradient(spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e,
                                    coupling, self_noise, w, steps, checkpoint_every=checkpoint_every or 0,
-                                   threads=threads, control=control)
+                                   threads=threads, control=control, label=label)
 
-    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored) = _watched(
+    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored, g_label) = _watched(
         call, work, progress, steps + horizon, "loss_gradient", "step", "steps_done")
     with np.errstate(invalid="ignore"):
+        # 1/B_t enters tau1/B_t, tau2/B_t and the label-noise source sigma2/B_t (docs/math.md §9)
         batch = noise.tau1 * g_c1 + noise.tau2 * g_c2
+        if noise.label_noise:
+            batch = batch + noise.label_noise * g_label
     return LossGradient(float(value), g_alpha, g_b, g_c, g_D, g_e, batch, loss,
-                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored))
+                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored), g_label)

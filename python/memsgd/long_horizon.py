@@ -65,6 +65,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
+from ._affine import affine_features, refuse_affine
 from ._stationary import spectrum_and_noise, stationary
 from ._validation import nonnegative_int, step_array
 from .algorithms import MemoryAlgorithm
@@ -156,7 +157,8 @@ class LossAt:
 def supports_loss_at(algorithm, noise) -> bool:
     """True when :func:`loss_at` accepts this algorithm and noise: a stationary
     :class:`MemoryAlgorithm` (not a Schedule) and a :class:`Noise` with one batch size."""
-    return isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
+    return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
+            and not affine_features(algorithm, noise))
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
@@ -204,6 +206,7 @@ def _check_problem(algorithm, spectrum, noise):
                            "use loss_curve for a Schedule")
     spectrum_and_noise(spectrum, noise, "loss_at (a per-step batch size makes the dynamics non-stationary)",
                        "use loss_curve")
+    refuse_affine(algorithm, noise, "loss_at", "use loss_curve")
     return algorithm, spectrum, noise
 
 

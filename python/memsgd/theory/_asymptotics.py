@@ -8,6 +8,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.special import gamma as _gamma
 
+from .._affine import refuse_affine
 from .._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_array
 from ..algorithms import MemoryAlgorithm
 from ..long_horizon import MAX_STEP, loss_at
@@ -150,6 +151,7 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
+    refuse_affine(algo, noise, "asymptotics", "use loss_curve")
     if check_at is not None:
         check_at = step_array(check_at, "check_at", max_step=MAX_STEP, min_step=1)  # the law is a power of t
     result = _asymptotics(algo, spectrum, noise)
