@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
-import os
 import pickle
 import warnings
 from collections.abc import Mapping
