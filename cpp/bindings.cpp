@@ -151,9 +151,12 @@ memsgd::NoiseParams noise_from(Converter& conv, const py::handle& noise, const s
 
 std::size_t steps_from(std::int64_t steps) {
   require(steps >= 0, "steps must be >= 0");
-  require(steps < (std::int64_t(1) << 40), "steps must be < 2**40");
+  require(steps < memsgd::kMaxSteps, "steps must be < 2**40");
   return static_cast<std::size_t>(steps);
 }
+
+// One rule for every entry point's thread count; the core caps it at thread_limit().
+void require_threads(int threads) { require(threads >= 0, "threads must be >= 0 (0: the default, all cores)"); }
 
 // None or a RunControl (typed as an object so that stubs say the None is allowed)
 memsgd::RunControl* run_control(const py::object& control) {
@@ -175,7 +178,7 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
                  bool spin_only, py::object control, py::object label) {
   Converter conv;
   const std::size_t T = steps_from(steps);
-  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
+  require_threads(threads);
   memsgd::Configuration cfg;
   cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
   cfg.algorithm = algorithm_from(conv, py::make_tuple(alpha, b, c, D, e), "");
@@ -204,7 +207,7 @@ py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequen
                        py::object record, int threads, py::object control) {
   Converter conv;
   const std::size_t T = steps_from(steps);
-  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
+  require_threads(threads);
   const std::size_t C = static_cast<std::size_t>(py::len(algorithms));
   require(py::len(spectra) == C, "spectra must have one entry per configuration (" + std::to_string(C) + ")");
   require(py::len(noises) == C, "noises must have one entry per configuration (" + std::to_string(C) + ")");
@@ -276,7 +279,7 @@ py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object s
                         py::object label) {
   Converter conv;
   const std::size_t T = steps_from(steps);
-  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
+  require_threads(threads);
   require(checkpoint_every >= 0, "checkpoint_every must be >= 0 (0: about sqrt(steps))");
   memsgd::Configuration cfg;
   cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
@@ -425,7 +428,7 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
                              memsgd::RunControl* control, int threads) {
   Array lam = eigenvalue_array(eigenvalues);
   const py::ssize_t K = lam.size();
-  require(threads >= 0, "threads must be >= 0 (0: the default)");
+  require_threads(threads);
   Array wu = as_array(u_weights, "u_weights"), wv = as_array(v_weights, "v_weights");
   require_shape(wu, "u_weights", {K});
   require_shape(wv, "v_weights", {K});
@@ -489,6 +492,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   m.attr("DIVERGENCE_FACTOR") = memsgd::kDivergenceFactor;
+  m.attr("MAX_STEPS") = memsgd::kMaxSteps;
 
   py::class_<memsgd::RunControl>(m, "RunControl", py::module_local(),
                                  "Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.")
@@ -517,7 +521,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("state_bytes", &memsgd::state_bytes, py::arg("memory"), py::arg("nodes"), py::arg("configs"),
         py::arg("threads"), "Bytes of state the core allocates for a run (outputs not included).");
   m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
-  m.def("max_threads", &memsgd::max_threads, "Threads the core uses by default (OpenMP), 1 without OpenMP.");
+  m.def("max_threads", &memsgd::max_threads,
+        "Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.");
+  m.def("thread_limit", &memsgd::thread_limit,
+        "The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.");
   m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),
         py::arg("horizon"), py::arg("checkpoint_every"), py::arg("threads"),
         "Bytes a loss_gradient run allocates: outputs, stored states and the engine's state.");

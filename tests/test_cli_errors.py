@@ -42,13 +42,13 @@ def test_fig4_horizon_beyond_memory_is_refused(capsys, tmp_path):
 
 
 def test_phase_measure_steps_beyond_reach_is_refused_with_the_time_it_would_take(capsys):
-    # np.arange over the whole fit window (6.5 TiB) in _fitted_steps
+    # np.arange over the whole fit window (6.5 TiB) in fitted_steps
     err = one_line_error(capsys, ["phase", "--measure-steps", "1e12"])
     assert "--measure-steps 1e+12" in err and "days here" in err
 
 
 def test_fitted_steps_do_not_allocate_the_window():
-    from memsgd.theory._asymptotics import _fitted_steps
+    from memsgd.theory._fitting import fitted_steps as _fitted_steps
     t = _fitted_steps(1e11, 1e12)
     assert t.size == 200 and t[0] == 10 ** 11 and t[-1] == 10 ** 12 and np.all(np.diff(t) > 0)
     # the same steps as before for a window small enough to list

@@ -497,9 +497,17 @@ void require_memory(double output_bytes, int memory, std::size_t nodes, std::siz
   }
 }
 
+int thread_limit() {
+#ifdef MEMSGD_HAVE_OPENMP
+  return 4 * std::max(omp_get_num_procs(), 1);
+#else
+  return 1;
+#endif
+}
+
 int max_threads() {
 #ifdef MEMSGD_HAVE_OPENMP
-  return omp_get_max_threads();
+  return std::min(omp_get_max_threads(), thread_limit());
 #else
   return 1;
 #endif
@@ -507,7 +515,7 @@ int max_threads() {
 
 int resolve_threads(int requested) {
 #ifdef MEMSGD_HAVE_OPENMP
-  return requested > 0 ? requested : max_threads();
+  return requested > 0 ? std::min(requested, thread_limit()) : max_threads();
 #else
   (void)requested;
   return 1;

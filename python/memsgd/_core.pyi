@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -55,7 +55,7 @@ def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.A
     """
 def max_threads() -> int:
     """
-    Threads the core uses by default (OpenMP), 1 without OpenMP.
+    Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.
     """
 def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.complex128]:
     """
@@ -85,4 +85,9 @@ def step_cost(memory: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
     Multiply-adds per component and step.
     """
+def thread_limit() -> int:
+    """
+    The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.
+    """
 DIVERGENCE_FACTOR: float = 1e+30
+MAX_STEPS: int = 1099511627776

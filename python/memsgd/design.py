@@ -35,9 +35,9 @@ from . import _core
 from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
-from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar
+from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
 from .dynamics import loss_curve
-from .gradient import _loss_weights, _require_gradient_memory, loss_gradient
+from .gradient import _loss_weights, loss_gradient, require_gradient_memory
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -297,11 +297,9 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps:
 
     if kind == "free_sgd":
         return {"lr": at_knots(alpha)}
-    if not (np.allclose(b[:, 0], D[:, 0, 0], rtol=1e-12, atol=0) and np.all(e == 0)):
-        raise ValueError("start must be in AM1 form for free_memory1 (b_t = D_t, e_t = 0), e.g. an "
-                         "am1_power_law or dana_decaying schedule")
-    lr = c[:, 0]
-    return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - D[:, 0, 0]), "kick": at_knots(alpha - lr)}
+    lr, momentum, kick = _schedules.am1_form(alpha, b, c, D, e, name="start (free_memory1 starts from a schedule "
+                                                                     "in AM1 form, e.g. am1_power_law or dana_decaying)")
+    return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - momentum), "kick": at_knots(kick)}
 
 
 def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=None) -> Family:
@@ -316,7 +314,7 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
     """
     if not isinstance(name, str) or name not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {name!r}")
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, minimum=1)
     start = {} if start is None else start
     bounds = {} if bounds is None else dict(bounds)
     if not isinstance(bounds, dict):
@@ -550,7 +548,7 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
         raise ValueError(f"x must have {family.size} entries (the family's variables), got {x.size}")
     instance_of(spectrum, Spectrum, "spectrum")
     instance_of(noise, Noise, "noise")
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, minimum=1)
     _require_design_memory(family.memory, spectrum, noise, steps, batch_budget=None)
     problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps))
     J, dx, _, _ = problem.gradient(x)
@@ -592,7 +590,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
 
     instance_of(spectrum, Spectrum, "spectrum")
     instance_of(noise, Noise, "noise")
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, minimum=1)
     if isinstance(family, str):
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
@@ -697,7 +695,7 @@ def _require_design_memory(memory: int, spectrum: Spectrum, noise: Noise, steps:
     per_step = 8.0 * steps * (1 + 3 * memory + memory * memory)
     extra = {"steps and the family's complex-step arrays": 8.0 * steps + 2.0 * per_step,
              "per-step batch sizes": 0.0 if batch_budget is None else 48.0 * steps}
-    _require_gradient_memory(Schedule(memory, _placeholder_generator), spectrum, noise, steps, None,
+    require_gradient_memory(Schedule(memory, _placeholder_generator), spectrum, noise, steps, None,
                              0, extra)   # threads 0: loss_gradient's default, as the optimiser runs it
 
 

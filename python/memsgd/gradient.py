@@ -26,10 +26,11 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import float_array, positive_int
+from ._packing import noise_arrays, noise_bytes, parameter_arrays, parameter_bytes
+from ._problem import check_problem
+from ._progress import watched
+from ._validation import float_array, positive_int, require_memory, thread_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import (_check_problem, _check_threads, _noise_arrays, _noise_bytes, _parameter_arrays,
-                       _parameter_bytes, _require_memory, _watched)
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -89,17 +90,17 @@ class LossGradient:
 
 
 
-def _require_gradient_memory(schedule, spectrum: Spectrum, noise: Noise, steps: int,
-                             checkpoint_every: Optional[int], threads: int, extra: Optional[dict] = None) -> None:
+def require_gradient_memory(schedule, spectrum: Spectrum, noise: Noise, steps: int,
+                            checkpoint_every: Optional[int], threads: int, extra: Optional[dict] = None) -> None:
     """Refuse, before allocating anything, a gradient run whose arrays (with the caller's own
     O(steps) arrays ``extra``: name -> bytes) need more than physical memory (ValueError)."""
     M = schedule.memory
     parts = {"loss weights": 8.0 * (steps + 1),
-             "per-step parameters": _parameter_bytes(schedule, steps),
-             "per-step noise": _noise_bytes(noise, steps),
+             "per-step parameters": parameter_bytes(schedule, steps),
+             "per-step noise": noise_bytes(noise, steps),
              "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)}
     parts.update(extra or {})
-    _require_memory(parts, f"steps = {steps}, K = {spectrum.size}, M = {M}")
+    require_memory(parts, f"the run (steps = {steps}, K = {spectrum.size}, M = {M})")
 
 
 def _loss_weights(weights, steps: int) -> np.ndarray:
@@ -146,15 +147,15 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
     and any ``checkpoint_every``.
     """
-    steps = _check_problem(schedule, spectrum, noise, steps, "schedule")
+    steps = check_problem(schedule, spectrum, noise, steps, "schedule")
     if checkpoint_every is not None:
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
-    threads = _check_threads(threads)
+    threads = thread_count(threads)
     M = schedule.memory
-    _require_gradient_memory(schedule, spectrum, noise, steps, checkpoint_every, threads)
+    require_gradient_memory(schedule, spectrum, noise, steps, checkpoint_every, threads)
     w = _loss_weights(weights, steps)
-    alpha, b, c, D, e = _parameter_arrays(schedule, steps)
-    coupling, self_noise, label = _noise_arrays(noise, steps)
+    alpha, b, c, D, e = parameter_arrays(schedule, steps)
+    coupling, self_noise, label = noise_arrays(noise, steps)
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0
     work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
@@ -164,7 +165,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
                                    coupling, self_noise, w, steps, checkpoint_every=checkpoint_every or 0,
                                    threads=threads, control=control, label=label)
 
-    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored, g_label) = _watched(
+    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored, g_label) = watched(
         call, work, progress, steps + horizon, "loss_gradient", "step", "steps_done")
     with np.errstate(invalid="ignore"):
         # 1/B_t enters tau1/B_t, tau2/B_t and the label-noise source sigma2/B_t (docs/math.md §9)

@@ -66,10 +66,11 @@ import numpy as np
 
 from . import _core
 from ._affine import affine_features, refuse_affine
+from ._progress import watched
 from ._stationary import spectrum_and_noise, stationary
-from ._validation import nonnegative_int, step_array
+from ._validation import nonnegative_int, progress_flag, step_array, thread_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import _check_progress, _check_threads, _watched, loss_curve
+from .dynamics import loss_curve
 from .noise import Noise
 from .spectrum import Spectrum
 
@@ -195,8 +196,8 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         if exact_until > _ENGINE_MAX:  # the cause is the argument, not the algorithm's modes
             raise ValueError(f"exact_until must be <= {_ENGINE_MAX:.0e} (the exact recursion's limit in loss_at; "
                              f"for every step up to {exact_until:.3g} use loss_curve), got {exact_until}")
-    _check_progress(progress)
-    threads = _check_threads(threads)
+    progress_flag(progress)
+    threads = thread_count(threads)
     problem = _Problem(algorithm, spectrum, noise, progress, threads)
     return problem.loss_at(steps, exact_until)
 
@@ -291,7 +292,7 @@ class _Problem:
         if not watch:
             return call(None)
         work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
-        return _watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
+        return watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
 
     def _v_prime(self, s_real: np.ndarray) -> np.ndarray:
         out = self._sums(s_real.astype(complex), 0)

@@ -22,6 +22,9 @@ namespace memsgd {
 // (L_0 > 0; with L_0 = 0 only a non-finite value counts). docs/math.md §8.
 inline constexpr double kDivergenceFactor = 1e30;
 
+// Runs take fewer steps than this (the binding refuses more; Python reads it as _core.MAX_STEPS).
+inline constexpr std::int64_t kMaxSteps = std::int64_t(1) << 40;
+
 // Per-step parameters of a memory-M algorithm. `steps_stored` is 1 for a stationary
 // algorithm (the same parameters at every step) or >= the number of steps for a schedule.
 // Layout (row-major, time first): alpha[t], b[t*M + i], c[t*M + i], D[(t*M + i)*M + j], e[t*M + i].
@@ -129,9 +132,13 @@ double physical_memory_bytes();
 // caller) and state_bytes(...) together exceed physical memory: called before allocating anything.
 void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads);
 
-// Number of threads the core uses by default (1 without OpenMP).
+// The most threads a run uses: 4 per processor (more only oversubscribe, and libgomp aborts or
+// crashes when asked for thousands of threads).
+int thread_limit();
+// Number of threads the core uses by default (1 without OpenMP), at most thread_limit().
 int max_threads();
-// The threads a run asks for: `requested` if > 0, else max_threads(); always 1 without OpenMP.
+// The threads a run asks for: `requested` if > 0, else max_threads(), at most thread_limit();
+// always 1 without OpenMP.
 int resolve_threads(int requested);
 
 }  // namespace memsgd

@@ -14,6 +14,7 @@ import re
 import sys
 
 from .. import _startup
+from .._version import __version__
 from . import _common, curve, reproduce, sweep, theory
 
 __all__ = ["build_parser", "main"]
@@ -35,8 +36,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = _Parser(
         prog="memsgd",
         description="Exact loss curves, theory and reproductions for SGD with memory.")

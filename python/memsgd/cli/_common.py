@@ -7,13 +7,15 @@ options it does not take instead of ignoring them.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-from .. import _validation, algorithms, schedules
+from .. import _method, _validation, algorithms, schedules
 from .._json import dumps
 from .._optional import require
 from ..experiments.common import format_table
@@ -23,7 +25,8 @@ from ..spectrum import Spectrum
 __all__ = ["PRESETS", "PARAMETERS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
-           "batch_type", "refuse_stray_options", "check_preset_values"]
+           "batch_type", "refuse_stray_options", "check_preset_values", "LONG_WORK", "engine_seconds",
+           "describe_duration"]
 
 
 # --- argparse types: parse text, check it with memsgd._validation ------------------------------
@@ -243,6 +246,39 @@ def noise_label(noise: Noise) -> str:
     kind = {(1.0, -1.0): "Gaussian noise", (1.0, 1.0): "translation-invariant noise"}.get(
         (noise.tau1, noise.tau2), f"tau1={noise.tau1:g}, tau2={noise.tau2:g}")
     return f"B={noise.batch_size:g}, {kind}"
+
+
+# --- runs too long to start ----------------------------------------------------------------
+
+# The command line refuses step-by-step runs beyond this many scalar updates (100x the auto
+# threshold: several minutes on two cores) before starting them, saying how long they would take,
+# unless the user asks for the engine explicitly (``curve --method engine``).
+LONG_WORK = 100 * _method.AUTO_WORK
+# The calibration run of engine_seconds does about this much work (~10 ms).
+_CALIBRATION_WORK = 4e8
+
+
+def engine_seconds(algorithm, spectrum, noise, steps: int) -> float:
+    """Wall time a step-by-step run of ``steps`` steps would take on this machine, extrapolated
+    from a short run of the same configuration (for messages; not reproducible)."""
+    from ..dynamics import loss_curve
+
+    per_step = max(_method.engine_work(algorithm, spectrum, 1), 1.0)
+    probe = int(min(steps, max(16, math.ceil(_CALIBRATION_WORK / per_step))))
+    start = time.perf_counter()
+    loss_curve(algorithm, spectrum, noise, probe, progress=False)
+    return (time.perf_counter() - start) * steps / max(probe, 1)
+
+
+def describe_duration(seconds: float) -> str:
+    """E.g. ``40 s``, ``12 min``, ``3.1 h``, ``5.2 days``."""
+    if seconds < 90:
+        return f"{seconds:.2g} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.2g} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.2g} h"
+    return f"{seconds / 86400:.2g} days"
 
 
 # --- output --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ AUTO_STEPS = 10 ** 7
 # A schedule (engine only) is refused under "auto" beyond this many scalar updates (100x the
 # auto threshold: several minutes on two cores) or steps (1.6 GB of losses); --method engine
 # runs it anyway.
-SCHEDULE_MAX_WORK = _method.LONG_WORK
+SCHEDULE_MAX_WORK = _common.LONG_WORK
 SCHEDULE_MAX_STEPS = 10 ** 8
 # With --plot the loss_at path evaluates at least this many log-spaced steps, so that the
 # figure is a smooth curve however few table rows --points asks for.
@@ -74,11 +74,11 @@ def _choose_method(args, algo, spectrum, noise):
                            + (f", more than {_method.AUTO_WORK:.0e}" if work > _method.AUTO_WORK else
                               f" but keep {args.steps:.3g} steps (more than {AUTO_STEPS:.0e})"))
     if not stationary and (work > SCHEDULE_MAX_WORK or args.steps > SCHEDULE_MAX_STEPS):
-        seconds = _method.engine_seconds(algo, spectrum, noise, args.steps)
+        seconds = _common.engine_seconds(algo, spectrum, noise, args.steps)
         raise ValueError(
             f"--algo {args.algo} is a schedule: its parameters change every step, so only the step-by-step "
             f"engine applies (loss_at needs a stationary algorithm), and --steps {args.steps:.3g} would take "
-            f"about {_method.describe_duration(seconds)} here ({work:.2g} scalar updates) and keep "
+            f"about {_common.describe_duration(seconds)} here ({work:.2g} scalar updates) and keep "
             f"{16e-9 * (args.steps + 1):.3g} GB of losses; use fewer --steps, or --method engine to run it anyway")
     return "engine", None
 

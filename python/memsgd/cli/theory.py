@@ -124,17 +124,17 @@ def _check_steps(text: str):
 
 def _refuse_long_measurement(args, algo, noise, nus, zetas) -> None:
     """--measure-steps runs the engine over every step of one curve per grid point: refuse, before
-    any work, a run beyond _method.LONG_WORK, saying how long it would take here."""
+    any work, a run beyond _common.LONG_WORK, saying how long it would take here."""
     T = args.measure_steps
     spectra = [Spectrum.power_law(nu, zeta * nu, size=args.size, scale=args.scale, q=args.q)
                for nu in nus for zeta in zetas]
     work = sum(_method.engine_work(algo, s, T) for s in spectra)
-    if work > _method.LONG_WORK:
+    if work > _common.LONG_WORK:
         largest = max(spectra, key=lambda s: s.size)
-        seconds = _method.engine_seconds(algo, largest, noise, T) * len(spectra)
+        seconds = _common.engine_seconds(algo, largest, noise, T) * len(spectra)
         raise ValueError(f"--measure-steps {T:.3g} runs the engine over every step of {len(spectra)} curves: about "
-                         f"{_method.describe_duration(seconds)} here ({work:.2g} scalar updates, more than "
-                         f"{_method.LONG_WORK:.0e}); use a smaller --measure-steps (e.g. 1e5)")
+                         f"{_common.describe_duration(seconds)} here ({work:.2g} scalar updates, more than "
+                         f"{_common.LONG_WORK:.0e}); use a smaller --measure-steps (e.g. 1e5)")
 
 
 def run_phase(args) -> int:
