@@ -297,7 +297,7 @@ def _print_summary(args, ds, rows, names, t_min, t_max):
 
 def _heat_map(args, ds, final, exponent, x, y, t_min, t_max):
     from ..plotting import plot_heatmap
-    from ..sweep import growth_rates
+    from ..sweeps import growth_rates
     others = [n for n in final.dims if n not in (x, y)]
     # Points that diverged or grow exponentially without having crossed the threshold yet are
     # greyed alike: one growing cell (L_T ~ 1e21) would otherwise set a colour scale on which every
