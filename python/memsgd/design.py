@@ -37,7 +37,7 @@ from . import schedules as _schedules
 from ._progress import progress_bar
 from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
 from .dynamics import loss_curve
-from .gradient import _loss_weights, loss_gradient, require_gradient_memory
+from .gradient import _loss_weights, _require_gradient_memory, loss_gradient
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -695,7 +695,7 @@ def _require_design_memory(memory: int, spectrum: Spectrum, noise: Noise, steps:
     per_step = 8.0 * steps * (1 + 3 * memory + memory * memory)
     extra = {"steps and the family's complex-step arrays": 8.0 * steps + 2.0 * per_step,
              "per-step batch sizes": 0.0 if batch_budget is None else 48.0 * steps}
-    require_gradient_memory(Schedule(memory, _placeholder_generator), spectrum, noise, steps, None,
+    _require_gradient_memory(Schedule(memory, _placeholder_generator), spectrum, noise, steps, None,
                              0, extra)   # threads 0: loss_gradient's default, as the optimiser runs it
 
 

@@ -90,7 +90,7 @@ class LossGradient:
 
 
 
-def require_gradient_memory(schedule, spectrum: Spectrum, noise: Noise, steps: int,
+def _require_gradient_memory(schedule, spectrum: Spectrum, noise: Noise, steps: int,
                             checkpoint_every: Optional[int], threads: int, extra: Optional[dict] = None) -> None:
     """Refuse, before allocating anything, a gradient run whose arrays (with the caller's own
     O(steps) arrays ``extra``: name -> bytes) need more than physical memory (ValueError)."""
@@ -152,7 +152,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
     threads = thread_count(threads)
     M = schedule.memory
-    require_gradient_memory(schedule, spectrum, noise, steps, checkpoint_every, threads)
+    _require_gradient_memory(schedule, spectrum, noise, steps, checkpoint_every, threads)
     w = _loss_weights(weights, steps)
     alpha, b, c, D, e = parameter_arrays(schedule, steps)
     coupling, self_noise, label = noise_arrays(noise, steps)
