@@ -128,7 +128,8 @@ void require_memory(double output_bytes, int memory, std::size_t nodes, std::siz
 
 // Number of threads the core uses by default (1 without OpenMP).
 int max_threads();
-// The threads a run asks for: `requested` if > 0, else max_threads(); always 1 without OpenMP.
+// The threads a run asks for: `requested` if > 0, else max_threads(); always 1 without OpenMP
+// and in a process forked after the core started threads (libgomp's pool does not survive fork).
 int resolve_threads(int requested);
 
 }  // namespace memsgd
