@@ -445,7 +445,7 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
     require_shape(slow, "slow_delta", {K});
     require_shape(slow_err, "slow_error", {K});
   }
-  ComplexArray out({n, py::ssize_t(10)});
+  ComplexArray out({n, py::ssize_t(12)});
   bool done;
   {
     py::gil_scoped_release release;
@@ -479,9 +479,10 @@ static void bind_long(py::module_& m) {
         py::arg("slow_delta") = py::none(), py::arg("slow_error") = py::none(),
         py::arg("control") = nullptr, py::arg("threads") = 0,
         "Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first "
-        "n_slow components of order and over the rest: shape (nodes, 10), columns 8 and 9 (real) "
-        "the errors of (U, U') and (V, V') from the slow poles' uncertainty (slow_delta, slow_error "
-        "from moment_poles; 0 without them). threads = 0: the default.");
+        "n_slow components of order and over the rest: shape (nodes, 12), columns 8-11 (real) "
+        "the errors of (U_S, U'_S), (V_S, V'_S), (U_F, U'_F), (V_F, V'_F) from the slow poles' "
+        "uncertainty (slow_delta, slow_error from moment_poles; 0 without them). threads = 0: the "
+        "default.");
 }
 // ======================== end of the block owned by `long` ==================================
 

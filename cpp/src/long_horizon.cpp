@@ -28,7 +28,9 @@ constexpr double kPi = 3.14159265358979323846;
 // rounding of Delta's entries and of an LU solve's backward error (calibrated in
 // docs/long-horizons.md, "Accuracy").
 constexpr double kPoleErrorUlps = 2.0;
-constexpr int kSumColumns = 10;
+// A pole whose condition is at most this times its size is known to relative accuracy.
+constexpr double kRelativeCondition = 4.0;
+constexpr int kSumColumns = 12;
 
 int packed(int N, int i, int j) { return i * N - i * (i - 1) / 2 + (j - i); }
 
@@ -265,7 +267,10 @@ void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slo
       // unseen by E11 (+inf): the unstructured bound eps P |Delta|
       double cond = slow >= 0 ? eigenvalue_condition(P, D.data(), ev(slow).real()) : 0.0;
       if (!std::isfinite(cond)) cond = P * scale;
-      slow_error[k] = kPoleErrorUlps * P * eps * cond;
+      // cond >= |delta|; up to kRelativeCondition |delta| the pole keeps relative accuracy, which
+      // the rounding allowance of every sum covers (long_horizon.py): only the excess counts
+      const double excess = slow >= 0 ? std::max(0.0, cond - kRelativeCondition * std::abs(ev(slow).real())) : cond;
+      slow_error[k] = kPoleErrorUlps * P * eps * excess;
     }
   }
 }
@@ -306,7 +311,7 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
       const Complex sigma = expm1(sj);
       const Complex es = std::exp(sj);
       Complex sums[8] = {};
-      double pole_u = 0.0, pole_v = 0.0;  // error bounds from the slow poles' uncertainty
+      double pole[4] = {};  // error bounds from the slow poles' uncertainty: (u, v) over S, over F
       const std::size_t split = static_cast<std::size_t>(std::clamp<std::int64_t>(n_slow[j], 0, static_cast<std::int64_t>(K)));
       for (std::size_t idx = 0; idx < K; ++idx) {
         const std::size_t k = static_cast<std::size_t>(order[idx]);
@@ -333,17 +338,13 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
         if (slow_delta != nullptr && std::isfinite(slow_delta[k])) {
           // a pole moved by err changes the resolvent by err / |sigma - delta| relative
           const double eta = slow_error[k] / std::abs(sigma - slow_delta[k]);
-          if (std::isfinite(eta)) {
-            pole_u += (std::abs(u) + std::abs(up)) * eta;
-            pole_v += (std::abs(v) + std::abs(vp)) * eta;
-          } else {
-            pole_u = pole_v = std::numeric_limits<double>::infinity();
-          }
+          double* err = pole + (idx < split ? 0 : 2);
+          err[0] += (std::abs(u) + std::abs(up)) * eta;
+          err[1] += (std::abs(v) + std::abs(vp)) * eta;
         }
       }
       for (int i = 0; i < 8; ++i) out[kSumColumns * j + i] = sums[i];
-      out[kSumColumns * j + 8] = pole_u;
-      out[kSumColumns * j + 9] = pole_v;
+      for (int i = 0; i < 4; ++i) out[kSumColumns * j + 8 + i] = pole[i];
       const std::size_t finished = done.fetch_add(1) + 1;
       if (control != nullptr) {
         control->steps_done.store(finished, std::memory_order_relaxed);

@@ -127,7 +127,7 @@ _WARN_RELATIVE_ERROR = 1e-6
 # Absolute errors below this are not resolved (near the bottom of the double range).
 _ABS_FLOOR = 1e-300
 # The error of the slow poles' positions enters as sum_j |omega_j| err_j |e^(w_j t)| times this
-# (a bound: at the stability edge it exceeds the true error 140-30000 fold, docs/long-horizons.md,
+# (a bound: at the stability edge it exceeds the true error 280-30000 fold, docs/long-horizons.md,
 # "Accuracy"; the per-node pole shifts of the solves do not add up in the sum).
 _POLE_FACTOR = 1.0
 # Rounding of the exact recursion, relative to the loss's envelope: eps (_ROUND_SQRT (1 + sqrt t)
@@ -458,16 +458,22 @@ class _Problem:
             omegas.append(omega)
         out = self._sums(self.c + np.concatenate(ws), n_slow, watch=True)
         U_S, Up_S, V_S, Vp_S, U_F, Up_F, V_F, Vp_F = out[:, :8].T
-        pole_u, pole_v = out[:, 8].real, out[:, 9].real
-        V, Vp = V_S + V_F, Vp_S + Vp_F
+        V, Vp, Up = V_S + V_F, Vp_S + Vp_F, Up_S + Up_F
         G = U_S + Up_S * V / (1 - Vp) + Up_F * (V_S * (1 - Vp_F) + V_F * Vp_S) / ((1 - Vp) * (1 - Vp_F))
         A = U_F + Up_F * V_F / (1 - Vp_F)
         # relative rounding of G: a few ulps of each sum, amplified where 1 - V' nearly cancels
         # (next to the pole of the slowest coupled mode)
         kappa = 4 + 2 * np.abs(Vp) / np.abs(1 - Vp) + 2 * np.abs(Vp_F) / np.abs(1 - Vp_F)
-        # error of G from the slow poles' positions (errors of U, U' and of V, V' propagated)
-        feedback = 1 + np.abs(V) / np.abs(1 - Vp)
-        pole_err = pole_u * feedback + pole_v * np.abs(Up_S + Up_F) / np.abs(1 - Vp) * feedback
+        # error of G = L - A from the slow poles' positions: the bounds on the errors of each pair
+        # of sums times G's sensitivity to them (U_F cancels in L - A; F enters through the rest)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q, q_F = 1 / (1 - Vp), 1 / (1 - Vp_F)
+            sensitivity = np.stack([
+                np.maximum(1, np.abs(V * q)),                                            # U_S, U'_S
+                np.maximum(np.abs(Up * q), np.abs(Up * V * q * q)),                      # V_S, V'_S
+                np.abs(V * q - V_F * q_F),                                               # U'_F
+                np.maximum(np.abs(Up * q - Up_F * q_F), np.abs(Up * V * q * q - Up_F * V_F * q_F * q_F))])
+        pole_err = np.sum(out[:, 8:12].real.T * sensitivity, axis=0)
         start = 0
         for w, omega in zip(ws, omegas):
             part = slice(start, start + w.size)
@@ -555,11 +561,10 @@ class _Problem:
         W = self.envelope_window
         if W > 0 and L.size > 1:
             finite = np.where(np.isfinite(scale), scale, 0.0)
-            # windows[j] = max |L| over [j - W, j] (inf beyond the ends): past[t] = windows[t],
-            # future[t] = windows[t + W]
-            windows = _sliding_max(np.concatenate([np.full(W, np.inf), finite, np.full(W, np.inf)]), W + 1)
+            # windows[j] = max |L| over [j - W, j] (windows cut at the ends): past[t] = windows[t],
+            # future[t] = windows[t + W]; the smaller one does not see a steep decay or growth
+            windows = _sliding_max(np.concatenate([np.zeros(W), finite, np.zeros(W)]), W + 1)
             scale = np.maximum(scale, np.minimum(windows[:L.size], windows[W:W + L.size]))
-            scale = np.where(np.isfinite(scale), scale, np.abs(L))
         with np.errstate(invalid="ignore"):
             return self._rounding(np.arange(L.size)) * scale
 
