@@ -21,6 +21,8 @@ import numpy as np
 
 from . import _core
 from ._optional import require
+from .dynamics import loss_curves
+from .long_horizon import loss_at
 
 __all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "chunk_tasks", "run_tasks"]
 
@@ -131,7 +133,6 @@ def _compute(method, algorithms, spectra, noises, steps, record, threads, labels
     (a list of strings naming the grid point) for loss_at."""
     if method == "loss_at":
         return _compute_loss_at(algorithms, spectra, noises, record, threads, labels)
-    from .dynamics import loss_curves
     out = loss_curves(algorithms, spectra, noises, steps, record, threads=threads, progress=False)
     return out.loss, out.diverged_at
 
@@ -139,7 +140,6 @@ def _compute(method, algorithms, spectra, noises, steps, record, threads, labels
 def _compute_loss_at(algorithms, spectra, noises, record, threads, labels):
     """:func:`memsgd.loss_at` at the recorded steps, one configuration at a time. Its warnings
     are returned (with the grid point), not raised here: in a worker process they would be lost."""
-    from .long_horizon import _loss_at
     n = len(algorithms)
     loss = np.empty((n, record.size))
     error = np.empty((n, record.size))
@@ -150,7 +150,7 @@ def _compute_loss_at(algorithms, spectra, noises, record, threads, labels):
         noise = noises[i] if isinstance(noises, list) else noises
         where = labels[i] if labels is not None else f"configuration {i} of its task"
         try:
-            res = _loss_at(algo, spectrum, noise, record, progress=False, threads=threads or None)
+            res = loss_at(algo, spectrum, noise, record, progress=False, threads=threads or None, warn=False)
         except ValueError as exc:
             raise ValueError(f"loss_at failed at {where}: {exc} (method='engine' runs it step by step)") from None
         loss[i], error[i] = res.loss, res.error

@@ -72,10 +72,12 @@ from typing import Optional
 import numpy as np
 
 from . import _core
+from ._affine import affine_features, refuse_affine
+from ._progress import watched
 from ._stationary import spectrum_and_noise, stationary
-from ._validation import nonnegative_int, step_array
+from ._validation import nonnegative_int, progress_flag, step_array, thread_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import _check_progress, _check_threads, _watched, loss_curve
+from .dynamics import loss_curve
 from .noise import Noise
 from .spectrum import Spectrum
 
@@ -187,12 +189,13 @@ class LossAt:
 def supports_loss_at(algorithm, noise) -> bool:
     """True when :func:`loss_at` accepts this algorithm and noise: a stationary
     :class:`MemoryAlgorithm` (not a Schedule) and a :class:`Noise` with one batch size."""
-    return isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
+    return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
+            and not affine_features(algorithm, noise))
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
             exact_until: Optional[int] = None, progress: Optional[bool] = None,
-            threads: Optional[int] = None) -> LossAt:
+            threads: Optional[int] = None, warn: bool = True) -> LossAt:
     """Exact expected loss ``L_t`` of mini-batch SGD with memory at the given steps, for any t up
     to 10^12, at a cost that does not grow with t (docs/long-horizons.md).
 
@@ -217,6 +220,8 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
             enough, see above; ``LossAt.exact_until`` says where it ended).
         progress: as in :func:`memsgd.loss_curve` (for the recursion part and long contour sums).
         threads: at most this many threads (default: all cores); the values do not depend on it.
+        warn: emit the messages of ``LossAt.warnings`` as ``RuntimeWarning`` (False: only keep
+            them there, e.g. in a worker process whose warnings would be lost).
 
     Cost: the recursion up to ``2 t0`` plus O(K P^3) per contour node, ~70 nodes per decade of
     requested steps (P = (M+1)(M+2)/2). A diverging algorithm gets ``inf`` from its divergence on
@@ -234,23 +239,19 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         >>> bool(r.error[-1] < 1e-8 * r.loss[-1])
         True
     """
-    result = _loss_at(algorithm, spectrum, noise, steps, exact_until, progress, threads)
-    for message in result.warnings:
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return result
-
-
-def _loss_at(algorithm, spectrum, noise, steps, exact_until=None, progress=None, threads=None) -> LossAt:
-    """:func:`loss_at` without warning: its messages are in ``LossAt.warnings`` (a sweep's worker
-    returns them to the caller, which warns once for the whole sweep)."""
     algorithm, spectrum, noise = _check_problem(algorithm, spectrum, noise)
     steps = step_array(steps, "steps", max_step=MAX_STEP)
     if exact_until is not None:
         exact_until = nonnegative_int(exact_until, "exact_until")
-    _check_progress(progress)
-    threads = _check_threads(threads)
-    problem = _Problem(algorithm, spectrum, noise, progress, threads)
-    return problem.loss_at(steps, exact_until)
+    progress_flag(progress)
+    threads = thread_count(threads)
+    if not isinstance(warn, bool):
+        raise TypeError(f"warn must be True or False, got {type(warn).__name__}")
+    result = _Problem(algorithm, spectrum, noise, progress, threads).loss_at(steps, exact_until)
+    if warn:
+        for message in result.warnings:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return result
 
 
 def relative_errors(loss: np.ndarray, error: np.ndarray) -> np.ndarray:
@@ -292,6 +293,7 @@ def _check_problem(algorithm, spectrum, noise):
                            "use loss_curve for a Schedule")
     spectrum_and_noise(spectrum, noise, "loss_at (a per-step batch size makes the dynamics non-stationary)",
                        "use loss_curve")
+    refuse_affine(algorithm, noise, "loss_at", "use loss_curve")
     return algorithm, spectrum, noise
 
 
@@ -380,7 +382,7 @@ class _Problem:
         if not watch:
             return call(None)
         work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
-        return _watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
+        return watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
 
     def _v_prime(self, s_real: np.ndarray) -> np.ndarray:
         out = self._sums(s_real.astype(complex), 0)
