@@ -173,7 +173,7 @@ def test_unresolvable_beyond_the_recursion_raises_naming_the_step(monkeypatch):
     """Where the recursion cannot go, a value with no correct digit is refused, never returned."""
     monkeypatch.setattr(long_horizon, "_ENGINE_MAX", 2000)
     algo, spec = ms.heavy_ball(0.1, 0.9), ms.Spectrum([1.0, 1e-3], [1.0, 1e-150])
-    with pytest.raises(ValueError, match="cannot resolve the loss at step 3000:"):
+    with pytest.raises(ValueError, match="cannot resolve the loss at step 3000:.*fallen far below"):
         loss_at(algo, spec, ms.Noise.none(), [1600, 3000])
 
 
@@ -209,7 +209,7 @@ def test_stability_edge_up_to_1e12():
     with pytest.warns(RuntimeWarning, match=r"worst .* at step 100000000000,"):
         got = loss_at(*EDGE, [10 ** 9, 10 ** 11])
     assert np.all(np.abs(got.loss - EDGE_LOSS) <= got.error)
-    with pytest.raises(ValueError, match="cannot resolve the loss at step 1000000000000:"):
+    with pytest.raises(ValueError, match="cannot resolve the loss at step 1000000000000:.*stability edge"):
         loss_at(*EDGE, [10 ** 12])
 
 

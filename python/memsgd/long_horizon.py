@@ -657,17 +657,23 @@ class _Problem:
     def _refuse_unresolved(self, steps, loss, rel, where):
         """ValueError when a value the recursion cannot replace has no correct digit (an error
         estimate as large as the value, or a negative value): an expected loss is never returned
-        negative or meaningless."""
+        negative or meaningless. The message names the step and the likely cause."""
         bad = where & (rel >= 1.0)
         if not np.any(bad):
             return
         i = int(np.argmax(bad))
+        t = int(steps[i])
+        scale = self.L0 * math.exp(min(self.c * t, 700.0))
+        if abs(loss[i]) < 1e-3 * scale:
+            why = (f"the loss has fallen far below the scale e^(c t) L_0 = {scale:.3g} that the contour resolves "
+                   f"(a slow mode with a tiny amplitude, or faster modes that still carry the loss)")
+        else:
+            why = ("the positions of the slow poles are not known well enough for this step (a mode at the "
+                   "stability edge, |mu| = 1 by cancellation, whose error grows like t)")
         raise ValueError(
-            f"loss_at cannot resolve the loss at step {int(steps[i])}: the contour integral gives {loss[i]:.3g} "
-            f"with an estimated error of {rel[i]:.1e} times that (the loss has fallen far below the scale "
-            f"e^(c t) L_0 = {self.L0 * math.exp(min(self.c * float(steps[i]), 700.0)):.3g} the contour resolves, "
-            f"e.g. a slow mode with a tiny amplitude, or the slow poles are not known well enough), and the "
-            f"exact recursion is limited to {_ENGINE_MAX:.0e} steps here; use loss_curve up to that step")
+            f"loss_at cannot resolve the loss at step {t}: the contour integral gives {loss[i]:.3g} with an "
+            f"estimated error of {rel[i]:.1e} times that; {why}; the exact recursion is limited to "
+            f"{_ENGINE_MAX:.0e} steps here; use loss_curve up to that step")
 
     def _first_crossing(self, lo: int, hi: int) -> int:
         """The first t in (lo, hi] with L_t over the divergence threshold, by bisection
