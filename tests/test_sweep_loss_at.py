@@ -190,3 +190,16 @@ def test_loss_at_warnings_reach_the_caller(executor):
     error, loss = ds["loss_error"].values, ds["loss"].values
     assert error[0, 0, 1] > 1e-6 * loss[0, 0, 1]
     assert np.all(np.delete(error.ravel(), 1) <= 1e-6 * np.delete(loss.ravel(), 1))  # (0 <= 0 at lr = 0.1, 1e9)
+
+
+def test_loss_at_warning_from_a_resumed_store(tmp_path):
+    """The accuracy warning comes from loss and loss_error, so a store that is complete (nothing
+    left to compute) still gives it."""
+    pytest.importorskip("zarr")
+    store = str(tmp_path / "edge.zarr")
+    with pytest.warns(RuntimeWarning, match=r"grid point \{lr=3.0, momentum=0.5\} step 1000000000"):
+        first = sweep(**EDGE_KW, store=store)
+    with pytest.warns(RuntimeWarning, match=r"grid point \{lr=3.0, momentum=0.5\} step 1000000000"):
+        again = sweep(**EDGE_KW, store=store)
+    assert again.attrs["loss_at_warnings"] == first.attrs["loss_at_warnings"]
+    np.testing.assert_array_equal(again["loss"].values, first["loss"].values)
