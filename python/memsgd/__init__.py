@@ -11,6 +11,7 @@ from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, n
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
+from ._affine import ema
 # exact dynamics
 from .dynamics import LossCurve, LossCurves, Propagators, loss_curve, loss_curves, propagators
 from .renewal import RenewalCancellationWarning, loss_from_propagators
@@ -31,7 +32,7 @@ from ._config import show_config
 
 __all__ = [
     "Spectrum", "Noise", "MemoryAlgorithm", "Multistep", "Schedule", "schedules",
-    "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
+    "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana", "ema",
     "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",
     "loss_at", "LossAt", "supports_loss_at",

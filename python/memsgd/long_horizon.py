@@ -72,7 +72,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._affine import affine_features, refuse_affine
+from ._affine import affine_features, plain_problem, refuse_affine
 from ._progress import watched
 from ._stationary import spectrum_and_noise, stationary
 from ._validation import nonnegative_int, progress_flag, step_array, thread_count
@@ -186,11 +186,16 @@ class LossAt:
         return rel
 
 
+# the affine features loss_at takes through memsgd._affine's reductions (exact: plain problems)
+_REDUCED = ("a readout", "a preconditioner")
+
+
 def supports_loss_at(algorithm, noise) -> bool:
     """True when :func:`loss_at` accepts this algorithm and noise: a stationary
-    :class:`MemoryAlgorithm` (not a Schedule) and a :class:`Noise` with one batch size."""
+    :class:`MemoryAlgorithm` (not a Schedule; a readout or preconditioner allowed, no weight decay)
+    and a :class:`Noise` with one batch size and no label noise."""
     return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
-            and not affine_features(algorithm, noise))
+            and not [f for f in affine_features(algorithm, noise) if f not in _REDUCED])
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
@@ -293,7 +298,8 @@ def _check_problem(algorithm, spectrum, noise):
                            "use loss_curve for a Schedule")
     spectrum_and_noise(spectrum, noise, "loss_at (a per-step batch size makes the dynamics non-stationary)",
                        "use loss_curve")
-    refuse_affine(algorithm, noise, "loss_at", "use loss_curve")
+    refuse_affine(algorithm, noise, "loss_at", "use loss_curve", allowed=_REDUCED)
+    algorithm, spectrum = plain_problem(algorithm, spectrum)   # readout, preconditioner (docs/math.md §9)
     return algorithm, spectrum, noise
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ._affine import affine_features
 from ._growth import growth
 from ._optional import require
 from ._progress import progress_bar
@@ -399,9 +400,13 @@ def _resolve_method(method: str, configs: Configurations, record) -> str:
     else:
         if unsupported is not None:
             a = configs.algorithms[unsupported]
-            what = "a Schedule" if isinstance(a, Schedule) else "a per-step batch size"
-            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size; got {what} at "
-                             f"{configs.describe(unsupported)} (use method='engine' or 'auto')")
+            n = configs.noises[configs.noise_index[unsupported]]
+            affine = [f for f in affine_features(a, n) if f in ("label noise", "weight decay")]
+            what = ("a Schedule" if isinstance(a, Schedule) else "a per-step batch size" if n.per_step
+                    else " and ".join(affine))
+            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size (no label noise "
+                             f"or weight decay yet); got {what} at {configs.describe(unsupported)} (use "
+                             "method='engine' or 'auto')")
         why = "method='loss_at'"
     if record is None:
         raise ValueError(f"record=None keeps every step: {configs.size} x {configs.steps + 1} losses "
@@ -451,18 +456,32 @@ def _spectrum_digest(s: Spectrum) -> str:
 def _noise_digest(n: Noise) -> str:
     b = n.batch_size
     size = np.ascontiguousarray(b, dtype=np.float64).tobytes() if n.per_step else float(b).hex()
-    return _sha(size, float(n.tau1).hex(), float(n.tau2).hex())
+    # label noise only when present: the digests of stores without it stay what they were
+    label = (f"label_noise:{float(n.label_noise).hex()}",) if n.label_noise else ()
+    return _sha(size, float(n.tau1).hex(), float(n.tau2).hex(), *label)
+
+
+def _affine_bytes(a, steps: int) -> bytes:
+    """Weight decay (per step), readout and preconditioner of an algorithm (docs/math.md §9); empty
+    for the plain model, so that older stores keep their fingerprints."""
+    if a.is_plain:
+        return b""
+    rho = np.array([a.weight_decay]) if isinstance(a, MemoryAlgorithm) else a.weight_decays(steps)
+    return (b"affine:" + np.ascontiguousarray(rho, dtype=np.float64).tobytes() + b"|"
+            + np.ascontiguousarray(a.readout, dtype=np.float64).tobytes() + b"|"
+            + float(a.preconditioner).hex().encode())
 
 
 def _algorithm_digest(a, steps: int) -> bytes:
     if isinstance(a, MemoryAlgorithm):
         flat = np.concatenate(([a.alpha], a.b, a.c, a.D.ravel(), a.e))
-        return hashlib.sha256(b"algorithm %d:" % a.memory + flat.tobytes()).digest()
-    try:  # named schedules pickle to their formula's name and arguments: cheap and exact
+        return hashlib.sha256(b"algorithm %d:" % a.memory + flat.tobytes() + _affine_bytes(a, steps)).digest()
+    try:  # named schedules pickle to their formula's name and arguments (and affine features): exact
         return hashlib.sha256(b"schedule-pickle:" + pickle.dumps(a, protocol=4)).digest()
     except Exception:  # e.g. a generator built on a lambda: hash its parameters over the run
         return _sha("schedule-parameters", a.memory,
-                    *(np.ascontiguousarray(x).tobytes() for x in a.parameters(steps))).encode()
+                    *(np.ascontiguousarray(x).tobytes() for x in a.parameters(steps)),
+                    _affine_bytes(a, steps)).encode()
 
 
 def _content_digest(digests, index) -> str:
