@@ -5,6 +5,8 @@ Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic ac
 """
 from ._version import __version__ as __version__  # re-exported: the one source is _version.py
 
+from . import _startup  # noqa: F401  (first: a Ctrl-C while the command starts ends quietly)
+
 # problems and algorithms
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
@@ -22,7 +24,7 @@ from .modal import modal_loss_at
 from .contour import mode_locus, response, response_contour
 from .corner import corner, corner_map, corner_nodes
 # sweeps
-from .sweeps import StoreMismatchError, fitted_exponents, growth_rates, sweep
+from .sweeps import StoreBusyError, StoreMismatchError, fitted_exponents, growth_rates, sweep
 # schedule design
 from . import design
 from .design import ScheduleOptimum, optimize_schedule
@@ -41,7 +43,7 @@ __all__ = [
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",
     "loss_at", "LossAt", "supports_loss_at", "modal_loss_at",
     "response", "response_contour", "mode_locus", "corner", "corner_map", "corner_nodes",
-    "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError",
+    "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError", "StoreBusyError",
     "loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design",
     "stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "jury_stable_memory1",
     "noise_sum_memory1", "memory1_coefficients", "memory1_eigenvalues", "memory1_geometry",
