@@ -133,7 +133,8 @@ def corner(theta, memory, *, spectrum=None, noise=None, scale=None, spacing=5.0,
         >>> rep = memsgd.stability(algo, spec, noise)
         >>> rep.strictly_stable, rep.converges, round(rep.noise_sum, 2)
         (True, True, 0.5)
-        >>> algo.alpha * algo.preset[1]["scale"]                     # alpha = 1 / A
+        >>> name, args = algo.preset
+        >>> algo.alpha * args["scale"]                     # alpha = 1 / A
         1.0
     """
     theta = _theta(theta)

@@ -139,8 +139,10 @@ def corner_phase_diagram(nus, zetas) -> list:
 
     Example:
         >>> from memsgd.theory import corner_phase_diagram
-        >>> [r["winner"] for r in corner_phase_diagram([2.0], [0.5, 1.0, 1.6])]
-        ['corner', 'AM1', None]
+        >>> rows = corner_phase_diagram([2.0], [0.5, 1.0, 1.6])
+        >>> winners = tuple(r["winner"] for r in rows)
+        >>> winners
+        ('corner', 'AM1', None)
     """
     nus = np.atleast_1d(np.asarray(nus, dtype=float))
     zetas = np.atleast_1d(np.asarray(zetas, dtype=float))
