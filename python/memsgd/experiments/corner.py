@@ -49,7 +49,7 @@ from ..theory._fitting import exponent_at
 from ..theory._stability import stability
 from . import common
 
-__all__ = ["CornerConfig", "small_config", "run"]
+__all__ = ["CornerConfig", "small_config", "run", "phase_map"]
 
 
 @dataclass
