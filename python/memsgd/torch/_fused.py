@@ -1,0 +1,231 @@
+"""The fused step (``fused=True``): each tensor's whole update in one pass over its arrays.
+
+An update is written once as a :class:`Program`, a short list of elementwise operations on
+registers (the tensor's arrays: parameter, gradient, buffers; and temporaries), each exactly one
+of torch's per-tensor operations: ``x * s`` (``mul_``), ``c + s * x`` (``add_(x, alpha=s)``,
+one rounding where torch's kernel has a fused multiply-add) and ``x / s``. The programs of
+:mod:`._am1` and :mod:`._memory_sgd` spell out the operations of their per-tensor (foreach)
+paths in the same order, so the fused step gives the same bits where the arithmetic is the same.
+
+Where it runs:
+
+- CPU tensors: memsgd's compiled core runs the program block by block (512 elements; every
+  operation on a block before the next), so p, g and each buffer cross main memory once, as in
+  ``torch.optim.SGD(fused=True)`` (``_core.elementwise_step``: the active SIMD path, torch's
+  thread count). No public torch kernel computes AM1's update in one pass; ``torch._fused_sgd_``
+  would need a rescaled buffer and change the state's meaning.
+- Other devices (CUDA), and any step traced by ``torch.compile``: the same program as torch
+  operations on 0-d hyperparameter tensors, compiled by inductor, which fuses each tensor's
+  operations into one kernel (a new hyperparameter value does not recompile).
+
+AMP (``torch.amp.GradScaler``): as torch's fused optimizers, the step reads ``grad_scale`` and
+``found_inf`` set on the optimizer; the gradients are divided by ``grad_scale`` in place (their
+unscaled values stay in ``p.grad``), and a step with ``found_inf != 0`` changes nothing.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+MUL, FMA, DIV = 0, 1, 2
+_SUPPORTED = (torch.float32, torch.float64)
+
+
+class Program:
+    """Elementwise operations on registers ``0 .. streams-1`` (a tensor's arrays) and
+    temporaries after them. Each operation's scalar is a float (rounded to the element type by
+    the kernel, as torch rounds a Python scalar) or, in a compiled step, a 0-d tensor."""
+
+    def __init__(self, streams: int):
+        self.streams = streams
+        self.registers = streams
+        self.ops: List[Tuple[int, int, int, int]] = []
+        self.scalars: list = []
+
+    def temporary(self) -> int:
+        self.registers += 1
+        return self.registers - 1
+
+    def _op(self, kind: int, dst: int, a: int, c: int, s) -> None:
+        self.ops.append((kind, dst, a, c))
+        self.scalars.append(s)
+
+    def mul(self, dst: int, a: int, s) -> None:
+        """``dst = a * s`` (torch ``mul``)."""
+        self._op(MUL, dst, a, 0, s)
+
+    def fma(self, dst: int, a: int, s, c: int) -> None:
+        """``dst = c + s * a`` (torch ``add(c, a, alpha=s)``; ``s = 1``: ``c + a``, ``s = -1``: ``c - a``)."""
+        self._op(FMA, dst, a, c, s)
+
+    def div(self, dst: int, a: int, s) -> None:
+        """``dst = a / s``."""
+        self._op(DIV, dst, a, 0, s)
+
+    def gradient(self, p: int, g: int, *, weight_decay: float, maximize: bool, grad_scale) -> int:
+        """The register holding ``+-g/scale + weight_decay * p``, in torch's order (unscale in
+        place, negate, add the decay: the operations of :func:`._common.effective_grads`)."""
+        if grad_scale is not None:
+            self.div(g, g, grad_scale)
+        if not maximize and weight_decay == 0:
+            return g
+        e = self.temporary()
+        if maximize:
+            self.mul(e, g, -1.0)
+            if weight_decay != 0:
+                self.fma(e, p, weight_decay, e)
+        else:
+            self.fma(e, p, weight_decay, g)
+        return e
+
+    def key(self) -> tuple:
+        """The program's structure without its scalars (what a compiled step specialises on)."""
+        return (self.streams, self.registers, tuple(self.ops))
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+def check_fused_options(fused, foreach, capturable: bool, optimizer: str) -> None:
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    if fused and capturable:
+        raise ValueError(f"{optimizer}: fused=True cannot be combined with capturable=True (the "
+                         f"capturable foreach path is the one to capture in a CUDA graph)")
+
+
+def check_fused_params(params: Sequence[Tensor], optimizer: str) -> None:
+    """torch's rule for ``fused=True``: floating-point (here also complex) tensors on CPU or CUDA."""
+    for p in params:
+        real = torch.view_as_real(p).dtype if p.is_complex() else p.dtype
+        if p.device.type not in ("cpu", "cuda") or real not in _SUPPORTED:
+            raise RuntimeError(
+                f"`fused=True` requires all the params to be float32 or float64 (or complex64/128) "
+                f"Tensors on cpu or cuda, but {optimizer} got {p.dtype} on {p.device.type} (use "
+                f"foreach for other dtypes)")
+
+
+def _dense(t: Tensor) -> bool:
+    """Non-overlapping and dense: its elements fill a span of memory (any dimension order)."""
+    expected = 1
+    for size, stride in sorted(zip(t.shape, t.stride()), key=lambda x: x[1]):
+        if size != 1:
+            if stride != expected:
+                return False
+            expected *= size
+    return True
+
+
+def _plain_cpu(arrays: Sequence[Tensor]) -> bool:
+    """Whether the core may run on these arrays through their data pointers: plain CPU tensors
+    (no subclass such as DTensor) of one float dtype, laid out alike and densely."""
+    p = arrays[0]
+    if type(p) not in (Tensor, torch.nn.Parameter) or p.device.type != "cpu" or p.dtype not in _SUPPORTED:
+        return False
+    stride = p.stride()
+    return all(type(a) in (Tensor, torch.nn.Parameter) and a.device.type == "cpu" and a.dtype == p.dtype
+               and a.shape == p.shape and a.stride() == stride for a in arrays) and _dense(p)
+
+
+def real_views(arrays: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+    """Complex tensors as their real views (the update's coefficients are real)."""
+    return tuple(torch.view_as_real(a) if a.is_complex() else a for a in arrays)
+
+
+# -- running a program ------------------------------------------------------------------------
+
+def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
+    """Run ``program`` (float scalars) on each tuple of arrays in ``tensors`` (register order)
+    where the core can (plain dense CPU tensors of one float dtype); returns the indices of the
+    tuples it left (another device, a subclass, another layout) for :func:`run_compiled`."""
+    from .. import _core
+
+    left, done = [], {torch.float32: ([], []), torch.float64: ([], [])}
+    for i, arrays in enumerate(tensors):
+        arrays = real_views(arrays)
+        if arrays[0].numel() == 0:
+            continue
+        if CPU_THROUGH_COMPILE or not _plain_cpu(arrays):
+            left.append(i)
+            continue
+        pointers, sizes = done[arrays[0].dtype]
+        pointers.extend(a.data_ptr() for a in arrays)
+        sizes.append(arrays[0].numel())
+    codes = [x for op in program.ops for x in op]
+    scalars = [float(s) for s in program.scalars]
+    threads = torch.get_num_threads()
+    for dtype, (pointers, sizes) in done.items():
+        if sizes:
+            _core.elementwise_step(codes, scalars, program.registers, pointers, sizes,
+                                   dtype == torch.float64, threads)
+    # the arrays were written through their pointers: tell autograd, as torch's in-place ops do
+    written = sorted({dst for _, dst, _, _ in program.ops if dst < program.streams})
+    skipped = set(left)
+    for i, arrays in enumerate(tensors):
+        if i not in skipped:
+            for r in written:
+                torch.autograd.graph.increment_version(arrays[r])
+    return left
+
+
+def interpret(program_key: tuple, scalars: List[Tensor], tensors: List[List[Tensor]],
+              found_inf: Optional[Tensor]) -> None:
+    """The program as torch operations, which inductor fuses into one kernel per tensor:
+    ``scalars`` are 0-d tensors (a new value is new data, not a new graph); every array the
+    program writes is written once, at the end, and kept as it was where ``found_inf != 0``."""
+    _, _, ops = program_key
+    for arrays in tensors:
+        arrays = real_views(arrays)
+        regs = dict(enumerate(arrays))
+        for (kind, dst, a, c), s in zip(ops, scalars):
+            if kind == MUL:
+                regs[dst] = regs[a] * s
+            elif kind == FMA:
+                regs[dst] = regs[c] + regs[a] * s
+            else:
+                regs[dst] = regs[a] / s
+        for r, a in enumerate(arrays):
+            if regs[r] is not a:
+                a.copy_(regs[r] if found_inf is None else torch.where(found_inf != 0, a, regs[r]))
+
+
+_compiled = None
+
+
+def run_compiled(program: Program, tensors: Sequence[Sequence[Tensor]], found_inf: Optional[Tensor] = None) -> None:
+    """:func:`interpret` compiled by inductor (traced inline when the caller is being compiled).
+    Float scalars become 0-d float64 CPU tensors, so that a new learning rate is not a new graph."""
+    global _compiled
+    scalars = [s if isinstance(s, Tensor) else torch.tensor(s, dtype=torch.float64) for s in program.scalars]
+    tensors = [list(t) for t in tensors]
+    if torch.compiler.is_compiling():
+        interpret(program.key(), scalars, tensors, found_inf)
+        return
+    if _compiled is None:
+        _compiled = torch.compile(interpret, backend=COMPILE_BACKEND)
+    _compiled(program.key(), scalars, tensors, found_inf)
+
+
+def step(program: Program, tensors: Sequence[Sequence[Tensor]], found_inf: Optional[Tensor] = None) -> None:
+    """One fused step: the core where it can, the compiled program elsewhere (and always when
+    traced). ``found_inf`` (AMP): a CPU value is read here and skips the step; a device value
+    masks the compiled program's writes, without a host synchronisation."""
+    if torch.compiler.is_compiling():
+        run_compiled(program, tensors, found_inf)
+        return
+    if found_inf is not None and found_inf.device.type == "cpu":
+        if found_inf.item() != 0:
+            return
+        found_inf = None
+    if any(isinstance(s, Tensor) for s in program.scalars):
+        left = list(range(len(tensors)))
+    else:
+        left = run(program, tensors)
+    if left:
+        run_compiled(program, [tensors[i] for i in left], found_inf)
+
+
+# Tests run the compiled program with a cheaper backend, or route CPU tensors through it.
+COMPILE_BACKEND = "inductor"
+CPU_THROUGH_COMPILE = False
