@@ -12,17 +12,20 @@ from torch.optim import Optimizer
 from torch.optim.optimizer import required
 
 from .._validation import boolean, nonnegative_int, nonnegative_scalar
-from ._common import (check_capturable, check_loaded_state, check_params, check_state_dict_form, eager_scale, eager_values,
-                      effective_grads, group_by_device_and_dtype, hyperparameter, is_compiling,
-                      real_views, reject_sparse, resolve_foreach, skipped_by_amp,
-                      unscale_or_skip)
+from ._common import (check_capturable, check_loaded_state, check_params, check_state_dict_form,
+                      eager_scale, eager_values, effective_grads, group_by_device_and_dtype,
+                      hyperparameter, is_compiling, real_views, reject_sparse, resolve_foreach,
+                      skipped_by_amp, unscale_or_skip)
 from ._fused import Program, check_fused_options, check_fused_params
 from ._fused import step as fused_step
 
 __all__ = ["AM1", "am1"]
 
 _HYPER = ("lr", "momentum", "kick")
-_GROUP_KEYS = ("lr", "momentum", "kick", "weight_decay", "maximize", "foreach", "capturable", "scheduled")
+# what identifies an AM1 param group in a state dict; flags added later (maximize, foreach,
+# capturable, fused, scheduled) take their defaults when an older state dict lacks them
+_GROUP_KEYS = ("lr", "momentum", "kick", "weight_decay")
+_FLAG_DEFAULTS = dict(maximize=False, foreach=None, capturable=False, fused=False)
 
 
 def _schedule_values(schedule, t: int):
@@ -124,7 +127,7 @@ class AM1(Optimizer):
                 raise ValueError(f"param_group sets {', '.join(given)}, but this AM1 follows a schedule, "
                                  f"which sets them every step")
         values = self._checked_group(param_group)      # raises before anything changes
-        check_params(param_group, "AM1", fused=values["fused"])
+        check_params(param_group, "AM1")
         super().add_param_group(param_group)
         self.param_groups[-1].update(values)
         self._step_supports_amp_scaling = any(g["fused"] for g in self.param_groups)
@@ -141,11 +144,12 @@ class AM1(Optimizer):
         check_loaded_state(self, loaded, _GROUP_KEYS, lambda g: ("momentum_buffer",))
         scheduled = self.schedule is not None
         for i, saved in enumerate(loaded["param_groups"]):
-            if bool(saved["scheduled"]) != scheduled:
+            was = bool(saved.get("scheduled", False))
+            if was != scheduled:
                 raise ValueError(
-                    f"state_dict's param group {i} was saved by AM1 {'with' if saved['scheduled'] else 'without'} "
+                    f"state_dict's param group {i} was saved by AM1 {'with' if was else 'without'} "
                     f"a schedule and this AM1 has {'one' if scheduled else 'none'}: its momentum buffers "
-                    f"hold {'lr-weighted velocities m' if saved['scheduled'] else 'velocities v'}; resume "
+                    f"hold {'lr-weighted velocities m' if was else 'velocities v'}; resume "
                     f"into an AM1 constructed like the one that saved it")
 
     def __getstate__(self):
@@ -159,7 +163,8 @@ class AM1(Optimizer):
             # about to install; refused here, before anything changes, or normalised
             self._check_loaded(state)
             for group in state["param_groups"]:
-                group.setdefault("fused", False)
+                for key, value in _FLAG_DEFAULTS.items():      # torch's rule: a missing flag is off
+                    group.setdefault(key, value)
                 group.update(self._checked_group(group))
         elif "schedule" not in state:
             state["schedule"] = None
@@ -196,6 +201,8 @@ class AM1(Optimizer):
             if p.grad is None:
                 continue
             reject_sparse(p, "AM1")
+            if group["fused"]:
+                check_fused_params([p], "AM1")           # torch's rule, before any state is made
             params.append(p)
             grads.append(p.grad)
             state = self.state[p]

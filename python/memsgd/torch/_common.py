@@ -92,18 +92,14 @@ def group_params(param_group: dict) -> Optional[List[Tensor]]:
     return [p[1] if isinstance(p, tuple) and len(p) == 2 else p for p in params]
 
 
-def check_params(param_group: dict, optimizer: str, fused: bool) -> None:
-    """Refuse tensors that can never be optimized (integer or bool: they get no gradient and
-    would silently stay as they are; torch's fused optimizers refuse them too) and, with
-    ``fused=True``, what the fused step cannot run."""
-    from ._fused import check_fused_params
+def check_params(param_group: dict, optimizer: str) -> None:
+    """Refuse tensors that can never be optimized: integer or bool ones get no gradient and would
+    silently stay as they are (torch's fused optimizers refuse them too, at the first step)."""
     params = [p for p in group_params(param_group) or () if isinstance(p, Tensor)]
     for i, p in enumerate(params):
         if not (p.is_floating_point() or p.is_complex()):
             raise TypeError(f"{optimizer} optimizes floating-point or complex tensors; parameter {i} of "
                             f"the group has dtype {p.dtype} (integer and bool tensors get no gradient)")
-    if fused:
-        check_fused_params(params, optimizer)
 
 
 def eager_scale(grad_scale: Optional[Tensor]):

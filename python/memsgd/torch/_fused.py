@@ -17,6 +17,8 @@ Where it runs:
 - Other devices (CUDA), and any step traced by ``torch.compile``: the same program as torch
   operations on 0-d hyperparameter tensors, compiled by inductor, which fuses each tensor's
   operations into one kernel (a new hyperparameter value does not recompile).
+- CPU tensors the core does not take (not dense, laid out unlike their gradient, a subclass
+  such as DTensor, float16/bfloat16): the program's operations one at a time, eagerly.
 
 AMP (``torch.amp.GradScaler``): as torch's fused optimizers, the step reads ``grad_scale`` and
 ``found_inf`` set on the optimizer; the gradients are divided by ``grad_scale`` in place (their
@@ -30,7 +32,8 @@ import torch
 from torch import Tensor
 
 MUL, FMA, DIV = 0, 1, 2
-_SUPPORTED = (torch.float32, torch.float64)
+_SUPPORTED = (torch.float32, torch.float64)     # what the core runs; other dtypes: compiled
+_DEVICES = ("cpu", "cuda")
 
 
 class Program:
@@ -96,14 +99,15 @@ def check_fused_options(fused, foreach, capturable: bool, optimizer: str) -> Non
 
 
 def check_fused_params(params: Sequence[Tensor], optimizer: str) -> None:
-    """torch's rule for ``fused=True``: floating-point (here also complex) tensors on CPU or CUDA."""
+    """torch's rule for ``fused=True`` (checked at the step, as torch does, so that a model built
+    on the meta device can be materialised first): floating-point (here also complex) tensors
+    on CPU or CUDA."""
     for p in params:
-        real = torch.view_as_real(p).dtype if p.is_complex() else p.dtype
-        if p.device.type not in ("cpu", "cuda") or real not in _SUPPORTED:
+        if p.device.type not in _DEVICES or not (p.is_floating_point() or p.is_complex()):
             raise RuntimeError(
-                f"`fused=True` requires all the params to be float32 or float64 (or complex64/128) "
-                f"Tensors on cpu or cuda, but {optimizer} got {p.dtype} on {p.device.type} (use "
-                f"foreach for other dtypes)")
+                f"`fused=True` requires all the params to be floating point Tensors of supported "
+                f"devices: {list(_DEVICES)} but {p.dtype} and {p.device.type} ({optimizer}; complex "
+                f"tensors are allowed too)")
 
 
 def _dense(t: Tensor) -> bool:
@@ -146,7 +150,7 @@ def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
         arrays = real_views(arrays)
         if arrays[0].numel() == 0:
             continue
-        if CPU_THROUGH_COMPILE or not _plain_cpu(arrays):
+        if not _plain_cpu(arrays):
             left.append(i)
             continue
         pointers, sizes = done[arrays[0].dtype]
@@ -169,22 +173,27 @@ def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
     return left
 
 
-def interpret(program_key: tuple, scalars: List[Tensor], tensors: List[List[Tensor]],
+def interpret(program_key: tuple, scalars: list, tensors: List[List[Tensor]],
               found_inf: Optional[Tensor]) -> None:
-    """The program as torch operations, which inductor fuses into one kernel per tensor:
-    ``scalars`` are 0-d tensors (a new value is new data, not a new graph); every array the
-    program writes is written once, at the end, and kept as it was where ``found_inf != 0``."""
+    """The program as torch operations. With float scalars these are the per-tensor path's own
+    operations (``add(c, a, alpha=s)``, ``mul``, ``div``: the same bits, one operation at a
+    time), for tensors the core cannot take. With 0-d tensor scalars (a compiled step: a new
+    value is new data, not a new graph) they are binary operations that inductor fuses into
+    one kernel per tensor. Every array the program writes is written once, at the end, and
+    kept as it was where ``found_inf != 0``."""
     _, _, ops = program_key
     for arrays in tensors:
         arrays = real_views(arrays)
         regs = dict(enumerate(arrays))
         for (kind, dst, a, c), s in zip(ops, scalars):
             if kind == MUL:
-                regs[dst] = regs[a] * s
-            elif kind == FMA:
+                regs[dst] = torch.mul(regs[a], s)
+            elif kind == DIV:
+                regs[dst] = torch.div(regs[a], s)
+            elif isinstance(s, Tensor):
                 regs[dst] = regs[c] + regs[a] * s
             else:
-                regs[dst] = regs[a] / s
+                regs[dst] = torch.add(regs[c], regs[a], alpha=s)
         for r, a in enumerate(arrays):
             if regs[r] is not a:
                 a.copy_(regs[r] if found_inf is None else torch.where(found_inf != 0, a, regs[r]))
@@ -208,9 +217,11 @@ def run_compiled(program: Program, tensors: Sequence[Sequence[Tensor]], found_in
 
 
 def step(program: Program, tensors: Sequence[Sequence[Tensor]], found_inf: Optional[Tensor] = None) -> None:
-    """One fused step: the core where it can, the compiled program elsewhere (and always when
-    traced). ``found_inf`` (AMP): a CPU value is read here and skips the step; a device value
-    masks the compiled program's writes, without a host synchronisation."""
+    """One fused step: the core where it can; other CPU tensors (a layout, subclass or dtype it
+    does not take) op by op, with the same operations; other devices through the compiled
+    program; everything through the program's torch operations when the step is being traced.
+    ``found_inf`` (AMP): a CPU value is read here and skips the step; a device value masks the
+    compiled program's writes, without a host synchronisation."""
     if torch.compiler.is_compiling():
         run_compiled(program, tensors, found_inf)
         return
@@ -222,10 +233,14 @@ def step(program: Program, tensors: Sequence[Sequence[Tensor]], found_inf: Optio
         left = list(range(len(tensors)))
     else:
         left = run(program, tensors)
-    if left:
-        run_compiled(program, [tensors[i] for i in left], found_inf)
+    on_cpu = [tensors[i] for i in left if tensors[i][0].device.type == "cpu"]
+    elsewhere = [tensors[i] for i in left if tensors[i][0].device.type != "cpu"]
+    if on_cpu and not (found_inf is not None and found_inf.item() != 0):
+        scalars = [s.item() if isinstance(s, Tensor) else s for s in program.scalars]
+        interpret(program.key(), scalars, [list(t) for t in on_cpu], None)
+    if elsewhere:
+        run_compiled(program, elsewhere, found_inf)
 
 
-# Tests run the compiled program with a cheaper backend, or route CPU tensors through it.
+# Tests run the compiled program with a cheaper backend.
 COMPILE_BACKEND = "inductor"
-CPU_THROUGH_COMPILE = False

@@ -11,15 +11,18 @@ from torch.optim import Optimizer
 from torch.optim.optimizer import required
 
 from .._validation import boolean, float_array, nonnegative_scalar, real_scalar
-from ._common import (check_loaded_state, check_params, check_state_dict_form, eager_scale, eager_values, effective_grads,
-                      group_by_device_and_dtype, hyperparameter, is_compiling, real_views, reject_sparse,
-                      resolve_foreach, unscale_or_skip)
+from ._common import (check_loaded_state, check_params, check_state_dict_form, eager_scale,
+                      eager_values, effective_grads, group_by_device_and_dtype, hyperparameter,
+                      is_compiling, real_views, reject_sparse, resolve_foreach, unscale_or_skip)
 from ._fused import Program, check_fused_options, check_fused_params
 from ._fused import step as fused_step
 
 __all__ = ["MemorySGD", "memory_sgd"]
 
-_GROUP_KEYS = ("alpha", "b", "c", "D", "lr", "weight_decay", "maximize", "foreach")
+# what identifies a MemorySGD param group in a state dict; flags added later (lr, maximize,
+# foreach, fused) take their defaults when an older state dict lacks them
+_GROUP_KEYS = ("alpha", "b", "c", "D", "weight_decay")
+_FLAG_DEFAULTS = dict(lr=1.0, maximize=False, foreach=None, fused=False)
 
 
 def buffer_keys(memory: int) -> tuple:
@@ -94,7 +97,7 @@ class MemorySGD(Optimizer):
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         values = self._checked_group(param_group)      # raises before anything changes
-        check_params(param_group, "MemorySGD", fused=values["fused"])
+        check_params(param_group, "MemorySGD")
         super().add_param_group(param_group)
         self.param_groups[-1].update(values)
         self._step_supports_amp_scaling = any(g["fused"] for g in self.param_groups)
@@ -113,7 +116,8 @@ class MemorySGD(Optimizer):
             # about to install; refused here, before anything changes, or normalised
             check_loaded_state(self, state, _GROUP_KEYS, lambda g: buffer_keys(len(g["b"])))
             for group in state["param_groups"]:
-                group.setdefault("fused", False)
+                for key, value in _FLAG_DEFAULTS.items():      # torch's rule: a missing flag is off
+                    group.setdefault(key, value)
                 group.update(self._checked_group(group))
         super().__setstate__(state)
         for group in self.param_groups:
@@ -134,6 +138,8 @@ class MemorySGD(Optimizer):
             if p.grad is None:
                 continue
             reject_sparse(p, "MemorySGD")
+            if group["fused"]:
+                check_fused_params([p], "MemorySGD")     # torch's rule, before any state is made
             params.append(p)
             grads.append(p.grad)
             state = self.state[p]
