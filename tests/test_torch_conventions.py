@@ -507,7 +507,7 @@ def test_compiled_buffers_never_alias_gradients():
     ps = [Parameter(torch.linspace(-1, 1, 6)) for _ in range(3)]
     refs = [Parameter(p.detach().clone()) for p in ps]
     t = torch.tensor
-    opts = [AM1([ps[0]], lr=t(0.1), momentum=t(0.9), kick=t(0.2)),
+    opts = [AM1([ps[0]], lr=t(0.1), momentum=0.9, kick=0.2),        # the audit's case: a tensor lr
             AM1([ps[1]], schedule=lambda s: (0.1, 0.9, 0.2)),
             MemorySGD([ps[2]], 0.1, [0.9, 0.2], [0.1, 0.1], [[0.9, 0.0], [0.1, 0.5]], lr=t(1.0))]
     ref_opts = [AM1([refs[0]], lr=0.1, momentum=0.9, kick=0.2),

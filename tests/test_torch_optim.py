@@ -433,6 +433,15 @@ def test_import_memsgd_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_import_memsgd_torch_without_torch_names_the_extra():
+    """Issue 18 item 19: a one-line ImportError naming the extra (as memsgd.optax gives), not a
+    raw ModuleNotFoundError."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "try:\n    import memsgd.torch\nexcept ImportError as e:\n    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "ImportError memsgd.torch needs torch: pip install 'memsgd[torch]'"
+
+
 def test_mixed_dtypes_and_float32_state_device():
     a = torch.nn.Parameter(torch.ones(3, dtype=torch.float32))
     b = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
