@@ -9,7 +9,12 @@ block time per step is reported. Ratios are to the baseline of the same run and 
 - compiled (``--compiled``): ``torch.compile(SGD(momentum=0.9, lr=tensor).step)``; target
   compiled AM1 with tensor lr, momentum and kick <= 1.1x.
 
-    python bench/bench_torch.py [--device cpu|cuda] [--params 10000000] [--tensors 40] [--compiled]
+    python bench/bench_torch.py [--device cpu|cuda] [--params 10000000] [--tensors 40] [--threads N] [--compiled]
+
+The fused AM1 step reads p, g and v and writes p and v once (SGD(fused=True)'s five streams);
+on a loaded machine torch's per-tensor parallel regions wait for descheduled threads far more
+often than the core's one region per step, which flatters the ratio: compare on a quiet machine
+or with --threads 1.
 """
 from __future__ import annotations
 
@@ -109,11 +114,15 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=None, help="steps per timed block (default 5 cpu, 100 cuda)")
     ap.add_argument("--rounds", type=int, default=9, help="interleaved rounds; the minimum is reported (>= 7)")
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch.set_num_threads for the run (default: torch's; 1 is steadier on a loaded machine)")
     ap.add_argument("--compiled", action="store_true",
                     help="also time torch.compile(opt.step) (inductor; compiling takes minutes on CPU)")
     args = ap.parse_args(argv)
     if args.rounds < 7:
         ap.error("--rounds must be >= 7")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")

@@ -536,8 +536,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("elementwise_step", &memsgd::elementwise_step, py::arg("codes"), py::arg("scalars"),
         py::arg("registers"), py::arg("pointers"), py::arg("sizes"), py::arg("is_double"), py::arg("threads"),
         py::call_guard<py::gil_scoped_release>(),
-        "Internal (memsgd.torch fused=True): run an elementwise program over raw float/double arrays; "
-        "see memsgd/elementwise.hpp. The caller guarantees the pointers.");
+        "Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over "
+        "raw float/double arrays given by address. The caller guarantees the addresses and sizes.");
 
   // ---- adjoint (schedule design) ----
   m.def("loss_gradient", &loss_gradient, py::arg("eigenvalues"), py::arg("weights"), py::arg("scales"),

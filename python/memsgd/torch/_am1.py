@@ -304,6 +304,14 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
             the step can be captured in a CUDA graph; tensor hyperparameters must then be on the
             parameters' device (change them in place between replays). Not with a schedule
             (default: False).
+        fused (bool, keyword, optional): each tensor's update in one pass over p, g and v (as
+            ``torch.optim.SGD(fused=True)``): on CPU memsgd's core, bitwise the same result as
+            the other paths; on CUDA and under ``torch.compile`` an inductor-fused kernel. Takes
+            ``torch.amp.GradScaler``'s ``grad_scale``/``found_inf``. Not with ``foreach=True``
+            or ``capturable=True`` (default: None, i.e. False).
+
+    ``lr``, ``momentum`` and ``kick`` without a schedule may also be given only in the param
+    groups (torch's convention for hyperparameters without a default).
 
     Without a schedule, ``torch.optim.lr_scheduler`` schedulers work as for SGD: they scale
     ``group["lr"]`` (the momentum term; in place when it is a tensor) and leave the kick
@@ -314,9 +322,10 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
     (``fill_``) by the user or a scheduler. Eagerly, and not capturable, the step reads them as
     floats (free for CPU tensors, a device sync for CUDA tensors) and runs the float code, bitwise
     the same as with floats. Under ``torch.compile`` (or ``capturable=True``) they stay tensors:
-    a new value neither recompiles the step nor needs a new graph. Buffers are created with
-    ``*_like`` constructors from the parameter or gradient, so DTensor (FSDP2) parameters get
-    DTensor state with the same placements.
+    a new value neither recompiles the step nor needs a new graph. Buffers are created as
+    ``zeros_like(p)`` before the step's arithmetic (by ``_init_group``, which Dynamo runs
+    eagerly, as for torch's optimizers), so DTensor (FSDP2) parameters get DTensor state with the
+    same placements and a compiled step never aliases a buffer to a gradient.
 
     Example:
         >>> opt = AM1(model.parameters(), lr=0.01, momentum=0.99, kick=0.1)

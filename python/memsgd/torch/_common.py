@@ -107,7 +107,7 @@ def eager_scale(grad_scale: Optional[Tensor]):
     (free to read) and the step runs eagerly, else the tensor (no host synchronisation)."""
     if grad_scale is not None and grad_scale.device.type == "cpu" and not is_compiling():
         return grad_scale.item()
-    return grad_scale
+    return grad_scale if grad_scale is None else grad_scale.reshape(())   # (1,) or (): one value
 
 
 def skipped_by_amp(found_inf: Optional[Tensor]) -> bool:

@@ -231,6 +231,13 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
         maximize (bool, optional): maximize the objective instead of minimizing (default: False).
         foreach (bool, optional): multi-tensor implementation; ``None`` picks it on CUDA.
         lr (float or Tensor, keyword, optional): the multiplier ``s`` above (>= 0, default: 1.0).
+        fused (bool, keyword, optional): each tensor's update in one pass over p, g and the M
+            buffers: on CPU memsgd's core, bitwise the same result as the other paths; on CUDA
+            and under ``torch.compile`` an inductor-fused kernel. Takes
+            ``torch.amp.GradScaler``'s ``grad_scale``/``found_inf``. Not with ``foreach=True``
+            (default: None, i.e. False).
+
+    ``alpha``, ``b``, ``c`` and ``D`` may also be given only in the param groups.
 
     Example:
         >>> opt = MemorySGD(model.parameters(), alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])  # heavy ball
