@@ -345,7 +345,9 @@ def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Op
             momentum_buffer_list[i] = torch.zeros_like(params[i], memory_format=torch.preserve_format)
     values = (lr, momentum, kick)
     if fused:
-        check_fused_options(fused, foreach, capturable, "AM1")
+        # under torch.compile Dynamo may set capturable on CUDA groups itself (the compiled step
+        # is then captured whole), so only a user's capturable=True is refused
+        check_fused_options(fused, foreach, capturable and not is_compiling(), "AM1")
         check_fused_params(params, "AM1")
         lr, momentum, kick = eager_values(values, capturable=False)
         program = _program(lr, momentum, kick, weight_decay, maximize, lr_in_buffer,
