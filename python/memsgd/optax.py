@@ -197,15 +197,14 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
                                  f"parameters of steps 0..steps-1 are prepared once")
             steps = sched.length
         steps = positive_int(steps, "steps")
-        M = sched.memory
-        # the float64 tables, the generator's temporaries and their device copy
-        require_memory(2.0 * 8 * steps * (1 + 3 * M + M * M), f"memory_sgd(schedule, steps={steps})")
+        memory = sched.memory
+        # the float64 tables (alpha, b, c, D, e), the generator's temporaries and the device copy
+        require_memory(2.0 * 8 * steps * (1 + 3 * memory + memory ** 2), f"memory_sgd(schedule, steps={steps})")
         alpha, b, c, D, e = sched.parameters(steps)
         bad = np.flatnonzero(np.any(e != 0, axis=1))
         if bad.size:
             raise ValueError(f"algorithm_or_schedule must have e = 0 at every step (gradient at the iterate), "
                              f"got e = {e[bad[0]].tolist()} at step {int(bad[0])}")
-        memory = sched.memory
         tables = tuple(jnp.asarray(x) for x in (alpha, b, c, D))
         del alpha, b, c, D, e
 
