@@ -195,7 +195,7 @@ class AM1(Optimizer):
             if p.grad is None:
                 continue
             reject_sparse(p, "AM1")
-            if group["fused"]:
+            if group["fused"] and not self.state.get(p):
                 check_fused_params([p], "AM1")           # torch's rule, before any state is made
             params.append(p)
             grads.append(p.grad)

@@ -121,15 +121,23 @@ def _dense(t: Tensor) -> bool:
     return True
 
 
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
 def _plain_cpu(arrays: Sequence[Tensor]) -> bool:
     """Whether the core may run on these arrays through their data pointers: plain CPU tensors
     (no subclass such as DTensor) of one float dtype, laid out alike and densely."""
     p = arrays[0]
-    if type(p) not in (Tensor, torch.nn.Parameter) or p.device.type != "cpu" or p.dtype not in _SUPPORTED:
+    dtype = p.dtype
+    if not p.is_cpu or dtype not in _SUPPORTED or type(p) not in _PLAIN:
         return False
+    n = p.numel()
+    if all(type(a) in _PLAIN and a.dtype == dtype and a.is_cpu and a.is_contiguous() and a.numel() == n
+           for a in arrays):
+        return True                                   # the common case, without reading strides
     stride = p.stride()
-    return all(type(a) in (Tensor, torch.nn.Parameter) and a.device.type == "cpu" and a.dtype == p.dtype
-               and a.shape == p.shape and a.stride() == stride for a in arrays) and _dense(p)
+    return all(type(a) in _PLAIN and a.is_cpu and a.dtype == dtype and a.shape == p.shape
+               and a.stride() == stride for a in arrays) and _dense(p)
 
 
 def real_views(arrays: Sequence[Tensor]) -> Tuple[Tensor, ...]:
@@ -147,7 +155,8 @@ def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
 
     left, done = [], {torch.float32: ([], []), torch.float64: ([], [])}
     for i, arrays in enumerate(tensors):
-        arrays = real_views(arrays)
+        if arrays[0].is_complex():
+            arrays = real_views(arrays)
         if arrays[0].numel() == 0:
             continue
         if not _plain_cpu(arrays):
@@ -166,11 +175,16 @@ def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
     # the arrays were written through their pointers: tell autograd, as torch's in-place ops do
     written = sorted({dst for _, dst, _, _ in program.ops if dst < program.streams})
     skipped = set(left)
-    for i, arrays in enumerate(tensors):
-        if i not in skipped:
-            for r in written:
-                torch.autograd.graph.increment_version(arrays[r])
+    _increment_versions([arrays[r] for i, arrays in enumerate(tensors) if i not in skipped for r in written])
     return left
+
+
+def _increment_versions(tensors: List[Tensor]) -> None:
+    try:
+        torch.autograd.graph.increment_version(tensors)      # one call for all (torch >= 2.4)
+    except TypeError:
+        for t in tensors:
+            torch.autograd.graph.increment_version(t)
 
 
 def interpret(program_key: tuple, scalars: list, tensors: List[List[Tensor]],

@@ -138,7 +138,7 @@ class MemorySGD(Optimizer):
             if p.grad is None:
                 continue
             reject_sparse(p, "MemorySGD")
-            if group["fused"]:
+            if group["fused"] and not self.state.get(p):
                 check_fused_params([p], "MemorySGD")     # torch's rule, before any state is made
             params.append(p)
             grads.append(p.grad)
