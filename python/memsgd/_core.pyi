@@ -41,9 +41,9 @@ def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) 
     """
     Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the flops done (time the call).
     """
-def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, control: RunControl = None, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.complex128]:
+def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, slow_delta: typing.Any = None, slow_error: typing.Any = None, control: RunControl = None, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.complex128]:
     """
-    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 8). threads = 0: the default.
+    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 12), columns 8-11 (real) the errors of (U_S, U'_S), (V_S, V'_S), (U_F, U'_F), (V_F, V'_F) from the slow poles' uncertainty (slow_delta, slow_error from moment_poles; 0 without them). threads = 0: the default.
     """
 def gradient_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, horizon: typing.SupportsInt | typing.SupportsIndex, checkpoint_every: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
@@ -61,9 +61,9 @@ def max_threads() -> int:
     """
     Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.
     """
-def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.complex128]:
+def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """
-    Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, shape (K, P), the slow one refined to relative accuracy.
+    Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, shape (K, P), the slow one refined to relative accuracy; returns (poles, slow_delta (K,), slow_error (K,)): the real eigenvalue delta = mu - 1 closest to 0 (NaN if none) and how far a double-precision solve may move it.
     """
 def physical_memory() -> float:
     """
