@@ -11,7 +11,6 @@ import math
 import numpy as np
 
 from .. import _method
-from .._affine import affine_features
 from .._steps import log_spaced_steps
 from ..dynamics import loss_curve
 from ..long_horizon import MAX_STEP, loss_at, supports_loss_at
@@ -62,11 +61,8 @@ def _choose_method(args, algo, spectrum, noise):
     stationary = supports_loss_at(algo, noise)
     if stationary and args.method != "engine" and args.steps > MAX_STEP:
         raise ValueError(f"--steps must be <= 1e12 with loss_at, got {args.steps:.3g}")
-    affine = [f for f in affine_features(algo, noise) if f in ("label noise", "weight decay")]
     if args.method == "loss_at":
         if not stationary:
-            if affine:
-                raise ValueError(f"--method loss_at does not take {' or '.join(affine)} yet: use --method engine")
             raise ValueError(f"--method loss_at needs a stationary algorithm; --algo {args.algo} is a schedule "
                              "(its parameters change every step): use --method engine")
         return "loss_at", None
@@ -79,9 +75,7 @@ def _choose_method(args, algo, spectrum, noise):
                               f" but keep {args.steps:.3g} steps (more than {AUTO_STEPS:.0e})"))
     if not stationary and (work > SCHEDULE_MAX_WORK or args.steps > SCHEDULE_MAX_STEPS):
         seconds = _common.engine_seconds(algo, spectrum, noise, args.steps)
-        why = (f"with {' and '.join(affine)} only the step-by-step engine applies (loss_at does not take it yet)"
-               if affine and not isinstance(algo, Schedule) else
-               f"--algo {args.algo} is a schedule: its parameters change every step, so only the step-by-step "
+        why = (f"--algo {args.algo} is a schedule: its parameters change every step, so only the step-by-step "
                "engine applies (loss_at needs a stationary algorithm)")
         raise ValueError(
             f"{why}, and --steps {args.steps:.3g} would take "
