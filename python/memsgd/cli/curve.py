@@ -125,13 +125,13 @@ def run(args) -> int:
         print(f"# method: {described}" + ("" if reason is None else f"\n#   ({reason})"))
         if sigma2:
             print(f"# L_t: excess risk; L_t + sigma2/2: population risk (label noise sigma2 = {sigma2:g})")
-            _common.print_table(["t", "L_t", "L_t + sigma2/2"],
-                                [(int(t), f"{L:.6e}", f"{L + 0.5 * sigma2:.6e}") for t, L in zip(times, loss)])
-        elif error is None:
-            _common.print_table(["t", "L_t"], [(int(t), f"{L:.6e}") for t, L in zip(times, loss)])
-        else:
-            _common.print_table(["t", "L_t", "rel_error"],
-                                [(int(t), f"{L:.6e}", _relative(L, e)) for t, L, e in zip(times, loss, error)])
+        columns = ["t", "L_t"] + (["L_t + sigma2/2"] if sigma2 else []) + ([] if error is None else ["rel_error"])
+        rows = []
+        for i, (t, L) in enumerate(zip(times, loss)):
+            row = [int(t), f"{L:.6e}"] + ([f"{L + 0.5 * sigma2:.6e}"] if sigma2 else [])
+            rows.append(tuple(row + ([] if error is None else [_relative(L, error[i])])))
+        _common.print_table(columns, rows)
+        if error is not None:
             finite = np.isfinite(loss) & (loss != 0)
             if np.any(finite):
                 worst = float(np.max(error[finite] / np.abs(loss[finite])))
