@@ -49,6 +49,22 @@ What the contour may and may not leave out:
   t = 10^12), solved by LU with partial pivoting (accurate to ~1e-16 relative even next to
   a slow pole; defective and near-defective ``T_k`` -- critical damping -- need no eigenvectors).
 
+The affine model (docs/math.md §9; docs/long-horizons.md, "Floors"). Label noise is a constant
+source per step, weight decay ``rho`` a shift of the step matrices (``S_k`` at ``lambda_k + rho``) and
+a force carried by first moments; both put a pole at z = 1 (s = 0) whose residue is the floor
+``L_inf``. For a converging run loss_at inverts *around the fixed point*
+(``memsgd._affine_states``): the fixed point ``(X*_k, y*_k, l*)`` of the coupled system comes from the
+solves at z = 1 (``L_inf`` equals ``stability(...).noise_floor``), the deviations from it obey the
+plain renewal pair without sources from the initial state ``(c^2 E11 - X*_k, -c^2 e_1 - y*_k)``, so
+``L_t = L_inf + (transient)`` with the transient's generating function regular at z = 1: the contour
+keeps its relative accuracy while it dies (``LossAt.excess``). Weight decay is taken directly on the
+original algorithm, not through the memory-(M+1) reduction of ``memsgd._affine``, whose eigenvalue
+1 rounding would put a pole at s = O(eps) (an error ``e^(eps t)``, 1e-4 at t = 1e12). The first
+moments' poles ``log nu`` of underdamped components lie to the right of the real singularities;
+around a floor they, like any off-axis singularity with ``Re s < 0``, may be left out once they are
+``e^-86`` below the floor (``_contour_start``). A run that does not converge is integrated with
+its sources in place (their pole inside the contour).
+
 Error estimate: ``|L^(38) - L^(30)|`` (two contours), plus 8 eps times the sum of the moduli of
 the quadrature terms (amplified where 1 - V' nearly cancels), plus the effect of the slow poles'
 uncertainty (eps times their componentwise condition: relative for a slow mode at small lambda,
@@ -217,7 +233,11 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
 
     ``L_t`` is the t-th coefficient of ``L(z) = U(z) + U'(z) V(z) / (1 - V'(z))`` (docs/math.md §8,
     "Generating functions"), recovered by a contour integral in ``s = -log z``; steps below the
-    contour's start ``t0`` come from the exact recursion. The values are those of
+    contour's start ``t0`` come from the exact recursion. With label noise or weight decay
+    (docs/math.md §9) the sources add ``W(z) / (1 - z)``-type terms, a pole at z = 1 whose residue is
+    the floor ``L_inf``: a converging run is inverted around its fixed point, ``L_t = L_inf + (the
+    transient)``, with ``L_inf`` exact (``LossAt.floor``, = ``stability(...).noise_floor``) and the
+    transient integrated with its own relative accuracy (``LossAt.excess = L_t - L_inf``). The values are those of
     :func:`memsgd.loss_curve` (same spectrum nodes and weights) to the returned error estimate,
     typically 1e-12 relative and aimed at 1e-8 at worst: a step where the contour's estimate is
     worse (a loss far below ``e^(c t) L_0``: a slow mode with a tiny amplitude, a mode at the
@@ -226,9 +246,10 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     (``RuntimeWarning``, also in ``LossAt.warnings``) and one with no correct digit raises.
 
     Args:
-        algorithm: a stationary :class:`MemoryAlgorithm` (any memory M, any e).
+        algorithm: a stationary :class:`MemoryAlgorithm` (any memory M, any e; weight decay, a
+            readout or EMA, a preconditioner, but not a preconditioner together with weight decay).
         spectrum: finite, infinite (quadrature weights) or empirical.
-        noise: SE noise with one batch size (``noise.per_step`` is not supported).
+        noise: SE noise with one batch size (``noise.per_step`` is not supported), label noise allowed.
         steps: strictly increasing integers in [0, 10^12] (integral floats such as 1e9 accepted).
         exact_until: run the exact recursion up to this step at least (default: ``2 t0``, with
             ``t0`` the first step where the contour is valid, ~100 / (decay rate of the slowest
@@ -253,6 +274,11 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         >>> r = ms.loss_at(ms.heavy_ball(0.1, 0.9), ms.Spectrum.power_law(1.5, 0.75, head=256),
         ...                ms.Noise.gaussian(10), [10**3, 10**9])
         >>> bool(r.error[-1] < 1e-8 * r.loss[-1])
+        True
+        >>> spec, noise = ms.Spectrum.power_law(2.0, 1.0, size=200), ms.Noise.gaussian(8, label_noise=0.1)
+        >>> algo = ms.heavy_ball(0.2, 0.8, weight_decay=0.01)
+        >>> r = ms.loss_at(algo, spec, noise, [10**3, 10**12])
+        >>> bool(abs(r.loss[-1] / ms.stability(algo, spec, noise).noise_floor - 1) < 1e-12)
         True
     """
     algorithm, spectrum, noise = _check_problem(algorithm, spectrum, noise)
