@@ -434,3 +434,14 @@ def test_supports_loss_at_affine():
     with pytest.raises(ValueError, match="preconditioner together with weight decay") as info:
         loss_at(both, spec, ms.Noise.gaussian(8), [10])
     assert "\n" not in str(info.value)
+
+
+def test_same_bits_for_any_thread_count_and_plain_fields():
+    algo, spec = ms.heavy_ball(0.2, 0.8, weight_decay=0.001), ms.Spectrum.power_law(1.5, 1.0, head=256)
+    noise = ms.Noise.gaussian(6, label_noise=0.1)
+    one = loss_at(algo, spec, noise, [10 ** 3, 10 ** 6, 10 ** 9], threads=1)
+    two = loss_at(algo, spec, noise, [10 ** 3, 10 ** 6, 10 ** 9], threads=2)
+    for a, b in ((one.loss, two.loss), (one.error, two.error), (one.excess, two.excess)):
+        assert np.array_equal(a, b)
+    plain = loss_at(ms.heavy_ball(0.2, 0.8), spec, ms.Noise.gaussian(6), [10, 10 ** 6])
+    assert plain.floor == 0.0 and np.array_equal(plain.excess, plain.loss)
