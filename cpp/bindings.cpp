@@ -17,6 +17,7 @@
 
 #include "memsgd/adjoint.hpp"
 #include "memsgd/build_info.hpp"
+#include "memsgd/elementwise.hpp"
 #include "memsgd/evolve.hpp"
 #include "memsgd/long_horizon.hpp"
 #include "memsgd/renewal.hpp"
@@ -629,6 +630,13 @@ PYBIND11_MODULE(_core, m) {
         "flops done (time the call).");
 
   bind_long(m);
+
+  // ---- the fused optimizer step of memsgd.torch (python/memsgd/torch/_fused.py) ----
+  m.def("elementwise_step", &memsgd::elementwise_step, py::arg("codes"), py::arg("scalars"),
+        py::arg("registers"), py::arg("pointers"), py::arg("sizes"), py::arg("is_double"), py::arg("threads"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over "
+        "raw float/double arrays given by address. The caller guarantees the addresses and sizes.");
 
   // ---- adjoint (schedule design) ----
   m.def("loss_gradient", &loss_gradient, py::arg("eigenvalues"), py::arg("weights"), py::arg("scales"),

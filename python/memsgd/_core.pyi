@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'stationary_moments', 'step_cost', 'thread_limit']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'stationary_moments', 'step_cost', 'thread_limit']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -24,6 +24,10 @@ class RunControl:
 def build_info() -> dict:
     """
     Version, compiler, build type, OpenMP and SIMD paths of this build.
+    """
+def elementwise_step(codes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], scalars: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], registers: typing.SupportsInt | typing.SupportsIndex, pointers: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], is_double: bool, threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over raw float/double arrays given by address. The caller guarantees the addresses and sizes.
     """
 def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, control: typing.Any = None, label: typing.Any = None) -> tuple:
     """
