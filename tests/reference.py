@@ -17,11 +17,13 @@ def state_matrices(alpha, b, c, D, e):
     return S0, g, h
 
 
-def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False, dtype=np.float64):
+def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False, dtype=np.float64,
+              sigma2=0.0):
     """Exact mean-loss recursion of docs/math.md §3 with full (M+1)x(M+1) matrices per component.
 
     params_at(t) -> (alpha, b, c, D, e). ``batch``: a batch size (np.inf: no noise) or an array of
     per-step batch sizes B_t, t = 0..steps-1 (docs/math.md §8: step t uses tau1/B_t, tau2/B_t).
+    ``sigma2``: label-noise variance (docs/math.md §9: the noise term gains sigma2 lambda_k / B_t).
     Returns (L, a) of length steps+1; with ``return_scale`` also
     ``scale_t = 1/2 sum_k m_k lambda_k max|X_k,t|``, the size of the whole second moment, which
     bounds the rounding error of L_t when L_t itself is tiny (a residual passing through zero
@@ -54,7 +56,7 @@ def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scal
         B = batch_t[0] if batch_t.size == 1 else batch_t[t]
         inv_b = f(0) if np.isinf(B) else f(1) / f(B)
         S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
-        noise = inv_b * (f(tau1) * lam * a_t - f(tau2) * lam ** 2 * hXh)
+        noise = inv_b * (f(tau1) * lam * a_t - f(tau2) * lam ** 2 * hXh + f(sigma2) * lam)
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
     return (L, a, scale) if return_scale else (L, a)
 
@@ -128,16 +130,19 @@ def run_am1_velocity_form(lr_at, momentum_at, kick_at, H, w_star, steps):
     return np.array(out)
 
 
-def mean_loss_per_step(alpha, b, c, D, e, lam, c2, weights, coupling, self_noise, steps):
+def mean_loss_per_step(alpha, b, c, D, e, lam, c2, weights, coupling, self_noise, steps, label=None):
     """The recursion of docs/math.md §3 with per-step parameter arrays (alpha (T,), b, c, e (T, M),
     D (T, M, M)) and per-step noise weights ``coupling[t] = tau1/B_t``, ``self_noise[t] = tau2/B_t``
-    (docs/math.md §8). Any dtype, complex included (for complex-step derivatives): nothing here
-    takes an absolute value or compares. Returns the losses L_0..L_steps."""
+    (docs/math.md §8), and optionally the label-noise source ``label[t] = sigma2/B_t`` (§9). Any
+    dtype, complex included (for complex-step derivatives): nothing here takes an absolute value
+    or compares. Returns the losses L_0..L_steps."""
+    if label is None:
+        label = np.zeros(steps)
     lam, c2, m = (np.asarray(v) for v in (lam, c2, weights))
     b = np.asarray(b)
     M = b.shape[1]
     N = M + 1
-    dtype = np.result_type(alpha, b, c, D, e, lam, c2, m, coupling, self_noise, float)
+    dtype = np.result_type(alpha, b, c, D, e, lam, c2, m, coupling, self_noise, label, float)
     X = np.zeros((lam.size, N, N), dtype=dtype)
     X[:, 0, 0] = c2
     L = np.zeros(steps + 1, dtype=dtype)
@@ -153,7 +158,7 @@ def mean_loss_per_step(alpha, b, c, D, e, lam, c2, weights, coupling, self_noise
         hXh = np.einsum("i,kij,j->k", h, X, h)
         a = np.sum(m * lam * hXh)
         S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
-        noise = coupling[t] * lam * a - self_noise[t] * lam ** 2 * hXh
+        noise = coupling[t] * lam * a - self_noise[t] * lam ** 2 * hXh + label[t] * lam
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
     return L
 

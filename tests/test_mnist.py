@@ -14,7 +14,7 @@ from memsgd import Noise, loss_curve
 from memsgd.algorithms import gd, heavy_ball
 from memsgd.experiments import mnist
 from memsgd.experiments.empirical import estimate_tau, estimate_tau_gram
-from memsgd.experiments.ntk import linearised_problem, power_law_exponent, tangent_kernel
+from memsgd.experiments.ntk import linearised_problem, power_law_fit, tangent_kernel
 from tests.test_digits import BLOCK_IMPORTS
 
 
@@ -100,11 +100,12 @@ def test_tangent_kernel_tau_equals_the_feature_tau():
         estimate_tau_gram(np.ones((3, 4)))
 
 
-def test_power_law_exponent_of_an_exact_power_law():
+def test_power_law_fit_of_an_exact_power_law():
     k = np.arange(1, 2001)
-    assert power_law_exponent(3.0 * k ** -1.7, 10, 1000) == pytest.approx(1.7, abs=1e-12)
+    p, c = power_law_fit(3.0 * k ** -1.7, 10, 1000)
+    assert p == pytest.approx(1.7, abs=1e-12) and c == pytest.approx(3.0, rel=1e-12)
     with pytest.raises(ValueError, match="k_min < k_max"):
-        power_law_exponent(k, 10, 5000)
+        power_law_fit(k, 10, 5000)
 
 
 # -- the optimizers are the methods -----------------------------------------------------------

@@ -3,7 +3,7 @@
 Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic acceleration"
 (ICLR 2025). Formulas and conventions: docs/math.md; user guide: docs/
 """
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # re-exported: the one source is _version.py
 
 # problems and algorithms
 from . import schedules
@@ -17,7 +17,7 @@ from .renewal import RenewalCancellationWarning, loss_from_propagators
 from .long_horizon import LossAt, loss_at, supports_loss_at
 from .simulation import simulate_sgd
 # sweeps
-from .sweep import fitted_exponents, growth_rates, sweep
+from .sweeps import StoreMismatchError, fitted_exponents, growth_rates, sweep
 # schedule design
 from . import design
 from .design import ScheduleOptimum, optimize_schedule
@@ -35,7 +35,7 @@ __all__ = [
     "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",
     "loss_at", "LossAt", "supports_loss_at",
-    "sweep", "fitted_exponents", "growth_rates",
+    "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError",
     "loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design",
     "stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "jury_stable_memory1",
     "noise_sum_memory1", "memory1_coefficients", "memory1_eigenvalues", "memory1_geometry",

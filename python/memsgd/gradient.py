@@ -26,10 +26,11 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import float_array, positive_int
+from ._packing import noise_arrays, noise_bytes, parameter_arrays, parameter_bytes
+from ._problem import check_problem
+from ._progress import watched
+from ._validation import float_array, positive_int, require_memory, thread_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import (_check_problem, _check_threads, _noise_arrays, _noise_bytes, _parameter_arrays,
-                       _parameter_bytes, _require_memory, _watched)
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -42,7 +43,8 @@ class LossGradient:
 
     Fields (T = steps): ``alpha`` (T,), ``b``, ``c``, ``e`` (T, M), ``D`` (T, M, M): ``d value / d``
     (that parameter of step t); ``batch`` (T,): ``d value / d(1/B_t)`` at the noise's batch sizes
-    (``tau1 d/d(tau1/B_t) + tau2 d/d(tau2/B_t)``; zero for ``Noise.none()``); ``loss`` (T+1,): the
+    (``tau1 d/d(tau1/B_t) + tau2 d/d(tau2/B_t) + sigma2 d/d(sigma2/B_t)``, sigma2 the label noise;
+    zero for ``Noise.none()``); ``loss`` (T+1,): the
     losses ``L_t`` of the forward pass (``inf`` from ``diverged_at`` on). When a step with a
     nonzero weight diverged, ``value`` is ``inf`` and every gradient entry is NaN. Rows from the
     last nonzero weight on are zero (those steps do not affect the value).
@@ -61,6 +63,7 @@ class LossGradient:
     self_noise: np.ndarray = field(default=None, repr=False)   # d value / d(tau2/B_t)
     checkpoint_every: int = field(default=0, repr=False)
     stored_states: int = field(default=0, repr=False)          # peak K-component states held
+    label: np.ndarray = field(default=None, repr=False)        # d value / d(sigma2/B_t), the label-noise source
 
     @property
     def steps(self) -> int:
@@ -131,19 +134,19 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
     and any ``checkpoint_every``.
     """
-    steps = _check_problem(schedule, spectrum, noise, steps, "schedule")
+    steps = check_problem(schedule, spectrum, noise, steps, "schedule")
     if checkpoint_every is not None:
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
-    threads = _check_threads(threads)
+    threads = thread_count(threads)
     M = schedule.memory
-    _require_memory({"loss weights": 8.0 * (steps + 1),
-                     "per-step parameters": _parameter_bytes(schedule, steps),
-                     "per-step noise": _noise_bytes(noise, steps),
-                     "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
-                    f"steps = {steps}, K = {spectrum.size}, M = {M}")
+    require_memory({"loss weights": 8.0 * (steps + 1),
+                    "per-step parameters": parameter_bytes(schedule, steps),
+                    "per-step noise": noise_bytes(noise, steps),
+                    "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
+                   f"the run (steps = {steps}, K = {spectrum.size}, M = {M})")
     w = _loss_weights(weights, steps)
-    alpha, b, c, D, e = _parameter_arrays(schedule, steps)
-    coupling, self_noise = _noise_arrays(noise, steps)
+    alpha, b, c, D, e = parameter_arrays(schedule, steps)
+    coupling, self_noise, label = noise_arrays(noise, steps)
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0
     work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
@@ -151,11 +154,14 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     def call(control):
         return _core.loss_gradient(spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e,
                                    coupling, self_noise, w, steps, checkpoint_every=checkpoint_every or 0,
-                                   threads=threads, control=control)
+                                   threads=threads, control=control, label=label)
 
-    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored) = _watched(
+    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored, g_label) = watched(
         call, work, progress, steps + horizon, "loss_gradient", "step", "steps_done")
     with np.errstate(invalid="ignore"):
+        # 1/B_t enters tau1/B_t, tau2/B_t and the label-noise source sigma2/B_t (docs/math.md §9)
         batch = noise.tau1 * g_c1 + noise.tau2 * g_c2
+        if noise.label_noise:
+            batch = batch + noise.label_noise * g_label
     return LossGradient(float(value), g_alpha, g_b, g_c, g_D, g_e, batch, loss,
-                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored))
+                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored), g_label)

@@ -10,7 +10,9 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from .dynamics import Propagators, _check_progress, _watched
+from ._progress import watched
+from ._validation import progress_flag
+from .dynamics import Propagators
 
 __all__ = ["RenewalCancellationWarning", "loss_from_propagators"]
 
@@ -49,7 +51,7 @@ def loss_from_propagators(props: Propagators, method: str = "fft", progress: Opt
         raise TypeError(f"props must be Propagators, got {type(props).__name__}")
     if not isinstance(method, str) or method not in ("direct", "fft"):
         raise ValueError(f"method must be 'direct' or 'fft', got {method!r}")
-    _check_progress(progress)
+    progress_flag(progress)
     arrays = [props.U, props.U_prime, props.V, props.V_prime]
     if not all(np.all(np.isfinite(a)) for a in arrays):
         raise ValueError("props must be finite (the propagators of a diverging algorithm cannot be summed)")
@@ -61,7 +63,7 @@ def loss_from_propagators(props: Propagators, method: str = "fft", progress: Opt
     passes = 1 + (5 - props.e_is_zero) * with_error
     work = float(n) ** 2 if method == "direct" else 50.0 * n * max(np.log2(n + 1), 1.0) ** 2
     work *= passes
-    L, _, error = _watched(lambda control: _core.solve_renewal(*arrays, method, control, with_error),
+    L, _, error = watched(lambda control: _core.solve_renewal(*arrays, method, control, with_error),
                            work, progress, passes * n, "renewal", "step", "steps_done")
     if signed:
         _warn_if_meaningless(L, error)

@@ -14,7 +14,8 @@ import numpy as np
 from ._validation import float_array, instance_of, nonnegative_int, positive_scalar, real_scalar
 from .algorithms import MemoryAlgorithm
 
-__all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd", "dana_decaying"]
+__all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd", "dana_decaying",
+           "am1_form"]
 
 # generator(t) -> (alpha (n,), b (n, M), c (n, M), D (n, M, M), e (n, M)) for an int array t
 Generator = Callable[[np.ndarray], tuple]
@@ -134,6 +135,37 @@ def _heavy_ball_arrays(lr, beta):
 def _am1_arrays(lr, beta, kick):
     n = len(lr)
     return lr + kick, beta.reshape(n, 1), lr.reshape(n, 1), beta.reshape(n, 1, 1), np.zeros((n, 1))
+
+
+def am1_form(alpha, b, c, D, e, *, name: str = "schedule", first_step: int = 0):
+    """``(lr, momentum, kick)``, each (n,), of n steps' parameters in AM1 form: the one reader of
+    that form (the AM1 optimizer, the free memory-1 family, the schedule-design experiment).
+
+    AM1 (docs/math.md §2, presets) is the memory-1 matrix form ``alpha = lr + kick``,
+    ``b = D = momentum``, ``c = lr``, ``e = 0``; ``lr = c``, ``momentum = D``, ``kick = alpha - c``.
+    The arguments are per-step arrays as :meth:`Schedule.parameters` returns them (``alpha`` (n,),
+    ``b``, ``c``, ``e`` (n, 1), ``D`` (n, 1, 1); a MemoryAlgorithm's own shapes are accepted too).
+    ValueError (naming ``name`` and step ``first_step + i``) for memory other than 1, or a step with
+    ``b != D`` (relative 1e-12) or ``e != 0``.
+
+    Example:
+        >>> import memsgd
+        >>> lr, momentum, kick = memsgd.schedules.am1_form(*memsgd.schedules.am1_power_law(0.5, 0.3).parameters(3))
+        >>> bool(abs(kick[2] - 0.5) < 1e-15)
+        True
+    """
+    alpha = np.asarray(alpha, dtype=np.float64).reshape(-1)
+    n = alpha.size
+    memory = np.asarray(b).reshape(n, -1).shape[1]
+    if memory != 1:
+        raise ValueError(f"{name} must have memory 1 (AM1 type), got memory {memory}")
+    b, c, D, e = (np.asarray(v, dtype=np.float64).reshape(n) for v in (b, c, D, e))
+    bad = ~np.isclose(b, D, rtol=1e-12, atol=0) | (e != 0)
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name} is not of AM1 type at step {first_step + i}: AM1 form needs b == D and e == 0, "
+                         f"got b={float(b[i])!r}, D={float(D[i])!r}, e={float(e[i])!r}")
+    return c, D, alpha - c
 
 
 def jacobi_heavy_ball(nu_b, lambda_max=1.0) -> Schedule:

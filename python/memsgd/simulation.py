@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Union
 
 import numpy as np
 
-from ._validation import instance_of, nonnegative_int, positive_int, real_scalar, require_memory
+from ._packing import parameter_arrays
+from ._validation import instance_of, positive_int, real_scalar, require_memory, step_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import Algorithm, _parameter_arrays
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -106,7 +107,7 @@ def _sampler(data):
     raise TypeError(f"data must be a distribution name or a callable (rng, shape) -> array, got {type(data).__name__}")
 
 
-def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, runs, seed=0,
+def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum, batch_size, steps, runs, seed=0,
                  return_stderr: bool = False, chunk_runs: int = 64, data="gaussian"):
     """Monte Carlo mean loss of real mini-batch SGD with memory.
 
@@ -125,7 +126,7 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
     if spectrum.infinite or not np.all(spectrum.weights == 1.0):
         raise ValueError("spectrum must be finite with unit weights for simulate_sgd (Monte Carlo needs real dimensions)")
     instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
-    steps = nonnegative_int(steps, "steps")
+    steps = step_count(steps)
     batches = _batch_sizes(batch_size, steps)
     runs = positive_int(runs, "runs")
     chunk_runs = positive_int(chunk_runs, "chunk_runs")
@@ -137,8 +138,8 @@ def simulate_sgd(algorithm: Algorithm, spectrum: Spectrum, batch_size, steps, ru
         raise TypeError(f"seed must be an integer, a numpy SeedSequence or None, got {type(seed).__name__}")
     if isinstance(seed, (int, np.integer)) and seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    alpha, b, c, D, e = (_parameter_arrays(algorithm, steps) if isinstance(algorithm, Schedule)
-                         else _parameter_arrays(algorithm, 1))
+    alpha, b, c, D, e = (parameter_arrays(algorithm, steps) if isinstance(algorithm, Schedule)
+                         else parameter_arrays(algorithm, 1))
     stationary = isinstance(algorithm, MemoryAlgorithm)
     lam = spectrum.eigenvalues
     sqrt_lam = np.sqrt(lam)

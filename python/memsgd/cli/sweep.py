@@ -205,7 +205,7 @@ def open_executor(spec: str):
 
 
 def run(args) -> int:
-    from ..sweep import fitted_exponents, sweep
+    from ..sweeps import fitted_exponents, sweep
     factory, grid, spectrum, noise = build(args)
     t_min, t_max = _fit_window(args.fit_window, args.steps)
     names = list(grid)

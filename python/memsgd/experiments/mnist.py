@@ -21,8 +21,8 @@ Each method is first a memsgd algorithm or schedule; the torch optimizer is buil
 (``torch.optim.SGD`` for memory 0, :class:`memsgd.torch.AM1` otherwise), and the same object is
 handed to the exact engine for the theory below.
 
-A run *blew up* when its loss is non-finite or above 100 x the initial loss (it stops there,
-:mod:`memsgd.experiments.network_training`); it is *unstable* when it blew up or ends above twice
+A run *blew up* when its loss is non-finite or above ``BLOWUP_FACTOR`` = 100 x the initial loss
+(it stops there, :mod:`memsgd.experiments.network_training`); it is *unstable* when it blew up or ends above twice
 its minimum (a ReLU network that loses all its units ends at the constant prediction 0, loss
 ~0.5, without blowing up).
 
@@ -233,7 +233,7 @@ def _theory(cfg: MnistConfig, X, Y, algos: dict, eval_times) -> dict:
     from ..dynamics import loss_curves
     from ..noise import Noise
     from .digits_model import init_params
-    from .ntk import linearised_problem, power_law_exponent
+    from .ntk import linearised_problem, power_law_fit
 
     W, A = (p.detach().double().numpy() for p in init_params(X.shape[1], cfg.hidden, CLASSES, cfg.seed))
     prob = linearised_problem(W, A, X, Y, cfg.activation)
@@ -243,9 +243,9 @@ def _theory(cfg: MnistConfig, X, Y, algos: dict, eval_times) -> dict:
     fits = []
     for k_min, k_max in NU_WINDOWS:
         if k_max <= lam.size:
-            nu, kappa = power_law_exponent(lam, k_min, k_max), power_law_exponent(tail, k_min, k_max)
+            (nu, nu_c), (kappa, kappa_c) = power_law_fit(lam, k_min, k_max), power_law_fit(tail, k_min, k_max)
             fits.append(dict(k_min=k_min, k_max=k_max, nu=nu, kappa=kappa, zeta=kappa / nu,
-                             am1_delta_max=1.0 - 1.0 / nu))
+                             am1_delta_max=1.0 - 1.0 / nu, nu_prefactor=nu_c, kappa_prefactor=kappa_c))
     configs = [(B, name) for B in cfg.batch_sizes for name in algos] + [(math.inf, "Jacobi HB")]
     record = np.asarray(eval_times, dtype=np.int64)
     res = loss_curves([algos[name] for _, name in configs], spec,
@@ -310,7 +310,7 @@ def run(config: Optional[MnistConfig] = None, out_dir=None, progress=None) -> di
 
     rows = [_row(cfg, task, out, theory, lambda_max) for task, out in zip(tasks, trained)]
     checks = _checks(cfg, rows)
-    curves = {f"B={t['batch_size']} {t['name']}": dict(t=o["t"], loss=o["loss"], diverged_at=o["diverged_at"])
+    curves = {f"B={t['batch_size']} {t['name']}": dict(t=o["t"], loss=o["loss"], blew_up_at=o["blew_up_at"])
               for t, o in zip(tasks, trained)}
     result = dict(table=_table(cfg, rows, checks, theory, lambda_max, X.shape[0]), rows=rows, curves=curves,
                   checks=checks, lambda_max=lambda_max, config=asdict(cfg), files=[])
@@ -339,14 +339,14 @@ def _row(cfg, task, out, theory, lambda_max) -> dict:
     ls = np.asarray(out["loss"], dtype=float)
     finite = np.isfinite(ls)
     j = int(np.argmin(np.where(finite, ls, np.inf)))
-    final = float(ls[-1]) if out["diverged_at"] is None else math.inf
-    unstable = out["diverged_at"] is not None or final > UNSTABLE_FACTOR * float(ls[j])
-    complete = out["diverged_at"] is None
+    final = float(ls[-1]) if out["blew_up_at"] is None else math.inf
+    unstable = out["blew_up_at"] is not None or final > UNSTABLE_FACTOR * float(ls[j])
+    complete = out["blew_up_at"] is None
     row = dict(batch_size=task["batch_size"], algorithm=task["name"],
                hyperparameters=_hyperparameters(cfg, task["name"], lambda_max),
                final_loss=final, min_loss=float(ls[j]), min_at=int(out["t"][j]),
                fitted_exponent=_fitted(out["t"], ls, cfg.steps) if complete and not unstable else None,
-               blew_up_at=out["diverged_at"], unstable=bool(unstable), dead_units=out["dead_units"],
+               blew_up_at=out["blew_up_at"], unstable=bool(unstable), dead_units=out["dead_units"],
                train_accuracy=out["train_accuracy"] if complete else None, seconds=out["seconds"])
     if theory is not None:
         c = theory["curves"][(task["batch_size"], task["name"])]
@@ -434,9 +434,8 @@ def _write(cfg, out_dir, tasks, trained, theory, result) -> list:
             series = [dict(label="tangent kernel at init", x=k, y=theory[key])]
             for f in theory["fits"]:
                 kk = np.geomspace(f["k_min"], f["k_max"], 20)
-                at = np.interp(np.log(f["k_min"]), np.log(k), np.log(theory[key]))
                 series.append(dict(label=f"fit k in [{f['k_min']}, {f['k_max']}]: {what} = {f[what]:.3f}", x=kk,
-                                   y=np.exp(at) * (kk / f["k_min"]) ** (-f[what]), style="--"))
+                                   y=f[what + "_prefactor"] * kk ** (-f[what]), style="--"))
             spec_panels.append(dict(series=series, xlabel="k",
                                     ylabel="lambda_k" if key == "eigenvalues" else "1/2 sum_{j>=k} lambda_j c_j^2",
                                     title="eigenvalues" if key == "eigenvalues" else "loss left beyond k"))

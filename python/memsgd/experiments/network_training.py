@@ -2,8 +2,8 @@
 
 Mini-batches of ``batch_size`` rows are drawn uniformly *with replacement* from a
 ``torch.Generator`` seeded with ``seed`` (the same sequence for every optimizer given the same
-seed); the full-batch loss is evaluated at the steps ``eval_times``. A run has *diverged* at the
-first evaluation whose loss is non-finite or above ``DIVERGED_FACTOR`` times the first one; it
+seed); the full-batch loss is evaluated at the steps ``eval_times``. A run has *blown up* at the
+first evaluation whose loss is non-finite or above ``BLOWUP_FACTOR`` times the first one; it
 stops there.
 """
 from __future__ import annotations
@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 from typing import Callable, Optional
 
-__all__ = ["train_run", "DIVERGED_FACTOR"]
+__all__ = ["train_run", "BLOWUP_FACTOR"]
 
-DIVERGED_FACTOR = 100.0     # a run has diverged once its loss exceeds 100 x the initial loss
+# Training stops at the first evaluated step whose full-batch loss exceeds this times the initial
+# loss (or is not finite): the run has blown up. A rule for real network training, not the
+# exact engine's divergence rule (L_t > 1e30 L_0, docs/math.md §8), hence its own name.
+BLOWUP_FACTOR = 100.0
 
 
 def train_run(params, optimizer, loss: Callable, X, Y, *, batch_size: int, steps: int, eval_times,
@@ -32,7 +35,7 @@ def train_run(params, optimizer, loss: Callable, X, Y, *, batch_size: int, steps
         report: ``None`` or ``report(steps_done)``, called every ``report_every`` steps.
 
     Returns:
-        ``{"t": [...], "loss": [...], "diverged_at": None or the step}``.
+        ``{"t": [...], "loss": [...], "blew_up_at": None or the step}``.
     """
     import torch
 
@@ -40,7 +43,7 @@ def train_run(params, optimizer, loss: Callable, X, Y, *, batch_size: int, steps
     n = X.shape[0]
     gen = torch.Generator().manual_seed(seed)
     ts, ls = [], []
-    L0, diverged_at, next_eval = None, None, 0
+    L0, blew_up_at, next_eval = None, None, 0
     for t in range(steps + 1):
         if next_eval < len(times) and t == times[next_eval]:
             with torch.no_grad():
@@ -49,8 +52,8 @@ def train_run(params, optimizer, loss: Callable, X, Y, *, batch_size: int, steps
             ls.append(L)
             L0 = L if L0 is None else L0
             next_eval += 1
-            if not math.isfinite(L) or L > DIVERGED_FACTOR * L0:
-                diverged_at = t
+            if not math.isfinite(L) or L > BLOWUP_FACTOR * L0:
+                blew_up_at = t
                 break
         if t == steps:
             break
@@ -60,4 +63,4 @@ def train_run(params, optimizer, loss: Callable, X, Y, *, batch_size: int, steps
         optimizer.step()
         if report is not None and (t + 1) % report_every == 0:
             report(t + 1)
-    return {"t": ts, "loss": ls, "diverged_at": diverged_at}
+    return {"t": ts, "loss": ls, "blew_up_at": blew_up_at}

@@ -29,7 +29,7 @@ import numpy as np
 from .._validation import float_array
 from .empirical import estimate_tau_gram
 
-__all__ = ["tangent_kernel", "linearised_problem", "power_law_exponent"]
+__all__ = ["tangent_kernel", "linearised_problem", "power_law_fit"]
 
 
 def _activation(name: str, z: np.ndarray):
@@ -83,11 +83,12 @@ def linearised_problem(W, A, X, Y, activation: str, rtol: float = 1e-10) -> dict
                 kernel_diagonal_mean=float(np.mean(np.diag(K))))
 
 
-def power_law_exponent(values, k_min: int, k_max: int) -> float:
-    """Least-squares slope ``p`` of ``-log values[k-1]`` against ``log k`` over ``k_min <= k <= k_max``
-    (``values ~ C k^-p``), on about 100 log-spaced k."""
+def power_law_fit(values, k_min: int, k_max: int):
+    """Least-squares fit ``values[k-1] ~ C k^-p`` in log-log over ``k_min <= k <= k_max`` (about 100
+    log-spaced k); returns ``(p, C)``."""
     v = np.asarray(values, dtype=np.float64)
     if not 1 <= k_min < k_max <= v.size:
         raise ValueError(f"need 1 <= k_min < k_max <= {v.size}, got k_min={k_min}, k_max={k_max}")
     k = np.unique(np.round(np.geomspace(k_min, k_max, 100)).astype(int))
-    return float(-np.polyfit(np.log(k), np.log(v[k - 1]), 1)[0])
+    slope, intercept = np.polyfit(np.log(k), np.log(v[k - 1]), 1)
+    return float(-slope), float(np.exp(intercept))

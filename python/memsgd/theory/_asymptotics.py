@@ -8,13 +8,16 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.special import gamma as _gamma
 
-from .._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_array
+from .._affine import refuse_affine
+from .._validation import float_array, instance_of, positive_scalar, real_scalar, step_array, step_count
 from ..algorithms import MemoryAlgorithm
 from ..long_horizon import MAX_STEP, loss_at
 from ..noise import Noise
 from ..spectrum import Spectrum
 from .._stationary import spectrum_and_noise, stationary
 from ._components import Components
+from ._fitting import MIN_MEASURE_STEPS, exponent_at, fitted_steps, number_list
+from ._measured import measured_exponents
 from ._stability import stability
 
 __all__ = ["fit_exponent", "phase_boundary", "phase_of", "Asymptotics", "asymptotics", "phase_diagram"]
@@ -39,27 +42,11 @@ def fit_exponent(loss, t_min, t_max) -> float:
         raise ValueError(f"need 0 < t_min < t_max, got t_min={t_min}, t_max={t_max}")
     if t_max > loss.size - 1:
         raise ValueError(f"t_max must be <= len(loss) - 1 = {loss.size - 1}, got {t_max}")
-    idx = _fitted_steps(t_min, t_max)
+    idx = fitted_steps(t_min, t_max)
     L = loss[int(np.ceil(t_min)):int(np.floor(t_max)) + 1]
     if not np.all(np.isfinite(L) & (L > 0)):
         raise ValueError("loss must be finite and > 0 on [t_min, t_max] to fit an exponent")
-    return _exponent_at(idx, loss[idx])
-
-
-def _fitted_steps(t_min: float, t_max: float) -> np.ndarray:
-    """The steps :func:`fit_exponent` reads: at most 200 integers log-spaced over the integer steps
-    of ``[t_min, t_max]`` (so that the fit weighs ``log t`` evenly), increasing, distinct."""
-    t = np.arange(int(np.ceil(t_min)), int(np.floor(t_max)) + 1)
-    if t.size < 2:
-        raise ValueError("the window [t_min, t_max] must contain at least two integer steps")
-    return np.unique(np.round(np.geomspace(t[0], t[-1], min(t.size, 200))).astype(int))
-
-
-def _exponent_at(steps: np.ndarray, loss: np.ndarray) -> float:
-    """``p``, minus the least-squares slope of ``log L`` against ``log t`` at the given steps
-    (``loss[i] = L_{steps[i]}``, finite and > 0)."""
-    slope = np.polyfit(np.log(steps), np.log(loss), 1)[0]
-    return float(-slope)
+    return exponent_at(idx, loss[idx])
 
 
 def phase_boundary(nu) -> float:
@@ -148,6 +135,7 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
+    refuse_affine(algo, noise, "asymptotics", "use loss_curve")
     if check_at is not None:
         check_at = step_array(check_at, "check_at", max_step=MAX_STEP, min_step=1)  # the law is a power of t
     result = _asymptotics(algo, spectrum, noise)
@@ -205,13 +193,12 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
     """
     algo = stationary(algorithm)
     instance_of(noise, Noise, "noise")
-    nus = [positive_scalar(v, "nus") for v in _sequence(nus, "nus")]
-    zetas = [positive_scalar(v, "zetas") for v in _sequence(zetas, "zetas")]
+    nus = [positive_scalar(v, "nus") for v in number_list(nus, "nus")]
+    zetas = [positive_scalar(v, "zetas") for v in number_list(zetas, "zetas")]
     for nu in nus:
         phase_boundary(nu)   # nu > 1
     if measure_steps is not None:
-        from ._measured import MIN_MEASURE_STEPS
-        measure_steps = positive_int(measure_steps, "measure_steps")
+        measure_steps = step_count(measure_steps, "measure_steps", minimum=1)
         if measure_steps < MIN_MEASURE_STEPS:
             raise ValueError(f"measure_steps must be >= {MIN_MEASURE_STEPS} (the exponent is fitted on "
                              f"[T/10, T]), got {measure_steps}")
@@ -229,16 +216,9 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
                          "noise_sum": rep.noise_sum, "noise_sum_prime": rep.noise_sum_prime,
                          "converges": rep.converges})
     if measure_steps is not None:
-        from ._measured import measured_exponents
         measured = measured_exponents(algo, noise, nus, zetas, measure_steps, size=size, scale=scale, q=q,
                                       threads=threads, progress=progress)
         for row, p in zip(rows, measured.ravel()):
             row["measured_exponent"] = float(p)
     return rows
 
-
-def _sequence(values, name):
-    arr = float_array(values, name)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence of numbers, got shape {arr.shape}")
-    return [float(v) for v in arr]

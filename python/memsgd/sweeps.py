@@ -19,15 +19,16 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ._growth import growth
 from ._optional import require
 from ._progress import progress_bar
 from ._steps import recorded_steps
 from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
 from ._sweep_store import StoreMismatchError, SweepStore
 from ._method import AUTO_WORK, check_method, engine_work
-from ._validation import nonnegative_int, positive_int, require_memory
+from ._validation import positive_int, require_memory, step_count, thread_count
+from ._version import __version__
 from .algorithms import MemoryAlgorithm
-from .dynamics import MAX_STEPS, _growth
 from .long_horizon import MAX_STEP as LOSS_AT_MAX_STEP
 from .long_horizon import supports_loss_at
 from .noise import Noise
@@ -93,16 +94,14 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     if not callable(factory):
         raise TypeError(f"factory must be callable (grid values -> algorithm), got {type(factory).__name__}")
     axes = _check_grid(grid)
-    steps = nonnegative_int(steps, "steps")
-    if steps >= MAX_STEPS:
-        raise ValueError(f"steps must be < 2**40, got {steps}")
+    steps = step_count(steps)
     method = check_method(method)
     kept = None if record is None else recorded_steps(record, steps)  # every step: after the method is known
     kind = executor_kind(executor)
     if chunk_size is not None:
         chunk_size = positive_int(chunk_size, "chunk_size")
-    if threads is not None:
-        threads = positive_int(threads, "threads")
+    if threads is not None:  # None: the default, which chunking reads as such
+        threads = thread_count(threads)
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable (done, total), got {type(progress).__name__}")
     if store is not None:
@@ -234,7 +233,7 @@ def growth_rates(dataset):
     loss = dataset["loss"].transpose(..., "step")
     L = np.asarray(loss.values).reshape(-1, t.size)
     d = np.asarray(dataset["diverged_at"].transpose(*loss.dims[:-1]).values).reshape(-1)
-    pairs = [_growth(row, None if k < 0 else int(k), t) for row, k in zip(L, d)]
+    pairs = [growth(row, None if k < 0 else int(k), t) for row, k in zip(L, d)]
     shape, dims = loss.shape[:-1], loss.dims[:-1]
     rate = np.array([r for r, _ in pairs], dtype=np.float64).reshape(shape)
     grows = np.array([g for _, g in pairs], dtype=bool).reshape(shape)
@@ -455,7 +454,6 @@ def _content_digest(digests, index) -> str:
 
 def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
     """Content digests of what defines a sweep's results; a store is resumed only when all agree."""
-    from . import __version__
     parts = {
         "grid": _sha(*(f"{n}:{v.dtype.str}:{v.tolist()!r}" for n, v in axes.items())),
         "steps": _sha(configs.steps),
@@ -478,8 +476,6 @@ def _name(obj) -> str:
 
 
 def _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints, method) -> dict:
-    from . import __version__
-
     def describe(value, name):
         if callable(value) and not isinstance(value, (Spectrum, Noise)):
             return f"{_name(value)}({', '.join(takes[name])})"
