@@ -1,6 +1,6 @@
 """Regenerate the figures of the user docs (docs/figures/*.png) from the reproductions.
 
-    python bench/docs_figures.py            # about 2 minutes on 2 cores, plus ~10 for mnist;
+    python bench/docs_figures.py            # about 2 minutes on 2 cores, plus ~6 for mnist;
                                             # digits needs .[torch,data], mnist .[torch,mnist]
 
 Runs `memsgd reproduce fig1 | fig4 | compare | digits | mnist` with their default (paper) settings
