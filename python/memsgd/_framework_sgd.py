@@ -41,11 +41,13 @@ def _values(value, steps, name: str, *, optax: bool, nonnegative: bool = True):
     ``value``: a number, a 1-D array over steps, a callable ``step -> value`` (called with Python
     ints; for optax with int32 counts, as optax calls it), a memsgd lr shape, or a torch LR
     scheduler (its optimizer's values, :func:`~memsgd.lr_shapes.from_torch_scheduler`)."""
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) or (
-            isinstance(value, np.ndarray) and value.ndim == 0):
-        out = float_array(value, name)
+    if isinstance(value, (str, bytes, bool, np.bool_)) or value is None:
+        raise TypeError(f"{name} must be a number, an array over steps or a callable step -> value, "
+                        f"got {type(value).__name__}")
+    if isinstance(value, numbers.Real) or (not callable(value) and not _torch_scheduler(value)
+                                           and np.ndim(value) == 0):       # 0-d numpy/jax/torch values too
         arr = None
-        number = float(out)
+        number = float(float_array(value, name))
     else:
         number = None
         if _torch_scheduler(value):
@@ -66,9 +68,6 @@ def _values(value, steps, name: str, *, optax: bool, nonnegative: bool = True):
                         arr[t] = float(v)
                     except (TypeError, ValueError):
                         raise TypeError(f"{name}({t}) must be a real number, got {v!r}") from None
-        elif isinstance(value, (str, bytes, bool, np.bool_)) or value is None:
-            raise TypeError(f"{name} must be a number, an array over steps or a callable step -> value, "
-                            f"got {type(value).__name__}")
         else:
             arr = float_array(value, name, ndim=1, allow_empty=False, finite=False)
     checked = np.atleast_1d(number if arr is None else arr)
