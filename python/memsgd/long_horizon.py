@@ -254,7 +254,10 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
 
     Args:
         algorithm: a stationary :class:`MemoryAlgorithm` (any memory M, any e; weight decay, a
-            readout or EMA, a preconditioner, but not a preconditioner together with weight decay).
+            readout or EMA, a preconditioner, but not a preconditioner together with weight decay),
+            or a :meth:`Schedule.piecewise` of such pieces without readout and preconditioner
+            (each piece from the state the previous one hands over; docs/long-horizons.md,
+            "Piecewise-stationary schedules").
         spectrum: finite, infinite (quadrature weights) or empirical.
         noise: SE noise with one batch size (``noise.per_step`` is not supported), label noise allowed.
         steps: strictly increasing integers in [0, 10^12] (integral floats such as 1e9 accepted).
