@@ -229,10 +229,16 @@ class LossAt:
 def supports_loss_at(algorithm, noise) -> bool:
     """True when :func:`loss_at` accepts this algorithm and noise: a stationary
     :class:`MemoryAlgorithm` (not a Schedule; label noise, weight decay, readout and preconditioner
-    allowed, but not a preconditioner together with weight decay) and a :class:`Noise` with one
-    batch size."""
-    return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
-            and not (algorithm.preconditioner and has_weight_decay(algorithm)))
+    allowed, but not a preconditioner together with weight decay), or a :meth:`Schedule.piecewise`
+    of pieces without readout and preconditioner (exact, each piece by its contour: about one
+    stationary run per piece), and a :class:`Noise` with one batch size. A smooth Schedule is
+    False: it needs ``approximate=`` (an approximation, not the exact route a sweep takes)."""
+    if not isinstance(noise, Noise) or noise.per_step:
+        return False
+    if isinstance(algorithm, Schedule):
+        pieces = algorithm.pieces
+        return pieces is not None and all(not np.any(a.readout) and not a.preconditioner for a, _ in pieces)
+    return isinstance(algorithm, MemoryAlgorithm) and not (algorithm.preconditioner and has_weight_decay(algorithm))
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
