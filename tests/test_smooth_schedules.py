@@ -83,20 +83,20 @@ def test_frozen_pieces_midpoint_and_merge():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(approximate=1), ValueError, "approximate must be >= 2"),
+    (dict(approximate=4), ValueError, "approximate must be >= 8"),
     (dict(approximate=2.0), TypeError, "approximate must be an integer"),
     (dict(breaks=(5,)), ValueError, "approximate must be a number of pieces"),
-    (dict(approximate=4, breaks=5), TypeError, "breaks must be a sequence"),
+    (dict(approximate=8, breaks=5), TypeError, "breaks must be a sequence"),
 ])
 def test_validation(kwargs, error, match):
     with pytest.raises(error, match=match):
         ms.loss_at(_heavy_ball(lr_shapes.cosine(0.1, 100)), SPEC, NOISE, [50], **kwargs)
     with pytest.raises(ValueError, match="approximate and breaks must be left out"):
-        ms.loss_at(ms.heavy_ball(0.1, 0.9), SPEC, NOISE, [50], approximate=4)
+        ms.loss_at(ms.heavy_ball(0.1, 0.9), SPEC, NOISE, [50], approximate=8)
 
 
 def test_exact_part_is_the_recursion():
     schedule = _heavy_ball(lr_shapes.cosine(0.1, 500))
-    got = ms.loss_at(schedule, SPEC, NOISE, [10, 400], approximate=4)
+    got = ms.loss_at(schedule, SPEC, NOISE, [10, 400], approximate=8)
     np.testing.assert_array_equal(got.loss, ms.loss_curve(schedule, SPEC, NOISE, 400).loss[[10, 400]])
     assert got.exact_until == 400

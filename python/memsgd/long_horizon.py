@@ -167,6 +167,8 @@ _ENVELOPE_MAX_WINDOW = 1024
 # the second (numpy, O(n K P^2)): past it only the contour.
 _STATE_RECURSION = 1024
 _STATE_RECURSION_MAX = 200_000
+# approximate= at least: at 2 and 4 pieces per e-fold the estimate missed AM1's error (4x).
+_SMOOTH_MIN_PER_EFOLD = 8
 # A smooth schedule (approximate=) comes from the exact recursion up to this step by default.
 _SMOOTH_EXACT = 10 ** 6
 # Resolution of the centre c: shifting it by this changes e^(c t) by < 1e-6 at t = 10^12, and the
@@ -280,7 +282,7 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         warn: emit the messages of ``LossAt.warnings`` as ``RuntimeWarning`` (False: only keep
             them there, e.g. in a worker process whose warnings would be lost).
         approximate: for a smooth :class:`Schedule` (parameters changing every step: cosine, WSD
-            cooldowns, AM1, DANA-decaying), ``m`` >= 2 pieces per e-fold: steps up to ``exact_until``
+            cooldowns, AM1, DANA-decaying), ``m`` >= 8 pieces per e-fold (16 recommended): steps up to ``exact_until``
             (default ``min(10^6, last step)``) come from the exact recursion, later steps from a
             piecewise-stationary approximation graded in log-distance to step 0, to the evaluated
             step and to the ``breaks``, at ``m/2`` and ``m`` pieces per e-fold, Richardson-extrapolated
@@ -424,12 +426,14 @@ def _loss_at_smooth(schedule, spectrum, noise, steps, exact_until, approximate, 
     times the correction: the measured convergence is 2 to 3rd order, docs/long-horizons.md, "Smooth
     schedules") plus both levels' own estimates."""
     if approximate is None:
-        raise ValueError("approximate must be a number of pieces per e-fold (an integer >= 2) when breaks "
+        raise ValueError("approximate must be a number of pieces per e-fold (an integer >= 8) when breaks "
                          "are given")
     if isinstance(approximate, bool) or not isinstance(approximate, (int, np.integer)):
         raise TypeError(f"approximate must be an integer (pieces per e-fold), got {type(approximate).__name__}")
-    if approximate < 2:
-        raise ValueError(f"approximate must be >= 2 (pieces per e-fold; the coarse level has half), got {approximate}")
+    if approximate < _SMOOTH_MIN_PER_EFOLD:
+        raise ValueError(f"approximate must be >= {_SMOOTH_MIN_PER_EFOLD} (pieces per e-fold; the coarse level has "
+                         f"half, and coarser levels are not yet in the asymptotic regime the estimate assumes), "
+                         f"got {approximate}")
     m = int(approximate)
     if isinstance(breaks, (str, bytes)) or not isinstance(breaks, (list, tuple, np.ndarray)):
         raise TypeError(f"breaks must be a sequence of steps, got {type(breaks).__name__}")
