@@ -42,8 +42,8 @@ from .algorithms import MemoryAlgorithm
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["affine_features", "refuse_affine", "plain_problem", "decayed_problem", "gradient_chain", "ema",
-           "has_weight_decay",
+__all__ = ["affine_features", "refuse_affine", "plain_problem", "forward_problem", "decayed_problem",
+           "gradient_chain", "ema", "has_weight_decay",
            "readout_transform", "weight_decay_reduction", "readout_vjp", "weight_decay_vjp"]
 
 
@@ -163,16 +163,18 @@ def _one_row(algo: MemoryAlgorithm):
             algo.e.reshape(1, M))
 
 
-def _plain_algorithm(algorithm, decay: bool):
-    """The plain algorithm (or schedule) of readout and weight decay (reduced when ``decay``)."""
+def _plain_algorithm(algorithm, decay: bool, keep_decay: bool = False):
+    """The plain algorithm (or schedule) of readout and weight decay (reduced when ``decay``);
+    ``keep_decay``: the readout transform only, the weight decay kept on the result."""
+    wd = {"weight_decay": algorithm.weight_decay} if keep_decay else {}
     if isinstance(algorithm, MemoryAlgorithm):
         rho = np.array([algorithm.weight_decay]) if decay else None
         alpha, b, c, D, e = _reduced_arrays(*_one_row(algorithm), algorithm.readout, rho)
-        return MemoryAlgorithm(float(alpha[0]), b[0], c[0], D[0], e[0])
+        return MemoryAlgorithm(float(alpha[0]), b[0], c[0], D[0], e[0], **wd)
     if not (decay or np.any(algorithm.readout)):   # a preconditioner only
-        return Schedule(algorithm.memory, algorithm._generator, length=algorithm.length, name=algorithm.name)
+        return Schedule(algorithm.memory, algorithm._generator, length=algorithm.length, name=algorithm.name, **wd)
     return Schedule(algorithm.memory + (1 if decay else 0), _ReducedGenerator(algorithm, decay),
-                    length=algorithm.length, name=f"{algorithm.name} (affine reduction)")
+                    length=algorithm.length, name=f"{algorithm.name} (affine reduction)", **wd)
 
 
 def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
@@ -196,6 +198,21 @@ def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
         instance_of(spectrum, Spectrum, "spectrum")
         spectrum = spectrum.preconditioned(algorithm.preconditioner)
     return _plain_algorithm(algorithm, decay), spectrum
+
+
+def forward_problem(algorithm, spectrum):
+    """``(algorithm, spectrum)`` for the engine's forward path (``loss_curve``, ``loss_curves``):
+    :func:`plain_problem`, except that weight decay is not reduced but kept on the returned
+    algorithm (memory M, readout transform applied, preconditioner moved into the spectrum): the
+    core carries it itself, in the affine state of docs/math.md §9 (first moments and the centered
+    second moment per component), at about 1.3x the plain step's cost instead of a memory-(M+1)
+    step. The same losses as the reduction up to rounding. Preconditioner and weight decay
+    together: :func:`plain_problem`'s refusal."""
+    if not has_weight_decay(algorithm):
+        return plain_problem(algorithm, spectrum)
+    if algorithm.preconditioner:
+        plain_problem(algorithm, spectrum)       # its one-line refusal
+    return _plain_algorithm(algorithm, False, keep_decay=True), spectrum
 
 
 def decayed_problem(algorithm: MemoryAlgorithm, spectrum):
