@@ -90,10 +90,11 @@ class Converter {
   std::vector<py::object> keep_;  // the keys stay alive (and unique) while cached
 };
 
-// (eigenvalues, weights, scales) -> Nodes
+// (eigenvalues, weights, scales[, decay_scale or None]) -> Nodes
 memsgd::Nodes nodes_from(Converter& conv, const py::handle& spectrum, const std::string& where) {
   auto t = py::reinterpret_borrow<py::tuple>(spectrum);
-  require(t.size() == 3, "spectrum" + where + " must be (eigenvalues, weights, scales)");
+  require(t.size() == 3 || t.size() == 4,
+          "spectrum" + where + " must be (eigenvalues, weights, scales) or (eigenvalues, weights, scales, decay_scale)");
   const Array& lam = conv.get(t[0], "eigenvalues" + where);
   require(lam.ndim() == 1 && lam.size() > 0, "eigenvalues" + where + " must be a non-empty 1-d array");
   const py::ssize_t K = lam.size();
@@ -101,7 +102,13 @@ memsgd::Nodes nodes_from(Converter& conv, const py::handle& spectrum, const std:
   const Array& sc = conv.get(t[2], "scales" + where);
   require_shape(w, "weights" + where, {K});
   require_shape(sc, "scales" + where, {K});
-  return memsgd::Nodes{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
+  memsgd::Nodes n{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
+  if (t.size() == 4 && !t[3].is_none()) {
+    const Array& ds = conv.get(t[3], "decay_scale" + where);
+    require_shape(ds, "decay_scale" + where, {K});
+    n.decay_scale = ds.data();
+  }
+  return n;
 }
 
 // (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)) -> AlgorithmParams
@@ -183,12 +190,13 @@ void require_tuple(const py::handle& obj, const char* name) {
 py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha, py::object b,
                  py::object c, py::object D, py::object e, py::object coupling, py::object self_noise,
                  std::int64_t steps, bool initial_ggt, bool overflow_only, int threads, bool adaptive_threads,
-                 bool spin_only, py::object control, py::object label, py::object weight_decay) {
+                 bool spin_only, py::object control, py::object label, py::object weight_decay,
+                 py::object decay_scale) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   require_threads(threads);
   memsgd::Configuration cfg;
-  cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
+  cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales, decay_scale), "");
   cfg.algorithm = algorithm_from(conv, py::make_tuple(alpha, b, c, D, e), "");
   weight_decay_from(conv, weight_decay, cfg.algorithm, "");
   cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise, label), "");
@@ -524,14 +532,16 @@ PYBIND11_MODULE(_core, m) {
         py::arg("steps"), py::kw_only(), py::arg("initial_ggt") = false, py::arg("overflow_only") = false,
         py::arg("threads") = 0, py::arg("adaptive_threads") = true, py::arg("spin_only") = false,
         py::arg("control") = py::none(), py::arg("label") = py::none(), py::arg("weight_decay") = py::none(),
+        py::arg("decay_scale") = py::none(),
         "One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output "
         "(steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = "
         "sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. weight_decay: "
-        "None or rho_t >= 0 per row of alpha (the affine state of weight decay). threads = 0: the default.");
+        "None or rho_t >= 0 per row of alpha (the affine state of weight decay); decay_scale: None or kappa_k > 0 "
+        "per eigenvalue (component k decays by kappa_k rho_t). threads = 0: the default.");
   m.def("evolve_batch", &evolve_batch, py::arg("spectra"), py::arg("algorithms"), py::arg("noises"),
         py::arg("steps"), py::arg("record") = py::none(), py::kw_only(), py::arg("threads") = 0,
         py::arg("control") = py::none(),
-        "C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e) "
+        "C configurations: spectra[i] = (eigenvalues, weights, scales[, decay_scale]), algorithms[i] = (alpha, b, c, D, e) "
         "or (alpha, b, c, D, e, weight_decay (rows of alpha) or None), "
         "noises[i] = (coupling, self_noise) or (coupling, self_noise, label). Returns (loss (C, R), diverged_at (C,)) at the recorded steps "
         "(record: increasing int64 steps in [0, steps], or None for every step).");

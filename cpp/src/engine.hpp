@@ -164,14 +164,16 @@ class FixedEngine final : public Engine {
         N_(cfg.algorithm.memory + 1),
         P_(kernels::packed_size(N_)),
         affine_(has_weight_decay(cfg.algorithm)),
-        G_(static_cast<std::size_t>(affine_ ? kernels::affine_group_doubles(N_) : kernels::group_doubles(N_))),
-        state_offset_((affine_ ? kernels::kAffineNodeVectors : 2) * kernels::kLanes),
+        scaled_(affine_ && cfg.nodes.decay_scale != nullptr),
+        G_(static_cast<std::size_t>(affine_ ? kernels::affine_group_doubles(N_, scaled_) : kernels::group_doubles(N_))),
+        state_offset_(static_cast<std::size_t>(affine_ ? kernels::affine_node_vectors(scaled_) : 2) * kernels::kLanes),
         groups_(ceil_div(cfg.nodes.count, kernels::kLanes)),
         blocks_(ceil_div(groups_, kernels::kBlockGroups)),
         e_zero_(cfg.algorithm.memory == 0 || shift_is_zero(cfg.algorithm)),
         data_(groups_ * G_),
         table_(table),
-        fn_(affine_ ? table->affine_step[N_ - 1][e_zero_ ? 1 : 0] : table->step[N_ - 1][e_zero_ ? 1 : 0]),
+        fn_(affine_ ? table->affine_step[N_ - 1][e_zero_ ? 1 : 0][scaled_ ? 1 : 0]
+                    : table->step[N_ - 1][e_zero_ ? 1 : 0]),
         recompute_(table->recompute[N_ - 1][e_zero_ ? 1 : 0]) {
     constexpr int kLanes = kernels::kLanes;
     const Nodes& nd = cfg.nodes;
@@ -185,9 +187,13 @@ class FixedEngine final : public Engine {
       const double lam = nd.eigenvalue[k], sc = nd.scale[k];
       base[0] = lam;
       base[kLanes] = 0.5 * nd.weight[k] * lam;
-      if (affine_) {  // c2, then C_0 = 0 and mu_0 = -e_1 (X_0 = c2 E11)
-        base[2 * kLanes] = sc;
-        base[(kernels::kAffineNodeVectors + P_) * kLanes] = -1.0;
+      if (affine_) {  // c2 kappa^2 [and kappa], then C_0 = 0, mu_0 = -e_1 / kappa (X_0 = c2 E11), q_0 = c2
+        const std::size_t state = state_offset_ / kLanes;
+        const double kappa = scaled_ ? nd.decay_scale[k] : 1.0;
+        base[2 * kLanes] = scaled_ ? sc * (kappa * kappa) : sc;
+        if (scaled_) base[3 * kLanes] = kappa;
+        base[(state + P_) * kLanes] = scaled_ ? -1.0 / kappa : -1.0;
+        base[(state + P_ + N_) * kLanes] = sc;
         continue;
       }
       for (int p = 0; p < P_; ++p) base[(2 + p) * kLanes] = sc * x0[p];
@@ -309,7 +315,7 @@ class FixedEngine final : public Engine {
 
   Configuration cfg_;
   int N_, P_;
-  bool affine_;
+  bool affine_, scaled_;
   std::size_t G_, state_offset_, groups_, blocks_;
   bool e_zero_;
   AlignedDoubles data_;
@@ -335,6 +341,7 @@ class GeneralEngine final : public Engine {
         K_(cfg.nodes.count),
         blocks_(ceil_div(K_, kBlockComponents)),
         affine_(has_weight_decay(cfg.algorithm)),
+        kappa_(cfg.nodes.decay_scale),
         X_(K_ * NN_),
         mu_(affine_ ? K_ * static_cast<std::size_t>(N_) : 0),
         lam_(cfg.nodes.eigenvalue),
@@ -506,13 +513,15 @@ class GeneralEngine final : public Engine {
   }
 
   // X <- S X S^T + noise g g^T for component k, S = S0 - lam g h^T; with weight decay X is the
-  // centered C, the noise sees h^T C h + c2 (h^T mu)^2 and mu <- S mu + force (kernel_api.hpp).
+  // centered C, S = S0 - (lam + kappa rho) g h^T, the noise sees h^T C h + c2 (h^T mu)^2 and
+  // mu <- S mu + kappa force (kernel_api.hpp; here mu = m / w*, unscaled by kappa).
   bool component(const Coefficients& q, std::size_t k, double noise_drive, double self_noise, Scratch& sc,
                  const std::atomic<bool>* cancel) {
     const int N = N_;
     const std::size_t n = static_cast<std::size_t>(N);
     const double lam = lam_[k];
-    const double lam_s = affine_ ? lam + q.rho : lam;  // S = S0 - (lam + rho) g h^T (kernel_api.hpp)
+    const double kappa = kappa_ != nullptr ? kappa_[k] : 1.0;
+    const double lam_s = affine_ ? lam + kappa * q.rho : lam;  // S = S0 - (lam + kappa rho) g h^T (kernel_api.hpp)
     double* x = X_.data() + k * NN_;
     double* S = sc.S.data();
     double* St = sc.St.data();
@@ -555,7 +564,7 @@ class GeneralEngine final : public Engine {
       double* mu = mu_.data() + k * n;
       double* m = sc.m.data();
       for (int i = 0; i < N; ++i) {
-        double acc = q.force[i];
+        double acc = kappa * q.force[i];
         for (int j = 0; j < N; ++j) acc += S[i * n + j] * mu[j];
         m[i] = acc;
       }
@@ -568,6 +577,7 @@ class GeneralEngine final : public Engine {
   int M_, N_;
   std::size_t NN_, K_, blocks_;
   bool affine_;
+  const double* kappa_;  // the per-component factor of rho (nullptr: 1)
   std::vector<double> X_, mu_;
   const double* lam_;
   const double* c2_;

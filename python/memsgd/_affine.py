@@ -31,7 +31,8 @@ algorithms (one row) and schedules share them.
    ``w*``): the loss tends to the bias floor ``1/2 sum lambda c^2 (rho / (lambda + rho))^2``
    (noise-free); stability is judged on the original algorithm at ``lambda + rho``.
    Preconditioner and weight decay together make the decay per component (``p_k rho``), which
-   no plain algorithm carries: refused here (``simulate_sgd`` simulates it).
+   no plain algorithm carries: refused here; the engine's forward path carries it
+   (:func:`forward_problem`), and ``simulate_sgd`` simulates it.
 """
 from __future__ import annotations
 
@@ -192,8 +193,8 @@ def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
         return algorithm, spectrum
     if algorithm.preconditioner and decay:
         raise ValueError("a preconditioner together with weight decay makes the decay per component "
-                         "(p_k rho), which no plain algorithm carries: not supported here (simulate_sgd "
-                         "simulates it)")
+                         "(p_k rho), which no plain algorithm carries: not supported here (loss_curve, "
+                         "loss_curves and sweep carry it, simulate_sgd simulates it)")
     if algorithm.preconditioner:
         instance_of(spectrum, Spectrum, "spectrum")
         spectrum = spectrum.preconditioned(algorithm.preconditioner)
@@ -201,18 +202,23 @@ def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
 
 
 def forward_problem(algorithm, spectrum):
-    """``(algorithm, spectrum)`` for the engine's forward path (``loss_curve``, ``loss_curves``):
-    :func:`plain_problem`, except that weight decay is not reduced but kept on the returned
-    algorithm (memory M, readout transform applied, preconditioner moved into the spectrum): the
-    core carries it itself, in the affine state of docs/math.md §9 (first moments and the centered
-    second moment per component), at about 1.3x the plain step's cost instead of a memory-(M+1)
-    step. The same losses as the reduction up to rounding. Preconditioner and weight decay
-    together: :func:`plain_problem`'s refusal."""
+    """``(algorithm, spectrum, decay_scale)`` for the engine's forward path (``loss_curve``,
+    ``loss_curves``, ``sweep``): :func:`plain_problem`, except that weight decay is not reduced but
+    kept on the returned algorithm (memory M, readout transform applied, preconditioner moved into
+    the spectrum): the core carries it itself, in the affine state of docs/math.md §9 (first
+    moments and the centered second moment per component), at about 1.3x the plain step's cost
+    instead of a memory-(M+1) step, with the same losses as the reduction up to rounding.
+    ``decay_scale``: None, or with a preconditioner ``p_k = (lambda_k / lambda_max)^(-p)`` per
+    eigenvalue, the factor of the weight decay on the preconditioned spectrum (the decay is
+    ``p_k rho`` per component there, which the core carries and no plain algorithm does)."""
     if not has_weight_decay(algorithm):
-        return plain_problem(algorithm, spectrum)
-    if algorithm.preconditioner:
-        plain_problem(algorithm, spectrum)       # its one-line refusal
-    return _plain_algorithm(algorithm, False, keep_decay=True), spectrum
+        return (*plain_problem(algorithm, spectrum), None)
+    kept = _plain_algorithm(algorithm, False, keep_decay=True)
+    p = algorithm.preconditioner
+    if not p:
+        return kept, spectrum, None
+    instance_of(spectrum, Spectrum, "spectrum")
+    return kept, spectrum.preconditioned(p), spectrum.preconditioner_factors(p)
 
 
 def decayed_problem(algorithm: MemoryAlgorithm, spectrum):

@@ -46,11 +46,15 @@ struct AlgorithmParams {
 
 // Spectrum nodes: eigenvalue, weight (multiplicity or quadrature weight) and the scale of the
 // initial second moment (c_k^2 for the loss and the signal propagator, lam_k for the noise one).
+// decay_scale (optional, nullptr: 1): kappa_k > 0, the weight decay of component k is kappa_k rho_t
+// (a diagonal preconditioner's p_k on its transformed spectrum, docs/math.md §9); used only with
+// weight decay.
 struct Nodes {
   std::size_t count = 0;
   const double* eigenvalue = nullptr;
   const double* weight = nullptr;
   const double* scale = nullptr;
+  const double* decay_scale = nullptr;
 };
 
 // Noise weights of every step: coupling[t] = tau1/B_t, self_noise[t] = tau2/B_t and the label-noise
