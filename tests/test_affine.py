@@ -37,7 +37,8 @@ def _scale(params_at, lam, c2, tau, B, T, sigma2):
 
 @pytest.mark.parametrize("M", [0, 1, 2, 3])
 @pytest.mark.parametrize("e_zero", [False, True])
-@pytest.mark.parametrize("features", ["wd", "readout", "wd+readout", "precond", "precond+readout"])
+@pytest.mark.parametrize("features", ["wd", "readout", "wd+readout", "precond", "precond+readout", "wd+precond",
+                                      "wd+precond+readout"])
 def test_stationary_matches_literal_reference(M, e_zero, features):
     lam, c2, params, r = _problem(M, seed=3 * M + e_zero)
     rho = 0.15 if "wd" in features else 0.0
