@@ -195,3 +195,11 @@ def test_state_bytes_counts_the_affine_state():
     affine = _core.state_bytes(1, K, 1, 1, weight_decay=True)
     # per component: 5 doubles (lam, w lam / 2, X packed) against 10 (+ c2, kappa, mu, q)
     assert affine / plain == pytest.approx(10 / 5, rel=1e-2)   # (+ the blocks' partial sums)
+
+
+def test_preconditioner_factors_and_the_float_range_refusal():
+    spec = Spectrum(np.array([2.0, 0.5, 1e-300]), np.ones(3))
+    assert np.array_equal(spec.preconditioner_factors(0.5)[:2], [1.0, 2.0])
+    with pytest.raises(ValueError, match="out of the float range") as info:
+        spec.preconditioned(2.0)      # 1e-300 * (5e-301)^-2 overflows
+    assert "\n" not in str(info.value)

@@ -223,6 +223,7 @@ class Spectrum:
         p = real_scalar(p, "preconditioner")
         if p == 0.0:
             return self
+        lmax = self.lambda_max
         pk = self.preconditioner_factors(p)
         with np.errstate(over="ignore", under="ignore"):
             lam, c2 = self._lam * pk, self._c2 / pk
