@@ -31,7 +31,7 @@ from ._validation import positive_int, require_memory, step_count, thread_count
 from ._version import __version__
 from .algorithms import MemoryAlgorithm
 from .long_horizon import MAX_STEP as LOSS_AT_MAX_STEP
-from .long_horizon import supports_loss_at
+from .long_horizon import accuracy_warning, is_accuracy_warning, relative_errors, supports_loss_at
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -154,7 +154,10 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     report = progress if callable(progress) else None
     done = [0]
     with progress_bar(total, "sweep", "config", False if report else progress) as bar:
-        def on_result(n, block_loss, block_diverged, block_error=None):
+        messages = []
+
+        def on_result(n, block_loss, block_diverged, block_error=None, block_messages=()):
+            messages.extend(block_messages)
             slices = blocks[n][0]
             block = tuple(s.stop - s.start for s in slices)
             block_loss = np.asarray(block_loss).reshape(block + (kept.size,))
@@ -182,9 +185,26 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
             if target is not None:
                 target.close()   # the lock: the blocks are on disk
 
-    if target is not None:
-        return target.dataset()
-    return _dataset(xr, axes, kept, loss, diverged_at, error, attrs)
+    ds = target.dataset() if target is not None else _dataset(xr, axes, kept, loss, diverged_at, error, attrs)
+    if with_error:
+        _surface_loss_at_warnings(ds, configs, messages)
+    return ds
+
+
+def _surface_loss_at_warnings(ds, configs, messages):
+    """loss_at's warnings for the whole sweep, in the caller whatever executor ran the points:
+    the accuracy warning is derived from ``loss`` and ``loss_error`` (so a resumed store gets it
+    too), the others come back from the tasks. Each is warned once and kept in
+    ``ds.attrs["loss_at_warnings"]``."""
+    steps = ds["step"].values
+    R = steps.size
+    rel = relative_errors(ds["loss"].values, ds["loss_error"].values)
+    accuracy = accuracy_warning(rel, lambda i: f"{configs.describe(i // R)} step {int(steps[i % R])}")
+    found = ([accuracy] if accuracy else []) + [m for m in messages if not is_accuracy_warning(m)]
+    if found:
+        ds.attrs["loss_at_warnings"] = found
+        for message in found:
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _explain_stop(exc: Exception, store, done: int, total: int) -> None:
