@@ -165,14 +165,16 @@ class FixedEngine final : public Engine {
         P_(kernels::packed_size(N_)),
         affine_(has_weight_decay(cfg.algorithm)),
         scaled_(affine_ && cfg.nodes.decay_scale != nullptr),
-        G_(static_cast<std::size_t>(affine_ ? kernels::affine_group_doubles(N_, scaled_) : kernels::group_doubles(N_))),
+        keep_(affine_ && keep_affine_q(cfg.nodes.count, N_, scaled_)),
+        G_(static_cast<std::size_t>(affine_ ? kernels::affine_group_doubles(N_, scaled_, keep_)
+                                            : kernels::group_doubles(N_))),
         state_offset_(static_cast<std::size_t>(affine_ ? kernels::affine_node_vectors(scaled_) : 2) * kernels::kLanes),
         groups_(ceil_div(cfg.nodes.count, kernels::kLanes)),
         blocks_(ceil_div(groups_, kernels::kBlockGroups)),
         e_zero_(cfg.algorithm.memory == 0 || shift_is_zero(cfg.algorithm)),
         data_(groups_ * G_),
         table_(table),
-        fn_(affine_ ? table->affine_step[N_ - 1][e_zero_ ? 1 : 0][scaled_ ? 1 : 0]
+        fn_(affine_ ? table->affine_step[N_ - 1][e_zero_ ? 1 : 0][scaled_ ? 1 : 0][keep_ ? 1 : 0]
                     : table->step[N_ - 1][e_zero_ ? 1 : 0]),
         recompute_(table->recompute[N_ - 1][e_zero_ ? 1 : 0]) {
     constexpr int kLanes = kernels::kLanes;
@@ -187,13 +189,14 @@ class FixedEngine final : public Engine {
       const double lam = nd.eigenvalue[k], sc = nd.scale[k];
       base[0] = lam;
       base[kLanes] = 0.5 * nd.weight[k] * lam;
-      if (affine_) {  // c2 kappa^2 [and kappa], then C_0 = 0, mu_0 = -e_1 / kappa (X_0 = c2 E11), q_0 = c2
+      if (affine_) {  // c2 kappa^2 [and kappa], then C_0 = 0, mu_0 = -e_1 / kappa (X_0 = c2 E11) [, q_0]
         const std::size_t state = state_offset_ / kLanes;
         const double kappa = scaled_ ? nd.decay_scale[k] : 1.0;
-        base[2 * kLanes] = scaled_ ? sc * (kappa * kappa) : sc;
+        const double c2 = scaled_ ? sc * (kappa * kappa) : sc, mu0 = scaled_ ? -1.0 / kappa : -1.0;
+        base[2 * kLanes] = c2;
         if (scaled_) base[3 * kLanes] = kappa;
-        base[(state + P_) * kLanes] = scaled_ ? -1.0 / kappa : -1.0;
-        base[(state + P_ + N_) * kLanes] = sc;
+        base[(state + P_) * kLanes] = mu0;
+        if (keep_) base[(state + P_ + N_) * kLanes] = c2 * (mu0 * mu0);  // as the kernels form h^T X h
         continue;
       }
       for (int p = 0; p < P_; ++p) base[(2 + p) * kLanes] = sc * x0[p];
@@ -314,8 +317,16 @@ class FixedEngine final : public Engine {
   }
 
   Configuration cfg_;
+  // Whether the affine kernels keep q = h^T X h for the next step (kernel_api.hpp): while the
+  // state of this configuration stays within kAffineKeepBytes; the same bits either way.
+  static bool keep_affine_q(std::size_t nodes, int N, bool scaled) {
+    const double bytes = 8.0 * static_cast<double>(ceil_div(nodes, kernels::kLanes)) *
+                         kernels::affine_group_doubles(N, scaled, true);
+    return bytes <= kernels::kAffineKeepBytes;
+  }
+
   int N_, P_;
-  bool affine_, scaled_;
+  bool affine_, scaled_, keep_;
   std::size_t G_, state_offset_, groups_, blocks_;
   bool e_zero_;
   AlignedDoubles data_;
