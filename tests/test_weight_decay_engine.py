@@ -203,3 +203,35 @@ def test_preconditioner_factors_and_the_float_range_refusal():
     with pytest.raises(ValueError, match="out of the float range") as info:
         spec.preconditioned(2.0)      # 1e-300 * (5e-301)^-2 overflows
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["gd", "hb", "nesterov", "M3", "hb-precond"])
+def test_kept_and_recomputed_gradient_point_moment_give_the_same_bits(name):
+    # The affine kernels keep q = h^T X h for the next step while the state fits
+    # kAffineKeepBytes (16 MB) and form it again beyond (kernel_api.hpp): the same operations on
+    # the same values. Nodes of weight 0 appended after a small spectrum add exact zeros to every
+    # sum, so the small run (q kept) and the padded run (> 16 MB: q formed again) must agree bit
+    # for bit.
+    spec = Spectrum.power_law(1.5, 0.8, size=1000)
+    algo = _algorithms(0.01).get(name) or MemoryAlgorithm(0.2, [0.5], [0.2], [[0.5]], [0.3])
+    kappa = spec.preconditioner_factors(0.3) if name == "hb-precond" else None
+    if kappa is not None:
+        spec = spec.preconditioned(0.3)
+    M, pad = algo.memory, 400_000
+    params = (np.array([algo.alpha]), algo.b.reshape(1, M), algo.c.reshape(1, M), algo.D.reshape(1, M, M),
+              algo.e.reshape(1, M))
+    noise = (np.array([0.2]), np.array([-0.1]))
+    rho = np.array([0.01])
+
+    def run(lam, w, c2, k):
+        return _core.evolve(lam, w, c2, *params, *noise, 50, weight_decay=rho, decay_scale=k, label=np.array([0.05]))
+
+    small = run(spec.eigenvalues, spec.weights, spec.coefficients2, kappa)
+    padded = run(np.concatenate([spec.eigenvalues, np.full(pad, 0.5)]),
+                 np.concatenate([spec.weights, np.zeros(pad)]),
+                 np.concatenate([spec.coefficients2, np.ones(pad)]),
+                 None if kappa is None else np.concatenate([kappa, np.ones(pad)]))
+    assert _core.state_bytes(M, spec.size + pad, 1, 1, weight_decay=True) > 16e6 > \
+        _core.state_bytes(M, spec.size, 1, 1, weight_decay=True)
+    assert small[2] == padded[2] == -1
+    assert np.array_equal(small[0], padded[0]) and np.array_equal(small[1], padded[1])
