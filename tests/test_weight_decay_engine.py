@@ -235,3 +235,40 @@ def test_kept_and_recomputed_gradient_point_moment_give_the_same_bits(name):
         _core.state_bytes(M, spec.size, 1, 1, weight_decay=True)
     assert small[2] == padded[2] == -1
     assert np.array_equal(small[0], padded[0]) and np.array_equal(small[1], padded[1])
+
+
+def test_every_curve_path_runs_the_affine_state_and_agrees_with_the_reduction():
+    # loss_curve, loss_curves and sweep run the affine state (same bits as each other); the
+    # memory-(M+1) reduction (memsgd._affine) is the independent second algorithm: <= 1e-12
+    # relative (measured <= 3e-15 here). loss_gradient's forward pass is the reduction's run of
+    # the engine (the adjoint differentiates the plain model), bitwise loss_curve of the reduction.
+    pytest.importorskip("xarray")
+    spec = Spectrum.power_law(2.0, 1.0, size=300)
+    noise = Noise(4, tau2=-0.5, label_noise=0.2)
+    T = 400
+    factory = memsgd.heavy_ball
+    grid = {"lr": [0.2, 0.5], "momentum": [0.5, 0.8], "weight_decay": [0.01, 0.05]}
+    ds = memsgd.sweep(factory, grid, spec, noise, T, record=25)
+    steps = ds.step.values
+    algos, reduced = [], []
+    for lr in grid["lr"]:
+        for beta in grid["momentum"]:
+            for rho in grid["weight_decay"]:
+                algo = factory(lr, beta, weight_decay=rho)
+                algos.append(algo)
+                curve = loss_curve(algo, spec, noise, T)
+                old = loss_curve(*plain_problem(algo, spec), noise, T)
+                assert plain_problem(algo, spec)[0].memory == 2 and forward_problem(algo, spec)[0].memory == 1
+                assert np.array_equal(ds.loss.sel(lr=lr, momentum=beta, weight_decay=rho).values, curve.loss[steps])
+                assert np.max(np.abs(curve.loss / old.loss - 1)) < 1e-12
+                assert not np.array_equal(curve.loss, old.loss)   # two algorithms, not one path
+                reduced.append(old)
+    batch = loss_curves(algos, spec, noise, T)
+    for i, old in enumerate(reduced):
+        assert np.max(np.abs(batch.loss[i] / old.loss - 1)) < 1e-12
+    sched = Schedule.from_arrays(*memsgd.schedules.am1_power_law(0.5, 0.3).parameters(T),
+                                 weight_decay=np.linspace(0.05, 0.0, T))
+    for a in (algos[3], sched):
+        g = memsgd.loss_gradient(a, spec, noise, T, weights=np.ones(T + 1))
+        assert np.array_equal(g.loss, loss_curve(*plain_problem(a, spec), noise, T).loss)
+        assert np.max(np.abs(g.loss / loss_curve(a, spec, noise, T).loss - 1)) < 1e-12
