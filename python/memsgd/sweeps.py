@@ -429,10 +429,10 @@ def _resolve_method(method: str, configs: Configurations, record) -> str:
         if unsupported is not None:
             a = configs.algorithms[unsupported]
             n = configs.noises[configs.noise_index[unsupported]]
-            what = ("a smooth Schedule (not a Schedule.piecewise)" if isinstance(a, Schedule) else "a per-step batch size" if n.per_step
+            what = ("a Schedule" if isinstance(a, Schedule) else "a per-step batch size" if n.per_step
                     else "a preconditioner together with weight decay")
-            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size (and no "
-                             f"preconditioner together with weight decay); got {what} at "
+            raise ValueError(f"method='loss_at' needs stationary algorithms or Schedule.piecewise with one batch "
+                             f"size (and no preconditioner together with weight decay); got {what} at "
                              f"{configs.describe(unsupported)} (use method='engine' or 'auto')")
         why = "method='loss_at'"
     if record is None:
