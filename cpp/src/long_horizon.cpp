@@ -11,6 +11,7 @@
 #include <Eigen/Eigenvalues>
 
 #include "engine.hpp"
+#include "thread_policy.hpp"
 
 namespace memsgd {
 namespace {
@@ -234,9 +235,11 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
   for (std::size_t j = 0; j < nodes; ++j)
     if (!std::isfinite(s[j].real()) || !std::isfinite(s[j].imag())) throw std::invalid_argument("s must be finite");
   const int P = maps.size();
-  const int team = resolve_threads(threads);
-  (void)team;  // unused without OpenMP
   const std::size_t K = maps.count();
+  // the thread policy (thread_policy.hpp): the nodes are independent tasks
+  const int team = detail::plan_tasks(resolve_threads(threads), nodes,
+                                      static_cast<double>(nodes) * detail::contour_node_muladds(P, K));
+  detail::note_team_size(control, team);
   const double* e11 = maps.e11();
   const double* ggt = maps.ggt();
   const double* hhw = maps.hh_weights();

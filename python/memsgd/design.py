@@ -35,7 +35,7 @@ from . import _core
 from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
-from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
+from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count, thread_count
 from .dynamics import loss_curve
 from .gradient import _loss_weights, loss_gradient
 from .noise import Noise
@@ -453,8 +453,9 @@ class _Problem:
     """
 
     def __init__(self, family: Family, spectrum: Spectrum, noise: Noise, steps: int, w: np.ndarray,
-                 batch_budget=None, batch_knots: int = 12):
+                 batch_budget=None, batch_knots: int = 12, threads: Optional[int] = None):
         self.family, self.spectrum, self.noise, self.steps, self.w = family, spectrum, noise, steps, w
+        self.threads = threads
         self.t = np.arange(steps)
         self.n_sched = family.size
         self.budget = batch_budget
@@ -488,7 +489,8 @@ class _Problem:
         """J(x) from a forward run only (loss_gradient's losses are these bits); inf when a weighted
         step diverges or x is invalid."""
         try:
-            g = loss_curve(self.schedule_at(x), self.spectrum, self.noise_at(x), self.steps, progress=False)
+            g = loss_curve(self.schedule_at(x), self.spectrum, self.noise_at(x), self.steps, progress=False,
+                           threads=self.threads)
         except ValueError:
             return math.inf
         if g.diverged_at is not None and np.any(self.w[g.diverged_at:] > 0):
@@ -502,7 +504,7 @@ class _Problem:
         through the family's per-step formulas (and the batch-size map)."""
         try:
             nz = self.noise_at(x)
-            g = loss_gradient(self.schedule_at(x), self.spectrum, nz, self.steps, self.w)
+            g = loss_gradient(self.schedule_at(x), self.spectrum, nz, self.steps, self.w, threads=self.threads)
         except ValueError:      # e.g. a non-finite parameter at an extreme of the bounds
             return math.inf, None, None, None
         if not math.isfinite(g.value):
@@ -548,7 +550,7 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
 def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, weights=None, start=None,
                       bounds=None, knots: int = 24, batch_budget: Optional[float] = None, batch_knots: int = 12,
                       starts: int = 1, max_iterations: int = 200, tolerance: float = 1e-10,
-                      progress: Optional[bool] = None) -> ScheduleOptimum:
+                      progress: Optional[bool] = None, threads: Optional[int] = None) -> ScheduleOptimum:
     """Minimise ``J = sum_t weights[t] L_t`` (default: the final loss ``L_T``) over a schedule family.
 
     Args:
@@ -569,6 +571,8 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
         max_iterations: L-BFGS-B's ``maxiter`` (per run).
         tolerance: L-BFGS-B's ``ftol`` (on ``log J``).
         progress: a bar over iterations (True / False / None: when stderr is a terminal).
+        threads: at most this many threads per evaluation (default: all cores, as
+            :func:`memsgd.loss_curve`); the result does not depend on it.
 
     The objective is ``log J`` (scale-free); its gradient ``(dJ/dx)/J`` is :func:`family_gradient`.
     See the module docstring for the stability guard. Returns a :class:`ScheduleOptimum`.
@@ -590,6 +594,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     max_iterations = positive_int(max_iterations, "max_iterations")
     starts = positive_int(starts, "starts")
     tolerance = positive_scalar(tolerance, "tolerance")
+    threads = thread_count(threads) or None
     w = _weights(weights, steps)
     if batch_budget is not None:
         batch_budget = real_scalar(batch_budget, "batch_budget")
@@ -598,7 +603,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
         if noise.per_step:
             raise ValueError("with batch_budget, noise must have a constant batch size (only its tau1, tau2 are used)")
         batch_knots = positive_int(batch_knots, "batch_knots")
-    problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots)
+    problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots, threads)
     lower, upper = problem.bounds()
 
     # A diverged trial point gets the divergence threshold of the weighted sum (the core's rule

@@ -76,6 +76,11 @@ struct RunControl {
   std::atomic<std::uint64_t> steps_done{0};    // steps of the configuration in progress (single run)
   std::atomic<std::uint64_t> configs_done{0};  // finished configurations
   std::atomic<bool> cancel{false};
+  // What the thread policy did (cpp/src/thread_policy.hpp), summed over the runs of a call:
+  std::atomic<int> largest_team{0};           // most threads that worked together (1: alone)
+  std::atomic<std::uint64_t> team_steps{0};   // lockstep steps run by a team of >= 2 threads
+  std::atomic<std::uint32_t> team_tries{0};   // lockstep teams opened
+  std::atomic<std::uint32_t> team_drops{0};   // teams given up for one thread (not faster than it)
 };
 
 struct Cancelled {
@@ -86,8 +91,11 @@ struct RunOptions {
   InitialState initial = InitialState::E11;
   DivergenceRule rule = DivergenceRule::Relative;
   int threads = 0;                    // at most this many threads; 0: max_threads()
-  bool adaptive_threads = true;       // drop to one thread when more do not pay (see team.hpp)
+  bool adaptive_threads = true;       // false: a team of `threads` from the first step, never given up
   bool spin_only = false;             // busy-wait at the step barrier (benchmarks of the old policy)
+  // tests: a team of `threads` from the first step that hands over to one thread every
+  // alternate_every steps and back after as many (0: the thread policy decides)
+  std::size_t alternate_every = 0;
   RunControl* control = nullptr;      // optional progress / cancellation
 };
 
@@ -140,5 +148,13 @@ int max_threads();
 // The threads a run asks for: `requested` if > 0, else max_threads(), at most thread_limit();
 // always 1 without OpenMP.
 int resolve_threads(int requested);
+
+// What the thread policy (cpp/src/thread_policy.hpp) lets a run use before it measures anything,
+// for `threads` requested (0: the default): Curves: `configs` configurations of `memory` on
+// `nodes` components for `steps` steps (evolve(); loss_gradient's passes plan as one curve);
+// ContourSums: generating_sums() over `steps` contour nodes. 1: the run stays on one thread.
+enum class ParallelWork { Curves, ContourSums };
+int planned_threads(ParallelWork work, int memory, std::size_t nodes, std::size_t steps, std::size_t configs,
+                    int threads);
 
 }  // namespace memsgd
