@@ -23,7 +23,7 @@ nu = 2, kappa = 1 of K nodes):
     loss_at     loss_at at steps 10^3..10^9, K = 4857
     optimize    optimize_schedule("heavy_ball", K = 1375, T = 2000, 8 iterations)
 
-    python bench/bench_threads.py [--load] [--quick] [--rounds 5] [--cases loop,long,...]
+    python bench/bench_threads.py [--load] [--quick] [--rounds 7] [--cases loop,long,...]
 
 The machine may be shared: the ratios are what to compare (each is taken within one process).
 """
@@ -107,7 +107,7 @@ def measure(fn, rounds: int):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
     p.add_argument("--load", action="store_true", help="also run with a busy process pinned to the last CPU")
     p.add_argument("--cases", default=None, help="comma-separated subset of the cases")

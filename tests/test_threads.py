@@ -25,6 +25,8 @@ ENTRY_POINTS = {
     "propagators": lambda threads: ms.propagators(HB, SPEC, NOISE, 50, threads=threads),
     "loss_gradient": lambda threads: ms.loss_gradient(HB, SPEC, NOISE, 50, threads=threads),
     "loss_at": lambda threads: ms.loss_at(HB, SPEC, NOISE, [10, 1000], threads=threads),
+    "optimize_schedule": lambda threads: ms.optimize_schedule("sgd", SPEC, NOISE, 20, max_iterations=2,
+                                                              progress=False, threads=threads),
     "measured_exponents": lambda threads: ms.theory.measured_exponents(HB, NOISE, [2.0], [0.5], 20, size=30,
                                                                        threads=threads),
 }

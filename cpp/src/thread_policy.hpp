@@ -38,8 +38,11 @@
 namespace memsgd {
 namespace detail {
 
-inline constexpr double kNominalNsPerMulAdd = 0.1;        // static plans only (AVX-512 does ~0.03)
-inline constexpr double kBarrierNs = 1000.0;              // one step's hand-over between cores
+// static plans only: about an AVX2 core (AVX-512 kernels do ~0.03, the x86-64 baseline ~0.2)
+inline constexpr double kNominalNsPerMulAdd = 0.1;
+// one step's hand-over between cores, optimistic (2 threads doing 2.1e9 component-steps/s at
+// K = 4e3 on an AMD EPYC VM put it near 0.7 us): the timing windows have the last word
+inline constexpr double kBarrierNs = 500.0;
 inline constexpr double kTeamGain = 0.85;                 // a team must be 15% faster than one thread
 inline constexpr std::int64_t kWindowNs = 2000000;        // 2 ms timing windows
 inline constexpr double kMinRemainingNs = 4.0 * kWindowNs;  // try a team only with this much left
