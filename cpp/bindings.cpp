@@ -555,6 +555,22 @@ PYBIND11_MODULE(_core, m) {
       "thread). work='curves': `configs` curves of `memory` on `nodes` components for `steps` steps "
       "(loss_curve, loss_curves; loss_gradient's passes plan as one curve); work='contour': loss_at's "
       "contour sums over `steps` contour nodes. threads = 0: the default.");
+  m.def(
+      "thread_policy_state",
+      [] {
+        const memsgd::ThreadPolicyState s = memsgd::thread_policy_state();
+        py::dict d;
+        d["seen_seconds"] = s.seen_seconds;
+        d["on_cpu"] = s.on_cpu;
+        d["cores_look_idle"] = s.cores_look_idle;
+        d["cores_look_busy"] = s.cores_look_busy;
+        d["backoff_seconds"] = s.backoff_seconds;
+        return d;
+      },
+      "What the thread policy has measured in this process: seen_seconds (lone-thread time seen lately, "
+      "decaying over ~0.1 s) and on_cpu (its CPU time / wall time), cores_look_idle (runs with a barrier per "
+      "step may try a team), cores_look_busy (independent tasks stay on one thread), backoff_seconds (until "
+      "a team may be tried again after one failed).");
   m.def("thread_limit", &memsgd::thread_limit,
         "The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.");
   m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),

@@ -88,13 +88,29 @@ def test_runs_the_plan_keeps_alone_never_open_a_team():
 
 
 @needs_openmp
-def test_configurations_run_one_per_thread_when_there_is_work():
+def test_configurations_run_one_per_thread_unless_the_cores_look_busy():
     spec = Spectrum.power_law(2.0, 1.0, size=4857)
     args = core_args(HB, spec, NOISE, 1)
-    control = _core.RunControl()
-    _core.evolve_batch([args[:3]] * 4, [args[3:8]] * 4, [args[8:]] * 4, 2000, record=[2000], threads=2,
-                       control=control)
-    assert control.largest_team == 2 and control.team_steps == 0   # no lockstep: no barrier at all
+    for _ in range(3):
+        busy = _core.thread_policy_state()["cores_look_busy"]   # what this process measured so far
+        control = _core.RunControl()
+        _core.evolve_batch([args[:3]] * 4, [args[3:8]] * 4, [args[8:]] * 4, 2000, record=[2000], threads=2,
+                           control=control)
+        # a team ends when its slowest member does: on busy cores, one waiting for a CPU
+        assert control.largest_team == (1 if busy else 2) and control.team_steps == 0, busy
+
+
+def test_thread_policy_state_reports_what_lone_threads_saw():
+    spec = Spectrum.power_law(2.0, 1.0, size=4857)
+    args = core_args(HB, spec, NOISE, 1)
+    # configurations one after another on this thread (threads=1): a lone window of ~10 ms or more
+    _core.evolve_batch([args[:3]] * 4, [args[3:8]] * 4, [args[8:]] * 4, 2000, record=[2000], threads=1)
+    state = _core.thread_policy_state()
+    assert 0.0 < state["seen_seconds"] and 0.0 < state["on_cpu"] <= 1.0
+    assert not (state["cores_look_idle"] and state["cores_look_busy"])
+    assert state["cores_look_idle"] == (state["seen_seconds"] >= 0.01 and state["on_cpu"] >= 0.9)
+    assert state["cores_look_busy"] == (state["seen_seconds"] >= 0.01 and state["on_cpu"] < 0.9)
+    assert state["backoff_seconds"] >= 0.0
 
 
 # A busy-looping process pinned to one of the two CPUs this child may use: a team member that

@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -234,10 +235,12 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
   // lockstep run on up to `threads` threads.
   double work = 0.0;
   for (std::size_t i = 0; i < count; ++i) work += detail::step_muladds(configs[i]) * static_cast<double>(steps);
-  const int parallel = static_cast<std::size_t>(threads) > count ? 1 : detail::plan_tasks(threads, count, work);
+  const int parallel = static_cast<std::size_t>(threads) > count ? 1 : detail::tasks_team(threads, count, work);
   bool cancelled = false;
   if (parallel <= 1) {
     const int team = count == 1 || static_cast<std::size_t>(threads) > count ? threads : 1;
+    std::optional<detail::TaskWatch> watch;  // configurations one after another on this thread
+    if (team == 1 && count > 1) watch.emplace();
     for (std::size_t i = 0; i < count && !cancelled; ++i) {
       cancelled = !run_one(i, team, count == 1);
       if (!cancelled && options.control != nullptr) options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
@@ -253,19 +256,23 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps, 
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return cost(a) > cost(b); });
     std::exception_ptr error;
     std::atomic<bool> stop{false};
-#pragma omp parallel for schedule(dynamic, 1) num_threads(parallel)
-    for (std::int64_t n = 0; n < static_cast<std::int64_t>(count); ++n) {
-      if (n == 0) detail::note_team_size(options.control, omp_get_num_threads());
-      if (stop.load(std::memory_order_relaxed)) continue;
-      try {
-        if (!run_one(order[static_cast<std::size_t>(n)], 1, false))
-          stop.store(true);
-        else if (options.control != nullptr)
-          options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
-      } catch (...) {
+#pragma omp parallel num_threads(parallel)
+    {
+      const detail::TaskWatch watch;
+      if (omp_get_thread_num() == 0) detail::note_team_size(options.control, omp_get_num_threads());
+#pragma omp for schedule(dynamic, 1) nowait
+      for (std::int64_t n = 0; n < static_cast<std::int64_t>(count); ++n) {
+        if (stop.load(std::memory_order_relaxed)) continue;
+        try {
+          if (!run_one(order[static_cast<std::size_t>(n)], 1, false))
+            stop.store(true);
+          else if (options.control != nullptr)
+            options.control->configs_done.fetch_add(1, std::memory_order_relaxed);
+        } catch (...) {
 #pragma omp critical(memsgd_evolve_error)
-        if (!error) error = std::current_exception();
-        stop.store(true);
+          if (!error) error = std::current_exception();
+          stop.store(true);
+        }
       }
     }
     if (error) std::rethrow_exception(error);

@@ -7,6 +7,11 @@
 #include <ctime>
 #include <limits>
 #include <mutex>
+#include <utility>
+
+#ifdef MEMSGD_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 namespace memsgd {
 namespace detail {
@@ -56,6 +61,11 @@ int plan_tasks(int threads, std::size_t tasks, double total_muladds) {
   return n;
 }
 
+int tasks_team(int threads, std::size_t tasks, double total_muladds) {
+  const int n = plan_tasks(threads, tasks, total_muladds);
+  return n > 1 && cores_look_busy(now_ns()) ? 1 : n;
+}
+
 double contour_node_muladds(int moment_size, std::size_t components) {
   const double P = moment_size;
   return 4.0 * (P * P * P / 3.0 + 2.0 * P * P) * static_cast<double>(components);
@@ -85,11 +95,43 @@ void note_lone_window(std::int64_t now, std::int64_t wall_ns, std::int64_t cpu_n
   g_seen_at = now;
 }
 
-bool cores_look_idle(std::int64_t now) {
+namespace {
+
+// (decayed wall, decayed CPU) time seen
+std::pair<double, double> seen(std::int64_t now) {
   std::lock_guard<std::mutex> lock(g_seen_mutex);
   const double decay = std::exp(-static_cast<double>(std::max<std::int64_t>(now - g_seen_at, 0)) / kBusyMemoryNs);
-  const double wall = g_seen_wall * decay;
-  return wall >= kMinObservedNs && g_seen_cpu * decay >= kMinOnCpu * wall;
+  return {g_seen_wall * decay, g_seen_cpu * decay};
+}
+
+}  // namespace
+
+bool cores_look_idle(std::int64_t now) {
+  const auto [wall, cpu] = seen(now);
+  return wall >= kMinObservedNs && cpu >= kMinOnCpu * wall;
+}
+
+bool cores_look_busy(std::int64_t now) {
+  const auto [wall, cpu] = seen(now);
+  return wall >= kMinObservedNs && cpu < kMinOnCpu * wall;
+}
+
+TaskWatch::TaskWatch() {
+#ifdef MEMSGD_HAVE_OPENMP
+  lead_ = omp_get_thread_num() == 0;
+#else
+  lead_ = true;
+#endif
+  if (lead_) {
+    wall_ = now_ns();
+    cpu_ = thread_cpu_ns();
+  }
+}
+
+TaskWatch::~TaskWatch() {
+  if (!lead_) return;
+  const std::int64_t now = now_ns();
+  if (now - wall_ >= kMinTaskWatchNs) note_lone_window(now, now - wall_, thread_cpu_ns() - cpu_);
 }
 
 bool team_allowed(std::int64_t now) { return now >= g_next_try.load(std::memory_order_relaxed); }
@@ -125,6 +167,18 @@ void note_team_steps(RunControl* control, std::uint64_t steps) {
 }
 
 }  // namespace detail
+
+ThreadPolicyState thread_policy_state() {
+  const std::int64_t now = detail::now_ns();
+  const auto [wall, cpu] = detail::seen(now);
+  ThreadPolicyState s;
+  s.seen_seconds = wall * 1e-9;
+  s.on_cpu = wall > 0.0 ? cpu / wall : 0.0;
+  s.cores_look_idle = detail::cores_look_idle(now);
+  s.cores_look_busy = detail::cores_look_busy(now);
+  s.backoff_seconds = std::max<std::int64_t>(detail::g_next_try.load(std::memory_order_relaxed) - now, 0) * 1e-9;
+  return s;
+}
 
 int planned_threads(ParallelWork work, int memory, std::size_t nodes, std::size_t steps, std::size_t configs,
                     int threads) {

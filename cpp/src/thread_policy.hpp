@@ -23,8 +23,9 @@
 // doubles (20 ms .. 1 s, halved when a team pays). Results never depend on any of this.
 //
 // Independent tasks need no barrier: a team pays unless the whole run is too short to pay for
-// starting threads (kMinTasksNs, nominal); a task a busy core delays is taken by no one else,
-// but the others keep taking tasks, so a loaded machine costs a team at most one task's time.
+// starting threads (kMinTasksNs, nominal) or the cores look busy (measured as above, where there
+// are measurements: a team's end waits for its slowest member, and on a busy machine that is
+// one that waits for a CPU). Thread 0's time at work on tasks counts as a lone window.
 #pragma once
 
 #include <algorithm>
@@ -68,8 +69,10 @@ bool team_may_pay(double solo_ns, std::size_t components, std::size_t per_block,
 int plan_lockstep(int threads, std::size_t components, std::size_t per_block, double step_muladds,
                   std::size_t steps);
 
-// Threads for `tasks` independent tasks of `total_muladds` multiply-adds together.
+// Threads for `tasks` independent tasks of `total_muladds` multiply-adds together: the static
+// plan, and what a run uses (the plan, or one thread where the cores look busy).
 int plan_tasks(int threads, std::size_t tasks, double total_muladds);
+int tasks_team(int threads, std::size_t tasks, double total_muladds);
 
 // Multiply-adds of one contour node of generating_sums(): K complex P x P solves, 2 right-hand sides.
 double contour_node_muladds(int moment_size, std::size_t components);
@@ -80,8 +83,24 @@ double contour_node_muladds(int moment_size, std::size_t components);
 // thread that waits for a CPU itself leaves no idle core for a second one.
 inline constexpr double kBusyMemoryNs = 100e6;
 inline constexpr double kMinObservedNs = 10e6;
+inline constexpr std::int64_t kMinTaskWatchNs = 100000;  // shorter task loops are not noted
 void note_lone_window(std::int64_t now, std::int64_t wall_ns, std::int64_t cpu_ns);
 bool cores_look_idle(std::int64_t now);
+bool cores_look_busy(std::int64_t now);  // measured so (no measurements: not busy)
+
+// Thread 0's time at work in a region of independent tasks (or a lone loop over them), from
+// construction to destruction: a lone window for note_lone_window. Other threads: nothing.
+class TaskWatch {
+ public:
+  TaskWatch();
+  ~TaskWatch();
+  TaskWatch(const TaskWatch&) = delete;
+  TaskWatch& operator=(const TaskWatch&) = delete;
+
+ private:
+  bool lead_;
+  std::int64_t wall_ = 0, cpu_ = 0;
+};
 
 // Process-wide back-off between tries of a lockstep team.
 bool team_allowed(std::int64_t now);

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'planned_threads', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'planned_threads', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit', 'thread_policy_state']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -112,6 +112,10 @@ def step_cost(memory: typing.SupportsInt | typing.SupportsIndex) -> float:
 def thread_limit() -> int:
     """
     The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.
+    """
+def thread_policy_state() -> dict:
+    """
+    What the thread policy has measured in this process: seen_seconds (lone-thread time seen lately, decaying over ~0.1 s) and on_cpu (its CPU time / wall time), cores_look_idle (runs with a barrier per step may try a team), cores_look_busy (independent tasks stay on one thread), backoff_seconds (until a team may be tried again after one failed).
     """
 DIVERGENCE_FACTOR: float = 1e+30
 MAX_STEPS: int = 1099511627776

@@ -530,11 +530,13 @@ class _Problem:
         return g.value, dx, g, nz
 
 
-def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: int, weights=None):
+def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: int, weights=None, *,
+                    threads: Optional[int] = None):
     """``(J, dJ/dx)`` for ``J = sum_t weights[t] L_t`` of ``family.schedule(x)`` (default: ``L_T``).
 
     The chain rule through the family's per-step formulas on top of :func:`memsgd.loss_gradient`;
-    ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges.
+    ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges. ``threads`` as in
+    :func:`memsgd.loss_gradient`.
     """
     if not isinstance(family, Family):
         raise TypeError(f"family must be a Family (see make_family), got {type(family).__name__}")
@@ -542,7 +544,8 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
     if x.size != family.size:
         raise ValueError(f"x must have {family.size} entries (the family's variables), got {x.size}")
     steps = step_count(steps, minimum=1)
-    problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps))
+    threads = thread_count(threads) or None
+    problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps), threads=threads)
     J, dx, _, _ = problem.gradient(x)
     return J, (np.full(x.size, math.nan) if dx is None else dx)
 

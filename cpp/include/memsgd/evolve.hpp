@@ -157,4 +157,14 @@ enum class ParallelWork { Curves, ContourSums };
 int planned_threads(ParallelWork work, int memory, std::size_t nodes, std::size_t steps, std::size_t configs,
                     int threads);
 
+// What the thread policy has measured in this process (decisions it takes next read it).
+struct ThreadPolicyState {
+  double seen_seconds = 0.0;  // wall time of lone-thread windows seen lately (decaying, ~100 ms)
+  double on_cpu = 0.0;        // their CPU time / wall time (0 when none)
+  bool cores_look_idle = false;  // lockstep runs may try a team
+  bool cores_look_busy = false;  // independent tasks stay on one thread
+  double backoff_seconds = 0.0;  // until lockstep runs may try a team again (0: now)
+};
+ThreadPolicyState thread_policy_state();
+
 }  // namespace memsgd
