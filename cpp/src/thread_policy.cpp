@@ -22,7 +22,7 @@ std::int64_t thread_cpu_ns() {
   if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
     return static_cast<std::int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 #endif
-  return 0;
+  return now_ns();
 }
 
 double largest_share(std::size_t components, std::size_t per_block, int n) {

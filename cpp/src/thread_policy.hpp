@@ -9,8 +9,8 @@
 // share(n) = the largest member's fraction of the components (blocks are split in contiguous
 // ranges, the last block may be short). A team is worth trying only when that is at most
 // kTeamGain s. Before a run, s is nominal: the step's multiply-adds times kNominalNsPerMulAdd,
-// a rate slower than the SIMD kernels reach, so that this static plan errs toward allowing a
-// team; a run shorter than kMinLockstepNs (nominal) never opens one. During the run, s is
+// about an AVX2 core's rate (slower than the AVX-512 kernels, so that there this static plan
+// errs toward allowing a team); a run shorter than kMinLockstepNs (nominal) never opens one. During the run, s is
 // measured: the run starts alone and times windows of kWindowNs; after each window it opens a
 // team only when
 //   - the model says so with the measured s,
@@ -51,7 +51,9 @@ inline constexpr double kMinLockstepNs = 10e6;            // nominal: shorter lo
 inline constexpr double kMinTasksNs = 1e6;                // nominal: smaller task sets stay alone
 inline constexpr double kMinOnCpu = 0.9;                  // lone thread's CPU time / wall time
 
-std::int64_t thread_cpu_ns();  // CPU time of the calling thread (0 where unknown)
+// CPU time of the calling thread; where no such clock exists, the wall clock (the thread then
+// counts as always on a CPU: teams are judged by their timing windows alone).
+std::int64_t thread_cpu_ns();
 
 // The largest member's fraction of `components` when `blocks` blocks of `per_block` components
 // are split in contiguous ranges over n threads (the split of lockstep.hpp).
