@@ -575,6 +575,10 @@ PYBIND11_MODULE(_core, m) {
       "thread). work='curves': `configs` curves of `memory` on `nodes` components for `steps` steps "
       "(loss_curve, loss_curves; loss_gradient's passes plan as one curve); work='contour': loss_at's "
       "contour sums over `steps` contour nodes. threads = 0: the default.");
+  m.def("set_always_team", &memsgd::set_always_team, py::arg("on"),
+        "Tests: on=True makes every run that may use two or more threads use them from its first step (lockstep "
+        "runs never give their team up; independent tasks run one per thread), whatever the thread policy's "
+        "model and measurements say; process-wide. on=False restores the policy.");
   m.def(
       "thread_policy_state",
       [] {

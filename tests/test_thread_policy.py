@@ -220,3 +220,86 @@ def test_optimize_schedule_takes_threads_and_its_result_does_not_depend_on_them(
         assert np.array_equal(r.loss, runs[0].loss)
     with pytest.raises(ValueError, match=r"^threads must be a positive integer or None \(all cores\), got 0$"):
         ms.optimize_schedule("heavy_ball", spec, NOISE, 60, threads=0)
+
+
+# -- every entry point: threads=1 and a team give the same bits -----------------------------------
+
+@pytest.fixture
+def always_team():
+    """Teams from the first step whatever the policy would decide (_core.set_always_team), so that
+    the comparisons below exercise a team on a busy machine too; the policy is restored after."""
+    _core.set_always_team(True)
+    try:
+        yield
+    finally:
+        _core.set_always_team(False)
+
+
+@needs_openmp
+def test_always_team_runs_teams_of_the_threads_asked_for(always_team):
+    # the switch the comparisons below rely on: a team of min(threads, blocks) for every step
+    spec = Spectrum.power_law(2.0, 1.0, size=3000)      # 3 blocks of components
+    T = 30
+    args = core_args(HB, spec, NOISE, T)
+    for threads, team in ((1, 1), (2, 2), (3, 3), (5, 3)):
+        control = _core.RunControl()
+        _core.evolve(*args, T, threads=threads, control=control)
+        assert (control.largest_team, control.team_steps, control.team_drops) == (team, T if team > 1 else 0, 0)
+        control = _core.RunControl()
+        _core.loss_gradient(*args, np.ones(T + 1), T, threads=threads, control=control)
+        assert control.largest_team == team and control.team_steps == (2 * T if team > 1 else 0), threads
+    control = _core.RunControl()                         # 4 tiny configurations, one per thread
+    _core.evolve_batch([args[:3]] * 4, [args[3:8]] * 4, [args[8:]] * 4, 5, threads=2, control=control)
+    assert control.largest_team == 2
+    _core.set_always_team(False)
+    control = _core.RunControl()
+    _core.evolve(*args, T, threads=2, control=control)   # the policy again: too short for a team
+    assert control.largest_team == 1
+
+
+SPEC3 = Spectrum.power_law(1.5, 0.8, size=3000)         # 3 blocks: every thread of a team has work
+SPEC_SMALL3 = Spectrum.power_law(1.5, 0.8, size=2100)   # 3 blocks, the last of 52 components
+ENTRY_POINTS = {
+    "loss_curve": lambda th: ms.loss_curve(ALGOS["memory 4 (general kernel)"], SPEC3, Noise(5), 60, progress=False,
+                                           threads=th).loss,
+    "loss_curve schedule": lambda th: ms.loss_curve(ALGOS["am1 schedule"], SPEC3, Noise(5), 60, progress=False,
+                                                    threads=th).loss,
+    "loss_curves (one per thread)": lambda th: ms.loss_curves(list(ALGOS.values())[:3] + [HB], SPEC3, Noise(5), 60,
+                                                              threads=th, progress=False).loss,
+    "loss_curves (each in a team)": lambda th: ms.loss_curves([HB], SPEC3, Noise(5), 60, threads=th,
+                                                              progress=False).loss,
+    "loss_at": lambda th: np.concatenate([(r := ms.loss_at(HB, SPEC_SMALL3, NOISE, [10, 100, 10 ** 4, 10 ** 8],
+                                                           exact_until=100, progress=False, threads=th)).loss,
+                                          r.error]),
+    "loss_gradient": lambda th: np.concatenate([[(g := ms.loss_gradient(ALGOS["am1 schedule"], SPEC3, Noise(5), 60,
+                                                                        checkpoint_every=7, progress=False,
+                                                                        threads=th)).value],
+                                                *[np.ravel(getattr(g, f)) for f in ("alpha", "b", "c", "D", "e", "batch",
+                                                                               "coupling", "self_noise")]]),
+    "optimize_schedule": lambda th: np.concatenate([[(r := ms.optimize_schedule("heavy_ball", SPEC3, NOISE, 40,
+                                                                                max_iterations=2, progress=False,
+                                                                                threads=th)).value], r.x, r.loss]),
+}
+
+
+@needs_openmp
+@pytest.mark.parametrize("name", sorted(ENTRY_POINTS))
+def test_every_entry_point_gives_the_bits_of_one_thread_on_a_team(name, always_team):
+    one, two, three = (ENTRY_POINTS[name](th) for th in (1, 2, 3))
+    assert np.array_equal(one, two, equal_nan=True) and np.array_equal(one, three, equal_nan=True), name
+
+
+@needs_openmp
+@pytest.mark.parametrize("method", ["engine", "loss_at"])
+def test_sweep_gives_the_bits_of_one_thread_on_a_team(method, always_team):
+    pytest.importorskip("xarray")
+    # engine: short curves (chunks of several configurations run one per thread, a chunk of one in
+    # a team); loss_at: contour nodes one per thread
+    steps, record, spec = (200, [10, 100, 200], SPEC_SMALL3) if method == "engine" else \
+        (10 ** 6, [10, 1000, 10 ** 6], Spectrum.power_law(1.5, 0.8, size=300))
+    run = [ms.sweep(ms.heavy_ball, {"lr": [0.1, 0.2, 0.3], "momentum": [0.8, 0.9]}, spec, NOISE, steps,
+                    record=record, method=method, threads=th, chunk_size=chunk)
+           for th, chunk in ((1, None), (2, None), (2, 1), (3, 4))]
+    for ds in run[1:]:
+        assert np.array_equal(ds["loss"].values, run[0]["loss"].values)
+        assert np.array_equal(ds["diverged_at"].values, run[0]["diverged_at"].values)

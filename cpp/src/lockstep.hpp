@@ -66,7 +66,7 @@ class Lockstep {
   bool run(Local local) {
     const int cap = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(std::max(opt_.threads, 1)),
                                                             std::max<std::size_t>(blocks_, 1)));
-    adaptive_ = opt_.adaptive && opt_.alternate_every == 0;
+    adaptive_ = opt_.adaptive && opt_.alternate_every == 0 && !always_team();
     n_ = adaptive_ ? plan_lockstep(opt_.threads, shape_.components, shape_.per_block, shape_.step_muladds, steps_)
                    : cap;
     note_team_size(opt_.control, 1);

@@ -62,6 +62,7 @@ int plan_tasks(int threads, std::size_t tasks, double total_muladds) {
 }
 
 int tasks_team(int threads, std::size_t tasks, double total_muladds) {
+  if (always_team()) return static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(std::max(threads, 1)), tasks));
   const int n = plan_tasks(threads, tasks, total_muladds);
   return n > 1 && cores_look_busy(now_ns()) ? 1 : n;
 }
@@ -80,6 +81,8 @@ constexpr std::int64_t kFirstBackoffNs = 20000000;   // 20 ms
 constexpr std::int64_t kMaxBackoffNs = 1000000000;   // 1 s
 std::atomic<std::int64_t> g_next_try{0};
 std::atomic<std::int64_t> g_backoff{kFirstBackoffNs / 2};
+
+std::atomic<bool> g_always_team{false};
 
 std::mutex g_seen_mutex;
 double g_seen_wall = 0.0, g_seen_cpu = 0.0;  // decayed sums
@@ -134,6 +137,8 @@ TaskWatch::~TaskWatch() {
   if (now - wall_ >= kMinTaskWatchNs) note_lone_window(now, now - wall_, thread_cpu_ns() - cpu_);
 }
 
+bool always_team() { return g_always_team.load(std::memory_order_relaxed); }
+
 bool team_allowed(std::int64_t now) { return now >= g_next_try.load(std::memory_order_relaxed); }
 
 void team_failed(std::int64_t now) {
@@ -179,6 +184,8 @@ ThreadPolicyState thread_policy_state() {
   s.backoff_seconds = std::max<std::int64_t>(detail::g_next_try.load(std::memory_order_relaxed) - now, 0) * 1e-9;
   return s;
 }
+
+void set_always_team(bool on) { detail::g_always_team.store(on, std::memory_order_relaxed); }
 
 int planned_threads(ParallelWork work, int memory, std::size_t nodes, std::size_t steps, std::size_t configs,
                     int threads) {

@@ -104,6 +104,9 @@ class TaskWatch {
   std::int64_t wall_ = 0, cpu_ = 0;
 };
 
+// memsgd::set_always_team (tests): teams from the first step, never given up.
+bool always_team();
+
 // Process-wide back-off between tries of a lockstep team.
 bool team_allowed(std::int64_t now);
 void team_failed(std::int64_t now);

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'planned_threads', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit', 'thread_policy_state']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'planned_threads', 'set_always_team', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit', 'thread_policy_state']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -92,6 +92,10 @@ def physical_memory() -> float:
 def planned_threads(work: str, memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, *, configs: typing.SupportsInt | typing.SupportsIndex = 1, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
     """
     The most threads the thread policy lets a run use before it measures anything (1: it stays on one thread). work='curves': `configs` curves of `memory` on `nodes` components for `steps` steps (loss_curve, loss_curves; loss_gradient's passes plan as one curve); work='contour': loss_at's contour sums over `steps` contour nodes. threads = 0: the default.
+    """
+def set_always_team(on: bool) -> None:
+    """
+    Tests: on=True makes every run that may use two or more threads use them from its first step (lockstep runs never give their team up; independent tasks run one per thread), whatever the thread policy's model and measurements say; process-wide. on=False restores the policy.
     """
 def set_simd_path(name: str) -> None:
     """

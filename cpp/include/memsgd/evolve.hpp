@@ -168,4 +168,10 @@ struct ThreadPolicyState {
 };
 ThreadPolicyState thread_policy_state();
 
+// Tests: true makes every run that may use two or more threads use them from its first step
+// (lockstep runs never give their team up; independent tasks run one per thread), whatever the
+// cost model and the measurements say, so that tests of bitwise equality exercise teams on a
+// busy machine too. Process-wide; false (the default) restores the policy.
+void set_always_team(bool on);
+
 }  // namespace memsgd
