@@ -14,6 +14,7 @@ run: one core is then shared, as on a machine that runs something else.
 Cases (heavy ball lr 0.1, momentum 0.9 unless named; Gaussian noise B = 10; power-law spectrum
 nu = 2, kappa = 1 of K nodes):
 
+    a/a         the loop below at threads=1 on both sides: the noise floor of a ratio here
     loop        a loop of 20 short loss_curve calls, K = 4857, T = 2000
     long        one loss_curve, K = 1e5, T = 2000 (a second core should pay here)
     curves      loss_curves of 8 algorithms, K = 4857, T = 2000
@@ -75,6 +76,7 @@ def cases(quick: bool):
     T = int(2000 * scale)
     has_threads = "threads" in inspect.signature(optimize_schedule).parameters
     out = {
+        "a/a": lambda th: [loss_curve(HB, small, NOISE, 2000, progress=False, threads=1) for _ in range(20)],
         "loop": lambda th: [loss_curve(HB, small, NOISE, 2000, progress=False, threads=th) for _ in range(20)],
         "long": lambda th: loss_curve(HB, big, NOISE, T, progress=False, threads=th),
         "curves": lambda th: loss_curves(algos, small, NOISE, T, threads=th),
