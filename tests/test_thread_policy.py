@@ -271,6 +271,9 @@ ENTRY_POINTS = {
     "loss_at": lambda th: np.concatenate([(r := ms.loss_at(HB, SPEC_SMALL3, NOISE, [10, 100, 10 ** 4, 10 ** 8],
                                                            exact_until=100, progress=False, threads=th)).loss,
                                           r.error]),
+    "loss_at piecewise": lambda th: np.concatenate([(r := ms.loss_at(
+        ms.Schedule.piecewise([(HB, 300), (ms.heavy_ball(0.05, 0.9), None)]), SPEC_SMALL3, NOISE,
+        [10, 100, 10 ** 4, 10 ** 8], progress=False, threads=th)).loss, r.error]),
     "loss_gradient": lambda th: np.concatenate([[(g := ms.loss_gradient(ALGOS["am1 schedule"], SPEC3, Noise(5), 60,
                                                                         checkpoint_every=7, progress=False,
                                                                         threads=th)).value],
