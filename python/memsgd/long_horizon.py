@@ -383,6 +383,17 @@ def _loss_at_pieces(schedule, spectrum, noise, steps, exact_until, progress, thr
         later = bool(np.any(steps >= s1))
         if not np.any(here) and not later:
             break
+        if not np.any(here) and s1 - s0 <= _STATE_RECURSION:
+            # a short piece with no requested step: its state from the recursion alone, as state_at
+            # would give it, without the contour's analysis (the centre's bisection is most of a
+            # piece's cost; smooth schedules are mostly such pieces)
+            second, first, e2, div = _short_piece_state(algo, spectrum, noise, second, first, L0, int(s1 - s0))
+            if div is not None:
+                diverged_at = s0 + div
+                break
+            scale = float(np.dot(ml, np.abs(second).max(axis=1)))
+            handed += float(np.dot(ml, e2.max(axis=1))) / scale if scale > 0 else 0.0
+            continue
         problem = _Problem(algo, spectrum, noise, progress, threads, initial=(second, first, L0, j == 0))
         if np.any(here):
             r = problem.loss_at(steps[here] - s0, None)
@@ -415,6 +426,16 @@ def _loss_at_pieces(schedule, spectrum, noise, steps, exact_until, progress, thr
         for msg in result.warnings:
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
     return result
+
+
+def _short_piece_state(algorithm, spectrum, noise, second, first, L0, n):
+    """``(second, first, second_error, diverged_at)`` after n steps of a stationary piece from the
+    given per-component states, by the recursion (what ``_Problem.state_at`` does for n <= 1024)."""
+    algo, spec, rho = decayed_problem(algorithm, spectrum)
+    maps = Maps(algo, spec.eigenvalues, spec.coefficients2, rho, noise.self_noise, noise.coupling, noise.label_source)
+    threshold = DIVERGENCE_FACTOR * L0 if L0 > 0 else math.inf
+    _, x, y, div = run(maps, spec.weights, second, first, n, threshold)
+    return x, y, _Problem._rounding(n) * np.abs(x), div
 
 
 def _loss_at_smooth(schedule, spectrum, noise, steps, exact_until, approximate, breaks, progress, threads,
