@@ -15,7 +15,9 @@ the schedule minimising the final loss at a horizon of ``N`` steps (step index `
 
 For each phase and horizon ``T`` this experiment computes the optimum by :func:`memsgd.optimize_schedule`
 (``free_sgd``, log learning rate piecewise linear between ``knots`` knots with ``spacing="ends"``,
-which resolves the end as finely as the start), started from the best of the tuned shapes, and the
+which resolves the end as finely as the start), started from the best of the tuned shapes (or from
+the previous horizon's optimum where that does better; ``long_iterations`` caps L-BFGS-B beyond
+``T = 1e4``), and the
 shapes practitioners run at their best peak learning rate (grid then bounded Brent in ``log peak``):
 WSD with a linear cooldown, cosine to 0, WSD with a 1-sqrt cooldown (cooldown fraction fixed).
 Measured: ``delta`` (least squares of ``log eta`` on ``log(1 - t/T)`` over ``t/T`` in
@@ -36,7 +38,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from .. import lr_shapes
-from ..design import _require_design_memory, optimize_schedule
+from ..design import _require_design_memory, make_family, optimize_schedule
 from ..dynamics import loss_curve
 from ..noise import Noise
 from ..schedules import am1_form, torch_sgd
@@ -61,7 +63,8 @@ class OptimalSchedulesConfig:
     head: int = 256
     horizons: Tuple[int, ...] = (1_000, 10_000, 100_000)
     knots: int = 32
-    max_iterations: int = 400
+    max_iterations: int = 300
+    long_iterations: int = 120            # L-BFGS-B cap for horizons > 1e4 (warm-started from the previous T)
     memory1_horizons: Tuple[int, ...] = (1_000, 10_000)
     memory1_iterations: int = 300
     batch_horizons: Tuple[int, ...] = (1_000, 10_000)
@@ -77,8 +80,8 @@ class OptimalSchedulesConfig:
             raise ValueError(f"nu must be > 1, got {self.nu}")
         for name in ("easy_kappa", "hard_kappa", "label_noise", "batch_factor"):
             positive_scalar(getattr(self, name), name)
-        for name in ("batch_size", "head", "knots", "max_iterations", "memory1_iterations", "batch_knots",
-                     "peak_grid"):
+        for name in ("batch_size", "head", "knots", "max_iterations", "long_iterations", "memory1_iterations",
+                     "batch_knots", "peak_grid"):
             positive_int(getattr(self, name), name)
         if not self.horizons or any(positive_int(T, "horizons") < 20 for T in self.horizons):
             raise ValueError(f"horizons must be a non-empty list of step counts >= 20, got {self.horizons}")
@@ -204,6 +207,7 @@ def run(config: Optional[OptimalSchedulesConfig] = None, out_dir=None, progress=
     for phase, kappa in phases.items():
         spec = specs[phase]
         rows, keep = [], {}
+        previous = None
         for T in horizons:
             t0 = time.perf_counter()
             tuned = {name: tune_peak(name, spec, noise, T, cooldown=cfg.cooldown_fraction, grid=cfg.peak_grid)
@@ -212,9 +216,18 @@ def run(config: Optional[OptimalSchedulesConfig] = None, out_dir=None, progress=
             tracker.step(f"{phase}: shapes T={T}")
             best = min(SHAPES, key=lambda n: tuned[n][1])
             start = torch_sgd(_shape(best, tuned[best][0], T, cfg.cooldown_fraction).values(T))
+            if previous is not None:
+                # the previous horizon's optimum at the same knots (the "ends" coordinate scales with
+                # log T), when it does better here than the best shape: a warm start
+                warm = make_family("free_sgd", T, knots=cfg.knots, spacing="ends",
+                                   start={"lr": previous.parameters["lr"]})
+                if _final_loss(warm.schedule(warm.start).parameters(T)[0], spec, noise, T) < tuned[best][1]:
+                    start = {"lr": previous.parameters["lr"]}
             t0 = time.perf_counter()
             opt = optimize_schedule("free_sgd", spec, noise, T, knots=cfg.knots, spacing="ends", start=start,
-                                    max_iterations=cfg.max_iterations, progress=False)
+                                    max_iterations=cfg.max_iterations if T <= 10_000 else cfg.long_iterations,
+                                    progress=False)
+            previous = opt
             timings[f"{phase} free_sgd T={T}"] = time.perf_counter() - t0
             tracker.step(f"{phase}: optimum T={T}")
             lr = opt.schedule.parameters(T)[0]
