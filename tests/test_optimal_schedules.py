@@ -69,18 +69,19 @@ def test_tuned_shape_loss_is_the_reference_recursion(quick):
 def test_single_mode_optimum_matches_closed_form():
     """One mode lambda, label noise only (tau = 0): m+ = (1 - eta lambda)^2 m + eta^2 lambda s with
     s = sigma2/B. m+ is increasing in m at the minimising eta, so the greedy step
-    eta = m / (lambda m + s) is optimal and 1/m_T = 1/m_0 + T lambda / s (eta_t ~ 1/(lambda t)).
-    The knot family cannot hold 1/t exactly: its optimum is within 1% and never below the bound."""
+    eta = m / (lambda m + s) is optimal and 1/m_T = 1/m_0 + T lambda / s, eta_t = 1/(lambda (t+1) + s/m_0).
+    The knot family cannot hold it exactly: its optimum is within 5e-4 in loss (never below the bound)
+    and 5% in learning rate away from the first and last steps."""
     lam, s, T = 0.5, 0.2, 300
     spec = memsgd.Spectrum(np.array([lam]), np.array([1.0]))
     noise = memsgd.Noise(1, 0.0, 0.0, label_noise=s)
     res = memsgd.optimize_schedule("free_sgd", spec, noise, T, knots=16, spacing="ends", start={"lr": 0.5},
                                    max_iterations=300, progress=False)
     L_best = 0.5 * lam / (1.0 + T * lam / s)
-    assert L_best <= res.value <= 1.01 * L_best
+    assert L_best <= res.value <= 1.0005 * L_best        # measured 1.000016
     lr = res.schedule.parameters(T)[0]
-    greedy = 1.0 / (lam * (np.arange(T) + s / lam))     # eta_t = m_t/(lambda m_t + s), m_0 = 1
-    assert np.max(np.abs(np.log(lr[5:T - 5] / greedy[5:T - 5]))) < 0.25
+    greedy = 1.0 / (lam * (np.arange(T) + 1) + s)       # eta_t = m_t/(lambda m_t + s) = 1/(lambda (t+1) + s/m_0), m_0 = 1
+    assert np.max(np.abs(np.log(lr[5:T - 5] / greedy[5:T - 5]))) < 0.05   # measured 0.011
 
 
 def test_fit_and_fraction_on_exact_shapes():

@@ -63,10 +63,10 @@ class OptimalSchedulesConfig:
     head: int = 256
     horizons: Tuple[int, ...] = (1_000, 10_000, 100_000)
     knots: int = 32
-    max_iterations: int = 300
-    long_iterations: int = 120            # L-BFGS-B cap for horizons > 1e4 (warm-started from the previous T)
+    max_iterations: int = 1000
+    long_iterations: int = 400            # L-BFGS-B cap for horizons > 1e4 (warm-started from the previous T)
     memory1_horizons: Tuple[int, ...] = (1_000, 10_000)
-    memory1_iterations: int = 300
+    memory1_iterations: int = 600
     batch_horizons: Tuple[int, ...] = (1_000, 10_000)
     batch_factor: float = 4.0             # budget sum_t B_t = batch_factor * T
     batch_knots: int = 12
