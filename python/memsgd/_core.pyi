@@ -29,13 +29,13 @@ def elementwise_step(codes: collections.abc.Sequence[typing.SupportsInt | typing
     """
     Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over raw float/double arrays given by address. The caller guarantees the addresses and sizes.
     """
-def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, control: typing.Any = None, label: typing.Any = None) -> tuple:
+def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, control: typing.Any = None, label: typing.Any = None, weight_decay: typing.Any = None, decay_scale: typing.Any = None) -> tuple:
     """
-    One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output (steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. threads = 0: the default.
+    One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output (steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. weight_decay: None or rho_t >= 0 per row of alpha (the affine state of weight decay); decay_scale: None or kappa_k > 0 per eigenvalue (component k decays by kappa_k rho_t). threads = 0: the default.
     """
 def evolve_batch(spectra: collections.abc.Sequence, algorithms: collections.abc.Sequence, noises: collections.abc.Sequence, steps: typing.SupportsInt | typing.SupportsIndex, record: typing.Any = None, *, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
     """
-    C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), noises[i] = (coupling, self_noise) or (coupling, self_noise, label). Returns (loss (C, R), diverged_at (C,)) at the recorded steps (record: increasing int64 steps in [0, steps], or None for every step).
+    C configurations: spectra[i] = (eigenvalues, weights, scales[, decay_scale]), algorithms[i] = (alpha, b, c, D, e) or (alpha, b, c, D, e, weight_decay (rows of alpha) or None), noises[i] = (coupling, self_noise) or (coupling, self_noise, label). Returns (loss (C, R), diverged_at (C,)) at the recorded steps (record: increasing int64 steps in [0, steps], or None for every step).
     """
 def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
@@ -81,9 +81,9 @@ def solve_renewal(U: typing.Any, U_prime: typing.Any, V: typing.Any, V_prime: ty
     """
     Solve the renewal equations; returns (L, l, error) with error the estimated absolute error of L (None unless with_error). control: RunControl (progress over 1-6 passes of n outputs, cancellation).
     """
-def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
+def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, weight_decay: bool = False) -> float:
     """
-    Bytes of state the core allocates for a run (outputs not included).
+    Bytes of state the core allocates for a run (outputs not included); weight_decay: the affine state.
     """
 def stationary_moments(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, shift: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple:
     """
