@@ -191,8 +191,8 @@ void require_tuple(const py::handle& obj, const char* name) {
 py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha, py::object b,
                  py::object c, py::object D, py::object e, py::object coupling, py::object self_noise,
                  std::int64_t steps, bool initial_ggt, bool overflow_only, int threads, bool adaptive_threads,
-                 bool spin_only, py::object control, py::object label, py::object weight_decay,
-                 py::object decay_scale) {
+                 bool spin_only, std::int64_t alternate_every, py::object control, py::object label,
+                 py::object weight_decay, py::object decay_scale) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   require_threads(threads);
@@ -209,6 +209,8 @@ py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, 
   opt.threads = threads;
   opt.adaptive_threads = adaptive_threads;
   opt.spin_only = spin_only;
+  require(alternate_every >= 0, "alternate_every must be >= 0");
+  opt.alternate_every = static_cast<std::size_t>(alternate_every);
   opt.control = run_control(control);
   Array loss(static_cast<py::ssize_t>(T + 1)), gp(static_cast<py::ssize_t>(T + 1));
   std::int64_t diverged = -1;
@@ -301,8 +303,8 @@ py::dict build_info() {
 py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object scales, py::object alpha,
                         py::object b, py::object c, py::object D, py::object e, py::object coupling,
                         py::object self_noise, py::object loss_weights, std::int64_t steps,
-                        std::int64_t checkpoint_every, bool general_kernel, int threads, py::object control,
-                        py::object label) {
+                        std::int64_t checkpoint_every, bool general_kernel, int threads,
+                        std::int64_t alternate_every, py::object control, py::object label) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   require_threads(threads);
@@ -317,6 +319,8 @@ py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object s
   options.checkpoint_every = static_cast<std::size_t>(checkpoint_every);
   options.threads = threads;
   options.general_kernel = general_kernel;
+  require(alternate_every >= 0, "alternate_every must be >= 0");
+  options.alternate_every = static_cast<std::size_t>(alternate_every);
   options.control = run_control(control);
   memsgd::require_gradient_memory(cfg, lw.data(), T, options);
 
@@ -607,6 +611,14 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<>())
       .def_property_readonly("steps_done", [](const memsgd::RunControl& c) { return c.steps_done.load(); })
       .def_property_readonly("configs_done", [](const memsgd::RunControl& c) { return c.configs_done.load(); })
+      .def_property_readonly("largest_team", [](const memsgd::RunControl& c) { return c.largest_team.load(); },
+                             "The most threads that worked together (the thread policy's choice; 1: alone).")
+      .def_property_readonly("team_steps", [](const memsgd::RunControl& c) { return c.team_steps.load(); },
+                             "Lockstep steps run by a team of two or more threads.")
+      .def_property_readonly("team_tries", [](const memsgd::RunControl& c) { return c.team_tries.load(); },
+                             "Lockstep teams opened (after the lone thread measured that one could pay).")
+      .def_property_readonly("team_drops", [](const memsgd::RunControl& c) { return c.team_drops.load(); },
+                             "Lockstep teams given up for one thread (measured no faster than it).")
       .def("cancel", [](memsgd::RunControl& c) { c.cancel.store(true); });
 
   // engine
@@ -614,13 +626,15 @@ PYBIND11_MODULE(_core, m) {
         py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"), py::arg("self_noise"),
         py::arg("steps"), py::kw_only(), py::arg("initial_ggt") = false, py::arg("overflow_only") = false,
         py::arg("threads") = 0, py::arg("adaptive_threads") = true, py::arg("spin_only") = false,
-        py::arg("control") = py::none(), py::arg("label") = py::none(), py::arg("weight_decay") = py::none(),
-        py::arg("decay_scale") = py::none(),
+        py::arg("alternate_every") = 0, py::arg("control") = py::none(), py::arg("label") = py::none(),
+        py::arg("weight_decay") = py::none(), py::arg("decay_scale") = py::none(),
         "One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output "
         "(steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = "
         "sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. weight_decay: "
         "None or rho_t >= 0 per row of alpha (the affine state of weight decay); decay_scale: None or kappa_k > 0 "
-        "per eigenvalue (component k decays by kappa_k rho_t). threads = 0: the default.");
+        "per eigenvalue (component k decays by kappa_k rho_t). threads = 0: the default. adaptive_threads=False: "
+        "a team of `threads` from the first step; alternate_every = n > 0 (tests): such a team that hands over "
+        "to one thread every n steps and back after n.");
   m.def("evolve_batch", &evolve_batch, py::arg("spectra"), py::arg("algorithms"), py::arg("noises"),
         py::arg("steps"), py::arg("record") = py::none(), py::kw_only(), py::arg("threads") = 0,
         py::arg("control") = py::none(),
@@ -635,6 +649,45 @@ PYBIND11_MODULE(_core, m) {
   m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
   m.def("max_threads", &memsgd::max_threads,
         "Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.");
+  m.def(
+      "planned_threads",
+      [](const std::string& work, int memory, std::int64_t nodes, std::int64_t steps, std::int64_t configs,
+         int threads) {
+        require(work == "curves" || work == "contour", "work must be 'curves' or 'contour', got '" + work + "'");
+        require(memory >= 0 && nodes >= 0 && steps >= 0 && configs >= 1,
+                "memory, nodes and steps must be >= 0 and configs >= 1");
+        require_threads(threads);
+        return memsgd::planned_threads(
+            work == "curves" ? memsgd::ParallelWork::Curves : memsgd::ParallelWork::ContourSums, memory,
+            static_cast<std::size_t>(nodes), static_cast<std::size_t>(steps), static_cast<std::size_t>(configs),
+            threads);
+      },
+      py::arg("work"), py::arg("memory"), py::arg("nodes"), py::arg("steps"), py::kw_only(), py::arg("configs") = 1,
+      py::arg("threads") = 0,
+      "The most threads the thread policy lets a run use before it measures anything (1: it stays on one "
+      "thread). work='curves': `configs` curves of `memory` on `nodes` components for `steps` steps "
+      "(loss_curve, loss_curves; loss_gradient's passes plan as one curve); work='contour': loss_at's "
+      "contour sums over `steps` contour nodes. threads = 0: the default.");
+  m.def("set_always_team", &memsgd::set_always_team, py::arg("on"),
+        "Tests: on=True makes every run that may use two or more threads use them from its first step (lockstep "
+        "runs never give their team up; independent tasks run one per thread), whatever the thread policy's "
+        "model and measurements say; process-wide. on=False restores the policy.");
+  m.def(
+      "thread_policy_state",
+      [] {
+        const memsgd::ThreadPolicyState s = memsgd::thread_policy_state();
+        py::dict d;
+        d["seen_seconds"] = s.seen_seconds;
+        d["on_cpu"] = s.on_cpu;
+        d["cores_look_idle"] = s.cores_look_idle;
+        d["cores_look_busy"] = s.cores_look_busy;
+        d["backoff_seconds"] = s.backoff_seconds;
+        return d;
+      },
+      "What the thread policy has measured in this process: seen_seconds (lone-thread time seen lately, "
+      "decaying over ~0.1 s) and on_cpu (its CPU time / wall time), cores_look_idle (runs with a barrier per "
+      "step may try a team), cores_look_busy (independent tasks stay on one thread), backoff_seconds (until "
+      "a team may be tried again after one failed).");
   m.def("thread_limit", &memsgd::thread_limit,
         "The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.");
   m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),
@@ -672,7 +725,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("alpha"), py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"),
         py::arg("self_noise"), py::arg("loss_weights"), py::arg("steps"), py::kw_only(),
         py::arg("checkpoint_every") = 0, py::arg("general_kernel") = false, py::arg("threads") = 0,
-        py::arg("control") = py::none(), py::arg("label") = py::none(),
+        py::arg("alternate_every") = 0, py::arg("control") = py::none(), py::arg("label") = py::none(),
         "Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise and "
         "label (or None): (1,) or >= steps per-step entries); returns (value, diverged_at, loss, d_alpha, "
         "d_b, d_c, d_D, d_e, d_coupling, d_self_noise, checkpoint_every, stored_states, d_label).");
