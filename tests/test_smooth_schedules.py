@@ -37,7 +37,6 @@ def test_wsd_cooldown_against_recursion():
     assert rel[1] < 1e-4 and est[1] < 1e-3
 
 
-@pytest.mark.slow
 def test_cosine_against_recursion():
     T = 4000
     rel, est = _check(_heavy_ball(lr_shapes.cosine(0.1, T)), np.array([T]), 8)
