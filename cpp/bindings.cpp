@@ -131,22 +131,32 @@ memsgd::AlgorithmParams algorithm_from(Converter& conv, const py::handle& algori
   return p;
 }
 
-// (coupling (n,), self_noise (n,)) -> NoiseParams
+// (coupling (n,), self_noise (n,)[, label (n,) or None]) -> NoiseParams; label = sigma2/B_t, the
+// label-noise source (None: none).
 memsgd::NoiseParams noise_from(Converter& conv, const py::handle& noise, const std::string& where) {
   auto t = py::reinterpret_borrow<py::tuple>(noise);
-  require(t.size() == 2, "noise" + where + " must be (coupling, self_noise)");
+  require(t.size() == 2 || t.size() == 3, "noise" + where + " must be (coupling, self_noise) or (coupling, self_noise, label)");
   const Array& cp = conv.get(t[0], "coupling" + where);
   const Array& sn = conv.get(t[1], "self_noise" + where);
   require(cp.ndim() == 1 && cp.size() > 0, "coupling" + where + " must be a non-empty 1-d array");
   require_shape(sn, "self_noise" + where, {cp.size()});
-  return memsgd::NoiseParams{static_cast<std::size_t>(cp.size()), cp.data(), sn.data()};
+  memsgd::NoiseParams n{static_cast<std::size_t>(cp.size()), cp.data(), sn.data()};
+  if (t.size() == 3 && !t[2].is_none()) {
+    const Array& lb = conv.get(t[2], "label" + where);
+    require_shape(lb, "label" + where, {cp.size()});
+    n.label = lb.data();
+  }
+  return n;
 }
 
 std::size_t steps_from(std::int64_t steps) {
   require(steps >= 0, "steps must be >= 0");
-  require(steps < (std::int64_t(1) << 40), "steps must be < 2**40");
+  require(steps < memsgd::kMaxSteps, "steps must be < 2**40");
   return static_cast<std::size_t>(steps);
 }
+
+// One rule for every entry point's thread count; the core caps it at thread_limit().
+void require_threads(int threads) { require(threads >= 0, "threads must be >= 0 (0: the default, all cores)"); }
 
 // None or a RunControl (typed as an object so that stubs say the None is allowed)
 memsgd::RunControl* run_control(const py::object& control) {
@@ -165,14 +175,14 @@ void require_tuple(const py::handle& obj, const char* name) {
 py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha, py::object b,
                  py::object c, py::object D, py::object e, py::object coupling, py::object self_noise,
                  std::int64_t steps, bool initial_ggt, bool overflow_only, int threads, bool adaptive_threads,
-                 bool spin_only, py::object control) {
+                 bool spin_only, py::object control, py::object label) {
   Converter conv;
   const std::size_t T = steps_from(steps);
-  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
+  require_threads(threads);
   memsgd::Configuration cfg;
   cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
   cfg.algorithm = algorithm_from(conv, py::make_tuple(alpha, b, c, D, e), "");
-  cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise), "");
+  cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise, label), "");
   memsgd::require_memory(2.0 * 8.0 * (static_cast<double>(T) + 1.0), cfg.algorithm.memory, cfg.nodes.count, 1, threads);
   memsgd::RunOptions opt;
   opt.initial = initial_ggt ? memsgd::InitialState::GGt : memsgd::InitialState::E11;
@@ -197,7 +207,7 @@ py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequen
                        py::object record, int threads, py::object control) {
   Converter conv;
   const std::size_t T = steps_from(steps);
-  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
+  require_threads(threads);
   const std::size_t C = static_cast<std::size_t>(py::len(algorithms));
   require(py::len(spectra) == C, "spectra must have one entry per configuration (" + std::to_string(C) + ")");
   require(py::len(noises) == C, "noises must have one entry per configuration (" + std::to_string(C) + ")");
@@ -265,15 +275,16 @@ py::dict build_info() {
 py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object scales, py::object alpha,
                         py::object b, py::object c, py::object D, py::object e, py::object coupling,
                         py::object self_noise, py::object loss_weights, std::int64_t steps,
-                        std::int64_t checkpoint_every, bool general_kernel, int threads, py::object control) {
+                        std::int64_t checkpoint_every, bool general_kernel, int threads, py::object control,
+                        py::object label) {
   Converter conv;
   const std::size_t T = steps_from(steps);
-  require(threads >= 0, "threads must be >= 1 (or 0 for the default)");
+  require_threads(threads);
   require(checkpoint_every >= 0, "checkpoint_every must be >= 0 (0: about sqrt(steps))");
   memsgd::Configuration cfg;
   cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
   cfg.algorithm = algorithm_from(conv, py::make_tuple(alpha, b, c, D, e), "");
-  cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise), "");
+  cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise, label), "");
   const Array& lw = conv.get(loss_weights, "loss_weights");
   require_shape(lw, "loss_weights", {static_cast<py::ssize_t>(T + 1)});
   memsgd::GradientOptions options;
@@ -285,7 +296,7 @@ py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object s
 
   const py::ssize_t n = static_cast<py::ssize_t>(T), M = cfg.algorithm.memory;
   Array loss(n + 1), g_alpha(n), g_b(std::vector<py::ssize_t>{n, M}), g_c(std::vector<py::ssize_t>{n, M}),
-      g_D(std::vector<py::ssize_t>{n, M, M}), g_e(std::vector<py::ssize_t>{n, M}), g_c1(n), g_c2(n);
+      g_D(std::vector<py::ssize_t>{n, M, M}), g_e(std::vector<py::ssize_t>{n, M}), g_c1(n), g_c2(n), g_label(n);
   memsgd::GradientOutputs out;
   out.loss = loss.mutable_data();
   out.alpha = g_alpha.mutable_data();
@@ -295,13 +306,14 @@ py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object s
   out.e = g_e.mutable_data();
   out.coupling = g_c1.mutable_data();
   out.self_noise = g_c2.mutable_data();
+  out.label = g_label.mutable_data();
   memsgd::GradientResult res;
   {
     py::gil_scoped_release release;
     res = memsgd::loss_gradient(cfg, lw.data(), T, options, out);
   }
   return py::make_tuple(res.value, res.diverged_at, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2,
-                        res.checkpoint_every, res.stored_states);
+                        res.checkpoint_every, res.stored_states, g_label);
 }
 // ================================== end adjoint (schedule design) ==================================
 
@@ -416,7 +428,7 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
                              memsgd::RunControl* control, int threads) {
   Array lam = eigenvalue_array(eigenvalues);
   const py::ssize_t K = lam.size();
-  require(threads >= 0, "threads must be >= 0 (0: the default)");
+  require_threads(threads);
   Array wu = as_array(u_weights, "u_weights"), wv = as_array(v_weights, "v_weights");
   require_shape(wu, "u_weights", {K});
   require_shape(wv, "v_weights", {K});
@@ -480,6 +492,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   m.attr("DIVERGENCE_FACTOR") = memsgd::kDivergenceFactor;
+  m.attr("MAX_STEPS") = memsgd::kMaxSteps;
 
   py::class_<memsgd::RunControl>(m, "RunControl", py::module_local(),
                                  "Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.")
@@ -493,21 +506,25 @@ PYBIND11_MODULE(_core, m) {
         py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"), py::arg("self_noise"),
         py::arg("steps"), py::kw_only(), py::arg("initial_ggt") = false, py::arg("overflow_only") = false,
         py::arg("threads") = 0, py::arg("adaptive_threads") = true, py::arg("spin_only") = false,
-        py::arg("control") = py::none(),
+        py::arg("control") = py::none(), py::arg("label") = py::none(),
         "One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output "
-        "(steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise: (1,) or >= steps "
-        "per-step entries. threads = 0: the default.");
+        "(steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = "
+        "sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. threads = 0: "
+        "the default.");
   m.def("evolve_batch", &evolve_batch, py::arg("spectra"), py::arg("algorithms"), py::arg("noises"),
         py::arg("steps"), py::arg("record") = py::none(), py::kw_only(), py::arg("threads") = 0,
         py::arg("control") = py::none(),
         "C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), "
-        "noises[i] = (coupling, self_noise). Returns (loss (C, R), diverged_at (C,)) at the recorded steps "
+        "noises[i] = (coupling, self_noise) or (coupling, self_noise, label). Returns (loss (C, R), diverged_at (C,)) at the recorded steps "
         "(record: increasing int64 steps in [0, steps], or None for every step).");
   m.def("step_cost", &memsgd::step_cost, py::arg("memory"), "Multiply-adds per component and step.");
   m.def("state_bytes", &memsgd::state_bytes, py::arg("memory"), py::arg("nodes"), py::arg("configs"),
         py::arg("threads"), "Bytes of state the core allocates for a run (outputs not included).");
   m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
-  m.def("max_threads", &memsgd::max_threads, "Threads the core uses by default (OpenMP), 1 without OpenMP.");
+  m.def("max_threads", &memsgd::max_threads,
+        "Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.");
+  m.def("thread_limit", &memsgd::thread_limit,
+        "The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.");
   m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),
         py::arg("horizon"), py::arg("checkpoint_every"), py::arg("threads"),
         "Bytes a loss_gradient run allocates: outputs, stored states and the engine's state.");
@@ -536,8 +553,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("alpha"), py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"),
         py::arg("self_noise"), py::arg("loss_weights"), py::arg("steps"), py::kw_only(),
         py::arg("checkpoint_every") = 0, py::arg("general_kernel") = false, py::arg("threads") = 0,
-        py::arg("control") = py::none(),
-        "Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise: (1,) or "
-        ">= steps per-step entries); returns (value, diverged_at, loss, d_alpha, d_b, d_c, d_D, d_e, "
-        "d_coupling, d_self_noise, checkpoint_every, stored_states).");
+        py::arg("control") = py::none(), py::arg("label") = py::none(),
+        "Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise and "
+        "label (or None): (1,) or >= steps per-step entries); returns (value, diverged_at, loss, d_alpha, "
+        "d_b, d_c, d_D, d_e, d_coupling, d_self_noise, checkpoint_every, stored_states, d_label).");
 }

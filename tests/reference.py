@@ -17,11 +17,13 @@ def state_matrices(alpha, b, c, D, e):
     return S0, g, h
 
 
-def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False, dtype=np.float64):
+def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scale=False, dtype=np.float64,
+              sigma2=0.0):
     """Exact mean-loss recursion of docs/math.md §3 with full (M+1)x(M+1) matrices per component.
 
     params_at(t) -> (alpha, b, c, D, e). ``batch``: a batch size (np.inf: no noise) or an array of
     per-step batch sizes B_t, t = 0..steps-1 (docs/math.md §8: step t uses tau1/B_t, tau2/B_t).
+    ``sigma2``: label-noise variance (docs/math.md §9: the noise term gains sigma2 lambda_k / B_t).
     Returns (L, a) of length steps+1; with ``return_scale`` also
     ``scale_t = 1/2 sum_k m_k lambda_k max|X_k,t|``, the size of the whole second moment, which
     bounds the rounding error of L_t when L_t itself is tiny (a residual passing through zero
@@ -54,7 +56,7 @@ def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scal
         B = batch_t[0] if batch_t.size == 1 else batch_t[t]
         inv_b = f(0) if np.isinf(B) else f(1) / f(B)
         S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
-        noise = inv_b * (f(tau1) * lam * a_t - f(tau2) * lam ** 2 * hXh)
+        noise = inv_b * (f(tau1) * lam * a_t - f(tau2) * lam ** 2 * hXh + f(sigma2) * lam)
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
     return (L, a, scale) if return_scale else (L, a)
 
@@ -128,16 +130,19 @@ def run_am1_velocity_form(lr_at, momentum_at, kick_at, H, w_star, steps):
     return np.array(out)
 
 
-def mean_loss_per_step(alpha, b, c, D, e, lam, c2, weights, coupling, self_noise, steps):
+def mean_loss_per_step(alpha, b, c, D, e, lam, c2, weights, coupling, self_noise, steps, label=None):
     """The recursion of docs/math.md §3 with per-step parameter arrays (alpha (T,), b, c, e (T, M),
     D (T, M, M)) and per-step noise weights ``coupling[t] = tau1/B_t``, ``self_noise[t] = tau2/B_t``
-    (docs/math.md §8). Any dtype, complex included (for complex-step derivatives): nothing here
-    takes an absolute value or compares. Returns the losses L_0..L_steps."""
+    (docs/math.md §8), and optionally the label-noise source ``label[t] = sigma2/B_t`` (§9). Any
+    dtype, complex included (for complex-step derivatives): nothing here takes an absolute value
+    or compares. Returns the losses L_0..L_steps."""
+    if label is None:
+        label = np.zeros(steps)
     lam, c2, m = (np.asarray(v) for v in (lam, c2, weights))
     b = np.asarray(b)
     M = b.shape[1]
     N = M + 1
-    dtype = np.result_type(alpha, b, c, D, e, lam, c2, m, coupling, self_noise, float)
+    dtype = np.result_type(alpha, b, c, D, e, lam, c2, m, coupling, self_noise, label, float)
     X = np.zeros((lam.size, N, N), dtype=dtype)
     X[:, 0, 0] = c2
     L = np.zeros(steps + 1, dtype=dtype)
@@ -153,7 +158,7 @@ def mean_loss_per_step(alpha, b, c, D, e, lam, c2, weights, coupling, self_noise
         hXh = np.einsum("i,kij,j->k", h, X, h)
         a = np.sum(m * lam * hXh)
         S = S0[None] - lam[:, None, None] * np.outer(g, h)[None]
-        noise = coupling[t] * lam * a - self_noise[t] * lam ** 2 * hXh
+        noise = coupling[t] * lam * a - self_noise[t] * lam ** 2 * hXh + label[t] * lam
         X = S @ X @ np.transpose(S, (0, 2, 1)) + noise[:, None, None] * np.outer(g, g)[None]
     return L
 
@@ -171,3 +176,51 @@ def recursion_rounding(L, t):
     """A bound on the rounding error of the engine's recursion at step t (absolute, for the loss L
     it returned there): 32 eps (1 + sqrt t) |L|, the accumulated rounding of t steps of sums."""
     return 32 * np.finfo(float).eps * (1 + np.sqrt(t)) * np.abs(L)
+
+
+def affine_mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, *, sigma2=0.0, rho_at=None,
+                     readout=None, precond=0.0, dtype=np.float64):
+    """docs/math.md §9 literally: label noise ``sigma2``, weight decay ``rho_at(t)`` (coupled L2 at the
+    absolute gradient point) through the first moments ``m_k`` and the uncentered second moments
+    ``X_k`` with the constant force ``f_k = -p_k rho w*_k g``, the loss read at ``w + r^T u``, and the
+    preconditioner ``p_k = (lambda_k / lambda_max)^(-precond)`` on the gradient (signal, force and
+    noise). ``w*_k = sqrt(c_k^2)``. Returns the losses L_0..L_steps (excess risk at the readout).
+    ``dtype=complex`` for complex-step derivatives in the parameters and ``rho_at``."""
+    lam = np.asarray(lam, float)
+    c2 = np.asarray(c2, float)
+    m_w = np.asarray(weights, float)
+    batch_t = np.atleast_1d(np.asarray(batch, dtype=np.float64))
+    M = np.atleast_1d(params_at(0)[1]).size
+    N = M + 1
+    K = lam.size
+    pk = (lam / lam.max()) ** (-precond)
+    wstar = np.sqrt(c2)
+    rt = np.concatenate([[1.0], np.zeros(M) if readout is None else np.asarray(readout, float)])
+    mom = np.zeros((K, N), dtype=dtype)
+    mom[:, 0] = -wstar
+    X = np.zeros((K, N, N), dtype=dtype)
+    X[:, 0, 0] = c2
+    L = np.zeros(steps + 1, dtype=dtype)
+    for t in range(steps + 1):
+        L[t] = 0.5 * np.sum(m_w * lam * np.einsum("i,kij,j->k", rt, X, rt))
+        if t == steps:
+            break
+        alpha, b, c, D, e = params_at(t)
+        S0 = np.eye(N, dtype=dtype)
+        S0[0, 1:] = b
+        S0[1:, 1:] = np.reshape(D, (M, M))
+        g = np.concatenate([[alpha], np.atleast_1d(c)]).astype(dtype)
+        h = np.concatenate([[1.0], np.atleast_1d(e)]).astype(dtype)
+        rho = 0.0 if rho_at is None else rho_at(t)
+        B = batch_t[0] if batch_t.size == 1 else batch_t[t]
+        inv_b = 0.0 if np.isinf(B) else 1.0 / B
+        hXh = np.einsum("i,kij,j->k", h, X, h)
+        a = np.sum(m_w * lam * hXh)
+        S = S0[None] - (pk * (lam + rho))[:, None, None] * np.outer(g, h)[None]
+        f = (-pk * rho * wstar)[:, None] * g[None]
+        Sm = np.einsum("kij,kj->ki", S, mom)
+        noise = pk ** 2 * inv_b * (tau1 * lam * a - tau2 * lam ** 2 * hXh + sigma2 * lam)
+        X = (S @ X @ np.transpose(S, (0, 2, 1)) + np.einsum("ki,kj->kij", Sm, f) + np.einsum("ki,kj->kij", f, Sm)
+             + np.einsum("ki,kj->kij", f, f) + noise[:, None, None] * np.outer(g, g)[None])
+        mom = Sm + f
+    return L

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from memsgd import dynamics
+from memsgd import _sweep_run
 from memsgd.experiments import compare, tuning
 from tests.test_tuning_batched import tune_by_loop
 
@@ -37,7 +37,7 @@ def _counting(monkeypatch, module, name):
 
 
 def test_compare_is_batched_and_its_table_unchanged(monkeypatch, by_loop):
-    batched = _counting(monkeypatch, dynamics, "loss_curves")
+    batched = _counting(monkeypatch, _sweep_run, "loss_curves")
     single = _counting(monkeypatch, tuning, "loss_curve")
     got = compare.run(compare.small_config())
     assert got["results"] == by_loop["results"]      # winners, losses, exponents, bitwise

@@ -32,15 +32,16 @@ def test_show_config_defaults_to_stdout(capsys):
 
 
 def test_one_version():
-    # the core was built for this package version (CMake reads __init__.py), and pyproject takes
+    # the core was built for this package version (CMake reads _version.py), and pyproject takes
     # its version from the same line (scikit-build-core's regex provider)
     assert build_config()["core_version"] == memsgd.__version__
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'dynamic = ["version"]' in pyproject
     assert re.search(r'\[\[tool\.dynamic-metadata\]\]\s*provider = "scikit_build_core\.metadata\.regex"\s*'
-                     r'field = "version"\s*input = "python/memsgd/__init__\.py"', pyproject)
+                     r'field = "version"\s*input = "python/memsgd/_version\.py"', pyproject)
     assert not re.search(r'^version\s*=', pyproject, re.MULTILINE)
-    assert len(re.findall(r'^__version__ = "', (ROOT / "python/memsgd/__init__.py").read_text(), re.MULTILINE)) == 1
+    assert len(re.findall(r'^__version__ = "', (ROOT / "python/memsgd/_version.py").read_text(), re.MULTILINE)) == 1
+    assert not re.search(r'^__version__ = "', (ROOT / "python/memsgd/__init__.py").read_text(), re.MULTILINE)
 
 
 def test_default_build_is_portable():

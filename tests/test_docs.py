@@ -17,7 +17,7 @@ MATH = DOCS / "math.md"
 _SECTION = r"\d+[a-z]?(?:\.\d+)?"
 REFERENCE = re.compile(rf"docs/([A-Za-z0-9_-]+\.md)(?:[ \t]+§({_SECTION})(?:[ \t]*-[ \t]*({_SECTION}))?)?")
 # The sections MATH.md numbers and the code cites (docs/math.md mirrors them).
-MATH_SECTIONS = {"0", "1", "2", "2.1", "2.2", "2.3", "3", "4", "5", "6", "6.1", "7", "7b", "8"}
+MATH_SECTIONS = {"0", "1", "2", "2.1", "2.2", "2.3", "3", "4", "5", "6", "6.1", "7", "7b", "8", "9"}
 
 
 def _shipped_text_files():
@@ -112,7 +112,7 @@ for i, code in enumerate(blocks):
 """
 
 
-@pytest.mark.parametrize("page", ["getting-started.md", "exact-curves.md"])
+@pytest.mark.parametrize("page", ["getting-started.md", "exact-curves.md", "noise-floors.md"])
 def test_docs_python_blocks_run(tmp_path, page):
     blocks = _python_blocks(page)
     assert blocks

@@ -75,7 +75,8 @@ def test_phase_diagram_rows_carry_the_measured_exponents():
 
 @pytest.mark.parametrize("kwargs,error,name", [
     (dict(steps=9), ValueError, "steps"),
-    (dict(steps=1.5), TypeError, "steps"),
+    (dict(steps=1.5), ValueError, "steps must be an integer"),
+    (dict(steps="100"), TypeError, "steps must be an integer"),
     (dict(nus=[]), ValueError, "nus"),
     (dict(zetas=[0.5, -1.0]), ValueError, "zetas"),
     (dict(algorithm="gd"), TypeError, "algorithm"),
@@ -89,7 +90,7 @@ def test_measured_exponents_bad_input(kwargs, error, name):
 
 
 def test_phase_diagram_bad_measure_steps():
-    for value, error in ((5, ValueError), (0, ValueError), (2.5, TypeError)):
+    for value, error in ((5, ValueError), (0, ValueError), (2.5, ValueError), ("5", TypeError)):
         with pytest.raises(error, match="measure_steps"):
             theory.phase_diagram(ms.gd(0.5), Noise.gaussian(10), [2.0], [0.5], measure_steps=value)
 

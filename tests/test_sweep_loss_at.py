@@ -4,7 +4,6 @@ configuration is stationary and the horizon is long (docs/sweeps.md, "Long horiz
 Independent check: the batched step-by-step engine (method="engine") on the same grid, including
 diverging configurations; the asymptotic law at t = 1e9."""
 import functools
-import importlib
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
@@ -68,7 +67,7 @@ def test_auto_takes_loss_at_for_long_stationary_sweeps():
 
 
 def test_auto_keeps_the_engine_for_schedules_per_step_noise_and_short_runs(monkeypatch):
-    monkeypatch.setattr(importlib.import_module("memsgd.sweep"), "AUTO_WORK", 1.0)  # every run counts as long
+    monkeypatch.setattr(ms.sweeps, "AUTO_WORK", 1.0)  # every run counts as long
     spec = Spectrum.power_law(2.0, 1.0, size=20)
 
     def mixed(kind):
@@ -133,7 +132,7 @@ def test_store_is_not_mixed_between_methods(tmp_path):
     assert counting.configurations == 0  # resumed: nothing recomputed
     assert np.array_equal(again["loss"].values, first["loss"].values)
     assert np.array_equal(again["loss_error"].values, first["loss_error"].values)
-    with pytest.raises(importlib.import_module("memsgd.sweep").StoreMismatchError, match="method"):
+    with pytest.raises(ms.StoreMismatchError, match="method"):
         sweep(**kw, store=store, method="engine")
     direct = sweep(**kw, method="loss_at")
     assert np.array_equal(direct["loss"].values, first["loss"].values)

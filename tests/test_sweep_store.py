@@ -17,7 +17,7 @@ import pytest
 
 import memsgd
 from memsgd import Noise, Spectrum, sweep
-from memsgd.sweep import StoreMismatchError
+from memsgd import StoreMismatchError
 from tests._counting_executor import CountingExecutor
 
 xr = pytest.importorskip("xarray")

@@ -335,8 +335,9 @@ class GeneralBackward final : public Backward {
 
 // Row t of the gradient from the step's sums over all components (AdjointSums); returns
 // abar_t = c1_t g^T U, the adjoint of a_t. `out` may be nullptr (only abar wanted).
-double gradient_row(int N, const double* sum, const double* g, const double* h, double c1, double c2, double a_t,
-                    std::size_t t, const GradientOutputs* out) {
+// `label`: step t's label-noise source sigma2/B_t (docs/math.md §9), a constant added to c1 a_t.
+double gradient_row(int N, const double* sum, const double* g, const double* h, double c1, double c2, double label,
+                    double a_t, std::size_t t, const GradientOutputs* out) {
   const AdjointSums R(N);
   const int M = N - 1;
   double Q1 = 0.0, Q2 = 0.0;
@@ -346,7 +347,7 @@ double gradient_row(int N, const double* sum, const double* g, const double* h, 
   }
   const double abar = c1 * Q1;
   if (out == nullptr) return abar;
-  const double c1a = c1 * a_t;
+  const double c1a = c1 * a_t + label;  // the noise drive of step t
   const std::size_t m = static_cast<std::size_t>(M);
   for (int i = 0; i < N; ++i) {
     double Bh = 0.0;
@@ -370,6 +371,7 @@ double gradient_row(int N, const double* sum, const double* g, const double* h, 
   }
   out->coupling[t] = a_t * Q1;
   out->self_noise[t] = -Q2;
+  out->label[t] = Q1;
   return abar;
 }
 
@@ -381,6 +383,7 @@ void fill_rows(const GradientOutputs& out, std::size_t steps, std::size_t M, dou
   std::fill(out.e, out.e + steps * M, v);
   std::fill(out.coupling, out.coupling + steps, v);
   std::fill(out.self_noise, out.self_noise + steps, v);
+  std::fill(out.label, out.label + steps, v);
 }
 
 // The backward pass over every segment on `threads` threads (each a fixed range of blocks, one
@@ -416,6 +419,7 @@ bool backward_pass(Engine& engine, const Backward& backward, const Configuration
         detail::step_parameters(cfg.algorithm, t + 1, S0n.data(), n_, gn.data(), hn.data());
         const std::size_t nr = detail::noise_row(cfg.noise, t);
         const double c1 = cfg.noise.coupling[nr], c2 = cfg.noise.self_noise[nr];
+        const double label = cfg.noise.label != nullptr ? cfg.noise.label[nr] : 0.0;
         double* part = parts.data() + static_cast<std::size_t>(done & 1) * blocks * R;
         backward.step(S0.data(), g.data(), h.data(), hn.data(), abar_next, w[t + 1], c2, storage.at(s, t), Y.data(),
                       b0, b1, part);
@@ -427,7 +431,7 @@ bool backward_pass(Engine& engine, const Backward& backward, const Configuration
           summed[r] = a;
         }
         abar_next =
-            gradient_row(N, summed.data(), g.data(), h.data(), c1, c2, 2.0 * gp[t], t, tid == 0 ? &out : nullptr);
+            gradient_row(N, summed.data(), g.data(), h.data(), c1, c2, label, 2.0 * gp[t], t, tid == 0 ? &out : nullptr);
         if (stop_from.load(std::memory_order_relaxed) <= done) return;
         if (tid == 0 && control != nullptr)
           control->steps_done.store(steps_before + static_cast<std::size_t>(done) + 1, std::memory_order_relaxed);
@@ -482,7 +486,7 @@ double gradient_bytes(int memory, std::size_t nodes, std::size_t steps, std::siz
       choose_checkpointing(horizon, checkpoint_every, 8 * stored_state_doubles(memory, nodes)).every;
   const double segments = std::ceil(static_cast<double>(horizon) / static_cast<double>(C));
   const double stored = segments + static_cast<double>(C - 1) + 1.0;  // checkpoints, one segment, Ytilde
-  const double outputs = 8.0 * (2.0 * (T + 1.0) + T * (3.0 + 3.0 * M + M * M));
+  const double outputs = 8.0 * (2.0 * (T + 1.0) + T * (4.0 + 3.0 * M + M * M));
   const double sums = 16.0 * static_cast<double>(detail::ceil_div(nodes, kBlockComponents)) *
                       static_cast<double>(AdjointSums(memory + 1).size);
   return outputs + sums + 8.0 * stored * static_cast<double>(stored_state_doubles(memory, nodes)) +

@@ -57,6 +57,13 @@ struct AlignedDoubles {
 inline std::size_t algo_row(const AlgorithmParams& p, std::size_t t) { return std::min(t, p.steps_stored - 1); }
 inline std::size_t noise_row(const NoiseParams& n, std::size_t t) { return std::min(t, n.steps_stored - 1); }
 
+// The scalar noise drive of row nr given l_t: coupling 2 l_t + label (docs/math.md §9); without
+// label noise exactly coupling 2 l_t (no addition, so the bits of a plain run never change).
+inline double noise_drive(const NoiseParams& n, std::size_t nr, double l_t) {
+  const double d = n.coupling[nr] * (2.0 * l_t);
+  return n.label != nullptr ? d + n.label[nr] : d;
+}
+
 inline bool shift_is_zero(const AlgorithmParams& p) {
   const std::size_t n = p.steps_stored * static_cast<std::size_t>(p.memory);
   for (std::size_t i = 0; i < n; ++i)
@@ -226,7 +233,7 @@ class FixedEngine final : public Engine {
     kernels::FixedStep s;
     if (stationary_) {
       s = fixed_;
-      s.noise_drive = cfg_.noise.coupling[0] * (2.0 * l_t);
+      s.noise_drive = noise_drive(cfg_.noise, 0, l_t);
     } else {
       fill(s, t, l_t);
     }
@@ -249,7 +256,7 @@ class FixedEngine final : public Engine {
         s.hh_next[p] = (i == j ? 1.0 : 2.0) * hn[i] * hn[j];
       }
     }
-    s.noise_drive = cfg_.noise.coupling[nr] * (2.0 * l_t);
+    s.noise_drive = noise_drive(cfg_.noise, nr, l_t);
     s.self_noise = cfg_.noise.self_noise[nr];
   }
 
@@ -317,14 +324,14 @@ class GeneralEngine final : public Engine {
     if (!stationary_) sc.coeffs = coefficients(t);
     const Coefficients& q = stationary_ ? fixed_ : sc.coeffs;
     const std::size_t nr = noise_row(cfg_.noise, t);
-    const double noise_drive = cfg_.noise.coupling[nr] * (2.0 * l_t);
+    const double drive = noise_drive(cfg_.noise, nr, l_t);
     const double self_noise = cfg_.noise.self_noise[nr];
     const bool check = cancel != nullptr && NN_ >= 4096;
     for (std::size_t b = b0; b < b1; ++b) {
       double s0 = 0.0, s1 = 0.0;
       for (std::size_t k = b * kBlockComponents; k < std::min(K_, (b + 1) * kBlockComponents); ++k) {
         double* x = X_.data() + k * NN_;
-        if (!component(q, lam_[k], noise_drive, self_noise, x, sc, check ? cancel : nullptr)) return false;
+        if (!component(q, lam_[k], drive, self_noise, x, sc, check ? cancel : nullptr)) return false;
         s0 += wl_[k] * x[0];
         s1 += wl_[k] * quad(x, q.h_next.data());
       }
@@ -352,10 +359,10 @@ class GeneralEngine final : public Engine {
       if (!stationary_) sc.coeffs = coefficients(t);
       const Coefficients& q = stationary_ ? fixed_ : sc.coeffs;
       const std::size_t nr = noise_row(cfg_.noise, t);
-      const double noise_drive = cfg_.noise.coupling[nr] * (2.0 * l[i]);
+      const double drive = noise_drive(cfg_.noise, nr, l[i]);
       const double self_noise = cfg_.noise.self_noise[nr];
       for (std::size_t k = k0; k < k1; ++k)
-        if (!component(q, lam_[k], noise_drive, self_noise, X_.data() + k * NN_, sc, check ? cancel : nullptr))
+        if (!component(q, lam_[k], drive, self_noise, X_.data() + k * NN_, sc, check ? cancel : nullptr))
           return false;
       std::memcpy(first + i * stored_doubles() + k0 * NN_, X_.data() + k0 * NN_, (k1 - k0) * NN_ * sizeof(double));
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return false;

@@ -380,6 +380,10 @@ void validate_configuration(const Configuration& c, std::size_t i, std::size_t c
           "algorithm parameter arrays must be given" + where);
   require(c.noise.steps_stored >= 1 && c.noise.coupling && c.noise.self_noise,
           "noise arrays must have at least one entry" + where);
+  if (c.noise.label != nullptr)
+    for (std::size_t t = 0; t < c.noise.steps_stored; ++t)
+      require(std::isfinite(c.noise.label[t]) && c.noise.label[t] >= 0.0,
+              "label noise must be finite and >= 0" + where);
   require(c.noise.steps_stored == 1 || c.noise.steps_stored >= steps,
           "per-step noise has " + std::to_string(c.noise.steps_stored) + " entries, fewer than steps = " +
               std::to_string(steps) + where);
@@ -493,9 +497,17 @@ void require_memory(double output_bytes, int memory, std::size_t nodes, std::siz
   }
 }
 
+int thread_limit() {
+#ifdef MEMSGD_HAVE_OPENMP
+  return 4 * std::max(omp_get_num_procs(), 1);
+#else
+  return 1;
+#endif
+}
+
 int max_threads() {
 #ifdef MEMSGD_HAVE_OPENMP
-  return omp_get_max_threads();
+  return std::min(omp_get_max_threads(), thread_limit());
 #else
   return 1;
 #endif
@@ -503,7 +515,7 @@ int max_threads() {
 
 int resolve_threads(int requested) {
 #ifdef MEMSGD_HAVE_OPENMP
-  return requested > 0 ? requested : max_threads();
+  return requested > 0 ? std::min(requested, thread_limit()) : max_threads();
 #else
   (void)requested;
   return 1;

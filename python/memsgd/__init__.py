@@ -3,7 +3,7 @@
 Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic acceleration"
 (ICLR 2025). Formulas and conventions: docs/math.md; user guide: docs/
 """
-__version__ = "0.1.0"
+from ._version import __version__ as __version__  # re-exported: the one source is _version.py
 
 # problems and algorithms
 from . import schedules
@@ -11,13 +11,14 @@ from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, n
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
+from ._affine import ema
 # exact dynamics
 from .dynamics import LossCurve, LossCurves, Propagators, loss_curve, loss_curves, propagators
 from .renewal import RenewalCancellationWarning, loss_from_propagators
 from .long_horizon import LossAt, loss_at, supports_loss_at
 from .simulation import simulate_sgd
 # sweeps
-from .sweep import fitted_exponents, growth_rates, sweep
+from .sweeps import StoreMismatchError, fitted_exponents, growth_rates, sweep
 # schedule design
 from . import design
 from .design import ScheduleOptimum, optimize_schedule
@@ -31,11 +32,11 @@ from ._config import show_config
 
 __all__ = [
     "Spectrum", "Noise", "MemoryAlgorithm", "Multistep", "Schedule", "schedules",
-    "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
+    "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana", "ema",
     "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",
     "loss_at", "LossAt", "supports_loss_at",
-    "sweep", "fitted_exponents", "growth_rates",
+    "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError",
     "loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design",
     "stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "jury_stable_memory1",
     "noise_sum_memory1", "memory1_coefficients", "memory1_eigenvalues", "memory1_geometry",

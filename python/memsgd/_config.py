@@ -5,6 +5,9 @@ import os
 import platform
 import sys
 
+from . import _core
+from ._version import __version__
+
 __all__ = ["build_config", "show_config"]
 
 
@@ -19,8 +22,6 @@ def build_config() -> dict:
     """
     import numpy
     import scipy
-
-    from . import __version__, _core
 
     info = _core.build_info()
     return {

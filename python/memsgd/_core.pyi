@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -25,13 +25,13 @@ def build_info() -> dict:
     """
     Version, compiler, build type, OpenMP and SIMD paths of this build.
     """
-def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, control: typing.Any = None) -> tuple:
+def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, control: typing.Any = None, label: typing.Any = None) -> tuple:
     """
-    One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output (steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise: (1,) or >= steps per-step entries. threads = 0: the default.
+    One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output (steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. threads = 0: the default.
     """
 def evolve_batch(spectra: collections.abc.Sequence, algorithms: collections.abc.Sequence, noises: collections.abc.Sequence, steps: typing.SupportsInt | typing.SupportsIndex, record: typing.Any = None, *, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
     """
-    C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), noises[i] = (coupling, self_noise). Returns (loss (C, R), diverged_at (C,)) at the recorded steps (record: increasing int64 steps in [0, steps], or None for every step).
+    C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), noises[i] = (coupling, self_noise) or (coupling, self_noise, label). Returns (loss (C, R), diverged_at (C,)) at the recorded steps (record: increasing int64 steps in [0, steps], or None for every step).
     """
 def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
@@ -49,13 +49,13 @@ def gradient_checkpointing(memory: typing.SupportsInt | typing.SupportsIndex, no
     """
     loss_gradient's checkpointing: (segment length, recomputed states bypass the cache, cache budget in bytes).
     """
-def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, loss_weights: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, general_kernel: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
+def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, loss_weights: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, general_kernel: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None, label: typing.Any = None) -> tuple:
     """
-    Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise: (1,) or >= steps per-step entries); returns (value, diverged_at, loss, d_alpha, d_b, d_c, d_D, d_e, d_coupling, d_self_noise, checkpoint_every, stored_states).
+    Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise and label (or None): (1,) or >= steps per-step entries); returns (value, diverged_at, loss, d_alpha, d_b, d_c, d_D, d_e, d_coupling, d_self_noise, checkpoint_every, stored_states, d_label).
     """
 def max_threads() -> int:
     """
-    Threads the core uses by default (OpenMP), 1 without OpenMP.
+    Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.
     """
 def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.complex128]:
     """
@@ -85,4 +85,9 @@ def step_cost(memory: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
     Multiply-adds per component and step.
     """
+def thread_limit() -> int:
+    """
+    The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.
+    """
 DIVERGENCE_FACTOR: float = 1e+30
+MAX_STEPS: int = 1099511627776

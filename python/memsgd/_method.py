@@ -8,12 +8,11 @@ keeps the engine while a run is short and switches to ``loss_at`` above :data:`A
 """
 from __future__ import annotations
 
-import math
-import time
+import numpy as np
 
 from . import _core
 
-__all__ = ["METHODS", "AUTO_WORK", "check_method", "engine_work", "engine_seconds", "describe_duration"]
+__all__ = ["METHODS", "AUTO_WORK", "check_method", "engine_work"]
 
 METHODS = ("auto", "engine", "loss_at")
 
@@ -35,32 +34,7 @@ def check_method(method, name: str = "method") -> str:
 
 
 def engine_work(algorithm, spectrum, steps: int) -> float:
-    """Scalar updates of a step-by-step run: ``steps x nodes x step_cost(memory)``."""
-    return float(steps) * spectrum.size * _core.step_cost(algorithm.memory)
-
-
-# The calibration run of engine_seconds does about this much work (~10 ms).
-_CALIBRATION_WORK = 4e8
-
-
-def engine_seconds(algorithm, spectrum, noise, steps: int) -> float:
-    """Wall time a step-by-step run of ``steps`` steps would take on this machine, extrapolated
-    from a short run of the same configuration (for messages; not reproducible)."""
-    from .dynamics import loss_curve
-
-    per_step = max(engine_work(algorithm, spectrum, 1), 1.0)
-    probe = int(min(steps, max(16, math.ceil(_CALIBRATION_WORK / per_step))))
-    start = time.perf_counter()
-    loss_curve(algorithm, spectrum, noise, probe, progress=False)
-    return (time.perf_counter() - start) * steps / max(probe, 1)
-
-
-def describe_duration(seconds: float) -> str:
-    """E.g. ``40 s``, ``12 min``, ``3.1 h``, ``5.2 days``."""
-    if seconds < 90:
-        return f"{seconds:.2g} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.2g} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.2g} h"
-    return f"{seconds / 86400:.2g} days"
+    """Scalar updates of a step-by-step run: ``steps x nodes x step_cost(memory)`` (weight decay
+    runs one more auxiliary vector, docs/math.md §9; read without importing the objects: a leaf)."""
+    decays = bool(np.any(getattr(algorithm, "weight_decay", 0.0)))
+    return float(steps) * spectrum.size * _core.step_cost(algorithm.memory + decays)

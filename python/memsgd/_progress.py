@@ -13,9 +13,10 @@ import contextlib
 import sys
 from typing import Callable, Optional
 
+from . import _core
 from ._optional import require
 
-__all__ = ["ProgressBar", "progress_bar", "ProgressFn", "Tracker", "progress_callback", "run_watched"]
+__all__ = ["ProgressBar", "progress_bar", "ProgressFn", "Tracker", "progress_callback", "run_watched", "watched"]
 
 # progress(done, total, label): called after each unit of work of an experiment.
 ProgressFn = Optional[Callable[[int, int, str], None]]
@@ -125,7 +126,6 @@ def run_watched(call, total, desc: str = "", unit: str = "it", show=None, counte
     """
     import threading
 
-    from . import _core
     control = _core.RunControl()
     outcome = {}
     finished = threading.Event()  # not Thread.join: an interrupted join can return early later
@@ -155,3 +155,25 @@ def run_watched(call, total, desc: str = "", unit: str = "it", show=None, counte
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+# Runs of more scalar updates than this go through a watched worker thread (progress bar,
+# Ctrl-C); shorter ones call the core directly. About 0.1 s of work.
+WATCH_WORK = 1e8
+# Auto progress bars (progress=None) from about this much work: several seconds.
+BAR_WORK = 5e9
+
+
+def watched(call, work: float, progress, total: int, desc: str, unit: str, counter: str):
+    """The watch policy of the library's core calls: ``call(control)`` with a progress bar over
+    ``total`` units and Ctrl-C cancellation (:func:`run_watched`) when the run is long, ``call(None)``
+    directly when it is short (below :data:`WATCH_WORK` scalar updates) and no bar is asked for.
+
+    ``progress``: True / False / None as in :func:`memsgd.loss_curve` (None: a bar from
+    :data:`BAR_WORK` on, when stderr is a terminal); ``counter``: the ``RunControl`` attribute the
+    core counts in (``steps_done`` or ``configs_done``).
+    """
+    show = progress if progress is not None else (None if work >= BAR_WORK else False)
+    if show is False and work < WATCH_WORK:
+        return call(None)
+    return run_watched(call, total, desc, unit, show, counter)

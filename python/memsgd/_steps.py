@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
-from ._validation import nonnegative_int, positive_int
+from ._validation import nonnegative_int, positive_int, step_array
 
 __all__ = ["log_spaced_steps", "recorded_steps"]
 
@@ -33,30 +34,26 @@ def log_spaced_steps(steps, points) -> np.ndarray:
 def recorded_steps(record, steps) -> np.ndarray:
     """The steps a batched run keeps, as an increasing int64 array within ``[0, steps]``.
 
-    ``record``: ``None`` (every step ``0..steps``), an int ``R >= 2`` (``log_spaced_steps(steps, R)``)
-    or an increasing sequence of integer steps within ``[0, steps]``.
+    ``record``: ``None`` (every step ``0..steps``), a number ``R >= 2`` (``log_spaced_steps(steps, R)``)
+    or an increasing sequence of steps within ``[0, steps]``, by the rule of
+    :func:`memsgd._validation.step_array` (the steps of ``loss_at``): integers or floats that are
+    integers exactly (``[1e2, 1e3]``).
     """
     steps = nonnegative_int(steps, "steps")
     if record is None:
         return np.arange(steps + 1, dtype=np.int64)
     if isinstance(record, (bool, np.bool_)):
-        raise TypeError("record must be None, an int or an array of integer steps, got bool")
-    if isinstance(record, (int, np.integer)):
+        raise TypeError("record must be None, a number of steps or an array of steps, got bool")
+    if isinstance(record, numbers.Real) and not isinstance(record, numbers.Integral):
+        number = float(record)
+        if not math.isfinite(number) or number != math.floor(number):
+            raise ValueError(f"record must be None, an integer or an array of steps, got {number!r}")
+        record = int(number)
+    if isinstance(record, numbers.Integral):
         record = int(record)
         if record < 2:
             raise ValueError(f"record must be >= 2 (0 and steps are always kept), got {record}")
         return log_spaced_steps(steps, record)
-    try:
-        arr = np.asarray(record)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"record must be None, an int or an array of integer steps ({exc})") from None
-    if arr.dtype.kind not in "iu":
-        raise TypeError(f"record must be None, an int or an array of integer steps, "
-                        f"got dtype {arr.dtype}")
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"record must be a non-empty 1-D array of steps, got shape {arr.shape}")
-    if arr.min() < 0 or arr.max() > steps:
-        raise ValueError(f"record steps must lie within [0, steps = {steps}], got {int(arr.min())}..{int(arr.max())}")
-    if np.any(np.diff(arr) <= 0):
-        raise ValueError("record steps must be strictly increasing")
-    return arr.astype(np.int64)
+    if isinstance(record, (str, bytes)):
+        raise TypeError("record must be None, a number of steps or an array of steps, got str")
+    return step_array(record, "record", max_step=steps, max_name="steps")

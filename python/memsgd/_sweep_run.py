@@ -21,6 +21,8 @@ import numpy as np
 
 from . import _core
 from ._optional import require
+from .dynamics import loss_curves
+from .long_horizon import loss_at
 
 __all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "chunk_tasks", "run_tasks"]
 
@@ -130,14 +132,12 @@ def _compute(method, algorithms, spectra, noises, steps, record, threads, labels
     """``(loss (n, R), diverged_at (n,))`` of a task, plus ``error (n, R)`` for loss_at."""
     if method == "loss_at":
         return _compute_loss_at(algorithms, spectra, noises, record, threads, labels)
-    from .dynamics import loss_curves
     out = loss_curves(algorithms, spectra, noises, steps, record, threads=threads, progress=False)
     return out.loss, out.diverged_at
 
 
 def _compute_loss_at(algorithms, spectra, noises, record, threads, labels):
     """:func:`memsgd.loss_at` at the recorded steps, one configuration at a time."""
-    from .long_horizon import loss_at
     n = len(algorithms)
     loss = np.empty((n, record.size))
     error = np.empty((n, record.size))

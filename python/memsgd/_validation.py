@@ -18,8 +18,11 @@ __all__ = [
     "nonnegative_int", "positive_int", "positive_ints", "nonnegative_scalars", "power_law_pairs", "fit_window",
     "float_array",
     "int_from_text", "float_from_text", "float_list_from_text", "batch_size_from_text", "require_memory",
-    "step_array", "instance_of",
+    "step_array", "step_count", "thread_count", "progress_flag", "instance_of", "MAX_STEPS",
 ]
+
+# Runs take fewer steps than this: the core's limit (it refuses more).
+MAX_STEPS = _core.MAX_STEPS
 
 
 def real_scalar(value, name: str, *, allow_inf: bool = False) -> float:
@@ -243,20 +246,69 @@ def batch_size_from_text(text: str, name: str):
                          f"got {str(text).strip()!r}") from None
 
 
-def require_memory(nbytes: float, what: str) -> None:
+def require_memory(need, what: str) -> None:
     """Refuse, before allocating, work whose arrays need more than this machine's physical
-    memory (``ValueError`` naming the size needed). Unknown physical memory: no check."""
-    phys = _core.physical_memory()  # the core's reading, as its own guards and dynamics use
-    if phys > 0 and nbytes > phys:
-        raise ValueError(f"{what} is too large: it needs {nbytes / 1e9:.3g} GB of memory, more than this "
+    memory (``ValueError`` naming the size needed). The one memory guard of the Python side.
+
+    ``need``: bytes, or a dict ``part name -> bytes`` of every array the work holds at once (the
+    message lists the parts). Unknown physical memory: no check.
+    """
+    parts = need if isinstance(need, dict) else None
+    total = float(sum(parts.values())) if parts is not None else float(need)
+    phys = _core.physical_memory()  # the core's reading, as its own guards use
+    if phys > 0 and total > phys:
+        detail = "" if parts is None else " (" + ", ".join(f"{name} {b / 1e9:.3g} GB" for name, b in parts.items()
+                                                          if b > 0) + ")"
+        raise ValueError(f"{what} is too large: it needs {total / 1e9:.3g} GB of memory{detail}, more than this "
                          f"machine's physical memory ({phys / 1e9:.3g} GB)")
 
 
-def step_array(value, name: str, *, max_step: int, min_step: int = 0) -> np.ndarray:
-    """A strictly increasing, non-empty int64 array of steps in [min_step, max_step].
+def step_count(value, name: str = "steps", *, minimum: int = 0) -> int:
+    """A number of steps: an integer, or a float that is one exactly (``1e4``), in
+    ``[minimum, MAX_STEPS)``. The one rule for the steps of every run (loss_curve, loss_curves,
+    propagators, loss_gradient, simulate_sgd, sweep, optimize_schedule); bools are refused."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, numbers.Real)):
+        raise TypeError(f"{name} must be an integer (e.g. 1000 or 1e3), got {type(value).__name__}")
+    if not isinstance(value, numbers.Integral):
+        number = float(value)
+        if not math.isfinite(number) or number != math.floor(number):
+            raise ValueError(f"{name} must be an integer (e.g. 1000 or 1e3), got {number!r}")
+        value = number
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value >= MAX_STEPS:
+        raise ValueError(f"{name} must be < 2**40, got {value}")
+    return value
+
+
+def thread_count(threads) -> int:
+    """The core's thread argument of every entry point: ``None`` is 0 (the default, all cores); an
+    integer >= 1 is capped at the core's limit (``_core.thread_limit()``, 4 per processor: more
+    threads only oversubscribe the machine, and thousands crash OpenMP). Results do not depend on it."""
+    if threads is None:
+        return 0
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a positive integer or None (all cores), got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads must be a positive integer or None (all cores), got {int(threads)}")
+    return min(int(threads), _core.thread_limit())
+
+
+def progress_flag(progress):
+    """``progress`` of the library's runs: True (a bar), False (none) or None (automatic)."""
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
+    return progress
+
+
+def step_array(value, name: str, *, max_step: int, min_step: int = 0, max_name: str | None = None) -> np.ndarray:
+    """A strictly increasing, non-empty int64 array of steps in [min_step, max_step]: the one rule
+    for lists of steps (loss_at's steps, the record of loss_curves and sweep).
 
     Accepts integers and integral floats (``1e9``); a scalar gives one step. Rejects bools,
-    non-integral or non-finite values, negative steps, repeats and steps above ``max_step``.
+    non-integral or non-finite values, negative steps, repeats and steps above ``max_step``
+    (``max_name`` names that bound in the message, e.g. ``"steps"``).
     """
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be integers, got bool")
@@ -277,7 +329,8 @@ def step_array(value, name: str, *, max_step: int, min_step: int = 0) -> np.ndar
     if np.any(arr < min_step):
         raise ValueError(f"{name} must be >= {min_step}, got {arr[arr < min_step][0]:g}")
     if np.any(arr > max_step):
-        raise ValueError(f"{name} must be <= {max_step:g}, got {arr.max():g}")
+        bound = f"{max_step:g}" if max_name is None else f"{max_name} = {max_step}"
+        raise ValueError(f"{name} must be <= {bound}, got {arr.max():g}")
     steps = arr.astype(np.int64)
     if np.any(np.diff(steps) <= 0):
         raise ValueError(f"{name} must be strictly increasing")

@@ -35,7 +35,7 @@ from . import _core
 from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
-from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar
+from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
 from .dynamics import loss_curve
 from .gradient import _loss_weights, loss_gradient
 from .noise import Noise
@@ -297,11 +297,9 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps:
 
     if kind == "free_sgd":
         return {"lr": at_knots(alpha)}
-    if not (np.allclose(b[:, 0], D[:, 0, 0], rtol=1e-12, atol=0) and np.all(e == 0)):
-        raise ValueError("start must be in AM1 form for free_memory1 (b_t = D_t, e_t = 0), e.g. an "
-                         "am1_power_law or dana_decaying schedule")
-    lr = c[:, 0]
-    return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - D[:, 0, 0]), "kick": at_knots(alpha - lr)}
+    lr, momentum, kick = _schedules.am1_form(alpha, b, c, D, e, name="start (free_memory1 starts from a schedule "
+                                                                     "in AM1 form, e.g. am1_power_law or dana_decaying)")
+    return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - momentum), "kick": at_knots(kick)}
 
 
 def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=None) -> Family:
@@ -316,7 +314,7 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
     """
     if not isinstance(name, str) or name not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {name!r}")
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, minimum=1)
     start = {} if start is None else start
     bounds = {} if bounds is None else dict(bounds)
     if not isinstance(bounds, dict):
@@ -481,7 +479,7 @@ class _Problem:
         if self.batch_u is None:
             return self.noise
         return Noise(_batch_sizes(self.budget, self.steps, self.batch_u, x[self.n_sched:], self.t),
-                     self.noise.tau1, self.noise.tau2)
+                     self.noise.tau1, self.noise.tau2, self.noise.label_noise)
 
     def schedule_at(self, x) -> Schedule:
         return Schedule.from_arrays(*self.family.arrays(x[:self.n_sched], self.t), name=self.family.name)
@@ -541,7 +539,8 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
     x = float_array(x, "x", ndim=1)
     if x.size != family.size:
         raise ValueError(f"x must have {family.size} entries (the family's variables), got {x.size}")
-    problem = _Problem(family, spectrum, noise, positive_int(steps, "steps"), _weights(weights, steps))
+    steps = step_count(steps, minimum=1)
+    problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps))
     J, dx, _, _ = problem.gradient(x)
     return J, (np.full(x.size, math.nan) if dx is None else dx)
 
@@ -581,7 +580,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
 
     instance_of(spectrum, Spectrum, "spectrum")
     instance_of(noise, Noise, "noise")
-    steps = positive_int(steps, "steps")
+    steps = step_count(steps, minimum=1)
     if isinstance(family, str):
         family = make_family(family, steps, knots=knots, start=start, bounds=bounds)
     elif not isinstance(family, Family):

@@ -3,8 +3,11 @@
 Along eigencomponent k the second moment ``X_k`` of the state ``(w - w*, u)`` obeys
 
     l_t       = 1/2 sum_k m_k lambda_k h^T X_{k,t} h        (loss at the gradient point w + e^T u)
-    X_{k,t+1} = S_k X_{k,t} S_k^T + (1/B_t) [tau1 lambda_k 2 l_t - tau2 lambda_k^2 h^T X_{k,t} h] g g^T
+    X_{k,t+1} = S_k X_{k,t} S_k^T + (1/B_t) [tau1 lambda_k 2 l_t - tau2 lambda_k^2 h^T X_{k,t} h + sigma2 lambda_k] g g^T
     L_t       = 1/2 sum_k m_k lambda_k (X_{k,t})_00,        X_{k,0} = c_k^2 E11,
+
+(``sigma2``: the label-noise variance, docs/math.md §9; ``L_t`` is the excess risk, the population
+risk is ``L_t + sigma2/2``),
 
 exact for the expected loss of mini-batch SGD with memory on Gaussian data. A run has diverged
 at the first step with ``L_t > DIVERGENCE_FACTOR * L_0`` or a non-finite value (docs/math.md §8);
@@ -12,25 +15,26 @@ the core decides it, and its losses are ``inf`` from there on.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from . import _core
-from ._progress import run_watched
+from ._affine import plain_problem
+from ._growth import growth
+from ._packing import (chunks, noise_arrays, noise_bytes, parameter_arrays, parameter_bytes,
+                       per_configuration)
+from ._problem import check_algorithm, check_batch_sizes, check_problem, check_schedule_length
+from ._progress import watched
 from ._steps import recorded_steps
-from ._validation import float_array, instance_of, nonnegative_int, positive_int
+from ._validation import float_array, progress_flag, require_memory, step_count, thread_count
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
 __all__ = ["LossCurve", "LossCurves", "Propagators", "loss_curve", "loss_curves", "propagators"]
-
-# The core refuses more steps than this (and any run whose arrays exceed physical memory).
-MAX_STEPS = 2 ** 40
 
 Algorithm = Union[MemoryAlgorithm, Schedule]
 
@@ -41,12 +45,19 @@ class LossCurve:
     the gradient point ``w + e^T u`` (equal to ``loss`` when e = 0), which drives the noise.
 
     ``diverged_at`` is the first step with ``L_t > 1e30 L_0`` or a non-finite value (both arrays
-    are ``inf`` from there on), or None.
+    are ``inf`` from there on), or None. ``loss`` is the excess risk; with label noise of variance
+    ``label_noise`` (docs/math.md §9) the population risk is :attr:`total`.
     """
 
     loss: np.ndarray
     diverged_at: Optional[int]
     gradient_point_loss: np.ndarray = field(repr=False)
+    label_noise: float = field(default=0.0, repr=False)
+
+    @property
+    def total(self) -> np.ndarray:
+        """``loss + label_noise / 2``: the population risk (excess risk plus the irreducible label noise)."""
+        return self.loss + 0.5 * self.label_noise
 
     @property
     def steps(self) -> int:
@@ -66,7 +77,7 @@ class LossCurve:
         window. A stationary run whose noise is unstable (``V' > 1``, docs/math.md §5) has
         ``r = ln rho`` asymptotically, ``rho`` the root of ``sum_n V'_n rho^-n = 1``.
         """
-        return _growth(self.loss, self.diverged_at)[0]
+        return growth(self.loss, self.diverged_at)[0]
 
     @property
     def grows_exponentially(self) -> bool:
@@ -78,7 +89,7 @@ class LossCurve:
         the divergence threshold but grow like an unstable one (frozen-time ``V' > 1``). A run that
         converges or settles on a plateau does not qualify.
         """
-        return _growth(self.loss, self.diverged_at)[1]
+        return growth(self.loss, self.diverged_at)[1]
 
 
 @dataclass(frozen=True)
@@ -86,25 +97,36 @@ class LossCurves:
     """Loss curves of C configurations at the recorded steps (see :func:`loss_curves`).
 
     ``steps`` (R,) int64; ``loss`` (C, R) float64, ``loss[i, r] = L_{steps[r]}`` of configuration i
-    (``inf`` from its divergence on); ``diverged_at`` (C,) int64, -1 where the run did not diverge.
+    (``inf`` from its divergence on); ``diverged_at`` (C,) int64, -1 where the run did not diverge;
+    ``label_noise`` (C,) the label-noise variance of each configuration's noise (zeros by default).
     """
 
     steps: np.ndarray
     loss: np.ndarray
     diverged_at: np.ndarray
+    label_noise: Optional[np.ndarray] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.label_noise is None:
+            object.__setattr__(self, "label_noise", np.zeros(np.shape(self.loss)[0]))
+
+    @property
+    def total(self) -> np.ndarray:
+        """(C, R) ``loss + label_noise / 2`` per configuration: the population risk."""
+        return self.loss + 0.5 * np.asarray(self.label_noise)[:, None]
 
     @property
     def growth_rate(self) -> np.ndarray:
         """(C,) :attr:`LossCurve.growth_rate` of each configuration, fitted on the recorded steps in
         the last quarter of the run (``nan`` with fewer than 5 recorded there; ``inf`` if diverged)."""
-        return np.array([_growth(row, None if d < 0 else int(d), self.steps)[0]
+        return np.array([growth(row, None if d < 0 else int(d), self.steps)[0]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=np.float64)
 
     @property
     def grows_exponentially(self) -> np.ndarray:
         """(C,) bool, :attr:`LossCurve.grows_exponentially` of each configuration on the recorded
         steps (False where fewer than 5 recorded steps lie in the last quarter)."""
-        return np.array([_growth(row, None if d < 0 else int(d), self.steps)[1]
+        return np.array([growth(row, None if d < 0 else int(d), self.steps)[1]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=bool)
 
 
@@ -116,6 +138,11 @@ class Propagators:
     ``V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>``, ``V'_n`` likewise with ``hh^T``;
     ``V[0] = V'[0] = 0``. ``e_is_zero`` tells that ``U' = U`` and ``V' = V``. The recursion stops
     only on overflow: from the first non-finite value on, all four are ``inf``.
+
+    Label noise (docs/math.md §9) is a source: ``W_n = (sigma2/2B) sum m lambda^2 <E11, T^(n-1) gg^T>``
+    (``W'_n`` with ``hh^T``; ``W[0] = 0``) enters the renewal pair through its cumulative sum,
+    ``L_t = U_t + sum_{n=1}^t W_n + sum_{s<t} l_s V_{t-s}`` (and ``l`` with the primes). Zeros
+    without label noise (the default).
     """
 
     U: np.ndarray
@@ -123,11 +150,16 @@ class Propagators:
     V: np.ndarray
     V_prime: np.ndarray
     e_is_zero: bool = False
+    W: Optional[np.ndarray] = None
+    W_prime: Optional[np.ndarray] = None
 
     def __post_init__(self):
         # Also built by users (from lists, other dtypes): float64 1-d arrays of one length, no NaN.
+        for name in ("W", "W_prime"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(np.size(self.U)))
         n = None
-        for name in ("U", "U_prime", "V", "V_prime"):
+        for name in ("U", "U_prime", "V", "V_prime", "W", "W_prime"):
             a = float_array(getattr(self, name), name, ndim=1, allow_empty=False, finite=False)
             if np.any(np.isnan(a)):
                 raise ValueError(f"{name} must not contain NaN")
@@ -137,162 +169,21 @@ class Propagators:
             object.__setattr__(self, name, a)
         if self.V[0] != 0 or self.V_prime[0] != 0:
             raise ValueError("V[0] and V_prime[0] must be 0 (noise propagators start at n = 1)")
+        if self.W[0] != 0 or self.W_prime[0] != 0:
+            raise ValueError("W[0] and W_prime[0] must be 0 (the label-noise source starts at n = 1)")
         if not isinstance(self.e_is_zero, (bool, np.bool_)):
             raise TypeError(f"e_is_zero must be a bool, got {type(self.e_is_zero).__name__}")
         object.__setattr__(self, "e_is_zero", bool(self.e_is_zero))
-        if self.e_is_zero and not (np.array_equal(self.U, self.U_prime) and np.array_equal(self.V, self.V_prime)):
-            raise ValueError("e_is_zero=True requires U_prime == U and V_prime == V")
+        if self.e_is_zero and not (np.array_equal(self.U, self.U_prime) and np.array_equal(self.V, self.V_prime)
+                                   and np.array_equal(self.W, self.W_prime)):
+            raise ValueError("e_is_zero=True requires U_prime == U, V_prime == V and W_prime == W")
 
     @property
     def steps(self) -> int:
         return self.U.size - 1
 
 
-# -- growth diagnostic -------------------------------------------------------------------------
-
-_GROWTH_MIN_STEPS = 16
-
-
-def _growth(loss: np.ndarray, diverged_at: Optional[int], steps: Optional[np.ndarray] = None):
-    """(rate, grows) of LossCurve.growth_rate / grows_exponentially; ``steps`` the recorded steps of
-    ``loss`` (every step when None). The window is the last quarter of the run's steps; recorded
-    steps need at least 5 of them there."""
-    if diverged_at is not None:
-        return math.inf, True
-    T = loss.size - 1 if steps is None else (int(steps[-1]) if steps.size else 0)
-    if T < _GROWTH_MIN_STEPS:
-        return math.nan, False
-    w = -(-T // 4)
-    if steps is None:  # every step: the last w + 1 >= 5 of them
-        window, t = loss[T - w:], np.arange(T - w, T + 1, dtype=np.float64)
-    else:
-        inside = steps >= T - w
-        if np.count_nonzero(inside) < 5:
-            return math.nan, False
-        window, t = loss[inside], steps[inside].astype(np.float64)
-    if not np.all(window > 0):
-        return math.nan, False
-    y = np.log(window)
-    tc = t - t.mean()
-    rate = float(np.dot(tc, y - y.mean()) / np.dot(tc, tc))
-    parts = [p.mean() for p in np.array_split(y, 4)]
-    rising = all(b > a for a, b in zip(parts, parts[1:]))
-    return rate, bool(rising and rate * w >= 1.0)
-
-
-# -- argument checks ---------------------------------------------------------------------------
-
-def _check_algorithm(algorithm, name="algorithm"):
-    instance_of(algorithm, (MemoryAlgorithm, Schedule), name)
-
-
-def _check_steps(steps) -> int:
-    steps = nonnegative_int(steps, "steps")
-    if steps >= MAX_STEPS:
-        raise ValueError(f"steps must be < 2**40, got {steps}")
-    return steps
-
-
-def _check_problem(algorithm, spectrum, noise, steps, name="algorithm"):
-    _check_algorithm(algorithm, name)
-    instance_of(spectrum, Spectrum, "spectrum")
-    instance_of(noise, Noise, "noise")
-    steps = _check_steps(steps)
-    _check_schedule_length(algorithm, steps, name)
-    if noise.per_step and noise.batch_size.size < steps:
-        raise ValueError(f"noise has {noise.batch_size.size} per-step batch sizes, fewer than steps = {steps}")
-    return steps
-
-
-def _check_schedule_length(algorithm, steps: int, name: str):
-    if isinstance(algorithm, Schedule) and algorithm.length is not None and steps > algorithm.length:
-        raise ValueError(f"steps must be <= the schedule's length {algorithm.length} "
-                         f"({name} is too short), got {steps}")
-
-
-def _check_threads(threads) -> int:
-    """The core's thread argument: 0 for the default (all cores)."""
-    if threads is None:
-        return 0
-    return positive_int(threads, "threads")
-
-
-def _check_progress(progress):
-    if progress is not None and not isinstance(progress, bool):
-        raise TypeError(f"progress must be True, False or None, got {type(progress).__name__}")
-
-
-# -- memory ------------------------------------------------------------------------------------
-
-def _parameter_bytes(algorithm, steps: int) -> float:
-    """Bytes of the per-step parameter arrays Python builds for the core (0 for stationary)."""
-    if isinstance(algorithm, MemoryAlgorithm):
-        return 0.0
-    M = algorithm.memory
-    return 8.0 * max(steps, 1) * (1 + 3 * M + M * M)
-
-
-def _noise_bytes(noise: Noise, steps: int) -> float:
-    return 16.0 * steps if noise.per_step else 0.0
-
-
-def _require_memory(parts: dict, what: str):
-    """Refuse a run whose peak memory exceeds physical memory, before allocating anything.
-
-    ``parts``: name -> bytes of every array the run holds at once (outputs, core state,
-    per-step parameters); ``what`` describes the run's size for the message.
-    """
-    physical = _core.physical_memory()
-    total = float(sum(parts.values()))
-    if physical > 0 and total > physical:
-        detail = ", ".join(f"{name} {_gb(b)}" for name, b in parts.items() if b > 0)
-        raise ValueError(f"steps too large ({what}): the run needs about {_gb(total)} ({detail}), more than "
-                         f"this machine's physical memory ({_gb(physical)})")
-
-
-def _gb(b: float) -> str:
-    return f"{b / 1e9:.3g} GB"
-
-
 # -- core calls --------------------------------------------------------------------------------
-
-def _parameter_arrays(algorithm: Algorithm, steps: int):
-    """Per-step parameter arrays for the core: one row for a stationary algorithm."""
-    if isinstance(algorithm, MemoryAlgorithm):
-        M = algorithm.memory
-        return (np.array([algorithm.alpha]), algorithm.b.reshape(1, M), algorithm.c.reshape(1, M),
-                algorithm.D.reshape(1, M, M), algorithm.e.reshape(1, M))
-    if algorithm.length == 0:  # steps == 0 here: the core needs a row, which it never uses
-        M = algorithm.memory
-        return (np.zeros(1), np.zeros((1, M)), np.zeros((1, M)), np.zeros((1, M, M)), np.zeros((1, M)))
-    return algorithm.parameters(max(steps, 1))
-
-
-def _noise_arrays(noise: Noise, steps: int):
-    """``(tau1/B_t, tau2/B_t)`` for the core: one entry for a constant batch size."""
-    if not noise.per_step:
-        return np.array([noise.coupling]), np.array([noise.self_noise])
-    return noise.coefficients(max(steps, 1))  # the core needs an entry even for steps = 0
-
-
-# Runs of more scalar updates than this go through a watched worker thread (progress bar,
-# Ctrl-C); shorter ones call the core directly. About 0.1 s of work.
-_WATCH_WORK = 1e8
-# Auto progress bars (progress=None) from about this much work: several seconds.
-_BAR_WORK = 5e9
-
-
-def _watched(call, work: float, progress, total: int, desc: str, unit: str, counter: str):
-    """``call(control)`` with a progress bar over ``total`` units and Ctrl-C cancellation.
-
-    The core releases the GIL and publishes its progress in a ``RunControl`` (``counter``: the
-    attribute to show); this thread polls it and turns Ctrl-C into a cancellation of the run.
-    """
-    show = progress if progress is not None else (None if work >= _BAR_WORK else False)
-    if show is False and work < _WATCH_WORK:
-        return call(None)
-    return run_watched(call, total, desc, unit, show, counter)
-
 
 def _evolve(arrays, coupling, self_noise, steps: int, memory: int, nodes: int, progress, desc: str,
             threads: int, **options):
@@ -301,7 +192,7 @@ def _evolve(arrays, coupling, self_noise, steps: int, memory: int, nodes: int, p
     def call(control):
         return _core.evolve(*arrays, coupling, self_noise, steps, threads=threads, control=control, **options)
 
-    return _watched(call, work, progress, steps, desc, "step", "steps_done")
+    return watched(call, work, progress, steps, desc, "step", "steps_done")
 
 
 def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: int,
@@ -317,85 +208,72 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     ``progress``: ``True`` shows a progress bar, ``False`` never, ``None`` (default) when the
     run is long (about 5 s or more) and stderr is a terminal. Long runs can be interrupted
     with Ctrl-C (KeyboardInterrupt) whether or not a bar is shown.
-    ``threads``: at most this many threads (default: all cores); the core uses one where more
-    do not pay.
+    ``threads``: at most this many threads (a positive integer; default None: all cores); the
+    core uses one where more do not pay, and never more than 4 per processor (larger values are
+    capped: ``memsgd._core.thread_limit()``). The losses do not depend on it.
     """
-    steps = _check_problem(algorithm, spectrum, noise, steps)
-    threads = _check_threads(threads)
-    _check_progress(progress)
+    steps = check_problem(algorithm, spectrum, noise, steps)
+    threads = thread_count(threads)
+    progress_flag(progress)
+    algorithm, spectrum = plain_problem(algorithm, spectrum)   # weight decay, readout, preconditioner
     M, K = algorithm.memory, spectrum.size
-    _require_memory({"loss and gradient-point loss": 16.0 * (steps + 1),
-                     "per-step parameters": _parameter_bytes(algorithm, steps),
-                     "per-step noise": _noise_bytes(noise, steps),
-                     "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
-                    f"steps = {steps}")
-    params = _parameter_arrays(algorithm, steps)
-    coupling, self_noise = _noise_arrays(noise, steps)
+    require_memory({"loss and gradient-point loss": 16.0 * (steps + 1),
+                    "per-step parameters": parameter_bytes(algorithm, steps),
+                    "per-step noise": noise_bytes(noise, steps),
+                    "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
+                   f"the run (steps = {steps})")
+    params = parameter_arrays(algorithm, steps)
+    coupling, self_noise, label = noise_arrays(noise, steps)
     loss, gp, diverged = _evolve((spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, *params),
-                                 coupling, self_noise, steps, M, K, progress, "loss_curve", threads)
-    return LossCurve(loss, None if diverged < 0 else int(diverged), gp)
+                                 coupling, self_noise, steps, M, K, progress, "loss_curve", threads, label=label)
+    return LossCurve(loss, None if diverged < 0 else int(diverged), gp, noise.label_noise)
 
 
 def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps: int,
                 progress: Optional[bool] = None, *, threads: Optional[int] = None) -> Propagators:
-    """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (docs/math.md §4).
+    """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (docs/math.md §4),
+    and the label-noise source W, W' (docs/math.md §9; zeros without label noise).
 
     Stationary algorithms and a constant batch size only (two-time propagators of schedules
-    are not offered here). ``progress`` and ``threads`` as in :func:`loss_curve`.
+    are not offered here). Weight decay, readout and preconditioner: the propagators of the exact
+    plain reduction (``memsgd._affine``), so :func:`memsgd.loss_from_propagators` gives the loss
+    curve. ``progress`` and ``threads`` as in :func:`loss_curve`.
     """
     if isinstance(algorithm, Schedule):
         raise ValueError("algorithm must be stationary (a MemoryAlgorithm): propagators of a Schedule "
                          "are two-time objects; use loss_curve")
-    steps = _check_problem(algorithm, spectrum, noise, steps)
+    steps = check_problem(algorithm, spectrum, noise, steps)
     if noise.per_step:
         raise ValueError("noise must have a constant batch size: propagators are defined for stationary "
                          "dynamics only (use loss_curve for a per-step batch size)")
-    threads = _check_threads(threads)
-    _check_progress(progress)
+    threads = thread_count(threads)
+    progress_flag(progress)
+    algorithm, spectrum = plain_problem(algorithm, spectrum)
     M, K = algorithm.memory, spectrum.size
-    _require_memory({"propagators": 8.0 * 6 * (steps + 1),
-                     "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
-                    f"steps = {steps}")
-    params = _parameter_arrays(algorithm, steps)
+    require_memory({"propagators": 8.0 * 8 * (steps + 1),
+                    "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
+                   f"the run (steps = {steps})")
+    params = parameter_arrays(algorithm, steps)
     lam = spectrum.eigenvalues
     no_coupling, self_noise = np.zeros(1), np.array([noise.self_noise])
     s0, s1, _ = _evolve((lam, spectrum.weights, spectrum.coefficients2, *params), no_coupling, self_noise,
                         steps, M, K, progress, "signal propagators", threads, overflow_only=True)
-    V = np.zeros(steps + 1)
-    V_prime = np.zeros(steps + 1)
-    if steps > 0 and noise.coupling != 0.0:
+    V, V_prime, W, W_prime = (np.zeros(steps + 1) for _ in range(4))
+    if steps > 0 and (noise.coupling != 0.0 or noise.label_source != 0.0):
         # V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>: the loss (1/2 sum m lambda X_00) of the
-        # recursion started from lambda g g^T, times 2 tau1/B.
+        # recursion started from lambda g g^T, times 2 tau1/B; the label source W_n = that times sigma2/B.
         n0, n1, _ = _evolve((lam, spectrum.weights, lam, *params), no_coupling, self_noise, steps - 1, M, K,
                             progress, "noise propagators", threads, initial_ggt=True, overflow_only=True)
-        V[1:] = 2.0 * noise.coupling * n0
-        V_prime[1:] = 2.0 * noise.coupling * n1
-    return Propagators(s0, s1, V, V_prime, bool(np.all(algorithm.e == 0)))
+        if noise.coupling != 0.0:   # (0 * an overflowed inf would be NaN)
+            V[1:] = 2.0 * noise.coupling * n0
+            V_prime[1:] = 2.0 * noise.coupling * n1
+        if noise.label_source != 0.0:
+            W[1:] = noise.label_source * n0
+            W_prime[1:] = noise.label_source * n1
+    return Propagators(s0, s1, V, V_prime, bool(np.all(algorithm.e == 0)), W, W_prime)
 
 
 # -- batched ------------------------------------------------------------------------------------
-
-def _per_configuration(value, kind, name: str, count: int) -> list:
-    """One shared ``kind`` object, or a sequence of exactly ``count`` of them."""
-    if isinstance(value, kind):
-        return [value] * count
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise TypeError(f"{name} must be a {kind.__name__} or a sequence of {count} of them, "
-                        f"got {type(value).__name__}")
-    items = list(value)
-    if len(items) != count:
-        raise ValueError(f"{name} must be one {kind.__name__} or a sequence with one per algorithm "
-                         f"({count}), got {len(items)}")
-    for i, item in enumerate(items):
-        if not isinstance(item, kind):
-            raise TypeError(f"{name}[{i}] must be a {kind.__name__}, got {type(item).__name__}")
-    return items
-
-
-# Per-step parameter arrays of schedules are built per chunk of configurations, at most this many
-# bytes at a time (stationary configurations need none and go in one call).
-_CHUNK_PARAMETER_BYTES = 2e9
-
 
 def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads: Optional[int] = None,
                 progress: Optional[bool] = None) -> LossCurves:
@@ -426,27 +304,27 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     if not algos:
         raise ValueError("algorithms must not be empty")
     for i, a in enumerate(algos):
-        _check_algorithm(a, f"algorithms[{i}]")
+        check_algorithm(a, f"algorithms[{i}]")
     C = len(algos)
-    specs = _per_configuration(spectrum, Spectrum, "spectrum", C)
-    noises = _per_configuration(noise, Noise, "noise", C)
-    steps = _check_steps(steps)
+    specs = per_configuration(spectrum, Spectrum, "spectrum", C)
+    noises = per_configuration(noise, Noise, "noise", C)
+    steps = step_count(steps)
     for i, (a, n) in enumerate(zip(algos, noises)):
-        _check_schedule_length(a, steps, f"algorithms[{i}]")
-        if n.per_step and n.batch_size.size < steps:
-            raise ValueError(f"noise[{i}] has {n.batch_size.size} per-step batch sizes, fewer than steps = {steps}")
+        check_schedule_length(a, steps, f"algorithms[{i}]")
+        check_batch_sizes(n, steps, f"noise[{i}]")
+    algos, specs = _plain_problems(algos, specs)
     rec = None if record is None else recorded_steps(record, steps)  # None: every step
-    threads = _check_threads(threads)
-    _check_progress(progress)
+    threads = thread_count(threads)
+    progress_flag(progress)
     R = steps + 1 if rec is None else rec.size
     max_M = max(a.memory for a in algos)
     max_K = max(s.size for s in specs)
-    param_bytes = [_parameter_bytes(a, steps) + _noise_bytes(n, steps) for a, n in zip(algos, noises)]
-    chunks = _chunks(param_bytes)
-    _require_memory({"recorded losses": 8.0 * C * (R + 1),
-                     "per-step parameters": max(sum(param_bytes[a:b]) for a, b in chunks),
-                     "state": _core.state_bytes(max_M, max_K, C, threads or _core.max_threads())},
-                    f"{C} configurations of steps = {steps}")
+    param_bytes = [parameter_bytes(a, steps) + noise_bytes(n, steps) for a, n in zip(algos, noises)]
+    parts = chunks(param_bytes)
+    require_memory({"recorded losses": 8.0 * C * (R + 1),
+                    "per-step parameters": max(sum(param_bytes[a:b]) for a, b in parts),
+                    "state": _core.state_bytes(max_M, max_K, C, threads or _core.max_threads())},
+                   f"the run of {C} configurations (steps = {steps})")
 
     spectrum_arrays: dict = {}
     for s in specs:
@@ -457,27 +335,30 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
 
     def call(control):
         # one RunControl for every chunk: configs_done keeps counting across them
-        for a, b in chunks:
+        for a, b in parts:
             param_cache, noise_cache = {}, {}
-            alg = [param_cache.setdefault(id(x), _parameter_arrays(x, steps)) for x in algos[a:b]]
-            noi = [noise_cache.setdefault(id(n), _noise_arrays(n, steps)) for n in noises[a:b]]
+            alg = [param_cache.setdefault(id(x), parameter_arrays(x, steps)) for x in algos[a:b]]
+            noi = [noise_cache.setdefault(id(n), noise_arrays(n, steps)) for n in noises[a:b]]
             spe = [spectrum_arrays[id(s)] for s in specs[a:b]]
             loss[a:b], diverged[a:b] = _core.evolve_batch(spe, alg, noi, steps, rec, threads=threads,
                                                           control=control)
         return loss, diverged
 
-    _watched(call, work, progress, C, "loss_curves", "config", "configs_done")
+    watched(call, work, progress, C, "loss_curves", "config", "configs_done")
     steps_out = np.arange(steps + 1, dtype=np.int64) if rec is None else rec
-    return LossCurves(steps_out, loss, diverged)
+    return LossCurves(steps_out, loss, diverged, np.array([n.label_noise for n in noises]))
 
 
-def _chunks(param_bytes):
-    """Split configurations [0, C) so that each chunk's per-step arrays stay under the budget."""
-    out, start, acc = [], 0, 0.0
-    for i, b in enumerate(param_bytes):
-        if i > start and acc + b > _CHUNK_PARAMETER_BYTES:
-            out.append((start, i))
-            start, acc = i, 0.0
-        acc += b
-    out.append((start, len(param_bytes)))
-    return out
+def _plain_problems(algos: list, specs: list):
+    """:func:`memsgd._affine.plain_problem` of every configuration, each distinct (algorithm,
+    spectrum) pair reduced once (shared objects stay shared: the core call caches by identity)."""
+    done: dict = {}
+    out_a, out_s = [], []
+    for a, s in zip(algos, specs):
+        key = (id(a), id(s))
+        if key not in done:
+            done[key] = plain_problem(a, s)
+        out_a.append(done[key][0])
+        out_s.append(done[key][1])
+    return out_a, out_s
+

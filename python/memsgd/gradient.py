@@ -14,7 +14,11 @@ states, so the gradient of ``J = sum_t w_t L_t`` runs backward in time with the 
     q_k = g^T Yhat_{k,t+1} g,        abar_t = c1_t sum_k lambda_k q_k,
 
 and the gradient with respect to step t's parameters contracts ``Yhat_{k,t+1}`` with the
-derivatives of step t's map. The forward pass is ``loss_curve``'s run of the engine; its states
+derivatives of step t's map. Label noise adds the source ``(sigma2/B_t) lambda_k g g^T`` (its
+gradient ``d value / d(sigma2/B_t) = sum_k lambda_k g^T Yhat_{k,t+1} g``). Weight decay, readout and
+preconditioner (docs/math.md §9) are exact reductions to this plain model (``memsgd._affine``):
+the adjoint runs on the reduced problem and the chain rule through the reduction gives the
+gradients w.r.t. the original parameters and the per-step weight decay. The forward pass is ``loss_curve``'s run of the engine; its states
 are kept at checkpoints every ~sqrt(T) steps and recomputed segment by segment by the same
 engine, so memory is O(sqrt(T) K (M+1)^2) and the cost a few forward runs.
 """
@@ -26,10 +30,12 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
-from ._validation import float_array, positive_int
+from ._affine import gradient_chain, plain_problem
+from ._packing import noise_arrays, noise_bytes, parameter_arrays, parameter_bytes
+from ._problem import check_problem
+from ._progress import watched
+from ._validation import boolean, float_array, positive_int, require_memory, thread_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import (_check_problem, _check_threads, _noise_arrays, _noise_bytes, _parameter_arrays,
-                       _parameter_bytes, _require_memory, _watched)
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -42,7 +48,8 @@ class LossGradient:
 
     Fields (T = steps): ``alpha`` (T,), ``b``, ``c``, ``e`` (T, M), ``D`` (T, M, M): ``d value / d``
     (that parameter of step t); ``batch`` (T,): ``d value / d(1/B_t)`` at the noise's batch sizes
-    (``tau1 d/d(tau1/B_t) + tau2 d/d(tau2/B_t)``; zero for ``Noise.none()``); ``loss`` (T+1,): the
+    (``tau1 d/d(tau1/B_t) + tau2 d/d(tau2/B_t) + sigma2 d/d(sigma2/B_t)``, sigma2 the label noise;
+    zero for ``Noise.none()``); ``loss`` (T+1,): the
     losses ``L_t`` of the forward pass (``inf`` from ``diverged_at`` on). When a step with a
     nonzero weight diverged, ``value`` is ``inf`` and every gradient entry is NaN. Rows from the
     last nonzero weight on are zero (those steps do not affect the value).
@@ -61,6 +68,8 @@ class LossGradient:
     self_noise: np.ndarray = field(default=None, repr=False)   # d value / d(tau2/B_t)
     checkpoint_every: int = field(default=0, repr=False)
     stored_states: int = field(default=0, repr=False)          # peak K-component states held
+    label: np.ndarray = field(default=None, repr=False)        # d value / d(sigma2/B_t), the label-noise source
+    weight_decay: Optional[np.ndarray] = None                  # (T,) d value / d rho_t (with weight decay)
 
     @property
     def steps(self) -> int:
@@ -74,12 +83,15 @@ class LossGradient:
     def diverged(self) -> bool:
         return self.diverged_at is not None
 
-    def contract(self, alpha=None, b=None, c=None, D=None, e=None, batch=None) -> float:
+    def contract(self, alpha=None, b=None, c=None, D=None, e=None, batch=None, weight_decay=None) -> float:
         """``sum_t <gradient_t, delta_t>`` over the given per-step perturbations: the directional
         derivative of ``value`` along them (arguments left out count as zero)."""
+        if weight_decay is not None and self.weight_decay is None:
+            raise ValueError("weight_decay: this gradient has no weight-decay part (loss_gradient("
+                             "..., weight_decay_gradient=True) computes it)")
         total = 0.0
         for grad, delta in ((self.alpha, alpha), (self.b, b), (self.c, c), (self.D, D), (self.e, e),
-                            (self.batch, batch)):
+                            (self.batch, batch), (self.weight_decay, weight_decay)):
             if delta is not None:
                 total += float(np.sum(grad * np.reshape(delta, grad.shape)))
         return total
@@ -105,7 +117,7 @@ def _loss_weights(weights, steps: int) -> np.ndarray:
 
 def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum, noise: Noise, steps: int,
                   weights=None, *, checkpoint_every: Optional[int] = None, threads: Optional[int] = None,
-                  progress: Optional[bool] = None) -> LossGradient:
+                  progress: Optional[bool] = None, weight_decay_gradient: bool = False) -> LossGradient:
     """``value = sum_t weights[t] L_t`` and its exact gradient w.r.t. every per-step parameter.
 
     Args:
@@ -124,6 +136,13 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
         threads: at most this many threads (default: all cores, as :func:`memsgd.loss_curve`).
         progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
             stderr is a terminal. Long runs can be interrupted with Ctrl-C.
+        weight_decay_gradient: also compute ``weight_decay`` (``d value / d rho_t``) when the
+            schedule has no weight decay (rho = 0): the adjoint then runs on the memory-(M+1)
+            weight-decay reduction (docs/math.md §9). With weight decay it is always computed.
+
+    Weight decay, readout and preconditioner (docs/math.md §9) go through their exact reductions
+    (``memsgd._affine``); ``alpha``..``e`` are the gradients w.r.t. the original parameters (chain
+    rule) and ``weight_decay`` w.r.t. the per-step ``rho_t``.
 
     The forward pass is :func:`memsgd.loss_curve`'s run of the engine: ``loss`` and
     ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
@@ -131,19 +150,22 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
     and any ``checkpoint_every``.
     """
-    steps = _check_problem(schedule, spectrum, noise, steps, "schedule")
+    steps = check_problem(schedule, spectrum, noise, steps, "schedule")
     if checkpoint_every is not None:
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
-    threads = _check_threads(threads)
+    threads = thread_count(threads)
+    force = boolean(weight_decay_gradient, "weight_decay_gradient")
+    chain = gradient_chain(schedule, steps, weight_decay=force)
+    schedule, spectrum = plain_problem(schedule, spectrum, weight_decay=force)
     M = schedule.memory
-    _require_memory({"loss weights": 8.0 * (steps + 1),
-                     "per-step parameters": _parameter_bytes(schedule, steps),
-                     "per-step noise": _noise_bytes(noise, steps),
-                     "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
-                    f"steps = {steps}, K = {spectrum.size}, M = {M}")
+    require_memory({"loss weights": 8.0 * (steps + 1),
+                    "per-step parameters": parameter_bytes(schedule, steps),
+                    "per-step noise": noise_bytes(noise, steps),
+                    "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
+                   f"the run (steps = {steps}, K = {spectrum.size}, M = {M})")
     w = _loss_weights(weights, steps)
-    alpha, b, c, D, e = _parameter_arrays(schedule, steps)
-    coupling, self_noise = _noise_arrays(noise, steps)
+    alpha, b, c, D, e = parameter_arrays(schedule, steps)
+    coupling, self_noise, label = noise_arrays(noise, steps)
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0
     work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
@@ -151,11 +173,16 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     def call(control):
         return _core.loss_gradient(spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e,
                                    coupling, self_noise, w, steps, checkpoint_every=checkpoint_every or 0,
-                                   threads=threads, control=control)
+                                   threads=threads, control=control, label=label)
 
-    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored) = _watched(
+    (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored, g_label) = watched(
         call, work, progress, steps + horizon, "loss_gradient", "step", "steps_done")
     with np.errstate(invalid="ignore"):
+        # 1/B_t enters tau1/B_t, tau2/B_t and the label-noise source sigma2/B_t (docs/math.md §9)
         batch = noise.tau1 * g_c1 + noise.tau2 * g_c2
+        if noise.label_noise:
+            batch = batch + noise.label_noise * g_label
+        (g_alpha, g_b, g_c, g_D, g_e), g_rho = chain((g_alpha, g_b, g_c, g_D, g_e))
     return LossGradient(float(value), g_alpha, g_b, g_c, g_D, g_e, batch, loss,
-                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored))
+                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored), g_label,
+                        g_rho)

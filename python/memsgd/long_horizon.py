@@ -65,10 +65,12 @@ from typing import Optional
 import numpy as np
 
 from . import _core
+from ._affine import affine_features, plain_problem, refuse_affine
+from ._progress import watched
 from ._stationary import spectrum_and_noise, stationary
-from ._validation import nonnegative_int, step_array
+from ._validation import nonnegative_int, progress_flag, step_array, thread_count
 from .algorithms import MemoryAlgorithm
-from .dynamics import _check_progress, _check_threads, _watched, loss_curve
+from .dynamics import loss_curve
 from .noise import Noise
 from .spectrum import Spectrum
 
@@ -153,10 +155,16 @@ class LossAt:
         return rel
 
 
+# the affine features loss_at takes through memsgd._affine's reductions (exact: plain problems)
+_REDUCED = ("a readout", "a preconditioner")
+
+
 def supports_loss_at(algorithm, noise) -> bool:
     """True when :func:`loss_at` accepts this algorithm and noise: a stationary
-    :class:`MemoryAlgorithm` (not a Schedule) and a :class:`Noise` with one batch size."""
-    return isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
+    :class:`MemoryAlgorithm` (not a Schedule; a readout or preconditioner allowed, no weight decay)
+    and a :class:`Noise` with one batch size and no label noise."""
+    return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
+            and not [f for f in affine_features(algorithm, noise) if f not in _REDUCED])
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
@@ -190,8 +198,8 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     steps = step_array(steps, "steps", max_step=MAX_STEP)
     if exact_until is not None:
         exact_until = nonnegative_int(exact_until, "exact_until")
-    _check_progress(progress)
-    threads = _check_threads(threads)
+    progress_flag(progress)
+    threads = thread_count(threads)
     problem = _Problem(algorithm, spectrum, noise, progress, threads)
     return problem.loss_at(steps, exact_until)
 
@@ -201,6 +209,8 @@ def _check_problem(algorithm, spectrum, noise):
                            "use loss_curve for a Schedule")
     spectrum_and_noise(spectrum, noise, "loss_at (a per-step batch size makes the dynamics non-stationary)",
                        "use loss_curve")
+    refuse_affine(algorithm, noise, "loss_at", "use loss_curve", allowed=_REDUCED)
+    algorithm, spectrum = plain_problem(algorithm, spectrum)   # readout, preconditioner (docs/math.md §9)
     return algorithm, spectrum, noise
 
 
@@ -285,7 +295,7 @@ class _Problem:
         if not watch:
             return call(None)
         work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
-        return _watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
+        return watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
 
     def _v_prime(self, s_real: np.ndarray) -> np.ndarray:
         out = self._sums(s_real.astype(complex), 0)

@@ -209,6 +209,45 @@ class Spectrum:
         spec._set(_rf=model.info)
         return spec
 
+    def preconditioned(self, p) -> "Spectrum":
+        """The spectrum plain SGD sees under the diagonal preconditioner ``P = (H / lambda_max)^(-p)``
+        (docs/math.md §9): eigenvalues ``gamma_k = p_k lambda_k`` and coefficients ``c_k^2 / p_k``,
+        ``p_k = (lambda_k / lambda_max)^(-p)``, the same weights.
+
+        Preconditioned SGD on this spectrum and plain SGD on the result have the same loss, exactly:
+        with ``X~_k = X_k / p_k`` every term of the recursion (signal, ``a_t``, noise, label noise,
+        the loss ``1/2 sum m lambda X_00 = 1/2 sum m gamma X~_00``) maps onto the plain one. A power law
+        ``(nu, kappa, scale, q)`` becomes the power law ``(nu (1 - p), kappa, scale, q)`` (kept as one
+        when ``nu (1 - p) > 1``, the condition for a finite trace of the preconditioned Hessian).
+
+        Example:
+            >>> import memsgd
+            >>> memsgd.Spectrum.power_law(2.0, 1.0, size=100).preconditioned(0.25).nu
+            1.5
+        """
+        p = real_scalar(p, "preconditioner")
+        if p == 0.0:
+            return self
+        lmax = self.lambda_max
+        with np.errstate(over="ignore", under="ignore"):
+            pk = (self._lam / lmax) ** (-p)
+            lam, c2 = self._lam * pk, self._c2 / pk
+        if not (np.all(np.isfinite(lam)) and np.all(lam > 0) and np.all(np.isfinite(c2))):
+            raise ValueError(f"preconditioner p = {p:g} takes this spectrum's eigenvalues (lambda / lambda_max "
+                             f"down to {self._lam.min() / lmax:.3g}) out of the float range")
+        out = Spectrum(lam, c2, self._m)
+        if self._power_law is not None:
+            nu, kappa, scale, q = self._power_law
+            nu_p = nu * (1.0 - p)
+            if nu_p > 1.0:
+                out._set(_power_law=(nu_p, kappa, scale, q), _infinite=self._infinite, _head=self._head,
+                         _quadrature_error=(_tail_error_estimate(nu_p, kappa, scale, q, self._head)
+                                            if self._infinite else 0.0))
+            elif self._infinite:
+                raise ValueError(f"preconditioner p = {p:g} on the infinite power law nu = {nu:g} gives "
+                                 f"nu (1 - p) = {nu_p:g} <= 1: the preconditioned trace is infinite")
+        return out
+
     # -- properties ---------------------------------------------------------------------------
     @property
     def eigenvalues(self) -> np.ndarray:

@@ -3,9 +3,10 @@
 //
 // Forward (per eigencomponent k, step t; the engine of evolve.hpp):
 //     a_t       = sum_l m_l lam_l h_t^T X_{l,t} h_t  (= 2 l_t)
-//     X_{k,t+1} = S_{k,t} X_{k,t} S_{k,t}^T + lam_k (c1_t a_t - c2_t lam_k h_t^T X_{k,t} h_t) g_t g_t^T
+//     X_{k,t+1} = S_{k,t} X_{k,t} S_{k,t}^T + lam_k (c1_t a_t + s_t - c2_t lam_k h_t^T X_{k,t} h_t) g_t g_t^T
 //     L_t       = 1/2 sum_k m_k lam_k (X_{k,t})_00,            J = sum_t w_t L_t,
-// with c1_t = tau1/B_t, c2_t = tau2/B_t. Given the parameters the recursion is linear in the
+// with c1_t = tau1/B_t, c2_t = tau2/B_t, s_t = sigma2/B_t (label noise, a source independent of
+// the states: dJ/ds_t = sum_k lam_k g^T Yhat_{k,t+1} g). Given the parameters the recursion is linear in the
 // states, so Yhat_{k,t} = dJ/dX_{k,t} runs backward with the transposed step:
 //     Yhat_{k,t} = S^T Yhat_{k,t+1} S - c2_t lam_k^2 q_k h h^T + w_t (m_k lam_k / 2) E11 + abar_t m_k lam_k h h^T,
 //     q_k = g^T Yhat_{k,t+1} g,   abar_t = c1_t sum_k lam_k q_k,
@@ -35,7 +36,8 @@ struct GradientOptions {
 
 // Output arrays, `steps` rows each (rows from the horizon on are zero):
 // alpha[t], b[t*M+i], c[t*M+i], D[(t*M+i)*M+j], e[t*M+i], coupling[t] = dJ/dc1_t,
-// self_noise[t] = dJ/dc2_t; loss[0..steps] = L_t (+inf from the divergence on).
+// self_noise[t] = dJ/dc2_t, label[t] = dJ/dlabel_t (the label-noise source sigma2/B_t; written
+// whether or not the configuration has label noise); loss[0..steps] = L_t (+inf from the divergence on).
 struct GradientOutputs {
   double* loss = nullptr;
   double* alpha = nullptr;
@@ -45,6 +47,7 @@ struct GradientOutputs {
   double* e = nullptr;
   double* coupling = nullptr;
   double* self_noise = nullptr;
+  double* label = nullptr;
 };
 
 struct GradientResult {

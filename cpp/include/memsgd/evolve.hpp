@@ -1,14 +1,15 @@
 // Exact second-moment recursion of SGD with memory on a quadratic (docs/math.md §3).
 //
 // Along each eigencomponent k the (M+1)x(M+1) second moment X_k of the state evolves by
-//     X_k <- S_k X_k S_k^T + [coupling_t lam_k 2 l_t - self_noise_t lam_k^2 h^T X_k h] g g^T,
+//     X_k <- S_k X_k S_k^T + [lam_k (coupling_t 2 l_t + label_t) - self_noise_t lam_k^2 h^T X_k h] g g^T,
 //     S_k = S0 - lam_k g h^T,  S0 = [[1, b^T], [0, D]],  g = (alpha, c),  h = (1, e),
 // and every step produces the two weighted sums
 //     L_t = 1/2 sum_k w_k lam_k (X_k)_00          the expected loss,
 //     l_t = 1/2 sum_k w_k lam_k h^T X_k h         the expected loss at the gradient point w + e^T u,
 // l_t drives the noise (the loss-coupled term is coupling_t lam_k 2 l_t, coupling_t = tau1/B_t,
-// self_noise_t = tau2/B_t). With coupling = 0 and another initial state the same recursion gives
-// the signal and noise propagators (docs/math.md §4). The core knows nothing of Python.
+// self_noise_t = tau2/B_t; label_t = sigma2/B_t is the label-noise source, docs/math.md §9). With
+// coupling = 0 and another initial state the same recursion gives the signal and noise propagators
+// (docs/math.md §4). The core knows nothing of Python.
 #pragma once
 
 #include <atomic>
@@ -20,6 +21,9 @@ namespace memsgd {
 // A run has diverged at the first step t with L_t or l_t not finite, or L_t > kDivergenceFactor * L_0
 // (L_0 > 0; with L_0 = 0 only a non-finite value counts). docs/math.md §8.
 inline constexpr double kDivergenceFactor = 1e30;
+
+// Runs take fewer steps than this (the binding refuses more; Python reads it as _core.MAX_STEPS).
+inline constexpr std::int64_t kMaxSteps = std::int64_t(1) << 40;
 
 // Per-step parameters of a memory-M algorithm. `steps_stored` is 1 for a stationary
 // algorithm (the same parameters at every step) or >= the number of steps for a schedule.
@@ -43,12 +47,14 @@ struct Nodes {
   const double* scale = nullptr;
 };
 
-// Noise weights of every step: coupling[t] = tau1/B_t, self_noise[t] = tau2/B_t. `steps_stored`
-// is 1 (the same at every step) or >= the number of steps.
+// Noise weights of every step: coupling[t] = tau1/B_t, self_noise[t] = tau2/B_t and the label-noise
+// source label[t] = sigma2/B_t (docs/math.md §9; nullptr: no label noise). `steps_stored` is 1 (the
+// same at every step) or >= the number of steps, for all three arrays.
 struct NoiseParams {
   std::size_t steps_stored = 1;
   const double* coupling = nullptr;
   const double* self_noise = nullptr;
+  const double* label = nullptr;
 };
 
 // One configuration of a (batched) run.
@@ -126,9 +132,13 @@ double physical_memory_bytes();
 // caller) and state_bytes(...) together exceed physical memory: called before allocating anything.
 void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads);
 
-// Number of threads the core uses by default (1 without OpenMP).
+// The most threads a run uses: 4 per processor (more only oversubscribe, and libgomp aborts or
+// crashes when asked for thousands of threads).
+int thread_limit();
+// Number of threads the core uses by default (1 without OpenMP), at most thread_limit().
 int max_threads();
-// The threads a run asks for: `requested` if > 0, else max_threads(); always 1 without OpenMP.
+// The threads a run asks for: `requested` if > 0, else max_threads(), at most thread_limit();
+// always 1 without OpenMP.
 int resolve_threads(int requested);
 
 }  // namespace memsgd

@@ -33,7 +33,8 @@ constexpr int group_doubles(int n) { return (2 + packed_size(n)) * kLanes; }
 // Everything one step of a fixed-size kernel (N = M + 1 <= 4) needs, precomputed by the driver.
 // Per component (docs/math.md §3):
 //   S = S0 - lam g h^T,   Y = S X S^T + lam (noise_drive - self_noise lam h^T X h) g g^T,
-// with noise_drive = coupling_t 2 l_t (l_t: the loss at the gradient point). The direct form
+// with noise_drive = coupling_t 2 l_t + label_t (l_t: the loss at the gradient point; label_t =
+// sigma2/B_t, the label-noise source of docs/math.md §9). The direct form
 // keeps the rounding error relative to Y. Two cheaper rearrangements were tried and rejected:
 // through S0 X S0^T (19 operations for M = 1) it loses accuracy when S contracts strongly; in
 // the companion basis (r, s00 r + b u) of Cayley-Hamilton (18 operations) the basis vectors

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from .._version import __version__
 from . import _common, curve, reproduce, sweep, theory
 
 __all__ = ["build_parser", "main"]
@@ -18,8 +19,6 @@ _MODULES = (curve, theory, reproduce, sweep)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = argparse.ArgumentParser(
         prog="memsgd",
         description="Exact loss curves, theory and reproductions for SGD with memory.")

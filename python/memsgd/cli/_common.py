@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 from .. import _validation, algorithms, schedules
+from .._affine import ema
 from .._json import dumps
 from .._optional import require
 from ..experiments.common import format_table
@@ -21,7 +22,7 @@ from ..spectrum import Spectrum
 __all__ = ["PRESETS", "PARAMETERS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
-           "batch_type", "refuse_stray_options"]
+           "batch_type", "ema_type", "refuse_stray_options", "LABEL_NOISE_HELP", "WEIGHT_DECAY_HELP", "EMA_HELP"]
 
 
 # --- argparse types: parse text, check it with memsgd._validation ------------------------------
@@ -117,15 +118,17 @@ PRESETS: Dict[str, Preset] = {
     "heavy_ball": Preset(algorithms.heavy_ball, {"lr": 0.1, "momentum": 0.9}, "heavy ball"),
     "nesterov": Preset(algorithms.nesterov, {"lr": 0.1, "momentum": 0.9}, "Nesterov momentum"),
     "am1": Preset(algorithms.am1, {"lr": 0.1, "momentum": 0.9, "kick": 1.0}, "heavy ball + kick (AM1)"),
-    "qhm": Preset(lambda lr, momentum, nu_qhm: algorithms.qhm(lr, momentum, nu_qhm),
+    "qhm": Preset(lambda lr, momentum, nu_qhm, weight_decay=0.0: algorithms.qhm(lr, momentum, nu_qhm, weight_decay),
                   {"lr": 0.1, "momentum": 0.9, "nu_qhm": 0.7}, "quasi-hyperbolic momentum"),
-    "dana": Preset(lambda g1, g2, g3, dana_delta: algorithms.dana(g1, g2, g3, dana_delta),
+    "dana": Preset(lambda g1, g2, g3, dana_delta, weight_decay=0.0: algorithms.dana(g1, g2, g3, dana_delta,
+                                                                                    weight_decay),
                    {"g1": 0.1, "g2": 0.1, "g3": 0.1, "dana_delta": 0.1}, "DANA (constant)"),
     "am1_power_law": Preset(schedules.am1_power_law, {"kick": 1.0, "delta": 0.45, "gamma": 1.0, "t0": 10.0},
                             "schedule: AM1 with power-law momentum"),
     "jacobi_heavy_ball": Preset(schedules.jacobi_heavy_ball, {"nu_b": None, "lambda_max": None},
                                 "schedule: Jacobi heavy ball (Brakhage's nu-method)"),
-    "schedule_free_sgd": Preset(lambda lr, momentum: schedules.schedule_free_sgd(lr, momentum),
+    "schedule_free_sgd": Preset(lambda lr, momentum, weight_decay=0.0: schedules.schedule_free_sgd(lr, momentum,
+                                                                                                 weight_decay),
                                 {"lr": 1.0, "momentum": 0.9}, "schedule: schedule-free SGD (momentum = its beta)"),
 }
 
@@ -155,6 +158,10 @@ def add_algorithm_args(p: argparse.ArgumentParser) -> None:
                    help="one of the presets listed above, default heavy_ball")
     for dest, (option, kind, text) in PARAMETERS.items():
         g.add_argument(option, dest=dest, type=kind, default=None, help=text)
+    a = p.add_argument_group("affine model (every preset; docs/math.md §9)")
+    a.add_argument("--weight-decay", type=float_type("--weight-decay", nonnegative=True), default=0.0,
+                   metavar="RHO", help=WEIGHT_DECAY_HELP)
+    a.add_argument("--ema", type=ema_type("--ema"), default=None, metavar="DECAY", help=EMA_HELP)
 
 
 def refuse_stray_options(args) -> None:
@@ -186,14 +193,19 @@ def _preset_values(args) -> Dict[str, float]:
 
 
 def algorithm_from_args(args):
-    """The :class:`~memsgd.MemoryAlgorithm` or :class:`~memsgd.Schedule` the options describe."""
-    return PRESETS[args.algo].build(**_preset_values(args))
+    """The :class:`~memsgd.MemoryAlgorithm` or :class:`~memsgd.Schedule` the options describe
+    (with ``--weight-decay`` and ``--ema``)."""
+    algo = PRESETS[args.algo].build(**_preset_values(args), weight_decay=args.weight_decay)
+    return algo if args.ema is None else ema(algo, args.ema)
 
 
 def algorithm_label(args) -> str:
-    """E.g. ``heavy_ball(lr=0.1, momentum=0.9)``."""
+    """E.g. ``heavy_ball(lr=0.1, momentum=0.9)`` or ``ema(gd(lr=0.1, weight_decay=0.01), 0.9)``."""
     values = _preset_values(args)
-    return f"{args.algo}({', '.join(f'{k}={v:g}' for k, v in values.items())})"
+    if args.weight_decay:
+        values["weight_decay"] = args.weight_decay
+    label = f"{args.algo}({', '.join(f'{k}={v:g}' for k, v in values.items())})"
+    return label if args.ema is None else f"ema({label}, {args.ema:g})"
 
 
 # --- the noise -----------------------------------------------------------------------------------
@@ -204,19 +216,37 @@ def add_noise_args(p: argparse.ArgumentParser) -> None:
                    help="batch size B (an integer, e.g. 10 or 1e3), or 'inf' for no noise; default 10")
     g.add_argument("--tau1", type=float_type("--tau1"), default=1.0, help="default 1 (Gaussian data)")
     g.add_argument("--tau2", type=float_type("--tau2"), default=-1.0, help="default -1 (Gaussian data)")
+    g.add_argument("--label-noise", type=float_type("--label-noise", nonnegative=True), default=0.0,
+                   metavar="SIGMA2", help=LABEL_NOISE_HELP)
+
+
+# Help texts of the affine model's options, shared by the subcommands (docs/math.md §9).
+LABEL_NOISE_HELP = ("variance sigma2 (>= 0) of additive label noise; L_t stays the excess risk, the population "
+                    "risk is L_t + sigma2/2; default 0")
+WEIGHT_DECAY_HELP = ("weight decay rho (>= 0), L2 coupled at the gradient point as torch.optim.SGD's "
+                     "weight_decay; default 0")
+EMA_HELP = ("read the loss at an exponential moving average of the iterates, wbar <- DECAY wbar + (1 - DECAY) w, "
+            "DECAY in [0, 1) (memsgd.ema: one more auxiliary vector)")
+
+
+def ema_type(option: str) -> Callable:
+    """An EMA decay option: a number in [0, 1)."""
+    return _argument_type(lambda t: _validation.bounded_scalar(_validation.float_from_text(t, option), option,
+                                                               0.0, 1.0, high_open=True), "number")
 
 
 def noise_from_args(args) -> Noise:
-    return Noise(args.batch, args.tau1, args.tau2)
+    return Noise(args.batch, args.tau1, args.tau2, args.label_noise)
 
 
 def noise_label(noise: Noise) -> str:
-    """E.g. ``B=10, Gaussian noise`` or ``no noise``."""
+    """E.g. ``B=10, Gaussian noise``, ``B=10, Gaussian noise, label noise 0.1`` or ``no noise``."""
     if noise.is_noiseless:
         return "no noise"
     kind = {(1.0, -1.0): "Gaussian noise", (1.0, 1.0): "translation-invariant noise"}.get(
         (noise.tau1, noise.tau2), f"tau1={noise.tau1:g}, tau2={noise.tau2:g}")
-    return f"B={noise.batch_size:g}, {kind}"
+    label = f", label noise {noise.label_noise:g}" if noise.label_noise else ""
+    return f"B={noise.batch_size:g}, {kind}{label}"
 
 
 # --- output --------------------------------------------------------------------------------------

@@ -63,6 +63,9 @@ def run_stability(args) -> int:
     algo = _common.algorithm_from_args(args)
     noise = _common.noise_from_args(args)
     check_at = None if args.check_at is None else _check_steps(args.check_at)
+    if check_at is not None and algo.weight_decay:
+        raise ValueError("--check-at compares the power-law asymptotics with the exact loss; with --weight-decay "
+                         "the loss approaches its floor geometrically (no power law): see noise_floor")
     rep = theory.stability(algo, spectrum, noise)
     if check_at is not None and not rep.converges:
         raise ValueError("--check-at compares the asymptotic law with the exact loss: it needs a run whose loss "
@@ -75,9 +78,11 @@ def run_stability(args) -> int:
         "strictly_stable": rep.strictly_stable, "max_spectral_radius": _num(rep.max_spectral_radius),
         "moment_stable": rep.moment_stable, "max_moment_radius": _num(rep.max_moment_radius),
         "noise_sum": _num(rep.noise_sum), "noise_sum_prime": _num(rep.noise_sum_prime),
-        "converges": rep.converges,
+        "converges": rep.converges, "noise_floor": _num(rep.noise_floor),
     }
-    if algo.memory == 1:
+    # the memory-1 closed forms describe the plain matrix form; weight decay has no power-law approach
+    plain_form = not (algo.weight_decay or algo.preconditioner)
+    if algo.memory == 1 and plain_form:
         beta, a0, a1 = theory.memory1_coefficients(algo)
         geo = theory.memory1_geometry(algo)
         out["memory1"] = {"beta": beta, "alpha0": a0, "alpha1": a1,
@@ -86,7 +91,7 @@ def run_stability(args) -> int:
                           "eigenvalues": geo.kind,
                           "complex_interval": None if geo.complex_interval is None else [_num(v) for v in geo.complex_interval],
                           "circle_center": geo.center, "circle_radius": geo.radius}
-    if rep.converges:
+    if rep.converges and not algo.weight_decay:
         asy = theory.asymptotics(algo, spectrum, noise, check_at=check_at)
         out["asymptotics"] = {"phase": asy.phase, "exponent": asy.exponent, "constant": _num(asy.constant)}
         if check_at is not None:

@@ -46,7 +46,10 @@ HB_MOMENTUM = 0.9
 AM1_DELTA = 0.5
 AM1_T0 = 10.0
 JACOBI_NU = 1.0
-DIVERGED_FACTOR = 100.0     # a run has diverged once its loss exceeds 100 x the initial loss
+# Training stops at the first evaluated step whose full-batch loss exceeds this times the initial
+# loss (or is not finite): the run has blown up. A rule for real network training, not the
+# exact engine's divergence rule (L_t > 1e30 L_0, docs/math.md §8), hence its own name.
+BLOWUP_FACTOR = 100.0
 
 
 def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optional[str] = ".",
@@ -68,8 +71,9 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
 
     Returns:
         dict with ``table`` (str), ``rows`` (one dict per algorithm: name, hyperparameters,
-        final/min loss, diverged_at, accuracy), ``curves`` (``{name: {"t": [...], "loss": [...]}}``),
-        ``checks`` (``jacobi_hb_diverged``, ``am1_below_sgd_and_hb``), ``lambda_max``, ``config``,
+        final/min loss, blew_up_at: the first evaluated step with L > BLOWUP_FACTOR L_0, accuracy),
+        ``curves`` (``{name: {"t": [...], "loss": [...]}}``),
+        ``checks`` (``jacobi_hb_blew_up``, ``am1_below_sgd_and_hb``), ``lambda_max``, ``config``,
         ``files`` and ``seconds``.
     """
     steps = positive_int(steps, "steps")
@@ -124,7 +128,7 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
             gen = torch.Generator().manual_seed(seed + 1)
             ts, ls = [], []
             L0 = None
-            diverged_at = None
+            blew_up_at = None
             next_eval = 0
             for t in range(steps + 1):
                 if t == times[next_eval]:
@@ -134,8 +138,8 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
                     ls.append(L)
                     L0 = L if L0 is None else L0
                     next_eval += 1
-                    if not math.isfinite(L) or L > DIVERGED_FACTOR * L0:
-                        diverged_at = t
+                    if not math.isfinite(L) or L > BLOWUP_FACTOR * L0:
+                        blew_up_at = t
                         break
                 if t == steps:
                     break
@@ -150,32 +154,32 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
             with torch.no_grad():
                 acc = float((forward(params, X).argmax(dim=1) == labels).float().mean())
             curves[name] = {"t": ts, "loss": ls}
-            final = ls[-1] if diverged_at is None else float("inf")
+            final = ls[-1] if blew_up_at is None else float("inf")
             finite = [v for v in ls if math.isfinite(v)]
             rows.append(dict(algorithm=name, hyperparameters=hyper, final_loss=final,
                              min_loss=min(finite) if finite else float("nan"),
-                             diverged_at=diverged_at,
-                             train_accuracy=acc if diverged_at is None else None))
+                             blew_up_at=blew_up_at,
+                             train_accuracy=acc if blew_up_at is None else None))
     finally:
         if threads is not None:
             torch.set_num_threads(old_threads)
 
     by_name = {r["algorithm"]: r for r in rows}
     checks = {
-        "jacobi_hb_diverged": by_name["Jacobi HB"]["diverged_at"] is not None,
-        "am1_below_sgd_and_hb": (by_name["AM1"]["diverged_at"] is None and
+        "jacobi_hb_blew_up": by_name["Jacobi HB"]["blew_up_at"] is not None,
+        "am1_below_sgd_and_hb": (by_name["AM1"]["blew_up_at"] is None and
                                  by_name["AM1"]["final_loss"] < by_name["SGD"]["final_loss"] and
                                  by_name["AM1"]["final_loss"] < by_name["heavy ball"]["final_loss"]),
     }
-    headers = ["algorithm", "hyperparameters", f"L(T={steps})", "min L", "diverged at", "train acc"]
+    headers = ["algorithm", "hyperparameters", f"L(T={steps})", "min L", "blew up at", "train acc"]
     table_rows = [[r["algorithm"], ", ".join(f"{k}={_short(v)}" for k, v in r["hyperparameters"].items()),
                    fmt(r["final_loss"], ".3e"), fmt(r["min_loss"], ".3e"),
-                   "-" if r["diverged_at"] is None else str(r["diverged_at"]),
+                   "-" if r["blew_up_at"] is None else str(r["blew_up_at"]),
                    fmt(r["train_accuracy"], ".4f")] for r in rows]
     table = (f"# digits (sklearn 8x8, n=1797, standardised), f = N^-1/2 sum a_i tanh(w_i.x), N={hidden}, "
              f"MSE, batch {batch_size}, seed {seed}, lambda_max = {lambda_max:.4g} (Hessian at init), "
              f"eta = 1/lambda_max\n" + format_table(headers, table_rows) +
-             f"\n# Jacobi HB diverged: {checks['jacobi_hb_diverged']}; "
+             f"\n# Jacobi HB blew up (L > {BLOWUP_FACTOR:g} L_0): {checks['jacobi_hb_blew_up']}; "
              f"AM1 below SGD and heavy ball at T: {checks['am1_below_sgd_and_hb']}")
     result = dict(table=table, rows=rows, curves=curves, checks=checks, lambda_max=lambda_max,
                   config=dict(steps=steps, batch_size=batch_size, seed=seed, hidden=hidden, delta=delta,

@@ -32,6 +32,7 @@ from ..spectrum import Spectrum
 from ..theory import fit_exponent
 from .._progress import Tracker
 from .._validation import positive_int, power_law_pairs
+from ..schedules import am1_form
 from . import common
 
 __all__ = ["ScheduleDesignConfig", "small_config", "run"]
@@ -76,10 +77,10 @@ def small_config() -> ScheduleDesignConfig:
 
 
 def _am1_form(schedule, T):
-    """lr_t, 1 - beta_t, kick_t of a schedule in AM1's matrix form (alpha = lr + kick, b = D = beta,
-    c = lr): the AM1 family and the free memory-1 family are both."""
-    alpha, b, c, D, e = schedule.parameters(T)
-    return c[:, 0], 1.0 - D[:, 0, 0], alpha - c[:, 0]
+    """lr_t, 1 - beta_t, kick_t of a schedule in AM1 form (the AM1 family and the free memory-1
+    family are both): :func:`memsgd.schedules.am1_form`."""
+    lr, momentum, kick = am1_form(*schedule.parameters(T))
+    return lr, 1.0 - momentum, kick
 
 
 def _describe(params, skip=("knot_steps",)):

@@ -154,16 +154,19 @@ class Components:
             out[sl] = np.max(np.abs(np.linalg.eigvals(S)), axis=1)
         return out
 
-    def moment_radius(self, lam: np.ndarray, self_noise: float) -> np.ndarray:
+    def moment_radius(self, lam: np.ndarray, self_noise) -> np.ndarray:
         """``rho(T_lambda)`` per lambda, by dense eigenvalues of the (M+1)^2 operator (reports, and
-        the few large-lambda nodes where ``tau2 > 0`` self-noise can destabilise the moments)."""
-        if self_noise == 0.0:
+        the few large-lambda nodes where ``tau2 > 0`` self-noise can destabilise the moments).
+        ``self_noise``: a number or one per lambda (weight decay: ``s (lambda / (lambda + rho))^2``
+        at ``lambda + rho``)."""
+        if np.all(np.asarray(self_noise) == 0.0):
             return self.radius(lam) ** 2
+        s = np.broadcast_to(np.asarray(self_noise, dtype=float), lam.shape)
         out = np.empty(lam.size)
         tiny = lam < self.lambda_tiny
         out[tiny] = np.maximum(1.0 - 2.0 * self.alpha_eff * lam[tiny], self.rho_D ** 2)
         for sl in _chunks(np.flatnonzero(~tiny), self.M + 1, square=True):
-            T = _moment_operators(self.algo, lam[sl], self_noise)
+            T = _moment_operators(self.algo, lam[sl], s[sl])
             out[sl] = np.max(np.abs(np.linalg.eigvals(T)), axis=1)
         return out
 
@@ -229,16 +232,18 @@ class Components:
                 "memory or fewer nodes (a finite spectrum, or a smaller head of the power law)")
 
 
-def _moment_operators(algo: MemoryAlgorithm, lam: np.ndarray, self_noise: float) -> np.ndarray:
+def _moment_operators(algo: MemoryAlgorithm, lam: np.ndarray, self_noise) -> np.ndarray:
     """``T_lambda`` as (n, N^2, N^2) matrices in row-major vec form, N = M + 1; the self-noise
-    term ``s lambda^2 (g g^T)(h h^T)`` is formed from ``lambda g`` (no overflow of lambda^2)."""
+    term ``s lambda^2 (g g^T)(h h^T)`` is formed from ``lambda g`` (no overflow of lambda^2);
+    ``self_noise`` a number or one per lambda."""
     N = algo.memory + 1
     S = algo.eigen_matrix(lam).reshape(lam.size, N, N)
     T = np.einsum("kij,kab->kiajb", S, S).reshape(lam.size, N * N, N * N)
-    if self_noise != 0.0:
+    if np.any(np.asarray(self_noise) != 0.0):
         gt = lam[:, None] * algo.g[None, :]
         ggt = np.einsum("ki,kj->kij", gt, gt).reshape(lam.size, N * N)
-        T -= self_noise * ggt[:, :, None] * np.outer(algo.h, algo.h).ravel()[None, None, :]
+        s = np.reshape(np.asarray(self_noise, dtype=float), (-1, 1, 1))
+        T -= s * ggt[:, :, None] * np.outer(algo.h, algo.h).ravel()[None, None, :]
     return T
 
 

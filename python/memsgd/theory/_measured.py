@@ -7,18 +7,15 @@ from typing import Optional
 
 import numpy as np
 
-from .._validation import instance_of, positive_int, positive_scalar
+from .._validation import instance_of, positive_scalar, step_count
 from ..algorithms import MemoryAlgorithm
 from ..dynamics import loss_curves
 from ..noise import Noise
 from ..schedules import Schedule
 from ..spectrum import Spectrum
-from ._asymptotics import _exponent_at, _fitted_steps, _sequence
+from ._fitting import MIN_MEASURE_STEPS, exponent_at, fitted_steps, number_list
 
 __all__ = ["measured_exponents", "MIN_MEASURE_STEPS"]
-
-# The exponent is fitted on [T/10, T]: below this the window is a handful of steps.
-MIN_MEASURE_STEPS = 10
 
 
 def measured_exponents(algorithm, noise: Noise, nus, zetas, steps: int, *, size=None, scale=1.0, q=1.0,
@@ -37,18 +34,18 @@ def measured_exponents(algorithm, noise: Noise, nus, zetas, steps: int, *, size=
     """
     instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
     instance_of(noise, Noise, "noise")
-    nus = [positive_scalar(v, "nus") for v in _sequence(nus, "nus")]
-    zetas = [positive_scalar(v, "zetas") for v in _sequence(zetas, "zetas")]
-    steps = positive_int(steps, "steps")
+    nus = [positive_scalar(v, "nus") for v in number_list(nus, "nus")]
+    zetas = [positive_scalar(v, "zetas") for v in number_list(zetas, "zetas")]
+    steps = step_count(steps, minimum=1)
     if steps < MIN_MEASURE_STEPS:
         raise ValueError(f"steps must be >= {MIN_MEASURE_STEPS} (the exponent is fitted on [steps/10, steps]), "
                          f"got {steps}")
-    fitted = _fitted_steps(steps / 10, steps)
+    fitted = fitted_steps(steps / 10, steps)
     spectra = [Spectrum.power_law(nu, zeta * nu, size=size, scale=scale, q=q) for nu in nus for zeta in zetas]
     curves = loss_curves([algorithm] * len(spectra), spectra, noise, steps, fitted, threads=threads,
                          progress=progress)
     out = np.full(len(spectra), math.nan)
     for i, (loss, diverged_at) in enumerate(zip(curves.loss, curves.diverged_at)):
         if diverged_at < 0 and np.all(np.isfinite(loss) & (loss > 0)):
-            out[i] = _exponent_at(fitted, loss)
+            out[i] = exponent_at(fitted, loss)
     return out.reshape(len(nus), len(zetas))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
+from .._affine import refuse_affine
 from .._validation import positive_int
 from ..algorithms import MemoryAlgorithm
 from ..noise import Noise
@@ -52,6 +53,7 @@ def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noi
     ``lambda_max``, plus the memory-1 geometry and noise regions where they apply."""
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
+    refuse_affine(algo, noise, "stability_profile", "use stability", allowed=("label noise", "a readout"))
     points = positive_int(points, "points")
     if points < 2:
         raise ValueError(f"points must be >= 2, got {points}")

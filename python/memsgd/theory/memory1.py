@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 import numpy as np
 
+from .._affine import refuse_affine
 from .._validation import float_array, positive_scalar, real_scalar
 from ..algorithms import MemoryAlgorithm
 from .._stationary import spectrum_and_noise, stationary
@@ -120,6 +121,8 @@ class _Memory1:
 
 def _memory1(algorithm) -> _Memory1:
     algo = stationary(algorithm)
+    # (a readout changes neither S_lambda nor V': the sums at the gradient point)
+    refuse_affine(algo, None, "the memory-1 closed forms", "use stability", allowed=("a readout",))
     if algo.memory != 1:
         raise ValueError(f"algorithm must have memory 1 for the memory-1 closed forms, got memory {algo.memory}")
     return _Memory1(algo)

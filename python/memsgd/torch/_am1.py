@@ -21,18 +21,12 @@ _GROUP_KEYS = ("lr", "momentum", "kick", "weight_decay", "maximize", "foreach", 
 
 def _schedule_values(schedule, t: int):
     """``(lr, momentum, kick)`` of step ``t`` from a memsgd Schedule or a callable."""
-    from ..schedules import Schedule  # numpy only; memsgd.torch is imported explicitly anyway
+    from ..schedules import Schedule, am1_form  # numpy only; memsgd.torch is imported explicitly anyway
 
     if isinstance(schedule, Schedule):
         algo = schedule.at(t)
-        if algo.memory != 1:
-            raise ValueError(f"schedule must have memory 1 (AM1 type), got memory {algo.memory}")
-        lr, beta, b, alpha = float(algo.c[0]), float(algo.D[0, 0]), float(algo.b[0]), algo.alpha
-        if b != beta or algo.e[0] != 0.0:
-            raise ValueError(
-                f"schedule is not of AM1 type at step {t}: needs b == D and e == 0, got "
-                f"b={b!r}, D={beta!r}, e={float(algo.e[0])!r}")
-        values = (lr, beta, alpha - lr)
+        lr, beta, kick = am1_form([algo.alpha], algo.b, algo.c, algo.D, algo.e, first_step=t)
+        values = (float(lr[0]), float(beta[0]), float(kick[0]))
     else:
         values = schedule(t)
         if not (isinstance(values, (tuple, list)) and len(values) == 3):

@@ -19,15 +19,17 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ._affine import affine_features
+from ._growth import growth
 from ._optional import require
 from ._progress import progress_bar
 from ._steps import recorded_steps
 from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
 from ._sweep_store import StoreMismatchError, SweepStore
 from ._method import AUTO_WORK, check_method, engine_work
-from ._validation import nonnegative_int, positive_int, require_memory
+from ._validation import positive_int, require_memory, step_count, thread_count
+from ._version import __version__
 from .algorithms import MemoryAlgorithm
-from .dynamics import MAX_STEPS, _growth
 from .long_horizon import MAX_STEP as LOSS_AT_MAX_STEP
 from .long_horizon import supports_loss_at
 from .noise import Noise
@@ -93,16 +95,14 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     if not callable(factory):
         raise TypeError(f"factory must be callable (grid values -> algorithm), got {type(factory).__name__}")
     axes = _check_grid(grid)
-    steps = nonnegative_int(steps, "steps")
-    if steps >= MAX_STEPS:
-        raise ValueError(f"steps must be < 2**40, got {steps}")
+    steps = step_count(steps)
     method = check_method(method)
     kept = None if record is None else recorded_steps(record, steps)  # every step: after the method is known
     kind = executor_kind(executor)
     if chunk_size is not None:
         chunk_size = positive_int(chunk_size, "chunk_size")
-    if threads is not None:
-        threads = positive_int(threads, "threads")
+    if threads is not None:  # None: the default, which chunking reads as such
+        threads = thread_count(threads)
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable (done, total), got {type(progress).__name__}")
     if store is not None:
@@ -234,7 +234,7 @@ def growth_rates(dataset):
     loss = dataset["loss"].transpose(..., "step")
     L = np.asarray(loss.values).reshape(-1, t.size)
     d = np.asarray(dataset["diverged_at"].transpose(*loss.dims[:-1]).values).reshape(-1)
-    pairs = [_growth(row, None if k < 0 else int(k), t) for row, k in zip(L, d)]
+    pairs = [growth(row, None if k < 0 else int(k), t) for row, k in zip(L, d)]
     shape, dims = loss.shape[:-1], loss.dims[:-1]
     rate = np.array([r for r, _ in pairs], dtype=np.float64).reshape(shape)
     grows = np.array([g for _, g in pairs], dtype=bool).reshape(shape)
@@ -379,9 +379,13 @@ def _resolve_method(method: str, configs: Configurations, record) -> str:
     else:
         if unsupported is not None:
             a = configs.algorithms[unsupported]
-            what = "a Schedule" if isinstance(a, Schedule) else "a per-step batch size"
-            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size; got {what} at "
-                             f"{configs.describe(unsupported)} (use method='engine' or 'auto')")
+            n = configs.noises[configs.noise_index[unsupported]]
+            affine = [f for f in affine_features(a, n) if f in ("label noise", "weight decay")]
+            what = ("a Schedule" if isinstance(a, Schedule) else "a per-step batch size" if n.per_step
+                    else " and ".join(affine))
+            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size (no label noise "
+                             f"or weight decay yet); got {what} at {configs.describe(unsupported)} (use "
+                             "method='engine' or 'auto')")
         why = "method='loss_at'"
     if record is None:
         raise ValueError(f"record=None keeps every step: {configs.size} x {configs.steps + 1} losses "
@@ -431,18 +435,32 @@ def _spectrum_digest(s: Spectrum) -> str:
 def _noise_digest(n: Noise) -> str:
     b = n.batch_size
     size = np.ascontiguousarray(b, dtype=np.float64).tobytes() if n.per_step else float(b).hex()
-    return _sha(size, float(n.tau1).hex(), float(n.tau2).hex())
+    # label noise only when present: the digests of stores without it stay what they were
+    label = (f"label_noise:{float(n.label_noise).hex()}",) if n.label_noise else ()
+    return _sha(size, float(n.tau1).hex(), float(n.tau2).hex(), *label)
+
+
+def _affine_bytes(a, steps: int) -> bytes:
+    """Weight decay (per step), readout and preconditioner of an algorithm (docs/math.md §9); empty
+    for the plain model, so that older stores keep their fingerprints."""
+    if a.is_plain:
+        return b""
+    rho = np.array([a.weight_decay]) if isinstance(a, MemoryAlgorithm) else a.weight_decays(steps)
+    return (b"affine:" + np.ascontiguousarray(rho, dtype=np.float64).tobytes() + b"|"
+            + np.ascontiguousarray(a.readout, dtype=np.float64).tobytes() + b"|"
+            + float(a.preconditioner).hex().encode())
 
 
 def _algorithm_digest(a, steps: int) -> bytes:
     if isinstance(a, MemoryAlgorithm):
         flat = np.concatenate(([a.alpha], a.b, a.c, a.D.ravel(), a.e))
-        return hashlib.sha256(b"algorithm %d:" % a.memory + flat.tobytes()).digest()
-    try:  # named schedules pickle to their formula's name and arguments: cheap and exact
+        return hashlib.sha256(b"algorithm %d:" % a.memory + flat.tobytes() + _affine_bytes(a, steps)).digest()
+    try:  # named schedules pickle to their formula's name and arguments (and affine features): exact
         return hashlib.sha256(b"schedule-pickle:" + pickle.dumps(a, protocol=4)).digest()
     except Exception:  # e.g. a generator built on a lambda: hash its parameters over the run
         return _sha("schedule-parameters", a.memory,
-                    *(np.ascontiguousarray(x).tobytes() for x in a.parameters(steps))).encode()
+                    *(np.ascontiguousarray(x).tobytes() for x in a.parameters(steps)),
+                    _affine_bytes(a, steps)).encode()
 
 
 def _content_digest(digests, index) -> str:
@@ -455,7 +473,6 @@ def _content_digest(digests, index) -> str:
 
 def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
     """Content digests of what defines a sweep's results; a store is resumed only when all agree."""
-    from . import __version__
     parts = {
         "grid": _sha(*(f"{n}:{v.dtype.str}:{v.tolist()!r}" for n, v in axes.items())),
         "steps": _sha(configs.steps),
@@ -478,8 +495,6 @@ def _name(obj) -> str:
 
 
 def _provenance(factory, spectrum, noise, takes, steps, record, axes, fingerprints, method) -> dict:
-    from . import __version__
-
     def describe(value, name):
         if callable(value) and not isinstance(value, (Spectrum, Noise)):
             return f"{_name(value)}({', '.join(takes[name])})"

@@ -1,0 +1,83 @@
+"""Array packing for the core: per-step parameter and noise arrays of a run, their sizes (for the
+memory guard, ``_validation.require_memory``), and the chunking of configurations by those sizes."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .algorithms import MemoryAlgorithm
+
+__all__ = ["parameter_arrays", "noise_arrays", "parameter_bytes", "noise_bytes", "per_configuration",
+           "chunks", "CHUNK_PARAMETER_BYTES"]
+
+# Per-step parameter arrays of schedules are built per chunk of configurations, at most this many
+# bytes at a time (stationary configurations need none and go in one call).
+CHUNK_PARAMETER_BYTES = 2e9
+
+
+def parameter_arrays(algorithm, steps: int):
+    """Per-step parameter arrays ``(alpha, b, c, D, e)`` for the core: one row for a stationary
+    algorithm."""
+    if isinstance(algorithm, MemoryAlgorithm):
+        M = algorithm.memory
+        return (np.array([algorithm.alpha]), algorithm.b.reshape(1, M), algorithm.c.reshape(1, M),
+                algorithm.D.reshape(1, M, M), algorithm.e.reshape(1, M))
+    if algorithm.length == 0:  # steps == 0 here: the core needs a row, which it never uses
+        M = algorithm.memory
+        return (np.zeros(1), np.zeros((1, M)), np.zeros((1, M)), np.zeros((1, M, M)), np.zeros((1, M)))
+    return algorithm.parameters(max(steps, 1))
+
+
+def noise_arrays(noise, steps: int):
+    """``(tau1/B_t, tau2/B_t, sigma2/B_t)`` for the core: one entry for a constant batch size; the
+    label-noise source is None without label noise (the core then adds nothing)."""
+    if not noise.per_step:
+        label = np.array([noise.label_source]) if noise.label_noise != 0.0 else None
+        return np.array([noise.coupling]), np.array([noise.self_noise]), label
+    n = max(steps, 1)  # the core needs an entry even for steps = 0
+    label = noise.label_coefficients(n) if noise.label_noise != 0.0 else None
+    return (*noise.coefficients(n), label)
+
+
+def parameter_bytes(algorithm, steps: int) -> float:
+    """Bytes of the per-step parameter arrays Python builds for the core (0 for stationary)."""
+    if isinstance(algorithm, MemoryAlgorithm):
+        return 0.0
+    M = algorithm.memory
+    return 8.0 * max(steps, 1) * (1 + 3 * M + M * M)
+
+
+def noise_bytes(noise, steps: int) -> float:
+    """Bytes of the per-step noise arrays (0 for a constant batch size; a third array with label noise)."""
+    return (24.0 if noise.label_noise else 16.0) * steps if noise.per_step else 0.0
+
+
+def per_configuration(value, kind, name: str, count: int) -> list:
+    """One shared ``kind`` object, or a sequence of exactly ``count`` of them."""
+    if isinstance(value, kind):
+        return [value] * count
+    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise TypeError(f"{name} must be a {kind.__name__} or a sequence of {count} of them, "
+                        f"got {type(value).__name__}")
+    items = list(value)
+    if len(items) != count:
+        raise ValueError(f"{name} must be one {kind.__name__} or a sequence with one per algorithm "
+                         f"({count}), got {len(items)}")
+    for i, item in enumerate(items):
+        if not isinstance(item, kind):
+            raise TypeError(f"{name}[{i}] must be a {kind.__name__}, got {type(item).__name__}")
+    return items
+
+
+def chunks(param_bytes) -> list:
+    """Split configurations [0, C) so that each chunk's per-step arrays stay under
+    :data:`CHUNK_PARAMETER_BYTES`: a list of ``(start, stop)``."""
+    out, start, acc = [], 0, 0.0
+    for i, b in enumerate(param_bytes):
+        if i > start and acc + b > CHUNK_PARAMETER_BYTES:
+            out.append((start, i))
+            start, acc = i, 0.0
+        acc += b
+    out.append((start, len(param_bytes)))
+    return out
