@@ -168,3 +168,41 @@ def test_equivalent_matches_the_mean_of_sampled_models(alpha, beta):
     for t in np.logspace(0, 5, 6):
         close(np.sum(spec.weights * spec.eigenvalues * spec.coefficients2 * np.exp(-2 * lr * spec.eigenvalues * t)),
               [np.sum(nu * np.exp(-2 * lr * mu * t)) for mu, nu, _ in samples])
+
+
+# -- SGD on the features of one W: the residual is label noise -------------------------------------
+
+def test_sgd_on_the_features_of_one_w_matches_the_engine_with_label_noise():
+    """Real mini-batch SGD on z = W^T x (x ~ N(0, H), y = <b, x>, v = 40, d = 12), 20000 runs:
+    the mean population risk 1/2 E (y - <theta, z>)^2 against the engine's L_t + F0 with label
+    noise 2 F0 (docs/math.md §10), within 5 standard errors at every recorded step."""
+    import memsgd
+
+    alpha, beta, v, d, B, lr, T, runs = 0.8, 0.3, 40, 12, 2, 0.4, 60, 20000
+    lam, b = population(alpha, beta, v)
+    rng = np.random.default_rng(11)
+    W = rng.standard_normal((v, d)) / math.sqrt(d)
+    spec = Spectrum.random_features(alpha, beta, W=W)
+    noise = memsgd.Noise.gaussian(B, label_noise=spec.label_noise)
+    lr = lr / spec.lambda_max
+    curve = memsgd.loss_curve(memsgd.gd(lr), spec, noise, T)
+
+    K, g = W.T @ (lam[:, None] * W), W.T @ (lam * b)
+    full = 0.5 * np.sum(lam * b ** 2)
+    theta = np.zeros((runs, d))
+    risks = np.empty((T + 1, runs))
+    for t in range(T + 1):
+        # population risk of each run, exactly: 1/2 theta^T K theta - theta^T W^T H b + 1/2 b^T H b
+        risks[t] = 0.5 * np.einsum("ri,ij,rj->r", theta, K, theta) - theta @ g + full
+        if t == T:
+            break
+        x = rng.standard_normal((runs, B, v)) * np.sqrt(lam)
+        z, y = x @ W, x @ b
+        grad = np.einsum("rbi,rb->ri", z, np.einsum("rbi,ri->rb", z, theta) - y) / B
+        theta -= lr * grad
+    mean, se = risks.mean(axis=1), risks.std(axis=1, ddof=1) / math.sqrt(runs)
+    assert np.all(np.abs(curve.total - mean) <= 5 * se + 1e-12), np.max(np.abs(curve.total - mean)[1:] / se[1:])
+    assert curve.total[-1] == pytest.approx(spec.floor + curve.loss[-1])
+    # the floor matters: without label noise the engine is off by many standard errors
+    plain = memsgd.loss_curve(memsgd.gd(lr), spec, memsgd.Noise.gaussian(B), T).loss + spec.floor
+    assert np.max(np.abs(plain - mean)[1:] / se[1:]) > 10
