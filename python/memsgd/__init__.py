@@ -17,6 +17,8 @@ from .dynamics import LossCurve, LossCurves, Propagators, loss_curve, loss_curve
 from .renewal import RenewalCancellationWarning, loss_from_propagators
 from .long_horizon import LossAt, loss_at, supports_loss_at
 from .simulation import simulate_sgd
+# scaling laws (power-law random features)
+from .scaling import ComputeOptimal, compute_optimal
 # sweeps
 from .sweeps import StoreMismatchError, fitted_exponents, growth_rates, sweep
 # schedule design
@@ -37,6 +39,7 @@ __all__ = [
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",
     "loss_at", "LossAt", "supports_loss_at",
     "sweep", "fitted_exponents", "growth_rates",
+    "compute_optimal", "ComputeOptimal",
     "compute_optimal", "ComputeOptimal", "StoreMismatchError",
     "loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design",
     "stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "jury_stable_memory1",
