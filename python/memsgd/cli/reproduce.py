@@ -18,7 +18,7 @@ DEFAULT_OUT = "memsgd-output"
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's figures and the library's experiments (fig1, fig4, "
-                                         "compare, schedules, digits, practice)",
+                                         "compare, schedules, scaling, digits, practice)",
                        description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
                                    "schedule-design study, the digits (MNIST-like) network experiment, or theory "
                                    "against real torch training. Prints the table, writes PNG + JSON to --out.")
@@ -55,6 +55,15 @@ def register(sub) -> None:
     q.add_argument("--long-steps", type=_common.int_type("--long-steps", 0), default=None,
                    help="second horizon, default 100000; 0: none")
     q.set_defaults(func=_schedules)
+
+    q = targets.add_parser("scaling", help="4+3 phase plane: compute-optimal exponents of SGD, DANA-decaying, AM1 "
+                                           "on power-law random features")
+    common_args(q)
+    q.add_argument("--flops", type=_common.float_list_type("--flops"), default=None,
+                   help="budgets LO,HI,COUNT (geometric), default 1e4,1e8,17")
+    q.add_argument("--fit", type=_common.float_list_type("--fit"), default=None,
+                   help="fit window F_LO,F_HI, default 1e5,1e8")
+    q.set_defaults(func=_scaling)
 
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
     q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
@@ -136,6 +145,24 @@ def _schedules(args) -> int:
     t0 = time.perf_counter()
     with progress_callback("schedules", show=args.progress) as progress:
         result = schedule_design.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _scaling(args) -> int:
+    from ..experiments import scaling
+    cfg = scaling.small_config() if args.quick else scaling.ScalingConfig()
+    if args.flops is not None:
+        if len(args.flops) != 3:
+            raise ValueError("--flops must be LO,HI,COUNT")
+        cfg.flops = (args.flops[0], args.flops[1], int(args.flops[2]))
+    if args.fit is not None:
+        if len(args.fit) != 2:
+            raise ValueError("--fit must be F_LO,F_HI")
+        cfg.fit = (args.fit[0], args.fit[1])
+    t0 = time.perf_counter()
+    with progress_callback("scaling", show=args.progress) as progress:
+        result = scaling.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
 
