@@ -8,7 +8,7 @@ from memsgd.scaling import compute_optimal
 
 
 def tiny(**kw):
-    base = dict(phases=("II",), flops=(1e4, 1e5, 4), fit=(1e4, 1e5), d_range=(16.0, 256.0), d_per_octave=2.0,
+    base = dict(phases=("II",), flops=(1e4, 1e5, 4), fit_decades=1.0, d_range=(16.0, 256.0), d_per_octave=2.0,
                 max_steps=10_000, momentum_phases=("II",), momentum_algorithms=("dana-decaying",))
     base.update(kw)
     return scaling.ScalingConfig(**base)
@@ -18,7 +18,8 @@ def test_run_reports_compute_optimal_and_the_theory():
     cfg = tiny()
     res = scaling.run(cfg)
     (sgd, dana) = res["results"]
-    direct = compute_optimal("sgd", 1.25, 0.75, cfg.budgets(), d=cfg.d_grid(), fit=cfg.fit, max_steps=cfg.max_steps)
+    direct = compute_optimal("sgd", 1.25, 0.75, cfg.budgets(), d=cfg.d_grid(), max_steps=cfg.max_steps)
+    assert direct.interior.all()
     assert sgd["xi"] == direct.d_exponent and sgd["eta"] == direct.loss_exponent
     assert (sgd["sgd_xi"], sgd["sgd_eta"]) == (0.375, 0.75)
     # Phase II already at these sizes: the loss exponent within 0.02 of (2a+2b-1)/(2(a+b)) = 0.75
@@ -44,7 +45,7 @@ def test_cli_reproduce_scaling_quick(tmp_path, capsys):
     (dict(phases=("V",)), "phases must be among"),
     (dict(momentum_algorithms=("adam",)), "momentum_algorithms must be among"),
     (dict(flops=(1e5, 1e4, 5)), "flops must be"),
-    (dict(fit=(1e5, 1e4)), "fit must be"),
+    (dict(fit_decades=-1.0), "fit_decades must be > 0"),
     (dict(d_range=(1.0, 10.0)), "d_range must be"),
 ])
 def test_bad_config(kwargs, match):

@@ -628,7 +628,8 @@ def _newton_ranks(eq: _Equivalent, s: np.ndarray, target: np.ndarray):
             & (np.abs(step) <= 1e-11 * np.abs(sa))
         ok[active[done]] = True
         # damped step: at most half of |s|, staying in the upper half plane and below s_max
-        scale = np.minimum(1.0, 0.5 * np.abs(sa) / np.maximum(np.abs(np.where(finite, step, 0)), 1e-300))
+        with np.errstate(over="ignore"):
+            scale = np.minimum(1.0, 0.5 * np.abs(sa) / np.maximum(np.abs(np.where(finite, step, 0)), 1e-300))
         new = sa - scale * np.where(finite, step, 0)
         for _ in range(60):
             bad = (new.imag <= 0) | (np.abs(new) > eq.s_max)

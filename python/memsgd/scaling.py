@@ -14,7 +14,7 @@ The phases of the (alpha, beta) plane and the exponents that the paper's loss de
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -186,6 +186,16 @@ class ComputeOptimal:
     beta: float
     fit_window: tuple = field(default=(0.0, math.inf))
 
+    def exponents(self, f_lo: float = 0.0, f_hi: float = math.inf):
+        """``(xi, eta, budgets used)``: the least-squares slopes of log d* and -log P* against log f
+        over the interior budgets in ``[f_lo, f_hi]`` (nan with fewer than two)."""
+        use = self.interior & (self.flops >= f_lo) & (self.flops <= f_hi) & np.isfinite(self.loss)
+        if np.sum(use) < 2:
+            return math.nan, math.nan, int(np.sum(use))
+        lf = np.log(self.flops[use])
+        return (float(np.polyfit(lf, np.log(self.d[use]), 1)[0]), float(-np.polyfit(lf, np.log(self.loss[use]), 1)[0]),
+                int(np.sum(use)))
+
 
 def _population_risk(algorithms, spectrum: Spectrum, batch_size: int, steps: int, record, threads, progress):
     """(C, R) population risk ``L_t + F0`` of each algorithm at the recorded steps: the one place
@@ -282,13 +292,10 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
         grid_loss[i, ok] = risk[best, at]
         grid_lr[i, ok] = np.asarray(factors)[best]
     d_star, p_star, interior = _minimise(d_grid, grid_loss)
-    use = interior & (f >= fit[0]) & (f <= fit[1]) & np.isfinite(p_star)
-    xi = eta = math.nan
-    if np.sum(use) >= 2:
-        xi = float(np.polyfit(np.log(f[use]), np.log(d_star[use]), 1)[0])
-        eta = float(-np.polyfit(np.log(f[use]), np.log(p_star[use]), 1)[0])
-    return ComputeOptimal(f, d_star, p_star, f / (B * d_star), interior, xi, eta, d_grid.astype(np.float64),
-                          grid_loss, grid_lr, floors, name, B, alpha, beta, fit)
+    res = ComputeOptimal(f, d_star, p_star, f / (B * d_star), interior, math.nan, math.nan, d_grid.astype(np.float64),
+                         grid_loss, grid_lr, floors, name, B, alpha, beta, fit)
+    xi, eta, _ = res.exponents(*fit)
+    return replace(res, d_exponent=xi, loss_exponent=eta)
 
 
 def _data_dimension(alpha: float, d: int, v_ratio) -> Optional[int]:

@@ -60,9 +60,9 @@ def register(sub) -> None:
                                            "on power-law random features")
     common_args(q)
     q.add_argument("--flops", type=_common.float_list_type("--flops"), default=None,
-                   help="budgets LO,HI,COUNT (geometric), default 1e4,1e8,17")
-    q.add_argument("--fit", type=_common.float_list_type("--fit"), default=None,
-                   help="fit window F_LO,F_HI, default 1e5,1e8")
+                   help="budgets LO,HI,COUNT (geometric), default 1e3,1e8,21")
+    q.add_argument("--fit-decades", type=_common.float_type("--fit-decades", positive=True), default=None,
+                   help="exponents fitted over this many top decades of the interior budgets, default 3")
     q.set_defaults(func=_scaling)
 
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
@@ -156,10 +156,8 @@ def _scaling(args) -> int:
         if len(args.flops) != 3:
             raise ValueError("--flops must be LO,HI,COUNT")
         cfg.flops = (args.flops[0], args.flops[1], int(args.flops[2]))
-    if args.fit is not None:
-        if len(args.fit) != 2:
-            raise ValueError("--fit must be F_LO,F_HI")
-        cfg.fit = (args.fit[0], args.fit[1])
+    if args.fit_decades is not None:
+        cfg.fit_decades = args.fit_decades
     t0 = time.perf_counter()
     with progress_callback("scaling", show=args.progress) as progress:
         result = scaling.run(cfg, out_dir=args.out, progress=progress)

@@ -34,9 +34,10 @@ __all__ = ["ScalingConfig", "small_config", "run"]
 @dataclass
 class ScalingConfig:
     phases: Tuple[str, ...] = ("Ia", "Ib", "Ic", "II", "III", "IV")
-    flops: Tuple[float, float, int] = (1e4, 1e8, 17)           # geometric grid of budgets (lo, hi, count)
-    fit: Tuple[float, float] = (1e5, 1e8)                      # budgets used in the exponent fits
-    d_range: Tuple[float, float] = (8.0, 8000.0)
+    flops: Tuple[float, float, int] = (1e3, 1e8, 21)           # geometric grid of budgets (lo, hi, count)
+    fit_decades: float = 3.0                                   # exponents fitted over the top decades of the
+    # budgets whose minimum lies inside the d grid (per phase: d* grows faster below 2 alpha = 1)
+    d_range: Tuple[float, float] = (8.0, 16000.0)
     d_per_octave: float = 3.0
     max_steps: int = 2_000_000
     lr: float = 1.0
@@ -55,8 +56,7 @@ class ScalingConfig:
         positive_scalar(lo, "flops[0]")
         if not hi > lo or positive_int(n, "flops[2]") < 3:
             raise ValueError("flops must be (lo, hi, count) with hi > lo and count >= 3")
-        if not (self.fit[0] < self.fit[1]):
-            raise ValueError("fit must be (f_lo, f_hi) with f_lo < f_hi")
+        positive_scalar(self.fit_decades, "fit_decades")
         if not (2 <= self.d_range[0] < self.d_range[1]):
             raise ValueError("d_range must be (d_lo, d_hi) with 2 <= d_lo < d_hi")
         positive_scalar(self.d_per_octave, "d_per_octave")
@@ -77,7 +77,7 @@ class ScalingConfig:
 
 def small_config() -> ScalingConfig:
     """Seconds: the same phases on a small grid (a smoke test of the pipeline, not the claims)."""
-    return ScalingConfig(flops=(1e3, 1e5, 5), fit=(1e3, 1e5), d_range=(8.0, 128.0), d_per_octave=2.0,
+    return ScalingConfig(flops=(1e3, 1e5, 5), fit_decades=2.0, d_range=(8.0, 128.0), d_per_octave=2.0,
                          max_steps=20_000, momentum_phases=("II",))
 
 
@@ -96,7 +96,7 @@ def run(config: Optional[ScalingConfig] = None, out_dir=None, progress=None) -> 
     for phase, algorithm in jobs:
         alpha, beta = PHASES[phase]
         res = compute_optimal(algorithm, alpha, beta, flops, batch_size=cfg.batch_size, d=d_grid, lr=cfg.lr,
-                              fit=cfg.fit, max_steps=cfg.max_steps)
+                              max_steps=cfg.max_steps)
         frontiers[(phase, algorithm)] = res
         results.append(_entry(phase, algorithm, res, cfg))
         tracker.step(f"{phase} {algorithm}")
@@ -112,18 +112,17 @@ def run(config: Optional[ScalingConfig] = None, out_dir=None, progress=None) -> 
 
 def _entry(phase, algorithm, res, cfg) -> dict:
     theory = sgd_exponents(res.alpha, res.beta)
-    lf = np.log(res.flops)
-    top = res.interior & (res.flops >= cfg.fit[1] / 10) & (res.flops <= cfg.fit[1])
-    local_xi = local_eta = None
-    if np.sum(top) >= 2:
-        local_xi = float(np.polyfit(lf[top], np.log(res.d[top]), 1)[0])
-        local_eta = float(-np.polyfit(lf[top], np.log(res.loss[top]), 1)[0])
-    used = res.interior & (res.flops >= cfg.fit[0]) & (res.flops <= cfg.fit[1])
+    inside = res.flops[res.interior]
+    f_hi = float(inside.max()) if inside.size else math.nan
+    f_lo = f_hi / 10 ** cfg.fit_decades
+    xi, eta, used = res.exponents(f_lo * (1 - 1e-9), f_hi)
+    local_xi, local_eta, _ = res.exponents(f_hi / 10 * (1 - 1e-9), f_hi)
+    fitted = res.flops[res.interior & (res.flops >= f_lo * (1 - 1e-9)) & (res.flops <= f_hi)]
     return {
         "phase": phase, "algorithm": algorithm, "alpha": res.alpha, "beta": res.beta,
-        "xi": _num(res.d_exponent), "eta": _num(res.loss_exponent), "xi_top_decade": local_xi,
-        "eta_top_decade": local_eta, "budgets_fitted": int(np.sum(used)),
-        "decades_fitted": float(np.log10(res.flops[used].max() / res.flops[used].min())) if np.sum(used) >= 2 else 0.0,
+        "xi": _num(xi), "eta": _num(eta), "xi_top_decade": _num(local_xi), "eta_top_decade": _num(local_eta),
+        "fit_window": [f_lo, f_hi], "budgets_fitted": used,
+        "decades_fitted": float(np.log10(fitted.max() / fitted.min())) if fitted.size >= 2 else 0.0,
         "sgd_xi": theory["xi"], "sgd_eta": theory["eta"], "xi_formula": theory["xi_formula"],
         "eta_formula": theory["eta_formula"], "tradeoff": theory["tradeoff"],
     }
@@ -141,13 +140,12 @@ def _table(results, cfg) -> str:
                      common.fmt(r["xi"], ".3f"), common.fmt(r["xi_top_decade"], ".3f"),
                      f"{r['sgd_xi']:.3f}" if sgd else "-", common.fmt(r["eta"], ".3f"),
                      common.fmt(r["eta_top_decade"], ".3f"), f"{r['sgd_eta']:.3f}" if sgd else f"(SGD {r['sgd_eta']:.3f})",
-                     f"{r['decades_fitted']:.1f}"])
-    lo, hi = cfg.fit
-    return (f"Compute-optimal exponents d* ~ f^xi, P* ~ f^-eta (SGD: B={cfg.batch_size}, lr {cfg.lr:g}/(tr K/B + "
-            f"lambda_max); fit over f in [{lo:.0e}, {hi:.0e}], local slopes over its top decade; theory: "
-            f"memsgd.scaling.sgd_exponents)\n"
+                     f"[{r['fit_window'][0]:.1e}, {r['fit_window'][1]:.1e}]", f"{r['decades_fitted']:.1f}"])
+    return (f"Compute-optimal exponents d* ~ f^xi, P* ~ f^-eta (B={cfg.batch_size}, learning rate {cfg.lr:g}/(tr K/B + "
+            f"lambda_max); fitted over the top {cfg.fit_decades:g} decades of the budgets whose minimum is inside the "
+            f"d grid, 'top': over the last decade; theory: memsgd.scaling.sgd_exponents)\n"
             + common.format_table(["phase", "alpha", "beta", "algorithm", "xi", "xi top", "xi theory", "eta",
-                                   "eta top", "eta theory", "decades"], rows))
+                                   "eta top", "eta theory", "fit window (flops)", "decades"], rows))
 
 
 def _frontier_json(res) -> dict:
