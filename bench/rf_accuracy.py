@@ -1,8 +1,10 @@
 """Accuracy of the deterministic equivalent of Spectrum.random_features against sampled models.
 
 For each phase of the 4+3 phase plane (a representative (alpha, beta), memsgd.scaling.PHASES) and
-each d, v = 4 d: n sampled feature matrices (Spectrum.random_features(..., seed=k)) against the
-equivalent (Spectrum.random_features(alpha, beta, d, v)):
+each d, v = 4 d: n sampled feature matrices W (i.i.d. N(0, 1/d)) against the equivalent
+(Spectrum.random_features(alpha, beta, d, v)). Each sample is solved here in plain numpy
+(K = W^T H W by eigh, theta* by the normal equations, F0 as the residual), independently of
+memsgd's SVD path, which is slower at d = 1000:
 
 - floor F0(d): equivalent / sample mean - 1, with the standard error of the sample mean;
 - smallest eigenvalue: the equivalent's Tracy-Widom-corrected expectation, its support edge;
@@ -25,22 +27,35 @@ import memsgd
 from memsgd.scaling import PHASES
 
 
+def sample(alpha, beta, d, v, seed):
+    """(eigenvalues of K, c^2, F0) of one W with i.i.d. N(0, 1/d) entries."""
+    j = np.arange(1, v + 1, dtype=np.float64)
+    A = j[:, None] ** -alpha * np.random.default_rng(seed).standard_normal((v, d)) / math.sqrt(d)
+    g = j ** (-alpha - beta)
+    mu, V = np.linalg.eigh(A.T @ A)
+    p = V.T @ (A.T @ g)
+    theta = V @ (p / mu)
+    return mu[::-1], (p / mu)[::-1] ** 2, 0.5 * float(np.sum((A @ theta - g) ** 2))
+
+
 def study(alpha, beta, d, n, steps):
     v = 4 * d
     t0 = time.perf_counter()
     de = memsgd.Spectrum.random_features(alpha, beta, d, v)
     t_de = time.perf_counter() - t0
-    samples = [memsgd.Spectrum.random_features(alpha, beta, d, v, seed=1000 + k) for k in range(n)]
+    drawn = [sample(alpha, beta, d, v, 1000 + k) for k in range(n)]
+    samples = [memsgd.Spectrum(mu, c2) for mu, c2, _ in drawn]
+    floors = [f0 for _, _, f0 in drawn]
     lr = 0.5 / float(np.sum(de.weights * de.eigenvalues))
     specs = samples + [de]
-    noises = [memsgd.Noise.gaussian(1, label_noise=s.label_noise) for s in specs]
+    noises = [memsgd.Noise.gaussian(1, label_noise=2 * f0) for f0 in floors + [de.floor]]
     curves = memsgd.loss_curves([memsgd.gd(lr)] * len(specs), specs, noises, steps, record=40)
-    total = curves.total
+    total = curves.loss + np.asarray(floors + [de.floor])[:, None]
     mc, eq = total[:n], total[n]
     mean, se = mc.mean(axis=0), mc.std(axis=0, ddof=1) / math.sqrt(n)
     rel = eq / mean - 1
     k = int(np.argmax(np.abs(rel[1:]))) + 1
-    f0 = np.array([s.floor for s in samples])
+    f0 = np.array(floors)
     mins = np.array([s.eigenvalues.min() for s in samples])
     info = de.random_features_info
     return {
