@@ -55,6 +55,14 @@ def test_seed_samples_w_with_variance_one_over_d():
     assert spec.random_features_info.kind == "sampled" and same.random_features_info.kind == "given"
 
 
+def test_equivalent_is_cached_and_read_only():
+    model = rf.deterministic_equivalent(1.0, 0.7, 64, None)
+    assert rf.deterministic_equivalent(1.0, 0.7, 64, None) is model
+    np.testing.assert_array_equal(Spectrum.random_features(1.0, 0.7, 64).eigenvalues, model.eigenvalues)
+    with pytest.raises(ValueError):
+        model.eigenvalues[0] = 1.0
+
+
 def test_plain_spectra_have_no_floor():
     spec = Spectrum.power_law(2.0, 1.0, size=10)
     assert spec.floor == 0.0 and spec.label_noise == 0.0 and spec.random_features_info is None
@@ -125,7 +133,9 @@ def test_equivalent_rank_quadrature_matches_one_node_per_eigenvalue(monkeypatch)
     """The compressed rank quadrature against the same equivalent with one node per eigenvalue."""
     spec = Spectrum.random_features(1.0, 0.7, 2000)
     monkeypatch.setattr(rf, "_TOP_CELLS", 10 ** 9)
+    rf.deterministic_equivalent.cache_clear()     # the equivalent is cached by its arguments
     full = Spectrum.random_features(1.0, 0.7, 2000)
+    rf.deterministic_equivalent.cache_clear()
     # every eigenvalue its own cell (the separated top ones and the lowest with 4 nodes each)
     assert full.size > 2000 and spec.size < 400
     times = np.logspace(0, 8, 17)

@@ -35,6 +35,7 @@ of the spectrum (the separated top eigenvalues and the bottom edge), Gauss-Legen
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -526,15 +527,20 @@ def _rank_nodes(d: int, alpha: float, gaps: np.ndarray):
     return q, w, separated
 
 
+@functools.lru_cache(maxsize=256)
 def deterministic_equivalent(alpha: float, beta: float, d: int, v: Optional[int]) -> RandomFeaturesModel:
-    """The deterministic equivalent of the d-feature model (see the module docstring)."""
+    """The deterministic equivalent of the d-feature model (see the module docstring). Cached: a
+    frontier study builds the same (alpha, beta, d, v) once for every algorithm it compares (the
+    arrays are read-only)."""
     eq = _Equivalent(alpha, beta, d, v)
     G = min(_separated(d, alpha), _top_cells(d, alpha), d - 1, eq.pop.J - 1)
     q, w, separated = _rank_nodes(d, alpha, _gaps(eq, G))
     s, x = _locate_ranks(eq, q, separated)
     rho, nu = eq.densities(s, x)
     c2 = nu / rho / x
-    info = RandomFeaturesInfo(alpha, beta, d, v, "equivalent", eq.floor(), eq.x_min, eq.expected_smallest())
+    info = RandomFeaturesInfo(alpha, beta, d, v, "equivalent", eq.floor(), eq.x_min, float(eq.expected_smallest()))
+    for arr in (x, c2, w):
+        arr.setflags(write=False)
     return RandomFeaturesModel(x, c2, w, info)
 
 
