@@ -25,6 +25,7 @@ __all__ = ["plot_curves", "plot_exponents_vs_delta", "plot_frontiers", "plot_hea
 # (without having diverged yet) leaves the frame instead of flattening the others.
 _HEADROOM = 1e3
 _DPI = 120
+_MAX_FRONTIER_LINES = 16
 
 
 def _figure(figsize=(7.0, 5.0)):
@@ -506,7 +507,8 @@ def plot_rf_phase_plane(rows, path, *, title: str = ""):
 
 def plot_frontiers(panels, path, *, title: str = "", ncols: int = 3):
     """Compute-optimal frontiers, one panel per problem: the population risk against flops for
-    every model size d (thin lines coloured from small to large d), the frontier ``P*(f)`` (black,
+    model size d (thin lines coloured from small to large d; every k-th d when the grid has more than
+    16), the frontier ``P*(f)`` (black,
     budgets whose minimum is at the grid's end as open circles) and a dashed guide of slope
     ``guide_slope`` through the frontier's middle.
 
@@ -523,7 +525,8 @@ def plot_frontiers(panels, path, *, title: str = "", ncols: int = 3):
         f = np.asarray(p["flops"], dtype=float)
         grid = np.asarray(p["grid_loss"], dtype=float)
         D = len(p["d_grid"])
-        for i, d in enumerate(p["d_grid"]):
+        every = max(1, -(-D // _MAX_FRONTIER_LINES))     # at most ~16 lines: the rest adds ink, not information
+        for i in range(0, D, every):
             y = grid[i]
             ok = np.isfinite(y) & (y > 0)
             if np.sum(ok) >= 2:

@@ -224,16 +224,19 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
     Args:
         algorithm: ``"sgd"``, ``"dana-decaying"``, ``"am1"`` (:func:`algorithm_for`), or a callable
             ``(spectrum, batch_size, lr) -> MemoryAlgorithm | Schedule``.
-        alpha, beta: the model (docs/math.md §10).
+        alpha: data exponent (eigenvalues ``j^(-2 alpha)``, docs/math.md §10).
+        beta: target exponent (``b_j = j^(-beta)``).
         flops: budgets, positive, increasing.
         batch_size: B.
-        d: the model sizes to try (default: 6 per octave... see below); each >= 2.
+        d: the model sizes to try, increasing, each >= 2 (default: 6 per octave from
+            ``max(8, f_min^(1/4) / B)`` to ``f_max^(0.8) / B``).
         v_ratio: data dimension ``v = ceil(v_ratio d)``; default None: infinite when 2 alpha > 1,
             else ``v = 4 d``.
         lr: learning-rate factor (see above). tune: a sequence of factors to choose from.
         fit: (f_lo, f_hi) budgets used in the exponent fits (default: all).
         max_steps: budgets needing more steps than this at some d are not evaluated there (nan).
-        threads, progress: as in :func:`memsgd.loss_curves`.
+        threads: as in :func:`memsgd.loss_curves`.
+        progress: as in :func:`memsgd.loss_curves` (per model size).
 
     Cost: for each d one batched engine run of ``max T`` steps on the equivalent's few hundred nodes
     (plus building the equivalent, ~0.1-1 s per d).
