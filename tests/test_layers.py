@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "memsgd"
 # facade, importing the public API from below; nothing inside imports it).
 LAYERS = [
     # leaves: the compiled core and plumbing that knows no problem objects
-    ["_core", "_version", "_optional", "_json", "_validation", "_progress", "_growth", "_steps",
+    ["_core", "_version", "_startup", "_optional", "_json", "_validation", "_progress", "_growth", "_steps",
      "_method", "_config", "plotting", "data"],
     # the problem's objects
     ["spectrum", "noise", "algorithms", "schedules"],

@@ -5,6 +5,8 @@ Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic ac
 """
 from ._version import __version__ as __version__  # re-exported: the one source is _version.py
 
+from . import _startup  # noqa: F401  (first: a Ctrl-C while the command starts ends quietly)
+
 # problems and algorithms
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
@@ -20,7 +22,7 @@ from .simulation import simulate_sgd
 # scaling laws (power-law random features)
 from .scaling import ComputeOptimal, compute_optimal
 # sweeps
-from .sweeps import StoreMismatchError, fitted_exponents, growth_rates, sweep
+from .sweeps import StoreBusyError, StoreMismatchError, fitted_exponents, growth_rates, sweep
 # schedule design
 from . import design
 from .design import ScheduleOptimum, optimize_schedule
@@ -38,9 +40,8 @@ __all__ = [
     "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",
     "loss_at", "LossAt", "supports_loss_at",
-    "sweep", "fitted_exponents", "growth_rates",
+    "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError", "StoreBusyError",
     "compute_optimal", "ComputeOptimal",
-    "compute_optimal", "ComputeOptimal", "StoreMismatchError",
     "loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design",
     "stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "jury_stable_memory1",
     "noise_sum_memory1", "memory1_coefficients", "memory1_eigenvalues", "memory1_geometry",

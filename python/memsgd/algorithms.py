@@ -21,7 +21,7 @@ import numpy as np
 
 import math
 
-from ._validation import float_array, nonnegative_scalar, real_scalar
+from ._validation import float_array, nonnegative_scalar, real_scalar, warn_unstable_memory
 
 __all__ = [
     "MemoryAlgorithm", "Multistep", "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
@@ -319,17 +319,26 @@ def gd(lr, weight_decay=0.0) -> MemoryAlgorithm:
 
 
 def heavy_ball(lr, momentum, weight_decay=0.0) -> MemoryAlgorithm:
-    """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``."""
+    """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``.
+
+    ``|beta| < 1`` is needed for stability (``det S_lambda = beta`` at every lambda, weight decay
+    or not): other values are accepted with a warning (docs/math.md §5)."""
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
+    warn_unstable_memory(beta, f"heavy_ball(lr={a:g}, momentum={beta:g})")
     return MemoryAlgorithm(a, [beta], [a], [[beta]], weight_decay=rho)._named("heavy_ball", lr=a, momentum=beta,
                                                                               weight_decay=rho)
 
 
 def nesterov(lr, momentum, weight_decay=0.0) -> MemoryAlgorithm:
-    """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta)."""
+    """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta).
+
+    Without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
+    (docs/math.md §5)."""
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
+    if rho == 0:  # weight decay keeps every mode's curvature >= rho, away from lambda -> 0
+        warn_unstable_memory(beta, f"nesterov(lr={a:g}, momentum={beta:g})")
     return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta], weight_decay=rho)._named(
         "nesterov", lr=a, momentum=beta, weight_decay=rho)
 
@@ -338,10 +347,14 @@ def am1(lr, momentum, kick, weight_decay=0.0) -> MemoryAlgorithm:
     """AM1, heavy ball plus a kick: ``v+ = beta v + g``, ``w+ = w - lr v+ - kick g``.
 
     Matrix form with ``u = -lr v``: alpha = lr + kick, b = beta, c = lr, D = beta.
-    ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0).
+    ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0);
+    without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
+    (docs/math.md §5).
     """
     lr, beta, eta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), nonnegative_scalar(kick, "kick")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
+    if rho == 0:
+        warn_unstable_memory(beta, f"am1(lr={lr:g}, momentum={beta:g}, kick={eta:g})")
     return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]], weight_decay=rho)._named(
         "am1", lr=lr, momentum=beta, kick=eta, weight_decay=rho)
 
@@ -350,9 +363,14 @@ def qhm(lr, momentum, nu, weight_decay=0.0) -> MemoryAlgorithm:
     """Quasi-hyperbolic momentum (Ma & Yarats 2019) with ``u = buf``::
 
         buf+ = beta buf + (1 - beta) g,     w+ = w - a [(1 - v) g + v buf+]
+
+    Without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
+    (docs/math.md §5).
     """
     a, beta, v = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
+    if rho == 0:
+        warn_unstable_memory(beta, f"qhm(lr={a:g}, momentum={beta:g}, nu={v:g})")
     return MemoryAlgorithm(a * (1 - v) + a * v * (1 - beta), [-a * v * beta], [-(1 - beta)],
                            [[beta]], weight_decay=rho)._named("qhm", lr=a, momentum=beta, nu=v, weight_decay=rho)
 
@@ -364,5 +382,7 @@ def dana(g1, g2, g3, delta, weight_decay=0.0) -> MemoryAlgorithm:
     g1, g2, g3 = nonnegative_scalar(g1, "g1"), nonnegative_scalar(g2, "g2"), nonnegative_scalar(g3, "g3")
     d = real_scalar(delta, "delta")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
+    if rho == 0:  # 0 < Delta < 2 (|1 - Delta| < 1) is needed on a power law (docs/math.md §5)
+        warn_unstable_memory(1 - d, f"dana(g1={g1:g}, g2={g2:g}, g3={g3:g}, delta={d:g})", "1 - delta")
     return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]], weight_decay=rho)._named(
         "dana", g1=g1, g2=g2, g3=g3, delta=d, weight_decay=rho)

@@ -15,6 +15,7 @@ the core decides it, and its losses are ``inf`` from there on.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
@@ -31,7 +32,7 @@ from ._steps import recorded_steps
 from ._validation import float_array, progress_flag, require_memory, step_count, thread_count
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
-from .schedules import Schedule
+from .schedules import Schedule, _scale_hint
 from .spectrum import Spectrum
 
 __all__ = ["LossCurve", "LossCurves", "Propagators", "loss_curve", "loss_curves", "propagators"]
@@ -118,14 +119,15 @@ class LossCurves:
     @property
     def growth_rate(self) -> np.ndarray:
         """(C,) :attr:`LossCurve.growth_rate` of each configuration, fitted on the recorded steps in
-        the last quarter of the run (``nan`` with fewer than 5 recorded there; ``inf`` if diverged)."""
+        the last quarter of the run, or on the last 5 recorded steps when the quarter has fewer
+        (``nan`` when those do not lie in the last half; ``inf`` if diverged)."""
         return np.array([growth(row, None if d < 0 else int(d), self.steps)[0]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=np.float64)
 
     @property
     def grows_exponentially(self) -> np.ndarray:
         """(C,) bool, :attr:`LossCurve.grows_exponentially` of each configuration on the recorded
-        steps (False where fewer than 5 recorded steps lie in the last quarter)."""
+        steps, in the window of :attr:`growth_rate` (False where it has no fit)."""
         return np.array([growth(row, None if d < 0 else int(d), self.steps)[1]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=bool)
 
@@ -226,6 +228,9 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     coupling, self_noise, label = noise_arrays(noise, steps)
     loss, gp, diverged = _evolve((spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, *params),
                                  coupling, self_noise, steps, M, K, progress, "loss_curve", threads, label=label)
+    hint = _scale_hint(algorithm, spectrum) if diverged >= 0 else None
+    if hint is not None:  # a schedule built for another problem's scale: say so, not just diverged_at
+        warnings.warn(f"loss_curve: diverged at step {diverged}; {hint}", UserWarning, stacklevel=2)
     return LossCurve(loss, None if diverged < 0 else int(diverged), gp, noise.label_noise)
 
 

@@ -99,6 +99,19 @@ class LossGradient:
 
 
 
+def _require_gradient_memory(schedule, spectrum: Spectrum, noise: Noise, steps: int,
+                            checkpoint_every: Optional[int], threads: int, extra: Optional[dict] = None) -> None:
+    """Refuse, before allocating anything, a gradient run whose arrays (with the caller's own
+    O(steps) arrays ``extra``: name -> bytes) need more than physical memory (ValueError)."""
+    M = schedule.memory
+    parts = {"loss weights": 8.0 * (steps + 1),
+             "per-step parameters": parameter_bytes(schedule, steps),
+             "per-step noise": noise_bytes(noise, steps),
+             "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)}
+    parts.update(extra or {})
+    require_memory(parts, f"the run (steps = {steps}, K = {spectrum.size}, M = {M})")
+
+
 def _loss_weights(weights, steps: int) -> np.ndarray:
     if weights is None:
         w = np.zeros(steps + 1)
@@ -158,11 +171,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     chain = gradient_chain(schedule, steps, weight_decay=force)
     schedule, spectrum = plain_problem(schedule, spectrum, weight_decay=force)
     M = schedule.memory
-    require_memory({"loss weights": 8.0 * (steps + 1),
-                    "per-step parameters": parameter_bytes(schedule, steps),
-                    "per-step noise": noise_bytes(noise, steps),
-                    "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
-                   f"the run (steps = {steps}, K = {spectrum.size}, M = {M})")
+    _require_gradient_memory(schedule, spectrum, noise, steps, checkpoint_every, threads)
     w = _loss_weights(weights, steps)
     alpha, b, c, D, e = parameter_arrays(schedule, steps)
     coupling, self_noise, label = noise_arrays(noise, steps)

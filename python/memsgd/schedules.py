@@ -39,16 +39,19 @@ class Schedule:
         readout: (M,) ``r``, constant: the loss is measured at ``w + r^T u``.
         preconditioner: ``p``, constant: the gradient along ``lambda`` is multiplied by
             ``(lambda / lambda_max)^(-p)``.
+        lambda_max: the largest eigenvalue its step sizes were set for (``None``: not stated).
+            A run on a spectrum with a larger one that diverges says so (:func:`memsgd.loss_curve`).
     """
 
     def __init__(self, memory: int, generator: Generator, length: Optional[int] = None, name: str = "schedule",
-                 *, weight_decay=0.0, readout=None, preconditioner=0.0):
+                 *, weight_decay=0.0, readout=None, preconditioner=0.0, lambda_max: Optional[float] = None):
         self._memory = nonnegative_int(memory, "memory")
         if not callable(generator):
             raise TypeError(f"generator must be callable (t -> parameter arrays), got {type(generator).__name__}")
         self._generator = generator
         self.length = None if length is None else nonnegative_int(length, "length")
         self.name = name
+        self.lambda_max = None if lambda_max is None else positive_scalar(lambda_max, "lambda_max")
         if isinstance(weight_decay, (list, tuple, np.ndarray)) and np.ndim(weight_decay) > 0:
             rho = float_array(weight_decay, "weight_decay", ndim=1)
             if np.any(rho < 0):
@@ -76,6 +79,7 @@ class Schedule:
         self.__dict__.setdefault("_weight_decay", 0.0)
         self.__dict__.setdefault("_readout", np.zeros(self._memory))
         self.__dict__.setdefault("_preconditioner", 0.0)
+        self.__dict__.setdefault("lambda_max", None)
         for arr in (self._weight_decay, self._readout):
             if isinstance(arr, np.ndarray):
                 arr.setflags(write=False)
@@ -211,6 +215,16 @@ class _ArrayGenerator:
         return tuple(a[t] for a in self.arrays)
 
 
+def _scale_hint(schedule, spectrum) -> Optional[str]:
+    """Why a run of ``schedule`` on ``spectrum`` may have diverged, when its step sizes were set for
+    a smaller largest eigenvalue than the spectrum's (``Schedule.lambda_max``); else None."""
+    lmax = getattr(schedule, "lambda_max", None)
+    if lmax is None or not spectrum.lambda_max > lmax * (1 + 1e-12):
+        return None
+    return (f"{schedule.name} sets its step sizes for lambda_max = {lmax:g}, but the spectrum's largest "
+            f"eigenvalue is {spectrum.lambda_max:.4g}: build it with lambda_max=spectrum.lambda_max")
+
+
 def _constant_generator(algo, t):
     n = len(t)
     return (np.full(n, algo.alpha), np.tile(algo.b, (n, 1)), np.tile(algo.c, (n, 1)),
@@ -277,7 +291,7 @@ def jacobi_heavy_ball(nu_b, lambda_max=1.0, weight_decay=0.0) -> Schedule:
     lmax = positive_scalar(lambda_max, "lambda_max")
 
     return Schedule(1, functools.partial(_jacobi_generator, nu, lmax), name=f"jacobi_heavy_ball(nu_b={nu:g})",
-                    weight_decay=nonnegative_scalar(weight_decay, "weight_decay"))
+                    weight_decay=nonnegative_scalar(weight_decay, "weight_decay"), lambda_max=lmax)
 
 
 def _jacobi_generator(nu, lmax, t):
@@ -298,13 +312,25 @@ def _jacobi_coefficients(k, nu):
     return mu, omega
 
 
-def am1_power_law(kick, delta, gamma=1.0, t0=10.0, weight_decay=0.0) -> Schedule:
+def am1_power_law(kick, delta, gamma=1.0, t0=10.0, weight_decay=0.0, *, lambda_max=1.0) -> Schedule:
     """AM1 with power-law momentum (docs/math.md §7): ``s = 1 + t/t0``::
 
-        1 - beta_t = s^-gamma,   alpha_eff,t = kick s^delta,   lr_t = (alpha_eff,t - kick)(1 - beta_t)
+        1 - beta_t = s^-gamma,   alpha_eff,t = (kick / lambda_max) s^delta,
+        lr_t = (alpha_eff,t - kick / lambda_max)(1 - beta_t)
 
-    kick constant. Predicted signal-phase rate ``L_t = O(t^(-zeta (1 + delta)))`` for
-    ``delta < 1 - 1/nu`` (Theorem 7, P.27).
+    kick constant. ``kick`` is in units of ``1 / lambda_max``, the largest eigenvalue of the
+    problem (as Jacobi heavy ball's step sizes): the kick step alone is stable for ``kick < 2``,
+    and the schedule diverges early once ``kick`` is near 2 (with mini-batch noise, sooner). Pass the
+    problem's ``lambda_max`` (``spectrum.lambda_max``; for a network, an estimate of the top
+    Hessian eigenvalue: docs/optimizers.md) so that the same ``kick`` suits every problem; the
+    default 1 keeps ``kick`` in the problem's own units. Predicted signal-phase rate
+    ``L_t = O(t^(-zeta (1 + delta)))`` for ``delta < 1 - 1/nu`` (Theorem 7, P.27).
+
+    >>> import memsgd
+    >>> problem = memsgd.Spectrum.power_law(2.0, 1.0, scale=2.9)          # lambda_max = 2.9
+    >>> am1 = memsgd.schedules.am1_power_law(kick=1.0, delta=0.45, lambda_max=problem.lambda_max)
+    >>> memsgd.loss_curve(am1, problem, memsgd.Noise.gaussian(10), 1000).diverged_at is None
+    True
     """
     eta = positive_scalar(kick, "kick")
     delta = real_scalar(delta, "delta")
@@ -312,10 +338,11 @@ def am1_power_law(kick, delta, gamma=1.0, t0=10.0, weight_decay=0.0) -> Schedule
         raise ValueError(f"delta must be >= 0, got {delta}")
     gamma = positive_scalar(gamma, "gamma")
     t0 = positive_scalar(t0, "t0")
-
-    return Schedule(1, functools.partial(_am1_power_law_generator, eta, delta, gamma, t0),
-                    name=f"am1_power_law(kick={eta:g}, delta={delta:g}, gamma={gamma:g}, t0={t0:g})",
-                    weight_decay=nonnegative_scalar(weight_decay, "weight_decay"))
+    lmax = positive_scalar(lambda_max, "lambda_max")
+    scale = "" if lmax == 1.0 else f", lambda_max={lmax:g}"
+    return Schedule(1, functools.partial(_am1_power_law_generator, eta / lmax, delta, gamma, t0),
+                    name=f"am1_power_law(kick={eta:g}, delta={delta:g}, gamma={gamma:g}, t0={t0:g}{scale})",
+                    weight_decay=nonnegative_scalar(weight_decay, "weight_decay"), lambda_max=lmax)
 
 
 def _am1_power_law_generator(eta, delta, gamma, t0, t):

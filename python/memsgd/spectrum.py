@@ -126,6 +126,11 @@ class Spectrum:
             k = np.arange(1, head + 1, dtype=np.float64)
             lam_head = scale * k ** (-nu)
             lam_tail, c2_tail, w_tail = _tail_nodes(nu, kappa, scale, q, head)
+            if not (np.all(np.isfinite(c2_tail)) and np.all(np.isfinite(w_tail))):
+                raise ValueError(f"Spectrum.power_law(nu={nu:g}, kappa={kappa:g}, scale={scale:g}, q={q:g}): the "
+                                 "tail's masses leave the float range (eigenvalue mass ~ scale x^(1-nu) / (nu - 1), "
+                                 "signal mass ~ q x^-kappa / kappa); use a smaller scale or q, or nu and kappa "
+                                 "further from 1 and 0")
             spec = cls(np.concatenate([lam_head, lam_tail]),
                        np.concatenate([q * k ** (-kappa - 1) / lam_head, c2_tail]),
                        np.concatenate([np.ones(head), w_tail]))
@@ -150,8 +155,12 @@ class Spectrum:
             raise ValueError(f"rtol must be in [0, 1), got {rtol}")
         X = float_array(x, "x", ndim=2, allow_empty=False)
         Y = float_array(y, "y")
-        if Y.ndim not in (1, 2) or Y.shape[0] != X.shape[0]:
+        if Y.ndim not in (1, 2):
             raise ValueError(f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, outputs), got {Y.shape}")
+        if Y.shape[0] != X.shape[0]:   # one row per sample in both; a transposed x is the usual cause
+            transposed = "; x looks transposed: pass x.T" if Y.shape[0] == X.shape[1] else ""
+            raise ValueError(f"x and y must have one row per sample (x is samples x features): x has shape "
+                             f"{X.shape}, y has {Y.shape[0]} rows{transposed}")
         if Y.ndim == 2 and Y.shape[1] == 0:
             raise ValueError(f"y must have at least one output column, got shape {Y.shape}")
         n = X.shape[0]
@@ -383,7 +392,7 @@ def _log_x_range(nu, kappa, scale, q) -> float:
     """``log x`` where ``scale x^-nu`` reaches the eigenvalue floor or ``c^2`` the ceiling."""
     log_x_lam = (math.log(scale) - math.log(_LAMBDA_FLOOR)) / nu
     p = nu - kappa - 1  # c^2 = (q / scale) x^p
-    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale / q)) / p if p > 0 else math.inf
+    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale) - math.log(q)) / p if p > 0 else math.inf  # no scale/q: it underflows
     return min(log_x_lam, log_x_c2)
 
 

@@ -7,11 +7,15 @@ options it does not take instead of ignoring them.
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
-from .. import _validation, algorithms, schedules
+import numpy as np
+
+from .. import _method, _validation, algorithms, schedules
 from .._affine import ema
 from .._json import dumps
 from .._optional import require
@@ -22,7 +26,8 @@ from ..spectrum import Spectrum
 __all__ = ["PRESETS", "PARAMETERS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
-           "batch_type", "float_list_type", "ema_type", "refuse_stray_options", "LABEL_NOISE_HELP", "WEIGHT_DECAY_HELP", "EMA_HELP"]
+           "batch_type", "float_list_type", "ema_type", "refuse_stray_options", "LABEL_NOISE_HELP", "WEIGHT_DECAY_HELP",
+           "EMA_HELP", "check_preset_values", "LONG_WORK", "engine_seconds", "describe_duration"]
 
 
 # --- argparse types: parse text, check it with memsgd._validation ------------------------------
@@ -100,13 +105,14 @@ class Preset:
 # parameter -> (option, argparse type, help)
 PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
     "lr": ("--lr", float_type("--lr", positive=True), "learning rate (> 0)"),
-    "momentum": ("--momentum", float_type("--momentum"), "momentum beta"),
+    "momentum": ("--momentum", float_type("--momentum"),
+                 "momentum beta, |beta| < 1 (schedule_free_sgd: its beta in [0, 1])"),
     "kick": ("--kick", float_type("--kick", nonnegative=True), "AM1 kick eta (>= 0)"),
     "nu_qhm": ("--nu-qhm", float_type("--nu-qhm"), "QHM nu"),
     "g1": ("--g1", float_type("--g1"), "DANA g1"),
     "g2": ("--g2", float_type("--g2"), "DANA g2"),
     "g3": ("--g3", float_type("--g3"), "DANA g3"),
-    "dana_delta": ("--dana-delta", float_type("--dana-delta"), "DANA Delta"),
+    "dana_delta": ("--dana-delta", float_type("--dana-delta"), "DANA Delta, 0 < Delta < 2"),
     "delta": ("--delta", float_type("--delta", nonnegative=True),
               "AM1 power-law schedule: alpha_eff,t = kick (1 + t/t0)^delta (>= 0)"),
     "gamma": ("--gamma", float_type("--gamma", positive=True),
@@ -115,7 +121,8 @@ PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
     "nu_b": ("--nu-b", float_type("--nu-b", positive=True),
              "Jacobi heavy ball parameter (> 0); default zeta = kappa/nu of the problem"),
     "lambda_max": ("--lambda-max", float_type("--lambda-max", positive=True),
-                   "Jacobi heavy ball: largest eigenvalue it is tuned for; default --scale"),
+                   "schedules (Jacobi heavy ball, AM1 power law): the largest eigenvalue their step sizes "
+                   "are set for; default --scale"),
 }
 
 PRESETS: Dict[str, Preset] = {
@@ -128,7 +135,8 @@ PRESETS: Dict[str, Preset] = {
     "dana": Preset(lambda g1, g2, g3, dana_delta, weight_decay=0.0: algorithms.dana(g1, g2, g3, dana_delta,
                                                                                     weight_decay),
                    {"g1": 0.1, "g2": 0.1, "g3": 0.1, "dana_delta": 0.1}, "DANA (constant)"),
-    "am1_power_law": Preset(schedules.am1_power_law, {"kick": 1.0, "delta": 0.45, "gamma": 1.0, "t0": 10.0},
+    "am1_power_law": Preset(schedules.am1_power_law, {"kick": 1.0, "delta": 0.45, "gamma": 1.0, "t0": 10.0,
+                                                      "lambda_max": None},
                             "schedule: AM1 with power-law momentum"),
     "jacobi_heavy_ball": Preset(schedules.jacobi_heavy_ball, {"nu_b": None, "lambda_max": None},
                                 "schedule: Jacobi heavy ball (Brakhage's nu-method)"),
@@ -179,6 +187,31 @@ def refuse_stray_options(args) -> None:
                          f"{args.algo} (it takes {takes})")
 
 
+# Parameters that set a preset's memory factor D (docs/math.md §5): the command line's problems
+# are power laws, which need |D| < 1, so other values are refused before any work (the library
+# only warns: memsgd._validation.MEMORY_EIGENVALUE_RULE). parameter -> (interval, D(value), D's
+# name). schedule_free_sgd's --momentum is its interpolation weight beta in [0, 1] instead. With
+# weight decay rho > 0 every mode's curvature is at least rho, so the rule holds only without it,
+# except for heavy ball, whose det S_lambda = beta at every curvature.
+_MEMORY_FACTORS = {"momentum": ("(-1, 1)", lambda v: v, "momentum"),
+                   "dana_delta": ("(0, 2)", lambda v: 1.0 - v, "1 - delta")}
+
+
+def check_preset_values(algo: str, values: Dict[str, object], weight_decay=0.0) -> None:
+    """ValueError for a value of ``values`` (parameter -> number or array of numbers) that the
+    preset ``algo`` cannot converge with on a power law (``weight_decay``: a number or the values
+    of a grid axis; the rule applies where one of them is 0)."""
+    decays = np.atleast_1d(np.asarray(weight_decay, dtype=float))
+    factors_apply = algo == "heavy_ball" or np.any(decays == 0)
+    for k, given in values.items():
+        for v in np.atleast_1d(np.asarray(given, dtype=float)).ravel():
+            if algo == "schedule_free_sgd" and k == "momentum":
+                _validation.bounded_scalar(float(v), "--momentum (schedule_free_sgd's beta)", 0.0, 1.0)
+            elif k in _MEMORY_FACTORS and factors_apply:
+                interval, factor, d = _MEMORY_FACTORS[k]
+                _validation.stable_memory_factor(float(v), PARAMETERS[k][0], factor(float(v)), d, interval)
+
+
 def _preset_values(args) -> Dict[str, float]:
     """The preset's parameters: given options, else defaults; refuses options it does not take."""
     preset = PRESETS[args.algo]
@@ -194,6 +227,7 @@ def _preset_values(args) -> Dict[str, float]:
         values["nu_b"] = kappa / nu
     if "lambda_max" in values and values["lambda_max"] is None:
         values["lambda_max"] = args.scale
+    check_preset_values(args.algo, values, getattr(args, "weight_decay", 0.0) or 0.0)
     return values
 
 
@@ -252,6 +286,39 @@ def noise_label(noise: Noise) -> str:
         (noise.tau1, noise.tau2), f"tau1={noise.tau1:g}, tau2={noise.tau2:g}")
     label = f", label noise {noise.label_noise:g}" if noise.label_noise else ""
     return f"B={noise.batch_size:g}, {kind}{label}"
+
+
+# --- runs too long to start ----------------------------------------------------------------
+
+# The command line refuses step-by-step runs beyond this many scalar updates (100x the auto
+# threshold: several minutes on two cores) before starting them, saying how long they would take,
+# unless the user asks for the engine explicitly (``curve --method engine``).
+LONG_WORK = 100 * _method.AUTO_WORK
+# The calibration run of engine_seconds does about this much work (~10 ms).
+_CALIBRATION_WORK = 4e8
+
+
+def engine_seconds(algorithm, spectrum, noise, steps: int) -> float:
+    """Wall time a step-by-step run of ``steps`` steps would take on this machine, extrapolated
+    from a short run of the same configuration (for messages; not reproducible)."""
+    from ..dynamics import loss_curve
+
+    per_step = max(_method.engine_work(algorithm, spectrum, 1), 1.0)
+    probe = int(min(steps, max(16, math.ceil(_CALIBRATION_WORK / per_step))))
+    start = time.perf_counter()
+    loss_curve(algorithm, spectrum, noise, probe, progress=False)
+    return (time.perf_counter() - start) * steps / max(probe, 1)
+
+
+def describe_duration(seconds: float) -> str:
+    """E.g. ``40 s``, ``12 min``, ``3.1 h``, ``5.2 days``."""
+    if seconds < 90:
+        return f"{seconds:.2g} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.2g} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.2g} h"
+    return f"{seconds / 86400:.2g} days"
 
 
 # --- output --------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ does not grow with --steps). The choice is :func:`_choose_method`'s (docs/cli.md
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
@@ -27,7 +26,7 @@ AUTO_STEPS = 10 ** 7
 # A schedule (engine only) is refused under "auto" beyond this many scalar updates (100x the
 # auto threshold: several minutes on two cores) or steps (1.6 GB of losses); --method engine
 # runs it anyway.
-SCHEDULE_MAX_WORK = 100 * _method.AUTO_WORK
+SCHEDULE_MAX_WORK = _common.LONG_WORK
 SCHEDULE_MAX_STEPS = 10 ** 8
 # With --plot the loss_at path evaluates at least this many log-spaced steps, so that the
 # figure is a smooth curve however few table rows --points asks for.
@@ -79,41 +78,16 @@ def _choose_method(args, algo, spectrum, noise):
                            + (f", more than {_method.AUTO_WORK:.0e}" if work > _method.AUTO_WORK else
                               f" but keep {args.steps:.3g} steps (more than {AUTO_STEPS:.0e})"))
     if not stationary and (work > SCHEDULE_MAX_WORK or args.steps > SCHEDULE_MAX_STEPS):
-        seconds = _engine_seconds(algo, spectrum, noise, args.steps)
+        seconds = _common.engine_seconds(algo, spectrum, noise, args.steps)
         why = (f"with {' and '.join(affine)} only the step-by-step engine applies (loss_at does not take it yet)"
                if affine and not isinstance(algo, Schedule) else
                f"--algo {args.algo} is a schedule: its parameters change every step, so only the step-by-step "
                "engine applies (loss_at needs a stationary algorithm)")
         raise ValueError(
             f"{why}, and --steps {args.steps:.3g} would take "
-            f"about {_describe_duration(seconds)} here ({work:.2g} scalar updates) and keep "
+            f"about {_common.describe_duration(seconds)} here ({work:.2g} scalar updates) and keep "
             f"{16e-9 * (args.steps + 1):.3g} GB of losses; use fewer --steps, or --method engine to run it anyway")
     return "engine", None
-
-
-# The calibration run of _engine_seconds does about this much work (~10 ms).
-_CALIBRATION_WORK = 4e8
-
-
-def _engine_seconds(algorithm, spectrum, noise, steps: int) -> float:
-    """Wall time a step-by-step run of ``steps`` steps would take on this machine, extrapolated
-    from a short run of the same configuration (for messages; not reproducible)."""
-    per_step = max(_method.engine_work(algorithm, spectrum, 1), 1.0)
-    probe = int(min(steps, max(16, math.ceil(_CALIBRATION_WORK / per_step))))
-    start = time.perf_counter()
-    loss_curve(algorithm, spectrum, noise, probe, progress=False)
-    return (time.perf_counter() - start) * steps / max(probe, 1)
-
-
-def _describe_duration(seconds: float) -> str:
-    """E.g. ``40 s``, ``12 min``, ``3.1 h``, ``5.2 days``."""
-    if seconds < 90:
-        return f"{seconds:.2g} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.2g} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.2g} h"
-    return f"{seconds / 86400:.2g} days"
 
 
 def run(args) -> int:

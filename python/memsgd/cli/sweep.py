@@ -144,6 +144,7 @@ def _preset_grid(args, problem) -> dict:
             values[k] = np.array([args.scale])
         else:
             values[k] = np.array([default], dtype=float)
+    _common.check_preset_values(args.algo, values, _nonnegative_values(args.weight_decay, "weight_decay"))
     return values
 
 
@@ -325,16 +326,21 @@ def _print_summary(args, ds, rows, names, t_min, t_max):
 
 def _heat_map(args, ds, final, exponent, x, y, t_min, t_max):
     from ..plotting import plot_heatmap
+    from ..sweeps import growth_rates
     others = [n for n in final.dims if n not in (x, y)]
+    # Points that diverged or grow exponentially without having crossed the threshold yet are
+    # greyed alike: one growing cell (L_T ~ 1e21) would otherwise set a colour scale on which every
+    # converging cell looks the same.
+    unstable = growth_rates(ds)["grows_exponentially"]
     if args.color == "final":
-        values, label, log = final.where(np.isfinite(final)), "final loss L_T", True
+        values, label, log = final.where(np.isfinite(final) & ~unstable), "final loss L_T", True
         values = values.min(others) if others else values
     else:
-        values, label, log = exponent, f"fitted exponent on [{t_min:g}, {t_max:g}]", False
+        values, label, log = exponent.where(~unstable), f"fitted exponent on [{t_min:g}, {t_max:g}]", False
         values = values.max(others) if others else values
     values = values.transpose(y, x)
     title = f"{args.algo}, T = {args.steps}"
     if others:
         title += f"\n{'min' if args.color == 'final' else 'max'} over {', '.join(others)}"
     plot_heatmap(values.values, ds[x].values, ds[y].values, args.plot, xlabel=x, ylabel=y, title=title,
-                 colorbar_label=label, log_color=log)
+                 colorbar_label=label, log_color=log, grey_means="diverged or growing exponentially")

@@ -1,9 +1,10 @@
 """`memsgd stability` and `memsgd phase` (theory toolkit, docs/math.md §5-6)."""
 from __future__ import annotations
 
-from .. import theory
+from .. import _method, theory
 from .._validation import float_list_from_text
 from ..plotting import plot_phase, plot_stability
+from ..spectrum import Spectrum
 from ..theory._measured import MIN_MEASURE_STEPS
 from . import _common
 
@@ -126,6 +127,21 @@ def _check_steps(text: str):
     return step_array(float_list_from_text(text, "--check-at"), "--check-at", max_step=MAX_STEP, min_step=1)
 
 
+def _refuse_long_measurement(args, algo, noise, nus, zetas) -> None:
+    """--measure-steps runs the engine over every step of one curve per grid point: refuse, before
+    any work, a run beyond _common.LONG_WORK, saying how long it would take here."""
+    T = args.measure_steps
+    spectra = [Spectrum.power_law(nu, zeta * nu, size=args.size, scale=args.scale, q=args.q)
+               for nu in nus for zeta in zetas]
+    work = sum(_method.engine_work(algo, s, T) for s in spectra)
+    if work > _common.LONG_WORK:
+        largest = max(spectra, key=lambda s: s.size)
+        seconds = _common.engine_seconds(algo, largest, noise, T) * len(spectra)
+        raise ValueError(f"--measure-steps {T:.3g} runs the engine over every step of {len(spectra)} curves: about "
+                         f"{_common.describe_duration(seconds)} here ({work:.2g} scalar updates, more than "
+                         f"{_common.LONG_WORK:.0e}); use a smaller --measure-steps (e.g. 1e5)")
+
+
 def run_phase(args) -> int:
     nus = float_list_from_text(args.nu, "--nu")
     zetas = float_list_from_text(args.zeta, "--zeta")
@@ -136,6 +152,8 @@ def run_phase(args) -> int:
     algo = _common.algorithm_from_args(args)
     noise = _common.noise_from_args(args)
     T = args.measure_steps
+    if T is not None:
+        _refuse_long_measurement(args, algo, noise, nus, zetas)
     rows = theory.phase_diagram(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q,
                                 measure_steps=T, progress=args.progress)
     if args.json:

@@ -114,6 +114,7 @@ class Asymptotics:
         return self.floor + self.constant * np.asarray(t, dtype=float) ** (-self.exponent)
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *, check_at=None) -> Asymptotics:
     """Phase, exponent and constant of ``L_t`` for a stationary, convergent algorithm (any e) on a
     power-law spectrum ``lambda_k = Lam k^-nu``, ``lambda_k c_k^2 = Q k^-(kappa+1)`` (docs/math.md §6, §6.1)::
@@ -238,6 +239,7 @@ def _plain_law(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, V: float
     return Asymptotics("noise", zstar, v_const * sum_Up * enhancement / (1.0 - Vp), V, sum_U, Vp, sum_Up)
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=None, scale=1.0, q=1.0, *,
                   measure_steps=None, threads=None, progress=None):
     """Phase, loss exponent and noise sums over a grid of power laws ``(nu, zeta)``, ``kappa = zeta nu``

@@ -11,7 +11,7 @@ from ..algorithms import MemoryAlgorithm
 from ..noise import Noise
 from ..spectrum import Spectrum
 from .._stationary import spectrum_and_noise, stationary
-from ._components import Components
+from ._components import Components, eigenvalues
 from .memory1 import Memory1Geometry, NoiseRegions, _leading_terms, memory1_geometry, memory1_noise_regions
 
 __all__ = ["StabilityProfile", "stability_profile"]
@@ -46,6 +46,7 @@ class StabilityProfile:
                 f"stable={bool(np.all(self.stable))}, geometry={self.geometry!r}, regions={self.regions!r})")
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, points: int = 400,
                       lambda_min: float | None = None) -> StabilityProfile:
     """Eigenvalues of ``S_lambda`` and per-component noise terms on ``points`` log-spaced lambdas from
@@ -64,7 +65,7 @@ def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noi
     comp = Components(algo)
     comp.check_cost(points, "stability_profile", noise.self_noise)
     lam = np.geomspace(lo, hi, points)
-    eig = np.linalg.eigvals(algo.eigen_matrix(lam).reshape(points, algo.memory + 1, algo.memory + 1))
+    eig = eigenvalues(algo.eigen_matrix(lam).reshape(points, algo.memory + 1, algo.memory + 1))
     stable = comp.stable_nodes(lam)
     terms = np.full(points, np.nan)
     if np.any(stable):

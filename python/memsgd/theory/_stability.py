@@ -64,6 +64,7 @@ class StabilityReport:
             object.__setattr__(self, f.name, bool(value) if f.type == "bool" else float(value))
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def stability(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> StabilityReport:
     """Strict stability, noise sums ``V, V'`` and convergence of the expected loss (docs/math.md §5).
 
@@ -136,6 +137,8 @@ def stability(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> S
         m = spectrum.weights
         V = noise.coupling * float(np.sum(m * y00[k] / (1.0 + q[k])))
         Vp = noise.coupling * float(np.sum(m * yhh[k] / (1.0 + q[k])))
+        # sums of nonnegative terms: nan only where a term overflowed (inf / inf, 0 * inf)
+        V, Vp = (math.inf if math.isnan(v) else v for v in (V, Vp))
         if Vp < 1.0:
             floor, gp_floor = _noise_floor(algo, spectrum, noise, rho, y00[k], yhh[k], q[k], V, Vp)
     else:
