@@ -28,10 +28,11 @@ is ``-(1/pi) Im[sum_j log(1 + lambda_j s) - d log s - d x s]`` (closed form, no 
 ``(1/d) sum_j lambda_j s0 / (1 + lambda_j s0) = 1``.
 
 The equivalent's spectrum is given as quadrature nodes in the eigenvalue rank ``q`` (q in (0, d),
-counted from the top): one node per eigenvalue at the rank midpoints ``q = i - 1/2`` at both ends
-of the spectrum (the separated top eigenvalues and the bottom edge), Gauss-Legendre panels in
+counted from the top; each rank located by Newton on s for ``Im z(s) = 0`` and the closed-form
+count): four nodes along the semicircle of each separated top eigenvalue and of the lowest one,
+the rank midpoint ``q = i - 1/2`` for the other top and bottom ranks, Gauss-Legendre panels in
 ``log q`` and ``log(d - q)`` in between; each node carries its rank weight and
-``c^2 = (loss density / eigenvalue density) / x``.
+``c^2 = (loss density / eigenvalue density) / x``. Accuracy and speed: docs/scaling-laws.md.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ _TW1_MEAN = -1.2065335745820
 
 @dataclass(frozen=True)
 class RandomFeaturesInfo:
-    """What a random-features spectrum was built from (``Spectrum.random_features(...).random_features``).
+    """What a random-features spectrum was built from (``Spectrum.random_features_info``).
 
     Fields:
         alpha, beta, d, v: the model (v None: infinitely many data dimensions).
@@ -141,7 +142,8 @@ def given_model(alpha: float, beta: float, W: np.ndarray, kind: str = "given") -
     With ``A = H^(1/2) W = U S V^T`` (thin SVD) and ``g = H^(1/2) b``: ``K = V S^2 V^T``, so the
     eigenvalues are ``mu_i = s_i^2`` and ``c_i = v_i^T theta* = (u_i^T g) / s_i``; the floor is the
     least-squares residual ``F0 = 1/2 |g - U U^T g|^2`` (computed as a residual, not as a difference of
-    two nearly equal numbers). Zero modes (``s_i <= 1e-12 s_max``) are dropped.
+    two nearly equal numbers). Zero modes (``s_i <= 1e-12 s_max``) are dropped, and the residual is
+    taken off the modes kept.
     """
     v, d = W.shape
     require_memory(8.0 * (3 * v * d + 2 * d * d + 4 * v), f"random_features(W of shape {v} x {d})")
@@ -150,13 +152,14 @@ def given_model(alpha: float, beta: float, W: np.ndarray, kind: str = "given") -
     g = j ** (-alpha - beta)
     A = sqrt_lam[:, None] * W
     U, S, _ = np.linalg.svd(A, full_matrices=False)
-    proj = U.T @ g
-    floor = 0.5 * float(np.sum((g - U @ proj) ** 2))
     keep = S > _RANK_RTOL * S.max() if S.size and S.max() > 0 else np.zeros(S.shape, bool)
     if not np.any(keep):
         raise ValueError("W must not be zero (H^(1/2) W has no nonzero singular value)")
+    proj = U[:, keep].T @ g
+    # the residual off the kept modes: sum mu c^2 + 2 F0 = |g|^2 holds with the spectrum returned
+    floor = 0.5 * float(np.sum((g - U[:, keep] @ proj) ** 2))
     mu = S[keep] ** 2
-    c2 = proj[keep] ** 2 / mu
+    c2 = proj ** 2 / mu
     info = RandomFeaturesInfo(alpha, beta, d, v, kind, floor, None, float(mu.min()))
     return RandomFeaturesModel(mu, c2, np.ones_like(mu), info)
 
