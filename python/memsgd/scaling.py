@@ -145,6 +145,8 @@ def algorithm_for(name: str, spectrum: Spectrum, batch_size: int, lr: float):
 
 
 ALGORITHMS = ("sgd", "dana-decaying", "am1")
+# The default d grid stops here (building an equivalent takes seconds beyond).
+_D_DEFAULT_MAX = 1e5
 
 
 # -- the compute-optimal frontier ---------------------------------------------------------------
@@ -228,8 +230,8 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
         beta: target exponent (``b_j = j^(-beta)``).
         flops: budgets, positive, increasing.
         batch_size: B.
-        d: the model sizes to try, increasing, each >= 2 (default: 6 per octave from
-            ``max(8, f_min^(1/4) / B)`` to ``f_max^(0.8) / B``).
+        d: the model sizes to try, increasing, each >= 2 (default: 3 per octave from
+            ``max(8, f_min^(1/4) / B)`` to ``min(f_max^(0.7) / B, 10^5)``).
         v_ratio: data dimension ``v = ceil(v_ratio d)``; default None: infinite when 2 alpha > 1,
             else ``v = 4 d``.
         lr: learning-rate factor (see above). tune: a sequence of factors to choose from.
@@ -253,9 +255,10 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
     if np.any(f <= 0) or np.any(np.diff(f) <= 0):
         raise ValueError("flops must be positive and strictly increasing")
     if d is None:
+        # d* ~ f^xi with xi in about [0.35, 0.65] in every phase: cover f_min^(1/4) .. f_max^(7/10)
         lo = max(8.0, f[0] ** 0.25 / B)
-        hi = max(2 * lo, min(f[-1] ** 0.8 / B, f[-1] / B))
-        d = np.unique(np.round(np.geomspace(lo, hi, max(4, int(round(6 * math.log2(hi / lo))) + 1))))
+        hi = max(2 * lo, min(f[-1] ** 0.7 / B, f[-1] / B, _D_DEFAULT_MAX))
+        d = np.unique(np.round(np.geomspace(lo, hi, max(4, int(round(3 * math.log2(hi / lo))) + 1))))
     d_grid = np.asarray([positive_int(int(x) if float(x).is_integer() else x, "d") for x in np.atleast_1d(d)])
     if d_grid.size < 3 or np.any(np.diff(d_grid) <= 0) or d_grid[0] < 2:
         raise ValueError("d must hold at least 3 strictly increasing model sizes >= 2")
