@@ -25,7 +25,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "memsgd"
 LAYERS = [
     # leaves: the compiled core and plumbing that knows no problem objects
     ["_core", "_version", "_startup", "_optional", "_json", "_validation", "_progress", "_growth", "_steps",
-     "_method", "_config", "plotting", "data"],
+     "_method", "_config", "plotting", "data",
+     # the random-features model's spectra as arrays (numpy only); Spectrum.random_features wraps them
+     "random_features"],
     # the problem's objects
     ["spectrum", "noise", "algorithms", "schedules"],
     # checks and packing that need the objects (and the affine model's reductions of them, docs/math.md
@@ -38,7 +40,9 @@ LAYERS = [
     # theory (stability, asymptotics, measured exponents from loss_curves and loss_at)
     ["theory", "theory.*"],
     # workflows over many configurations
-    ["design", "_sweep_run", "_sweep_store", "sweeps"],
+    ["design", "_sweep_run", "_sweep_store", "sweeps",
+     # compute-optimal frontiers: many engine runs over model sizes
+     "scaling"],
     # the paper's experiments
     ["experiments", "experiments.*"],
     # the command line
