@@ -12,6 +12,16 @@ Its per-step time is measured at two d on a short run and the full study's time 
 (per-step cost ~ v d = 10 d^2). It estimates the mean only up to sampling error (5 seeds, each a
 different W), at every recorded step.
 
+The peer's other route, the log-time ODE (power_law_rf/ode.py), is not run here (its code does
+not ship with memsgd); read for its cost: per (phase, d) one sampled W and the eigendecomposition
+of W^T D W, then an implicit Euler scan of ln(T)/dt = 1151 steps (dt = 0.01) over 3 x 3 x d
+blocks in float32, jit-compiled per shape. Timed once on this machine (one process, its code run
+from the fetched repository, the same 48 points to T = 1e5): 49 s CPU (274 s wall at load ~16),
+with 7-44 % error at t < 100 (docs/scaling-laws.md).
+
+Reported: wall time and CPU time (process_time, all threads) of each part; on a shared machine the
+CPU time is the steadier number.
+
 Usage: python bench/bench_scaling.py [--quick]   (the machine may be shared: ratios, one process)
 """
 import argparse
@@ -30,21 +40,23 @@ RUNS = 5
 
 
 def memsgd_study(d_grid, steps):
-    """(seconds building the 48 equivalents, seconds of the frontier runs, results). The equivalents
-    are cached, so compute_optimal's own calls find them built."""
+    """((wall, CPU) seconds building the 48 equivalents, (wall, CPU) seconds of the frontier runs,
+    results). The equivalents are cached, so compute_optimal's own calls find them built."""
     flops = np.geomspace(10.0 * d_grid[-1], steps * d_grid[0], 13)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for a, b in PHASES.values():
         for d in d_grid:
             memsgd.Spectrum.random_features(a, b, d, None if 2 * a > 1 else 4 * d)
-    t_build = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = {name: compute_optimal("sgd", a, b, flops, d=d_grid, max_steps=steps) for name, (a, b) in PHASES.items()}
-    return t_build, time.perf_counter() - t0, out
+    build = (time.perf_counter() - t0, time.process_time() - c0)
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = {name: compute_optimal("sgd", a, b, flops, d=d_grid, max_steps=steps, method="engine")
+           for name, (a, b) in PHASES.items()}
+    return build, (time.perf_counter() - t0, time.process_time() - c0), out
 
 
 def mc_step_time(d, steps=300):
-    """Seconds per SGD step of the Monte Carlo baseline at model size d (v = 10 d), jitted JAX, float32."""
+    """(wall, CPU) seconds per SGD step of the Monte Carlo baseline at model size d (v = 10 d), jitted
+    JAX, float32."""
     import jax
     import jax.numpy as jnp
 
@@ -66,9 +78,9 @@ def mc_step_time(d, steps=300):
         return jax.lax.scan(step, jnp.zeros(d, jnp.float32), jax.random.split(key, steps))[1]
 
     run(key).block_until_ready()              # compile
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run(jax.random.PRNGKey(1)).block_until_ready()
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
 
 
 def main(argv=None):
@@ -76,28 +88,32 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="4 sizes, 1e4 steps (seconds)")
     a = p.parse_args(argv)
     d_grid, steps = (D_GRID[:4], 10_000) if a.quick else (D_GRID, STEPS)
-    t_build, t_runs, out = memsgd_study(d_grid, steps)
-    total = t_build + t_runs
+    (w_build, c_build), (w_runs, c_runs), out = memsgd_study(d_grid, steps)
+    total = w_build + w_runs
     print(f"memsgd: {len(PHASES)} phases x {len(d_grid)} d ({d_grid[0]}..{d_grid[-1]}) x {steps} steps: "
-          f"{total:.1f} s wall = {t_build:.1f} s building the {len(PHASES) * len(d_grid)} deterministic equivalents "
-          f"+ {t_runs:.1f} s of exact engine runs and fits, float64")
+          f"{total:.1f} s wall ({c_build + c_runs:.1f} s CPU) = {w_build:.1f} s wall ({c_build:.1f} s CPU) building the "
+          f"{len(PHASES) * len(d_grid)} deterministic equivalents + {w_runs:.2f} s wall ({c_runs:.2f} s CPU) of exact "
+          f"engine runs and fits, float64")
     for name, res in out.items():
         print(f"  {name}: xi {res.d_exponent:.3f}  eta {res.loss_exponent:.3f}  "
               f"(interior budgets {int(res.interior.sum())}/{res.flops.size})")
     try:
         small, large = d_grid[0], d_grid[-1]
-        ts, tl = mc_step_time(small), mc_step_time(large)
+        (ts, cs), (tl, cl) = mc_step_time(small), mc_step_time(large)
     except ImportError:
         print("baseline skipped: needs jax")
         return 0
-    # per-step cost ~ c0 + c1 d^2: fit through the two sizes, sum over the grid
-    c1 = max((tl - ts) / (large ** 2 - small ** 2), 0.0)
-    c0 = max(ts - c1 * small ** 2, 0.0)
-    per_phase = sum(RUNS * steps * (c0 + c1 * d * d) for d in d_grid)
-    mc = len(PHASES) * per_phase
+    def study(t_small, t_large):
+        # per-step cost ~ c0 + c1 d^2: fit through the two sizes, sum over the grid
+        c1 = max((t_large - t_small) / (large ** 2 - small ** 2), 0.0)
+        c0 = max(t_small - c1 * small ** 2, 0.0)
+        return len(PHASES) * sum(RUNS * steps * (c0 + c1 * d * d) for d in d_grid)
+
+    mc, mc_cpu = study(ts, tl), study(cs, cl)
     print(f"Monte Carlo baseline (peer notebook: {RUNS} seeds per point, v = 10 d, jitted JAX float32): "
-          f"{ts * 1e6:.1f} us/step at d={small}, {tl * 1e6:.1f} us/step at d={large}; the study extrapolates to "
-          f"{mc:.0f} s = {mc / 3600:.1f} h ({mc / total:.0f}x memsgd's wall time), with sampling error")
+          f"{ts * 1e6:.1f} us/step at d={small}, {tl * 1e6:.1f} us/step at d={large} (wall); the study extrapolates to "
+          f"{mc:.0f} s = {mc / 3600:.1f} h wall ({mc / total:.0f}x memsgd's wall time), {mc_cpu:.0f} s CPU "
+          f"({mc_cpu / (c_build + c_runs):.0f}x memsgd's CPU time), with sampling error")
     return 0
 
 

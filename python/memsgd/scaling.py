@@ -23,6 +23,7 @@ from . import schedules
 from ._validation import float_array, positive_int, positive_scalar, real_scalar
 from .algorithms import gd
 from .dynamics import loss_curves
+from .long_horizon import loss_at, supports_loss_at
 from .noise import Noise
 from .spectrum import Spectrum
 
@@ -199,19 +200,33 @@ class ComputeOptimal:
                 int(np.sum(use)))
 
 
-def _population_risk(algorithms, spectrum: Spectrum, batch_size: int, steps: int, record, threads, progress):
+# Above this many steps a stationary algorithm goes through loss_at (about 0.5-1 s per call whatever
+# the horizon) rather than the engine (about 0.5 us per step on a few hundred nodes): method="auto".
+_LOSS_AT_FROM = 2_000_000
+METHODS = ("auto", "engine", "loss_at")
+
+
+def _population_risk(algorithms, spectrum: Spectrum, batch_size: int, record, method: str, threads, progress):
     """(C, R) population risk ``L_t + F0`` of each algorithm at the recorded steps: the one place
     where the random-features residual enters the dynamics, as label noise of variance ``2 F0``
-    (docs/math.md §10). Through the batched engine for every algorithm: :func:`memsgd.loss_at`
-    (cost independent of T) does not take label noise yet."""
+    (docs/math.md §10). Through :func:`memsgd.loss_at` (cost independent of T) for stationary
+    algorithms where ``method`` says so, else through the batched engine."""
     noise = Noise.gaussian(batch_size, label_noise=spectrum.label_noise)
-    curves = loss_curves(list(algorithms), spectrum, noise, steps, record=record, threads=threads,
+    stationary = all(supports_loss_at(a, noise) for a in algorithms)
+    if method == "loss_at" and not stationary:
+        raise ValueError("method='loss_at' needs stationary algorithms (a MemoryAlgorithm, not a Schedule); "
+                         "use method='engine' or 'auto'")
+    if method == "loss_at" or (method == "auto" and stationary and record[-1] > _LOSS_AT_FROM):
+        return np.stack([loss_at(a, spectrum, noise, record, threads=threads, progress=progress).loss
+                         for a in algorithms]) + spectrum.floor
+    curves = loss_curves(list(algorithms), spectrum, noise, int(record[-1]), record=record, threads=threads,
                          progress=progress)
     return curves.total     # inf from a divergence on
 
 
 def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ratio=None, lr=1.0,
-                    tune=None, fit=None, max_steps=10 ** 7, threads=None, progress=None) -> ComputeOptimal:
+                    tune=None, fit=None, max_steps=10 ** 7, method="auto", threads=None,
+                    progress=None) -> ComputeOptimal:
     """Compute-optimal model size and loss of an algorithm on power-law random features.
 
     For each budget ``f`` (flops, ``f = T B d``) and each model size d of the grid, the population risk
@@ -237,11 +252,16 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
         lr: learning-rate factor (see above). tune: a sequence of factors to choose from.
         fit: (f_lo, f_hi) budgets used in the exponent fits (default: all).
         max_steps: budgets needing more steps than this at some d are not evaluated there (nan).
+        method: ``"engine"``: the batched engine for every d (exact to rounding; cost grows with
+            max T); ``"loss_at"``: :func:`memsgd.loss_at` (stationary algorithms only; cost
+            independent of T, error ~1e-12 relative, see there); ``"auto"`` (default): loss_at for
+            stationary algorithms at a d whose largest T exceeds 2e6, the engine otherwise.
         threads: as in :func:`memsgd.loss_curves`.
         progress: as in :func:`memsgd.loss_curves` (per model size).
 
-    Cost: for each d one batched engine run of ``max T`` steps on the equivalent's few hundred nodes
-    (plus building the equivalent, ~0.1-1 s per d).
+    Cost: for each d one batched engine run of ``max T`` steps on the equivalent's few hundred nodes,
+    or one loss_at call per learning-rate factor (~0.5-1 s), plus building the equivalent
+    (~0.1-1 s per d).
 
     >>> import numpy as np, memsgd
     >>> res = memsgd.compute_optimal("sgd", 1.0, 0.7, np.logspace(4, 5, 3), d=[16, 32, 64, 128])
@@ -266,6 +286,8 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
     if not factors:
         raise ValueError("tune must not be empty")
     max_steps = positive_int(max_steps, "max_steps")
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if callable(algorithm):
         make, name = algorithm, getattr(algorithm, "__name__", "callable")
     elif isinstance(algorithm, str):
@@ -292,7 +314,7 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
             continue
         record = np.unique(T[ok])
         algos = [make(spec, B, c) for c in factors]
-        risk = _population_risk(algos, spec, B, int(record[-1]), record, threads, progress)
+        risk = _population_risk(algos, spec, B, record, method, threads, progress)
         at = np.searchsorted(record, T[ok])
         best = np.argmin(risk[:, at], axis=0)
         grid_loss[i, ok] = risk[best, at]
