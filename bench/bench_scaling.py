@@ -25,7 +25,6 @@ CPU time is the steadier number.
 Usage: python bench/bench_scaling.py [--quick]   (the machine may be shared: ratios, one process)
 """
 import argparse
-import math
 import sys
 import time
 
@@ -91,7 +90,8 @@ def main(argv=None):
     (w_build, c_build), (w_runs, c_runs), out = memsgd_study(d_grid, steps)
     total = w_build + w_runs
     print(f"memsgd: {len(PHASES)} phases x {len(d_grid)} d ({d_grid[0]}..{d_grid[-1]}) x {steps} steps: "
-          f"{total:.1f} s wall ({c_build + c_runs:.1f} s CPU) = {w_build:.1f} s wall ({c_build:.1f} s CPU) building the "
+          f"{total:.1f} s wall ({c_build + c_runs:.1f} s CPU) = {w_build:.1f} s wall ({c_build:.1f} s CPU) "
+          f"building the "
           f"{len(PHASES) * len(d_grid)} deterministic equivalents + {w_runs:.2f} s wall ({c_runs:.2f} s CPU) of exact "
           f"engine runs and fits, float64")
     for name, res in out.items():

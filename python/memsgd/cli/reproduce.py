@@ -24,8 +24,8 @@ def register(sub) -> None:
                                          "practice)",
                        description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
                                    "schedule-design study, corner algorithms against AM1 (exact and in training), "
-                                   "the digits (MNIST-like) network experiment, the paper's MNIST experiment, the 4+3 phase "
-                                   "plane of random features (compute-optimal exponents), or "
+                                   "the digits (MNIST-like) network experiment, the paper's MNIST experiment, the "
+                                   "4+3 phase plane of random features (compute-optimal exponents), or "
                                    "theory against real torch training. Prints the table, writes PNG + JSON to --out.")
     targets = p.add_subparsers(dest="target", metavar="TARGET")
     targets.required = True
