@@ -13,7 +13,8 @@ Families (:data:`FAMILIES`):
   ``"heavy_ball"``, ``"nesterov"``, ``"qhm"`` (constant), ``"am1_power_law"`` (kick, delta,
   gamma, t0), ``"dana_decaying"`` (g2, g3, delta, power), ``"jacobi"`` (nu_b, lambda_max);
 - free, piecewise linear in ``u = log(1 + t)`` between ``knots`` equally spaced knots on
-  ``[0, log T]`` (the parameters of steps 0..T-1): ``"free_sgd"`` (``log lr_t``) and ``"free_memory1"`` (``log lr_t``,
+  ``[0, log T]`` (the parameters of steps 0..T-1; ``spacing="ends"``: in
+  ``u = log(1 + t) - log(T - t)`` on ``[-log T, log T]``, which resolves a cooldown too): ``"free_sgd"`` (``log lr_t``) and ``"free_memory1"`` (``log lr_t``,
   ``log(1 - beta_t)``, ``log kick_t`` of AM1: ``v+ = beta_t v + g``, ``w+ = w - lr_t v+ - kick_t g``).
 
 Positive parameters are optimised in log scale (momenta as ``log(1 - beta)``); bounds are given
@@ -35,7 +36,7 @@ from . import _core
 from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
-from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
+from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count, thread_count
 from .dynamics import loss_curve
 from .gradient import _loss_weights, _require_gradient_memory, loss_gradient
 from .noise import Noise
@@ -177,9 +178,47 @@ _FREE_CHANNELS = {
 }
 
 
-def _interpolation(u_knots: np.ndarray, t) -> Tuple[np.ndarray, np.ndarray]:
-    """Left knot index and weight of the right knot for each step, in u = log(1 + t); flat outside."""
-    u = np.clip(np.log1p(np.asarray(t, float)), u_knots[0], u_knots[-1])
+SPACINGS = ("log", "ends")
+
+
+@dataclass(frozen=True, eq=False)
+class _Knots:
+    """Knots of a piecewise-linear channel over the steps 0..steps-1, equally spaced in a coordinate
+    ``u(t)``: ``"log"``: ``u = log(1 + t)`` (resolves the start); ``"ends"``:
+    ``u = log(1 + t) - log(steps - t)`` (resolves the start and the end alike: near ``t = T`` it is
+    ``-log(T - t)``, so a cooldown ``(1 - t/T)^delta`` is a straight line in it)."""
+
+    u: np.ndarray
+    spacing: str
+    steps: int
+
+    @classmethod
+    def grid(cls, count: int, steps: int, spacing: str = "log") -> "_Knots":
+        top = math.log(max(steps, 2))
+        return cls(np.linspace(-top if spacing == "ends" else 0.0, top, count), spacing, steps)
+
+    @property
+    def size(self) -> int:
+        return self.u.size
+
+    def coordinate(self, t) -> np.ndarray:
+        t = np.asarray(t, float)
+        if self.spacing == "ends":
+            return np.log1p(t) - np.log(np.maximum(self.steps - t, 1.0))
+        return np.log1p(t)
+
+    def knot_steps(self) -> np.ndarray:
+        """The (fractional) step of each knot: the inverse of ``coordinate``."""
+        if self.spacing == "ends":   # (1 + t) / (T - t) = e^u
+            e = np.exp(self.u)
+            return (e * self.steps - 1.0) / (1.0 + e)
+        return np.expm1(self.u)
+
+
+def _interpolation(knots: _Knots, t) -> Tuple[np.ndarray, np.ndarray]:
+    """Left knot index and weight of the right knot for each step, in the knots' coordinate; flat outside."""
+    u_knots = knots.u
+    u = np.clip(knots.coordinate(t), u_knots[0], u_knots[-1])
     idx = np.clip(np.searchsorted(u_knots, u, side="right") - 1, 0, u_knots.size - 2)
     frac = (u - u_knots[idx]) / (u_knots[idx + 1] - u_knots[idx])
     return idx, frac
@@ -194,19 +233,19 @@ def _channel_arrays(kind: str, values):
     return _schedules._am1_arrays(lr, 1.0 - one_minus_beta, kick)
 
 
-def _free_log_values(u_knots: np.ndarray, x, t):
-    """Channel log-values at the steps t, piecewise linear in u = log(1 + t): (channels, len(t))."""
+def _free_log_values(u_knots: _Knots, x, t):
+    """Channel log-values at the steps t, piecewise linear in the knots' coordinate: (channels, len(t))."""
     idx, frac = _interpolation(u_knots, t)
     channels = np.reshape(x, (-1, u_knots.size))
     return channels[:, idx] * (1.0 - frac) + channels[:, idx + 1] * frac
 
 
-def _free_arrays(kind: str, u_knots: np.ndarray, x, t):
+def _free_arrays(kind: str, u_knots: _Knots, x, t):
     """Per-step parameters of a free family from its knot values x (channels concatenated)."""
     return _channel_arrays(kind, np.exp(_free_log_values(u_knots, x, t)))
 
 
-def _free_chain(kind: str, u_knots: np.ndarray, x, t, grads):
+def _free_chain(kind: str, u_knots: _Knots, x, t, grads):
     """``dJ/dx`` from the per-step gradient ``grads`` (alpha, b, c, D, e): the map from a channel's
     values to the parameters is pointwise in t, so one complex step per channel gives its
     derivative at every step at once; the knots then collect it with the interpolation weights."""
@@ -269,7 +308,7 @@ def _parametric_schedule(params, build, x):
 
 def _free_natural(kind, u_knots, x):
     channels = np.reshape(np.real(x), (-1, u_knots.size))
-    out = {"knot_steps": np.expm1(u_knots)}
+    out = {"knot_steps": u_knots.knot_steps()}
     for (name, _), values in zip(_FREE_CHANNELS[kind], channels):
         out[name] = np.exp(values)
     return out
@@ -278,10 +317,10 @@ def _free_natural(kind, u_knots, x):
 def _free_schedule(kind, u_knots, x):
     return Schedule(1 if kind == "free_memory1" else 0,
                     functools.partial(_free_arrays, kind, u_knots, np.array(np.real(x), float)),
-                    name=f"{kind}({u_knots.size} knots)")
+                    name=f"{kind}({u_knots.size} knots{', ends' if u_knots.spacing == 'ends' else ''})")
 
 
-def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps: int) -> Dict[str, np.ndarray]:
+def _start_from_schedule(kind: str, start: Schedule, u_knots: _Knots, steps: int) -> Dict[str, np.ndarray]:
     """Knot values (natural units) sampled from a schedule: for free_memory1 it must be in AM1 form
     (b_t = D_t = beta_t, c_t = lr_t, e_t = 0, kick_t = alpha_t - lr_t)."""
     if not isinstance(start, Schedule):
@@ -290,10 +329,10 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps:
     if start.memory != want:
         raise ValueError(f"start must have memory {want} for {kind}, got {start.memory}")
     alpha, b, c, D, e = start.parameters(max(steps, 1))
-    u = np.log1p(np.arange(alpha.size, dtype=float))
+    u = u_knots.coordinate(np.arange(alpha.size, dtype=float))
 
     def at_knots(v):   # interpolated in log scale, as the family is (values <= 0 go to the lower bound)
-        return np.exp(np.interp(u_knots, u, np.log(np.maximum(v, 1e-300))))
+        return np.exp(np.interp(u_knots.u, u, np.log(np.maximum(v, 1e-300))))
 
     if kind == "free_sgd":
         return {"lr": at_knots(alpha)}
@@ -302,7 +341,7 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps:
     return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - momentum), "kick": at_knots(kick)}
 
 
-def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=None) -> Family:
+def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=None, spacing: str = "log") -> Family:
     """The family ``name`` (one of :data:`FAMILIES`) for a horizon of ``steps``.
 
     Args:
@@ -311,6 +350,9 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
             :class:`Schedule` to sample (free_memory1: AM1 form, e.g. ``am1_power_law``) or
             ``{channel: value or array of knot values}``; values outside the bounds are clipped.
         bounds: ``{parameter or channel: (low, high)}`` in natural units, overriding the defaults.
+        spacing: where a free family's knots sit: ``"log"`` equally spaced in ``log(1 + t)``;
+            ``"ends"`` equally spaced in ``log(1 + t) - log(T - t)``, which resolves the end of
+            training as finely as the start (for a cooldown; ``knot_steps`` gives the steps).
     """
     if not isinstance(name, str) or name not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {name!r}")
@@ -341,7 +383,9 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
                       functools.partial(_parametric_schedule, params, build),
                       ", ".join(f"{p.name} in [{p.bounds[0]:g}, {p.bounds[1]:g}]" for p in params))
     knots = _knot_count(knots, steps, "knots", minimum=2)
-    u_knots = np.linspace(0.0, math.log(max(steps, 2)), knots)
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    u_knots = _Knots.grid(knots, steps, spacing)
     channels = _FREE_CHANNELS[name]
     channel_names = [c for c, _ in channels]
     unknown = sorted(set(bounds) - set(channel_names))
@@ -432,7 +476,7 @@ class ScheduleOptimum:
     history: list = field(default_factory=list, repr=False)
 
 
-def _batch_sizes(budget: float, steps: int, u_knots: np.ndarray, z, t) -> np.ndarray:
+def _batch_sizes(budget: float, steps: int, u_knots: _Knots, z, t) -> np.ndarray:
     """``B_t = 1 + (budget - T) softmax_t(z(u_t))``: every B_t >= 1 and sum_t B_t = budget."""
     if u_knots.size == 1:
         zt = z[0] * np.ones(len(t))
@@ -451,12 +495,13 @@ class _Problem:
     """
 
     def __init__(self, family: Family, spectrum: Spectrum, noise: Noise, steps: int, w: np.ndarray,
-                 batch_budget=None, batch_knots: int = 12):
+                 batch_budget=None, batch_knots: int = 12, threads: Optional[int] = None, spacing: str = "log"):
         self.family, self.spectrum, self.noise, self.steps, self.w = family, spectrum, noise, steps, w
+        self.threads = threads
         self.t = np.arange(steps)
         self.n_sched = family.size
         self.budget = batch_budget
-        self.batch_u = None if batch_budget is None else np.linspace(0.0, math.log(max(steps, 2)), batch_knots)
+        self.batch_u = None if batch_budget is None else _Knots.grid(batch_knots, steps, spacing)
 
     @property
     def size(self) -> int:
@@ -497,7 +542,7 @@ class _Problem:
         inputs = self.inputs(x)
         if inputs is None:
             return math.inf
-        g = loss_curve(inputs[0], self.spectrum, inputs[1], self.steps, progress=False)
+        g = loss_curve(inputs[0], self.spectrum, inputs[1], self.steps, progress=False, threads=self.threads)
         if g.diverged_at is not None and np.any(self.w[g.diverged_at:] > 0):
             return math.inf
         return float(self.w @ np.where(self.w > 0, g.loss, 0.0))
@@ -511,7 +556,7 @@ class _Problem:
         if inputs is None:
             return math.inf, None, None, None
         schedule, nz = inputs
-        g = loss_gradient(schedule, self.spectrum, nz, self.steps, self.w)
+        g = loss_gradient(schedule, self.spectrum, nz, self.steps, self.w, threads=self.threads)
         if not math.isfinite(g.value):
             return math.inf, None, g, nz
         grads = (g.alpha, g.b, g.c, g.D, g.e)
@@ -535,11 +580,13 @@ class _Problem:
         return g.value, dx, g, nz
 
 
-def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: int, weights=None):
+def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: int, weights=None, *,
+                    threads: Optional[int] = None):
     """``(J, dJ/dx)`` for ``J = sum_t weights[t] L_t`` of ``family.schedule(x)`` (default: ``L_T``).
 
     The chain rule through the family's per-step formulas on top of :func:`memsgd.loss_gradient`;
-    ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges.
+    ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges. ``threads`` as in
+    :func:`memsgd.loss_gradient`.
     """
     if not isinstance(family, Family):
         raise TypeError(f"family must be a Family (see make_family), got {type(family).__name__}")
@@ -549,8 +596,9 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
     instance_of(spectrum, Spectrum, "spectrum")
     instance_of(noise, Noise, "noise")
     steps = step_count(steps, minimum=1)
+    threads = thread_count(threads) or None
     _require_design_memory(family.memory, spectrum, noise, steps, batch_budget=None)
-    problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps))
+    problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps), threads=threads)
     J, dx, _, _ = problem.gradient(x)
     return J, (np.full(x.size, math.nan) if dx is None else dx)
 
@@ -558,7 +606,8 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
 def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, weights=None, start=None,
                       bounds=None, knots: int = 24, batch_budget: Optional[float] = None, batch_knots: int = 12,
                       starts: int = 1, max_iterations: int = 200, tolerance: float = 1e-10,
-                      progress: Optional[bool] = None) -> ScheduleOptimum:
+                      progress: Optional[bool] = None, threads: Optional[int] = None,
+                      spacing: str = "log") -> ScheduleOptimum:
     """Minimise ``J = sum_t weights[t] L_t`` (default: the final loss ``L_T``) over a schedule family.
 
     Args:
@@ -579,6 +628,10 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
         max_iterations: L-BFGS-B's ``maxiter`` (per run).
         tolerance: L-BFGS-B's ``ftol`` (on ``log J``).
         progress: a bar over iterations (True / False / None: when stderr is a terminal).
+        threads: at most this many threads per evaluation (default: all cores, as
+            :func:`memsgd.loss_curve`); the result does not depend on it.
+        spacing: knot spacing of a free family and of the batch-size knots (:func:`make_family`):
+            ``"log"`` or ``"ends"``.
 
     The objective is ``log J`` (scale-free); its gradient ``(dJ/dx)/J`` is :func:`family_gradient`.
     See the module docstring for the stability guard. Returns a :class:`ScheduleOptimum`.
@@ -591,6 +644,8 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     instance_of(spectrum, Spectrum, "spectrum")
     instance_of(noise, Noise, "noise")
     steps = step_count(steps, minimum=1)
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
     if isinstance(family, str):
         if family not in FAMILIES:
             raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
@@ -604,6 +659,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     max_iterations = positive_int(max_iterations, "max_iterations")
     starts = positive_int(starts, "starts")
     tolerance = positive_scalar(tolerance, "tolerance")
+    threads = thread_count(threads) or None
     if batch_budget is not None:
         batch_budget = real_scalar(batch_budget, "batch_budget")
         if not batch_budget > steps:
@@ -617,9 +673,9 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     # starting points allocate anything of length steps.
     _require_design_memory(memory, spectrum, noise, steps, batch_budget)
     if isinstance(family, str):
-        family = make_family(family, steps, knots=knots, start=start, bounds=bounds)
+        family = make_family(family, steps, knots=knots, start=start, bounds=bounds, spacing=spacing)
     w = _weights(weights, steps)
-    problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots)
+    problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots, threads, spacing)
     lower, upper = problem.bounds()
 
     # A diverged trial point gets the divergence threshold of the weighted sum (the core's rule

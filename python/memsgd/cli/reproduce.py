@@ -1,5 +1,5 @@
-"""`memsgd reproduce fig1|fig4|compare|schedules|scaling|corner|corner-training|digits|mnist|practice`: the
-paper's experiments and beyond.
+"""`memsgd reproduce fig1|fig4|compare|schedules|optimal-schedules|scaling|corner|corner-training|digits|mnist|
+practice`: the paper's experiments and beyond.
 
 Each target prints its table, writes PNGs and a JSON file to ``--out`` (default ./memsgd-output)
 and, when stderr is a terminal, shows a progress bar there (``--progress`` / ``--no-progress``
@@ -20,8 +20,8 @@ DEFAULT_OUT = "memsgd-output"
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's figures and the library's experiments (fig1, fig4, "
-                                         "compare, schedules, scaling, corner, corner-training, digits, mnist, "
-                                         "practice)",
+                                         "compare, schedules, optimal-schedules, scaling, corner, corner-training, "
+                                         "digits, mnist, practice)",
                        description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
                                    "schedule-design study, corner algorithms against AM1 (exact and in training), "
                                    "the digits (MNIST-like) network experiment, the paper's MNIST experiment, the "
@@ -69,6 +69,13 @@ def register(sub) -> None:
     q.add_argument("--fit-decades", type=_common.float_type("--fit-decades", positive=True), default=None,
                    help="exponents fitted over this many top decades of the interior budgets, default 3")
     q.set_defaults(func=_scaling)
+
+    q = targets.add_parser("optimal-schedules", help="optimal SGD schedules with label noise (easy / hard phase) vs "
+                                                     "tuned WSD, cosine, 1-sqrt; memory 1; batch size under a budget")
+    common_args(q)
+    q.add_argument("--max-steps", type=_common.int_type("--max-steps", 20), default=None,
+                   help="drop the horizons above this (default horizons 1e3, 1e4, 1e5)")
+    q.set_defaults(func=_optimal_schedules)
 
     q = targets.add_parser("corner", help="corner algorithms (Yarotsky 2025): memory sweep to 1e12 steps, two-sided "
                                           "comparison with tuned AM1, phase diagram")
@@ -202,6 +209,21 @@ def _scaling(args) -> int:
     t0 = time.perf_counter()
     with progress_callback("scaling", show=args.progress) as progress:
         result = scaling.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _optimal_schedules(args) -> int:
+    from ..experiments import optimal_schedules
+    cfg = optimal_schedules.small_config() if args.quick else optimal_schedules.OptimalSchedulesConfig()
+    if args.max_steps is not None:
+        def keep(ts):
+            return tuple(T for T in ts if T <= args.max_steps)
+        cfg.horizons, cfg.memory1_horizons, cfg.batch_horizons = (keep(cfg.horizons), keep(cfg.memory1_horizons),
+                                                                  keep(cfg.batch_horizons))
+    t0 = time.perf_counter()
+    with progress_callback("optimal-schedules", show=args.progress) as progress:
+        result = optimal_schedules.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
 
