@@ -17,7 +17,7 @@ MATH = DOCS / "math.md"
 _SECTION = r"\d+[a-z]?(?:\.\d+)?"
 REFERENCE = re.compile(rf"docs/([A-Za-z0-9_-]+\.md)(?:[ \t]+§({_SECTION})(?:[ \t]*-[ \t]*({_SECTION}))?)?")
 # The sections MATH.md numbers and the code cites (docs/math.md mirrors them).
-MATH_SECTIONS = {"0", "1", "2", "2.1", "2.2", "2.3", "3", "4", "5", "6", "6.1", "7", "7b", "8", "9"}
+MATH_SECTIONS = {"0", "1", "2", "2.1", "2.2", "2.3", "3", "4", "5", "6", "6.1", "7", "7b", "8", "9", "10"}
 
 
 def _shipped_text_files():

@@ -26,6 +26,8 @@ LAYERS = [
     # leaves: the compiled core and plumbing that knows no problem objects
     ["_core", "_version", "_startup", "_optional", "_json", "_validation", "_progress", "_growth", "_steps",
      "_method", "_config", "plotting", "data",
+     # the random-features model's spectra as arrays (numpy only); Spectrum.random_features wraps them
+     "random_features",
      # learning-rate shapes and torch's / optax's SGD as per-step arrays (numpy; the frameworks only read)
      "lr_shapes", "_framework_sgd"],
     # the problem's objects
@@ -45,7 +47,9 @@ LAYERS = [
     # theory (stability, asymptotics, measured exponents from loss_curves and loss_at)
     ["theory", "theory.*"],
     # workflows over many configurations
-    ["design", "_sweep_run", "_sweep_store", "sweeps"],
+    ["design", "_sweep_run", "_sweep_store", "sweeps",
+     # compute-optimal frontiers: many engine runs over model sizes
+     "scaling"],
     # the paper's experiments
     ["experiments", "experiments.*"],
     # the command line

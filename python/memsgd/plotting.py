@@ -18,13 +18,15 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["plot_contours", "plot_corner_phase", "plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase",
+__all__ = ["plot_contours", "plot_corner_phase", "plot_curves", "plot_exponents_vs_delta", "plot_frontiers",
+           "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase", "plot_rf_phase_plane",
            "plot_stability"]
 
 # The y range shows at most this factor above the largest initial loss: a curve that grows
 # (without having diverged yet) leaves the frame instead of flattening the others.
 _HEADROOM = 1e3
 _DPI = 120
+_MAX_FRONTIER_LINES = 16
 
 
 def _figure(figsize=(7.0, 5.0)):
@@ -474,6 +476,92 @@ def plot_line_panels(panels, path, *, title: str = ""):
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
     return _save(fig, path)
+
+
+def plot_rf_phase_plane(rows, path, *, title: str = ""):
+    """The (alpha, beta) plane of power-law random features with the phase boundaries of
+    Paquette et al. 2024 (``2 beta = 1``, ``beta = alpha`` above ``2 alpha = 1``, ``alpha = 1/4`` below it,
+    ``2 (alpha + beta) = 1``) and, at each row's ``(alpha, beta)``, its phase and measured exponents
+    ``xi``, ``eta`` with the theory's in parentheses (``sgd_xi``, ``sgd_eta``)."""
+    fig, ax = _figure((7.5, 6.0))
+    a = np.linspace(0.0, 1.6, 200)
+    ax.fill_between(a, 0, np.maximum(0.5 - a, 0), color="0.9", label="2(alpha+beta) < 1: no phase")
+    ax.plot([0.5, 0.5], [0, 2.5], "k-", linewidth=1)
+    ax.plot([0.0, 1.6], [0.5, 0.5], "k-", linewidth=1)
+    ax.plot([0.5, 1.6], [0.5, 1.6], "k-", linewidth=1)
+    ax.plot([0.25, 0.25], [0.5, 2.5], "k--", linewidth=0.8)
+    for name, (x, y) in {"Ia": (1.2, 0.2), "II": (1.4, 0.9), "III": (0.8, 2.2), "Ib": (0.36, 0.27),
+                         "IV": (0.36, 2.3), "Ic": (0.07, 2.3)}.items():
+        ax.text(x, y, name, fontsize=11, color="0.4", ha="center")
+    for r in rows:
+        ax.plot(r["alpha"], r["beta"], "o", color="C3")
+        xi = "-" if r.get("xi") is None else f"{r['xi']:.2f}"
+        eta = "-" if r.get("eta") is None else f"{r['eta']:.2f}"
+        left = r["alpha"] < 0.3           # keep the labels of neighbouring points apart
+        ax.annotate(f"xi {xi} ({r['sgd_xi']:.2f})\neta {eta} ({r['sgd_eta']:.2f})", (r["alpha"], r["beta"]),
+                    textcoords="offset points", xytext=(-6 if left else 6, 4), fontsize=7.5,
+                    ha="right" if left else "left")
+    ax.set_xlim(0, 1.6)
+    ax.set_ylim(0, 2.5)
+    ax.set_xlabel("alpha (data: eigenvalues j^-2alpha)")
+    ax.set_ylabel("beta (target: b_j = j^-beta)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    return _save(fig, path)
+
+
+def plot_frontiers(panels, path, *, title: str = "", ncols: int = 3):
+    """Compute-optimal frontiers, one panel per problem: the population risk against flops for
+    model size d (thin lines coloured from small to large d; every k-th d when the grid has more than
+    16), the frontier ``P*(f)`` (black,
+    budgets whose minimum is at the grid's end as open circles) and a dashed guide of slope
+    ``guide_slope`` through the frontier's middle.
+
+    ``panels``: dicts with ``title``, ``flops`` (F,), ``d_grid`` (D,), ``grid_loss`` (D, F),
+    ``frontier`` (F,), ``interior`` (F,) and optional ``guide_slope``.
+    """
+    from matplotlib import cm
+
+    nrows = -(-len(panels) // ncols)
+    fig, _ = _figure((4.4 * ncols, 3.6 * nrows))
+    fig.clear()
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, p in zip(axes.flat, panels):
+        f = np.asarray(p["flops"], dtype=float)
+        grid = np.asarray(p["grid_loss"], dtype=float)
+        D = len(p["d_grid"])
+        every = max(1, -(-D // _MAX_FRONTIER_LINES))     # at most ~16 lines: the rest adds ink, not information
+        for i in range(0, D, every):
+            y = grid[i]
+            ok = np.isfinite(y) & (y > 0)
+            if np.sum(ok) >= 2:
+                ax.loglog(f[ok], y[ok], "-", color=cm.viridis(i / max(1, D - 1)), linewidth=0.7)
+        front = np.asarray(p["frontier"], dtype=float)
+        inside = np.asarray(p["interior"], dtype=bool)
+        ok = np.isfinite(front) & (front > 0)
+        ax.loglog(f[ok & inside], front[ok & inside], "k-o", markersize=2.5, linewidth=1.5)
+        if np.any(ok & ~inside):
+            ax.loglog(f[ok & ~inside], front[ok & ~inside], "ko", markersize=4, mfc="none")
+        slope = p.get("guide_slope")
+        if slope is not None and np.sum(ok & inside) >= 2:
+            fm = f[ok & inside]
+            mid = fm[len(fm) // 2]
+            level = front[ok & inside][len(fm) // 2]
+            ax.loglog(fm, 0.5 * level * (fm / mid) ** slope, "k--", linewidth=0.9)
+        top = _positive_finite(front)
+        if top.size:
+            ax.set_ylim(0.3 * top.min(), 30 * top.max())
+        ax.set_title(p["title"], fontsize=7.5)
+        ax.set_xlabel("flops f = T B d", fontsize=8)
+        ax.set_ylabel("population risk", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=_DPI)
+    return fig
 
 
 def plot_contours(contours, path, *, lambda_max=None, zoom=None, title: str = ""):

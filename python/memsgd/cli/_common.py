@@ -26,8 +26,8 @@ from ..spectrum import Spectrum
 __all__ = ["PRESETS", "PARAMETERS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
-           "batch_type", "ema_type", "refuse_stray_options", "LABEL_NOISE_HELP", "WEIGHT_DECAY_HELP", "EMA_HELP",
-           "check_preset_values", "LONG_WORK", "engine_seconds", "describe_duration"]
+           "batch_type", "float_list_type", "ema_type", "refuse_stray_options", "LABEL_NOISE_HELP", "WEIGHT_DECAY_HELP",
+           "EMA_HELP", "check_preset_values", "LONG_WORK", "engine_seconds", "describe_duration"]
 
 
 # --- argparse types: parse text, check it with memsgd._validation ------------------------------
@@ -51,6 +51,11 @@ def float_type(option: str, *, positive: bool = False, nonnegative: bool = False
     """A finite number option (optionally > 0 or >= 0)."""
     return _argument_type(lambda t: _validation.float_from_text(t, option, positive=positive,
                                                                 nonnegative=nonnegative), "number")
+
+
+def float_list_type(option: str) -> Callable:
+    """A comma-separated list of finite numbers, e.g. ``1e4,1e8,17``."""
+    return _argument_type(lambda t: _validation.float_list_from_text(t, option), "list of numbers")
 
 
 def batch_type(option: str) -> Callable:

@@ -1,5 +1,5 @@
-"""`memsgd reproduce fig1|fig4|compare|schedules|optimal-schedules|corner|corner-training|digits|mnist|practice`: the
-paper's experiments and beyond.
+"""`memsgd reproduce fig1|fig4|compare|schedules|optimal-schedules|scaling|corner|corner-training|digits|mnist|
+practice`: the paper's experiments and beyond.
 
 Each target prints its table, writes PNGs and a JSON file to ``--out`` (default ./memsgd-output)
 and, when stderr is a terminal, shows a progress bar there (``--progress`` / ``--no-progress``
@@ -20,11 +20,12 @@ DEFAULT_OUT = "memsgd-output"
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's figures and the library's experiments (fig1, fig4, "
-                                         "compare, schedules, optimal-schedules, corner, corner-training, digits, "
-                                         "mnist, practice)",
+                                         "compare, schedules, optimal-schedules, scaling, corner, corner-training, "
+                                         "digits, mnist, practice)",
                        description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
                                    "schedule-design study, corner algorithms against AM1 (exact and in training), "
-                                   "the digits (MNIST-like) network experiment, the paper's MNIST experiment, or "
+                                   "the digits (MNIST-like) network experiment, the paper's MNIST experiment, the "
+                                   "4+3 phase plane of random features (compute-optimal exponents), or "
                                    "theory against real torch training. Prints the table, writes PNG + JSON to --out.")
     targets = p.add_subparsers(dest="target", metavar="TARGET")
     targets.required = True
@@ -59,6 +60,15 @@ def register(sub) -> None:
     q.add_argument("--long-steps", type=_common.int_type("--long-steps", 0), default=None,
                    help="second horizon, default 100000; 0: none")
     q.set_defaults(func=_schedules)
+
+    q = targets.add_parser("scaling", help="4+3 phase plane: compute-optimal exponents of SGD, DANA-decaying, AM1 "
+                                           "on power-law random features")
+    common_args(q)
+    q.add_argument("--flops", type=_common.float_list_type("--flops"), default=None,
+                   help="budgets LO,HI,COUNT (geometric), default 1e3,1e8,21")
+    q.add_argument("--fit-decades", type=_common.float_type("--fit-decades", positive=True), default=None,
+                   help="exponents fitted over this many top decades of the interior budgets, default 3")
+    q.set_defaults(func=_scaling)
 
     q = targets.add_parser("optimal-schedules", help="optimal SGD schedules with label noise (easy / hard phase) vs "
                                                      "tuned WSD, cosine, 1-sqrt; memory 1; batch size under a budget")
@@ -183,6 +193,22 @@ def _schedules(args) -> int:
     t0 = time.perf_counter()
     with progress_callback("schedules", show=args.progress) as progress:
         result = schedule_design.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _scaling(args) -> int:
+    from ..experiments import scaling
+    cfg = scaling.small_config() if args.quick else scaling.ScalingConfig()
+    if args.flops is not None:
+        if len(args.flops) != 3:
+            raise ValueError("--flops must be LO,HI,COUNT")
+        cfg.flops = (args.flops[0], args.flops[1], int(args.flops[2]))
+    if args.fit_decades is not None:
+        cfg.fit_decades = args.fit_decades
+    t0 = time.perf_counter()
+    with progress_callback("scaling", show=args.progress) as progress:
+        result = scaling.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
 
