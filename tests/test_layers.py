@@ -29,7 +29,7 @@ LAYERS = [
     # the problem's objects
     ["spectrum", "noise", "algorithms", "schedules"],
     # checks and packing that need the objects; the optimizers, which need only the objects
-    ["_problem", "_stationary", "_packing", "optax", "torch", "torch.*"],
+    ["_problem", "_stationary", "_packing", "_families", "optax", "torch", "torch.*"],
     # the exact engine
     ["dynamics"],
     # computations on top of it

@@ -9,9 +9,11 @@ the family's per-step formulas (exact to rounding; the formulas are cheap next t
 
 Families (:data:`FAMILIES`):
 
-- parametric: ``"sgd"`` (constant lr), ``"sgd_power_law"`` (``lr (1 + t/t0)^-power``),
-  ``"heavy_ball"``, ``"nesterov"``, ``"qhm"`` (constant), ``"am1_power_law"`` (kick, delta,
-  gamma, t0), ``"dana_decaying"`` (g2, g3, delta, power), ``"jacobi"`` (nu_b, lambda_max);
+- parametric (the rows of the algorithm table the command line's presets come from, with their
+  design starts and bounds): ``"sgd"`` (constant lr), ``"sgd_power_law"`` (``lr (1 + t/t0)^-power``),
+  ``"heavy_ball"``, ``"nesterov"``, ``"qhm"`` (constant; lr, momentum, nu_qhm), ``"am1_power_law"``
+  (kick, delta, gamma, t0), ``"dana_decaying"`` (g2, g3, delta, power), ``"jacobi_heavy_ball"``
+  (nu_b, lambda_max);
 - free, piecewise linear in ``u = log(1 + t)`` between ``knots`` equally spaced knots on
   ``[0, log T]`` (the parameters of steps 0..T-1): ``"free_sgd"`` (``log lr_t``) and ``"free_memory1"`` (``log lr_t``,
   ``log(1 - beta_t)``, ``log kick_t`` of AM1: ``v+ = beta_t v + g``, ``w+ = w - lr_t v+ - kick_t g``).
@@ -31,9 +33,9 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from . import algorithms as _algorithms
+from . import _core, _families
 from . import schedules as _schedules
+from .algorithms import MemoryAlgorithm
 from ._progress import progress_bar
 from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
 from .dynamics import loss_curve
@@ -91,7 +93,7 @@ def _sgd_arrays(lr, t):
 
 
 def _sgd_power_law_arrays(lr, power, t0, t):
-    return _memory0(lr * (1.0 + np.asarray(t, float) / t0) ** (-power))
+    return _memory0(_families.sgd_power_law_rates(lr, power, t0, t))
 
 
 def _memory1_constant(alpha, b, c, D, e, t):
@@ -113,27 +115,20 @@ def _qhm_arrays(lr, momentum, nu, t):
                              momentum, 0.0, t)
 
 
-def _sgd_power_law_schedule(lr, power, t0):
-    return Schedule(0, functools.partial(_sgd_power_law_arrays, lr, power, t0),
-                    name=f"sgd_power_law(lr={lr:g}, power={power:g}, t0={t0:g})")
-
-
-# The schedules of the constant families are the presets' (independent of the formulas above,
-# which the tests compare with them).
-def _sgd_schedule(lr):
-    return _schedules.constant(_algorithms.gd(lr))
-
-
-def _heavy_ball_schedule(lr, momentum):
-    return _schedules.constant(_algorithms.heavy_ball(lr, momentum))
-
-
-def _nesterov_schedule(lr, momentum):
-    return _schedules.constant(_algorithms.nesterov(lr, momentum))
-
-
-def _qhm_schedule(lr, momentum, nu):
-    return _schedules.constant(_algorithms.qhm(lr, momentum, nu))
+# Per-step formulas (params..., t) of the parametric families; their parameters, starts, bounds
+# and constructors are the rows of memsgd._families.TABLE (the table the command line reads
+# too). A family's schedule is its constructor's (independent of these formulas, which the
+# tests compare with it).
+_FORMULAS: Dict[str, Callable] = {
+    "sgd": _sgd_arrays,
+    "sgd_power_law": _sgd_power_law_arrays,
+    "heavy_ball": _heavy_ball_arrays,
+    "nesterov": _nesterov_arrays,
+    "qhm": _qhm_arrays,
+    "am1_power_law": _schedules._am1_power_law_generator,
+    "dana_decaying": functools.partial(_schedules._dana_decaying_generator, 1.0),
+    "jacobi_heavy_ball": _schedules._jacobi_generator,
+}
 
 
 @dataclass(frozen=True)
@@ -144,31 +139,14 @@ class _Parameter:
     bounds: Tuple[float, float]
 
 
-# name -> (memory, parameters, per-step formulas (params..., t), schedule constructor (params...))
-_PARAMETRIC = {
-    "sgd": (0, (_Parameter("lr", "log", 0.5, (1e-4, 10.0)),), _sgd_arrays, _sgd_schedule),
-    "sgd_power_law": (0, (_Parameter("lr", "log", 1.0, (1e-4, 10.0)), _Parameter("power", "linear", 0.3, (0.0, 5.0)),
-                          _Parameter("t0", "log", 10.0, (0.1, 1e7))),
-                      _sgd_power_law_arrays, _sgd_power_law_schedule),
-    "heavy_ball": (1, (_Parameter("lr", "log", 0.1, (1e-5, 4.0)), _Parameter("momentum", "log1m", 0.9, (0.0, 0.99999))),
-                   _heavy_ball_arrays, _heavy_ball_schedule),
-    "nesterov": (1, (_Parameter("lr", "log", 0.1, (1e-5, 4.0)), _Parameter("momentum", "log1m", 0.9, (0.0, 0.99999))),
-                 _nesterov_arrays, _nesterov_schedule),
-    "qhm": (1, (_Parameter("lr", "log", 1.0, (1e-4, 100.0)), _Parameter("momentum", "log1m", 0.99, (0.0, 0.99999)),
-                _Parameter("nu", "linear", 0.7, (0.0, 1.0))),
-            _qhm_arrays, _qhm_schedule),
-    "am1_power_law": (1, (_Parameter("kick", "log", 1.0, (1e-3, 4.0)), _Parameter("delta", "linear", 0.3, (0.0, 0.95)),
-                          _Parameter("gamma", "log", 1.0, (0.2, 3.0)), _Parameter("t0", "log", 10.0, (1e-2, 1e5))),
-                      _schedules._am1_power_law_generator, _schedules.am1_power_law),
-    "dana_decaying": (1, (_Parameter("g2", "log", 0.5, (1e-4, 4.0)), _Parameter("g3", "log", 0.5, (1e-4, 10.0)),
-                          _Parameter("delta", "log", 5.0, (0.1, 1e5)), _Parameter("power", "linear", 0.5, (0.0, 1.5))),
-                      functools.partial(_schedules._dana_decaying_generator, 1.0), _schedules.dana_decaying),
-    "jacobi": (1, (_Parameter("nu_b", "log", 0.5, (1e-2, 10.0)), _Parameter("lambda_max", "log", 1.0, (0.5, 100.0))),
-               _schedules._jacobi_generator, _schedules.jacobi_heavy_ball),
-}
+_PARAMETRIC = _families.design_families()
+assert set(_PARAMETRIC) == set(_FORMULAS), "every design family of the table needs its per-step formulas"
 
 FREE = ("free_sgd", "free_memory1")
 FAMILIES = tuple(_PARAMETRIC) + FREE
+"""The families' canonical names: the parametric ones of the algorithm table, then the free ones.
+Older names are accepted too (``"jacobi"`` for ``"jacobi_heavy_ball"``, ``"gd"`` for ``"sgd"``;
+the parameter ``nu`` of ``"qhm"`` for ``nu_qhm``)."""
 
 # Free families: channels (name, natural bounds); every channel is log of a positive quantity.
 _FREE_CHANNELS = {
@@ -264,7 +242,8 @@ def _parametric_arrays(params, formulas, x, t):
 
 
 def _parametric_schedule(params, build, x):
-    return build(*(_parametric_natural(params, x).values()))
+    made = build(*(_parametric_natural(params, x).values()))
+    return _schedules.constant(made) if isinstance(made, MemoryAlgorithm) else made
 
 
 def _free_natural(kind, u_knots, x):
@@ -312,33 +291,30 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
             ``{channel: value or array of knot values}``; values outside the bounds are clipped.
         bounds: ``{parameter or channel: (low, high)}`` in natural units, overriding the defaults.
     """
-    if not isinstance(name, str) or name not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {name!r}")
+    name = _family_name(name)
     steps = step_count(steps, minimum=1)
     start = {} if start is None else start
     bounds = {} if bounds is None else dict(bounds)
     if not isinstance(bounds, dict):
         raise TypeError("bounds must be a dict {name: (low, high)}")
     if name in _PARAMETRIC:
-        memory, params, formulas, build = _PARAMETRIC[name]
-        names = [p.name for p in params]
+        row = _PARAMETRIC[name]
+        names = list(row.parameter_names)
         if not isinstance(start, dict):
             raise TypeError(f"start must be a dict {{parameter: value}} for {name}")
-        unknown = sorted(set(start) - set(names)) + sorted(set(bounds) - set(names))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for family {name}: it has {names}")
+        start, bounds = _by_parameter(row, start, "start"), _by_parameter(row, bounds, "bounds")
         resolved = []
-        for p in params:
+        for p in row.parameters:
             lo, hi = _check_bounds(bounds.get(p.name, p.bounds), p.name)
-            value = real_scalar(start.get(p.name, p.start), f"start[{p.name!r}]")
-            resolved.append(_Parameter(p.name, p.kind, min(max(value, lo), hi), (lo, hi)))
+            value = real_scalar(start.get(p.name, p.design_start), f"start[{p.name!r}]")
+            resolved.append(_Parameter(p.name, p.scale, min(max(value, lo), hi), (lo, hi)))
         params = tuple(resolved)
         x0 = np.array([_checked_variable(p.kind, p.start, p.name) for p in params])
         lim = [_checked_bounds(p.kind, *p.bounds, p.name) for p in params]
-        return Family(name, memory, tuple(names), x0, np.array([a for a, _ in lim]), np.array([b for _, b in lim]),
-                      functools.partial(_parametric_arrays, params, formulas),
+        return Family(name, row.memory, tuple(names), x0, np.array([a for a, _ in lim]), np.array([b for _, b in lim]),
+                      functools.partial(_parametric_arrays, params, _FORMULAS[name]),
                       functools.partial(_parametric_natural, params),
-                      functools.partial(_parametric_schedule, params, build),
+                      functools.partial(_parametric_schedule, params, row.build),
                       ", ".join(f"{p.name} in [{p.bounds[0]:g}, {p.bounds[1]:g}]" for p in params))
     knots = positive_int(knots, "knots")
     if knots < 2:
@@ -377,6 +353,34 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
                   functools.partial(_free_natural, name, u_knots),
                   functools.partial(_free_schedule, name, u_knots), ", ".join(text),
                   functools.partial(_free_chain, name, u_knots))
+
+
+def _family_name(name) -> str:
+    """The canonical family name of ``name`` (older names of the algorithm table accepted)."""
+    if isinstance(name, str):
+        if name in FAMILIES:
+            return name
+        canonical = _families.canonical_name(name)
+        if canonical in _PARAMETRIC:
+            return canonical
+    raise ValueError(f"family must be one of {FAMILIES}, got {name!r}")
+
+
+def _by_parameter(row, given: dict, what: str) -> dict:
+    """``given`` keyed by canonical parameter names (aliases accepted); unknown names refused."""
+    out, unknown = {}, []
+    for key, value in given.items():
+        canonical = row.parameter_name(key) if isinstance(key, str) else None
+        if canonical is None:
+            unknown.append(key)
+        elif canonical in out:
+            raise ValueError(f"{what} gives {canonical!r} twice (once as an older name) for family {row.name}")
+        else:
+            out[canonical] = value
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(map(str, unknown))} in {what} for family {row.name}: "
+                         f"it has {list(row.parameter_names)}")
+    return out
 
 
 def _check_bounds(pair, name):
