@@ -31,24 +31,96 @@ def _math_sections():
     return {m.group(1) for m in re.finditer(rf"^#+ §({_SECTION}) ", MATH.read_text(), re.M)}
 
 
-def test_mkdocs_build_strict(tmp_path):
-    # fails if mkdocs is missing: .[test] installs it (the docs are built in CI)
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The docs built once for this module with warnings as errors (fails if mkdocs is missing:
+    .[test] installs it; the docs are built in CI)."""
+    out_dir = tmp_path_factory.mktemp("docs") / "site"
     out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                          "-d", str(tmp_path / "site")], capture_output=True, text=True, timeout=300,
+                          "-d", str(out_dir)], capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert (tmp_path / "site" / "api" / "index.html").exists()
-    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    return out_dir
+
+
+def _page_html(site, page):
+    return (site / ("" if page.stem == "index" else page.stem) / "index.html").read_text()
+
+
+def _article(html):
+    return html[html.find("<article"):html.find("</article>")]
+
+
+def test_mkdocs_build_strict(site):
+    assert (site / "api" / "index.html").exists()
+    api = (site / "api" / "index.html").read_text()
     for name in ("memsgd.loss_curve", "memsgd.Spectrum", "memsgd.stability", "memsgd.torch.AM1"):
         assert f'id="{name}"' in api, name  # the reference really is generated from the docstrings
     # every formula reached the math renderer: no $ or TeX command left in the prose
     for page in DOCS.glob("*.md"):
-        html = (tmp_path / "site" / ("" if page.stem == "index" else page.stem) / "index.html").read_text()
-        body = html[html.find("<article"):html.find("</article>")]
+        body = _article(_page_html(site, page))
         body = re.sub(r'<(span|div) class="arithmatex">.*?</\1>|<code>.*?</code>|<pre.*?</pre>', "", body, flags=re.S)
         prose = re.sub(r"<[^>]+>", "", body)
         stray = re.findall(r".{0,40}(?:\$|\\[a-zA-Z]+).{0,20}", prose)
         assert not stray, (page.name, stray[:3])
+
+
+def test_no_page_shows_a_literal_sphinx_role(site):
+    # mkdocstrings does not render Sphinx roles (:func:`x` showed as ":func:x"): docstrings link
+    # with autorefs, [x][memsgd.x], or write plain code
+    role = re.compile(r":(?:func|class|attr|meth|mod|data|obj|exc|ref|py:\w+):")
+    shown = {}
+    for page in DOCS.glob("*.md"):
+        text = re.sub(r"<[^>]+>", "", _article(_page_html(site, page)))
+        found = role.findall(text)
+        if found:
+            shown[page.name] = len(found)
+    assert not shown
+
+
+def test_the_built_site_loads_nothing_from_outside(site):
+    # offline reading: scripts, styles and fonts (math: the vendored KaTeX) all come with the site
+    outside = re.compile(r'<(?:script|link)\b[^>]*\b(?:src|href)="(?:https?:)?//[^"]*"')
+    found = {}
+    for html in site.rglob("*.html"):
+        hits = [h for h in outside.findall(html.read_text()) if 'rel="canonical"' not in h]
+        if hits:
+            found[str(html.relative_to(site))] = hits[:2]
+    assert not found
+    css = (site / "javascripts" / "katex" / "katex.min.css").read_text()
+    for font in re.findall(r"url\(([^)]+)\)", css):
+        assert (site / "javascripts" / "katex" / font).exists(), font
+
+
+def test_every_formula_renders_with_the_vendored_katex(site):
+    # the math the pages hand to KaTeX parses (KaTeX is stricter than MathJax about some macros)
+    import html
+    import json
+    import shutil
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("needs node to run KaTeX outside a browser")
+    formulas = []
+    for page in site.rglob("*.html"):
+        for kind, tex in re.findall(r'<(span|div) class="arithmatex">(.*?)</\1>', page.read_text(), re.S):
+            tex = html.unescape(tex).strip()
+            display = tex.startswith("\\[")
+            formulas.append([str(page.relative_to(site)), tex[2:-2], display])
+    assert len(formulas) > 500
+    script = """
+const katex = require(process.argv[1]);
+const bad = [];
+for (const [page, tex, display] of JSON.parse(require("fs").readFileSync(0, "utf8"))) {
+  try { katex.renderToString(tex, {displayMode: display, throwOnError: true}); }
+  catch (e) { bad.push([page, tex.slice(0, 80), String(e.message).slice(0, 160)]); }
+}
+console.log(JSON.stringify(bad));
+"""
+    out = subprocess.run([node, "-e", script, str(DOCS / "javascripts" / "katex" / "katex.min.js")],
+                         input=json.dumps(formulas), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
 
 
 def test_math_sections_mirror_the_specification():
@@ -129,3 +201,11 @@ def test_cli_page_shows_real_output():
         out = subprocess.run([sys.executable, "-m", *shlex.split(command)], capture_output=True, text=True,
                              timeout=120)
         assert out.returncode == 0 and out.stdout == shown, (command, out.stdout, out.stderr)
+
+
+def test_no_docstring_uses_a_sphinx_role():
+    # the same rule at the source (a role in a private module would show once it is rendered)
+    role = re.compile(r":(?:func|class|attr|meth|mod|data|obj|exc):`")
+    found = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "python" / "memsgd").rglob("*.py"))
+             for i, line in enumerate(p.read_text().splitlines(), 1) if role.search(line)]
+    assert not found

@@ -6,13 +6,13 @@ and its constructor. A parameter carries two starting values, kept apart on purp
 - ``default``: what the command line uses when the user gives nothing (``memsgd curve --algo
   heavy_ball`` runs ``heavy_ball(0.1, 0.9)``); a string names a value taken from the problem
   (``"kappa/nu"``: zeta; ``"scale"``: the largest eigenvalue);
-- ``design_start``: where :func:`memsgd.design.optimize_schedule` starts, with ``bounds`` (natural
+- ``design_start``: where [`memsgd.design.optimize_schedule`][memsgd.optimize_schedule] starts, with ``bounds`` (natural
   units) and ``scale`` (how the optimiser moves it: ``"log"``, ``"log1m"`` = ``log(1 - value)``
   for momenta, or ``"linear"``).
 
 A family is a command-line preset when every parameter has a ``default``, and a design family
 when every parameter has a ``design_start`` (design also needs its per-step formulas, which live
-in :mod:`memsgd.design`).
+in ``memsgd.design``).
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class Parameter:
 
 @dataclass(frozen=True)
 class AlgorithmFamily:
-    """A row of :data:`TABLE`: ``build(*values)`` takes the parameters in the listed order."""
+    """A row of ``TABLE``: ``build(*values)`` takes the parameters in the listed order."""
 
     name: str
     summary: str

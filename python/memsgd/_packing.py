@@ -72,7 +72,7 @@ def per_configuration(value, kind, name: str, count: int) -> list:
 
 def chunks(param_bytes) -> list:
     """Split configurations [0, C) so that each chunk's per-step arrays stay under
-    :data:`CHUNK_PARAMETER_BYTES`: a list of ``(start, stop)``."""
+    ``CHUNK_PARAMETER_BYTES``: a list of ``(start, stop)``."""
     out, start, acc = [], 0, 0.0
     for i, b in enumerate(param_bytes):
         if i > start and acc + b > CHUNK_PARAMETER_BYTES:

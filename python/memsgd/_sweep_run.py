@@ -119,8 +119,8 @@ def default_chunk_size(configs: Configurations, kind: str, workers: int, threads
 
 def chunk_tasks(configs: Configurations, executor, chunk_size: Optional[int] = None) -> List[np.ndarray]:
     """The configurations 0..C-1 in consecutive chunks of ``chunk_size`` (default: sized for the
-    executor by :func:`default_chunk_size`, one OpenMP thread per task on an executor), as the
-    index arrays :func:`run_tasks` takes."""
+    executor by ``default_chunk_size``, one OpenMP thread per task on an executor), as the
+    index arrays ``run_tasks`` takes."""
     kind = executor_kind(executor)
     chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind), None)
     return [np.arange(i, min(i + chunk, configs.size)) for i in range(0, configs.size, chunk)]
@@ -137,7 +137,7 @@ def _compute(method, algorithms, spectra, noises, steps, record, threads, labels
 
 
 def _compute_loss_at(algorithms, spectra, noises, record, threads, labels):
-    """:func:`memsgd.loss_at` at the recorded steps, one configuration at a time."""
+    """[`memsgd.loss_at`][memsgd.loss_at] at the recorded steps, one configuration at a time."""
     n = len(algorithms)
     loss = np.empty((n, record.size))
     error = np.empty((n, record.size))

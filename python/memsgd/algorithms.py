@@ -192,7 +192,7 @@ class MemoryAlgorithm:
 
     def __repr__(self) -> str:
         """The preset call that built it (``heavy_ball(lr=0.1, momentum=0.9)``), else the matrix
-        form; :meth:`matrix_form` always gives the matrix form."""
+        form; ``matrix_form`` always gives the matrix form."""
         if self._preset is None:
             return self.matrix_form()
         name, arguments = self._preset
@@ -227,7 +227,7 @@ class Multistep:
     @property
     def alpha_eff(self) -> float:
         """``Q(1) / P'(1)`` with ``P'(1) = R(1) = 1 - sum a``; ``inf`` when ``R(1) = 0`` (as
-        :attr:`MemoryAlgorithm.alpha_eff` for a singular ``I - D``), without a warning."""
+        [`MemoryAlgorithm.alpha_eff`][memsgd.MemoryAlgorithm.alpha_eff] for a singular ``I - D``), without a warning."""
         r1 = 1.0 - float(np.sum(self.a))
         if r1 == 0.0:
             return math.inf

@@ -1,6 +1,6 @@
 """Small real data sets: scikit-learn's handwritten digits and MNIST IDX files the user already has.
 
-Nothing here downloads anything. numpy only (scikit-learn is imported by :func:`load_digits`).
+Nothing here downloads anything. numpy only (scikit-learn is imported by [`load_digits`][memsgd.data.load_digits]).
 """
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """Schedule design: minimise the exact expected loss over schedules (docs/schedule-design.md).
 
 ``optimize_schedule`` minimises ``log J`` with ``J = sum_t w_t L_t`` (default: the final loss
-``L_T``) by scipy's L-BFGS-B on the exact gradient of :func:`memsgd.loss_gradient`. A schedule
+``L_T``) by scipy's L-BFGS-B on the exact gradient of [`memsgd.loss_gradient`][memsgd.loss_gradient]. A schedule
 family maps a vector ``x`` of optimisation variables to the per-step parameters
 ``(alpha_t, b_t, c_t, D_t, e_t)``; the gradient with respect to ``x`` is the chain rule
 ``dJ/dx_j = sum_t <dJ/dtheta_t, dtheta_t/dx_j>``, with ``dtheta_t/dx_j`` by complex step through
 the family's per-step formulas (exact to rounding; the formulas are cheap next to the adjoint).
 
-Families (:data:`FAMILIES`):
+Families ([`FAMILIES`][memsgd.design.FAMILIES]):
 
 - parametric (the rows of the algorithm table the command line's presets come from, with their
   design starts and bounds): ``"sgd"`` (constant lr), ``"sgd_power_law"`` (``lr (1 + t/t0)^-power``),
@@ -211,7 +211,7 @@ class Family:
 
     ``arrays(x, t)`` returns ``(alpha, b, c, D, e)`` for the steps ``t`` (complex ``x`` allowed:
     the chain rule uses complex step); ``natural(x)`` the family's parameters by name;
-    ``schedule(x)`` the memsgd :class:`Schedule`. ``start`` and ``lower``/``upper`` are in the
+    ``schedule(x)`` the memsgd [`Schedule`][memsgd.schedules.Schedule]. ``start`` and ``lower``/``upper`` are in the
     optimisation variables. ``chain(x, t, grads)``, when given, returns ``dJ/dx`` from the per-step
     gradient faster than one complex step per variable (the free families use it).
     """
@@ -282,12 +282,12 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps:
 
 
 def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=None) -> Family:
-    """The family ``name`` (one of :data:`FAMILIES`) for a horizon of ``steps``.
+    """The family ``name`` (one of [`FAMILIES`][memsgd.design.FAMILIES]) for a horizon of ``steps``.
 
     Args:
         knots: number of knots of a free family (piecewise linear in ``log(1 + t)``).
         start: parametric: ``{parameter: value}`` overriding the default start; free: a
-            :class:`Schedule` to sample (free_memory1: AM1 form, e.g. ``am1_power_law``) or
+            [`Schedule`][memsgd.schedules.Schedule] to sample (free_memory1: AM1 form, e.g. ``am1_power_law``) or
             ``{channel: value or array of knot values}``; values outside the bounds are clipped.
         bounds: ``{parameter or channel: (low, high)}`` in natural units, overriding the defaults.
     """
@@ -411,7 +411,7 @@ def _checked_bounds(kind, lo, hi, name):
 
 @dataclass
 class ScheduleOptimum:
-    """What :func:`optimize_schedule` found.
+    """What [`optimize_schedule`][memsgd.optimize_schedule] found.
 
     ``schedule``: the best schedule evaluated that did not diverge; ``parameters``: its family
     parameters (natural units; free families: knot steps and knot values); ``x``: the optimisation
@@ -535,7 +535,7 @@ class _Problem:
 def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: int, weights=None):
     """``(J, dJ/dx)`` for ``J = sum_t weights[t] L_t`` of ``family.schedule(x)`` (default: ``L_T``).
 
-    The chain rule through the family's per-step formulas on top of :func:`memsgd.loss_gradient`;
+    The chain rule through the family's per-step formulas on top of [`memsgd.loss_gradient`][memsgd.loss_gradient];
     ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges.
     """
     if not isinstance(family, Family):
@@ -556,12 +556,13 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     """Minimise ``J = sum_t weights[t] L_t`` (default: the final loss ``L_T``) over a schedule family.
 
     Args:
-        family: a name from :data:`FAMILIES` or a :class:`Family` (see :func:`make_family`).
+        family: a name from [`FAMILIES`][memsgd.design.FAMILIES] or a [`Family`][memsgd.design.Family] (see
+            [`make_family`][memsgd.design.make_family]).
         spectrum: the problem's spectrum.
         noise: its noise (tau1, tau2; its batch size unless ``batch_budget``).
         steps: the horizon T.
         weights: ``(T+1,)`` nonnegative loss weights (default: ``L_T`` alone).
-        start: passed to :func:`make_family` when ``family`` is a name.
+        start: passed to [`make_family`][memsgd.design.make_family] when ``family`` is a name.
         bounds: likewise.
         knots: likewise.
         batch_budget: optimise the per-step batch sizes too under ``sum_t B_t = batch_budget``
@@ -574,8 +575,9 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
         tolerance: L-BFGS-B's ``ftol`` (on ``log J``).
         progress: a bar over iterations (True / False / None: when stderr is a terminal).
 
-    The objective is ``log J`` (scale-free); its gradient ``(dJ/dx)/J`` is :func:`family_gradient`.
-    See the module docstring for the stability guard. Returns a :class:`ScheduleOptimum`.
+    The objective is ``log J`` (scale-free); its gradient ``(dJ/dx)/J`` is
+    [`family_gradient`][memsgd.design.family_gradient].
+    See the module docstring for the stability guard. Returns a [`ScheduleOptimum`][memsgd.ScheduleOptimum].
 
     Raises:
         ValueError: bad arguments, or every start diverges within the bounds (nothing to optimise).

@@ -45,7 +45,7 @@ class LossCurve:
 
     ``diverged_at`` is the first step with ``L_t > 1e30 L_0`` or a non-finite value (both arrays
     are ``inf`` from there on), or None. ``loss`` is the excess risk; with label noise of variance
-    ``label_noise`` (docs/math.md §9) the population risk is :attr:`total`.
+    ``label_noise`` (docs/math.md §9) the population risk is ``total``.
     """
 
     loss: np.ndarray
@@ -81,7 +81,7 @@ class LossCurve:
     @property
     def grows_exponentially(self) -> bool:
         """True when the run diverged or the loss shows sustained exponential growth at its end:
-        over the last quarter (see :attr:`growth_rate`) the mean of ``ln L`` rises from each of four
+        over the last quarter (see ``growth_rate``) the mean of ``ln L`` rises from each of four
         equal parts to the next, and ``L`` grows at least e-fold (``growth_rate * w >= 1``).
 
         The losses themselves are exact and unchanged; this flags runs that have not (yet) crossed
@@ -93,7 +93,7 @@ class LossCurve:
 
 @dataclass(frozen=True)
 class LossCurves:
-    """Loss curves of C configurations at the recorded steps (see :func:`loss_curves`).
+    """Loss curves of C configurations at the recorded steps (see [`loss_curves`][memsgd.loss_curves]).
 
     ``steps`` (R,) int64; ``loss`` (C, R) float64, ``loss[i, r] = L_{steps[r]}`` of configuration i
     (``inf`` from its divergence on); ``diverged_at`` (C,) int64, -1 where the run did not diverge;
@@ -116,14 +116,16 @@ class LossCurves:
 
     @property
     def growth_rate(self) -> np.ndarray:
-        """(C,) :attr:`LossCurve.growth_rate` of each configuration, fitted on the recorded steps in
+        """(C,) [`LossCurve.growth_rate`][memsgd.LossCurve.growth_rate] of each configuration, fitted on the recorded
+        steps in
         the last quarter of the run (``nan`` with fewer than 5 recorded there; ``inf`` if diverged)."""
         return np.array([growth(row, None if d < 0 else int(d), self.steps)[0]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=np.float64)
 
     @property
     def grows_exponentially(self) -> np.ndarray:
-        """(C,) bool, :attr:`LossCurve.grows_exponentially` of each configuration on the recorded
+        """(C,) bool, [`LossCurve.grows_exponentially`][memsgd.LossCurve.grows_exponentially] of each configuration on
+        the recorded
         steps (False where fewer than 5 recorded steps lie in the last quarter)."""
         return np.array([growth(row, None if d < 0 else int(d), self.steps)[1]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=bool)
@@ -189,7 +191,7 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     (specialised SIMD kernels for M <= 3), any shift e, and per-step batch sizes
     (``Noise(batch_size=array)``: step t uses ``tau1/B_t``, ``tau2/B_t``, docs/math.md §8).
     Cost O(steps K (M+1)^2) for M <= 3, O(steps K (M+1)^3) above; memory O(K (M+1)^2 + steps).
-    Deterministic: identical bits for any number of threads, and equal to :func:`loss_curves`.
+    Deterministic: identical bits for any number of threads, and equal to [`loss_curves`][memsgd.loss_curves].
 
     ``progress``: ``True`` shows a progress bar, ``False`` never, ``None`` (default) when the
     run is long (about 5 s or more) and stderr is a terminal. Long runs can be interrupted
@@ -219,7 +221,7 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
     """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (docs/math.md §4).
 
     Stationary algorithms and a constant batch size only (two-time propagators of schedules
-    are not offered here). ``progress`` and ``threads`` as in :func:`loss_curve`.
+    are not offered here). ``progress`` and ``threads`` as in [`loss_curve`][memsgd.loss_curve].
     """
     if isinstance(algorithm, Schedule):
         raise ValueError("algorithm must be stationary (a MemoryAlgorithm): propagators of a Schedule "

@@ -112,7 +112,8 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     """``value = sum_t weights[t] L_t`` and its exact gradient w.r.t. every per-step parameter.
 
     Args:
-        schedule: a :class:`Schedule` (its first ``steps`` steps), or a :class:`MemoryAlgorithm`,
+        schedule: a [`Schedule`][memsgd.schedules.Schedule] (its first ``steps`` steps), or a
+            [`MemoryAlgorithm`][memsgd.MemoryAlgorithm],
             treated as the constant schedule (the gradient is still per step).
         spectrum: the problem's spectrum.
         noise: its noise; a per-step batch size ``B_t`` (``Noise(batch_size=array)``) is
@@ -124,11 +125,11 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
             if that at most doubles the stored states: ``memsgd._core.gradient_checkpointing``).
             Memory: about ``horizon/C + C`` states of ``K (M+1)(M+2)/2`` doubles (``K (M+1)^2``
             for M > 3).
-        threads: at most this many threads (default: all cores, as :func:`memsgd.loss_curve`).
+        threads: at most this many threads (default: all cores, as [`memsgd.loss_curve`][memsgd.loss_curve]).
         progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
             stderr is a terminal. Long runs can be interrupted with Ctrl-C.
 
-    The forward pass is :func:`memsgd.loss_curve`'s run of the engine: ``loss`` and
+    The forward pass is [`memsgd.loss_curve`][memsgd.loss_curve]'s run of the engine: ``loss`` and
     ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
     non-finite value, decided by the core). The backward pass is its adjoint (module docstring).
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count

@@ -32,7 +32,7 @@ What the contour may and may not leave out:
 * Off-axis singularities (complex ``mu`` of underdamped momentum, negative ``mu`` of oscillating
   modes) with ``Re s > c - rho`` contribute ``~ e^(-rho t)`` relative to ``L_t``. They are left
   out only from ``t0 = 2.4 X / rho`` on (``X ~ 36`` the contour's reach, ``e^(-86)``); below ``t0``
-  the exact recursion (:func:`memsgd.loss_curve`) runs. The factor 2 covers the shift of the
+  the exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve]) runs. The factor 2 covers the shift of the
   zeros of ``1 - V'`` off the component poles (found below 10% in random memory-1/2 problems).
   At its end the contour is checked against the recursion at ~12 steps in ``[t0, 2 t0]``.
 * Cancellation: far-left components (``lambda t >> 1``) are analytic inside the contour and
@@ -121,7 +121,7 @@ _CENTRE_RESOLUTION = 1e-18
 
 @dataclass(frozen=True)
 class LossAt:
-    """Exact expected losses at chosen steps (see :func:`loss_at`).
+    """Exact expected losses at chosen steps (see [`loss_at`][memsgd.loss_at]).
 
     Fields:
         steps: (n,) int64, the requested steps.
@@ -129,7 +129,7 @@ class LossAt:
         error: (n,) float64, estimated absolute error of ``loss`` (0 where ``loss`` is inf).
         diverged_at: the first step whose loss is not finite or exceeds 1e30 L_0 (it may lie
             between requested steps), or None when that does not happen up to ``steps[-1]``.
-        exact_until: steps up to this one come from the exact recursion (:func:`memsgd.loss_curve`),
+        exact_until: steps up to this one come from the exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve]),
             later ones from the contour integral.
         rate: exponential rate ``c`` of the slowest mode: ``L_t ~ e^(c t)`` times slower factors
             (0 for an infinite spectrum, < 0 for a finite one, > 0 when the loss diverges).
@@ -156,8 +156,8 @@ class LossAt:
 
 
 def supports_loss_at(algorithm, noise) -> bool:
-    """True when :func:`loss_at` accepts this algorithm and noise: a stationary
-    :class:`MemoryAlgorithm` (not a Schedule) and a :class:`Noise` with one batch size."""
+    """True when [`loss_at`][memsgd.loss_at] accepts this algorithm and noise: a stationary
+    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule) and a [`Noise`][memsgd.Noise] with one batch size."""
     return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
             and not affine_features(algorithm, noise))
 
@@ -171,23 +171,23 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     ``L_t`` is the t-th coefficient of ``L(z) = U(z) + U'(z) V(z) / (1 - V'(z))`` (docs/math.md §8,
     "Generating functions"), recovered by a contour integral in ``s = -log z``; steps below the
     contour's start ``t0`` come from the exact recursion. The values are those of
-    :func:`memsgd.loss_curve` (same spectrum nodes and weights) to the returned error estimate,
+    [`memsgd.loss_curve`][memsgd.loss_curve] (same spectrum nodes and weights) to the returned error estimate,
     typically 1e-12 relative and aimed at 1e-8 at worst.
 
     Args:
-        algorithm: a stationary :class:`MemoryAlgorithm` (any memory M, any e).
+        algorithm: a stationary [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (any memory M, any e).
         spectrum: finite, infinite (quadrature weights) or empirical.
         noise: SE noise with one batch size (``noise.per_step`` is not supported).
         steps: strictly increasing integers in [0, 10^12] (integral floats such as 1e9 accepted).
         exact_until: run the exact recursion up to this step at least (default: ``2 t0``, with
             ``t0`` the first step where the contour is valid, ~100 / (decay rate of the slowest
             oscillating mode); at least 128).
-        progress: as in :func:`memsgd.loss_curve` (for the recursion part and long contour sums).
+        progress: as in [`memsgd.loss_curve`][memsgd.loss_curve] (for the recursion part and long contour sums).
         threads: at most this many threads (default: all cores); the values do not depend on it.
 
     Cost: the recursion up to ``2 t0`` plus O(K P^3) per contour node, ~70 nodes per decade of
     requested steps (P = (M+1)(M+2)/2). A diverging algorithm gets ``inf`` from its divergence on
-    (``diverged_at``), as in :func:`memsgd.loss_curve`.
+    (``diverged_at``), as in [`memsgd.loss_curve`][memsgd.loss_curve].
     """
     algorithm, spectrum, noise = _check_problem(algorithm, spectrum, noise)
     steps = step_array(steps, "steps", max_step=MAX_STEP)

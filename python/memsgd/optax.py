@@ -1,10 +1,11 @@
 r"""SGD with memory as optax gradient transformations (JAX).
 
-- :func:`am1`: heavy ball plus a kick, ``v <- beta v + g``, updates ``-(lr v + kick g)``; each
+- [`am1`][memsgd.optax.am1]: heavy ball plus a kick, ``v <- beta v + g``, updates ``-(lr v + kick g)``; each
   hyperparameter a number or a schedule ``count -> value`` (works with
   ``optax.inject_hyperparams``).
-- :func:`memory_sgd`: any memory-M algorithm in matrix form with ``e = 0`` (a
-  :class:`memsgd.MemoryAlgorithm`), or a non-stationary one (a :class:`memsgd.Schedule`).
+- [`memory_sgd`][memsgd.optax.memory_sgd]: any memory-M algorithm in matrix form with ``e = 0`` (a
+  [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm]), or a non-stationary one (a
+  [`memsgd.Schedule`][memsgd.schedules.Schedule]).
 
 Both are pure ``init``/``update`` pairs with ``NamedTuple`` states, so they ``jit``, ``vmap`` and
 compose with ``optax.chain``. Updates are what ``optax.apply_updates`` adds to the parameters.
@@ -28,14 +29,14 @@ __all__ = ["AM1State", "MemorySGDState", "am1", "memory_sgd"]
 
 
 class AM1State(NamedTuple):
-    """State of :func:`am1`: the step count (int32) and the velocity ``v`` (like the params)."""
+    """State of [`am1`][memsgd.optax.am1]: the step count (int32) and the velocity ``v`` (like the params)."""
 
     count: Any
     velocity: Any
 
 
 class MemorySGDState(NamedTuple):
-    """State of :func:`memory_sgd`: the step count (int32) and the memory ``u``: a tree like
+    """State of [`memory_sgd`][memsgd.optax.memory_sgd]: the step count (int32) and the memory ``u``: a tree like
     the params whose leaves have a leading axis of length M (``u^1..u^M``)."""
 
     count: Any
@@ -82,12 +83,13 @@ def am1(learning_rate, momentum, kick):
         v_{t+1} = beta_t v_t + g_t                    (v_0 = 0)
         update  = -(lr_t v_{t+1} + kick_t g_t)        (added by optax.apply_updates)
 
-    so ``w_{t+1} = w_t - lr_t v_{t+1} - kick_t g_t``: the torch :class:`memsgd.torch.AM1`
+    so ``w_{t+1} = w_t - lr_t v_{t+1} - kick_t g_t``: the torch [`memsgd.torch.AM1`][memsgd.torch.AM1]
     without a schedule, and in matrix form (``u = -lr v``) ``alpha = lr + kick, b = D = beta,
     c = lr``, ``alpha_eff = kick + lr / (1 - beta)``. ``kick = 0`` is
     ``optax.sgd(learning_rate, momentum)`` (same convention: a new ``lr_t`` scales the whole
     accumulated velocity, as torch's lr schedulers do). For the matrix form of a time-varying
-    AM1, with ``lr_t`` inside the memory, use :func:`memory_sgd` with a :class:`memsgd.Schedule`.
+    AM1, with ``lr_t`` inside the memory, use [`memory_sgd`][memsgd.optax.memory_sgd] with a
+    [`memsgd.Schedule`][memsgd.schedules.Schedule].
 
     Args:
         learning_rate: ``lr >= 0``, a number or a callable ``count -> lr`` (an optax schedule).
@@ -99,7 +101,7 @@ def am1(learning_rate, momentum, kick):
     ``optax.inject_hyperparams`` passes, possibly traced) are accepted unchecked.
 
     Returns:
-        ``optax.GradientTransformation`` with state :class:`AM1State`.
+        ``optax.GradientTransformation`` with state [`AM1State`][memsgd.optax.AM1State].
 
     Example:
         >>> opt = memsgd.optax.am1(learning_rate=0.01, momentum=0.9, kick=0.1)
@@ -135,12 +137,12 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
         u_{t+1}   = D_t u_t   - c_t g_t              (u_0 = 0)
 
     ``u`` holds M vectors shaped like the parameters (a leading axis of length M on every leaf).
-    The iterates are those of :class:`memsgd.torch.MemorySGD` (stationary) and of
-    :class:`memsgd.torch.AM1` with a schedule, step for step.
+    The iterates are those of [`memsgd.torch.MemorySGD`][memsgd.torch.MemorySGD] (stationary) and of
+    [`memsgd.torch.AM1`][memsgd.torch.AM1] with a schedule, step for step.
 
     Args:
-        algorithm_or_schedule: a :class:`memsgd.MemoryAlgorithm` with ``e = 0`` (e.g.
-            ``memsgd.heavy_ball(0.1, 0.9)``), or a :class:`memsgd.Schedule` with ``e_t = 0``
+        algorithm_or_schedule: a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] with ``e = 0`` (e.g.
+            ``memsgd.heavy_ball(0.1, 0.9)``), or a [`memsgd.Schedule`][memsgd.schedules.Schedule] with ``e_t = 0``
             (e.g. ``schedules.am1_power_law``). The gradient point must be the iterate: an
             ``e != 0`` (Nesterov, schedule-free) would need the gradient at ``w + e^T u``.
         steps: for a schedule, how many steps to prepare: its parameters are evaluated once,
@@ -149,7 +151,7 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
             the end gives NaN updates, so an overrun cannot pass unnoticed.
 
     Returns:
-        ``optax.GradientTransformation`` with state :class:`MemorySGDState`.
+        ``optax.GradientTransformation`` with state [`MemorySGDState`][memsgd.optax.MemorySGDState].
     """
     from .algorithms import MemoryAlgorithm
     from .schedules import Schedule

@@ -62,7 +62,7 @@ def plot_curves(curves, path, *, title: str = "", guides=None, points=None, dive
     Args:
         curves: ``{label: loss}`` with ``loss[t] = L_t`` for t = 0..T, or ``{label: (t, loss)}``
             for losses evaluated at some steps only. Step 0 is not drawn (log axis), NaN marks a
-            step that was not evaluated, and ``+inf`` a diverged loss (as :func:`memsgd.loss_curve`
+            step that was not evaluated, and ``+inf`` a diverged loss (as [`memsgd.loss_curve`][memsgd.loss_curve]
             reports them): a diverged curve is drawn up to its divergence step, marked there at
             the top edge, and its label says the step.
         guides: ``{label: (t, L)}`` or ``{label: (t, L, text)}``: predicted power laws, dashed;
@@ -330,7 +330,7 @@ def plot_heatmap(values, x, y, path, *, xlabel: str = "", ylabel: str = "", titl
 
 
 def plot_stability(profile, path, *, title: str = ""):
-    """Panels from a :class:`memsgd.theory.StabilityProfile` (docs/theory.md "Memory 1"): the
+    """Panels from a [`memsgd.theory.StabilityProfile`][memsgd.theory.StabilityProfile] (docs/theory.md "Memory 1"): the
     eigenvalues of ``S_lambda`` in the complex plane coloured by ``log10 lambda`` with the unit
     circle (and, for memory 1, the circle or line every complex pair lies on; zoomed in a second
     panel when that circle is small), and each component's noise term against lambda, with the

@@ -39,8 +39,9 @@ def loss_from_propagators(props: Propagators, method: str = "fft", progress: Opt
     is negative (tau2 > 0, or modes with negative or complex eigenvalues) the terms of the sums
     can exceed the loss by many orders of magnitude; the error estimate is then the rounding
     error of each sum relative to its terms, propagated through the equations with ``|V'|`` and
-    ``|V|`` (docs/math.md §4), and a :class:`RenewalCancellationWarning` names the first step
-    whose estimated relative error exceeds 1e-3. The exact recursion :func:`memsgd.loss_curve`
+    ``|V|`` (docs/math.md §4), and a [`RenewalCancellationWarning`][memsgd.RenewalCancellationWarning] names the first
+    step
+    whose estimated relative error exceeds 1e-3. The exact recursion [`memsgd.loss_curve`][memsgd.loss_curve]
     does not cancel: use it there. An overflowing solution is ``inf`` from its first overflow on
     (never NaN).
 

@@ -1,8 +1,9 @@
 """Non-stationary algorithms: per-step parameters (docs/math.md §7).
 
-A :class:`Schedule` gives the matrix-form parameters ``(alpha_t, b_t, c_t, D_t, e_t)`` of step
+A [`Schedule`][memsgd.schedules.Schedule] gives the matrix-form parameters ``(alpha_t, b_t, c_t, D_t, e_t)`` of step
 t (0-based: step t maps state t to state t+1). Named schedules are generated from formulas
-and have no end; :meth:`Schedule.from_arrays` wraps explicit arrays of a fixed length.
+and have no end; [`Schedule.from_arrays`][memsgd.schedules.Schedule.from_arrays] wraps explicit arrays of a fixed
+length.
 """
 from __future__ import annotations
 
@@ -143,7 +144,8 @@ def am1_form(alpha, b, c, D, e, *, name: str = "schedule", first_step: int = 0):
 
     AM1 (docs/math.md §2, presets) is the memory-1 matrix form ``alpha = lr + kick``,
     ``b = D = momentum``, ``c = lr``, ``e = 0``; ``lr = c``, ``momentum = D``, ``kick = alpha - c``.
-    The arguments are per-step arrays as :meth:`Schedule.parameters` returns them (``alpha`` (n,),
+    The arguments are per-step arrays as [`Schedule.parameters`][memsgd.schedules.Schedule.parameters] returns them
+    (``alpha`` (n,),
     ``b``, ``c``, ``e`` (n, 1), ``D`` (n, 1, 1); a MemoryAlgorithm's own shapes are accepted too).
     ValueError (naming ``name`` and step ``first_step + i``) for memory other than 1, or a step with
     ``b != D`` (relative 1e-12) or ``e != 0``.

@@ -51,9 +51,10 @@ _SAMPLERS = {"gaussian": _gaussian, "rademacher": _rademacher, "uniform": _unifo
 
 
 def noise_for_data(data, batch_size) -> Noise:
-    """The SE noise that is exact for :func:`simulate_sgd` with ``data``: ``Noise(batch_size, 1, 2 - m4)``.
+    """The SE noise that is exact for [`simulate_sgd`][memsgd.simulate_sgd] with ``data``: ``Noise(batch_size, 1, 2 -
+    m4)``.
 
-    ``data``: a name in :data:`FOURTH_MOMENTS` or the fourth moment ``m4 >= 1`` of a user sampler's
+    ``data``: a name in ``FOURTH_MOMENTS`` or the fourth moment ``m4 >= 1`` of a user sampler's
     standardized coordinates (``m4 >= (E z^2)^2 = 1``, so ``tau2 = 2 - m4 <= 1 = tau1``)."""
     if isinstance(data, str):
         if data not in FOURTH_MOMENTS:
@@ -117,8 +118,9 @@ def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum
     zero-mean, unit-variance samples. Targets ``y = <x, w*>`` with ``w*_k = sqrt(c_k^2)``,
     ``w_0 = u_0 = 0``; each step draws a fresh batch and applies the matrix-form update with the batch
     gradient ``(1/B_t) sum_i x_i x_i^T (w + e^T u - w*)``. ``batch_size``: an integer, a 1-D array of
-    per-step integers ``B_t`` (step t uses ``B_t`` samples) or a :class:`Noise` (its batch size).
-    The exact engine with :func:`noise_for_data` (``tau1 = 1, tau2 = 2 - m4``) gives the expected
+    per-step integers ``B_t`` (step t uses ``B_t`` samples) or a [`Noise`][memsgd.Noise] (its batch size).
+    The exact engine with [`noise_for_data`][memsgd.simulation.noise_for_data] (``tau1 = 1, tau2 = 2 - m4``) gives the
+    expected
     loss of this process exactly. Finite spectra only (unit weights). Returns the mean of ``L_t`` over
     ``runs``, shape (steps+1,); with ``return_stderr`` also its standard error.
     """

@@ -31,7 +31,7 @@ class Spectrum:
     """Eigenvalues ``lambda_k > 0``, target coefficients ``c_k^2 >= 0`` and node weights ``m_k > 0``.
 
     The loss is ``L(w) = 1/2 sum_k m_k lambda_k (w_k - w*_k)^2`` and ``L_0 = 1/2 sum_k m_k lambda_k c_k^2``.
-    Use :meth:`power_law` for the paper's model problems and :meth:`from_features` for data.
+    Use ``power_law`` for the paper's model problems and ``from_features`` for data.
     """
 
     _lam: np.ndarray

@@ -1,6 +1,6 @@
 """Arguments shared by subcommands: the problem, the algorithm preset, the noise, output files.
 
-The command line only parses and prints: values are checked by :mod:`memsgd._validation` as
+The command line only parses and prints: values are checked by ``memsgd._validation`` as
 they are parsed (a bad value is an argparse error naming the option), and a preset refuses
 options it does not take instead of ignoring them.
 """
@@ -193,7 +193,8 @@ def _preset_values(args) -> Dict[str, float]:
 
 
 def algorithm_from_args(args):
-    """The :class:`~memsgd.MemoryAlgorithm` or :class:`~memsgd.Schedule` the options describe."""
+    """The [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] or [`Schedule`][memsgd.schedules.Schedule] the options
+    describe."""
     return PRESETS[args.algo].build(**_preset_values(args))
 
 

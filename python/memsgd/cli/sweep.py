@@ -132,7 +132,7 @@ def _preset_grid(args, problem) -> dict:
 
 
 def build(args):
-    """``(factory, grid, spectrum, noise)`` for :func:`memsgd.sweep` from the parsed flags."""
+    """``(factory, grid, spectrum, noise)`` for [`memsgd.sweep`][memsgd.sweeps.sweep] from the parsed flags."""
     problem = {"nu": parse_values(args.nu, "nu"), "kappa": parse_values(args.kappa, "kappa")}
     values = _preset_grid(args, problem)
     batch = _batch_values(args.batch)

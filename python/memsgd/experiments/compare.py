@@ -1,6 +1,6 @@
 """Beyond the paper: AM1 vs schedule-free SGD vs QHM vs Nesterov vs heavy ball (and SGD).
 
-Every method is tuned over a small grid by the exact engine (:func:`tuning.tune`, objective:
+Every method is tuned over a small grid by the exact engine ([`tuning.tune`][memsgd.experiments.tuning.tune], objective:
 loss at T) separately on each problem and batch size; the table reports the winner's
 parameters, its loss at T, and its exponent fitted on ``[T/10, T]``. Problems are infinite
 Gaussian power laws with ``lambda_max = 1`` and Gaussian mini-batch noise.
@@ -95,8 +95,8 @@ def run(config: Optional[CompareConfig] = None, out_dir=None, progress=None, gri
     """Tune each method on each (problem, batch size); write ``compare.png`` (one panel's winners
     per file: ``compare_<nu>_<kappa>_B<B>.png``) and ``compare.json``.
 
-    Each method's grid is one batched run of the exact engine (:func:`tuning.tune`);
-    ``executor`` / ``chunk_size`` are passed to it (as in :func:`memsgd.sweep`, docs/sweeps.md) and
+    Each method's grid is one batched run of the exact engine ([`tuning.tune`][memsgd.experiments.tuning.tune]);
+    ``executor`` / ``chunk_size`` are passed to it (as in [`memsgd.sweep`][memsgd.sweeps.sweep], docs/sweeps.md) and
     change nothing in the results.
     """
     cfg = config or CompareConfig()

@@ -18,10 +18,10 @@ initialisation, by 30 power iterations, a stated estimate of the top NTK eigenva
   ``1 - beta_t = (1 + t/10)^-1``, ``alpha_eff,t = eta (1 + t/10)^0.5``; expected to reach a lower
   training loss than SGD and heavy ball at equal steps.
 
-The optimizers are :class:`memsgd.torch.AM1` (heavy ball = AM1 with kick 0; SGD is
-``torch.optim.SGD``). Use :func:`run` from Python or ``memsgd reproduce digits`` (its only
-command line). The network is :mod:`memsgd.experiments.digits_model`, the Hessian estimate
-:mod:`memsgd.experiments.hessian`, the data :func:`memsgd.data.load_digits`. Needs the extras
+The optimizers are [`memsgd.torch.AM1`][memsgd.torch.AM1] (heavy ball = AM1 with kick 0; SGD is
+``torch.optim.SGD``). Use [`run`][memsgd.experiments.digits.run] from Python or ``memsgd reproduce digits`` (its only
+command line). The network is ``memsgd.experiments.digits_model``, the Hessian estimate
+``memsgd.experiments.hessian``, the data [`memsgd.data.load_digits`][memsgd.data.load_digits]. Needs the extras
 ``torch`` and ``data`` (one ``ImportError`` naming both when missing).
 """
 from __future__ import annotations

@@ -31,7 +31,7 @@ def estimate_tau(x, rtol: float = 1e-10):
     ``x`` (n x d).
 
     In the eigenbasis of ``H`` (``z = V^T x``, eigenvalues ``lambda_i``; directions with
-    ``lambda < rtol lambda_max`` dropped, as :meth:`memsgd.Spectrum.from_features` does), the
+    ``lambda < rtol lambda_max`` dropped, as [`memsgd.Spectrum.from_features`][memsgd.Spectrum.from_features] does), the
     noise of a unit matrix ``C = e_j e_j^T`` on the eigen-diagonal is exactly
 
         S_ij = Sigma(e_j e_j^T)_ii = E[z_i^2 z_j^2] - lambda_i^2 delta_ij,
@@ -78,8 +78,8 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
     them), where ``A`` acts on each pair of eigen-directions ``(i, j)`` as
     ``Q_ij -> S_i Q_ij S_j^T`` with ``S_i = S0 - lambda_i g h^T``. Cost per step
     O(n k^2 + (M+1)^3 k^2) for rank k: for small feature dimensions. ``w_star`` may be (d,) or
-    (d, outputs) (losses summed over outputs). ``algorithm``: a :class:`memsgd.MemoryAlgorithm`
-    or :class:`memsgd.Schedule`. Returns the losses at ``record`` (increasing steps; default
+    (d, outputs) (losses summed over outputs). ``algorithm``: a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm]
+    or [`memsgd.Schedule`][memsgd.schedules.Schedule]. Returns the losses at ``record`` (increasing steps; default
     every step ``0..steps``).
     """
     from ..algorithms import MemoryAlgorithm

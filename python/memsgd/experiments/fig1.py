@@ -17,7 +17,7 @@ weight ``lambda_k c_k^2`` corresponds to smoothness ``zeta``, hence ``nu_b >= ze
 0.93, 1.000, 0.999 for nu_b = zeta/2, zeta, 2 zeta at (nu, kappa) = (2, 1), and the same pattern
 at (2, 2), (1.5, 0.75), (3, 1); so ``nu_b = zeta = kappa/nu`` is the natural choice.
 
-Simulation cross-check: real mini-batch SGD (:func:`memsgd.simulate_sgd`) on the finite problem
+Simulation cross-check: real mini-batch SGD ([`memsgd.simulate_sgd`][memsgd.simulate_sgd]) on the finite problem
 of size ``sim_size`` against the exact curve of that same finite problem, at log-spaced times up
 to ``sim_steps``; agreement means ``|mean - exact| <= 4 standard errors`` at every checked time.
 """

@@ -9,7 +9,7 @@ exponent and whether the loss is already rising at T (``L_T`` above the curve's 
 than 1%).
 
 All ``(problem, B, delta)`` curves are one batched run of the exact engine (``memsgd.loss_curves``,
-split into chunks of configurations as :func:`memsgd.sweep` does), bitwise the curves of
+split into chunks of configurations as [`memsgd.sweep`][memsgd.sweeps.sweep] does), bitwise the curves of
 ``memsgd.loss_curve``: the table is the one a loop over the configurations gives.
 
 Simulation cross-check: one configuration (``sim_*``) is simulated with real mini-batch SGD on a
@@ -87,9 +87,10 @@ def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simula
     """Compute Figure 4; write ``fig4.png``, ``fig4_curves.png``, ``fig4_simulation.png``, ``fig4.json``.
 
     Every ``(problem, batch size, delta)`` curve comes from one batched run of the exact engine
-    (:func:`memsgd.loss_curves`, bitwise the curves of :func:`memsgd.loss_curve`), split into
+    ([`memsgd.loss_curves`][memsgd.loss_curves], bitwise the curves of [`memsgd.loss_curve`][memsgd.loss_curve]),
+    split into
     chunks of configurations; ``progress(done, total, label)`` is called as configurations
-    finish. ``executor`` / ``chunk_size``: as in :func:`memsgd.sweep` (docs/sweeps.md).
+    finish. ``executor`` / ``chunk_size``: as in [`memsgd.sweep`][memsgd.sweeps.sweep] (docs/sweeps.md).
     """
     cfg = config or Fig4Config()
     if not isinstance(cfg, Fig4Config):

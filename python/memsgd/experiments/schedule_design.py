@@ -2,7 +2,7 @@
 
 On an infinite Gaussian power law (default ``nu = 2``, ``kappa = 1``, ``lambda_max = 1``) with
 Gaussian mini-batch noise (``B = 10``), every method is tuned for the final loss ``L_T`` by
-:func:`memsgd.optimize_schedule` (L-BFGS-B on exact gradients of the exact expected loss):
+[`memsgd.optimize_schedule`][memsgd.optimize_schedule] (L-BFGS-B on exact gradients of the exact expected loss):
 
 - memory 1: constant SGD and heavy ball, the AM1 power-law family (kick, delta, gamma, t0),
   DANA-decaying (g2, g3, delta, power), and the free memory-1 schedule (``lr_t``, ``beta_t``,
@@ -78,7 +78,7 @@ def small_config() -> ScheduleDesignConfig:
 
 def _am1_form(schedule, T):
     """lr_t, 1 - beta_t, kick_t of a schedule in AM1 form (the AM1 family and the free memory-1
-    family are both): :func:`memsgd.schedules.am1_form`."""
+    family are both): [`memsgd.schedules.am1_form`][memsgd.schedules.am1_form]."""
     lr, momentum, kick = am1_form(*schedule.parameters(T))
     return lr, 1.0 - momentum, kick
 

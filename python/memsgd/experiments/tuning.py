@@ -67,12 +67,14 @@ def _mean_log_steps(T: int) -> np.ndarray:
 
 
 def _scored_steps(steps: int) -> np.ndarray:
-    """The steps :func:`score_curve` reads, for either objective: ``0``, ``T`` and the log-spaced t."""
+    """The steps [`score_curve`][memsgd.experiments.tuning.score_curve] reads, for either objective: ``0``, ``T`` and
+    the log-spaced t."""
     return np.union1d([0, steps], _mean_log_steps(steps)).astype(np.int64)
 
 
 def _score_recorded(kept: np.ndarray, loss: np.ndarray, objective: str) -> float:
-    """:func:`score_curve` of a curve known at the steps ``kept`` only (the same values, same order)."""
+    """[`score_curve`][memsgd.experiments.tuning.score_curve] of a curve known at the steps ``kept`` only (the same
+    values, same order)."""
     T = int(kept[-1])
     if objective == "final":
         v = float(loss[-1])
@@ -89,12 +91,12 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
     """Grid search: ``factory(**params)`` must return a ``MemoryAlgorithm`` or a ``Schedule``.
 
     Every combination of ``grid`` is run for ``steps`` steps by the batched exact engine
-    (:func:`memsgd.loss_curves`, keeping only the steps the objective reads) and scored by
+    ([`memsgd.loss_curves`][memsgd.loss_curves], keeping only the steps the objective reads) and scored by
     ``objective`` (``"final"``: loss at T; ``"mean_log"``: mean log-loss over log time); the lowest
     score wins (first in grid order on ties), and its full curve is recomputed by
-    :func:`memsgd.loss_curve` (bitwise the same values). A factory that raises ``ValueError`` for a
+    [`memsgd.loss_curve`][memsgd.loss_curve] (bitwise the same values). A factory that raises ``ValueError`` for a
     point (an invalid combination) scores ``inf`` for it. ``progress(done, total, label)`` is called
-    as points finish. ``executor`` / ``chunk_size``: as in :func:`memsgd.sweep` (docs/sweeps.md).
+    as points finish. ``executor`` / ``chunk_size``: as in [`memsgd.sweep`][memsgd.sweeps.sweep] (docs/sweeps.md).
     """
     if not callable(factory):
         raise TypeError(f"factory must be callable (params -> algorithm), got {type(factory).__name__}")

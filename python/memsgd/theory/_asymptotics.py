@@ -76,7 +76,7 @@ class Asymptotics:
     ``signal_sum`` (``sum_{t>=0} U_t``) and ``signal_sum_prime`` (``sum_{t>=0} U'_t``; the
     noise phase uses it), nan where not computed. With ``asymptotics(..., check_at=steps)``
     also ``check_steps`` (those steps), ``exact`` (the exact ``L_t`` there, by
-    :func:`memsgd.loss_at`), ``exact_error`` (its estimated absolute error) and ``ratios``
+    [`memsgd.loss_at`][memsgd.loss_at]), ``exact_error`` (its estimated absolute error) and ``ratios``
     (``exact / predict(t)``, which tends to 1); ``None`` otherwise.
     """
 
@@ -131,7 +131,7 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
 
     ``check_at``: increasing steps t >= 1 (up to 10^12, e.g. ``(1e4, 1e6, 1e9)``) at which to
     compare the law with the exact loss: fills ``check_steps``, ``exact``, ``exact_error`` and
-    ``ratios = exact / predict(t)`` (:func:`memsgd.loss_at`, same spectrum nodes: about a second).
+    ``ratios = exact / predict(t)`` ([`memsgd.loss_at`][memsgd.loss_at], same spectrum nodes: about a second).
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
@@ -187,7 +187,8 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
     loss does not converge: unstable or ``V' >= 1``; exponent nan).
 
     ``measure_steps=T`` adds ``measured_exponent`` to every row: the exponent fitted on the exact
-    loss over ``[T/10, T]`` (:func:`measured_exponents`, one batched run over the grid; nan where
+    loss over ``[T/10, T]`` ([`measured_exponents`][memsgd.theory.measured_exponents], one batched run over the grid;
+    nan where
     the run diverged within T), to set beside the predicted ``exponent``. ``threads`` and
     ``progress`` apply to that run.
     """

@@ -26,8 +26,8 @@ class StabilityProfile:
         stable: (n,) ``rho(S_lambda) < 1``.
         noise_terms: (n,) ``x / (1 + (tau2/B) x)`` with ``x = lambda^2 h^T Y0 h`` (nan where
             unstable): the weight ``m (tau1/B)`` times this is each component's share of ``V'``.
-        geometry: :class:`Memory1Geometry` for memory 1, else None.
-        regions: :class:`NoiseRegions` when the three regions exist (memory 1, alpha1 < 0,
+        geometry: [`Memory1Geometry`][memsgd.theory.Memory1Geometry] for memory 1, else None.
+        regions: [`NoiseRegions`][memsgd.theory.NoiseRegions] when the three regions exist (memory 1, alpha1 < 0,
             lambda_1 < lambda_2, strictly stable on the spectrum), else None.
         leading_terms: (n,) the regions' leading forms of the noise terms (tau2 = 0), or None.
     """

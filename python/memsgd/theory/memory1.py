@@ -280,7 +280,7 @@ class NoiseRegions:
 
 
 def memory1_noise_regions(algorithm: MemoryAlgorithm, spectrum, noise) -> NoiseRegions:
-    """Split ``V'`` over the three spectral regions of :class:`NoiseRegions`.
+    """Split ``V'`` over the three spectral regions of [`NoiseRegions`][memsgd.theory.NoiseRegions].
 
     Needs a strictly stable memory-1 algorithm with ``alpha1 < 0`` and ``lambda_1 < lambda_2``
     (``(1 - beta)(alpha0 - alpha1) < (1 + beta) q1``, which holds once ``alpha_eff`` is large:

@@ -176,16 +176,17 @@ class AM1(Optimizer):
 
 AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2025, docs/math.md §2).
 
-    .. math::
-       \begin{aligned}
-            &\textbf{input}: \gamma \text{ (lr)},\ \beta \text{ (momentum)},\ \eta \text{ (kick)},
-                \ \lambda \text{ (weight decay)},\ \theta_0 \text{ (params)},\ \textit{maximize} \\
-            &\textbf{for}\ t = 1\ \textbf{to}\ \ldots\ \textbf{do} \\
-            &\hspace{5mm} g_t \leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\theta_{t-1}
-                \quad (- \text{ if maximize}) \\
-            &\hspace{5mm} v_t \leftarrow \beta v_{t-1} + g_t \qquad (v_0 = 0) \\
-            &\hspace{5mm} \theta_t \leftarrow \theta_{t-1} - \gamma v_t - \eta g_t \\
-       \end{aligned}
+    $$
+    \begin{aligned}
+         &\textbf{input}: \gamma \text{ (lr)},\ \beta \text{ (momentum)},\ \eta \text{ (kick)},
+             \ \lambda \text{ (weight decay)},\ \theta_0 \text{ (params)},\ \textit{maximize} \\
+         &\textbf{for}\ t = 1\ \textbf{to}\ \ldots\ \textbf{do} \\
+         &\hspace{5mm} g_t \leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\theta_{t-1}
+             \quad (- \text{ if maximize}) \\
+         &\hspace{5mm} v_t \leftarrow \beta v_{t-1} + g_t \qquad (v_0 = 0) \\
+         &\hspace{5mm} \theta_t \leftarrow \theta_{t-1} - \gamma v_t - \eta g_t \\
+    \end{aligned}
+    $$
 
     In matrix form (``u = -lr v``) this is ``alpha = lr + kick, b = D = momentum, c = lr``, with
     effective learning rate ``alpha_eff = kick + lr / (1 - momentum)``. With ``kick = 0`` it is
@@ -202,7 +203,7 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
             ball. Each of the three may be a 1-element floating tensor (see *Tensor
             hyperparameters* below).
         schedule (memsgd.Schedule or callable, optional): per-step hyperparameters. A memsgd
-            :class:`~memsgd.Schedule` must have memory 1 and AM1 type (``b == D``, ``e == 0``,
+            [`Schedule`][memsgd.schedules.Schedule] must have memory 1 and AM1 type (``b == D``, ``e == 0``,
             e.g. ``schedules.am1_power_law``, ``schedules.jacobi_heavy_ball``); step ``t`` uses
             ``lr = c_t``, ``momentum = D_t``, ``kick = alpha_t - c_t``. A callable maps the 0-based
             step ``t`` to ``(lr, momentum, kick)``. Then ``lr``, ``momentum`` and ``kick`` must not
@@ -250,7 +251,7 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
 def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Optional[Tensor]], *,
         lr, momentum, kick, weight_decay: float = 0.0, maximize: bool = False,
         foreach: Optional[bool] = None, capturable: bool = False, lr_in_buffer: bool = False) -> None:
-    r"""Functional AM1 update (see :class:`AM1`). Updates ``params`` in place; new or replaced
+    r"""Functional AM1 update (see [`AM1`][memsgd.torch.AM1]). Updates ``params`` in place; new or replaced
     buffers are written back into ``momentum_buffer_list``. ``lr``, ``momentum``, ``kick`` are
     floats or 0-d tensors. ``lr_in_buffer=True`` is the schedule form
     ``m <- beta m + lr g; p <- p - m - kick g``."""

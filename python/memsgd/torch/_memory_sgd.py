@@ -23,7 +23,7 @@ def buffer_keys(memory: int) -> tuple:
 
 
 def _coefficients(alpha, b, c, D):
-    """Validate ``(alpha, b, c, D)`` by the rules of :class:`memsgd.MemoryAlgorithm` (real, finite,
+    """Validate ``(alpha, b, c, D)`` by the rules of [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] (real, finite,
     no bools, strings or complex); returns ``(float, tuple, tuple, tuple of tuples)``."""
     alpha = real_scalar(alpha.item() if isinstance(alpha, Tensor) and alpha.numel() == 1
                         and alpha.is_floating_point() else alpha, "alpha")
@@ -54,7 +54,8 @@ class MemorySGD(Optimizer):
 
     @classmethod
     def from_algorithm(cls, params, algorithm, **kwargs) -> "MemorySGD":
-        """From a :class:`memsgd.MemoryAlgorithm` (e.g. ``memsgd.heavy_ball(0.1, 0.9)``); needs e = 0."""
+        """From a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] (e.g. ``memsgd.heavy_ball(0.1, 0.9)``); needs e =
+        0."""
         from ..algorithms import MemoryAlgorithm
         if not isinstance(algorithm, MemoryAlgorithm):
             raise TypeError(f"algorithm must be a memsgd.MemoryAlgorithm, got {type(algorithm).__name__}")
@@ -120,25 +121,26 @@ class MemorySGD(Optimizer):
 
 MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/math.md §2, P.3) with ``e = 0``.
 
-    .. math::
-       \begin{aligned}
-            &\textbf{input}: \alpha,\ b \in \mathbb{R}^M,\ c \in \mathbb{R}^M,\
-                D \in \mathbb{R}^{M\times M},\ s \text{ (lr multiplier)},\ \lambda \text{ (weight decay)},
-                \ \theta_0 \text{ (params)},\ u_0 = 0 \in (\mathbb{R}^{d})^M \\
-            &\textbf{for}\ t = 0, 1, \ldots\ \textbf{do} \\
-            &\hspace{5mm} g_t \leftarrow \pm\nabla_\theta f_t(\theta_t) + \lambda\theta_t
-                \quad (- \text{ if maximize}) \\
-            &\hspace{5mm} \theta_{t+1} \leftarrow \theta_t + \textstyle\sum_j b_j u_t^j - s\,\alpha\, g_t \\
-            &\hspace{5mm} u_{t+1}^i \leftarrow \textstyle\sum_j D_{ij} u_t^j - s\, c_i\, g_t
-                \qquad (i = 1..M) \\
-       \end{aligned}
+    $$
+    \begin{aligned}
+         &\textbf{input}: \alpha,\ b \in \mathbb{R}^M,\ c \in \mathbb{R}^M,\
+             D \in \mathbb{R}^{M\times M},\ s \text{ (lr multiplier)},\ \lambda \text{ (weight decay)},
+             \ \theta_0 \text{ (params)},\ u_0 = 0 \in (\mathbb{R}^{d})^M \\
+         &\textbf{for}\ t = 0, 1, \ldots\ \textbf{do} \\
+         &\hspace{5mm} g_t \leftarrow \pm\nabla_\theta f_t(\theta_t) + \lambda\theta_t
+             \quad (- \text{ if maximize}) \\
+         &\hspace{5mm} \theta_{t+1} \leftarrow \theta_t + \textstyle\sum_j b_j u_t^j - s\,\alpha\, g_t \\
+         &\hspace{5mm} u_{t+1}^i \leftarrow \textstyle\sum_j D_{ij} u_t^j - s\, c_i\, g_t
+             \qquad (i = 1..M) \\
+    \end{aligned}
+    $$
 
     Each parameter gets M buffers ``u^1..u^M``, each created with ``torch.zeros_like(p)`` (so a
     DTensor/FSDP2 parameter gets DTensor memory with its placements) and stored as
     ``state[p]["memory_buffer_1"]`` ... ``state[p]["memory_buffer_M"]``. ``load_state_dict``
     refuses, with a ``ValueError`` and before changing anything, a state from another optimizer
     type, memory or model. Presets map directly, e.g. heavy ball
-    ``(alpha, b, c, D) = (a, [beta], [a], [[beta]])``; see :meth:`from_algorithm`.
+    ``(alpha, b, c, D) = (a, [beta], [a], [[beta]])``; see ``from_algorithm``.
 
     The group's ``lr`` (keyword, default 1.0) is a multiplier ``s`` of how the gradient enters
     the state, ``(alpha, c) -> s (alpha, c)``; it scales the effective learning rate
@@ -151,7 +153,7 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
         params (iterable): parameters or dicts defining parameter groups (per-group ``alpha``,
             ``b``, ``c``, ``D``, ``lr``, ``weight_decay``, ``maximize``, ``foreach`` allowed).
         alpha (float): direct gradient weight. ``alpha``, ``b``, ``c``, ``D`` follow the rules
-            of :class:`memsgd.MemoryAlgorithm`: real and finite (no bools, strings or complex).
+            of [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm]: real and finite (no bools, strings or complex).
         b (sequence of M floats): how the memory enters the parameter update.
         c (sequence of M floats): how the gradient enters the memory.
         D (M x M nested sequence): memory transition.
@@ -174,7 +176,7 @@ _CPU_PER_TENSOR = True
 def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: List[Optional[Sequence[Tensor]]],
                *, alpha: float, b, c, D, lr=1.0, weight_decay: float = 0.0, maximize: bool = False,
                foreach: Optional[bool] = None, _checked: bool = False) -> None:
-    """Functional MemorySGD update (see :class:`MemorySGD`). ``memory_buffer_list[i]`` holds the M
+    """Functional MemorySGD update (see [`MemorySGD`][memsgd.torch.MemorySGD]). ``memory_buffer_list[i]`` holds the M
     memory tensors ``(u^1, ..., u^M)`` of ``params[i]`` (each shaped like it), or None: then zeros
     (``u_0 = 0``) are created with ``zeros_like`` and written back as a tuple. ``lr`` is a float or
     a 0-d tensor (kept a tensor under ``torch.compile``)."""
