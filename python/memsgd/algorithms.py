@@ -52,6 +52,16 @@ class MemoryAlgorithm:
         c: (M,) how the gradient enters the memory.
         D: (M, M) memory transition.
         e: (M,) gradient-point shift (Nesterov, schedule-free); default 0.
+
+    Examples:
+        Heavy ball written out in matrix form (``u+ = beta u - lr g``, ``w+ = w + u+``):
+
+        >>> import memsgd
+        >>> algo = memsgd.MemoryAlgorithm(0.1, b=[0.9], c=[0.1], D=[[0.9]])
+        >>> algo.memory, round(algo.alpha_eff, 12)       # alpha_eff = lr / (1 - beta)
+        (1, 1.0)
+        >>> memsgd.heavy_ball(0.1, 0.9).D.tolist()       # the preset builds the same matrices
+        [[0.9]]
     """
 
     alpha: float
@@ -205,6 +215,16 @@ class Multistep:
         w_{t+1} = w_t + sum_{m=1}^M a_m (w_{t+1-m} - w_{t-m}) - sum_{m=0}^M alphas_m grad L(w_{t-m})
 
     with ``P(z) = (z-1)(z^M - sum_m a_m z^(M-m))`` and ``Q(z) = sum_m alphas_m z^(M-m)``.
+
+    Examples:
+        Heavy ball is the two-step method ``w+ = w + beta (w - w-) - lr grad``:
+
+        >>> import memsgd
+        >>> ms = memsgd.heavy_ball(0.1, 0.9).to_multistep()
+        >>> ms.a.tolist(), ms.alphas.tolist()
+        ([0.9], [0.1, 0.0])
+        >>> round(ms.alpha_eff, 12)
+        1.0
     """
 
     def __init__(self, a, alphas):
@@ -263,19 +283,38 @@ class Multistep:
 # -- presets (docs/math.md §2, presets table) ---------------------------------------------
 
 def gd(lr) -> MemoryAlgorithm:
-    """(S)GD: ``w+ = w - lr g`` (memory 0)."""
+    """(S)GD: ``w+ = w - lr g`` (memory 0).
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.gd(0.5).memory, memsgd.gd(0.5).alpha_eff
+        (0, 0.5)
+    """
     a = nonnegative_scalar(lr, "lr")
     return MemoryAlgorithm(a, [], [], np.zeros((0, 0)))._named("gd", lr=a)
 
 
 def heavy_ball(lr, momentum) -> MemoryAlgorithm:
-    """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``."""
+    """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``.
+
+    Examples:
+        >>> import memsgd
+        >>> round(memsgd.heavy_ball(0.1, 0.9).alpha_eff, 12)    # lr / (1 - momentum)
+        1.0
+    """
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
     return MemoryAlgorithm(a, [beta], [a], [[beta]])._named("heavy_ball", lr=a, momentum=beta)
 
 
 def nesterov(lr, momentum) -> MemoryAlgorithm:
-    """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta)."""
+    """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta).
+
+    Examples:
+        >>> import memsgd
+        >>> algo = memsgd.nesterov(0.1, 0.9)
+        >>> algo.e.tolist(), round(algo.alpha_eff, 12)           # gradient taken at w + 0.9 u
+        ([0.9], 1.0)
+    """
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
     return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta])._named("nesterov", lr=a, momentum=beta)
 
@@ -285,6 +324,11 @@ def am1(lr, momentum, kick) -> MemoryAlgorithm:
 
     Matrix form with ``u = -lr v``: alpha = lr + kick, b = beta, c = lr, D = beta.
     ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0).
+
+    Examples:
+        >>> import memsgd
+        >>> round(memsgd.am1(0.1, 0.9, kick=1.0).alpha_eff, 12)  # kick + lr / (1 - momentum)
+        2.0
     """
     lr, beta, eta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), nonnegative_scalar(kick, "kick")
     return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]])._named("am1", lr=lr, momentum=beta, kick=eta)
@@ -294,6 +338,11 @@ def qhm(lr, momentum, nu) -> MemoryAlgorithm:
     """Quasi-hyperbolic momentum (Ma & Yarats 2019) with ``u = buf``::
 
         buf+ = beta buf + (1 - beta) g,     w+ = w - a [(1 - v) g + v buf+]
+
+    Examples:
+        >>> import memsgd
+        >>> round(memsgd.qhm(1.0, 0.99, 0.7).alpha_eff, 12)      # QHM's alpha_eff is its lr
+        1.0
     """
     a, beta, v = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
     return MemoryAlgorithm(a * (1 - v) + a * v * (1 - beta), [-a * v * beta], [-(1 - beta)],
@@ -303,7 +352,13 @@ def qhm(lr, momentum, nu) -> MemoryAlgorithm:
 def dana(g1, g2, g3, delta) -> MemoryAlgorithm:
     """DANA (Paquette et al.) with constant ``Delta``: ``y+ = (1-Delta) y + g1 g``, ``w+ = w - (g2 g + g3 y+)``.
 
-    ``g1, g2, g3`` are learning rates (>= 0)."""
+    ``g1, g2, g3`` are learning rates (>= 0).
+
+    Examples:
+        >>> import memsgd
+        >>> round(memsgd.dana(0.1, 0.1, 0.1, 0.1).alpha_eff, 12)  # g2 + g1 g3 / delta
+        0.2
+    """
     g1, g2, g3 = nonnegative_scalar(g1, "g1"), nonnegative_scalar(g2, "g2"), nonnegative_scalar(g3, "g3")
     d = real_scalar(delta, "delta")
     return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]])._named("dana", g1=g1, g2=g2, g3=g3,

@@ -46,6 +46,16 @@ class LossCurve:
     ``diverged_at`` is the first step with ``L_t > 1e30 L_0`` or a non-finite value (both arrays
     are ``inf`` from there on), or None. ``loss`` is the excess risk; with label noise of variance
     ``label_noise`` (docs/math.md §9) the population risk is ``total``.
+
+    Examples:
+        >>> import memsgd
+        >>> import math
+        >>> from memsgd.long_horizon import DIVERGENCE_FACTOR
+        >>> curve = memsgd.loss_curve(memsgd.gd(2.5), memsgd.Spectrum([1.0], [2.0]), memsgd.Noise.none(), 100)
+        >>> curve.grows_exponentially                          # |1 - 2.5| > 1: L_t = 2.25^t L_0
+        True
+        >>> curve.diverged_at == math.ceil(math.log(DIVERGENCE_FACTOR) / math.log(2.25))  # past 1e30 L_0
+        True
     """
 
     loss: np.ndarray
@@ -98,6 +108,14 @@ class LossCurves:
     ``steps`` (R,) int64; ``loss`` (C, R) float64, ``loss[i, r] = L_{steps[r]}`` of configuration i
     (``inf`` from its divergence on); ``diverged_at`` (C,) int64, -1 where the run did not diverge;
     ``label_noise`` (C,) the label-noise variance of each configuration's noise (zeros by default).
+
+    Examples:
+        >>> import memsgd
+        >>> curves = memsgd.loss_curves([memsgd.heavy_ball(0.1, m) for m in (0.0, 0.5, 0.9)],
+        ...                             memsgd.Spectrum.power_law(2.0, 1.0, size=100), memsgd.Noise.gaussian(10),
+        ...                             1000, record=20)
+        >>> curves.loss.shape == (3, curves.steps.size), int(curves.steps[-1])
+        (True, 1000)
     """
 
     steps: np.ndarray
@@ -139,6 +157,13 @@ class Propagators:
     ``V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>``, ``V'_n`` likewise with ``hh^T``;
     ``V[0] = V'[0] = 0``. ``e_is_zero`` tells that ``U' = U`` and ``V' = V``. The recursion stops
     only on overflow: from the first non-finite value on, all four are ``inf``.
+
+    Examples:
+        >>> import memsgd
+        >>> props = memsgd.propagators(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum([1.0], [2.0]),
+        ...                            memsgd.Noise.gaussian(10), 100)
+        >>> props.steps, props.U.shape, props.e_is_zero
+        (100, (101,), True)
     """
 
     U: np.ndarray
@@ -199,6 +224,21 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     ``threads``: at most this many threads (a positive integer; default None: all cores); the
     core uses one where more do not pay, and never more than 4 per processor (larger values are
     capped: ``memsgd._core.thread_limit()``). The losses do not depend on it.
+
+    Examples:
+        Noiseless SGD on one mode: ``L_t = L_0 (1 - lr lambda)^(2t)``:
+
+        >>> import memsgd
+        >>> spec = memsgd.Spectrum([1.0], [2.0])                      # lambda = 1, L_0 = 1
+        >>> memsgd.loss_curve(memsgd.gd(0.5), spec, memsgd.Noise.none(), 3).loss.tolist()
+        [1.0, 0.25, 0.0625, 0.015625]
+
+        Heavy ball on a power law with Gaussian mini-batch noise:
+
+        >>> curve = memsgd.loss_curve(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                           memsgd.Noise.gaussian(10), 1000)
+        >>> curve.loss.shape, curve.diverged_at is None, bool(curve.loss[-1] < curve.loss[0])
+        ((1001,), True, True)
     """
     steps = check_problem(algorithm, spectrum, noise, steps)
     threads = thread_count(threads)
@@ -222,6 +262,23 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
 
     Stationary algorithms and a constant batch size only (two-time propagators of schedules
     are not offered here). ``progress`` and ``threads`` as in [`loss_curve`][memsgd.loss_curve].
+
+    Examples:
+        Noiseless SGD on one mode: ``U_n = (1 - lr lambda)^(2n) L_0`` and no noise propagator.
+
+        >>> import memsgd
+        >>> spec = memsgd.Spectrum([1.0], [2.0])
+        >>> props = memsgd.propagators(memsgd.gd(0.5), spec, memsgd.Noise.none(), 3)
+        >>> props.U.tolist(), props.V.tolist()
+        ([1.0, 0.25, 0.0625, 0.015625], [0.0, 0.0, 0.0, 0.0])
+
+        With Gaussian noise and B = 2 the renewal equation built from them gives the engine's curve:
+
+        >>> noisy = memsgd.propagators(memsgd.gd(0.5), spec, memsgd.Noise.gaussian(2), 3)
+        >>> memsgd.loss_from_propagators(noisy).tolist()
+        [1.0, 0.5, 0.25, 0.125]
+        >>> memsgd.loss_curve(memsgd.gd(0.5), spec, memsgd.Noise.gaussian(2), 3).loss.tolist()
+        [1.0, 0.5, 0.25, 0.125]
     """
     if isinstance(algorithm, Schedule):
         raise ValueError("algorithm must be stationary (a MemoryAlgorithm): propagators of a Schedule "
@@ -274,6 +331,16 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     parallel, one per thread (each vectorised over components), or one after another split over
     components when there are fewer configurations than threads. Memory O(C R + K (M+1)^2 threads)
     (plus the per-step parameters of schedules, built in chunks).
+
+    Examples:
+        Two learning rates in one call, the loss kept at steps 0, 2 and 4 (noiseless SGD on one mode:
+        ``L_t = (1 - lr)^(2t)``):
+
+        >>> import memsgd
+        >>> curves = memsgd.loss_curves([memsgd.gd(0.5), memsgd.gd(0.25)], memsgd.Spectrum([1.0], [2.0]),
+        ...                             memsgd.Noise.none(), 4, record=[0, 2, 4])
+        >>> curves.loss.tolist()
+        [[1.0, 0.0625, 0.00390625], [1.0, 0.31640625, 0.1001129150390625]]
     """
     if isinstance(algorithms, (MemoryAlgorithm, Schedule)):
         raise TypeError("algorithms must be a sequence of MemoryAlgorithm / Schedule (for one algorithm, "

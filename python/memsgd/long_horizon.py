@@ -133,6 +133,13 @@ class LossAt:
             later ones from the contour integral.
         rate: exponential rate ``c`` of the slowest mode: ``L_t ~ e^(c t)`` times slower factors
             (0 for an infinite spectrum, < 0 for a finite one, > 0 when the loss diverges).
+
+    Examples:
+        >>> import memsgd
+        >>> at = memsgd.loss_at(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                     memsgd.Noise.gaussian(10), [10**4, 10**8])
+        >>> at.steps.tolist(), at.loss.shape, bool(max(at.relative_error) < 1e-6)
+        ([10000, 100000000], (2,), True)
     """
 
     steps: np.ndarray
@@ -157,7 +164,15 @@ class LossAt:
 
 def supports_loss_at(algorithm, noise) -> bool:
     """True when [`loss_at`][memsgd.loss_at] accepts this algorithm and noise: a stationary
-    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule) and a [`Noise`][memsgd.Noise] with one batch size."""
+    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule) and a [`Noise`][memsgd.Noise] with one batch size.
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.supports_loss_at(memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10))
+        True
+        >>> memsgd.supports_loss_at(memsgd.schedules.am1_power_law(1.0, 0.3), memsgd.Noise.gaussian(10))
+        False
+    """
     return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
             and not affine_features(algorithm, noise))
 
@@ -188,6 +203,19 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     Cost: the recursion up to ``2 t0`` plus O(K P^3) per contour node, ~70 nodes per decade of
     requested steps (P = (M+1)(M+2)/2). A diverging algorithm gets ``inf`` from its divergence on
     (``diverged_at``), as in [`memsgd.loss_curve`][memsgd.loss_curve].
+
+    Examples:
+        The same losses as the step-by-step engine, and steps far beyond its reach:
+
+        >>> import numpy as np, memsgd
+        >>> algo, noise = memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10)
+        >>> spec = memsgd.Spectrum.power_law(2.0, 1.0)
+        >>> at = memsgd.loss_at(algo, spec, noise, [100, 1000])
+        >>> bool(np.allclose(at.loss, memsgd.loss_curve(algo, spec, noise, 1000).loss[[100, 1000]], rtol=1e-8))
+        True
+        >>> far = memsgd.loss_at(algo, spec, noise, [10**6, 10**12])
+        >>> bool(0 < far.loss[1] < far.loss[0]), far.diverged_at
+        (True, None)
     """
     algorithm, spectrum, noise = _check_problem(algorithm, spectrum, noise)
     steps = step_array(steps, "steps", max_step=MAX_STEP)

@@ -32,6 +32,16 @@ class Spectrum:
 
     The loss is ``L(w) = 1/2 sum_k m_k lambda_k (w_k - w*_k)^2`` and ``L_0 = 1/2 sum_k m_k lambda_k c_k^2``.
     Use ``power_law`` for the paper's model problems and ``from_features`` for data.
+
+    Examples:
+        The infinite power law with ``nu = 2, kappa = 1`` has ``L_0 = (1/2) sum_k k^-2 = pi^2 / 12``:
+
+        >>> import math, memsgd
+        >>> spec = memsgd.Spectrum.power_law(nu=2.0, kappa=1.0)
+        >>> abs(spec.initial_loss - math.pi ** 2 / 12) < 1e-12
+        True
+        >>> memsgd.Spectrum([1.0, 0.5], [2.0, 1.0]).initial_loss     # (1 * 2 + 0.5 * 1) / 2
+        1.25
     """
 
     _lam: np.ndarray

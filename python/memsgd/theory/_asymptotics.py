@@ -34,6 +34,13 @@ def fit_exponent(loss, t_min, t_max) -> float:
     """Least-squares slope ``p`` of ``-log L_t`` against ``log t`` over ``t_min <= t <= t_max``.
 
     ``loss[t]`` is ``L_t`` (index = step). A curve ``L_t ~ C t^-p`` gives ``p``.
+
+    Examples:
+        >>> import numpy as np, memsgd
+        >>> t = np.arange(1001.0)
+        >>> loss = np.r_[1.0, t[1:] ** -0.75]                 # L_t = t^-0.75
+        >>> round(memsgd.fit_exponent(loss, 100, 1000), 12)
+        0.75
     """
     loss = float_array(loss, "loss", ndim=1, finite=False)
     t_min = real_scalar(t_min, "t_min")
@@ -50,7 +57,13 @@ def fit_exponent(loss, t_min, t_max) -> float:
 
 
 def phase_boundary(nu) -> float:
-    """``zeta* = 2 - 1/nu`` (``nu > 1``): signal-dominated phase for ``zeta < zeta*``, noise-dominated above."""
+    """``zeta* = 2 - 1/nu`` (``nu > 1``): signal-dominated phase for ``zeta < zeta*``, noise-dominated above.
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.phase_boundary(2.0)                        # 2 - 1/nu
+        1.5
+    """
     nu = positive_scalar(nu, "nu")
     if nu <= 1:
         raise ValueError(f"nu must be > 1 (a power law with summable eigenvalues), got {nu}")
@@ -59,7 +72,13 @@ def phase_boundary(nu) -> float:
 
 def phase_of(nu, zeta) -> str:
     """``"signal"`` if ``zeta < 2 - 1/nu``, ``"noise"`` if above, ``"boundary"`` if equal up to
-    rounding (relative 1e-12: ``kappa / nu`` and ``2 - 1/nu`` round differently)."""
+    rounding (relative 1e-12: ``kappa / nu`` and ``2 - 1/nu`` round differently).
+
+    Examples:
+        >>> from memsgd.theory import phase_of
+        >>> phase_of(2.0, 0.5), phase_of(2.0, 2.0)            # zeta below / above 2 - 1/nu = 1.5
+        ('signal', 'noise')
+    """
     zstar = phase_boundary(nu)
     zeta = positive_scalar(zeta, "zeta")
     if abs(zeta - zstar) <= _BOUNDARY_RTOL * zstar:
@@ -78,6 +97,13 @@ class Asymptotics:
     also ``check_steps`` (those steps), ``exact`` (the exact ``L_t`` there, by
     [`memsgd.loss_at`][memsgd.loss_at]), ``exact_error`` (its estimated absolute error) and ``ratios``
     (``exact / predict(t)``, which tends to 1); ``None`` otherwise.
+
+    Examples:
+        >>> import memsgd
+        >>> a = memsgd.asymptotics(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                        memsgd.Noise.gaussian(10))
+        >>> a.phase, a.exponent                               # zeta = kappa/nu = 0.5: L_t ~ C t^-0.5
+        ('signal', 0.5)
     """
 
     phase: str
@@ -132,6 +158,18 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     ``check_at``: increasing steps t >= 1 (up to 10^12, e.g. ``(1e4, 1e6, 1e9)``) at which to
     compare the law with the exact loss: fills ``check_steps``, ``exact``, ``exact_error`` and
     ``ratios = exact / predict(t)`` ([`memsgd.loss_at`][memsgd.loss_at], same spectrum nodes: about a second).
+
+    Examples:
+        In the signal phase ``L_t ~ C t^(-zeta)``, in the noise phase ``t^(-(2 - 1/nu))``:
+
+        >>> import memsgd
+        >>> algo, noise = memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10)
+        >>> a = memsgd.asymptotics(algo, memsgd.Spectrum.power_law(2.0, 1.0), noise)
+        >>> a.phase, a.exponent
+        ('signal', 0.5)
+        >>> a = memsgd.asymptotics(algo, memsgd.Spectrum.power_law(2.0, 4.0), noise)
+        >>> a.phase, a.exponent
+        ('noise', 1.5)
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
@@ -191,6 +229,12 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
     nan where
     the run diverged within T), to set beside the predicted ``exponent``. ``threads`` and
     ``progress`` apply to that run.
+
+    Examples:
+        >>> import memsgd
+        >>> rows = memsgd.phase_diagram(memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10), [2.0], [0.5, 2.0])
+        >>> [(r["nu"], r["zeta"], r["phase"], r["exponent"]) for r in rows]
+        [(2.0, 0.5, 'signal', 0.5), (2.0, 2.0, 'noise', 1.5)]
     """
     algo = stationary(algorithm)
     instance_of(noise, Noise, "noise")

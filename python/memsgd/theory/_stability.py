@@ -33,6 +33,13 @@ class StabilityReport:
         max_moment_radius: ``max rho(T_lambda)``, from floating-point eigenvalues; near lambda = 0
             (slow modes) it rounds to 1.0 (``moment_stable`` does not rely on it).
         alpha_eff: ``Q(1)/P'(1)``.
+
+    Examples:
+        >>> import memsgd
+        >>> report = memsgd.stability(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                           memsgd.Noise.gaussian(10))
+        >>> report.strictly_stable, report.converges, round(report.alpha_eff, 12)
+        (True, True, 1.0)
     """
 
     strictly_stable: bool
@@ -72,6 +79,19 @@ def stability(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> S
     by eigenvalues of ``T_k``. The loss converges iff strictly stable, moment stable and
     ``V' < 1``; with ``V' > 1`` it diverges (Theorems 3 and 8). Plain SGD, tau2 = 0:
     ``V = (tau1/B) sum alpha lambda/(2 - alpha lambda)``.
+
+    Examples:
+        Noise stability needs ``V < 1``: with B = 10 heavy ball at ``alpha_eff = 1`` is stable, with
+        B = 1 and a large ``alpha_eff`` it is not (the loss diverges although every mode is stable):
+
+        >>> import memsgd
+        >>> spec = memsgd.Spectrum.power_law(2.0, 1.0)
+        >>> r = memsgd.stability(memsgd.heavy_ball(0.1, 0.9), spec, memsgd.Noise.gaussian(10))
+        >>> r.strictly_stable, bool(r.noise_sum < 1), r.converges
+        (True, True, True)
+        >>> r = memsgd.stability(memsgd.heavy_ball(0.5, 0.9), spec, memsgd.Noise.gaussian(1))
+        >>> r.strictly_stable, bool(r.noise_sum < 1), r.converges
+        (True, False, False)
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
