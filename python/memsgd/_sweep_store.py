@@ -24,7 +24,19 @@ FORMAT = "memsgd-sweep/1"
 
 
 class StoreMismatchError(ValueError):
-    """The store holds a different sweep (another grid, problem, horizon or algorithms)."""
+    """The store holds a different sweep (another grid, problem, horizon or algorithms).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.sweeps import StoreMismatchError
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=50), memsgd.Noise.gaussian(10)
+        >>> _ = memsgd.sweep(memsgd.gd, {"lr": [0.1, 0.2]}, spec, noise, 100, record=10, store="sweep.zarr")
+        >>> try:   # the same store, another grid
+        ...     memsgd.sweep(memsgd.gd, {"lr": [0.1, 0.3]}, spec, noise, 100, record=10, store="sweep.zarr")
+        ... except StoreMismatchError as exc:
+        ...     print("refused")
+        refused
+    """
 
 
 @contextlib.contextmanager

@@ -146,7 +146,13 @@ FREE = ("free_sgd", "free_memory1")
 FAMILIES = tuple(_PARAMETRIC) + FREE
 """The families' canonical names: the parametric ones of the algorithm table, then the free ones.
 Older names are accepted too (``"jacobi"`` for ``"jacobi_heavy_ball"``, ``"gd"`` for ``"sgd"``;
-the parameter ``nu`` of ``"qhm"`` for ``nu_qhm``)."""
+the parameter ``nu`` of ``"qhm"`` for ``nu_qhm``).
+
+Examples:
+    >>> from memsgd.design import FAMILIES
+    >>> FAMILIES[:3], FAMILIES[-2:]
+    (('sgd', 'sgd_power_law', 'heavy_ball'), ('free_sgd', 'free_memory1'))
+"""
 
 # Free families: channels (name, natural bounds); every channel is log of a positive quantity.
 _FREE_CHANNELS = {
@@ -214,6 +220,12 @@ class Family:
     ``schedule(x)`` the memsgd [`Schedule`][memsgd.schedules.Schedule]. ``start`` and ``lower``/``upper`` are in the
     optimisation variables. ``chain(x, t, grads)``, when given, returns ``dJ/dx`` from the per-step
     gradient faster than one complex step per variable (the free families use it).
+
+    Examples:
+        >>> from memsgd.design import make_family
+        >>> family = make_family("free_sgd", 1000, knots=8)
+        >>> family.size, family.memory                           # one log learning rate per knot
+        (8, 0)
     """
 
     name: str
@@ -290,6 +302,14 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
             [`Schedule`][memsgd.schedules.Schedule] to sample (free_memory1: AM1 form, e.g. ``am1_power_law``) or
             ``{channel: value or array of knot values}``; values outside the bounds are clipped.
         bounds: ``{parameter or channel: (low, high)}`` in natural units, overriding the defaults.
+
+    Examples:
+        >>> from memsgd.design import make_family
+        >>> family = make_family("heavy_ball", 100)
+        >>> family.variables, family.start.round(6).tolist()     # optimised as log(lr), log(1 - momentum)
+        (('lr', 'momentum'), [-2.302585, -2.302585])
+        >>> make_family("jacobi", 100).name                      # an older name
+        'jacobi_heavy_ball'
     """
     name = _family_name(name)
     steps = step_count(steps, minimum=1)
@@ -420,6 +440,13 @@ class ScheduleOptimum:
     ``rejected`` (trial points whose run diverged); ``success``, ``message``: L-BFGS-B's verdict
     (``success`` is False also when no evaluated point improved on the start);
     ``batch_size``: the optimised per-step batch sizes (with ``batch_budget``), else None.
+
+    Examples:
+        >>> import memsgd
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> best = memsgd.optimize_schedule("heavy_ball", spec, noise, 50, max_iterations=20)
+        >>> best.family, best.loss.shape, best.rejected >= 0
+        ('heavy_ball', (51,), True)
     """
 
     family: str
@@ -537,6 +564,20 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
 
     The chain rule through the family's per-step formulas on top of [`memsgd.loss_gradient`][memsgd.loss_gradient];
     ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges.
+
+    Examples:
+        Against a central difference of the exact loss in the first variable (``log lr``):
+
+        >>> import numpy as np, memsgd
+        >>> from memsgd.design import make_family, family_gradient
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> family = make_family("heavy_ball", 20)
+        >>> J, dJ = family_gradient(family, family.start, spec, noise, 20)
+        >>> def J_at(x):
+        ...     return memsgd.loss_curve(family.schedule(x), spec, noise, 20).loss[-1]
+        >>> step = np.array([1e-6, 0.0])
+        >>> bool(np.isclose(dJ[0], (J_at(family.start + step) - J_at(family.start - step)) / 2e-6, rtol=1e-6))
+        True
     """
     if not isinstance(family, Family):
         raise TypeError(f"family must be a Family (see make_family), got {type(family).__name__}")
@@ -581,6 +622,17 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
 
     Raises:
         ValueError: bad arguments, or every start diverges within the bounds (nothing to optimise).
+
+    Examples:
+        The best constant learning rate of SGD for ``L_50`` beats the start (``lr = 0.5``):
+
+        >>> import memsgd
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> best = memsgd.optimize_schedule("sgd", spec, noise, 50)
+        >>> best.success, bool(best.value < best.start_value), sorted(best.parameters)
+        (True, True, ['lr'])
+        >>> best.value == memsgd.loss_curve(best.schedule, spec, noise, 50).loss[-1]
+        True
     """
     from scipy.optimize import minimize
 

@@ -31,6 +31,20 @@ class Schedule:
             a leading axis of ``len(t)``.
         length: number of steps defined (``None``: every t >= 0).
         name: shown in reprs and tables.
+
+    Examples:
+        A learning rate that halves every 10 steps, as a memory-0 schedule:
+
+        >>> import numpy as np, memsgd
+        >>> from memsgd.schedules import Schedule
+        >>> def halving(t):
+        ...     n = len(t)
+        ...     return 0.5 ** (t // 10), np.zeros((n, 0)), np.zeros((n, 0)), np.zeros((n, 0, 0)), np.zeros((n, 0))
+        >>> sched = Schedule(0, halving, name="halving")
+        >>> sched.parameters(25)[0][[0, 10, 20]].tolist()
+        [1.0, 0.5, 0.25]
+        >>> memsgd.loss_curve(sched, memsgd.Spectrum([1.0], [2.0]), memsgd.Noise.none(), 2).loss.tolist()
+        [1.0, 0.0, 0.0]
     """
 
     def __init__(self, memory: int, generator: Generator, length: Optional[int] = None, name: str = "schedule"):
@@ -104,7 +118,16 @@ class Schedule:
 
 
 def constant(algo: MemoryAlgorithm) -> Schedule:
-    """The stationary ``algo`` as a schedule."""
+    """The stationary ``algo`` as a schedule.
+
+    Examples:
+        >>> import numpy as np, memsgd
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> algo = memsgd.heavy_ball(0.1, 0.9)
+        >>> a = memsgd.loss_curve(memsgd.schedules.constant(algo), spec, noise, 100).loss
+        >>> bool(np.array_equal(a, memsgd.loss_curve(algo, spec, noise, 100).loss))
+        True
+    """
     instance_of(algo, MemoryAlgorithm, "algo")
     return Schedule(algo.memory, functools.partial(_constant_generator, algo), name="constant")
 
@@ -184,6 +207,12 @@ def jacobi_heavy_ball(nu_b, lambda_max=1.0) -> Schedule:
     ``L_t ~ t^(-2 zeta)`` once ``nu_b >= zeta`` (measured on power laws, exact engine, T = 1e4:
     fitted / (2 zeta) = 1.000 for nu_b = zeta and 2 zeta, but 0.90-0.96 for nu_b = zeta / 2, which
     saturates); with mini-batch noise it diverges within ~50 steps (paper, Fig. 1).
+
+    Examples:
+        >>> import memsgd
+        >>> sched = memsgd.schedules.jacobi_heavy_ball(0.5)
+        >>> sched.at(0).b.tolist(), round(sched.at(0).alpha, 12)        # mu_1 = 0, omega_1 = (4nu+2)/(4nu+1) = 4/3
+        ([0.0], 1.333333333333)
     """
     nu = positive_scalar(nu_b, "nu_b")
     lmax = positive_scalar(lambda_max, "lambda_max")
@@ -216,6 +245,12 @@ def am1_power_law(kick, delta, gamma=1.0, t0=10.0) -> Schedule:
 
     kick constant. Predicted signal-phase rate ``L_t = O(t^(-zeta (1 + delta)))`` for
     ``delta < 1 - 1/nu`` (Theorem 7, P.27).
+
+    Examples:
+        >>> import math, memsgd
+        >>> sched = memsgd.schedules.am1_power_law(kick=1.0, delta=0.3)
+        >>> all(math.isclose(sched.at(t).alpha_eff, (1 + t / 10) ** 0.3) for t in (0, 10, 30))   # kick s^delta
+        True
     """
     eta = positive_scalar(kick, "kick")
     delta = real_scalar(delta, "delta")
@@ -242,6 +277,12 @@ def schedule_free_sgd(lr, beta) -> Schedule:
         x_{t+1} = (1 - c_{t+1}) x_t + c_{t+1} z_{t+1},   c_{t+1} = 1/(t+2)
 
     with ``w = x`` and ``u = z - x``: alpha = c lr, b = c, c = (1 - c) lr, D = 1 - c, e = 1 - beta.
+
+    Examples:
+        >>> import memsgd
+        >>> sched = memsgd.schedules.schedule_free_sgd(1.0, 0.9)
+        >>> sched.memory, sched.at(0).alpha                  # alpha_0 = c_1 lr with c_1 = 1/2
+        (1, 0.5)
     """
     gamma = positive_scalar(lr, "lr")
     beta = real_scalar(beta, "beta")
@@ -274,6 +315,12 @@ def dana_decaying(g2, g3, delta, power, g1=1.0) -> Schedule:
     ``beta_t = 1 - Delta_t``, ``lr_t = g1 g3_t``, ``kick = g2``: the AM1 momentum law with
     ``gamma = 1``, ``t0 = delta``, and ``alpha_eff,t = g2 + g1 g3_t / Delta_t ~ t^(1 - power)``
     (docs/math.md §2.3, §7).
+
+    Examples:
+        >>> import memsgd
+        >>> sched = memsgd.schedules.dana_decaying(g2=0.5, g3=0.5, delta=5.0, power=0.5)
+        >>> sched.at(0).alpha, sched.at(0).D.tolist()         # alpha_0 = g2 + g1 g3, D_0 = 1 - Delta_0 = 0
+        (1.0, [[0.0]])
     """
     g1 = positive_scalar(g1, "g1")
     g2 = real_scalar(g2, "g2")

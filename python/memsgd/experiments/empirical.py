@@ -48,6 +48,16 @@ def estimate_tau(x, rtol: float = 1e-10):
 
     Gaussian data give ``(1, -1)``; data with independent symmetric +-1 coordinates, ``(1, 1)``.
     Heavy-tailed data give ``tau1 > 1`` (samples with a large norm are loud in every direction).
+
+    Examples:
+        Data with independent symmetric +-1 coordinates (here every corner of a scaled cube) have
+        ``(tau1, tau2) = (1, 1)``:
+
+        >>> import itertools, numpy as np
+        >>> from memsgd.experiments.empirical import estimate_tau
+        >>> x = np.array(list(itertools.product([-1.0, 1.0], repeat=3))) * [1.0, 0.7, 0.4]
+        >>> np.round(estimate_tau(x), 12).tolist()
+        [1.0, 1.0]
     """
     X = float_array(x, "x", ndim=2, allow_empty=False)
     lam, V = _eigenbasis(X, rtol)
@@ -81,6 +91,20 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
     (d, outputs) (losses summed over outputs). ``algorithm``: a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm]
     or [`memsgd.Schedule`][memsgd.schedules.Schedule]. Returns the losses at ``record`` (increasing steps; default
     every step ``0..steps``).
+
+    Examples:
+        On such data the SE approximation is exact (docs/math.md §3), so the engine on the data's
+        spectrum with ``Noise(B, 1, 1)`` gives the same losses:
+
+        >>> import itertools, numpy as np, memsgd
+        >>> from memsgd.experiments.empirical import exact_mean_loss
+        >>> x = np.array(list(itertools.product([-1.0, 1.0], repeat=3))) * [1.0, 0.7, 0.4]
+        >>> w_star = np.array([1.0, -1.0, 0.5])
+        >>> exact = exact_mean_loss(memsgd.heavy_ball(0.2, 0.5), x, w_star, 2, 5)
+        >>> se = memsgd.loss_curve(memsgd.heavy_ball(0.2, 0.5), memsgd.Spectrum.from_features(x, x @ w_star),
+        ...                        memsgd.Noise(2, 1.0, 1.0), 5).loss
+        >>> bool(np.allclose(exact, se, rtol=1e-12))
+        True
     """
     from ..algorithms import MemoryAlgorithm
     from ..schedules import Schedule
