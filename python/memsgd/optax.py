@@ -29,7 +29,15 @@ __all__ = ["AM1State", "MemorySGDState", "am1", "memory_sgd"]
 
 
 class AM1State(NamedTuple):
-    """State of [`am1`][memsgd.optax.am1]: the step count (int32) and the velocity ``v`` (like the params)."""
+    """State of [`am1`][memsgd.optax.am1]: the step count (int32) and the velocity ``v`` (like the params).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import memsgd.optax
+        >>> state = memsgd.optax.am1(0.1, 0.9, 0.5).init({"w": jnp.zeros(3)})
+        >>> int(state.count), state.velocity["w"].shape
+        (0, (3,))
+    """
 
     count: Any
     velocity: Any
@@ -37,7 +45,15 @@ class AM1State(NamedTuple):
 
 class MemorySGDState(NamedTuple):
     """State of [`memory_sgd`][memsgd.optax.memory_sgd]: the step count (int32) and the memory ``u``: a tree like
-    the params whose leaves have a leading axis of length M (``u^1..u^M``)."""
+    the params whose leaves have a leading axis of length M (``u^1..u^M``).
+
+    Examples:
+        >>> import jax.numpy as jnp, memsgd
+        >>> import memsgd.optax
+        >>> state = memsgd.optax.memory_sgd(memsgd.heavy_ball(0.1, 0.9)).init({"w": jnp.zeros(3)})
+        >>> int(state.count), state.memory["w"].shape          # M = 1 memory vector per leaf
+        (0, (1, 3))
+    """
 
     count: Any
     memory: Any
@@ -103,11 +119,20 @@ def am1(learning_rate, momentum, kick):
     Returns:
         ``optax.GradientTransformation`` with state [`AM1State`][memsgd.optax.AM1State].
 
-    Example:
-        >>> opt = memsgd.optax.am1(learning_rate=0.01, momentum=0.9, kick=0.1)
-        >>> state = opt.init(params)
-        >>> updates, state = opt.update(grads, state)
-        >>> params = optax.apply_updates(params, updates)
+    Examples:
+        With ``kick = 0`` it is ``optax.sgd`` with momentum:
+
+        >>> import jax.numpy as jnp, optax
+        >>> import memsgd.optax
+        >>> def descend(opt, params, steps=5):
+        ...     state = opt.init(params)
+        ...     for _ in range(steps):
+        ...         updates, state = opt.update(2 * params, state, params)    # gradient of |params|^2
+        ...         params = optax.apply_updates(params, updates)
+        ...     return params
+        >>> start = jnp.array([1.0, -2.0])
+        >>> bool(jnp.allclose(descend(memsgd.optax.am1(0.1, 0.9, 0.0), start), descend(optax.sgd(0.1, 0.9), start)))
+        True
     """
     jax, jnp, optax = _modules("memsgd.optax.am1")
     lr = _hyperparameter(jax, learning_rate, "learning_rate", nonnegative=True)
@@ -152,6 +177,22 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
 
     Returns:
         ``optax.GradientTransformation`` with state [`MemorySGDState`][memsgd.optax.MemorySGDState].
+
+    Examples:
+        Heavy ball from its matrix form follows ``optax.sgd`` with momentum (to rounding):
+
+        >>> import jax.numpy as jnp, optax, memsgd
+        >>> import memsgd.optax
+        >>> def descend(opt, params, steps=5):
+        ...     state = opt.init(params)
+        ...     for _ in range(steps):
+        ...         updates, state = opt.update(2 * params, state, params)    # gradient of |params|^2
+        ...         params = optax.apply_updates(params, updates)
+        ...     return params
+        >>> start = jnp.array([1.0, -2.0])
+        >>> ours = descend(memsgd.optax.memory_sgd(memsgd.heavy_ball(0.1, 0.9)), start)
+        >>> bool(jnp.allclose(ours, descend(optax.sgd(0.1, 0.9), start), rtol=1e-5))
+        True
     """
     from .algorithms import MemoryAlgorithm
     from .schedules import Schedule

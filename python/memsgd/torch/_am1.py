@@ -242,9 +242,24 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
     ``*_like`` constructors from the parameter or gradient, so DTensor (FSDP2) parameters get
     DTensor state with the same placements.
 
-    Example:
-        >>> opt = AM1(model.parameters(), lr=0.01, momentum=0.99, kick=0.1)
-        >>> opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()
+    Examples:
+        With ``kick = 0`` the iterates are torch's SGD with momentum, bitwise:
+
+        >>> import torch
+        >>> from memsgd.torch import AM1
+        >>> a = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        >>> b = torch.nn.Parameter(a.detach().clone())
+        >>> for opt, p in ((AM1([a], lr=0.1, momentum=0.9, kick=0.0), a), (torch.optim.SGD([b], lr=0.1, momentum=0.9), b)):
+        ...     for _ in range(5):
+        ...         opt.zero_grad()
+        ...         (p ** 2).sum().backward()
+        ...         opt.step()
+        >>> torch.equal(a, b)
+        True
+
+        The kick adds ``kick g`` on top (a training loop is the same as with any optimizer):
+
+        >>> opt = AM1([a], lr=0.1, momentum=0.9, kick=0.5)
     """
 
 
@@ -254,7 +269,18 @@ def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Op
     r"""Functional AM1 update (see [`AM1`][memsgd.torch.AM1]). Updates ``params`` in place; new or replaced
     buffers are written back into ``momentum_buffer_list``. ``lr``, ``momentum``, ``kick`` are
     floats or 0-d tensors. ``lr_in_buffer=True`` is the schedule form
-    ``m <- beta m + lr g; p <- p - m - kick g``."""
+    ``m <- beta m + lr g; p <- p - m - kick g``.
+
+    Examples:
+        One step from a zero buffer: ``v = g``, ``p <- p - lr g - kick g``:
+
+        >>> import torch
+        >>> from memsgd.torch import am1
+        >>> p, g, buffers = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 0.5]), [None]
+        >>> am1([p], [g], buffers, lr=0.1, momentum=0.9, kick=0.5)
+        >>> p.tolist(), buffers[0].tolist()
+        ([0.699999988079071, -2.299999952316284], [0.5, 0.5])
+    """
     if not params:
         return
     values = (lr, momentum, kick)

@@ -162,8 +162,22 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
         foreach (bool, optional): multi-tensor implementation; ``None`` picks it on CUDA.
         lr (float or Tensor, keyword, optional): the multiplier ``s`` above (>= 0, default: 1.0).
 
-    Example:
-        >>> opt = MemorySGD(model.parameters(), alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])  # heavy ball
+    Examples:
+        Heavy ball in matrix form follows torch's SGD with momentum (to rounding: the buffers
+        hold ``u = -lr v``):
+
+        >>> import torch
+        >>> from memsgd.torch import MemorySGD
+        >>> a = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+        >>> b = torch.nn.Parameter(a.detach().clone())
+        >>> ours = MemorySGD([a], alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])
+        >>> for opt, p in ((ours, a), (torch.optim.SGD([b], lr=0.1, momentum=0.9), b)):
+        ...     for _ in range(5):
+        ...         opt.zero_grad()
+        ...         (p ** 2).sum().backward()
+        ...         opt.step()
+        >>> torch.allclose(a, b, rtol=1e-14, atol=0)
+        True
     """
 
 
@@ -179,7 +193,19 @@ def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: Li
     """Functional MemorySGD update (see [`MemorySGD`][memsgd.torch.MemorySGD]). ``memory_buffer_list[i]`` holds the M
     memory tensors ``(u^1, ..., u^M)`` of ``params[i]`` (each shaped like it), or None: then zeros
     (``u_0 = 0``) are created with ``zeros_like`` and written back as a tuple. ``lr`` is a float or
-    a 0-d tensor (kept a tensor under ``torch.compile``)."""
+    a 0-d tensor (kept a tensor under ``torch.compile``).
+
+    Examples:
+        Heavy ball in matrix form (``u <- 0.9 u - 0.1 g``, ``p <- p + 0.9 u - 0.1 g``), one step from
+        ``u = 0``:
+
+        >>> import torch
+        >>> from memsgd.torch import memory_sgd
+        >>> p, g, buffers = torch.tensor([1.0]), torch.tensor([2.0]), [None]
+        >>> memory_sgd([p], [g], buffers, alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])
+        >>> p.tolist(), buffers[0][0].tolist()
+        ([0.800000011920929], [-0.20000000298023224])
+    """
     if not params:
         return
     if not _checked:
