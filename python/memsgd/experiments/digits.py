@@ -75,6 +75,14 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
         ``curves`` (``{name: {"t": [...], "loss": [...]}}``),
         ``checks`` (``jacobi_hb_blew_up``, ``am1_below_sgd_and_hb``), ``lambda_max``, ``config``,
         ``files`` and ``seconds``.
+
+    Examples:
+        A few steps of a small network (needs torch and scikit-learn: ``pip install 'memsgd[torch,data]'``):
+
+        >>> from memsgd.experiments import digits
+        >>> result = digits.run(steps=20, batch_size=8, out_dir=None, hidden=50)
+        >>> "table" in result and "curves" in result
+        True
     """
     steps = positive_int(steps, "steps")
     batch_size = positive_int(batch_size, "batch_size")

@@ -61,6 +61,14 @@ COLORS = {"heavy ball": "tab:blue", "AM1": "tab:red"}
 
 @dataclass
 class PracticeConfig:
+    """Settings of the theory-against-training comparison (docs/practice.md).
+
+    Examples:
+        >>> from memsgd.experiments.practice import PracticeConfig
+        >>> PracticeConfig().batch_sizes
+        (1, 10, 100)
+    """
+
     steps: int = 1000
     seeds: int = 40
     batch_sizes: Tuple[int, ...] = (1, 10, 100)
@@ -102,7 +110,13 @@ class PracticeConfig:
 
 
 def small_config() -> PracticeConfig:
-    """Tiny settings for smoke tests (seconds; not the claims)."""
+    """Tiny settings for smoke tests (seconds; not the claims).
+
+    Examples:
+        >>> from memsgd.experiments.practice import small_config
+        >>> small_config().steps
+        30
+    """
     return PracticeConfig(steps=30, seeds=8, width=100, points=8, raw_labels=False)
 
 
@@ -172,7 +186,18 @@ def _gap(mean, stderr, reference):
 
 
 def run(config: Optional[PracticeConfig] = None, out_dir=None, progress=None) -> dict:
-    """Run the comparison; write ``practice.png`` and ``practice.json`` to ``out_dir``."""
+    """Run the comparison; write ``practice.png`` and ``practice.json`` to ``out_dir``.
+
+    Examples:
+        Needs torch and scikit-learn (``pip install 'memsgd[torch,data]'``):
+
+        >>> import dataclasses
+        >>> from memsgd.experiments import practice
+        >>> cfg = dataclasses.replace(practice.small_config(), steps=10, seeds=2, width=20, points=4)
+        >>> result = practice.run(cfg, out_dir=None)
+        >>> "table" in result and "rows" in result
+        True
+    """
     cfg = config or PracticeConfig()
     if not isinstance(cfg, PracticeConfig):
         raise TypeError(f"config must be a PracticeConfig, got {type(cfg).__name__}")

@@ -43,6 +43,15 @@ MEMORY0 = ("constant", "power law", "free")
 
 @dataclass
 class ScheduleDesignConfig:
+    """Settings of the schedule-design experiment (docs/schedule-design.md).
+
+    Examples:
+        >>> from memsgd.experiments.schedule_design import ScheduleDesignConfig
+        >>> cfg = ScheduleDesignConfig()
+        >>> cfg.steps, cfg.long_steps
+        (10000, 100000)
+    """
+
     nu: float = 2.0
     kappa: float = 1.0
     batch_size: int = 10
@@ -72,6 +81,13 @@ class ScheduleDesignConfig:
 
 
 def small_config() -> ScheduleDesignConfig:
+    """Tiny settings for smoke tests (seconds).
+
+    Examples:
+        >>> from memsgd.experiments.schedule_design import small_config
+        >>> small_config().steps
+        300
+    """
     return ScheduleDesignConfig(steps=300, long_steps=600, head=64, knots=6, starts=2, max_iterations=25,
                                 free_iterations=25, long_free_iterations=10)
 
@@ -94,7 +110,17 @@ def _describe(params, skip=("knot_steps",)):
 
 
 def run(config: Optional[ScheduleDesignConfig] = None, out_dir=None, progress=None) -> dict:
-    """Tune and optimise; write ``schedule_design_*.png`` and ``schedule_design.json`` to ``out_dir``."""
+    """Tune and optimise; write ``schedule_design_*.png`` and ``schedule_design.json`` to ``out_dir``.
+
+    Examples:
+        >>> import dataclasses
+        >>> from memsgd.experiments import schedule_design
+        >>> cfg = dataclasses.replace(schedule_design.small_config(), steps=100, long_steps=None, starts=1,
+        ...                           max_iterations=5, free_iterations=5)
+        >>> result = schedule_design.run(cfg, out_dir=None)
+        >>> sorted(result)
+        ['checks', 'config', 'memory0', 'memory1', 'table', 'timings_s']
+    """
     cfg = config or ScheduleDesignConfig()
     if not isinstance(cfg, ScheduleDesignConfig):
         raise TypeError(f"config must be a ScheduleDesignConfig, got {type(cfg).__name__}")

@@ -31,7 +31,16 @@ OBJECTIVES = ("final", "mean_log")
 class TuneResult:
     """``best``: the winning parameters; ``score``: its objective value; ``trials``: every
     grid point as ``{"params", "score", "final_loss", "diverged_at"}`` in grid order;
-    ``curve``: the winner's full loss curve (``None`` if every point diverged)."""
+    ``curve``: the winner's full loss curve (``None`` if every point diverged).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.experiments.tuning import tune
+        >>> res = tune(memsgd.gd, {"lr": [0.5, 1.0]}, memsgd.Spectrum.power_law(2.0, 1.0, size=50),
+        ...            memsgd.Noise.gaussian(10), 100)
+        >>> res.curve.shape, res.trials[0]["params"]
+        ((101,), {'lr': 0.5})
+    """
 
     best: Optional[Dict[str, float]]
     score: float
@@ -40,7 +49,13 @@ class TuneResult:
 
 
 def grid_points(grid: Dict[str, Sequence[float]]) -> List[Dict[str, float]]:
-    """All combinations of a ``{name: values}`` grid, in lexicographic order."""
+    """All combinations of a ``{name: values}`` grid, in lexicographic order.
+
+    Examples:
+        >>> from memsgd.experiments.tuning import grid_points
+        >>> grid_points({"lr": [0.1, 0.2], "momentum": [0.9]})
+        [{'lr': 0.1, 'momentum': 0.9}, {'lr': 0.2, 'momentum': 0.9}]
+    """
     if not isinstance(grid, dict) or not grid:
         raise ValueError("grid must be a non-empty dict {parameter name: sequence of values}")
     names, values = [], []
@@ -57,7 +72,14 @@ def grid_points(grid: Dict[str, Sequence[float]]) -> List[Dict[str, float]]:
 
 def score_curve(loss: np.ndarray, objective: str) -> float:
     """``final``: ``L_T``; ``mean_log``: mean of ``log L_t`` over log-spaced t in [1, T] (rewards
-    being low all along, not only at the end). ``inf`` for a diverged or non-finite curve."""
+    being low all along, not only at the end). ``inf`` for a diverged or non-finite curve.
+
+    Examples:
+        >>> import numpy as np
+        >>> from memsgd.experiments.tuning import score_curve
+        >>> score_curve(np.array([1.0, 0.5, 0.25]), "final")
+        0.25
+    """
     return _score_recorded(np.arange(loss.size), loss, objective)
 
 
@@ -97,6 +119,16 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
     [`memsgd.loss_curve`][memsgd.loss_curve] (bitwise the same values). A factory that raises ``ValueError`` for a
     point (an invalid combination) scores ``inf`` for it. ``progress(done, total, label)`` is called
     as points finish. ``executor`` / ``chunk_size``: as in [`memsgd.sweep`][memsgd.sweeps.sweep] (docs/sweeps.md).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.experiments.tuning import tune
+        >>> res = tune(memsgd.heavy_ball, {"lr": [0.05, 0.1, 0.2], "momentum": [0.9]},
+        ...            memsgd.Spectrum.power_law(2.0, 1.0, size=50), memsgd.Noise.gaussian(10), 200)
+        >>> res.best, len(res.trials)
+        ({'lr': 0.2, 'momentum': 0.9}, 3)
+        >>> res.score == min(t["score"] for t in res.trials)
+        True
     """
     if not callable(factory):
         raise TypeError(f"factory must be callable (params -> algorithm), got {type(factory).__name__}")
