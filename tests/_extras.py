@@ -17,7 +17,7 @@ EXTRA_OF = {
     "jax": "jax", "optax": "jax",
     "sklearn": "data",
     "mkdocs": "docs", "material": "docs", "mkdocstrings": "docs", "pymdownx": "docs",
-    "cloudpickle": "test", "pybind11_stubgen": "test",
+    "cloudpickle": "test", "pybind11_stubgen": "test", "mpmath": "test",
 }
 
 
@@ -33,6 +33,15 @@ def need(module: str):
 
 def has(module: str) -> bool:
     return importlib.util.find_spec(module.split(".")[0]) is not None
+
+
+def skip_unless_code_can_import(code: str) -> None:
+    """Skip naming the extra when ``code`` imports a module of an extra that is not installed."""
+    import re
+
+    for top in re.findall(r"^\s*(?:>>>\s*)?(?:import|from)\s+([A-Za-z_]\w*)", code, re.M):
+        if top in EXTRA_OF and not has(top):
+            pytest.skip(reason(top))
 
 
 def requires(*modules: str):

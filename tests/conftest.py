@@ -13,8 +13,12 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # --- Ctrl-C ---------------------------------------------------------------------------------------
 
+# The child installs Python's own SIGINT handler first: a suite started in the background (`cmd &`
+# in a script) hands its children SIGINT ignored, and then neither a real Ctrl-C nor
+# _thread.interrupt_main reaches the code under test.
 _CTRL_C_SCRIPT = """
 import _thread, os, signal, sys, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 {setup}
 def _interrupt():
     if {real_signal}:

@@ -9,6 +9,8 @@ import memsgd
 from memsgd.cli import main
 from tests._strict_json import strict_loads
 
+from ._extras import requires
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -25,6 +27,7 @@ def test_curve_json_matches_library(capsys):
     assert out["diverged_at"] is None
 
 
+@requires("matplotlib")
 def test_curve_table_and_plot(tmp_path, capsys):
     png = tmp_path / "c.png"
     rc = main(["curve", "--algo", "gd", "--lr", "0.5", "--batch", "inf", "--steps", "100", "--plot", str(png)])
@@ -150,6 +153,7 @@ def test_diverging_curve_json_is_strict(capsys):
     assert out["batch_size"] is None
 
 
+@requires("matplotlib")
 def test_plot_into_a_missing_folder_fails_before_computing(tmp_path, capsys):
     # 5e6 steps on 10^6 eigenvalues would run for hours: the error must come first
     assert main(["curve", "--steps", "5e6", "--size", "1e6", "--plot", str(tmp_path / "missing" / "c.png")]) == 2
@@ -159,6 +163,7 @@ def test_plot_into_a_missing_folder_fails_before_computing(tmp_path, capsys):
     assert "image extension" in _err(capsys)
 
 
+@requires("matplotlib")
 def test_plot_title_names_algorithm_hyperparameters_batch_and_problem(tmp_path, monkeypatch):
     from memsgd import plotting
     seen = {}
@@ -177,6 +182,7 @@ def test_plot_title_names_algorithm_hyperparameters_batch_and_problem(tmp_path, 
     assert "MemoryAlgorithm" not in title
 
 
+@requires("matplotlib")
 def test_diverged_curve_plot_is_marked(tmp_path):
     main(["curve", "--algo", "gd", "--lr", "3", "--size", "10", "--batch", "inf", "--steps", "300",
           "--plot", str(tmp_path / "d.png")])

@@ -11,7 +11,9 @@ from memsgd.cli import main
 from memsgd.cli.sweep import parse_values
 from tests._strict_json import strict_loads
 
-pytest.importorskip("xarray")
+from ._extras import need
+
+need("xarray")
 
 ARGS = ["sweep", "--algo", "heavy_ball", "--lr", "0.1:1.9:3:log", "--momentum", "0,0.9", "--batch", "1,inf",
         "--size", "40", "--steps", "300", "--record", "40", "--no-progress"]

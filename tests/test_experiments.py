@@ -21,6 +21,8 @@ from memsgd._steps import log_spaced_steps
 from memsgd.cli import main
 from memsgd.experiments import common, compare, fig1, fig4, tuning
 
+from ._extras import requires
+
 
 def _calls():
     seen = []
@@ -34,6 +36,7 @@ def _calls():
 # ------------------------------------------------------------------------------ smoke tests
 
 
+@requires("matplotlib")
 def test_fig1_smoke(tmp_path):
     seen, progress = _calls()
     r = fig1.run(fig1.small_config(), out_dir=tmp_path, progress=progress)
@@ -47,6 +50,7 @@ def test_fig1_smoke(tmp_path):
     assert labels[0] == "SGD" and any("AM1" in s for s in labels)
 
 
+@requires("matplotlib")
 def test_fig4_smoke(tmp_path):
     seen, progress = _calls()
     r = fig4.run(fig4.small_config(), out_dir=tmp_path, progress=progress)
@@ -71,6 +75,7 @@ def test_fig4_smoke(tmp_path):
     assert inside["status"] == "ok" and abs(inside["fitted_exponent"] - 0.5 * 1.25) <= 0.04
 
 
+@requires("matplotlib")
 def test_compare_smoke(tmp_path):
     seen, progress = _calls()
     r = compare.run(compare.small_config(), out_dir=tmp_path, progress=progress)
@@ -252,6 +257,7 @@ def test_fig1_simulation_section_small():
     ("fig4", "Figure 4:", {"fig4.png", "fig4_curves.png", "fig4_simulation.png", "fig4.json"}),
     ("compare", "Tuned comparison", {"compare_nu2_kappa1_B10.png", "compare.json"}),
 ])
+@requires("matplotlib")
 def test_cli_reproduce_quick(tmp_path, capsys, target, heading, files):
     out = tmp_path / target
     assert main(["reproduce", target, "--quick", "--out", str(out)]) == 0
@@ -263,6 +269,7 @@ def test_cli_reproduce_quick(tmp_path, capsys, target, heading, files):
     assert captured.err == ""  # stderr is not a terminal here: no progress bar, no \r in logs
 
 
+@requires("matplotlib", "tqdm")
 def test_cli_reproduce_progress_bar(tmp_path, capsys):
     assert main(["reproduce", "fig1", "--quick", "--no-simulation", "--progress", "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
@@ -275,6 +282,7 @@ def test_cli_reproduce_bad_input(tmp_path, capsys):
     assert "--steps" in capsys.readouterr().err
 
 
+@requires("matplotlib")
 def test_cli_digits_calls_experiment(tmp_path, monkeypatch, capsys):
     calls = {}
 

@@ -19,6 +19,7 @@ from memsgd import MemoryAlgorithm, Noise, Schedule, Spectrum, _core, loss_curve
 from memsgd.gradient import LossGradient, loss_gradient
 
 from . import reference
+from ._extras import requires
 
 FIELDS = ("alpha", "b", "c", "D", "e")
 CS_STEP = 1e-30      # complex step: no cancellation, any tiny step works
@@ -436,6 +437,7 @@ def test_ctrl_c_interrupts_a_long_loss_gradient(ctrl_c):
     assert seconds < 30
 
 
+@requires("tqdm")
 def test_progress_bar_changes_nothing_but_stderr(capsys):
     spec = Spectrum.power_law(2.0, 1.0, size=300)
     quiet = loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, Noise.gaussian(10), 300, progress=False)

@@ -8,6 +8,8 @@ import memsgd
 from memsgd import LossCurves, MemoryAlgorithm, Noise, Spectrum, _core, loss_curve, loss_curves, schedules
 from memsgd._steps import log_spaced_steps
 
+from ._extras import requires
+
 STEPS = 300
 M5 = MemoryAlgorithm(0.2, [0.3, 0.1, 0.2, 0.1, 0.05], [0.1, 0.2, 0.1, 0.05, 0.1],
                      np.diag([0.5, 0.6, 0.7, 0.8, 0.3]), [0.0, 0.1, 0.0, 0.1, 0.0])
@@ -124,6 +126,7 @@ def test_memory_is_per_recorded_step_not_per_step():
     assert control.configs_done < 2
 
 
+@requires("tqdm")
 def test_ctrl_c_interrupts_loss_curves_and_a_bar_shows_configurations(ctrl_c):
     seconds, err = ctrl_c("memsgd.loss_curves([memsgd.heavy_ball(0.1, 0.9)] * 4, spec, memsgd.Noise.gaussian(10), "
                           "10**7, record=10, progress=True)",

@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
-optax = pytest.importorskip("optax")
+from ._extras import need
+jax = need("jax")
+optax = need("optax")
 jnp = jax.numpy
 
 import memsgd  # noqa: E402
@@ -122,7 +123,7 @@ def test_memory_sgd_schedule_matches_matrix_form(quadratic, sched):
 
 
 def test_same_iterates_as_torch_on_the_same_gradients(quadratic):
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     from memsgd.torch import AM1, MemorySGD
     H, ws = quadratic
     Ht, wt = torch.tensor(H), torch.tensor(ws)

@@ -7,7 +7,10 @@ import pytest
 import memsgd
 from memsgd import Noise, Spectrum, _core, loss_curve, propagators
 
+from ._extras import requires
 
+
+@requires("tqdm")
 def test_progress_bar_changes_nothing_but_stderr(capsys):
     spec = Spectrum.power_law(2.0, 1.0, size=3000)
     algo = memsgd.heavy_ball(0.1, 0.9)

@@ -15,6 +15,8 @@ import pytest
 from memsgd.cli import _common, build_parser
 from memsgd.cli import sweep as sweep_cli
 
+from ._extras import skip_unless_code_can_import
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -41,6 +43,7 @@ def test_readme_has_the_blocks_this_file_checks():
 
 @pytest.mark.parametrize("index", range(len(PYTHON)))
 def test_python_block_runs_as_written(index):
+    skip_unless_code_can_import(PYTHON[index])
     out = subprocess.run([sys.executable, "-c", PYTHON[index]], capture_output=True, text=True, timeout=300,
                          cwd=ROOT)
     assert out.returncode == 0, f"README python block {index + 1}:\n{PYTHON[index]}\n{out.stderr}"

@@ -11,6 +11,8 @@ import memsgd as ms
 from memsgd import _core
 from memsgd.renewal import RenewalCancellationWarning
 
+from ._extras import requires
+
 
 def cancelling_problem(steps=400):
     """tau2 > 0 makes the moment map negative (mu = (1 - a lam)^2 - (tau2/B) a^2 lam^2 < 0): the
@@ -90,6 +92,7 @@ def test_direct_summation_responds_to_ctrl_c(ctrl_c):
     assert seconds < 10
 
 
+@requires("tqdm")
 def test_renewal_progress_bar(capsys):
     t = np.arange(3000) + 1.0
     V = 0.3 * t ** -1.5

@@ -17,7 +17,9 @@ from memsgd import Noise, Schedule, Spectrum, schedules, sweep
 from memsgd.cli import main
 from memsgd.experiments import tuning
 
-pytest.importorskip("xarray")
+from ._extras import need
+
+need("xarray")
 
 
 def power_law(nu):
@@ -79,7 +81,7 @@ def test_process_pool_and_unpicklable_payloads(local):
 
 def test_dask_local_cluster(local, capsys):
     """A real Dask cluster of 2 worker processes, one thread each (also from `memsgd sweep`)."""
-    distributed = pytest.importorskip("distributed")
+    distributed = need("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
         assert_bitwise(sweep(**KW, executor=client, chunk_size=5), local)

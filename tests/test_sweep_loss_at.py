@@ -15,7 +15,9 @@ from memsgd import Noise, Spectrum, sweep
 from tests.reference import recursion_rounding
 from tests._counting_executor import CountingExecutor
 
-pytest.importorskip("xarray")
+from ._extras import need
+
+need("xarray")
 
 SPEC = Spectrum.power_law(2.0, 1.0, size=200)
 # lr = 3 diverges (far beyond the stability region of heavy ball on lambda_max = 1)
@@ -122,7 +124,7 @@ def test_bad_method(method, exc):
 
 
 def test_store_is_not_mixed_between_methods(tmp_path):
-    pytest.importorskip("zarr")
+    need("zarr")
     store = tmp_path / "s.zarr"
     kw = dict(factory=ms.gd, grid={"lr": [0.3, 0.5]}, spectrum=SPEC, noise=Noise.gaussian(4), steps=3000, record=8)
     first = sweep(**kw, store=store, method="loss_at").load()

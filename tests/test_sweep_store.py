@@ -20,8 +20,10 @@ from memsgd import Noise, Spectrum, sweep
 from memsgd import StoreMismatchError
 from tests._counting_executor import CountingExecutor
 
-xr = pytest.importorskip("xarray")
-zarr = pytest.importorskip("zarr")
+from ._extras import need
+
+xr = need("xarray")
+zarr = need("zarr")
 
 GRID = {"lr": [0.1, 0.3, 0.6, 1.0, 1.9], "momentum": [0.0, 0.5, 0.9], "batch_size": [1, 4]}
 C = 5 * 3 * 2

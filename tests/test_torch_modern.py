@@ -5,7 +5,8 @@ import copy
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from ._extras import need
+torch = need("torch")
 
 import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402
@@ -230,10 +231,10 @@ def test_compiled_memory_sgd_tensor_lr_aot_eager(quadratic, compilations):
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    dist = pytest.importorskip("torch.distributed")
+    dist = need("torch.distributed")
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
-    pytest.importorskip("torch.distributed.tensor")        # public DTensor (torch >= 2.4)
+    need("torch.distributed.tensor")        # public DTensor (torch >= 2.4)
     from torch.distributed.device_mesh import init_device_mesh
     store = tmp_path_factory.mktemp("dist") / "store"
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
