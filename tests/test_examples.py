@@ -6,10 +6,10 @@ Docstrings are read as the docs read them (griffe, statically), so attributes su
 skipped naming the extra.
 """
 import doctest
-import re
 import importlib
 import importlib.util
 import pathlib
+import re
 
 import numpy as np
 import pytest
