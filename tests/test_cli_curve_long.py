@@ -131,6 +131,7 @@ def test_divergence_with_loss_at_matches_the_engine(capsys, tmp_path):
     assert f"# diverged at step {curve.diverged_at}" in text and png.stat().st_size > 1000
 
 
+@pytest.mark.slow
 @requires("matplotlib")
 def test_plot_with_loss_at(tmp_path, capsys):
     png = tmp_path / "c.png"

@@ -29,6 +29,7 @@ def test_parse_values():
             parse_values(bad, "lr")
 
 
+@pytest.mark.slow
 def test_json_points_are_loss_curve(capsys):
     assert main(ARGS + ["--json"]) == 0
     out = strict_loads(capsys.readouterr().out)
@@ -46,6 +47,7 @@ def test_json_points_are_loss_curve(capsys):
     assert 0 < diverged < len(out["points"])
 
 
+@pytest.mark.slow
 def test_table_store_and_heat_maps(tmp_path, capsys):
     store = tmp_path / "s.zarr"
     png = tmp_path / "final.png"

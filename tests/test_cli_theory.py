@@ -82,6 +82,7 @@ def test_stability_reports_asymptotics_and_geometry_for_nesterov(capsys):
     assert out["memory1"]["circle_radius"] == pytest.approx(geo.radius, rel=1e-15)
 
 
+@pytest.mark.slow
 @requires("matplotlib")
 def test_stability_plot_writes_png(tmp_path, capsys):
     png = tmp_path / "stability.png"

@@ -81,6 +81,7 @@ def test_load_mnist_shape_errors(tmp_path):
         data.load_mnist(ip, ip)
 
 
+@pytest.mark.slow
 def test_load_digits_standardized():
     need("sklearn")
     X, y = data.load_digits()

@@ -12,6 +12,7 @@ from memsgd.experiments import digits
 from ._extras import need, requires
 
 
+@pytest.mark.slow
 def test_digits_experiment_smoke(tmp_path):
     need("torch")
     need("sklearn")
@@ -57,6 +58,7 @@ sys.meta_path.insert(0, Block())
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("blocked, extras", [  # the one not blocked must be there for its extra to go unnamed
     pytest.param(["torch"], "torch", marks=requires("sklearn")),
     pytest.param(["sklearn"], "data", marks=requires("torch")),
@@ -71,6 +73,7 @@ def test_missing_extras_named_in_one_import_error(blocked, extras):
     assert out.startswith(f"memsgd reproduce digits needs {' and '.join(blocked)}")
 
 
+@pytest.mark.slow
 def test_hessian_power_iteration_matches_exact_eigenvalue():
     """Power iteration on Hessian-vector products against the full Hessian's top eigenvalue
     (torch.autograd.functional.hessian + numpy eigvalsh), on the digits network's loss."""

@@ -54,6 +54,7 @@ def _article(html):
     return html[html.find("<article"):html.find("</article>")]
 
 
+@pytest.mark.slow
 def test_mkdocs_build_strict(site):
     assert (site / "api" / "index.html").exists()
     api = (site / "api" / "index.html").read_text()
@@ -68,6 +69,7 @@ def test_mkdocs_build_strict(site):
         assert not stray, (page.name, stray[:3])
 
 
+@pytest.mark.slow
 def test_no_page_shows_a_literal_sphinx_role(site):
     # mkdocstrings does not render Sphinx roles (:func:`x` showed as ":func:x"): docstrings link
     # with autorefs, [x][memsgd.x], or write plain code
@@ -81,6 +83,7 @@ def test_no_page_shows_a_literal_sphinx_role(site):
     assert not shown
 
 
+@pytest.mark.slow
 def test_the_built_site_loads_nothing_from_outside(site):
     # offline reading: scripts, styles and fonts (math: the vendored KaTeX) all come with the site
     outside = re.compile(r'<(?:script|link)\b[^>]*\b(?:src|href)="(?:https?:)?//[^"]*"')
@@ -95,6 +98,7 @@ def test_the_built_site_loads_nothing_from_outside(site):
         assert (site / "javascripts" / "katex" / font).exists(), font
 
 
+@pytest.mark.slow
 def test_every_formula_renders_with_the_vendored_katex(site):
     # the math the pages hand to KaTeX parses (KaTeX is stricter than MathJax about some macros)
     import html
@@ -191,6 +195,7 @@ for i, code in enumerate(blocks):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["getting-started.md", "exact-curves.md"])
 def test_docs_python_blocks_run(tmp_path, page):
     blocks = _python_blocks(page)
@@ -202,6 +207,7 @@ def test_docs_python_blocks_run(tmp_path, page):
         pytest.skip(out.stdout.strip().replace("\n", "; "))
 
 
+@pytest.mark.slow
 def test_cli_page_shows_real_output():
     text = (DOCS / "cli.md").read_text()
     examples = re.findall(r"```text\n\$ (memsgd [^\n]*)\n(.*?)```", text, re.S)

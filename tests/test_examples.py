@@ -84,7 +84,12 @@ class _Runner(doctest.DocTestRunner):
         super().report_unexpected_exception(out, test, example, exc_info)
 
 
-@pytest.mark.parametrize("target", sorted(OBJECTS))
+# examples that take seconds (torch training, real data): in the slow half of the suite
+SLOW = {"memsgd.experiments.practice.run", "memsgd.experiments.digits.run", "memsgd.data.load_digits"}
+
+
+@pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.slow) if t in SLOW else t
+                                    for t in sorted(OBJECTS)])
 def test_example_runs(target, tmp_path, monkeypatch):
     canonical, doc = OBJECTS[target]
     test = doctest.DocTestParser().get_doctest(doc, {}, target, target, 0)

@@ -257,6 +257,7 @@ def test_fig1_simulation_section_small():
     ("fig4", "Figure 4:", {"fig4.png", "fig4_curves.png", "fig4_simulation.png", "fig4.json"}),
     ("compare", "Tuned comparison", {"compare_nu2_kappa1_B10.png", "compare.json"}),
 ])
+@pytest.mark.slow
 @requires("matplotlib")
 def test_cli_reproduce_quick(tmp_path, capsys, target, heading, files):
     out = tmp_path / target

@@ -384,6 +384,7 @@ print(memsgd._core.max_threads(), h.hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_bitwise_identical_for_any_thread_count():
     digests = set()
     for threads in (1, 2):

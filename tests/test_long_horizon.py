@@ -186,6 +186,7 @@ def test_noiseless_and_zero_signal():
     assert zero.loss.tolist() == [0.0, 0.0] and zero.error.tolist() == [0.0, 0.0]
 
 
+@pytest.mark.slow
 def test_same_bits_for_any_thread_count():
     code = ("import numpy as np, memsgd as ms\n"
             "from memsgd.long_horizon import loss_at\n"

@@ -195,6 +195,7 @@ def test_inject_hyperparams_changes_take_effect(quadratic):
     assert abs(float(state.hyperparams["kick"])) < 1e-15    # the schedule reached 0
 
 
+@pytest.mark.slow
 def test_vmap_over_params_and_over_hyperparameters(quadratic):
     H, ws = quadratic
     Hj = jnp.asarray(H)
@@ -276,6 +277,7 @@ def test_memory_sgd_argument_checks(arg, kwargs, exc, match):
         memory_sgd(arg, **kwargs)
 
 
+@pytest.mark.slow
 def test_import_needs_no_jax_and_calls_name_the_extra():
     code = ("import sys; sys.modules['optax'] = None; import memsgd.optax as m; "
             "assert 'jax' not in sys.modules, 'jax imported'\n"

@@ -74,6 +74,7 @@ for call in (lambda: plotting.plot_curves({"a": curve.loss}, "x.png"),
                      "a progress bar needs tqdm: pip install 'memsgd[progress]'"]
 
 
+@pytest.mark.slow
 def test_cli_names_the_missing_extra_in_one_line_before_computing(tmp_path):
     # 5e6 steps on 10^6 eigenvalues would take hours: the message must come first
     out = _run(f"""

@@ -112,6 +112,7 @@ def test_exact_mean_loss_argument_checks():
 
 # -- the experiment ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_practice_quick_end_to_end(tmp_path):
     need("torch")
     need("sklearn")

@@ -41,6 +41,7 @@ def test_readme_has_the_blocks_this_file_checks():
     assert set(openers) <= {"python", "bash"} and set(closers) == {""}, fences  # every block is checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(PYTHON)))
 def test_python_block_runs_as_written(index):
     skip_unless_code_can_import(PYTHON[index])

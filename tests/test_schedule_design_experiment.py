@@ -13,6 +13,7 @@ from memsgd.experiments import schedule_design
 from ._extras import need, requires
 
 
+@pytest.mark.slow
 def test_quick_run_tables_files_and_consistency(tmp_path):
     matplotlib = need("matplotlib")
     matplotlib.use("pdf")  # a caller's backend: the figures must not switch it (regression: use("Agg"))
@@ -58,6 +59,7 @@ def test_config_validation():
         schedule_design.run({"steps": 10})
 
 
+@pytest.mark.slow
 @requires("matplotlib")
 def test_cli(tmp_path, capsys):
     assert main(["reproduce", "schedules", "--quick", "--no-progress", "--long-steps", "0", "--out",

@@ -92,6 +92,7 @@ def test_tracker_reports_each_unit():
         _progress.Tracker(5, 1)
 
 
+@pytest.mark.slow
 @requires("matplotlib")
 def test_plot_curves_keeps_the_axis_to_the_curves_that_did_not_diverge(tmp_path):
     from memsgd.plotting import plot_curves

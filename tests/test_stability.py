@@ -292,6 +292,7 @@ def test_memory2_embedding_in_gap_regime_agrees_with_memory1(gap):
             assert r2.noise_sum == pytest.approx(r1.noise_sum, rel=1e-8)
 
 
+@pytest.mark.slow
 def test_crossings_match_jury_for_memory1_and_brute_force_for_memory2_and_3():
     """The unit-circle crossing test (general M) decides strict stability on (0, 1] and at nodes as
     the Jury conditions do (M = 1) and as dense eigenvalues on a grid do (M = 2, 3; cases within 1e-3

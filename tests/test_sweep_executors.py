@@ -64,6 +64,7 @@ def test_thread_pool(local):
         assert_bitwise(sweep(**KW, executor=pool, chunk_size=5), local)
 
 
+@pytest.mark.slow
 def test_process_pool_and_unpicklable_payloads(local):
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         spec = Spectrum.power_law(2.0, 1.0, size=20)
@@ -79,6 +80,7 @@ def test_process_pool_and_unpicklable_payloads(local):
         assert_bitwise(sweep(**KW, executor=pool, chunk_size=7), local)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster(local, capsys):
     """A real Dask cluster of 2 worker processes, one thread each (also from `memsgd sweep`)."""
     distributed = need("distributed")

@@ -30,6 +30,7 @@ def both():
     return sweep(**KW, method="engine"), sweep(**KW, method="loss_at")
 
 
+@pytest.mark.slow
 def test_methods_agree_to_loss_at_accuracy(both):
     engine, at = both
     assert engine.attrs["method"].startswith("engine") and at.attrs["method"].startswith("loss_at")
@@ -140,6 +141,7 @@ def test_store_is_not_mixed_between_methods(tmp_path):
     assert np.array_equal(direct["loss"].values, first["loss"].values)
 
 
+@pytest.mark.slow
 def test_loss_at_tasks_on_a_process_pool():
     kw = dict(factory=functools.partial(ms.heavy_ball, momentum=0.8), grid={"lr": [0.1, 0.2, 0.3]},
               spectrum=SPEC, noise=Noise.gaussian(4), steps=5000, record=6, method="loss_at")

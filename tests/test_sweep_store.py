@@ -128,6 +128,7 @@ memsgd.sweep(memsgd.heavy_ball, GRID, Spectrum.power_law(2.0, 1.0, size=60), Noi
 """
 
 
+@pytest.mark.slow
 def test_hard_kill_midway_then_resume(tmp_path, reference):
     """SIGKILL in the middle of a sweep (no cleanup of any kind), then the same call resumes."""
     store = tmp_path / "sweep.zarr"

@@ -103,6 +103,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_huge_thread_counts_are_capped_not_crashing():
     import os
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(ms.__file__).parents[1]),

@@ -186,6 +186,7 @@ def compilations():
     torch._dynamo.reset()
 
 
+@pytest.mark.slow
 def test_compiled_tensor_lr_loop_compiles_at_most_twice(quadratic, compilations):
     """20 steps whose lr and kick change every step (in place): at most 2 compilations (the first
     step creates the buffers), and the iterates are the eager ones."""
@@ -207,6 +208,7 @@ def test_compiled_schedule_loop_compiles_at_most_twice(quadratic, sched, compila
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_compiled_memory_sgd_tensor_lr_aot_eager(quadratic, compilations):
     """MemorySGD with a tensor lr multiplier under the aot_eager backend (functionalised graph)."""
     H, ws = quadratic
