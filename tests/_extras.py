@@ -17,7 +17,8 @@ EXTRA_OF = {
     "jax": "jax", "optax": "jax",
     "sklearn": "data",
     "mkdocs": "docs", "material": "docs", "mkdocstrings": "docs", "pymdownx": "docs",
-    "cloudpickle": "test", "pybind11_stubgen": "test", "mpmath": "test",
+    "cloudpickle": "test", "pybind11_stubgen": "test", "mpmath": "test", "ruff": "test",
+    "clang_format": "test",
 }
 
 

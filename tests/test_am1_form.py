@@ -37,8 +37,8 @@ def test_refuses_what_is_not_am1(algo, match):
 
 def test_the_three_readers_agree():
     need("torch")
-    from memsgd.torch._am1 import _schedule_values
     from memsgd.experiments.schedule_design import _am1_form
+    from memsgd.torch._am1 import _schedule_values
     sched = schedules.am1_power_law(0.5, 0.4)
     lr, momentum, kick = schedules.am1_form(*sched.parameters(20))
     assert all(np.array_equal(a, b) for a, b in zip(_am1_form(sched, 20), (lr, 1.0 - momentum, kick)))

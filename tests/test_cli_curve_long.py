@@ -17,7 +17,6 @@ from tests.reference import recursion_rounding
 from ._extras import requires
 
 
-
 def _run_json(capsys, argv):
     assert main(["curve", *argv, "--json"]) == 0
     return strict_loads(capsys.readouterr().out)

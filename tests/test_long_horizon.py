@@ -17,7 +17,6 @@ from tests.reference import mean_loss, recursion_rounding
 from tests.test_multistep import random_algorithm
 
 
-
 def empirical_spectrum():
     rng = np.random.default_rng(11)
     x = rng.standard_normal((300, 40)) * np.geomspace(1.0, 0.03, 40)

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 import memsgd as ms
-from memsgd.theory import (memory1_coefficients, memory1_eigenvalues, memory1_geometry, memory1_noise_regions,
-                           stability, stability_profile)
+from memsgd.theory import (
+    memory1_coefficients,
+    memory1_eigenvalues,
+    memory1_geometry,
+    memory1_noise_regions,
+    stability,
+    stability_profile,
+)
 
 from ._extras import need
 

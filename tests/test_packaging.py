@@ -119,7 +119,7 @@ def test_test_extra_is_installed():
 def test_every_requirement_of_every_extra_has_its_skip_message():
     # tests/_extras.py names the extra of each optional module in its skip messages
     rename = {"scikit-learn": "sklearn", "mkdocs-material": "material", "mkdocstrings": "mkdocstrings",
-              "pymdown-extensions": "pymdownx", "pybind11-stubgen": "pybind11_stubgen"}
+              "pymdown-extensions": "pymdownx", "pybind11-stubgen": "pybind11_stubgen", "clang-format": "clang_format"}
     for extra, reqs in PROJECT["optional-dependencies"].items():
         for req in reqs:
             module = rename.get(_requirement_name(req), _requirement_name(req))

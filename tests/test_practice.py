@@ -150,6 +150,7 @@ def test_practice_config_checks():
 
 def test_mnist_features_from_idx_files(tmp_path):
     from memsgd.experiments import practice
+
     from .test_data import write_idx
     rng = np.random.default_rng(0)
     ip = write_idx(tmp_path / "images", rng.integers(0, 256, size=(30, 4, 4), dtype=np.uint8))

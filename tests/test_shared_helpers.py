@@ -11,8 +11,6 @@ from tests._strict_json import strict_loads
 from ._extras import requires
 
 
-
-
 def test_json_writes_non_finite_as_null_everywhere(tmp_path):
     obj = {"a": math.inf, "b": [1.0, -math.inf, float("nan")], 3: np.array([np.inf, 2.5]),
            "c": (np.float64(np.nan), np.int64(7), np.bool_(True)), "d": {"e": np.float32(0.5)}}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import memsgd as ms
-from memsgd.theory import (jury_stable_memory1, memory1_coefficients, noise_sum_memory1, stability)
+from memsgd.theory import jury_stable_memory1, memory1_coefficients, noise_sum_memory1, stability
 from memsgd.theory._components import Components
 
 from ._extras import requires

@@ -12,8 +12,8 @@ import pytest
 
 import memsgd as ms
 from memsgd import Noise, Spectrum, sweep
-from tests.reference import recursion_rounding
 from tests._counting_executor import CountingExecutor
+from tests.reference import recursion_rounding
 
 from ._extras import need
 

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 import memsgd
-from memsgd import Noise, Spectrum, sweep
-from memsgd import StoreMismatchError
+from memsgd import Noise, Spectrum, StoreMismatchError, sweep
 from tests._counting_executor import CountingExecutor
 
 from ._extras import need

@@ -8,12 +8,12 @@ import pickle
 import pytest
 
 from ._extras import need
+
 torch = need("torch")
 
 import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402
 from memsgd.torch import AM1, MemorySGD  # noqa: E402
-
 
 SCHED = schedules.am1_power_law(0.3, 0.5)
 
