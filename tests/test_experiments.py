@@ -8,6 +8,7 @@ curve within 4 standard errors; tuning against the analytic best step size of GD
 """
 import json
 import math
+import re
 import subprocess
 import sys
 import types
@@ -303,6 +304,57 @@ def test_cli_digits_calls_experiment(tmp_path, monkeypatch, capsys):
     assert calls["steps"] == 7 and calls["batch_size"] == 3 and calls["seed"] == 5
     assert calls["out_dir"] == str(tmp_path) and callable(calls["progress"])
     assert "digits table" in capsys.readouterr().out
+
+
+def _reproduce_targets():
+    import argparse
+
+    from memsgd.cli import build_parser
+    top = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    sub = next(a for a in top.choices["reproduce"]._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_reproduce_target_takes_quick():
+    # the docs promise --quick for every target (docs/reproductions.md, docs/cli.md)
+    targets = _reproduce_targets()
+    assert {"fig1", "fig4", "compare", "schedules", "digits", "practice"} <= set(targets)
+    for name, parser in targets.items():
+        assert parser.parse_args(["--quick"]).quick is True, name
+
+
+def test_every_reproduce_target_is_listed_where_targets_are_listed():
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cli_md = (root / "docs" / "cli.md").read_text()
+    table = (root / "docs" / "reproductions.md").read_text()
+    listing = re.search(r"`memsgd reproduce ([a-z0-9 |]+)`", cli_md).group(1).replace(" ", "").split("|")
+    import memsgd.cli.reproduce as module
+    for name in _reproduce_targets():
+        assert name in listing, f"docs/cli.md's list of reproduce targets lacks {name}"
+        assert f"| `{name}` |" in table, f"docs/reproductions.md's table lacks {name}"
+        assert name in module.__doc__.splitlines()[0], f"memsgd.cli.reproduce's docstring lacks {name}"
+
+
+def test_cli_digits_quick_is_a_small_run(tmp_path, monkeypatch, capsys):
+    calls = {}
+
+    def fake_run(**kwargs):
+        calls.update(kwargs)
+        return {"table": "digits table"}
+
+    fake = types.ModuleType("memsgd.experiments.digits")
+    fake.run = fake_run
+    monkeypatch.setitem(sys.modules, "memsgd.experiments.digits", fake)
+    import memsgd.experiments as pkg
+    monkeypatch.setattr(pkg, "digits", fake, raising=False)
+    assert main(["reproduce", "digits", "--quick", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert calls["steps"] <= 1000 and calls["hidden"] <= 200
+    assert main(["reproduce", "digits", "--quick", "--steps", "50", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert calls["steps"] == 50
+    calls.clear()
+    assert main(["reproduce", "digits", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert calls["steps"] == 10000 and "hidden" not in calls   # the experiment's own network
 
 
 def test_cli_digits_missing_extras_one_line(tmp_path):
