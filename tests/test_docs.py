@@ -224,3 +224,72 @@ def test_no_docstring_uses_a_sphinx_role():
     found = [f"{p.relative_to(ROOT)}:{i}" for p in sorted((ROOT / "python" / "memsgd").rglob("*.py"))
              for i, line in enumerate(p.read_text().splitlines(), 1) if role.search(line)]
     assert not found
+
+
+# --- numbers the docs quote, against runs --------------------------------------------------------
+
+def _text_block_after(page, marker):
+    text = (DOCS / page).read_text()
+    start = text.index(marker)
+    return re.search(r"```text\n(.*?)```", text[start:], re.S).group(1)
+
+
+def test_sweeps_page_result_has_the_dimensions_of_its_call():
+    # the dataset shown is the one the page's call returns: the grid's sizes and the number of
+    # distinct log-spaced steps that record=400 keeps of 10,000 (a cheap grid of the same shape of
+    # steps gives the latter)
+    need("xarray")
+    import numpy as np
+
+    import memsgd
+
+    shown = re.search(r"Dimensions:\s+\((.*?)\)", (DOCS / "sweeps.md").read_text()).group(1)
+    dims = dict((k.strip(), int(v)) for k, v in (item.split(":") for item in shown.split(",")))
+    call = (DOCS / "sweeps.md").read_text()
+    assert 'np.geomspace(0.01, 1.0, 20)' in call and '"momentum": [0.9, 0.99]' in call
+    assert '"batch_size": [1, 10, 100]' in call and "steps=10_000" in call and "record=400" in call
+    ds = memsgd.sweep(memsgd.gd, {"lr": np.array([0.1, 0.2])}, memsgd.Spectrum([1.0], [1.0]), memsgd.Noise.none(),
+                      steps=10_000, record=400)
+    assert dims == {"lr": 20, "momentum": 2, "batch_size": 3, "step": ds.sizes["step"]}
+
+
+def test_reproductions_page_quotes_the_divergence_steps_of_runs():
+    import memsgd
+    from memsgd.experiments import fig1, fig4
+
+    text = (DOCS / "reproductions.md").read_text()
+    cfg = fig4.Fig4Config()
+    quoted = int(re.search(r"\$\\nu = 2\$, \$B = 10\$,\s+\$\\delta = 0\.9\$ at step (\d+)", text).group(1))
+    curve = memsgd.loss_curve(memsgd.schedules.am1_power_law(cfg.kick, 0.9, cfg.gamma, cfg.t0),
+                              memsgd.Spectrum.power_law(2.0, 1.0, head=cfg.head), memsgd.Noise.gaussian(10), cfg.steps)
+    assert quoted == curve.diverged_at
+    c1 = fig1.Fig1Config()
+    quoted = int(re.search(r"Jacobi heavy ball doubles .*? diverges at step (\d+)", text, re.S).group(1))
+    curve = memsgd.loss_curve(memsgd.schedules.jacobi_heavy_ball(c1.kappa / c1.nu),
+                              memsgd.Spectrum.power_law(c1.nu, c1.kappa, head=c1.head),
+                              memsgd.Noise.gaussian(c1.batch_size), c1.steps)
+    assert quoted == curve.diverged_at
+
+
+@pytest.mark.slow
+def test_reproductions_page_figure_1_table_is_the_runs():
+    from memsgd.experiments import fig1
+
+    shown = _text_block_after("reproductions.md", "## Figure 1").strip("\n").splitlines()
+    table = fig1.run(fig1.Fig1Config(), out_dir=None, simulate=False)["table"].splitlines()
+    for line in shown:
+        assert line in table, line
+
+
+@pytest.mark.slow
+def test_reproductions_page_comparison_excerpt_is_the_runs():
+    from memsgd.experiments import compare
+
+    shown = _text_block_after("reproductions.md", "## Tuned comparison").strip("\n").splitlines()
+    cfg = compare.CompareConfig(problems=((2.0, 1.0),), batch_sizes=(10,))
+    rows = {r["method"]: r for r in compare.run(cfg, out_dir=None)["results"]}
+    for line in shown[1:]:
+        method = next(m for m in sorted(rows, key=len, reverse=True) if line.strip().startswith(m))
+        r = rows[method]
+        assert f"{r['final_loss']:.3e}" in line and f"{r['loss_over_sgd']:.3f}" in line, (line, r)
+        assert f"{r['fitted_exponent']:.3f}" in line, (line, r)
