@@ -40,7 +40,9 @@ def _figure(figsize=(7.0, 5.0)):
 
 def _save(fig, path):
     fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
+    # bbox_inches="tight": the file holds every label even where tight_layout cannot make room
+    # (a colour-bar label longer than the figure is tall, long tick labels)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight", pad_inches=0.05)
     return fig
 
 
