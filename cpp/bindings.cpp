@@ -17,6 +17,7 @@
 
 #include "memsgd/adjoint.hpp"
 #include "memsgd/build_info.hpp"
+#include "memsgd/elementwise.hpp"
 #include "memsgd/evolve.hpp"
 #include "memsgd/long_horizon.hpp"
 #include "memsgd/renewal.hpp"
@@ -403,9 +404,10 @@ Array eigenvalue_array(py::object eigenvalues) {
   return lam;
 }
 
-// Poles s = log(mu) of the moment maps, (K, P) complex.
-ComplexArray moment_poles(py::object eigenvalues, double alpha, py::object b, py::object c, py::object D,
-                          py::object e, double self_noise) {
+// Poles s = log(mu) of the moment maps, (K, P) complex; the slow real eigenvalue delta of each
+// (K,) and its rounding uncertainty (K,).
+py::tuple moment_poles(py::object eigenvalues, double alpha, py::object b, py::object c, py::object D,
+                       py::object e, double self_noise) {
   Array lam = eigenvalue_array(eigenvalues);
   require(std::isfinite(self_noise), "self_noise must be finite");
   std::vector<Array> keep;
@@ -413,19 +415,21 @@ ComplexArray moment_poles(py::object eigenvalues, double alpha, py::object b, py
   const memsgd::AlgorithmParams params = stationary_params(alpha, b, c, D, e, keep, alpha_store);
   const py::ssize_t P = (params.memory + 1) * (params.memory + 2) / 2;
   ComplexArray out({lam.size(), P});
+  Array slow({lam.size()}), slow_error({lam.size()});
   {
     py::gil_scoped_release release;
     memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(lam.size()), params, self_noise);
-    memsgd::moment_poles(maps, out.mutable_data());
+    memsgd::moment_poles(maps, out.mutable_data(), slow.mutable_data(), slow_error.mutable_data());
   }
-  return out;
+  return py::make_tuple(out, slow, slow_error);
 }
 
 // (nodes, 8) complex: U_S, U'_S, V_S, V'_S, U_F, U'_F, V_F, V'_F at each node s.
 ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::object v_weights,
                              py::object order, double alpha, py::object b, py::object c, py::object D,
                              py::object e, double self_noise, py::object s, py::object n_slow,
-                             memsgd::RunControl* control, int threads) {
+                             py::object slow_delta, py::object slow_error, memsgd::RunControl* control,
+                             int threads) {
   Array lam = eigenvalue_array(eigenvalues);
   const py::ssize_t K = lam.size();
   require_threads(threads);
@@ -445,13 +449,23 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
   std::vector<Array> keep;
   double alpha_store;
   const memsgd::AlgorithmParams params = stationary_params(alpha, b, c, D, e, keep, alpha_store);
-  ComplexArray out({n, py::ssize_t(8)});
+  Array slow, slow_err;
+  require(slow_delta.is_none() == slow_error.is_none(), "slow_delta and slow_error go together");
+  const bool with_poles = !slow_delta.is_none();
+  if (with_poles) {
+    slow = as_array(slow_delta, "slow_delta");
+    slow_err = as_array(slow_error, "slow_error");
+    require_shape(slow, "slow_delta", {K});
+    require_shape(slow_err, "slow_error", {K});
+  }
+  ComplexArray out({n, py::ssize_t(12)});
   bool done;
   {
     py::gil_scoped_release release;
     memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(K), params, self_noise);
     done = memsgd::generating_sums(maps, wu.data(), wv.data(), ord.data(), static_cast<std::size_t>(n),
-                                   nodes.data(), split.data(), out.mutable_data(), control, threads);
+                                   nodes.data(), split.data(), with_poles ? slow.data() : nullptr,
+                                   with_poles ? slow_err.data() : nullptr, out.mutable_data(), control, threads);
   }
   if (!done) throw memsgd::Cancelled{};
   return out;
@@ -469,13 +483,19 @@ static void bind_long(py::module_& m) {
   m.def("moment_poles", &moment_poles, py::arg("eigenvalues"), py::arg("alpha"), py::arg("b"),
         py::arg("c"), py::arg("D"), py::arg("e"), py::arg("self_noise"),
         "Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, "
-        "shape (K, P), the slow one refined to relative accuracy.");
+        "shape (K, P), the slow one refined to relative accuracy; returns (poles, slow_delta (K,), "
+        "slow_error (K,)): the real eigenvalue delta = mu - 1 closest to 0 (NaN if none) and how far "
+        "a double-precision solve may move it.");
   m.def("generating_sums", &generating_sums, py::arg("eigenvalues"), py::arg("u_weights"),
         py::arg("v_weights"), py::arg("order"), py::arg("alpha"), py::arg("b"), py::arg("c"),
         py::arg("D"), py::arg("e"), py::arg("self_noise"), py::arg("s"), py::arg("n_slow"),
+        py::arg("slow_delta") = py::none(), py::arg("slow_error") = py::none(),
         py::arg("control") = nullptr, py::arg("threads") = 0,
         "Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first "
-        "n_slow components of order and over the rest: shape (nodes, 8). threads = 0: the default.");
+        "n_slow components of order and over the rest: shape (nodes, 12), columns 8-11 (real) "
+        "the errors of (U_S, U'_S), (V_S, V'_S), (U_F, U'_F), (V_F, V'_F) from the slow poles' "
+        "uncertainty (slow_delta, slow_error from moment_poles; 0 without them). threads = 0: the "
+        "default.");
 }
 // ======================== end of the block owned by `long` ==================================
 
@@ -547,6 +567,13 @@ PYBIND11_MODULE(_core, m) {
         "flops done (time the call).");
 
   bind_long(m);
+
+  // ---- the fused optimizer step of memsgd.torch (python/memsgd/torch/_fused.py) ----
+  m.def("elementwise_step", &memsgd::elementwise_step, py::arg("codes"), py::arg("scalars"),
+        py::arg("registers"), py::arg("pointers"), py::arg("sizes"), py::arg("is_double"), py::arg("threads"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over "
+        "raw float/double arrays given by address. The caller guarantees the addresses and sizes.");
 
   // ---- adjoint (schedule design) ----
   m.def("loss_gradient", &loss_gradient, py::arg("eigenvalues"), py::arg("weights"), py::arg("scales"),

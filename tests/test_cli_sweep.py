@@ -87,3 +87,27 @@ def test_bad_flags(extra, message, capsys):
 def test_a_single_configuration_is_refused(capsys):
     assert main(["sweep", "--lr", "0.1", "--batch", "10", "--steps", "10"]) == 2
     assert "several values" in capsys.readouterr().err
+
+
+def test_heat_map_greys_cells_that_grow_exponentially(tmp_path, monkeypatch, capsys):
+    # issue 18 item 17: one cell growing exponentially (L_T ~ 1e22, below the divergence threshold)
+    # set the colour scale to 1e-3..1e22; it is now grey like a diverged cell
+    import memsgd.plotting
+    seen = {}
+    real = memsgd.plotting.plot_heatmap
+
+    def capture(values, x, y, path, **kwargs):
+        seen.update(values=np.asarray(values), x=np.asarray(x), y=np.asarray(y), **kwargs)
+        return real(values, x, y, path, **kwargs)
+
+    monkeypatch.setattr(memsgd.plotting, "plot_heatmap", capture)
+    spec = Spectrum.power_law(2.0, 1.0, size=100)
+    growing = loss_curve(memsgd.heavy_ball(1.0, 0.99), spec, Noise.gaussian(100), 10000)
+    assert growing.diverged_at is None and growing.grows_exponentially and growing.loss[-1] > 1e20
+    assert main(["sweep", "--lr", "0.1,1", "--momentum", "0.9,0.99", "--batch", "100", "--size", "100",
+                 "--steps", "10000", "--no-progress", "--plot", str(tmp_path / "h.png")]) == 0
+    values = seen["values"]                       # (momentum, lr)
+    assert np.isnan(values[list(seen["y"]).index(0.99), list(seen["x"]).index(1.0)])
+    assert np.nanmax(values) < 1.0 and np.isfinite(values).sum() == 3
+    assert seen["grey_means"] == "diverged or growing exponentially"
+    assert (tmp_path / "h.png").stat().st_size > 1000

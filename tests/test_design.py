@@ -183,6 +183,9 @@ def test_results_pickle():
     ({"batch_budget": 40.0}, ValueError, "batch_budget"),
     ({"starts": 0}, ValueError, "starts"),
     ({"knots": 1, "family": "free_sgd"}, ValueError, "knots"),
+    ({"knots": 10**6, "family": "free_sgd"}, ValueError, r"knots must be in \[2, steps\]"),   # issue 18.13
+    ({"knots": 51, "family": "free_memory1"}, ValueError, "knots"),
+    ({"batch_budget": 400.0, "batch_knots": 51}, ValueError, r"batch_knots must be in \[1, steps\]"),
     ({"family": "free_sgd", "start": {"lr": [0.1, np.nan]}}, ValueError, "finite"),
     ({"family": "free_sgd", "knots": 4, "start": {"lr": [0.1, 0.2]}}, ValueError, "knot values"),
     ({"family": "free_sgd", "start": {"momentum": 0.5}}, ValueError, "unknown channel"),
@@ -199,3 +202,52 @@ def test_family_object_with_start_is_refused():
     fam = make_family("sgd", 50)
     with pytest.raises(ValueError, match="make_family"):
         optimize_schedule(fam, SPEC, Noise.gaussian(10), 50, start={"lr": 0.1})
+
+
+# --- issue 18.7 / 18.13: optimize_schedule's refusals come first and say what they are ---------
+
+def test_bounds_that_fix_every_variable_return_that_point():
+    # scipy reports fixed variables without ``nit``: this raised AttributeError: nit
+    res = optimize_schedule("sgd", SPEC, Noise.gaussian(10), 50, bounds={"lr": (0.5, 0.5)})
+    assert res.parameters == {"lr": 0.5} and res.iterations == 0 and res.success
+    assert res.value == pytest.approx(loss_curve(memsgd.gd(0.5), SPEC, Noise.gaussian(10), 50).loss[-1], rel=1e-12)
+
+
+def test_knots_at_most_steps_in_make_family():
+    assert make_family("free_sgd", 50, knots=50).size == 50
+    with pytest.raises(ValueError, match="knots must be in"):
+        make_family("free_sgd", 50, knots=51)
+
+
+def test_a_horizon_too_large_is_refused_before_any_allocation():
+    # used to allocate the (T+1,) weights first: numpy's MemoryError (or the OOM killer)
+    for family in ("sgd", "free_memory1"):
+        with pytest.raises(ValueError, match="physical memory"):
+            optimize_schedule(family, SPEC, Noise.gaussian(10), 10**12)
+    with pytest.raises(ValueError, match="physical memory"):
+        family_gradient(make_family("sgd", 10**12), [0.0], SPEC, Noise.gaussian(10), 10**12)
+
+
+def test_memory_refusal_is_not_reported_as_divergence(monkeypatch):
+    # Physical memory that fits the forward runs (~0.25 MB) but not the gradient runs (~0.65 MB):
+    # the refusal inside loss_gradient was swallowed as a diverged point and reported as
+    # "no evaluation of family sgd gave a finite gradient".
+    from memsgd import _core
+    monkeypatch.setattr(_core, "physical_memory", lambda: 350e3)
+    loss_curve(memsgd.gd(0.1), SPEC, Noise.gaussian(10), 10**4)          # the forward run fits
+    with pytest.raises(ValueError, match="physical memory"):
+        optimize_schedule("sgd", SPEC, Noise.gaussian(10), 10**4)
+    with pytest.raises(ValueError, match="physical memory"):
+        family_gradient(make_family("sgd", 10**4), [math.log(0.1)], SPEC, Noise.gaussian(10), 10**4)
+
+
+def test_a_refusal_inside_the_run_propagates(monkeypatch):
+    # Only building the inputs at x may fail quietly (an invalid point); a refusal of the run itself
+    # is raised as it is, not turned into "every start diverges".
+    import memsgd.design as design
+
+    def refuse(*args, **kwargs):
+        raise ValueError("steps too large: the run needs more than this machine's physical memory")
+    monkeypatch.setattr(design, "loss_curve", refuse)
+    with pytest.raises(ValueError, match="physical memory"):
+        optimize_schedule("sgd", SPEC, Noise.gaussian(10), 50)

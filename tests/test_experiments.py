@@ -168,7 +168,8 @@ def test_tune_finds_analytic_gd_step():
 
 def test_tune_scores_divergence_as_inf_and_invalid_points():
     spec = Spectrum.power_law(2.0, 1.0, size=50)
-    res = tuning.tune(memsgd.heavy_ball, {"lr": [0.5, 10.0], "momentum": [0.5, 1.5]}, spec, Noise.gaussian(1), 200)
+    with pytest.warns(UserWarning, match=r"momentum=1.5\) will not converge"):   # unstable trials on purpose
+        res = tuning.tune(memsgd.heavy_ball, {"lr": [0.5, 10.0], "momentum": [0.5, 1.5]}, spec, Noise.gaussian(1), 200)
     scores = {(t["params"]["lr"], t["params"]["momentum"]): t["score"] for t in res.trials}
     assert math.isinf(scores[(10.0, 0.5)])
     assert res.best == {"lr": 0.5, "momentum": 0.5}

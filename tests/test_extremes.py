@@ -37,10 +37,16 @@ def _reference_first_divergence(algo, spec, noise, steps):
     return (int(np.argmax(bad)) if bad.any() else None), L
 
 
+def _unstable_heavy_ball():
+    """heavy_ball(0.01, 1.3): deliberately unstable, so the preset warns (issue 18 item 19)."""
+    with pytest.warns(UserWarning, match=r"\|momentum\| < 1"):
+        return heavy_ball(0.01, 1.3)
+
+
 UNSTABLE = [
     ("gd-lr-too-large", gd(2.5), Spectrum([1.0, 0.3], [1.0, 2.0]), Noise.none(), 200),
     ("sgd-noise-driven", gd(1.0), Spectrum(np.linspace(0.05, 1.0, 40), np.ones(40)), Noise.gaussian(1), 400),
-    ("heavy-ball-momentum>1", heavy_ball(0.01, 1.3), Spectrum([1.0, 0.1], [1.0, 1.0]), Noise(4), 400),
+    ("heavy-ball-momentum>1", _unstable_heavy_ball(), Spectrum([1.0, 0.1], [1.0, 1.0]), Noise(4), 400),
     ("nesterov-lr-too-large", nesterov(3.0, 0.5), Spectrum([1.0], [1.0]), Noise.none(), 200),
     ("am1-huge-kick", am1(0.01, 0.9, 1e6), Spectrum([1.0, 1e-3], [1.0, 1.0]), Noise(2), 50),
     ("memory-5-general-kernel", MemoryAlgorithm(0.5, [0.3, 0.1, 0.2, 0.1, 0.3], [0.2, 0.1, 0.3, 0.2, 0.1],
@@ -88,7 +94,7 @@ def test_large_initial_loss_is_not_divergence():
 
 
 def test_propagators_of_diverging_algorithm_have_no_nan():
-    props = propagators(heavy_ball(0.01, 1.3), Spectrum([1.0, 0.1], [1.0, 1.0]), Noise(4), 3000)
+    props = propagators(_unstable_heavy_ball(), Spectrum([1.0, 0.1], [1.0, 1.0]), Noise(4), 3000)
     for arr in (props.U, props.U_prime, props.V, props.V_prime):
         assert not np.any(np.isnan(arr))
 

@@ -21,7 +21,10 @@ def test_a_family_offered_by_both_has_one_name_and_the_same_parameters():
     shared = (set(FAMILIES) - FREE) & set(PRESETS)
     assert {"sgd", "heavy_ball", "nesterov", "qhm", "am1_power_law", "jacobi_heavy_ball"} <= shared
     for name in shared:
-        assert make_family(name, 10).variables == tuple(PRESETS[name].defaults), name
+        variables, options = make_family(name, 10).variables, tuple(PRESETS[name].defaults)
+        assert variables == tuple(k for k in options if k in variables), name        # same names, same order
+        # design keeps only the AM1 law's eigenvalue unit fixed (its constructor's default, 1)
+        assert set(options) - set(variables) == ({"lambda_max"} if name == "am1_power_law" else set()), name
 
 
 @pytest.mark.parametrize("name", sorted((set(FAMILIES) - FREE) & set(PRESETS)))
@@ -41,7 +44,7 @@ CLI_DEFAULTS = {
     "sgd": {"lr": 0.1}, "heavy_ball": {"lr": 0.1, "momentum": 0.9}, "nesterov": {"lr": 0.1, "momentum": 0.9},
     "am1": {"lr": 0.1, "momentum": 0.9, "kick": 1.0}, "qhm": {"lr": 0.1, "momentum": 0.9, "nu_qhm": 0.7},
     "dana": {"g1": 0.1, "g2": 0.1, "g3": 0.1, "dana_delta": 0.1},
-    "am1_power_law": {"kick": 1.0, "delta": 0.45, "gamma": 1.0, "t0": 10.0},
+    "am1_power_law": {"kick": 1.0, "delta": 0.45, "gamma": 1.0, "t0": 10.0, "lambda_max": "scale"},
     "jacobi_heavy_ball": {"nu_b": "kappa/nu", "lambda_max": "scale"},
     "schedule_free_sgd": {"lr": 1.0, "momentum": 0.9},
 }

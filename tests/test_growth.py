@@ -83,3 +83,32 @@ def test_batched_curves_carry_the_same_diagnostic():
     assert sparse.growth_rate[0] == pytest.approx(single[0].growth_rate, rel=1e-3)
     few = loss_curves(algos, spec, noise, 400, record=[1, 10, 100, 350, 400])
     assert np.isnan(few.growth_rate[0]) and not few.grows_exponentially[0] and few.grows_exponentially[2]
+
+
+def test_sweep_growth_rates_with_log_spaced_records_fit_the_renewal_rate():
+    # issue 18 item 17: with record=100 (log-spaced) a sweep keeps fewer than 5 steps in the last
+    # quarter, and growth_rates returned nan/False for every point, silently. The fit now reaches
+    # back to the last 5 recorded steps (inside the last half of the run).
+    xr = pytest.importorskip("xarray")
+    from memsgd import growth_rates, sweep
+    from memsgd._steps import log_spaced_steps
+    spec, noise, T = Spectrum(LAM, np.ones(10)), Noise(4, 1.0, 0.0), 400
+    kept = log_spaced_steps(T, 50)
+    assert np.count_nonzero(kept >= 300) < 5 <= np.count_nonzero(kept >= 200)
+    ds = sweep(gd, {"lr": [1.0, 0.5, 2.3]}, spec, noise, T, record=50)   # grows, converges, diverges
+    g = growth_rates(ds)
+    assert isinstance(g, xr.Dataset)
+    assert list(g["grows_exponentially"].values) == [True, False, True]
+    rho = _sgd_renewal_rate(LAM, 1.0, 0.25)     # the closed form, independent of the fit
+    assert g["growth_rate"].values[0] == pytest.approx(math.log(rho), rel=1e-3)
+    assert g["growth_rate"].values[1] < 0 and g["growth_rate"].values[2] == math.inf
+
+
+def test_sweep_growth_rates_say_why_when_the_records_are_too_sparse():
+    pytest.importorskip("xarray")
+    from memsgd import growth_rates, sweep
+    ds = sweep(gd, {"lr": [1.0, 0.5]}, Spectrum(LAM, np.ones(10)), Noise(4, 1.0, 0.0), 400, record=12)
+    with pytest.warns(UserWarning, match=r"growth_rates: only \d recorded steps? lie in the last half of the run "
+                                         r"\[200, 400\], fewer than the 5 .*record=400"):
+        g = growth_rates(ds)
+    assert np.all(np.isnan(g["growth_rate"].values)) and not g["grows_exponentially"].values.any()

@@ -24,12 +24,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "memsgd"
 # facade, importing the public API from below; nothing inside imports it).
 LAYERS = [
     # leaves: the compiled core and plumbing that knows no problem objects
-    ["_core", "_version", "_optional", "_json", "_validation", "_progress", "_growth", "_steps", "_affine",
+    ["_core", "_version", "_startup", "_optional", "_json", "_validation", "_progress", "_growth", "_steps",
      "_method", "_config", "plotting", "data"],
     # the problem's objects
     ["spectrum", "noise", "algorithms", "schedules"],
-    # checks and packing that need the objects; the optimizers, which need only the objects
-    ["_problem", "_stationary", "_packing", "_families", "optax", "torch", "torch.*"],
+    # checks and packing that need the objects (and the affine model's reductions of them, docs/math.md
+    # §9); the optimizers, which need only the objects
+    ["_problem", "_stationary", "_packing", "_affine", "_families", "optax", "torch", "torch.*"],
     # the exact engine
     ["dynamics"],
     # computations on top of it

@@ -7,6 +7,7 @@ docs/math.md §6 at t = 1e9..1e11 (ratio -> 1 at the predicted rate).
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -101,18 +102,22 @@ def test_matches_fft_renewal_of_propagators():
     (ms.heavy_ball(0.3, 0.7), 1.5, 2.5, 2, "noise"),
 ])
 def test_tends_to_asymptotics_at_the_predicted_rate(algo, nu, kappa, batch, phase):
-    """Exact / predicted -> 1 at t = 1e9..1e11. For nu = 1.5 both phases approach the law like
-    t^-(1 - 1/nu): the tail sum_{n > t} V_n ~ t^-(1 - 1/nu) of the noise kernel (docs/math.md §6)."""
+    """Exact / predicted -> 1 at t = 1e9..1e11, like t^-(1 - 1/nu) in the signal phase (the tail
+    sum_{n > t} V_n ~ t^-(1 - 1/nu) of the noise kernel, docs/math.md §6) and like
+    t^-min(zeta - zeta*, 1 - 1/nu) in the noise phase (zeta* = 2 - 1/nu the phase boundary,
+    docs/theory.md); here zeta = kappa / nu = 5/3, zeta - zeta* = 1 - 1/nu = 1/3."""
     spec, noise = ms.Spectrum.power_law(nu, kappa, head=1024), ms.Noise.gaussian(batch)
     pred = ms.asymptotics(algo, spec, noise)
     assert pred.phase == phase
+    zeta, boundary = kappa / nu, 2 - 1 / nu
+    rate = (1 - 1 / nu) if phase == "signal" else min(zeta - boundary, 1 - 1 / nu)
     t = np.array([10 ** 9, 10 ** 10, 10 ** 11])
     got = loss_at(algo, spec, noise, t)
     gap = np.abs(got.loss / pred.predict(t) - 1)
     assert gap[0] < (1e-4 if phase == "signal" else 5e-3)
     assert np.all(np.diff(gap) < 0)
     slope = np.polyfit(np.log(t), np.log(gap), 1)[0]
-    assert abs(slope + (1 - 1 / nu)) < 0.02, slope
+    assert abs(slope + rate) < 0.02, slope
     assert np.all(got.error < 1e-8 * got.loss)
 
 
@@ -271,17 +276,41 @@ def test_bad_problem():
         loss_at(ms.gd(0.1), spec, noise, [10], progress="yes")
 
 
-def test_hand_over_check_catches_a_contour_started_too_early(monkeypatch):
+def test_hand_over_moves_when_the_contour_starts_too_early(monkeypatch):
     """Force the contour to start while the oscillating modes of heavy ball (|mu| = beta) are
-    still alive: the error estimate (two contours, hand-over check against the recursion) must
-    cover the true deviation, and loss_at must warn."""
+    still alive: its estimate is not trusted there, so the recursion runs further (the hand-over
+    moves) and the values are the recursion's, bit for bit."""
     from memsgd import long_horizon
     monkeypatch.setattr(long_horizon, "_SAFETY", 0.02)
     algo, spec, noise = ms.heavy_ball(0.02, 0.99), ms.Spectrum.power_law(2.0, 0.5, size=400), ms.Noise.gaussian(20)
     T = 5000
     curve = ms.loss_curve(algo, spec, noise, T)
-    with pytest.warns(RuntimeWarning, match="estimated relative error"):
+    problem = long_horizon._Problem(algo, spec, noise, False)
+    early = np.arange(2 * problem.t0 + 1, T + 1, 97)
+    L, E = problem.contour(early)
+    assert np.max(np.abs(L - curve.loss[early]) / curve.loss[early]) > 1e-6  # the contour really is off here
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         got = loss_at(algo, spec, noise, np.arange(1, T + 1, 3))
+    assert got.exact_until > 2 * problem.t0
+    late = got.steps > got.exact_until
+    np.testing.assert_array_equal(got.loss[~late], curve.loss[got.steps[~late]])
+    dev = np.abs(got.loss[late] - curve.loss[got.steps[late]])
+    assert np.all(dev <= 1e-10 * curve.loss[got.steps[late]])
+
+
+def test_contour_started_too_early_beyond_the_recursion_warns(monkeypatch):
+    """The same when the recursion may not run past step 600: the later values come from the
+    contour, whose error estimate covers the true deviation, and loss_at warns naming the step."""
+    from memsgd import long_horizon
+    monkeypatch.setattr(long_horizon, "_SAFETY", 0.02)
+    monkeypatch.setattr(long_horizon, "_ENGINE_MAX", 600)
+    algo, spec, noise = ms.heavy_ball(0.02, 0.99), ms.Spectrum.power_law(2.0, 0.5, size=400), ms.Noise.gaussian(20)
+    T = 5000
+    curve = ms.loss_curve(algo, spec, noise, T)
+    with pytest.warns(RuntimeWarning, match=r"estimated relative error above 1e-06 at .* \(worst .* at step 601"):
+        got = loss_at(algo, spec, noise, np.arange(1, T + 1, 3))
+    assert got.exact_until == 600
     late = got.steps > got.exact_until
     dev = np.abs(got.loss[late] - curve.loss[got.steps[late]])
     assert np.max(dev / curve.loss[got.steps[late]]) > 1e-6   # the contour really is off here
@@ -293,11 +322,41 @@ def test_core_generating_sums_checks_its_own_input():
     lam, w = np.array([1.0, 0.5, 0.25]), np.ones(3)
     args = (1.0, np.array([0.5]), np.array([0.1]), np.array([[0.5]]), np.array([0.0]), -0.1)
     s, split = np.array([0.1 + 0.2j]), np.zeros(1, dtype=np.int64)
-    good = ms._core.generating_sums(lam, w, w, np.array([2, 0, 1]), *args, s, split, None, 0)
-    assert good.shape == (1, 8) and np.all(np.isfinite(good))
+    good = ms._core.generating_sums(lam, w, w, np.array([2, 0, 1]), *args, s, split, control=None, threads=0)
+    assert good.shape == (1, 12) and np.all(np.isfinite(good)) and np.all(good[:, 8:] == 0)
+    poles, slow, slow_error = ms._core.moment_poles(lam, *args)
+    assert poles.shape == (3, 3) and slow.shape == slow_error.shape == (3,) and np.all(slow_error >= 0)
+    slow_error = np.full(3, 1e-10)
+    with_poles = ms._core.generating_sums(lam, w, w, np.array([2, 0, 1]), *args, s, split, slow, slow_error)
+    assert np.array_equal(with_poles[:, :8], good[:, :8])
+    assert np.all(with_poles[:, 8:10] == 0) and np.all(with_poles[:, 10:].real > 0)  # all in the fast set
+    with pytest.raises(ValueError, match="slow_delta must have shape"):
+        ms._core.generating_sums(lam, w, w, np.array([2, 0, 1]), *args, s, split, slow[:2], slow_error)
     for order in ([0, 0, 1], [0, 1, 3], [-1, 0, 1]):
         with pytest.raises(ValueError, match="permutation"):
-            ms._core.generating_sums(lam, w, w, np.array(order), *args, s, split, None, 0)
+            ms._core.generating_sums(lam, w, w, np.array(order), *args, s, split, control=None, threads=0)
     with pytest.raises(ValueError, match="s must be finite"):
         ms._core.generating_sums(lam, w, w, np.array([0, 1, 2]), *args, np.array([complex(np.nan, 0)]), split,
-                                 None, 0)
+                                 control=None, threads=0)
+
+
+# --- issue 18.13: a refusal names its cause ---------------------------------------------------
+
+def test_exact_until_beyond_the_recursion_limit_names_the_argument():
+    # was: "modes off the real axis that do not decay (... undamped rotating memory)" for a damped heavy ball
+    spec = ms.Spectrum.power_law(2.0, 1.0, size=100)
+    for until in (10 ** 12, 3 * 10 ** 7):
+        with pytest.raises(ValueError, match=r"exact_until must be <= 2e\+07") as info:
+            loss_at(ms.heavy_ball(0.1, 0.9), spec, ms.Noise(10), [10 ** 12], exact_until=until)
+        assert "undamped" not in str(info.value) and "oscillating" not in str(info.value)
+
+
+def test_slowly_damped_modes_are_not_called_undamped():
+    # heavy ball with beta = 1 - 1e-5 on lambda in {1, 0.5}: a complex pair of modulus sqrt(beta) < 1,
+    # damped, but too slowly for the contour to start within the recursion's reach
+    algo, spec = ms.heavy_ball(0.01, 0.99999), ms.Spectrum([1.0, 0.5], [1.0, 1.0])
+    assert np.all(np.abs(np.linalg.eigvals(algo.eigen_matrix(np.array([1.0, 0.5])))) < 1)
+    for steps in ([3 * 10 ** 7], [10 ** 9]):
+        with pytest.raises(ValueError, match="decay only like") as info:
+            loss_at(algo, spec, ms.Noise.none(), steps)
+        assert "do not decay" not in str(info.value)

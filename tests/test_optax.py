@@ -106,7 +106,9 @@ def test_memory_sgd_algorithm_matches_matrix_form(quadratic, algo):
     H, ws = quadratic
     got, state = run_optax(memory_sgd(algo), H, ws)
     np.testing.assert_allclose(got, run_matrix_form(constant(algo), H, ws, STEPS), rtol=0, atol=TOL)
-    assert isinstance(state, MemorySGDState) and state.memory["b"].shape == (algo.memory, 3, 1)
+    # M trees like the params: every state leaf has its parameter's shape
+    assert isinstance(state, MemorySGDState) and len(state.memory) == algo.memory
+    assert all(u["b"].shape == (3, 1) for u in state.memory)
 
 
 @pytest.mark.parametrize("sched", [
@@ -272,6 +274,7 @@ def test_am1_argument_checks(kwargs, exc, match):
     (memsgd.heavy_ball(0.1, 0.9), dict(steps=3), ValueError, "steps is only for a Schedule"),
     ((0.1, [0.9]), {}, TypeError, "must be a memsgd.MemoryAlgorithm or a memsgd.Schedule"),
     (schedules.am1_power_law(0.5, 0.5), dict(steps=-1), ValueError, "steps must be >= 0"),
+    (schedules.am1_power_law(0.5, 0.5), dict(steps=0), ValueError, "steps must be >= 1"),    # was IndexError
 ])
 def test_memory_sgd_argument_checks(arg, kwargs, exc, match):
     with pytest.raises(exc, match=match):

@@ -36,6 +36,10 @@ ALGORITHMS = {
     "am1": lambda: memsgd.am1(0.2, 0.9, 0.5),
     "qhm": lambda: memsgd.qhm(0.5, 0.9, 0.7),
     "dana": lambda: memsgd.dana(0.1, 0.2, 0.05, 0.1),
+    "heavy_ball_weight_decay": lambda: memsgd.heavy_ball(0.3, 0.8, weight_decay=0.01),
+    "ema": lambda: memsgd.ema(memsgd.nesterov(0.3, 0.8, weight_decay=0.02), 0.9),
+    "readout_preconditioner": lambda: memsgd.MemoryAlgorithm(0.2, [0.5], [0.2], [[0.5]], readout=[0.4],
+                                                             preconditioner=0.25),
 }
 
 SCHEDULES = {
@@ -46,6 +50,11 @@ SCHEDULES = {
     "from_arrays": lambda: Schedule.from_arrays(
         np.linspace(0.5, 0.1, 40), np.full((40, 1), 0.5), np.linspace(0.1, 0.2, 40).reshape(40, 1),
         np.full((40, 1, 1), 0.5), np.zeros((40, 1))),
+    "from_arrays_weight_decay": lambda: Schedule.from_arrays(
+        np.linspace(0.5, 0.1, 40), np.full((40, 1), 0.5), np.linspace(0.1, 0.2, 40).reshape(40, 1),
+        np.full((40, 1, 1), 0.5), np.zeros((40, 1)), weight_decay=np.linspace(0.0, 0.1, 40)),
+    "am1_power_law_weight_decay": lambda: schedules.am1_power_law(1.0, 0.3, 1.0, 10.0, weight_decay=0.01),
+    "ema_schedule": lambda: memsgd.ema(schedules.schedule_free_sgd(1.0, 0.9), 0.8),
 }
 
 SPECTRUM = Spectrum.power_law(2.0, 1.0, size=40)
@@ -59,8 +68,10 @@ def test_algorithm_round_trip(name, how):
     algo = ALGORITHMS[name]()
     copied = ROUND_TRIPS[how](algo)
     assert type(copied) is memsgd.MemoryAlgorithm
-    assert copied.alpha == algo.alpha
-    for field in ("b", "c", "D", "e"):
+    assert (copied.alpha, copied.weight_decay, copied.preconditioner) == (algo.alpha, algo.weight_decay,
+                                                                         algo.preconditioner)
+    assert repr(copied) == repr(algo)
+    for field in ("b", "c", "D", "e", "readout"):
         a, b = getattr(algo, field), getattr(copied, field)
         assert np.array_equal(a, b) and a.shape == b.shape
         assert not b.flags.writeable, f"{field} became writeable after {how}"
@@ -76,6 +87,8 @@ def test_schedule_round_trip(name, how):
     copied = ROUND_TRIPS[how](sched)
     assert type(copied) is Schedule
     assert (copied.memory, copied.length, copied.name) == (sched.memory, sched.length, sched.name)
+    assert np.array_equal(copied.weight_decays(STEPS), sched.weight_decays(STEPS))
+    assert np.array_equal(copied.readout, sched.readout) and not copied.readout.flags.writeable
     for a, b in zip(sched.parameters(STEPS), copied.parameters(STEPS)):
         assert np.array_equal(a, b)
     want = loss_curve(sched, SPECTRUM, NOISE, STEPS).loss

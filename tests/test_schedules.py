@@ -339,3 +339,56 @@ def test_jacobi_reproduces_nu_method_iteration():
     sched = schedules.jacobi_heavy_ball(nu, lambda_max=lmax)
     ref = reference.run_matrix_form(lambda t: (lambda a: (a.alpha, a.b, a.c, a.D, a.e))(sched.at(t)), H, w_star, steps)
     assert np.max(np.abs(ref - np.array(xs))) <= 1e-13 * max(1.0, np.abs(w_star).max())
+
+
+# --- issue 18 item 18: a schedule's step sizes need the problem's scale --------------------------
+
+def test_am1_power_law_kick_is_in_units_of_lambda_max():
+    # The mean-loss recursion depends on the step sizes only through alpha * lambda (and L_0): a
+    # problem scaled by c (lambda -> c lambda, c_k^2 -> c_k^2 / c) run with lambda_max = c gives
+    # the unscaled problem's curve. (Not the code's formula: a property of the dynamics.)
+    base = Spectrum.power_law(2.0, 1.0, size=300)
+    for c in (2.9, 0.01, 1e6):
+        scaled = Spectrum(c * base.eigenvalues, base.coefficients2 / c)
+        ref = loss_curve(schedules.am1_power_law(0.8, 0.4, 1.0, 10.0), base, Noise.gaussian(10), 3000).loss
+        got = loss_curve(schedules.am1_power_law(0.8, 0.4, 1.0, 10.0, lambda_max=c), scaled, Noise.gaussian(10),
+                         3000).loss
+        np.testing.assert_allclose(got, ref, rtol=1e-11)
+
+
+def test_schedule_built_for_another_scale_warns_when_it_diverges():
+    # the README's AM1 schedule on a user spectrum with lambda_max = 2.9 diverged silently (step 34)
+    problem = Spectrum.power_law(2.0, 1.0, scale=2.9)
+    with pytest.warns(UserWarning, match=r"lambda_max = 1, but the spectrum's largest eigenvalue is 2\.9: build "
+                                         r"it with lambda_max=spectrum\.lambda_max"):
+        curve = loss_curve(schedules.am1_power_law(kick=1.0, delta=0.45), problem, Noise.gaussian(10), 10 ** 4)
+    assert curve.diverged_at is not None and curve.diverged_at < 100
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fixed = loss_curve(schedules.am1_power_law(kick=1.0, delta=0.45, lambda_max=problem.lambda_max), problem,
+                           Noise.gaussian(10), 10 ** 4)
+        # a diverging schedule on the scale it was built for, or one that states no scale: no hint
+        assert loss_curve(schedules.am1_power_law(kick=3.0, delta=0.45, lambda_max=2.9), problem,
+                          Noise.gaussian(10), 100).diverged_at is not None
+        assert loss_curve(Schedule.from_arrays(*schedules.am1_power_law(3.0, 0.45).parameters(100)), problem,
+                          Noise.gaussian(10), 100).diverged_at is not None
+    assert fixed.diverged_at is None
+
+
+def test_schedules_record_the_scale_they_were_built_for():
+    assert schedules.am1_power_law(1.0, 0.4, lambda_max=2.5).lambda_max == 2.5
+    assert schedules.am1_power_law(1.0, 0.4).lambda_max == 1.0
+    assert schedules.jacobi_heavy_ball(1.0, 3.0).lambda_max == 3.0
+    assert schedules.schedule_free_sgd(1.0, 0.9).lambda_max is None
+    assert "lambda_max=2.5" in repr(schedules.am1_power_law(1.0, 0.4, lambda_max=2.5))
+    with pytest.raises(ValueError, match="lambda_max must be > 0"):
+        schedules.am1_power_law(1.0, 0.4, lambda_max=0.0)
+
+
+def test_cli_am1_power_law_takes_the_scale_of_the_problem(capsys):
+    from memsgd.cli import main
+    assert main(["curve", "--algo", "am1_power_law", "--scale", "2.9", "--steps", "2000", "--json"]) == 0
+    import json
+    out = json.loads(capsys.readouterr().out)
+    assert out["diverged_at"] is None and "lambda_max=2.9" in out["algorithm"]

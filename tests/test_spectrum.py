@@ -151,3 +151,23 @@ def test_power_law_too_large_fails_fast_with_size():
         Spectrum.power_law(2.0, 1.0, head=10 ** 13)
     assert tracemalloc.get_traced_memory()[1] < 10e6
     tracemalloc.stop()
+
+
+def test_from_features_with_a_transposed_x_says_so():
+    # issue 18 item 19: a (features, samples) x got "y must have shape (5,) ..." -- a message about y
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(100, 5))
+    y = x @ np.arange(1.0, 6.0)
+    with pytest.raises(ValueError, match=r"x has shape \(5, 100\), y has 100 rows; x looks transposed: pass x\.T"):
+        Spectrum.from_features(x.T, y)
+    with pytest.raises(ValueError, match=r"one row per sample .* x has shape \(100, 5\), y has 50 rows$"):
+        Spectrum.from_features(x, y[:50])
+    with pytest.raises(ValueError, match=r"y must have shape \(100,\) or \(100, outputs\)"):
+        Spectrum.from_features(x, np.ones((100, 2, 2)))
+
+
+def test_exact_mean_loss_with_a_transposed_x_says_so():
+    from memsgd.experiments.empirical import exact_mean_loss
+    x = np.random.default_rng(4).normal(size=(40, 3))
+    with pytest.raises(ValueError, match=r"got \(3,\); x looks transposed .* pass x\.T"):
+        exact_mean_loss(memsgd.gd(0.1), x.T, np.ones(3), 1, 3)

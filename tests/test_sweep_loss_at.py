@@ -168,3 +168,42 @@ def test_command_line_method(capsys):
         assert point["final_loss"] == res.loss[0]
     assert main(argv + ["--method", "engine"]) == 0
     assert json.loads(capsys.readouterr().out)["attrs"]["method"].startswith("engine")
+
+
+EDGE_KW = dict(factory=ms.heavy_ball, grid={"lr": [3.0, 0.1], "momentum": [0.5]},
+               spectrum=Spectrum([1.0, 0.5, 0.5, 0.1], [1.0] * 4), noise=Noise.none(), steps=10 ** 9,
+               record=np.array([10, 10 ** 9]), method="loss_at")
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_loss_at_warnings_reach_the_caller(executor):
+    """heavy ball (3, 0.5) sits at the stability edge of lambda = 1: loss_at's estimate at 1e9 is
+    above 1e-6 relative and it warns. A worker process's warnings would be lost: the sweep warns
+    once in the caller, naming the grid point and the step, and keeps the message in attrs."""
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) if executor == "process" else None
+    try:
+        with pytest.warns(RuntimeWarning) as record:
+            ds = sweep(**EDGE_KW, executor=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 1, messages
+    assert "grid point {lr=3.0, momentum=0.5} step 1000000000" in messages[0]
+    assert ds.attrs["loss_at_warnings"] == messages
+    error, loss = ds["loss_error"].values, ds["loss"].values
+    assert error[0, 0, 1] > 1e-6 * loss[0, 0, 1]
+    assert np.all(np.delete(error.ravel(), 1) <= 1e-6 * np.delete(loss.ravel(), 1))  # (0 <= 0 at lr = 0.1, 1e9)
+
+
+def test_loss_at_warning_from_a_resumed_store(tmp_path):
+    """The accuracy warning comes from loss and loss_error, so a store that is complete (nothing
+    left to compute) still gives it."""
+    pytest.importorskip("zarr")
+    store = str(tmp_path / "edge.zarr")
+    with pytest.warns(RuntimeWarning, match=r"grid point \{lr=3.0, momentum=0.5\} step 1000000000"):
+        first = sweep(**EDGE_KW, store=store)
+    with pytest.warns(RuntimeWarning, match=r"grid point \{lr=3.0, momentum=0.5\} step 1000000000"):
+        again = sweep(**EDGE_KW, store=store)
+    assert again.attrs["loss_at_warnings"] == first.attrs["loss_at_warnings"]
+    np.testing.assert_array_equal(again["loss"].values, first["loss"].values)

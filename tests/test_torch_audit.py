@@ -119,7 +119,7 @@ def test_state_dict_from_another_model_shape_is_refused_at_load(kind):
         opt.load_state_dict(saved)
     assert_same(snapshot(opt), before)
     r1, r2 = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
-    with pytest.raises(ValueError, match="has 1 parameters, this .* has 2"):
+    with pytest.raises(ValueError, match="doesn't match the size of optimizer's group"):   # torch's check
         MAKERS[kind]([r1, r2]).load_state_dict(saved)
     with pytest.raises(ValueError, match="must be a dict with 'state' and 'param_groups'"):
         opt.load_state_dict({"state": {}})

@@ -253,7 +253,9 @@ def mesh(tmp_path_factory):
     lambda ps: AM1(ps, schedule=schedules.am1_power_law(0.3, 0.5)),
     lambda ps: MemorySGD(ps, 0.1, [0.9, 0.1], [0.1, 0.2], [[0.5, 0.1], [0.2, 0.3]]),
     lambda ps: MemorySGD(ps, 0.1, [0.9, 0.1], [0.1, 0.2], [[0.5, 0.1], [0.0, 0.3]], foreach=True),
-], ids=["am1", "am1_capturable", "am1_schedule", "msgd_general_D", "msgd_foreach"])
+    lambda ps: AM1(ps, lr=0.1, momentum=0.9, kick=0.2, fused=True),
+    lambda ps: MemorySGD(ps, 0.1, [0.9, 0.1], [0.1, 0.2], [[0.5, 0.1], [0.2, 0.3]], fused=True),
+], ids=["am1", "am1_capturable", "am1_schedule", "msgd_general_D", "msgd_foreach", "am1_fused", "msgd_fused"])
 def test_dtensor_state_keeps_type_and_placements(mesh, make):
     from torch.distributed.tensor import DTensor, Shard, distribute_tensor
     g = torch.Generator().manual_seed(0)

@@ -435,6 +435,15 @@ def test_import_memsgd_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_import_memsgd_torch_without_torch_names_the_extra():
+    """Issue 18 item 19: a one-line ImportError naming the extra (as memsgd.optax gives), not a
+    raw ModuleNotFoundError."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "try:\n    import memsgd.torch\nexcept ImportError as e:\n    print(type(e).__name__, e)")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "ImportError memsgd.torch needs torch: pip install 'memsgd[torch]'"
+
+
 def test_mixed_dtypes_and_float32_state_device():
     a = torch.nn.Parameter(torch.ones(3, dtype=torch.float32))
     b = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
@@ -479,3 +488,19 @@ def test_cuda_am1_kick0_is_sgd_bitwise():
     a = train(m1, x, y, AM1(m1.parameters(), lr=0.05, momentum=0.9, kick=0.0))
     b = train(m2, x, y, torch.optim.SGD(m2.parameters(), lr=0.05, momentum=0.9))
     assert_bitwise(a, b)
+
+
+@pytest.mark.parametrize("make", [lambda ps: AM1(ps, lr=0.1, momentum=0.9, kick=0.1),
+                                  lambda ps: MemorySGD(ps, 0.1, [0.9], [0.1], [[0.9]])], ids=["am1", "msgd"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool])
+def test_integer_parameters_are_refused(make, dtype):
+    """Issue 18 item 7: an integer (or bool) tensor gets no gradient and silently never changed;
+    now a TypeError names it when the group is added."""
+    w = torch.nn.Parameter(torch.zeros(3))
+    n = torch.zeros(3, dtype=dtype)
+    with pytest.raises(TypeError, match=rf"parameter 1 of the group has dtype {dtype}"):
+        make([w, n])
+    opt = make([w])
+    with pytest.raises(TypeError, match="optimizes floating-point or complex tensors"):
+        opt.add_param_group({"params": [n]})
+    assert len(opt.param_groups) == 1

@@ -53,7 +53,7 @@ CASES = [
     ("power-law-size-float", lambda: Spectrum.power_law(2.0, 1.0, size=10.5), TypeError, "size must be an integer"),
     ("power-law-scale-neg", lambda: Spectrum.power_law(2.0, 1.0, scale=-1.0), ValueError, "scale must be > 0"),
     ("features-1d-x", lambda: Spectrum.from_features(np.ones(3), np.ones(3)), ValueError, "x must be 2-dimensional"),
-    ("features-y-rows", lambda: Spectrum.from_features(np.ones((3, 2)), np.ones(4)), ValueError, "y must have shape"),
+    ("features-y-rows", lambda: Spectrum.from_features(np.ones((3, 2)), np.ones(4)), ValueError, "one row per sample"),
     ("features-nan", lambda: Spectrum.from_features(np.full((3, 2), NAN), np.ones(3)), ValueError, "x must contain only finite"),
     ("features-zero-x", lambda: Spectrum.from_features(np.zeros((3, 2)), np.ones(3)), ValueError, "x must have at least one"),
     ("features-rtol", lambda: Spectrum.from_features(np.eye(3), np.ones(3), rtol=NAN), ValueError, "rtol must be finite"),

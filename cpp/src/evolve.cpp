@@ -20,6 +20,7 @@
 #endif
 
 #include "engine.hpp"
+#include "fork_guard.hpp"
 #include "team.hpp"
 
 namespace memsgd {
@@ -515,7 +516,11 @@ int max_threads() {
 
 int resolve_threads(int requested) {
 #ifdef MEMSGD_HAVE_OPENMP
-  return requested > 0 ? std::min(requested, thread_limit()) : max_threads();
+  // a child forked after this process started OpenMP threads cannot start any (fork_guard.hpp)
+  if (detail::forked_after_threads()) return 1;
+  const int threads = requested > 0 ? std::min(requested, thread_limit()) : max_threads();
+  if (threads > 1) detail::note_thread_team();
+  return threads;
 #else
   (void)requested;
   return 1;

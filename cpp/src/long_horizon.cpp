@@ -24,6 +24,13 @@ constexpr std::size_t kStoreLimit = std::size_t(1) << 24;
 constexpr int kNewtonIterations = 30;
 constexpr double kSlowFraction = 1e-3;
 constexpr double kPi = 3.14159265358979323846;
+// Ulps per coordinate (times P) of the componentwise condition that a slow pole may move: the
+// rounding of Delta's entries and of an LU solve's backward error (calibrated in
+// docs/long-horizons.md, "Accuracy").
+constexpr double kPoleErrorUlps = 2.0;
+// A pole whose condition is at most this times its size is known to relative accuracy.
+constexpr double kRelativeCondition = 4.0;
+constexpr int kSumColumns = 12;
 
 int packed(int N, int i, int j) { return i * N - i * (i - 1) / 2 + (j - i); }
 
@@ -81,39 +88,79 @@ void lu_solve(int P, Complex* A, int nrhs, Complex* B) {
   }
 }
 
-// Newton's method for the eigenvalue of Delta = [[a, r^T], [q, B]] near delta0 through the
-// Schur complement of the first coordinate; false when it does not converge.
+// The Schur partition Delta = [[a, r^T], [q, B]] of the first (E11) coordinate.
+struct SchurPartition {
+  double a;
+  Eigen::VectorXd r, q;
+  Eigen::MatrixXd B;
+  SchurPartition(int P, const double* Delta) : a(Delta[0]), r(P - 1), q(P - 1), B(P - 1, P - 1) {
+    const int n = P - 1;
+    for (int i = 0; i < n; ++i) {
+      r(i) = Delta[i + 1];
+      q(i) = Delta[(i + 1) * P];
+      for (int j = 0; j < n; ++j) B(i, j) = Delta[(i + 1) * P + j + 1];
+    }
+  }
+};
+
+// Newton's method for the eigenvalue of Delta near delta0 through the Schur complement of the
+// first coordinate, f(d) = a + r^T (dI - B)^-1 q - d = 0; false when it does not converge. It
+// stops when a step is below what f's rounding allows (2 eps (|a| + |r|^T |x| + |d|) / |f'|):
+// an eigenvalue that is 0 by cancellation (a stability edge) has no relative accuracy to reach.
 bool refine_slow(int P, const double* Delta, double delta0, double& delta) {
   if (P == 1) {
     delta = Delta[0];
     return true;
   }
+  const SchurPartition S(P, Delta);
   const int n = P - 1;
-  const double a = Delta[0];
-  Eigen::VectorXd r(n), q(n);
-  Eigen::MatrixXd B(n, n);
-  for (int i = 0; i < n; ++i) {
-    r(i) = Delta[i + 1];
-    q(i) = Delta[(i + 1) * P];
-    for (int j = 0; j < n; ++j) B(i, j) = Delta[(i + 1) * P + j + 1];
-  }
+  constexpr double eps = std::numeric_limits<double>::epsilon();
   double d = delta0;
   for (int it = 0; it < kNewtonIterations; ++it) {
-    Eigen::MatrixXd A = d * Eigen::MatrixXd::Identity(n, n) - B;
+    Eigen::MatrixXd A = d * Eigen::MatrixXd::Identity(n, n) - S.B;
     Eigen::PartialPivLU<Eigen::MatrixXd> lu(A);
-    const Eigen::VectorXd x = lu.solve(q);       // (dI - B)^-1 q
+    const Eigen::VectorXd x = lu.solve(S.q);     // (dI - B)^-1 q
     const Eigen::VectorXd x2 = lu.solve(x);      // (dI - B)^-2 q
-    const double f = a + r.dot(x) - d;
-    const double df = -r.dot(x2) - 1.0;
+    const double f = S.a + S.r.dot(x) - d;
+    const double df = -S.r.dot(x2) - 1.0;
     if (!std::isfinite(f) || !std::isfinite(df) || df == 0.0) return false;
     const double step = f / df;
     d -= step;
-    if (std::abs(step) <= 4.0 * std::numeric_limits<double>::epsilon() * std::abs(d)) {
+    const double attainable = 2.0 * eps * (std::abs(S.a) + S.r.cwiseAbs().dot(x.cwiseAbs()) + std::abs(d)) / std::abs(df);
+    if (std::abs(step) <= std::max(4.0 * eps * std::abs(d), attainable)) {
       delta = d;
       return std::isfinite(d);
     }
   }
   return false;
+}
+
+// Componentwise condition of the eigenvalue d of Delta: |u|^T |Delta| |v| / |u^T v| with the
+// right and left eigenvectors v = (1, x), u = (1, y), x = (dI - B)^-1 q, y^T = r^T (dI - B)^-1.
+// Relative perturbations of eps in Delta's entries (its construction) and the backward error of
+// an LU solve move the pole by about eps times this. It is ~|d| for a slow mode whose smallness
+// is structural (lambda -> 0: the first column of Delta is O(lambda)) and O(|Delta|) for a pole
+// that is small by cancellation (a stability edge, where mu = 1 with O(1) entries); +inf when
+// dI - B is singular (the E11 coordinate does not see the mode).
+double eigenvalue_condition(int P, const double* Delta, double d) {
+  if (P == 1) return std::abs(Delta[0]);
+  const SchurPartition S(P, Delta);
+  const int n = P - 1;
+  Eigen::MatrixXd A = d * Eigen::MatrixXd::Identity(n, n) - S.B;
+  Eigen::PartialPivLU<Eigen::MatrixXd> lu(A);
+  const Eigen::VectorXd x = lu.solve(S.q);
+  const Eigen::VectorXd y = lu.transpose().solve(S.r);
+  Eigen::VectorXd u(P), v(P);
+  u(0) = 1.0;
+  v(0) = 1.0;
+  u.tail(n) = y.cwiseAbs();
+  v.tail(n) = x.cwiseAbs();
+  double num = 0.0;
+  for (int i = 0; i < P; ++i)
+    for (int j = 0; j < P; ++j) num += u(i) * std::abs(Delta[i * P + j]) * v(j);
+  const double den = std::abs(1.0 + y.dot(x));
+  const double cond = num / den;
+  return std::isfinite(cond) ? cond : std::numeric_limits<double>::infinity();
 }
 
 }  // namespace
@@ -187,8 +234,9 @@ void MomentMaps::delta(std::size_t k, double* out) const {
     }
 }
 
-void moment_poles(const MomentMaps& maps, std::complex<double>* out) {
+void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slow_delta, double* slow_error) {
   const int P = maps.size();
+  constexpr double eps = std::numeric_limits<double>::epsilon();
   std::vector<double> D(static_cast<std::size_t>(P) * P);
   for (std::size_t k = 0; k < maps.count(); ++k) {
     maps.delta(k, D.data());
@@ -209,18 +257,28 @@ void moment_poles(const MomentMaps& maps, std::complex<double>* out) {
       if (ev(i).imag() == 0.0 && (slow < 0 || std::abs(ev(i).real()) < std::abs(ev(slow).real()))) slow = i;
     if (slow >= 0 && std::abs(ev(slow).real()) <= kSlowFraction * scale) {
       double refined;
-      const double tol = 1e3 * std::numeric_limits<double>::epsilon() * scale;
+      const double tol = 1e3 * eps * scale;
       if (refine_slow(P, D.data(), ev(slow).real(), refined) && std::abs(refined - ev(slow).real()) <= tol)
         ev(slow) = refined;
     }
     for (int i = 0; i < P; ++i) out[k * P + i] = log1p(Complex(ev(i)));
+    if (slow_delta != nullptr) slow_delta[k] = slow >= 0 ? ev(slow).real() : std::numeric_limits<double>::quiet_NaN();
+    if (slow_error != nullptr) {
+      // unseen by E11 (+inf): the unstructured bound eps P |Delta|
+      double cond = slow >= 0 ? eigenvalue_condition(P, D.data(), ev(slow).real()) : 0.0;
+      if (!std::isfinite(cond)) cond = P * scale;
+      // cond >= |delta|; up to kRelativeCondition |delta| the pole keeps relative accuracy, which
+      // the rounding allowance of every sum covers (long_horizon.py): only the excess counts
+      const double excess = slow >= 0 ? std::max(0.0, cond - kRelativeCondition * std::abs(ev(slow).real())) : cond;
+      slow_error[k] = kPoleErrorUlps * P * eps * excess;
+    }
   }
 }
 
 bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
                      const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
-                     const std::int64_t* n_slow, std::complex<double>* out, RunControl* control,
-                     int threads) {
+                     const std::int64_t* n_slow, const double* slow_delta, const double* slow_error,
+                     std::complex<double>* out, RunControl* control, int threads) {
   const std::size_t count = maps.count();
   {
     std::vector<char> seen(count, 0);
@@ -253,6 +311,7 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
       const Complex sigma = expm1(sj);
       const Complex es = std::exp(sj);
       Complex sums[8] = {};
+      double pole[4] = {};  // error bounds from the slow poles' uncertainty: (u, v) over S, over F
       const std::size_t split = static_cast<std::size_t>(std::clamp<std::int64_t>(n_slow[j], 0, static_cast<std::int64_t>(K)));
       for (std::size_t idx = 0; idx < K; ++idx) {
         const std::size_t k = static_cast<std::size_t>(order[idx]);
@@ -271,12 +330,21 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
         }
         // (I - zT)^-1 = e^s (sigma I - Delta)^-1; v carries an extra z = e^-s
         Complex* acc = sums + (idx < split ? 0 : 4);
-        acc[0] += wu[k] * (es * B[0]);
-        acc[1] += wu[k] * (es * hE);
-        acc[2] += wv[k] * B[1];
-        acc[3] += wv[k] * hG;
+        const Complex u = wu[k] * (es * B[0]), up = wu[k] * (es * hE), v = wv[k] * B[1], vp = wv[k] * hG;
+        acc[0] += u;
+        acc[1] += up;
+        acc[2] += v;
+        acc[3] += vp;
+        if (slow_delta != nullptr && std::isfinite(slow_delta[k])) {
+          // a pole moved by err changes the resolvent by err / |sigma - delta| relative
+          const double eta = slow_error[k] / std::abs(sigma - slow_delta[k]);
+          double* err = pole + (idx < split ? 0 : 2);
+          err[0] += (std::abs(u) + std::abs(up)) * eta;
+          err[1] += (std::abs(v) + std::abs(vp)) * eta;
+        }
       }
-      for (int i = 0; i < 8; ++i) out[8 * j + i] = sums[i];
+      for (int i = 0; i < 8; ++i) out[kSumColumns * j + i] = sums[i];
+      for (int i = 0; i < 4; ++i) out[kSumColumns * j + 8 + i] = pole[i];
       const std::size_t finished = done.fetch_add(1) + 1;
       if (control != nullptr) {
         control->steps_done.store(finished, std::memory_order_relaxed);

@@ -5,19 +5,22 @@ Yarotsky & Velikanov, "SGD with memory: fundamental properties and stochastic ac
 """
 from ._version import __version__ as __version__  # re-exported: the one source is _version.py
 
+from . import _startup  # noqa: F401  (first: a Ctrl-C while the command starts ends quietly)
+
 # problems and algorithms
 from . import schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
+from ._affine import ema
 # exact dynamics
 from .dynamics import LossCurve, LossCurves, Propagators, loss_curve, loss_curves, propagators
 from .renewal import RenewalCancellationWarning, loss_from_propagators
 from .long_horizon import LossAt, loss_at, supports_loss_at
 from .simulation import simulate_sgd
 # sweeps
-from .sweeps import StoreMismatchError, fitted_exponents, growth_rates, sweep
+from .sweeps import StoreBusyError, StoreMismatchError, fitted_exponents, growth_rates, sweep
 # schedule design
 from . import design
 from .design import ScheduleOptimum, optimize_schedule
@@ -31,11 +34,11 @@ from ._config import show_config
 
 __all__ = [
     "Spectrum", "Noise", "MemoryAlgorithm", "Multistep", "Schedule", "schedules",
-    "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
+    "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana", "ema",
     "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",
     "loss_at", "LossAt", "supports_loss_at",
-    "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError",
+    "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError", "StoreBusyError",
     "loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design",
     "stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "jury_stable_memory1",
     "noise_sum_memory1", "memory1_coefficients", "memory1_eigenvalues", "memory1_geometry",

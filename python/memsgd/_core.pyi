@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -25,6 +25,10 @@ def build_info() -> dict:
     """
     Version, compiler, build type, OpenMP and SIMD paths of this build.
     """
+def elementwise_step(codes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], scalars: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], registers: typing.SupportsInt | typing.SupportsIndex, pointers: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], sizes: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], is_double: bool, threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over raw float/double arrays given by address. The caller guarantees the addresses and sizes.
+    """
 def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, control: typing.Any = None, label: typing.Any = None) -> tuple:
     """
     One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output (steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. threads = 0: the default.
@@ -37,9 +41,9 @@ def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) 
     """
     Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the flops done (time the call).
     """
-def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, control: RunControl = None, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.complex128]:
+def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, slow_delta: typing.Any = None, slow_error: typing.Any = None, control: RunControl = None, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.complex128]:
     """
-    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 8). threads = 0: the default.
+    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 12), columns 8-11 (real) the errors of (U_S, U'_S), (V_S, V'_S), (U_F, U'_F), (V_F, V'_F) from the slow poles' uncertainty (slow_delta, slow_error from moment_poles; 0 without them). threads = 0: the default.
     """
 def gradient_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, horizon: typing.SupportsInt | typing.SupportsIndex, checkpoint_every: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
@@ -57,9 +61,9 @@ def max_threads() -> int:
     """
     Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.
     """
-def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> numpy.typing.NDArray[numpy.complex128]:
+def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
     """
-    Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, shape (K, P), the slow one refined to relative accuracy.
+    Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, shape (K, P), the slow one refined to relative accuracy; returns (poles, slow_delta (K,), slow_error (K,)): the real eigenvalue delta = mu - 1 closest to 0 (NaN if none) and how far a double-precision solve may move it.
     """
 def physical_memory() -> float:
     """

@@ -11,8 +11,9 @@ and its constructor. A parameter carries two starting values, kept apart on purp
   for momenta, or ``"linear"``).
 
 A family is a command-line preset when every parameter has a ``default``, and a design family
-when every parameter has a ``design_start`` (design also needs its per-step formulas, which live
-in ``memsgd.design``).
+when some have a ``design_start``: those are design's variables, the others keep the
+constructor's defaults (design also needs the per-step formulas, which live in ``memsgd.design``).
+Every constructor also takes ``weight_decay`` (docs/math.md §9), passed through by ``construct``.
 """
 from __future__ import annotations
 
@@ -38,11 +39,16 @@ class Parameter:
     bounds: Optional[tuple[float, float]] = None
     scale: str = "linear"                     # "log", "log1m" or "linear"
     aliases: tuple[str, ...] = ()
+    keyword: Optional[str] = None             # the constructor's name for it, when not ``name``
+
+    @property
+    def argument(self) -> str:
+        return self.keyword or self.name
 
 
 @dataclass(frozen=True)
 class AlgorithmFamily:
-    """A row of ``TABLE``: ``build(*values)`` takes the parameters in the listed order."""
+    """A row of ``TABLE``: ``build`` takes the parameters by keyword (``Parameter.argument``)."""
 
     name: str
     summary: str
@@ -62,14 +68,19 @@ class AlgorithmFamily:
 
     @property
     def is_designed(self) -> bool:
-        """Offered by schedule design (every parameter has a ``design_start``)."""
-        return all(p.design_start is not None for p in self.parameters)
+        """Offered by schedule design (some parameters have a ``design_start``)."""
+        return any(p.design_start is not None for p in self.parameters)
+
+    @property
+    def design_parameters(self) -> tuple[Parameter, ...]:
+        """The parameters schedule design optimises (those with a ``design_start``)."""
+        return tuple(p for p in self.parameters if p.design_start is not None)
 
     def defaults(self) -> dict[str, Union[float, str]]:
         return {p.name: p.default for p in self.parameters}
 
     def design_starts(self) -> dict[str, float]:
-        return {p.name: p.design_start for p in self.parameters}
+        return {p.name: p.design_start for p in self.design_parameters}
 
     def parameter_name(self, name: str) -> Optional[str]:
         """The canonical name of a parameter given by its name or an alias; None if unknown."""
@@ -78,9 +89,29 @@ class AlgorithmFamily:
                 return p.name
         return None
 
+    def constructor(self) -> Callable:
+        """``build`` taking the parameters under their table names (and ``weight_decay``): the
+        constructor itself where the names agree, so a sweep's provenance names it."""
+        renamed = {p.name: p.keyword for p in self.parameters if p.keyword}
+        return _Renamed(self.build, renamed) if renamed else self.build
+
     def construct(self, **values):
-        """The algorithm or schedule for ``values`` given by (canonical) parameter name."""
-        return self.build(*(values[p.name] for p in self.parameters))
+        """The algorithm or schedule for ``values`` given by (canonical) parameter name; missing
+        parameters keep the constructor's defaults; ``weight_decay`` is passed through."""
+        return self.constructor()(**values)
+
+
+class _Renamed:
+    """``build`` called with some keywords renamed (qhm's ``nu`` is the table's ``nu_qhm``); it
+    keeps ``build``'s name (a sweep's provenance shows it) and pickles (process pools, Dask)."""
+
+    def __init__(self, build: Callable, renamed: dict):
+        self.build, self.renamed = build, dict(renamed)
+        self.__qualname__ = getattr(build, "__qualname__", type(build).__name__)
+        self.__module__ = getattr(build, "__module__", __name__)
+
+    def __call__(self, **values):
+        return self.build(**{self.renamed.get(k, k): v for k, v in values.items()})
 
 
 def sgd_power_law_rates(lr, power, t0, t):
@@ -94,8 +125,10 @@ def _sgd_power_law_generator(lr, power, t0, t):
             np.zeros((n, 0)))
 
 
-def _sgd_power_law(lr, power, t0) -> schedules.Schedule:
+def _sgd_power_law(lr, power, t0, weight_decay=0.0) -> schedules.Schedule:
     """SGD with learning rate ``lr (1 + t/t0)^-power`` (memory 0)."""
+    if weight_decay:
+        raise ValueError("sgd_power_law takes no weight_decay (schedule design optimises without it)")
     lr, power, t0 = positive_scalar(lr, "lr"), real_scalar(power, "power"), positive_scalar(t0, "t0")
     return schedules.Schedule(0, functools.partial(_sgd_power_law_generator, lr, power, t0),
                               name=f"sgd_power_law(lr={lr:g}, power={power:g}, t0={t0:g})")
@@ -125,17 +158,18 @@ TABLE: tuple[AlgorithmFamily, ...] = (
     AlgorithmFamily("qhm", "quasi-hyperbolic momentum", 1,
                     (Parameter("lr", 0.1, 1.0, (1e-4, 100.0), "log"),
                      Parameter("momentum", 0.9, 0.99, _MOMENTUM, "log1m"),
-                     Parameter("nu_qhm", 0.7, 0.7, (0.0, 1.0), aliases=("nu",))),
+                     Parameter("nu_qhm", 0.7, 0.7, (0.0, 1.0), aliases=("nu",), keyword="nu")),
                     algorithms.qhm),
     AlgorithmFamily("dana", "DANA (constant)", 1,
                     (Parameter("g1", 0.1), Parameter("g2", 0.1), Parameter("g3", 0.1),
-                     Parameter("dana_delta", 0.1)),
+                     Parameter("dana_delta", 0.1, keyword="delta")),
                     algorithms.dana),
     AlgorithmFamily("am1_power_law", "schedule: AM1 with power-law momentum", 1,
                     (Parameter("kick", 1.0, 1.0, (1e-3, 4.0), "log"),
                      Parameter("delta", 0.45, 0.3, (0.0, 0.95)),
                      Parameter("gamma", 1.0, 1.0, (0.2, 3.0), "log"),
-                     Parameter("t0", 10.0, 10.0, (1e-2, 1e5), "log")),
+                     Parameter("t0", 10.0, 10.0, (1e-2, 1e5), "log"),
+                     Parameter("lambda_max", "scale")),     # the kick's unit 1/lambda_max; design: 1
                     schedules.am1_power_law),
     AlgorithmFamily("dana_decaying", "schedule: DANA with decaying momentum (g1 = 1)", 1,
                     (Parameter("g2", None, 0.5, (1e-4, 4.0), "log"),
@@ -148,7 +182,7 @@ TABLE: tuple[AlgorithmFamily, ...] = (
                      Parameter("lambda_max", "scale", 1.0, (0.5, 100.0), "log")),
                     schedules.jacobi_heavy_ball, aliases=("jacobi",)),
     AlgorithmFamily("schedule_free_sgd", "schedule: schedule-free SGD (momentum = its beta)", 1,
-                    (Parameter("lr", 1.0), Parameter("momentum", 0.9)),
+                    (Parameter("lr", 1.0), Parameter("momentum", 0.9, keyword="beta")),
                     schedules.schedule_free_sgd),
 )
 

@@ -8,16 +8,20 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["growth", "MIN_STEPS"]
+__all__ = ["growth", "MIN_STEPS", "RECORDED"]
 
 # Runs shorter than this have no growth rate.
 MIN_STEPS = 16
+# Recorded steps a fit needs, within the last half of the run.
+RECORDED = 5
 
 
 def growth(loss: np.ndarray, diverged_at: Optional[int], steps: Optional[np.ndarray] = None):
     """``(rate, grows)`` of LossCurve.growth_rate / grows_exponentially; ``steps`` the recorded steps
-    of ``loss`` (every step when None). The window is the last quarter of the run's steps; recorded
-    steps need at least 5 of them there."""
+    of ``loss`` (every step when None). The window is the last quarter of the run's steps. Recorded
+    steps need at least 5 there; log-spaced ones are sparse at the end (record=100 over 1e4 steps
+    keeps 4 in the last quarter), so the window then reaches back to the last 5 recorded steps,
+    provided they lie in the last half of the run; else (nan, False)."""
     if diverged_at is not None:
         return math.inf, True
     T = loss.size - 1 if steps is None else (int(steps[-1]) if steps.size else 0)
@@ -28,8 +32,11 @@ def growth(loss: np.ndarray, diverged_at: Optional[int], steps: Optional[np.ndar
         window, t = loss[T - w:], np.arange(T - w, T + 1, dtype=np.float64)
     else:
         inside = steps >= T - w
-        if np.count_nonzero(inside) < 5:
-            return math.nan, False
+        if np.count_nonzero(inside) < RECORDED:
+            if steps.size < RECORDED or steps[-RECORDED] < T - 2 * w:
+                return math.nan, False
+            w = T - int(steps[-RECORDED])
+            inside = steps >= T - w
         window, t = loss[inside], steps[inside].astype(np.float64)
     if not np.all(window > 0):
         return math.nan, False

@@ -44,5 +44,12 @@ def dumps(obj, indent: int = 2) -> str:
 def write_json(path, obj) -> None:
     """Write ``obj`` to ``path`` as strict JSON (see ``jsonable``)."""
     text = dumps(obj)
-    with open(os.fspath(path), "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    path = os.fspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"   # written whole, then renamed: a kill never leaves half a file
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

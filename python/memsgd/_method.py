@@ -8,6 +8,8 @@ keeps the engine while a run is short and switches to ``loss_at`` above ``AUTO_W
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import _core
 
 __all__ = ["METHODS", "AUTO_WORK", "check_method", "engine_work"]
@@ -32,5 +34,7 @@ def check_method(method, name: str = "method") -> str:
 
 
 def engine_work(algorithm, spectrum, steps: int) -> float:
-    """Scalar updates of a step-by-step run: ``steps x nodes x step_cost(memory)``."""
-    return float(steps) * spectrum.size * _core.step_cost(algorithm.memory)
+    """Scalar updates of a step-by-step run: ``steps x nodes x step_cost(memory)`` (weight decay
+    runs one more auxiliary vector, docs/math.md §9; read without importing the objects: a leaf)."""
+    decays = bool(np.any(getattr(algorithm, "weight_decay", 0.0)))
+    return float(steps) * spectrum.size * _core.step_cost(algorithm.memory + decays)

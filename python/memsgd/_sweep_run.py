@@ -12,7 +12,7 @@ import math
 import os
 import pickle
 import time
-from concurrent.futures import FIRST_COMPLETED, Executor, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, ThreadPoolExecutor
 from concurrent.futures import wait as _futures_wait
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence
@@ -24,7 +24,8 @@ from ._optional import require
 from .dynamics import loss_curves
 from .long_horizon import loss_at
 
-__all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "chunk_tasks", "run_tasks"]
+__all__ = ["Configurations", "executor_kind", "executor_workers", "default_chunk_size", "chunk_tasks", "run_tasks",
+           "workers_lost"]
 
 # Scalar updates (steps x components x (M+1)^2) per task: a few seconds on one core, so that
 # progress, resume and load balancing are fine-grained while the per-task overhead stays small.
@@ -129,7 +130,8 @@ def chunk_tasks(configs: Configurations, executor, chunk_size: Optional[int] = N
 # -- work in a task -------------------------------------------------------------------------
 
 def _compute(method, algorithms, spectra, noises, steps, record, threads, labels=None):
-    """``(loss (n, R), diverged_at (n,))`` of a task, plus ``error (n, R)`` for loss_at."""
+    """``(loss (n, R), diverged_at (n,))`` of a task, plus ``error (n, R)`` and loss_at's warnings
+    (a list of strings naming the grid point) for loss_at."""
     if method == "loss_at":
         return _compute_loss_at(algorithms, spectra, noises, record, threads, labels)
     out = loss_curves(algorithms, spectra, noises, steps, record, threads=threads, progress=False)
@@ -137,23 +139,26 @@ def _compute(method, algorithms, spectra, noises, steps, record, threads, labels
 
 
 def _compute_loss_at(algorithms, spectra, noises, record, threads, labels):
-    """[`memsgd.loss_at`][memsgd.loss_at] at the recorded steps, one configuration at a time."""
+    """[`memsgd.loss_at`][memsgd.loss_at] at the recorded steps, one configuration at a time. Its warnings
+    are returned (with the grid point), not raised here: in a worker process they would be lost."""
     n = len(algorithms)
     loss = np.empty((n, record.size))
     error = np.empty((n, record.size))
     diverged = np.full(n, -1, dtype=np.int64)
+    messages = []
     for i, algo in enumerate(algorithms):
         spectrum = spectra[i] if isinstance(spectra, list) else spectra
         noise = noises[i] if isinstance(noises, list) else noises
+        where = labels[i] if labels is not None else f"configuration {i} of its task"
         try:
-            res = loss_at(algo, spectrum, noise, record, progress=False, threads=threads or None)
+            res = loss_at(algo, spectrum, noise, record, progress=False, threads=threads or None, warn=False)
         except ValueError as exc:
-            where = labels[i] if labels is not None else f"configuration {i} of its task"
             raise ValueError(f"loss_at failed at {where}: {exc} (method='engine' runs it step by step)") from None
         loss[i], error[i] = res.loss, res.error
         if res.diverged_at is not None:
             diverged[i] = res.diverged_at
-    return loss, diverged, error
+        messages += [f"{where}: {m}" for m in res.warnings]
+    return loss, diverged, error, messages
 
 
 def _compute_serialized(method, algorithms_blob, spectra_blobs, spectrum_index, noise_blobs, noise_index,
@@ -269,8 +274,8 @@ class _DaskBackend:
 def run_tasks(configs: Configurations, tasks: List[np.ndarray], executor, *, threads: Optional[int],
               on_result: Callable[[int, np.ndarray, np.ndarray], None]) -> None:
     """Compute every task (an index array into ``configs``) and hand ``(task number, loss (n, R),
-    diverged_at (n,))`` (and ``error (n, R)`` with method loss_at) to ``on_result`` in this
-    thread, as tasks finish.
+    diverged_at (n,))`` (and ``error (n, R)`` and loss_at's warnings with method loss_at) to
+    ``on_result`` in this thread, as tasks finish.
 
     With an executor at most a few tasks per worker are in flight. If a task fails (or Ctrl-C),
     the tasks not started are cancelled, every task that did finish is still handed over (nothing
@@ -353,6 +358,16 @@ def _windowed(backend, submit, count, window, on_result):
             if _finished_ok(f):
                 on_result(n, *f.result())
         raise
+
+
+def workers_lost(exc: BaseException) -> bool:
+    """True when ``exc`` says the executor lost its workers or its tasks rather than a task
+    failing: a broken process pool, cancelled futures (Dask cancels, as "already forgotten", the
+    tasks whose worker and data are gone), a killed or unreachable Dask worker."""
+    if isinstance(exc, (BrokenExecutor, CancelledError)):
+        return True
+    return type(exc).__module__.split(".")[0] == "distributed" and type(exc).__name__ in ("KilledWorker",
+                                                                                           "CommClosedError")
 
 
 def _finished_ok(future) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -19,6 +20,7 @@ __all__ = [
     "float_array",
     "int_from_text", "float_from_text", "float_list_from_text", "batch_size_from_text", "require_memory",
     "step_array", "step_count", "thread_count", "progress_flag", "instance_of", "MAX_STEPS",
+    "MEMORY_EIGENVALUE_RULE", "stable_memory_factor", "warn_unstable_memory",
 ]
 
 # Runs take fewer steps than this: the core's limit (it refuses more).
@@ -56,6 +58,36 @@ def bounded_scalar(value, name: str, low: float, high: float, *, low_open: bool 
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be in {interval}, got {value}")
     return value
+
+
+# The stability rule of a memory-1 preset's memory: as lambda -> 0 the step matrix S_lambda tends
+# to S_0, whose eigenvalues are 1 and D (the memory's own factor: heavy ball's, Nesterov's, AM1's
+# and QHM's beta, DANA's 1 - Delta), so modes of small eigenvalues keep a root near D. |D| < 1 is
+# therefore needed for strict stability on every spectrum that reaches down to 0 -- every power
+# law (docs/math.md §5, "Tiny eigenvalues" and the Jury conditions); for heavy ball det S_lambda =
+# beta at every lambda, so there on every spectrum. A finite spectrum of large eigenvalues alone can
+# still be stable with |D| >= 1 for some presets, so the library warns; the command line, whose
+# problems are power laws, refuses.
+MEMORY_EIGENVALUE_RULE = ("|{d}| < 1 is needed for stability on any spectrum reaching down to lambda -> 0 "
+                          "(every power law): the modes of small eigenvalues keep a root near {d} "
+                          "(docs/math.md §5)")
+
+
+def stable_memory_factor(value: float, name: str, factor: float, d: str = "momentum",
+                         interval: str = "(-1, 1)") -> float:
+    """``value`` if the memory factor it gives (``factor``: the momentum itself, DANA's
+    ``1 - Delta``) has ``|factor| < 1``, else ValueError naming ``name``, its ``interval`` and
+    the rule."""
+    if not -1 < factor < 1:
+        raise ValueError(f"{name} must be in {interval}: {MEMORY_EIGENVALUE_RULE.format(d=d)}; got {value:g}")
+    return value
+
+
+def warn_unstable_memory(value: float, what: str, d: str = "momentum") -> None:
+    """A UserWarning (pointing at the caller of the preset) when ``|value| >= 1`` (see the rule above)."""
+    if not -1 < value < 1:
+        warnings.warn(f"{what} will not converge on a power law: {MEMORY_EIGENVALUE_RULE.format(d=d)}",
+                      UserWarning, stacklevel=3)
 
 
 def nonnegative_int(value, name: str) -> int:

@@ -8,6 +8,12 @@ Matrix form (P.3), state ``(w, u)`` with M auxiliary vectors::
 Along an eigenvalue ``lambda`` the state ``s = (w - w*, u)`` evolves by
 ``S_lambda = S0 - lambda g h^T`` with ``S0 = [[1, b^T], [0, D]]``, ``g = (alpha, c)``, ``h = (1, e)``,
 and ``det(z I - S_lambda) = P(z) + lambda Q(z)`` (Theorem 1).
+
+The affine model (docs/math.md §9) adds to an algorithm a weight decay ``rho`` (the gradient oracle
+returns ``grad L + rho * weights`` at the gradient point), a readout ``r`` (the loss is measured at
+``w + r^T u``) and a diagonal preconditioner ``p`` (the gradient along ``lambda`` is multiplied by
+``(lambda / lambda_max)^(-p)``). The matrix-form methods (``S0``, ``char_polys``, ``alpha_eff``, ...)
+describe the plain ``(alpha, b, c, D, e)``.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import numpy as np
 
 import math
 
-from ._validation import float_array, nonnegative_scalar, real_scalar
+from ._validation import float_array, nonnegative_scalar, real_scalar, warn_unstable_memory
 
 __all__ = [
     "MemoryAlgorithm", "Multistep", "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana",
@@ -52,8 +58,19 @@ class MemoryAlgorithm:
         c: (M,) how the gradient enters the memory.
         D: (M, M) memory transition.
         e: (M,) gradient-point shift (Nesterov, schedule-free); default 0.
+        weight_decay: ``rho >= 0``, L2 weight decay coupled as ``torch.optim.SGD(weight_decay=)``: the
+            gradient oracle returns ``grad L(q) + rho q`` at the gradient point ``q = w + e^T u``
+            (absolute weights, docs/math.md §9).
+        readout: (M,) ``r``: the loss is measured at ``w + r^T u`` (default: at ``w``).
+        preconditioner: ``p``: the gradient along eigenvalue ``lambda`` is multiplied by
+            ``(lambda / lambda_max)^(-p)`` (a diagonal preconditioner in the eigenbasis; 0: none).
 
     Examples:
+        >>> import memsgd
+        >>> algo = memsgd.MemoryAlgorithm(0.1, [0.9], [0.1], [[0.9]], weight_decay=1e-3)
+        >>> algo.weight_decay, algo.memory
+        (0.001, 1)
+
         Heavy ball written out in matrix form (``u+ = beta u - lr g``, ``w+ = w + u+``):
 
         >>> import memsgd
@@ -69,9 +86,12 @@ class MemoryAlgorithm:
     c: np.ndarray
     D: np.ndarray
     e: np.ndarray
+    weight_decay: float
+    readout: np.ndarray
+    preconditioner: float
     _preset: tuple | None
 
-    def __init__(self, alpha, b, c, D, e=None):
+    def __init__(self, alpha, b, c, D, e=None, *, weight_decay=0.0, readout=None, preconditioner=0.0):
         object.__setattr__(self, "alpha", real_scalar(alpha, "alpha"))
         b = float_array(b, "b")
         if b.ndim != 1:
@@ -90,9 +110,16 @@ class MemoryAlgorithm:
         e = float_array(e, "e")
         if e.shape != (M,):
             raise ValueError(f"e must have shape ({M},) to match b (memory M = {M}), got {e.shape}")
-        for arr in (b, c, D, e):
+        weight_decay = nonnegative_scalar(weight_decay, "weight_decay")
+        r = np.zeros(M) if readout is None else float_array(readout, "readout")
+        if r.shape != (M,):
+            raise ValueError(f"readout must have shape ({M},) (one weight per auxiliary vector, memory M = {M}), "
+                             f"got {r.shape}")
+        preconditioner = real_scalar(preconditioner, "preconditioner")
+        for arr in (b, c, D, e, r):
             arr.setflags(write=False)
-        for name, value in (("b", b), ("c", c), ("D", D), ("e", e), ("_preset", None)):
+        for name, value in (("b", b), ("c", c), ("D", D), ("e", e), ("weight_decay", weight_decay),
+                            ("readout", r), ("preconditioner", preconditioner), ("_preset", None)):
             object.__setattr__(self, name, value)
 
     # An algorithm is a value (its arrays are read-only too): a changed alpha would silently
@@ -104,15 +131,25 @@ class MemoryAlgorithm:
         raise AttributeError(f"MemoryAlgorithm is immutable (cannot delete {name!r})")
 
     def _named(self, preset: str, **arguments) -> "MemoryAlgorithm":
-        """Attach the preset's name and arguments, shown by ``repr``."""
+        """Attach the preset's name and arguments, shown by ``repr`` (a zero weight decay is not shown)."""
+        if not arguments.get("weight_decay", 1.0):
+            del arguments["weight_decay"]
         object.__setattr__(self, "_preset", (preset, arguments))
         return self
 
     def __setstate__(self, state):
         # pickle and deepcopy rebuild the arrays writeable: keep them read-only, as built
         self.__dict__.update(state)
-        for arr in (self.b, self.c, self.D, self.e):
+        self.__dict__.setdefault("weight_decay", 0.0)   # pickled before the affine model
+        self.__dict__.setdefault("readout", np.zeros(self.b.size))
+        self.__dict__.setdefault("preconditioner", 0.0)
+        for arr in (self.b, self.c, self.D, self.e, self.readout):
             arr.setflags(write=False)
+
+    @property
+    def is_plain(self) -> bool:
+        """True without weight decay, readout and preconditioner (the model of docs/math.md §2-§8)."""
+        return self.weight_decay == 0.0 and self.preconditioner == 0.0 and not np.any(self.readout)
 
     @property
     def memory(self) -> int:
@@ -196,9 +233,17 @@ class MemoryAlgorithm:
 
     def matrix_form(self) -> str:
         """The matrix-form parameters as a constructor call, e.g.
-        ``MemoryAlgorithm(alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]], e=[0.0])``."""
+        ``MemoryAlgorithm(alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]], e=[0.0])`` (weight decay, readout
+        and preconditioner appended when present)."""
+        extra = ""
+        if self.weight_decay:
+            extra += f", weight_decay={self.weight_decay!r}"
+        if np.any(self.readout):
+            extra += f", readout={self.readout.tolist()}"
+        if self.preconditioner:
+            extra += f", preconditioner={self.preconditioner!r}"
         return (f"MemoryAlgorithm(alpha={self.alpha!r}, b={self.b.tolist()}, c={self.c.tolist()}, "
-                f"D={self.D.tolist()}, e={self.e.tolist()})")
+                f"D={self.D.tolist()}, e={self.e.tolist()}{extra})")
 
     def __repr__(self) -> str:
         """The preset call that built it (``heavy_ball(lr=0.1, momentum=0.9)``), else the matrix
@@ -206,7 +251,8 @@ class MemoryAlgorithm:
         if self._preset is None:
             return self.matrix_form()
         name, arguments = self._preset
-        return f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+        call = f"{name}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+        return call if (self.preconditioner == 0.0 and not np.any(self.readout)) else self.matrix_form()
 
 
 class Multistep:
@@ -282,7 +328,10 @@ class Multistep:
 
 # -- presets (docs/math.md §2, presets table) ---------------------------------------------
 
-def gd(lr) -> MemoryAlgorithm:
+# Every preset takes ``weight_decay`` (rho >= 0): the gradient g below is then the oracle's
+# ``grad L + rho * weights`` at the gradient point (coupled L2, as torch.optim.SGD; docs/math.md §9).
+
+def gd(lr, weight_decay=0.0) -> MemoryAlgorithm:
     """(S)GD: ``w+ = w - lr g`` (memory 0).
 
     Examples:
@@ -290,24 +339,33 @@ def gd(lr) -> MemoryAlgorithm:
         >>> memsgd.gd(0.5).memory, memsgd.gd(0.5).alpha_eff
         (0, 0.5)
     """
-    a = nonnegative_scalar(lr, "lr")
-    return MemoryAlgorithm(a, [], [], np.zeros((0, 0)))._named("gd", lr=a)
+    a, rho = nonnegative_scalar(lr, "lr"), nonnegative_scalar(weight_decay, "weight_decay")
+    return MemoryAlgorithm(a, [], [], np.zeros((0, 0)), weight_decay=rho)._named("gd", lr=a, weight_decay=rho)
 
 
-def heavy_ball(lr, momentum) -> MemoryAlgorithm:
+def heavy_ball(lr, momentum, weight_decay=0.0) -> MemoryAlgorithm:
     """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``.
+
+    ``|beta| < 1`` is needed for stability (``det S_lambda = beta`` at every lambda, weight decay
+    or not): other values are accepted with a warning (docs/math.md §5).
 
     Examples:
         >>> import memsgd
-        >>> round(memsgd.heavy_ball(0.1, 0.9).alpha_eff, 12)    # lr / (1 - momentum)
-        1.0
+        >>> memsgd.gd(0.5).memory, memsgd.gd(0.5).alpha_eff
+        (0, 0.5)
     """
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
-    return MemoryAlgorithm(a, [beta], [a], [[beta]])._named("heavy_ball", lr=a, momentum=beta)
+    rho = nonnegative_scalar(weight_decay, "weight_decay")
+    warn_unstable_memory(beta, f"heavy_ball(lr={a:g}, momentum={beta:g})")
+    return MemoryAlgorithm(a, [beta], [a], [[beta]], weight_decay=rho)._named("heavy_ball", lr=a, momentum=beta,
+                                                                              weight_decay=rho)
 
 
-def nesterov(lr, momentum) -> MemoryAlgorithm:
+def nesterov(lr, momentum, weight_decay=0.0) -> MemoryAlgorithm:
     """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta).
+
+    Without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
+    (docs/math.md §5).
 
     Examples:
         >>> import memsgd
@@ -316,14 +374,20 @@ def nesterov(lr, momentum) -> MemoryAlgorithm:
         ([0.9], 1.0)
     """
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
-    return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta])._named("nesterov", lr=a, momentum=beta)
+    rho = nonnegative_scalar(weight_decay, "weight_decay")
+    if rho == 0:  # weight decay keeps every mode's curvature >= rho, away from lambda -> 0
+        warn_unstable_memory(beta, f"nesterov(lr={a:g}, momentum={beta:g})")
+    return MemoryAlgorithm(a, [beta], [a], [[beta]], [beta], weight_decay=rho)._named(
+        "nesterov", lr=a, momentum=beta, weight_decay=rho)
 
 
-def am1(lr, momentum, kick) -> MemoryAlgorithm:
+def am1(lr, momentum, kick, weight_decay=0.0) -> MemoryAlgorithm:
     """AM1, heavy ball plus a kick: ``v+ = beta v + g``, ``w+ = w - lr v+ - kick g``.
 
     Matrix form with ``u = -lr v``: alpha = lr + kick, b = beta, c = lr, D = beta.
-    ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0).
+    ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0);
+    without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
+    (docs/math.md §5).
 
     Examples:
         >>> import memsgd
@@ -331,13 +395,20 @@ def am1(lr, momentum, kick) -> MemoryAlgorithm:
         2.0
     """
     lr, beta, eta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), nonnegative_scalar(kick, "kick")
-    return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]])._named("am1", lr=lr, momentum=beta, kick=eta)
+    rho = nonnegative_scalar(weight_decay, "weight_decay")
+    if rho == 0:
+        warn_unstable_memory(beta, f"am1(lr={lr:g}, momentum={beta:g}, kick={eta:g})")
+    return MemoryAlgorithm(lr + eta, [beta], [lr], [[beta]], weight_decay=rho)._named(
+        "am1", lr=lr, momentum=beta, kick=eta, weight_decay=rho)
 
 
-def qhm(lr, momentum, nu) -> MemoryAlgorithm:
+def qhm(lr, momentum, nu, weight_decay=0.0) -> MemoryAlgorithm:
     """Quasi-hyperbolic momentum (Ma & Yarats 2019) with ``u = buf``::
 
         buf+ = beta buf + (1 - beta) g,     w+ = w - a [(1 - v) g + v buf+]
+
+    Without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
+    (docs/math.md §5).
 
     Examples:
         >>> import memsgd
@@ -345,11 +416,14 @@ def qhm(lr, momentum, nu) -> MemoryAlgorithm:
         1.0
     """
     a, beta, v = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
+    rho = nonnegative_scalar(weight_decay, "weight_decay")
+    if rho == 0:
+        warn_unstable_memory(beta, f"qhm(lr={a:g}, momentum={beta:g}, nu={v:g})")
     return MemoryAlgorithm(a * (1 - v) + a * v * (1 - beta), [-a * v * beta], [-(1 - beta)],
-                           [[beta]])._named("qhm", lr=a, momentum=beta, nu=v)
+                           [[beta]], weight_decay=rho)._named("qhm", lr=a, momentum=beta, nu=v, weight_decay=rho)
 
 
-def dana(g1, g2, g3, delta) -> MemoryAlgorithm:
+def dana(g1, g2, g3, delta, weight_decay=0.0) -> MemoryAlgorithm:
     """DANA (Paquette et al.) with constant ``Delta``: ``y+ = (1-Delta) y + g1 g``, ``w+ = w - (g2 g + g3 y+)``.
 
     ``g1, g2, g3`` are learning rates (>= 0).
@@ -361,5 +435,8 @@ def dana(g1, g2, g3, delta) -> MemoryAlgorithm:
     """
     g1, g2, g3 = nonnegative_scalar(g1, "g1"), nonnegative_scalar(g2, "g2"), nonnegative_scalar(g3, "g3")
     d = real_scalar(delta, "delta")
-    return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]])._named("dana", g1=g1, g2=g2, g3=g3,
-                                                                                     delta=d)
+    rho = nonnegative_scalar(weight_decay, "weight_decay")
+    if rho == 0:  # 0 < Delta < 2 (|1 - Delta| < 1) is needed on a power law (docs/math.md §5)
+        warn_unstable_memory(1 - d, f"dana(g1={g1:g}, g2={g2:g}, g3={g3:g}, delta={d:g})", "1 - delta")
+    return MemoryAlgorithm(g2 + g1 * g3, [-g3 * (1 - d)], [-g1], [[1 - d]], weight_decay=rho)._named(
+        "dana", g1=g1, g2=g2, g3=g3, delta=d, weight_decay=rho)

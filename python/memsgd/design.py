@@ -39,7 +39,7 @@ from .algorithms import MemoryAlgorithm
 from ._progress import progress_bar
 from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
 from .dynamics import loss_curve
-from .gradient import _loss_weights, loss_gradient
+from .gradient import _loss_weights, _require_gradient_memory, loss_gradient
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -254,7 +254,7 @@ def _parametric_arrays(params, formulas, x, t):
 
 
 def _parametric_schedule(params, build, x):
-    made = build(*(_parametric_natural(params, x).values()))
+    made = build(**_parametric_natural(params, x))
     return _schedules.constant(made) if isinstance(made, MemoryAlgorithm) else made
 
 
@@ -319,12 +319,12 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
         raise TypeError("bounds must be a dict {name: (low, high)}")
     if name in _PARAMETRIC:
         row = _PARAMETRIC[name]
-        names = list(row.parameter_names)
+        names = [p.name for p in row.design_parameters]
         if not isinstance(start, dict):
             raise TypeError(f"start must be a dict {{parameter: value}} for {name}")
         start, bounds = _by_parameter(row, start, "start"), _by_parameter(row, bounds, "bounds")
         resolved = []
-        for p in row.parameters:
+        for p in row.design_parameters:
             lo, hi = _check_bounds(bounds.get(p.name, p.bounds), p.name)
             value = real_scalar(start.get(p.name, p.design_start), f"start[{p.name!r}]")
             resolved.append(_Parameter(p.name, p.scale, min(max(value, lo), hi), (lo, hi)))
@@ -334,11 +334,9 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
         return Family(name, row.memory, tuple(names), x0, np.array([a for a, _ in lim]), np.array([b for _, b in lim]),
                       functools.partial(_parametric_arrays, params, _FORMULAS[name]),
                       functools.partial(_parametric_natural, params),
-                      functools.partial(_parametric_schedule, params, row.build),
+                      functools.partial(_parametric_schedule, params, row.constructor()),
                       ", ".join(f"{p.name} in [{p.bounds[0]:g}, {p.bounds[1]:g}]" for p in params))
-    knots = positive_int(knots, "knots")
-    if knots < 2:
-        raise ValueError(f"knots must be >= 2, got {knots}")
+    knots = _knot_count(knots, steps, "knots", minimum=2)
     u_knots = np.linspace(0.0, math.log(max(steps, 2)), knots)
     channels = _FREE_CHANNELS[name]
     channel_names = [c for c, _ in channels]
@@ -391,7 +389,7 @@ def _by_parameter(row, given: dict, what: str) -> dict:
     out, unknown = {}, []
     for key, value in given.items():
         canonical = row.parameter_name(key) if isinstance(key, str) else None
-        if canonical is None:
+        if canonical not in row.design_starts():
             unknown.append(key)
         elif canonical in out:
             raise ValueError(f"{what} gives {canonical!r} twice (once as an older name) for family {row.name}")
@@ -399,7 +397,7 @@ def _by_parameter(row, given: dict, what: str) -> dict:
             out[canonical] = value
     if unknown:
         raise ValueError(f"unknown parameter(s) {sorted(map(str, unknown))} in {what} for family {row.name}: "
-                         f"it has {list(row.parameter_names)}")
+                         f"it has {list(row.design_starts())}")
     return out
 
 
@@ -515,13 +513,22 @@ class _Problem:
     def schedule_at(self, x) -> Schedule:
         return Schedule.from_arrays(*self.family.arrays(x[:self.n_sched], self.t), name=self.family.name)
 
+    def inputs(self, x):
+        """``(Schedule, Noise)`` at x, or None where x maps to invalid parameters (e.g. a non-finite
+        one at an extreme of the bounds). Only building them may fail for x: a refusal of the run
+        itself (its memory) is the caller's to see, never a diverged point."""
+        try:
+            return self.schedule_at(x), self.noise_at(x)
+        except ValueError:
+            return None
+
     def value(self, x) -> float:
         """J(x) from a forward run only (loss_gradient's losses are these bits); inf when a weighted
         step diverges or x is invalid."""
-        try:
-            g = loss_curve(self.schedule_at(x), self.spectrum, self.noise_at(x), self.steps, progress=False)
-        except ValueError:
+        inputs = self.inputs(x)
+        if inputs is None:
             return math.inf
+        g = loss_curve(inputs[0], self.spectrum, inputs[1], self.steps, progress=False)
         if g.diverged_at is not None and np.any(self.w[g.diverged_at:] > 0):
             return math.inf
         return float(self.w @ np.where(self.w > 0, g.loss, 0.0))
@@ -531,11 +538,11 @@ class _Problem:
 
         ``dJ/dx_j = sum_t <dJ/dtheta_t, dtheta_t/dx_j>`` with ``dtheta_t/dx_j`` by complex step
         through the family's per-step formulas (and the batch-size map)."""
-        try:
-            nz = self.noise_at(x)
-            g = loss_gradient(self.schedule_at(x), self.spectrum, nz, self.steps, self.w)
-        except ValueError:      # e.g. a non-finite parameter at an extreme of the bounds
+        inputs = self.inputs(x)
+        if inputs is None:
             return math.inf, None, None, None
+        schedule, nz = inputs
+        g = loss_gradient(schedule, self.spectrum, nz, self.steps, self.w)
         if not math.isfinite(g.value):
             return math.inf, None, g, nz
         grads = (g.alpha, g.b, g.c, g.D, g.e)
@@ -584,7 +591,10 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
     x = float_array(x, "x", ndim=1)
     if x.size != family.size:
         raise ValueError(f"x must have {family.size} entries (the family's variables), got {x.size}")
+    instance_of(spectrum, Spectrum, "spectrum")
+    instance_of(noise, Noise, "noise")
     steps = step_count(steps, minimum=1)
+    _require_design_memory(family.memory, spectrum, noise, steps, batch_budget=None)
     problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps))
     J, dx, _, _ = problem.gradient(x)
     return J, (np.full(x.size, math.nan) if dx is None else dx)
@@ -640,22 +650,32 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     instance_of(noise, Noise, "noise")
     steps = step_count(steps, minimum=1)
     if isinstance(family, str):
-        family = make_family(family, steps, knots=knots, start=start, bounds=bounds)
+        family = _family_name(family)     # older names of the algorithm table accepted
+        memory = _PARAMETRIC[family].memory if family in _PARAMETRIC else int(family == "free_memory1")
     elif not isinstance(family, Family):
         raise TypeError(f"family must be a name from {FAMILIES} or a Family, got {type(family).__name__}")
     elif start is not None or bounds is not None:
         raise ValueError("start and bounds go to make_family when family is a Family already")
+    else:
+        memory = family.memory
     max_iterations = positive_int(max_iterations, "max_iterations")
     starts = positive_int(starts, "starts")
     tolerance = positive_scalar(tolerance, "tolerance")
-    w = _weights(weights, steps)
     if batch_budget is not None:
         batch_budget = real_scalar(batch_budget, "batch_budget")
         if not batch_budget > steps:
             raise ValueError(f"batch_budget must be > steps = {steps} (every B_t >= 1), got {batch_budget}")
         if noise.per_step:
             raise ValueError("with batch_budget, noise must have a constant batch size (only its tau1, tau2 are used)")
-        batch_knots = positive_int(batch_knots, "batch_knots")
+        batch_knots = _knot_count(batch_knots, steps, "batch_knots", minimum=1)
+    if isinstance(family, str) and family in FREE:
+        knots = _knot_count(knots, steps, "knots", minimum=2)
+    # Every size is known now: refuse what cannot fit before the family, the weights or the
+    # starting points allocate anything of length steps.
+    _require_design_memory(memory, spectrum, noise, steps, batch_budget)
+    if isinstance(family, str):
+        family = make_family(family, steps, knots=knots, start=start, bounds=bounds)
+    w = _weights(weights, steps)
     problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots)
     lower, upper = problem.bounds()
 
@@ -699,14 +719,41 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     res = runs[best_run]
     success = bool(res.success)
     message = str(res.message) + (f" (run {best_run + 1} of {len(runs)})" if len(runs) > 1 else "")
-    if not value < start_value:
+    # Bounds that fix every variable: scipy evaluates the one point and reports no iterations
+    # (its result has no ``nit``); that point is the optimum, not a failure to improve.
+    fixed = bool(np.all(lower == upper))
+    if not value < start_value and not fixed:
         success = False
         message = f"no improvement on the start ({message})"
     n = family.size
     batch = None if problem.batch_u is None else np.array(noise_best.batch_size)
     return ScheduleOptimum(family.name, family.schedule(x_best[:n]), family.natural(x_best[:n]), x_best, value,
-                           loss_best, start_value, sum(int(r.nit) for r in runs), state["evaluations"],
+                           loss_best, start_value, sum(int(r.get("nit", 0)) for r in runs), state["evaluations"],
                            state["rejected"], success, message, batch, history)
+
+
+def _knot_count(value, steps: int, name: str, minimum: int) -> int:
+    """Knots of a piecewise-linear channel over the steps: more knots than steps would add
+    variables that no step's parameter depends on (and arrays of their size)."""
+    value = positive_int(value, name)
+    if not minimum <= value <= max(steps, minimum):
+        raise ValueError(f"{name} must be in [{minimum}, steps] = [{minimum}, {max(steps, minimum)}] (one knot "
+                         f"per step at most), got {value}")
+    return value
+
+
+def _placeholder_generator(t):  # pragma: no cover - never called: the memory check reads only the memory
+    raise AssertionError("placeholder schedule")
+
+
+def _require_design_memory(memory: int, spectrum: Spectrum, noise: Noise, steps: int, batch_budget) -> None:
+    """Refuse, before allocating, an optimisation whose gradient runs need more than physical
+    memory: loss_gradient's own arrays plus the family's per-step arrays (real, complex step)."""
+    per_step = 8.0 * steps * (1 + 3 * memory + memory * memory)
+    extra = {"steps and the family's complex-step arrays": 8.0 * steps + 2.0 * per_step,
+             "per-step batch sizes": 0.0 if batch_budget is None else 48.0 * steps}
+    _require_gradient_memory(Schedule(memory, _placeholder_generator), spectrum, noise, steps, None,
+                             0, extra)   # threads 0: loss_gradient's default, as the optimiser runs it
 
 
 def _weights(weights, steps):

@@ -15,12 +15,14 @@ the core decides it, and its losses are ``inf`` from there on.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from . import _core
+from ._affine import plain_problem
 from ._growth import growth
 from ._packing import (chunks, noise_arrays, noise_bytes, parameter_arrays, parameter_bytes,
                        per_configuration)
@@ -30,7 +32,7 @@ from ._steps import recorded_steps
 from ._validation import float_array, progress_flag, require_memory, step_count, thread_count
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
-from .schedules import Schedule
+from .schedules import Schedule, _scale_hint
 from .spectrum import Spectrum
 
 __all__ = ["LossCurve", "LossCurves", "Propagators", "loss_curve", "loss_curves", "propagators"]
@@ -136,7 +138,8 @@ class LossCurves:
     def growth_rate(self) -> np.ndarray:
         """(C,) [`LossCurve.growth_rate`][memsgd.LossCurve.growth_rate] of each configuration, fitted on the recorded
         steps in
-        the last quarter of the run (``nan`` with fewer than 5 recorded there; ``inf`` if diverged)."""
+        the last quarter of the run, or on the last 5 recorded steps when the quarter has fewer
+        (``nan`` when those do not lie in the last half; ``inf`` if diverged)."""
         return np.array([growth(row, None if d < 0 else int(d), self.steps)[0]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=np.float64)
 
@@ -144,7 +147,7 @@ class LossCurves:
     def grows_exponentially(self) -> np.ndarray:
         """(C,) bool, [`LossCurve.grows_exponentially`][memsgd.LossCurve.grows_exponentially] of each configuration on
         the recorded
-        steps (False where fewer than 5 recorded steps lie in the last quarter)."""
+        steps, in the window of ``growth_rate`` (False where it has no fit)."""
         return np.array([growth(row, None if d < 0 else int(d), self.steps)[1]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=bool)
 
@@ -157,6 +160,11 @@ class Propagators:
     ``V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>``, ``V'_n`` likewise with ``hh^T``;
     ``V[0] = V'[0] = 0``. ``e_is_zero`` tells that ``U' = U`` and ``V' = V``. The recursion stops
     only on overflow: from the first non-finite value on, all four are ``inf``.
+
+    Label noise (docs/math.md §9) is a source: ``W_n = (sigma2/2B) sum m lambda^2 <E11, T^(n-1) gg^T>``
+    (``W'_n`` with ``hh^T``; ``W[0] = 0``) enters the renewal pair through its cumulative sum,
+    ``L_t = U_t + sum_{n=1}^t W_n + sum_{s<t} l_s V_{t-s}`` (and ``l`` with the primes). Zeros
+    without label noise (the default).
 
     Examples:
         >>> import memsgd
@@ -171,11 +179,16 @@ class Propagators:
     V: np.ndarray
     V_prime: np.ndarray
     e_is_zero: bool = False
+    W: Optional[np.ndarray] = None
+    W_prime: Optional[np.ndarray] = None
 
     def __post_init__(self):
         # Also built by users (from lists, other dtypes): float64 1-d arrays of one length, no NaN.
+        for name in ("W", "W_prime"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(np.size(self.U)))
         n = None
-        for name in ("U", "U_prime", "V", "V_prime"):
+        for name in ("U", "U_prime", "V", "V_prime", "W", "W_prime"):
             a = float_array(getattr(self, name), name, ndim=1, allow_empty=False, finite=False)
             if np.any(np.isnan(a)):
                 raise ValueError(f"{name} must not contain NaN")
@@ -185,11 +198,14 @@ class Propagators:
             object.__setattr__(self, name, a)
         if self.V[0] != 0 or self.V_prime[0] != 0:
             raise ValueError("V[0] and V_prime[0] must be 0 (noise propagators start at n = 1)")
+        if self.W[0] != 0 or self.W_prime[0] != 0:
+            raise ValueError("W[0] and W_prime[0] must be 0 (the label-noise source starts at n = 1)")
         if not isinstance(self.e_is_zero, (bool, np.bool_)):
             raise TypeError(f"e_is_zero must be a bool, got {type(self.e_is_zero).__name__}")
         object.__setattr__(self, "e_is_zero", bool(self.e_is_zero))
-        if self.e_is_zero and not (np.array_equal(self.U, self.U_prime) and np.array_equal(self.V, self.V_prime)):
-            raise ValueError("e_is_zero=True requires U_prime == U and V_prime == V")
+        if self.e_is_zero and not (np.array_equal(self.U, self.U_prime) and np.array_equal(self.V, self.V_prime)
+                                   and np.array_equal(self.W, self.W_prime)):
+            raise ValueError("e_is_zero=True requires U_prime == U, V_prime == V and W_prime == W")
 
     @property
     def steps(self) -> int:
@@ -243,6 +259,7 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     steps = check_problem(algorithm, spectrum, noise, steps)
     threads = thread_count(threads)
     progress_flag(progress)
+    algorithm, spectrum = plain_problem(algorithm, spectrum)   # weight decay, readout, preconditioner
     M, K = algorithm.memory, spectrum.size
     require_memory({"loss and gradient-point loss": 16.0 * (steps + 1),
                     "per-step parameters": parameter_bytes(algorithm, steps),
@@ -253,15 +270,22 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     coupling, self_noise, label = noise_arrays(noise, steps)
     loss, gp, diverged = _evolve((spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, *params),
                                  coupling, self_noise, steps, M, K, progress, "loss_curve", threads, label=label)
+    hint = _scale_hint(algorithm, spectrum) if diverged >= 0 else None
+    if hint is not None:  # a schedule built for another problem's scale: say so, not just diverged_at
+        warnings.warn(f"loss_curve: diverged at step {diverged}; {hint}", UserWarning, stacklevel=2)
     return LossCurve(loss, None if diverged < 0 else int(diverged), gp, noise.label_noise)
 
 
 def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps: int,
                 progress: Optional[bool] = None, *, threads: Optional[int] = None) -> Propagators:
-    """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (docs/math.md §4).
+    """Signal propagators U, U' and noise propagators V, V' for n = 0..steps (docs/math.md §4),
+    and the label-noise source W, W' (docs/math.md §9; zeros without label noise).
 
     Stationary algorithms and a constant batch size only (two-time propagators of schedules
-    are not offered here). ``progress`` and ``threads`` as in [`loss_curve`][memsgd.loss_curve].
+    are not offered here). Weight decay, readout and preconditioner: the propagators of the exact
+    plain reduction (``memsgd._affine``), so [`memsgd.loss_from_propagators`][memsgd.loss_from_propagators] gives the
+    loss
+    curve. ``progress`` and ``threads`` as in [`loss_curve`][memsgd.loss_curve].
 
     Examples:
         Noiseless SGD on one mode: ``U_n = (1 - lr lambda)^(2n) L_0`` and no noise propagator.
@@ -289,8 +313,9 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
                          "dynamics only (use loss_curve for a per-step batch size)")
     threads = thread_count(threads)
     progress_flag(progress)
+    algorithm, spectrum = plain_problem(algorithm, spectrum)
     M, K = algorithm.memory, spectrum.size
-    require_memory({"propagators": 8.0 * 6 * (steps + 1),
+    require_memory({"propagators": 8.0 * 8 * (steps + 1),
                     "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
                    f"the run (steps = {steps})")
     params = parameter_arrays(algorithm, steps)
@@ -298,16 +323,19 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
     no_coupling, self_noise = np.zeros(1), np.array([noise.self_noise])
     s0, s1, _ = _evolve((lam, spectrum.weights, spectrum.coefficients2, *params), no_coupling, self_noise,
                         steps, M, K, progress, "signal propagators", threads, overflow_only=True)
-    V = np.zeros(steps + 1)
-    V_prime = np.zeros(steps + 1)
-    if steps > 0 and noise.coupling != 0.0:
+    V, V_prime, W, W_prime = (np.zeros(steps + 1) for _ in range(4))
+    if steps > 0 and (noise.coupling != 0.0 or noise.label_source != 0.0):
         # V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>: the loss (1/2 sum m lambda X_00) of the
-        # recursion started from lambda g g^T, times 2 tau1/B.
+        # recursion started from lambda g g^T, times 2 tau1/B; the label source W_n = that times sigma2/B.
         n0, n1, _ = _evolve((lam, spectrum.weights, lam, *params), no_coupling, self_noise, steps - 1, M, K,
                             progress, "noise propagators", threads, initial_ggt=True, overflow_only=True)
-        V[1:] = 2.0 * noise.coupling * n0
-        V_prime[1:] = 2.0 * noise.coupling * n1
-    return Propagators(s0, s1, V, V_prime, bool(np.all(algorithm.e == 0)))
+        if noise.coupling != 0.0:   # (0 * an overflowed inf would be NaN)
+            V[1:] = 2.0 * noise.coupling * n0
+            V_prime[1:] = 2.0 * noise.coupling * n1
+        if noise.label_source != 0.0:
+            W[1:] = noise.label_source * n0
+            W_prime[1:] = noise.label_source * n1
+    return Propagators(s0, s1, V, V_prime, bool(np.all(algorithm.e == 0)), W, W_prime)
 
 
 # -- batched ------------------------------------------------------------------------------------
@@ -359,6 +387,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     for i, (a, n) in enumerate(zip(algos, noises)):
         check_schedule_length(a, steps, f"algorithms[{i}]")
         check_batch_sizes(n, steps, f"noise[{i}]")
+    algos, specs = _plain_problems(algos, specs)
     rec = None if record is None else recorded_steps(record, steps)  # None: every step
     threads = thread_count(threads)
     progress_flag(progress)
@@ -393,4 +422,18 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     watched(call, work, progress, C, "loss_curves", "config", "configs_done")
     steps_out = np.arange(steps + 1, dtype=np.int64) if rec is None else rec
     return LossCurves(steps_out, loss, diverged, np.array([n.label_noise for n in noises]))
+
+
+def _plain_problems(algos: list, specs: list):
+    """``memsgd._affine.plain_problem`` of every configuration, each distinct (algorithm,
+    spectrum) pair reduced once (shared objects stay shared: the core call caches by identity)."""
+    done: dict = {}
+    out_a, out_s = [], []
+    for a, s in zip(algos, specs):
+        key = (id(a), id(s))
+        if key not in done:
+            done[key] = plain_problem(a, s)
+        out_a.append(done[key][0])
+        out_s.append(done[key][1])
+    return out_a, out_s
 

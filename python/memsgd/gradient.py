@@ -14,7 +14,11 @@ states, so the gradient of ``J = sum_t w_t L_t`` runs backward in time with the 
     q_k = g^T Yhat_{k,t+1} g,        abar_t = c1_t sum_k lambda_k q_k,
 
 and the gradient with respect to step t's parameters contracts ``Yhat_{k,t+1}`` with the
-derivatives of step t's map. The forward pass is ``loss_curve``'s run of the engine; its states
+derivatives of step t's map. Label noise adds the source ``(sigma2/B_t) lambda_k g g^T`` (its
+gradient ``d value / d(sigma2/B_t) = sum_k lambda_k g^T Yhat_{k,t+1} g``). Weight decay, readout and
+preconditioner (docs/math.md §9) are exact reductions to this plain model (``memsgd._affine``):
+the adjoint runs on the reduced problem and the chain rule through the reduction gives the
+gradients w.r.t. the original parameters and the per-step weight decay. The forward pass is ``loss_curve``'s run of the engine; its states
 are kept at checkpoints every ~sqrt(T) steps and recomputed segment by segment by the same
 engine, so memory is O(sqrt(T) K (M+1)^2) and the cost a few forward runs.
 """
@@ -26,10 +30,11 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _core
+from ._affine import gradient_chain, plain_problem
 from ._packing import noise_arrays, noise_bytes, parameter_arrays, parameter_bytes
 from ._problem import check_problem
 from ._progress import watched
-from ._validation import float_array, positive_int, require_memory, thread_count
+from ._validation import boolean, float_array, positive_int, require_memory, thread_count
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
@@ -71,6 +76,7 @@ class LossGradient:
     checkpoint_every: int = field(default=0, repr=False)
     stored_states: int = field(default=0, repr=False)          # peak K-component states held
     label: np.ndarray = field(default=None, repr=False)        # d value / d(sigma2/B_t), the label-noise source
+    weight_decay: Optional[np.ndarray] = None                  # (T,) d value / d rho_t (with weight decay)
 
     @property
     def steps(self) -> int:
@@ -84,17 +90,33 @@ class LossGradient:
     def diverged(self) -> bool:
         return self.diverged_at is not None
 
-    def contract(self, alpha=None, b=None, c=None, D=None, e=None, batch=None) -> float:
+    def contract(self, alpha=None, b=None, c=None, D=None, e=None, batch=None, weight_decay=None) -> float:
         """``sum_t <gradient_t, delta_t>`` over the given per-step perturbations: the directional
         derivative of ``value`` along them (arguments left out count as zero)."""
+        if weight_decay is not None and self.weight_decay is None:
+            raise ValueError("weight_decay: this gradient has no weight-decay part (loss_gradient("
+                             "..., weight_decay_gradient=True) computes it)")
         total = 0.0
         for grad, delta in ((self.alpha, alpha), (self.b, b), (self.c, c), (self.D, D), (self.e, e),
-                            (self.batch, batch)):
+                            (self.batch, batch), (self.weight_decay, weight_decay)):
             if delta is not None:
                 total += float(np.sum(grad * np.reshape(delta, grad.shape)))
         return total
 
 
+
+
+def _require_gradient_memory(schedule, spectrum: Spectrum, noise: Noise, steps: int,
+                            checkpoint_every: Optional[int], threads: int, extra: Optional[dict] = None) -> None:
+    """Refuse, before allocating anything, a gradient run whose arrays (with the caller's own
+    O(steps) arrays ``extra``: name -> bytes) need more than physical memory (ValueError)."""
+    M = schedule.memory
+    parts = {"loss weights": 8.0 * (steps + 1),
+             "per-step parameters": parameter_bytes(schedule, steps),
+             "per-step noise": noise_bytes(noise, steps),
+             "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)}
+    parts.update(extra or {})
+    require_memory(parts, f"the run (steps = {steps}, K = {spectrum.size}, M = {M})")
 
 
 def _loss_weights(weights, steps: int) -> np.ndarray:
@@ -115,7 +137,7 @@ def _loss_weights(weights, steps: int) -> np.ndarray:
 
 def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum, noise: Noise, steps: int,
                   weights=None, *, checkpoint_every: Optional[int] = None, threads: Optional[int] = None,
-                  progress: Optional[bool] = None) -> LossGradient:
+                  progress: Optional[bool] = None, weight_decay_gradient: bool = False) -> LossGradient:
     """``value = sum_t weights[t] L_t`` and its exact gradient w.r.t. every per-step parameter.
 
     Args:
@@ -135,6 +157,13 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
         threads: at most this many threads (default: all cores, as [`memsgd.loss_curve`][memsgd.loss_curve]).
         progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
             stderr is a terminal. Long runs can be interrupted with Ctrl-C.
+        weight_decay_gradient: also compute ``weight_decay`` (``d value / d rho_t``) when the
+            schedule has no weight decay (rho = 0): the adjoint then runs on the memory-(M+1)
+            weight-decay reduction (docs/math.md §9). With weight decay it is always computed.
+
+    Weight decay, readout and preconditioner (docs/math.md §9) go through their exact reductions
+    (``memsgd._affine``); ``alpha``..``e`` are the gradients w.r.t. the original parameters (chain
+    rule) and ``weight_decay`` w.r.t. the per-step ``rho_t``.
 
     The forward pass is [`memsgd.loss_curve`][memsgd.loss_curve]'s run of the engine: ``loss`` and
     ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
@@ -159,12 +188,11 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     if checkpoint_every is not None:
         checkpoint_every = positive_int(checkpoint_every, "checkpoint_every")
     threads = thread_count(threads)
+    force = boolean(weight_decay_gradient, "weight_decay_gradient")
+    chain = gradient_chain(schedule, steps, weight_decay=force)
+    schedule, spectrum = plain_problem(schedule, spectrum, weight_decay=force)
     M = schedule.memory
-    require_memory({"loss weights": 8.0 * (steps + 1),
-                    "per-step parameters": parameter_bytes(schedule, steps),
-                    "per-step noise": noise_bytes(noise, steps),
-                    "gradient run": _core.gradient_bytes(M, spectrum.size, steps, steps, checkpoint_every or 0, threads)},
-                   f"the run (steps = {steps}, K = {spectrum.size}, M = {M})")
+    _require_gradient_memory(schedule, spectrum, noise, steps, checkpoint_every, threads)
     w = _loss_weights(weights, steps)
     alpha, b, c, D, e = parameter_arrays(schedule, steps)
     coupling, self_noise, label = noise_arrays(noise, steps)
@@ -184,5 +212,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
         batch = noise.tau1 * g_c1 + noise.tau2 * g_c2
         if noise.label_noise:
             batch = batch + noise.label_noise * g_label
+        (g_alpha, g_b, g_c, g_D, g_e), g_rho = chain((g_alpha, g_b, g_c, g_D, g_e))
     return LossGradient(float(value), g_alpha, g_b, g_c, g_D, g_e, batch, loss,
-                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored), g_label)
+                        None if diverged < 0 else int(diverged), g_c1, g_c2, int(used_c), int(stored), g_label,
+                        g_rho)

@@ -49,10 +49,17 @@ What the contour may and may not leave out:
   t = 10^12), solved by LU with partial pivoting (accurate to ~1e-16 relative even next to
   a slow pole; defective and near-defective ``T_k`` -- critical damping -- need no eigenvectors).
 
-Error estimate: ``|L^(38) - L^(30)|`` (two contours), plus 64 eps times the sum of the moduli of
-the quadrature terms, plus bounds ``e^(-reach t / t_lo)`` and ``e^(-rho t)`` on the left-out
-parts. Measured accuracy: see docs/long-horizons.md (about 1e-12 relative against the exact
-recursion on held-out problems).
+Error estimate: ``|L^(38) - L^(30)|`` (two contours), plus 8 eps times the sum of the moduli of
+the quadrature terms (amplified where 1 - V' nearly cancels), plus the effect of the slow poles'
+uncertainty (eps times their componentwise condition: relative for a slow mode at small lambda,
+absolute at a stability edge, where it grows like t), plus bounds ``e^(-reach t / t_lo)`` and
+``e^(-rho t)`` on the left-out parts. Measured accuracy: see docs/long-horizons.md (about 1e-12
+relative against the exact recursion on held-out problems).
+
+The contour resolves ``L_t`` relative to ``e^(c t) L_0`` only. Every value is judged by its
+estimate: where it exceeds 1e-8 relative, the recursion runs further and serves the step (up to
+``_ENGINE_MAX`` steps), and the hand-over moves until the contour is trusted and agrees with the
+recursion there; beyond, a value with no correct digit raises and a rough one warns.
 """
 from __future__ import annotations
 
@@ -65,7 +72,7 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._affine import affine_features, refuse_affine
+from ._affine import affine_features, plain_problem, refuse_affine
 from ._progress import watched
 from ._stationary import spectrum_and_noise, stationary
 from ._validation import nonnegative_int, progress_flag, step_array, thread_count
@@ -74,7 +81,8 @@ from .dynamics import loss_curve
 from .noise import Noise
 from .spectrum import Spectrum
 
-__all__ = ["DIVERGENCE_FACTOR", "MAX_STEP", "LossAt", "loss_at", "supports_loss_at"]
+__all__ = ["DIVERGENCE_FACTOR", "MAX_STEP", "LossAt", "loss_at", "supports_loss_at", "relative_errors",
+           "accuracy_warning", "is_accuracy_warning"]
 
 # The largest step loss_at accepts.
 MAX_STEP = 10 ** 12
@@ -108,12 +116,32 @@ _SLOW_REACHES = 1.5
 _FAST_COUPLING = 0.5
 # The contour must match the recursion at the hand-over to this many times its error estimate.
 _CHECK_FACTOR = 10.0
+# A failed hand-over moves it this many times further (the recursion runs on; <= _ENGINE_MAX).
+_HAND_OVER_GROWTH = 4
 # Steps evaluated together on a contour.
 _CHUNK = 4096
 _EPS = np.finfo(float).eps
-# loss_at warns when an estimated relative error exceeds this (the accuracy aimed at is 1e-8).
+# The accuracy aimed at: a contour value whose estimated relative error exceeds this is replaced
+# by the recursion's wherever the recursion reaches (and is more accurate there).
+_TRUST_RELATIVE_ERROR = 1e-8
+# loss_at warns when an estimated relative error exceeds this.
 _WARN_RELATIVE_ERROR = 1e-6
-_TINY = 1e-280
+# Absolute errors below this are not resolved (near the bottom of the double range).
+_ABS_FLOOR = 1e-300
+# The error of the slow poles' positions enters as sum_j |omega_j| err_j |e^(w_j t)| times this
+# (a bound: at the stability edge it exceeds the true error 280-30000 fold, docs/long-horizons.md,
+# "Accuracy"; the per-node pole shifts of the solves do not add up in the sum).
+_POLE_FACTOR = 1.0
+# Rounding of the exact recursion, relative to the loss's envelope: eps (_ROUND_SQRT (1 + sqrt t)
+# + _ROUND_LINEAR t). The linear part is the drift of a slow mode whose multiplier carries one
+# rounding (measured against an 80-bit recursion up to t = 1e5: at most 0.8 eps t, single slow
+# modes of SGD, heavy ball, Nesterov and AM1; tests/test_long_horizon.py); the margin is 5x.
+_ROUND_SQRT = 32.0
+_ROUND_LINEAR = 4.0
+# The envelope of an oscillating loss at step t: max |L| over half a period (pi / theta for the
+# slowest rotation theta of a relevant pole) before and after t, whichever is smaller; at most
+# this many steps.
+_ENVELOPE_MAX_WINDOW = 1024
 # Resolution of the centre c: shifting it by this changes e^(c t) by < 1e-6 at t = 10^12, and the
 # contour encloses singularities that close to it anyway.
 _CENTRE_RESOLUTION = 1e-18
@@ -133,6 +161,8 @@ class LossAt:
             later ones from the contour integral.
         rate: exponential rate ``c`` of the slowest mode: ``L_t ~ e^(c t)`` times slower factors
             (0 for an infinite spectrum, < 0 for a finite one, > 0 when the loss diverges).
+        warnings: the messages [`loss_at`][memsgd.loss_at] warned with (an estimated relative error above
+            1e-6 at some steps, naming them; a hand-over that never matched the recursion).
 
     Examples:
         >>> import memsgd
@@ -148,6 +178,7 @@ class LossAt:
     diverged_at: Optional[int]
     exact_until: int
     rate: float = field(default=0.0)
+    warnings: tuple = field(default=())
 
     @property
     def diverged(self) -> bool:
@@ -162,9 +193,14 @@ class LossAt:
         return rel
 
 
+# the affine features loss_at takes through memsgd._affine's reductions (exact: plain problems)
+_REDUCED = ("a readout", "a preconditioner")
+
+
 def supports_loss_at(algorithm, noise) -> bool:
     """True when [`loss_at`][memsgd.loss_at] accepts this algorithm and noise: a stationary
-    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule) and a [`Noise`][memsgd.Noise] with one batch size.
+    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule; a readout or preconditioner allowed, no weight decay)
+    and a [`Noise`][memsgd.Noise] with one batch size and no label noise.
 
     Examples:
         >>> import memsgd
@@ -174,12 +210,12 @@ def supports_loss_at(algorithm, noise) -> bool:
         False
     """
     return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
-            and not affine_features(algorithm, noise))
+            and not [f for f in affine_features(algorithm, noise) if f not in _REDUCED])
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
             exact_until: Optional[int] = None, progress: Optional[bool] = None,
-            threads: Optional[int] = None) -> LossAt:
+            threads: Optional[int] = None, warn: bool = True) -> LossAt:
     """Exact expected loss ``L_t`` of mini-batch SGD with memory at the given steps, for any t up
     to 10^12, at a cost that does not grow with t (docs/long-horizons.md).
 
@@ -187,7 +223,11 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     "Generating functions"), recovered by a contour integral in ``s = -log z``; steps below the
     contour's start ``t0`` come from the exact recursion. The values are those of
     [`memsgd.loss_curve`][memsgd.loss_curve] (same spectrum nodes and weights) to the returned error estimate,
-    typically 1e-12 relative and aimed at 1e-8 at worst.
+    typically 1e-12 relative and aimed at 1e-8 at worst: a step where the contour's estimate is
+    worse (a loss far below ``e^(c t) L_0``: a slow mode with a tiny amplitude, a mode at the
+    stability edge) comes from the recursion too, up to step 2e7 (docs/long-horizons.md,
+    "Accuracy"). Beyond that a value whose estimate exceeds 1e-6 relative warns
+    (``RuntimeWarning``, also in ``LossAt.warnings``) and one with no correct digit raises.
 
     Args:
         algorithm: a stationary [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (any memory M, any e).
@@ -196,15 +236,29 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         steps: strictly increasing integers in [0, 10^12] (integral floats such as 1e9 accepted).
         exact_until: run the exact recursion up to this step at least (default: ``2 t0``, with
             ``t0`` the first step where the contour is valid, ~100 / (decay rate of the slowest
-            oscillating mode); at least 128).
+            oscillating mode); at least 128; further where the contour's estimate is not good
+            enough, see above; ``LossAt.exact_until`` says where it ended).
         progress: as in [`memsgd.loss_curve`][memsgd.loss_curve] (for the recursion part and long contour sums).
         threads: at most this many threads (default: all cores); the values do not depend on it.
+        warn: emit the messages of ``LossAt.warnings`` as ``RuntimeWarning`` (False: only keep
+            them there, e.g. in a worker process whose warnings would be lost).
 
     Cost: the recursion up to ``2 t0`` plus O(K P^3) per contour node, ~70 nodes per decade of
     requested steps (P = (M+1)(M+2)/2). A diverging algorithm gets ``inf`` from its divergence on
     (``diverged_at``), as in [`memsgd.loss_curve`][memsgd.loss_curve].
 
+    Raises:
+        ValueError: for a step the contour cannot resolve beyond the recursion's reach (its
+            error estimate at least the value), naming the step; and for horizons that only
+            the recursion could reach (undamped oscillating modes).
+
     Examples:
+        >>> import memsgd as ms
+        >>> r = ms.loss_at(ms.heavy_ball(0.1, 0.9), ms.Spectrum.power_law(1.5, 0.75, head=256),
+        ...                ms.Noise.gaussian(10), [10**3, 10**9])
+        >>> bool(r.error[-1] < 1e-8 * r.loss[-1])
+        True
+
         The same losses as the step-by-step engine, and steps far beyond its reach:
 
         >>> import numpy as np, memsgd
@@ -221,10 +275,52 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     steps = step_array(steps, "steps", max_step=MAX_STEP)
     if exact_until is not None:
         exact_until = nonnegative_int(exact_until, "exact_until")
+        if exact_until > _ENGINE_MAX:  # the cause is the argument, not the algorithm's modes
+            raise ValueError(f"exact_until must be <= {_ENGINE_MAX:.0e} (the exact recursion's limit in loss_at; "
+                             f"for every step up to {exact_until:.3g} use loss_curve), got {exact_until}")
     progress_flag(progress)
     threads = thread_count(threads)
-    problem = _Problem(algorithm, spectrum, noise, progress, threads)
-    return problem.loss_at(steps, exact_until)
+    if not isinstance(warn, bool):
+        raise TypeError(f"warn must be True or False, got {type(warn).__name__}")
+    result = _Problem(algorithm, spectrum, noise, progress, threads).loss_at(steps, exact_until)
+    if warn:
+        for message in result.warnings:
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return result
+
+
+def relative_errors(loss: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """``error / |loss|`` as loss_at judges it: errors below 1e-300 are not resolved (0), a
+    negative loss is at least 100% off, inf losses (a divergence) have none."""
+    loss, error = np.asarray(loss, dtype=float), np.asarray(error, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rel = error / np.maximum(np.abs(loss), _ABS_FLOOR)
+    rel = np.where(error <= _ABS_FLOOR, 0.0, rel)
+    rel = np.where(loss < -_ABS_FLOOR, np.maximum(rel, 1.0), rel)
+    return np.where(np.isinf(loss), 0.0, np.nan_to_num(rel, nan=np.inf))
+
+
+_ACCURACY_WARNING = "loss_at: estimated relative error above"
+
+
+def is_accuracy_warning(message: str) -> bool:
+    """Whether ``message`` is (or ends in) the warning of ``accuracy_warning``."""
+    return _ACCURACY_WARNING in message
+
+
+def accuracy_warning(rel: np.ndarray, describe) -> Optional[str]:
+    """The warning for estimated relative errors ``rel`` above 1e-6 (None if there are none);
+    ``describe(i)`` names entry i (a step, or a grid point and a step)."""
+    over = np.flatnonzero(rel.ravel() > _WARN_RELATIVE_ERROR)
+    if over.size == 0:
+        return None
+    worst = int(over[np.argmax(rel.ravel()[over])])
+    first = int(over[0])
+    where = f"worst {rel.ravel()[worst]:.1e} at {describe(worst)}"
+    if first != worst:
+        where += f", first at {describe(first)} ({rel.ravel()[first]:.1e})"
+    return (f"{_ACCURACY_WARNING} {_WARN_RELATIVE_ERROR:g} at {over.size} of {rel.size} "
+            f"values ({where}); the estimates are in LossAt.error (a sweep's loss_error)")
 
 
 def _check_problem(algorithm, spectrum, noise):
@@ -232,7 +328,8 @@ def _check_problem(algorithm, spectrum, noise):
                            "use loss_curve for a Schedule")
     spectrum_and_noise(spectrum, noise, "loss_at (a per-step batch size makes the dynamics non-stationary)",
                        "use loss_curve")
-    refuse_affine(algorithm, noise, "loss_at", "use loss_curve")
+    refuse_affine(algorithm, noise, "loss_at", "use loss_curve", allowed=_REDUCED)
+    algorithm, spectrum = plain_problem(algorithm, spectrum)   # readout, preconditioner (docs/math.md §9)
     return algorithm, spectrum, noise
 
 
@@ -290,7 +387,8 @@ class _Problem:
         self.wu = 0.5 * m * lam * c2
         self.wv = self.coupling * m * lam ** 2
         self.args = (algo.alpha, algo.b, algo.c, algo.D, algo.e, noise.self_noise)
-        self.poles = _core.moment_poles(lam, *self.args)               # (K, P), s = log(mu)
+        # (K, P) poles s = log(mu); each component's slow real delta = mu - 1 and its uncertainty
+        self.poles, self.slow_delta, self.slow_error = _core.moment_poles(lam, *self.args)
         relevant = np.ones(lam.size, bool) if self.coupling != 0.0 else self.wu > 0
         finite = np.isfinite(self.poles.real)
         real = (self.poles.imag == 0) & finite
@@ -306,6 +404,8 @@ class _Problem:
         self.rho_off, self.t0 = self._contour_start(relevant, finite)
         off_axis = relevant[:, None] & finite & (self.poles.imag != 0)
         self.off_axis_growth = float(self.poles.real[off_axis].max()) if np.any(off_axis) else -math.inf
+        theta = float(np.abs(self.poles.imag[off_axis]).min()) if np.any(off_axis) else math.inf
+        self.envelope_window = min(_ENVELOPE_MAX_WINDOW, math.ceil(math.pi / theta)) if math.isfinite(theta) else 0
         self._intervals: dict[float, dict] = {}
 
     # -- analysis ---------------------------------------------------------------------------
@@ -313,7 +413,8 @@ class _Problem:
         s = np.ascontiguousarray(s, dtype=complex)
         n_slow = np.broadcast_to(np.asarray(n_slow, dtype=np.int64), s.shape).copy()
         call = lambda control: _core.generating_sums(self.spectrum.eigenvalues, self.wu, self.wv, self.order,
-                                                     *self.args, s, n_slow, control, self.threads)
+                                                     *self.args, s, n_slow, self.slow_delta, self.slow_error,
+                                                     control, self.threads)
         if not watch:
             return call(None)
         work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
@@ -394,17 +495,27 @@ class _Problem:
             ws.append(w)
             omegas.append(omega)
         out = self._sums(self.c + np.concatenate(ws), n_slow, watch=True)
-        U_S, Up_S, V_S, Vp_S, U_F, Up_F, V_F, Vp_F = out.T
-        V, Vp = V_S + V_F, Vp_S + Vp_F
+        U_S, Up_S, V_S, Vp_S, U_F, Up_F, V_F, Vp_F = out[:, :8].T
+        V, Vp, Up = V_S + V_F, Vp_S + Vp_F, Up_S + Up_F
         G = U_S + Up_S * V / (1 - Vp) + Up_F * (V_S * (1 - Vp_F) + V_F * Vp_S) / ((1 - Vp) * (1 - Vp_F))
         A = U_F + Up_F * V_F / (1 - Vp_F)
         # relative rounding of G: a few ulps of each sum, amplified where 1 - V' nearly cancels
         # (next to the pole of the slowest coupled mode)
         kappa = 4 + 2 * np.abs(Vp) / np.abs(1 - Vp) + 2 * np.abs(Vp_F) / np.abs(1 - Vp_F)
+        # error of G = L - A from the slow poles' positions: the bounds on the errors of each pair
+        # of sums times G's sensitivity to them (U_F cancels in L - A; F enters through the rest)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q, q_F = 1 / (1 - Vp), 1 / (1 - Vp_F)
+            sensitivity = np.stack([
+                np.maximum(1, np.abs(V * q)),                                            # U_S, U'_S
+                np.maximum(np.abs(Up * q), np.abs(Up * V * q * q)),                      # V_S, V'_S
+                np.abs(V * q - V_F * q_F),                                               # U'_F
+                np.maximum(np.abs(Up * q - Up_F * q_F), np.abs(Up * V * q * q - Up_F * V_F * q_F * q_F))])
+        pole_err = np.sum(out[:, 8:12].real.T * sensitivity, axis=0)
         start = 0
         for w, omega in zip(ws, omegas):
             part = slice(start, start + w.size)
-            contours.append((w, omega * G[part], kappa[part]))
+            contours.append((w, omega * G[part], kappa[part], np.abs(omega) * pole_err[part]))
             start += w.size
         value = {"contours": contours, "fast_scale": float(np.max(np.abs(A))) if A.size else 0.0,
                  "scale": float(np.max(np.abs(G))), "t_lo": t_lo}
@@ -432,18 +543,21 @@ class _Problem:
             sel = starts == t_lo
             iv = self._interval(float(t_lo))
             tt = t[sel].astype(float)
-            values, moduli = [], []
-            for w, wG, kappa in iv["contours"]:
+            values, moduli, poles = [], [], []
+            for w, wG, kappa, pole_err in iv["contours"]:
                 expo = np.outer(tt, w) + (self.c * tt)[:, None]
                 with np.errstate(over="ignore", invalid="ignore"):
-                    terms = wG[None, :] * np.exp(expo)
+                    grow = np.exp(expo)
+                    terms = wG[None, :] * grow
                     values.append(np.sum(terms, axis=1).imag)
                     moduli.append(np.abs(terms) @ kappa)
+                    poles.append(np.abs(grow) @ pole_err)
             main, check = values
             with np.errstate(over="ignore", invalid="ignore"):
                 e_quad = np.abs(main - check)
-                # rounding of the nodes' values and of the exponent c t
+                # rounding of the nodes' values and of the exponent c t; the slow poles' positions
                 e_round = 8 * _EPS * moduli[0] + 2 * _EPS * np.abs(self.c * tt * main)
+                e_pole = _POLE_FACTOR * np.maximum(poles[0], poles[1])
                 e_fast = iv["fast_scale"] * np.exp(self.c * tt - _SLOW_REACHES * self.reach * tt / t_lo) \
                     * self.reach * tt / t_lo
                 e_off = (self.L0 + iv["scale"] * self.reach / t_lo) * np.exp((self.c - self.rho_off) * tt) \
@@ -453,7 +567,7 @@ class _Problem:
                 raise RuntimeError("loss_at: a contour node hit a singularity of the generating function; "
                                    "please report this problem")
             L[sel] = np.where(np.isfinite(main), main, math.inf)
-            err[sel] = np.where(np.isfinite(main), e_quad + e_round + e_fast + e_off, 0.0)
+            err[sel] = np.where(np.isfinite(main), e_quad + e_round + e_pole + e_fast + e_off, 0.0)
         return L, err
 
     # -- the driver -------------------------------------------------------------------------
@@ -461,9 +575,39 @@ class _Problem:
         return DIVERGENCE_FACTOR * self.L0
 
     def _exact(self, T: int):
-        curve = loss_curve(self.algo, self.spectrum, self.noise, T, progress=self.progress,
+        """``(loss, error, diverged_at)`` of the recursion up to step T (error: the rounding model
+        against the loss's envelope, for which the recursion runs half a period further)."""
+        extra = self.envelope_window
+        curve = loss_curve(self.algo, self.spectrum, self.noise, T + extra, progress=self.progress,
                            threads=self.threads or None)
-        return curve.loss, curve.diverged_at  # the core decides divergence (inf from there on)
+        div = curve.diverged_at  # the core decides divergence (inf from there on)
+        if div is not None and div > T:
+            div = None
+        return curve.loss[:T + 1], self._exact_error(curve.loss)[:T + 1], div
+
+    @staticmethod
+    def _rounding(t) -> np.ndarray:
+        """Relative rounding of the recursion at step t (measured against an 80-bit recursion; see
+        _ROUND_LINEAR): eps (32 (1 + sqrt t) + 4 t)."""
+        t = np.asarray(t, dtype=float)
+        return _EPS * (_ROUND_SQRT * (1 + np.sqrt(t)) + _ROUND_LINEAR * t)
+
+    def _exact_error(self, L: np.ndarray) -> np.ndarray:
+        """The recursion's rounding against the envelope of |L|: where an oscillating mode takes
+        the loss through a near-zero, the recursion's absolute error is that of the envelope."""
+        scale = np.abs(L)
+        W = self.envelope_window
+        if W > 0 and L.size > 1:
+            finite = np.where(np.isfinite(scale), scale, 0.0)
+            # windows[j] = max |L| over [j - W, j] (windows cut at the ends): past[t] = windows[t],
+            # future[t] = windows[t + W]; the smaller one does not see a steep decay or growth
+            windows = _sliding_max(np.concatenate([np.zeros(W), finite, np.zeros(W)]), W + 1)
+            scale = np.maximum(scale, np.minimum(windows[:L.size], windows[W:W + L.size]))
+        with np.errstate(invalid="ignore"):
+            return self._rounding(np.arange(L.size)) * scale
+
+    def _check_steps(self, H: int) -> np.ndarray:
+        return np.unique(np.round(np.geomspace(max(self.t0, H // _HAND_OVER_GROWTH), H, 12)).astype(np.int64))
 
     def loss_at(self, steps: np.ndarray, exact_until: Optional[int]) -> LossAt:
         n = steps.size
@@ -471,60 +615,105 @@ class _Problem:
         if self.trivial:  # no signal: L_t = 0 for every t
             return LossAt(steps, np.zeros(n), np.zeros(n), None, t_max, 0.0)
         t0 = self.t0
-        engine = max(2 * t0, exact_until or 0) if math.isfinite(t0) else math.inf
-        if engine >= t_max:
+        hand = max(2 * t0, exact_until or 0) if math.isfinite(t0) else math.inf
+        if hand >= t_max:
             return self._exact_only(steps, t_max)
-        if engine > _ENGINE_MAX:
-            raise ValueError(
-                f"loss_at cannot reach step {t_max}: the algorithm has oscillating modes (complex or negative "
-                f"eigenvalues of its moment maps) that decay only like exp(-{self.rho_off:.3g} t) relative to "
-                f"the loss, so the exact recursion would have to run to step ~{engine:.3g} (more than "
-                f"{_ENGINE_MAX:.0e}); use loss_curve with fewer steps")
-        engine = int(engine)
-        exact, div = self._exact(engine)
-        if div is not None:
-            return self._from_exact(steps, exact, div, engine)
-        exact_error = self._exact_error(exact)
-        # hand-over check: the contour against the recursion on [t0, engine]
-        t_check = np.unique(np.round(np.geomspace(t0, engine, 12)).astype(np.int64))
-        Lc, Ec = self.contour(t_check)
-        mismatch = np.abs(Lc - exact[t_check])
-        tol = _CHECK_FACTOR * Ec + 16 * exact_error[t_check]
+        if hand > _ENGINE_MAX:
+            raise ValueError(self._slow_modes_message(t_max))
+        hand = int(hand)
+        reach = min(t_max, _ENGINE_MAX)  # the recursion serves steps up to here
+        # 1. The contour at the requested steps: the recursion takes over every step up to the last
+        #    one where the contour's estimate is not good enough (and the recursion's is better).
+        late = steps > hand
+        t_late = steps[late]
+        L, E = self.contour(t_late)
+        with np.errstate(invalid="ignore"):
+            over = ~np.isfinite(L) | (L > self._threshold())
+        if np.any(over):  # nothing after a divergence counts
+            over[int(np.argmax(over)):] = True
+        rel = relative_errors(L, E)
+        self._refuse_unresolved(t_late, L, rel, ~over & (t_late > reach))
+        untrusted = ~over & (t_late <= reach) & (rel > np.maximum(_TRUST_RELATIVE_ERROR, self._rounding(t_late)))
+        H = max(hand, int(t_late[untrusted].max())) if np.any(untrusted) else hand
+        # 2. The hand-over: the contour must be trusted at steps up to H, and (3.) agree with the
+        #    recursion there; otherwise the recursion runs further.
+        messages = []
         inflate = 0.0
-        if not np.all(mismatch <= tol):
-            inflate = float(np.max(mismatch / np.maximum(np.abs(exact[t_check]), 1e-300)))
-            warnings.warn(f"loss_at: the contour integral differs from the exact recursion by up to {inflate:.1e} "
-                          f"(relative) at steps {t0}..{engine}; errors are inflated accordingly. Please report "
-                          f"this problem.", RuntimeWarning, stacklevel=3)
+        while True:
+            while H < t_max:
+                t_check = self._check_steps(H)
+                Lc, Ec = self.contour(t_check)
+                if np.all(relative_errors(Lc, Ec) <= _TRUST_RELATIVE_ERROR) or H >= reach:
+                    break
+                H = min(_HAND_OVER_GROWTH * H, reach)
+            exact, exact_error, div = self._exact(min(H, t_max))
+            if div is not None or H >= t_max:
+                return self._from_exact(steps, exact, exact_error, div, min(H, t_max))
+            mismatch = np.abs(Lc - exact[t_check])
+            if np.all(mismatch <= _CHECK_FACTOR * Ec + 16 * exact_error[t_check]):
+                break
+            if H >= reach:
+                inflate = float(np.max(mismatch / np.maximum(np.abs(exact[t_check]), _ABS_FLOOR)))
+                messages.append(f"loss_at: the contour integral differs from the exact recursion by up to "
+                                f"{inflate:.1e} (relative) at steps {int(t_check[0])}..{H}, where the recursion "
+                                f"ends; the errors of later steps are inflated accordingly. Please report this "
+                                f"problem.")
+                break
+            H = min(_HAND_OVER_GROWTH * H, reach)
+        # 4. Assemble: the recursion up to H, the contour after it.
         loss = np.empty(n)
         error = np.empty(n)
-        early = steps <= engine
+        early = steps <= H
         loss[early] = exact[steps[early]]
         error[early] = exact_error[steps[early]]
-        late = ~early
-        L, E = self.contour(steps[late])
+        after = ~early
+        keep = np.isin(t_late, steps[after])
+        L, E, over = L[keep], E[keep], over[keep]
         if inflate:
             E = np.maximum(E, inflate * np.abs(L))
-        loss[late], error[late] = L, E
+        loss[after], error[after] = L, E
         diverged_at = None
-        with np.errstate(invalid="ignore"):
-            over = late & (~np.isfinite(loss) | (loss > self._threshold()))
         if np.any(over):
-            i = int(np.argmax(over))
-            lo = int(steps[i - 1]) if i > 0 and steps[i - 1] > engine else engine
+            i = int(np.flatnonzero(after)[int(np.argmax(over))])
+            lo = int(steps[i - 1]) if i > 0 and steps[i - 1] > H else H
             diverged_at = self._first_crossing(lo, int(steps[i]))
-            after = steps >= diverged_at
-            loss[after], error[after] = math.inf, 0.0
-        # (near the bottom of the double range the values are subnormal: no relative accuracy to keep)
-        normal = np.isfinite(loss) & (np.abs(loss) > _TINY)
-        rel = np.zeros(n)
-        rel[normal] = error[normal] / np.abs(loss[normal])
-        if np.any(rel > _WARN_RELATIVE_ERROR):
-            i = int(np.argmax(rel))
-            warnings.warn(f"loss_at: estimated relative error {rel[i]:.1e} at step {steps[i]} exceeds "
-                          f"{_WARN_RELATIVE_ERROR:g} (see LossAt.error); please report this problem",
-                          RuntimeWarning, stacklevel=3)
-        return LossAt(steps, loss, error, diverged_at, engine, self.c)
+            gone = steps >= diverged_at
+            loss[gone], error[gone] = math.inf, 0.0
+        rel = relative_errors(loss, error)
+        self._refuse_unresolved(steps, loss, rel, after & np.isfinite(loss))
+        message = accuracy_warning(rel, lambda i: f"step {int(steps[i])}")
+        if message is not None:
+            messages.append(message)
+        return LossAt(steps, np.maximum(loss, 0.0), error, diverged_at, H, self.c, tuple(messages))
+
+    def _refuse_unresolved(self, steps, loss, rel, where):
+        """ValueError when a value the recursion cannot replace has no correct digit (an error
+        estimate as large as the value, or a negative value): an expected loss is never returned
+        negative or meaningless. The message names the step and the likely cause."""
+        bad = where & (rel >= 1.0)
+        if not np.any(bad):
+            return
+        i = int(np.argmax(bad))
+        t = int(steps[i])
+        scale = self.L0 * math.exp(min(self.c * t, 700.0))
+        if abs(loss[i]) < 1e-3 * scale:
+            why = (f"the loss has fallen far below the scale e^(c t) L_0 = {scale:.3g} that the contour resolves "
+                   f"(a slow mode with a tiny amplitude, or faster modes that still carry the loss)")
+        else:
+            why = ("the positions of the slow poles are not known well enough for this step (a mode at the "
+                   "stability edge, |mu| = 1 by cancellation, whose error grows like t)")
+        raise ValueError(
+            f"loss_at cannot resolve the loss at step {t}: the contour integral gives {loss[i]:.3g} with an "
+            f"estimated error of {rel[i]:.1e} times that; {why}; the exact recursion is limited to "
+            f"{_ENGINE_MAX:.0e} steps here; use loss_curve up to that step")
+
+    def _slow_modes_message(self, t_max: int) -> str:
+        """The refusal when the contour starts too late (t0 finite: the oscillating modes decay,
+        but so slowly that the recursion would have to cover more than _ENGINE_MAX steps)."""
+        return (f"loss_at cannot reach step {t_max}: the algorithm has oscillating modes (complex or negative "
+                f"eigenvalues of its moment maps) that decay only like exp(-{self.rho_off:.3g} t) relative to "
+                f"the loss, so the exact recursion would have to run to step ~{2 * self.t0:.3g} (more than "
+                f"{_ENGINE_MAX:.0e}); use loss_curve with fewer steps")
 
     def _first_crossing(self, lo: int, hi: int) -> int:
         """The first t in (lo, hi] with L_t over the divergence threshold, by bisection
@@ -539,19 +728,13 @@ class _Problem:
                 lo = mid
         return hi
 
-    @staticmethod
-    def _exact_error(L: np.ndarray) -> np.ndarray:
-        """Rounding of the recursion: a few ulps per step, accumulating like sqrt(t) (measured
-        against 40-digit arithmetic: 7e-13 relative at t = 2e4 on an oscillating problem)."""
-        t = np.arange(L.size)
-        with np.errstate(invalid="ignore"):
-            return 32 * _EPS * (1 + np.sqrt(t)) * np.abs(L)
-
     def _exact_only(self, steps, t_max):
         T = t_max
         if t_max > _ENGINE_MAX:
             # Only a growing off-axis mode lets the recursion end early (at the divergence).
             growth = self.off_axis_growth
+            if math.isfinite(self.t0) and not growth > _GROWTH_FLOOR:
+                raise ValueError(self._slow_modes_message(t_max))   # damped, but too slowly
             if not growth > _GROWTH_FLOOR:
                 raise ValueError(
                     f"loss_at cannot reach step {t_max}: the algorithm has modes off the real axis that do not "
@@ -559,14 +742,14 @@ class _Problem:
                     f"only the exact recursion applies, and it is limited to {_ENGINE_MAX:.0e} steps here; use "
                     f"loss_curve")
             T = min(_ENGINE_MAX, math.ceil(_GROWTH_STEPS / growth) + _MIN_START)
-        exact, div = self._exact(T)
+        exact, exact_error, div = self._exact(T)
         if div is None and T < t_max:
             raise ValueError(
                 f"loss_at cannot reach step {t_max}: the loss grows through oscillating modes (exp({growth:.3g} t)) "
                 f"but has not diverged by step {T}; use loss_curve")
-        return self._from_exact(steps, exact, div, T)
+        return self._from_exact(steps, exact, exact_error, div, T)
 
-    def _from_exact(self, steps, exact, div, T):
+    def _from_exact(self, steps, exact, exact_error, div, T):
         n = steps.size
         loss = np.full(n, math.inf)
         error = np.zeros(n)
@@ -574,5 +757,17 @@ class _Problem:
         if div is not None:
             inside &= steps < div
         loss[inside] = exact[steps[inside]]
-        error[inside] = self._exact_error(exact)[steps[inside]]
-        return LossAt(steps, loss, error, div, int(T), self.c)
+        error[inside] = exact_error[steps[inside]]
+        message = accuracy_warning(relative_errors(loss, error), lambda i: f"step {int(steps[i])}")
+        return LossAt(steps, loss, error, div, int(T), self.c, () if message is None else (message,))
+
+
+def _sliding_max(a: np.ndarray, w: int) -> np.ndarray:
+    """``max(a[i:i + w])`` for every i (length ``a.size - w + 1``), in O(n log w): maxima over
+    windows of 1, 2, 4, ... entries, then two overlapping ones of the largest power of 2 <= w."""
+    m, k = a, 1
+    while 2 * k <= w:
+        m = np.maximum(m[:-k], m[k:])  # m[i] = max(a[i:i + 2k])
+        k *= 2
+    n = a.size - w + 1
+    return np.maximum(m[:n], m[w - k:w - k + n])

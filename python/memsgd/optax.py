@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._optional import require_all
-from ._validation import nonnegative_int, nonnegative_scalar, real_scalar
+from ._validation import nonnegative_scalar, positive_int, real_scalar, require_memory
 
 __all__ = ["AM1State", "MemorySGDState", "am1", "memory_sgd"]
 
@@ -44,15 +44,16 @@ class AM1State(NamedTuple):
 
 
 class MemorySGDState(NamedTuple):
-    """State of [`memory_sgd`][memsgd.optax.memory_sgd]: the step count (int32) and the memory ``u``: a tree like
-    the params whose leaves have a leading axis of length M (``u^1..u^M``).
+    """State of [`memory_sgd`][memsgd.optax.memory_sgd]: the step count (int32) and the memory ``u``: a tuple of M
+    trees like the params (``u^1..u^M``), so that every state leaf is shaped like its parameter
+    (``optax.tree.map_params`` and sharding rules written for the params apply to it).
 
     Examples:
         >>> import jax.numpy as jnp, memsgd
         >>> import memsgd.optax
         >>> state = memsgd.optax.memory_sgd(memsgd.heavy_ball(0.1, 0.9)).init({"w": jnp.zeros(3)})
-        >>> int(state.count), state.memory["w"].shape          # M = 1 memory vector per leaf
-        (0, (1, 3))
+        >>> int(state.count), len(state.memory), state.memory[0]["w"].shape   # M = 1 tree like the params
+        (0, 1, (3,))
     """
 
     count: Any
@@ -91,6 +92,17 @@ def _tree_map(jax, f, *trees):
                         is_leaf=lambda g: g is None)
 
 
+def _check_params(jax, jnp, params, feature: str) -> None:
+    """Refuse integer or bool parameters (optax's alias optimizers would silently truncate their
+    updates to zero, and jax.grad refuses them too): TypeError naming the leaf."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and not jnp.issubdtype(dtype, jnp.inexact):
+            raise TypeError(f"{feature}: parameters must be floating-point or complex, but the leaf at "
+                            f"{jax.tree_util.keystr(path) or 'the root'} has dtype {dtype} (integer "
+                            f"parameters never change under a gradient step)")
+
+
 def am1(learning_rate, momentum, kick):
     r"""AM1, heavy ball plus a kick (docs/math.md §2, presets table), as an optax transformation.
 
@@ -117,7 +129,9 @@ def am1(learning_rate, momentum, kick):
     ``optax.inject_hyperparams`` passes, possibly traced) are accepted unchecked.
 
     Returns:
-        ``optax.GradientTransformation`` with state [`AM1State`][memsgd.optax.AM1State].
+        ``optax.GradientTransformationExtraArgs`` with state [`AM1State`][memsgd.optax.AM1State] (``update``
+        takes and ignores extra keyword arguments, as optax's own optimizers do). Integer
+        parameters are refused by ``init`` (TypeError).
 
     Examples:
         With ``kick = 0`` it is ``optax.sgd`` with momentum:
@@ -140,17 +154,18 @@ def am1(learning_rate, momentum, kick):
     eta = _hyperparameter(jax, kick, "kick", nonnegative=False)
 
     def init_fn(params):
+        _check_params(jax, jnp, params, "memsgd.optax.am1")
         return AM1State(count=jnp.zeros([], jnp.int32),
                         velocity=_tree_map(jax, jnp.zeros_like, params))
 
-    def update_fn(updates, state, params=None):
-        del params
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
         lr_t, beta_t, eta_t = (_at(h, state.count) for h in (lr, beta, eta))
         velocity = _tree_map(jax, lambda g, v: (beta_t * v + g).astype(v.dtype), updates, state.velocity)
         new_updates = _tree_map(jax, lambda g, v: (-(lr_t * v + eta_t * g)).astype(g.dtype), updates, velocity)
         return new_updates, AM1State(count=optax.safe_int32_increment(state.count), velocity=velocity)
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
 def memory_sgd(algorithm_or_schedule, *, steps=None):
@@ -161,7 +176,7 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
         update    = b_t^T u_t - alpha_t g_t          (w_{t+1} = w_t + update)
         u_{t+1}   = D_t u_t   - c_t g_t              (u_0 = 0)
 
-    ``u`` holds M vectors shaped like the parameters (a leading axis of length M on every leaf).
+    ``u`` holds M vectors shaped like the parameters (a tuple of M trees like the params).
     The iterates are those of [`memsgd.torch.MemorySGD`][memsgd.torch.MemorySGD] (stationary) and of
     [`memsgd.torch.AM1`][memsgd.torch.AM1] with a schedule, step for step.
 
@@ -170,13 +185,15 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
             ``memsgd.heavy_ball(0.1, 0.9)``), or a [`memsgd.Schedule`][memsgd.schedules.Schedule] with ``e_t = 0``
             (e.g. ``schedules.am1_power_law``). The gradient point must be the iterate: an
             ``e != 0`` (Nesterov, schedule-free) would need the gradient at ``w + e^T u``.
-        steps: for a schedule, how many steps to prepare: its parameters are evaluated once,
-            here, for steps ``0..steps-1`` and indexed by the count inside the jitted update
-            (default: the schedule's length; required for schedules without one). A step past
-            the end gives NaN updates, so an overrun cannot pass unnoticed.
+        steps: for a schedule, how many steps to prepare (>= 1): its parameters are evaluated
+            once, here, for steps ``0..steps-1`` and indexed by the count inside the jitted
+            update (default: the schedule's length; required for schedules without one). A step
+            past the end gives NaN updates, so an overrun cannot pass unnoticed. Tables that
+            would not fit in memory are refused (ValueError) before anything is allocated.
 
     Returns:
-        ``optax.GradientTransformation`` with state [`MemorySGDState`][memsgd.optax.MemorySGDState].
+        ``optax.GradientTransformationExtraArgs`` with state [`MemorySGDState`][memsgd.optax.MemorySGDState] (``update``
+        takes and ignores extra keyword arguments). Integer parameters are refused by ``init``.
 
     Examples:
         Heavy ball from its matrix form follows ``optax.sgd`` with momentum (to rounding):
@@ -217,38 +234,49 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
                 raise ValueError(f"steps is required for a schedule without a length ({sched!r}): the "
                                  f"parameters of steps 0..steps-1 are prepared once")
             steps = sched.length
-        steps = nonnegative_int(steps, "steps")
+        steps = positive_int(steps, "steps")
+        memory = sched.memory
+        # the float64 tables (alpha, b, c, D, e), the generator's temporaries and the device copy
+        require_memory(2.0 * 8 * steps * (1 + 3 * memory + memory ** 2), f"memory_sgd(schedule, steps={steps})")
         alpha, b, c, D, e = sched.parameters(steps)
         bad = np.flatnonzero(np.any(e != 0, axis=1))
         if bad.size:
             raise ValueError(f"algorithm_or_schedule must have e = 0 at every step (gradient at the iterate), "
                              f"got e = {e[bad[0]].tolist()} at step {int(bad[0])}")
-        memory = sched.memory
-        tables = (alpha, b, c, D)
+        tables = tuple(jnp.asarray(x) for x in (alpha, b, c, D))
+        del alpha, b, c, D, e
 
         def coefficients(count):
-            return tuple(jnp.take(jnp.asarray(x), count, axis=0, mode="fill", fill_value=jnp.nan)
-                         for x in tables)
+            return tuple(jnp.take(x, count, axis=0, mode="fill", fill_value=jnp.nan) for x in tables)
     else:
         raise TypeError(f"algorithm_or_schedule must be a memsgd.MemoryAlgorithm or a memsgd.Schedule, "
                         f"got {type(algorithm_or_schedule).__name__}")
 
     def init_fn(params):
+        _check_params(jax, jnp, params, "memsgd.optax.memory_sgd")
         return MemorySGDState(count=jnp.zeros([], jnp.int32),
-                              memory=_tree_map(jax, lambda p: jnp.zeros((memory,) + p.shape, p.dtype), params))
+                              memory=tuple(_tree_map(jax, jnp.zeros_like, params) for _ in range(memory)))
 
-    def update_fn(updates, state, params=None):
-        del params
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
         alpha_t, b_t, c_t, D_t = coefficients(state.count)
 
-        def update(g, u):
-            return (jnp.tensordot(b_t, u, axes=1) - alpha_t * g).astype(g.dtype)
+        def update(g, *u):                              # b^T u - alpha g
+            out = -alpha_t * g
+            for j in range(memory):
+                out = out + b_t[j] * u[j]
+            return out.astype(g.dtype)
 
-        def remember(g, u):
-            return (jnp.tensordot(D_t, u, axes=1) - c_t.reshape((memory,) + (1,) * g.ndim) * g[None]).astype(u.dtype)
+        def remember(i):                                # u^i <- sum_j D_ij u^j - c_i g
+            def new(g, *u):
+                out = -c_t[i] * g
+                for j in range(memory):
+                    out = out + D_t[i, j] * u[j]
+                return out.astype(u[i].dtype)
+            return new
 
-        new_updates = _tree_map(jax, update, updates, state.memory)
-        new_memory = _tree_map(jax, remember, updates, state.memory)
+        new_updates = _tree_map(jax, update, updates, *state.memory)
+        new_memory = tuple(_tree_map(jax, remember(i), updates, *state.memory) for i in range(memory))
         return new_updates, MemorySGDState(count=optax.safe_int32_increment(state.count), memory=new_memory)
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)

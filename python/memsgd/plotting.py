@@ -325,12 +325,12 @@ def plot_phase(rows, nus, zetas, path, *, title: str = "", measured_steps=None):
 
 
 def plot_heatmap(values, x, y, path, *, xlabel: str = "", ylabel: str = "", title: str = "",
-                 colorbar_label: str = "", log_color: bool = False):
+                 colorbar_label: str = "", log_color: bool = False, grey_means: str = "diverged"):
     """Heat map of ``values`` (shape ``(len(y), len(x))``) over two grid axes ``x``, ``y``.
 
     Cells are categorical (one per grid value, labelled ``%.3g``), so log- and linearly-spaced
-    axes both read well. Non-finite cells (diverged points) are grey. ``log_color``: logarithmic
-    colour scale (losses).
+    axes both read well. Non-finite cells are grey, and the title says what they are
+    (``grey_means``: diverged points, by default). ``log_color``: logarithmic colour scale (losses).
 
     Examples:
         >>> import os, numpy as np
@@ -362,7 +362,7 @@ def plot_heatmap(values, x, y, path, *, xlabel: str = "", ylabel: str = "", titl
     ax.set_yticks(range(0, len(y), step_y), labels(y)[::step_y])
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title + ("\ngrey: diverged" if not finite.all() else ""), fontsize=9)
+    ax.set_title(title + (f"\ngrey: {grey_means}" if not finite.all() else ""), fontsize=9)
     fig.colorbar(im, ax=ax, label=colorbar_label)
     return _save(fig, path)
 
@@ -418,9 +418,13 @@ def plot_stability(profile, path, *, title: str = ""):
     ax_x = axes[-1]
     ok = np.isfinite(profile.noise_terms) & (profile.noise_terms > 0)
     ax_x.loglog(lam[ok], profile.noise_terms[ok], label="per-component noise term")
+    ax_x.set_xlim(lam[0], lam[-1])   # the lambdas of the profile, whatever is (or is not) drawn
+    if not np.any(ok):
+        ax_x.text(0.5, 0.5, "no stable component", transform=ax_x.transAxes, ha="center", fontsize=8)
     if geo is not None and geo.complex_interval is not None:
-        lo, hi = geo.complex_interval
-        ax_x.axvspan(max(lo, lam[0]), min(hi, lam[-1]), color="orange", alpha=0.15, label="complex pair")
+        lo, hi = max(geo.complex_interval[0], lam[0]), min(geo.complex_interval[1], lam[-1])
+        if lo < hi:   # only where it meets the profile's lambdas (it may lie far outside them)
+            ax_x.axvspan(lo, hi, color="orange", alpha=0.15, label="complex pair")
     regions = profile.regions
     if regions is not None:
         ax_x.loglog(lam, profile.leading_terms, ":", color="gray", label="leading forms (three regions)")

@@ -1,6 +1,8 @@
 """The loss expansion as a pair of renewal equations (docs/math.md §4), solved in the core.
 
     l_t = U'_t + sum_{s<t} l_s V'_{t-s},        L_t = U_t + sum_{s<t} l_s V_{t-s}
+
+With label noise (docs/math.md §9) its source enters through the cumulative sums of W, W'.
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ def loss_from_propagators(props: Propagators, method: str = "fft", progress: Opt
 
         l_t = U'_t + sum_{s<t} l_s V'_{t-s},     L_t = U_t + sum_{s<t} l_s V_{t-s}
 
+    With label noise the source ``sum_{n=1}^t W_n`` (``W'_n``) is added to ``U_t`` (``U'_t``): the
+    injections of every earlier step, each carried to step t (docs/math.md §9).
+
     ``method="direct"``: O(T^2) summation; ``"fft"``: online divide-and-conquer convolution
     with FFT block products, O(T log^2 T). Returns ``L`` of shape (steps+1,), or ``(L, error)``
     with ``return_error=True``, where ``error`` estimates the absolute error of ``L``.
@@ -71,11 +76,15 @@ def loss_from_propagators(props: Propagators, method: str = "fft", progress: Opt
     if not isinstance(method, str) or method not in ("direct", "fft"):
         raise ValueError(f"method must be 'direct' or 'fft', got {method!r}")
     progress_flag(progress)
-    arrays = [props.U, props.U_prime, props.V, props.V_prime]
+    arrays = [props.U, props.U_prime, props.V, props.V_prime, props.W, props.W_prime]
     if not all(np.all(np.isfinite(a)) for a in arrays):
         raise ValueError("props must be finite (the propagators of a diverging algorithm cannot be summed)")
+    U, U_prime = props.U, props.U_prime
+    if np.any(props.W) or np.any(props.W_prime):   # the label-noise source, summed up to each step
+        U, U_prime = U + np.cumsum(props.W), U_prime + np.cumsum(props.W_prime)
+    arrays = [U, U_prime, props.V, props.V_prime]
     if props.e_is_zero:  # U' = U, V' = V: pass the same arrays so the core convolves once
-        arrays = [props.U, props.U, props.V, props.V]
+        arrays = [U, U, props.V, props.V]
     signed = any(bool(np.any(a < 0)) for a in arrays)
     with_error = return_error or signed
     n = arrays[0].size

@@ -4,6 +4,9 @@ A [`Schedule`][memsgd.schedules.Schedule] gives the matrix-form parameters ``(al
 t (0-based: step t maps state t to state t+1). Named schedules are generated from formulas
 and have no end; [`Schedule.from_arrays`][memsgd.schedules.Schedule.from_arrays] wraps explicit arrays of a fixed
 length.
+
+A schedule may carry the affine model's features (docs/math.md §9): a weight decay ``rho_t``
+(constant or per step), a readout ``r`` and a preconditioner ``p`` (both constant).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ._validation import float_array, instance_of, nonnegative_int, positive_scalar, real_scalar
+from ._validation import float_array, instance_of, nonnegative_int, nonnegative_scalar, positive_scalar, real_scalar
 from .algorithms import MemoryAlgorithm
 
 __all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd", "dana_decaying",
@@ -31,6 +34,14 @@ class Schedule:
             a leading axis of ``len(t)``.
         length: number of steps defined (``None``: every t >= 0).
         name: shown in reprs and tables.
+        weight_decay: ``rho >= 0`` of every step, or a 1-D array of per-step ``rho_t`` (at least
+            ``length`` entries; it sets the length of an endless schedule). Coupled L2 as in
+            [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (docs/math.md §9).
+        readout: (M,) ``r``, constant: the loss is measured at ``w + r^T u``.
+        preconditioner: ``p``, constant: the gradient along ``lambda`` is multiplied by
+            ``(lambda / lambda_max)^(-p)``.
+        lambda_max: the largest eigenvalue its step sizes were set for (``None``: not stated).
+            A run on a spectrum with a larger one that diverges says so ([`memsgd.loss_curve`][memsgd.loss_curve]).
 
     Examples:
         A learning rate that halves every 10 steps, as a memory-0 schedule:
@@ -47,13 +58,75 @@ class Schedule:
         [1.0, 0.0, 0.0]
     """
 
-    def __init__(self, memory: int, generator: Generator, length: Optional[int] = None, name: str = "schedule"):
+    def __init__(self, memory: int, generator: Generator, length: Optional[int] = None, name: str = "schedule",
+                 *, weight_decay=0.0, readout=None, preconditioner=0.0, lambda_max: Optional[float] = None):
         self._memory = nonnegative_int(memory, "memory")
         if not callable(generator):
             raise TypeError(f"generator must be callable (t -> parameter arrays), got {type(generator).__name__}")
         self._generator = generator
         self.length = None if length is None else nonnegative_int(length, "length")
         self.name = name
+        self.lambda_max = None if lambda_max is None else positive_scalar(lambda_max, "lambda_max")
+        if isinstance(weight_decay, (list, tuple, np.ndarray)) and np.ndim(weight_decay) > 0:
+            rho = float_array(weight_decay, "weight_decay", ndim=1)
+            if np.any(rho < 0):
+                raise ValueError("weight_decay must be >= 0 at every step")
+            if self.length is None:
+                self.length = rho.size
+            elif rho.size < self.length:
+                raise ValueError(f"weight_decay has {rho.size} per-step entries, fewer than the schedule's "
+                                 f"length {self.length}")
+            rho.setflags(write=False)
+        else:
+            rho = nonnegative_scalar(weight_decay, "weight_decay")
+        self._weight_decay = rho
+        r = np.zeros(self._memory) if readout is None else float_array(readout, "readout")
+        if r.shape != (self._memory,):
+            raise ValueError(f"readout must have shape ({self._memory},) (one weight per auxiliary vector, "
+                             f"memory M = {self._memory}), got {r.shape}")
+        r.setflags(write=False)
+        self._readout = r
+        self._preconditioner = real_scalar(preconditioner, "preconditioner")
+
+    def __setstate__(self, state):
+        # pickled before the affine model; pickle and deepcopy rebuild arrays writeable: read-only again
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_weight_decay", 0.0)
+        self.__dict__.setdefault("_readout", np.zeros(self._memory))
+        self.__dict__.setdefault("_preconditioner", 0.0)
+        self.__dict__.setdefault("lambda_max", None)
+        for arr in (self._weight_decay, self._readout):
+            if isinstance(arr, np.ndarray):
+                arr.setflags(write=False)
+
+    @property
+    def readout(self) -> np.ndarray:
+        """(M,) readout ``r`` (zeros: the loss at ``w``)."""
+        return self._readout
+
+    @property
+    def preconditioner(self) -> float:
+        """Preconditioner exponent ``p`` (0: none)."""
+        return self._preconditioner
+
+    @property
+    def weight_decay(self):
+        """The weight decay: a number (every step) or the per-step array ``rho_t``."""
+        return self._weight_decay
+
+    def weight_decays(self, steps) -> np.ndarray:
+        """Per-step weight decay ``rho_t`` for t = 0..steps-1, shape (steps,)."""
+        steps = nonnegative_int(steps, "steps")
+        if isinstance(self._weight_decay, np.ndarray):
+            if steps > self._weight_decay.size:
+                raise ValueError(f"steps must be <= the {self._weight_decay.size} per-step weight decays, got {steps}")
+            return self._weight_decay[:steps].copy()
+        return np.full(steps, self._weight_decay)
+
+    @property
+    def is_plain(self) -> bool:
+        """True without weight decay, readout and preconditioner (the model of docs/math.md §2-§8)."""
+        return (not np.any(self._weight_decay)) and self._preconditioner == 0.0 and not np.any(self._readout)
 
     @property
     def memory(self) -> int:
@@ -89,13 +162,18 @@ class Schedule:
             raise ValueError(f"t must be < the schedule's length {self.length}, got {t}")
         alpha, b, c, D, e = self._generator(np.array([t]))
         M = self._memory
+        rho = self._weight_decay[t] if isinstance(self._weight_decay, np.ndarray) else self._weight_decay
         return MemoryAlgorithm(float(np.reshape(alpha, -1)[0]), np.reshape(b, (1, M))[0],
                                np.reshape(c, (1, M))[0], np.reshape(D, (1, M, M))[0],
-                               np.reshape(e, (1, M))[0])
+                               np.reshape(e, (1, M))[0], weight_decay=float(rho), readout=self._readout,
+                               preconditioner=self._preconditioner)
 
     @classmethod
-    def from_arrays(cls, alpha, b, c, D, e=None, name: str = "from_arrays") -> "Schedule":
-        """Explicit per-step arrays with a leading time axis: alpha (T,), b, c, e (T, M), D (T, M, M)."""
+    def from_arrays(cls, alpha, b, c, D, e=None, name: str = "from_arrays", *, weight_decay=None, readout=None,
+                    preconditioner=0.0) -> "Schedule":
+        """Explicit per-step arrays with a leading time axis: alpha (T,), b, c, e (T, M), D (T, M, M);
+        ``weight_decay``: None (none), a number (every step) or an array (T,) of per-step ``rho_t``;
+        ``readout`` (M,) and ``preconditioner`` as in [`Schedule`][memsgd.schedules.Schedule]."""
         alpha = float_array(alpha, "alpha", ndim=1)
         T = alpha.size
         b = float_array(b, "b")
@@ -111,14 +189,29 @@ class Schedule:
         e = np.zeros((T, M)) if e is None else float_array(e, "e")
         if e.shape != (T, M):
             raise ValueError(f"e must have shape ({T}, {M}), got {e.shape}")
-        return cls(M, _ArrayGenerator(alpha, b, c, D, e), length=T, name=name)
+        if weight_decay is not None and np.ndim(weight_decay) > 0:
+            weight_decay = float_array(weight_decay, "weight_decay", ndim=1)
+            if weight_decay.size != T:
+                raise ValueError(f"weight_decay must have shape ({T},) (one per step), got {weight_decay.shape}")
+        return cls(M, _ArrayGenerator(alpha, b, c, D, e), length=T, name=name,
+                   weight_decay=0.0 if weight_decay is None else weight_decay, readout=readout,
+                   preconditioner=preconditioner)
 
     def __repr__(self) -> str:
-        return f"Schedule({self.name}, memory={self._memory}, length={self.length})"
+        extra = ""
+        if np.any(self._weight_decay):
+            rho = self._weight_decay
+            extra += (f", weight_decay={rho!r}" if not isinstance(rho, np.ndarray)
+                      else f", per-step weight_decay (max={rho.max():g})")
+        if np.any(self._readout):
+            extra += f", readout={self._readout.tolist()}"
+        if self._preconditioner:
+            extra += f", preconditioner={self._preconditioner!r}"
+        return f"Schedule({self.name}, memory={self._memory}, length={self.length}{extra})"
 
 
 def constant(algo: MemoryAlgorithm) -> Schedule:
-    """The stationary ``algo`` as a schedule.
+    """The stationary ``algo`` as a schedule (with its weight decay, readout and preconditioner).
 
     Examples:
         >>> import numpy as np, memsgd
@@ -129,7 +222,8 @@ def constant(algo: MemoryAlgorithm) -> Schedule:
         True
     """
     instance_of(algo, MemoryAlgorithm, "algo")
-    return Schedule(algo.memory, functools.partial(_constant_generator, algo), name="constant")
+    return Schedule(algo.memory, functools.partial(_constant_generator, algo), name="constant",
+                    weight_decay=algo.weight_decay, readout=algo.readout, preconditioner=algo.preconditioner)
 
 
 # Generators are module-level functions bound with functools.partial (or small classes), never
@@ -143,6 +237,16 @@ class _ArrayGenerator:
 
     def __call__(self, t):
         return tuple(a[t] for a in self.arrays)
+
+
+def _scale_hint(schedule, spectrum) -> Optional[str]:
+    """Why a run of ``schedule`` on ``spectrum`` may have diverged, when its step sizes were set for
+    a smaller largest eigenvalue than the spectrum's (``Schedule.lambda_max``); else None."""
+    lmax = getattr(schedule, "lambda_max", None)
+    if lmax is None or not spectrum.lambda_max > lmax * (1 + 1e-12):
+        return None
+    return (f"{schedule.name} sets its step sizes for lambda_max = {lmax:g}, but the spectrum's largest "
+            f"eigenvalue is {spectrum.lambda_max:.4g}: build it with lambda_max=spectrum.lambda_max")
 
 
 def _constant_generator(algo, t):
@@ -193,7 +297,7 @@ def am1_form(alpha, b, c, D, e, *, name: str = "schedule", first_step: int = 0):
     return c, D, alpha - c
 
 
-def jacobi_heavy_ball(nu_b, lambda_max=1.0) -> Schedule:
+def jacobi_heavy_ball(nu_b, lambda_max=1.0, weight_decay=0.0) -> Schedule:
     """Jacobi heavy ball (Brakhage's nu-method) for spectra in (0, lambda_max] (docs/math.md §7).
 
     Step ``k = t + 1`` is heavy ball with ``lr = omega_k / lambda_max``, ``momentum = mu_k``:
@@ -217,7 +321,8 @@ def jacobi_heavy_ball(nu_b, lambda_max=1.0) -> Schedule:
     nu = positive_scalar(nu_b, "nu_b")
     lmax = positive_scalar(lambda_max, "lambda_max")
 
-    return Schedule(1, functools.partial(_jacobi_generator, nu, lmax), name=f"jacobi_heavy_ball(nu_b={nu:g})")
+    return Schedule(1, functools.partial(_jacobi_generator, nu, lmax), name=f"jacobi_heavy_ball(nu_b={nu:g})",
+                    weight_decay=nonnegative_scalar(weight_decay, "weight_decay"), lambda_max=lmax)
 
 
 def _jacobi_generator(nu, lmax, t):
@@ -238,13 +343,25 @@ def _jacobi_coefficients(k, nu):
     return mu, omega
 
 
-def am1_power_law(kick, delta, gamma=1.0, t0=10.0) -> Schedule:
+def am1_power_law(kick, delta, gamma=1.0, t0=10.0, weight_decay=0.0, *, lambda_max=1.0) -> Schedule:
     """AM1 with power-law momentum (docs/math.md §7): ``s = 1 + t/t0``::
 
-        1 - beta_t = s^-gamma,   alpha_eff,t = kick s^delta,   lr_t = (alpha_eff,t - kick)(1 - beta_t)
+        1 - beta_t = s^-gamma,   alpha_eff,t = (kick / lambda_max) s^delta,
+        lr_t = (alpha_eff,t - kick / lambda_max)(1 - beta_t)
 
-    kick constant. Predicted signal-phase rate ``L_t = O(t^(-zeta (1 + delta)))`` for
-    ``delta < 1 - 1/nu`` (Theorem 7, P.27).
+    kick constant. ``kick`` is in units of ``1 / lambda_max``, the largest eigenvalue of the
+    problem (as Jacobi heavy ball's step sizes): the kick step alone is stable for ``kick < 2``,
+    and the schedule diverges early once ``kick`` is near 2 (with mini-batch noise, sooner). Pass the
+    problem's ``lambda_max`` (``spectrum.lambda_max``; for a network, an estimate of the top
+    Hessian eigenvalue: docs/optimizers.md) so that the same ``kick`` suits every problem; the
+    default 1 keeps ``kick`` in the problem's own units. Predicted signal-phase rate
+    ``L_t = O(t^(-zeta (1 + delta)))`` for ``delta < 1 - 1/nu`` (Theorem 7, P.27).
+
+    >>> import memsgd
+    >>> problem = memsgd.Spectrum.power_law(2.0, 1.0, scale=2.9)          # lambda_max = 2.9
+    >>> am1 = memsgd.schedules.am1_power_law(kick=1.0, delta=0.45, lambda_max=problem.lambda_max)
+    >>> memsgd.loss_curve(am1, problem, memsgd.Noise.gaussian(10), 1000).diverged_at is None
+    True
 
     Examples:
         >>> import math, memsgd
@@ -258,9 +375,11 @@ def am1_power_law(kick, delta, gamma=1.0, t0=10.0) -> Schedule:
         raise ValueError(f"delta must be >= 0, got {delta}")
     gamma = positive_scalar(gamma, "gamma")
     t0 = positive_scalar(t0, "t0")
-
-    return Schedule(1, functools.partial(_am1_power_law_generator, eta, delta, gamma, t0),
-                    name=f"am1_power_law(kick={eta:g}, delta={delta:g}, gamma={gamma:g}, t0={t0:g})")
+    lmax = positive_scalar(lambda_max, "lambda_max")
+    scale = "" if lmax == 1.0 else f", lambda_max={lmax:g}"
+    return Schedule(1, functools.partial(_am1_power_law_generator, eta / lmax, delta, gamma, t0),
+                    name=f"am1_power_law(kick={eta:g}, delta={delta:g}, gamma={gamma:g}, t0={t0:g}{scale})",
+                    weight_decay=nonnegative_scalar(weight_decay, "weight_decay"), lambda_max=lmax)
 
 
 def _am1_power_law_generator(eta, delta, gamma, t0, t):
@@ -270,7 +389,7 @@ def _am1_power_law_generator(eta, delta, gamma, t0, t):
     return _am1_arrays(lr, 1.0 - one_minus_beta, eta)
 
 
-def schedule_free_sgd(lr, beta) -> Schedule:
+def schedule_free_sgd(lr, beta, weight_decay=0.0) -> Schedule:
     """Schedule-free SGD (Defazio et al. 2024) as a memory-1 schedule (docs/math.md §2, presets)::
 
         y_t = (1 - beta) z_t + beta x_t,   z_{t+1} = z_t - lr grad(y_t),
@@ -288,7 +407,8 @@ def schedule_free_sgd(lr, beta) -> Schedule:
     beta = real_scalar(beta, "beta")
 
     return Schedule(1, functools.partial(_schedule_free_generator, gamma, beta),
-                    name=f"schedule_free_sgd(lr={gamma:g}, beta={beta:g})")
+                    name=f"schedule_free_sgd(lr={gamma:g}, beta={beta:g})",
+                    weight_decay=nonnegative_scalar(weight_decay, "weight_decay"))
 
 
 def _schedule_free_generator(gamma, beta, t):
@@ -298,7 +418,7 @@ def _schedule_free_generator(gamma, beta, t):
             np.full((n, 1), 1.0 - beta))
 
 
-def dana_decaying(g2, g3, delta, power, g1=1.0) -> Schedule:
+def dana_decaying(g2, g3, delta, power, g1=1.0, weight_decay=0.0) -> Schedule:
     """DANA with decaying momentum (Paquette et al., "dimension-adapted Nesterov acceleration"),
     the update rule of the authors' code (``dana_optimizer`` with power-law schedules)::
 
@@ -328,7 +448,8 @@ def dana_decaying(g2, g3, delta, power, g1=1.0) -> Schedule:
     delta = positive_scalar(delta, "delta")
     power = real_scalar(power, "power")
     return Schedule(1, functools.partial(_dana_decaying_generator, g1, g2, g3, delta, power),
-                    name=f"dana_decaying(g2={g2:g}, g3={g3:g}, delta={delta:g}, power={power:g}, g1={g1:g})")
+                    name=f"dana_decaying(g2={g2:g}, g3={g3:g}, delta={delta:g}, power={power:g}, g1={g1:g})",
+                    weight_decay=nonnegative_scalar(weight_decay, "weight_decay"))
 
 
 def _dana_decaying_generator(g1, g2, g3, delta, power, t):

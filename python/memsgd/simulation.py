@@ -9,6 +9,12 @@ operator ``Sigma(C) = E[x x^T C x x^T] - H C H`` has the diagonal
 (the terms ``E[x_k^2 x_i x_j]`` vanish unless i = j, and ``E[x_k^4] = m4 lambda_k^2``), and the
 exact mean-loss recursion (docs/math.md §3) only sees that diagonal, so the SE coefficients
 ``tau1 = 1, tau2 = 2 - m4`` give the exact expected loss (docs/theory.md "Which tau").
+
+The affine model (docs/math.md §9) is simulated as it is defined, not through the reductions
+the exact engine uses (``memsgd._affine``), so that the simulation checks them: noisy labels
+``y = <x, w*> + eps``, the weight decay added to the batch gradient at the absolute gradient
+point, the preconditioner multiplying the whole gradient per coordinate, the loss read at the
+readout point ``w + r^T u``.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from typing import Union
 import numpy as np
 
 from ._packing import parameter_arrays
-from ._validation import instance_of, positive_int, real_scalar, require_memory, step_count
+from ._validation import instance_of, nonnegative_scalar, positive_int, real_scalar, require_memory, step_count
 from .algorithms import MemoryAlgorithm
 from .noise import Noise
 from .schedules import Schedule
@@ -117,7 +123,7 @@ def _sampler(data):
 
 
 def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum, batch_size, steps, runs, seed=0,
-                 return_stderr: bool = False, chunk_runs: int = 64, data="gaussian"):
+                 return_stderr: bool = False, chunk_runs: int = 64, data="gaussian", *, label_noise=None):
     """Monte Carlo mean loss of real mini-batch SGD with memory.
 
     Inputs ``x_k = sqrt(lambda_k) z_k`` in the eigenbasis with i.i.d. standardized ``z_k`` drawn by
@@ -130,6 +136,14 @@ def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum
     The exact engine with [`noise_for_data`][memsgd.simulation.noise_for_data] (``tau1 = 1, tau2 = 2 - m4``)
     gives the expected loss of this process exactly. Finite spectra only (unit weights). Returns the mean of ``L_t`` over
     ``runs``, shape (steps+1,); with ``return_stderr`` also its standard error.
+
+    The affine model (docs/math.md §9), literally: ``label_noise`` ``sigma2`` (default: that of
+    ``batch_size`` when it is a [`Noise`][memsgd.Noise], else 0) draws ``y = <x, w*> + eps`` with Gaussian
+    ``eps`` of variance ``sigma2``; the algorithm's weight decay ``rho_t`` adds ``rho_t (w + e^T u)``
+    (absolute weights at the gradient point) to the batch gradient, its preconditioner multiplies
+    that whole gradient along ``e_k`` by ``(lambda_k / lambda_max)^(-p)``, and ``L_t`` is the excess
+    risk ``1/2 sum lambda_k (w + r^T u - w*)_k^2`` at its readout ``r`` (the population risk adds
+    ``sigma2 / 2``).
 
     Examples:
         Monte Carlo of real SGD against the exact expected loss (Rademacher data: ``tau2 = 1``):
@@ -159,12 +173,18 @@ def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum
         raise TypeError(f"seed must be an integer, a numpy SeedSequence or None, got {type(seed).__name__}")
     if isinstance(seed, (int, np.integer)) and seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if label_noise is None:
+        label_noise = batch_size.label_noise if isinstance(batch_size, Noise) else 0.0
+    sigma = np.sqrt(nonnegative_scalar(label_noise, "label_noise"))
     alpha, b, c, D, e = (parameter_arrays(algorithm, steps) if isinstance(algorithm, Schedule)
                          else parameter_arrays(algorithm, 1))
     stationary = isinstance(algorithm, MemoryAlgorithm)
+    rho = (np.full(max(steps, 1), algorithm.weight_decay) if stationary else algorithm.weight_decays(steps))
+    readout = algorithm.readout
     lam = spectrum.eigenvalues
     sqrt_lam = np.sqrt(lam)
     w_star = np.sqrt(spectrum.coefficients2)
+    precond = (lam / lam.max()) ** (-algorithm.preconditioner)
     M, K = algorithm.memory, lam.size
     rng = np.random.default_rng(seed)
     sums = np.zeros(steps + 1)
@@ -178,13 +198,20 @@ def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum
         for t in range(steps):
             i = 0 if stationary else t
             B = int(batches[t])
-            point = r + np.einsum("m,rmk->rk", e[i], u)
+            point = r + np.einsum("m,rmk->rk", e[i], u)             # gradient point minus w*
             x = draw(rng, (R, B, K)) * sqrt_lam
-            grad = np.einsum("rbk,rb->rk", x, np.einsum("rbk,rk->rb", x, point)) / B
+            residual = np.einsum("rbk,rk->rb", x, point)            # <x, q> - y = <x, q - w*> - eps
+            if sigma:
+                residual -= sigma * rng.standard_normal((R, B))
+            grad = np.einsum("rbk,rb->rk", x, residual) / B
+            if rho[i]:
+                grad += rho[i] * (point + w_star)                   # at the absolute gradient point
+            grad *= precond
             r_new = r + np.einsum("m,rmk->rk", b[i], u) - alpha[i] * grad
             u = np.einsum("mn,rnk->rmk", D[i], u) - c[i][None, :, None] * grad[:, None, :]
             r = r_new
-            losses[t + 1] = 0.5 * (r ** 2) @ lam
+            read = r + np.einsum("m,rmk->rk", readout, u) if M else r
+            losses[t + 1] = 0.5 * (read ** 2) @ lam
         sums += losses.sum(axis=1)
         sq_sums += (losses ** 2).sum(axis=1)
     mean = sums / runs

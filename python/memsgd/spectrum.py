@@ -134,6 +134,11 @@ class Spectrum:
             k = np.arange(1, head + 1, dtype=np.float64)
             lam_head = scale * k ** (-nu)
             lam_tail, c2_tail, w_tail = _tail_nodes(nu, kappa, scale, q, head)
+            if not (np.all(np.isfinite(c2_tail)) and np.all(np.isfinite(w_tail))):
+                raise ValueError(f"Spectrum.power_law(nu={nu:g}, kappa={kappa:g}, scale={scale:g}, q={q:g}): the "
+                                 "tail's masses leave the float range (eigenvalue mass ~ scale x^(1-nu) / (nu - 1), "
+                                 "signal mass ~ q x^-kappa / kappa); use a smaller scale or q, or nu and kappa "
+                                 "further from 1 and 0")
             spec = cls(np.concatenate([lam_head, lam_tail]),
                        np.concatenate([q * k ** (-kappa - 1) / lam_head, c2_tail]),
                        np.concatenate([np.ones(head), w_tail]))
@@ -158,8 +163,12 @@ class Spectrum:
             raise ValueError(f"rtol must be in [0, 1), got {rtol}")
         X = float_array(x, "x", ndim=2, allow_empty=False)
         Y = float_array(y, "y")
-        if Y.ndim not in (1, 2) or Y.shape[0] != X.shape[0]:
+        if Y.ndim not in (1, 2):
             raise ValueError(f"y must have shape ({X.shape[0]},) or ({X.shape[0]}, outputs), got {Y.shape}")
+        if Y.shape[0] != X.shape[0]:   # one row per sample in both; a transposed x is the usual cause
+            transposed = "; x looks transposed: pass x.T" if Y.shape[0] == X.shape[1] else ""
+            raise ValueError(f"x and y must have one row per sample (x is samples x features): x has shape "
+                             f"{X.shape}, y has {Y.shape[0]} rows{transposed}")
         if Y.ndim == 2 and Y.shape[1] == 0:
             raise ValueError(f"y must have at least one output column, got shape {Y.shape}")
         n = X.shape[0]
@@ -190,6 +199,45 @@ class Spectrum:
                              "rescale x or y")
         order = np.argsort(-lam)
         return cls(lam[order], c2[order])
+
+    def preconditioned(self, p) -> "Spectrum":
+        """The spectrum plain SGD sees under the diagonal preconditioner ``P = (H / lambda_max)^(-p)``
+        (docs/math.md §9): eigenvalues ``gamma_k = p_k lambda_k`` and coefficients ``c_k^2 / p_k``,
+        ``p_k = (lambda_k / lambda_max)^(-p)``, the same weights.
+
+        Preconditioned SGD on this spectrum and plain SGD on the result have the same loss, exactly:
+        with ``X~_k = X_k / p_k`` every term of the recursion (signal, ``a_t``, noise, label noise,
+        the loss ``1/2 sum m lambda X_00 = 1/2 sum m gamma X~_00``) maps onto the plain one. A power law
+        ``(nu, kappa, scale, q)`` becomes the power law ``(nu (1 - p), kappa, scale, q)`` (kept as one
+        when ``nu (1 - p) > 1``, the condition for a finite trace of the preconditioned Hessian).
+
+        Example:
+            >>> import memsgd
+            >>> memsgd.Spectrum.power_law(2.0, 1.0, size=100).preconditioned(0.25).nu
+            1.5
+        """
+        p = real_scalar(p, "preconditioner")
+        if p == 0.0:
+            return self
+        lmax = self.lambda_max
+        with np.errstate(over="ignore", under="ignore"):
+            pk = (self._lam / lmax) ** (-p)
+            lam, c2 = self._lam * pk, self._c2 / pk
+        if not (np.all(np.isfinite(lam)) and np.all(lam > 0) and np.all(np.isfinite(c2))):
+            raise ValueError(f"preconditioner p = {p:g} takes this spectrum's eigenvalues (lambda / lambda_max "
+                             f"down to {self._lam.min() / lmax:.3g}) out of the float range")
+        out = Spectrum(lam, c2, self._m)
+        if self._power_law is not None:
+            nu, kappa, scale, q = self._power_law
+            nu_p = nu * (1.0 - p)
+            if nu_p > 1.0:
+                out._set(_power_law=(nu_p, kappa, scale, q), _infinite=self._infinite, _head=self._head,
+                         _quadrature_error=(_tail_error_estimate(nu_p, kappa, scale, q, self._head)
+                                            if self._infinite else 0.0))
+            elif self._infinite:
+                raise ValueError(f"preconditioner p = {p:g} on the infinite power law nu = {nu:g} gives "
+                                 f"nu (1 - p) = {nu_p:g} <= 1: the preconditioned trace is infinite")
+        return out
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -304,7 +352,7 @@ def _log_x_range(nu, kappa, scale, q) -> float:
     """``log x`` where ``scale x^-nu`` reaches the eigenvalue floor or ``c^2`` the ceiling."""
     log_x_lam = (math.log(scale) - math.log(_LAMBDA_FLOOR)) / nu
     p = nu - kappa - 1  # c^2 = (q / scale) x^p
-    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale / q)) / p if p > 0 else math.inf
+    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale) - math.log(q)) / p if p > 0 else math.inf  # no scale/q: it underflows
     return min(log_x_lam, log_x_c2)
 
 

@@ -11,31 +11,32 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
-import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ._growth import growth
+from ._affine import affine_features
+from ._growth import MIN_STEPS, RECORDED, growth
 from ._optional import require
 from ._progress import progress_bar
 from ._steps import recorded_steps
-from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks
-from ._sweep_store import StoreMismatchError, SweepStore
+from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks, workers_lost
+from ._sweep_store import StoreBusyError, StoreMismatchError, SweepStore, check_store_path
 from ._method import AUTO_WORK, check_method, engine_work
 from ._validation import positive_int, require_memory, step_count, thread_count
 from ._version import __version__
 from .algorithms import MemoryAlgorithm
 from .long_horizon import MAX_STEP as LOSS_AT_MAX_STEP
-from .long_horizon import supports_loss_at
+from .long_horizon import accuracy_warning, is_accuracy_warning, relative_errors, supports_loss_at
 from .noise import Noise
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["sweep", "fitted_exponents", "growth_rates", "StoreMismatchError"]
+__all__ = ["sweep", "fitted_exponents", "growth_rates", "StoreMismatchError", "StoreBusyError"]
 
 # Names the Dataset uses itself: not available as grid axes.
 _RESERVED = ("step", "loss", "diverged_at", "computed", "loss_error")
@@ -117,8 +118,7 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False, None or a callable (done, total), got {type(progress).__name__}")
     if store is not None:
-        if not isinstance(store, (str, os.PathLike)):
-            raise TypeError(f"store must be a path (str or os.PathLike), got {type(store).__name__}")
+        store = check_store_path(store)   # before any work: '' or a missing folder is a one-line error
         require("zarr", "sweep", "sweep(store=...)")
         require("dask.array", "sweep", "sweep(store=...)")
     takes = {"factory": _taken_axes(factory, "factory", axes)}
@@ -166,7 +166,10 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     report = progress if callable(progress) else None
     done = [0]
     with progress_bar(total, "sweep", "config", False if report else progress) as bar:
-        def on_result(n, block_loss, block_diverged, block_error=None):
+        messages = []
+
+        def on_result(n, block_loss, block_diverged, block_error=None, block_messages=()):
+            messages.extend(block_messages)
             slices = blocks[n][0]
             block = tuple(s.stop - s.start for s in slices)
             block_loss = np.asarray(block_loss).reshape(block + (kept.size,))
@@ -185,11 +188,49 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
             if report is not None:
                 report(done[0], total)
 
-        run_tasks(configs, [b[1] for b in blocks], executor, threads=threads, on_result=on_result)
+        try:
+            run_tasks(configs, [b[1] for b in blocks], executor, threads=threads, on_result=on_result)
+        except Exception as exc:
+            _explain_stop(exc, store, done[0], total)
+            raise
+        finally:
+            if target is not None:
+                target.close()   # the lock: the blocks are on disk
 
-    if target is not None:
-        return target.dataset()
-    return _dataset(xr, axes, kept, loss, diverged_at, error, attrs)
+    ds = target.dataset() if target is not None else _dataset(xr, axes, kept, loss, diverged_at, error, attrs)
+    if with_error:
+        _surface_loss_at_warnings(ds, configs, messages)
+    return ds
+
+
+def _surface_loss_at_warnings(ds, configs, messages):
+    """loss_at's warnings for the whole sweep, in the caller whatever executor ran the points:
+    the accuracy warning is derived from ``loss`` and ``loss_error`` (so a resumed store gets it
+    too), the others come back from the tasks. Each is warned once and kept in
+    ``ds.attrs["loss_at_warnings"]``."""
+    steps = ds["step"].values
+    R = steps.size
+    rel = relative_errors(ds["loss"].values, ds["loss_error"].values)
+    accuracy = accuracy_warning(rel, lambda i: f"{configs.describe(i // R)} step {int(steps[i % R])}")
+    found = ([accuracy] if accuracy else []) + [m for m in messages if not is_accuracy_warning(m)]
+    if found:
+        ds.attrs["loss_at_warnings"] = found
+        for message in found:
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _explain_stop(exc: Exception, store, done: int, total: int) -> None:
+    """A sweep that stopped early says what is kept: a clear RuntimeError when the executor lost its
+    workers (Dask's own message is "already forgotten"), a note on any other error with a store."""
+    kept = (f"store {store!r} keeps every block that finished ({done} of the {total} configurations this call "
+            "runs): the same call resumes it" if store is not None else
+            "nothing was kept (pass store= to make a sweep resumable)")
+    if workers_lost(exc):
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RuntimeError(f"sweep stopped: the executor lost its workers before every task finished "
+                           f"({type(exc).__name__}{': ' + detail if detail else ''}); {kept}") from exc
+    if store is not None and hasattr(exc, "add_note"):   # Python >= 3.11
+        exc.add_note(f"sweep stopped early; {kept}")
 
 
 def fitted_exponents(loss, t_min, t_max):
@@ -244,8 +285,10 @@ def growth_rates(dataset):
     loss rises there at least e-fold through four successive parts.
 
     Flags points that grow like an unstable run without having crossed the divergence threshold
-    (``diverged_at`` says which did). Needs at least 5 recorded steps in ``[3T/4, T]`` (``nan`` and
-    False otherwise); ``inf`` and True for diverged points. Returns a Dataset with
+    (``diverged_at`` says which did). The fit needs at least 5 recorded steps: those in
+    ``[3T/4, T]``, or the last 5 recorded steps when that quarter holds fewer (log-spaced records
+    are sparse at the end) provided they lie in ``[T/2, T]``; otherwise ``nan`` and False, with a
+    warning that says so. ``inf`` and True for diverged points. Returns a Dataset with
     ``growth_rate`` and ``grows_exponentially`` over the grid axes.
 
     Examples:
@@ -263,6 +306,14 @@ def growth_rates(dataset):
     loss = dataset["loss"].transpose(..., "step")
     L = np.asarray(loss.values).reshape(-1, t.size)
     d = np.asarray(dataset["diverged_at"].transpose(*loss.dims[:-1]).values).reshape(-1)
+    T = int(t[-1]) if t.size else 0
+    half = T - 2 * -(-T // 4)
+    in_half = int(np.count_nonzero(t >= half))
+    if T >= MIN_STEPS and in_half < RECORDED and np.any(d < 0):
+        warnings.warn(f"growth_rates: only {in_half} recorded step{'s' if in_half != 1 else ''} lie in the last half of "
+                      f"the run [{half}, {T}], fewer than the {RECORDED} a growth rate needs: nan and False for "
+                      "every point that did not diverge; sweep with more recorded steps (e.g. record=400)",
+                      UserWarning, stacklevel=2)
     pairs = [growth(row, None if k < 0 else int(k), t) for row, k in zip(L, d)]
     shape, dims = loss.shape[:-1], loss.dims[:-1]
     rate = np.array([r for r, _ in pairs], dtype=np.float64).reshape(shape)
@@ -408,9 +459,13 @@ def _resolve_method(method: str, configs: Configurations, record) -> str:
     else:
         if unsupported is not None:
             a = configs.algorithms[unsupported]
-            what = "a Schedule" if isinstance(a, Schedule) else "a per-step batch size"
-            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size; got {what} at "
-                             f"{configs.describe(unsupported)} (use method='engine' or 'auto')")
+            n = configs.noises[configs.noise_index[unsupported]]
+            affine = [f for f in affine_features(a, n) if f in ("label noise", "weight decay")]
+            what = ("a Schedule" if isinstance(a, Schedule) else "a per-step batch size" if n.per_step
+                    else " and ".join(affine))
+            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size (no label noise "
+                             f"or weight decay yet); got {what} at {configs.describe(unsupported)} (use "
+                             "method='engine' or 'auto')")
         why = "method='loss_at'"
     if record is None:
         raise ValueError(f"record=None keeps every step: {configs.size} x {configs.steps + 1} losses "
@@ -460,18 +515,32 @@ def _spectrum_digest(s: Spectrum) -> str:
 def _noise_digest(n: Noise) -> str:
     b = n.batch_size
     size = np.ascontiguousarray(b, dtype=np.float64).tobytes() if n.per_step else float(b).hex()
-    return _sha(size, float(n.tau1).hex(), float(n.tau2).hex())
+    # label noise only when present: the digests of stores without it stay what they were
+    label = (f"label_noise:{float(n.label_noise).hex()}",) if n.label_noise else ()
+    return _sha(size, float(n.tau1).hex(), float(n.tau2).hex(), *label)
+
+
+def _affine_bytes(a, steps: int) -> bytes:
+    """Weight decay (per step), readout and preconditioner of an algorithm (docs/math.md §9); empty
+    for the plain model, so that older stores keep their fingerprints."""
+    if a.is_plain:
+        return b""
+    rho = np.array([a.weight_decay]) if isinstance(a, MemoryAlgorithm) else a.weight_decays(steps)
+    return (b"affine:" + np.ascontiguousarray(rho, dtype=np.float64).tobytes() + b"|"
+            + np.ascontiguousarray(a.readout, dtype=np.float64).tobytes() + b"|"
+            + float(a.preconditioner).hex().encode())
 
 
 def _algorithm_digest(a, steps: int) -> bytes:
     if isinstance(a, MemoryAlgorithm):
         flat = np.concatenate(([a.alpha], a.b, a.c, a.D.ravel(), a.e))
-        return hashlib.sha256(b"algorithm %d:" % a.memory + flat.tobytes()).digest()
-    try:  # named schedules pickle to their formula's name and arguments: cheap and exact
+        return hashlib.sha256(b"algorithm %d:" % a.memory + flat.tobytes() + _affine_bytes(a, steps)).digest()
+    try:  # named schedules pickle to their formula's name and arguments (and affine features): exact
         return hashlib.sha256(b"schedule-pickle:" + pickle.dumps(a, protocol=4)).digest()
     except Exception:  # e.g. a generator built on a lambda: hash its parameters over the run
         return _sha("schedule-parameters", a.memory,
-                    *(np.ascontiguousarray(x).tobytes() for x in a.parameters(steps))).encode()
+                    *(np.ascontiguousarray(x).tobytes() for x in a.parameters(steps)),
+                    _affine_bytes(a, steps)).encode()
 
 
 def _content_digest(digests, index) -> str:

@@ -138,7 +138,8 @@ int thread_limit();
 // Number of threads the core uses by default (1 without OpenMP), at most thread_limit().
 int max_threads();
 // The threads a run asks for: `requested` if > 0, else max_threads(), at most thread_limit();
-// always 1 without OpenMP.
+// always 1 without OpenMP and in a process forked after the core started threads (libgomp's
+// pool does not survive fork).
 int resolve_threads(int requested);
 
 }  // namespace memsgd

@@ -54,21 +54,33 @@ class MomentMaps {
 //     delta = a + r^T (delta I - B)^-1 q,       Delta_k = [[a, r^T], [q, B]],
 // so that it keeps relative accuracy (the sign of a slow pole at lambda ~ 1e-55 is right).
 // A zero eigenvalue (mu = 0) gives s = -inf.
-void moment_poles(const MomentMaps& maps, std::complex<double>* out);
+// slow_delta, slow_error (optional, count entries): that real eigenvalue delta (NaN when T_k has
+// no real eigenvalue) and how far rounding may move it in a double-precision solve with Delta_k
+// beyond relative accuracy: 2 P eps times the excess of its componentwise condition
+// |u|^T |Delta_k| |v| / |u^T v| (u, v its left and right eigenvectors; always >= |delta|) over
+// 4 |delta|. That is 0 for a slow mode at small lambda (its smallness is structural), but
+// O(eps |Delta_k|) for a pole that is small by cancellation (a mode at the stability edge), whose
+// effect on L_t grows like t.
+void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slow_delta = nullptr,
+                  double* slow_error = nullptr);
 
 // For each node s_j (s = -log z) the weighted sums, over the components order[0..n_slow_j) (the
 // "slow" set S) and order[n_slow_j..count) (the "fast" set F) separately, of
 //     u   = <E11,   (I - zT)^-1 E11>,      u'  = <h h^T, (I - zT)^-1 E11>        (weight wu_k)
 //     v   = z <E11, (I - zT)^-1 g g^T>,    v'  = z <h h^T, (I - zT)^-1 g g^T>    (weight wv_k)
-// into out[8 j + 0..7] = (U_S, U'_S, V_S, V'_S, U_F, U'_F, V_F, V'_F). These are the
+// into out[12 j + 0..7] = (U_S, U'_S, V_S, V'_S, U_F, U'_F, V_F, V'_F). These are the
 // generating functions sum_n U_n z^n, ... of docs/math.md §4 restricted to S and F.
+// out[12 j + 8..11] (real): bounds on the errors of (U_S, U'_S), (V_S, V'_S), (U_F, U'_F) and
+// (V_F, V'_F) that the uncertainty of the slow poles causes, sum over the set of
+// (|u_k| + |u'_k|) slow_error_k / |sigma - slow_delta_k|, likewise for v (0 when slow_delta is
+// null; slow_delta, slow_error as from moment_poles).
 // Sums run over components in the given order for every node, so results do not depend on the
 // thread count. control (optional): steps_done = nodes finished; cancel stops early (returns false).
 // threads: at most this many OpenMP threads (0: the default, max_threads()). Throws
 // std::invalid_argument when order is not a permutation of 0..count-1 or a node is not finite.
 bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
                      const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
-                     const std::int64_t* n_slow, std::complex<double>* out, RunControl* control,
-                     int threads = 0);
+                     const std::int64_t* n_slow, const double* slow_delta, const double* slow_error,
+                     std::complex<double>* out, RunControl* control, int threads = 0);
 
 }  // namespace memsgd

@@ -128,6 +128,28 @@ struct AdjointSpan {
 using BackwardFn = void (*)(const AdjointStep& step, const AdjointSpan& span, std::size_t block_begin,
                             std::size_t block_end, double* part_sums);
 
+// -- elementwise programs (the fused optimizer step; cpp/src/kernels/elementwise.inc) ----------
+//
+// A short program of elementwise operations on registers: registers 0 .. streams-1 are the
+// arrays of one tensor (parameter, gradient, buffers), the rest are block-sized temporaries.
+// Each operation is one IEEE operation per element on values of the stream type T (float or
+// double; the scalar s is rounded to T first, as torch rounds a Python scalar):
+//   kMul: r[dst] = r[a] * s        kFma: r[dst] = r[a] * s + r[c] (one rounding where the path
+//   kDiv: r[dst] = r[a] / s        has FMA, like torch's add(c, a, alpha=s); two on baseline)
+// The program runs over the elements block by block, every operation on a block before the next
+// block, so each array crosses main memory once however many operations touch it.
+struct ElementwiseOp {
+  std::int32_t kind;
+  std::int32_t dst, a, c;
+  double s;
+};
+enum ElementwiseKind : std::int32_t { kElementwiseMul = 0, kElementwiseFma = 1, kElementwiseDiv = 2 };
+inline constexpr std::size_t kElementwiseBlock = 512;
+// Runs ops[0 .. n_ops) on elements [begin, end) of arrays streams[0 .. n_streams); scratch
+// holds (registers - n_streams) * kElementwiseBlock elements of T.
+using ElementwiseFn = void (*)(const ElementwiseOp* ops, int n_ops, void* const* streams, int n_streams,
+                               std::size_t begin, std::size_t end, void* scratch);
+
 struct KernelTable {
   // [N - 1][e_is_zero]; [0][0] is unused (M = 0 has no shift e).
   StepFn step[kMaxFixedMemory + 1][2];
@@ -136,6 +158,8 @@ struct KernelTable {
   // Peak probe: `iterations` rounds of independent kLanes-wide multiply-adds (fused where the
   // path has FMA); returns the flops done (time it for the throughput).
   double (*fma_probe)(std::uint64_t iterations);
+  // elementwise programs on float ([0]) and double ([1]) arrays
+  ElementwiseFn elementwise[2];
 };
 
 namespace baseline {

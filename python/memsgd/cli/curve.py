@@ -7,11 +7,11 @@ does not grow with --steps). The choice is ``_choose_method``'s (docs/cli.md).
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from .. import _method
+from .._affine import affine_features
 from .._steps import log_spaced_steps
 from ..dynamics import loss_curve
 from ..long_horizon import MAX_STEP, loss_at, supports_loss_at
@@ -26,7 +26,7 @@ AUTO_STEPS = 10 ** 7
 # A schedule (engine only) is refused under "auto" beyond this many scalar updates (100x the
 # auto threshold: several minutes on two cores) or steps (1.6 GB of losses); --method engine
 # runs it anyway.
-SCHEDULE_MAX_WORK = 100 * _method.AUTO_WORK
+SCHEDULE_MAX_WORK = _common.LONG_WORK
 SCHEDULE_MAX_STEPS = 10 ** 8
 # With --plot the loss_at path evaluates at least this many log-spaced steps, so that the
 # figure is a smooth curve however few table rows --points asks for.
@@ -62,8 +62,11 @@ def _choose_method(args, algo, spectrum, noise):
     stationary = supports_loss_at(algo, noise)
     if stationary and args.method != "engine" and args.steps > MAX_STEP:
         raise ValueError(f"--steps must be <= 1e12 with loss_at, got {args.steps:.3g}")
+    affine = [f for f in affine_features(algo, noise) if f in ("label noise", "weight decay")]
     if args.method == "loss_at":
         if not stationary:
+            if affine:
+                raise ValueError(f"--method loss_at does not take {' or '.join(affine)} yet: use --method engine")
             raise ValueError(f"--method loss_at needs a stationary algorithm; --algo {args.algo} is a schedule "
                              "(its parameters change every step): use --method engine")
         return "loss_at", None
@@ -75,38 +78,16 @@ def _choose_method(args, algo, spectrum, noise):
                            + (f", more than {_method.AUTO_WORK:.0e}" if work > _method.AUTO_WORK else
                               f" but keep {args.steps:.3g} steps (more than {AUTO_STEPS:.0e})"))
     if not stationary and (work > SCHEDULE_MAX_WORK or args.steps > SCHEDULE_MAX_STEPS):
-        seconds = _engine_seconds(algo, spectrum, noise, args.steps)
+        seconds = _common.engine_seconds(algo, spectrum, noise, args.steps)
+        why = (f"with {' and '.join(affine)} only the step-by-step engine applies (loss_at does not take it yet)"
+               if affine and not isinstance(algo, Schedule) else
+               f"--algo {args.algo} is a schedule: its parameters change every step, so only the step-by-step "
+               "engine applies (loss_at needs a stationary algorithm)")
         raise ValueError(
-            f"--algo {args.algo} is a schedule: its parameters change every step, so only the step-by-step "
-            f"engine applies (loss_at needs a stationary algorithm), and --steps {args.steps:.3g} would take "
-            f"about {_describe_duration(seconds)} here ({work:.2g} scalar updates) and keep "
+            f"{why}, and --steps {args.steps:.3g} would take "
+            f"about {_common.describe_duration(seconds)} here ({work:.2g} scalar updates) and keep "
             f"{16e-9 * (args.steps + 1):.3g} GB of losses; use fewer --steps, or --method engine to run it anyway")
     return "engine", None
-
-
-# The calibration run of _engine_seconds does about this much work (~10 ms).
-_CALIBRATION_WORK = 4e8
-
-
-def _engine_seconds(algorithm, spectrum, noise, steps: int) -> float:
-    """Wall time a step-by-step run of ``steps`` steps would take on this machine, extrapolated
-    from a short run of the same configuration (for messages; not reproducible)."""
-    per_step = max(_method.engine_work(algorithm, spectrum, 1), 1.0)
-    probe = int(min(steps, max(16, math.ceil(_CALIBRATION_WORK / per_step))))
-    start = time.perf_counter()
-    loss_curve(algorithm, spectrum, noise, probe, progress=False)
-    return (time.perf_counter() - start) * steps / max(probe, 1)
-
-
-def _describe_duration(seconds: float) -> str:
-    """E.g. ``40 s``, ``12 min``, ``3.1 h``, ``5.2 days``."""
-    if seconds < 90:
-        return f"{seconds:.2g} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.2g} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.2g} h"
-    return f"{seconds / 86400:.2g} days"
 
 
 def run(args) -> int:
@@ -136,17 +117,23 @@ def run(args) -> int:
         described = (f"loss_at: exact recursion up to step {res.exact_until}, contour integral after"
                      if res.exact_until < args.steps else "loss_at: exact recursion (the horizon is short)")
     alpha_eff = None if isinstance(algo, Schedule) else algo.alpha_eff
+    sigma2 = noise.label_noise
     if args.json:
         _common.dump_json({
             "problem": problem_text, "algorithm": algo_text, "alpha_eff": alpha_eff,
-            "batch_size": noise.batch_size, "tau1": noise.tau1, "tau2": noise.tau2, "method": method,
-            "t": times, "loss": loss, "error": error, "exact_until": exact_until, "diverged_at": diverged_at,
-            "growth_rate": growth})
+            "batch_size": noise.batch_size, "tau1": noise.tau1, "tau2": noise.tau2,
+            "label_noise": sigma2, "weight_decay": args.weight_decay, "ema": args.ema, "method": method,
+            "t": times, "loss": loss, "total": loss + 0.5 * sigma2, "error": error, "exact_until": exact_until,
+            "diverged_at": diverged_at, "growth_rate": growth})
     else:
         print(f"# {problem_text}\n# {algo_text}"
               + ("" if alpha_eff is None else f"  (alpha_eff = {alpha_eff:.6g})") + f"\n# {noise_text}")
         print(f"# method: {described}" + ("" if reason is None else f"\n#   ({reason})"))
-        if error is None:
+        if sigma2:
+            print(f"# L_t: excess risk; L_t + sigma2/2: population risk (label noise sigma2 = {sigma2:g})")
+            _common.print_table(["t", "L_t", "L_t + sigma2/2"],
+                                [(int(t), f"{L:.6e}", f"{L + 0.5 * sigma2:.6e}") for t, L in zip(times, loss)])
+        elif error is None:
             _common.print_table(["t", "L_t"], [(int(t), f"{L:.6e}") for t, L in zip(times, loss)])
         else:
             _common.print_table(["t", "L_t", "rel_error"],

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from .._affine import ema
 from .._validation import fit_window
 from ..noise import Noise
 from ..spectrum import Spectrum
@@ -33,6 +34,9 @@ def register(sub) -> None:
                    help="preset, default heavy_ball")
     for dest, (option, _, text) in _common.PARAMETERS.items():
         g.add_argument(option, dest=dest, default=None, metavar="VALUES", help=text)
+    g.add_argument("--weight-decay", dest="weight_decay", default="0", metavar="VALUES",
+                   help=_common.WEIGHT_DECAY_HELP + " (every preset; values: a grid axis)")
+    g.add_argument("--ema", type=_common.ema_type("--ema"), default=None, metavar="DECAY", help=_common.EMA_HELP)
     q = p.add_argument_group("power law (a value, a list or a range)")
     q.add_argument("--nu", default="2", metavar="VALUES", help="eigenvalue decay exponent (> 1), default 2")
     q.add_argument("--kappa", default="1", metavar="VALUES", help="target decay exponent (> 0), default 1")
@@ -41,6 +45,8 @@ def register(sub) -> None:
     n.add_argument("--batch", default="10", metavar="VALUES", help="batch sizes (integers or inf), default 10")
     n.add_argument("--tau1", type=_common.float_type("--tau1"), default=1.0, help="default 1 (Gaussian data)")
     n.add_argument("--tau2", type=_common.float_type("--tau2"), default=-1.0, help="default -1 (Gaussian data)")
+    n.add_argument("--label-noise", dest="label_noise", default="0", metavar="VALUES",
+                   help=_common.LABEL_NOISE_HELP + " (values: a grid axis)")
     r = p.add_argument_group("run and output")
     r.add_argument("--steps", type=_common.int_type("--steps", 1), default=10000, help="horizon T, default 10000")
     r.add_argument("--record", type=_common.int_type("--record", 2), default=400,
@@ -109,6 +115,18 @@ class _Bound:
         return self.func(**axes, **self.constants)
 
 
+class _WithEma:
+    """``memsgd.ema(build(**values), decay)``: a preset read at the EMA of its iterates (picklable)."""
+
+    def __init__(self, build, decay):
+        self.build, self.decay = build, decay
+        self.__qualname__ = f"ema({getattr(build, '__qualname__', type(build).__name__)}, {decay:g})"
+        self.__module__ = getattr(build, "__module__", __name__)
+
+    def __call__(self, **values):
+        return ema(self.build(**values), self.decay)
+
+
 def _preset_grid(args, problem) -> dict:
     """Each parameter of the preset: the values given, else its default (derived from the problem
     where the preset says so); options the preset does not take are refused."""
@@ -128,6 +146,7 @@ def _preset_grid(args, problem) -> dict:
             values[k] = np.array([args.scale])
         else:
             values[k] = np.array([default], dtype=float)
+    _common.check_preset_values(args.algo, values, _nonnegative_values(args.weight_decay, "weight_decay"))
     return values
 
 
@@ -135,8 +154,10 @@ def build(args):
     """``(factory, grid, spectrum, noise)`` for [`memsgd.sweep`][memsgd.sweeps.sweep] from the parsed flags."""
     problem = {"nu": parse_values(args.nu, "nu"), "kappa": parse_values(args.kappa, "kappa")}
     values = _preset_grid(args, problem)
+    values["weight_decay"] = _nonnegative_values(args.weight_decay, "weight_decay")
     batch = _batch_values(args.batch)
-    grid = {k: v for k, v in {**values, **problem, "batch": batch}.items() if v.size > 1}
+    label = _nonnegative_values(args.label_noise, "label_noise")
+    grid = {k: v for k, v in {**values, **problem, "batch": batch, "label_noise": label}.items() if v.size > 1}
     if not grid:
         raise ValueError("give at least one parameter several values, e.g. --lr 0.01:1:9:log "
                          "(a single configuration is `memsgd curve`)")
@@ -145,13 +166,15 @@ def build(args):
         return [k for k in vals if k in grid], {k: v[0].item() for k, v in vals.items() if k not in grid}
 
     axes, constants = split(values)
-    factory = _Bound(_common.PRESETS[args.algo].build, axes, constants)
+    build = _common.PRESETS[args.algo].build
+    factory = _Bound(build if args.ema is None else _WithEma(build, args.ema), axes, constants)
     p_axes, p_constants = split(problem)
     shape = dict(size=args.size, scale=args.scale, q=args.q)
     spectrum = (Spectrum.power_law(p_constants["nu"], p_constants["kappa"], **shape) if not p_axes
                 else _Bound(_power_law, p_axes, {**p_constants, **shape}))
-    noise = (Noise(batch[0].item(), args.tau1, args.tau2) if "batch" not in grid
-             else _Bound(_noise, ["batch"], {"tau1": args.tau1, "tau2": args.tau2}))
+    n_axes, n_constants = split({"batch": batch, "label_noise": label})
+    noise = (Noise(n_constants["batch"], args.tau1, args.tau2, n_constants["label_noise"]) if not n_axes
+             else _Bound(_noise, n_axes, {**n_constants, "tau1": args.tau1, "tau2": args.tau2}))
     return factory, grid, spectrum, noise
 
 
@@ -159,8 +182,15 @@ def _power_law(nu, kappa, size, scale, q):
     return Spectrum.power_law(nu, kappa, size=size, scale=scale, q=q)
 
 
-def _noise(batch, tau1, tau2):
-    return Noise(batch, tau1, tau2)
+def _noise(batch, tau1, tau2, label_noise):
+    return Noise(batch, tau1, tau2, label_noise)
+
+
+def _nonnegative_values(text: str, name: str) -> np.ndarray:
+    values = parse_values(text, name)
+    if np.any(values < 0):
+        raise ValueError(f"--{name.replace('_', '-')} values must be >= 0, got {values.tolist()}")
+    return values
 
 
 def _batch_values(text: str) -> np.ndarray:
@@ -298,16 +328,21 @@ def _print_summary(args, ds, rows, names, t_min, t_max):
 
 def _heat_map(args, ds, final, exponent, x, y, t_min, t_max):
     from ..plotting import plot_heatmap
+    from ..sweeps import growth_rates
     others = [n for n in final.dims if n not in (x, y)]
+    # Points that diverged or grow exponentially without having crossed the threshold yet are
+    # greyed alike: one growing cell (L_T ~ 1e21) would otherwise set a colour scale on which every
+    # converging cell looks the same.
+    unstable = growth_rates(ds)["grows_exponentially"]
     if args.color == "final":
-        values, label, log = final.where(np.isfinite(final)), "final loss L_T", True
+        values, label, log = final.where(np.isfinite(final) & ~unstable), "final loss L_T", True
         values = values.min(others) if others else values
     else:
-        values, label, log = exponent, f"fitted exponent on [{t_min:g}, {t_max:g}]", False
+        values, label, log = exponent.where(~unstable), f"fitted exponent on [{t_min:g}, {t_max:g}]", False
         values = values.max(others) if others else values
     values = values.transpose(y, x)
     title = f"{args.algo}, T = {args.steps}"
     if others:
         title += f"\n{'min' if args.color == 'final' else 'max'} over {', '.join(others)}"
     plot_heatmap(values.values, ds[x].values, ds[y].values, args.plot, xlabel=x, ylabel=y, title=title,
-                 colorbar_label=label, log_color=log)
+                 colorbar_label=label, log_color=log, grey_means="diverged or growing exponentially")

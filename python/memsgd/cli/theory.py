@@ -1,9 +1,10 @@
 """`memsgd stability` and `memsgd phase` (theory toolkit, docs/math.md §5-6)."""
 from __future__ import annotations
 
-from .. import theory
+from .. import _method, theory
 from .._validation import float_list_from_text
 from ..plotting import plot_phase, plot_stability
+from ..spectrum import Spectrum
 from ..theory._measured import MIN_MEASURE_STEPS
 from . import _common
 
@@ -63,6 +64,9 @@ def run_stability(args) -> int:
     algo = _common.algorithm_from_args(args)
     noise = _common.noise_from_args(args)
     check_at = None if args.check_at is None else _check_steps(args.check_at)
+    if check_at is not None and algo.weight_decay:
+        raise ValueError("--check-at compares the power-law asymptotics with the exact loss; with --weight-decay "
+                         "the loss approaches its floor geometrically (no power law): see noise_floor")
     rep = theory.stability(algo, spectrum, noise)
     if check_at is not None and not rep.converges:
         raise ValueError("--check-at compares the asymptotic law with the exact loss: it needs a run whose loss "
@@ -75,9 +79,11 @@ def run_stability(args) -> int:
         "strictly_stable": rep.strictly_stable, "max_spectral_radius": _num(rep.max_spectral_radius),
         "moment_stable": rep.moment_stable, "max_moment_radius": _num(rep.max_moment_radius),
         "noise_sum": _num(rep.noise_sum), "noise_sum_prime": _num(rep.noise_sum_prime),
-        "converges": rep.converges,
+        "converges": rep.converges, "noise_floor": _num(rep.noise_floor),
     }
-    if algo.memory == 1:
+    # the memory-1 closed forms describe the plain matrix form; weight decay has no power-law approach
+    plain_form = not (algo.weight_decay or algo.preconditioner)
+    if algo.memory == 1 and plain_form:
         beta, a0, a1 = theory.memory1_coefficients(algo)
         geo = theory.memory1_geometry(algo)
         out["memory1"] = {"beta": beta, "alpha0": a0, "alpha1": a1,
@@ -86,7 +92,7 @@ def run_stability(args) -> int:
                           "eigenvalues": geo.kind,
                           "complex_interval": None if geo.complex_interval is None else [_num(v) for v in geo.complex_interval],
                           "circle_center": geo.center, "circle_radius": geo.radius}
-    if rep.converges:
+    if rep.converges and not algo.weight_decay:
         asy = theory.asymptotics(algo, spectrum, noise, check_at=check_at)
         out["asymptotics"] = {"phase": asy.phase, "exponent": asy.exponent, "constant": _num(asy.constant)}
         if check_at is not None:
@@ -121,6 +127,21 @@ def _check_steps(text: str):
     return step_array(float_list_from_text(text, "--check-at"), "--check-at", max_step=MAX_STEP, min_step=1)
 
 
+def _refuse_long_measurement(args, algo, noise, nus, zetas) -> None:
+    """--measure-steps runs the engine over every step of one curve per grid point: refuse, before
+    any work, a run beyond _common.LONG_WORK, saying how long it would take here."""
+    T = args.measure_steps
+    spectra = [Spectrum.power_law(nu, zeta * nu, size=args.size, scale=args.scale, q=args.q)
+               for nu in nus for zeta in zetas]
+    work = sum(_method.engine_work(algo, s, T) for s in spectra)
+    if work > _common.LONG_WORK:
+        largest = max(spectra, key=lambda s: s.size)
+        seconds = _common.engine_seconds(algo, largest, noise, T) * len(spectra)
+        raise ValueError(f"--measure-steps {T:.3g} runs the engine over every step of {len(spectra)} curves: about "
+                         f"{_common.describe_duration(seconds)} here ({work:.2g} scalar updates, more than "
+                         f"{_common.LONG_WORK:.0e}); use a smaller --measure-steps (e.g. 1e5)")
+
+
 def run_phase(args) -> int:
     nus = float_list_from_text(args.nu, "--nu")
     zetas = float_list_from_text(args.zeta, "--zeta")
@@ -131,6 +152,8 @@ def run_phase(args) -> int:
     algo = _common.algorithm_from_args(args)
     noise = _common.noise_from_args(args)
     T = args.measure_steps
+    if T is not None:
+        _refuse_long_measurement(args, algo, noise, nus, zetas)
     rows = theory.phase_diagram(algo, noise, nus, zetas, size=args.size, scale=args.scale, q=args.q,
                                 measure_steps=T, progress=args.progress)
     if args.json:

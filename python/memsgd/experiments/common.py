@@ -79,6 +79,8 @@ def prepare_out_dir(out_dir) -> Optional[str]:
         return None
     require("matplotlib", "plot", "writing figures")
     out_dir = os.fspath(out_dir)
+    if not str(out_dir).strip():
+        raise ValueError("out_dir must be a non-empty path (a folder for the figures and JSON)")
     os.makedirs(out_dir, exist_ok=True)
     if not os.access(out_dir, os.W_OK):
         raise PermissionError(f"out_dir {out_dir!r} is not writable")

@@ -112,9 +112,13 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
     instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
     X = float_array(x, "x", ndim=2, allow_empty=False)
     W = float_array(w_star, "w_star")
+    given = W.shape
     W = W.reshape(-1, 1) if W.ndim == 1 else W
     if W.ndim != 2 or W.shape[0] != X.shape[1]:
-        raise ValueError(f"w_star must have shape ({X.shape[1]},) or ({X.shape[1]}, outputs), got {W.shape}")
+        transposed = ("; x looks transposed (it must be samples x features): pass x.T"
+                      if W.ndim == 2 and W.shape[0] == X.shape[0] else "")
+        raise ValueError(f"w_star must have shape ({X.shape[1]},) or ({X.shape[1]}, outputs) (one entry per "
+                         f"feature of x, shape {X.shape}), got {given}{transposed}")
     B = positive_int(batch_size, "batch_size")
     steps = positive_int(steps, "steps")
     wanted = set(range(steps + 1) if record is None else (int(t) for t in record))

@@ -27,7 +27,7 @@ from .. import schedules
 from .._progress import Tracker
 from .._sweep_run import Configurations, chunk_tasks, executor_kind, run_tasks
 from .._validation import (nonnegative_int, nonnegative_scalar, nonnegative_scalars, positive_int, positive_ints,
-                           positive_scalar, power_law_pairs)
+                           positive_scalar, power_law_pairs, require_memory)
 from .._validation import fit_window as check_fit_window
 from ..noise import Noise
 from ..spectrum import Spectrum
@@ -77,6 +77,10 @@ class Fig4Config:
         for name in ("kick", "gamma", "t0"):
             positive_scalar(getattr(self, name), name)
         nonnegative_scalar(self.sim_delta, "sim_delta")
+        # before any work: one configuration's every-step curve, step list and per-step parameters
+        # (memory 1: 5 per step), and the plotted curves of the first problem (one per delta)
+        require_memory(8.0 * (self.steps + 1) * (7 + len(self.deltas)),
+                       f"Figure 4 with steps = {self.steps} (every step of each curve is kept)")
         return self
 
     def with_steps(self, steps: int) -> "Fig4Config":

@@ -26,7 +26,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..design import optimize_schedule
+from ..design import _require_design_memory, optimize_schedule
 from ..noise import Noise
 from ..spectrum import Spectrum
 from ..theory import fit_exponent
@@ -71,8 +71,8 @@ class ScheduleDesignConfig:
             positive_int(getattr(self, name), name)
         if self.steps < 20:
             raise ValueError(f"steps must be >= 20 (the exponent is fitted on [T/10, T]), got {self.steps}")
-        if self.knots < 2:
-            raise ValueError(f"knots must be >= 2, got {self.knots}")
+        if not 2 <= self.knots <= self.steps:
+            raise ValueError(f"knots must be in [2, steps] = [2, {self.steps}], got {self.knots}")
         if self.long_steps:
             positive_int(self.long_steps, "long_steps")
             if self.long_steps <= self.steps:
@@ -129,6 +129,7 @@ def run(config: Optional[ScheduleDesignConfig] = None, out_dir=None, progress=No
     spec = Spectrum.power_law(cfg.nu, cfg.kappa, head=cfg.head)
     noise = Noise.gaussian(cfg.batch_size)
     T, TL = cfg.steps, (cfg.long_steps or None)
+    _require_design_memory(1, spec, noise, TL or T, None)   # the largest horizon, before any tuning
     plan_T = 8
     plan_L = 6 if TL else 0
     tracker = Tracker(progress, plan_T + plan_L)

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.special import gamma as _gamma
 
-from .._affine import refuse_affine
+from .._affine import plain_problem, refuse_affine
 from .._validation import float_array, instance_of, positive_scalar, real_scalar, step_array, step_count
 from ..algorithms import MemoryAlgorithm
 from ..long_horizon import MAX_STEP, loss_at
@@ -88,15 +88,18 @@ def phase_of(nu, zeta) -> str:
 
 @dataclass(frozen=True)
 class Asymptotics:
-    """Large-t behaviour ``L_t ~ constant * t^(-exponent)`` (docs/math.md §6, §6.1).
+    """Large-t behaviour ``L_t ~ floor + constant * t^(-exponent)`` (docs/math.md §6, §6.1, §9).
 
-    Fields: ``phase`` ("signal" or "noise"; at the boundary "noise" with ``constant = nan``),
+    Fields: ``phase`` ("signal" or "noise"; at the boundary "noise" with ``constant = nan``;
+    "label" when the approach to the label-noise floor leads, see [`asymptotics`][memsgd.asymptotics]),
     ``exponent``, ``constant``, ``noise_sum`` (V), ``noise_sum_prime`` (V', = V when e = 0),
     ``signal_sum`` (``sum_{t>=0} U_t``) and ``signal_sum_prime`` (``sum_{t>=0} U'_t``; the
     noise phase uses it), nan where not computed. With ``asymptotics(..., check_at=steps)``
     also ``check_steps`` (those steps), ``exact`` (the exact ``L_t`` there, by
     [`memsgd.loss_at`][memsgd.loss_at]), ``exact_error`` (its estimated absolute error) and ``ratios``
-    (``exact / predict(t)``, which tends to 1); ``None`` otherwise.
+    (``exact / predict(t)``, which tends to 1); ``None`` otherwise. ``floor``: ``L_inf`` (0 without
+    label noise); ``label_constant``: the constant of the label-noise term ``label_constant *
+    t^-(1 - 1/nu)`` (negative: the floor is approached from below; 0 without label noise).
 
     Examples:
         >>> import memsgd
@@ -117,6 +120,8 @@ class Asymptotics:
     exact: Optional[Tuple[float, ...]] = None
     exact_error: Optional[Tuple[float, ...]] = None
     ratios: Optional[Tuple[float, ...]] = None
+    floor: float = 0.0
+    label_constant: float = 0.0
 
     def __post_init__(self):  # plain Python numbers: no np.float64(...) in reprs or JSON
         for f in fields(self):
@@ -131,10 +136,11 @@ class Asymptotics:
                 object.__setattr__(self, f.name, float(value))
 
     def predict(self, t):
-        """``constant * t^(-exponent)``."""
-        return self.constant * np.asarray(t, dtype=float) ** (-self.exponent)
+        """``floor + constant * t^(-exponent)`` (``floor = 0`` without label noise)."""
+        return self.floor + self.constant * np.asarray(t, dtype=float) ** (-self.exponent)
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *, check_at=None) -> Asymptotics:
     """Phase, exponent and constant of ``L_t`` for a stationary, convergent algorithm (any e) on a
     power-law spectrum ``lambda_k = Lam k^-nu``, ``lambda_k c_k^2 = Q k^-(kappa+1)`` (docs/math.md §6, §6.1)::
@@ -159,6 +165,23 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     compare the law with the exact loss: fills ``check_steps``, ``exact``, ``exact_error`` and
     ``ratios = exact / predict(t)`` ([`memsgd.loss_at`][memsgd.loss_at], same spectrum nodes: about a second).
 
+    The affine model (docs/math.md §9). A readout and a preconditioner go through their exact
+    reductions (the preconditioned power law has ``nu (1 - p)``, which must exceed 1). Label noise
+    ``sigma2``: the loss tends to the floor ``L_inf`` (``StabilityReport.noise_floor``) and
+    ``L_t - L_inf`` is the plain law above plus the label term
+
+        - (sigma2/(2B) + l_inf tau1/B) G (1 - V' + V) / (1 - V') t^-(1 - 1/nu),
+        G = Gamma(2 - 1/nu) / (nu (1 - 1/nu)) 2^-(2 - 1/nu) (alpha_eff Lam)^(1/nu)
+
+    (``l_inf`` the gradient-point floor): the injections not yet made, ``sum_{n>t} W_n`` with
+    ``W_n ~ (sigma2/2B) G_n``, carried through the renewal pair like a slowly varying source.
+    It decays as ``t^-(1 - 1/nu)``, slower than the signal when ``zeta > 1 - 1/nu`` (phase "label",
+    approach from below). Checked against the NQM closed form and long exact curves
+    (tests/test_affine.py). Weight decay is not covered: every mode then contracts at least like
+    ``rho(S_rho) < 1``, so the approach to the floor is geometric, not a power of t (refused;
+    ``StabilityReport.noise_floor`` gives the floor). ``check_at`` needs [`memsgd.loss_at`][memsgd.loss_at],
+    which does not take label noise yet.
+
     Examples:
         In the signal phase ``L_t ~ C t^(-zeta)``, in the noise phase ``t^(-(2 - 1/nu))``:
 
@@ -173,7 +196,10 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
-    refuse_affine(algo, noise, "asymptotics", "use loss_curve")
+    _refuse_weight_decay(algo)
+    if check_at is not None:
+        refuse_affine(algo, noise, "asymptotics(check_at=...)", "use loss_curve",
+                      allowed=("a readout", "a preconditioner"))
     if check_at is not None:
         check_at = step_array(check_at, "check_at", max_step=MAX_STEP, min_step=1)  # the law is a power of t
     result = _asymptotics(algo, spectrum, noise)
@@ -184,8 +210,19 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
                    ratios=exact.loss / result.predict(exact.steps))
 
 
+def _refuse_weight_decay(algo: MemoryAlgorithm) -> None:
+    if algo.weight_decay:
+        raise ValueError("asymptotics does not cover weight decay: the loss then approaches its floor "
+                         "geometrically, not as a power of t; stability(...).noise_floor gives the floor")
+
+
 def _asymptotics(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, rep=None) -> Asymptotics:
     """The prediction; ``rep``: the problem's stability report, if the caller has it already."""
+    _refuse_weight_decay(algo)
+    if algo.preconditioner and spectrum.is_power_law and spectrum.nu * (1.0 - algo.preconditioner) <= 1.0:
+        raise ValueError(f"preconditioner p = {algo.preconditioner:g} on nu = {spectrum.nu:g} gives nu (1 - p) "
+                         f"<= 1: the preconditioned spectrum has no finite noise sum, so no power-law asymptotics")
+    algo, spectrum = plain_problem(algo, spectrum)   # readout, preconditioner (docs/math.md §9)
     if not spectrum.is_power_law:
         raise ValueError("spectrum must be a power law (Spectrum.power_law): asymptotics need nu and kappa")
     if rep is None:
@@ -198,6 +235,29 @@ def _asymptotics(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, rep=No
     a_eff = algo.alpha_eff
     V, Vp = rep.noise_sum, rep.noise_sum_prime
     enhancement = (1.0 - Vp + V) / (1.0 - Vp)
+    result = _plain_law(algo, spectrum, noise, V, Vp, enhancement)
+    if noise.label_source == 0.0:
+        return result
+    # label noise: the approach to the floor from below, t^-(1 - 1/nu) (docstring of asymptotics)
+    zstar = phase_boundary(nu)
+    g_tail = _gamma(zstar) / nu * 2.0 ** (-zstar) * (a_eff * Lam) ** (1.0 / nu) / (zstar - 1.0)
+    label = -(0.5 * noise.label_source + rep.gradient_point_floor * noise.coupling) * g_tail * enhancement
+    z_label = zstar - 1.0
+    if abs(result.exponent - z_label) <= _BOUNDARY_RTOL * z_label:
+        phase, exponent, constant = result.phase, result.exponent, result.constant + label
+    elif result.exponent > z_label:
+        phase, exponent, constant = "label", z_label, label
+    else:
+        phase, exponent, constant = result.phase, result.exponent, result.constant
+    return replace(result, phase=phase, exponent=exponent, constant=constant, floor=rep.noise_floor,
+                   label_constant=label)
+
+
+def _plain_law(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, V: float, Vp: float, enhancement: float):
+    """The laws of docs/math.md §6 / §6.1 for ``L_t`` (without label noise: ``L_t - L_inf`` with it)."""
+    nu, kappa, Lam, Q = spectrum.nu, spectrum.kappa, spectrum.scale, spectrum.q
+    zeta = kappa / nu
+    a_eff = algo.alpha_eff
     u_const = (Q / (2.0 * kappa)) * _gamma(zeta + 1.0) * (2.0 * a_eff * Lam) ** (-zeta)
     zstar = phase_boundary(nu)
     phase = phase_of(nu, zeta)
@@ -217,6 +277,7 @@ def _asymptotics(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, rep=No
     return Asymptotics("noise", zstar, v_const * sum_Up * enhancement / (1.0 - Vp), V, sum_U, Vp, sum_Up)
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=None, scale=1.0, q=1.0, *,
                   measure_steps=None, threads=None, progress=None):
     """Phase, loss exponent and noise sums over a grid of power laws ``(nu, zeta)``, ``kappa = zeta nu``
@@ -238,6 +299,8 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
     """
     algo = stationary(algorithm)
     instance_of(noise, Noise, "noise")
+    refuse_affine(algo, noise, "phase_diagram", "use asymptotics on one spectrum",
+                  allowed=("a readout", "a preconditioner"))
     nus = [positive_scalar(v, "nus") for v in number_list(nus, "nus")]
     zetas = [positive_scalar(v, "zetas") for v in number_list(zetas, "zetas")]
     for nu in nus:

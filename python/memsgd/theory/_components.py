@@ -49,7 +49,8 @@ class Components:
         self.algo = algo
         self.M = algo.memory
         self.alpha_eff = algo.alpha_eff
-        self.rho_D = 0.0 if self.M == 0 else float(np.max(np.abs(np.linalg.eigvals(algo.D))))
+        # a numpy float: rho_D ** 2 of a huge memory factor is inf, not Python's OverflowError
+        self.rho_D = np.float64(0.0 if self.M == 0 else np.max(np.abs(np.linalg.eigvals(algo.D))))
         self.stable0 = bool(math.isfinite(self.alpha_eff) and self.alpha_eff > 0 and self.rho_D < 1)
         self.m1 = _Memory1(algo) if self.M == 1 else None
         self._crossings: np.ndarray | None = None
@@ -132,7 +133,7 @@ class Components:
             S = self.algo.eigen_matrix(rep)
             # away from lambda = 0 a stable interval keeps its roots off the circle; roots that stay
             # on it for every lambda (e.g. a memory that never forgets) round to either side of 1
-            status.append(bool(np.max(np.abs(np.linalg.eigvals(S))) < 1.0 - _INTERIOR_SLACK))
+            status.append(bool(np.max(np.abs(eigenvalues(S))) < 1.0 - _INTERIOR_SLACK))
         index = np.searchsorted(c, lam, side="left")
         ok = np.array(status)[index]
         if c.size:  # a node on a crossing has rho = 1
@@ -151,20 +152,23 @@ class Components:
         out[tiny] = np.maximum(1.0 - self.alpha_eff * lam[tiny], self.rho_D)
         for sl in _chunks(np.flatnonzero(~tiny), self.M + 1, square=False):
             S = self.algo.eigen_matrix(lam[sl]).reshape(sl.size, self.M + 1, self.M + 1)
-            out[sl] = np.max(np.abs(np.linalg.eigvals(S)), axis=1)
+            out[sl] = np.max(np.abs(eigenvalues(S)), axis=1)
         return out
 
-    def moment_radius(self, lam: np.ndarray, self_noise: float) -> np.ndarray:
+    def moment_radius(self, lam: np.ndarray, self_noise) -> np.ndarray:
         """``rho(T_lambda)`` per lambda, by dense eigenvalues of the (M+1)^2 operator (reports, and
-        the few large-lambda nodes where ``tau2 > 0`` self-noise can destabilise the moments)."""
-        if self_noise == 0.0:
+        the few large-lambda nodes where ``tau2 > 0`` self-noise can destabilise the moments).
+        ``self_noise``: a number or one per lambda (weight decay: ``s (lambda / (lambda + rho))^2``
+        at ``lambda + rho``)."""
+        if np.all(np.asarray(self_noise) == 0.0):
             return self.radius(lam) ** 2
+        s = np.broadcast_to(np.asarray(self_noise, dtype=float), lam.shape)
         out = np.empty(lam.size)
         tiny = lam < self.lambda_tiny
         out[tiny] = np.maximum(1.0 - 2.0 * self.alpha_eff * lam[tiny], self.rho_D ** 2)
         for sl in _chunks(np.flatnonzero(~tiny), self.M + 1, square=True):
-            T = _moment_operators(self.algo, lam[sl], self_noise)
-            out[sl] = np.max(np.abs(np.linalg.eigvals(T)), axis=1)
+            T = _moment_operators(self.algo, lam[sl], s[sl])
+            out[sl] = np.max(np.abs(eigenvalues(T)), axis=1)
         return out
 
     # -- noiseless sums -------------------------------------------------------------------------
@@ -229,16 +233,31 @@ class Components:
                 "memory or fewer nodes (a finite spectrum, or a smaller head of the power law)")
 
 
-def _moment_operators(algo: MemoryAlgorithm, lam: np.ndarray, self_noise: float) -> np.ndarray:
+def eigenvalues(A) -> np.ndarray:
+    """``np.linalg.eigvals`` of a matrix or a batch ``(n, N, N)``; a matrix with an inf or nan entry
+    (an overflow at extreme inputs: nothing there is stable) gets inf eigenvalues instead of
+    LinAlgError."""
+    A = np.asarray(A)
+    batch = A.reshape((-1,) + A.shape[-2:])
+    finite = np.all(np.isfinite(batch.reshape(batch.shape[0], -1)), axis=1)
+    out = np.full(batch.shape[:2], complex(math.inf, 0.0))
+    if np.any(finite):
+        out[finite] = np.linalg.eigvals(batch[finite])
+    return out.reshape(A.shape[:-1])
+
+
+def _moment_operators(algo: MemoryAlgorithm, lam: np.ndarray, self_noise) -> np.ndarray:
     """``T_lambda`` as (n, N^2, N^2) matrices in row-major vec form, N = M + 1; the self-noise
-    term ``s lambda^2 (g g^T)(h h^T)`` is formed from ``lambda g`` (no overflow of lambda^2)."""
+    term ``s lambda^2 (g g^T)(h h^T)`` is formed from ``lambda g`` (no overflow of lambda^2);
+    ``self_noise`` a number or one per lambda."""
     N = algo.memory + 1
     S = algo.eigen_matrix(lam).reshape(lam.size, N, N)
     T = np.einsum("kij,kab->kiajb", S, S).reshape(lam.size, N * N, N * N)
-    if self_noise != 0.0:
+    if np.any(np.asarray(self_noise) != 0.0):
         gt = lam[:, None] * algo.g[None, :]
         ggt = np.einsum("ki,kj->kij", gt, gt).reshape(lam.size, N * N)
-        T -= self_noise * ggt[:, :, None] * np.outer(algo.h, algo.h).ravel()[None, None, :]
+        s = np.reshape(np.asarray(self_noise, dtype=float), (-1, 1, 1))
+        T -= s * ggt[:, :, None] * np.outer(algo.h, algo.h).ravel()[None, None, :]
     return T
 
 

@@ -16,10 +16,11 @@ MIN_MEASURE_STEPS = 10
 def fitted_steps(t_min: float, t_max: float) -> np.ndarray:
     """The steps [`fit_exponent`][memsgd.fit_exponent] reads: at most 200 integers log-spaced over the integer steps
     of ``[t_min, t_max]`` (so that the fit weighs ``log t`` evenly), increasing, distinct."""
-    t = np.arange(int(np.ceil(t_min)), int(np.floor(t_max)) + 1)
-    if t.size < 2:
+    first, last = int(np.ceil(t_min)), int(np.floor(t_max))   # no array of every step: T may be 1e12
+    count = last - first + 1
+    if count < 2:
         raise ValueError("the window [t_min, t_max] must contain at least two integer steps")
-    return np.unique(np.round(np.geomspace(t[0], t[-1], min(t.size, 200))).astype(int))
+    return np.unique(np.round(np.geomspace(first, last, min(count, 200))).astype(np.int64))
 
 
 def exponent_at(steps: np.ndarray, loss: np.ndarray) -> float:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
+from .._affine import refuse_affine
 from .._validation import positive_int
 from ..algorithms import MemoryAlgorithm
 from ..noise import Noise
 from ..spectrum import Spectrum
 from .._stationary import spectrum_and_noise, stationary
-from ._components import Components
+from ._components import Components, eigenvalues
 from .memory1 import Memory1Geometry, NoiseRegions, _leading_terms, memory1_geometry, memory1_noise_regions
 
 __all__ = ["StabilityProfile", "stability_profile"]
@@ -53,6 +54,7 @@ class StabilityProfile:
                 f"stable={bool(np.all(self.stable))}, geometry={self.geometry!r}, regions={self.regions!r})")
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, points: int = 400,
                       lambda_min: float | None = None) -> StabilityProfile:
     """Eigenvalues of ``S_lambda`` and per-component noise terms on ``points`` log-spaced lambdas from
@@ -69,6 +71,7 @@ def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noi
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
+    refuse_affine(algo, noise, "stability_profile", "use stability", allowed=("label noise", "a readout"))
     points = positive_int(points, "points")
     if points < 2:
         raise ValueError(f"points must be >= 2, got {points}")
@@ -79,7 +82,7 @@ def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noi
     comp = Components(algo)
     comp.check_cost(points, "stability_profile", noise.self_noise)
     lam = np.geomspace(lo, hi, points)
-    eig = np.linalg.eigvals(algo.eigen_matrix(lam).reshape(points, algo.memory + 1, algo.memory + 1))
+    eig = eigenvalues(algo.eigen_matrix(lam).reshape(points, algo.memory + 1, algo.memory + 1))
     stable = comp.stable_nodes(lam)
     terms = np.full(points, np.nan)
     if np.any(stable):

@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 import numpy as np
 
+from .._affine import refuse_affine
 from .._validation import float_array, positive_scalar, real_scalar
 from ..algorithms import MemoryAlgorithm
 from .._stationary import spectrum_and_noise, stationary
@@ -120,6 +121,8 @@ class _Memory1:
 
 def _memory1(algorithm) -> _Memory1:
     algo = stationary(algorithm)
+    # (a readout changes neither S_lambda nor V': the sums at the gradient point)
+    refuse_affine(algo, None, "the memory-1 closed forms", "use stability", allowed=("a readout",))
     if algo.memory != 1:
         raise ValueError(f"algorithm must have memory 1 for the memory-1 closed forms, got memory {algo.memory}")
     return _Memory1(algo)
@@ -168,6 +171,7 @@ def jury_stable_memory1(beta, alpha0, alpha1, lambda_max) -> bool:
                 and -1 < beta + lambda_max * alpha1 < 1)
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def noise_sum_memory1(algorithm: MemoryAlgorithm, spectrum, noise) -> float:
     """Closed-form ``V'`` (= ``V`` when e = 0) of a memory-1 algorithm (docs/math.md §5).
 
@@ -205,6 +209,7 @@ def noise_sum_memory1(algorithm: MemoryAlgorithm, spectrum, noise) -> float:
     return noise.coupling * float(np.sum(spectrum.weights * x / den))
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def memory1_eigenvalues(algorithm: MemoryAlgorithm, lam) -> np.ndarray:
     """The two eigenvalues of ``S_lambda`` (roots of ``chi_lambda``) for each lambda, shape
     ``lam.shape + (2,)``, complex. Computed as ``z = 1 - w`` with ``w`` solving
@@ -281,13 +286,17 @@ def memory1_geometry(algorithm: MemoryAlgorithm) -> Memory1Geometry:
     m = _memory1(algorithm)
     if not (m.q1 > 0 and m.p > 0):
         return Memory1Geometry(m.beta, m.alpha0, m.alpha1, "real", None, None, None)
+    # ratios before squares, products as x * x: coefficients near the ends of the float range
+    # give inf or 0 where the value is out of range, never an OverflowError or ZeroDivisionError
     root_sum = math.sqrt(m.q1) + math.sqrt(m.p)
-    lam_minus = m.gap ** 2 / root_sum ** 2
+    ratio = m.gap / root_sum
+    lam_minus = ratio * ratio
     if m.alpha0 == 0:
         return Memory1Geometry(m.beta, m.alpha0, m.alpha1, "line", (lam_minus, math.inf), None, None)
-    lam_plus = root_sum ** 2 / m.alpha0 ** 2
+    ratio = root_sum / m.alpha0
+    lam_plus = ratio * ratio
     return Memory1Geometry(m.beta, m.alpha0, m.alpha1, "circle", (lam_minus, lam_plus),
-                           -m.alpha1 / m.alpha0 + 0.0, math.sqrt(m.q1 * m.p) / abs(m.alpha0))
+                           -m.alpha1 / m.alpha0 + 0.0, math.sqrt(m.q1) * math.sqrt(m.p) / abs(m.alpha0))
 
 
 @dataclass(frozen=True)
@@ -327,6 +336,7 @@ class NoiseRegions:
                 f"leading=({', '.join(f'{v:.6g}' for v in self.leading)}), counts={tuple(self.counts)})")
 
 
+@np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def memory1_noise_regions(algorithm: MemoryAlgorithm, spectrum, noise) -> NoiseRegions:
     """Split ``V'`` over the three spectral regions of [`NoiseRegions`][memsgd.theory.NoiseRegions].
 

@@ -9,14 +9,23 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from torch.optim.optimizer import required
+
 from .._validation import boolean, nonnegative_int, nonnegative_scalar
-from ._common import (check_capturable, check_state_dict, collect, eager_values, effective_grads,
-                      group_by_device_and_dtype, hyperparameter, is_compiling, resolve_foreach)
+from ._common import (check_capturable, check_loaded_state, check_params, check_state_dict_form,
+                      eager_scale, eager_values, effective_grads, group_by_device_and_dtype,
+                      hyperparameter, is_compiling, real_views, reject_sparse, resolve_foreach,
+                      skipped_by_amp, unscale_or_skip)
+from ._fused import Program, check_fused_options, check_fused_params
+from ._fused import step as fused_step
 
 __all__ = ["AM1", "am1"]
 
 _HYPER = ("lr", "momentum", "kick")
-_GROUP_KEYS = ("lr", "momentum", "kick", "weight_decay", "maximize", "foreach", "capturable", "scheduled")
+# what identifies an AM1 param group in a state dict; flags added later (maximize, foreach,
+# capturable, fused, scheduled) take their defaults when an older state dict lacks them
+_GROUP_KEYS = ("lr", "momentum", "kick", "weight_decay")
+_FLAG_DEFAULTS = dict(maximize=False, foreach=None, capturable=False, fused=False)
 
 
 def _schedule_values(schedule, t: int):
@@ -42,10 +51,14 @@ def _schedule_values(schedule, t: int):
 
 
 class AM1(Optimizer):
+    # Built eagerly even inside a compiled function (as torch.optim's own add_param_group and
+    # load_state_dict are): Dynamo would defer the attributes set here past the add_param_group
+    # calls of Optimizer.__init__, which read them.
+    @torch._disable_dynamo
     def __init__(self, params, lr=None, momentum=None, kick=None,
                  schedule: Union[None, Callable[[int], tuple], "object"] = None,
                  weight_decay: float = 0.0, maximize: bool = False, foreach: Optional[bool] = None,
-                 *, capturable: bool = False):
+                 *, capturable: bool = False, fused: Optional[bool] = None):
         if schedule is not None:
             from ..schedules import Schedule
             if not (isinstance(schedule, Schedule) or callable(schedule)):
@@ -58,12 +71,11 @@ class AM1(Optimizer):
                     f"pass either schedule or lr/momentum/kick, not both (got schedule and {', '.join(given)})")
             lr, momentum, kick = _schedule_values(schedule, 0)
         else:
-            missing = [n for n, v in zip(_HYPER, (lr, momentum, kick)) if v is None]
-            if missing:
-                raise TypeError(f"AM1 needs {', '.join(missing)} (or a schedule)")
+            # torch's convention: a hyperparameter without a default must be set by every group
+            lr, momentum, kick = (required if v is None else v for v in (lr, momentum, kick))
         self.schedule = schedule
         defaults = dict(lr=lr, momentum=momentum, kick=kick, weight_decay=weight_decay,
-                        maximize=maximize, foreach=foreach, capturable=capturable)
+                        maximize=maximize, foreach=foreach, capturable=capturable, fused=fused)
         super().__init__(params, defaults)
 
     def _checked_group(self, group: dict) -> dict:
@@ -74,8 +86,15 @@ class AM1(Optimizer):
         out = dict(weight_decay=nonnegative_scalar(get("weight_decay"), "weight_decay"),
                    maximize=boolean(get("maximize"), "maximize"),
                    foreach=boolean(get("foreach"), "foreach", allow_none=True),
-                   capturable=boolean(get("capturable"), "capturable"))
+                   capturable=boolean(get("capturable"), "capturable"),
+                   fused=bool(boolean(get("fused"), "fused", allow_none=True)))
+        check_fused_options(out["fused"], out["foreach"], out["capturable"], "AM1")
         if self.schedule is None:
+            missing = [k for k in _HYPER if get(k) is required]
+            if missing:
+                raise TypeError(f"AM1 needs {', '.join(missing)}: pass {'them' if len(missing) > 1 else 'it'} "
+                                f"to AM1, set {'them' if len(missing) > 1 else 'it'} in every param group, "
+                                f"or pass a schedule")
             out.update(lr=hyperparameter(get("lr"), "lr", nonnegative=True),
                        momentum=hyperparameter(get("momentum"), "momentum", nonnegative=True),
                        kick=hyperparameter(get("kick"), "kick"), scheduled=False)
@@ -92,6 +111,7 @@ class AM1(Optimizer):
         out.update(step=step, scheduled=True)
         return out
 
+    @torch._disable_dynamo
     def add_param_group(self, param_group) -> None:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
@@ -101,23 +121,30 @@ class AM1(Optimizer):
                 raise ValueError(f"param_group sets {', '.join(given)}, but this AM1 follows a schedule, "
                                  f"which sets them every step")
         values = self._checked_group(param_group)      # raises before anything changes
+        check_params(param_group, "AM1")
         super().add_param_group(param_group)
         self.param_groups[-1].update(values)
+        self._step_supports_amp_scaling = any(g["fused"] for g in self.param_groups)
 
+    @torch._disable_dynamo
     def load_state_dict(self, state_dict) -> None:
-        check_state_dict(self, state_dict, _GROUP_KEYS, lambda g: ("momentum_buffer",))
-        scheduled = self.schedule is not None
-        for i, saved in enumerate(state_dict["param_groups"]):
-            if bool(saved["scheduled"]) != scheduled:
-                raise ValueError(
-                    f"state_dict's param group {i} was saved by AM1 {'with' if saved['scheduled'] else 'without'} "
-                    f"a schedule and this AM1 has {'one' if scheduled else 'none'}: its momentum buffers "
-                    f"hold {'lr-weighted velocities m' if saved['scheduled'] else 'velocities v'}; resume "
-                    f"into an AM1 constructed like the one that saved it")
-        values = [self._checked_group(g) for g in state_dict["param_groups"]]  # raises before any change
+        """torch's ``load_state_dict`` (its load pre-hooks run first and its post-hooks last);
+        the loaded groups and state are checked and normalised in between (``__setstate__``),
+        before anything changes."""
+        check_state_dict_form(self, state_dict)
         super().load_state_dict(state_dict)
-        for group, v in zip(self.param_groups, values):
-            group.update(v)
+
+    def _check_loaded(self, loaded: dict) -> None:
+        check_loaded_state(self, loaded, _GROUP_KEYS, lambda g: ("momentum_buffer",))
+        scheduled = self.schedule is not None
+        for i, saved in enumerate(loaded["param_groups"]):
+            was = bool(saved.get("scheduled", False))
+            if was != scheduled:
+                raise ValueError(
+                    f"state_dict's param group {i} was saved by AM1 {'with' if was else 'without'} "
+                    f"a schedule and this AM1 has {'one' if scheduled else 'none'}: its momentum buffers "
+                    f"hold {'lr-weighted velocities m' if was else 'velocities v'}; resume "
+                    f"into an AM1 constructed like the one that saved it")
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -125,17 +152,26 @@ class AM1(Optimizer):
         return state
 
     def __setstate__(self, state):
-        # also called by Optimizer.load_state_dict with only "state" and "param_groups"
-        if "schedule" not in state and not hasattr(self, "schedule"):
+        if "defaults" not in state:
+            # Optimizer.load_state_dict: the (pre-hooked, deep-copied) groups and state it is
+            # about to install; refused here, before anything changes, or normalised
+            self._check_loaded(state)
+            for group in state["param_groups"]:
+                for key, value in _FLAG_DEFAULTS.items():      # torch's rule: a missing flag is off
+                    group.setdefault(key, value)
+                group.update(self._checked_group(group))
+        elif "schedule" not in state:
             state["schedule"] = None
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("maximize", False)
             group.setdefault("foreach", None)
             group.setdefault("capturable", False)
+            group.setdefault("fused", False)
             group.setdefault("scheduled", self.schedule is not None)
             if group["scheduled"]:
                 group.setdefault("step", 0)
+        self._step_supports_amp_scaling = any(g["fused"] for g in self.param_groups)
 
     # torch._disable_dynamo is torch.optim's own lazy form of torch.compiler.disable (Dynamo is
     # imported at the first call, not when memsgd.torch is imported)
@@ -148,6 +184,28 @@ class AM1(Optimizer):
                 tensor.fill_(value)
             group["step"] += 1
 
+    def _init_group(self, group, params, grads, bufs) -> bool:
+        """The group's parameters with gradients, their gradients and momentum buffers (created
+        as zeros on first use: beta * 0 + g = g). Under torch.compile Dynamo runs this method
+        eagerly (as for torch's optimizers), so the buffers are inputs of the compiled step,
+        never new tensors that the compiler could alias to a gradient. Returns whether a
+        parameter is complex."""
+        has_complex = False
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            reject_sparse(p, "AM1")
+            if group["fused"] and not self.state.get(p):
+                check_fused_params([p], "AM1")           # torch's rule, before any state is made
+            params.append(p)
+            grads.append(p.grad)
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            bufs.append(state["momentum_buffer"])
+            has_complex |= torch.is_complex(p)
+        return has_complex
+
     @torch.no_grad()
     def step(self, closure=None):
         """Perform a single optimization step.
@@ -159,18 +217,31 @@ class AM1(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # set by torch.amp.GradScaler.step on optimizers with fused groups (_step_supports_amp_scaling)
+        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
         if self.schedule is not None:
+            if skipped_by_amp(found_inf):
+                return loss          # an inf/NaN step is skipped whole: the schedule waits too
             self._advance_schedule()
         for group in self.param_groups:
-            params, grads, bufs = collect(group, self.state, ("momentum_buffer",), "AM1")
+            params: List[Tensor] = []
+            grads: List[Tensor] = []
+            bufs: List[Optional[Tensor]] = []
+            has_complex = self._init_group(group, params, grads, bufs)
             if not params:
                 continue
-            bufs = [None if b is None else b[0] for b in bufs]
+            fused = group["fused"]
+            if not fused and (grad_scale is not None or found_inf is not None):
+                if unscale_or_skip(grads, grad_scale, found_inf):
+                    continue
             am1(params, grads, bufs, lr=group["lr"], momentum=group["momentum"], kick=group["kick"],
                 weight_decay=group["weight_decay"], maximize=group["maximize"],
-                foreach=group["foreach"], capturable=group["capturable"], lr_in_buffer=group["scheduled"])
+                foreach=group["foreach"], capturable=group["capturable"], lr_in_buffer=group["scheduled"],
+                fused=fused, grad_scale=grad_scale if fused else None,
+                found_inf=found_inf if fused else None, has_complex=has_complex)
             for p, buf in zip(params, bufs):
-                self.state[p]["momentum_buffer"] = buf
+                if self.state[p]["momentum_buffer"] is not buf:   # the CUDA foreach path makes new ones
+                    self.state[p]["momentum_buffer"] = buf
         return loss
 
 
@@ -228,6 +299,14 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
             the step can be captured in a CUDA graph; tensor hyperparameters must then be on the
             parameters' device (change them in place between replays). Not with a schedule
             (default: False).
+        fused (bool, keyword, optional): each tensor's update in one pass over p, g and v (as
+            ``torch.optim.SGD(fused=True)``): on CPU memsgd's core, bitwise the same result as
+            the other paths; on CUDA and under ``torch.compile`` an inductor-fused kernel. Takes
+            ``torch.amp.GradScaler``'s ``grad_scale``/``found_inf``. Not with ``foreach=True``
+            or ``capturable=True`` (default: None, i.e. False).
+
+    ``lr``, ``momentum`` and ``kick`` without a schedule may also be given only in the param
+    groups (torch's convention for hyperparameters without a default).
 
     Without a schedule, ``torch.optim.lr_scheduler`` schedulers work as for SGD: they scale
     ``group["lr"]`` (the momentum term; in place when it is a tensor) and leave the kick
@@ -238,9 +317,10 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
     (``fill_``) by the user or a scheduler. Eagerly, and not capturable, the step reads them as
     floats (free for CPU tensors, a device sync for CUDA tensors) and runs the float code, bitwise
     the same as with floats. Under ``torch.compile`` (or ``capturable=True``) they stay tensors:
-    a new value neither recompiles the step nor needs a new graph. Buffers are created with
-    ``*_like`` constructors from the parameter or gradient, so DTensor (FSDP2) parameters get
-    DTensor state with the same placements.
+    a new value neither recompiles the step nor needs a new graph. Buffers are created as
+    ``zeros_like(p)`` before the step's arithmetic (by ``_init_group``, which Dynamo runs
+    eagerly, as for torch's optimizers), so DTensor (FSDP2) parameters get DTensor state with the
+    same placements and a compiled step never aliases a buffer to a gradient.
 
     Examples:
         With ``kick = 0`` the iterates are torch's SGD with momentum, bitwise:
@@ -265,11 +345,15 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
 
 def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Optional[Tensor]], *,
         lr, momentum, kick, weight_decay: float = 0.0, maximize: bool = False,
-        foreach: Optional[bool] = None, capturable: bool = False, lr_in_buffer: bool = False) -> None:
-    r"""Functional AM1 update (see [`AM1`][memsgd.torch.AM1]). Updates ``params`` in place; new or replaced
-    buffers are written back into ``momentum_buffer_list``. ``lr``, ``momentum``, ``kick`` are
-    floats or 0-d tensors. ``lr_in_buffer=True`` is the schedule form
-    ``m <- beta m + lr g; p <- p - m - kick g``.
+        foreach: Optional[bool] = None, capturable: bool = False, lr_in_buffer: bool = False,
+        fused: Optional[bool] = None, grad_scale: Optional[Tensor] = None,
+        found_inf: Optional[Tensor] = None, has_complex: Optional[bool] = None) -> None:
+    r"""Functional AM1 update (see [`AM1`][memsgd.torch.AM1]). Updates ``params`` in place; buffers that are
+    None are created (zeros, ``v_0 = 0``) and, like replaced ones, written back into
+    ``momentum_buffer_list``. ``lr``, ``momentum``, ``kick`` are floats or 0-d tensors.
+    ``lr_in_buffer=True`` is the schedule form ``m <- beta m + lr g; p <- p - m - kick g``.
+    ``fused=True`` runs each tensor's update in one pass (see [`AM1`][memsgd.torch.AM1]); ``grad_scale`` and
+    ``found_inf`` (AMP, fused only) unscale the gradients in place and skip an inf/NaN step.
 
     Examples:
         One step from a zero buffer: ``v = g``, ``p <- p - lr g - kick g``:
@@ -283,8 +367,24 @@ def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Op
     """
     if not params:
         return
+    for i, buf in enumerate(momentum_buffer_list):
+        if buf is None:
+            momentum_buffer_list[i] = torch.zeros_like(params[i], memory_format=torch.preserve_format)
     values = (lr, momentum, kick)
-    if capturable:
+    if fused:
+        # under torch.compile Dynamo may set capturable on CUDA groups itself (the compiled step
+        # is then captured whole), so only a user's capturable=True is refused
+        check_fused_options(fused, foreach, capturable and not is_compiling(), "AM1")
+        check_fused_params(params, "AM1")
+        lr, momentum, kick = eager_values(values, capturable=False)
+        program = _program(lr, momentum, kick, weight_decay, maximize, lr_in_buffer,
+                           eager_scale(grad_scale))
+        fused_step(program, list(zip(params, grads, momentum_buffer_list)), found_inf)
+        return
+    if grad_scale is not None or found_inf is not None:
+        raise ValueError("grad_scale and found_inf are for fused=True (torch.amp.GradScaler unscales "
+                         "and checks the gradients itself for the other paths)")
+    if capturable and not is_compiling():
         check_capturable(params, values, _HYPER)
     lr, momentum, kick = eager_values(values, capturable)
     foreach = resolve_foreach(foreach, params)
@@ -292,42 +392,64 @@ def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Op
         func = _multi_tensor_am1_tensor if foreach else _single_tensor_am1_tensor
     else:
         func = _multi_tensor_am1 if foreach else _single_tensor_am1
-    func(params, grads, momentum_buffer_list, lr=lr, momentum=momentum, kick=kick,
-         weight_decay=weight_decay, maximize=maximize, lr_in_buffer=lr_in_buffer)
+    with real_views(params, grads, momentum_buffer_list, has_complex) as (rp, rg, rb):
+        func(rp, rg, rb, lr=lr, momentum=momentum, kick=kick,
+             weight_decay=weight_decay, maximize=maximize, lr_in_buffer=lr_in_buffer)
+
+
+def _program(lr, momentum, kick, weight_decay, maximize, lr_in_buffer, grad_scale) -> Program:
+    """The fused step: the per-tensor path's operations below, on registers p = 0, g = 1,
+    buffer = 2 (floats: the same bits; 0-d tensors under torch.compile: no branch on a value)."""
+    prog = Program(3)
+    g = prog.gradient(0, 1, weight_decay=weight_decay, maximize=maximize, grad_scale=grad_scale)
+    as_tensors = any(isinstance(v, Tensor) for v in (lr, momentum, kick))
+    if lr_in_buffer:                                   # m = beta m + lr g; p -= m
+        prog.mul(2, 2, momentum)
+        prog.fma(2, g, lr, 2)
+        prog.fma(0, 2, -1.0, 0)
+    elif not as_tensors and kick == 0:                 # torch.optim.SGD's v.mul_(beta).add_(g)
+        prog.mul(2, 2, momentum)
+        prog.fma(2, g, 1.0, 2)
+        prog.fma(0, 2, -lr, 0)
+    else:                                              # v = g + beta v; p -= lr v
+        prog.fma(2, 2, momentum, g)
+        prog.fma(0, 2, -lr, 0)
+    if as_tensors or kick != 0:                        # p -= kick g
+        prog.fma(0, g, -kick, 0)
+    return prog
 
 
 # -- float hyperparameters (eager) --------------------------------------------------------
 # The two paths perform the same per-tensor floating-point operations in the same order (the
-# multi-tensor path only batches them), so their results agree bitwise.
+# multi-tensor path only batches them), and so does the fused program (_program), so their
+# results agree bitwise. Buffers exist on entry (zeros on the first step: beta * 0 + g = g).
 #
 # kick == 0 (torch convention): torch.optim.SGD's sequence  v.mul_(beta).add_(g); p.add_(v, -lr).
 # kick != 0: v <- g + beta v  (one fused read-read-write pass instead of mul_ + add_; in place via
 #   out= on CPU and in the single-tensor path, into fresh tensors with one multi-tensor kernel on
-#   CUDA), then p.add_(v, -lr); p.add_(g, -kick): 9 memory passes against SGD's 8.
+#   CUDA), then p.add_(v, -lr); p.add_(g, -kick): 9 memory passes against SGD's 8 (fused=True:
+#   one pass over p, g and v, i.e. SGD(fused=True)'s 5 streams).
 
 def _single_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, maximize, lr_in_buffer):
     grads = effective_grads(params, grads, weight_decay, maximize, foreach=False)
     _per_tensor_am1(range(len(params)), params, grads, bufs, lr, momentum, kick, lr_in_buffer)
 
 
-def _updated_buffer(buf, g, lr, momentum, kick, lr_in_buffer):
-    """One tensor's new momentum buffer (created on the first step), in place where it exists."""
+def _update_buffer(buf, g, lr, momentum, kick, lr_in_buffer):
+    """One tensor's momentum buffer, in place."""
     if lr_in_buffer:
-        if buf is None:
-            return torch.mul(g, lr)
-        return buf.mul_(momentum).add_(g, alpha=lr)
-    if buf is None:
-        return torch.clone(g).detach()
-    if kick == 0:
-        return buf.mul_(momentum).add_(g)
-    return torch.add(g, buf, alpha=momentum, out=buf)
+        buf.mul_(momentum).add_(g, alpha=lr)
+    elif kick == 0:
+        buf.mul_(momentum).add_(g)
+    else:
+        torch.add(g, buf, alpha=momentum, out=buf)
 
 
 def _per_tensor_am1(indices, params, grads, bufs, lr, momentum, kick, lr_in_buffer):
     """All of a tensor's operations before the next tensor's (cache-friendly on CPU)."""
     for i in indices:
-        p, g = params[i], grads[i]
-        buf = bufs[i] = _updated_buffer(bufs[i], g, lr, momentum, kick, lr_in_buffer)
+        p, g, buf = params[i], grads[i], bufs[i]
+        _update_buffer(buf, g, lr, momentum, kick, lr_in_buffer)
         if lr_in_buffer:
             p.sub_(buf)
         else:
@@ -349,28 +471,24 @@ def _multi_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, 
         if device.type == "cpu" and _CPU_PER_TENSOR:
             _per_tensor_am1(idx, params, grads, bufs, lr, momentum, kick, lr_in_buffer)
             continue
-        dp = [params[i] for i in idx]
-        dg = [grads[i] for i in idx]
-        have = all(bufs[i] is not None for i in idx)
-        if have and (lr_in_buffer or kick == 0):
-            db = [bufs[i] for i in idx]
+        dp, dg, db = ([xs[i] for i in idx] for xs in (params, grads, bufs))
+        if lr_in_buffer or kick == 0:
             torch._foreach_mul_(db, momentum)
             if lr_in_buffer:
                 torch._foreach_add_(db, dg, alpha=lr)
             else:
                 torch._foreach_add_(db, dg)
-        elif have and device.type != "cpu":
+        elif device.type != "cpu" and not is_compiling():
             # kick != 0: one fused multi-tensor pass  v' = g + beta v  into fresh buffers (the
             # caching allocator makes them free); the old buffers are dropped. On CPU fresh
-            # allocations every step would page-fault, so there the per-tensor op runs in place.
-            db = torch._foreach_add(dg, [bufs[i] for i in idx], alpha=momentum)
+            # allocations every step would page-fault, and a compiled step must keep its state
+            # tensors (they are its inputs), so there the per-tensor op runs in place.
+            db = torch._foreach_add(dg, db, alpha=momentum)
             for i, buf in zip(idx, db):
                 bufs[i] = buf
-        else:  # first step (buffers to create) or CPU with a kick: per-tensor, same ops
-            db = []
-            for i, g in zip(idx, dg):
-                bufs[i] = _updated_buffer(bufs[i], g, lr, momentum, kick, lr_in_buffer)
-                db.append(bufs[i])
+        else:
+            for g, buf in zip(dg, db):
+                torch.add(g, buf, alpha=momentum, out=buf)
         if lr_in_buffer:
             torch._foreach_sub_(dp, db)
         else:
@@ -381,12 +499,11 @@ def _multi_tensor_am1(params, grads, bufs, *, lr, momentum, kick, weight_decay, 
 
 # -- tensor hyperparameters (compiled or capturable steps) ----------------------------------
 # No host reads and no branches on values: the same ops run whatever lr, momentum and kick are,
-# so a compiled step is traced once and a captured CUDA graph replays with new values. Buffers
-# start as zeros_like(p) (keeps the subclass: DTensor, FSDP2) and the first step runs the same
-# ops: beta * 0 + g = g exactly. Under torch.compile only binary ops take the 0-d tensors (a CPU
-# scalar tensor is allowed there next to device tensors) and the compiler fuses them; eagerly
-# (capturable, where the tensors are on the parameters' device) p += s x is one addcmul_ per
-# tensor, or a multi-tensor mul + add on non-CPU devices.
+# so a compiled step is traced once and a captured CUDA graph replays with new values. Under
+# torch.compile only binary ops take the 0-d tensors (a CPU scalar tensor is allowed there next to
+# device tensors) and the compiler fuses each tensor's ops into one loop; eagerly (capturable,
+# where the tensors are on the parameters' device) p += s x is one addcmul_ per tensor, or a
+# multi-tensor mul + add on non-CPU devices.
 
 def _add_scaled_(p, x, s):
     """``p += s * x`` in place; ``s`` a float or a 0-d tensor."""
@@ -400,10 +517,8 @@ def _add_scaled_(p, x, s):
 
 def _per_tensor_am1_tensor(indices, params, grads, bufs, lr, momentum, kick, lr_in_buffer):
     for i in indices:
-        p, g = params[i], grads[i]
-        if bufs[i] is None:
-            bufs[i] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        buf = bufs[i].mul_(momentum)
+        p, g, buf = params[i], grads[i], bufs[i]
+        buf.mul_(momentum)
         if lr_in_buffer:
             _add_scaled_(buf, g, lr)
             p.sub_(buf)
@@ -426,9 +541,6 @@ def _multi_tensor_am1_tensor(params, grads, bufs, *, lr, momentum, kick, weight_
         if device.type == "cpu" and _CPU_PER_TENSOR:
             _per_tensor_am1_tensor(idx, params, grads, bufs, lr, momentum, kick, lr_in_buffer)
             continue
-        for i in idx:
-            if bufs[i] is None:
-                bufs[i] = torch.zeros_like(params[i], memory_format=torch.preserve_format)
         dp, dg, db = ([xs[i] for i in idx] for xs in (params, grads, bufs))
         torch._foreach_mul_(db, momentum)
         if lr_in_buffer:

@@ -4,6 +4,7 @@ state-dict checks. Argument rules come from ``memsgd._validation``; only the tor
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
@@ -75,21 +76,88 @@ def reject_sparse(p: Tensor, optimizer: str) -> None:
             f"(e.g. nn.Embedding(..., sparse=False)) or torch.optim.SparseAdam")
 
 
-def collect(group, state, buffer_keys: Tuple[str, ...], optimizer: str):
-    """The group's parameters that have gradients, their gradients, and their saved buffers: a
-    tuple of tensors (one per key) where all keys are present, else None."""
-    params: List[Tensor] = []
-    grads: List[Tensor] = []
-    bufs: List[Optional[tuple]] = []
-    for p in group["params"]:
-        if p.grad is None:
-            continue
-        reject_sparse(p, optimizer)
-        params.append(p)
-        grads.append(p.grad)
-        st = state[p]
-        bufs.append(tuple(st[k] for k in buffer_keys) if all(k in st for k in buffer_keys) else None)
-    return params, grads, bufs
+def group_params(param_group: dict) -> Optional[List[Tensor]]:
+    """The tensors of a param group as ``torch.optim.Optimizer.add_param_group`` will read them
+    (a lone tensor, an iterable, ``(name, tensor)`` pairs); an iterable is made a list in place so
+    that reading it here does not consume it. None where torch will refuse the group itself."""
+    params = param_group.get("params")
+    if isinstance(params, Tensor):
+        return [params]
+    if params is None or isinstance(params, (set, str, bytes)):
+        return None
+    try:
+        params = param_group["params"] = list(params)
+    except TypeError:
+        return None
+    return [p[1] if isinstance(p, tuple) and len(p) == 2 else p for p in params]
+
+
+def check_params(param_group: dict, optimizer: str) -> None:
+    """Refuse tensors that can never be optimized: integer or bool ones get no gradient and would
+    silently stay as they are (torch's fused optimizers refuse them too, at the first step)."""
+    params = [p for p in group_params(param_group) or () if isinstance(p, Tensor)]
+    for i, p in enumerate(params):
+        if not (p.is_floating_point() or p.is_complex()):
+            raise TypeError(f"{optimizer} optimizes floating-point or complex tensors; parameter {i} of "
+                            f"the group has dtype {p.dtype} (integer and bool tensors get no gradient)")
+
+
+def eager_scale(grad_scale: Optional[Tensor]):
+    """AMP's ``grad_scale`` as the fused program takes it: a float when it lives on the CPU
+    (free to read) and the step runs eagerly, else the tensor (no host synchronisation)."""
+    if grad_scale is not None and grad_scale.device.type == "cpu" and not is_compiling():
+        return grad_scale.item()
+    return grad_scale if grad_scale is None else grad_scale.reshape(())   # (1,) or (): one value
+
+
+def skipped_by_amp(found_inf: Optional[Tensor]) -> bool:
+    """Whether AMP found an inf/NaN gradient, so that the step must change nothing (read on the
+    host: free for a CPU value, a synchronisation for a device value)."""
+    return found_inf is not None and bool(found_inf.item() != 0)
+
+
+def unscale_or_skip(grads: List[Tensor], grad_scale: Optional[Tensor], found_inf: Optional[Tensor]) -> bool:
+    """AMP for a group that is not fused in an optimizer that has fused ones (GradScaler then
+    leaves unscaling and skipping to the step): True if the step must be skipped, else the
+    gradients are divided by ``grad_scale`` in place, as the fused step does."""
+    if skipped_by_amp(found_inf):
+        return True
+    if grad_scale is not None:
+        for g in grads:
+            g.div_(grad_scale)
+    return False
+
+
+@contextmanager
+def real_views(params: List[Tensor], grads: List[Tensor], buffers: List, has_complex: Optional[bool]):
+    """Complex tensors as their real views (torch.optim's convention: the update's coefficients
+    are real, so it acts on the real and imaginary parts alike), so that every path, the fused one
+    included, runs the same real arithmetic. ``buffers`` entries are tensors or tuples of
+    tensors; one that the update replaces is written back as a complex tensor."""
+    if has_complex is None:
+        has_complex = any(torch.is_complex(p) for p in params)
+    if not has_complex:
+        yield params, grads, buffers
+        return
+
+    def real(x):
+        if isinstance(x, tuple):
+            return tuple(real(t) for t in x)
+        return torch.view_as_real(x) if torch.is_complex(x) else x
+
+    def back(new, old):
+        if isinstance(new, tuple):
+            return tuple(back(n, o) for n, o in zip(new, old))
+        if torch.is_complex(old) and not torch.is_complex(new):
+            return torch.view_as_complex(new)
+        return new
+
+    rb = [real(b) for b in buffers]
+    before = list(rb)
+    yield [real(p) for p in params], [real(g) for g in grads], rb
+    for i, (new, old) in enumerate(zip(rb, before)):
+        if new is not old:
+            buffers[i] = back(new, buffers[i])
 
 
 def effective_grads(params: List[Tensor], grads: List[Tensor], weight_decay: float,
@@ -122,44 +190,47 @@ def group_by_device_and_dtype(params: List[Tensor]) -> Dict[Tuple[torch.device, 
     return groups
 
 
-def check_state_dict(optimizer, state_dict, required: Tuple[str, ...],
-                     buffer_keys: Callable[[dict], Tuple[str, ...]]) -> None:
-    """Refuse, before anything changes, a ``state_dict`` this optimizer cannot resume from:
+def check_state_dict_form(optimizer, state_dict) -> None:
+    """What ``load_state_dict`` was given, before torch's loading starts: a dict with 'state' and
+    'param_groups' (unless a load pre-hook may still make it one)."""
+    kind = type(optimizer).__name__
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"state_dict must be a dict (from {kind}.state_dict()), got {type(state_dict).__name__}")
+    if not optimizer._optimizer_load_state_dict_pre_hooks and not {"state", "param_groups"} <= set(state_dict):
+        raise ValueError(f"state_dict must be a dict with 'state' and 'param_groups' (from "
+                         f"{kind}.state_dict()), got keys {sorted(map(str, state_dict))}")
+
+
+def check_loaded_state(optimizer, loaded: dict, required: Tuple[str, ...],
+                       buffer_keys: Callable[[dict], Tuple[str, ...]]) -> None:
+    """Refuse, before anything changes, a loaded state this optimizer cannot resume from:
     another optimizer's (param groups without ``required`` keys, or per-parameter state under
-    keys this one does not use) or another model's (group sizes, buffer shapes).
+    keys this one does not use) or another model's (buffer shapes). ``loaded`` is what
+    ``torch.optim.Optimizer.load_state_dict`` is about to install, after its load pre-hooks and
+    its own checks (group count and sizes): ``{"state": {param: {...}}, "param_groups": [...]}``.
     ``buffer_keys(saved_group)`` names the per-parameter buffers a saved group may hold."""
     kind = type(optimizer).__name__
-    if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
-        raise ValueError(f"state_dict must be a dict with 'state' and 'param_groups' (from "
-                         f"{kind}.state_dict()), got {type(state_dict).__name__}")
-    saved_groups = state_dict["param_groups"]
-    if len(saved_groups) != len(optimizer.param_groups):
-        raise ValueError(f"state_dict has {len(saved_groups)} param groups, this {kind} has "
-                         f"{len(optimizer.param_groups)}")
-    saved_state = state_dict["state"]
-    for i, (saved, group) in enumerate(zip(saved_groups, optimizer.param_groups)):
-        missing = [k for k in required if k not in saved]
+    state = loaded["state"]
+    for i, group in enumerate(loaded["param_groups"]):
+        missing = [k for k in required if k not in group]
         if missing:
             raise ValueError(f"state_dict is not from {kind}: its param group {i} lacks "
                              f"{', '.join(missing)} (saved by another optimizer type, or an older memsgd?)")
-        if len(saved["params"]) != len(group["params"]):
-            raise ValueError(f"state_dict's param group {i} has {len(saved['params'])} parameters, "
-                             f"this {kind}'s has {len(group['params'])}")
-        allowed = set(buffer_keys(saved))
-        for pid, p in zip(saved["params"], group["params"]):
-            st = saved_state.get(pid)
+        allowed = set(buffer_keys(group))
+        for j, p in enumerate(group["params"]):
+            st = state.get(p)
             if not st:
                 continue
             unknown = sorted(set(st) - allowed)
             if unknown:
-                raise ValueError(f"state_dict's state for parameter {pid} has keys {unknown} that "
-                                 f"{kind} does not use here (expected {sorted(allowed)}; saved by "
+                raise ValueError(f"state_dict's state for parameter {j} of group {i} has keys {unknown} "
+                                 f"that {kind} does not use here (expected {sorted(allowed)}; saved by "
                                  f"another optimizer type or memory?)")
             if set(st) != allowed:
-                raise ValueError(f"state_dict's state for parameter {pid} lacks "
+                raise ValueError(f"state_dict's state for parameter {j} of group {i} lacks "
                                  f"{sorted(allowed - set(st))}")
             for k, v in st.items():
                 if not isinstance(v, Tensor) or tuple(v.shape) != tuple(p.shape):
                     shape = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-                    raise ValueError(f"state_dict's {k} for parameter {pid} has shape {shape}, "
+                    raise ValueError(f"state_dict's {k} for parameter {j} of group {i} has shape {shape}, "
                                      f"the parameter has shape {tuple(p.shape)} (another model?)")

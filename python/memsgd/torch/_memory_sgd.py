@@ -8,13 +8,21 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from torch.optim.optimizer import required
+
 from .._validation import boolean, float_array, nonnegative_scalar, real_scalar
-from ._common import (check_state_dict, collect, eager_values, effective_grads,
-                      group_by_device_and_dtype, hyperparameter, resolve_foreach)
+from ._common import (check_loaded_state, check_params, check_state_dict_form, eager_scale,
+                      eager_values, effective_grads, group_by_device_and_dtype, hyperparameter,
+                      is_compiling, real_views, reject_sparse, resolve_foreach, unscale_or_skip)
+from ._fused import Program, check_fused_options, check_fused_params
+from ._fused import step as fused_step
 
 __all__ = ["MemorySGD", "memory_sgd"]
 
-_GROUP_KEYS = ("alpha", "b", "c", "D", "lr", "weight_decay", "maximize", "foreach")
+# what identifies a MemorySGD param group in a state dict; flags added later (lr, maximize,
+# foreach, fused) take their defaults when an older state dict lacks them
+_GROUP_KEYS = ("alpha", "b", "c", "D", "weight_decay")
+_FLAG_DEFAULTS = dict(lr=1.0, maximize=False, foreach=None, fused=False)
 
 
 def buffer_keys(memory: int) -> tuple:
@@ -46,10 +54,14 @@ def _coefficients(alpha, b, c, D):
 
 
 class MemorySGD(Optimizer):
-    def __init__(self, params, alpha, b, c, D, weight_decay: float = 0.0, maximize: bool = False,
-                 foreach: Optional[bool] = None, *, lr=1.0):
+    @torch._disable_dynamo        # built eagerly even inside a compiled function (see AM1)
+    def __init__(self, params, alpha=None, b=None, c=None, D=None, weight_decay: float = 0.0,
+                 maximize: bool = False, foreach: Optional[bool] = None, *, lr=1.0,
+                 fused: Optional[bool] = None):
+        # torch's convention: a hyperparameter without a default must be set by every group
+        alpha, b, c, D = (required if v is None else v for v in (alpha, b, c, D))
         defaults = dict(lr=lr, alpha=alpha, b=b, c=c, D=D, weight_decay=weight_decay,
-                        maximize=maximize, foreach=foreach)
+                        maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     @classmethod
@@ -68,32 +80,76 @@ class MemorySGD(Optimizer):
         def get(key):
             return group.get(key, self.defaults[key])
 
+        missing = [k for k in ("alpha", "b", "c", "D") if get(k) is required]
+        if missing:
+            raise TypeError(f"MemorySGD needs {', '.join(missing)}: pass {'them' if len(missing) > 1 else 'it'} "
+                            f"to MemorySGD or set {'them' if len(missing) > 1 else 'it'} in every param group")
         alpha, b, c, D = _coefficients(get("alpha"), get("b"), get("c"), get("D"))
-        return dict(alpha=alpha, b=b, c=c, D=D, lr=hyperparameter(get("lr"), "lr", nonnegative=True),
-                    weight_decay=nonnegative_scalar(get("weight_decay"), "weight_decay"),
-                    maximize=boolean(get("maximize"), "maximize"),
-                    foreach=boolean(get("foreach"), "foreach", allow_none=True))
+        out = dict(alpha=alpha, b=b, c=c, D=D, lr=hyperparameter(get("lr"), "lr", nonnegative=True),
+                   weight_decay=nonnegative_scalar(get("weight_decay"), "weight_decay"),
+                   maximize=boolean(get("maximize"), "maximize"),
+                   foreach=boolean(get("foreach"), "foreach", allow_none=True),
+                   fused=bool(boolean(get("fused"), "fused", allow_none=True)))
+        check_fused_options(out["fused"], out["foreach"], False, "MemorySGD")
+        return out
 
+    @torch._disable_dynamo
     def add_param_group(self, param_group) -> None:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         values = self._checked_group(param_group)      # raises before anything changes
+        check_params(param_group, "MemorySGD")
         super().add_param_group(param_group)
         self.param_groups[-1].update(values)
+        self._step_supports_amp_scaling = any(g["fused"] for g in self.param_groups)
 
+    @torch._disable_dynamo
     def load_state_dict(self, state_dict) -> None:
-        check_state_dict(self, state_dict, _GROUP_KEYS, lambda g: buffer_keys(len(g["b"])))
-        values = [self._checked_group(g) for g in state_dict["param_groups"]]  # raises before any change
+        """torch's ``load_state_dict`` (its load pre-hooks run first and its post-hooks last);
+        the loaded groups and state are checked and normalised in between (``__setstate__``),
+        before anything changes."""
+        check_state_dict_form(self, state_dict)
         super().load_state_dict(state_dict)
-        for group, v in zip(self.param_groups, values):
-            group.update(v)
 
     def __setstate__(self, state):
+        if "defaults" not in state:
+            # Optimizer.load_state_dict: the (pre-hooked, deep-copied) groups and state it is
+            # about to install; refused here, before anything changes, or normalised
+            check_loaded_state(self, state, _GROUP_KEYS, lambda g: buffer_keys(len(g["b"])))
+            for group in state["param_groups"]:
+                for key, value in _FLAG_DEFAULTS.items():      # torch's rule: a missing flag is off
+                    group.setdefault(key, value)
+                group.update(self._checked_group(group))
         super().__setstate__(state)
         for group in self.param_groups:
             group.setdefault("lr", 1.0)
             group.setdefault("maximize", False)
             group.setdefault("foreach", None)
+            group.setdefault("fused", False)
+        self._step_supports_amp_scaling = any(g["fused"] for g in self.param_groups)
+
+    def _init_group(self, group, params, grads, bufs) -> bool:
+        """The group's parameters with gradients, their gradients and memory (``bufs``: the M
+        buffers of each parameter in turn, created as zeros on first use). Under torch.compile
+        Dynamo runs this method eagerly, as for torch's optimizers, so the buffers are inputs of
+        the compiled step. Returns whether a parameter is complex."""
+        keys = buffer_keys(len(group["b"]))
+        has_complex = False
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            reject_sparse(p, "MemorySGD")
+            if group["fused"] and not self.state.get(p):
+                check_fused_params([p], "MemorySGD")     # torch's rule, before any state is made
+            params.append(p)
+            grads.append(p.grad)
+            state = self.state[p]
+            for k in keys:
+                if k not in state:
+                    state[k] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                bufs.append(state[k])
+            has_complex |= torch.is_complex(p)
+        return has_complex
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -106,16 +162,32 @@ class MemorySGD(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        # set by torch.amp.GradScaler.step on optimizers with fused groups (_step_supports_amp_scaling)
+        grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
         for group in self.param_groups:
-            keys = buffer_keys(len(group["b"]))
-            params, grads, bufs = collect(group, self.state, keys, "MemorySGD")
+            params: List[Tensor] = []
+            grads: List[Tensor] = []
+            flat: List[Tensor] = []
+            has_complex = self._init_group(group, params, grads, flat)
             if not params:
                 continue
+            M = len(group["b"])
+            bufs = [tuple(flat[i * M:(i + 1) * M]) for i in range(len(params))]
+            fused = group["fused"]
+            if not fused and (grad_scale is not None or found_inf is not None):
+                if unscale_or_skip(grads, grad_scale, found_inf):
+                    continue
             memory_sgd(params, grads, bufs, alpha=group["alpha"], b=group["b"], c=group["c"],
                        D=group["D"], lr=group["lr"], weight_decay=group["weight_decay"],
-                       maximize=group["maximize"], foreach=group["foreach"], _checked=True)
+                       maximize=group["maximize"], foreach=group["foreach"], fused=fused,
+                       grad_scale=grad_scale if fused else None, found_inf=found_inf if fused else None,
+                       has_complex=has_complex, _checked=True)
+            keys = buffer_keys(M)
             for p, buf in zip(params, bufs):
-                self.state[p].update(zip(keys, buf))
+                state = self.state[p]
+                for k, u in zip(keys, buf):
+                    if state[k] is not u:      # general D on the foreach path makes new ones
+                        state[k] = u
         return loss
 
 
@@ -161,6 +233,13 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
         maximize (bool, optional): maximize the objective instead of minimizing (default: False).
         foreach (bool, optional): multi-tensor implementation; ``None`` picks it on CUDA.
         lr (float or Tensor, keyword, optional): the multiplier ``s`` above (>= 0, default: 1.0).
+        fused (bool, keyword, optional): each tensor's update in one pass over p, g and the M
+            buffers: on CPU memsgd's core, bitwise the same result as the other paths; on CUDA
+            and under ``torch.compile`` an inductor-fused kernel. Takes
+            ``torch.amp.GradScaler``'s ``grad_scale``/``found_inf``. Not with ``foreach=True``
+            (default: None, i.e. False).
+
+    ``alpha``, ``b``, ``c`` and ``D`` may also be given only in the param groups.
 
     Examples:
         Heavy ball in matrix form follows torch's SGD with momentum (to rounding: the buffers
@@ -189,11 +268,14 @@ _CPU_PER_TENSOR = True
 
 def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: List[Optional[Sequence[Tensor]]],
                *, alpha: float, b, c, D, lr=1.0, weight_decay: float = 0.0, maximize: bool = False,
-               foreach: Optional[bool] = None, _checked: bool = False) -> None:
+               foreach: Optional[bool] = None, fused: Optional[bool] = None,
+               grad_scale: Optional[Tensor] = None, found_inf: Optional[Tensor] = None,
+               has_complex: Optional[bool] = None, _checked: bool = False) -> None:
     """Functional MemorySGD update (see [`MemorySGD`][memsgd.torch.MemorySGD]). ``memory_buffer_list[i]`` holds the M
     memory tensors ``(u^1, ..., u^M)`` of ``params[i]`` (each shaped like it), or None: then zeros
-    (``u_0 = 0``) are created with ``zeros_like`` and written back as a tuple. ``lr`` is a float or
-    a 0-d tensor (kept a tensor under ``torch.compile``).
+    (``u_0 = 0``) are created with ``zeros_like``; the buffers are written back as a tuple. ``lr``
+    is a float or a 0-d tensor (kept a tensor under ``torch.compile``). ``fused=True`` runs each
+    tensor's update in one pass; ``grad_scale``/``found_inf`` (AMP) are for it only.
 
     Examples:
         Heavy ball in matrix form (``u <- 0.9 u - 0.1 g``, ``p <- p + 0.9 u - 0.1 g``), one step from
@@ -211,29 +293,82 @@ def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: Li
     if not _checked:
         alpha, b, c, D = _coefficients(alpha, b, c, D)
         lr = hyperparameter(lr, "lr", nonnegative=True)
-    (lr,) = eager_values((lr,), capturable=False)
-    foreach = resolve_foreach(foreach, params)
     M = len(b)
-    grads = effective_grads(params, grads, weight_decay, maximize, foreach)
-    U = []
     for i, p in enumerate(params):
         if memory_buffer_list[i] is None:
             memory_buffer_list[i] = tuple(torch.zeros_like(p, memory_format=torch.preserve_format)
                                           for _ in range(M))
-        U.append(list(memory_buffer_list[i]))
-    if foreach:
-        for (device, _), idx in group_by_device_and_dtype(params).items():
-            if device.type == "cpu" and _CPU_PER_TENSOR:
-                for i in idx:
-                    _update([params[i]], [grads[i]], [U[i]], alpha, b, c, D, lr, False)
-                continue
-            _update([params[i] for i in idx], [grads[i] for i in idx], [U[i] for i in idx],
-                    alpha, b, c, D, lr, True)
+    (lr,) = eager_values((lr,), capturable=False)
+    if fused:
+        check_fused_options(fused, foreach, False, "MemorySGD")
+        check_fused_params(params, "MemorySGD")
+        program = _program(alpha, b, c, D, lr, weight_decay, maximize, eager_scale(grad_scale))
+        fused_step(program, [(p, g, *u) for p, g, u in zip(params, grads, memory_buffer_list)], found_inf)
+        memory_buffer_list[:] = [tuple(u) for u in memory_buffer_list]
+        return
+    if grad_scale is not None or found_inf is not None:
+        raise ValueError("grad_scale and found_inf are for fused=True (torch.amp.GradScaler unscales "
+                         "and checks the gradients itself for the other paths)")
+    foreach = resolve_foreach(foreach, params)
+    with real_views(params, grads, memory_buffer_list, has_complex) as (P, G, bufs):
+        G = effective_grads(P, G, weight_decay, maximize, foreach)
+        U = [list(u) for u in bufs]
+        if foreach:
+            for (device, _), idx in group_by_device_and_dtype(P).items():
+                if device.type == "cpu" and _CPU_PER_TENSOR:
+                    for i in idx:
+                        _update([P[i]], [G[i]], [U[i]], alpha, b, c, D, lr, False)
+                    continue
+                _update([P[i] for i in idx], [G[i] for i in idx], [U[i] for i in idx],
+                        alpha, b, c, D, lr, True)
+        else:
+            for i in range(len(P)):
+                _update([P[i]], [G[i]], [U[i]], alpha, b, c, D, lr, False)
+        for i in range(len(P)):
+            if any(x is not y for x, y in zip(U[i], bufs[i])):
+                bufs[i] = tuple(U[i])
+
+
+def _program(alpha, b, c, D, lr, weight_decay, maximize, grad_scale) -> Program:
+    """The fused step: ``_update``'s operations in its order, on registers p = 0, g = 1 and
+    u^j = 2 + j (floats: the same bits; a 0-d tensor lr under torch.compile)."""
+    M = len(b)
+    prog = Program(2 + M)
+    g = prog.gradient(0, 1, weight_decay=weight_decay, maximize=maximize, grad_scale=grad_scale)
+    u = [2 + j for j in range(M)]
+
+    def add_grad(x, coefficient):                               # x -= lr * coefficient * g
+        prog.fma(x, g, -(lr * coefficient) if isinstance(lr, Tensor) else -lr * coefficient, x)
+
+    for j in range(M):
+        if b[j] != 0:
+            prog.fma(0, u[j], b[j], 0)
+    if alpha != 0:
+        add_grad(0, alpha)
+    upper = all(D[i][j] == 0 for i in range(M) for j in range(i))
+    lower = all(D[i][j] == 0 for i in range(M) for j in range(i + 1, M))
+    if upper or lower:
+        for i in (range(M) if upper else reversed(range(M))):
+            if D[i][i] != 1:
+                prog.mul(u[i], u[i], D[i][i])
+            for j in range(M):
+                if j != i and D[i][j] != 0:
+                    prog.fma(u[i], u[j], D[i][j], u[i])
     else:
-        for i in range(len(params)):
-            _update([params[i]], [grads[i]], [U[i]], alpha, b, c, D, lr, False)
-    for i in range(len(params)):
-        memory_buffer_list[i] = tuple(U[i])
+        rows = []
+        for i in range(M):
+            row = prog.temporary()
+            prog.mul(row, u[0], D[i][0])
+            for j in range(1, M):
+                if D[i][j] != 0:
+                    prog.fma(row, u[j], D[i][j], row)
+            rows.append(row)
+        for i in range(M):
+            prog.mul(u[i], rows[i], 1.0)
+    for i in range(M):
+        if c[i] != 0:
+            add_grad(u[i], c[i])
+    return prog
 
 
 def _update(P, G, U, alpha, b, c, D, lr, foreach):
@@ -293,9 +428,15 @@ def _update(P, G, U, alpha, b, c, D, lr, foreach):
                 if D[i][j] != 0:
                     add_(row, u[j], alpha=D[i][j])
             new.append(row)
-        u = new
-        for k, bufs in enumerate(U):
-            bufs[:] = [u[i][k] for i in range(M)]
+        if is_compiling():
+            # a compiled step keeps its state tensors (its inputs): copy (the compiler fuses it)
+            for i in range(M):
+                for x, y in zip(u[i], new[i]):
+                    x.copy_(y)
+        else:
+            u = new
+            for k, bufs in enumerate(U):
+                bufs[:] = [u[i][k] for i in range(M)]
     for i in range(M):                                          # u^i -= s c_i g
         if c[i] != 0:
             add_grad_(u[i], c[i])
