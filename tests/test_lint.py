@@ -31,7 +31,7 @@ def _cpp_files():
                   and "third_party" not in p.relative_to(ROOT).parts)
 
 
-@pytest.mark.xfail(strict=False, reason="237 ruff violations remain (2026-12, `ruff check . --statistics`); "
+@pytest.mark.xfail(strict=False, reason="283 ruff violations remain (2026-12, `ruff check . --statistics`); "
                                         "the lead runs `ruff check --fix` once the parallel branches land")
 def test_ruff_check_is_clean():
     out = subprocess.run([*_ruff(), "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True,
@@ -47,7 +47,7 @@ def test_ruff_configuration_is_the_projects():
     assert "line_length = 120" in out.stdout
 
 
-@pytest.mark.xfail(strict=False, reason="15 lines in 5 files of cpp/ differ from .clang-format (2026-12); "
+@pytest.mark.xfail(strict=False, reason="18 lines in 6 files of cpp/ differ from .clang-format (2026-12); "
                                         "reformatted once the parallel branches land")
 def test_cpp_is_clang_formatted():
     tool = shutil.which("clang-format")
