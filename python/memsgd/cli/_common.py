@@ -7,6 +7,7 @@ options it does not take instead of ignoring them.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import time
@@ -135,7 +136,10 @@ def preset_name(text: str) -> str:
     """The canonical name of the preset ``text`` names (older names such as ``gd`` accepted)."""
     name = _families.canonical_name(text)
     if name not in PRESETS:
-        raise argparse.ArgumentTypeError(f"unknown preset {text!r}: choose from {', '.join(PRESETS)}")
+        known = list(PRESETS) + [a for p in PRESETS.values() for a in p.aliases]
+        close = difflib.get_close_matches(str(text), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentTypeError(f"unknown preset {text!r}: choose from {', '.join(PRESETS)}{hint}")
     return name
 
 
