@@ -40,8 +40,8 @@ def site(tmp_path_factory):
     need("mkdocs")
     out_dir = tmp_path_factory.mktemp("docs") / "site"
     out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"),
-                          "-d", str(out_dir)], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))
+                          "-d", str(out_dir)], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env=dict(os.environ, NO_MKDOCS_2_WARNING="1"))   # cwd: mkdocstrings' extension path
     assert out.returncode == 0, out.stdout + out.stderr
     return out_dir
 
