@@ -82,6 +82,7 @@ def test_exact_closed_form_reference_is_right():
         assert exact_noiseless_loss(algo, lam, c2, t) == pytest.approx(curve.loss[t], rel=1e-13, abs=0)
 
 
+@pytest.mark.slow
 def test_slow_mode_with_a_tiny_amplitude():
     """The slow mode (lambda = 1e-3) starts at 1e-150: up to step ~3400 the fast, oscillating mode
     still carries the loss. The contour alone gave 2.0e-155 and 1.2e-156 (the slow mode only)."""

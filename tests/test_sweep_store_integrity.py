@@ -141,6 +141,7 @@ def partial_files(store):
     return [os.path.join(d, f) for d, _, files in os.walk(store) for f in files if f.endswith(".partial")]
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_block_leaves_nothing_behind(tmp_path, reference):
     store = tmp_path / "sweep.zarr"
     script = KILLED_MID_BLOCK.replace("GRID", json.dumps(GRID))
@@ -207,6 +208,7 @@ print("DONE")
 """
 
 
+@pytest.mark.slow
 def test_two_processes_creating_one_store(tmp_path, reference):
     # was: the loser's os.replace failed with OSError [Errno 39] Directory not empty
     store = tmp_path / "sweep.zarr"

@@ -215,6 +215,7 @@ def compiled_backend(monkeypatch):
     torch._dynamo.reset()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["am1", "am1_schedule", "msgd_general_M3"])
 def test_compiled_program_matches_the_core(name, compiled_backend):
     """run_compiled (what a CUDA tensor gets) against the core on the same program: the same
