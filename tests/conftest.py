@@ -42,7 +42,8 @@ class CtrlC:
     (fails otherwise, e.g. when the run finished or swallowed the interrupt) and returns the
     seconds from the start of ``call`` until the interrupt reached it, and stderr.
     ``ctrl_c.command(argv)`` runs ``memsgd.cli.main(argv)`` with a real SIGINT and returns
-    ``(exit status, stdout, stderr)``.
+    ``(exit status, stdout, stderr)``. ``ctrl_c.subprocess_run(argv, ...)`` is ``subprocess.run``
+    with SIGINT at its default in the child.
     """
 
     def __call__(self, call: str, setup: str = "", after: float = 0.5, timeout: float = 120,
@@ -57,6 +58,16 @@ class CtrlC:
         assert out.returncode == 0, out.stderr
         assert out.stdout.startswith("interrupted after"), (out.stdout, out.stderr)
         return float(out.stdout.split()[2]), out.stderr
+
+    @staticmethod
+    def subprocess_run(argv, **kwargs):
+        """``subprocess.run`` with SIGINT at its default disposition in the child, for tests of
+        what a process does with Ctrl-C itself (start-up, handlers): a suite started in the
+        background would hand the child SIGINT ignored."""
+        import signal
+        import subprocess
+
+        return subprocess.run(argv, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
     def command(self, argv, after: float = 1.0, timeout: float = 120):
         import subprocess

@@ -14,6 +14,8 @@ from memsgd import Noise, Spectrum, loss_curve, schedules
 from memsgd.experiments import common, fig4
 from memsgd.theory import fit_exponent
 
+from ._extras import requires
+
 
 def _expected_status(curve, nu, kappa, delta, fitted):
     zeta = kappa / nu
@@ -78,6 +80,7 @@ def _run_capturing_plots(monkeypatch, tmp_path, cfg, **kwargs):
     return r, plotted, seen
 
 
+@requires("matplotlib")
 @pytest.mark.parametrize("cfg", [fig4.small_config(), EVERY_STATUS], ids=["small_config", "every_status"])
 def test_fig4_agrees_with_loss_curve_row_by_row(monkeypatch, tmp_path, cfg):
     r, plotted, seen = _run_capturing_plots(monkeypatch, tmp_path, cfg)
@@ -98,6 +101,7 @@ def test_fig4_agrees_with_loss_curve_row_by_row(monkeypatch, tmp_path, cfg):
             "no divergence within T; slower than formula"}
 
 
+@requires("matplotlib")
 def test_fig4_same_table_with_an_executor_and_small_chunks(monkeypatch, tmp_path):
     cfg = EVERY_STATUS
     plain, plotted, _ = _run_capturing_plots(monkeypatch, tmp_path, cfg)
