@@ -329,7 +329,7 @@ def test_every_reproduce_target_is_listed_where_targets_are_listed():
     root = pathlib.Path(__file__).resolve().parents[1]
     cli_md = (root / "docs" / "cli.md").read_text()
     table = (root / "docs" / "reproductions.md").read_text()
-    listing = re.search(r"`memsgd reproduce ([a-z0-9 |]+)`", cli_md).group(1).replace(" ", "").split("|")
+    listing = re.search(r"`memsgd reproduce ([a-z0-9 |-]+)`", cli_md).group(1).replace(" ", "").split("|")
     import memsgd.cli.reproduce as module
     for name in _reproduce_targets():
         assert name in listing, f"docs/cli.md's list of reproduce targets lacks {name}"

@@ -31,10 +31,13 @@ LAYERS = [
     # checks and packing that need the objects (and the affine model's reductions of them, docs/math.md
     # §9); the optimizers, which need only the objects
     ["_problem", "_stationary", "_packing", "_affine", "_families", "optax", "torch", "torch.*"],
+    # the contour view and corner algorithms (problem objects built from the modes of the secular
+    # equation, no engine)
+    ["_modal", "contour", "corner"],
     # the exact engine
     ["dynamics"],
     # computations on top of it
-    ["long_horizon", "renewal", "simulation", "gradient"],
+    ["long_horizon", "renewal", "simulation", "gradient", "modal"],
     # theory (stability, asymptotics, measured exponents from loss_curves and loss_at)
     ["theory", "theory.*"],
     # workflows over many configurations

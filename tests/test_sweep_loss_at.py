@@ -199,7 +199,7 @@ def test_loss_at_warnings_reach_the_caller(executor):
 def test_loss_at_warning_from_a_resumed_store(tmp_path):
     """The accuracy warning comes from loss and loss_error, so a store that is complete (nothing
     left to compute) still gives it."""
-    pytest.importorskip("zarr")
+    need("zarr")
     store = str(tmp_path / "edge.zarr")
     with pytest.warns(RuntimeWarning, match=r"grid point \{lr=3.0, momentum=0.5\} step 1000000000"):
         first = sweep(**EDGE_KW, store=store)

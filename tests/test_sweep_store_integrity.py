@@ -19,8 +19,10 @@ from memsgd import sweep
 from tests._counting_executor import CountingExecutor
 from tests.test_sweep_store import C, GRID, KW, assert_same_sweep, computed_mask
 
-xr = pytest.importorskip("xarray")
-zarr = pytest.importorskip("zarr")
+from ._extras import need
+
+xr = need("xarray")
+zarr = need("zarr")
 
 CHUNK = 4       # configurations per block (blocks of shape (1, 2, 2) over lr x momentum x batch_size)
 
@@ -261,7 +263,7 @@ def test_a_store_of_the_old_format_is_refused(complete_store):
 @pytest.mark.slow
 def test_dask_losing_every_worker_says_the_store_resumes(tmp_path, reference):
     # was: FuturesCancelledError "... already forgotten"
-    distributed = pytest.importorskip("distributed")
+    distributed = need("distributed")
     store = tmp_path / "sweep.zarr"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:

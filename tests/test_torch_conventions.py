@@ -10,7 +10,8 @@ import io
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from ._extras import need
+torch = need("torch")
 
 from torch.nn import Parameter  # noqa: E402
 from torch.optim.lr_scheduler import ExponentialLR, StepLR  # noqa: E402

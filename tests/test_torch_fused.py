@@ -7,7 +7,8 @@ import copy
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from ._extras import need
+torch = need("torch")
 
 import memsgd  # noqa: E402
 from memsgd import _core, schedules  # noqa: E402

@@ -19,6 +19,10 @@ from .dynamics import LossCurve, LossCurves, Propagators, loss_curve, loss_curve
 from .renewal import RenewalCancellationWarning, loss_from_propagators
 from .long_horizon import LossAt, loss_at, supports_loss_at
 from .simulation import simulate_sgd
+from .modal import modal_loss_at
+# the contour view and corner algorithms
+from .contour import mode_locus, response, response_contour
+from .corner import corner, corner_map, corner_nodes
 # sweeps
 from .sweeps import StoreBusyError, StoreMismatchError, fitted_exponents, growth_rates, sweep
 # schedule design
@@ -37,7 +41,8 @@ __all__ = [
     "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana", "ema",
     "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",
-    "loss_at", "LossAt", "supports_loss_at",
+    "loss_at", "LossAt", "supports_loss_at", "modal_loss_at",
+    "response", "response_contour", "mode_locus", "corner", "corner_map", "corner_nodes",
     "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError", "StoreBusyError",
     "loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design",
     "stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "jury_stable_memory1",

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase",
+__all__ = ["plot_contours", "plot_corner_phase", "plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase",
            "plot_stability"]
 
 # The y range shows at most this factor above the largest initial loss: a curve that grows
@@ -541,4 +541,110 @@ def plot_line_panels(panels, path, *, title: str = ""):
         if panel.get("legend", True):
             ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_contours(contours, path, *, lambda_max=None, zoom=None, title: str = ""):
+    """The contour view (docs/corner.md): curves ``Psi(e^(i phi))`` in the complex plane, one per
+    algorithm, with the spectrum interval ``[0, lambda_max]`` drawn on the real axis.
+
+    ``contours``: dict label -> complex array (e.g. from [`memsgd.response_contour`][memsgd.response_contour]), or
+    label ->
+    dict with ``z`` (the complex points) and optional ``style``. ``zoom``: half-width of a second panel
+    around 0, where a corner shows (the contour passes through 0 at ``mu = 1``).
+
+    Examples:
+        >>> import os, numpy as np
+        >>> from memsgd.plotting import plot_contours
+        >>> circle = 0.5 + 0.5 * np.exp(1j * np.linspace(0, 2 * np.pi, 200))   # a contour around [0, 1]
+        >>> fig = plot_contours({"circle": circle}, "contours.png", lambda_max=1.0)
+        >>> os.path.getsize("contours.png") > 0
+        True
+    """
+    ncols = 2 if zoom else 1
+    fig, ax = _figure((6.0 * ncols, 5.0))
+    fig.clear()
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    for k, ax in enumerate(axes):
+        for label, curve in contours.items():
+            spec = curve if isinstance(curve, dict) else {"z": curve}
+            z = np.asarray(spec["z"], dtype=complex)
+            ok = np.isfinite(z)
+            ax.plot(z.real[ok], z.imag[ok], spec.get("style", "-"), linewidth=1.2, label=label)
+        if lambda_max is not None:
+            ax.plot([0.0, lambda_max], [0.0, 0.0], color="black", linewidth=3, alpha=0.6,
+                    label=f"spectrum (0, {lambda_max:g}]")
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.axvline(0.0, color="grey", linewidth=0.5)
+        if k == 1:
+            ax.set_xlim(-zoom, zoom)
+            ax.set_ylim(-zoom, zoom)
+            ax.set_title(f"near 0 (|Re|, |Im| < {zoom:g})", fontsize=9)
+        else:
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=8, loc="best")
+        ax.set_aspect("equal", adjustable="datalim" if k == 0 else "box")
+        ax.set_xlabel("Re Psi")
+        ax.set_ylabel("Im Psi")
+        ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_corner_phase(nus, zetas, corner_ahead, path, *, lines=None, measured=None, labels=None,
+                      title: str = ""):
+    """Which method has the higher loss exponent over the ``(nu, zeta)`` plane (docs/corner.md).
+
+    ``corner_ahead``: array of shape ``(len(zetas), len(nus))``, 1 where the corner method's rate is
+    higher, 0 where AM1's is, NaN outside the region compared (the noise-dominated phase; grey).
+    ``lines``: dict label -> ``(x, y, style)`` drawn over the map (the phase boundary, the crossover,
+    region borders). ``labels``: dict text -> ``(x, y)`` in axes coordinates. ``measured``: rows with
+    ``nu, zeta``, ``winner`` (``"corner"``/``"AM1"``, the exact losses' verdict) and ``theory_winner``,
+    drawn as markers (circle: corner ahead, square: AM1 ahead; white edge where the measurement agrees
+    with the theory, red where it does not).
+
+    Examples:
+        >>> import os
+        >>> from memsgd.experiments.corner import phase_map
+        >>> from memsgd.plotting import plot_corner_phase
+        >>> nus, zetas, ahead, lines = phase_map((1.2, 4.0), (0.1, 3.0), resolution=20)
+        >>> fig = plot_corner_phase(nus, zetas, ahead, "corner_phase.png", lines=lines)
+        >>> os.path.getsize("corner_phase.png") > 0
+        True
+    """
+    fig, ax = _figure((7.0, 5.2))
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    nus, zetas = np.asarray(nus, float), np.asarray(zetas, float)
+    grid = np.asarray(corner_ahead, float)
+    if grid.shape != (zetas.size, nus.size):
+        raise ValueError(f"corner_ahead must have shape (len(zetas), len(nus)) = ({zetas.size}, {nus.size}), "
+                         f"got {grid.shape}")
+    cmap = ListedColormap(["#f4a582", "#92c5de"]).with_extremes(bad="lightgrey")
+    ax.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=cmap, vmin=0, vmax=1,
+              extent=(nus[0], nus[-1], zetas[0], zetas[-1]), interpolation="nearest")
+    for label, (x, y, style) in (lines or {}).items():
+        ax.plot(x, y, style, linewidth=1.2, label=label)
+    for text, (x, y) in (labels or {}).items():
+        ax.text(x, y, text, transform=ax.transAxes, fontsize=12, weight="bold")
+    for r in measured or ():
+        if r.get("winner") not in ("corner", "AM1"):
+            continue
+        ax.plot(r["nu"], r["zeta"], "o" if r["winner"] == "corner" else "s", markersize=9,
+                markerfacecolor="#2166ac" if r["winner"] == "corner" else "#b2182b",
+                markeredgecolor="white" if r["winner"] == r.get("theory_winner") else "red", markeredgewidth=2)
+    handles = [matplotlib.patches.Patch(color="#92c5de", label="corner ahead (theory)"),
+               matplotlib.patches.Patch(color="#f4a582", label="AM1 ahead (theory)"),
+               matplotlib.patches.Patch(color="lightgrey", label="not compared (noise-dominated phase)")]
+    if measured:
+        handles += [matplotlib.lines.Line2D([], [], marker="o", linestyle="", markerfacecolor="#2166ac",
+                                            markeredgecolor="white", label="measured: corner ahead"),
+                    matplotlib.lines.Line2D([], [], marker="s", linestyle="", markerfacecolor="#b2182b",
+                                            markeredgecolor="white", label="measured: AM1 ahead")]
+    ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=7, loc="upper left")
+    ax.set_xlim(nus[0], nus[-1])
+    ax.set_ylim(zetas[0], zetas[-1])
+    ax.set_xlabel("nu (capacity)")
+    ax.set_ylabel("zeta = kappa / nu (source)")
+    ax.set_title(title, fontsize=9)
     return _save(fig, path)

@@ -1,4 +1,5 @@
-"""`memsgd reproduce fig1|fig4|compare|schedules|digits|practice`: the paper's experiments and the library's.
+"""`memsgd reproduce fig1|fig4|compare|schedules|corner|corner-training|digits|practice`: the paper's
+experiments and beyond.
 
 Each target prints its table, writes PNGs and a JSON file to ``--out`` (default ./memsgd-output)
 and, when stderr is a terminal, shows a progress bar there (``--progress`` / ``--no-progress``
@@ -6,6 +7,7 @@ force it on or off).
 """
 from __future__ import annotations
 
+import argparse
 import time
 
 from .._progress import progress_callback
@@ -20,10 +22,11 @@ _DIGITS_QUICK = {"steps": 300, "hidden": 100}
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's figures and the library's experiments (fig1, fig4, "
-                                         "compare, schedules, digits, practice)",
+                                         "compare, schedules, corner, corner-training, digits, practice)",
                        description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
-                                   "schedule-design study, the digits (MNIST-like) network experiment, or theory "
-                                   "against real torch training. Prints the table, writes PNG + JSON to --out.")
+                                   "schedule-design study, corner algorithms against AM1 (exact and in training), "
+                                   "the digits (MNIST-like) network experiment, or theory against real torch training. "
+                                   "Prints the table, writes PNG + JSON to --out.")
     targets = p.add_subparsers(dest="target", metavar="TARGET")
     targets.required = True
 
@@ -58,6 +61,21 @@ def register(sub) -> None:
                    help="second horizon, default 100000; 0: none")
     q.set_defaults(func=_schedules)
 
+    q = targets.add_parser("corner", help="corner algorithms (Yarotsky 2025): memory sweep to 1e12 steps, two-sided "
+                                          "comparison with tuned AM1, phase diagram")
+    common_args(q)
+    q.add_argument("--t-max", type=_common.float_type("--t-max", positive=True),
+                   default=None, help="last step of the memory sweep (1e3..1e12), default 1e12")
+    q.add_argument("--memories", type=_memories, default=None, help="comma-separated memories M, default 2,4,8,16,32")
+    q.set_defaults(func=_corner)
+
+    q = targets.add_parser("corner-training", help="corner SGD vs tuned heavy ball and AM1 in real torch/optax "
+                                                   "training (least squares on digits features)")
+    common_args(q)
+    q.add_argument("--steps", type=_common.int_type("--steps", 20), default=None, help="T (>= 20), default 1000")
+    q.add_argument("--seeds", type=_common.int_type("--seeds", 2), default=None, help="torch runs per method, default 20")
+    q.set_defaults(func=_corner_training)
+
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
     common_args(q)
     q.add_argument("--steps", type=steps, default=None,
@@ -74,6 +92,15 @@ def register(sub) -> None:
     q.add_argument("--mnist-images", default=None, help="MNIST images IDX file (with --mnist-labels) instead of digits")
     q.add_argument("--mnist-labels", default=None, help="MNIST labels IDX file")
     q.set_defaults(func=_practice)
+
+
+def _memories(text):
+    """``--memories 2,4,8``: integers >= 1."""
+    from .._validation import int_from_text
+    try:
+        return tuple(int_from_text(x, "--memories", 1) for x in str(text).split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _finish(result, t0):
@@ -138,6 +165,39 @@ def _schedules(args) -> int:
     t0 = time.perf_counter()
     with progress_callback("schedules", show=args.progress) as progress:
         result = schedule_design.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _corner(args) -> int:
+    from ..experiments import corner
+    cfg = corner.small_config() if args.quick else corner.CornerConfig()
+    if args.t_max is not None:
+        cfg.t_max = args.t_max
+        cfg.fit_window = (min(cfg.fit_window[0], args.t_max / 100), min(cfg.fit_window[1], args.t_max))
+    if args.memories is not None:
+        cfg.memories = args.memories
+    cfg.validate()
+    t0 = time.perf_counter()
+    with progress_callback("corner", show=args.progress) as progress:
+        result = corner.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    c = result["checks"]
+    print(f"# checks: best fitted exponent {c['best_fitted_exponent']:.3f} (memory {c['memory_of_best']}), above "
+          f"AM1's ceiling: {c['corner_beats_am1_ceiling']}; theory and measurement agree at "
+          f"{c['comparison_agreement']} of {c['comparison_points']} comparison points")
+    return 0
+
+
+def _corner_training(args) -> int:
+    from ..experiments import corner_training
+    cfg = corner_training.small_config() if args.quick else corner_training.CornerTrainingConfig()
+    for name in ("steps", "seeds"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    t0 = time.perf_counter()
+    with progress_callback("corner-training", show=args.progress) as progress:
+        result = corner_training.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
 

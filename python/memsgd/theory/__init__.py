@@ -7,10 +7,15 @@ user guide docs/theory.md).
   phases and large-t behaviour on power laws, any gradient shift e (docs/math.md §6, §6.1);
 - [`measured_exponents`][memsgd.theory.measured_exponents] -- exponents fitted on exact curves over a grid of power laws
   (one batched run of the engine), to compare with the predicted ones;
+- [`theta_max`][memsgd.theory.theta_max], [`corner_phase`][memsgd.theory.corner_phase] and friends -- rates of corner
+  algorithms against AM1's
+  ceiling on power laws (docs/corner.md);
 - ``memsgd.theory.memory1`` -- closed forms for memory 1: Jury conditions, noise sums,
   eigenvalues, their geometry (real or on a circle) and the three spectral regions of the
   noise sum.
 """
+from ._corner import (am1_ceiling, corner_crossover, corner_exponent, corner_phase, corner_phase_diagram,
+                      corner_region, theta_max)
 from ._asymptotics import Asymptotics, asymptotics, fit_exponent, phase_boundary, phase_diagram, phase_of
 from ._measured import measured_exponents
 from ._profile import StabilityProfile, stability_profile
@@ -21,4 +26,6 @@ from .memory1 import (Memory1Geometry, NoiseRegions, jury_stable_memory1, memory
 __all__ = ["stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "phase_boundary",
            "phase_of", "phase_diagram", "measured_exponents", "stability_profile", "StabilityProfile",
            "memory1_coefficients", "jury_stable_memory1", "noise_sum_memory1", "memory1_eigenvalues",
-           "memory1_geometry", "Memory1Geometry", "memory1_noise_regions", "NoiseRegions"]
+           "memory1_geometry", "Memory1Geometry", "memory1_noise_regions", "NoiseRegions",
+           "theta_max", "corner_region", "corner_exponent", "am1_ceiling", "corner_crossover", "corner_phase",
+           "corner_phase_diagram"]
