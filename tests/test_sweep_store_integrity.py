@@ -17,7 +17,7 @@ import pytest
 import memsgd
 from memsgd import sweep
 from tests._counting_executor import CountingExecutor
-from tests.test_sweep_store import C, GRID, KW, assert_same_sweep, computed_mask
+from tests.test_sweep_store import GRID, KW, C, assert_same_sweep, computed_mask
 
 from ._extras import need
 

@@ -11,13 +11,13 @@ import io
 import pytest
 
 from ._extras import need
+
 torch = need("torch")
 
 from torch.nn import Parameter  # noqa: E402
 from torch.optim.lr_scheduler import ExponentialLR, StepLR  # noqa: E402
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook  # noqa: E402
 
-from memsgd import schedules  # noqa: E402
 from memsgd.torch import AM1, MemorySGD  # noqa: E402
 
 # optimizer configurations (kwargs without the implementation flags), as OptimizerInfo's inputs

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ._extras import need
+
 torch = need("torch")
 
 import memsgd  # noqa: E402
