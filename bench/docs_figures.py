@@ -1,8 +1,9 @@
 """Regenerate the figures of the user docs (docs/figures/*.png) from the reproductions.
 
-    python bench/docs_figures.py            # about 2 minutes on 2 cores; digits needs .[torch,data]
+    python bench/docs_figures.py            # about 2 minutes on 2 cores, plus ~6 for mnist;
+                                            # digits needs .[torch,data], mnist .[torch,mnist]
 
-Runs `memsgd reproduce fig1 | fig4 | compare | digits` with their default (paper) settings
+Runs `memsgd reproduce fig1 | fig4 | compare | digits | mnist` with their default (paper) settings
 into a temporary folder and copies the PNGs the docs show into docs/figures/. The digits
 curves are redrawn from digits.json so that a run stopped at its divergence is marked there.
 """
@@ -34,6 +35,14 @@ def _digits(out: pathlib.Path) -> None:
                       f"AM1 kick = 1/lambda_max, delta = {cfg['delta']:g}")
 
 
+def _mnist(out: pathlib.Path) -> None:
+    if main(["reproduce", "mnist", "--no-progress", "--out", str(out)]) != 0:
+        print("# mnist skipped (needs the torch and mnist extras)")
+        return
+    for name in ("mnist.png", "mnist_spectrum.png"):
+        shutil.copy(out / name, FIGURES / name)
+
+
 def run() -> int:
     FIGURES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,6 +53,7 @@ def run() -> int:
         for name in SHOWN:
             shutil.copy(out / name, FIGURES / name)
         _digits(out)
+        _mnist(out)
     print(f"# figures in {FIGURES}")
     return 0
 

@@ -407,21 +407,54 @@ Array eigenvalue_array(py::object eigenvalues) {
 // Poles s = log(mu) of the moment maps, (K, P) complex; the slow real eigenvalue delta of each
 // (K,) and its rounding uncertainty (K,).
 py::tuple moment_poles(py::object eigenvalues, double alpha, py::object b, py::object c, py::object D,
-                       py::object e, double self_noise) {
+                       py::object e, double self_noise, double shift, bool first_moments) {
   Array lam = eigenvalue_array(eigenvalues);
   require(std::isfinite(self_noise), "self_noise must be finite");
+  require(std::isfinite(shift), "shift must be finite");
   std::vector<Array> keep;
   double alpha_store;
   const memsgd::AlgorithmParams params = stationary_params(alpha, b, c, D, e, keep, alpha_store);
-  const py::ssize_t P = (params.memory + 1) * (params.memory + 2) / 2;
+  const py::ssize_t P = first_moments ? params.memory + 1 : (params.memory + 1) * (params.memory + 2) / 2;
   ComplexArray out({lam.size(), P});
   Array slow({lam.size()}), slow_error({lam.size()});
   {
     py::gil_scoped_release release;
-    memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(lam.size()), params, self_noise);
-    memsgd::moment_poles(maps, out.mutable_data(), slow.mutable_data(), slow_error.mutable_data());
+    memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(lam.size()), params, self_noise, shift);
+    if (first_moments)
+      memsgd::first_moment_poles(maps, out.mutable_data(), slow.mutable_data(), slow_error.mutable_data());
+    else
+      memsgd::moment_poles(maps, out.mutable_data(), slow.mutable_data(), slow_error.mutable_data());
   }
   return py::make_tuple(out, slow, slow_error);
+}
+
+// (Y (K, P), mu (K, N)): the stationary moments per unit drive and per unit w* (see the core).
+py::tuple stationary_moments(py::object eigenvalues, double alpha, py::object b, py::object c, py::object D,
+                             py::object e, double self_noise, double shift) {
+  Array lam = eigenvalue_array(eigenvalues);
+  require(std::isfinite(self_noise), "self_noise must be finite");
+  require(std::isfinite(shift), "shift must be finite");
+  std::vector<Array> keep;
+  double alpha_store;
+  const memsgd::AlgorithmParams params = stationary_params(alpha, b, c, D, e, keep, alpha_store);
+  const py::ssize_t N = params.memory + 1, P = N * (N + 1) / 2;
+  Array Y({lam.size(), P}), mu({lam.size(), N});
+  {
+    py::gil_scoped_release release;
+    memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(lam.size()), params, self_noise, shift);
+    memsgd::stationary_moments(maps, Y.mutable_data(), mu.mutable_data());
+  }
+  return py::make_tuple(Y, mu);
+}
+
+// An optional per-component input of generating_sums: None, or a finite array of the given shape.
+const double* optional_rows(py::object obj, const std::string& name, std::vector<Array>& keep,
+                            std::initializer_list<py::ssize_t> shape) {
+  if (obj.is_none()) return nullptr;
+  keep.push_back(as_array(obj, name));
+  require_shape(keep.back(), name, shape);
+  require_finite(keep.back(), name);
+  return keep.back().data();
 }
 
 // (nodes, 8) complex: U_S, U'_S, V_S, V'_S, U_F, U'_F, V_F, V'_F at each node s.
@@ -429,7 +462,9 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
                              py::object order, double alpha, py::object b, py::object c, py::object D,
                              py::object e, double self_noise, py::object s, py::object n_slow,
                              py::object slow_delta, py::object slow_error, memsgd::RunControl* control,
-                             int threads) {
+                             int threads, double shift, py::object second, py::object first,
+                             py::object second_source, py::object first_source, py::object first_slow_delta,
+                             py::object first_slow_error) {
   Array lam = eigenvalue_array(eigenvalues);
   const py::ssize_t K = lam.size();
   require_threads(threads);
@@ -458,14 +493,30 @@ ComplexArray generating_sums(py::object eigenvalues, py::object u_weights, py::o
     require_shape(slow, "slow_delta", {K});
     require_shape(slow_err, "slow_error", {K});
   }
+  require(std::isfinite(shift), "shift must be finite");
+  const py::ssize_t N = params.memory + 1, P = N * (N + 1) / 2;
+  std::vector<Array> rows;
+  memsgd::AffineInput affine;
+  affine.second = optional_rows(second, "second", rows, {K, P});
+  affine.first = optional_rows(first, "first", rows, {K, N});
+  affine.second_source = optional_rows(second_source, "second_source", rows, {K});
+  affine.first_source = optional_rows(first_source, "first_source", rows, {K});
+  require(first_slow_delta.is_none() == first_slow_error.is_none(), "first_slow_delta and first_slow_error go together");
+  if (!first_slow_delta.is_none()) {
+    rows.push_back(as_array(first_slow_delta, "first_slow_delta"));
+    require_shape(rows.back(), "first_slow_delta", {K});
+    affine.first_slow_delta = rows.back().data();
+    affine.first_slow_error = optional_rows(first_slow_error, "first_slow_error", rows, {K});
+  }
   ComplexArray out({n, py::ssize_t(12)});
   bool done;
   {
     py::gil_scoped_release release;
-    memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(K), params, self_noise);
+    memsgd::MomentMaps maps(lam.data(), static_cast<std::size_t>(K), params, self_noise, shift);
     done = memsgd::generating_sums(maps, wu.data(), wv.data(), ord.data(), static_cast<std::size_t>(n),
                                    nodes.data(), split.data(), with_poles ? slow.data() : nullptr,
-                                   with_poles ? slow_err.data() : nullptr, out.mutable_data(), control, threads);
+                                   with_poles ? slow_err.data() : nullptr, out.mutable_data(), control, threads,
+                                   affine);
   }
   if (!done) throw memsgd::Cancelled{};
   return out;
@@ -481,21 +532,33 @@ static void bind_long(py::module_& m) {
         "error of L (None unless with_error). control: RunControl (progress over 1-6 passes of "
         "n outputs, cancellation).");
   m.def("moment_poles", &moment_poles, py::arg("eigenvalues"), py::arg("alpha"), py::arg("b"),
-        py::arg("c"), py::arg("D"), py::arg("e"), py::arg("self_noise"),
+        py::arg("c"), py::arg("D"), py::arg("e"), py::arg("self_noise"), py::arg("shift") = 0.0,
+        py::arg("first_moments") = false,
         "Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, "
         "shape (K, P), the slow one refined to relative accuracy; returns (poles, slow_delta (K,), "
         "slow_error (K,)): the real eigenvalue delta = mu - 1 closest to 0 (NaN if none) and how far "
-        "a double-precision solve may move it.");
+        "a double-precision solve may move it. shift: weight decay rho (S_k at lambda_k + rho); "
+        "first_moments=True: the same for the first-moment maps S_k, shape (K, M+1).");
+  m.def("stationary_moments", &stationary_moments, py::arg("eigenvalues"), py::arg("alpha"), py::arg("b"),
+        py::arg("c"), py::arg("D"), py::arg("e"), py::arg("self_noise"), py::arg("shift") = 0.0,
+        "(Y (K, P), mu (K, M+1)): Y_k = (I - T_k)^-1 g g^T packed (x_ij, i <= j) and "
+        "mu_k = (I - S_k)^-1 (-shift g), the fixed-point pieces at z = 1.");
   m.def("generating_sums", &generating_sums, py::arg("eigenvalues"), py::arg("u_weights"),
         py::arg("v_weights"), py::arg("order"), py::arg("alpha"), py::arg("b"), py::arg("c"),
         py::arg("D"), py::arg("e"), py::arg("self_noise"), py::arg("s"), py::arg("n_slow"),
         py::arg("slow_delta") = py::none(), py::arg("slow_error") = py::none(),
-        py::arg("control") = nullptr, py::arg("threads") = 0,
+        py::arg("control") = nullptr, py::arg("threads") = 0, py::arg("shift") = 0.0,
+        py::arg("second") = py::none(), py::arg("first") = py::none(), py::arg("second_source") = py::none(),
+        py::arg("first_source") = py::none(), py::arg("first_slow_delta") = py::none(),
+        py::arg("first_slow_error") = py::none(),
         "Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first "
         "n_slow components of order and over the rest: shape (nodes, 12), columns 8-11 (real) "
         "the errors of (U_S, U'_S), (V_S, V'_S), (U_F, U'_F), (V_F, V'_F) from the slow poles' "
         "uncertainty (slow_delta, slow_error from moment_poles; 0 without them). threads = 0: the "
-        "default.");
+        "default. The affine model: shift = weight decay rho; second (K, P) initial second moments "
+        "replacing E11, first (K, M+1) initial first moments (times w*), second_source (K,) and "
+        "first_source (K,) constant sources along g g^T and g; first_slow_delta/error from "
+        "moment_poles(first_moments=True).");
 }
 // ======================== end of the block owned by `long` ==================================
 

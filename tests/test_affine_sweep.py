@@ -1,6 +1,6 @@
 """sweep over the affine model's grid axes (label_noise, weight_decay): results bitwise those of
 loss_curve per point, stores fingerprint the new fields (and keep the old fingerprints of plain
-sweeps), method='loss_at' refuses what loss_at does not take yet."""
+sweeps), method='loss_at' takes them too."""
 import functools
 import hashlib
 
@@ -80,12 +80,18 @@ def test_store_refuses_a_sweep_with_other_label_noise_or_weight_decay(tmp_path):
               noise=Noise.gaussian(4, label_noise=0.1), **kw)
 
 
-def test_method_loss_at_refuses_label_noise_and_weight_decay_auto_takes_the_engine():
-    for factory, noise, what in ((FACTORY, Noise.gaussian(4, label_noise=0.1), "label noise"),
-                                 (functools.partial(memsgd.heavy_ball, momentum=0.5, weight_decay=0.1),
-                                  Noise.gaussian(4), "weight decay")):
-        with pytest.raises(ValueError, match=what) as info:
-            sweep(factory, {"lr": [0.2]}, SPEC, noise, 100, record=5, method="loss_at")
-        assert "\n" not in str(info.value)
-        ds = sweep(factory, {"lr": [0.2]}, SPEC, noise, 100, record=5, method="auto")
-        assert ds.attrs["method"].startswith("engine")
+def test_method_loss_at_takes_label_noise_and_weight_decay():
+    """method='loss_at' over the new grid axes equals the engine to its error estimate (it refused
+    them before loss_at took them); a short run under 'auto' keeps the engine."""
+    grid = {"lr": [0.2, 0.5], "weight_decay": [0.0, 0.05], "label_noise": [0.0, 0.3], "batch_size": [4]}
+    engine = sweep(FACTORY, grid, SPEC, Noise.gaussian, 3000, record=12, method="engine")
+    at = sweep(FACTORY, grid, SPEC, Noise.gaussian, 3000, record=12, method="loss_at")
+    assert at.attrs["method"].startswith("loss_at") and np.array_equal(at.step.values, engine.step.values)
+    ref, got, err = engine["loss"].values, at["loss"].values, at["loss_error"].values
+    assert np.all(np.abs(got - ref) <= err + 1e-13 * ref) and np.max(np.abs(got / ref - 1)) < 1e-10
+    ds = sweep(FACTORY, {"lr": [0.2]}, SPEC, Noise.gaussian(4, label_noise=0.1), 100, record=5, method="auto")
+    assert ds.attrs["method"].startswith("engine")
+    with pytest.raises(ValueError, match="preconditioner together with weight decay") as info:
+        sweep(lambda lr: memsgd.MemoryAlgorithm(lr, [], [], np.zeros((0, 0)), weight_decay=0.1, preconditioner=0.3),
+              {"lr": [0.2]}, SPEC, Noise.gaussian(4), 100, record=5, method="loss_at")
+    assert "\n" not in str(info.value)

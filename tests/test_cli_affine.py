@@ -33,6 +33,43 @@ def test_curve_with_the_affine_options_matches_the_library(capsys):
     assert "L_t + sigma2/2" in text and "label noise 0.2" in text
 
 
+def test_curve_at_1e9_with_label_noise_and_weight_decay_takes_loss_at(capsys):
+    """`memsgd curve --steps 1e9` with the affine options runs loss_at (it refused them before):
+    the loss at 1e9 is the floor of the stationary moment equations, the early rows the engine's."""
+    rc = main(["curve", "--algo", "heavy_ball", "--lr", "0.3", "--momentum", "0.5", "--size", "100", "--batch", "4",
+               "--steps", "1e9", "--points", "8", "--json"] + AFFINE)
+    assert rc == 0
+    out = strict_loads(capsys.readouterr().out)
+    assert out["method"] == "loss_at" and out["diverged_at"] is None
+    algo = memsgd.ema(memsgd.heavy_ball(0.3, 0.5, weight_decay=0.01), 0.9)
+    noise = Noise.gaussian(4, label_noise=0.2)
+    t, L, err = np.array(out["t"]), np.array(out["loss"]), np.array(out["error"])
+    assert t[-1] == 10 ** 9 and np.all(err <= 1e-10 * L)
+    assert L[-1] == pytest.approx(memsgd.stability(algo, SPEC, noise).noise_floor, rel=1e-12)
+    assert np.array_equal(out["total"], L + 0.1)
+    early = t <= 3000
+    np.testing.assert_allclose(L[early], loss_curve(algo, SPEC, noise, 3000).loss[t[early]], rtol=1e-10)
+
+
+def test_stability_check_at_with_label_noise(capsys):
+    """--check-at with label noise (refused before loss_at took it): the ratio compares L_t - L_inf
+    with the law's approach; it tends to 1, and the text names what it compares."""
+    argv = ["stability", "--algo", "gd", "--lr", "0.5", "--size", "100", "--batch", "8", "--label-noise", "0.2",
+            "--check-at", "1e4,1e8,1e12"]
+    assert main(argv + ["--json"]) == 0
+    out = strict_loads(capsys.readouterr().out)
+    asy = memsgd.asymptotics(memsgd.gd(0.5), SPEC, Noise.gaussian(8, label_noise=0.2), check_at=[1e4, 1e8, 1e12])
+    assert out["asymptotics"]["floor"] == asy.floor == out["noise_floor"]
+    check = out["asymptotics"]["check"]
+    assert [c["ratio"] for c in check] == list(asy.ratios)
+    # a finite spectrum (100 nodes): the law holds for 1 << t << 100^nu; beyond, the excess dies out
+    assert 0 < check[0]["ratio"] < 1 and check[-1]["ratio"] == 0.0
+    assert check[-1]["exact"] == pytest.approx(asy.floor, rel=1e-13)
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "ratio = (L_t - L_inf) / (predicted - L_inf)" in text and "1000000000000" in text
+
+
 def test_stability_reports_the_noise_floor(capsys):
     rc = main(["stability", "--algo", "heavy_ball", "--lr", "0.3", "--momentum", "0.5", "--size", "100", "--batch",
                "4", "--json", "--label-noise", "0.2", "--weight-decay", "0.01"])
@@ -63,8 +100,6 @@ def test_sweep_grid_over_weight_decay_and_label_noise(capsys):
     ("curve", ["--label-noise", "-1"], "--label-noise must be >= 0"),
     ("curve", ["--weight-decay", "-0.1"], "--weight-decay must be >= 0"),
     ("curve", ["--ema", "1"], "--ema must be in \\[0, 1\\)"),
-    ("curve", ["--weight-decay", "0.1", "--method", "loss_at"], "does not take weight decay"),
-    ("curve", ["--label-noise", "0.1", "--method", "loss_at"], "does not take label noise"),
     ("stability", ["--weight-decay", "0.1", "--check-at", "1e4"], "--check-at"),
     ("sweep", ["--lr", "0.1,0.2", "--weight-decay=-1,0"], "--weight-decay values must be >= 0"),
     ("sweep", ["--lr", "0.1,0.2", "--label-noise", "0,-1"], "--label-noise values must be >= 0"),

@@ -196,7 +196,8 @@ for i, code in enumerate(blocks):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("page", ["getting-started.md", "exact-curves.md", "noise-floors.md"])
+@pytest.mark.parametrize("page", ["getting-started.md", "exact-curves.md", "noise-floors.md",
+                                  "practitioners-schedules.md"])
 def test_docs_python_blocks_run(tmp_path, page):
     blocks = _python_blocks(page)
     assert blocks

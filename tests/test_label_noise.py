@@ -231,12 +231,11 @@ def test_noise_value_semantics_with_label_noise():
     assert Noise.gaussian(2, label_noise=0.5).label_noise == 0.5
 
 
-def test_loss_at_refuses_label_noise_for_now():
-    # (asymptotics takes label noise: tests/test_affine.py checks its approach to the floor)
+def test_loss_at_takes_label_noise():
+    # (was refused; tests/test_long_horizon_affine.py checks the values against closed forms)
     spec = Spectrum.power_law(2.0, 1.0, size=50)
     noise = Noise.gaussian(4, label_noise=0.5)
-    assert not memsgd.supports_loss_at(memsgd.gd(0.5), noise)
-    assert memsgd.supports_loss_at(memsgd.gd(0.5), Noise.gaussian(4))
-    with pytest.raises(ValueError, match="label noise") as info:
-        memsgd.loss_at(memsgd.gd(0.5), spec, noise, [10])
-    assert "\n" not in str(info.value)
+    assert memsgd.supports_loss_at(memsgd.gd(0.5), noise)
+    got = memsgd.loss_at(memsgd.gd(0.5), spec, noise, [10, 300])
+    np.testing.assert_allclose(got.loss, memsgd.loss_curve(memsgd.gd(0.5), spec, noise, 300).loss[[10, 300]],
+                               rtol=1e-12)

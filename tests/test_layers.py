@@ -25,12 +25,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "python" / "memsgd"
 LAYERS = [
     # leaves: the compiled core and plumbing that knows no problem objects
     ["_core", "_version", "_startup", "_optional", "_json", "_validation", "_progress", "_growth", "_steps",
-     "_method", "_config", "plotting", "data"],
+     "_method", "_config", "plotting", "data",
+     # learning-rate shapes and torch's / optax's SGD as per-step arrays (numpy; the frameworks only read)
+     "lr_shapes", "_framework_sgd"],
     # the problem's objects
     ["spectrum", "noise", "algorithms", "schedules"],
     # checks and packing that need the objects (and the affine model's reductions of them, docs/math.md
     # §9); the optimizers, which need only the objects
-    ["_problem", "_stationary", "_packing", "_affine", "_families", "optax", "torch", "torch.*"],
+    ["_problem", "_stationary", "_packing", "_affine", "_affine_states", "_families", "optax", "torch", "torch.*"],
     # the contour view and corner algorithms (problem objects built from the modes of the secular
     # equation, no engine)
     ["_modal", "contour", "corner"],

@@ -287,7 +287,7 @@ def test_hand_over_moves_when_the_contour_starts_too_early(monkeypatch):
     curve = ms.loss_curve(algo, spec, noise, T)
     problem = long_horizon._Problem(algo, spec, noise, False)
     early = np.arange(2 * problem.t0 + 1, T + 1, 97)
-    L, E = problem.contour(early)
+    L, E, _ = problem.contour(early)
     assert np.max(np.abs(L - curve.loss[early]) / curve.loss[early]) > 1e-6  # the contour really is off here
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -158,6 +158,59 @@ def test_random_finite_spectra_with_amplitudes_down_to_1e_200_many():
     assert sum(_check_random(seed) for seed in range(30, 120)) >= 60
 
 
+def _random_affine_problem(seed):
+    """The random problem with label noise (sigma2 log-uniform in [1e-3, 1]), weight decay (rho
+    log-uniform in [1e-4, 0.1]) or both; an infinite batch becomes B = 10 without coupled noise
+    (tau1 = tau2 = 0, the NQM's noise)."""
+    algo, spec, noise = _random_problem(seed)
+    rng = np.random.default_rng(10_000 + seed)
+    kind = int(rng.integers(3))
+    sigma2 = float(10 ** rng.uniform(-3, 0)) if kind != 1 else 0.0
+    rho = float(10 ** rng.uniform(-4, -1)) if kind != 0 else 0.0
+    if np.isfinite(noise.batch_size):
+        noise = ms.Noise(noise.batch_size, noise.tau1, noise.tau2, label_noise=sigma2)
+    else:
+        noise = ms.Noise(10, 0.0, 0.0, label_noise=sigma2)
+    return ms.MemoryAlgorithm(algo.alpha, algo.b, algo.c, algo.D, algo.e, weight_decay=rho), spec, noise
+
+
+def _check_random_affine(seed, T=20000):
+    """Against the recursion at 60 steps up to 2e4 (as _check_random), and at 1e6, 1e9, 1e12 against
+    the floor of the stationary moment equations (stability) when the run converges, else inf."""
+    algo, spec, noise = _random_affine_problem(seed)
+    curve = ms.loss_curve(algo, spec, noise, T)
+    if curve.diverged_at is not None:
+        return False
+    steps = np.unique(np.geomspace(1, T, 60).round().astype(np.int64))
+    got = quiet_loss_at(algo, spec, noise, steps)
+    ref = curve.loss[steps]
+    assert np.all(got.loss >= 0)
+    diff = np.abs(got.loss - ref)
+    assert np.all(diff <= got.error + recursion_rounding(ref, steps) + 1e-300), seed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert np.all(np.where(ref > 1e-290, diff / ref, 0.0) <= 1e-8), seed
+    far = quiet_loss_at(algo, spec, noise, [10 ** 6, 10 ** 9, 10 ** 12])
+    rep = ms.stability(algo, spec, noise)
+    if rep.converges:
+        assert far.loss[-1] == pytest.approx(rep.noise_floor, rel=1e-12, abs=1e-300), seed
+        assert far.floor == pytest.approx(rep.noise_floor, rel=1e-12, abs=1e-300), seed
+    else:
+        assert far.diverged_at is not None and np.isinf(far.loss[-1]), seed
+    return True
+
+
+@pytest.mark.parametrize("seeds", [range(0, 15), range(15, 30)])
+def test_random_finite_spectra_with_label_noise_and_weight_decay(seeds):
+    """The random problems above with label noise and/or weight decay: against the recursion, never
+    negative, within the error estimate, no warning; the floor at 1e12 (issue 20 item 5)."""
+    assert sum(_check_random_affine(seed) for seed in seeds) >= 10
+
+
+@pytest.mark.slow
+def test_random_finite_spectra_with_label_noise_and_weight_decay_many():
+    assert sum(_check_random_affine(seed) for seed in range(30, 150)) >= 80
+
+
 def test_random_tiny_amplitudes_against_80_bit_reference():
     """Independent of the C++ recursion: the plain-numpy recursion in 80-bit arithmetic."""
     for seed in (0, 3, 22):

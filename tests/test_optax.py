@@ -273,7 +273,8 @@ def test_am1_argument_checks(kwargs, exc, match):
      ValueError, "steps must be <= the schedule's length 3"),
     (memsgd.heavy_ball(0.1, 0.9), dict(steps=3), ValueError, "steps is only for a Schedule"),
     ((0.1, [0.9]), {}, TypeError, "must be a memsgd.MemoryAlgorithm or a memsgd.Schedule"),
-    (schedules.am1_power_law(0.5, 0.5), dict(steps=-1), ValueError, "steps must be >= 0"),
+    (schedules.am1_power_law(0.5, 0.5), dict(steps=-1), ValueError, "steps must be >= 1, got -1"),
+    (schedules.am1_power_law(0.5, 0.5), dict(steps=2.5), ValueError, "steps must be an integer"),
     (schedules.am1_power_law(0.5, 0.5), dict(steps=0), ValueError, "steps must be >= 1"),    # was IndexError
 ])
 def test_memory_sgd_argument_checks(arg, kwargs, exc, match):

@@ -173,5 +173,9 @@ def test_huge_schedule_tables_refused_before_allocating(monkeypatch):
     monkeypatch.setattr(_core, "physical_memory", lambda: 4 * 10 ** 9)
     with pytest.raises(ValueError, match=r"memory_sgd\(schedule, steps=300000000\) is too large: it needs 24 GB"):
         memory_sgd(schedules.am1_power_law(0.5, 0.5), steps=3 * 10 ** 8)
+    # an exactly integral float is a step count, as everywhere in the library (it was refused
+    # as a non-integer)
+    with pytest.raises(ValueError, match=r"memory_sgd\(schedule, steps=300000000\) is too large"):
+        memory_sgd(schedules.am1_power_law(0.5, 0.5), steps=3e8)
     with pytest.raises(ValueError, match="is too large"):
         memory_sgd(schedules.am1_power_law(0.5, 0.5), steps=10 ** 12)

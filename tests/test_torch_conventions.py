@@ -8,6 +8,7 @@ import copy
 import functools
 import io
 
+import numpy as np
 import pytest
 
 from ._extras import need
@@ -18,6 +19,7 @@ from torch.nn import Parameter  # noqa: E402
 from torch.optim.lr_scheduler import ExponentialLR, StepLR  # noqa: E402
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook  # noqa: E402
 
+from memsgd import schedules  # noqa: E402
 from memsgd.torch import AM1, MemorySGD  # noqa: E402
 
 # optimizer configurations (kwargs without the implementation flags), as OptimizerInfo's inputs
@@ -27,6 +29,10 @@ CONFIGS = {
     "am1_wd_maximize": (AM1, dict(lr=0.002, momentum=0.5, kick=0.005, weight_decay=0.1, maximize=True)),
     "am1_tensor_lr": (AM1, dict(lr=torch.tensor(0.002), momentum=0.9, kick=torch.tensor(0.005))),
     "am1_schedule": (AM1, dict(schedule=lambda t: (0.002 / (1 + 0.1 * t), 0.9, 0.005))),
+    # a memsgd Schedule with per-step weight decay, 0 at every third step (another code path)
+    "am1_schedule_weight_decay": (AM1, dict(schedule=schedules.Schedule.from_arrays(
+        np.full(1000, 0.007), np.full((1000, 1), 0.9), np.full((1000, 1), 0.002), np.full((1000, 1, 1), 0.9),
+        weight_decay=np.where(np.arange(1000) % 3 == 0, 0.0, 0.1)))),
     "msgd_heavy_ball": (MemorySGD, dict(alpha=0.002, b=[0.9], c=[0.002], D=[[0.9]])),
     "msgd_M2_general_D": (MemorySGD, dict(alpha=0.002, b=[0.5, 0.3], c=[0.002, 0.001],
                                           D=[[0.6, 0.2], [-0.1, 0.5]], weight_decay=0.01)),
@@ -181,7 +187,7 @@ def test_complex_params_act_as_their_real_views(config, impl, rng):
 
 @pytest.mark.parametrize("config, impl", CASES)
 def test_step_is_noop_for_zero_grads_and_without_grads(config, impl, rng):
-    if CONFIGS[config][1].get("weight_decay", 0):
+    if CONFIGS[config][1].get("weight_decay", 0) or "weight_decay" in config:
         pytest.skip("weight decay moves parameters whatever the gradient")
     param = torch.randn(5, 1, generator=rng).requires_grad_()
     old = param.detach().clone()

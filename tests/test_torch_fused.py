@@ -22,6 +22,11 @@ MAKERS = {
     "am1_kick0": lambda ps, **k: AM1(ps, lr=0.01, momentum=0.9, kick=0.0, **k),
     "am1_wd_maximize": lambda ps, **k: AM1(ps, lr=0.01, momentum=0.9, kick=0.05, weight_decay=0.1, maximize=True, **k),
     "am1_schedule": lambda ps, **k: AM1(ps, schedule=schedules.am1_power_law(0.3, 0.5), **k),
+    "am1_schedule_weight_decay": lambda ps, **k: AM1(ps, schedule=schedules.am1_power_law(
+        0.3, 0.5, weight_decay=0.1), **k),
+    "am1_schedule_per_step_weight_decay": lambda ps, **k: AM1(ps, schedule=memsgd.Schedule.from_arrays(
+        np.full(50, 0.07), np.full((50, 1), 0.9), np.full((50, 1), 0.02), np.full((50, 1, 1), 0.9),
+        weight_decay=np.where(np.arange(50) % 3 == 0, 0.0, 0.1)), **k),
     "msgd_upper": lambda ps, **k: MemorySGD(ps, 0.01, [0.9, 0.1], [0.01, 0.02], [[0.9, 0.05], [0.0, 0.5]],
                                             weight_decay=0.01, **k),
     "msgd_lower": lambda ps, **k: MemorySGD(ps, 0.01, [0.9, 0.1], [0.01, 0.02], [[0.7, 0.0], [0.2, 0.6]], **k),

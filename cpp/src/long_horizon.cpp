@@ -56,7 +56,8 @@ Complex log1p(Complex delta) {
 // Solves A x = b for the P x P complex matrix A (row-major, overwritten by its LU factors)
 // and nrhs right-hand sides stored as columns of B (P x nrhs, row-major, overwritten by x).
 // Partial pivoting.
-void lu_solve(int P, Complex* A, int nrhs, Complex* B) {
+template <class Scalar>
+void lu_solve(int P, Scalar* A, int nrhs, Scalar* B) {
   for (int col = 0; col < P; ++col) {
     int piv = col;
     double best = std::abs(A[col * P + col]);
@@ -71,17 +72,17 @@ void lu_solve(int P, Complex* A, int nrhs, Complex* B) {
       for (int c = 0; c < P; ++c) std::swap(A[col * P + c], A[piv * P + c]);
       for (int c = 0; c < nrhs; ++c) std::swap(B[col * nrhs + c], B[piv * nrhs + c]);
     }
-    const Complex inv = 1.0 / A[col * P + col];
+    const Scalar inv = 1.0 / A[col * P + col];
     for (int r = col + 1; r < P; ++r) {
-      const Complex f = A[r * P + col] * inv;
-      if (f == Complex(0.0)) continue;
+      const Scalar f = A[r * P + col] * inv;
+      if (f == Scalar(0.0)) continue;
       for (int c = col + 1; c < P; ++c) A[r * P + c] -= f * A[col * P + c];
       for (int c = 0; c < nrhs; ++c) B[r * nrhs + c] -= f * B[col * nrhs + c];
     }
   }
   for (int r = P - 1; r >= 0; --r) {
     for (int c = 0; c < nrhs; ++c) {
-      Complex acc = B[r * nrhs + c];
+      Scalar acc = B[r * nrhs + c];
       for (int k = r + 1; k < P; ++k) acc -= A[r * P + k] * B[k * nrhs + c];
       B[r * nrhs + c] = acc / A[r * P + r];
     }
@@ -166,9 +167,9 @@ double eigenvalue_condition(int P, const double* Delta, double d) {
 }  // namespace
 
 MomentMaps::MomentMaps(const double* lambda, std::size_t count, const AlgorithmParams& params,
-                       double self_noise)
+                       double self_noise, double shift)
     : N_(params.memory + 1), P_((params.memory + 1) * (params.memory + 2) / 2), count_(count),
-      lambda_(lambda), self_noise_(self_noise) {
+      lambda_(lambda), self_noise_(self_noise), shift_(shift) {
   if (params.steps_stored != 1) throw std::invalid_argument("MomentMaps needs a stationary algorithm");
   const int N = N_;
   S0mI_.assign(N * N, 0.0);
@@ -201,7 +202,7 @@ void MomentMaps::delta(std::size_t k, double* out) const {
     return;
   }
   const double lam = lambda_[k];
-  // E = (S0 - I) - lam g h^T
+  // E = (S0 - I) - (lam + shift) g h^T
   double Ebuf[64];
   std::vector<double> Evec;
   double* E = Ebuf;
@@ -209,9 +210,8 @@ void MomentMaps::delta(std::size_t k, double* out) const {
     Evec.resize(N * N);
     E = Evec.data();
   }
-  for (int i = 0; i < N; ++i)
-    for (int j = 0; j < N; ++j) E[i * N + j] = S0mI_[i * N + j] - lam * g_[i] * h_[j];
-  const double noise = self_noise_ * lam * lam;
+  first_moment(k, E);
+  const double noise = self_noise_ * lam * lam;  // the self-noise of the data part: lambda, not lambda + rho
   // Column (a, b): Delta(X) for the symmetric basis matrix X with x_ab = x_ba = 1,
   //   E X + X E^T + E X E^T - noise (h^T X h) g g^T, read off on i <= j.
   for (int a = 0; a < N; ++a)
@@ -234,12 +234,20 @@ void MomentMaps::delta(std::size_t k, double* out) const {
     }
 }
 
-void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slow_delta, double* slow_error) {
-  const int P = maps.size();
+void MomentMaps::first_moment(std::size_t k, double* out) const {
+  const int N = N_;
+  const double mu = lambda_[k] + shift_;   // lam itself when shift = 0
+  for (int i = 0; i < N; ++i)
+    for (int j = 0; j < N; ++j) out[i * N + j] = S0mI_[i * N + j] - mu * g_[i] * h_[j];
+}
+
+namespace {
+
+// The poles log1p(eigenvalues) of the P x P matrix D (a Delta_k or an E_k) into out[0..P), the
+// real eigenvalue closest to 0 refined when small, its value and uncertainty (see moment_poles).
+void poles_of(int P, std::vector<double>& D, std::complex<double>* out, double* slow_delta, double* slow_error) {
   constexpr double eps = std::numeric_limits<double>::epsilon();
-  std::vector<double> D(static_cast<std::size_t>(P) * P);
-  for (std::size_t k = 0; k < maps.count(); ++k) {
-    maps.delta(k, D.data());
+  {
     Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> Dm(D.data(), P, P);
     Eigen::VectorXcd ev(P);
     if (P == 1) {
@@ -261,8 +269,8 @@ void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slo
       if (refine_slow(P, D.data(), ev(slow).real(), refined) && std::abs(refined - ev(slow).real()) <= tol)
         ev(slow) = refined;
     }
-    for (int i = 0; i < P; ++i) out[k * P + i] = log1p(Complex(ev(i)));
-    if (slow_delta != nullptr) slow_delta[k] = slow >= 0 ? ev(slow).real() : std::numeric_limits<double>::quiet_NaN();
+    for (int i = 0; i < P; ++i) out[i] = log1p(Complex(ev(i)));
+    if (slow_delta != nullptr) *slow_delta = slow >= 0 ? ev(slow).real() : std::numeric_limits<double>::quiet_NaN();
     if (slow_error != nullptr) {
       // unseen by E11 (+inf): the unstructured bound eps P |Delta|
       double cond = slow >= 0 ? eigenvalue_condition(P, D.data(), ev(slow).real()) : 0.0;
@@ -270,15 +278,60 @@ void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slo
       // cond >= |delta|; up to kRelativeCondition |delta| the pole keeps relative accuracy, which
       // the rounding allowance of every sum covers (long_horizon.py): only the excess counts
       const double excess = slow >= 0 ? std::max(0.0, cond - kRelativeCondition * std::abs(ev(slow).real())) : cond;
-      slow_error[k] = kPoleErrorUlps * P * eps * excess;
+      *slow_error = kPoleErrorUlps * P * eps * excess;
     }
+  }
+}
+
+}  // namespace
+
+void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slow_delta, double* slow_error) {
+  const int P = maps.size();
+  std::vector<double> D(static_cast<std::size_t>(P) * P);
+  for (std::size_t k = 0; k < maps.count(); ++k) {
+    maps.delta(k, D.data());
+    poles_of(P, D, out + k * P, slow_delta ? slow_delta + k : nullptr, slow_error ? slow_error + k : nullptr);
+  }
+}
+
+void first_moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slow_delta, double* slow_error) {
+  const int N = maps.dimension();
+  std::vector<double> E(static_cast<std::size_t>(N) * N);
+  for (std::size_t k = 0; k < maps.count(); ++k) {
+    maps.first_moment(k, E.data());
+    poles_of(N, E, out + k * N, slow_delta ? slow_delta + k : nullptr, slow_error ? slow_error + k : nullptr);
+  }
+}
+
+void stationary_moments(const MomentMaps& maps, double* Y, double* mu) {
+  const int P = maps.size(), N = maps.dimension();
+  const double* ggt = maps.ggt();
+  const double* g = maps.g();
+  const double rho = maps.shift();
+  std::vector<double> D(static_cast<std::size_t>(P) * P), E(static_cast<std::size_t>(N) * N);
+  for (std::size_t k = 0; k < maps.count(); ++k) {
+    // (I - T) Y = g g^T, i.e. (0 I - Delta) Y = g g^T: the contour's solve at sigma = 0
+    maps.delta(k, D.data());
+    for (double& x : D) x = -x;
+    double* y = Y + k * P;
+    std::copy(ggt, ggt + P, y);
+    lu_solve(P, D.data(), 1, y);
+    // (I - S) mu = -rho g, i.e. E mu = rho g
+    double* m = mu + k * N;
+    if (rho == 0.0) {
+      std::fill(m, m + N, 0.0);
+      continue;
+    }
+    maps.first_moment(k, E.data());
+    for (int i = 0; i < N; ++i) m[i] = rho * g[i];
+    lu_solve(N, E.data(), 1, m);
   }
 }
 
 bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
                      const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
                      const std::int64_t* n_slow, const double* slow_delta, const double* slow_error,
-                     std::complex<double>* out, RunControl* control, int threads) {
+                     std::complex<double>* out, RunControl* control, int threads, const AffineInput& affine) {
   const std::size_t count = maps.count();
   {
     std::vector<char> seen(count, 0);
@@ -298,18 +351,26 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
   const double* e11 = maps.e11();
   const double* ggt = maps.ggt();
   const double* hhw = maps.hh_weights();
+  const int N = maps.dimension();
+  const double* g = maps.g();
+  const double rho = maps.shift();
+  // the first moments reach the second ones only through the force's cross term (rho != 0)
+  const bool with_first = rho != 0.0 && (affine.first != nullptr || affine.first_source != nullptr);
   std::atomic<std::size_t> done{0};
   std::atomic<bool> stop{false};
 #pragma omp parallel num_threads(team)
   {
     std::vector<double> D(static_cast<std::size_t>(P) * P);
     std::vector<Complex> A(static_cast<std::size_t>(P) * P), B(static_cast<std::size_t>(P) * 2);
+    std::vector<double> E(static_cast<std::size_t>(N) * N);
+    std::vector<Complex> F(static_cast<std::size_t>(N) * N), y(N), Sy(N);
 #pragma omp for schedule(dynamic)
     for (std::int64_t j = 0; j < static_cast<std::int64_t>(nodes); ++j) {
       if (stop.load(std::memory_order_relaxed)) continue;
       const Complex sj = s[j];
       const Complex sigma = expm1(sj);
       const Complex es = std::exp(sj);
+      const Complex per_step = 1.0 / sigma;  // z / (1 - z): a source added at every step
       Complex sums[8] = {};
       double pole[4] = {};  // error bounds from the slow poles' uncertainty: (u, v) over S, over F
       const std::size_t split = static_cast<std::size_t>(std::clamp<std::int64_t>(n_slow[j], 0, static_cast<std::int64_t>(K)));
@@ -319,8 +380,28 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
         for (int r = 0; r < P; ++r) {
           for (int c = 0; c < P; ++c) A[r * P + c] = -D[r * P + c];
           A[r * P + r] += sigma;
-          B[r * 2] = e11[r];
+          B[r * 2] = affine.second != nullptr ? affine.second[k * P + r] : e11[r];
           B[r * 2 + 1] = ggt[r];
+        }
+        if (affine.second_source != nullptr && affine.second_source[k] != 0.0)
+          for (int r = 0; r < P; ++r) B[r * 2] += (affine.second_source[k] * ggt[r]) * per_step;
+        if (with_first) {
+          // y(s) = (sigma - E)^-1 (y(0) + f / sigma); its transform enters X through C y
+          maps.first_moment(k, E.data());
+          for (int r = 0; r < N; ++r) {
+            for (int c = 0; c < N; ++c) F[r * N + c] = -E[r * N + c];
+            F[r * N + r] += sigma;
+            y[r] = affine.first != nullptr ? affine.first[k * N + r] : 0.0;
+            if (affine.first_source != nullptr) y[r] += (affine.first_source[k] * g[r]) * per_step;
+          }
+          lu_solve(N, F.data(), 1, y.data());
+          for (int r = 0; r < N; ++r) {  // S y = y + E y
+            Complex acc = y[r];
+            for (int c = 0; c < N; ++c) acc += E[r * N + c] * y[c];
+            Sy[r] = acc;
+          }
+          for (int i = 0; i < N; ++i)  // C y = -rho (S y g^T + g (S y)^T) on i <= j
+            for (int j = i; j < N; ++j) B[packed(N, i, j) * 2] -= rho * (Sy[i] * g[j] + g[i] * Sy[j]);
         }
         lu_solve(P, A.data(), 2, B.data());
         Complex hE = 0.0, hG = 0.0;
@@ -341,6 +422,11 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
           double* err = pole + (idx < split ? 0 : 2);
           err[0] += (std::abs(u) + std::abs(up)) * eta;
           err[1] += (std::abs(v) + std::abs(vp)) * eta;
+        }
+        if (with_first && affine.first_slow_delta != nullptr && std::isfinite(affine.first_slow_delta[k])) {
+          // the slow first-moment pole moves u, u' only
+          const double eta = affine.first_slow_error[k] / std::abs(sigma - affine.first_slow_delta[k]);
+          pole[idx < split ? 0 : 2] += (std::abs(u) + std::abs(up)) * eta;
         }
       }
       for (int i = 0; i < 8; ++i) out[kSumColumns * j + i] = sums[i];

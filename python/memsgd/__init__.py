@@ -8,7 +8,7 @@ from ._version import __version__ as __version__  # re-exported: the one source 
 from . import _startup  # noqa: F401  (first: a Ctrl-C while the command starts ends quietly)
 
 # problems and algorithms
-from . import schedules
+from . import lr_shapes, schedules
 from .algorithms import MemoryAlgorithm, Multistep, am1, dana, gd, heavy_ball, nesterov, qhm
 from .noise import Noise
 from .schedules import Schedule
@@ -37,7 +37,7 @@ from .theory import (Asymptotics, StabilityReport, asymptotics, fit_exponent, ju
 from ._config import show_config
 
 __all__ = [
-    "Spectrum", "Noise", "MemoryAlgorithm", "Multistep", "Schedule", "schedules",
+    "Spectrum", "Noise", "MemoryAlgorithm", "Multistep", "Schedule", "schedules", "lr_shapes",
     "gd", "heavy_ball", "nesterov", "am1", "qhm", "dana", "ema",
     "loss_curve", "loss_curves", "propagators", "loss_from_propagators", "simulate_sgd",
     "LossCurve", "LossCurves", "Propagators", "RenewalCancellationWarning",

@@ -42,7 +42,7 @@ from .algorithms import MemoryAlgorithm
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["affine_features", "refuse_affine", "plain_problem", "decayed_problem", "gradient_chain", "ema",
+__all__ = ["affine_features", "refuse_affine", "WEIGHTS_ONLY", "plain_problem", "decayed_problem", "gradient_chain", "ema",
            "has_weight_decay",
            "readout_transform", "weight_decay_reduction", "readout_vjp", "weight_decay_vjp"]
 
@@ -66,6 +66,11 @@ def affine_features(algorithm, noise) -> list:
     if getattr(algorithm, "preconditioner", 0.0):
         used.append("a preconditioner")
     return used
+
+
+# why the optimizers (torch, optax) take weight decay but no readout or preconditioner
+WEIGHTS_ONLY = ("the optimizer moves the weights w and takes the gradient there; pass the algorithm without "
+                "it (and read the loss at w + r^T u yourself)")
 
 
 def refuse_affine(algorithm, noise, what: str, instead: str, allowed=()) -> None:

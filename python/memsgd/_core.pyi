@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'step_cost', 'thread_limit']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'stationary_moments', 'step_cost', 'thread_limit']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -41,9 +41,9 @@ def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) 
     """
     Peak probe of a SIMD path: iterations rounds of independent 8-lane multiply-adds; returns the flops done (time the call).
     """
-def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, slow_delta: typing.Any = None, slow_error: typing.Any = None, control: RunControl = None, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.complex128]:
+def generating_sums(eigenvalues: typing.Any, u_weights: typing.Any, v_weights: typing.Any, order: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, s: typing.Any, n_slow: typing.Any, slow_delta: typing.Any = None, slow_error: typing.Any = None, control: RunControl = None, threads: typing.SupportsInt | typing.SupportsIndex = 0, shift: typing.SupportsFloat | typing.SupportsIndex = 0.0, second: typing.Any = None, first: typing.Any = None, second_source: typing.Any = None, first_source: typing.Any = None, first_slow_delta: typing.Any = None, first_slow_error: typing.Any = None) -> numpy.typing.NDArray[numpy.complex128]:
     """
-    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 12), columns 8-11 (real) the errors of (U_S, U'_S), (V_S, V'_S), (U_F, U'_F), (V_F, V'_F) from the slow poles' uncertainty (slow_delta, slow_error from moment_poles; 0 without them). threads = 0: the default.
+    Generating functions U, U', V, V' at complex nodes s = -log z, summed over the first n_slow components of order and over the rest: shape (nodes, 12), columns 8-11 (real) the errors of (U_S, U'_S), (V_S, V'_S), (U_F, U'_F), (V_F, V'_F) from the slow poles' uncertainty (slow_delta, slow_error from moment_poles; 0 without them). threads = 0: the default. The affine model: shift = weight decay rho; second (K, P) initial second moments replacing E11, first (K, M+1) initial first moments (times w*), second_source (K,) and first_source (K,) constant sources along g g^T and g; first_slow_delta/error from moment_poles(first_moments=True).
     """
 def gradient_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, horizon: typing.SupportsInt | typing.SupportsIndex, checkpoint_every: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
@@ -61,9 +61,9 @@ def max_threads() -> int:
     """
     Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.
     """
-def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex) -> tuple:
+def moment_poles(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, shift: typing.SupportsFloat | typing.SupportsIndex = 0.0, first_moments: bool = False) -> tuple:
     """
-    Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, shape (K, P), the slow one refined to relative accuracy; returns (poles, slow_delta (K,), slow_error (K,)): the real eigenvalue delta = mu - 1 closest to 0 (NaN if none) and how far a double-precision solve may move it.
+    Poles s = log(mu) of the generating functions: eigenvalues mu of every moment map T_k, shape (K, P), the slow one refined to relative accuracy; returns (poles, slow_delta (K,), slow_error (K,)): the real eigenvalue delta = mu - 1 closest to 0 (NaN if none) and how far a double-precision solve may move it. shift: weight decay rho (S_k at lambda_k + rho); first_moments=True: the same for the first-moment maps S_k, shape (K, M+1).
     """
 def physical_memory() -> float:
     """
@@ -84,6 +84,10 @@ def solve_renewal(U: typing.Any, U_prime: typing.Any, V: typing.Any, V_prime: ty
 def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
     Bytes of state the core allocates for a run (outputs not included).
+    """
+def stationary_moments(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, shift: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple:
+    """
+    (Y (K, P), mu (K, M+1)): Y_k = (I - T_k)^-1 g g^T packed (x_ij, i <= j) and mu_k = (I - S_k)^-1 (-shift g), the fixed-point pieces at z = 1.
     """
 def step_cost(memory: typing.SupportsInt | typing.SupportsIndex) -> float:
     """

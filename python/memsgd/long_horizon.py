@@ -49,6 +49,22 @@ What the contour may and may not leave out:
   t = 10^12), solved by LU with partial pivoting (accurate to ~1e-16 relative even next to
   a slow pole; defective and near-defective ``T_k`` -- critical damping -- need no eigenvectors).
 
+The affine model (docs/math.md §9; docs/long-horizons.md, "Floors"). Label noise is a constant
+source per step, weight decay ``rho`` a shift of the step matrices (``S_k`` at ``lambda_k + rho``) and
+a force carried by first moments; both put a pole at z = 1 (s = 0) whose residue is the floor
+``L_inf``. For a converging run loss_at inverts *around the fixed point*
+(``memsgd._affine_states``): the fixed point ``(X*_k, y*_k, l*)`` of the coupled system comes from the
+solves at z = 1 (``L_inf`` equals ``stability(...).noise_floor``), the deviations from it obey the
+plain renewal pair without sources from the initial state ``(c^2 E11 - X*_k, -c^2 e_1 - y*_k)``, so
+``L_t = L_inf + (transient)`` with the transient's generating function regular at z = 1: the contour
+keeps its relative accuracy while it dies (``LossAt.excess``). Weight decay is taken directly on the
+original algorithm, not through the memory-(M+1) reduction of ``memsgd._affine``, whose eigenvalue
+1 rounding would put a pole at s = O(eps) (an error ``e^(eps t)``, 1e-4 at t = 1e12). The first
+moments' poles ``log nu`` of underdamped components lie to the right of the real singularities;
+around a floor they, like any off-axis singularity with ``Re s < 0``, may be left out once they are
+``e^-86`` below the floor (``_contour_start``). A run that does not converge is integrated with
+its sources in place (their pole inside the contour).
+
 Error estimate: ``|L^(38) - L^(30)|`` (two contours), plus 8 eps times the sum of the moduli of
 the quadrature terms (amplified where 1 - V' nearly cancels), plus the effect of the slow poles'
 uncertainty (eps times their componentwise condition: relative for a slow mode at small lambda,
@@ -72,7 +88,8 @@ from typing import Optional
 import numpy as np
 
 from . import _core
-from ._affine import affine_features, plain_problem, refuse_affine
+from ._affine import decayed_problem, has_weight_decay
+from ._affine_states import AffineStates, deviation_states, fixed_point, source_states
 from ._progress import watched
 from ._stationary import spectrum_and_noise, stationary
 from ._validation import nonnegative_int, progress_flag, step_array, thread_count
@@ -163,6 +180,13 @@ class LossAt:
             (0 for an infinite spectrum, < 0 for a finite one, > 0 when the loss diverges).
         warnings: the messages [`loss_at`][memsgd.loss_at] warned with (an estimated relative error above
             1e-6 at some steps, naming them; a hand-over that never matched the recursion).
+        floor: the limit ``L_inf`` that the contour subtracted analytically (label noise or weight
+            decay on a converging run: ``StabilityReport.noise_floor``, computed here from the
+            generating functions at z = 1); 0 when nothing was subtracted (the plain model, or a
+            run that does not converge).
+        excess: (n,) ``L_t - floor``; from the contour it is the integrated transient itself, so it
+            keeps its relative accuracy while it dies (``loss`` holds it only to ``error``, which is
+            at least ``eps * floor``); from the recursion ``loss - floor``.
 
     Examples:
         >>> import memsgd
@@ -179,6 +203,12 @@ class LossAt:
     exact_until: int
     rate: float = field(default=0.0)
     warnings: tuple = field(default=())
+    floor: float = field(default=0.0)
+    excess: Optional[np.ndarray] = field(default=None)
+
+    def __post_init__(self):
+        if self.excess is None:
+            object.__setattr__(self, "excess", self.loss - self.floor)
 
     @property
     def diverged(self) -> bool:
@@ -193,14 +223,11 @@ class LossAt:
         return rel
 
 
-# the affine features loss_at takes through memsgd._affine's reductions (exact: plain problems)
-_REDUCED = ("a readout", "a preconditioner")
-
-
 def supports_loss_at(algorithm, noise) -> bool:
     """True when [`loss_at`][memsgd.loss_at] accepts this algorithm and noise: a stationary
-    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule; a readout or preconditioner allowed, no weight decay)
-    and a [`Noise`][memsgd.Noise] with one batch size and no label noise.
+    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule; label noise, weight decay, readout and preconditioner
+    allowed, but not a preconditioner together with weight decay) and a [`Noise`][memsgd.Noise] with one
+    batch size.
 
     Examples:
         >>> import memsgd
@@ -210,7 +237,7 @@ def supports_loss_at(algorithm, noise) -> bool:
         False
     """
     return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
-            and not [f for f in affine_features(algorithm, noise) if f not in _REDUCED])
+            and not (algorithm.preconditioner and has_weight_decay(algorithm)))
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
@@ -221,7 +248,11 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
 
     ``L_t`` is the t-th coefficient of ``L(z) = U(z) + U'(z) V(z) / (1 - V'(z))`` (docs/math.md §8,
     "Generating functions"), recovered by a contour integral in ``s = -log z``; steps below the
-    contour's start ``t0`` come from the exact recursion. The values are those of
+    contour's start ``t0`` come from the exact recursion. With label noise or weight decay
+    (docs/math.md §9) the sources add ``W(z) / (1 - z)``-type terms, a pole at z = 1 whose residue is
+    the floor ``L_inf``: a converging run is inverted around its fixed point, ``L_t = L_inf + (the
+    transient)``, with ``L_inf`` exact (``LossAt.floor``, = ``stability(...).noise_floor``) and the
+    transient integrated with its own relative accuracy (``LossAt.excess = L_t - L_inf``). The values are those of
     [`memsgd.loss_curve`][memsgd.loss_curve] (same spectrum nodes and weights) to the returned error estimate,
     typically 1e-12 relative and aimed at 1e-8 at worst: a step where the contour's estimate is
     worse (a loss far below ``e^(c t) L_0``: a slow mode with a tiny amplitude, a mode at the
@@ -230,9 +261,10 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     (``RuntimeWarning``, also in ``LossAt.warnings``) and one with no correct digit raises.
 
     Args:
-        algorithm: a stationary [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (any memory M, any e).
+        algorithm: a stationary [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (any memory M, any e; weight decay, a
+            readout or EMA, a preconditioner, but not a preconditioner together with weight decay).
         spectrum: finite, infinite (quadrature weights) or empirical.
-        noise: SE noise with one batch size (``noise.per_step`` is not supported).
+        noise: SE noise with one batch size (``noise.per_step`` is not supported), label noise allowed.
         steps: strictly increasing integers in [0, 10^12] (integral floats such as 1e9 accepted).
         exact_until: run the exact recursion up to this step at least (default: ``2 t0``, with
             ``t0`` the first step where the contour is valid, ~100 / (decay rate of the slowest
@@ -258,18 +290,11 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         ...                ms.Noise.gaussian(10), [10**3, 10**9])
         >>> bool(r.error[-1] < 1e-8 * r.loss[-1])
         True
-
-        The same losses as the step-by-step engine, and steps far beyond its reach:
-
-        >>> import numpy as np, memsgd
-        >>> algo, noise = memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10)
-        >>> spec = memsgd.Spectrum.power_law(2.0, 1.0)
-        >>> at = memsgd.loss_at(algo, spec, noise, [100, 1000])
-        >>> bool(np.allclose(at.loss, memsgd.loss_curve(algo, spec, noise, 1000).loss[[100, 1000]], rtol=1e-8))
+        >>> spec, noise = ms.Spectrum.power_law(2.0, 1.0, size=200), ms.Noise.gaussian(8, label_noise=0.1)
+        >>> algo = ms.heavy_ball(0.2, 0.8, weight_decay=0.01)
+        >>> r = ms.loss_at(algo, spec, noise, [10**3, 10**12])
+        >>> bool(abs(r.loss[-1] / ms.stability(algo, spec, noise).noise_floor - 1) < 1e-12)
         True
-        >>> far = memsgd.loss_at(algo, spec, noise, [10**6, 10**12])
-        >>> bool(0 < far.loss[1] < far.loss[0]), far.diverged_at
-        (True, None)
     """
     algorithm, spectrum, noise = _check_problem(algorithm, spectrum, noise)
     steps = step_array(steps, "steps", max_step=MAX_STEP)
@@ -328,8 +353,7 @@ def _check_problem(algorithm, spectrum, noise):
                            "use loss_curve for a Schedule")
     spectrum_and_noise(spectrum, noise, "loss_at (a per-step batch size makes the dynamics non-stationary)",
                        "use loss_curve")
-    refuse_affine(algorithm, noise, "loss_at", "use loss_curve", allowed=_REDUCED)
-    algorithm, spectrum = plain_problem(algorithm, spectrum)   # readout, preconditioner (docs/math.md §9)
+    decayed_problem(algorithm, spectrum)   # refuses a preconditioner with weight decay, in one line
     return algorithm, spectrum, noise
 
 
@@ -378,50 +402,97 @@ def _reach(nodes: int) -> float:
 # one problem
 
 class _Problem:
-    def __init__(self, algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, progress, threads: int = 0):
+    def __init__(self, algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, progress, threads: int = 0):
+        # the recursion part runs the problem as given (loss_curve applies the reductions itself)
+        self.original = (algorithm, spectrum)
+        # the contour: readout and preconditioner reduced (docs/math.md §9), weight decay kept apart
+        algo, spectrum, rho = decayed_problem(algorithm, spectrum)
         self.algo, self.spectrum, self.noise, self.progress = algo, spectrum, noise, progress
         self.threads = threads
         lam, m, c2 = spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2
         self.L0 = spectrum.initial_loss
         self.coupling = noise.coupling
-        self.wu = 0.5 * m * lam * c2
+        self.rho, self.label = float(rho), noise.label_source
+        # the affine model (label noise, weight decay): per-component states, module _affine_states
+        self.affine = self.rho != 0.0 or self.label != 0.0
+        self.wu = 0.5 * m * lam if self.affine else 0.5 * m * lam * c2
         self.wv = self.coupling * m * lam ** 2
         self.args = (algo.alpha, algo.b, algo.c, algo.D, algo.e, noise.self_noise)
         # (K, P) poles s = log(mu); each component's slow real delta = mu - 1 and its uncertainty
-        self.poles, self.slow_delta, self.slow_error = _core.moment_poles(lam, *self.args)
-        relevant = np.ones(lam.size, bool) if self.coupling != 0.0 else self.wu > 0
+        self.poles, self.slow_delta, self.slow_error = _core.moment_poles(lam, *self.args, shift=self.rho)
+        self.first_slow = (None, None)
+        if self.rho:
+            # weight decay: the first moments' poles log(nu) (nu eigenvalues of S_k at lambda + rho) are
+            # singularities too, where w*_k != 0
+            first, fdelta, ferror = _core.moment_poles(lam, *self.args, shift=self.rho, first_moments=True)
+            first[c2 == 0] = -math.inf
+            self.poles = np.concatenate([self.poles, first], axis=1)
+            self.first_slow = (np.where(c2 == 0, np.nan, fdelta), ferror)
+        signal = 0.5 * m * lam * c2 > 0
+        if self.coupling != 0.0:
+            relevant = np.ones(lam.size, bool)
+        else:
+            relevant = signal | ((m * lam > 0) if self.label != 0.0 else False)
         finite = np.isfinite(self.poles.real)
         real = (self.poles.imag == 0) & finite
         with np.errstate(invalid="ignore"):
             key = np.where(finite, self.poles.real, -np.inf).max(axis=1)
         self.order = np.argsort(-key, kind="stable").astype(np.int64)  # rightmost poles first
         self.key_sorted = key[self.order]
-        self.trivial = not np.any(relevant) or self.L0 == 0.0
+        self.trivial = not np.any(relevant) or (self.L0 == 0.0 and self.label == 0.0)
         real_rel = np.where(real & relevant[:, None], self.poles.real, -np.inf)
         self.real_max = float(real_rel.max()) if real_rel.size else -math.inf
         self.reach = _reach(_NODES)
         self.c = self._centre() if not self.trivial else 0.0
-        self.rho_off, self.t0 = self._contour_start(relevant, finite)
         off_axis = relevant[:, None] & finite & (self.poles.imag != 0)
         self.off_axis_growth = float(self.poles.real[off_axis].max()) if np.any(off_axis) else -math.inf
+        self.states = self._affine_states() if self.affine and not self.trivial else None
+        self.floor = self.states.floor if self.states is not None else 0.0
+        if self.states is not None and not self.states.deviation:
+            self.c = max(self.c, 0.0)   # the sources' pole at s = 0 must lie inside the contour
+        # the scale of the transient's parts: |L_0 - L_inf| <= L_0 + |L_inf|
+        self.scale0 = self.L0 + abs(self.floor)
+        self.rho_off, self.t0 = self._contour_start(relevant, finite)
         theta = float(np.abs(self.poles.imag[off_axis]).min()) if np.any(off_axis) else math.inf
         self.envelope_window = min(_ENVELOPE_MAX_WINDOW, math.ceil(math.pi / theta)) if math.isfinite(theta) else 0
         self._intervals: dict[float, dict] = {}
 
+    def _affine_states(self) -> AffineStates:
+        """The deviation form (the floor subtracted) for a converging run, else the source form
+        (module memsgd._affine_states)."""
+        spec = self.spectrum
+        lam, c2 = spec.eigenvalues, spec.coefficients2
+        if self.c < 0.0 and not self.off_axis_growth >= 0.0:
+            Y, mu = _core.stationary_moments(lam, *self.args, shift=self.rho)
+            point = fixed_point(Y, mu, lam, spec.weights, c2, self.algo.h, self.coupling, self.noise.self_noise,
+                                self.label, self.slow_delta, self.slow_error)
+            if point is not None:
+                return deviation_states(point, c2, self.rho)
+        return source_states(lam, c2, self.algo.memory + 1, self.rho, self.label)
+
     # -- analysis ---------------------------------------------------------------------------
-    def _sums(self, s, n_slow, watch=False):
+    def _sums(self, s, n_slow, watch=False, states=True):
+        """The core's generating sums at the nodes s (``states=False``: the plain model's U, U'
+        whatever the problem: for V, V' only)."""
         s = np.ascontiguousarray(s, dtype=complex)
         n_slow = np.broadcast_to(np.asarray(n_slow, dtype=np.int64), s.shape).copy()
+        affine = {}
+        st = self.states if states else None
+        if st is not None:
+            affine = dict(second=st.second, first=st.first, second_source=st.second_source,
+                          first_source=st.first_source)
+            if self.rho and st.first is not None:
+                affine.update(first_slow_delta=self.first_slow[0], first_slow_error=self.first_slow[1])
         call = lambda control: _core.generating_sums(self.spectrum.eigenvalues, self.wu, self.wv, self.order,
                                                      *self.args, s, n_slow, self.slow_delta, self.slow_error,
-                                                     control, self.threads)
+                                                     control, self.threads, shift=self.rho, **affine)
         if not watch:
             return call(None)
         work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3
         return watched(call, work, self.progress, s.size, "loss_at contour", "node", "steps_done")
 
     def _v_prime(self, s_real: np.ndarray) -> np.ndarray:
-        out = self._sums(s_real.astype(complex), 0)
+        out = self._sums(s_real.astype(complex), 0, states=False)
         return (out[:, 3] + out[:, 7]).real
 
     def _centre(self) -> float:
@@ -456,7 +527,19 @@ class _Problem:
 
     def _contour_start(self, relevant, finite):
         """Decay rate ``rho`` of the slowest singularity off the real axis (relative to the centre)
-        and the step ``t0`` from which the contour may leave such singularities out."""
+        and the step ``t0`` from which the contour may leave such singularities out.
+
+        Around a floor (the deviation form, ``L_inf > 0``) there is a second way to leave them out:
+        a singularity with ``Re s = gamma < 0`` contributes at most about ``scale0 e^(gamma t)``,
+        which falls below ``e^-(reach safety)`` times the floor at ``t = (safety reach + log(scale0 /
+        L_inf)) / -gamma``, once the contour has also shrunk to half its distance from the centre.
+        That covers what the first way cannot: weight decay's first-moment poles ``log nu`` of an
+        underdamped component lie to the *right* of every real singularity (``log |nu|`` against
+        ``log |nu|^2`` of the second moments), and an oscillation as slow as the slowest real mode
+        never decays relative to the loss, but both decay relative to the floor. ``t0`` is the
+        earlier of the two (``self.floor_mode`` says whether the floor's was taken); ``rho <= 0``
+        with no floor to fall back on keeps the contour from starting."""
+        self.floor_mode, self.off_rate = False, -math.inf
         if self.trivial:
             return math.inf, _MIN_START
         p = self.poles[relevant][finite[relevant]]
@@ -465,9 +548,18 @@ class _Problem:
             angle = np.arctan2(np.abs(p.imag), dist)
         off = angle > _WEDGE
         rho = float(dist[off].min()) if np.any(off) else math.inf
-        if rho <= 0.0:
-            return rho, math.inf
-        return rho, max(_MIN_START, math.ceil(_SAFETY * self.reach / rho)) if math.isfinite(rho) else _MIN_START
+        t_loss = math.inf if rho <= 0.0 else (
+            max(_MIN_START, math.ceil(_SAFETY * self.reach / rho)) if math.isfinite(rho) else _MIN_START)
+        around_floor = self.states is not None and self.states.deviation and self.floor > 0
+        gamma = float(p.real[off].max()) if np.any(off) else -math.inf
+        if around_floor and np.any(off) and gamma < 0:
+            separation = float(np.abs(p[off] - self.c).min())
+            below_floor = _SAFETY * self.reach + math.log(max(1.0, self.scale0 / self.floor))
+            t_floor = max(_MIN_START, math.ceil(_SAFETY * self.reach / separation), math.ceil(below_floor / -gamma))
+            if t_floor < t_loss:
+                self.floor_mode, self.off_rate = True, gamma
+                return rho, t_floor
+        return rho, t_loss
 
     # -- contour evaluation -----------------------------------------------------------------
     def _interval(self, t_lo: float):
@@ -483,6 +575,8 @@ class _Problem:
         counts = np.unique(np.searchsorted(-self.key_sorted, -(self.c - factors * width), side="right"))
         counts = counts[counts < K]
         n_slow = K
+        if self.states is not None and not self.states.deviation:
+            counts = counts[:0]   # the sources' pole at s = 0 is in every component's part: no fast set
         if counts.size:
             out = self._sums(np.full(counts.size, self.c - width, complex), counts)
             ok = np.abs(out[:, 7]) < _FAST_COUPLING
@@ -531,11 +625,12 @@ class _Problem:
         return float(self.t0 * _SPAN ** j)
 
     def contour(self, t: np.ndarray):
-        """``(L_t, error)`` from the contour integral, t >= t0."""
+        """``(L_t, error, L_t - floor)`` from the contour integral, t >= t0: the floor plus the
+        integrated transient (``error`` includes the floor's rounding)."""
         t = np.asarray(t, dtype=np.int64)
         if t.size > _CHUNK:  # bounded memory for the (steps x nodes) exponentials
             parts = [self.contour(t[i:i + _CHUNK]) for i in range(0, t.size, _CHUNK)]
-            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+            return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
         L = np.empty(t.size)
         err = np.empty(t.size)
         starts = np.array([self._interval_start(int(x)) for x in t])
@@ -560,25 +655,34 @@ class _Problem:
                 e_pole = _POLE_FACTOR * np.maximum(poles[0], poles[1])
                 e_fast = iv["fast_scale"] * np.exp(self.c * tt - _SLOW_REACHES * self.reach * tt / t_lo) \
                     * self.reach * tt / t_lo
-                e_off = (self.L0 + iv["scale"] * self.reach / t_lo) * np.exp((self.c - self.rho_off) * tt) \
-                    if math.isfinite(self.rho_off) else 0.0 * tt
+                if self.floor_mode:   # left out below the floor (_contour_start)
+                    e_off = (self.scale0 + iv["scale"] * self.reach / t_lo) * np.exp(self.off_rate * tt)
+                elif math.isfinite(self.rho_off):
+                    e_off = (self.scale0 + iv["scale"] * self.reach / t_lo) * np.exp((self.c - self.rho_off) * tt)
+                else:
+                    e_off = 0.0 * tt
             # only a growing run (c > 0) can overflow: its loss is then beyond any threshold
             if self.c <= 0 and not np.all(np.isfinite(main)):
                 raise RuntimeError("loss_at: a contour node hit a singularity of the generating function; "
                                    "please report this problem")
             L[sel] = np.where(np.isfinite(main), main, math.inf)
             err[sel] = np.where(np.isfinite(main), e_quad + e_round + e_pole + e_fast + e_off, 0.0)
-        return L, err
+        if self.states is None or not self.floor:
+            return L, err, L
+        floor_error = self.states.floor_error + 2 * _EPS * abs(self.floor)   # its rounding, and the sum's
+        return self.floor + L, np.where(np.isfinite(L), err + floor_error, 0.0), L
 
     # -- the driver -------------------------------------------------------------------------
     def _threshold(self) -> float:
-        return DIVERGENCE_FACTOR * self.L0
+        # the core's rule: relative to L_0 > 0 (with L_0 = 0 only a non-finite loss diverges)
+        return DIVERGENCE_FACTOR * self.L0 if self.L0 > 0 else math.inf
 
     def _exact(self, T: int):
         """``(loss, error, diverged_at)`` of the recursion up to step T (error: the rounding model
         against the loss's envelope, for which the recursion runs half a period further)."""
         extra = self.envelope_window
-        curve = loss_curve(self.algo, self.spectrum, self.noise, T + extra, progress=self.progress,
+        algorithm, spectrum = self.original
+        curve = loss_curve(algorithm, spectrum, self.noise, T + extra, progress=self.progress,
                            threads=self.threads or None)
         div = curve.diverged_at  # the core decides divergence (inf from there on)
         if div is not None and div > T:
@@ -626,7 +730,7 @@ class _Problem:
         #    one where the contour's estimate is not good enough (and the recursion's is better).
         late = steps > hand
         t_late = steps[late]
-        L, E = self.contour(t_late)
+        L, E, X = self.contour(t_late)
         with np.errstate(invalid="ignore"):
             over = ~np.isfinite(L) | (L > self._threshold())
         if np.any(over):  # nothing after a divergence counts
@@ -642,7 +746,7 @@ class _Problem:
         while True:
             while H < t_max:
                 t_check = self._check_steps(H)
-                Lc, Ec = self.contour(t_check)
+                Lc, Ec, _ = self.contour(t_check)
                 if np.all(relative_errors(Lc, Ec) <= _TRUST_RELATIVE_ERROR) or H >= reach:
                     break
                 H = min(_HAND_OVER_GROWTH * H, reach)
@@ -666,25 +770,27 @@ class _Problem:
         early = steps <= H
         loss[early] = exact[steps[early]]
         error[early] = exact_error[steps[early]]
+        excess = loss - self.floor
         after = ~early
         keep = np.isin(t_late, steps[after])
-        L, E, over = L[keep], E[keep], over[keep]
+        L, E, X, over = L[keep], E[keep], X[keep], over[keep]
         if inflate:
             E = np.maximum(E, inflate * np.abs(L))
-        loss[after], error[after] = L, E
+        loss[after], error[after], excess[after] = L, E, X
         diverged_at = None
         if np.any(over):
             i = int(np.flatnonzero(after)[int(np.argmax(over))])
             lo = int(steps[i - 1]) if i > 0 and steps[i - 1] > H else H
             diverged_at = self._first_crossing(lo, int(steps[i]))
             gone = steps >= diverged_at
-            loss[gone], error[gone] = math.inf, 0.0
+            loss[gone], error[gone], excess[gone] = math.inf, 0.0, math.inf
         rel = relative_errors(loss, error)
         self._refuse_unresolved(steps, loss, rel, after & np.isfinite(loss))
         message = accuracy_warning(rel, lambda i: f"step {int(steps[i])}")
         if message is not None:
             messages.append(message)
-        return LossAt(steps, np.maximum(loss, 0.0), error, diverged_at, H, self.c, tuple(messages))
+        return LossAt(steps, np.maximum(loss, 0.0), error, diverged_at, H, self.c, tuple(messages), self.floor,
+                      np.maximum(excess, -self.floor))
 
     def _refuse_unresolved(self, steps, loss, rel, where):
         """ValueError when a value the recursion cannot replace has no correct digit (an error
@@ -695,7 +801,7 @@ class _Problem:
             return
         i = int(np.argmax(bad))
         t = int(steps[i])
-        scale = self.L0 * math.exp(min(self.c * t, 700.0))
+        scale = self.scale0 * math.exp(min(self.c * t, 700.0))
         if abs(loss[i]) < 1e-3 * scale:
             why = (f"the loss has fallen far below the scale e^(c t) L_0 = {scale:.3g} that the contour resolves "
                    f"(a slow mode with a tiny amplitude, or faster modes that still carry the loss)")
@@ -710,9 +816,10 @@ class _Problem:
     def _slow_modes_message(self, t_max: int) -> str:
         """The refusal when the contour starts too late (t0 finite: the oscillating modes decay,
         but so slowly that the recursion would have to cover more than _ENGINE_MAX steps)."""
+        rate = self.rho_off
         return (f"loss_at cannot reach step {t_max}: the algorithm has oscillating modes (complex or negative "
-                f"eigenvalues of its moment maps) that decay only like exp(-{self.rho_off:.3g} t) relative to "
-                f"the loss, so the exact recursion would have to run to step ~{2 * self.t0:.3g} (more than "
+                f"eigenvalues of its moment maps) that decay only like exp(-{rate:.3g} t) relative to the loss, "
+                f"so the exact recursion would have to run to step ~{2 * self.t0:.3g} (more than "
                 f"{_ENGINE_MAX:.0e}); use loss_curve with fewer steps")
 
     def _first_crossing(self, lo: int, hi: int) -> int:
@@ -721,7 +828,7 @@ class _Problem:
         thr = self._threshold()
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            L, _ = self.contour(np.array([mid]))
+            L, _, _ = self.contour(np.array([mid]))
             if not np.isfinite(L[0]) or L[0] > thr:
                 hi = mid
             else:
@@ -759,7 +866,7 @@ class _Problem:
         loss[inside] = exact[steps[inside]]
         error[inside] = exact_error[steps[inside]]
         message = accuracy_warning(relative_errors(loss, error), lambda i: f"step {int(steps[i])}")
-        return LossAt(steps, loss, error, div, int(T), self.c, () if message is None else (message,))
+        return LossAt(steps, loss, error, div, int(T), self.c, () if message is None else (message,), self.floor)
 
 
 def _sliding_max(a: np.ndarray, w: int) -> np.ndarray:

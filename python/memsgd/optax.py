@@ -22,8 +22,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._affine import WEIGHTS_ONLY as _WEIGHTS_ONLY
+from ._affine import refuse_affine
 from ._optional import require_all
-from ._validation import nonnegative_scalar, positive_int, real_scalar, require_memory
+from ._validation import nonnegative_scalar, real_scalar, require_memory, step_count
 
 __all__ = ["AM1State", "MemorySGDState", "am1", "memory_sgd"]
 
@@ -86,6 +88,26 @@ def _at(value, count):
     return value(count) if callable(value) else value
 
 
+def _decayed(jax, updates, params, rho, count, feature: str):
+    """``g + rho_t w`` (coupled L2 at the parameters, as torch.optim.SGD's weight_decay)."""
+    if isinstance(rho, float) and rho == 0.0:
+        return updates
+    rho_t = _at(rho, count)
+    if params is not None:
+        return _tree_map(jax, lambda g, w: (g + rho_t * w).astype(g.dtype), updates, params)
+    # no params: fine while the decay is 0 (optax.inject_hyperparams passes the default 0 as an array)
+    try:
+        value = float(rho_t)
+    except (TypeError, jax.errors.ConcretizationTypeError):     # traced: known only inside the step
+        value = None
+    if value == 0.0:
+        return updates
+    if value is not None:
+        raise ValueError(f"{feature} with weight_decay needs the params: call update(grads, state, params)")
+    # a traced nonzero decay without params cannot raise here: NaN updates, so it cannot pass unnoticed
+    return _tree_map(jax, lambda g: (g + jax.numpy.where(rho_t == 0, 0.0, jax.numpy.nan)).astype(g.dtype), updates)
+
+
 def _tree_map(jax, f, *trees):
     """``jax.tree.map`` that passes masked (None) leaves through, as optax's transforms do."""
     return jax.tree.map(lambda g, *rest: None if g is None else f(g, *rest), *trees,
@@ -103,10 +125,11 @@ def _check_params(jax, jnp, params, feature: str) -> None:
                             f"parameters never change under a gradient step)")
 
 
-def am1(learning_rate, momentum, kick):
+def am1(learning_rate, momentum, kick, weight_decay=0.0):
     r"""AM1, heavy ball plus a kick (docs/math.md §2, presets table), as an optax transformation.
 
-    With gradient ``g_t`` and step count ``t`` (0-based, kept in the state)::
+    With gradient ``g_t`` (plus ``weight_decay * w_t``) and step count ``t`` (0-based, kept in
+    the state)::
 
         v_{t+1} = beta_t v_t + g_t                    (v_0 = 0)
         update  = -(lr_t v_{t+1} + kick_t g_t)        (added by optax.apply_updates)
@@ -124,6 +147,11 @@ def am1(learning_rate, momentum, kick):
         momentum: ``beta >= 0``, a number or a callable of the count.
         kick: ``eta``, the weight of the current gradient on top of heavy ball; a number or a
             callable of the count.
+        weight_decay: ``rho >= 0``, a number or a callable of the count: coupled L2, the
+            gradient becomes ``g + rho w`` (as ``torch.optim.SGD(weight_decay=)`` and
+            [`memsgd.torch.AM1`][memsgd.torch.AM1]; the engine's weight decay, docs/math.md §9). ``update`` then
+            needs the params (without them: a ValueError, or NaN updates inside ``jit`` where the
+            decay is a traced value).
 
     Numbers are checked here (finite; ``lr``, ``beta`` >= 0); 0-d arrays (what
     ``optax.inject_hyperparams`` passes, possibly traced) are accepted unchecked.
@@ -152,6 +180,7 @@ def am1(learning_rate, momentum, kick):
     lr = _hyperparameter(jax, learning_rate, "learning_rate", nonnegative=True)
     beta = _hyperparameter(jax, momentum, "momentum", nonnegative=True)
     eta = _hyperparameter(jax, kick, "kick", nonnegative=False)
+    rho = _hyperparameter(jax, weight_decay, "weight_decay", nonnegative=True)
 
     def init_fn(params):
         _check_params(jax, jnp, params, "memsgd.optax.am1")
@@ -159,8 +188,9 @@ def am1(learning_rate, momentum, kick):
                         velocity=_tree_map(jax, jnp.zeros_like, params))
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
         lr_t, beta_t, eta_t = (_at(h, state.count) for h in (lr, beta, eta))
+        updates = _decayed(jax, updates, params, rho, state.count, "memsgd.optax.am1")
         velocity = _tree_map(jax, lambda g, v: (beta_t * v + g).astype(v.dtype), updates, state.velocity)
         new_updates = _tree_map(jax, lambda g, v: (-(lr_t * v + eta_t * g)).astype(g.dtype), updates, velocity)
         return new_updates, AM1State(count=optax.safe_int32_increment(state.count), velocity=velocity)
@@ -168,10 +198,11 @@ def am1(learning_rate, momentum, kick):
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def memory_sgd(algorithm_or_schedule, *, steps=None):
+def memory_sgd(algorithm_or_schedule, *, steps=None, weight_decay=None):
     r"""A memory-M algorithm in matrix form (docs/math.md §2, P.3) as an optax transformation.
 
-    With gradient ``g_t`` at the parameters ``w_t`` (``e = 0``) and step count ``t``::
+    With gradient ``g_t`` at the parameters ``w_t`` (``e = 0``; plus ``rho_t w_t`` with weight
+    decay) and step count ``t``::
 
         update    = b_t^T u_t - alpha_t g_t          (w_{t+1} = w_t + update)
         u_{t+1}   = D_t u_t   - c_t g_t              (u_0 = 0)
@@ -190,6 +221,15 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
             update (default: the schedule's length; required for schedules without one). A step
             past the end gives NaN updates, so an overrun cannot pass unnoticed. Tables that
             would not fit in memory are refused (ValueError) before anything is allocated.
+            An integer, or a float that is one (``3e8``).
+        weight_decay: ``rho >= 0``, coupled L2 (the gradient becomes ``g + rho w``, as
+            ``torch.optim.SGD(weight_decay=)``; docs/math.md §9). Default ``None``: the
+            algorithm's or schedule's own (``memsgd.heavy_ball(0.1, 0.9, weight_decay=1e-3)``, a
+            schedule's per-step ``rho_t``), so that the iterates are those whose loss
+            [`memsgd.loss_curve`][memsgd.loss_curve] gives. A number given for an algorithm that has a different
+            weight decay of its own is refused. ``update`` needs the params when it is not 0.
+            Algorithms with a readout or a preconditioner are refused (the optimizer moves the
+            weights themselves).
 
     Returns:
         ``optax.GradientTransformationExtraArgs`` with state [`MemorySGDState`][memsgd.optax.MemorySGDState] (``update``
@@ -222,8 +262,10 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
         if np.any(algo.e != 0):
             raise ValueError(f"algorithm_or_schedule must have e = 0 (gradient at the iterate), got e = "
                              f"{algo.e.tolist()}")
+        refuse_affine(algo, None, "memsgd.optax.memory_sgd", _WEIGHTS_ONLY, allowed=("weight decay",))
         memory = algo.memory
         constants = (np.float64(algo.alpha), algo.b, algo.c, algo.D)
+        rho = _own_weight_decay(algo.weight_decay, weight_decay)
 
         def coefficients(count):
             return tuple(jnp.asarray(x) for x in constants)
@@ -234,7 +276,8 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
                 raise ValueError(f"steps is required for a schedule without a length ({sched!r}): the "
                                  f"parameters of steps 0..steps-1 are prepared once")
             steps = sched.length
-        steps = positive_int(steps, "steps")
+        steps = step_count(steps, "steps", minimum=1)
+        refuse_affine(sched, None, "memsgd.optax.memory_sgd", _WEIGHTS_ONLY, allowed=("weight decay",))
         memory = sched.memory
         # the float64 tables (alpha, b, c, D, e), the generator's temporaries and the device copy
         require_memory(2.0 * 8 * steps * (1 + 3 * memory + memory ** 2), f"memory_sgd(schedule, steps={steps})")
@@ -245,6 +288,13 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
                              f"got e = {e[bad[0]].tolist()} at step {int(bad[0])}")
         tables = tuple(jnp.asarray(x) for x in (alpha, b, c, D))
         del alpha, b, c, D, e
+        own = sched.weight_decay
+        rho = _own_weight_decay(own if not isinstance(own, np.ndarray) else sched.weight_decays(steps), weight_decay)
+        if isinstance(rho, np.ndarray):
+            rho_table = jnp.asarray(rho)
+
+            def rho(count):
+                return jnp.take(rho_table, count, mode="fill", fill_value=jnp.nan)
 
         def coefficients(count):
             return tuple(jnp.take(x, count, axis=0, mode="fill", fill_value=jnp.nan) for x in tables)
@@ -258,8 +308,9 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
                               memory=tuple(_tree_map(jax, jnp.zeros_like, params) for _ in range(memory)))
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
         alpha_t, b_t, c_t, D_t = coefficients(state.count)
+        updates = _decayed(jax, updates, params, rho, state.count, "memsgd.optax.memory_sgd")
 
         def update(g, *u):                              # b^T u - alpha g
             out = -alpha_t * g
@@ -280,3 +331,18 @@ def memory_sgd(algorithm_or_schedule, *, steps=None):
         return new_updates, MemorySGDState(count=optax.safe_int32_increment(state.count), memory=new_memory)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _own_weight_decay(own, given):
+    """The weight decay to run: the algorithm's ``own`` (a number or per-step array) unless
+    ``given``; a given number that contradicts a nonzero own one is refused."""
+    if given is None:
+        if isinstance(own, np.ndarray):
+            return own if np.any(own) else 0.0
+        return float(own)
+    given = nonnegative_scalar(given, "weight_decay")
+    if np.any(own) and not (np.ndim(own) == 0 and float(own) == given):
+        shown = f"{float(own):g}" if np.ndim(own) == 0 else "per-step values"
+        raise ValueError(f"weight_decay={given:g} contradicts the algorithm's own weight decay ({shown}): "
+                         f"pass weight_decay=None to use it, or an algorithm without one")
+    return given

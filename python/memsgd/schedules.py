@@ -15,11 +15,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ._framework_sgd import optax_sgd_form, torch_sgd_form
 from ._validation import float_array, instance_of, nonnegative_int, nonnegative_scalar, positive_scalar, real_scalar
 from .algorithms import MemoryAlgorithm
 
 __all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd", "dana_decaying",
-           "am1_form"]
+           "am1_form", "torch_sgd", "optax_sgd"]
 
 # generator(t) -> (alpha (n,), b (n, M), c (n, M), D (n, M, M), e (n, M)) for an int array t
 Generator = Callable[[np.ndarray], tuple]
@@ -459,3 +460,106 @@ def _dana_decaying_generator(g1, g2, g3, delta, power, t):
     g3_t = g3 * (1.0 + tf) ** (-power)
     return (g2 + g1 * g3_t, (-g3_t * (1.0 - Delta)).reshape(n, 1), np.full((n, 1), -g1),
             (1.0 - Delta).reshape(n, 1, 1), np.zeros((n, 1)))
+
+
+# -- practitioners' schedules: torch.optim.SGD and optax.sgd as they run -----------------------------
+
+def torch_sgd(lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, *, steps=None) -> Schedule:
+    r"""The schedule that ``torch.optim.SGD(lr, momentum, dampening, nesterov, weight_decay)`` runs,
+    exactly: the loss curve of a quadratic trained by torch is that of this schedule.
+
+    torch's step t (``g_t`` = gradient at the parameters ``w_t`` plus ``weight_decay * w_t``)::
+
+        buf_t = g_t                                   (first step with momentum != 0: a copy of g)
+        buf_t = mu_t buf_{t-1} + (1 - dampening) g_t  (later steps)
+        w_{t+1} = w_t - lr_t buf_t                    (nesterov: w_t - lr_t (g_t + mu_t buf_t))
+
+    With the memory ``u = -buf`` and ``k_t`` = 1 on the buffer's first step, ``1 - dampening``
+    after it, ``u_{t+1} = mu_t u_t - k_t g_t`` and
+
+    - heavy ball: ``w_{t+1} = w_t + lr_t mu_t u_t - lr_t k_t g_t``, i.e. ``alpha_t = lr_t k_t``,
+      ``b_t = lr_t mu_t``, ``c_t = k_t``, ``D_t = mu_t``;
+    - nesterov: ``w_{t+1} = w_t - lr_t g_t + lr_t mu_t u_{t+1}
+      = w_t + lr_t mu_t^2 u_t - lr_t (1 + mu_t k_t) g_t``, i.e. ``alpha_t = lr_t (1 + mu_t k_t)``,
+      ``b_t = lr_t mu_t^2``. torch's parameters are the look-ahead point of classical Nesterov
+      (``w + mu u``), so its gradient is taken at the stored parameters: ``e = 0``, and the loss of
+      torch's parameters is what this schedule's loss curve gives;
+    - a step with ``mu_t = 0`` leaves the buffer alone (``D_t = 1``, ``c_t = 0``, ``b_t = 0``,
+      ``alpha_t = lr_t``); momentum 0 throughout is memory 0, ``alpha_t = lr_t``.
+
+    ``u = -buf`` is not weighted by the learning rate, so a new ``lr_t`` scales the whole
+    accumulated buffer, as torch's LR schedulers do. Weight decay is the coupled L2 of the engine
+    (docs/math.md §9), at the gradient point = the parameters. memsgd's initial state is
+    ``w_0 = 0`` with ``u_0 = 0`` (torch's empty buffer).
+
+    Args:
+        lr: ``lr_t >= 0``: a number, a 1-D array over steps, a callable ``step -> lr`` (0-based; e.g.
+            a [`memsgd.lr_shapes`][memsgd.lr_shapes] shape), or a ``torch.optim.lr_scheduler`` scheduler: the
+            values its optimizer's first param group gets, stepped once per optimizer step, read
+            from a copy ([`memsgd.lr_shapes.from_torch_scheduler`][memsgd.lr_shapes.from_torch_scheduler]). A
+            scheduler must drive
+            the torch.optim.SGD described here (its momentum per step, dampening, nesterov and
+            weight decay are checked).
+        momentum: ``mu_t >= 0``, the same kinds (a momentum schedule, e.g. OneCycleLR's cycled one:
+            ``lr_shapes.from_torch_scheduler(scheduler, steps, key="momentum")``).
+        dampening: in [0, 1].
+        nesterov: torch's Nesterov (needs momentum > 0 at step 0 and dampening 0, as torch).
+        weight_decay: ``>= 0``, a number or per-step values.
+        steps: the number of steps to tabulate; required when a value is a callable or a
+            scheduler, and equal to the length of any array. With numbers only, the schedule has no
+            end.
+
+    Example:
+        >>> import memsgd
+        >>> from memsgd import lr_shapes, schedules
+        >>> sched = schedules.torch_sgd(lr_shapes.cosine(0.1, 100), momentum=0.9, steps=100)
+        >>> alpha, b, c, D, e = sched.parameters(2)
+        >>> alpha.tolist(), c[:, 0].tolist()                  # k = 1 at the buffer's first step
+        ([0.1, 0.09997532801828658], [1.0, 1.0])
+        >>> curve = memsgd.loss_curve(sched, memsgd.Spectrum.power_law(1.5, 1.0, size=100), memsgd.Noise.none(), 100)
+    """
+    memory, generator, length, rho, name = torch_sgd_form(lr, momentum, dampening, nesterov, weight_decay, steps)
+    return Schedule(memory, generator, length=length, name=name, weight_decay=rho)
+
+
+def optax_sgd(learning_rate, momentum=None, nesterov=False, steps=None, *, weight_decay=0.0) -> Schedule:
+    r"""The schedule that ``optax.sgd(learning_rate, momentum, nesterov)`` runs, exactly (with
+    ``weight_decay``: ``optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(...))``).
+
+    optax's step t (count ``t`` from 0, kept by ``scale_by_learning_rate``)::
+
+        trace_{t+1} = mu trace_t + g_t                (optax.trace, trace_0 = 0)
+        w_{t+1} = w_t - lr(t) trace_{t+1}             (nesterov: w_t - lr(t) (g_t + mu trace_{t+1}))
+
+    With ``u = -trace``: ``u_{t+1} = mu u_t - g_t`` and ``(alpha, b, c, D) = (lr, lr mu, 1, mu)``,
+    nesterov ``(lr (1 + mu), lr mu^2, 1, mu)``, ``e = 0`` (optax's nesterov, like torch's, takes
+    the gradient at the stored parameters). ``momentum=None``: no trace, memory 0,
+    ``alpha_t = lr(t)`` (optax then ignores ``nesterov``). This is ``torch_sgd`` with
+    ``dampening = 0`` except that a step with ``mu_t = 0`` replaces the trace by ``g``.
+
+    Args:
+        learning_rate: a number, a 1-D array over steps, or a schedule ``count -> lr`` (an optax
+            schedule or a [`memsgd.lr_shapes`][memsgd.lr_shapes] shape), evaluated as optax evaluates it: on int32
+            counts ``0 .. steps-1`` in JAX
+            ([`memsgd.lr_shapes.from_optax_schedule`][memsgd.lr_shapes.from_optax_schedule]; JAX's
+            precision, float32 unless ``jax_enable_x64``). Values must be finite and >= 0.
+        momentum: ``None`` (no momentum), a number, or per-step values / a schedule of the count
+            (what ``optax.inject_hyperparams(optax.sgd)(momentum=schedule)`` runs).
+        nesterov: optax's Nesterov.
+        steps: the number of steps to tabulate; required for a schedule, equal to any array's
+            length. With numbers only, the schedule has no end.
+        weight_decay: ``>= 0``: ``optax.add_decayed_weights`` before the update (coupled L2,
+            docs/math.md §9).
+
+    optax multiplies the updates by ``lr`` cast to the parameters' dtype: float64 parameters follow
+    this schedule to rounding; float32 ones see float32 learning rates.
+
+    Example:
+        >>> from memsgd import schedules
+        >>> sched = schedules.optax_sgd(0.1, momentum=0.9, nesterov=True)
+        >>> [round(v, 12) for v in sched.parameters(1)[0].tolist()]   # alpha = lr (1 + mu)
+        [0.19]
+    """
+    memory, generator, length, name = optax_sgd_form(learning_rate, momentum, nesterov, steps)
+    rho = nonnegative_scalar(weight_decay, "weight_decay")
+    return Schedule(memory, generator, length=length, name=name, weight_decay=rho)

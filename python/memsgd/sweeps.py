@@ -19,7 +19,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ._affine import affine_features
 from ._growth import MIN_STEPS, RECORDED, growth
 from ._optional import require
 from ._progress import progress_bar
@@ -460,12 +459,11 @@ def _resolve_method(method: str, configs: Configurations, record) -> str:
         if unsupported is not None:
             a = configs.algorithms[unsupported]
             n = configs.noises[configs.noise_index[unsupported]]
-            affine = [f for f in affine_features(a, n) if f in ("label noise", "weight decay")]
             what = ("a Schedule" if isinstance(a, Schedule) else "a per-step batch size" if n.per_step
-                    else " and ".join(affine))
-            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size (no label noise "
-                             f"or weight decay yet); got {what} at {configs.describe(unsupported)} (use "
-                             "method='engine' or 'auto')")
+                    else "a preconditioner together with weight decay")
+            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size (and no "
+                             f"preconditioner together with weight decay); got {what} at "
+                             f"{configs.describe(unsupported)} (use method='engine' or 'auto')")
         why = "method='loss_at'"
     if record is None:
         raise ValueError(f"record=None keeps every step: {configs.size} x {configs.steps + 1} losses "

@@ -10,6 +10,14 @@
 // delta = mu - 1 even at lambda_k ~ 1e-55, and
 //     (I - z T_k)^-1 = e^s (sigma I - Delta_k)^-1,     z = e^-s,  sigma = expm1(s),
 // is solved with the small differences sigma - delta computed, not formed from 1 - z mu.
+//
+// The affine model (docs/math.md §9). Weight decay rho shifts the step matrices,
+// S_k = S0 - (lambda_k + rho) g h^T (the self-noise keeps lambda_k^2), and adds first moments
+// y_k (times w*_k): y' = S_k y + f_k, which feed the second moments through
+//     X' = T_k(X) + C_k y + b_k,     C_k y = -rho (S_k y g^T + g y^T S_k^T),
+// with constant sources f_k (along g) and b_k (along g g^T: the label noise and rho^2 w*^2).
+// generating_sums takes any initial (X_k, y_k) and sources per component (AffineInput): the
+// plain model is X_k = E11, y_k = 0, no sources; the deviation from a fixed point has no sources.
 // The core knows nothing of Python.
 #pragma once
 
@@ -24,14 +32,22 @@ namespace memsgd {
 
 // The P x P matrices Delta_k of a stationary algorithm (params.steps_stored == 1) on the
 // eigenvalues lambda[0..count-1].
+// With shift = rho (weight decay) the maps are those of S_k = S0 - (lambda_k + rho) g h^T with the
+// self-noise of lambda_k.
 class MomentMaps {
  public:
-  MomentMaps(const double* lambda, std::size_t count, const AlgorithmParams& params, double self_noise);
+  MomentMaps(const double* lambda, std::size_t count, const AlgorithmParams& params, double self_noise,
+             double shift = 0.0);
 
   int size() const { return P_; }              // P
+  int dimension() const { return N_; }         // N = M + 1
   std::size_t count() const { return count_; }
+  double shift() const { return shift_; }
   // Delta_k into out (P x P, row-major).
   void delta(std::size_t k, double* out) const;
+  // E_k = S_k - I into out (N x N, row-major): the map of the first moments, minus I.
+  void first_moment(std::size_t k, double* out) const;
+  const double* g() const { return g_.data(); }
   // Coordinates of E11 and g g^T, and the weights w with <h h^T, X> = sum_c w_c x_c.
   const double* e11() const { return e11_.data(); }
   const double* ggt() const { return ggt_.data(); }
@@ -41,7 +57,7 @@ class MomentMaps {
   int N_, P_;
   std::size_t count_;
   const double* lambda_;
-  double self_noise_;
+  double self_noise_, shift_;
   std::vector<double> S0mI_, g_, h_;  // S0 - I (N x N), g, h
   std::vector<double> e11_, ggt_, hhw_;
   std::vector<double> stored_;         // all Delta_k when small enough, else built on demand
@@ -64,9 +80,37 @@ class MomentMaps {
 void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slow_delta = nullptr,
                   double* slow_error = nullptr);
 
+// The same for the first-moment maps S_k: out (count x N) the poles log(nu) of the eigenvalues nu
+// of S_k, slow_delta and slow_error those of its real eigenvalue closest to 1 (E_k = S_k - I).
+void first_moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slow_delta = nullptr,
+                        double* slow_error = nullptr);
+
+// The fixed point pieces at z = 1 (s = 0), by the solves the contour uses at sigma = 0:
+// Y (count x P) = (I - T_k)^-1 g g^T (the stationary second moment per unit noise drive), and
+// mu (count x N) = (I - S_k)^-1 (-rho g) (the stationary first moment per unit w*_k; 0 without
+// weight decay). Inf or NaN where I - T_k or I - S_k is singular.
+void stationary_moments(const MomentMaps& maps, double* Y, double* mu);
+
+// Per-component initial states and constant sources of the affine model (all optional, count
+// rows each): second (count x P) X_k(0), replacing E11; first (count x N) y_k(0); second_source
+// (count) the coefficient b_k of g g^T added at every step; first_source (count) the coefficient
+// f_k of g added to y at every step; first_slow_delta, first_slow_error as from
+// first_moment_poles (the uncertainty of the slow first-moment pole, for the error bounds).
+struct AffineInput {
+  const double* second = nullptr;
+  const double* first = nullptr;
+  const double* second_source = nullptr;
+  const double* first_source = nullptr;
+  const double* first_slow_delta = nullptr;
+  const double* first_slow_error = nullptr;
+};
+
 // For each node s_j (s = -log z) the weighted sums, over the components order[0..n_slow_j) (the
 // "slow" set S) and order[n_slow_j..count) (the "fast" set F) separately, of
 //     u   = <E11,   (I - zT)^-1 E11>,      u'  = <h h^T, (I - zT)^-1 E11>        (weight wu_k)
+// (with affine input, E11 replaced by the transform of the affine state from (X_k(0), y_k(0)),
+//     X(z) = (I - zT)^-1 [X(0) + C (sigma - E)^-1 (y(0) + f / sigma) + b / sigma],
+// so that u = sum_t <E11, X_t> z^t: the sources put a pole at z = 1, s = 0)
 //     v   = z <E11, (I - zT)^-1 g g^T>,    v'  = z <h h^T, (I - zT)^-1 g g^T>    (weight wv_k)
 // into out[12 j + 0..7] = (U_S, U'_S, V_S, V'_S, U_F, U'_F, V_F, V'_F). These are the
 // generating functions sum_n U_n z^n, ... of docs/math.md §4 restricted to S and F.
@@ -81,6 +125,7 @@ void moment_poles(const MomentMaps& maps, std::complex<double>* out, double* slo
 bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
                      const std::int64_t* order, std::size_t nodes, const std::complex<double>* s,
                      const std::int64_t* n_slow, const double* slow_delta, const double* slow_error,
-                     std::complex<double>* out, RunControl* control, int threads = 0);
+                     std::complex<double>* out, RunControl* control, int threads = 0,
+                     const AffineInput& affine = AffineInput());
 
 }  // namespace memsgd

@@ -11,7 +11,6 @@ import math
 import numpy as np
 
 from .. import _method
-from .._affine import affine_features
 from .._steps import log_spaced_steps
 from ..dynamics import loss_curve
 from ..long_horizon import MAX_STEP, loss_at, supports_loss_at
@@ -62,11 +61,8 @@ def _choose_method(args, algo, spectrum, noise):
     stationary = supports_loss_at(algo, noise)
     if stationary and args.method != "engine" and args.steps > MAX_STEP:
         raise ValueError(f"--steps must be <= 1e12 with loss_at, got {args.steps:.3g}")
-    affine = [f for f in affine_features(algo, noise) if f in ("label noise", "weight decay")]
     if args.method == "loss_at":
         if not stationary:
-            if affine:
-                raise ValueError(f"--method loss_at does not take {' or '.join(affine)} yet: use --method engine")
             raise ValueError(f"--method loss_at needs a stationary algorithm; --algo {args.algo} is a schedule "
                              "(its parameters change every step): use --method engine")
         return "loss_at", None
@@ -79,9 +75,7 @@ def _choose_method(args, algo, spectrum, noise):
                               f" but keep {args.steps:.3g} steps (more than {AUTO_STEPS:.0e})"))
     if not stationary and (work > SCHEDULE_MAX_WORK or args.steps > SCHEDULE_MAX_STEPS):
         seconds = _common.engine_seconds(algo, spectrum, noise, args.steps)
-        why = (f"with {' and '.join(affine)} only the step-by-step engine applies (loss_at does not take it yet)"
-               if affine and not isinstance(algo, Schedule) else
-               f"--algo {args.algo} is a schedule: its parameters change every step, so only the step-by-step "
+        why = (f"--algo {args.algo} is a schedule: its parameters change every step, so only the step-by-step "
                "engine applies (loss_at needs a stationary algorithm)")
         raise ValueError(
             f"{why}, and --steps {args.steps:.3g} would take "
@@ -131,13 +125,13 @@ def run(args) -> int:
         print(f"# method: {described}" + ("" if reason is None else f"\n#   ({reason})"))
         if sigma2:
             print(f"# L_t: excess risk; L_t + sigma2/2: population risk (label noise sigma2 = {sigma2:g})")
-            _common.print_table(["t", "L_t", "L_t + sigma2/2"],
-                                [(int(t), f"{L:.6e}", f"{L + 0.5 * sigma2:.6e}") for t, L in zip(times, loss)])
-        elif error is None:
-            _common.print_table(["t", "L_t"], [(int(t), f"{L:.6e}") for t, L in zip(times, loss)])
-        else:
-            _common.print_table(["t", "L_t", "rel_error"],
-                                [(int(t), f"{L:.6e}", _relative(L, e)) for t, L, e in zip(times, loss, error)])
+        columns = ["t", "L_t"] + (["L_t + sigma2/2"] if sigma2 else []) + ([] if error is None else ["rel_error"])
+        rows = []
+        for i, (t, L) in enumerate(zip(times, loss)):
+            row = [int(t), f"{L:.6e}"] + ([f"{L + 0.5 * sigma2:.6e}"] if sigma2 else [])
+            rows.append(tuple(row + ([] if error is None else [_relative(L, error[i])])))
+        _common.print_table(columns, rows)
+        if error is not None:
             finite = np.isfinite(loss) & (loss != 0)
             if np.any(finite):
                 worst = float(np.max(error[finite] / np.abs(loss[finite])))

@@ -95,6 +95,8 @@ def run_stability(args) -> int:
     if rep.converges and not algo.weight_decay:
         asy = theory.asymptotics(algo, spectrum, noise, check_at=check_at)
         out["asymptotics"] = {"phase": asy.phase, "exponent": asy.exponent, "constant": _num(asy.constant)}
+        if asy.floor:
+            out["asymptotics"]["floor"] = asy.floor
         if check_at is not None:
             out["asymptotics"]["check"] = [
                 {"t": t, "exact": L, "exact_error": e, "predicted": _num(asy.predict(t)), "ratio": r}
@@ -111,7 +113,11 @@ def run_stability(args) -> int:
     rows += [(f"asymptotics.{k}", v) for k, v in out.get("asymptotics", {}).items() if k != "check"]
     _common.print_table(["quantity", "value"], [(k, f"{v:.10g}" if isinstance(v, float) else str(v)) for k, v in rows])
     if check_at is not None:
-        print("# the law against the exact loss (loss_at; ratio -> 1 as t grows)")
+        if asy.floor:
+            print(f"# the law against the exact loss (loss_at): ratio = (L_t - L_inf) / (predicted - L_inf) -> 1 "
+                  f"as t grows, L_inf = {asy.floor:.10g}")
+        else:
+            print("# the law against the exact loss (loss_at; ratio -> 1 as t grows)")
         _common.print_table(["t", "exact L_t", "predicted", "ratio", "ratio - 1"],
                             [(c["t"], f"{c['exact']:.6e}", f"{c['predicted']:.6e}", f"{c['ratio']:.10f}",
                               f"{c['ratio'] - 1:.2e}") for c in out["asymptotics"]["check"]])

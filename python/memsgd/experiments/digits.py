@@ -37,6 +37,7 @@ from .._optional import require_all
 from .._steps import log_spaced_steps
 from .._validation import nonnegative_int, positive_int, real_scalar
 from .common import fmt, format_table, prepare_out_dir, write_json
+from .network_training import BLOWUP_FACTOR, train_run
 
 __all__ = ["run"]
 
@@ -46,10 +47,6 @@ HB_MOMENTUM = 0.9
 AM1_DELTA = 0.5
 AM1_T0 = 10.0
 JACOBI_NU = 1.0
-# Training stops at the first evaluated step whose full-batch loss exceeds this times the initial
-# loss (or is not finite): the run has blown up. A rule for real network training, not the
-# exact engine's divergence rule (L_t > 1e30 L_0, docs/math.md §8), hence its own name.
-BLOWUP_FACTOR = 100.0
 
 
 def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optional[str] = ".",
@@ -113,7 +110,7 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
         X = torch.tensor(X_np, dtype=torch.float32)
         Y = torch.tensor(one_hot(y_np, CLASSES), dtype=torch.float32)
         labels = torch.tensor(y_np)
-        n, d = X.shape
+        d = X.shape[1]
         lambda_max = top_hessian_eigenvalue(init_params(d, hidden, CLASSES, seed),
                                             lambda ps: mse_loss(ps, X, Y), seed + 2)
         eta = 1.0 / lambda_max
@@ -132,31 +129,11 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
         curves, rows = {}, []
         for k, (name, (hyper, make)) in enumerate(algorithms.items()):
             params = init_params(d, hidden, CLASSES, seed)
-            opt = make(params)
-            gen = torch.Generator().manual_seed(seed + 1)
-            ts, ls = [], []
-            L0 = None
-            blew_up_at = None
-            next_eval = 0
-            for t in range(steps + 1):
-                if t == times[next_eval]:
-                    with torch.no_grad():
-                        L = float(mse_loss(params, X, Y))
-                    ts.append(t)
-                    ls.append(L)
-                    L0 = L if L0 is None else L0
-                    next_eval += 1
-                    if not math.isfinite(L) or L > BLOWUP_FACTOR * L0:
-                        blew_up_at = t
-                        break
-                if t == steps:
-                    break
-                idx = torch.randint(0, n, (batch_size,), generator=gen)
-                opt.zero_grad(set_to_none=True)
-                mse_loss(params, X[idx], Y[idx]).backward()
-                opt.step()
-                if progress is not None and (t + 1) % every == 0:
-                    progress(k * steps + t + 1, total, name)
+            trained = train_run(params, make(params), mse_loss, X, Y, batch_size=batch_size, steps=steps,
+                                eval_times=times, seed=seed + 1, report_every=every,
+                                report=None if progress is None else
+                                (lambda done, k=k, name=name: progress(k * steps + done, total, name)))
+            ts, ls, blew_up_at = trained["t"], trained["loss"], trained["blew_up_at"]
             if progress is not None:
                 progress((k + 1) * steps, total, name)
             with torch.no_grad():

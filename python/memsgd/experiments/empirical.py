@@ -16,7 +16,7 @@ import numpy as np
 
 from .._validation import float_array, instance_of, positive_int
 
-__all__ = ["estimate_tau", "exact_mean_loss"]
+__all__ = ["estimate_tau", "estimate_tau_gram", "exact_mean_loss"]
 
 
 def _eigenbasis(X: np.ndarray, rtol: float):
@@ -67,6 +67,40 @@ def estimate_tau(x, rtol: float = 1e-10):
     off = lam.sum() ** 2 - np.sum(lam ** 2)
     if not off > 0:
         raise ValueError("x must have at least two directions of nonzero variance to fit tau1")
+    tau1 = (total - fourth.sum()) / off
+    tau2 = tau1 - np.sum(fourth - lam ** 2) / np.sum(lam ** 2)
+    return float(tau1), float(tau2)
+
+
+def estimate_tau_gram(gram=None, rtol: float = 1e-10, *, eigen=None):
+    r"""[`estimate_tau`][memsgd.experiments.empirical.estimate_tau] from the Gram matrix ``G = x x^T`` (n x n) alone,
+    for features known
+    only through their inner products (a kernel, e.g. a network's tangent kernel).
+
+    With ``G / n = sum_k lambda_k u_k u_k^T`` (the nonzero eigenvalues of ``H = x^T x / n``), the
+    eigen-coordinates of row i are ``z_ik = sqrt(n lambda_k) u_ik``, so
+    ``E z_k^4 = n lambda_k^2 sum_i u_ik^4`` and ``E |z|^4 = mean_i (sum_k n lambda_k u_ik^2)^2``
+    (``= mean_i G_ii^2`` when no direction is dropped); then the two ratios of
+    [`estimate_tau`][memsgd.experiments.empirical.estimate_tau].
+    Directions with ``lambda < rtol lambda_max`` are dropped as there. ``eigen``: the pair
+    ``(lambda, U)`` of ``G / n`` when the caller has it already (then ``gram`` is not needed).
+    Equal to ``estimate_tau(x)`` up to rounding (tested to 1e-10).
+    """
+    if eigen is None:
+        G = float_array(gram, "gram", ndim=2, allow_empty=False)
+        if G.shape[0] != G.shape[1]:
+            raise ValueError(f"gram must be square (n x n), got shape {G.shape}")
+        lam, U = np.linalg.eigh(G / G.shape[0])
+    else:
+        lam, U = (np.asarray(a, dtype=np.float64) for a in eigen)
+    keep = lam > rtol * lam.max()
+    lam, U = lam[keep], U[:, keep]
+    n = U.shape[0]
+    fourth = n * lam ** 2 * np.sum(U ** 4, axis=0)                   # E z_k^4
+    total = np.mean((n * (U ** 2) @ lam) ** 2)                      # E |z|^4
+    off = lam.sum() ** 2 - np.sum(lam ** 2)
+    if not off > 0:
+        raise ValueError("gram must have at least two directions of nonzero variance to fit tau1")
     tau1 = (total - fourth.sum()) / off
     tau2 = tau1 - np.sum(fourth - lam ** 2) / np.sum(lam ** 2)
     return float(tau1), float(tau2)

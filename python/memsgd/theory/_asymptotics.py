@@ -163,7 +163,8 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
 
     ``check_at``: increasing steps t >= 1 (up to 10^12, e.g. ``(1e4, 1e6, 1e9)``) at which to
     compare the law with the exact loss: fills ``check_steps``, ``exact``, ``exact_error`` and
-    ``ratios = exact / predict(t)`` ([`memsgd.loss_at`][memsgd.loss_at], same spectrum nodes: about a second).
+    ``ratios = exact / predict(t)`` ([`memsgd.loss_at`][memsgd.loss_at], same spectrum nodes: about a second;
+    with label noise the ratio of the excesses over the floor, see below).
 
     The affine model (docs/math.md §9). A readout and a preconditioner go through their exact
     reductions (the preconditioned power law has ``nu (1 - p)``, which must exceed 1). Label noise
@@ -179,8 +180,9 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     approach from below). Checked against the NQM closed form and long exact curves
     (tests/test_affine.py). Weight decay is not covered: every mode then contracts at least like
     ``rho(S_rho) < 1``, so the approach to the floor is geometric, not a power of t (refused;
-    ``StabilityReport.noise_floor`` gives the floor). ``check_at`` needs [`memsgd.loss_at`][memsgd.loss_at],
-    which does not take label noise yet.
+    ``StabilityReport.noise_floor`` gives the floor). With label noise ``check_at``'s ``ratios``
+    compare the approach itself: ``(L_t - L_inf) / (predict(t) - L_inf)``, with ``L_t - L_inf`` from
+    [`memsgd.loss_at`][memsgd.loss_at] (``LossAt.excess``, which keeps its relative accuracy at the floor).
 
     Examples:
         In the signal phase ``L_t ~ C t^(-zeta)``, in the noise phase ``t^(-(2 - 1/nu))``:
@@ -198,16 +200,16 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     spectrum_and_noise(spectrum, noise)
     _refuse_weight_decay(algo)
     if check_at is not None:
-        refuse_affine(algo, noise, "asymptotics(check_at=...)", "use loss_curve",
-                      allowed=("a readout", "a preconditioner"))
-    if check_at is not None:
         check_at = step_array(check_at, "check_at", max_step=MAX_STEP, min_step=1)  # the law is a power of t
     result = _asymptotics(algo, spectrum, noise)
     if check_at is None:
         return result
     exact = loss_at(algo, spectrum, noise, check_at)
-    return replace(result, check_steps=exact.steps, exact=exact.loss, exact_error=exact.error,
-                   ratios=exact.loss / result.predict(exact.steps))
+    if result.floor:   # the law is for L_t - L_inf: loss_at's excess keeps its relative accuracy
+        ratios = exact.excess / (result.predict(exact.steps) - result.floor)
+    else:
+        ratios = exact.loss / result.predict(exact.steps)
+    return replace(result, check_steps=exact.steps, exact=exact.loss, exact_error=exact.error, ratios=ratios)
 
 
 def _refuse_weight_decay(algo: MemoryAlgorithm) -> None:

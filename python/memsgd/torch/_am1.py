@@ -5,6 +5,7 @@ import math
 import numbers
 from typing import Callable, List, Optional, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
@@ -50,6 +51,26 @@ def _schedule_values(schedule, t: int):
     return tuple(out)
 
 
+def _schedule_weight_decay(schedule, t: int, given):
+    """Step ``t``'s weight decay: a memsgd Schedule's own ``rho_t`` where it has one (a nonzero
+    ``given`` then contradicts it), else ``given``. Schedules with a readout or a preconditioner
+    are refused (the optimizer moves the weights themselves)."""
+    from .._affine import WEIGHTS_ONLY, refuse_affine
+    from ..schedules import Schedule
+
+    if not isinstance(schedule, Schedule):
+        return given
+    if t == 0:
+        refuse_affine(schedule, None, "AM1", WEIGHTS_ONLY, allowed=("weight decay",))
+    own = schedule.weight_decay
+    if not np.any(own):
+        return given
+    if t == 0 and given != 0:
+        raise ValueError(f"weight_decay={given!r} given, but the schedule has its own weight decay "
+                         f"({'per-step values' if np.ndim(own) else own}): pass it in one place only")
+    return float(own[t]) if np.ndim(own) else float(own)
+
+
 class AM1(Optimizer):
     # Built eagerly even inside a compiled function (as torch.optim's own add_param_group and
     # load_state_dict are): Dynamo would defer the attributes set here past the add_param_group
@@ -70,6 +91,7 @@ class AM1(Optimizer):
                 raise ValueError(
                     f"pass either schedule or lr/momentum/kick, not both (got schedule and {', '.join(given)})")
             lr, momentum, kick = _schedule_values(schedule, 0)
+            weight_decay = _schedule_weight_decay(schedule, 0, weight_decay)
         else:
             # torch's convention: a hyperparameter without a default must be set by every group
             lr, momentum, kick = (required if v is None else v for v in (lr, momentum, kick))
@@ -117,6 +139,8 @@ class AM1(Optimizer):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         if self.schedule is not None:
             given = [k for k in _HYPER if k in param_group]
+            if "weight_decay" in param_group and self._schedule_decays():
+                given.append("weight_decay")
             if given:
                 raise ValueError(f"param_group sets {', '.join(given)}, but this AM1 follows a schedule, "
                                  f"which sets them every step")
@@ -173,6 +197,11 @@ class AM1(Optimizer):
                 group.setdefault("step", 0)
         self._step_supports_amp_scaling = any(g["fused"] for g in self.param_groups)
 
+    def _schedule_decays(self) -> bool:
+        """Whether the schedule is a memsgd Schedule with a weight decay of its own."""
+        from ..schedules import Schedule
+        return isinstance(self.schedule, Schedule) and bool(np.any(self.schedule.weight_decay))
+
     # torch._disable_dynamo is torch.optim's own lazy form of torch.compiler.disable (Dynamo is
     # imported at the first call, not when memsgd.torch is imported)
     @torch._disable_dynamo
@@ -182,6 +211,8 @@ class AM1(Optimizer):
         for group in self.param_groups:
             for tensor, value in zip((group[k] for k in _HYPER), _schedule_values(self.schedule, group["step"])):
                 tensor.fill_(value)
+            if self._schedule_decays():
+                group["weight_decay"] = _schedule_weight_decay(self.schedule, group["step"], 0.0)
             group["step"] += 1
 
     def _init_group(self, group, params, grads, bufs) -> bool:
@@ -291,7 +322,13 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
             The step counter is ``group["step"]``; ``state_dict`` saves it, and a state saved with a
             schedule only loads into an AM1 with a schedule (and one saved without, only without).
             ``copy.deepcopy`` and pickle keep the schedule (it must pickle for the latter).
-        weight_decay (float, optional): L2 penalty added to the gradient (default: 0).
+        weight_decay (float, optional): coupled L2: ``weight_decay * theta`` is added to the
+            gradient at the parameters, as ``torch.optim.SGD(weight_decay=)`` does and as the
+            engine's weight decay means (docs/math.md §9; default: 0). A memsgd Schedule's own
+            weight decay (constant or per step, ``Schedule.from_arrays(weight_decay=)``) is used
+            when it has one (step ``t`` writes ``rho_t`` into ``group["weight_decay"]``; under
+            ``torch.compile`` a weight decay that changes every step recompiles the step, so
+            compile with a constant one); passing one here as well is refused.
         maximize (bool, optional): maximize the objective instead of minimizing (default: False).
         foreach (bool, optional): use the multi-tensor (``torch._foreach_*``) implementation;
             ``None`` picks it when all parameters are on CUDA (default: None).

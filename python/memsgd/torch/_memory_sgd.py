@@ -67,12 +67,25 @@ class MemorySGD(Optimizer):
     @classmethod
     def from_algorithm(cls, params, algorithm, **kwargs) -> "MemorySGD":
         """From a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] (e.g. ``memsgd.heavy_ball(0.1, 0.9)``); needs e =
-        0."""
+        0.
+        The algorithm's weight decay is the optimizer's (``weight_decay=`` may repeat it, not
+        contradict it), so that the iterates are those whose loss [`memsgd.loss_curve`][memsgd.loss_curve]
+        gives; a readout or a preconditioner is refused (the optimizer moves the weights)."""
         from ..algorithms import MemoryAlgorithm
+        from .._affine import WEIGHTS_ONLY, refuse_affine
         if not isinstance(algorithm, MemoryAlgorithm):
             raise TypeError(f"algorithm must be a memsgd.MemoryAlgorithm, got {type(algorithm).__name__}")
         if np.any(algorithm.e != 0):
             raise ValueError(f"algorithm must have e = 0 (gradient at the iterate), got e = {algorithm.e.tolist()}")
+        refuse_affine(algorithm, None, "MemorySGD", WEIGHTS_ONLY, allowed=("weight decay",))
+        own = algorithm.weight_decay
+        if "weight_decay" in kwargs:
+            given = nonnegative_scalar(kwargs["weight_decay"], "weight_decay")
+            if own and given != own:
+                raise ValueError(f"weight_decay={given!r} contradicts the algorithm's own weight decay {own!r}: "
+                                 f"leave weight_decay out to use it, or pass an algorithm without one")
+        else:
+            kwargs["weight_decay"] = own
         return cls(params, algorithm.alpha, algorithm.b, algorithm.c, algorithm.D, **kwargs)
 
     def _checked_group(self, group: dict) -> dict:
@@ -229,7 +242,10 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
         b (sequence of M floats): how the memory enters the parameter update.
         c (sequence of M floats): how the gradient enters the memory.
         D (M x M nested sequence): memory transition.
-        weight_decay (float, optional): L2 penalty added to the gradient (default: 0).
+        weight_decay (float, optional): coupled L2: ``weight_decay * theta`` is added to the
+            gradient at the parameters, as ``torch.optim.SGD(weight_decay=)`` does and as the
+            engine's weight decay means (docs/math.md §9; default: 0).
+            ``from_algorithm`` takes the algorithm's own.
         maximize (bool, optional): maximize the objective instead of minimizing (default: False).
         foreach (bool, optional): multi-tensor implementation; ``None`` picks it on CUDA.
         lr (float or Tensor, keyword, optional): the multiplier ``s`` above (>= 0, default: 1.0).
