@@ -25,7 +25,8 @@ MATH_SECTIONS = {"0", "1", "2", "2.1", "2.2", "2.3", "3", "4", "5", "6", "6.1", 
 def _shipped_text_files():
     """Files whose comments and docstrings may cite the docs (the vendored Eigen excluded)."""
     for pattern in ("python/**/*.py", "python/**/*.pyi", "cpp/*.cpp", "cpp/include/**/*.hpp", "cpp/src/**/*.cpp",
-                    "bench/*.py", "tests/*.py", "docs/*.md", "README.md", "CMakeLists.txt"):
+                    "bench/*.py", "tests/*.py", "docs/*.md", "README.md", "CHANGELOG.md", "CONTRIBUTING.md",
+                    "CMakeLists.txt"):
         yield from ROOT.glob(pattern)
 
 
@@ -67,6 +68,18 @@ def test_mkdocs_build_strict(site):
         prose = re.sub(r"<[^>]+>", "", body)
         stray = re.findall(r".{0,40}(?:\$|\\[a-zA-Z]+).{0,20}", prose)
         assert not stray, (page.name, stray[:3])
+
+
+@pytest.mark.slow
+def test_changelog_and_contributing_pages_show_the_root_files(site):
+    # one copy each: the repository's CHANGELOG.md and CONTRIBUTING.md, included by pymdownx.snippets
+    for page, source in (("changelog", "CHANGELOG.md"), ("contributing", "CONTRIBUTING.md")):
+        assert (DOCS / f"{page}.md").read_text().strip() == f'--8<-- "{source}"'
+        text = re.sub(r"<[^>]+>", "", _article((site / page / "index.html").read_text()))
+        headings = re.findall(r"^##+ (.+)$", (ROOT / source).read_text(), re.M)
+        assert len(headings) >= 5
+        for heading in headings:
+            assert heading.replace("`", "") in text, (page, heading)
 
 
 @pytest.mark.slow

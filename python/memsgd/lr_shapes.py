@@ -404,8 +404,8 @@ def one_cycle_momentum(steps, base=0.85, max=0.95, pct_start=0.3, anneal="cos") 
     ``max`` while it falls (the ``momentum`` of [`memsgd.schedules.torch_sgd`][memsgd.schedules.torch_sgd]).
 
     Example:
-        >>> [round(v, 6) for v in one_cycle_momentum(10).values(10).tolist()]
-        [0.95, 0.9, 0.85, 0.854952, 0.868826, 0.888874, 0.911126, 0.931174, 0.945048, 0.95]
+        >>> tuple(round(v, 6) for v in one_cycle_momentum(10).values(10).tolist())
+        (0.95, 0.9, 0.85, 0.854952, 0.868826, 0.888874, 0.911126, 0.931174, 0.945048, 0.95)
     """
     return _named(_OneCycle(max, base, max, steps, pct_start, anneal), "one_cycle_momentum", steps=steps,
                   base=base, max=max, pct_start=pct_start, anneal=anneal)
@@ -426,7 +426,7 @@ def from_torch_scheduler(scheduler, steps, key: str = "lr", group: int = 0) -> n
         >>> import torch
         >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
         >>> sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
-        >>> from_torch_scheduler(sched, 5).tolist(), opt.param_groups[0]["lr"]   # the original is untouched
+        >>> from_torch_scheduler(sched, 5).tolist(), opt.param_groups[0].get("lr")   # the original is untouched
         ([1.0, 1.0, 0.5, 0.5, 0.25], 1.0)
     """
     torch = require("torch", "torch", "from_torch_scheduler")
