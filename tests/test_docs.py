@@ -123,7 +123,7 @@ def test_every_formula_renders_with_the_vendored_katex(site):
         pytest.skip("needs node to run KaTeX outside a browser")
     formulas = []
     for page in site.rglob("*.html"):
-        for kind, tex in re.findall(r'<(span|div) class="arithmatex">(.*?)</\1>', page.read_text(), re.S):
+        for _kind, tex in re.findall(r'<(span|div) class="arithmatex">(.*?)</\1>', page.read_text(), re.S):
             tex = html.unescape(tex).strip()
             display = tex.startswith("\\[")
             formulas.append([str(page.relative_to(site)), tex[2:-2], display])

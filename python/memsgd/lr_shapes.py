@@ -37,7 +37,7 @@ Example:
     >>> shape = lr_shapes.wsd(0.1, 1000, cooldown_fraction=0.2, cooldown="1-sqrt", warmup_steps=50)
     >>> round(float(shape(10)), 6), float(shape(500)), round(float(shape(900)), 6)
     (0.02, 0.1, 0.029289)
-"""
+"""  # noqa: E501  (the table above is wider than a code line)
 from __future__ import annotations
 
 import copy
@@ -48,7 +48,7 @@ import warnings
 import numpy as np
 
 from ._optional import require, require_all
-from ._validation import (bounded_scalar, nonnegative_scalar, positive_scalar, real_scalar, step_count)
+from ._validation import bounded_scalar, nonnegative_scalar, positive_scalar, real_scalar, step_count
 
 __all__ = ["Shape", "constant", "linear", "cosine", "wsd", "step_decay", "exponential", "inverse_sqrt",
            "one_cycle", "one_cycle_momentum", "from_torch_scheduler", "from_optax_schedule", "COOLDOWNS"]
@@ -439,11 +439,11 @@ def from_torch_scheduler(scheduler, steps, key: str = "lr", group: int = 0) -> n
         raise TypeError(f"scheduler must be a torch.optim.lr_scheduler scheduler, got {type(scheduler).__name__}")
     steps = step_count(steps, "steps", minimum=1)
     optimizer = scheduler.optimizer
-    if not isinstance(group, numbers.Integral) or isinstance(group, bool) or not 0 <= group < len(optimizer.param_groups):
-        raise ValueError(f"group must be an index of the optimizer's {len(optimizer.param_groups)} param groups, "
-                         f"got {group!r}")
-    if key not in optimizer.param_groups[group]:
-        raise ValueError(f"key must name a param group entry ({', '.join(sorted(map(str, optimizer.param_groups[group])))}), "
+    groups = optimizer.param_groups
+    if not isinstance(group, numbers.Integral) or isinstance(group, bool) or not 0 <= group < len(groups):
+        raise ValueError(f"group must be an index of the optimizer's {len(groups)} param groups, got {group!r}")
+    if key not in groups[group]:
+        raise ValueError(f"key must name a param group entry ({', '.join(sorted(map(str, groups[group])))}), "
                          f"got {key!r}")
     # share what the scheduler never changes (parameters, optimizer state): only the param
     # groups' hyperparameters and the schedulers' counters are copied
