@@ -143,7 +143,8 @@ def table_jax(args):
                 jax_rate = K * T / t_jax
             for path in paths:
                 _core.set_simd_path(path)
-                t, out = best_time(lambda: _core.evolve(*heavy_ball_args(spec, T), threads=args.threads or 0), args.repeats)
+                t, out = best_time(lambda: _core.evolve(*heavy_ball_args(spec, T), threads=args.threads or 0),
+                                   args.repeats)
                 rate = K * T / t
                 pct = 100 * rate * FLOPS_M1 / (peak * threads)
                 jr = f"{jax_rate:>14.3e}" if jax_rate else f"{'-':>14}"

@@ -88,8 +88,10 @@ def test_curve_warns_of_exponential_growth_below_the_divergence_threshold(capsys
 
 
 @pytest.mark.parametrize("argv,option", [
-    (["--lr", "-1"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"), (["--kick", "-0.5", "--algo", "am1"], "--kick"),
-    (["--batch", "0"], "--batch"), (["--batch", "2.5"], "--batch"), (["--nu", "-2"], "--nu"), (["--size", "0"], "--size"),
+    (["--lr", "-1"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"),
+    (["--kick", "-0.5", "--algo", "am1"], "--kick"),
+    (["--batch", "0"], "--batch"), (["--batch", "2.5"], "--batch"), (["--nu", "-2"], "--nu"),
+    (["--size", "0"], "--size"),
     (["--points", "1"], "--points"), (["--points", "-5"], "--points"), (["--tau1", "inf"], "--tau1"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_option(capsys, argv, option):

@@ -61,7 +61,8 @@ def test_fitted_steps_do_not_allocate_the_window():
 
 def test_dana_delta_that_cannot_converge_is_refused(capsys):
     # was: RuntimeError "eigenvalues of a moment map did not converge" from loss_at's poles
-    err = one_line_error(capsys, ["curve", "--algo", "dana", "--dana-delta", "1e300", "--kappa", "10", "--steps", "1e9"])
+    err = one_line_error(capsys, ["curve", "--algo", "dana", "--dana-delta", "1e300", "--kappa", "10",
+                                  "--steps", "1e9"])
     assert "--dana-delta must be in (0, 2)" in err and "|1 - delta| < 1" in err
 
 

@@ -362,7 +362,8 @@ def test_cli_digits_missing_extras_one_line(tmp_path):
     """`memsgd reproduce digits` after only `pip install .`: one line naming the extras, exit 1."""
     from tests.test_digits import BLOCK_IMPORTS
     code = (BLOCK_IMPORTS.format(blocked=("torch", "sklearn"))
-            + f"from memsgd.cli import main\nraise SystemExit(main(['reproduce', 'digits', '--out', {str(tmp_path)!r}]))\n")
+            + "from memsgd.cli import main\n"
+            + f"raise SystemExit(main(['reproduce', 'digits', '--out', {str(tmp_path)!r}]))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr

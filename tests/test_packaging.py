@@ -42,7 +42,7 @@ def _run(code):
 
 
 def _requirement_name(req: str) -> str:
-    return re.split(r"[\[<>=!~ ;]", req, 1)[0].lower()
+    return re.split(r"[\[<>=!~ ;]", req, maxsplit=1)[0].lower()
 
 
 def test_required_dependencies_are_numpy_and_scipy():

@@ -144,4 +144,5 @@ def test_schedule_on_a_lambda_does_not_pickle_but_cloudpickles():
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
         pickle.dumps(sched)
     copied = _cloudpickle(sched)
-    assert np.array_equal(loss_curve(copied, SPECTRUM, NOISE, STEPS).loss, loss_curve(sched, SPECTRUM, NOISE, STEPS).loss)
+    assert np.array_equal(loss_curve(copied, SPECTRUM, NOISE, STEPS).loss,
+                          loss_curve(sched, SPECTRUM, NOISE, STEPS).loss)

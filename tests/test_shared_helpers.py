@@ -22,7 +22,8 @@ def test_json_writes_non_finite_as_null_everywhere(tmp_path):
     assert common.write_json is _json.write_json and common.jsonable is _json.jsonable
 
 
-@pytest.mark.parametrize("text,value", [("10", 10), ("1e3", 1000), ("2.0e1", 20), ("12345678901234567890", 12345678901234567890)])
+@pytest.mark.parametrize("text,value", [("10", 10), ("1e3", 1000), ("2.0e1", 20),
+                                        ("12345678901234567890", 12345678901234567890)])
 def test_int_from_text(text, value):
     assert _validation.int_from_text(text, "--n") == value
 

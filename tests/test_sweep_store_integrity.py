@@ -65,8 +65,9 @@ def resume_counting(store, match):
 def test_a_deleted_chunk_is_recomputed_and_named(complete_store, reference, name):
     # was: loss -> NaN with exit 0; diverged_at -> "diverged at step 0" (the fill value)
     os.remove(chunk_file(complete_store, name))
-    ds, recomputed = resume_counting(complete_store, rf"1 block flagged computed failed verification .*"
-                                                     rf"lr\[2:3\], momentum\[0:2\], batch_size\[0:2\]\}} \({name} chunk missing\)")
+    ds, recomputed = resume_counting(complete_store,
+                                     rf"1 block flagged computed failed verification .*"
+                                     rf"lr\[2:3\], momentum\[0:2\], batch_size\[0:2\]\}} \({name} chunk missing\)")
     assert recomputed == block_size(complete_store)
     assert_same_sweep(ds, reference)
 
@@ -77,7 +78,8 @@ def test_a_flipped_byte_is_recomputed_and_named(complete_store, reference):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x10
     path.write_bytes(bytes(data))
-    ds, recomputed = resume_counting(complete_store, r"lr\[3:4\], momentum\[2:3\].*\((checksum mismatch|unreadable chunk)")
+    ds, recomputed = resume_counting(complete_store,
+                                     r"lr\[3:4\], momentum\[2:3\].*\((checksum mismatch|unreadable chunk)")
     assert recomputed == 2     # the block lr[3:4] x momentum[2:3] x batch_size[0:2]
     assert_same_sweep(ds, reference)
 
@@ -87,7 +89,8 @@ def test_a_flipped_byte_in_an_uncompressed_value_is_caught_by_the_digest(complet
     # the per-point digest can tell
     g = zarr.open_group(str(complete_store), mode="r+")
     g["loss"][1, 1, 0, 5] = np.nextafter(g["loss"][1, 1, 0, 5], np.inf)
-    ds, recomputed = resume_counting(complete_store, r"lr\[1:2\], momentum\[0:2\], batch_size\[0:2\]\} \(checksum mismatch\)")
+    ds, recomputed = resume_counting(complete_store,
+                                     r"lr\[1:2\], momentum\[0:2\], batch_size\[0:2\]\} \(checksum mismatch\)")
     assert recomputed == block_size(complete_store)
     assert_same_sweep(ds, reference)
 
