@@ -71,6 +71,28 @@ def test_mkdocs_build_strict(site):
 
 
 @pytest.mark.slow
+def test_api_page_sections_open_with_a_linked_summary_table(site):
+    # docs/hooks/api_summary.py: each "## section" of docs/api.md starts with a table naming every
+    # object the section renders, each name a link to its entry on the page
+    api = _article((site / "api" / "index.html").read_text())
+    sections = re.findall(r"^## (.+)$", (DOCS / "api.md").read_text(), re.M)
+    assert len(sections) >= 12
+    from markdown.extensions.toc import slugify
+
+    ids = set(re.findall(r'id="([^"]+)"', api))
+    for title in sections:
+        start = api.find(f'<h2 id="{slugify(title, "-")}"')
+        assert start >= 0, title
+        part = api[start:]
+        # the table comes right after the heading, before the section's first rendered object
+        assert 0 < part.find("<table>") < part.find('class="doc '), title
+        table = part[:part.find("</table>")]
+        links = re.findall(r'<a[^>]*href="#([^"]+)"', table)
+        assert links, title
+        assert all(link in ids for link in links), (title, [link for link in links if link not in ids])
+
+
+@pytest.mark.slow
 def test_changelog_and_contributing_pages_show_the_root_files(site):
     # one copy each: the repository's CHANGELOG.md and CONTRIBUTING.md, included by pymdownx.snippets
     for page, source in (("changelog", "CHANGELOG.md"), ("contributing", "CONTRIBUTING.md")):
