@@ -385,6 +385,7 @@ def test_memory_16_beats_am1_ceiling_over_1e5_to_1e9():
 @pytest.mark.slow
 def test_reproduce_corner_quick(tmp_path):
     import subprocess
+    need("matplotlib")   # the target writes its figures
     out = subprocess.run([sys.executable, "-m", "memsgd", "reproduce", "corner", "--quick", "--out", str(tmp_path),
                           "--no-progress"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -1,5 +1,6 @@
 """The user docs: they build with warnings as errors, every reference into them resolves, the
 section numbering of docs/math.md is the one the code cites, and their examples run."""
+import json
 import os
 import pathlib
 import re
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from ._extras import need
+from ._extras import EXTRA_OF, need
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -216,13 +217,17 @@ def _python_blocks(page):
 # Each block runs in a fresh namespace (a block must not lean on another); one interpreter per
 # page keeps this fast.
 _RUNNER = """
-import sys
+import json, sys
+extra_of = json.loads(sys.argv[1])   # tests/_extras.EXTRA_OF
 blocks = sys.stdin.read().split("\\0")
 for i, code in enumerate(blocks):
     try:
         exec(compile(code, f"block {i + 1}", "exec"), {"__name__": "__main__"})
-    except ImportError as exc:   # a block that needs a missing extra (memsgd._optional names it)
-        if "pip install 'memsgd[" not in str(exc):
+    except ImportError as exc:   # a block that needs a missing extra: memsgd._optional names it, or
+        top = (getattr(exc, "name", None) or "").split(".")[0]   # the block imports it itself
+        if isinstance(exc, ModuleNotFoundError) and top in extra_of:
+            exc = f"needs {top}: pip install 'memsgd[{extra_of[top]}]'"
+        elif "pip install 'memsgd[" not in str(exc):
             sys.exit(f"block {i + 1} failed: {type(exc).__name__}: {exc}\\n{code}")
         print(f"skipped block {i + 1}: {exc}", file=sys.stderr)
     except BaseException as exc:
@@ -236,8 +241,8 @@ for i, code in enumerate(blocks):
 def test_docs_python_blocks_run(tmp_path, page):
     blocks = _python_blocks(page)
     assert blocks
-    out = subprocess.run([sys.executable, "-c", _RUNNER], input="\0".join(blocks), capture_output=True, text=True,
-                         timeout=300, cwd=tmp_path)
+    out = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(EXTRA_OF)], input="\0".join(blocks),
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, f"{page}: {out.stderr}"
     skipped = [line for line in out.stderr.splitlines() if line.startswith("skipped block")]
     if skipped:   # blocks that need an extra that is not installed (never in CI: .[test] has every extra)
