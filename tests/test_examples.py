@@ -89,7 +89,7 @@ class _Runner(doctest.DocTestRunner):
 
 # examples that take seconds (torch training, real data): in the slow half of the suite
 SLOW = {"memsgd.experiments.practice.run", "memsgd.experiments.digits.run", "memsgd.experiments.mnist.run",
-        "memsgd.data.load_digits"}
+        "memsgd.experiments.corner.run", "memsgd.experiments.corner_training.run", "memsgd.data.load_digits"}
 
 
 @pytest.mark.parametrize("target", [pytest.param(t, marks=pytest.mark.slow) if t in SLOW else t
