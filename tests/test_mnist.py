@@ -252,6 +252,8 @@ def test_cli_mnist_bad_option(tmp_path, capsys):
 def test_missing_extras_named_in_one_line(blocked, extras):
     """After only `pip install .`: one ImportError naming every missing extra (a subprocess in
     which the modules cannot be imported)."""
+    for module in {"torch", "mlxtend"} - set(blocked):   # the message names exactly the missing ones
+        need(module)
     code = (BLOCK_IMPORTS.format(blocked=tuple(blocked)) + "from memsgd.experiments import mnist\n"
             "try:\n    mnist.run(mnist.small_config())\nexcept ImportError as e:\n    print(e)\n"
             "from memsgd.data import load_mnist_sample\n"
