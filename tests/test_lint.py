@@ -31,9 +31,9 @@ def _cpp_files():
                   and "third_party" not in p.relative_to(ROOT).parts)
 
 
-@pytest.mark.xfail(strict=False, reason="244 ruff violations remain (2026-12-07, `ruff check . --statistics`), all "
-                                        "in files other branches edit; `ruff check --fix --unsafe-fixes .` leaves 39 "
-                                        "(33 E501, 4 B023, 1 UP031, 1 B007) to fix by hand once they land")
+@pytest.mark.xfail(strict=False, reason="253 ruff violations remain (2026-12-07, `ruff check . --statistics`), all "
+                                        "in files other branches edit; `ruff check --fix --unsafe-fixes .` leaves 44 "
+                                        "(38 E501, 4 B023, 1 UP031, 1 B007) to fix by hand once they land")
 def test_ruff_check_is_clean():
     out = subprocess.run([*_ruff(), "check", "--output-format", "concise", "."], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
@@ -48,7 +48,7 @@ def test_ruff_configuration_is_the_projects():
     assert "line_length = 120" in out.stdout
 
 
-@pytest.mark.xfail(strict=False, reason="11 lines in 6 files of cpp/ differ from .clang-format (2026-12-07); "
+@pytest.mark.xfail(strict=False, reason="16 lines in 7 files of cpp/ differ from .clang-format (2026-12-07); "
                                         "reformatted (clang-format -i, see CONTRIBUTING.md) once the parallel "
                                         "branches land")
 def test_cpp_is_clang_formatted():
