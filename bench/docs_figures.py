@@ -32,7 +32,8 @@ def _digits(out: pathlib.Path) -> None:
     cfg = data["config"]
     plot_curves(curves, FIGURES / "digits_curves.png", diverged_at=stopped,
                 title=f"digits (8x8, n=1797): one hidden layer N={cfg['hidden']}, MSE, batch {cfg['batch_size']}, "
-                      f"seed {cfg['seed']}\nfull-batch training loss; SGD lr = 1/lambda_max = {1 / data['lambda_max']:.3g}, "
+                      f"seed {cfg['seed']}\nfull-batch training loss; "
+                      f"SGD lr = 1/lambda_max = {1 / data['lambda_max']:.3g}, "
                       f"AM1 kick = 1/lambda_max, delta = {cfg['delta']:g}")
 
 

@@ -21,7 +21,7 @@ def central(fun, x, v, h=1e-6):
 def test_family_gradient_matches_finite_differences(name):
     # J from the engine's losses (loss_curve), independent of the adjoint's forward pass.
     T = 60
-    noise = Noise.none() if name == "jacobi" else Noise.gaussian(10)   # Jacobi HB diverges with noise
+    noise = Noise.none() if name == "jacobi_heavy_ball" else Noise.gaussian(10)   # Jacobi HB diverges with noise
     fam = make_family(name, T, knots=6)
     rng = np.random.default_rng(0)
     x = np.clip(fam.start + 0.01 * rng.standard_normal(fam.size), fam.lower, fam.upper)

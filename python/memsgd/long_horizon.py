@@ -32,7 +32,7 @@ What the contour may and may not leave out:
 * Off-axis singularities (complex ``mu`` of underdamped momentum, negative ``mu`` of oscillating
   modes) with ``Re s > c - rho`` contribute ``~ e^(-rho t)`` relative to ``L_t``. They are left
   out only from ``t0 = 2.4 X / rho`` on (``X ~ 36`` the contour's reach, ``e^(-86)``); below ``t0``
-  the exact recursion (:func:`memsgd.loss_curve`) runs. The factor 2 covers the shift of the
+  the exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve]) runs. The factor 2 covers the shift of the
   zeros of ``1 - V'`` off the component poles (found below 10% in random memory-1/2 problems).
   At its end the contour is checked against the recursion at ~12 steps in ``[t0, 2 t0]``.
 * Cancellation: far-left components (``lambda t >> 1``) are analytic inside the contour and
@@ -178,7 +178,7 @@ _CENTRE_RESOLUTION = 1e-18
 
 @dataclass(frozen=True)
 class LossAt:
-    """Exact expected losses at chosen steps (see :func:`loss_at`).
+    """Exact expected losses at chosen steps (see [`loss_at`][memsgd.loss_at]).
 
     Fields:
         steps: (n,) int64, the requested steps.
@@ -186,19 +186,26 @@ class LossAt:
         error: (n,) float64, estimated absolute error of ``loss`` (0 where ``loss`` is inf).
         diverged_at: the first step whose loss is not finite or exceeds 1e30 L_0 (it may lie
             between requested steps), or None when that does not happen up to ``steps[-1]``.
-        exact_until: steps up to this one come from the exact recursion (:func:`memsgd.loss_curve`),
+        exact_until: steps up to this one come from the exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve]),
             later ones from the contour integral.
         rate: exponential rate ``c`` of the slowest mode: ``L_t ~ e^(c t)`` times slower factors
             (0 for an infinite spectrum, < 0 for a finite one, > 0 when the loss diverges).
-        warnings: the messages :func:`loss_at` warned with (an estimated relative error above
+        warnings: the messages [`loss_at`][memsgd.loss_at] warned with (an estimated relative error above
             1e-6 at some steps, naming them; a hand-over that never matched the recursion).
         floor: the limit ``L_inf`` that the contour subtracted analytically (label noise or weight
-            decay on a converging run: :attr:`StabilityReport.noise_floor`, computed here from the
+            decay on a converging run: ``StabilityReport.noise_floor``, computed here from the
             generating functions at z = 1); 0 when nothing was subtracted (the plain model, or a
             run that does not converge).
         excess: (n,) ``L_t - floor``; from the contour it is the integrated transient itself, so it
             keeps its relative accuracy while it dies (``loss`` holds it only to ``error``, which is
             at least ``eps * floor``); from the recursion ``loss - floor``.
+
+    Examples:
+        >>> import memsgd
+        >>> at = memsgd.loss_at(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                     memsgd.Noise.gaussian(10), [10**4, 10**8])
+        >>> at.steps.tolist(), at.loss.shape, bool(max(at.relative_error) < 1e-6)
+        ([10000, 100000000], (2,), True)
     """
 
     steps: np.ndarray
@@ -229,12 +236,21 @@ class LossAt:
 
 
 def supports_loss_at(algorithm, noise) -> bool:
-    """True when :func:`loss_at` accepts this algorithm and noise: a stationary
-    :class:`MemoryAlgorithm` (not a Schedule; label noise, weight decay, readout and preconditioner
-    allowed, but not a preconditioner together with weight decay), or a :meth:`Schedule.piecewise`
-    of pieces without readout and preconditioner (exact, each piece by its contour: about one
-    stationary run per piece), and a :class:`Noise` with one batch size. A smooth Schedule is
-    False: it needs ``approximate=`` (an approximation, not the exact route a sweep takes)."""
+    """True when [`loss_at`][memsgd.loss_at] accepts this algorithm and noise: a stationary
+    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule; label noise, weight decay, readout and
+    preconditioner allowed, but not a preconditioner together with weight decay), or a
+    [`Schedule.piecewise`][memsgd.Schedule.piecewise] of pieces without readout and preconditioner (exact, each
+    piece by its contour: about one stationary run per piece), and a [`Noise`][memsgd.Noise] with one batch
+    size. A smooth Schedule is False: it needs ``approximate=`` (an approximation, not the exact route a sweep
+    takes).
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.supports_loss_at(memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10))
+        True
+        >>> memsgd.supports_loss_at(memsgd.schedules.am1_power_law(1.0, 0.3), memsgd.Noise.gaussian(10))
+        False
+    """
     if not isinstance(noise, Noise) or noise.per_step:
         return False
     if isinstance(algorithm, Schedule):
@@ -257,7 +273,7 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     the floor ``L_inf``: a converging run is inverted around its fixed point, ``L_t = L_inf + (the
     transient)``, with ``L_inf`` exact (``LossAt.floor``, = ``stability(...).noise_floor``) and the
     transient integrated with its own relative accuracy (``LossAt.excess = L_t - L_inf``). The values are those of
-    :func:`memsgd.loss_curve` (same spectrum nodes and weights) to the returned error estimate,
+    [`memsgd.loss_curve`][memsgd.loss_curve] (same spectrum nodes and weights) to the returned error estimate,
     typically 1e-12 relative and aimed at 1e-8 at worst: a step where the contour's estimate is
     worse (a loss far below ``e^(c t) L_0``: a slow mode with a tiny amplitude, a mode at the
     stability edge) comes from the recursion too, up to step 2e7 (docs/long-horizons.md,
@@ -265,9 +281,9 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     (``RuntimeWarning``, also in ``LossAt.warnings``) and one with no correct digit raises.
 
     Args:
-        algorithm: a stationary :class:`MemoryAlgorithm` (any memory M, any e; weight decay, a
-            readout or EMA, a preconditioner, but not a preconditioner together with weight decay),
-            or a :meth:`Schedule.piecewise` of such pieces without readout and preconditioner
+        algorithm: a stationary [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (any memory M, any e; weight decay,
+            a readout or EMA, a preconditioner, but not a preconditioner together with weight decay),
+            or a [`Schedule.piecewise`][memsgd.schedules.Schedule.piecewise] of such pieces without readout and preconditioner
             (each piece from the state the previous one hands over; docs/long-horizons.md,
             "Piecewise-stationary schedules").
         spectrum: finite, infinite (quadrature weights) or empirical.
@@ -277,7 +293,7 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
             ``t0`` the first step where the contour is valid, ~100 / (decay rate of the slowest
             oscillating mode); at least 128; further where the contour's estimate is not good
             enough, see above; ``LossAt.exact_until`` says where it ended).
-        progress: as in :func:`memsgd.loss_curve` (for the recursion part and long contour sums).
+        progress: as in [`memsgd.loss_curve`][memsgd.loss_curve] (for the recursion part and long contour sums).
         threads: at most this many threads (default: all cores); the values do not depend on it.
         warn: emit the messages of ``LossAt.warnings`` as ``RuntimeWarning`` (False: only keep
             them there, e.g. in a worker process whose warnings would be lost).
@@ -293,14 +309,14 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
 
     Cost: the recursion up to ``2 t0`` plus O(K P^3) per contour node, ~70 nodes per decade of
     requested steps (P = (M+1)(M+2)/2). A diverging algorithm gets ``inf`` from its divergence on
-    (``diverged_at``), as in :func:`memsgd.loss_curve`.
+    (``diverged_at``), as in [`memsgd.loss_curve`][memsgd.loss_curve].
 
     Raises:
         ValueError: for a step the contour cannot resolve beyond the recursion's reach (its
             error estimate at least the value), naming the step; and for horizons that only
             the recursion could reach (undamped oscillating modes).
 
-    Example:
+    Examples:
         >>> import memsgd as ms
         >>> r = ms.loss_at(ms.heavy_ball(0.1, 0.9), ms.Spectrum.power_law(1.5, 0.75, head=256),
         ...                ms.Noise.gaussian(10), [10**3, 10**9])
@@ -342,7 +358,7 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
 
 
 def _loss_at_pieces(schedule, spectrum, noise, steps, exact_until, progress, threads, warn) -> LossAt:
-    """loss_at of a piecewise-stationary schedule (:meth:`Schedule.piecewise`): piece j by its own
+    """loss_at of a piecewise-stationary schedule (``Schedule.piecewise``): piece j by its own
     contour (and recursion for its first steps) from the per-component state at its first step
     ``s_j``, which piece j-1 hands over (docs/long-horizons.md, "Piecewise-stationary schedules").
 
@@ -529,7 +545,7 @@ _ACCURACY_WARNING = "loss_at: estimated relative error above"
 
 
 def is_accuracy_warning(message: str) -> bool:
-    """Whether ``message`` is (or ends in) the warning of :func:`accuracy_warning`."""
+    """Whether ``message`` is (or ends in) the warning of ``accuracy_warning``."""
     return _ACCURACY_WARNING in message
 
 
@@ -906,7 +922,7 @@ class _Problem:
         """``(second, first, second_error, first_error, diverged_at)``: the per-component states at
         step n of this piece (started from ``self.initial``), by the recursion up to its contour's
         start (or where the contour's estimate is not good enough), else by the contour
-        (:func:`memsgd._piece_states.contour_state`, the fixed point added back in the deviation form)."""
+        (``memsgd._piece_states.contour_state``, the fixed point added back in the deviation form)."""
         second, first = self.initial[0], self.initial[1]
         m = self.spectrum.weights
         start = 2 * self.t0 if math.isfinite(self.t0) else math.inf

@@ -32,7 +32,17 @@ class Spectrum:
     """Eigenvalues ``lambda_k > 0``, target coefficients ``c_k^2 >= 0`` and node weights ``m_k > 0``.
 
     The loss is ``L(w) = 1/2 sum_k m_k lambda_k (w_k - w*_k)^2`` and ``L_0 = 1/2 sum_k m_k lambda_k c_k^2``.
-    Use :meth:`power_law` for the paper's model problems and :meth:`from_features` for data.
+    Use ``power_law`` for the paper's model problems and ``from_features`` for data.
+
+    Examples:
+        The infinite power law with ``nu = 2, kappa = 1`` has ``L_0 = (1/2) sum_k k^-2 = pi^2 / 12``:
+
+        >>> import math, memsgd
+        >>> spec = memsgd.Spectrum.power_law(nu=2.0, kappa=1.0)
+        >>> abs(spec.initial_loss - math.pi ** 2 / 12) < 1e-12
+        True
+        >>> memsgd.Spectrum([1.0, 0.5], [2.0, 1.0]).initial_loss     # (1 * 2 + 0.5 * 1) / 2
+        1.25
     """
 
     _lam: np.ndarray
@@ -221,7 +231,7 @@ class Spectrum:
     def preconditioner_factors(self, p) -> np.ndarray:
         """``p_k = (lambda_k / lambda_max)^(-p)`` per eigenvalue: the factor by which the diagonal
         preconditioner ``P = (H / lambda_max)^(-p)`` scales the gradient along ``lambda_k``
-        (docs/math.md §9; :meth:`preconditioned`).
+        (docs/math.md §9; ``preconditioned``).
 
         Example:
             >>> import memsgd

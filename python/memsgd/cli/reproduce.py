@@ -16,6 +16,8 @@ from . import _common
 __all__ = ["register", "DEFAULT_OUT"]
 
 DEFAULT_OUT = "memsgd-output"
+# `reproduce digits --quick`: a smaller network for a few hundred steps (seconds)
+_DIGITS_QUICK = {"steps": 300, "hidden": 100}
 
 
 def register(sub) -> None:
@@ -93,9 +95,9 @@ def register(sub) -> None:
     q.set_defaults(func=_corner_training)
 
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
-    q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
-    _common.add_progress_arg(q)
-    q.add_argument("--steps", type=steps, default=10000, help="training steps, default 10000")
+    common_args(q)
+    q.add_argument("--steps", type=steps, default=None,
+                   help=f"training steps, default 10000 (--quick: {_DIGITS_QUICK['steps']})")
     q.add_argument("--batch", type=_common.int_type("--batch", 1), default=32, help="batch size, default 32")
     q.add_argument("--seed", type=_common.int_type("--seed", 0), default=0, help="random seed, default 0")
     q.set_defaults(func=_digits)
@@ -263,10 +265,13 @@ def _corner_training(args) -> int:
 
 def _digits(args) -> int:
     from ..experiments import digits   # a missing extra (torch, data) is reported in one line by the CLI
+    quick = _DIGITS_QUICK if args.quick else {"steps": 10000}
+    steps = args.steps if args.steps is not None else quick["steps"]
+    size = {"hidden": quick["hidden"]} if "hidden" in quick else {}
     t0 = time.perf_counter()
     with progress_callback("digits", show=args.progress) as progress:
-        result = digits.run(steps=args.steps, batch_size=args.batch, seed=args.seed, out_dir=args.out,
-                            progress=progress)
+        result = digits.run(steps=steps, batch_size=args.batch, seed=args.seed, out_dir=args.out,
+                            progress=progress, **size)
     _finish(result, t0)
     return 0
 
