@@ -550,7 +550,21 @@ def plot_rf_phase_plane(rows, path, *, title: str = ""):
     """The (alpha, beta) plane of power-law random features with the phase boundaries of
     Paquette et al. 2024 (``2 beta = 1``, ``beta = alpha`` above ``2 alpha = 1``, ``alpha = 1/4`` below it,
     ``2 (alpha + beta) = 1``) and, at each row's ``(alpha, beta)``, its phase and measured exponents
-    ``xi``, ``eta`` with the theory's in parentheses (``sgd_xi``, ``sgd_eta``)."""
+    ``xi``, ``eta`` with the theory's in parentheses (``sgd_xi``, ``sgd_eta``).
+
+    ``rows``: dicts with ``alpha``, ``beta``, ``sgd_xi``, ``sgd_eta`` and optional ``xi``, ``eta``
+    (None: not measured), as the ``results`` of :func:`memsgd.experiments.scaling.run` are.
+
+    Examples:
+        >>> import os
+        >>> from memsgd.plotting import plot_rf_phase_plane
+        >>> from memsgd.scaling import sgd_exponents
+        >>> e = sgd_exponents(1.0, 2.0)
+        >>> rows = [{"alpha": 1.0, "beta": 2.0, "xi": 0.51, "eta": 0.74, "sgd_xi": e["xi"], "sgd_eta": e["eta"]}]
+        >>> fig = plot_rf_phase_plane(rows, "phases.png")
+        >>> os.path.getsize("phases.png") > 0
+        True
+    """
     fig, ax = _figure((7.5, 6.0))
     a = np.linspace(0.0, 1.6, 200)
     ax.fill_between(a, 0, np.maximum(0.5 - a, 0), color="0.9", label="2(alpha+beta) < 1: no phase")
@@ -587,6 +601,16 @@ def plot_frontiers(panels, path, *, title: str = "", ncols: int = 3):
 
     ``panels``: dicts with ``title``, ``flops`` (F,), ``d_grid`` (D,), ``grid_loss`` (D, F),
     ``frontier`` (F,), ``interior`` (F,) and optional ``guide_slope``.
+
+    Examples:
+        >>> import os, numpy as np, memsgd
+        >>> from memsgd.plotting import plot_frontiers
+        >>> res = memsgd.compute_optimal("sgd", 1.0, 0.7, np.logspace(4, 5, 3), d=[16, 32, 64, 128])
+        >>> panel = {"title": "II", "flops": res.flops, "d_grid": res.d_grid, "grid_loss": res.grid_loss,
+        ...          "frontier": res.loss, "interior": res.interior, "guide_slope": -0.6}
+        >>> fig = plot_frontiers([panel], "frontiers.png", ncols=1)
+        >>> os.path.getsize("frontiers.png") > 0
+        True
     """
     from matplotlib import cm
 

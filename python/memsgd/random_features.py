@@ -67,6 +67,15 @@ class RandomFeaturesInfo:
         smallest: expected smallest eigenvalue: for the equivalent ``x_min + 1.2065 sigma`` with the
             soft-edge scale ``sigma = (|z''(s*)| / 2)^(1/3) d^(-2/3)`` (Tracy-Widom TW1 mean; see
             docs/scaling-laws.md); for a W its actual smallest eigenvalue.
+
+    Examples:
+        >>> import memsgd
+        >>> spec = memsgd.Spectrum.random_features(1.0, 0.7, 32)
+        >>> info = spec.random_features_info
+        >>> info.alpha, info.beta, info.d, info.v, info.kind
+        (1.0, 0.7, 32, None, 'equivalent')
+        >>> info.floor == spec.floor, f"{info.floor:.4g}"
+        (True, '0.002699')
     """
 
     alpha: float

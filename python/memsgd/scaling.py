@@ -38,13 +38,27 @@ PHASES = {
     "III": (1.0, 2.0),
     "IV": (0.4, 1.0),
 }
+"""A representative ``(alpha, beta)`` inside each phase of the random-features plane (away from
+the boundaries; :func:`rf_phase` gives each point's phase).
+
+Examples:
+    >>> from memsgd.scaling import PHASES, rf_phase
+    >>> PHASES["III"], all(rf_phase(*ab) == name for name, ab in PHASES.items())
+    ((1.0, 2.0), True)
+"""
 
 
 def rf_phase(alpha: float, beta: float) -> Optional[str]:
     """The phase of (alpha, beta): ``2 (alpha + beta) > 1`` is needed (else None, the target is not
     learnable). Above the high-dimensional line (2 alpha > 1): Ia (2 beta < 1), II (2 beta > 1,
     beta < alpha), III (beta > alpha). Below it: Ib (2 beta < 1), IV (2 beta > 1, alpha > 1/4),
-    Ic (2 beta > 1, alpha < 1/4). Points on a boundary go to the phase above/right of it."""
+    Ic (2 beta > 1, alpha < 1/4). Points on a boundary go to the phase above/right of it.
+
+    Examples:
+        >>> from memsgd.scaling import rf_phase
+        >>> rf_phase(1.0, 2.0), rf_phase(0.75, 0.25), rf_phase(0.2, 1.0), rf_phase(0.2, 0.2)
+        ('III', 'Ia', 'Ic', None)
+    """
     if 2 * (alpha + beta) <= 1 or alpha <= 0:
         return None
     if 2 * alpha > 1:
@@ -71,6 +85,12 @@ def sgd_exponents(alpha: float, beta: float) -> dict:
     III: noise vs F_ac; IV: noise vs F0; Ic: F_pp vs F0 (the noise is a d^-2alpha plateau).
     Ia, II, III agree with the compute-optimal curves of the paper's Table 2 as far as they are
     quoted in docs/scaling-laws.md (e.g. III: ``eta = 1 - 1/(4 alpha)``, 0.643 at alpha = 0.7).
+
+    Examples:
+        >>> from memsgd.scaling import sgd_exponents
+        >>> e = sgd_exponents(1.0, 2.0)
+        >>> e["phase"], e["xi"], e["eta"], e["eta_formula"]
+        ('III', 0.5, 0.75, '1-1/(4a)')
     """
     a, b = float(alpha), float(beta)
     phase = rf_phase(a, b)
@@ -126,6 +146,17 @@ def algorithm_for(name: str, spectrum: Spectrum, batch_size: int, lr: float):
     - ``"am1"``: :func:`memsgd.schedules.am1_power_law` with kick the SGD rate and
       ``alpha_eff ~ t^delta``, ``delta = 0.9 (1 - 1/(2 alpha))`` (just inside the stable range
       ``delta < 1 - 1/nu`` of docs/math.md §7; plain SGD where 2 alpha <= 1).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.scaling import algorithm_for
+        >>> spec = memsgd.Spectrum.random_features(1.0, 0.7, 32)
+        >>> sgd = algorithm_for("sgd", spec, 1, 1.0)
+        >>> trace = float((spec.weights * spec.eigenvalues).sum())
+        >>> abs(sgd.alpha_eff - 1 / (trace + spec.lambda_max)) < 1e-15   # lr / (tr K / B + lambda_max)
+        True
+        >>> type(algorithm_for("am1", spec, 1, 1.0)).__name__        # a time-varying schedule
+        'Schedule'
     """
     info = spectrum.random_features_info
     if info is None:
@@ -170,6 +201,14 @@ class ComputeOptimal:
         grid_lr: (D, F) the learning-rate factor that gave it.
         floors: (D,) F0(d).
         algorithm: the algorithm's name; batch_size: B; alpha, beta; fit_window: (f_lo, f_hi).
+
+    Examples:
+        >>> import numpy as np, memsgd
+        >>> res = memsgd.compute_optimal("sgd", 1.0, 0.7, np.logspace(4, 5, 3), d=[16, 32, 64, 128])
+        >>> res.algorithm, res.grid_loss.shape, tuple(res.interior.tolist())   # (d grid, budgets)
+        ('sgd', (4, 3), (True, False, False))
+        >>> np.allclose(res.steps * res.d, res.flops)                          # f = T B d, B = 1
+        True
     """
 
     flops: np.ndarray
@@ -263,10 +302,13 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
     or one loss_at call per learning-rate factor (~0.5-1 s), plus building the equivalent
     (~0.1-1 s per d).
 
-    >>> import numpy as np, memsgd
-    >>> res = memsgd.compute_optimal("sgd", 1.0, 0.7, np.logspace(4, 5, 3), d=[16, 32, 64, 128])
-    >>> res.d.shape, bool(np.all(res.loss > 0))
-    ((3,), True)
+    Examples:
+        Three budgets on a four-point d grid (the minimum is inside the grid for the smallest):
+
+        >>> import numpy as np, memsgd
+        >>> res = memsgd.compute_optimal("sgd", 1.0, 0.7, np.logspace(4, 5, 3), d=[16, 32, 64, 128])
+        >>> res.d.shape, bool(np.all(res.loss > 0)), round(float(res.d[0]), 1)
+        ((3,), True, 69.3)
     """
     alpha = positive_scalar(alpha, "alpha")
     beta = real_scalar(beta, "beta")

@@ -33,6 +33,20 @@ __all__ = ["ScalingConfig", "small_config", "run"]
 
 @dataclass
 class ScalingConfig:
+    """Settings of the scaling reproduction (docs/reproductions.md): the phases, the geometric grid
+    of budgets ``(lo, hi, count)`` in flops, the top decades of budgets the exponents are fitted
+    over, the d grid (``d_range``, points per octave), the step cap, the learning-rate factor, the
+    batch size, and the phases and algorithms of the momentum comparison.
+
+    Examples:
+        >>> from memsgd.experiments.scaling import ScalingConfig
+        >>> cfg = ScalingConfig()
+        >>> cfg.phases, cfg.flops, cfg.fit_decades
+        (('Ia', 'Ib', 'Ic', 'II', 'III', 'IV'), (1000.0, 100000000.0, 21), 3.0)
+        >>> len(cfg.budgets()), tuple(cfg.d_grid()[:3].tolist())
+        (21, (8.0, 10.0, 13.0))
+    """
+
     phases: Tuple[str, ...] = ("Ia", "Ib", "Ic", "II", "III", "IV")
     flops: Tuple[float, float, int] = (1e3, 1e8, 21)           # geometric grid of budgets (lo, hi, count)
     fit_decades: float = 3.0                                   # exponents fitted over the top decades of the
@@ -76,14 +90,37 @@ class ScalingConfig:
 
 
 def small_config() -> ScalingConfig:
-    """Seconds: the same phases on a small grid (a smoke test of the pipeline, not the claims)."""
+    """Seconds: the same phases on a small grid (a smoke test of the pipeline, not the claims).
+
+    Examples:
+        >>> from memsgd.experiments.scaling import small_config
+        >>> cfg = small_config()
+        >>> cfg.flops, cfg.d_range, cfg.momentum_phases
+        ((1000.0, 100000.0, 5), (8.0, 128.0), ('II',))
+    """
     return ScalingConfig(flops=(1e3, 1e5, 5), fit_decades=2.0, d_range=(8.0, 128.0), d_per_octave=2.0,
                          max_steps=20_000, momentum_phases=("II",))
 
 
 def run(config: Optional[ScalingConfig] = None, out_dir=None, progress=None) -> dict:
     """Measure the compute-optimal exponents; write ``scaling_phase_plane.png``,
-    ``scaling_frontiers.png``, ``scaling_momentum.png`` and ``scaling.json`` to ``out_dir``."""
+    ``scaling_frontiers.png``, ``scaling_momentum.png`` and ``scaling.json`` to ``out_dir``.
+
+    Returns ``{"config", "results", "table", "frontiers"}`` (and ``"files"`` with an ``out_dir``):
+    per (phase, algorithm) the fitted ``xi``, ``eta`` beside the theory's ``sgd_xi``, ``sgd_eta``.
+
+    Examples:
+        One phase on a tiny grid, without files:
+
+        >>> import dataclasses
+        >>> from memsgd.experiments import scaling
+        >>> cfg = dataclasses.replace(scaling.small_config(), phases=("III",), flops=(1e3, 1e4, 3),
+        ...                           d_range=(8.0, 64.0), momentum_phases=())
+        >>> result = scaling.run(cfg, out_dir=None)
+        >>> r = result["results"][0]
+        >>> r["phase"], r["algorithm"], r["sgd_xi"], r["sgd_eta"]
+        ('III', 'sgd', 0.5, 0.75)
+    """
     cfg = config or ScalingConfig()
     if not isinstance(cfg, ScalingConfig):
         raise TypeError(f"config must be a ScalingConfig, got {type(cfg).__name__}")
