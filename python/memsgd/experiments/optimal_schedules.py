@@ -51,10 +51,31 @@ __all__ = ["OptimalSchedulesConfig", "small_config", "run", "claims", "fit_coold
            "tune_peak", "SHAPES"]
 
 SHAPES = ("WSD linear", "cosine", "WSD 1-sqrt")
+"""The practitioners' shapes compared with the optimum (:func:`tune_peak` tunes their peak).
+
+Examples:
+    >>> from memsgd.experiments.optimal_schedules import SHAPES
+    >>> SHAPES
+    ('WSD linear', 'cosine', 'WSD 1-sqrt')
+"""
 
 
 @dataclass
 class OptimalSchedulesConfig:
+    """Settings of the optimal-schedules reproduction (docs/practitioners-schedules.md): the power
+    law ``nu`` with one ``kappa`` per phase, batch size and label noise, the horizons, the design's
+    knots and L-BFGS-B iterations, the horizons of the memory-1 and batch-size optimisations, the
+    WSD cooldown fraction, the peak grid and the ``t/T`` range of the ``delta`` fit.
+
+    Examples:
+        >>> from memsgd.experiments.optimal_schedules import OptimalSchedulesConfig, claims
+        >>> cfg = OptimalSchedulesConfig()
+        >>> cfg.nu, cfg.easy_kappa, cfg.hard_kappa, cfg.horizons
+        (2.0, 1.5, 0.5, (1000, 10000, 100000))
+        >>> claims(cfg.nu, cfg.easy_kappa)["phase"], claims(cfg.nu, cfg.hard_kappa)["phase"]
+        ('easy', 'hard')
+    """
+
     nu: float = 2.0
     easy_kappa: float = 1.5               # s = 0.75 >= 1 - 1/nu = 0.5: easy
     hard_kappa: float = 0.5               # s = 0.25 < 0.5: hard
@@ -102,7 +123,14 @@ class OptimalSchedulesConfig:
 
 
 def small_config() -> OptimalSchedulesConfig:
-    """A run of seconds for the tests: two short horizons, few knots and iterations."""
+    """A run of seconds for the tests: two short horizons, few knots and iterations.
+
+    Examples:
+        >>> from memsgd.experiments.optimal_schedules import small_config
+        >>> cfg = small_config()
+        >>> cfg.horizons, cfg.knots, cfg.memory1_horizons
+        ((200, 400), 10, (200,))
+    """
     return OptimalSchedulesConfig(head=64, horizons=(200, 400), knots=10, max_iterations=60,
                                   memory1_horizons=(200,), memory1_iterations=30, batch_horizons=(200,),
                                   batch_knots=4, peak_grid=12)
@@ -112,7 +140,16 @@ def claims(nu: float, kappa: float) -> dict:
     """The functional-scaling-law claims for ``beta = nu``, ``s = kappa / nu``: the phase, and in the
     easy phase ``delta = 2 beta - 1`` and ``xi = (s - 1 + 1/beta) / (s + 1/beta)``; the loss
     exponent ``s beta / (1 + s beta)`` (easy: the rate that balancing ``(eta N)^-s`` against the
-    noise ``eta (eta N)^(1/beta)`` gives with that ``eta_peak``) or ``s`` (hard)."""
+    noise ``eta (eta N)^(1/beta)`` gives with that ``eta_peak``) or ``s`` (hard).
+
+    Examples:
+        >>> from memsgd.experiments.optimal_schedules import claims
+        >>> c = claims(2.0, 1.5)              # s = 0.75 >= 1 - 1/beta = 0.5
+        >>> c["phase"], c["delta"], round(c["xi"], 12), round(c["loss_exponent"], 12)
+        ('easy', 3.0, 0.2, 0.6)
+        >>> claims(2.0, 0.5)["phase"]        # s = 0.25
+        'hard'
+    """
     beta, s = nu, kappa / nu
     if s >= 1.0 - 1.0 / beta:
         return {"phase": "easy", "s": s, "beta": beta, "delta": 2.0 * beta - 1.0,
@@ -123,7 +160,7 @@ def claims(nu: float, kappa: float) -> dict:
 def fit_cooldown_exponent(lr, fit_range=(0.2, 0.8)) -> float:
     """``delta``: least-squares slope of ``log lr_t`` on ``log(1 - t/T)`` over ``t/T`` in ``fit_range``.
 
-    Example:
+    Examples:
         >>> T = 1000; t = np.arange(T)
         >>> round(fit_cooldown_exponent(0.3 * (1 - t / T) ** 2.5), 12)
         2.5
@@ -136,7 +173,15 @@ def fit_cooldown_exponent(lr, fit_range=(0.2, 0.8)) -> float:
 
 
 def cooldown_fraction(lr) -> float:
-    """Fraction of the steps with ``lr_t < max(lr) / 2`` (the decay phase's share of the horizon)."""
+    """Fraction of the steps with ``lr_t < max(lr) / 2`` (the decay phase's share of the horizon).
+
+    Examples:
+        A linear cooldown over the last 20% of the steps is below half its peak for the last 10%:
+
+        >>> from memsgd import lr_shapes
+        >>> cooldown_fraction(lr_shapes.wsd(1.0, 1000, cooldown_fraction=0.2).values(1000))
+        0.099
+    """
     lr = np.asarray(lr, float)
     return float(np.mean(lr < 0.5 * lr.max()))
 
@@ -158,7 +203,20 @@ def tune_peak(name: str, spec: Spectrum, noise: Noise, T: int, *, cooldown: floa
               bounds=(1e-4, 4.0)) -> Tuple[float, float]:
     """``(peak, L_T)``: the shape ``name`` (one of :data:`SHAPES`) at its best peak learning rate,
     by a log grid over ``bounds`` and bounded Brent on ``log peak`` between the best point's
-    neighbours (diverging peaks count as ``inf``)."""
+    neighbours (diverging peaks count as ``inf``).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.experiments.optimal_schedules import tune_peak
+        >>> spec = memsgd.Spectrum.power_law(2.0, 1.5, head=32)
+        >>> noise = memsgd.Noise.gaussian(1, label_noise=1.0)
+        >>> peak, loss = tune_peak("cosine", spec, noise, 100, grid=8)
+        >>> unit = memsgd.lr_shapes.cosine(1.0, 100).values(100)
+        >>> worse = [memsgd.loss_curve(memsgd.schedules.torch_sgd(f * peak * unit), spec, noise, 100).loss[-1]
+        ...          for f in (0.8, 1.25)]
+        >>> bool(min(worse) > loss)                 # the tuned peak beats its neighbours
+        True
+    """
     from scipy.optimize import minimize_scalar
 
     unit = _shape(name, 1.0, T, cooldown).values(T)
@@ -185,7 +243,22 @@ def _slope(x, y) -> Optional[float]:
 
 
 def run(config: Optional[OptimalSchedulesConfig] = None, out_dir=None, progress=None) -> dict:
-    """Optimise and tune; write ``optimal_schedules_*.png`` and ``optimal_schedules.json`` to ``out_dir``."""
+    """Optimise and tune; write ``optimal_schedules_*.png`` and ``optimal_schedules.json`` to ``out_dir``.
+
+    Returns ``{"config", "phases", "checks", "timings_s", "table"}`` (and ``"files"`` with an
+    ``out_dir``): per phase the claims of :func:`claims` beside the measured exponents.
+
+    Examples:
+        One short horizon, SGD only, without files:
+
+        >>> import dataclasses
+        >>> from memsgd.experiments import optimal_schedules
+        >>> cfg = dataclasses.replace(optimal_schedules.small_config(), head=32, horizons=(100,), knots=6,
+        ...                           max_iterations=20, memory1_horizons=(), batch_horizons=(), peak_grid=8)
+        >>> result = optimal_schedules.run(cfg, out_dir=None)
+        >>> tuple(sorted(result["phases"])), result["checks"]["optimum_beats_every_tuned_shape"]
+        (('easy', 'hard'), True)
+    """
     cfg = config or OptimalSchedulesConfig()
     if not isinstance(cfg, OptimalSchedulesConfig):
         raise TypeError(f"config must be an OptimalSchedulesConfig, got {type(cfg).__name__}")
