@@ -348,10 +348,18 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
     Examples:
         >>> from memsgd.design import make_family
         >>> family = make_family("heavy_ball", 100)
-        >>> family.variables, family.start.round(6).tolist()     # optimised as log(lr), log(1 - momentum)
-        (('lr', 'momentum'), [-2.302585, -2.302585])
+        >>> family.variables, tuple(family.start.round(6).tolist())  # optimised as log(lr), log(1 - momentum)
+        (('lr', 'momentum'), (-2.302585, -2.302585))
         >>> make_family("jacobi", 100).name                      # an older name
         'jacobi_heavy_ball'
+
+        A free family's knots: ``"ends"`` resolves the end of training as finely as the start:
+
+        >>> for spacing in ("log", "ends"):
+        ...     free = make_family("free_sgd", 1000, knots=6, spacing=spacing)
+        ...     print(spacing, tuple(free.natural(free.start)["knot_steps"].round(1).tolist()))
+        log (0.0, 3.0, 14.8, 62.1, 250.2, 999.0)
+        ends (0.0, 14.6, 200.0, 799.0, 984.4, 999.0)
     """
     name = _family_name(name)
     steps = step_count(steps, minimum=1)

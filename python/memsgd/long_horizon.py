@@ -327,6 +327,21 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         >>> r = ms.loss_at(algo, spec, noise, [10**3, 10**12])
         >>> bool(abs(r.loss[-1] / ms.stability(algo, spec, noise).noise_floor - 1) < 1e-12)
         True
+
+        A step decay (``Schedule.piecewise``) is exact; a cosine schedule goes through
+        ``approximate=`` and its Richardson error estimate bounds the error:
+
+        >>> spec, noise = ms.Spectrum.power_law(2.0, 1.0, size=100), ms.Noise.gaussian(8)
+        >>> decay = ms.Schedule.piecewise([(ms.heavy_ball(0.2, 0.8), 1000), (ms.heavy_ball(0.02, 0.8), None)])
+        >>> r = ms.loss_at(decay, spec, noise, [500, 2000, 5000])
+        >>> exact = ms.loss_curve(decay, spec, noise, 5000).loss[[500, 2000, 5000]]
+        >>> bool(abs(r.loss / exact - 1).max() < 1e-10)
+        True
+        >>> cosine = ms.schedules.torch_sgd(ms.lr_shapes.cosine(0.2, 20000).values(20000))
+        >>> r = ms.loss_at(cosine, spec, noise, [20000], approximate=16, exact_until=1000, warn=False)
+        >>> exact = ms.loss_curve(cosine, spec, noise, 20000).loss[-1]
+        >>> bool(abs(r.loss[-1] - exact) <= r.error[-1] < 1e-4 * exact)
+        True
     """
     pieces = getattr(algorithm, "pieces", None) if isinstance(algorithm, Schedule) else None
     if approximate is not None or (breaks is not None and len(breaks)):
