@@ -553,7 +553,7 @@ def plot_rf_phase_plane(rows, path, *, title: str = ""):
     ``xi``, ``eta`` with the theory's in parentheses (``sgd_xi``, ``sgd_eta``).
 
     ``rows``: dicts with ``alpha``, ``beta``, ``sgd_xi``, ``sgd_eta`` and optional ``xi``, ``eta``
-    (None: not measured), as the ``results`` of :func:`memsgd.experiments.scaling.run` are.
+    (None: not measured), as the ``results`` of [`memsgd.experiments.scaling.run`][memsgd.experiments.scaling.run] are.
 
     Examples:
         >>> import os

@@ -13,7 +13,8 @@ the schedule minimising the final loss at a horizon of ``N`` steps (step index `
 - hard phase ``s < 1 - 1/beta``: warmup-stable-decay, the largest admissible rate for most of
   training and a decay over a fraction of the horizon that vanishes as ``N`` grows.
 
-For each phase and horizon ``T`` this experiment computes the optimum by :func:`memsgd.optimize_schedule`
+For each phase and horizon ``T`` this experiment computes the optimum by
+[`memsgd.optimize_schedule`][memsgd.optimize_schedule]
 (``free_sgd``, log learning rate piecewise linear between ``knots`` knots with ``spacing="ends"``,
 which resolves the end as finely as the start), started from the best of the tuned shapes (or from
 the previous horizon's optimum where that does better; ``long_iterations`` caps L-BFGS-B beyond
@@ -51,7 +52,8 @@ __all__ = ["OptimalSchedulesConfig", "small_config", "run", "claims", "fit_coold
            "tune_peak", "SHAPES"]
 
 SHAPES = ("WSD linear", "cosine", "WSD 1-sqrt")
-"""The practitioners' shapes compared with the optimum (:func:`tune_peak` tunes their peak).
+"""The practitioners' shapes compared with the optimum
+([`tune_peak`][memsgd.experiments.optimal_schedules.tune_peak] tunes their peak).
 
 Examples:
     >>> from memsgd.experiments.optimal_schedules import SHAPES
@@ -201,7 +203,8 @@ def _final_loss(values, spec, noise, T) -> float:
 
 def tune_peak(name: str, spec: Spectrum, noise: Noise, T: int, *, cooldown: float = 0.2, grid: int = 25,
               bounds=(1e-4, 4.0)) -> Tuple[float, float]:
-    """``(peak, L_T)``: the shape ``name`` (one of :data:`SHAPES`) at its best peak learning rate,
+    """``(peak, L_T)``: the shape ``name`` (one of
+    [`SHAPES`][memsgd.experiments.optimal_schedules.SHAPES]) at its best peak learning rate,
     by a log grid over ``bounds`` and bounded Brent on ``log peak`` between the best point's
     neighbours (diverging peaks count as ``inf``).
 
@@ -246,7 +249,8 @@ def run(config: Optional[OptimalSchedulesConfig] = None, out_dir=None, progress=
     """Optimise and tune; write ``optimal_schedules_*.png`` and ``optimal_schedules.json`` to ``out_dir``.
 
     Returns ``{"config", "phases", "checks", "timings_s", "table"}`` (and ``"files"`` with an
-    ``out_dir``): per phase the claims of :func:`claims` beside the measured exponents.
+    ``out_dir``): per phase the claims of [`claims`][memsgd.experiments.optimal_schedules.claims] beside
+    the measured exponents.
 
     Examples:
         One short horizon, SGD only, without files:
