@@ -91,10 +91,11 @@ class Converter {
   std::vector<py::object> keep_;  // the keys stay alive (and unique) while cached
 };
 
-// (eigenvalues, weights, scales) -> Nodes
+// (eigenvalues, weights, scales[, decay_scale or None]) -> Nodes
 memsgd::Nodes nodes_from(Converter& conv, const py::handle& spectrum, const std::string& where) {
   auto t = py::reinterpret_borrow<py::tuple>(spectrum);
-  require(t.size() == 3, "spectrum" + where + " must be (eigenvalues, weights, scales)");
+  require(t.size() == 3 || t.size() == 4,
+          "spectrum" + where + " must be (eigenvalues, weights, scales) or (eigenvalues, weights, scales, decay_scale)");
   const Array& lam = conv.get(t[0], "eigenvalues" + where);
   require(lam.ndim() == 1 && lam.size() > 0, "eigenvalues" + where + " must be a non-empty 1-d array");
   const py::ssize_t K = lam.size();
@@ -102,7 +103,13 @@ memsgd::Nodes nodes_from(Converter& conv, const py::handle& spectrum, const std:
   const Array& sc = conv.get(t[2], "scales" + where);
   require_shape(w, "weights" + where, {K});
   require_shape(sc, "scales" + where, {K});
-  return memsgd::Nodes{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
+  memsgd::Nodes n{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
+  if (t.size() == 4 && !t[3].is_none()) {
+    const Array& ds = conv.get(t[3], "decay_scale" + where);
+    require_shape(ds, "decay_scale" + where, {K});
+    n.decay_scale = ds.data();
+  }
+  return n;
 }
 
 // (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)) -> AlgorithmParams
@@ -130,6 +137,14 @@ memsgd::AlgorithmParams algorithm_from(Converter& conv, const py::handle& algori
   p.D = DD.data();
   p.e = ee.data();
   return p;
+}
+
+// The optional per-step weight decay rho_t (rows of alpha; None: none) into `p`.
+void weight_decay_from(Converter& conv, const py::handle& rho, memsgd::AlgorithmParams& p, const std::string& where) {
+  if (rho.is_none()) return;
+  const Array& wd = conv.get(rho, "weight_decay" + where);
+  require_shape(wd, "weight_decay" + where, {static_cast<py::ssize_t>(p.steps_stored)});
+  p.weight_decay = wd.data();
 }
 
 // (coupling (n,), self_noise (n,)[, label (n,) or None]) -> NoiseParams; label = sigma2/B_t, the
@@ -176,21 +191,26 @@ void require_tuple(const py::handle& obj, const char* name) {
 py::tuple evolve(py::object eigenvalues, py::object weights, py::object scales, py::object alpha, py::object b,
                  py::object c, py::object D, py::object e, py::object coupling, py::object self_noise,
                  std::int64_t steps, bool initial_ggt, bool overflow_only, int threads, bool adaptive_threads,
-                 bool spin_only, py::object control, py::object label) {
+                 bool spin_only, std::int64_t alternate_every, py::object control, py::object label,
+                 py::object weight_decay, py::object decay_scale) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   require_threads(threads);
   memsgd::Configuration cfg;
-  cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales), "");
+  cfg.nodes = nodes_from(conv, py::make_tuple(eigenvalues, weights, scales, decay_scale), "");
   cfg.algorithm = algorithm_from(conv, py::make_tuple(alpha, b, c, D, e), "");
+  weight_decay_from(conv, weight_decay, cfg.algorithm, "");
   cfg.noise = noise_from(conv, py::make_tuple(coupling, self_noise, label), "");
-  memsgd::require_memory(2.0 * 8.0 * (static_cast<double>(T) + 1.0), cfg.algorithm.memory, cfg.nodes.count, 1, threads);
+  memsgd::require_memory(2.0 * 8.0 * (static_cast<double>(T) + 1.0), cfg.algorithm.memory, cfg.nodes.count, 1, threads,
+                         !weight_decay.is_none());
   memsgd::RunOptions opt;
   opt.initial = initial_ggt ? memsgd::InitialState::GGt : memsgd::InitialState::E11;
   opt.rule = overflow_only ? memsgd::DivergenceRule::OverflowOnly : memsgd::DivergenceRule::Relative;
   opt.threads = threads;
   opt.adaptive_threads = adaptive_threads;
   opt.spin_only = spin_only;
+  require(alternate_every >= 0, "alternate_every must be >= 0");
+  opt.alternate_every = static_cast<std::size_t>(alternate_every);
   opt.control = run_control(control);
   Array loss(static_cast<py::ssize_t>(T + 1)), gp(static_cast<py::ssize_t>(T + 1));
   std::int64_t diverged = -1;
@@ -213,6 +233,7 @@ py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequen
   require(py::len(spectra) == C, "spectra must have one entry per configuration (" + std::to_string(C) + ")");
   require(py::len(noises) == C, "noises must have one entry per configuration (" + std::to_string(C) + ")");
   std::vector<memsgd::Configuration> cfgs(C);
+  bool any_decay = false;
   int max_memory = 0;
   std::size_t max_nodes = 0;
   for (std::size_t i = 0; i < C; ++i) {
@@ -221,7 +242,12 @@ py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequen
     require_tuple<py::tuple>(algorithms[i], "algorithms entries");
     require_tuple<py::tuple>(noises[i], "noises entries");
     cfgs[i].nodes = nodes_from(conv, spectra[i], where);
-    cfgs[i].algorithm = algorithm_from(conv, algorithms[i], where);
+    auto at = py::reinterpret_borrow<py::tuple>(algorithms[i]);
+    require(at.size() == 5 || at.size() == 6,
+            "algorithm" + where + " must be (alpha, b, c, D, e) or (alpha, b, c, D, e, weight_decay)");
+    cfgs[i].algorithm = algorithm_from(conv, at.size() == 5 ? at : py::tuple(at[py::slice(0, 5, 1)]), where);
+    if (at.size() == 6) weight_decay_from(conv, at[5], cfgs[i].algorithm, where);
+    any_decay = any_decay || cfgs[i].algorithm.weight_decay != nullptr;
     cfgs[i].noise = noise_from(conv, noises[i], where);
     max_memory = std::max(max_memory, cfgs[i].algorithm.memory);
     max_nodes = std::max(max_nodes, cfgs[i].nodes.count);
@@ -236,7 +262,8 @@ py::tuple evolve_batch(py::sequence spectra, py::sequence algorithms, py::sequen
     recording.count = static_cast<std::size_t>(rec.size());
   }
   const std::size_t R = recording.steps != nullptr ? recording.count : T + 1;
-  memsgd::require_memory(8.0 * static_cast<double>(C) * (static_cast<double>(R) + 1.0), max_memory, max_nodes, C, threads);
+  memsgd::require_memory(8.0 * static_cast<double>(C) * (static_cast<double>(R) + 1.0), max_memory, max_nodes, C, threads,
+                         any_decay);
   memsgd::RunOptions opt;
   opt.threads = threads;
   opt.control = run_control(control);
@@ -276,8 +303,8 @@ py::dict build_info() {
 py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object scales, py::object alpha,
                         py::object b, py::object c, py::object D, py::object e, py::object coupling,
                         py::object self_noise, py::object loss_weights, std::int64_t steps,
-                        std::int64_t checkpoint_every, bool general_kernel, int threads, py::object control,
-                        py::object label) {
+                        std::int64_t checkpoint_every, bool general_kernel, int threads,
+                        std::int64_t alternate_every, py::object control, py::object label) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   require_threads(threads);
@@ -292,6 +319,8 @@ py::tuple loss_gradient(py::object eigenvalues, py::object weights, py::object s
   options.checkpoint_every = static_cast<std::size_t>(checkpoint_every);
   options.threads = threads;
   options.general_kernel = general_kernel;
+  require(alternate_every >= 0, "alternate_every must be >= 0");
+  options.alternate_every = static_cast<std::size_t>(alternate_every);
   options.control = run_control(control);
   memsgd::require_gradient_memory(cfg, lw.data(), T, options);
 
@@ -582,6 +611,14 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<>())
       .def_property_readonly("steps_done", [](const memsgd::RunControl& c) { return c.steps_done.load(); })
       .def_property_readonly("configs_done", [](const memsgd::RunControl& c) { return c.configs_done.load(); })
+      .def_property_readonly("largest_team", [](const memsgd::RunControl& c) { return c.largest_team.load(); },
+                             "The most threads that worked together (the thread policy's choice; 1: alone).")
+      .def_property_readonly("team_steps", [](const memsgd::RunControl& c) { return c.team_steps.load(); },
+                             "Lockstep steps run by a team of two or more threads.")
+      .def_property_readonly("team_tries", [](const memsgd::RunControl& c) { return c.team_tries.load(); },
+                             "Lockstep teams opened (after the lone thread measured that one could pay).")
+      .def_property_readonly("team_drops", [](const memsgd::RunControl& c) { return c.team_drops.load(); },
+                             "Lockstep teams given up for one thread (measured no faster than it).")
       .def("cancel", [](memsgd::RunControl& c) { c.cancel.store(true); });
 
   // engine
@@ -589,23 +626,68 @@ PYBIND11_MODULE(_core, m) {
         py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"), py::arg("self_noise"),
         py::arg("steps"), py::kw_only(), py::arg("initial_ggt") = false, py::arg("overflow_only") = false,
         py::arg("threads") = 0, py::arg("adaptive_threads") = true, py::arg("spin_only") = false,
-        py::arg("control") = py::none(), py::arg("label") = py::none(),
+        py::arg("alternate_every") = 0, py::arg("control") = py::none(), py::arg("label") = py::none(),
+        py::arg("weight_decay") = py::none(), py::arg("decay_scale") = py::none(),
         "One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output "
         "(steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = "
-        "sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. threads = 0: "
-        "the default.");
+        "sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. weight_decay: "
+        "None or rho_t >= 0 per row of alpha (the affine state of weight decay); decay_scale: None or kappa_k > 0 "
+        "per eigenvalue (component k decays by kappa_k rho_t). threads = 0: the default. adaptive_threads=False: "
+        "a team of `threads` from the first step; alternate_every = n > 0 (tests): such a team that hands over "
+        "to one thread every n steps and back after n.");
   m.def("evolve_batch", &evolve_batch, py::arg("spectra"), py::arg("algorithms"), py::arg("noises"),
         py::arg("steps"), py::arg("record") = py::none(), py::kw_only(), py::arg("threads") = 0,
         py::arg("control") = py::none(),
-        "C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), "
+        "C configurations: spectra[i] = (eigenvalues, weights, scales[, decay_scale]), algorithms[i] = (alpha, b, c, D, e) "
+        "or (alpha, b, c, D, e, weight_decay (rows of alpha) or None), "
         "noises[i] = (coupling, self_noise) or (coupling, self_noise, label). Returns (loss (C, R), diverged_at (C,)) at the recorded steps "
         "(record: increasing int64 steps in [0, steps], or None for every step).");
   m.def("step_cost", &memsgd::step_cost, py::arg("memory"), "Multiply-adds per component and step.");
   m.def("state_bytes", &memsgd::state_bytes, py::arg("memory"), py::arg("nodes"), py::arg("configs"),
-        py::arg("threads"), "Bytes of state the core allocates for a run (outputs not included).");
+        py::arg("threads"), py::arg("weight_decay") = false,
+        "Bytes of state the core allocates for a run (outputs not included); weight_decay: the affine state.");
   m.def("physical_memory", &memsgd::physical_memory_bytes, "Physical memory in bytes (0 if unknown).");
   m.def("max_threads", &memsgd::max_threads,
         "Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.");
+  m.def(
+      "planned_threads",
+      [](const std::string& work, int memory, std::int64_t nodes, std::int64_t steps, std::int64_t configs,
+         int threads) {
+        require(work == "curves" || work == "contour", "work must be 'curves' or 'contour', got '" + work + "'");
+        require(memory >= 0 && nodes >= 0 && steps >= 0 && configs >= 1,
+                "memory, nodes and steps must be >= 0 and configs >= 1");
+        require_threads(threads);
+        return memsgd::planned_threads(
+            work == "curves" ? memsgd::ParallelWork::Curves : memsgd::ParallelWork::ContourSums, memory,
+            static_cast<std::size_t>(nodes), static_cast<std::size_t>(steps), static_cast<std::size_t>(configs),
+            threads);
+      },
+      py::arg("work"), py::arg("memory"), py::arg("nodes"), py::arg("steps"), py::kw_only(), py::arg("configs") = 1,
+      py::arg("threads") = 0,
+      "The most threads the thread policy lets a run use before it measures anything (1: it stays on one "
+      "thread). work='curves': `configs` curves of `memory` on `nodes` components for `steps` steps "
+      "(loss_curve, loss_curves; loss_gradient's passes plan as one curve); work='contour': loss_at's "
+      "contour sums over `steps` contour nodes. threads = 0: the default.");
+  m.def("set_always_team", &memsgd::set_always_team, py::arg("on"),
+        "Tests: on=True makes every run that may use two or more threads use them from its first step (lockstep "
+        "runs never give their team up; independent tasks run one per thread), whatever the thread policy's "
+        "model and measurements say; process-wide. on=False restores the policy.");
+  m.def(
+      "thread_policy_state",
+      [] {
+        const memsgd::ThreadPolicyState s = memsgd::thread_policy_state();
+        py::dict d;
+        d["seen_seconds"] = s.seen_seconds;
+        d["on_cpu"] = s.on_cpu;
+        d["cores_look_idle"] = s.cores_look_idle;
+        d["cores_look_busy"] = s.cores_look_busy;
+        d["backoff_seconds"] = s.backoff_seconds;
+        return d;
+      },
+      "What the thread policy has measured in this process: seen_seconds (lone-thread time seen lately, "
+      "decaying over ~0.1 s) and on_cpu (its CPU time / wall time), cores_look_idle (runs with a barrier per "
+      "step may try a team), cores_look_busy (independent tasks stay on one thread), backoff_seconds (until "
+      "a team may be tried again after one failed).");
   m.def("thread_limit", &memsgd::thread_limit,
         "The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.");
   m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),
@@ -643,7 +725,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("alpha"), py::arg("b"), py::arg("c"), py::arg("D"), py::arg("e"), py::arg("coupling"),
         py::arg("self_noise"), py::arg("loss_weights"), py::arg("steps"), py::kw_only(),
         py::arg("checkpoint_every") = 0, py::arg("general_kernel") = false, py::arg("threads") = 0,
-        py::arg("control") = py::none(), py::arg("label") = py::none(),
+        py::arg("alternate_every") = 0, py::arg("control") = py::none(), py::arg("label") = py::none(),
         "Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise and "
         "label (or None): (1,) or >= steps per-step entries); returns (value, diverged_at, loss, d_alpha, "
         "d_b, d_c, d_D, d_e, d_coupling, d_self_noise, checkpoint_every, stored_states, d_label).");

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'stationary_moments', 'step_cost', 'thread_limit']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'planned_threads', 'set_always_team', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'stationary_moments', 'step_cost', 'thread_limit', 'thread_policy_state']
 class RunControl:
     """
     Progress of a running evolve()/evolve_batch() and a way to stop it from another thread.
@@ -19,8 +19,28 @@ class RunControl:
     def configs_done(self) -> int:
         ...
     @property
+    def largest_team(self) -> int:
+        """
+        The most threads that worked together (the thread policy's choice; 1: alone).
+        """
+    @property
     def steps_done(self) -> int:
         ...
+    @property
+    def team_drops(self) -> int:
+        """
+        Lockstep teams given up for one thread (measured no faster than it).
+        """
+    @property
+    def team_steps(self) -> int:
+        """
+        Lockstep steps run by a team of two or more threads.
+        """
+    @property
+    def team_tries(self) -> int:
+        """
+        Lockstep teams opened (after the lone thread measured that one could pay).
+        """
 def build_info() -> dict:
     """
     Version, compiler, build type, OpenMP and SIMD paths of this build.
@@ -29,13 +49,13 @@ def elementwise_step(codes: collections.abc.Sequence[typing.SupportsInt | typing
     """
     Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over raw float/double arrays given by address. The caller guarantees the addresses and sizes.
     """
-def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, control: typing.Any = None, label: typing.Any = None) -> tuple:
+def evolve(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, adaptive_threads: bool = True, spin_only: bool = False, alternate_every: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None, label: typing.Any = None, weight_decay: typing.Any = None, decay_scale: typing.Any = None) -> tuple:
     """
-    One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output (steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. threads = 0: the default.
+    One configuration, every step: returns (loss, gradient_point_loss, diverged_at), each output (steps+1,), diverged_at = -1 when the run never diverged. coupling/self_noise (and label = sigma2/B_t, the label-noise source, or None): (1,) or >= steps per-step entries. weight_decay: None or rho_t >= 0 per row of alpha (the affine state of weight decay); decay_scale: None or kappa_k > 0 per eigenvalue (component k decays by kappa_k rho_t). threads = 0: the default. adaptive_threads=False: a team of `threads` from the first step; alternate_every = n > 0 (tests): such a team that hands over to one thread every n steps and back after n.
     """
 def evolve_batch(spectra: collections.abc.Sequence, algorithms: collections.abc.Sequence, noises: collections.abc.Sequence, steps: typing.SupportsInt | typing.SupportsIndex, record: typing.Any = None, *, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
     """
-    C configurations: spectra[i] = (eigenvalues, weights, scales), algorithms[i] = (alpha, b, c, D, e), noises[i] = (coupling, self_noise) or (coupling, self_noise, label). Returns (loss (C, R), diverged_at (C,)) at the recorded steps (record: increasing int64 steps in [0, steps], or None for every step).
+    C configurations: spectra[i] = (eigenvalues, weights, scales[, decay_scale]), algorithms[i] = (alpha, b, c, D, e) or (alpha, b, c, D, e, weight_decay (rows of alpha) or None), noises[i] = (coupling, self_noise) or (coupling, self_noise, label). Returns (loss (C, R), diverged_at (C,)) at the recorded steps (record: increasing int64 steps in [0, steps], or None for every step).
     """
 def fma_probe(path: str, iterations: typing.SupportsInt | typing.SupportsIndex) -> float:
     """
@@ -53,7 +73,7 @@ def gradient_checkpointing(memory: typing.SupportsInt | typing.SupportsIndex, no
     """
     loss_gradient's checkpointing: (segment length, recomputed states bypass the cache, cache budget in bytes).
     """
-def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, loss_weights: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, general_kernel: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None, label: typing.Any = None) -> tuple:
+def loss_gradient(eigenvalues: typing.Any, weights: typing.Any, scales: typing.Any, alpha: typing.Any, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, coupling: typing.Any, self_noise: typing.Any, loss_weights: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, general_kernel: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, alternate_every: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None, label: typing.Any = None) -> tuple:
     """
     Gradient of sum_t loss_weights[t] L_t (forward pass: evolve()'s run; coupling/self_noise and label (or None): (1,) or >= steps per-step entries); returns (value, diverged_at, loss, d_alpha, d_b, d_c, d_D, d_e, d_coupling, d_self_noise, checkpoint_every, stored_states, d_label).
     """
@@ -69,6 +89,14 @@ def physical_memory() -> float:
     """
     Physical memory in bytes (0 if unknown).
     """
+def planned_threads(work: str, memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, *, configs: typing.SupportsInt | typing.SupportsIndex = 1, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+    """
+    The most threads the thread policy lets a run use before it measures anything (1: it stays on one thread). work='curves': `configs` curves of `memory` on `nodes` components for `steps` steps (loss_curve, loss_curves; loss_gradient's passes plan as one curve); work='contour': loss_at's contour sums over `steps` contour nodes. threads = 0: the default.
+    """
+def set_always_team(on: bool) -> None:
+    """
+    Tests: on=True makes every run that may use two or more threads use them from its first step (lockstep runs never give their team up; independent tasks run one per thread), whatever the thread policy's model and measurements say; process-wide. on=False restores the policy.
+    """
 def set_simd_path(name: str) -> None:
     """
     Use SIMD path `name` (auto, baseline, avx2, avx512) from the next run on.
@@ -81,9 +109,9 @@ def solve_renewal(U: typing.Any, U_prime: typing.Any, V: typing.Any, V_prime: ty
     """
     Solve the renewal equations; returns (L, l, error) with error the estimated absolute error of L (None unless with_error). control: RunControl (progress over 1-6 passes of n outputs, cancellation).
     """
-def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
+def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, weight_decay: bool = False) -> float:
     """
-    Bytes of state the core allocates for a run (outputs not included).
+    Bytes of state the core allocates for a run (outputs not included); weight_decay: the affine state.
     """
 def stationary_moments(eigenvalues: typing.Any, alpha: typing.SupportsFloat | typing.SupportsIndex, b: typing.Any, c: typing.Any, D: typing.Any, e: typing.Any, self_noise: typing.SupportsFloat | typing.SupportsIndex, shift: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple:
     """
@@ -96,6 +124,10 @@ def step_cost(memory: typing.SupportsInt | typing.SupportsIndex) -> float:
 def thread_limit() -> int:
     """
     The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.
+    """
+def thread_policy_state() -> dict:
+    """
+    What the thread policy has measured in this process: seen_seconds (lone-thread time seen lately, decaying over ~0.1 s) and on_cpu (its CPU time / wall time), cores_look_idle (runs with a barrier per step may try a team), cores_look_busy (independent tasks stay on one thread), backoff_seconds (until a team may be tried again after one failed).
     """
 DIVERGENCE_FACTOR: float = 1e+30
 MAX_STEPS: int = 1099511627776

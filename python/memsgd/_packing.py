@@ -8,7 +8,7 @@ import numpy as np
 
 from .algorithms import MemoryAlgorithm
 
-__all__ = ["parameter_arrays", "noise_arrays", "parameter_bytes", "noise_bytes", "per_configuration",
+__all__ = ["parameter_arrays", "weight_decay_array", "core_algorithm", "noise_arrays", "parameter_bytes", "noise_bytes", "per_configuration",
            "chunks", "CHUNK_PARAMETER_BYTES"]
 
 # Per-step parameter arrays of schedules are built per chunk of configurations, at most this many
@@ -29,6 +29,27 @@ def parameter_arrays(algorithm, steps: int):
     return algorithm.parameters(max(steps, 1))
 
 
+def weight_decay_array(algorithm, steps: int):
+    """The per-step weight decay ``rho_t`` for the core's affine state (rows as
+    :func:`parameter_arrays`), or None without weight decay (the core's plain state). For an
+    algorithm of ``memsgd._affine.forward_problem`` (readout and preconditioner transformed away)."""
+    if not np.any(algorithm.weight_decay):
+        return None
+    if isinstance(algorithm, MemoryAlgorithm):
+        return np.array([algorithm.weight_decay])
+    if algorithm.length == 0:
+        return np.zeros(1)
+    return algorithm.weight_decays(max(steps, 1))
+
+
+def core_algorithm(algorithm, steps: int) -> tuple:
+    """The algorithm entry of ``_core.evolve_batch``: ``(alpha, b, c, D, e)``, plus the weight decay
+    (:func:`weight_decay_array`) as a sixth array when there is some."""
+    rho = weight_decay_array(algorithm, steps)
+    arrays = tuple(parameter_arrays(algorithm, steps))
+    return arrays if rho is None else arrays + (rho,)
+
+
 def noise_arrays(noise, steps: int):
     """``(tau1/B_t, tau2/B_t, sigma2/B_t)`` for the core: one entry for a constant batch size; the
     label-noise source is None without label noise (the core then adds nothing)."""
@@ -45,7 +66,7 @@ def parameter_bytes(algorithm, steps: int) -> float:
     if isinstance(algorithm, MemoryAlgorithm):
         return 0.0
     M = algorithm.memory
-    return 8.0 * max(steps, 1) * (1 + 3 * M + M * M)
+    return 8.0 * max(steps, 1) * (1 + 3 * M + M * M + (1 if np.any(algorithm.weight_decay) else 0))
 
 
 def noise_bytes(noise, steps: int) -> float:

@@ -22,10 +22,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from . import _core
-from ._affine import plain_problem
+from ._affine import forward_problem, has_weight_decay, plain_problem
 from ._growth import growth
-from ._packing import (chunks, noise_arrays, noise_bytes, parameter_arrays, parameter_bytes,
-                       per_configuration)
+from ._packing import (chunks, core_algorithm, noise_arrays, noise_bytes, parameter_arrays, parameter_bytes,
+                       per_configuration, weight_decay_array)
 from ._problem import check_algorithm, check_batch_sizes, check_problem, check_schedule_length
 from ._progress import watched
 from ._steps import recorded_steps
@@ -211,23 +211,26 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     run is long (about 5 s or more) and stderr is a terminal. Long runs can be interrupted
     with Ctrl-C (KeyboardInterrupt) whether or not a bar is shown.
     ``threads``: at most this many threads (a positive integer; default None: all cores); the
-    core uses one where more do not pay, and never more than 4 per processor (larger values are
-    capped: ``memsgd._core.thread_limit()``). The losses do not depend on it.
+    core uses one where more do not pay (docs/engine.md, "Threads"), and never more than 4 per
+    processor (larger values are capped: ``memsgd._core.thread_limit()``). The losses do not
+    depend on it.
     """
     steps = check_problem(algorithm, spectrum, noise, steps)
     threads = thread_count(threads)
     progress_flag(progress)
-    algorithm, spectrum = plain_problem(algorithm, spectrum)   # weight decay, readout, preconditioner
-    M, K = algorithm.memory, spectrum.size
+    # readout and preconditioner transformed away; weight decay kept (the core's affine state)
+    algorithm, spectrum, decay_scale = forward_problem(algorithm, spectrum)
+    M, K, decay = algorithm.memory, spectrum.size, has_weight_decay(algorithm)
     require_memory({"loss and gradient-point loss": 16.0 * (steps + 1),
                     "per-step parameters": parameter_bytes(algorithm, steps),
                     "per-step noise": noise_bytes(noise, steps),
-                    "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
+                    "state": _core.state_bytes(M, K, 1, threads or _core.max_threads(), weight_decay=decay)},
                    f"the run (steps = {steps})")
     params = parameter_arrays(algorithm, steps)
     coupling, self_noise, label = noise_arrays(noise, steps)
     loss, gp, diverged = _evolve((spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, *params),
-                                 coupling, self_noise, steps, M, K, progress, "loss_curve", threads, label=label)
+                                 coupling, self_noise, steps, M, K, progress, "loss_curve", threads, label=label,
+                                 weight_decay=weight_decay_array(algorithm, steps), decay_scale=decay_scale)
     hint = _scale_hint(algorithm, spectrum) if diverged >= 0 else None
     if hint is not None:  # a schedule built for another problem's scale: say so, not just diverged_at
         warnings.warn(f"loss_curve: diverged at step {diverged}; {hint}", UserWarning, stacklevel=2)
@@ -317,7 +320,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     for i, (a, n) in enumerate(zip(algos, noises)):
         check_schedule_length(a, steps, f"algorithms[{i}]")
         check_batch_sizes(n, steps, f"noise[{i}]")
-    algos, specs = _plain_problems(algos, specs)
+    algos, specs, decay_scales = _forward_problems(algos, specs)
     rec = None if record is None else recorded_steps(record, steps)  # None: every step
     threads = thread_count(threads)
     progress_flag(progress)
@@ -326,14 +329,17 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     max_K = max(s.size for s in specs)
     param_bytes = [parameter_bytes(a, steps) + noise_bytes(n, steps) for a, n in zip(algos, noises)]
     parts = chunks(param_bytes)
+    any_decay = any(has_weight_decay(a) for a in algos)
     require_memory({"recorded losses": 8.0 * C * (R + 1),
                     "per-step parameters": max(sum(param_bytes[a:b]) for a, b in parts),
-                    "state": _core.state_bytes(max_M, max_K, C, threads or _core.max_threads())},
+                    "state": _core.state_bytes(max_M, max_K, C, threads or _core.max_threads(),
+                                               weight_decay=any_decay)},
                    f"the run of {C} configurations (steps = {steps})")
 
     spectrum_arrays: dict = {}
-    for s in specs:
-        spectrum_arrays.setdefault(id(s), (s.eigenvalues, s.weights, s.coefficients2))
+    for s, kappa in zip(specs, decay_scales):
+        spectrum_arrays.setdefault((id(s), id(kappa)), (s.eigenvalues, s.weights, s.coefficients2)
+                                   + (() if kappa is None else (kappa,)))
     work = float(steps) * sum(s.size * _core.step_cost(a.memory) for a, s in zip(algos, specs))
     loss = np.empty((C, R))
     diverged = np.empty(C, dtype=np.int64)
@@ -342,9 +348,9 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
         # one RunControl for every chunk: configs_done keeps counting across them
         for a, b in parts:
             param_cache, noise_cache = {}, {}
-            alg = [param_cache.setdefault(id(x), parameter_arrays(x, steps)) for x in algos[a:b]]
+            alg = [param_cache.setdefault(id(x), core_algorithm(x, steps)) for x in algos[a:b]]
             noi = [noise_cache.setdefault(id(n), noise_arrays(n, steps)) for n in noises[a:b]]
-            spe = [spectrum_arrays[id(s)] for s in specs[a:b]]
+            spe = [spectrum_arrays[id(s), id(k)] for s, k in zip(specs[a:b], decay_scales[a:b])]
             loss[a:b], diverged[a:b] = _core.evolve_batch(spe, alg, noi, steps, rec, threads=threads,
                                                           control=control)
         return loss, diverged
@@ -354,16 +360,17 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     return LossCurves(steps_out, loss, diverged, np.array([n.label_noise for n in noises]))
 
 
-def _plain_problems(algos: list, specs: list):
-    """:func:`memsgd._affine.plain_problem` of every configuration, each distinct (algorithm,
+def _forward_problems(algos: list, specs: list):
+    """:func:`memsgd._affine.forward_problem` of every configuration, each distinct (algorithm,
     spectrum) pair reduced once (shared objects stay shared: the core call caches by identity)."""
     done: dict = {}
-    out_a, out_s = [], []
+    out_a, out_s, out_k = [], [], []
     for a, s in zip(algos, specs):
         key = (id(a), id(s))
         if key not in done:
-            done[key] = plain_problem(a, s)
+            done[key] = forward_problem(a, s)
         out_a.append(done[key][0])
         out_s.append(done[key][1])
-    return out_a, out_s
+        out_k.append(done[key][2])
+    return out_a, out_s, out_k
 

@@ -146,7 +146,8 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
             if that at most doubles the stored states: ``memsgd._core.gradient_checkpointing``).
             Memory: about ``horizon/C + C`` states of ``K (M+1)(M+2)/2`` doubles (``K (M+1)^2``
             for M > 3).
-        threads: at most this many threads (default: all cores, as :func:`memsgd.loss_curve`).
+        threads: at most this many threads (default: all cores; the thread policy of
+            :func:`memsgd.loss_curve` for both passes). The result does not depend on it.
         progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
             stderr is a terminal. Long runs can be interrupted with Ctrl-C.
         weight_decay_gradient: also compute ``weight_decay`` (``d value / d rho_t``) when the
@@ -159,7 +160,9 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
 
     The forward pass is :func:`memsgd.loss_curve`'s run of the engine: ``loss`` and
     ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
-    non-finite value, decided by the core). The backward pass is its adjoint (module docstring).
+    non-finite value, decided by the core). With weight decay the adjoint needs the plain model,
+    so the forward pass runs the reduction, where ``loss_curve`` runs the engine's affine state:
+    the two agree to about 1e-14 relative, not bit for bit. The backward pass is its adjoint (module docstring).
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
     and any ``checkpoint_every``.
     """

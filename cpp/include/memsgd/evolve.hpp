@@ -28,6 +28,11 @@ inline constexpr std::int64_t kMaxSteps = std::int64_t(1) << 40;
 // Per-step parameters of a memory-M algorithm. `steps_stored` is 1 for a stationary
 // algorithm (the same parameters at every step) or >= the number of steps for a schedule.
 // Layout (row-major, time first): alpha[t], b[t*M + i], c[t*M + i], D[(t*M + i)*M + j], e[t*M + i].
+// weight_decay[t] (optional, nullptr: none): rho_t >= 0 of coupled L2 weight decay at the
+// gradient point (docs/math.md §9), one per row. With some rho_t != 0 the engine carries the
+// affine state (first moments and the centered second moment per component, cpp/src/kernels/
+// kernel_api.hpp "Weight decay"); with every rho_t = 0 it is the plain run, bit for bit. Only
+// evolve() takes it (the adjoint and the propagators use the reduction of python/memsgd/_affine.py).
 struct AlgorithmParams {
   int memory = 0;
   std::size_t steps_stored = 1;
@@ -36,15 +41,20 @@ struct AlgorithmParams {
   const double* c = nullptr;
   const double* D = nullptr;
   const double* e = nullptr;
+  const double* weight_decay = nullptr;
 };
 
 // Spectrum nodes: eigenvalue, weight (multiplicity or quadrature weight) and the scale of the
 // initial second moment (c_k^2 for the loss and the signal propagator, lam_k for the noise one).
+// decay_scale (optional, nullptr: 1): kappa_k > 0, the weight decay of component k is kappa_k rho_t
+// (a diagonal preconditioner's p_k on its transformed spectrum, docs/math.md §9); used only with
+// weight decay.
 struct Nodes {
   std::size_t count = 0;
   const double* eigenvalue = nullptr;
   const double* weight = nullptr;
   const double* scale = nullptr;
+  const double* decay_scale = nullptr;
 };
 
 // Noise weights of every step: coupling[t] = tau1/B_t, self_noise[t] = tau2/B_t and the label-noise
@@ -76,6 +86,11 @@ struct RunControl {
   std::atomic<std::uint64_t> steps_done{0};    // steps of the configuration in progress (single run)
   std::atomic<std::uint64_t> configs_done{0};  // finished configurations
   std::atomic<bool> cancel{false};
+  // What the thread policy did (cpp/src/thread_policy.hpp), summed over the runs of a call:
+  std::atomic<int> largest_team{0};           // most threads that worked together (1: alone)
+  std::atomic<std::uint64_t> team_steps{0};   // lockstep steps run by a team of >= 2 threads
+  std::atomic<std::uint32_t> team_tries{0};   // lockstep teams opened
+  std::atomic<std::uint32_t> team_drops{0};   // teams given up for one thread (not faster than it)
 };
 
 struct Cancelled {
@@ -86,8 +101,11 @@ struct RunOptions {
   InitialState initial = InitialState::E11;
   DivergenceRule rule = DivergenceRule::Relative;
   int threads = 0;                    // at most this many threads; 0: max_threads()
-  bool adaptive_threads = true;       // drop to one thread when more do not pay (see team.hpp)
+  bool adaptive_threads = true;       // false: a team of `threads` from the first step, never given up
   bool spin_only = false;             // busy-wait at the step barrier (benchmarks of the old policy)
+  // tests: a team of `threads` from the first step that hands over to one thread every
+  // alternate_every steps and back after as many (0: the thread policy decides)
+  std::size_t alternate_every = 0;
   RunControl* control = nullptr;      // optional progress / cancellation
 };
 
@@ -122,15 +140,17 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps,
 double step_cost(int memory);
 
 // Bytes the core allocates for a run of `count` configurations of `memory` and spectrum size
-// `nodes` on `threads` threads (state and constants, not the outputs).
-double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads);
+// `nodes` on `threads` threads (state and constants, not the outputs); `weight_decay`: the
+// affine state.
+double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads, bool weight_decay = false);
 
 // Physical memory of this machine in bytes (0 if unknown).
 double physical_memory_bytes();
 
 // Throws std::length_error naming the size when a run's outputs (`output_bytes`, allocated by the
 // caller) and state_bytes(...) together exceed physical memory: called before allocating anything.
-void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads);
+void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads,
+                    bool weight_decay = false);
 
 // The most threads a run uses: 4 per processor (more only oversubscribe, and libgomp aborts or
 // crashes when asked for thousands of threads).
@@ -141,5 +161,29 @@ int max_threads();
 // always 1 without OpenMP and in a process forked after the core started threads (libgomp's
 // pool does not survive fork).
 int resolve_threads(int requested);
+
+// What the thread policy (cpp/src/thread_policy.hpp) lets a run use before it measures anything,
+// for `threads` requested (0: the default): Curves: `configs` configurations of `memory` on
+// `nodes` components for `steps` steps (evolve(); loss_gradient's passes plan as one curve);
+// ContourSums: generating_sums() over `steps` contour nodes. 1: the run stays on one thread.
+enum class ParallelWork { Curves, ContourSums };
+int planned_threads(ParallelWork work, int memory, std::size_t nodes, std::size_t steps, std::size_t configs,
+                    int threads);
+
+// What the thread policy has measured in this process (decisions it takes next read it).
+struct ThreadPolicyState {
+  double seen_seconds = 0.0;  // wall time of lone-thread windows seen lately (decaying, ~100 ms)
+  double on_cpu = 0.0;        // their CPU time / wall time (0 when none)
+  bool cores_look_idle = false;  // lockstep runs may try a team
+  bool cores_look_busy = false;  // independent tasks stay on one thread
+  double backoff_seconds = 0.0;  // until lockstep runs may try a team again (0: now)
+};
+ThreadPolicyState thread_policy_state();
+
+// Tests: true makes every run that may use two or more threads use them from its first step
+// (lockstep runs never give their team up; independent tasks run one per thread), whatever the
+// cost model and the measurements say, so that tests of bitwise equality exercise teams on a
+// busy machine too. Process-wide; false (the default) restores the policy.
+void set_always_team(bool on);
 
 }  // namespace memsgd
