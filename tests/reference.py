@@ -296,3 +296,24 @@ def nqm_loss(h, x0_sq, lr, batch, t, *, method="sgd", momentum=0.0, decay=0.0, p
     state = (power @ p0[:, :, None] + total @ nv[:, :, None])[:, :, 0]
     weight = np.ones_like(h) if counts is None else np.asarray(counts, f)
     return float(0.5 * np.sum(weight * h * state[:, read]))
+
+
+def random_features_given_w(alpha, beta, W, keep_rel=1e-12):
+    """The problem of docs/math.md §10 for one feature matrix W (v x d), by the eigendecomposition
+    of K = W^T H W (H = diag(j^-2alpha), b_j = j^-beta, j = 1..v).
+
+    theta* solves the normal equations K theta = W^T H b (least squares in the H-norm); the target
+    coefficients are c = V^T theta* on the eigenvectors V of K; the floor is the residual risk
+    F0 = 1/2 |H^(1/2) (W theta* - b)|^2. Returns (eigenvalues, c^2, F0) for the eigenvalues above
+    ``keep_rel`` times the largest, in decreasing order."""
+    v = W.shape[0]
+    j = np.arange(1, v + 1, dtype=np.float64)
+    lam, b = j ** (-2.0 * alpha), j ** (-beta)
+    K = W.T @ (lam[:, None] * W)
+    mu, V = np.linalg.eigh(K)
+    theta = np.linalg.lstsq(np.sqrt(lam)[:, None] * W, np.sqrt(lam) * b, rcond=None)[0]
+    floor = 0.5 * np.sum(lam * (W @ theta - b) ** 2)
+    c2 = (V.T @ theta) ** 2
+    keep = mu > keep_rel * mu.max()
+    order = np.argsort(-mu[keep])
+    return mu[keep][order], c2[keep][order], floor

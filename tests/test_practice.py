@@ -14,6 +14,8 @@ import memsgd
 from memsgd import Noise, Spectrum, loss_curve, schedules
 from memsgd.experiments.empirical import estimate_tau, exact_mean_loss
 
+from ._extras import need
+
 LAM = np.array([1.0, 0.5, 0.3, 0.1, 0.05])
 
 
@@ -89,7 +91,7 @@ def test_exact_recursion_equals_engine_where_se_is_exact(rademacher, algo):
 def test_exact_recursion_and_batched_training_agree_within_sampling_error():
     """A small skewed data set (SE not exact): mean of 3000 real torch runs (train_seeds, AM1)
     against the exact expected loss, |z| <= 4 at every recorded step (fixed seeds)."""
-    pytest.importorskip("torch")
+    need("torch")
     from memsgd.experiments.linear_training import train_seeds
     from memsgd.torch import AM1
 
@@ -200,10 +202,11 @@ def test_exact_mean_loss_argument_checks():
 
 # -- the experiment ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_practice_quick_end_to_end(tmp_path):
-    pytest.importorskip("torch")
-    pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
+    need("torch")
+    need("sklearn")
+    need("matplotlib")
     from memsgd.experiments import practice
     seen = []
     cfg = practice.small_config()
@@ -241,6 +244,7 @@ def test_practice_config_checks():
 
 def test_mnist_features_from_idx_files(tmp_path):
     from memsgd.experiments import practice
+
     from .test_data import write_idx
     rng = np.random.default_rng(0)
     ip = write_idx(tmp_path / "images", rng.integers(0, 256, size=(30, 4, 4), dtype=np.uint8))
@@ -272,7 +276,7 @@ def test_cli_practice_calls_experiment(tmp_path, monkeypatch, capsys):
 
 def test_plot_panels_survives_a_diverging_run(tmp_path):
     """A run that blows up (huge finite values, then inf) does not stretch the axis (or crash)."""
-    pytest.importorskip("matplotlib")
+    need("matplotlib")
     from memsgd.plotting import plot_panels
     t = np.arange(1, 50)
     blow_up = np.where(t < 40, np.exp(np.minimum(t, 39) * 17.0), np.inf)

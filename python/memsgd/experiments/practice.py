@@ -22,18 +22,22 @@ second moment, and the outputs' noises add), and drops the second (zero when ``r
 of ``x`` with mean 0; otherwise a transient, linear in the mean ``Ep``, which decays noise-free).
 The exact finite-data reference keeps both as the data have them.
 
-Prediction: :func:`memsgd.loss_curve` on :meth:`memsgd.Spectrum.from_features` with SE noise
+Prediction: [`memsgd.loss_curve`][memsgd.loss_curve] on
+[`memsgd.Spectrum.from_features`][memsgd.Spectrum.from_features] with SE noise
 ``Noise(B, tau1, tau2)``, twice: Gaussian ``tau = (1, -1)`` and ``tau`` fitted to the data by
-:func:`memsgd.experiments.empirical.estimate_tau`. For feature sets of small dimension also the
+[`memsgd.experiments.empirical.estimate_tau`][memsgd.experiments.empirical.estimate_tau]. For feature sets of small
+dimension also the
 exact expected loss of the finite data set (no SE approximation,
-:func:`memsgd.experiments.empirical.exact_mean_loss`), which separates the SE error from
+[`memsgd.experiments.empirical.exact_mean_loss`][memsgd.experiments.empirical.exact_mean_loss]), which separates the
+SE error from
 sampling error.
 
-Training: :class:`memsgd.torch.MemorySGD` (heavy ball) and :class:`memsgd.torch.AM1`
+Training: [`memsgd.torch.MemorySGD`][memsgd.torch.MemorySGD] (heavy ball) and [`memsgd.torch.AM1`][memsgd.torch.AM1]
 (``kick = alpha_eff / 2``), both momentum 0.9, batch sizes 1, 10, 100 drawn with replacement,
-mean over 40 seeds (400 for raw labels: a run's loss at its noise floor spreads widely) (:func:`memsgd.experiments.linear_training.train_seeds`). The effective
+mean over 40 seeds (400 for raw labels: a run's loss at its noise floor spreads widely)
+(``memsgd.experiments.linear_training.train_seeds``). The effective
 learning rate ``alpha_eff`` of each (feature set, algorithm, B) puts the noise sum at
-``V' = 0.5`` (:func:`memsgd.stability`; the larger of the Gaussian and the fitted value), half
+``V' = 0.5`` ([`memsgd.stability`][memsgd.stability]; the larger of the Gaussian and the fitted value), half
 way to the noise-driven divergence at ``V' = 1``.
 
 Reported per row: the maximum over ~25 log-spaced steps ``1 <= t <= T`` of the relative gap
@@ -69,6 +73,14 @@ COLORS = {"heavy ball": "tab:blue", "AM1": "tab:red"}
 
 @dataclass
 class PracticeConfig:
+    """Settings of the theory-against-training comparison (docs/practice.md).
+
+    Examples:
+        >>> from memsgd.experiments.practice import PracticeConfig
+        >>> PracticeConfig().batch_sizes
+        (1, 10, 100)
+    """
+
     steps: int = 1000
     seeds: int = 40
     batch_sizes: Tuple[int, ...] = (1, 10, 100)
@@ -114,7 +126,13 @@ class PracticeConfig:
 
 
 def small_config() -> PracticeConfig:
-    """Tiny settings for smoke tests (seconds; not the claims)."""
+    """Tiny settings for smoke tests (seconds; not the claims).
+
+    Examples:
+        >>> from memsgd.experiments.practice import small_config
+        >>> small_config().steps
+        30
+    """
     return PracticeConfig(steps=30, seeds=8, width=100, points=8, raw_seeds=8, raw_width=40)
 
 
@@ -196,7 +214,18 @@ def _gap(mean, stderr, reference):
 
 
 def run(config: Optional[PracticeConfig] = None, out_dir=None, progress=None) -> dict:
-    """Run the comparison; write ``practice.png`` and ``practice.json`` to ``out_dir``."""
+    """Run the comparison; write ``practice.png`` and ``practice.json`` to ``out_dir``.
+
+    Examples:
+        Needs torch and scikit-learn (``pip install 'memsgd[torch,data]'``):
+
+        >>> import dataclasses
+        >>> from memsgd.experiments import practice
+        >>> cfg = dataclasses.replace(practice.small_config(), steps=10, seeds=2, width=20, points=4)
+        >>> result = practice.run(cfg, out_dir=None)
+        >>> "table" in result and "rows" in result
+        True
+    """
     cfg = config or PracticeConfig()
     if not isinstance(cfg, PracticeConfig):
         raise TypeError(f"config must be a PracticeConfig, got {type(cfg).__name__}")
