@@ -11,7 +11,7 @@ label noise of variance ``sigma2 = 1`` adds ``sigma2 H / B`` to the gradient cov
 (docs/math.md §9) and ``tau1 = tau2 = 0`` drops the multiplicative (SE) part, which the NQM does not
 have. ``LossCurve.loss`` is then the NQM loss (the excess risk; the label noise's own ``sigma2/2``
 is not in it). The methods: SGD, heavy ball (``v' = beta v - lr g``, ``x' = x + v'``, the
-notebook's momentum), an exponential moving average of SGD's iterates (:func:`memsgd.ema`,
+notebook's momentum), an exponential moving average of SGD's iterates ([`memsgd.ema`][memsgd.ema],
 ``xbar_0 = x_0``), each with the diagonal preconditioner ``h_i^(-p)`` (``preconditioner=p``;
 ``h_max = 1``).
 
@@ -22,17 +22,17 @@ identity: ``min_theta T(theta) = min{t : min_theta L_t(theta) <= target}``. Mini
 methods) either reaches the target -- the minimiser then hits it at ``t' <= t`` -- or it does not,
 which certifies ``T* > t`` (up to the inner minimiser's tolerance); a bracket of the two, narrowed
 by the secant of ``log min_theta L_t`` in ``log t``, ends at ``rtol`` relative width
-(:class:`_Search`). Starts come from the previous batch size, learning rate doubled.
+(``_Search``). Starts come from the previous batch size, learning rate doubled.
 
-Critical batch size (:func:`critical_batch_size`): where the samples ``T(B) B`` reach
+Critical batch size (``critical_batch_size``): where the samples ``T(B) B`` reach
 ``critical_factor`` (2) times those at the smallest batch size: the end of perfect scaling.
 
 ``workers`` > 1 runs the curves in that many *spawned* processes, so a script that calls
-:func:`run` with it needs the ``if __name__ == "__main__":`` guard.
+``run`` with it needs the ``if __name__ == "__main__":`` guard.
 
-Every loss is memsgd's: :func:`memsgd.loss_at` (cost independent of t) where it takes the
-problem (:func:`memsgd.supports_loss_at`), the exact recursion (:func:`memsgd.loss_curve`)
-otherwise -- one switch, :func:`_losses`.
+Every loss is memsgd's: [`memsgd.loss_at`][memsgd.loss_at] (cost independent of t) where it takes the
+problem ([`memsgd.supports_loss_at`][memsgd.supports_loss_at]), the exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve])
+otherwise -- one switch, ``_losses``.
 
 The notebook discretises the 10^4 eigenvalues into 100 geometric bins (each ``h_i`` rounded down to
 its bin's edge, the counts as weights); ``bins=100`` does the same (``bins=None``: all K nodes).
@@ -62,6 +62,13 @@ STYLES = {"sgd": "--", "momentum": "-", "ema": ":"}
 
 @dataclass
 class NQMConfig:
+    """Settings of ``memsgd reproduce nqm`` (the defaults are the paper's study).
+
+    Examples:
+        >>> from memsgd.experiments.nqm import NQMConfig
+        >>> NQMConfig(batch_sizes=(4, 64)).validate().batch_sizes
+        (4, 64)
+    """
     dimension: int = 10_000                    # K: h_i = 1/i, i = 1..K
     bins: Optional[int] = 100                  # the notebook's geometric bins; None: all K eigenvalues
     target: float = 0.01                       # steps until L_t <= target (the notebook's C)
@@ -105,7 +112,13 @@ class NQMConfig:
 
 
 def small_config() -> NQMConfig:
-    """Tiny settings for smoke tests (seconds; not the claims)."""
+    """Tiny settings for smoke tests (seconds; not the claims).
+
+    Examples:
+        >>> from memsgd.experiments.nqm import small_config
+        >>> small_config().dimension
+        1000
+    """
     return NQMConfig(dimension=1000, bins=30, batch_sizes=(4, 256, 16384), preconditioners=(0.0, 0.5), rtol=0.02)
 
 
@@ -115,7 +128,14 @@ def nqm_spectrum(dimension: int = 10_000, bins: Optional[int] = 100, initial: fl
     """The NQM's curvatures ``h_i = 1/i`` with ``x_i(0)^2 = initial``: all ``dimension`` of them, or
     (``bins``) the notebook's discretisation: ``bins`` geometric edges from 1 to ``1/dimension``,
     each ``h_i`` rounded down to the largest edge not above it, the counts as node weights (empty
-    bins left out)."""
+    bins left out).
+
+    Examples:
+        >>> from memsgd.experiments.nqm import nqm_spectrum
+        >>> spec = nqm_spectrum(10_000, bins=100)
+        >>> spec.size, int(spec.weights.sum())
+        (84, 10000)
+    """
     from ..spectrum import Spectrum
 
     h = 1.0 / np.arange(1, dimension + 1)
@@ -132,7 +152,13 @@ def nqm_spectrum(dimension: int = 10_000, bins: Optional[int] = 100, initial: fl
 
 
 def nqm_noise(batch_size: int, label_noise: float = 1.0):
-    """``Noise(B, 0, 0, label_noise)``: gradient noise covariance ``label_noise * H / B``, nothing else."""
+    """``Noise(B, 0, 0, label_noise)``: gradient noise covariance ``label_noise * H / B``, nothing else.
+
+    Examples:
+        >>> from memsgd.experiments.nqm import nqm_noise
+        >>> nqm_noise(16).label_noise
+        1.0
+    """
     from ..noise import Noise
     return Noise(batch_size, 0.0, 0.0, label_noise=label_noise)
 
@@ -140,7 +166,13 @@ def nqm_noise(batch_size: int, label_noise: float = 1.0):
 def nqm_algorithm(method: str, lr: float, precondition: float = 0.0, momentum: float = 0.0, decay: float = 0.0):
     """SGD (``x' = x - lr P g``), heavy ball (``v' = momentum v - lr P g``, ``x' = x + v'``) or SGD with
     its loss read at the EMA ``xbar' = decay xbar + (1 - decay) x'`` (``xbar_0 = x_0``); ``P`` the
-    preconditioner ``(h / h_max)^(-precondition)``."""
+    preconditioner ``(h / h_max)^(-precondition)``.
+
+    Examples:
+        >>> from memsgd.experiments.nqm import nqm_algorithm
+        >>> nqm_algorithm("momentum", 0.1, 0.5, momentum=0.9).memory
+        1
+    """
     from .._affine import ema
     from ..algorithms import MemoryAlgorithm
 
@@ -157,7 +189,7 @@ def nqm_algorithm(method: str, lr: float, precondition: float = 0.0, momentum: f
 # -- steps to target -----------------------------------------------------------------------------
 
 def _losses(algorithm, spectrum, noise, steps) -> np.ndarray:
-    """``L_t`` at the increasing ``steps``: the one place that picks how. :func:`memsgd.loss_at` (cost
+    """``L_t`` at the increasing ``steps``: the one place that picks how. [`memsgd.loss_at`][memsgd.loss_at] (cost
     independent of t) where it takes the problem, else the exact recursion up to ``steps[-1]``."""
     from ..dynamics import loss_curve
     from ..long_horizon import loss_at, supports_loss_at
@@ -173,12 +205,18 @@ def steps_to_target(algorithm, spectrum, noise, target: float, guess: Optional[i
     """The first ``t`` with ``L_t <= target`` (excess loss), or None when the run does not converge
     to a floor below ``target`` or takes more than ``max_steps``.
 
-    A run whose stationary floor (:func:`memsgd.stability`'s ``noise_floor``) is not below the target
+    A run whose stationary floor ([`memsgd.stability`][memsgd.stability]'s ``noise_floor``) is not below the target
     counts as never reaching it. The crossing is bracketed on a geometric grid around ``guess`` and
     then narrowed by evaluating 32 evenly spaced steps inside the bracket at a time; the losses
     between evaluated steps are taken to fall (true of SGD here: each ``E x_i^2`` falls
     monotonically to its floor; a momentum run that dips below the target and rises again
     between two evaluated steps could be missed).
+
+    Examples:
+        >>> from memsgd.experiments import nqm
+        >>> spec = nqm.nqm_spectrum(1000, bins=30)
+        >>> nqm.steps_to_target(nqm.nqm_algorithm("sgd", 0.05), spec, nqm.nqm_noise(256), 0.01) > 0
+        True
     """
     from ..theory import stability
 
@@ -376,7 +414,13 @@ def _chain(task) -> list:
 
 def critical_batch_size(batch_sizes, steps, factor: float = 2.0) -> Optional[float]:
     """The batch size where perfect scaling ends: samples ``T(B) B`` reach ``factor`` times the
-    smallest batch size's (log-log interpolation between grid points); None inside the grid."""
+    smallest batch size's (log-log interpolation between grid points); None inside the grid.
+
+    Examples:
+        >>> from memsgd.experiments.nqm import critical_batch_size
+        >>> round(critical_batch_size([4, 128, 256], [250, 7.8125, 10.0]), 6)
+        213.395349
+    """
     B = np.asarray(batch_sizes, dtype=float)
     samples = np.asarray(steps, dtype=float) * B
     ratio = samples / samples[0]
