@@ -14,7 +14,7 @@ last piece's midpoint, a first-order error in the width, while pieces no wider t
 every component's error second order in ``1 / m``. Each piece is frozen at the schedule's
 parameters at its midpoint (the mean of the two middle steps for an even width: any generator
 takes integer steps), and consecutive pieces with equal parameters are merged (a WSD's stable
-phase is one piece). The frozen schedule is a :meth:`Schedule.piecewise`, evaluated exactly by
+phase is one piece). The frozen schedule is a [`Schedule.piecewise`][memsgd.schedules.Schedule.piecewise], evaluated exactly by
 loss_at.
 """
 from __future__ import annotations

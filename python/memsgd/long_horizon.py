@@ -239,7 +239,7 @@ def supports_loss_at(algorithm, noise) -> bool:
     """True when [`loss_at`][memsgd.loss_at] accepts this algorithm and noise: a stationary
     [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule; label noise, weight decay, readout and
     preconditioner allowed, but not a preconditioner together with weight decay), or a
-    [`Schedule.piecewise`][memsgd.Schedule.piecewise] of pieces without readout and preconditioner (exact, each
+    [`Schedule.piecewise`][memsgd.schedules.Schedule.piecewise] of pieces without readout and preconditioner (exact, each
     piece by its contour: about one stationary run per piece), and a [`Noise`][memsgd.Noise] with one batch
     size. A smooth Schedule is False: it needs ``approximate=`` (an approximation, not the exact route a sweep
     takes).
@@ -297,7 +297,7 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         threads: at most this many threads (default: all cores); the values do not depend on it.
         warn: emit the messages of ``LossAt.warnings`` as ``RuntimeWarning`` (False: only keep
             them there, e.g. in a worker process whose warnings would be lost).
-        approximate: for a smooth :class:`Schedule` (parameters changing every step: cosine, WSD
+        approximate: for a smooth [`Schedule`][memsgd.schedules.Schedule] (parameters changing every step: cosine, WSD
             cooldowns, AM1, DANA-decaying), ``m`` >= 8 pieces per e-fold (16 recommended): steps up to ``exact_until``
             (default ``min(10^6, last step)``) come from the exact recursion, later steps from a
             piecewise-stationary approximation graded in log-distance to step 0, to the evaluated
@@ -458,7 +458,7 @@ def _loss_at_smooth(schedule, spectrum, noise, steps, exact_until, approximate, 
                     warn) -> LossAt:
     """loss_at of a smooth Schedule (``approximate=m``): the recursion up to ``exact_until``, beyond
     it at each step t the frozen schedules of ``memsgd._smooth_pieces`` at ``m/2`` and ``m`` pieces
-    per e-fold (each evaluated exactly, :func:`_loss_at_pieces`), Richardson-extrapolated for a
+    per e-fold (each evaluated exactly, ``_loss_at_pieces``), Richardson-extrapolated for a
     second-order error, ``(4 L_m - L_{m/2}) / 3``, with the estimate ``|L_m - L_{m/2}|`` (three
     times the correction: the measured convergence is 2 to 3rd order, docs/long-horizons.md, "Smooth
     schedules") plus both levels' own estimates."""

@@ -81,7 +81,7 @@ class RandomFeaturesInfo:
 
 @dataclass(frozen=True)
 class RandomFeaturesModel:
-    """Spectrum nodes (eigenvalues, c^2, weights, as :class:`memsgd.Spectrum` takes them) and info."""
+    """Spectrum nodes (eigenvalues, c^2, weights, as [`memsgd.Spectrum`][memsgd.Spectrum] takes them) and info."""
 
     eigenvalues: np.ndarray
     coefficients2: np.ndarray
@@ -491,7 +491,7 @@ def _gaps(eq: "_Equivalent", n: int) -> np.ndarray:
 def _rank_nodes(d: int, alpha: float, gaps: np.ndarray):
     """Rank quadrature on (0, d): (q nodes, weights, separated flags). The first G top cells (the
     separated eigenvalues carry most of the loss) and the last one (the lower edge) get their own
-    rules (:func:`_cell_rule`), the other top cells and the bottom ones their midpoint, Gauss
+    rules (``_cell_rule``), the other top cells and the bottom ones their midpoint, Gauss
     panels in log q on [H, d/2] and in log(d - q) on [d/2, d - E] between."""
     H = _top_cells(d, alpha)
     E = _BOTTOM_CELLS

@@ -1,7 +1,7 @@
 """Compute-optimal frontiers of power-law random features (docs/scaling-laws.md, docs/math.md §10).
 
 A budget of ``f`` flops buys ``T = f / (B d)`` steps of batch B on a d-feature model. For each
-budget, :func:`compute_optimal` finds the d that minimises the population risk
+budget, [`compute_optimal`][memsgd.compute_optimal] finds the d that minimises the population risk
 ``P(T, d) = L_T(d) + F0(d)`` (the excess risk of the algorithm on the spectrum of ``K = W^T H W``,
 run with the residual as label noise of variance ``2 F0(d)``, plus the floor), and fits power
 laws ``d* ~ f^xi``, ``P* ~ f^-eta`` (Paquette, Paquette, Xiao & Pennington 2024, "4+3 phases").
@@ -9,7 +9,7 @@ laws ``d* ~ f^xi``, ``P* ~ f^-eta`` (Paquette, Paquette, Xiao & Pennington 2024,
 The phases of the (alpha, beta) plane and the exponents that the paper's loss decomposition
 (its Table 1: ``F0(d)``, the pure-point and absolutely-continuous forcings ``F_pp(r)``,
 ``F_ac(r)`` and the SGD-noise kernel ``K_pp(r)``) gives for SGD with a learning rate ~ 1/tr K are in
-:data:`PHASES` and :func:`sgd_exponents`.
+[`PHASES`][memsgd.scaling.PHASES] and [`sgd_exponents`][memsgd.scaling.sgd_exponents].
 """
 from __future__ import annotations
 
@@ -119,11 +119,11 @@ def algorithm_for(name: str, spectrum: Spectrum, batch_size: int, lr: float):
     """The preset ``name`` for a d-feature spectrum, learning-rate factor ``lr`` (times
     ``1 / (tr K / B + lambda_max)``, the paper's ``gamma ~ 1/tr K`` at B = 1):
 
-    - ``"sgd"``: :func:`memsgd.gd` (constant learning rate);
-    - ``"dana-decaying"``: :func:`memsgd.schedules.dana_decaying` with the DANA paper's choices
+    - ``"sgd"``: [`memsgd.gd`][memsgd.gd] (constant learning rate);
+    - ``"dana-decaying"``: [`memsgd.schedules.dana_decaying`][memsgd.schedules.dana_decaying] with the DANA paper's choices
       (Ferbach et al. 2025): ``g1 = 1``, ``g2`` the SGD rate, ``g3 = g2 / 5`` decaying as
       ``(1 + t)^(-1/(2 alpha))``, ``delta = max(2 + (2 beta - 1)/alpha, 2 - 1/alpha) + 1``;
-    - ``"am1"``: :func:`memsgd.schedules.am1_power_law` with kick the SGD rate and
+    - ``"am1"``: [`memsgd.schedules.am1_power_law`][memsgd.schedules.am1_power_law] with kick the SGD rate and
       ``alpha_eff ~ t^delta``, ``delta = 0.9 (1 - 1/(2 alpha))`` (just inside the stable range
       ``delta < 1 - 1/nu`` of docs/math.md §7; plain SGD where 2 alpha <= 1).
     """
@@ -154,7 +154,7 @@ _D_DEFAULT_MAX = 1e5
 
 @dataclass(frozen=True)
 class ComputeOptimal:
-    """Result of :func:`compute_optimal` (see there).
+    """Result of [`compute_optimal`][memsgd.compute_optimal] (see there).
 
     Fields:
         flops: (F,) budgets ``f = T B d``.
@@ -209,7 +209,7 @@ METHODS = ("auto", "engine", "loss_at")
 def _population_risk(algorithms, spectrum: Spectrum, batch_size: int, record, method: str, threads, progress):
     """(C, R) population risk ``L_t + F0`` of each algorithm at the recorded steps: the one place
     where the random-features residual enters the dynamics, as label noise of variance ``2 F0``
-    (docs/math.md §10). Through :func:`memsgd.loss_at` (cost independent of T) for stationary
+    (docs/math.md §10). Through [`memsgd.loss_at`][memsgd.loss_at] (cost independent of T) for stationary
     algorithms where ``method`` says so, else through the batched engine."""
     noise = Noise.gaussian(batch_size, label_noise=spectrum.label_noise)
     stationary = all(supports_loss_at(a, noise) for a in algorithms)
@@ -231,7 +231,7 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
 
     For each budget ``f`` (flops, ``f = T B d``) and each model size d of the grid, the population risk
     ``P = L_T + F0(d)`` after ``T = round(f / (B d))`` steps: L from the exact mean-loss recursion on
-    the deterministic equivalent's spectrum (:meth:`Spectrum.random_features`) with the residual as
+    the deterministic equivalent's spectrum ([`Spectrum.random_features`][memsgd.Spectrum.random_features]) with the residual as
     label noise of variance ``2 F0(d)``. The learning rate is ``lr / (tr K / B + lambda_max)`` (so it
     follows ``1 / tr K`` as d changes); ``tune=[factors]`` takes, per d and per budget, the best over
     those factors instead. d* and P* come from a parabola in (log d, log P) through the grid minimum
@@ -239,7 +239,7 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
     least-squares slopes over the budgets whose minimum is inside the grid (and inside ``fit``).
 
     Args:
-        algorithm: ``"sgd"``, ``"dana-decaying"``, ``"am1"`` (:func:`algorithm_for`), or a callable
+        algorithm: ``"sgd"``, ``"dana-decaying"``, ``"am1"`` ([`algorithm_for`][memsgd.scaling.algorithm_for]), or a callable
             ``(spectrum, batch_size, lr) -> MemoryAlgorithm | Schedule``.
         alpha: data exponent (eigenvalues ``j^(-2 alpha)``, docs/math.md §10).
         beta: target exponent (``b_j = j^(-beta)``).
@@ -253,11 +253,11 @@ def compute_optimal(algorithm, alpha, beta, flops, *, batch_size=1, d=None, v_ra
         fit: (f_lo, f_hi) budgets used in the exponent fits (default: all).
         max_steps: budgets needing more steps than this at some d are not evaluated there (nan).
         method: ``"engine"``: the batched engine for every d (exact to rounding; cost grows with
-            max T); ``"loss_at"``: :func:`memsgd.loss_at` (stationary algorithms only; cost
+            max T); ``"loss_at"``: [`memsgd.loss_at`][memsgd.loss_at] (stationary algorithms only; cost
             independent of T, error ~1e-12 relative, see there); ``"auto"`` (default): loss_at for
             stationary algorithms at a d whose largest T exceeds 2e6, the engine otherwise.
-        threads: as in :func:`memsgd.loss_curves`.
-        progress: as in :func:`memsgd.loss_curves` (per model size).
+        threads: as in [`memsgd.loss_curves`][memsgd.loss_curves].
+        progress: as in [`memsgd.loss_curves`][memsgd.loss_curves] (per model size).
 
     Cost: for each d one batched engine run of ``max T`` steps on the equivalent's few hundred nodes,
     or one loss_at call per learning-rate factor (~0.5-1 s), plus building the equivalent

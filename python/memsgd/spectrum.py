@@ -208,8 +208,8 @@ class Spectrum:
 
         Data ``x ~ N(0, diag(j^-2alpha))`` (j = 1..v; ``v=None``: infinitely many, needs 2 alpha > 1),
         target ``y = sum_j j^-beta x_j``, features ``W^T x``: the spectrum of ``K = W^T H W`` with
-        ``c_i = v_i^T theta*``, and :attr:`floor` ``F0(d) = 1/2 (b^T H b - theta*^T K theta*)``, the risk
-        of the best parameters; the residual acts as label noise of variance :attr:`label_noise`
+        ``c_i = v_i^T theta*``, and ``floor`` ``F0(d) = 1/2 (b^T H b - theta*^T K theta*)``, the risk
+        of the best parameters; the residual acts as label noise of variance ``label_noise``
         ``= 2 F0(d)`` and the population risk is ``L_t + F0(d)``.
 
         ``W=`` (a ``v x d`` array): exactly that model (d and v taken from W). ``seed=``: one W with
@@ -348,7 +348,7 @@ class Spectrum:
     @property
     def floor(self) -> float:
         """Risk of the best parameters that the problem cannot remove: ``F0(d)`` for a random-features
-        spectrum (:meth:`random_features`), 0 otherwise (the target is representable)."""
+        spectrum ([`random_features`][memsgd.Spectrum.random_features]), 0 otherwise (the target is representable)."""
         info = self.__dict__.get("_rf")
         return 0.0 if info is None else info.floor
 
@@ -359,7 +359,7 @@ class Spectrum:
 
     @property
     def random_features_info(self):
-        """What :meth:`random_features` built this spectrum from (a ``RandomFeaturesInfo``), else None."""
+        """What [`random_features`][memsgd.Spectrum.random_features] built this spectrum from (a ``RandomFeaturesInfo``), else None."""
         return self.__dict__.get("_rf")
 
     @property

@@ -13,7 +13,7 @@ the schedule minimising the final loss at a horizon of ``N`` steps (step index `
 - hard phase ``s < 1 - 1/beta``: warmup-stable-decay, the largest admissible rate for most of
   training and a decay over a fraction of the horizon that vanishes as ``N`` grows.
 
-For each phase and horizon ``T`` this experiment computes the optimum by :func:`memsgd.optimize_schedule`
+For each phase and horizon ``T`` this experiment computes the optimum by [`memsgd.optimize_schedule`][memsgd.optimize_schedule]
 (``free_sgd``, log learning rate piecewise linear between ``knots`` knots with ``spacing="ends"``,
 which resolves the end as finely as the start), started from the best of the tuned shapes (or from
 the previous horizon's optimum where that does better; ``long_iterations`` caps L-BFGS-B beyond
@@ -156,7 +156,7 @@ def _final_loss(values, spec, noise, T) -> float:
 
 def tune_peak(name: str, spec: Spectrum, noise: Noise, T: int, *, cooldown: float = 0.2, grid: int = 25,
               bounds=(1e-4, 4.0)) -> Tuple[float, float]:
-    """``(peak, L_T)``: the shape ``name`` (one of :data:`SHAPES`) at its best peak learning rate,
+    """``(peak, L_T)``: the shape ``name`` (one of ``SHAPES``) at its best peak learning rate,
     by a log grid over ``bounds`` and bounded Brent on ``log peak`` between the best point's
     neighbours (diverging peaks count as ``inf``)."""
     from scipy.optimize import minimize_scalar

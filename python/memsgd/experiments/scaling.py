@@ -1,11 +1,11 @@
 """The 4+3 phase plane of compute-optimal scaling (Paquette, Paquette, Xiao & Pennington 2024), exact.
 
-For a representative (alpha, beta) in each phase (:data:`memsgd.scaling.PHASES`) SGD (batch 1,
+For a representative (alpha, beta) in each phase ([`memsgd.scaling.PHASES`][memsgd.scaling.PHASES]) SGD (batch 1,
 learning rate ``1 / (tr K + lambda_max)``, i.e. the paper's ``gamma ~ 1/tr K``) runs on the
 deterministic equivalent of every d of a grid, with the residual as label noise (docs/math.md §10);
-:func:`memsgd.compute_optimal` finds d* and P* per budget and fits ``d* ~ f^xi``,
+[`memsgd.compute_optimal`][memsgd.compute_optimal] finds d* and P* per budget and fits ``d* ~ f^xi``,
 ``P* ~ f^-eta`` over the fit window (at least three decades of flops). Beside them: the exponents
-of :func:`memsgd.scaling.sgd_exponents` and the local slopes over the top decade (how far the
+of [`memsgd.scaling.sgd_exponents`][memsgd.scaling.sgd_exponents] and the local slopes over the top decade (how far the
 finite-d frontier still drifts). Then the DANA paper's claim (Ferbach et al. 2025, arXiv
 2505.16098: dimension-adapted momentum "improves compute-optimal scaling behavior" over SGD):
 DANA-decaying and AM1 on the phases above the high-dimensional line, same grid and budgets.
