@@ -1,5 +1,7 @@
 #include "memsgd/evolve.hpp"
 
+#include "memsgd/common.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -28,7 +30,6 @@ namespace {
 
 using detail::Engine;
 using detail::ordered_sum;
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // -- one configuration on a team of threads ---------------------------------------------------
 
@@ -356,12 +357,6 @@ class ConfigRun {
   bool gp_is_loss_;
   double limit_ = kInf;
 };
-
-// -- validation -------------------------------------------------------------------------------
-
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(message);
-}
 
 }  // namespace
 
