@@ -8,7 +8,7 @@ import numpy as np
 
 from .algorithms import MemoryAlgorithm
 
-__all__ = ["parameter_arrays", "noise_arrays", "parameter_bytes", "noise_bytes", "per_configuration",
+__all__ = ["spectrum_arrays", "parameter_arrays", "noise_arrays", "parameter_bytes", "noise_bytes", "per_configuration",
            "chunks", "CHUNK_PARAMETER_BYTES"]
 
 # Per-step parameter arrays of schedules are built per chunk of configurations, at most this many
@@ -16,9 +16,15 @@ __all__ = ["parameter_arrays", "noise_arrays", "parameter_bytes", "noise_bytes",
 CHUNK_PARAMETER_BYTES = 2e9
 
 
+def spectrum_arrays(spectrum, scales=None) -> tuple:
+    """The spectrum entry of every ``_core`` run: ``(eigenvalues, weights, scales)``, the scales of the
+    initial second moment ``c_k^2`` unless given (``lambda_k`` for the noise propagators)."""
+    return (spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2 if scales is None else scales)
+
+
 def parameter_arrays(algorithm, steps: int):
-    """Per-step parameter arrays ``(alpha, b, c, D, e)`` for the core: one row for a stationary
-    algorithm."""
+    """The algorithm entry of every ``_core`` call: per-step parameter arrays ``(alpha, b, c, D, e)``,
+    one row for a stationary algorithm (what the core's stationary maps take)."""
     if isinstance(algorithm, MemoryAlgorithm):
         M = algorithm.memory
         return (np.array([algorithm.alpha]), algorithm.b.reshape(1, M), algorithm.c.reshape(1, M),
@@ -30,8 +36,9 @@ def parameter_arrays(algorithm, steps: int):
 
 
 def noise_arrays(noise, steps: int):
-    """``(tau1/B_t, tau2/B_t, sigma2/B_t)`` for the core: one entry for a constant batch size; the
-    label-noise source is None without label noise (the core then adds nothing)."""
+    """The noise entry of every ``_core`` call: ``(tau1/B_t, tau2/B_t, sigma2/B_t)``, one entry each for
+    a constant batch size; the label-noise source is None without label noise (the core then adds
+    nothing)."""
     if not noise.per_step:
         label = np.array([noise.label_source]) if noise.label_noise != 0.0 else None
         return np.array([noise.coupling]), np.array([noise.self_noise]), label
