@@ -784,12 +784,13 @@ PYBIND11_MODULE(_core, m) {
 
   // ---- the fused optimizer step of memsgd.torch (python/memsgd/torch/_fused.py) ----
   m.def("elementwise_step", &memsgd::elementwise_step, py::arg("codes"), py::arg("scalars"),
-        py::arg("registers"), py::arg("pointers"), py::arg("sizes"), py::arg("is_double"), py::arg("threads"),
-        py::call_guard<py::gil_scoped_release>(),
+        py::arg("registers"), py::arg("pointers"), py::arg("sizes"), py::arg("is_double"), py::kw_only(),
+        py::arg("threads"), py::call_guard<py::gil_scoped_release>(),
         "Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over raw "
         "float/double arrays given by address. codes: 4 int32 per operation (kind, dst, a, c; kinds 0: "
         "r[dst] = r[a] s, 1: r[dst] = r[a] s + r[c], 2: r[dst] = r[a] / s), scalars: one per operation, "
         "registers: arrays per tensor plus temporaries, pointers: the arrays' addresses (tensor-major), "
-        "sizes: elements per tensor, is_double: float64 (else float32), threads: at most this many. The "
+        "sizes: elements per tensor, is_double: float64 (else float32), threads: at most this many (values "
+        "below 1 mean 1). The "
         "caller guarantees the addresses and sizes. ValueError: a malformed program.");
 }
