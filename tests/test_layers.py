@@ -32,7 +32,8 @@ LAYERS = [
     ["spectrum", "noise", "algorithms", "schedules"],
     # checks and packing that need the objects (and the affine model's reductions of them, docs/math.md
     # §9); the optimizers, which need only the objects
-    ["_problem", "_stationary", "_packing", "_affine", "_affine_states", "optax", "torch", "torch.*"],
+    ["_problem", "_stationary", "_packing", "_affine", "_affine_states", "_piece_states", "optax", "torch",
+     "torch.*"],
     # the contour view and corner algorithms (problem objects built from the modes of the secular
     # equation, no engine)
     ["_modal", "contour", "corner"],

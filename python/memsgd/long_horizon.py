@@ -79,6 +79,7 @@ recursion there; beyond, a value with no correct digit raises and a rough one wa
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import warnings
@@ -91,12 +92,14 @@ from . import _core
 from ._affine import decayed_problem, has_weight_decay
 from ._affine_states import AffineStates, deviation_states, fixed_point, source_states
 from ._packing import noise_arrays, parameter_arrays
+from ._piece_states import Maps, contour_state, run
 from ._progress import watched
 from ._stationary import spectrum_and_noise, stationary
 from ._validation import nonnegative_int, progress_flag, step_array, thread_count
 from .algorithms import MemoryAlgorithm
 from .dynamics import loss_curve
 from .noise import Noise
+from .schedules import Schedule
 from .spectrum import Spectrum
 
 __all__ = ["DIVERGENCE_FACTOR", "MAX_STEP", "LossAt", "loss_at", "supports_loss_at", "relative_errors",
@@ -160,6 +163,10 @@ _ROUND_LINEAR = 4.0
 # slowest rotation theta of a relevant pole) before and after t, whichever is smaller; at most
 # this many steps.
 _ENVELOPE_MAX_WINDOW = 1024
+# A piece's state at its end comes from the recursion up to this step at least, and never beyond
+# the second (numpy, O(n K P^2)): past it only the contour.
+_STATE_RECURSION = 1024
+_STATE_RECURSION_MAX = 200_000
 # Resolution of the centre c: shifting it by this changes e^(c t) by < 1e-6 at t = 10^12, and the
 # contour encloses singularities that close to it anyway.
 _CENTRE_RESOLUTION = 1e-18
@@ -248,7 +255,10 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
 
     Args:
         algorithm: a stationary :class:`MemoryAlgorithm` (any memory M, any e; weight decay, a
-            readout or EMA, a preconditioner, but not a preconditioner together with weight decay).
+            readout or EMA, a preconditioner, but not a preconditioner together with weight decay),
+            or a :meth:`Schedule.piecewise` of such pieces without readout and preconditioner
+            (each piece from the state the previous one hands over; docs/long-horizons.md,
+            "Piecewise-stationary schedules").
         spectrum: finite, infinite (quadrature weights) or empirical.
         noise: SE noise with one batch size (``noise.per_step`` is not supported), label noise allowed.
         steps: strictly increasing integers in [0, 10^12] (integral floats such as 1e9 accepted).
@@ -282,6 +292,11 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         >>> bool(abs(r.loss[-1] / ms.stability(algo, spec, noise).noise_floor - 1) < 1e-12)
         True
     """
+    pieces = getattr(algorithm, "pieces", None) if isinstance(algorithm, Schedule) else None
+    if pieces is not None and len(pieces) > 1:
+        return _loss_at_pieces(algorithm, spectrum, noise, steps, exact_until, progress, threads, warn)
+    if pieces is not None:
+        algorithm = pieces[0][0]
     algorithm, spectrum, noise = _check_problem(algorithm, spectrum, noise)
     steps = step_array(steps, "steps", max_step=MAX_STEP)
     if exact_until is not None:
@@ -297,6 +312,82 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     if warn:
         for message in result.warnings:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return result
+
+
+def _loss_at_pieces(schedule, spectrum, noise, steps, exact_until, progress, threads, warn) -> LossAt:
+    """loss_at of a piecewise-stationary schedule (:meth:`Schedule.piecewise`): piece j by its own
+    contour (and recursion for its first steps) from the per-component state at its first step
+    ``s_j``, which piece j-1 hands over (docs/long-horizons.md, "Piecewise-stationary schedules").
+
+    Errors: each piece's own estimate, plus the hand-over's: the state's estimated error, measured
+    as ``eps_j = sum m lambda max|dX_k| / sum m lambda max|X_k|``, moves later losses by about
+    ``eps_j`` relative (the loss is linear in the state); the estimate adds ``4 eps_j |L_t|``."""
+    for i, (algo, _) in enumerate(schedule.pieces):
+        _check_problem(algo, spectrum, noise)
+        if np.any(algo.readout) or algo.preconditioner:
+            raise ValueError(f"algorithm pieces[{i}] must have no readout and no preconditioner for loss_at "
+                             f"of a piecewise schedule; use loss_curve")
+    steps = step_array(steps, "steps", max_step=MAX_STEP)
+    if exact_until is not None:
+        raise ValueError("exact_until must be None for a piecewise schedule (each piece chooses its own "
+                         "hand-over), got " + repr(exact_until))
+    progress_flag(progress)
+    threads = thread_count(threads)
+    if not isinstance(warn, bool):
+        raise TypeError(f"warn must be True or False, got {type(warn).__name__}")
+    lam, m, c2 = spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2
+    ml = m * lam
+    N = schedule.memory + 1
+    second = np.zeros((lam.size, N * (N + 1) // 2))
+    second[:, 0] = c2
+    first = None
+    if schedule.pieces[0][0].weight_decay:
+        first = np.zeros((lam.size, N))
+        first[:, 0] = -c2
+    L0 = spectrum.initial_loss
+    n = steps.size
+    loss, error = np.full(n, math.inf), np.zeros(n)
+    diverged_at, exact_until_0, rate, floor, messages = None, 0, 0.0, 0.0, []
+    handed = 0.0      # relative error of the state handed over (eps_j above)
+    starts = list(schedule._starts) + [math.inf]
+    for j, (algo, length) in enumerate(schedule.pieces):
+        s0, s1 = int(starts[j]), starts[j + 1]
+        here = (steps >= s0) & (steps < s1)
+        later = bool(np.any(steps >= s1))
+        if not np.any(here) and not later:
+            break
+        problem = _Problem(algo, spectrum, noise, progress, threads, initial=(second, first, L0, j == 0))
+        if np.any(here):
+            r = problem.loss_at(steps[here] - s0, None)
+            loss[here] = r.loss
+            error[here] = r.error + 4 * handed * np.where(np.isfinite(r.loss), r.loss, 0.0)
+            messages += [msg for msg in r.warnings if not is_accuracy_warning(msg)]
+            rate, floor = r.rate, r.floor
+            if j == 0:
+                exact_until_0 = r.exact_until
+            if r.diverged_at is not None:
+                diverged_at = s0 + r.diverged_at
+                break
+        if later:
+            second, first, e2, _, div = problem.state_at(int(s1 - s0))
+            if div is not None:
+                diverged_at = s0 + div
+                break
+            scale = float(np.dot(ml, np.abs(second).max(axis=1)))
+            own = float(np.dot(ml, e2.max(axis=1))) / scale if scale > 0 else 0.0
+            handed = handed + own
+    if diverged_at is not None:
+        gone = steps >= diverged_at
+        loss[gone], error[gone] = math.inf, 0.0
+    rel = relative_errors(loss, error)
+    message = accuracy_warning(rel, lambda i: f"step {int(steps[i])}")
+    if message is not None:
+        messages.append(message)
+    result = LossAt(steps, loss, error, diverged_at, exact_until_0, rate, tuple(messages), floor)
+    if warn:
+        for msg in result.warnings:
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
     return result
 
 
@@ -388,19 +479,28 @@ def _reach(nodes: int) -> float:
 # one problem
 
 class _Problem:
-    def __init__(self, algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, progress, threads: int = 0):
+    def __init__(self, algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, progress, threads: int = 0,
+                 initial=None):
         # the recursion part runs the problem as given (loss_curve applies the reductions itself)
         self.original = (algorithm, spectrum)
+        # a piece of a piecewise schedule: (second (K, P), first (K, N) or None, L_0 of the whole run,
+        # whether this is the run's start) per-component states at the piece's step 0 (module
+        # memsgd._piece_states); None: the run's start, not a piece
+        self.initial = initial
         # the contour: readout and preconditioner reduced (docs/math.md §9), weight decay kept apart
         algo, spectrum, rho = decayed_problem(algorithm, spectrum)
         self.algo, self.spectrum, self.noise, self.progress = algo, spectrum, noise, progress
         self.threads = threads
         lam, m, c2 = spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2
         self.L0 = spectrum.initial_loss
+        self.threshold_L0 = self.L0   # the divergence rule's L_0: the whole run's
+        if initial is not None:
+            self.L0 = 0.5 * float(np.dot(m * lam, initial[0][:, 0]))
+            self.threshold_L0 = initial[2]
         self.coupling = noise.coupling
         self.rho, self.label = float(rho), noise.label_source
         # the affine model (label noise, weight decay): per-component states, module _affine_states
-        self.affine = self.rho != 0.0 or self.label != 0.0
+        self.affine = self.rho != 0.0 or self.label != 0.0 or initial is not None
         self.wu = 0.5 * m * lam if self.affine else 0.5 * m * lam * c2
         self.wv = self.coupling * m * lam ** 2
         # the stationary maps' (algorithm, noise) entries: one row, one entry (they read self_noise)
@@ -416,6 +516,10 @@ class _Problem:
             self.poles = np.concatenate([self.poles, first], axis=1)
             self.first_slow = (np.where(c2 == 0, np.nan, fdelta), ferror)
         signal = 0.5 * m * lam * c2 > 0
+        if initial is not None:
+            signal = np.any(initial[0] != 0, axis=1) & (m * lam > 0)
+            if initial[1] is not None:
+                signal |= np.any(initial[1] != 0, axis=1) & (m * lam > 0)
         if self.coupling != 0.0:
             relevant = np.ones(lam.size, bool)
         else:
@@ -433,6 +537,7 @@ class _Problem:
         self.c = self._centre() if not self.trivial else 0.0
         off_axis = relevant[:, None] & finite & (self.poles.imag != 0)
         self.off_axis_growth = float(self.poles.real[off_axis].max()) if np.any(off_axis) else -math.inf
+        self.fixed = None   # a piece's fixed point (X*_k, y*_k) in the deviation form
         self.states = self._affine_states() if self.affine and not self.trivial else None
         self.floor = self.states.floor if self.states is not None else 0.0
         if self.states is not None and not self.states.deviation:
@@ -454,8 +559,17 @@ class _Problem:
             point = fixed_point(Y, mu, lam, spec.weights, c2, self.algo.h, self.coupling, self.noise.self_noise,
                                 self.label, self.slow_delta, self.slow_error)
             if point is not None:
+                if self.initial is not None:   # a piece: the deviation of its starting state
+                    self.fixed = (point.second, point.first)
+                    second, first = self.initial[0], self.initial[1]
+                    first = None if not self.rho else first - point.first
+                    return AffineStates(second - point.second, first, None, None, point.floor,
+                                        point.gradient_point_floor, point.floor_error)
                 return deviation_states(point, c2, self.rho)
-        return source_states(lam, c2, self.algo.memory + 1, self.rho, self.label)
+        states = source_states(lam, c2, self.algo.memory + 1, self.rho, self.label)
+        if self.initial is not None:
+            states = dataclasses.replace(states, second=self.initial[0], first=self.initial[1] if self.rho else None)
+        return states
 
     # -- analysis ---------------------------------------------------------------------------
     def _sums(self, s, n_slow, watch=False, states=True):
@@ -660,15 +774,67 @@ class _Problem:
         floor_error = self.states.floor_error + 2 * _EPS * abs(self.floor)   # its rounding, and the sum's
         return self.floor + L, np.where(np.isfinite(L), err + floor_error, 0.0), L
 
+    # -- a piece's state at its end (piecewise schedules) -----------------------------------------
+    @functools.cached_property
+    def maps(self) -> Maps:
+        spec = self.spectrum
+        return Maps(self.algo, spec.eigenvalues, spec.coefficients2, self.rho, self.noise.self_noise, self.coupling,
+                    self.label)
+
+    def state_at(self, n: int):
+        """``(second, first, second_error, first_error, diverged_at)``: the per-component states at
+        step n of this piece (started from ``self.initial``), by the recursion up to its contour's
+        start (or where the contour's estimate is not good enough), else by the contour
+        (:func:`memsgd._piece_states.contour_state`, the fixed point added back in the deviation form)."""
+        second, first = self.initial[0], self.initial[1]
+        m = self.spectrum.weights
+        start = 2 * self.t0 if math.isfinite(self.t0) else math.inf
+        if not self.trivial and n > max(start, _STATE_RECURSION):
+            x, y, ex, ey = self._contour_state(n)
+            ml = m * self.spectrum.eigenvalues
+            scale = float(np.dot(ml, np.abs(x).max(axis=1)))
+            if float(np.dot(ml, ex.max(axis=1))) <= _TRUST_RELATIVE_ERROR * scale or n > _STATE_RECURSION_MAX:
+                return x, y, ex, ey, None
+        if n > _STATE_RECURSION_MAX:
+            raise ValueError(self._slow_modes_message(n))
+        _, x, y, div = run(self.maps, m, second, first, n, self._threshold())
+        rounding = float(self._rounding(n))
+        return x, y, rounding * np.abs(x), None if y is None else rounding * np.abs(y), div
+
+    def _contour_state(self, n: int):
+        t_lo = self._interval_start(n)
+        pairs = [_hyperbola(nodes, t_lo) for nodes in (_NODES, _CHECK_NODES)]
+        s = self.c + np.concatenate([w for w, _ in pairs])
+        out = self._sums(s, self.spectrum.size, watch=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            l_all = (out[:, 1] + out[:, 5]) / (1 - (out[:, 3] + out[:, 7]))
+        split = pairs[0][0].size
+        finite = np.where(np.isfinite(self.poles.real), self.poles.real, -np.inf)
+        rate = finite.max(axis=1) - self.c   # decay relative to the loss's scale e^(c n)
+        st = self.states
+        x, y, ex, ey = contour_state(self.maps, (s[:split], s[split:]), (pairs[0][1], pairs[1][1]),
+                                     (l_all[:split], l_all[split:]), n, st.second, st.first, not st.deviation, rate)
+        if st.deviation and self.fixed is not None:
+            x = x + self.fixed[0]
+            if y is not None:
+                y = y + self.fixed[1]
+        return x, y, ex, ey
+
     # -- the driver -------------------------------------------------------------------------
     def _threshold(self) -> float:
         # the core's rule: relative to L_0 > 0 (with L_0 = 0 only a non-finite loss diverges)
-        return DIVERGENCE_FACTOR * self.L0 if self.L0 > 0 else math.inf
+        return DIVERGENCE_FACTOR * self.threshold_L0 if self.threshold_L0 > 0 else math.inf
 
     def _exact(self, T: int):
         """``(loss, error, diverged_at)`` of the recursion up to step T (error: the rounding model
         against the loss's envelope, for which the recursion runs half a period further)."""
         extra = self.envelope_window
+        if self.initial is not None and not self.initial[3]:   # a later piece: the recursion from its state
+            loss, _, _, div = run(self.maps, self.spectrum.weights, self.initial[0], self.initial[1], T + extra,
+                                  self._threshold())
+            if div is not None and div > T:
+                div = None
+            return loss[:T + 1], self._exact_error(loss)[:T + 1], div
         algorithm, spectrum = self.original
         curve = loss_curve(algorithm, spectrum, self.noise, T + extra, progress=self.progress,
                            threads=self.threads or None)

@@ -15,7 +15,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._framework_sgd import optax_sgd_form, torch_sgd_form
-from ._validation import float_array, instance_of, nonnegative_int, nonnegative_scalar, positive_scalar, real_scalar
+from ._validation import (float_array, instance_of, nonnegative_int, nonnegative_scalar, positive_int, positive_scalar,
+                          real_scalar)
 from .algorithms import MemoryAlgorithm
 
 __all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd", "dana_decaying",
@@ -73,6 +74,74 @@ class Schedule:
         r.setflags(write=False)
         self._readout = r
         self._preconditioner = real_scalar(preconditioner, "preconditioner")
+
+    @classmethod
+    def piecewise(cls, pieces, name: str = "piecewise") -> "Schedule":
+        """Stationary pieces run one after another: ``[(algorithm, steps), ..., (algorithm, None)]``.
+
+        Piece j runs its :class:`~memsgd.MemoryAlgorithm` for ``steps_j`` steps (t in
+        ``[s_j, s_j + steps_j)``, ``s_j`` the sum of the earlier pieces' steps), the last one for ever.
+        The state (parameters and auxiliary vectors) carries over unchanged at each switch. Rule: all
+        pieces share the memory M, the weight decay, the readout and the preconditioner (they change
+        the meaning of the state or of the loss, not only the step).
+
+        :func:`memsgd.loss_at` evaluates it exactly at any step up to 10^12, each piece by the
+        generating-function route started from the previous piece's per-component state
+        (docs/long-horizons.md, "Piecewise-stationary schedules"); :func:`memsgd.loss_curve` runs it
+        step by step like any Schedule.
+
+        Example:
+            >>> import memsgd as ms
+            >>> s = ms.Schedule.piecewise([(ms.heavy_ball(0.5, 0.9), 1000), (ms.heavy_ball(0.05, 0.9), None)])
+            >>> s.switches, s.at(999).alpha, s.at(1000).alpha
+            ((1000,), 0.5, 0.05)
+        """
+        if not isinstance(pieces, (list, tuple)):
+            raise TypeError(f"pieces must be a list of (algorithm, steps) pairs, got {type(pieces).__name__}")
+        if len(pieces) == 0:
+            raise ValueError("pieces must hold at least one (algorithm, None) pair, got an empty list")
+        algos, lengths = [], []
+        for i, piece in enumerate(pieces):
+            if not isinstance(piece, (list, tuple)) or len(piece) != 2:
+                raise TypeError(f"pieces[{i}] must be an (algorithm, steps) pair, got {piece!r}")
+            algo, steps = piece
+            instance_of(algo, MemoryAlgorithm, f"pieces[{i}] algorithm")
+            last = i == len(pieces) - 1
+            if last and steps is not None:
+                raise ValueError(f"pieces[{i}] steps must be None (the last piece runs for ever), got {steps!r}")
+            if not last:
+                if steps is None:
+                    raise ValueError(f"pieces[{i}] steps must be a positive integer (only the last piece "
+                                     f"may have None), got None")
+                steps = positive_int(steps, f"pieces[{i}] steps")
+            first = algos[0] if algos else algo
+            if algo.memory != first.memory:
+                raise ValueError(f"pieces[{i}] algorithm must have the memory M = {first.memory} of pieces[0] "
+                                 f"(the state carries over), got M = {algo.memory}")
+            for what in ("weight_decay", "readout", "preconditioner"):
+                if not np.array_equal(getattr(algo, what), getattr(first, what)):
+                    raise ValueError(f"pieces[{i}] algorithm must have the {what} of pieces[0] (all pieces "
+                                     f"share it), got {getattr(algo, what)!r} against {getattr(first, what)!r}")
+            algos.append(algo)
+            lengths.append(steps)
+        starts = np.concatenate([[0], np.cumsum(np.array(lengths[:-1], dtype=np.int64))]).astype(np.int64)
+        out = cls(algos[0].memory, _PiecewiseGenerator(algos, starts), name=name,
+                  weight_decay=algos[0].weight_decay, readout=algos[0].readout,
+                  preconditioner=algos[0].preconditioner)
+        out._pieces = tuple(zip(algos, lengths))
+        out._starts = starts
+        return out
+
+    @property
+    def pieces(self) -> Optional[tuple]:
+        """``((algorithm, steps), ..., (algorithm, None))`` of a :meth:`piecewise` schedule, else None."""
+        return self.__dict__.get("_pieces")
+
+    @property
+    def switches(self) -> tuple:
+        """The first steps of pieces 1, 2, ... of a :meth:`piecewise` schedule (empty otherwise)."""
+        starts = self.__dict__.get("_starts")
+        return () if starts is None else tuple(int(s) for s in starts[1:])
 
     def __setstate__(self, state):
         # pickled before the affine model; pickle and deepcopy rebuild arrays writeable: read-only again
@@ -214,6 +283,18 @@ class _ArrayGenerator:
 
     def __call__(self, t):
         return tuple(a[t] for a in self.arrays)
+
+
+class _PiecewiseGenerator:
+    """The parameters of the piece each step t falls in (``starts``: first step of each piece)."""
+
+    def __init__(self, algos, starts):
+        self.starts = starts
+        self.arrays = tuple(np.stack([getattr(a, k) for a in algos]) for k in ("alpha", "b", "c", "D", "e"))
+
+    def __call__(self, t):
+        j = np.searchsorted(self.starts, np.asarray(t), side="right") - 1
+        return tuple(a[j] for a in self.arrays)
 
 
 def _scale_hint(schedule, spectrum) -> Optional[str]:
