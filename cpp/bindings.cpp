@@ -6,11 +6,12 @@
 //
 //     entry(spectrum, algorithm, noise, <this entry's inputs>, *, <options>, threads=0, control=None)
 //
-//   spectrum   (eigenvalues (K,), weights (K,), scales (K,)): the spectrum nodes (memsgd::Nodes);
-//              the stationary maps, which depend on the eigenvalues only, take `eigenvalues` (K,).
-//   algorithm  (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)): one row per step, or one
-//              row for a stationary algorithm (memsgd::AlgorithmParams); the stationary maps take
-//              exactly one row.
+//   spectrum   (eigenvalues (K,), weights (K,), scales (K,)[, decay_scale (K,)]): the spectrum nodes
+//              (memsgd::Nodes); the stationary maps, which depend on the eigenvalues only, take
+//              `eigenvalues` (K,).
+//   algorithm  (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)[, weight_decay (T,)]): one row
+//              per step, or one row for a stationary algorithm (memsgd::AlgorithmParams); the
+//              stationary maps take exactly one row and weight decay as their `shift`.
 //   noise      (coupling (n,), self_noise (n,)) or (coupling, self_noise, label (n,) or None):
 //              tau1/B_t, tau2/B_t and sigma2/B_t, n = 1 (constant) or >= steps (memsgd::NoiseParams).
 //   options    keyword-only; `threads` (0: the default) and `control` (a RunControl: progress and
@@ -157,15 +158,17 @@ py::tuple tuple_of(const py::handle& obj, const std::string& name, std::size_t l
   return t;
 }
 
-// (eigenvalues (K,), weights (K,), scales (K,)) -> Nodes
+// (eigenvalues (K,), weights (K,), scales (K,)[, decay_scale (K,) or None]) -> Nodes
 memsgd::Nodes nodes_from(Converter& conv, const py::handle& spectrum, const std::string& where) {
-  const py::tuple t = tuple_of(spectrum, "spectrum" + where, 3, 3, "(eigenvalues, weights, scales)");
+  const py::tuple t = tuple_of(spectrum, "spectrum" + where, 3, 4, "(eigenvalues, weights, scales[, decay_scale])");
   const Array& lam = conv.real(t[0], "eigenvalues" + where, {{kAny}, "(K,)"});
   require(lam.size() > 0, "eigenvalues" + where + " must be a non-empty 1-d array");
   const py::ssize_t K = lam.size();
   const Array& w = conv.real(t[1], "weights" + where, {{K}, "(K,)"});
   const Array& sc = conv.real(t[2], "scales" + where, {{K}, "(K,)"});
-  return memsgd::Nodes{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
+  memsgd::Nodes n{static_cast<std::size_t>(K), lam.data(), w.data(), sc.data()};
+  if (t.size() == 4) n.decay_scale = conv.optional(t[3], "decay_scale" + where, {{K}, "(K,)"});
+  return n;
 }
 
 // eigenvalues (K,) of the stationary maps
@@ -175,10 +178,12 @@ const Array& eigenvalues_from(Converter& conv, const py::handle& eigenvalues) {
   return lam;
 }
 
-// (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)) -> AlgorithmParams; `stationary`: T = 1.
+// (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)[, weight_decay (T,) or None]) -> AlgorithmParams;
+// `stationary` (the stationary maps, which take weight decay as their shift): T = 1, no weight_decay.
 memsgd::AlgorithmParams algorithm_from(Converter& conv, const py::handle& algorithm, const std::string& where,
                                        bool stationary = false) {
-  const py::tuple t = tuple_of(algorithm, "algorithm" + where, 5, 5, "(alpha, b, c, D, e)");
+  const py::tuple t = stationary ? tuple_of(algorithm, "algorithm" + where, 5, 5, "(alpha, b, c, D, e)")
+                                 : tuple_of(algorithm, "algorithm" + where, 5, 6, "(alpha, b, c, D, e[, weight_decay])");
   const Array& al = conv.real(t[0], "alpha" + where, {{kAny}, "(T,)"});
   require(al.size() > 0, "alpha" + where + " must be a non-empty 1-d array (one entry per step)");
   require(!stationary || al.size() == 1, "algorithm" + where + " must be stationary (one row: alpha of shape (1,))");
@@ -193,6 +198,7 @@ memsgd::AlgorithmParams algorithm_from(Converter& conv, const py::handle& algori
   p.c = conv.real(t[2], "c" + where, {{T, M}, "(T, M)"}).data();
   p.D = conv.real(t[3], "D" + where, {{T, M, M}, "(T, M, M)"}).data();
   p.e = conv.real(t[4], "e" + where, {{T, M}, "(T, M)"}).data();
+  if (t.size() == 6) p.weight_decay = conv.optional(t[5], "weight_decay" + where, {{T}, "(T,) like alpha"});
   return p;
 }
 
@@ -253,7 +259,7 @@ py::tuple evolve(const py::object& spectrum, const py::object& algorithm, const 
   opt.threads = threads_from(threads);
   opt.control = control_from(control);
   memsgd::require_memory(2.0 * 8.0 * (static_cast<double>(T) + 1.0), cfg.algorithm.memory, cfg.nodes.count, 1,
-                         opt.threads);
+                         opt.threads, cfg.algorithm.weight_decay != nullptr);
   Array loss(static_cast<py::ssize_t>(T + 1)), gp(static_cast<py::ssize_t>(T + 1));
   std::int64_t diverged = -1;
   const memsgd::Outputs out{loss.mutable_data(), gp.mutable_data(), &diverged};
@@ -274,10 +280,12 @@ py::tuple evolve_batch(const py::sequence& spectra, const py::sequence& algorith
   std::vector<memsgd::Configuration> cfgs(C);
   int max_memory = 0;
   std::size_t max_nodes = 0;
+  bool any_decay = false;
   for (std::size_t i = 0; i < C; ++i) {
     cfgs[i] = configuration_from(conv, spectra[i], algorithms[i], noises[i], " of configuration " + std::to_string(i));
     max_memory = std::max(max_memory, cfgs[i].algorithm.memory);
     max_nodes = std::max(max_nodes, cfgs[i].nodes.count);
+    any_decay = any_decay || cfgs[i].algorithm.weight_decay != nullptr;
   }
   IndexArray rec;
   memsgd::Recording recording;
@@ -291,7 +299,7 @@ py::tuple evolve_batch(const py::sequence& spectra, const py::sequence& algorith
   opt.control = control_from(control);
   const std::size_t R = recording.steps != nullptr ? recording.count : T + 1;
   memsgd::require_memory(8.0 * static_cast<double>(C) * (static_cast<double>(R) + 1.0), max_memory, max_nodes, C,
-                         opt.threads);
+                         opt.threads, any_decay);
   Array loss({static_cast<py::ssize_t>(C), static_cast<py::ssize_t>(R)});
   IndexArray diverged(static_cast<py::ssize_t>(C));
   const memsgd::Outputs out{loss.mutable_data(), nullptr, diverged.mutable_data()};
@@ -486,9 +494,10 @@ arguments in the same order::
 
     entry(spectrum, algorithm, noise, <inputs>, *, <options>, threads=0, control=None)
 
-spectrum = (eigenvalues (K,), weights (K,), scales (K,)); algorithm = (alpha (T,), b (T, M),
-c (T, M), D (T, M, M), e (T, M)), T = 1 for a stationary algorithm; noise = (coupling (n,),
-self_noise (n,)[, label (n,) or None]), n = 1 or >= steps. Arrays are float64 after conversion
+spectrum = (eigenvalues (K,), weights (K,), scales (K,)[, decay_scale (K,)]); algorithm =
+(alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)[, weight_decay (T,)]), T = 1 for a
+stationary algorithm; noise = (coupling (n,), self_noise (n,)[, label (n,) or None]), n = 1 or
+>= steps. Arrays are float64 after conversion
 from bool, integer or float dtypes (TypeError otherwise) and must be finite (ValueError).
 Long runs release the GIL; a RunControl publishes their progress and cancels them (RuntimeError
 "cancelled"). docs/math.md §3 (the recursion), §4 (propagators, renewal), §8 (the engine).)doc";
@@ -502,10 +511,14 @@ and call cancel() to stop it: the call then raises RuntimeError("cancelled").)do
 constexpr const char* kEvolveDoc = R"doc(One configuration, every step: the exact mean loss of SGD with memory (docs/math.md §3).
 
 Args:
-    spectrum: (eigenvalues (K,), weights (K,), scales (K,)), float64, K >= 1: the spectrum nodes
-        and the scale of each node's initial second moment (c_k^2 for the loss).
-    algorithm: (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)), float64: the per-step
-        parameters, T = 1 (stationary) or T >= steps.
+    spectrum: (eigenvalues (K,), weights (K,), scales (K,)) or (eigenvalues, weights, scales,
+        decay_scale (K,) or None), float64, K >= 1: the spectrum nodes, the scale of each node's
+        initial second moment (c_k^2 for the loss) and kappa_k > 0, component k's weight decay
+        kappa_k rho_t (a preconditioner's; None: 1).
+    algorithm: (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)) or (alpha, b, c, D, e,
+        weight_decay (T,) or None), float64: the per-step parameters, T = 1 (stationary) or
+        T >= steps; weight_decay rho_t >= 0 runs the affine state of weight decay (docs/math.md
+        §9; all zero: the plain run, bit for bit).
     noise: (coupling (n,), self_noise (n,)) or (coupling, self_noise, label (n,) or None),
         float64: tau1/B_t, tau2/B_t and the label-noise source sigma2/B_t; n = 1 or n >= steps.
     steps: number of steps, 0 <= steps < MAX_STEPS.
@@ -532,8 +545,10 @@ constexpr const char* kEvolveBatchDoc = R"doc(C configurations at once, each on 
 Bitwise equal to evolve() of each configuration (the relative divergence rule, E11 start).
 
 Args:
-    spectra: C entries (eigenvalues (K_i,), weights (K_i,), scales (K_i,)), float64.
-    algorithms: C entries (alpha (T_i,), b (T_i, M_i), c, D, e), as evolve's algorithm.
+    spectra: C entries (eigenvalues (K_i,), weights (K_i,), scales (K_i,)[, decay_scale]), as
+        evolve's spectrum.
+    algorithms: C entries (alpha (T_i,), b (T_i, M_i), c, D, e[, weight_decay]), as evolve's
+        algorithm.
     noises: C entries (coupling (n_i,), self_noise (n_i,)[, label or None]), as evolve's noise.
     steps: number of steps of every configuration, 0 <= steps < MAX_STEPS.
     record: increasing int64 steps in [0, steps] (R of them), or None for every step.
@@ -561,7 +576,8 @@ backward pass is the adjoint of the recursion, with checkpoints every checkpoint
 
 Args:
     spectrum: (eigenvalues (K,), weights (K,), scales (K,)), as evolve's.
-    algorithm: (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)), as evolve's.
+    algorithm: (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)), as evolve's; weight
+        decay only through the memory-(M+1) reduction (memsgd._affine), not as weight_decay.
     noise: (coupling (n,), self_noise (n,)[, label (n,) or None]), as evolve's.
     steps: number of steps, 0 <= steps < MAX_STEPS.
     loss_weights: float64 (steps + 1,), finite, >= 0; the backward pass starts at the last
@@ -747,9 +763,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("step_cost", &memsgd::step_cost, py::arg("memory"),
         "Multiply-adds per component and step of the engine for `memory` (int >= 0); a float.");
   m.def("state_bytes", &memsgd::state_bytes, py::arg("memory"), py::arg("nodes"), py::arg("configs"),
-        py::arg("threads"),
+        py::arg("threads"), py::arg("weight_decay") = false,
         "Bytes of state the core allocates for a run of `configs` configurations of `memory` on `nodes` "
-        "components with `threads` threads (outputs not included); a float.");
+        "components with `threads` threads (outputs not included; weight_decay: the affine state); a float.");
   m.def("gradient_bytes", &memsgd::gradient_bytes, py::arg("memory"), py::arg("nodes"), py::arg("steps"),
         py::arg("horizon"), py::arg("checkpoint_every"), py::arg("threads"),
         "Bytes a loss_gradient run allocates (outputs for `steps`, stored states up to `horizon`, the "

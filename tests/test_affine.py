@@ -37,7 +37,8 @@ def _scale(params_at, lam, c2, tau, B, T, sigma2):
 
 @pytest.mark.parametrize("M", [0, 1, 2, 3])
 @pytest.mark.parametrize("e_zero", [False, True])
-@pytest.mark.parametrize("features", ["wd", "readout", "wd+readout", "precond", "precond+readout"])
+@pytest.mark.parametrize("features", ["wd", "readout", "wd+readout", "precond", "precond+readout", "wd+precond",
+                                      "wd+precond+readout"])
 def test_stationary_matches_literal_reference(M, e_zero, features):
     lam, c2, params, r = _problem(M, seed=3 * M + e_zero)
     rho = 0.15 if "wd" in features else 0.0
@@ -191,12 +192,15 @@ def test_preconditioned_power_law():
         inf.preconditioned(0.6)
 
 
-def test_preconditioner_with_weight_decay_is_refused():
+def test_preconditioner_with_weight_decay_is_refused_where_the_reduction_runs():
+    # loss_curve carries it (tests/test_weight_decay_engine.py); the reduction paths refuse it
     spec = Spectrum(np.array([1.0, 0.5]), np.ones(2))
-    with pytest.raises(ValueError, match="preconditioner together with weight decay") as info:
-        loss_curve(MemoryAlgorithm(0.1, [], [], np.zeros((0, 0)), weight_decay=0.1, preconditioner=0.5),
-                   spec, Noise(2), 10)
-    assert "\n" not in str(info.value)
+    algo = MemoryAlgorithm(0.1, [], [], np.zeros((0, 0)), weight_decay=0.1, preconditioner=0.5)
+    for call in (lambda: memsgd.propagators(algo, spec, Noise(2), 10),
+                 lambda: memsgd.loss_gradient(algo, spec, Noise(2), 10)):
+        with pytest.raises(ValueError, match="preconditioner together with weight decay") as info:
+            call()
+        assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("make, match", [
@@ -409,7 +413,7 @@ def test_monte_carlo_matches_exact_curve(case):
 
 
 def test_monte_carlo_preconditioner_with_weight_decay_matches_literal_reference():
-    # loss_curve refuses this combination; the literal §9 recursion and the simulation must agree
+    # the literal §9 recursion and the simulation must agree (loss_curve: tests/test_weight_decay_engine.py)
     lam = np.array([1.0, 0.5, 0.2, 0.08])
     c2 = np.array([1.0, 0.6, 0.9, 0.4])
     algo = MemoryAlgorithm(0.2, [0.5], [0.2], [[0.5]], weight_decay=0.3, preconditioner=0.5)

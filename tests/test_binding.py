@@ -79,7 +79,7 @@ def test_every_function_and_class_has_a_docstring():
 
 
 def test_the_problem_comes_as_tuples():
-    with pytest.raises(TypeError, match=r"^spectrum must be a tuple \(eigenvalues, weights, scales\)$"):
+    with pytest.raises(TypeError, match=r"^spectrum must be a tuple \(eigenvalues, weights, scales\[, decay_scale\]\)$"):
         _core.evolve(list(SPECTRUM), GD, NOISE, 3)
     with pytest.raises(TypeError, match=r"^algorithm of configuration 1 must be a tuple"):
         _core.evolve_batch([SPECTRUM] * 2, [GD, list(GD)], [NOISE] * 2, 3)

@@ -37,17 +37,27 @@ SCRIPT = textwrap.dedent(r'''
     gd_spec = Spectrum(np.linspace(1.0, 1e-3, 20000), np.ones(20000))  # M = 0: 20000 >= 16384
     from memsgd import gd
     out["gd"] = h(loss_curve(gd(0.9), gd_spec, noise, 60).loss)
+    # weight decay: the engine's affine state (M = 0, 1 with and without e, the dense M >= 4, the
+    # preconditioner's per-node decay)
+    out["hb_wd"] = h(loss_curve(heavy_ball(0.4, 0.8, weight_decay=0.01), spec, noise, 80).loss)
+    out["nesterov_wd"] = h(loss_curve(nesterov(0.4, 0.7, weight_decay=0.01), spec, noise, 80).gradient_point_loss)
+    out["gd_wd"] = h(loss_curve(gd(0.9, weight_decay=0.01), gd_spec, noise, 60).loss)
+    M4_wd = MemoryAlgorithm(*M4.parameters(), weight_decay=0.01)
+    out["M4_wd"] = h(loss_curve(M4_wd, spec, noise, 30).loss)
+    hb_pwd = MemoryAlgorithm(*heavy_ball(0.2, 0.8).parameters(), weight_decay=0.01, preconditioner=0.3)
+    out["hb_precond_wd"] = h(loss_curve(hb_pwd, spec, noise, 80).loss)
     p = propagators(heavy_ball(0.4, 0.8), spec, noise, 80)
     out["props"] = [h(p.U), h(p.U_prime), h(p.V), h(p.V_prime)]
     p = propagators(nesterov(0.4, 0.7), spec, noise, 80)
     out["props_e"] = [h(p.U), h(p.U_prime), h(p.V), h(p.V_prime)]
     # batched: configuration-parallel (C >= threads) and chunked, against the single curves
-    algos = [heavy_ball(0.4, 0.8), nesterov(0.4, 0.7), schedules.am1_power_law(0.5, 0.3), M4, gd(0.9)]
+    algos = [heavy_ball(0.4, 0.8), nesterov(0.4, 0.7), schedules.am1_power_law(0.5, 0.3), M4, gd(0.9),
+             heavy_ball(0.4, 0.8, weight_decay=0.01), M4_wd, hb_pwd]
     batch = loss_curves(algos, spec, noise, 30, record=12)
     out["batch"] = h(batch.loss)
     single = [loss_curve(a, spec, noise, 30).loss[batch.steps] for a in algos]
     out["batch_equals_single"] = all(np.array_equal(batch.loss[i], single[i]) for i in range(len(algos)))
-    parts = [loss_curves(algos[a:b], spec, noise, 30, record=12) for a, b in ((0, 2), (2, 3), (3, 5))]
+    parts = [loss_curves(algos[a:b], spec, noise, 30, record=12) for a, b in ((0, 2), (2, 3), (3, 6), (6, 8))]
     out["chunked_equals_whole"] = bool(np.array_equal(np.concatenate([p.loss for p in parts]), batch.loss))
     # the threads argument, whatever OMP_NUM_THREADS says
     out["threads_arg"] = [h(loss_curve(heavy_ball(0.4, 0.8), spec, noise, 80, threads=n).loss) for n in (1, 2, 3)]
@@ -57,6 +67,8 @@ SCRIPT = textwrap.dedent(r'''
             (np.array([hb.alpha]), hb.b.reshape(1, 1), hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1)),
             (np.array([noise.coupling]), np.array([noise.self_noise])), 80)
     out["forced_team"] = [h(_core.evolve(*args, threads=n, adaptive_threads=False)[0]) for n in (1, 2, 3)]
+    wd_args = (args[0], args[1] + (np.array([0.01]),), *args[2:])
+    out["forced_team_wd"] = [h(_core.evolve(*wd_args, threads=n, adaptive_threads=False)[0]) for n in (1, 2, 3)]
     print(json.dumps(out))
 ''')
 
@@ -79,6 +91,7 @@ def test_bitwise_identical_for_1_2_3_threads():
         assert results[n]["batch_equals_single"] and results[n]["chunked_equals_whole"]
         assert len(set(results[n]["threads_arg"])) == 1, "threads=1, 2, 3 differ"
         assert len(set(results[n]["forced_team"])) == 1, "forced teams of 1, 2, 3 threads differ"
+        assert len(set(results[n]["forced_team_wd"])) == 1, "forced teams of 1, 2, 3 threads differ (weight decay)"
         for k in keys:
             assert results[n][k] == results[1][k], f"{k} differs between 1 and {n} threads"
 

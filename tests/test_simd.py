@@ -80,10 +80,16 @@ def test_environment_override_and_refusal():
 
 ALGOS = [memsgd.gd(0.9), memsgd.heavy_ball(0.4, 0.8), memsgd.nesterov(0.4, 0.7), schedules.am1_power_law(0.5, 0.3),
          MemoryAlgorithm(0.3, [0.2, -0.1], [0.1, 0.2], [[0.5, 0.1], [-0.1, 0.4]], [0.1, -0.2]),
-         MemoryAlgorithm(0.3, [0.2, 0.1, 0.1], [0.1, 0.2, 0.1], 0.4 * np.eye(3), [0.1, 0.0, 0.2])]
+         MemoryAlgorithm(0.3, [0.2, 0.1, 0.1], [0.1, 0.2, 0.1], 0.4 * np.eye(3), [0.1, 0.0, 0.2]),
+         # weight decay: the affine kernels (and the preconditioner's per-node decay)
+         memsgd.gd(0.9, weight_decay=0.01), memsgd.heavy_ball(0.4, 0.8, weight_decay=0.01),
+         memsgd.nesterov(0.4, 0.7, weight_decay=0.01), schedules.am1_power_law(0.5, 0.3, weight_decay=0.02),
+         MemoryAlgorithm(0.3, [0.2, 0.1, 0.1], [0.1, 0.2, 0.1], 0.4 * np.eye(3), [0.1, 0.0, 0.2], weight_decay=0.01),
+         MemoryAlgorithm(0.2, [0.3], [0.1], [[0.5]], weight_decay=0.01, preconditioner=0.3)]
 
 
-@pytest.mark.parametrize("algo", ALGOS, ids=["gd", "hb", "nesterov", "am1-schedule", "M2", "M3"])
+@pytest.mark.parametrize("algo", ALGOS, ids=["gd", "hb", "nesterov", "am1-schedule", "M2", "M3", "gd-wd", "hb-wd",
+                                             "nesterov-wd", "am1-schedule-wd", "M3-wd", "hb-precond-wd"])
 def test_paths_agree(algo):
     # Lanes and summation order are the same on every path; only fused multiply-adds differ
     # (the baseline x86-64 path has none), so AVX2 and AVX-512 agree bitwise and baseline to rounding.

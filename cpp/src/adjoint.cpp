@@ -495,6 +495,8 @@ void require_gradient_memory(const Configuration& config, const double* weights,
 GradientResult loss_gradient(const Configuration& cfg, const double* w, std::size_t steps,
                              const GradientOptions& options, const GradientOutputs& out) {
   detail::validate_configuration(cfg, 0, 1, steps);
+  require(!detail::has_weight_decay(cfg.algorithm),
+          "the gradient takes weight decay through the memory-(M+1) reduction, not as weight_decay");
   require(w != nullptr, "weights must be given");
   for (std::size_t t = 0; t <= steps; ++t) {
     require(std::isfinite(w[t]), "weights must be finite");

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kernels/kernel_api.hpp"
@@ -64,6 +66,22 @@ inline double noise_drive(const NoiseParams& n, std::size_t nr, double l_t) {
   return n.label != nullptr ? d + n.label[nr] : d;
 }
 
+// True when some step decays the weights (weight_decay given and not all zero): the engines then
+// carry the affine state of docs/math.md §9 (kernel_api.hpp, "Weight decay"); otherwise the plain
+// state, so a run with rho = 0 everywhere gives the plain run's bits at the plain run's cost.
+inline bool has_weight_decay(const AlgorithmParams& p) {
+  if (p.weight_decay == nullptr) return false;
+  for (std::size_t t = 0; t < p.steps_stored; ++t)
+    if (p.weight_decay[t] != 0.0) return true;
+  return false;
+}
+
+// rho of step t (0 without weight decay)
+inline double weight_decay_at(const AlgorithmParams& p, std::size_t t) {
+  return p.weight_decay != nullptr ? p.weight_decay[algo_row(p, t)] : 0.0;
+}
+
+
 inline bool shift_is_zero(const AlgorithmParams& p) {
   const std::size_t n = p.steps_stored * static_cast<std::size_t>(p.memory);
   for (std::size_t i = 0; i < n; ++i)
@@ -87,6 +105,12 @@ inline void step_parameters(const AlgorithmParams& a, std::size_t t, double* S0,
     h[i + 1] = a.e[r * M + i];
     for (std::size_t j = 0; j < M; ++j) S0[(i + 1) * ld + j + 1] = a.D[(r * M + i) * M + j];
   }
+}
+
+// The affine state starts from the deterministic w_0 = 0 (X_0 = c2 E11): no propagators.
+inline void require_affine_initial_state(InitialState init) {
+  if (init != InitialState::E11)
+    throw std::invalid_argument("weight decay needs the initial state c2 E11 (propagators take the reduction)");
 }
 
 // X_0 / scale_k: E11, or g g^T with the step-0 g.
@@ -132,20 +156,26 @@ class Engine {
 };
 
 // M <= 3: the SIMD kernels of the active path on the group layout of kernel_api.hpp, nodes and
-// state interleaved per group.
+// state interleaved per group; with weight decay the affine kernels on the affine layout.
 class FixedEngine final : public Engine {
  public:
   FixedEngine(const Configuration& cfg, InitialState init, const kernels::KernelTable* table)
       : cfg_(cfg),
         N_(cfg.algorithm.memory + 1),
         P_(kernels::packed_size(N_)),
-        G_(static_cast<std::size_t>(kernels::group_doubles(N_))),
+        affine_(has_weight_decay(cfg.algorithm)),
+        scaled_(affine_ && cfg.nodes.decay_scale != nullptr),
+        keep_(affine_ && keep_affine_q(cfg.nodes.count, N_, scaled_)),
+        G_(static_cast<std::size_t>(affine_ ? kernels::affine_group_doubles(N_, scaled_, keep_)
+                                            : kernels::group_doubles(N_))),
+        state_offset_(static_cast<std::size_t>(affine_ ? kernels::affine_node_vectors(scaled_) : 2) * kernels::kLanes),
         groups_(ceil_div(cfg.nodes.count, kernels::kLanes)),
         blocks_(ceil_div(groups_, kernels::kBlockGroups)),
         e_zero_(cfg.algorithm.memory == 0 || shift_is_zero(cfg.algorithm)),
         data_(groups_ * G_),
         table_(table),
-        fn_(table->step[N_ - 1][e_zero_ ? 1 : 0]),
+        fn_(affine_ ? table->affine_step[N_ - 1][e_zero_ ? 1 : 0][scaled_ ? 1 : 0][keep_ ? 1 : 0]
+                    : table->step[N_ - 1][e_zero_ ? 1 : 0]),
         recompute_(table->recompute[N_ - 1][e_zero_ ? 1 : 0]) {
     constexpr int kLanes = kernels::kLanes;
     const Nodes& nd = cfg.nodes;
@@ -153,11 +183,22 @@ class FixedEngine final : public Engine {
     double x0[10];
     for (int i = 0, p = 0; i < N_; ++i)
       for (int j = i; j < N_; ++j, ++p) x0[p] = initial_entry(a, init, i, j);
+    if (affine_) require_affine_initial_state(init);
     for (std::size_t k = 0; k < nd.count; ++k) {
       double* base = data_.data + (k / kLanes) * G_ + (k % kLanes);
       const double lam = nd.eigenvalue[k], sc = nd.scale[k];
       base[0] = lam;
       base[kLanes] = 0.5 * nd.weight[k] * lam;
+      if (affine_) {  // c2 kappa^2 [and kappa], then C_0 = 0, mu_0 = -e_1 / kappa (X_0 = c2 E11) [, q_0]
+        const std::size_t state = state_offset_ / kLanes;
+        const double kappa = scaled_ ? nd.decay_scale[k] : 1.0;
+        const double c2 = scaled_ ? sc * (kappa * kappa) : sc, mu0 = scaled_ ? -1.0 / kappa : -1.0;
+        base[2 * kLanes] = c2;
+        if (scaled_) base[3 * kLanes] = kappa;
+        base[(state + P_) * kLanes] = mu0;
+        if (keep_) base[(state + P_ + N_) * kLanes] = c2 * (mu0 * mu0);  // as the kernels form h^T X h
+        continue;
+      }
       for (int p = 0; p < P_; ++p) base[(2 + p) * kLanes] = sc * x0[p];
     }
     gp0_ = initial_gp(cfg.algorithm, init);
@@ -187,8 +228,7 @@ class FixedEngine final : public Engine {
 
   bool step(int, std::size_t t, double l_t, std::size_t b0, std::size_t b1, double* part_loss, double* part_gp,
             const std::atomic<bool>*) override {
-    const kernels::GroupSpan span{groups_, data_.data, G_, data_.data + 2 * kernels::kLanes,
-                                  data_.data + 2 * kernels::kLanes, G_};
+    const kernels::GroupSpan span{groups_, data_.data, G_, data_.data + state_offset_, data_.data + state_offset_, G_};
     fn_(step_at(t, l_t), span, b0, b1, part_loss, part_gp);
     return true;
   }
@@ -200,6 +240,7 @@ class FixedEngine final : public Engine {
   }
 
   void store(double* dst, std::size_t b0, std::size_t b1) const override {
+    require_plain("store");
     const std::size_t g1 = std::min(groups_, b1 * kernels::kBlockGroups), u = stored_unit();
     for (std::size_t g = b0 * kernels::kBlockGroups; g < g1; ++g)
       std::memcpy(dst + g * u, data_.data + g * G_ + 2 * kernels::kLanes, u * sizeof(double));
@@ -207,6 +248,7 @@ class FixedEngine final : public Engine {
 
   bool recompute(int, std::size_t t0, std::size_t count, const double* l, const double* src, double* first,
                  std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel, bool streamed) override {
+    require_plain("recompute");
     const std::size_t g1 = std::min(groups_, b1 * kernels::kBlockGroups), u = stored_unit();
     for (std::size_t g = b0 * kernels::kBlockGroups; g < g1; ++g)
       std::memcpy(data_.data + g * G_ + 2 * kernels::kLanes, src + g * u, u * sizeof(double));
@@ -219,6 +261,12 @@ class FixedEngine final : public Engine {
       recompute_(steps.data(), count, span, b, b + 1, first, stored_doubles(), streamed);
     }
     return true;
+  }
+
+  // The adjoint differentiates the plain model only (weight decay through the reduction of
+  // python/memsgd/_affine.py): loss_gradient refuses weight decay before it gets here.
+  void require_plain(const char* what) const {
+    if (affine_) throw std::logic_error(std::string(what) + ": stored states of the affine engine are not supported");
   }
 
   // For the adjoint's backward kernels: the nodes (eigenvalue, w lam / 2) of every group.
@@ -252,6 +300,14 @@ class FixedEngine final : public Engine {
     double g[4], h[4], gn[4], hn[4], S0n[16];
     step_parameters(a, t, &s.S0[0][0], 4, g, h);
     step_parameters(a, t + 1, S0n, 4, gn, hn);  // only h of step t + 1 is used
+    if (affine_) {
+      s.rho = weight_decay_at(a, t);
+      for (int i = 0; i < N; ++i) {
+        s.force[i] = -s.rho * g[i];
+        s.h[i] = h[i];
+        s.h_next[i] = hn[i];
+      }
+    }
     for (int i = 0, p = 0; i < N; ++i) {
       for (int j = 0; j < N; ++j) s.gh[i][j] = g[i] * h[j];
       for (int j = i; j < N; ++j, ++p) {
@@ -265,8 +321,17 @@ class FixedEngine final : public Engine {
   }
 
   Configuration cfg_;
+  // Whether the affine kernels keep q = h^T X h for the next step (kernel_api.hpp): while the
+  // state of this configuration stays within kAffineKeepBytes; the same bits either way.
+  static bool keep_affine_q(std::size_t nodes, int N, bool scaled) {
+    const double bytes = 8.0 * static_cast<double>(ceil_div(nodes, kernels::kLanes)) *
+                         kernels::affine_group_doubles(N, scaled, true);
+    return bytes <= kernels::kAffineKeepBytes;
+  }
+
   int N_, P_;
-  std::size_t G_, groups_, blocks_;
+  bool affine_, scaled_, keep_;
+  std::size_t G_, state_offset_, groups_, blocks_;
   bool e_zero_;
   AlignedDoubles data_;
   const kernels::KernelTable* table_;
@@ -290,12 +355,21 @@ class GeneralEngine final : public Engine {
         NN_(static_cast<std::size_t>(N_) * N_),
         K_(cfg.nodes.count),
         blocks_(ceil_div(K_, kBlockComponents)),
+        affine_(has_weight_decay(cfg.algorithm)),
+        kappa_(cfg.nodes.decay_scale),
         X_(K_ * NN_),
+        mu_(affine_ ? K_ * static_cast<std::size_t>(N_) : 0),
         lam_(cfg.nodes.eigenvalue),
+        c2_(cfg.nodes.scale),
         wl_(K_),
         scratch_(static_cast<std::size_t>(std::max(threads, 1))) {
+    if (affine_) require_affine_initial_state(init);
     for (std::size_t k = 0; k < K_; ++k) {
       wl_[k] = 0.5 * cfg.nodes.weight[k] * lam_[k];
+      if (affine_) {  // C_0 = 0, mu_0 = -e_1 (X_0 = c2 E11)
+        mu_[k * static_cast<std::size_t>(N_)] = -1.0;
+        continue;
+      }
       double* x = X_.data() + k * NN_;
       for (int i = 0; i < N_; ++i)
         for (int j = 0; j < N_; ++j) x[i * N_ + j] = cfg.nodes.scale[k] * initial_entry(cfg.algorithm, init, i, j);
@@ -313,9 +387,8 @@ class GeneralEngine final : public Engine {
     for (std::size_t b = 0; b < blocks_; ++b) {
       double s0 = 0.0, s1 = 0.0;
       for (std::size_t k = b * kBlockComponents; k < std::min(K_, (b + 1) * kBlockComponents); ++k) {
-        const double* x = X_.data() + k * NN_;
-        s0 += wl_[k] * x[0];
-        s1 += wl_[k] * quad(x, c0.h.data());
+        s0 += wl_[k] * second_moment_00(k);
+        s1 += wl_[k] * second_moment_h(k, c0.h.data());
       }
       part_loss[b] = s0;
       part_gp[b] = s1;
@@ -334,10 +407,9 @@ class GeneralEngine final : public Engine {
     for (std::size_t b = b0; b < b1; ++b) {
       double s0 = 0.0, s1 = 0.0;
       for (std::size_t k = b * kBlockComponents; k < std::min(K_, (b + 1) * kBlockComponents); ++k) {
-        double* x = X_.data() + k * NN_;
-        if (!component(q, lam_[k], drive, self_noise, x, sc, check ? cancel : nullptr)) return false;
-        s0 += wl_[k] * x[0];
-        s1 += wl_[k] * quad(x, q.h_next.data());
+        if (!component(q, k, drive, self_noise, sc, check ? cancel : nullptr)) return false;
+        s0 += wl_[k] * second_moment_00(k);
+        s1 += wl_[k] * second_moment_h(k, q.h_next.data());
       }
       part_loss[b] = s0;
       part_gp[b] = s1;
@@ -353,12 +425,14 @@ class GeneralEngine final : public Engine {
   }
 
   void store(double* dst, std::size_t b0, std::size_t b1) const override {
+    require_plain("store");
     const std::size_t k0 = std::min(K_, b0 * kBlockComponents), k1 = std::min(K_, b1 * kBlockComponents);
     std::memcpy(dst + k0 * NN_, X_.data() + k0 * NN_, (k1 - k0) * NN_ * sizeof(double));
   }
 
   bool recompute(int tid, std::size_t t0, std::size_t count, const double* l, const double* src, double* first,
                  std::size_t b0, std::size_t b1, const std::atomic<bool>* cancel, bool /*streamed*/) override {
+    require_plain("recompute");
     Scratch& sc = scratch_[static_cast<std::size_t>(tid)];
     const bool check = cancel != nullptr && NN_ >= 4096;
     const std::size_t k0 = std::min(K_, b0 * kBlockComponents), k1 = std::min(K_, b1 * kBlockComponents);
@@ -371,8 +445,7 @@ class GeneralEngine final : public Engine {
       const double drive = noise_drive(cfg_.noise, nr, l[i]);
       const double self_noise = cfg_.noise.self_noise[nr];
       for (std::size_t k = k0; k < k1; ++k)
-        if (!component(q, lam_[k], drive, self_noise, X_.data() + k * NN_, sc, check ? cancel : nullptr))
-          return false;
+        if (!component(q, k, drive, self_noise, sc, check ? cancel : nullptr)) return false;
       std::memcpy(first + i * stored_doubles() + k0 * NN_, X_.data() + k0 * NN_, (k1 - k0) * NN_ * sizeof(double));
       if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return false;
     }
@@ -386,17 +459,44 @@ class GeneralEngine final : public Engine {
 
  private:
   struct Coefficients {
-    std::vector<double> S0, gh, gg, h, h_next;  // N x N row-major; N vectors
+    std::vector<double> S0, gh, gg, h, h_next, force;  // N x N row-major; N vectors
+    double rho = 0.0;
   };
   struct Scratch {
     void resize(std::size_t N) {
       S.assign(N * N, 0.0);
       St.assign(N * N, 0.0);
       Z.assign(N * N, 0.0);
+      m.assign(N, 0.0);
     }
-    std::vector<double> S, St, Z;
+    std::vector<double> S, St, Z, m;
     Coefficients coeffs;
   };
+
+  void require_plain(const char* what) const {
+    if (affine_) throw std::logic_error(std::string(what) + ": stored states of the affine engine are not supported");
+  }
+
+  // h^T mu_k (the first moment over w*_k at h)
+  double mean_h(std::size_t k, const double* h) const {
+    const double* m = mu_.data() + k * static_cast<std::size_t>(N_);
+    double s = 0.0;
+    for (int i = 0; i < N_; ++i) s += h[i] * m[i];
+    return s;
+  }
+  // X_00 and h^T X h of component k: the plain X, or C + c2 mu mu^T with weight decay
+  double second_moment_00(std::size_t k) const {
+    const double x00 = X_[k * NN_];
+    if (!affine_) return x00;
+    const double m0 = mu_[k * static_cast<std::size_t>(N_)];
+    return x00 + c2_[k] * (m0 * m0);
+  }
+  double second_moment_h(std::size_t k, const double* h) const {
+    const double q = quad(X_.data() + k * NN_, h);
+    if (!affine_) return q;
+    const double hm = mean_h(k, h);
+    return q + c2_[k] * (hm * hm);
+  }
 
   Coefficients coefficients(std::size_t t) const {
     const std::size_t N = static_cast<std::size_t>(N_);
@@ -406,6 +506,11 @@ class GeneralEngine final : public Engine {
     q.h_next.resize(N);
     step_parameters(cfg_.algorithm, t, q.S0.data(), N, g.data(), h.data());
     step_parameters(cfg_.algorithm, t + 1, S0n.data(), N, gn.data(), q.h_next.data());
+    q.force.assign(N, 0.0);
+    if (affine_) {
+      q.rho = weight_decay_at(cfg_.algorithm, t);
+      for (std::size_t i = 0; i < N; ++i) q.force[i] = -q.rho * g[i];
+    }
     q.gh.resize(N * N);
     q.gg.resize(N * N);
     for (std::size_t i = 0; i < N; ++i)
@@ -427,21 +532,27 @@ class GeneralEngine final : public Engine {
     return s;
   }
 
-  // X <- S X S^T + noise g g^T for one component, S = S0 - lam g h^T.
-  bool component(const Coefficients& q, double lam, double noise_drive, double self_noise, double* x, Scratch& sc,
-                 const std::atomic<bool>* cancel) const {
+  // X <- S X S^T + noise g g^T for component k, S = S0 - lam g h^T; with weight decay X is the
+  // centered C, S = S0 - (lam + kappa rho) g h^T, the noise sees h^T C h + c2 (h^T mu)^2 and
+  // mu <- S mu + kappa force (kernel_api.hpp; here mu = m / w*, unscaled by kappa).
+  bool component(const Coefficients& q, std::size_t k, double noise_drive, double self_noise, Scratch& sc,
+                 const std::atomic<bool>* cancel) {
     const int N = N_;
     const std::size_t n = static_cast<std::size_t>(N);
+    const double lam = lam_[k];
+    const double kappa = kappa_ != nullptr ? kappa_[k] : 1.0;
+    const double lam_s = affine_ ? lam + kappa * q.rho : lam;  // S = S0 - (lam + kappa rho) g h^T (kernel_api.hpp)
+    double* x = X_.data() + k * NN_;
     double* S = sc.S.data();
     double* St = sc.St.data();
     double* Z = sc.Z.data();
     for (int i = 0; i < N; ++i)
       for (int j = 0; j < N; ++j) {
-        const double v = q.S0[i * n + j] - lam * q.gh[i * n + j];
+        const double v = q.S0[i * n + j] - lam_s * q.gh[i * n + j];
         S[i * n + j] = v;
         St[j * n + i] = v;
       }
-    const double hxh = quad(x, q.h.data());
+    const double hxh = affine_ ? second_moment_h(k, q.h.data()) : quad(x, q.h.data());
     // Z = S X by rows: Z_i = sum_m S_im X_m
     for (int i = 0; i < N; ++i) {
       double* z = Z + i * n;
@@ -469,14 +580,27 @@ class GeneralEngine final : public Engine {
     }
     for (int i = 0; i < N; ++i)
       for (int j = 0; j < i; ++j) x[i * n + j] = x[j * n + i];
+    if (affine_) {  // mu <- S mu + force
+      double* mu = mu_.data() + k * n;
+      double* m = sc.m.data();
+      for (int i = 0; i < N; ++i) {
+        double acc = kappa * q.force[i];
+        for (int j = 0; j < N; ++j) acc += S[i * n + j] * mu[j];
+        m[i] = acc;
+      }
+      std::copy(m, m + n, mu);
+    }
     return true;
   }
 
   Configuration cfg_;
   int M_, N_;
   std::size_t NN_, K_, blocks_;
-  std::vector<double> X_;
+  bool affine_;
+  const double* kappa_;  // the per-component factor of rho (nullptr: 1)
+  std::vector<double> X_, mu_;
   const double* lam_;
+  const double* c2_;
   std::vector<double> wl_;
   std::vector<Scratch> scratch_;
   bool stationary_ = false;

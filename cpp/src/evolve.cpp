@@ -366,6 +366,10 @@ void validate_configuration(const Configuration& c, std::size_t i, std::size_t c
   const std::string where = count > 1 ? " (configuration " + std::to_string(i) + ")" : "";
   require(c.nodes.count > 0, "spectrum must have at least one node" + where);
   require(c.nodes.eigenvalue && c.nodes.weight && c.nodes.scale, "spectrum arrays must be given" + where);
+  if (c.nodes.decay_scale != nullptr)
+    for (std::size_t k = 0; k < c.nodes.count; ++k)
+      require(std::isfinite(c.nodes.decay_scale[k]) && c.nodes.decay_scale[k] > 0.0,
+              "decay scale must be finite and > 0" + where);
   require(c.algorithm.memory >= 0, "memory must be >= 0" + where);
   require(c.algorithm.steps_stored >= 1, "algorithm parameters need at least one row" + where);
   require(c.algorithm.steps_stored == 1 || c.algorithm.steps_stored >= steps,
@@ -374,6 +378,10 @@ void validate_configuration(const Configuration& c, std::size_t i, std::size_t c
   require(c.algorithm.alpha != nullptr && (c.algorithm.memory == 0 || (c.algorithm.b && c.algorithm.c &&
                                                                           c.algorithm.D && c.algorithm.e)),
           "algorithm parameter arrays must be given" + where);
+  if (c.algorithm.weight_decay != nullptr)
+    for (std::size_t t = 0; t < c.algorithm.steps_stored; ++t)
+      require(std::isfinite(c.algorithm.weight_decay[t]) && c.algorithm.weight_decay[t] >= 0.0,
+              "weight decay must be finite and >= 0" + where);
   require(c.noise.steps_stored >= 1 && c.noise.coupling && c.noise.self_noise,
           "noise arrays must have at least one entry" + where);
   if (c.noise.label != nullptr)
@@ -462,15 +470,16 @@ double step_cost(int memory) {
   return M * M * M + 0.5 * M * M * (M + 1.0) + 8.0 * N * N;
 }
 
-double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads) {
+double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads, bool weight_decay) {
   const double N = memory + 1.0, K = static_cast<double>(nodes);
   const double live = std::min<double>(static_cast<double>(count), std::max(threads, 1));
+  const double affine = weight_decay ? 1.0 : 0.0;  // c2, kappa, mu and q per component
   double per_config;
   if (memory <= kernels::kMaxFixedMemory) {
     constexpr double kLanes = kernels::kLanes;
-    per_config = 8.0 * (std::ceil(K / kLanes) * kLanes) * (2.0 + N * (N + 1.0) / 2.0);
+    per_config = 8.0 * (std::ceil(K / kLanes) * kLanes) * (2.0 + N * (N + 1.0) / 2.0 + affine * (3.0 + N));
   } else {
-    per_config = 8.0 * K * (N * N + 1.0) + 8.0 * std::max(threads, 1) * (3.0 * N * N + 6.0 * N);
+    per_config = 8.0 * K * (N * N + 1.0 + affine * N) + 8.0 * std::max(threads, 1) * (3.0 * N * N + (6.0 + affine) * N);
   }
   return live * per_config + 64.0 * K / detail::kBlockComponents * std::max(threads, 1);
 }
@@ -483,8 +492,9 @@ double physical_memory_bytes() {
   return 0.0;
 }
 
-void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads) {
-  const double state = state_bytes(memory, nodes, count, resolve_threads(threads));
+void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads,
+                    bool weight_decay) {
+  const double state = state_bytes(memory, nodes, count, resolve_threads(threads), weight_decay);
   const double need = output_bytes + state, phys = physical_memory_bytes();
   if (phys > 0 && need > phys) {
     auto gb = [](double b) { return std::to_string(b / 1e9).substr(0, 6) + " GB"; };

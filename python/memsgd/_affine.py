@@ -31,7 +31,8 @@ algorithms (one row) and schedules share them.
    ``w*``): the loss tends to the bias floor ``1/2 sum lambda c^2 (rho / (lambda + rho))^2``
    (noise-free); stability is judged on the original algorithm at ``lambda + rho``.
    Preconditioner and weight decay together make the decay per component (``p_k rho``), which
-   no plain algorithm carries: refused here (``simulate_sgd`` simulates it).
+   no plain algorithm carries: refused here; the engine's forward path carries it
+   (:func:`forward_problem`), and ``simulate_sgd`` simulates it.
 """
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ from .algorithms import MemoryAlgorithm
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["affine_features", "refuse_affine", "WEIGHTS_ONLY", "plain_problem", "decayed_problem", "gradient_chain", "ema",
-           "has_weight_decay",
+__all__ = ["affine_features", "refuse_affine", "WEIGHTS_ONLY", "plain_problem", "forward_problem",
+           "decayed_problem", "gradient_chain", "ema", "has_weight_decay",
            "readout_transform", "weight_decay_reduction", "readout_vjp", "weight_decay_vjp"]
 
 
@@ -168,16 +169,18 @@ def _one_row(algo: MemoryAlgorithm):
             algo.e.reshape(1, M))
 
 
-def _plain_algorithm(algorithm, decay: bool):
-    """The plain algorithm (or schedule) of readout and weight decay (reduced when ``decay``)."""
+def _plain_algorithm(algorithm, decay: bool, keep_decay: bool = False):
+    """The plain algorithm (or schedule) of readout and weight decay (reduced when ``decay``);
+    ``keep_decay``: the readout transform only, the weight decay kept on the result."""
+    wd = {"weight_decay": algorithm.weight_decay} if keep_decay else {}
     if isinstance(algorithm, MemoryAlgorithm):
         rho = np.array([algorithm.weight_decay]) if decay else None
         alpha, b, c, D, e = _reduced_arrays(*_one_row(algorithm), algorithm.readout, rho)
-        return MemoryAlgorithm(float(alpha[0]), b[0], c[0], D[0], e[0])
+        return MemoryAlgorithm(float(alpha[0]), b[0], c[0], D[0], e[0], **wd)
     if not (decay or np.any(algorithm.readout)):   # a preconditioner only
-        return Schedule(algorithm.memory, algorithm._generator, length=algorithm.length, name=algorithm.name)
+        return Schedule(algorithm.memory, algorithm._generator, length=algorithm.length, name=algorithm.name, **wd)
     return Schedule(algorithm.memory + (1 if decay else 0), _ReducedGenerator(algorithm, decay),
-                    length=algorithm.length, name=f"{algorithm.name} (affine reduction)")
+                    length=algorithm.length, name=f"{algorithm.name} (affine reduction)", **wd)
 
 
 def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
@@ -195,12 +198,32 @@ def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
         return algorithm, spectrum
     if algorithm.preconditioner and decay:
         raise ValueError("a preconditioner together with weight decay makes the decay per component "
-                         "(p_k rho), which no plain algorithm carries: not supported here (simulate_sgd "
-                         "simulates it)")
+                         "(p_k rho), which no plain algorithm carries: not supported here (loss_curve, "
+                         "loss_curves and sweep carry it, simulate_sgd simulates it)")
     if algorithm.preconditioner:
         instance_of(spectrum, Spectrum, "spectrum")
         spectrum = spectrum.preconditioned(algorithm.preconditioner)
     return _plain_algorithm(algorithm, decay), spectrum
+
+
+def forward_problem(algorithm, spectrum):
+    """``(algorithm, spectrum, decay_scale)`` for the engine's forward path (``loss_curve``,
+    ``loss_curves``, ``sweep``): :func:`plain_problem`, except that weight decay is not reduced but
+    kept on the returned algorithm (memory M, readout transform applied, preconditioner moved into
+    the spectrum): the core carries it itself, in the affine state of docs/math.md §9 (first
+    moments and the centered second moment per component), at about 1.3x the plain step's cost
+    instead of a memory-(M+1) step, with the same losses as the reduction up to rounding.
+    ``decay_scale``: None, or with a preconditioner ``p_k = (lambda_k / lambda_max)^(-p)`` per
+    eigenvalue, the factor of the weight decay on the preconditioned spectrum (the decay is
+    ``p_k rho`` per component there, which the core carries and no plain algorithm does)."""
+    if not has_weight_decay(algorithm):
+        return (*plain_problem(algorithm, spectrum), None)
+    kept = _plain_algorithm(algorithm, False, keep_decay=True)
+    p = algorithm.preconditioner
+    if not p:
+        return kept, spectrum, None
+    instance_of(spectrum, Spectrum, "spectrum")
+    return kept, spectrum.preconditioned(p), spectrum.preconditioner_factors(p)
 
 
 def decayed_problem(algorithm: MemoryAlgorithm, spectrum):

@@ -8,9 +8,10 @@ arguments in the same order::
 
     entry(spectrum, algorithm, noise, <inputs>, *, <options>, threads=0, control=None)
 
-spectrum = (eigenvalues (K,), weights (K,), scales (K,)); algorithm = (alpha (T,), b (T, M),
-c (T, M), D (T, M, M), e (T, M)), T = 1 for a stationary algorithm; noise = (coupling (n,),
-self_noise (n,)[, label (n,) or None]), n = 1 or >= steps. Arrays are float64 after conversion
+spectrum = (eigenvalues (K,), weights (K,), scales (K,)[, decay_scale (K,)]); algorithm =
+(alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)[, weight_decay (T,)]), T = 1 for a
+stationary algorithm; noise = (coupling (n,), self_noise (n,)[, label (n,) or None]), n = 1 or
+>= steps. Arrays are float64 after conversion
 from bool, integer or float dtypes (TypeError otherwise) and must be finite (ValueError).
 Long runs release the GIL; a RunControl publishes their progress and cancels them (RuntimeError
 "cancelled"). docs/math.md §3 (the recursion), §4 (propagators, renewal), §8 (the engine).
@@ -58,10 +59,14 @@ def evolve(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any, steps
     One configuration, every step: the exact mean loss of SGD with memory (docs/math.md §3).
     
     Args:
-        spectrum: (eigenvalues (K,), weights (K,), scales (K,)), float64, K >= 1: the spectrum nodes
-            and the scale of each node's initial second moment (c_k^2 for the loss).
-        algorithm: (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)), float64: the per-step
-            parameters, T = 1 (stationary) or T >= steps.
+        spectrum: (eigenvalues (K,), weights (K,), scales (K,)) or (eigenvalues, weights, scales,
+            decay_scale (K,) or None), float64, K >= 1: the spectrum nodes, the scale of each node's
+            initial second moment (c_k^2 for the loss) and kappa_k > 0, component k's weight decay
+            kappa_k rho_t (a preconditioner's; None: 1).
+        algorithm: (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)) or (alpha, b, c, D, e,
+            weight_decay (T,) or None), float64: the per-step parameters, T = 1 (stationary) or
+            T >= steps; weight_decay rho_t >= 0 runs the affine state of weight decay (docs/math.md
+            §9; all zero: the plain run, bit for bit).
         noise: (coupling (n,), self_noise (n,)) or (coupling, self_noise, label (n,) or None),
             float64: tau1/B_t, tau2/B_t and the label-noise source sigma2/B_t; n = 1 or n >= steps.
         steps: number of steps, 0 <= steps < MAX_STEPS.
@@ -90,8 +95,10 @@ def evolve_batch(spectra: collections.abc.Sequence, algorithms: collections.abc.
     Bitwise equal to evolve() of each configuration (the relative divergence rule, E11 start).
     
     Args:
-        spectra: C entries (eigenvalues (K_i,), weights (K_i,), scales (K_i,)), float64.
-        algorithms: C entries (alpha (T_i,), b (T_i, M_i), c, D, e), as evolve's algorithm.
+        spectra: C entries (eigenvalues (K_i,), weights (K_i,), scales (K_i,)[, decay_scale]), as
+            evolve's spectrum.
+        algorithms: C entries (alpha (T_i,), b (T_i, M_i), c, D, e[, weight_decay]), as evolve's
+            algorithm.
         noises: C entries (coupling (n_i,), self_noise (n_i,)[, label or None]), as evolve's noise.
         steps: number of steps of every configuration, 0 <= steps < MAX_STEPS.
         record: increasing int64 steps in [0, steps] (R of them), or None for every step.
@@ -172,7 +179,8 @@ def loss_gradient(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any
     
     Args:
         spectrum: (eigenvalues (K,), weights (K,), scales (K,)), as evolve's.
-        algorithm: (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)), as evolve's.
+        algorithm: (alpha (T,), b (T, M), c (T, M), D (T, M, M), e (T, M)), as evolve's; weight
+            decay only through the memory-(M+1) reduction (memsgd._affine), not as weight_decay.
         noise: (coupling (n,), self_noise (n,)[, label (n,) or None]), as evolve's.
         steps: number of steps, 0 <= steps < MAX_STEPS.
         loss_weights: float64 (steps + 1,), finite, >= 0; the backward pass starts at the last
@@ -263,9 +271,9 @@ def solve_renewal(U: typing.Any, U_prime: typing.Any, V: typing.Any, V_prime: ty
         ValueError: shapes differ, a non-finite entry, an unknown method.
         RuntimeError: cancelled through control.
     """
-def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex) -> float:
+def state_bytes(memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, configs: typing.SupportsInt | typing.SupportsIndex, threads: typing.SupportsInt | typing.SupportsIndex, weight_decay: bool = False) -> float:
     """
-    Bytes of state the core allocates for a run of `configs` configurations of `memory` on `nodes` components with `threads` threads (outputs not included); a float.
+    Bytes of state the core allocates for a run of `configs` configurations of `memory` on `nodes` components with `threads` threads (outputs not included; weight_decay: the affine state); a float.
     """
 def stationary_moments(eigenvalues: typing.Any, algorithm: typing.Any, noise: typing.Any, *, shift: typing.SupportsFloat | typing.SupportsIndex = 0.0) -> tuple:
     """

@@ -8,7 +8,8 @@ import numpy as np
 
 from .algorithms import MemoryAlgorithm
 
-__all__ = ["spectrum_arrays", "parameter_arrays", "noise_arrays", "parameter_bytes", "noise_bytes", "per_configuration",
+__all__ = ["spectrum_arrays", "parameter_arrays", "weight_decay_array", "core_algorithm", "noise_arrays",
+           "parameter_bytes", "noise_bytes", "per_configuration",
            "chunks", "CHUNK_PARAMETER_BYTES"]
 
 # Per-step parameter arrays of schedules are built per chunk of configurations, at most this many
@@ -16,10 +17,13 @@ __all__ = ["spectrum_arrays", "parameter_arrays", "noise_arrays", "parameter_byt
 CHUNK_PARAMETER_BYTES = 2e9
 
 
-def spectrum_arrays(spectrum, scales=None) -> tuple:
+def spectrum_arrays(spectrum, scales=None, decay_scale=None) -> tuple:
     """The spectrum entry of every ``_core`` run: ``(eigenvalues, weights, scales)``, the scales of the
-    initial second moment ``c_k^2`` unless given (``lambda_k`` for the noise propagators)."""
-    return (spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2 if scales is None else scales)
+    initial second moment ``c_k^2`` unless given (``lambda_k`` for the noise propagators), plus the
+    per-component weight-decay scale ``kappa_k`` as a fourth array when given (the engine's affine
+    state, ``memsgd._affine.forward_problem``)."""
+    arrays = (spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2 if scales is None else scales)
+    return arrays if decay_scale is None else arrays + (decay_scale,)
 
 
 def parameter_arrays(algorithm, steps: int):
@@ -33,6 +37,28 @@ def parameter_arrays(algorithm, steps: int):
         M = algorithm.memory
         return (np.zeros(1), np.zeros((1, M)), np.zeros((1, M)), np.zeros((1, M, M)), np.zeros((1, M)))
     return algorithm.parameters(max(steps, 1))
+
+
+def weight_decay_array(algorithm, steps: int):
+    """The per-step weight decay ``rho_t`` for the core's affine state (rows as
+    :func:`parameter_arrays`), or None without weight decay (the core's plain state). For an
+    algorithm of ``memsgd._affine.forward_problem`` (readout and preconditioner transformed away)."""
+    if not np.any(algorithm.weight_decay):
+        return None
+    if isinstance(algorithm, MemoryAlgorithm):
+        return np.array([algorithm.weight_decay])
+    if algorithm.length == 0:
+        return np.zeros(1)
+    return algorithm.weight_decays(max(steps, 1))
+
+
+def core_algorithm(algorithm, steps: int) -> tuple:
+    """The algorithm entry of the engine's runs (``_core.evolve``, ``_core.evolve_batch``):
+    ``(alpha, b, c, D, e)``, plus the weight decay (:func:`weight_decay_array`) as a sixth array when
+    there is some (the affine state)."""
+    rho = weight_decay_array(algorithm, steps)
+    arrays = tuple(parameter_arrays(algorithm, steps))
+    return arrays if rho is None else arrays + (rho,)
 
 
 def noise_arrays(noise, steps: int):
@@ -52,7 +78,7 @@ def parameter_bytes(algorithm, steps: int) -> float:
     if isinstance(algorithm, MemoryAlgorithm):
         return 0.0
     M = algorithm.memory
-    return 8.0 * max(steps, 1) * (1 + 3 * M + M * M)
+    return 8.0 * max(steps, 1) * (1 + 3 * M + M * M + (1 if np.any(algorithm.weight_decay) else 0))
 
 
 def noise_bytes(noise, steps: int) -> float:

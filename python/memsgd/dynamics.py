@@ -22,9 +22,9 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from . import _core
-from ._affine import plain_problem
+from ._affine import forward_problem, has_weight_decay, plain_problem
 from ._growth import growth
-from ._packing import (chunks, noise_arrays, noise_bytes, parameter_arrays, parameter_bytes,
+from ._packing import (chunks, core_algorithm, noise_arrays, noise_bytes, parameter_arrays, parameter_bytes,
                        per_configuration, spectrum_arrays)
 from ._problem import check_algorithm, check_batch_sizes, check_problem, check_schedule_length
 from ._progress import watched
@@ -218,14 +218,15 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     steps = check_problem(algorithm, spectrum, noise, steps)
     threads = thread_count(threads)
     progress_flag(progress)
-    algorithm, spectrum = plain_problem(algorithm, spectrum)   # weight decay, readout, preconditioner
-    M, K = algorithm.memory, spectrum.size
+    # readout and preconditioner transformed away; weight decay kept (the core's affine state)
+    algorithm, spectrum, decay_scale = forward_problem(algorithm, spectrum)
+    M, K, decay = algorithm.memory, spectrum.size, has_weight_decay(algorithm)
     require_memory({"loss and gradient-point loss": 16.0 * (steps + 1),
                     "per-step parameters": parameter_bytes(algorithm, steps),
                     "per-step noise": noise_bytes(noise, steps),
-                    "state": _core.state_bytes(M, K, 1, threads or _core.max_threads())},
+                    "state": _core.state_bytes(M, K, 1, threads or _core.max_threads(), weight_decay=decay)},
                    f"the run (steps = {steps})")
-    loss, gp, diverged = _evolve(spectrum_arrays(spectrum), parameter_arrays(algorithm, steps),
+    loss, gp, diverged = _evolve(spectrum_arrays(spectrum, decay_scale=decay_scale), core_algorithm(algorithm, steps),
                                  noise_arrays(noise, steps), steps, M, K, progress, "loss_curve", threads)
     hint = _scale_hint(algorithm, spectrum) if diverged >= 0 else None
     if hint is not None:  # a schedule built for another problem's scale: say so, not just diverged_at
@@ -316,7 +317,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     for i, (a, n) in enumerate(zip(algos, noises)):
         check_schedule_length(a, steps, f"algorithms[{i}]")
         check_batch_sizes(n, steps, f"noise[{i}]")
-    algos, specs = _plain_problems(algos, specs)
+    algos, specs, decay_scales = _forward_problems(algos, specs)
     rec = None if record is None else recorded_steps(record, steps)  # None: every step
     threads = thread_count(threads)
     progress_flag(progress)
@@ -325,14 +326,16 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     max_K = max(s.size for s in specs)
     param_bytes = [parameter_bytes(a, steps) + noise_bytes(n, steps) for a, n in zip(algos, noises)]
     parts = chunks(param_bytes)
+    any_decay = any(has_weight_decay(a) for a in algos)
     require_memory({"recorded losses": 8.0 * C * (R + 1),
                     "per-step parameters": max(sum(param_bytes[a:b]) for a, b in parts),
-                    "state": _core.state_bytes(max_M, max_K, C, threads or _core.max_threads())},
+                    "state": _core.state_bytes(max_M, max_K, C, threads or _core.max_threads(),
+                                               weight_decay=any_decay)},
                    f"the run of {C} configurations (steps = {steps})")
 
     packed_spectra: dict = {}
-    for s in specs:
-        packed_spectra.setdefault(id(s), spectrum_arrays(s))
+    for s, kappa in zip(specs, decay_scales):
+        packed_spectra.setdefault((id(s), id(kappa)), spectrum_arrays(s, decay_scale=kappa))
     work = float(steps) * sum(s.size * _core.step_cost(a.memory) for a, s in zip(algos, specs))
     loss = np.empty((C, R))
     diverged = np.empty(C, dtype=np.int64)
@@ -341,9 +344,9 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
         # one RunControl for every chunk: configs_done keeps counting across them
         for a, b in parts:
             param_cache, noise_cache = {}, {}
-            alg = [param_cache.setdefault(id(x), parameter_arrays(x, steps)) for x in algos[a:b]]
+            alg = [param_cache.setdefault(id(x), core_algorithm(x, steps)) for x in algos[a:b]]
             noi = [noise_cache.setdefault(id(n), noise_arrays(n, steps)) for n in noises[a:b]]
-            spe = [packed_spectra[id(s)] for s in specs[a:b]]
+            spe = [packed_spectra[id(s), id(k)] for s, k in zip(specs[a:b], decay_scales[a:b])]
             loss[a:b], diverged[a:b] = _core.evolve_batch(spe, alg, noi, steps, rec, threads=threads,
                                                           control=control)
         return loss, diverged
@@ -353,16 +356,17 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     return LossCurves(steps_out, loss, diverged, np.array([n.label_noise for n in noises]))
 
 
-def _plain_problems(algos: list, specs: list):
-    """:func:`memsgd._affine.plain_problem` of every configuration, each distinct (algorithm,
+def _forward_problems(algos: list, specs: list):
+    """:func:`memsgd._affine.forward_problem` of every configuration, each distinct (algorithm,
     spectrum) pair reduced once (shared objects stay shared: the core call caches by identity)."""
     done: dict = {}
-    out_a, out_s = [], []
+    out_a, out_s, out_k = [], [], []
     for a, s in zip(algos, specs):
         key = (id(a), id(s))
         if key not in done:
-            done[key] = plain_problem(a, s)
+            done[key] = forward_problem(a, s)
         out_a.append(done[key][0])
         out_s.append(done[key][1])
-    return out_a, out_s
+        out_k.append(done[key][2])
+    return out_a, out_s, out_k
 

@@ -159,7 +159,9 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
 
     The forward pass is :func:`memsgd.loss_curve`'s run of the engine: ``loss`` and
     ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
-    non-finite value, decided by the core). The backward pass is its adjoint (module docstring).
+    non-finite value, decided by the core). With weight decay the adjoint needs the plain model,
+    so the forward pass runs the reduction, where ``loss_curve`` runs the engine's affine state:
+    the two agree to about 1e-14 relative, not bit for bit. The backward pass is its adjoint (module docstring).
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
     and any ``checkpoint_every``.
     """

@@ -190,6 +190,20 @@ class Spectrum:
         order = np.argsort(-lam)
         return cls(lam[order], c2[order])
 
+    def preconditioner_factors(self, p) -> np.ndarray:
+        """``p_k = (lambda_k / lambda_max)^(-p)`` per eigenvalue: the factor by which the diagonal
+        preconditioner ``P = (H / lambda_max)^(-p)`` scales the gradient along ``lambda_k``
+        (docs/math.md §9; :meth:`preconditioned`).
+
+        Example:
+            >>> import memsgd
+            >>> memsgd.Spectrum([1.0, 0.25], [1.0, 1.0]).preconditioner_factors(0.5).tolist()
+            [1.0, 2.0]
+        """
+        p = real_scalar(p, "preconditioner")
+        with np.errstate(over="ignore", under="ignore"):
+            return (self._lam / self.lambda_max) ** (-p)
+
     def preconditioned(self, p) -> "Spectrum":
         """The spectrum plain SGD sees under the diagonal preconditioner ``P = (H / lambda_max)^(-p)``
         (docs/math.md §9): eigenvalues ``gamma_k = p_k lambda_k`` and coefficients ``c_k^2 / p_k``,
@@ -210,8 +224,8 @@ class Spectrum:
         if p == 0.0:
             return self
         lmax = self.lambda_max
+        pk = self.preconditioner_factors(p)
         with np.errstate(over="ignore", under="ignore"):
-            pk = (self._lam / lmax) ** (-p)
             lam, c2 = self._lam * pk, self._c2 / pk
         if not (np.all(np.isfinite(lam)) and np.all(lam > 0) and np.all(np.isfinite(c2))):
             raise ValueError(f"preconditioner p = {p:g} takes this spectrum's eigenvalues (lambda / lambda_max "

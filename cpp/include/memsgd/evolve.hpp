@@ -28,6 +28,11 @@ inline constexpr std::int64_t kMaxSteps = std::int64_t(1) << 40;
 // Per-step parameters of a memory-M algorithm. `steps_stored` is 1 for a stationary
 // algorithm (the same parameters at every step) or >= the number of steps for a schedule.
 // Layout (row-major, time first): alpha[t], b[t*M + i], c[t*M + i], D[(t*M + i)*M + j], e[t*M + i].
+// weight_decay[t] (optional, nullptr: none): rho_t >= 0 of coupled L2 weight decay at the
+// gradient point (docs/math.md §9), one per row. With some rho_t != 0 the engine carries the
+// affine state (first moments and the centered second moment per component, cpp/src/kernels/
+// kernel_api.hpp "Weight decay"); with every rho_t = 0 it is the plain run, bit for bit. Only
+// evolve() takes it (the adjoint and the propagators use the reduction of python/memsgd/_affine.py).
 struct AlgorithmParams {
   int memory = 0;
   std::size_t steps_stored = 1;
@@ -36,15 +41,20 @@ struct AlgorithmParams {
   const double* c = nullptr;
   const double* D = nullptr;
   const double* e = nullptr;
+  const double* weight_decay = nullptr;
 };
 
 // Spectrum nodes: eigenvalue, weight (multiplicity or quadrature weight) and the scale of the
 // initial second moment (c_k^2 for the loss and the signal propagator, lam_k for the noise one).
+// decay_scale (optional, nullptr: 1): kappa_k > 0, the weight decay of component k is kappa_k rho_t
+// (a diagonal preconditioner's p_k on its transformed spectrum, docs/math.md §9); used only with
+// weight decay.
 struct Nodes {
   std::size_t count = 0;
   const double* eigenvalue = nullptr;
   const double* weight = nullptr;
   const double* scale = nullptr;
+  const double* decay_scale = nullptr;
 };
 
 // Noise weights of every step: coupling[t] = tau1/B_t, self_noise[t] = tau2/B_t and the label-noise
@@ -122,15 +132,17 @@ void evolve(const Configuration* configs, std::size_t count, std::size_t steps,
 double step_cost(int memory);
 
 // Bytes the core allocates for a run of `count` configurations of `memory` and spectrum size
-// `nodes` on `threads` threads (state and constants, not the outputs).
-double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads);
+// `nodes` on `threads` threads (state and constants, not the outputs); `weight_decay`: the
+// affine state.
+double state_bytes(int memory, std::size_t nodes, std::size_t count, int threads, bool weight_decay = false);
 
 // Physical memory of this machine in bytes (0 if unknown).
 double physical_memory_bytes();
 
 // Throws std::length_error naming the size when a run's outputs (`output_bytes`, allocated by the
 // caller) and state_bytes(...) together exceed physical memory: called before allocating anything.
-void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads);
+void require_memory(double output_bytes, int memory, std::size_t nodes, std::size_t count, int threads,
+                    bool weight_decay = false);
 
 // The most threads a run uses: 4 per processor (more only oversubscribe, and libgomp aborts or
 // crashes when asked for thousands of threads).

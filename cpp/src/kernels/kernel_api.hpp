@@ -30,6 +30,23 @@ inline constexpr int kMaxFixedMemory = 3;
 constexpr int packed_size(int n) { return n * (n + 1) / 2; }
 constexpr int group_doubles(int n) { return (2 + packed_size(n)) * kLanes; }
 
+// The affine state of weight decay (docs/math.md §9; the affine kernels below), per group:
+//   eigenvalue[kLanes], half_weight_eigenvalue[kLanes], c2[kLanes] (the weight of mu mu^T in X),
+//   [decay_scale[kLanes] (kappa, only with `scaled`)], C_0 .. C_{P-1}[kLanes] (the packed centered
+// second moment), mu_0 .. mu_{N-1}[kLanes] (the first moment, see FixedStep), [q[kLanes] (only
+// with `keep`: h^T X h of the uncentered X at this step's gradient point, kept from the step
+// before, where it is the gradient-point loss's term)]. Padding lanes are all zero.
+// Keeping q saves the 2 (e = 0) to P + N operations per group step of forming it again and costs
+// one vector of memory traffic each way: the engine keeps it while the state is small enough to
+// stay in cache (kAffineKeepBytes), where the operations set the speed, and not beyond, where
+// memory bandwidth does (for M = 1 the state is then 13 doubles of traffic per component step
+// against 15 with q, the plain step's 8 and the memory-2 reduction's 14).
+inline constexpr double kAffineKeepBytes = 16e6;
+constexpr int affine_node_vectors(bool scaled) { return scaled ? 4 : 3; }
+constexpr int affine_group_doubles(int n, bool scaled, bool keep) {
+  return (affine_node_vectors(scaled) + packed_size(n) + n + (keep ? 1 : 0)) * kLanes;
+}
+
 // Everything one step of a fixed-size kernel (N = M + 1 <= 4) needs, precomputed by the driver.
 // Per component (docs/math.md §3):
 //   S = S0 - lam g h^T,   Y = S X S^T + lam (noise_drive - self_noise lam h^T X h) g g^T,
@@ -47,7 +64,33 @@ struct FixedStep {
   double hh_next[10];   // the same for h' = h of the next step (h'^T Y h')
   double noise_drive;
   double self_noise;
+  // the affine kernels only:
+  double rho;           // the weight decay of this step
+  double h[4];          // h of this step
+  double h_next[4];     // h of the next step
+  double force[4];      // -rho g
 };
+
+// Weight decay rho (docs/math.md §9; the affine kernels, KernelTable::affine_step). Per component
+// the step matrix is S = S0 - (lam + kappa rho) g h^T and the first moment m feels the force
+// f = -kappa rho w* g (kappa = 1, or the preconditioner's p_k on its transformed spectrum: the
+// decay is p_k rho per component there). With m = kappa w* mu, mu_0 = (-1/kappa, 0, .., 0), the
+// force on mu is -rho g for every component. The kernels carry the CENTERED second moment
+// C = X - m m^T, whose step has no force terms:
+//   mu' = S mu - rho g,
+//   C'  = S C S^T + lam (noise_drive - self_noise lam h^T X h) g g^T,   h^T X h = h^T C h + c2 (h^T mu)^2,
+// with c2 = kappa^2 (w*)^2, and L = 1/2 sum w lam (C_00 + c2 mu_0^2) (l with h'). h'^T X' h' may
+// be kept for the next step's noise (q in the layout above).
+// Cost for M = 1, e = 0: 30 vector operations per group step against the plain kernel's 23
+// (lam + kappa rho 1, S mu with the force 4, q' 2; the loss sums q'), 32 without keeping q
+// (h^T X h formed again: 2 more), 33 for the uncentered X with the force terms
+// (S m) f^T + f (S m)^T + f f^T, and ~58 for the memory-(M+1) reduction (python/memsgd/_affine.py);
+// memory: 8 vectors per group without q, 9 with, against the plain 5 (the reduction: 8).
+// C is positive semi-definite and every sum above adds non-negative terms: no cancellation when
+// the loss falls far below L_0. C_0 = 0 and X_0 = c2 E11 as in the plain model.
+// lam + kappa rho is formed per component, not folded into S0 once per step: a rounded
+// 1 - rho alpha would be one error common to all components, which the loss sum does not average
+// out (a relative drift of ~t 1e-16 after t steps, against ~1e-15 this way).
 
 // Where the groups of one step live: group g's eigenvalues and w lam / 2 (kLanes each) at
 // nodes + g * node_stride, its state x_0 .. x_{P-1} (kLanes each) read from x_in + g * state_stride
@@ -153,6 +196,10 @@ using ElementwiseFn = void (*)(const ElementwiseOp* ops, int n_ops, void* const*
 struct KernelTable {
   // [N - 1][e_is_zero]; [0][0] is unused (M = 0 has no shift e).
   StepFn step[kMaxFixedMemory + 1][2];
+  // Weight decay: the same signature on the affine layout (affine_group_doubles; GroupSpan's
+  // nodes carry c2 [and kappa], its state C, mu [, q]; see FixedStep).
+  // [N - 1][e_is_zero][scaled][keep]; [0][0] is unused.
+  StepFn affine_step[kMaxFixedMemory + 1][2][2][2];
   RecomputeFn recompute[kMaxFixedMemory + 1][2];
   BackwardFn backward[kMaxFixedMemory + 1][2];
   // Peak probe: `iterations` rounds of independent kLanes-wide multiply-adds (fused where the
