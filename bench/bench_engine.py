@@ -12,9 +12,11 @@ Tables (component-steps per second; ratios are taken in this process, on this ma
    and step (2 for the lam-dependent column of S, 8 for Z = S X, 3 for the noise weight, 9 for
    Y = Z S^T + noise g g^T, 1 for the loss), i.e. 37 flops. The peak is measured, not quoted:
    ``_core.fma_probe`` runs independent chains of 8-lane fused multiply-adds on one thread with
-   the fastest SIMD path (2 flops each); peak = that rate x the threads the engine was given
-   (it runs alone where a team does not pay: the percentage is a share of those cores). The
-   baseline x86-64 path has no FMA instruction, so its fraction is of the machine's FMA peak too.
+   the fastest SIMD path (2 flops each; tests/test_simd.py checks in the disassembly that the
+   loop does every multiply-add the probe counts); peak = that rate x the threads the engine
+   used (the thread policy may run it alone: the column "thr" is the largest team of the timed
+   runs). The baseline x86-64 path has no FMA instruction, so its fraction is of the machine's
+   FMA peak too.
 3. with ``--native``: the portable build (baseline code + run-time chosen kernels) against a
    ``-march=native`` build of the same sources (built into build/native on first use), both
    loaded in this process.
@@ -74,16 +76,22 @@ def numpy_recursion(algo: MemoryAlgorithm, lam, c2, tau1, tau2, batch, steps):
     return loss
 
 
-def fma_peak(path: str, seconds: float = 0.3) -> float:
-    """Measured single-thread FMA peak of a SIMD path, flops/s."""
-    iters = 1 << 16
+def fma_peak(path: str, seconds: float = 0.02, repeats: int = 15) -> float:
+    """Measured single-thread FMA peak of a SIMD path, flops/s: the best of ``repeats`` probes of
+    about ``seconds`` each (short probes are rarely interrupted on a shared machine)."""
+    iters = 1 << 12
     while True:
         t0 = time.perf_counter()
-        flops = _core.fma_probe(path, iters)
-        dt = time.perf_counter() - t0
-        if dt > seconds:
-            return flops / dt
+        _core.fma_probe(path, iters)
+        if time.perf_counter() - t0 > seconds:
+            break
         iters *= 2
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        flops = _core.fma_probe(path, iters)
+        best = max(best, flops / (time.perf_counter() - t0))
+    return best
 
 
 def heavy_ball_args(spec, steps):
@@ -125,13 +133,14 @@ def table_jax(args):
     probes = {p: fma_peak(p) for p in paths}
     peak = max(probes.values())             # the machine's multiply-add peak, one thread
     threads = args.threads or _core.max_threads()
-    print(f"\n## M = 1 (heavy ball, B = 10): memsgd vs JAX lax.scan (float64), {threads} engine thread(s)")
+    print(f"\n## M = 1 (heavy ball, B = 10): memsgd vs JAX lax.scan (float64), up to {threads} engine thread(s)")
     print("# measured single-thread multiply-add throughput: "
           + ", ".join(f"{p} {probes[p] / 1e9:.1f} GFLOP/s" for p in paths) + f"; FMA peak = {peak / 1e9:.1f}")
-    print(f"# {FLOPS_M1} flops per component-step; % peak = rate x {FLOPS_M1} / (peak x {threads} threads)")
+    print(f"# {FLOPS_M1} flops per component-step; % peak = rate x {FLOPS_M1} / (peak x thr), thr = the most "
+          "threads the timed runs used")
     if not have_jax:
         print("# JAX not installed: the JAX column is skipped (pip install 'memsgd[jax]')")
-    print(f"{'K':>8}  {'path':>8}  {'memsgd c-steps/s':>16}  {'% FMA peak':>10}  {'JAX c-steps/s':>14}  "
+    print(f"{'K':>8}  {'path':>8}  {'thr':>3}  {'memsgd c-steps/s':>16}  {'% FMA peak':>10}  {'JAX c-steps/s':>14}  "
           f"{'memsgd/JAX':>10}  {'max rel diff':>12}")
     original = _core.simd_path()
     try:
@@ -145,14 +154,17 @@ def table_jax(args):
                 jax_rate = K * T / t_jax
             for path in paths:
                 _core.set_simd_path(path)
-                t, out = best_time(lambda: _core.evolve(*heavy_ball_args(spec, T), threads=args.threads or 0), args.repeats)
+                control = _core.RunControl()
+                t, out = best_time(lambda: _core.evolve(*heavy_ball_args(spec, T), threads=args.threads or 0,
+                                                        control=control), args.repeats)
                 rate = K * T / t
-                pct = 100 * rate * FLOPS_M1 / (peak * threads)
+                used = max(control.largest_team, 1)
+                pct = 100 * rate * FLOPS_M1 / (peak * used)
                 jr = f"{jax_rate:>14.3e}" if jax_rate else f"{'-':>14}"
                 ratio = f"{rate / jax_rate:>10.2f}" if jax_rate else f"{'-':>10}"
                 diff = (f"{np.max(np.abs(out[0][:T] - jax_loss) / out[0][:T]):>12.1e}" if jax_loss is not None
                         else f"{'-':>12}")
-                print(f"{K:>8}  {path:>8}  {rate:>16.3e}  {pct:>10.0f}  {jr}  {ratio}  {diff}", flush=True)
+                print(f"{K:>8}  {path:>8}  {used:>3}  {rate:>16.3e}  {pct:>10.0f}  {jr}  {ratio}  {diff}", flush=True)
     finally:
         _core.set_simd_path(original)
 

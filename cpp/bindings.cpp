@@ -246,9 +246,16 @@ memsgd::RunControl* control_from(const py::object& control) {
 
 // ======================================== entries ========================================
 
+// The thread policy's test hook (alternate_every = n > 0: a team that hands over to one thread every
+// n steps and back after n; 0: the policy decides).
+std::size_t alternate_every_from(std::int64_t alternate_every) {
+  require(alternate_every >= 0, "alternate_every must be >= 0");
+  return static_cast<std::size_t>(alternate_every);
+}
+
 py::tuple evolve(const py::object& spectrum, const py::object& algorithm, const py::object& noise,
-                 std::int64_t steps, bool initial_ggt, bool overflow_only, bool adaptive_threads, int threads,
-                 const py::object& control) {
+                 std::int64_t steps, bool initial_ggt, bool overflow_only, bool adaptive_threads,
+                 std::int64_t alternate_every, int threads, const py::object& control) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   const memsgd::Configuration cfg = configuration_from(conv, spectrum, algorithm, noise);
@@ -256,6 +263,7 @@ py::tuple evolve(const py::object& spectrum, const py::object& algorithm, const 
   opt.initial = initial_ggt ? memsgd::InitialState::GGt : memsgd::InitialState::E11;
   opt.rule = overflow_only ? memsgd::DivergenceRule::OverflowOnly : memsgd::DivergenceRule::Relative;
   opt.adaptive_threads = adaptive_threads;
+  opt.alternate_every = alternate_every_from(alternate_every);
   opt.threads = threads_from(threads);
   opt.control = control_from(control);
   memsgd::require_memory(2.0 * 8.0 * (static_cast<double>(T) + 1.0), cfg.algorithm.memory, cfg.nodes.count, 1,
@@ -312,7 +320,7 @@ py::tuple evolve_batch(const py::sequence& spectra, const py::sequence& algorith
 
 py::tuple loss_gradient(const py::object& spectrum, const py::object& algorithm, const py::object& noise,
                         std::int64_t steps, const py::object& loss_weights, std::int64_t checkpoint_every,
-                        bool general_kernel, int threads, const py::object& control) {
+                        bool general_kernel, std::int64_t alternate_every, int threads, const py::object& control) {
   Converter conv;
   const std::size_t T = steps_from(steps);
   require(checkpoint_every >= 0, "checkpoint_every must be >= 0 (0: about sqrt(steps))");
@@ -321,6 +329,7 @@ py::tuple loss_gradient(const py::object& spectrum, const py::object& algorithm,
   memsgd::GradientOptions options;
   options.checkpoint_every = static_cast<std::size_t>(checkpoint_every);
   options.general_kernel = general_kernel;
+  options.alternate_every = alternate_every_from(alternate_every);
   options.threads = threads_from(threads);
   options.control = control_from(control);
   memsgd::require_gradient_memory(cfg, lw.data(), T, options);
@@ -465,6 +474,27 @@ ComplexArray generating_sums(const py::object& eigenvalues, const py::object& al
   return out;
 }
 
+int planned_threads(const std::string& work, int memory, std::int64_t nodes, std::int64_t steps, std::int64_t configs,
+                    int threads) {
+  require(work == "curves" || work == "contour", "work must be 'curves' or 'contour', got '" + work + "'");
+  require(memory >= 0 && nodes >= 0 && steps >= 0 && configs >= 1,
+          "memory, nodes and steps must be >= 0 and configs >= 1");
+  return memsgd::planned_threads(work == "curves" ? memsgd::ParallelWork::Curves : memsgd::ParallelWork::ContourSums,
+                                 memory, static_cast<std::size_t>(nodes), static_cast<std::size_t>(steps),
+                                 static_cast<std::size_t>(configs), threads_from(threads));
+}
+
+py::dict thread_policy_state() {
+  const memsgd::ThreadPolicyState s = memsgd::thread_policy_state();
+  py::dict d;
+  d["seen_seconds"] = s.seen_seconds;
+  d["on_cpu"] = s.on_cpu;
+  d["cores_look_idle"] = s.cores_look_idle;
+  d["cores_look_busy"] = s.cores_look_busy;
+  d["backoff_seconds"] = s.backoff_seconds;
+  return d;
+}
+
 py::dict build_info() {
   const memsgd::BuildInfo b = memsgd::build_info();
   py::dict d;
@@ -526,8 +556,10 @@ Args:
     overflow_only: only a non-finite value counts as divergence (propagators), not the
         relative rule L_t > DIVERGENCE_FACTOR L_0.
     adaptive_threads: False: a team of ``threads`` from the first step, never given up.
+    alternate_every: tests: n > 0 runs such a team that hands over to one thread every n steps
+        and back after n (0: the thread policy decides).
     threads: at most this many threads, 0: the default (max_threads()).
-    control: a RunControl (steps_done, cancel) or None.
+    control: a RunControl (steps_done, cancel; what the thread policy did) or None.
 
 Returns:
     (loss, gradient_point_loss, diverged_at): loss L_t and the gradient-point loss l_t, float64
@@ -536,8 +568,8 @@ Returns:
 
 Raises:
     TypeError: an argument of the wrong type (not a tuple, an array of complex or strings).
-    ValueError: a wrong shape, a non-finite entry, steps or threads out of range, a run larger
-        than physical memory.
+    ValueError: a wrong shape, a non-finite entry, steps, threads or alternate_every out of
+        range, a run larger than physical memory.
     RuntimeError: cancelled through control.)doc";
 
 constexpr const char* kEvolveBatchDoc = R"doc(C configurations at once, each on one thread, losses at the recorded steps only.
@@ -585,6 +617,7 @@ Args:
     checkpoint_every: segment length C of the checkpointing, 0: chosen (about sqrt(horizon);
         gradient_checkpointing()).
     general_kernel: use the dense any-memory engine and backward step for every M (tests).
+    alternate_every: tests: as evolve's, for both passes.
     threads: at most this many threads, 0: the default (max_threads()).
     control: a RunControl (steps_done: forward then backward steps; cancel) or None.
 
@@ -602,6 +635,23 @@ Raises:
     ValueError: a wrong shape, a non-finite or negative loss weight, steps, threads or
         checkpoint_every out of range, a run larger than physical memory.
     RuntimeError: cancelled through control.)doc";
+
+constexpr const char* kPlannedThreadsDoc = R"doc(The most threads the thread policy lets a run use before it measures anything.
+
+Args:
+    work: 'curves': ``configs`` curves (evolve, evolve_batch; loss_gradient's passes plan as one
+        curve); 'contour': loss_at's contour sums (generating_sums) over ``steps`` nodes.
+    memory: M >= 0.
+    nodes: K >= 0 components.
+    steps: steps (or contour nodes) >= 0.
+    configs: configurations >= 1.
+    threads: the threads requested, 0: the default (max_threads()).
+
+Returns:
+    int: the threads planned (1: the run stays on one thread).
+
+Raises:
+    ValueError: an unknown work, a size or threads out of range.)doc";
 
 constexpr const char* kSolveRenewalDoc = R"doc(Solve the renewal equations of the loss expansion (docs/math.md §4).
 
@@ -727,6 +777,18 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly(
           "configs_done", [](const memsgd::RunControl& c) { return c.configs_done.load(); },
           "Configurations of an evolve_batch call finished so far.")
+      .def_property_readonly(
+          "largest_team", [](const memsgd::RunControl& c) { return c.largest_team.load(); },
+          "The most threads that worked together (the thread policy's choice; 1: alone).")
+      .def_property_readonly(
+          "team_steps", [](const memsgd::RunControl& c) { return c.team_steps.load(); },
+          "Lockstep steps run by a team of two or more threads.")
+      .def_property_readonly(
+          "team_tries", [](const memsgd::RunControl& c) { return c.team_tries.load(); },
+          "Lockstep teams opened (after the lone thread measured that one could pay).")
+      .def_property_readonly(
+          "team_drops", [](const memsgd::RunControl& c) { return c.team_drops.load(); },
+          "Lockstep teams given up for one thread (measured no faster than it).")
       .def(
           "cancel", [](memsgd::RunControl& c) { c.cancel.store(true); },
           "Ask the running call to stop; it raises RuntimeError('cancelled') soon after.");
@@ -734,14 +796,15 @@ PYBIND11_MODULE(_core, m) {
   // ---- the recursion ----
   m.def("evolve", &evolve, py::arg("spectrum"), py::arg("algorithm"), py::arg("noise"), py::arg("steps"),
         py::kw_only(), py::arg("initial_ggt") = false, py::arg("overflow_only") = false,
-        py::arg("adaptive_threads") = true, py::arg("threads") = 0, py::arg("control") = py::none(), kEvolveDoc);
+        py::arg("adaptive_threads") = true, py::arg("alternate_every") = 0, py::arg("threads") = 0,
+        py::arg("control") = py::none(), kEvolveDoc);
   m.def("evolve_batch", &evolve_batch, py::arg("spectra"), py::arg("algorithms"), py::arg("noises"),
         py::arg("steps"), py::arg("record") = py::none(), py::kw_only(), py::arg("threads") = 0,
         py::arg("control") = py::none(), kEvolveBatchDoc);
   m.def("loss_gradient", &loss_gradient, py::arg("spectrum"), py::arg("algorithm"), py::arg("noise"),
         py::arg("steps"), py::arg("loss_weights"), py::kw_only(), py::arg("checkpoint_every") = 0,
-        py::arg("general_kernel") = false, py::arg("threads") = 0, py::arg("control") = py::none(),
-        kLossGradientDoc);
+        py::arg("general_kernel") = false, py::arg("alternate_every") = 0, py::arg("threads") = 0,
+        py::arg("control") = py::none(), kLossGradientDoc);
 
   // ---- the long horizon: stationary maps and renewal ----
   m.def("moment_poles", &moment_poles, py::arg("eigenvalues"), py::arg("algorithm"), py::arg("noise"),
@@ -785,6 +848,19 @@ PYBIND11_MODULE(_core, m) {
         "Threads the core uses by default (OpenMP, at most thread_limit()), 1 without OpenMP.");
   m.def("thread_limit", &memsgd::thread_limit,
         "The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.");
+
+  // ---- the thread policy (cpp/src/thread_policy.hpp) ----
+  m.def("planned_threads", &planned_threads, py::arg("work"), py::arg("memory"), py::arg("nodes"), py::arg("steps"),
+        py::kw_only(), py::arg("configs") = 1, py::arg("threads") = 0, kPlannedThreadsDoc);
+  m.def("set_always_team", &memsgd::set_always_team, py::arg("on"),
+        "Tests: on=True makes every run that may use two or more threads use them from its first step (lockstep "
+        "runs never give their team up; independent tasks run one per thread), whatever the thread policy's "
+        "model and measurements say; process-wide. on=False restores the policy.");
+  m.def("thread_policy_state", &thread_policy_state,
+        "What the thread policy has measured in this process, a dict: seen_seconds (lone-thread time seen "
+        "lately, decaying over ~0.1 s), on_cpu (its CPU time / wall time), cores_look_idle (runs with a barrier "
+        "per step may try a team), cores_look_busy (independent tasks stay on one thread), backoff_seconds "
+        "(until a team may be tried again after one failed).");
 
   // ---- introspection ----
   m.def("build_info", &build_info,

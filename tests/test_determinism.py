@@ -3,7 +3,9 @@
 The core adds components in fixed 8-lane groups and fixed blocks of 1024, block sums in order,
 so the bits must not depend on the thread count (OMP_NUM_THREADS or the threads argument), on
 whether configurations run together (loss_curves) or alone (loss_curve), or on how they are
-grouped into calls. K = 9000 gives 9 blocks, so a single curve really runs on several threads.
+grouped into calls. K = 9000 gives 9 blocks, so a single curve can run on several threads (the
+thread policy may keep a short run on one: "forced_team" runs a team from the first step, and
+tests/test_thread_policy.py hands over between a team and one thread mid-run).
 """
 import json
 import os

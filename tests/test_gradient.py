@@ -377,7 +377,7 @@ def test_result_is_a_loss_gradient_and_contract_checks_shapes():
 THREAD_SCRIPT = """
 import hashlib, numpy as np, memsgd
 from memsgd.gradient import loss_gradient
-spec = memsgd.Spectrum.power_law(2.0, 1.0, size=20000)   # 20 blocks: a team for the backward pass
+spec = memsgd.Spectrum.power_law(2.0, 1.0, size=20000)   # 20 blocks (forced teams: test_thread_policy)
 g = loss_gradient(memsgd.schedules.am1_power_law(1.0, 0.4), spec, memsgd.Noise.gaussian(10), 120)
 h = hashlib.sha256()
 for a in (g.loss, g.alpha, g.b, g.c, g.D, g.e, g.batch):

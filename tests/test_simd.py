@@ -108,3 +108,64 @@ def test_paths_agree(algo):
     ref = curves[PATHS[-1]].loss
     for path, c in curves.items():
         np.testing.assert_allclose(c.loss, ref, rtol=1e-13, err_msg=path)
+
+
+_LANES = {"xmm": 2, "ymm": 4, "zmm": 8}   # doubles per register
+
+
+def _probe_loop_flops(disassembly: str, path: str):
+    """Flops per pass of the loop of ``path``'s fma_probe, counted from its instructions: a
+    packed-double fused multiply-add is 2 flops per lane, a packed multiply or add 1. Returns
+    (flops, flops in fused multiply-adds) of the loop with the most."""
+    import re
+    func = re.compile(rf"^([0-9a-f]+) <memsgd::kernels::{path}::\(anonymous namespace\)::fma_probe\(unsigned long\)>:$")
+    insn = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
+    body, inside = [], False
+    for line in disassembly.splitlines():
+        if func.match(line):
+            inside = True
+            continue
+        if inside and re.match(r"^[0-9a-f]+ <.*>:$", line):
+            break
+        m = insn.match(line)
+        if inside and m:
+            body.append((int(m.group(1), 16), m.group(2), m.group(3)))
+    assert body, f"fma_probe of path {path} not found in the disassembly"
+    loops = []   # (start, end) of every backward branch inside the function
+    for addr, mnemonic, operands in body:
+        target = re.match(r"([0-9a-f]+) <", operands)
+        if mnemonic.startswith("j") and target and int(target.group(1), 16) < addr:
+            loops.append((int(target.group(1), 16), addr))
+    counts = []
+    for start, end in loops:
+        flops = fused = 0
+        for addr, mnemonic, operands in body:
+            if not start <= addr <= end:
+                continue
+            reg = re.findall(r"%([xyz]mm)\d+", operands)
+            lanes = _LANES[reg[-1]] if reg else 0
+            if re.match(r"v?f(n?)m(add|sub)\d*pd", mnemonic):
+                flops += 2 * lanes
+                fused += 2 * lanes
+            elif re.match(r"v?(mul|add|sub)pd$", mnemonic):
+                flops += lanes
+        counts.append((flops, fused))
+    return max(counts)
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None or INFO["architecture"] != "x86_64",
+                    reason="needs objdump (binutils) and an x86-64 build")
+def test_fma_probe_counts_the_flops_its_loop_does():
+    # Regression: GCC proved the chain started at 1.0 a fixed point of a * m + c and hoisted it,
+    # so the AVX-512 loop ran 11 FMAs (AVX2 10, baseline 2/3 of its multiply-adds) while the probe
+    # counted 12: the peak was overstated and the engine's share of it understated.
+    disassembly = subprocess.run(["objdump", "-d", "--no-show-raw-insn", "-C", _core.__file__], capture_output=True,
+                                 text=True, check=True).stdout
+    for path in INFO["simd_compiled"]:
+        counted, fused = _probe_loop_flops(disassembly, path)
+        chains = {"baseline": 3, "avx2": 6, "avx512": 12}[path]   # MEMSGD_PROBE_CHAINS of the kernel files
+        assert counted == chains * 8 * 2, (path, counted)     # 8 lanes, 2 flops per multiply-add
+        if path in PATHS:
+            assert _core.fma_probe(path, 1) == counted, path  # what the probe claims per pass
+        if path != "baseline":                                # the x86-64 baseline has no FMA
+            assert fused == counted, path

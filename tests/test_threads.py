@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = Spectrum.power_law(2.0, 1.0, size=64)
 NOISE = Noise.gaussian(10)
 HB = ms.heavy_ball(0.1, 0.9)
+FAMILY = ms.design.make_family("sgd", 20)
 
 ENTRY_POINTS = {
     "loss_curve": lambda threads: ms.loss_curve(HB, SPEC, NOISE, 50, threads=threads),
@@ -25,6 +26,10 @@ ENTRY_POINTS = {
     "propagators": lambda threads: ms.propagators(HB, SPEC, NOISE, 50, threads=threads),
     "loss_gradient": lambda threads: ms.loss_gradient(HB, SPEC, NOISE, 50, threads=threads),
     "loss_at": lambda threads: ms.loss_at(HB, SPEC, NOISE, [10, 1000], threads=threads),
+    "optimize_schedule": lambda threads: ms.optimize_schedule("sgd", SPEC, NOISE, 20, max_iterations=2,
+                                                              progress=False, threads=threads),
+    "family_gradient": lambda threads: ms.design.family_gradient(FAMILY, FAMILY.start, SPEC, NOISE, 20,
+                                                                 threads=threads),
     "measured_exponents": lambda threads: ms.theory.measured_exponents(HB, NOISE, [2.0], [0.5], 20, size=30,
                                                                        threads=threads),
 }

@@ -19,11 +19,9 @@
 #include <vector>
 
 #include "engine.hpp"
-#include "team.hpp"
+#include "lockstep.hpp"
+#include "thread_policy.hpp"
 
-#ifdef MEMSGD_HAVE_OPENMP
-#include <omp.h>
-#endif
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
@@ -35,10 +33,6 @@ using detail::Engine;
 using detail::kBlockComponents;
 using kernels::AdjointSums;
 using kernels::kLanes;
-constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
-// Below this many doubles per state a backward step takes about a microsecond: one thread
-// (measured: two threads pay from K ~ 2000 at memory 1).
-constexpr std::size_t kParallelState = 4096;
 
 // Uninitialised, 64-byte aligned storage for states: every entry is written before it is read,
 // and zeroing hundreds of MB would cost a pass over memory. Large buffers ask Linux for
@@ -382,78 +376,104 @@ void fill_rows(const GradientOutputs& out, std::size_t steps, std::size_t M, dou
   std::fill(out.label, out.label + steps, v);
 }
 
-// The backward pass over every segment on `threads` threads (each a fixed range of blocks, one
-// barrier per step; every thread adds the blocks' sums in block order, so all agree bit for bit).
-// Returns false when cancelled.
-bool backward_pass(Engine& engine, const Backward& backward, const Configuration& cfg, const Storage& storage,
-                   const double* w, const double* gp, int threads, std::size_t steps_before, RunControl* control,
-                   const GradientOutputs& out) {
-  const Plan& plan = storage.plan;
-  const int N = cfg.algorithm.memory + 1;
-  const std::size_t blocks = engine.blocks(), R = static_cast<std::size_t>(AdjointSums(N).size);
-  Buffer Y(backward.state_doubles());
-  std::vector<double> parts(2 * blocks * R);
-  std::atomic<std::int64_t> stop_from{kNever};
-  const std::atomic<bool>* cancel = control != nullptr ? &control->cancel : nullptr;
-  auto cancelled = [&] { return cancel != nullptr && cancel->load(std::memory_order_relaxed); };
-
-  auto body = [&](int tid, int n, detail::Barrier* barrier) {
-    const std::size_t b0 = blocks * static_cast<std::size_t>(tid) / static_cast<std::size_t>(n);
-    const std::size_t b1 = blocks * static_cast<std::size_t>(tid + 1) / static_cast<std::size_t>(n);
-    const std::size_t n_ = static_cast<std::size_t>(N);
-    std::vector<double> summed(R), S0(n_ * n_), g(n_), h(n_), S0n(n_ * n_), gn(n_), hn(n_);
-    backward.start(Y.data(), b0, b1);
-    double abar_next = 0.0;
-    std::int64_t done = 0;
-    for (std::size_t s = plan.segments; s-- > 0;) {
-      const std::size_t t0 = plan.begin(s), t1 = plan.end(s);
-      if (s + 1 != plan.segments && t1 > t0 + 1)  // the last segment was stored by the forward pass
-        engine.recompute(tid, t0, t1 - t0 - 1, gp + t0, storage.at(s, t0), storage.at(s, t0 + 1), b0, b1,
-                         tid == 0 ? cancel : nullptr, plan.streamed);
-      for (std::size_t t = t1; t-- > t0; ++done) {
-        detail::step_parameters(cfg.algorithm, t, S0.data(), n_, g.data(), h.data());
-        detail::step_parameters(cfg.algorithm, t + 1, S0n.data(), n_, gn.data(), hn.data());
-        const std::size_t nr = detail::noise_row(cfg.noise, t);
-        const double c1 = cfg.noise.coupling[nr], c2 = cfg.noise.self_noise[nr];
-        const double label = cfg.noise.label != nullptr ? cfg.noise.label[nr] : 0.0;
-        double* part = parts.data() + static_cast<std::size_t>(done & 1) * blocks * R;
-        backward.step(S0.data(), g.data(), h.data(), hn.data(), abar_next, w[t + 1], c2, storage.at(s, t), Y.data(),
-                      b0, b1, part);
-        if (tid == 0 && cancelled()) stop_from.store(done, std::memory_order_relaxed);
-        if (barrier != nullptr) barrier->wait();
-        for (std::size_t r = 0; r < R; ++r) {
-          double a = 0.0;
-          for (std::size_t b = 0; b < blocks; ++b) a += part[b * R + r];
-          summed[r] = a;
-        }
-        abar_next =
-            gradient_row(N, summed.data(), g.data(), h.data(), c1, c2, label, 2.0 * gp[t], t, tid == 0 ? &out : nullptr);
-        if (stop_from.load(std::memory_order_relaxed) <= done) return;
-        if (tid == 0 && control != nullptr)
-          control->steps_done.store(steps_before + static_cast<std::size_t>(done) + 1, std::memory_order_relaxed);
-      }
-    }
+// The backward pass as a lockstep computation (lockstep.hpp): step i is the adjoint step of
+// t = horizon - 1 - i, over every segment from the last to the first; the first backward step of
+// a segment first recomputes the segment's states on the same blocks. Every thread adds the
+// blocks' sums in block order, so all agree bit for bit on abar.
+class BackwardRun {
+ public:
+  struct Local {
+    double abar_next = 0.0;  // the adjoint of a_{t+1}
+    std::vector<double> summed, S0, g, h, S0n, gn, hn;
   };
 
-  threads = storage.state < kParallelState ? 1 : static_cast<int>(std::min<std::size_t>(
-                                                     static_cast<std::size_t>(std::max(threads, 1)), blocks));
-#ifdef MEMSGD_HAVE_OPENMP
-  if (threads > 1) {
-    std::unique_ptr<detail::Barrier> barrier;
-#pragma omp parallel num_threads(threads)
-    {
-#pragma omp single
-      barrier = std::make_unique<detail::Barrier>(omp_get_num_threads(), false);
-      // (the implicit barrier of `single` publishes it)
-      body(omp_get_thread_num(), omp_get_num_threads(), barrier.get());
-    }
-    return stop_from.load() == kNever;
-  }
-#endif
-  body(0, 1, nullptr);
-  return stop_from.load() == kNever;
-}
+  BackwardRun(Engine& engine, const Backward& backward, const Configuration& cfg, const Storage& storage,
+              const double* w, const double* gp, std::size_t steps_before, const GradientOptions& options,
+              const GradientOutputs& out)
+      : engine_(engine), backward_(backward), cfg_(cfg), storage_(storage), plan_(storage.plan), w_(w), gp_(gp),
+        steps_before_(steps_before), control_(options.control), alternate_every_(options.alternate_every), out_(out),
+        N_(cfg.algorithm.memory + 1),
+        blocks_(engine.blocks()), R_(static_cast<std::size_t>(AdjointSums(N_).size)), Y_(backward.state_doubles()),
+        parts_(2 * blocks_ * R_) {}
 
+  // False when cancelled.
+  bool run(int threads) {
+    backward_.start(Y_.data(), 0, blocks_);
+    const std::size_t n = static_cast<std::size_t>(N_);
+    Local local;
+    local.summed.resize(R_);
+    for (auto* v : {&local.S0, &local.S0n}) v->resize(n * n);
+    for (auto* v : {&local.g, &local.h, &local.gn, &local.hn}) v->resize(n);
+    detail::LockstepOptions lo;
+    lo.threads = std::max(threads, 1);
+    lo.control = control_;
+    lo.alternate_every = alternate_every_;
+    detail::Lockstep<BackwardRun> lockstep(
+        *this, plan_.horizon, {cfg_.nodes.count, kBlockComponents, detail::step_muladds(cfg_)}, lo);
+    return lockstep.run(std::move(local));
+  }
+
+  // -- the lockstep body --
+  // a segment's first backward step also recomputes its other states
+  double weight(std::size_t i) const { return 1.0 + static_cast<double>(recomputed(i)); }
+
+  bool compute(int tid, std::size_t i, std::size_t b0, std::size_t b1, Local& local) {
+    const std::size_t t = plan_.horizon - 1 - i, s = t / plan_.every, t0 = plan_.begin(s);
+    bool ok = true;
+    if (recomputed(i) > 0)
+      ok = engine_.recompute(tid, t0, recomputed(i), gp_ + t0, storage_.at(s, t0), storage_.at(s, t0 + 1), b0, b1,
+                             tid == 0 ? cancel_flag() : nullptr, plan_.streamed);
+    const std::size_t n = static_cast<std::size_t>(N_);
+    detail::step_parameters(cfg_.algorithm, t, local.S0.data(), n, local.g.data(), local.h.data());
+    detail::step_parameters(cfg_.algorithm, t + 1, local.S0n.data(), n, local.gn.data(), local.hn.data());
+    const double c2 = cfg_.noise.self_noise[detail::noise_row(cfg_.noise, t)];
+    backward_.step(local.S0.data(), local.g.data(), local.h.data(), local.hn.data(), local.abar_next, w_[t + 1], c2,
+                   storage_.at(s, t), Y_.data(), b0, b1, part(i));
+    return ok;
+  }
+
+  bool combine(int tid, std::size_t i, Local& local) {
+    const std::size_t t = plan_.horizon - 1 - i, nr = detail::noise_row(cfg_.noise, t);
+    const double* p = part(i);
+    for (std::size_t r = 0; r < R_; ++r) {
+      double a = 0.0;
+      for (std::size_t b = 0; b < blocks_; ++b) a += p[b * R_ + r];
+      local.summed[r] = a;
+    }
+    const double label = cfg_.noise.label != nullptr ? cfg_.noise.label[nr] : 0.0;
+    local.abar_next = gradient_row(N_, local.summed.data(), local.g.data(), local.h.data(), cfg_.noise.coupling[nr],
+                                   cfg_.noise.self_noise[nr], label, 2.0 * gp_[t], t, tid == 0 ? &out_ : nullptr);
+    if (tid == 0 && control_ != nullptr) control_->steps_done.store(steps_before_ + i + 1, std::memory_order_relaxed);
+    return false;
+  }
+
+ private:
+  const std::atomic<bool>* cancel_flag() const { return control_ != nullptr ? &control_->cancel : nullptr; }
+  double* part(std::size_t i) { return parts_.data() + (i & 1) * blocks_ * R_; }
+
+  // States step i recomputes before its backward step: the segment's C - 1 inner states at its
+  // first backward step (the last segment was stored by the forward pass).
+  std::size_t recomputed(std::size_t i) const {
+    const std::size_t t = plan_.horizon - 1 - i, s = t / plan_.every, t1 = plan_.end(s);
+    return (t + 1 == t1 && s + 1 != plan_.segments && t1 > plan_.begin(s) + 1) ? t1 - plan_.begin(s) - 1 : 0;
+  }
+
+  Engine& engine_;
+  const Backward& backward_;
+  const Configuration& cfg_;
+  const Storage& storage_;
+  const Plan& plan_;
+  const double* w_;
+  const double* gp_;
+  std::size_t steps_before_;
+  RunControl* control_;
+  std::size_t alternate_every_;
+  const GradientOutputs& out_;
+  int N_;
+  std::size_t blocks_, R_;
+  Buffer Y_;
+  std::vector<double> parts_;  // [parity][block][sum]
+};
 
 }  // namespace
 
@@ -520,8 +540,9 @@ GradientResult loss_gradient(const Configuration& cfg, const double* w, std::siz
   RunOptions run;
   run.threads = threads;
   run.control = options.control;
+  run.alternate_every = options.alternate_every;
   Storing storing(*engine, storage);
-  if (!detail::run_configuration(storing, steps, Recording{}, run, threads, true, out.loss, gp.data(),
+  if (!detail::run_configuration(storing, cfg, steps, Recording{}, run, threads, true, out.loss, gp.data(),
                                  res.diverged_at))
     throw Cancelled{};
   double value = 0.0;
@@ -542,8 +563,8 @@ GradientResult loss_gradient(const Configuration& cfg, const double* w, std::siz
     backward = std::make_unique<FixedBackward>(static_cast<detail::FixedEngine&>(*engine), cfg.algorithm.memory);
   else
     backward = std::make_unique<GeneralBackward>(static_cast<detail::GeneralEngine&>(*engine), cfg.algorithm.memory);
-  if (!backward_pass(*engine, *backward, cfg, storage, w, gp.data(), threads, steps, options.control, out))
-    throw Cancelled{};
+  BackwardRun backward_run(*engine, *backward, cfg, storage, w, gp.data(), steps, options, out);
+  if (!backward_run.run(threads)) throw Cancelled{};
   return res;
 }
 

@@ -630,12 +630,16 @@ inline std::size_t stored_state_doubles(int memory, std::size_t nodes, bool gene
 // Throws std::invalid_argument when configuration i (of count) cannot run `steps` steps.
 void validate_configuration(const Configuration& c, std::size_t i, std::size_t count, std::size_t steps);
 
-// Runs `engine` for `steps` steps by evolve()'s rules (divergence, adaptive threads up to
-// `threads`, cancellation through options.control; progress in control->steps_done when
-// report_steps): loss / gp (may be nullptr) at the recorded steps, +inf from the divergence on.
-// Returns false when cancelled; diverged_at = first diverged step or -1.
-bool run_configuration(Engine& engine, std::size_t steps, const Recording& recording, const RunOptions& options,
-                       int threads, bool report_steps, double* loss, double* gp, std::int64_t& diverged_at);
+// One step's multiply-adds of a configuration on one thread (the thread policy's cost model).
+double step_muladds(const Configuration& config);
+
+// Runs `engine` (made from `config`) for `steps` steps by evolve()'s rules (divergence, up to
+// `threads` threads as the thread policy decides, cancellation through options.control; progress
+// in control->steps_done when report_steps): loss / gp (may be nullptr) at the recorded steps,
+// +inf from the divergence on. Returns false when cancelled; diverged_at = first diverged step or -1.
+bool run_configuration(Engine& engine, const Configuration& config, std::size_t steps, const Recording& recording,
+                       const RunOptions& options, int threads, bool report_steps, double* loss, double* gp,
+                       std::int64_t& diverged_at);
 
 }  // namespace detail
 }  // namespace memsgd

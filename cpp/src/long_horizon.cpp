@@ -13,6 +13,7 @@
 #include <Eigen/Eigenvalues>
 
 #include "engine.hpp"
+#include "thread_policy.hpp"
 
 namespace memsgd {
 namespace {
@@ -347,9 +348,11 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
   for (std::size_t j = 0; j < nodes; ++j)
     require(std::isfinite(s[j].real()) && std::isfinite(s[j].imag()), "s must be finite");
   const int P = maps.size();
-  const int team = resolve_threads(threads);
-  (void)team;  // unused without OpenMP
   const std::size_t K = maps.count();
+  // the thread policy (thread_policy.hpp): the nodes are independent tasks
+  const int team = detail::tasks_team(resolve_threads(threads), nodes,
+                                      static_cast<double>(nodes) * detail::contour_node_muladds(P, K));
+  detail::note_team_size(control, team);
   const double* e11 = maps.e11();
   const double* ggt = maps.ggt();
   const double* hhw = maps.hh_weights();
@@ -362,11 +365,12 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
   std::atomic<bool> stop{false};
 #pragma omp parallel num_threads(team)
   {
+    const detail::TaskWatch watch;  // thread 0's time at work: what it saw of the machine
     std::vector<double> D(static_cast<std::size_t>(P) * P);
     std::vector<Complex> A(static_cast<std::size_t>(P) * P), B(static_cast<std::size_t>(P) * 2);
     std::vector<double> E(static_cast<std::size_t>(N) * N);
     std::vector<Complex> F(static_cast<std::size_t>(N) * N), y(N), Sy(N);
-#pragma omp for schedule(dynamic)
+#pragma omp for schedule(dynamic) nowait
     for (std::int64_t j = 0; j < static_cast<std::int64_t>(nodes); ++j) {
       if (stop.load(std::memory_order_relaxed)) continue;
       const Complex sj = s[j];

@@ -21,7 +21,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'stationary_moments', 'step_cost', 'thread_limit']
+__all__: list[str] = ['DIVERGENCE_FACTOR', 'MAX_STEPS', 'RunControl', 'build_info', 'elementwise_step', 'evolve', 'evolve_batch', 'fma_probe', 'generating_sums', 'gradient_bytes', 'gradient_checkpointing', 'loss_gradient', 'max_threads', 'moment_poles', 'physical_memory', 'planned_threads', 'set_always_team', 'set_simd_path', 'simd_path', 'solve_renewal', 'state_bytes', 'stationary_moments', 'step_cost', 'thread_limit', 'thread_policy_state']
 class RunControl:
     """
     Progress of a running core call and a way to stop it from another thread.
@@ -42,9 +42,29 @@ class RunControl:
         Configurations of an evolve_batch call finished so far.
         """
     @property
+    def largest_team(self) -> int:
+        """
+        The most threads that worked together (the thread policy's choice; 1: alone).
+        """
+    @property
     def steps_done(self) -> int:
         """
         Steps (or nodes, or outputs) of the call finished so far.
+        """
+    @property
+    def team_drops(self) -> int:
+        """
+        Lockstep teams given up for one thread (measured no faster than it).
+        """
+    @property
+    def team_steps(self) -> int:
+        """
+        Lockstep steps run by a team of two or more threads.
+        """
+    @property
+    def team_tries(self) -> int:
+        """
+        Lockstep teams opened (after the lone thread measured that one could pay).
         """
 def build_info() -> dict:
     """
@@ -54,7 +74,7 @@ def elementwise_step(codes: collections.abc.Sequence[typing.SupportsInt | typing
     """
     Internal (memsgd.torch, fused=True; see memsgd.torch._fused): run an elementwise program over raw float/double arrays given by address. codes: 4 int32 per operation (kind, dst, a, c; kinds 0: r[dst] = r[a] s, 1: r[dst] = r[a] s + r[c], 2: r[dst] = r[a] / s), scalars: one per operation, registers: arrays per tensor plus temporaries, pointers: the arrays' addresses (tensor-major), sizes: elements per tensor, is_double: float64 (else float32), threads: at most this many (values below 1 mean 1). The caller guarantees the addresses and sizes. ValueError: a malformed program.
     """
-def evolve(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, adaptive_threads: bool = True, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
+def evolve(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, *, initial_ggt: bool = False, overflow_only: bool = False, adaptive_threads: bool = True, alternate_every: typing.SupportsInt | typing.SupportsIndex = 0, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
     """
     One configuration, every step: the exact mean loss of SGD with memory (docs/math.md §3).
     
@@ -74,8 +94,10 @@ def evolve(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any, steps
         overflow_only: only a non-finite value counts as divergence (propagators), not the
             relative rule L_t > DIVERGENCE_FACTOR L_0.
         adaptive_threads: False: a team of ``threads`` from the first step, never given up.
+        alternate_every: tests: n > 0 runs such a team that hands over to one thread every n steps
+            and back after n (0: the thread policy decides).
         threads: at most this many threads, 0: the default (max_threads()).
-        control: a RunControl (steps_done, cancel) or None.
+        control: a RunControl (steps_done, cancel; what the thread policy did) or None.
     
     Returns:
         (loss, gradient_point_loss, diverged_at): loss L_t and the gradient-point loss l_t, float64
@@ -84,8 +106,8 @@ def evolve(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any, steps
     
     Raises:
         TypeError: an argument of the wrong type (not a tuple, an array of complex or strings).
-        ValueError: a wrong shape, a non-finite entry, steps or threads out of range, a run larger
-            than physical memory.
+        ValueError: a wrong shape, a non-finite entry, steps, threads or alternate_every out of
+            range, a run larger than physical memory.
         RuntimeError: cancelled through control.
     """
 def evolve_batch(spectra: collections.abc.Sequence, algorithms: collections.abc.Sequence, noises: collections.abc.Sequence, steps: typing.SupportsInt | typing.SupportsIndex, record: typing.Any = None, *, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
@@ -169,7 +191,7 @@ def gradient_checkpointing(memory: typing.SupportsInt | typing.SupportsIndex, no
     """
     loss_gradient's checkpointing for `memory` on `nodes` components up to `horizon`: returns (every, streamed, cache_budget): the segment length (checkpoint_every, or chosen when 0), whether the recomputed states bypass the cache, and the cache budget in bytes. ValueError: memory < 0.
     """
-def loss_gradient(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, loss_weights: typing.Any, *, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, general_kernel: bool = False, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
+def loss_gradient(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any, steps: typing.SupportsInt | typing.SupportsIndex, loss_weights: typing.Any, *, checkpoint_every: typing.SupportsInt | typing.SupportsIndex = 0, general_kernel: bool = False, alternate_every: typing.SupportsInt | typing.SupportsIndex = 0, threads: typing.SupportsInt | typing.SupportsIndex = 0, control: typing.Any = None) -> tuple:
     """
     Gradient of J = sum_t loss_weights[t] L_t with respect to every per-step parameter.
     
@@ -188,6 +210,7 @@ def loss_gradient(spectrum: typing.Any, algorithm: typing.Any, noise: typing.Any
         checkpoint_every: segment length C of the checkpointing, 0: chosen (about sqrt(horizon);
             gradient_checkpointing()).
         general_kernel: use the dense any-memory engine and backward step for every M (tests).
+        alternate_every: tests: as evolve's, for both passes.
         threads: at most this many threads, 0: the default (max_threads()).
         control: a RunControl (steps_done: forward then backward steps; cancel) or None.
     
@@ -238,6 +261,29 @@ def moment_poles(eigenvalues: typing.Any, algorithm: typing.Any, noise: typing.A
 def physical_memory() -> float:
     """
     Physical memory of this machine in bytes (0 if unknown).
+    """
+def planned_threads(work: str, memory: typing.SupportsInt | typing.SupportsIndex, nodes: typing.SupportsInt | typing.SupportsIndex, steps: typing.SupportsInt | typing.SupportsIndex, *, configs: typing.SupportsInt | typing.SupportsIndex = 1, threads: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+    """
+    The most threads the thread policy lets a run use before it measures anything.
+    
+    Args:
+        work: 'curves': ``configs`` curves (evolve, evolve_batch; loss_gradient's passes plan as one
+            curve); 'contour': loss_at's contour sums (generating_sums) over ``steps`` nodes.
+        memory: M >= 0.
+        nodes: K >= 0 components.
+        steps: steps (or contour nodes) >= 0.
+        configs: configurations >= 1.
+        threads: the threads requested, 0: the default (max_threads()).
+    
+    Returns:
+        int: the threads planned (1: the run stays on one thread).
+    
+    Raises:
+        ValueError: an unknown work, a size or threads out of range.
+    """
+def set_always_team(on: bool) -> None:
+    """
+    Tests: on=True makes every run that may use two or more threads use them from its first step (lockstep runs never give their team up; independent tasks run one per thread), whatever the thread policy's model and measurements say; process-wide. on=False restores the policy.
     """
 def set_simd_path(name: str) -> None:
     """
@@ -301,6 +347,10 @@ def step_cost(memory: typing.SupportsInt | typing.SupportsIndex) -> float:
 def thread_limit() -> int:
     """
     The most threads a run uses (4 per processor; larger requests are capped), 1 without OpenMP.
+    """
+def thread_policy_state() -> dict:
+    """
+    What the thread policy has measured in this process, a dict: seen_seconds (lone-thread time seen lately, decaying over ~0.1 s), on_cpu (its CPU time / wall time), cores_look_idle (runs with a barrier per step may try a team), cores_look_busy (independent tasks stay on one thread), backoff_seconds (until a team may be tried again after one failed).
     """
 DIVERGENCE_FACTOR: float = 1e+30
 MAX_STEPS: int = 1099511627776

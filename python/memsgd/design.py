@@ -35,7 +35,7 @@ from . import _core
 from . import algorithms as _algorithms
 from . import schedules as _schedules
 from ._progress import progress_bar
-from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count
+from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count, thread_count
 from .dynamics import loss_curve
 from .gradient import _loss_weights, _require_gradient_memory, loss_gradient
 from .noise import Noise
@@ -451,8 +451,9 @@ class _Problem:
     """
 
     def __init__(self, family: Family, spectrum: Spectrum, noise: Noise, steps: int, w: np.ndarray,
-                 batch_budget=None, batch_knots: int = 12):
+                 batch_budget=None, batch_knots: int = 12, threads: Optional[int] = None):
         self.family, self.spectrum, self.noise, self.steps, self.w = family, spectrum, noise, steps, w
+        self.threads = threads
         self.t = np.arange(steps)
         self.n_sched = family.size
         self.budget = batch_budget
@@ -497,7 +498,7 @@ class _Problem:
         inputs = self.inputs(x)
         if inputs is None:
             return math.inf
-        g = loss_curve(inputs[0], self.spectrum, inputs[1], self.steps, progress=False)
+        g = loss_curve(inputs[0], self.spectrum, inputs[1], self.steps, progress=False, threads=self.threads)
         if g.diverged_at is not None and np.any(self.w[g.diverged_at:] > 0):
             return math.inf
         return float(self.w @ np.where(self.w > 0, g.loss, 0.0))
@@ -511,7 +512,7 @@ class _Problem:
         if inputs is None:
             return math.inf, None, None, None
         schedule, nz = inputs
-        g = loss_gradient(schedule, self.spectrum, nz, self.steps, self.w)
+        g = loss_gradient(schedule, self.spectrum, nz, self.steps, self.w, threads=self.threads)
         if not math.isfinite(g.value):
             return math.inf, None, g, nz
         grads = (g.alpha, g.b, g.c, g.D, g.e)
@@ -535,11 +536,13 @@ class _Problem:
         return g.value, dx, g, nz
 
 
-def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: int, weights=None):
+def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: int, weights=None, *,
+                    threads: Optional[int] = None):
     """``(J, dJ/dx)`` for ``J = sum_t weights[t] L_t`` of ``family.schedule(x)`` (default: ``L_T``).
 
     The chain rule through the family's per-step formulas on top of :func:`memsgd.loss_gradient`;
-    ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges.
+    ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges. ``threads`` as in
+    :func:`memsgd.loss_gradient`.
     """
     if not isinstance(family, Family):
         raise TypeError(f"family must be a Family (see make_family), got {type(family).__name__}")
@@ -549,8 +552,9 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
     instance_of(spectrum, Spectrum, "spectrum")
     instance_of(noise, Noise, "noise")
     steps = step_count(steps, minimum=1)
+    threads = thread_count(threads) or None
     _require_design_memory(family.memory, spectrum, noise, steps, batch_budget=None)
-    problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps))
+    problem = _Problem(family, spectrum, noise, steps, _weights(weights, steps), threads=threads)
     J, dx, _, _ = problem.gradient(x)
     return J, (np.full(x.size, math.nan) if dx is None else dx)
 
@@ -558,7 +562,7 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
 def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, weights=None, start=None,
                       bounds=None, knots: int = 24, batch_budget: Optional[float] = None, batch_knots: int = 12,
                       starts: int = 1, max_iterations: int = 200, tolerance: float = 1e-10,
-                      progress: Optional[bool] = None) -> ScheduleOptimum:
+                      progress: Optional[bool] = None, threads: Optional[int] = None) -> ScheduleOptimum:
     """Minimise ``J = sum_t weights[t] L_t`` (default: the final loss ``L_T``) over a schedule family.
 
     Args:
@@ -579,6 +583,8 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
         max_iterations: L-BFGS-B's ``maxiter`` (per run).
         tolerance: L-BFGS-B's ``ftol`` (on ``log J``).
         progress: a bar over iterations (True / False / None: when stderr is a terminal).
+        threads: at most this many threads per evaluation (default: all cores, as
+            :func:`memsgd.loss_curve`); the result does not depend on it.
 
     The objective is ``log J`` (scale-free); its gradient ``(dJ/dx)/J`` is :func:`family_gradient`.
     See the module docstring for the stability guard. Returns a :class:`ScheduleOptimum`.
@@ -604,6 +610,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     max_iterations = positive_int(max_iterations, "max_iterations")
     starts = positive_int(starts, "starts")
     tolerance = positive_scalar(tolerance, "tolerance")
+    threads = thread_count(threads) or None
     if batch_budget is not None:
         batch_budget = real_scalar(batch_budget, "batch_budget")
         if not batch_budget > steps:
@@ -619,7 +626,7 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     if isinstance(family, str):
         family = make_family(family, steps, knots=knots, start=start, bounds=bounds)
     w = _weights(weights, steps)
-    problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots)
+    problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots, threads)
     lower, upper = problem.bounds()
 
     # A diverged trial point gets the divergence threshold of the weighted sum (the core's rule

@@ -212,8 +212,9 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     run is long (about 5 s or more) and stderr is a terminal. Long runs can be interrupted
     with Ctrl-C (KeyboardInterrupt) whether or not a bar is shown.
     ``threads``: at most this many threads (a positive integer; default None: all cores); the
-    core uses one where more do not pay, and never more than 4 per processor (larger values are
-    capped: ``memsgd._core.thread_limit()``). The losses do not depend on it.
+    core uses one where more do not pay (docs/engine.md, "Threads"), and never more than 4 per
+    processor (larger values are capped: ``memsgd._core.thread_limit()``). The losses do not
+    depend on it.
     """
     steps = check_problem(algorithm, spectrum, noise, steps)
     threads = thread_count(threads)

@@ -146,7 +146,8 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
             if that at most doubles the stored states: ``memsgd._core.gradient_checkpointing``).
             Memory: about ``horizon/C + C`` states of ``K (M+1)(M+2)/2`` doubles (``K (M+1)^2``
             for M > 3).
-        threads: at most this many threads (default: all cores, as :func:`memsgd.loss_curve`).
+        threads: at most this many threads (default: all cores; the thread policy of
+            :func:`memsgd.loss_curve` for both passes). The result does not depend on it.
         progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
             stderr is a terminal. Long runs can be interrupted with Ctrl-C.
         weight_decay_gradient: also compute ``weight_decay`` (``d value / d rho_t``) when the

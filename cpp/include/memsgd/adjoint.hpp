@@ -31,6 +31,7 @@ struct GradientOptions {
   std::size_t checkpoint_every = 0;  // segment length C; 0: ceil(sqrt(horizon))
   int threads = 0;                   // at most this many threads; 0: max_threads()
   bool general_kernel = false;       // the dense (any-memory) engine and backward step for every M (testing)
+  std::size_t alternate_every = 0;   // tests: forced teams handing over as RunOptions::alternate_every says
   RunControl* control = nullptr;     // progress (forward steps, then backward steps) and cancellation
 };
 

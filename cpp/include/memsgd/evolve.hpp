@@ -86,6 +86,11 @@ struct RunControl {
   std::atomic<std::uint64_t> steps_done{0};    // steps of the configuration in progress (single run)
   std::atomic<std::uint64_t> configs_done{0};  // finished configurations
   std::atomic<bool> cancel{false};
+  // What the thread policy did (cpp/src/thread_policy.hpp), summed over the runs of a call:
+  std::atomic<int> largest_team{0};           // most threads that worked together (1: alone)
+  std::atomic<std::uint64_t> team_steps{0};   // lockstep steps run by a team of >= 2 threads
+  std::atomic<std::uint32_t> team_tries{0};   // lockstep teams opened
+  std::atomic<std::uint32_t> team_drops{0};   // teams given up for one thread (not faster than it)
 };
 
 struct Cancelled {
@@ -96,8 +101,10 @@ struct RunOptions {
   InitialState initial = InitialState::E11;
   DivergenceRule rule = DivergenceRule::Relative;
   int threads = 0;                    // at most this many threads; 0: max_threads()
-  bool adaptive_threads = true;       // drop to one thread when more do not pay (see team.hpp)
-  bool spin_only = false;             // busy-wait at the step barrier (benchmarks of the old policy)
+  bool adaptive_threads = true;       // false: a team of `threads` from the first step, never given up
+  // tests: a team of `threads` from the first step that hands over to one thread every
+  // alternate_every steps and back after as many (0: the thread policy decides)
+  std::size_t alternate_every = 0;
   RunControl* control = nullptr;      // optional progress / cancellation
 };
 
@@ -153,5 +160,29 @@ int max_threads();
 // always 1 without OpenMP and in a process forked after the core started threads (libgomp's
 // pool does not survive fork).
 int resolve_threads(int requested);
+
+// What the thread policy (cpp/src/thread_policy.hpp) lets a run use before it measures anything,
+// for `threads` requested (0: the default): Curves: `configs` configurations of `memory` on
+// `nodes` components for `steps` steps (evolve(); loss_gradient's passes plan as one curve);
+// ContourSums: generating_sums() over `steps` contour nodes. 1: the run stays on one thread.
+enum class ParallelWork { Curves, ContourSums };
+int planned_threads(ParallelWork work, int memory, std::size_t nodes, std::size_t steps, std::size_t configs,
+                    int threads);
+
+// What the thread policy has measured in this process (decisions it takes next read it).
+struct ThreadPolicyState {
+  double seen_seconds = 0.0;  // wall time of lone-thread windows seen lately (decaying, ~100 ms)
+  double on_cpu = 0.0;        // their CPU time / wall time (0 when none)
+  bool cores_look_idle = false;  // lockstep runs may try a team
+  bool cores_look_busy = false;  // independent tasks stay on one thread
+  double backoff_seconds = 0.0;  // until lockstep runs may try a team again (0: now)
+};
+ThreadPolicyState thread_policy_state();
+
+// Tests: true makes every run that may use two or more threads use them from its first step
+// (lockstep runs never give their team up; independent tasks run one per thread), whatever the
+// cost model and the measurements say, so that tests of bitwise equality exercise teams on a
+// busy machine too. Process-wide; false (the default) restores the policy.
+void set_always_team(bool on);
 
 }  // namespace memsgd
