@@ -46,8 +46,12 @@ CHILD = textwrap.dedent(r'''
     peak = peak_rss_bytes()
     fwd, grad = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter(); c = loss_curve(algo, spec, noise, T, progress=False); fwd.append(time.perf_counter() - t0)
-        t0 = time.perf_counter(); g = loss_gradient(algo, spec, noise, T, progress=False); grad.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        c = loss_curve(algo, spec, noise, T, progress=False)
+        fwd.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        g = loss_gradient(algo, spec, noise, T, progress=False)
+        grad.append(time.perf_counter() - t0)
     assert c.diverged_at is None and abs(g.value / c.loss[-1] - 1) < 1e-12
     M = g.memory
     per_state = 8 * K * ((M + 1) * (M + 2) // 2 if M <= 3 else (M + 1) ** 2)

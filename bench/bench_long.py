@@ -40,16 +40,16 @@ def main(argv=None):
 
     steps = log_spaced_steps(horizon, args.points)
     t_far, far = best_time(lambda: ms.loss_at(algo, spec, noise, steps), args.repeat)
-    print(f"{'1. loss_at, %d steps to %.0e' % (steps.size, horizon):<44} {t_far:>9.3g} {'':>14} "
-          f"{'(est. %.1e)' % np.max(far.error[1:] / far.loss[1:]):>13}")
+    print(f"{f'1. loss_at, {steps.size} steps to {horizon:.0e}':<44} {t_far:>9.3g} {'':>14} "
+          f"{f'(est. {np.max(far.error[1:] / far.loss[1:]):.1e})':>13}")
 
     near_steps = log_spaced_steps(compare, args.points)
     t_near, near = best_time(lambda: ms.loss_at(algo, spec, noise, near_steps), args.repeat)
     t_curve, curve = best_time(lambda: ms.loss_curve(algo, spec, noise, compare), args.repeat)
     late = near_steps > near.exact_until
     diff = np.max(np.abs(near.loss[late] / curve.loss[near_steps[late]] - 1))
-    print(f"{'2. loss_curve to %.0e' % compare:<44} {t_curve:>9.3g} {1.0:>14.3g} {'':>13}")
-    print(f"{'   loss_at, %d steps to %.0e' % (near_steps.size, compare):<44} {t_near:>9.3g} "
+    print(f"{f'2. loss_curve to {compare:.0e}':<44} {t_curve:>9.3g} {1.0:>14.3g} {'':>13}")
+    print(f"{f'   loss_at, {near_steps.size} steps to {compare:.0e}':<44} {t_near:>9.3g} "
           f"{t_near / t_curve:>14.3g} {diff:>13.2e}")
     print(f"   (loss_at: exact recursion to step {near.exact_until}, contour for {late.sum()} steps; "
           f"max estimated relative error {np.max(near.error[late] / near.loss[late]):.1e})")
@@ -60,7 +60,7 @@ def main(argv=None):
         t_fft, L_fft = best_time(fft, args.repeat)
         diff_fft = np.max(np.abs(near.loss[late] / L_fft[near_steps[late]] - 1))
         diff_fc = np.max(np.abs(L_fft[near_steps] / curve.loss[near_steps] - 1))
-        print(f"{'3. propagators + FFT renewal to %.0e' % compare:<44} {t_fft:>9.3g} {t_fft / t_curve:>14.3g} "
+        print(f"{f'3. propagators + FFT renewal to {compare:.0e}':<44} {t_fft:>9.3g} {t_fft / t_curve:>14.3g} "
               f"{diff_fft:>13.2e}")
         print(f"   (FFT renewal vs loss_curve: max relative difference {diff_fc:.2e})")
 

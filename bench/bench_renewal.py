@@ -54,7 +54,7 @@ def main(argv=None):
             diff = float(np.max(np.abs(L_fft / L_dir - 1)))
             print(f"{T:>9} {t_dir:>12.4g} {t_fft:>10.4g} {t_dir / t_fft:>8.1f} {diff:>13.2e}")
         else:
-            print(f"{T:>9} {'(~%.0f s)' % estimate:>12} {t_fft:>10.4g} {'-':>8} {'-':>13}")
+            print(f"{T:>9} {f'(~{estimate:.0f} s)':>12} {t_fft:>10.4g} {'-':>8} {'-':>13}")
     return 0
 
 

@@ -88,7 +88,7 @@ def cmd_scan(args) -> int:
     violations, functions = scan(path)
     print(f"# {path}")
     print(f"# {len(functions)} functions contain AVX instructions:")
-    for name, (avx, avx512, example) in sorted(functions.items()):
+    for name, (_avx, avx512, _example) in sorted(functions.items()):
         print(f"  {'AVX-512' if avx512 else 'AVX    '}  {name}")
     for v in violations:
         print("VIOLATION:", v)

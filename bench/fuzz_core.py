@@ -115,7 +115,9 @@ def make_array(src: Source, shape, positive=False):
     if mode == 15:  # 0-d
         return np.array(src.float())
     if mode == 16:  # wrong ndim
-        return good().reshape(shape + (1,)) if src.coin() else good().reshape(-1) if len(shape) > 1 else good().reshape(1, -1)
+        if src.coin():
+            return good().reshape(shape + (1,))
+        return good().reshape(-1) if len(shape) > 1 else good().reshape(1, -1)
     if mode == 17:  # wrong length
         s = list(shape) or [1]
         s[src.int(0, len(s) - 1)] += src.pick([-1, 1, 5])

@@ -11,7 +11,9 @@ import memsgd
 from memsgd import Noise, Spectrum, loss_curve, sweep
 from memsgd.sweeps import StoreMismatchError, _algorithm_digest, _noise_digest
 
-xr = pytest.importorskip("xarray")
+from ._extras import need
+
+xr = need("xarray")
 
 SPEC = Spectrum.power_law(2.0, 1.0, size=40)
 FACTORY = functools.partial(memsgd.heavy_ball, momentum=0.5)   # takes lr and weight_decay
@@ -65,7 +67,7 @@ def test_fingerprints_include_the_new_fields_and_keep_the_old_ones():
 
 
 def test_store_refuses_a_sweep_with_other_label_noise_or_weight_decay(tmp_path):
-    pytest.importorskip("zarr")
+    need("zarr")
     store = tmp_path / "s"
     kw = dict(grid={"lr": [0.2, 0.4]}, spectrum=SPEC, steps=50, record=10, store=str(store))
     first = sweep(FACTORY, noise=Noise.gaussian(4, label_noise=0.1), **kw).load()

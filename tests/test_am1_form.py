@@ -6,6 +6,8 @@ import pytest
 import memsgd
 from memsgd import schedules
 
+from ._extras import need
+
 
 def test_reads_the_am1_power_law_back():
     kick, delta, gamma, t0, T = 0.7, 0.3, 1.2, 10.0, 50
@@ -34,9 +36,9 @@ def test_refuses_what_is_not_am1(algo, match):
 
 
 def test_the_three_readers_agree():
-    pytest.importorskip("torch")
-    from memsgd.torch._am1 import _schedule_values
+    need("torch")
     from memsgd.experiments.schedule_design import _am1_form
+    from memsgd.torch._am1 import _schedule_values
     sched = schedules.am1_power_law(0.5, 0.4)
     lr, momentum, kick = schedules.am1_form(*sched.parameters(20))
     assert all(np.array_equal(a, b) for a, b in zip(_am1_form(sched, 20), (lr, 1.0 - momentum, kick)))

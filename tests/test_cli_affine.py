@@ -10,6 +10,8 @@ from memsgd import Noise, Spectrum, loss_curve
 from memsgd.cli import main
 from tests._strict_json import strict_loads
 
+from ._extras import need
+
 SPEC = Spectrum.power_law(2.0, 1.0, size=100)
 AFFINE = ["--label-noise", "0.2", "--weight-decay", "0.01", "--ema", "0.9"]
 
@@ -82,7 +84,7 @@ def test_stability_reports_the_noise_floor(capsys):
 
 
 def test_sweep_grid_over_weight_decay_and_label_noise(capsys):
-    pytest.importorskip("xarray")
+    need("xarray")
     rc = main(["sweep", "--algo", "gd", "--lr", "0.2,0.5", "--weight-decay", "0,0.01", "--label-noise", "0,0.1",
                "--ema", "0.5", "--size", "100", "--steps", "200", "--record", "20", "--json", "--no-progress"])
     assert rc == 0

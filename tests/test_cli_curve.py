@@ -1,10 +1,6 @@
 """`memsgd curve` and the project's two documented commands."""
 import json
 import pathlib
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +8,8 @@ import pytest
 import memsgd
 from memsgd.cli import main
 from tests._strict_json import strict_loads
+
+from ._extras import requires
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -29,6 +27,7 @@ def test_curve_json_matches_library(capsys):
     assert out["diverged_at"] is None
 
 
+@requires("matplotlib")
 def test_curve_table_and_plot(tmp_path, capsys):
     png = tmp_path / "c.png"
     rc = main(["curve", "--algo", "gd", "--lr", "0.5", "--batch", "inf", "--steps", "100", "--plot", str(png)])
@@ -89,8 +88,10 @@ def test_curve_warns_of_exponential_growth_below_the_divergence_threshold(capsys
 
 
 @pytest.mark.parametrize("argv,option", [
-    (["--lr", "-1"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"), (["--kick", "-0.5", "--algo", "am1"], "--kick"),
-    (["--batch", "0"], "--batch"), (["--batch", "2.5"], "--batch"), (["--nu", "-2"], "--nu"), (["--size", "0"], "--size"),
+    (["--lr", "-1"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"),
+    (["--kick", "-0.5", "--algo", "am1"], "--kick"),
+    (["--batch", "0"], "--batch"), (["--batch", "2.5"], "--batch"), (["--nu", "-2"], "--nu"),
+    (["--size", "0"], "--size"),
     (["--points", "1"], "--points"), (["--points", "-5"], "--points"), (["--tau1", "inf"], "--tau1"),
 ])
 def test_bad_values_are_one_line_errors_naming_the_option(capsys, argv, option):
@@ -99,7 +100,7 @@ def test_bad_values_are_one_line_errors_naming_the_option(capsys, argv, option):
     assert option in err.splitlines()[-1] and "Traceback" not in err
 
 
-@pytest.mark.parametrize("algo,stray", [("gd", "--momentum"), ("heavy_ball", "--kick"), ("am1", "--delta"),
+@pytest.mark.parametrize("algo,stray", [("sgd", "--momentum"), ("heavy_ball", "--kick"), ("am1", "--delta"),
                                         ("am1_power_law", "--lr"), ("jacobi_heavy_ball", "--momentum")])
 def test_options_a_preset_does_not_take_are_refused(capsys, algo, stray):
     assert main(["curve", "--algo", algo, stray, "0.5", "--steps", "10"]) == 2
@@ -154,6 +155,7 @@ def test_diverging_curve_json_is_strict(capsys):
     assert out["batch_size"] is None
 
 
+@requires("matplotlib")
 def test_plot_into_a_missing_folder_fails_before_computing(tmp_path, capsys):
     # 5e6 steps on 10^6 eigenvalues would run for hours: the error must come first
     assert main(["curve", "--steps", "5e6", "--size", "1e6", "--plot", str(tmp_path / "missing" / "c.png")]) == 2
@@ -163,6 +165,7 @@ def test_plot_into_a_missing_folder_fails_before_computing(tmp_path, capsys):
     assert "image extension" in _err(capsys)
 
 
+@requires("matplotlib")
 def test_plot_title_names_algorithm_hyperparameters_batch_and_problem(tmp_path, monkeypatch):
     from memsgd import plotting
     seen = {}
@@ -181,6 +184,7 @@ def test_plot_title_names_algorithm_hyperparameters_batch_and_problem(tmp_path, 
     assert "MemoryAlgorithm" not in title
 
 
+@requires("matplotlib")
 def test_diverged_curve_plot_is_marked(tmp_path):
     main(["curve", "--algo", "gd", "--lr", "3", "--size", "10", "--batch", "inf", "--steps", "300",
           "--plot", str(tmp_path / "d.png")])
@@ -194,12 +198,9 @@ def test_diverged_curve_plot_is_marked(tmp_path):
     assert (tmp_path / "d.png").stat().st_size > 1000
 
 
-def test_ctrl_c_is_one_line_and_status_130():
-    proc = subprocess.Popen([sys.executable, "-m", "memsgd", "curve", "--steps", "5e6", "--size", "1e6"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(3.0)  # well past the imports: inside the engine run (hours of work)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+def test_ctrl_c_is_one_line_and_status_130(ctrl_c):
+    # a real SIGINT once the command is imported: inside the engine run (hours of work)
+    status, _, err = ctrl_c.command(["curve", "--steps", "5e6", "--size", "1e6"])
+    assert status == 130, err
     assert err == "memsgd curve: interrupted\n"
 

@@ -14,6 +14,7 @@ from memsgd.cli.curve import AUTO_STEPS, _choose_method
 from tests._strict_json import strict_loads
 from tests.reference import recursion_rounding
 
+from ._extras import requires
 
 
 def _run_json(capsys, argv):
@@ -114,6 +115,7 @@ def test_bad_method_is_an_argparse_error(capsys):
     assert "--method" in capsys.readouterr().err
 
 
+@requires("matplotlib")
 def test_divergence_with_loss_at_matches_the_engine(capsys, tmp_path):
     argv = ["--algo", "gd", "--lr", "3", "--size", "10", "--batch", "inf", "--points", "6"]
     out = _run_json(capsys, argv + ["--steps", "1e8"])  # > AUTO_STEPS: loss_at
@@ -128,6 +130,8 @@ def test_divergence_with_loss_at_matches_the_engine(capsys, tmp_path):
     assert f"# diverged at step {curve.diverged_at}" in text and png.stat().st_size > 1000
 
 
+@pytest.mark.slow
+@requires("matplotlib")
 def test_plot_with_loss_at(tmp_path, capsys):
     png = tmp_path / "c.png"
     assert main(["curve", "--steps", "1e9", "--points", "3", "--plot", str(png)]) == 0

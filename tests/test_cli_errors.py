@@ -15,6 +15,8 @@ import pytest
 import memsgd
 from memsgd.cli import main
 
+from ._extras import requires
+
 
 def one_line_error(capsys, argv, status=2, seconds=30.0):
     """Run ``memsgd argv`` in this process: the status, one line on stderr, quickly; the line."""
@@ -29,6 +31,7 @@ def one_line_error(capsys, argv, status=2, seconds=30.0):
 
 # --- the paths that ended in a traceback ---------------------------------------------------------
 
+@requires("matplotlib")
 def test_schedules_long_horizon_is_refused_before_the_short_one_runs(capsys, tmp_path):
     # numpy's MemoryError from the (T+1,) weights at T_long = 1e12, after tuning every method at T
     err = one_line_error(capsys, ["reproduce", "schedules", "--quick", "--long-steps", "1e12", "--out", str(tmp_path)],
@@ -58,7 +61,8 @@ def test_fitted_steps_do_not_allocate_the_window():
 
 def test_dana_delta_that_cannot_converge_is_refused(capsys):
     # was: RuntimeError "eigenvalues of a moment map did not converge" from loss_at's poles
-    err = one_line_error(capsys, ["curve", "--algo", "dana", "--dana-delta", "1e300", "--kappa", "10", "--steps", "1e9"])
+    err = one_line_error(capsys, ["curve", "--algo", "dana", "--dana-delta", "1e300", "--kappa", "10",
+                                  "--steps", "1e9"])
     assert "--dana-delta must be in (0, 2)" in err and "|1 - delta| < 1" in err
 
 
@@ -147,7 +151,7 @@ _SIGINT_AT_NUMPY = textwrap.dedent("""
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "posix", reason="POSIX signals")
 @pytest.mark.parametrize("how", ["module", "script"])
-def test_ctrl_c_during_start_up_is_one_line(tmp_path, how):
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, how, ctrl_c):
     (tmp_path / "sitecustomize.py").write_text(_SIGINT_AT_NUMPY)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path)] + sys.path))
     if how == "module":
@@ -157,14 +161,14 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, how):
         script.parent.mkdir()
         script.write_text("import sys\nfrom memsgd.cli import main\nsys.exit(main())\n")
         argv = [sys.executable, str(script), "--version"]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    proc = ctrl_c.subprocess_run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == "memsgd: interrupted\n" and proc.stdout == ""
 
 
-def test_a_library_process_keeps_its_own_sigint_handler():
+def test_a_library_process_keeps_its_own_sigint_handler(ctrl_c):
     code = "import signal, memsgd; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = ctrl_c.subprocess_run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "True"
 
 
@@ -277,6 +281,7 @@ def test_power_law_whose_tail_masses_overflow_names_the_parameters():
 
 # --- the same class in the reproductions' outputs ----------------------------------------------
 
+@requires("matplotlib")
 def test_an_empty_out_folder_is_refused_before_any_work(capsys):
     # was: "[Errno 2] No such file or directory: ''"
     assert "out_dir must be a non-empty path" in one_line_error(capsys, ["reproduce", "fig1", "--quick", "--out", ""])

@@ -11,7 +11,9 @@ from memsgd.cli import main
 from memsgd.cli.sweep import parse_values
 from tests._strict_json import strict_loads
 
-pytest.importorskip("xarray")
+from ._extras import need
+
+need("xarray")
 
 ARGS = ["sweep", "--algo", "heavy_ball", "--lr", "0.1:1.9:3:log", "--momentum", "0,0.9", "--batch", "1,inf",
         "--size", "40", "--steps", "300", "--record", "40", "--no-progress"]
@@ -27,6 +29,7 @@ def test_parse_values():
             parse_values(bad, "lr")
 
 
+@pytest.mark.slow
 def test_json_points_are_loss_curve(capsys):
     assert main(ARGS + ["--json"]) == 0
     out = strict_loads(capsys.readouterr().out)
@@ -44,6 +47,7 @@ def test_json_points_are_loss_curve(capsys):
     assert 0 < diverged < len(out["points"])
 
 
+@pytest.mark.slow
 def test_table_store_and_heat_maps(tmp_path, capsys):
     store = tmp_path / "s.zarr"
     png = tmp_path / "final.png"

@@ -6,6 +6,8 @@ import pytest
 import memsgd as ms
 from memsgd.cli import main
 
+from ._extras import requires
+
 
 def test_stability_json_matches_library(capsys):
     rc = main(["stability", "--algo", "am1", "--lr", "0.05", "--momentum", "0.9", "--kick", "0.5",
@@ -30,6 +32,7 @@ def test_stability_table_and_divergent_case(capsys):
     assert out["noise_sum"] == 0 and out["batch_size"] is None  # strict JSON: inf is null
 
 
+@requires("matplotlib")
 def test_phase_table_json_and_plot(tmp_path, capsys):
     png = tmp_path / "phase.png"
     rc = main(["phase", "--algo", "heavy_ball", "--lr", "0.1", "--momentum", "0.9", "--nu", "2,3",
@@ -79,6 +82,8 @@ def test_stability_reports_asymptotics_and_geometry_for_nesterov(capsys):
     assert out["memory1"]["circle_radius"] == pytest.approx(geo.radius, rel=1e-15)
 
 
+@pytest.mark.slow
+@requires("matplotlib")
 def test_stability_plot_writes_png(tmp_path, capsys):
     png = tmp_path / "stability.png"
     assert main(["stability", "--algo", "am1", "--lr", "0.001", "--momentum", "0.9999", "--kick", "1",

@@ -15,6 +15,8 @@ from memsgd import Noise, Spectrum
 from memsgd.theory import (am1_ceiling, corner_crossover, corner_exponent, corner_phase, corner_phase_diagram,
                            corner_region, theta_max)
 
+from ._extras import need
+
 NOISE = Noise.gaussian(10)
 
 
@@ -166,7 +168,7 @@ def test_corner_response_is_the_discretised_map():
 
 @pytest.mark.parametrize("theta", [1.3, 1.5, 1.9])
 def test_corner_map_against_quadrature(theta):
-    mpmath = pytest.importorskip("mpmath")
+    mpmath = need("mpmath")
     a = 2 - theta
     for mu in (1.5 + 0.2j, -1.0, 0.5 + 0.8j, np.exp(2j), 1 + 1e-4 * np.exp(0.4j)):
         # I = int_0^1 x^(a-1) dx / (mu - 1 + x), with x = y^(1/a) (smooth integrand, no endpoint singularity)
@@ -383,6 +385,7 @@ def test_memory_16_beats_am1_ceiling_over_1e5_to_1e9():
 @pytest.mark.slow
 def test_reproduce_corner_quick(tmp_path):
     import subprocess
+    need("matplotlib")   # the target writes its figures
     out = subprocess.run([sys.executable, "-m", "memsgd", "reproduce", "corner", "--quick", "--out", str(tmp_path),
                           "--no-progress"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -405,7 +408,7 @@ def test_experiment_config_validation():
 
 
 def test_plots(tmp_path):
-    pytest.importorskip("matplotlib")
+    need("matplotlib")
     from memsgd.plotting import plot_contours, plot_corner_phase
     _, psi = memsgd.response_contour(memsgd.corner(1.8, 4), points=301)
     plot_contours({"corner": psi, "gd": {"z": memsgd.response_contour(memsgd.gd(1.0), 101)[1], "style": "--"}},
@@ -433,7 +436,7 @@ def test_docstring_examples_run(module):
 def test_corner_as_torch_and_optax_optimizers_matches_the_matrix_form():
     # the same corner method three ways on the same batches (float64): plain numpy matrix form,
     # memsgd.torch.MemorySGD, memsgd.optax.memory_sgd
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     import memsgd.torch
     algo = memsgd.corner(1.8, 6, scale=2.0)
     rng = np.random.default_rng(3)
@@ -456,8 +459,8 @@ def test_corner_as_torch_and_optax_optimizers_matches_the_matrix_form():
         (0.5 * ((Xt[idx] @ p - Yt[idx]) ** 2).sum() / idx.size).backward()
         opt.step()
     assert np.max(np.abs(p.detach().numpy() - w)) < 1e-12 * np.max(np.abs(w))
-    jax = pytest.importorskip("jax")
-    pytest.importorskip("optax")
+    jax = need("jax")
+    need("optax")
     import memsgd.optax
     previous = jax.config.read("jax_enable_x64")
     jax.config.update("jax_enable_x64", True)

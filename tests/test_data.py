@@ -7,6 +7,8 @@ import pytest
 
 from memsgd import data
 
+from ._extras import need
+
 
 def write_idx(path, arr, code=0x08, compress=False):
     arr = np.asarray(arr)
@@ -79,8 +81,9 @@ def test_load_mnist_shape_errors(tmp_path):
         data.load_mnist(ip, ip)
 
 
+@pytest.mark.slow
 def test_load_digits_standardized():
-    pytest.importorskip("sklearn")
+    need("sklearn")
     X, y = data.load_digits()
     assert X.shape == (1797, 64) and y.shape == (1797,) and set(np.unique(y)) == set(range(10))
     varying = X.std(axis=0) > 0

@@ -21,7 +21,7 @@ def central(fun, x, v, h=1e-6):
 def test_family_gradient_matches_finite_differences(name):
     # J from the engine's losses (loss_curve), independent of the adjoint's forward pass.
     T = 60
-    noise = Noise.none() if name == "jacobi" else Noise.gaussian(10)   # Jacobi HB diverges with noise
+    noise = Noise.none() if name == "jacobi_heavy_ball" else Noise.gaussian(10)   # Jacobi HB diverges with noise
     fam = make_family(name, T, knots=6)
     rng = np.random.default_rng(0)
     x = np.clip(fam.start + 0.01 * rng.standard_normal(fam.size), fam.lower, fam.upper)
@@ -152,6 +152,38 @@ def test_free_memory1_start_sampled_from_a_schedule():
         np.testing.assert_allclose(np.reshape(a, b.shape), b, rtol=1e-12, atol=1e-15)
     with pytest.raises(ValueError, match="AM1 form"):
         make_family("free_memory1", T, start=memsgd.schedules.constant(memsgd.nesterov(0.1, 0.5)))
+
+
+@pytest.mark.parametrize("name", ["free_sgd", "free_memory1"])
+def test_ends_spacing_gradient_and_exact_cooldown(name):
+    """spacing="ends": knots equally spaced in u = log(1 + t) - log(T - t). The fast chain rule
+    against finite differences of the engine's loss; a cooldown lr_t = a ((1 + t)/(T - t))^-p is
+    linear in u, so sampling it at the knots reproduces it at every step; knot_steps inverts u."""
+    T = 80
+    fam = make_family(name, T, knots=6, spacing="ends")
+    rng = np.random.default_rng(5)
+    x = fam.start + 0.1 * rng.standard_normal(fam.size)
+    J, dx = family_gradient(fam, x, SPEC, Noise.gaussian(10, label_noise=0.3), T)
+
+    def value(y):
+        return loss_curve(fam.schedule(y), SPEC, Noise.gaussian(10, label_noise=0.3), T).loss[-1]
+
+    assert J == pytest.approx(value(x), rel=1e-12)
+    v = rng.standard_normal(fam.size)
+    assert dx @ v == pytest.approx(central(value, x, v), rel=FD_RTOL)
+    t = np.arange(T, dtype=float)
+    lr = 0.2 * ((1 + t) / (T - t)) ** -0.7
+    fam = make_family("free_sgd", T, knots=5, spacing="ends", start=Schedule.from_arrays(
+        lr, np.zeros((T, 0)), np.zeros((T, 0)), np.zeros((T, 0, 0))))
+    np.testing.assert_allclose(fam.arrays(fam.start, np.arange(T))[0], lr, rtol=1e-12)
+    ks = fam.natural(fam.start)["knot_steps"]
+    assert ks[0] == pytest.approx(0.0, abs=1e-12) and ks[-1] == pytest.approx(T - 1, rel=1e-12)
+    u = np.log1p(ks) - np.log(T - ks)
+    np.testing.assert_allclose(np.diff(u), np.diff(u)[0], rtol=1e-12)
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        make_family("free_sgd", T, spacing="linear")
+    with pytest.raises(ValueError, match="spacing must be one of"):
+        optimize_schedule("free_sgd", SPEC, Noise.gaussian(10), T, spacing="cosine")
 
 
 def test_batch_budget_keeps_the_budget_and_does_not_lose():

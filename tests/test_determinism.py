@@ -82,6 +82,7 @@ def _run(threads):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_bitwise_identical_for_1_2_3_threads():
     results = {n: _run(n) for n in (1, 2, 3)}
     if _core.max_threads() >= 1 and results[2]["threads"] == 1:
@@ -128,6 +129,7 @@ THREAD_SCRIPT = textwrap.dedent(r'''
 ''')
 
 
+@pytest.mark.slow
 def test_python_threads_overlap_and_agree():
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", THREAD_SCRIPT], capture_output=True, text=True, env=env,

@@ -9,11 +9,14 @@ import pytest
 
 from memsgd.experiments import digits
 
+from ._extras import need, requires
 
+
+@pytest.mark.slow
 def test_digits_experiment_smoke(tmp_path):
-    pytest.importorskip("torch")
-    pytest.importorskip("sklearn")
-    pytest.importorskip("matplotlib")
+    need("torch")
+    need("sklearn")
+    need("matplotlib")
     seen = []
     result = digits.run(steps=40, batch_size=8, seed=0, out_dir=str(tmp_path), hidden=64,
                         progress=lambda done, total, label: seen.append((done, total, label)))
@@ -55,8 +58,11 @@ sys.meta_path.insert(0, Block())
 """
 
 
-@pytest.mark.parametrize("blocked, extras", [(["torch"], "torch"), (["sklearn"], "data"),
-                                             (["torch", "sklearn"], "torch,data")])
+@pytest.mark.slow
+@pytest.mark.parametrize("blocked, extras", [  # the one not blocked must be there for its extra to go unnamed
+    pytest.param(["torch"], "torch", marks=requires("sklearn")),
+    pytest.param(["sklearn"], "data", marks=requires("torch")),
+    (["torch", "sklearn"], "torch,data")])
 def test_missing_extras_named_in_one_import_error(blocked, extras):
     """After only `pip install .`: one ImportError naming every missing extra, not a traceback
     per module (run in a subprocess where the modules cannot be imported)."""
@@ -67,10 +73,11 @@ def test_missing_extras_named_in_one_import_error(blocked, extras):
     assert out.startswith(f"memsgd reproduce digits needs {' and '.join(blocked)}")
 
 
+@pytest.mark.slow
 def test_hessian_power_iteration_matches_exact_eigenvalue():
     """Power iteration on Hessian-vector products against the full Hessian's top eigenvalue
     (torch.autograd.functional.hessian + numpy eigvalsh), on the digits network's loss."""
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     from memsgd.experiments.digits_model import init_params, mse_loss
     from memsgd.experiments.hessian import top_hessian_eigenvalue
 
@@ -91,7 +98,7 @@ def test_hessian_power_iteration_matches_exact_eigenvalue():
 
 
 def test_digits_model_is_the_ntk_scaled_network():
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     from memsgd.experiments.digits_model import forward, init_params, mse_loss
     W, A = init_params(5, 7, 3, seed=0)
     x = torch.randn(4, 5)

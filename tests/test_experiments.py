@@ -8,6 +8,7 @@ curve within 4 standard errors; tuning against the analytic best step size of GD
 """
 import json
 import math
+import re
 import subprocess
 import sys
 import types
@@ -20,6 +21,8 @@ from memsgd import Noise, Spectrum, loss_curve, schedules, simulate_sgd
 from memsgd._steps import log_spaced_steps
 from memsgd.cli import main
 from memsgd.experiments import common, compare, fig1, fig4, tuning
+
+from ._extras import requires
 
 
 def _calls():
@@ -34,6 +37,7 @@ def _calls():
 # ------------------------------------------------------------------------------ smoke tests
 
 
+@requires("matplotlib")
 def test_fig1_smoke(tmp_path):
     seen, progress = _calls()
     r = fig1.run(fig1.small_config(), out_dir=tmp_path, progress=progress)
@@ -47,6 +51,7 @@ def test_fig1_smoke(tmp_path):
     assert labels[0] == "SGD" and any("AM1" in s for s in labels)
 
 
+@requires("matplotlib")
 def test_fig4_smoke(tmp_path):
     seen, progress = _calls()
     r = fig4.run(fig4.small_config(), out_dir=tmp_path, progress=progress)
@@ -71,6 +76,7 @@ def test_fig4_smoke(tmp_path):
     assert inside["status"] == "ok" and abs(inside["fitted_exponent"] - 0.5 * 1.25) <= 0.04
 
 
+@requires("matplotlib")
 def test_compare_smoke(tmp_path):
     seen, progress = _calls()
     r = compare.run(compare.small_config(), out_dir=tmp_path, progress=progress)
@@ -253,6 +259,8 @@ def test_fig1_simulation_section_small():
     ("fig4", "Figure 4:", {"fig4.png", "fig4_curves.png", "fig4_simulation.png", "fig4.json"}),
     ("compare", "Tuned comparison", {"compare_nu2_kappa1_B10.png", "compare.json"}),
 ])
+@pytest.mark.slow
+@requires("matplotlib")
 def test_cli_reproduce_quick(tmp_path, capsys, target, heading, files):
     out = tmp_path / target
     assert main(["reproduce", target, "--quick", "--out", str(out)]) == 0
@@ -264,6 +272,7 @@ def test_cli_reproduce_quick(tmp_path, capsys, target, heading, files):
     assert captured.err == ""  # stderr is not a terminal here: no progress bar, no \r in logs
 
 
+@requires("matplotlib", "tqdm")
 def test_cli_reproduce_progress_bar(tmp_path, capsys):
     assert main(["reproduce", "fig1", "--quick", "--no-simulation", "--progress", "--out", str(tmp_path)]) == 0
     captured = capsys.readouterr()
@@ -276,6 +285,7 @@ def test_cli_reproduce_bad_input(tmp_path, capsys):
     assert "--steps" in capsys.readouterr().err
 
 
+@requires("matplotlib")
 def test_cli_digits_calls_experiment(tmp_path, monkeypatch, capsys):
     calls = {}
 
@@ -297,11 +307,63 @@ def test_cli_digits_calls_experiment(tmp_path, monkeypatch, capsys):
     assert "digits table" in capsys.readouterr().out
 
 
+def _reproduce_targets():
+    import argparse
+
+    from memsgd.cli import build_parser
+    top = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    sub = next(a for a in top.choices["reproduce"]._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+def test_every_reproduce_target_takes_quick():
+    # the docs promise --quick for every target (docs/reproductions.md, docs/cli.md)
+    targets = _reproduce_targets()
+    assert {"fig1", "fig4", "compare", "schedules", "digits", "practice"} <= set(targets)
+    for name, parser in targets.items():
+        assert parser.parse_args(["--quick"]).quick is True, name
+
+
+def test_every_reproduce_target_is_listed_where_targets_are_listed():
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cli_md = (root / "docs" / "cli.md").read_text()
+    table = (root / "docs" / "reproductions.md").read_text()
+    listing = re.search(r"`memsgd reproduce ([a-z0-9 |-]+)`", cli_md).group(1).replace(" ", "").split("|")
+    import memsgd.cli.reproduce as module
+    for name in _reproduce_targets():
+        assert name in listing, f"docs/cli.md's list of reproduce targets lacks {name}"
+        assert f"| `{name}` |" in table, f"docs/reproductions.md's table lacks {name}"
+        assert name in module.__doc__.splitlines()[0], f"memsgd.cli.reproduce's docstring lacks {name}"
+
+
+def test_cli_digits_quick_is_a_small_run(tmp_path, monkeypatch, capsys):
+    calls = {}
+
+    def fake_run(**kwargs):
+        calls.update(kwargs)
+        return {"table": "digits table"}
+
+    fake = types.ModuleType("memsgd.experiments.digits")
+    fake.run = fake_run
+    monkeypatch.setitem(sys.modules, "memsgd.experiments.digits", fake)
+    import memsgd.experiments as pkg
+    monkeypatch.setattr(pkg, "digits", fake, raising=False)
+    assert main(["reproduce", "digits", "--quick", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert calls["steps"] <= 1000 and calls["hidden"] <= 200
+    assert main(["reproduce", "digits", "--quick", "--steps", "50", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert calls["steps"] == 50
+    calls.clear()
+    assert main(["reproduce", "digits", "--no-progress", "--out", str(tmp_path)]) == 0
+    assert calls["steps"] == 10000 and "hidden" not in calls   # the experiment's own network
+
+
 def test_cli_digits_missing_extras_one_line(tmp_path):
     """`memsgd reproduce digits` after only `pip install .`: one line naming the extras, exit 1."""
     from tests.test_digits import BLOCK_IMPORTS
     code = (BLOCK_IMPORTS.format(blocked=("torch", "sklearn"))
-            + f"from memsgd.cli import main\nraise SystemExit(main(['reproduce', 'digits', '--out', {str(tmp_path)!r}]))\n")
+            + "from memsgd.cli import main\n"
+            + f"raise SystemExit(main(['reproduce', 'digits', '--out', {str(tmp_path)!r}]))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr

@@ -12,6 +12,7 @@ import memsgd
 from memsgd import lr_shapes, schedules
 
 from .reference import run_matrix_form
+from ._extras import need
 
 LAM = np.array([1.0, 0.6, 0.25, 0.1, 0.03, 0.01])
 C2 = np.array([1.0, 0.5, 2.0, 1.0, 3.0, 0.5])
@@ -89,7 +90,7 @@ LR_FN = (lambda t: 0.6 / (1 + 0.05 * t))
 
 
 def torch_cases():
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     S = torch.optim.SGD
     L = torch.optim.lr_scheduler
     n_cool = 24
@@ -159,7 +160,7 @@ def test_torch_sgd_memory_and_first_step_buffer():
 
 
 def test_scheduler_is_left_untouched_and_the_copy_shares_parameters():
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     p = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
     opt = torch.optim.SGD([p], lr=torch.tensor(0.5, dtype=torch.float64), momentum=0.9)   # tensor lr: filled in place
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, 0.9)
@@ -196,7 +197,7 @@ def test_torch_sgd_argument_checks(kwargs, exc, match):
 
 
 def test_torch_sgd_refuses_a_scheduler_of_another_optimizer_setup():
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     p = torch.nn.Parameter(torch.zeros(2))
     opt = torch.optim.SGD([p], lr=0.1, momentum=0.9, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.StepLR(opt, 5)
@@ -226,8 +227,8 @@ def test_practitioners_schedules_pickle():
 
 @pytest.fixture(scope="module")
 def x64():
-    jax = pytest.importorskip("jax")
-    pytest.importorskip("optax")
+    jax = need("jax")
+    need("optax")
     previous = jax.config.read("jax_enable_x64")
     jax.config.update("jax_enable_x64", True)
     yield

@@ -26,6 +26,7 @@ def _evolve(args, steps=5, **kw):
     return _core.evolve(tuple(args[:3]), tuple(args[3:8]), tuple(args[8:10]), steps, **kw)
 
 
+@pytest.mark.slow
 def test_random_fuzz_subprocess():
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "fuzz_core.py"), "--seconds", "6",

@@ -19,6 +19,7 @@ from memsgd import MemoryAlgorithm, Noise, Schedule, Spectrum, _core, loss_curve
 from memsgd.gradient import LossGradient, loss_gradient
 
 from . import reference
+from ._extras import requires
 
 FIELDS = ("alpha", "b", "c", "D", "e")
 CS_STEP = 1e-30      # complex step: no cancellation, any tiny step works
@@ -386,6 +387,7 @@ print(memsgd._core.max_threads(), h.hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_bitwise_identical_for_any_thread_count():
     digests = set()
     for threads in (1, 2):
@@ -430,23 +432,16 @@ def test_core_gradient_run_can_be_cancelled():
     assert 10 <= control.steps_done < steps  # stopped early in the forward pass
 
 
-def test_ctrl_c_interrupts_a_long_loss_gradient():
+def test_ctrl_c_interrupts_a_long_loss_gradient(ctrl_c):
     # KeyboardInterrupt reaches the caller promptly: without cancellation the run would take far
     # longer than the subprocess timeout.
-    code = """
-import _thread, threading, memsgd
-spec = memsgd.Spectrum.power_law(2.0, 1.0, size=20000)
-threading.Timer(0.5, _thread.interrupt_main).start()
-try:
-    memsgd.loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, memsgd.Noise.gaussian(10), 2 * 10**6, progress=False)
-except KeyboardInterrupt:
-    print("interrupted")
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "interrupted"
+    seconds, _ = ctrl_c("memsgd.loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, memsgd.Noise.gaussian(10), "
+                        "2 * 10**6, progress=False)",
+                        setup="import memsgd\nspec = memsgd.Spectrum.power_law(2.0, 1.0, size=20000)")
+    assert seconds < 30
 
 
+@requires("tqdm")
 def test_progress_bar_changes_nothing_but_stderr(capsys):
     spec = Spectrum.power_law(2.0, 1.0, size=300)
     quiet = loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, Noise.gaussian(10), 300, progress=False)

@@ -8,6 +8,8 @@ import pytest
 from memsgd import LossCurve, Noise, Spectrum, gd, loss_curve, schedules, stability
 from tests.reference import mean_loss
 
+from ._extras import need
+
 LAM = np.linspace(0.2, 1.0, 10)
 
 
@@ -89,7 +91,7 @@ def test_sweep_growth_rates_with_log_spaced_records_fit_the_renewal_rate():
     # issue 18 item 17: with record=100 (log-spaced) a sweep keeps fewer than 5 steps in the last
     # quarter, and growth_rates returned nan/False for every point, silently. The fit now reaches
     # back to the last 5 recorded steps (inside the last half of the run).
-    xr = pytest.importorskip("xarray")
+    xr = need("xarray")
     from memsgd import growth_rates, sweep
     from memsgd._steps import log_spaced_steps
     spec, noise, T = Spectrum(LAM, np.ones(10)), Noise(4, 1.0, 0.0), 400
@@ -105,7 +107,7 @@ def test_sweep_growth_rates_with_log_spaced_records_fit_the_renewal_rate():
 
 
 def test_sweep_growth_rates_say_why_when_the_records_are_too_sparse():
-    pytest.importorskip("xarray")
+    need("xarray")
     from memsgd import growth_rates, sweep
     ds = sweep(gd, {"lr": [1.0, 0.5]}, Spectrum(LAM, np.ones(10)), Noise(4, 1.0, 0.0), 400, record=12)
     with pytest.warns(UserWarning, match=r"growth_rates: only \d recorded steps? lie in the last half of the run "

@@ -26,14 +26,16 @@ LAYERS = [
     # leaves: the compiled core and plumbing that knows no problem objects
     ["_core", "_version", "_startup", "_optional", "_json", "_validation", "_progress", "_growth", "_steps",
      "_method", "_config", "plotting", "data",
+     # the random-features model's spectra as arrays (numpy only); Spectrum.random_features wraps them
+     "random_features",
      # learning-rate shapes and torch's / optax's SGD as per-step arrays (numpy; the frameworks only read)
      "lr_shapes", "_framework_sgd"],
     # the problem's objects
     ["spectrum", "noise", "algorithms", "schedules"],
     # checks and packing that need the objects (and the affine model's reductions of them, docs/math.md
     # §9); the optimizers, which need only the objects
-    ["_problem", "_stationary", "_packing", "_affine", "_affine_states", "_piece_states", "optax", "torch",
-     "torch.*"],
+    ["_problem", "_stationary", "_packing", "_affine", "_affine_states", "_piece_states", "_smooth_pieces",
+     "_families", "optax", "torch", "torch.*"],
     # the contour view and corner algorithms (problem objects built from the modes of the secular
     # equation, no engine)
     ["_modal", "contour", "corner"],
@@ -44,7 +46,9 @@ LAYERS = [
     # theory (stability, asymptotics, measured exponents from loss_curves and loss_at)
     ["theory", "theory.*"],
     # workflows over many configurations
-    ["design", "_sweep_run", "_sweep_store", "sweeps"],
+    ["design", "_sweep_run", "_sweep_store", "sweeps",
+     # compute-optimal frontiers: many engine runs over model sizes
+     "scaling"],
     # the paper's experiments
     ["experiments", "experiments.*"],
     # the command line

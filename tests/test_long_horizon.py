@@ -18,7 +18,6 @@ from tests.reference import mean_loss, recursion_rounding
 from tests.test_multistep import random_algorithm
 
 
-
 def empirical_spectrum():
     rng = np.random.default_rng(11)
     x = rng.standard_normal((300, 40)) * np.geomspace(1.0, 0.03, 40)
@@ -191,6 +190,7 @@ def test_noiseless_and_zero_signal():
     assert zero.loss.tolist() == [0.0, 0.0] and zero.error.tolist() == [0.0, 0.0]
 
 
+@pytest.mark.slow
 def test_same_bits_for_any_thread_count():
     code = ("import numpy as np, memsgd as ms\n"
             "from memsgd.long_horizon import loss_at\n"

@@ -18,6 +18,8 @@ import memsgd as ms
 from memsgd.long_horizon import loss_at, supports_loss_at
 from tests.reference import affine_mean_loss, recursion_rounding, state_matrices
 
+from ._extras import need
+
 NQM_K = 10_000
 
 
@@ -339,7 +341,7 @@ def test_label_noise_without_signal():
 def _mp_label_loss(algo, lam, c2, label_source, t, digits=60):
     """tau1 = tau2 = 0 with label noise in `digits`-digit arithmetic: per component the affine map
     [[S kron S, b], [0, 1]] on (vec X, 1), to the power t."""
-    import mpmath as mp
+    mp = need("mpmath")
     S0, g, h = state_matrices(algo.alpha, algo.b, algo.c, algo.D, algo.e)
     N = g.size
     f = lambda x: mp.mpf(float(x))

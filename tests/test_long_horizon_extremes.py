@@ -19,6 +19,8 @@ from memsgd.long_horizon import loss_at
 from tests.reference import mean_loss, recursion_rounding, state_matrices
 from tests.test_multistep import random_algorithm
 
+from ._extras import requires
+
 EPS = np.finfo(float).eps
 EDGE = (ms.heavy_ball(3.0, 0.5), ms.Spectrum([1.0, 0.5, 0.5, 0.1], [1.0] * 4), ms.Noise.none())
 EDGE_LOSS = 4.5  # lambda = 1: the iteration has the eigenvalue -1 (alpha lambda = 2 (1 + beta)), loss 1/2 * 3^2
@@ -82,6 +84,7 @@ def test_exact_closed_form_reference_is_right():
         assert exact_noiseless_loss(algo, lam, c2, t) == pytest.approx(curve.loss[t], rel=1e-13, abs=0)
 
 
+@pytest.mark.slow
 def test_slow_mode_with_a_tiny_amplitude():
     """The slow mode (lambda = 1e-3) starts at 1e-150: up to step ~3400 the fast, oscillating mode
     still carries the loss. The contour alone gave 2.0e-155 and 1.2e-156 (the slow mode only)."""
@@ -266,6 +269,7 @@ def test_stability_edge_up_to_1e12():
         loss_at(*EDGE, [10 ** 12])
 
 
+@requires("mpmath")
 def test_near_the_stability_edge_against_mpmath():
     """Inexact parameters: the edge holds only up to rounding, the loss drifts slowly."""
     algo, lam, c2 = ms.heavy_ball(2.6, 0.3), [1.0, 0.2], [1.0, 1.0]
@@ -276,6 +280,7 @@ def test_near_the_stability_edge_against_mpmath():
     assert np.all(np.abs(got.loss - ref) <= got.error)
 
 
+@requires("mpmath")
 @pytest.mark.parametrize("algo", [ms.heavy_ball(0.1, 0.9), ms.nesterov(0.2, 0.8), ms.heavy_ball(0.01, 0.99)])
 def test_small_eigenvalues_against_mpmath_up_to_1e12(algo):
     """Slow modes at lambda ~ 1e-12 keep relative accuracy (the structure of Delta_k): the pole

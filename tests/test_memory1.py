@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 
 import memsgd as ms
-from memsgd.theory import (memory1_coefficients, memory1_eigenvalues, memory1_geometry, memory1_noise_regions,
-                           stability, stability_profile)
+from memsgd.theory import (
+    memory1_coefficients,
+    memory1_eigenvalues,
+    memory1_geometry,
+    memory1_noise_regions,
+    stability,
+    stability_profile,
+)
+
+from ._extras import need
 
 
 def _numpy_eigenvalues(algo, lam):
@@ -39,7 +47,7 @@ def test_eigenvalues_match_numpy():
 
 def test_slow_eigenvalue_is_accurate_in_gap_regime():
     """1 - z of the slow root at lambda = 1e-20, 1 - beta = 3e-8: against the series-free mpmath root."""
-    import mpmath as mp
+    mp = need("mpmath")
     algo = ms.heavy_ball(1e-3, 1 - 3e-8)
     z = memory1_eigenvalues(algo, np.array([1e-20]))[0]
     slow = z[np.argmax(z.real)].real

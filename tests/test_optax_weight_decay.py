@@ -5,8 +5,9 @@ exact noise-free curve (1e-10 relative); the algorithm's or schedule's own decay
 import numpy as np
 import pytest
 
-jax = pytest.importorskip("jax")
-optax = pytest.importorskip("optax")
+from ._extras import need
+jax = need("jax")
+optax = need("optax")
 jnp = jax.numpy
 
 import memsgd  # noqa: E402

@@ -2,13 +2,18 @@
 import importlib
 import importlib.metadata
 import inspect
+import os
 import pathlib
 import pkgutil
 import re
 import subprocess
 import sys
 
+import pytest
+
 import memsgd
+
+from ._extras import EXTRA_OF
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -37,7 +42,7 @@ def _run(code):
 
 
 def _requirement_name(req: str) -> str:
-    return re.split(r"[\[<>=!~ ;]", req, 1)[0].lower()
+    return re.split(r"[\[<>=!~ ;]", req, maxsplit=1)[0].lower()
 
 
 def test_required_dependencies_are_numpy_and_scipy():
@@ -69,6 +74,7 @@ for call in (lambda: plotting.plot_curves({"a": curve.loss}, "x.png"),
                      "a progress bar needs tqdm: pip install 'memsgd[progress]'"]
 
 
+@pytest.mark.slow
 def test_cli_names_the_missing_extra_in_one_line_before_computing(tmp_path):
     # 5e6 steps on 10^6 eigenvalues would take hours: the message must come first
     out = _run(f"""
@@ -97,9 +103,29 @@ def test_test_extra_installs_every_extra():
 
 
 def test_test_extra_is_installed():
-    # the suite's importorskip guards must never skip in CI: everything in .[test] is there
+    # the suite's extra guards (tests/_extras.py) must never skip in CI: everything in .[test] is
+    # there. Elsewhere (`pip install .` plus pytest and hypothesis) they skip, naming the extra.
+    missing = []
     for req in PROJECT["optional-dependencies"]["test"]:
-        importlib.metadata.distribution(_requirement_name(req))
+        try:
+            importlib.metadata.distribution(_requirement_name(req))
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(_requirement_name(req))
+    if missing and not os.environ.get("CI"):
+        pytest.skip(f"not in CI; missing from .[test]: {', '.join(missing)}")
+    assert not missing
+
+
+def test_every_requirement_of_every_extra_has_its_skip_message():
+    # tests/_extras.py names the extra of each optional module in its skip messages
+    rename = {"scikit-learn": "sklearn", "mkdocs-material": "material", "mkdocstrings": "mkdocstrings",
+              "pymdown-extensions": "pymdownx", "pybind11-stubgen": "pybind11_stubgen", "clang-format": "clang_format"}
+    for extra, reqs in PROJECT["optional-dependencies"].items():
+        for req in reqs:
+            module = rename.get(_requirement_name(req), _requirement_name(req))
+            if extra == "test" and module in ("pytest", "hypothesis"):
+                continue
+            assert module in EXTRA_OF, f"{req} (extra {extra}) is missing from tests/_extras.py EXTRA_OF"
 
 
 def test_public_modules_define_all_and_keep_helpers_private():
@@ -108,7 +134,13 @@ def test_public_modules_define_all_and_keep_helpers_private():
         name = info.name
         if any(part.startswith("_") for part in name.split(".")[1:]):
             continue
-        module = importlib.import_module(name)
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:   # a module of an extra that is not installed (never in CI)
+            top = (getattr(exc, "name", None) or "").split(".")[0]
+            if top in EXTRA_OF or "pip install 'memsgd[" in str(exc):
+                continue
+            raise
         names = getattr(module, "__all__", None)
         if names is None:
             problems.append(f"{name}: no __all__")

@@ -14,6 +14,8 @@ import memsgd as ms
 from memsgd import Noise, Spectrum, fit_exponent, loss_curve, schedules, theory
 from memsgd.cli import main
 
+from ._extras import requires
+
 NUS, ZETAS, T = (1.5, 3.0), (0.5, 4.0), 2000
 
 
@@ -98,6 +100,7 @@ def test_phase_diagram_bad_measure_steps():
 # ------------------------------------------------------------------------------ CLI
 
 
+@requires("matplotlib")
 def test_cli_phase_measure_steps_json_table_and_plot(tmp_path, capsys):
     args = ["phase", "--algo", "gd", "--lr", "0.9", "--batch", "2", "--nu", "1.5,3", "--zeta", "0.5,4",
             "--size", "300", "--measure-steps", "2e3"]

@@ -9,16 +9,23 @@ invariants (read-only arrays) and shares no memory with it.
 import copy
 import pickle
 
-import cloudpickle
 import numpy as np
 import pytest
 
 import memsgd
 from memsgd import Noise, Schedule, Spectrum, loss_curve, schedules
 
+from ._extras import need, requires
+
+
+def _cloudpickle(o):
+    cloudpickle = need("cloudpickle")
+    return cloudpickle.loads(cloudpickle.dumps(o))
+
+
 ROUND_TRIPS = {
     "pickle": lambda o: pickle.loads(pickle.dumps(o)),
-    "cloudpickle": lambda o: cloudpickle.loads(cloudpickle.dumps(o)),
+    "cloudpickle": _cloudpickle,
     "deepcopy": copy.deepcopy,
 }
 
@@ -129,11 +136,13 @@ def test_spectrum_round_trip(name, how):
     assert np.array_equal(loss_curve(algo, copied, NOISE, STEPS).loss, loss_curve(algo, spec, NOISE, STEPS).loss)
 
 
+@requires("cloudpickle")
 def test_schedule_on_a_lambda_does_not_pickle_but_cloudpickles():
     """What a process executor refuses (plain pickle) and Dask accepts (cloudpickle)."""
     sched = Schedule(0, lambda t: (np.full(len(t), 0.5), np.zeros((len(t), 0)), np.zeros((len(t), 0)),
                                    np.zeros((len(t), 0, 0)), np.zeros((len(t), 0))))
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
         pickle.dumps(sched)
-    copied = cloudpickle.loads(cloudpickle.dumps(sched))
-    assert np.array_equal(loss_curve(copied, SPECTRUM, NOISE, STEPS).loss, loss_curve(sched, SPECTRUM, NOISE, STEPS).loss)
+    copied = _cloudpickle(sched)
+    assert np.array_equal(loss_curve(copied, SPECTRUM, NOISE, STEPS).loss,
+                          loss_curve(sched, SPECTRUM, NOISE, STEPS).loss)

@@ -117,3 +117,24 @@ def test_loss_at_refusals():
         ms.loss_at(s, SPEC, ms.Noise.gaussian(4), [10])
     with pytest.raises(ValueError, match="loss_at inverts the generating function"):
         ms.loss_at(ms.schedules.constant(r), SPEC, ms.Noise.gaussian(4), [10])
+
+
+def test_supports_loss_at_and_sweep_take_piecewise_schedules():
+    """supports_loss_at says True for a piecewise schedule (the exact route), False for a smooth
+    one; a sweep with method='loss_at' over piecewise schedules matches the step-by-step engine."""
+    pytest.importorskip("xarray")
+    noise = ms.Noise.gaussian(8)
+    smooth = ms.schedules.am1_power_law(kick=1.0, delta=0.45)
+    assert not ms.supports_loss_at(smooth, noise)
+    assert not ms.supports_loss_at(ms.Schedule.piecewise([(ms.gd(0.1), 5), (ms.gd(0.05), None)]),
+                                   ms.Noise.gaussian([4] * 10))
+
+    def factory(lr, drop):
+        return ms.Schedule.piecewise([(ms.heavy_ball(lr, 0.8), 2000), (ms.heavy_ball(lr * drop, 0.8), None)])
+
+    assert ms.supports_loss_at(factory(0.1, 0.3), noise)
+    kw = dict(factory=factory, grid={"lr": [0.05, 0.2], "drop": [0.1, 0.5]}, spectrum=SPEC, noise=noise,
+              steps=6000, record=20)
+    fast, slow = ms.sweep(**kw, method="loss_at"), ms.sweep(**kw, method="engine")
+    a, b = np.asarray(fast.loss), np.asarray(slow.loss)
+    assert np.max(np.abs(a / b - 1)) < 1e-10

@@ -177,6 +177,7 @@ def test_exponentially_decaying_loss_keeps_relative_accuracy(method):
     np.testing.assert_allclose(L, curve.loss, rtol=1e-12, atol=0)
 
 
+@pytest.mark.slow
 def test_fft_matches_direct_on_random_convergent_problems():
     """Random memory 0-3 algorithms (with and without e), random SE noise, finite and infinite
     spectra: the FFT path equals direct summation to 1e-11 relative wherever L > 1e-280."""

@@ -116,7 +116,8 @@ def test_second_moments_stay_psd(algo, lam, c2, noise, steps, seed):
     # the loss curve itself is nonnegative, and so is the gradient-point loss
     curve = loss_curve(algo, Spectrum([lam], [c2]), noise, steps)
     assume(curve.diverged_at is None)
-    assert np.all(curve.loss >= 0) and np.all(curve.gradient_point_loss >= -1e-12 * np.max(np.abs(curve.gradient_point_loss)))
+    g = curve.gradient_point_loss
+    assert np.all(curve.loss >= 0) and np.all(g >= -1e-12 * np.max(np.abs(g)))
 
 
 # -- 3. GD loss is non-increasing in the batch size ------------------------------------------

@@ -15,6 +15,8 @@ import pytest
 from memsgd.cli import _common, build_parser
 from memsgd.cli import sweep as sweep_cli
 
+from ._extras import skip_unless_code_can_import
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -39,8 +41,10 @@ def test_readme_has_the_blocks_this_file_checks():
     assert set(openers) <= {"python", "bash"} and set(closers) == {""}, fences  # every block is checked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(PYTHON)))
 def test_python_block_runs_as_written(index, tmp_path):
+    skip_unless_code_can_import(PYTHON[index])
     # saved as a script and run as one (not `python -c`): process-based executors (Dask's
     # LocalCluster, spawn pools) import the script again in their workers (issue 18 item 16)
     script = tmp_path / f"readme_block_{index + 1}.py"

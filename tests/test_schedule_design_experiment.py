@@ -10,9 +10,12 @@ from memsgd import Noise, Spectrum, loss_curve
 from memsgd.cli import main
 from memsgd.experiments import schedule_design
 
+from ._extras import need, requires
 
+
+@pytest.mark.slow
 def test_quick_run_tables_files_and_consistency(tmp_path):
-    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib = need("matplotlib")
     matplotlib.use("pdf")  # a caller's backend: the figures must not switch it (regression: use("Agg"))
     cfg = schedule_design.small_config()
     try:
@@ -56,6 +59,8 @@ def test_config_validation():
         schedule_design.run({"steps": 10})
 
 
+@pytest.mark.slow
+@requires("matplotlib")
 def test_cli(tmp_path, capsys):
     assert main(["reproduce", "schedules", "--quick", "--no-progress", "--long-steps", "0", "--out",
                  str(tmp_path)]) == 0

@@ -8,7 +8,7 @@ from memsgd import _json, _progress, _validation
 from memsgd.experiments import common
 from tests._strict_json import strict_loads
 
-
+from ._extras import requires
 
 
 def test_json_writes_non_finite_as_null_everywhere(tmp_path):
@@ -22,7 +22,8 @@ def test_json_writes_non_finite_as_null_everywhere(tmp_path):
     assert common.write_json is _json.write_json and common.jsonable is _json.jsonable
 
 
-@pytest.mark.parametrize("text,value", [("10", 10), ("1e3", 1000), ("2.0e1", 20), ("12345678901234567890", 12345678901234567890)])
+@pytest.mark.parametrize("text,value", [("10", 10), ("1e3", 1000), ("2.0e1", 20),
+                                        ("12345678901234567890", 12345678901234567890)])
 def test_int_from_text(text, value):
     assert _validation.int_from_text(text, "--n") == value
 
@@ -64,6 +65,7 @@ def test_config_validators():
         _validation.fit_window((10, 200), 100)
 
 
+@requires("tqdm")
 def test_progress_callback_modes(capsys):
     with _progress.progress_callback("x", show=False) as cb:
         assert cb is None
@@ -89,6 +91,8 @@ def test_tracker_reports_each_unit():
         _progress.Tracker(5, 1)
 
 
+@pytest.mark.slow
+@requires("matplotlib")
 def test_plot_curves_keeps_the_axis_to_the_curves_that_did_not_diverge(tmp_path):
     from memsgd.plotting import plot_curves
     t = np.arange(1001, dtype=float)
@@ -114,6 +118,7 @@ def test_plot_curves_keeps_the_axis_to_the_curves_that_did_not_diverge(tmp_path)
     assert "diverged t=100" in [x.get_text() for x in fig.axes[0].texts]
 
 
+@requires("matplotlib")
 def test_fig4_plot_marks_diverged_runs_apart(tmp_path):
     from memsgd.plotting import plot_exponents_vs_delta
     rows = [dict(nu=2.0, kappa=1.0, batch_size=B, delta=d, fitted_exponent=f, diverged_at=s)

@@ -29,6 +29,7 @@ def _check_portable():
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("objdump") is None or INFO["architecture"] != "x86_64",
                     reason="needs objdump (binutils) and an x86-64 build")
 def test_no_avx_instruction_outside_the_dispatched_kernels():
@@ -62,6 +63,7 @@ def test_set_simd_path_refuses_unknown_paths():
         _core.set_simd_path("sse9")
 
 
+@pytest.mark.slow
 def test_environment_override_and_refusal():
     code = "import memsgd._core as c; print(c.simd_path())"
     for path in PATHS:

@@ -57,7 +57,8 @@ def _two_point(rng, shape):
     return np.where(rng.random(shape) < p, np.sqrt((1 - p) / p), -np.sqrt(p / (1 - p)))
 
 
-M4_TWO_POINT = P_TWO_POINT * ((1 - P_TWO_POINT) / P_TWO_POINT) ** 2 + (1 - P_TWO_POINT) * (P_TWO_POINT / (1 - P_TWO_POINT)) ** 2
+M4_TWO_POINT = (P_TWO_POINT * ((1 - P_TWO_POINT) / P_TWO_POINT) ** 2
+                + (1 - P_TWO_POINT) * (P_TWO_POINT / (1 - P_TWO_POINT)) ** 2)
 
 
 @pytest.mark.parametrize("data, m4", [("gaussian", 3.0), ("rademacher", 1.0), ("uniform", 1.8), ("laplace", 6.0),

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import memsgd as ms
-from memsgd.theory import (jury_stable_memory1, memory1_coefficients, noise_sum_memory1, stability)
+from memsgd.theory import jury_stable_memory1, memory1_coefficients, noise_sum_memory1, stability
 from memsgd.theory._components import Components
+
+from ._extras import requires
 
 # Well-separated finite spectrum: T^n decays like (1 - 2 alpha_eff 0.1)^n, so 3000 terms of the
 # propagator series leave a remainder far below 1e-13.
@@ -261,6 +263,7 @@ def test_am1_in_acceleration_regime_converges(gap):
     assert reports[0].noise_sum == pytest.approx(reports[1].noise_sum, rel=2e-3)
 
 
+@requires("mpmath")
 def test_gap_regime_per_component_sums_against_50_digit_reference():
     """The closed forms stay exact where 1 - beta = 3e-8: per-component sums against mpmath at
     80 digits (tests/reference.py; I - S (x) S has condition ~ 1/lambda) on lambdas from 1e-30 to 1,
@@ -289,6 +292,7 @@ def test_memory2_embedding_in_gap_regime_agrees_with_memory1(gap):
             assert r2.noise_sum == pytest.approx(r1.noise_sum, rel=1e-8)
 
 
+@pytest.mark.slow
 def test_crossings_match_jury_for_memory1_and_brute_force_for_memory2_and_3():
     """The unit-circle crossing test (general M) decides strict stability on (0, 1] and at nodes as
     the Jury conditions do (M = 1) and as dense eigenvalues on a grid do (M = 2, 3; cases within 1e-3

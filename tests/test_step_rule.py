@@ -8,6 +8,8 @@ import pytest
 import memsgd as ms
 from memsgd import Noise, Spectrum
 
+from ._extras import need
+
 SPEC = Spectrum.power_law(2.0, 1.0, size=40)
 NOISE = Noise.gaussian(10)
 HB = ms.heavy_ball(0.1, 0.9)
@@ -43,7 +45,7 @@ def test_one_message_for_steps_that_are_not_integers(name):
 
 
 def test_sweep_takes_integral_floats():
-    pytest.importorskip("xarray")
+    need("xarray")
     grid = {"lr": [0.1, 0.2], "momentum": [0.9]}
     a = ms.sweep(ms.heavy_ball, grid, SPEC, NOISE, 1e3, record=[1e2, 1e3])
     b = ms.sweep(ms.heavy_ball, grid, SPEC, NOISE, 1000, record=[100, 1000])

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import memsgd
+
+from ._extras import need
 
 STUB = Path(memsgd.__file__).with_name("_core.pyi")
 
@@ -39,7 +39,7 @@ def _shape(source: str):
 
 
 def test_stub_matches_the_compiled_module(tmp_path):
-    pytest.importorskip("pybind11_stubgen", reason="pybind11-stubgen is in the test extra")
+    need("pybind11_stubgen")
     out = subprocess.run([sys.executable, "-m", "pybind11_stubgen", "memsgd._core", "-o", str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -15,7 +15,10 @@ import memsgd
 from memsgd import Noise, Spectrum, fitted_exponents, loss_curve, schedules, sweep
 from memsgd._steps import log_spaced_steps
 
+from ._extras import need
 from .reference import mean_loss
+
+need("xarray")   # sweep() returns an xarray Dataset: the sweep extra
 
 SPEC = Spectrum.power_law(2.0, 1.0, size=60)
 LRS = [0.1, 0.5, 1.9]            # 1.9 with momentum 0.9 and B = 1 diverges
@@ -139,7 +142,7 @@ def test_result_memory_is_per_recorded_step():
 
 
 def test_fitted_exponents_of_an_exact_power_law():
-    xr = pytest.importorskip("xarray")
+    xr = need("xarray")
     t = log_spaced_steps(10_000, 200)
     p = np.array([0.3, 0.7, 1.6])
     with np.errstate(divide="ignore"):

@@ -17,7 +17,9 @@ from memsgd import Noise, Schedule, Spectrum, schedules, sweep
 from memsgd.cli import main
 from memsgd.experiments import tuning
 
-pytest.importorskip("xarray")
+from ._extras import need
+
+need("xarray")
 
 
 def power_law(nu):
@@ -62,6 +64,7 @@ def test_thread_pool(local):
         assert_bitwise(sweep(**KW, executor=pool, chunk_size=5), local)
 
 
+@pytest.mark.slow
 def test_process_pool_and_unpicklable_payloads(local):
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         spec = Spectrum.power_law(2.0, 1.0, size=20)
@@ -77,9 +80,10 @@ def test_process_pool_and_unpicklable_payloads(local):
         assert_bitwise(sweep(**KW, executor=pool, chunk_size=7), local)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster(local, capsys):
     """A real Dask cluster of 2 worker processes, one thread each (also from `memsgd sweep`)."""
-    distributed = pytest.importorskip("distributed")
+    distributed = need("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
         assert_bitwise(sweep(**KW, executor=client, chunk_size=5), local)

@@ -12,10 +12,12 @@ import pytest
 
 import memsgd as ms
 from memsgd import Noise, Spectrum, sweep
-from tests.reference import recursion_rounding
 from tests._counting_executor import CountingExecutor
+from tests.reference import recursion_rounding
 
-pytest.importorskip("xarray")
+from ._extras import need
+
+need("xarray")
 
 SPEC = Spectrum.power_law(2.0, 1.0, size=200)
 # lr = 3 diverges (far beyond the stability region of heavy ball on lambda_max = 1)
@@ -28,6 +30,7 @@ def both():
     return sweep(**KW, method="engine"), sweep(**KW, method="loss_at")
 
 
+@pytest.mark.slow
 def test_methods_agree_to_loss_at_accuracy(both):
     engine, at = both
     assert engine.attrs["method"].startswith("engine") and at.attrs["method"].startswith("loss_at")
@@ -122,7 +125,7 @@ def test_bad_method(method, exc):
 
 
 def test_store_is_not_mixed_between_methods(tmp_path):
-    pytest.importorskip("zarr")
+    need("zarr")
     store = tmp_path / "s.zarr"
     kw = dict(factory=ms.gd, grid={"lr": [0.3, 0.5]}, spectrum=SPEC, noise=Noise.gaussian(4), steps=3000, record=8)
     first = sweep(**kw, store=store, method="loss_at").load()
@@ -138,6 +141,7 @@ def test_store_is_not_mixed_between_methods(tmp_path):
     assert np.array_equal(direct["loss"].values, first["loss"].values)
 
 
+@pytest.mark.slow
 def test_loss_at_tasks_on_a_process_pool():
     kw = dict(factory=functools.partial(ms.heavy_ball, momentum=0.8), grid={"lr": [0.1, 0.2, 0.3]},
               spectrum=SPEC, noise=Noise.gaussian(4), steps=5000, record=6, method="loss_at")
@@ -195,7 +199,7 @@ def test_loss_at_warnings_reach_the_caller(executor):
 def test_loss_at_warning_from_a_resumed_store(tmp_path):
     """The accuracy warning comes from loss and loss_error, so a store that is complete (nothing
     left to compute) still gives it."""
-    pytest.importorskip("zarr")
+    need("zarr")
     store = str(tmp_path / "edge.zarr")
     with pytest.warns(RuntimeWarning, match=r"grid point \{lr=3.0, momentum=0.5\} step 1000000000"):
         first = sweep(**EDGE_KW, store=store)

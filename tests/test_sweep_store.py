@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 
 import memsgd
-from memsgd import Noise, Spectrum, sweep
-from memsgd import StoreMismatchError
+from memsgd import Noise, Spectrum, StoreMismatchError, sweep
 from tests._counting_executor import CountingExecutor
 
-xr = pytest.importorskip("xarray")
-zarr = pytest.importorskip("zarr")
+from ._extras import need
+
+xr = need("xarray")
+zarr = need("zarr")
 
 GRID = {"lr": [0.1, 0.3, 0.6, 1.0, 1.9], "momentum": [0.0, 0.5, 0.9], "batch_size": [1, 4]}
 C = 5 * 3 * 2
@@ -126,6 +127,7 @@ memsgd.sweep(memsgd.heavy_ball, GRID, Spectrum.power_law(2.0, 1.0, size=60), Noi
 """
 
 
+@pytest.mark.slow
 def test_hard_kill_midway_then_resume(tmp_path, reference):
     """SIGKILL in the middle of a sweep (no cleanup of any kind), then the same call resumes."""
     store = tmp_path / "sweep.zarr"

@@ -17,10 +17,12 @@ import pytest
 import memsgd
 from memsgd import sweep
 from tests._counting_executor import CountingExecutor
-from tests.test_sweep_store import C, GRID, KW, assert_same_sweep, computed_mask
+from tests.test_sweep_store import GRID, KW, C, assert_same_sweep, computed_mask
 
-xr = pytest.importorskip("xarray")
-zarr = pytest.importorskip("zarr")
+from ._extras import need
+
+xr = need("xarray")
+zarr = need("zarr")
 
 CHUNK = 4       # configurations per block (blocks of shape (1, 2, 2) over lr x momentum x batch_size)
 
@@ -63,8 +65,9 @@ def resume_counting(store, match):
 def test_a_deleted_chunk_is_recomputed_and_named(complete_store, reference, name):
     # was: loss -> NaN with exit 0; diverged_at -> "diverged at step 0" (the fill value)
     os.remove(chunk_file(complete_store, name))
-    ds, recomputed = resume_counting(complete_store, rf"1 block flagged computed failed verification .*"
-                                                     rf"lr\[2:3\], momentum\[0:2\], batch_size\[0:2\]\}} \({name} chunk missing\)")
+    ds, recomputed = resume_counting(complete_store,
+                                     rf"1 block flagged computed failed verification .*"
+                                     rf"lr\[2:3\], momentum\[0:2\], batch_size\[0:2\]\}} \({name} chunk missing\)")
     assert recomputed == block_size(complete_store)
     assert_same_sweep(ds, reference)
 
@@ -75,7 +78,8 @@ def test_a_flipped_byte_is_recomputed_and_named(complete_store, reference):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x10
     path.write_bytes(bytes(data))
-    ds, recomputed = resume_counting(complete_store, r"lr\[3:4\], momentum\[2:3\].*\((checksum mismatch|unreadable chunk)")
+    ds, recomputed = resume_counting(complete_store,
+                                     r"lr\[3:4\], momentum\[2:3\].*\((checksum mismatch|unreadable chunk)")
     assert recomputed == 2     # the block lr[3:4] x momentum[2:3] x batch_size[0:2]
     assert_same_sweep(ds, reference)
 
@@ -85,7 +89,8 @@ def test_a_flipped_byte_in_an_uncompressed_value_is_caught_by_the_digest(complet
     # the per-point digest can tell
     g = zarr.open_group(str(complete_store), mode="r+")
     g["loss"][1, 1, 0, 5] = np.nextafter(g["loss"][1, 1, 0, 5], np.inf)
-    ds, recomputed = resume_counting(complete_store, r"lr\[1:2\], momentum\[0:2\], batch_size\[0:2\]\} \(checksum mismatch\)")
+    ds, recomputed = resume_counting(complete_store,
+                                     r"lr\[1:2\], momentum\[0:2\], batch_size\[0:2\]\} \(checksum mismatch\)")
     assert recomputed == block_size(complete_store)
     assert_same_sweep(ds, reference)
 
@@ -141,6 +146,7 @@ def partial_files(store):
     return [os.path.join(d, f) for d, _, files in os.walk(store) for f in files if f.endswith(".partial")]
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_block_leaves_nothing_behind(tmp_path, reference):
     store = tmp_path / "sweep.zarr"
     script = KILLED_MID_BLOCK.replace("GRID", json.dumps(GRID))
@@ -207,6 +213,7 @@ print("DONE")
 """
 
 
+@pytest.mark.slow
 def test_two_processes_creating_one_store(tmp_path, reference):
     # was: the loser's os.replace failed with OSError [Errno 39] Directory not empty
     store = tmp_path / "sweep.zarr"
@@ -259,7 +266,7 @@ def test_a_store_of_the_old_format_is_refused(complete_store):
 @pytest.mark.slow
 def test_dask_losing_every_worker_says_the_store_resumes(tmp_path, reference):
     # was: FuturesCancelledError "... already forgotten"
-    distributed = pytest.importorskip("distributed")
+    distributed = need("distributed")
     store = tmp_path / "sweep.zarr"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=logging.CRITICAL) as cluster, distributed.Client(cluster) as client:

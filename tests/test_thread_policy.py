@@ -21,6 +21,8 @@ import pytest
 import memsgd as ms
 from memsgd import MemoryAlgorithm, Noise, Spectrum, _core
 
+from ._extras import need
+
 ROOT = Path(__file__).resolve().parents[1]
 OPENMP = _core.build_info()["openmp"]
 needs_openmp = pytest.mark.skipif(not OPENMP, reason="core built without OpenMP: always one thread")
@@ -296,7 +298,7 @@ def test_every_entry_point_gives_the_bits_of_one_thread_on_a_team(name, always_t
 @needs_openmp
 @pytest.mark.parametrize("method", ["engine", "loss_at"])
 def test_sweep_gives_the_bits_of_one_thread_on_a_team(method, always_team):
-    pytest.importorskip("xarray")
+    need("xarray")
     # engine: short curves (chunks of several configurations run one per thread, a chunk of one in
     # a team); loss_at: contour nodes one per thread
     steps, record, spec = (200, [10, 100, 200], SPEC_SMALL3) if method == "engine" else \

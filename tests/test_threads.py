@@ -14,6 +14,8 @@ import memsgd as ms
 from memsgd import Noise, Spectrum, _core
 from memsgd._validation import thread_count
 
+from ._extras import need
+
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = Spectrum.power_law(2.0, 1.0, size=64)
 NOISE = Noise.gaussian(10)
@@ -57,7 +59,7 @@ def test_threads_of_the_wrong_type(name, bad):
 
 
 def test_sweep_threads_follow_the_same_rule():
-    pytest.importorskip("xarray")
+    need("xarray")
     with pytest.raises(ValueError, match=r"^threads must be a positive integer or None \(all cores\), got 0$"):
         ms.sweep(ms.heavy_ball, {"lr": [0.1], "momentum": [0.9]}, SPEC, NOISE, 50, threads=0)
 
@@ -107,6 +109,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_huge_thread_counts_are_capped_not_crashing():
     import os
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(ms.__file__).parents[1]),

@@ -7,7 +7,9 @@ import pickle
 
 import pytest
 
-torch = pytest.importorskip("torch")
+from ._extras import need
+
+torch = need("torch")
 
 import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402

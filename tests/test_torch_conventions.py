@@ -11,7 +11,9 @@ import io
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from ._extras import need
+
+torch = need("torch")
 
 from torch.nn import Parameter  # noqa: E402
 from torch.optim.lr_scheduler import ExponentialLR, StepLR  # noqa: E402

@@ -7,7 +7,9 @@ import copy
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from ._extras import need
+
+torch = need("torch")
 
 import memsgd  # noqa: E402
 from memsgd import _core, schedules  # noqa: E402
@@ -220,6 +222,7 @@ def compiled_backend(monkeypatch):
     torch._dynamo.reset()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["am1", "am1_schedule", "msgd_general_M3"])
 def test_compiled_program_matches_the_core(name, compiled_backend):
     """run_compiled (what a CUDA tensor gets) against the core on the same program: the same

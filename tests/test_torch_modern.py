@@ -5,7 +5,9 @@ import copy
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from ._extras import need
+
+torch = need("torch")
 
 import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402
@@ -185,6 +187,7 @@ def compilations():
     torch._dynamo.reset()
 
 
+@pytest.mark.slow
 def test_compiled_tensor_lr_loop_compiles_at_most_twice(quadratic, compilations):
     """20 steps whose lr and kick change every step (in place): at most 2 compilations (the first
     step creates the buffers), and the iterates are the eager ones."""
@@ -206,6 +209,7 @@ def test_compiled_schedule_loop_compiles_at_most_twice(quadratic, sched, compila
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_compiled_memory_sgd_tensor_lr_aot_eager(quadratic, compilations):
     """MemorySGD with a tensor lr multiplier under the aot_eager backend (functionalised graph)."""
     H, ws = quadratic
@@ -230,10 +234,10 @@ def test_compiled_memory_sgd_tensor_lr_aot_eager(quadratic, compilations):
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
-    dist = pytest.importorskip("torch.distributed")
+    dist = need("torch.distributed")
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
-    pytest.importorskip("torch.distributed.tensor")        # public DTensor (torch >= 2.4)
+    need("torch.distributed.tensor")        # public DTensor (torch >= 2.4)
     from torch.distributed.device_mesh import init_device_mesh
     store = tmp_path_factory.mktemp("dist") / "store"
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)

@@ -6,7 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from ._extras import need
+
+torch = need("torch")
 
 import memsgd  # noqa: E402
 from memsgd import schedules  # noqa: E402

@@ -1,5 +1,7 @@
-"""experiments.tuning.tune through the batched engine gives exactly the results of the previous
-implementation: a Python loop of loss_curve over the grid, transcribed here as the reference."""
+"""experiments.tuning.tune through the batched engine, checked point by point against separate
+runs of loss_curve (the single-curve path through the engine) and the objectives' definitions:
+``final`` is ``L_T``, ``mean_log`` the mean of ``log L_t`` over 50 log-spaced steps of [1, T], a
+diverged or invalid point scores ``inf``, and the winner is the first point with the least score."""
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,27 +9,10 @@ import numpy as np
 import pytest
 
 import memsgd
-from memsgd import MemoryAlgorithm, Noise, Schedule, Spectrum, loss_curve, schedules
+from memsgd import Noise, Spectrum, loss_curve, schedules
 from memsgd.experiments import tuning
 
-
-def tune_by_loop(factory, grid, spectrum, noise, steps, objective):
-    """The loop tune() used to be (one loss_curve per point, scored on the full curve)."""
-    trials, best, best_score, best_curve = [], None, math.inf, None
-    for params in tuning.grid_points(grid):
-        try:
-            algo = factory(**params)
-        except ValueError as exc:
-            trials.append({"params": params, "score": math.inf, "final_loss": None, "diverged_at": None,
-                           "invalid": str(exc)})
-            continue
-        assert isinstance(algo, (MemoryAlgorithm, Schedule))
-        c = loss_curve(algo, spectrum, noise, steps)
-        s = tuning.score_curve(c.loss, objective)
-        trials.append({"params": params, "score": s, "final_loss": float(c.loss[-1]), "diverged_at": c.diverged_at})
-        if s < best_score:
-            best, best_score, best_curve = params, s, c.loss
-    return tuning.TuneResult(best, best_score, trials, best_curve)
+STEPS = 300
 
 
 def heavy_ball_or_invalid(lr, momentum):
@@ -47,24 +32,57 @@ CASES = [
 ]
 
 
+def _points(grid):
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in np.array(np.meshgrid(*grid.values(), indexing="ij")).reshape(
+        len(names), -1).T.tolist()]
+
+
+def _mean_log_steps(T):
+    # 51 log-spaced points of [0, T] (rounded, duplicates dropped), step 0 left out
+    return np.unique(np.round(np.concatenate([[0.0], np.geomspace(1.0, T, 50)])).astype(np.int64))[1:]
+
+
+def _score(curve, objective):
+    if curve.diverged_at is not None or not np.all(np.isfinite(curve.loss)):
+        return math.inf
+    if objective == "final":
+        return float(curve.loss[-1])
+    return float(np.mean(np.log(curve.loss[_mean_log_steps(STEPS)])))
+
+
 @pytest.mark.parametrize("objective", tuning.OBJECTIVES)
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_tune_equals_the_loop_of_loss_curve(case, objective):
+def test_tune_agrees_with_loss_curve_point_by_point(case, objective):
     factory, grid, noise = CASES[case]
     spec = Spectrum.power_law(2.0, 1.0, size=80)
-    want = tune_by_loop(factory, grid, spec, noise, 300, objective)
     seen = []
-    got = tuning.tune(factory, grid, spec, noise, 300, objective=objective,
+    got = tuning.tune(factory, grid, spec, noise, STEPS, objective=objective,
                       progress=lambda d, t, label: seen.append((d, t)))
-    assert got.trials == want.trials            # every score, final loss and divergence, bitwise
-    assert got.best == want.best and got.score == want.score
-    assert np.array_equal(got.curve, want.curve)
-    assert seen[-1] == (len(want.trials), len(want.trials)) and len(seen) == len(want.trials)
+    points = _points(grid)
+    assert [t["params"] for t in got.trials] == points
+    scores = []
+    for trial, params in zip(got.trials, points):
+        try:
+            algo = factory(**params)
+        except ValueError:
+            assert "invalid" in trial and trial["score"] == math.inf and trial["final_loss"] is None
+            scores.append(math.inf)
+            continue
+        curve = loss_curve(algo, spec, noise, STEPS)
+        assert trial["final_loss"] == float(curve.loss[-1])       # the batched engine is bitwise loss_curve
+        assert trial["diverged_at"] == curve.diverged_at
+        assert trial["score"] == pytest.approx(_score(curve, objective), rel=1e-13)
+        scores.append(_score(curve, objective))
+    best = int(np.argmin(scores))
+    assert got.best == points[best] and got.score == got.trials[best]["score"]
+    assert np.array_equal(got.curve, loss_curve(factory(**got.best), spec, noise, STEPS).loss)
+    assert seen[-1] == (len(points), len(points)) and len(seen) == len(points)
     if case == 0:  # the grid has invalid and diverging points
         assert any("invalid" in t for t in got.trials) and any(t["diverged_at"] is not None for t in got.trials)
     with ThreadPoolExecutor(2) as pool:
-        pooled = tuning.tune(factory, grid, spec, noise, 300, objective=objective, executor=pool, chunk_size=2)
-    assert pooled.trials == want.trials and np.array_equal(pooled.curve, want.curve)
+        pooled = tuning.tune(factory, grid, spec, noise, STEPS, objective=objective, executor=pool, chunk_size=2)
+    assert pooled.trials == got.trials and np.array_equal(pooled.curve, got.curve)
 
 
 def test_tune_when_every_point_is_invalid():

@@ -8,10 +8,26 @@ import numpy as np
 import pytest
 
 import memsgd
-from memsgd import (MemoryAlgorithm, Multistep, Noise, Schedule, Spectrum, am1, dana, gd,
-                    heavy_ball, loss_curve, loss_from_propagators, nesterov, propagators, qhm,
-                    schedules, simulate_sgd)
-from memsgd import _core, theory
+from memsgd import (
+    MemoryAlgorithm,
+    Multistep,
+    Noise,
+    Schedule,
+    Spectrum,
+    _core,
+    am1,
+    dana,
+    gd,
+    heavy_ball,
+    loss_curve,
+    loss_from_propagators,
+    nesterov,
+    propagators,
+    qhm,
+    schedules,
+    simulate_sgd,
+    theory,
+)
 
 SPEC = Spectrum([1.0, 0.5, 0.25], [1.0, 1.0, 1.0])
 HB = heavy_ball(0.1, 0.5)

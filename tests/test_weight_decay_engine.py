@@ -17,6 +17,7 @@ from memsgd import MemoryAlgorithm, Noise, Schedule, Spectrum, _core, loss_curve
 from memsgd._affine import forward_problem, plain_problem
 
 from . import reference
+from ._extras import need
 
 # The engine against the extended-precision reference, relative per step: measured <= 9e-14 for
 # M <= 3 (AVX-512 and baseline paths) and <= 1.6e-13 for the dense M >= 4 engine over 2000 steps
@@ -242,7 +243,7 @@ def test_every_curve_path_runs_the_affine_state_and_agrees_with_the_reduction():
     # memory-(M+1) reduction (memsgd._affine) is the independent second algorithm: <= 1e-12
     # relative (measured <= 3e-15 here). loss_gradient's forward pass is the reduction's run of
     # the engine (the adjoint differentiates the plain model), bitwise loss_curve of the reduction.
-    pytest.importorskip("xarray")
+    need("xarray")
     spec = Spectrum.power_law(2.0, 1.0, size=300)
     noise = Noise(4, tau2=-0.5, label_noise=0.2)
     T = 400

@@ -23,6 +23,8 @@ from .modal import modal_loss_at
 # the contour view and corner algorithms
 from .contour import mode_locus, response, response_contour
 from .corner import corner, corner_map, corner_nodes
+# scaling laws (power-law random features)
+from .scaling import ComputeOptimal, compute_optimal
 # sweeps
 from .sweeps import StoreBusyError, StoreMismatchError, fitted_exponents, growth_rates, sweep
 # schedule design
@@ -44,6 +46,7 @@ __all__ = [
     "loss_at", "LossAt", "supports_loss_at", "modal_loss_at",
     "response", "response_contour", "mode_locus", "corner", "corner_map", "corner_nodes",
     "sweep", "fitted_exponents", "growth_rates", "StoreMismatchError", "StoreBusyError",
+    "compute_optimal", "ComputeOptimal",
     "loss_gradient", "LossGradient", "optimize_schedule", "ScheduleOptimum", "design",
     "stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "jury_stable_memory1",
     "noise_sum_memory1", "memory1_coefficients", "memory1_eigenvalues", "memory1_geometry",

@@ -3,7 +3,7 @@
 Label noise is the one feature the core carries itself (a constant source in the noise term);
 weight decay, readout and preconditioner are rewritten here into a plain algorithm and spectrum,
 so every path that takes a plain problem (loss_curve, loss_curves, sweep, loss_gradient,
-propagators, stability, asymptotics) gets them without new C++. :func:`plain_problem` is the one
+propagators, stability, asymptotics) gets them without new C++. ``plain_problem`` is the one
 entry; the transforms below work on per-step arrays (leading time axis) so that stationary
 algorithms (one row) and schedules share them.
 
@@ -13,7 +13,7 @@ algorithms (one row) and schedules share them.
    (``g' = T g``, ``h' = T^-T h``, ``S0' = T S0 T^-1``); the initial state ``(q_0, 0)`` and the
    gradient point ``h'^T s' = h^T s`` are unchanged, and the first coordinate of ``s'`` is the
    readout point's deviation. ``r`` is constant, so the same ``T`` conjugates every step.
-2. Preconditioner ``p``: a transform of the spectrum (:meth:`Spectrum.preconditioned`).
+2. Preconditioner ``p``: a transform of the spectrum ([`Spectrum.preconditioned`][memsgd.Spectrum.preconditioned]).
 3. Weight decay ``rho_t`` (oracle ``grad L + rho q_abs`` at the absolute gradient point): per
    component the step becomes ``S_k = S0 - (lambda_k + rho) g h^T`` plus the force
    ``f_k = -rho w*_k g``. Carrying the absolute weights ``w_abs = q + w*`` as one more auxiliary
@@ -32,7 +32,7 @@ algorithms (one row) and schedules share them.
    (noise-free); stability is judged on the original algorithm at ``lambda + rho``.
    Preconditioner and weight decay together make the decay per component (``p_k rho``), which
    no plain algorithm carries: refused here; the engine's forward path carries it
-   (:func:`forward_problem`), and ``simulate_sgd`` simulates it.
+   (``forward_problem``), and ``simulate_sgd`` simulates it.
 """
 from __future__ import annotations
 
@@ -93,7 +93,7 @@ def readout_transform(alpha, b, c, D, e, r):
 
 def readout_vjp(grads, r):
     """Gradients w.r.t. the original ``(alpha, b, c, D, e)`` from those w.r.t. the readout-transformed
-    ones (the chain rule of :func:`readout_transform`; ``r`` constant)."""
+    ones (the chain rule of ``readout_transform``; ``r`` constant)."""
     ga, gb, gc, gD, ge = grads
     return ga, gb, gc + ga[:, None] * r, gD + r[None, :, None] * gb[:, None, :], ge
 
@@ -115,7 +115,7 @@ def weight_decay_reduction(alpha, b, c, D, e, rho):
 
 def weight_decay_vjp(grads, alpha, b, c, D, e, rho):
     """Gradients w.r.t. ``(alpha, b, c, D, e)`` and ``rho`` (per step) from those w.r.t. the reduced
-    memory-(M+1) parameters: the chain rule of :func:`weight_decay_reduction`."""
+    memory-(M+1) parameters: the chain rule of ``weight_decay_reduction``."""
     ga, gb, gc, gD, ge = grads
     M = b.shape[1]
     gb_, gbM = gb[:, :M], gb[:, M]
@@ -187,7 +187,8 @@ def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
     """``(algorithm, spectrum)`` of the plain model (docs/math.md §3) with the same loss curve.
 
     The identity (the same objects) for a plain algorithm. Otherwise the readout transform and the
-    weight-decay reduction of the module docstring and :meth:`Spectrum.preconditioned`. Label noise
+    weight-decay reduction of the module docstring and [`Spectrum.preconditioned`][memsgd.Spectrum.preconditioned].
+    Label noise
     stays in the noise (the core carries it). ``weight_decay=True`` applies the weight-decay
     reduction even where ``rho = 0`` (memory M+1; the same losses up to rounding), for gradients
     w.r.t. the weight decay. Raises ValueError for a preconditioner together with weight decay
@@ -208,7 +209,7 @@ def plain_problem(algorithm, spectrum, *, weight_decay: bool = False):
 
 def forward_problem(algorithm, spectrum):
     """``(algorithm, spectrum, decay_scale)`` for the engine's forward path (``loss_curve``,
-    ``loss_curves``, ``sweep``): :func:`plain_problem`, except that weight decay is not reduced but
+    ``loss_curves``, ``sweep``): ``plain_problem``, except that weight decay is not reduced but
     kept on the returned algorithm (memory M, readout transform applied, preconditioner moved into
     the spectrum): the core carries it itself, in the affine state of docs/math.md §9 (first
     moments and the centered second moment per component), at about 1.3x the plain step's cost
@@ -241,11 +242,11 @@ def decayed_problem(algorithm: MemoryAlgorithm, spectrum):
 
 
 def gradient_chain(algorithm, steps: int, *, weight_decay: bool = False):
-    """The chain rule back through :func:`plain_problem` for :func:`memsgd.loss_gradient`:
+    """The chain rule back through ``plain_problem`` for [`memsgd.loss_gradient`][memsgd.loss_gradient]:
     ``chain(grads) -> (grads, d_rho)`` maps the core's per-step gradients (``steps`` rows) w.r.t. the
     plain problem's ``(alpha, b, c, D, e)`` to those w.r.t. the original parameters of every step,
     and ``d_rho`` w.r.t. the per-step weight decay (None when the weight-decay reduction is not
-    used; ``weight_decay=True`` as in :func:`plain_problem`). The preconditioner only changes the
+    used; ``weight_decay=True`` as in ``plain_problem``). The preconditioner only changes the
     spectrum: nothing to chain."""
     decay = weight_decay or has_weight_decay(algorithm)
     readout = algorithm.readout if np.any(algorithm.readout) else None
@@ -308,7 +309,8 @@ def ema(algorithm, decay):
     ``r = (0, ..., 0, 1)``. Memory M+1; weight decay and preconditioner are kept.
 
     Args:
-        algorithm: a :class:`MemoryAlgorithm` or :class:`Schedule` without a readout.
+        algorithm: a [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] or [`Schedule`][memsgd.schedules.Schedule] without a
+            readout.
         decay: ``gamma`` in [0, 1) (0: no averaging).
 
     Example:

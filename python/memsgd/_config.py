@@ -46,7 +46,15 @@ def build_config() -> dict:
 
 def show_config(file=None) -> None:
     """Print the version, compiler and build type, OpenMP and threads, and the SIMD paths compiled,
-    supported by this CPU and in use (environment overrides: OMP_NUM_THREADS, MEMSGD_SIMD)."""
+    supported by this CPU and in use (environment overrides: OMP_NUM_THREADS, MEMSGD_SIMD).
+
+    Examples:
+        >>> import io, memsgd
+        >>> out = io.StringIO()
+        >>> memsgd.show_config(file=out)
+        >>> out.getvalue().startswith("memsgd ")
+        True
+    """
     c = build_config()
     env = lambda name: os.environ.get(name, "unset")  # noqa: E731
     openmp = f"yes (OpenMP {c['openmp_version']})" if c["openmp"] else "no (one thread)"

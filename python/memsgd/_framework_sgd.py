@@ -1,7 +1,8 @@
 """``torch.optim.SGD`` and ``optax.sgd`` in matrix form: the per-step parameters behind
-:func:`memsgd.schedules.torch_sgd` and :func:`memsgd.schedules.optax_sgd` (whose docstrings give
+[`memsgd.schedules.torch_sgd`][memsgd.schedules.torch_sgd] and
+[`memsgd.schedules.optax_sgd`][memsgd.schedules.optax_sgd] (whose docstrings give
 the derivation). Everything here is numpy; the frameworks are imported only to read a schedule
-of theirs (:mod:`memsgd.lr_shapes`).
+of theirs ([`memsgd.lr_shapes`][memsgd.lr_shapes]).
 
 With ``u = -buf`` (torch's momentum buffer, optax's trace) and ``k_t`` the weight of the gradient
 in the buffer's update, step t of either is
@@ -40,7 +41,7 @@ def _values(value, steps, name: str, *, optax: bool, nonnegative: bool = True):
     """A number (a float: the same every step) or the per-step values (float64 array) of
     ``value``: a number, a 1-D array over steps, a callable ``step -> value`` (called with Python
     ints; for optax with int32 counts, as optax calls it), a memsgd lr shape, or a torch LR
-    scheduler (its optimizer's values, :func:`~memsgd.lr_shapes.from_torch_scheduler`)."""
+    scheduler (its optimizer's values, [`from_torch_scheduler`][memsgd.lr_shapes.from_torch_scheduler])."""
     if isinstance(value, (str, bytes, bool, np.bool_)) or value is None:
         raise TypeError(f"{name} must be a number, an array over steps or a callable step -> value, "
                         f"got {type(value).__name__}")

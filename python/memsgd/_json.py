@@ -37,12 +37,12 @@ def jsonable(x):
 
 
 def dumps(obj, indent: int = 2) -> str:
-    """Strict JSON text of ``obj`` (see :func:`jsonable`)."""
+    """Strict JSON text of ``obj`` (see ``jsonable``)."""
     return json.dumps(jsonable(obj), indent=indent, allow_nan=False)
 
 
 def write_json(path, obj) -> None:
-    """Write ``obj`` to ``path`` as strict JSON (see :func:`jsonable`)."""
+    """Write ``obj`` to ``path`` as strict JSON (see ``jsonable``)."""
     text = dumps(obj)
     path = os.fspath(path)
     tmp = f"{path}.{os.getpid()}.tmp"   # written whole, then renamed: a kill never leaves half a file

@@ -1,10 +1,10 @@
-"""Which method computes a loss: the step-by-step engine or :func:`memsgd.loss_at`.
+"""Which method computes a loss: the step-by-step engine or [`memsgd.loss_at`][memsgd.loss_at].
 
 Both give the exact discrete-time loss (docs/long-horizons.md): the engine
-(:func:`memsgd.loss_curve`, :func:`memsgd.loss_curves`) at a cost of ``steps x nodes x
+([`memsgd.loss_curve`][memsgd.loss_curve], [`memsgd.loss_curves`][memsgd.loss_curves]) at a cost of ``steps x nodes x
 step_cost(M)`` scalar updates, ``loss_at`` at a cost that does not grow with the step but only
-for stationary algorithms with one batch size. ``"auto"`` (``memsgd curve``, :func:`memsgd.sweep`)
-keeps the engine while a run is short and switches to ``loss_at`` above :data:`AUTO_WORK`.
+for stationary algorithms with one batch size. ``"auto"`` (``memsgd curve``, [`memsgd.sweep`][memsgd.sweeps.sweep])
+keeps the engine while a run is short and switches to ``loss_at`` above ``AUTO_WORK``.
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def parameter_arrays(algorithm, steps: int):
 
 def weight_decay_array(algorithm, steps: int):
     """The per-step weight decay ``rho_t`` for the core's affine state (rows as
-    :func:`parameter_arrays`), or None without weight decay (the core's plain state). For an
+    ``parameter_arrays``), or None without weight decay (the core's plain state). For an
     algorithm of ``memsgd._affine.forward_problem`` (readout and preconditioner transformed away)."""
     if not np.any(algorithm.weight_decay):
         return None
@@ -54,7 +54,7 @@ def weight_decay_array(algorithm, steps: int):
 
 def core_algorithm(algorithm, steps: int) -> tuple:
     """The algorithm entry of the engine's runs (``_core.evolve``, ``_core.evolve_batch``):
-    ``(alpha, b, c, D, e)``, plus the weight decay (:func:`weight_decay_array`) as a sixth array when
+    ``(alpha, b, c, D, e)``, plus the weight decay (``weight_decay_array``) as a sixth array when
     there is some (the affine state)."""
     rho = weight_decay_array(algorithm, steps)
     arrays = tuple(parameter_arrays(algorithm, steps))
@@ -105,7 +105,7 @@ def per_configuration(value, kind, name: str, count: int) -> list:
 
 def chunks(param_bytes) -> list:
     """Split configurations [0, C) so that each chunk's per-step arrays stay under
-    :data:`CHUNK_PARAMETER_BYTES`: a list of ``(start, stop)``."""
+    ``CHUNK_PARAMETER_BYTES``: a list of ``(start, stop)``."""
     out, start, acc = [], 0, 0.0
     for i, b in enumerate(param_bytes):
         if i > start and acc + b > CHUNK_PARAMETER_BYTES:

@@ -8,9 +8,9 @@ Along component k (docs/math.md §9, notation of ``memsgd._affine_states``) the 
 
 Two ways to carry the state from step 0 of a piece to its step n:
 
-* :func:`run` -- the recursion itself (short pieces, and the first steps of every piece, where
+* ``run`` -- the recursion itself (short pieces, and the first steps of every piece, where
   the contour is not valid yet); O(n K P^2).
-* :func:`contour_state` -- the coefficient of ``z^n`` of the per-component generating functions
+* ``contour_state`` -- the coefficient of ``z^n`` of the per-component generating functions
   (docs/math.md §8), in ``s = -log z`` with ``sigma = expm1(s)``:
 
       y(s) = e^s (sigma - E_k)^-1 (y(0) + f_k / sigma),

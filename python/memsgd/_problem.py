@@ -32,7 +32,7 @@ def check_batch_sizes(noise: Noise, steps: int, name: str = "noise") -> None:
 
 
 def check_problem(algorithm, spectrum, noise, steps, name: str = "algorithm") -> int:
-    """Types of the problem, ``steps`` (:func:`memsgd._validation.step_count`), and a schedule and
+    """Types of the problem, ``steps`` (``memsgd._validation.step_count``), and a schedule and
     per-step batch sizes that cover them; returns the steps as an int."""
     check_algorithm(algorithm, name)
     instance_of(spectrum, Spectrum, "spectrum")

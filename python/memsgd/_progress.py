@@ -3,9 +3,9 @@
 ``show``: ``True`` always (tqdm required: ``memsgd[progress]``), ``False`` never, ``None`` only
 when stderr is a terminal and tqdm is installed (no ``\\r`` updates in redirected logs).
 
-Two ways in: :func:`progress_bar` for code that counts its own units, and the callback
-protocol ``progress(done, total, label)`` of the experiments (:class:`Tracker` calls it,
-:func:`progress_callback` turns it into a bar).
+Two ways in: ``progress_bar`` for code that counts its own units, and the callback
+protocol ``progress(done, total, label)`` of the experiments (``Tracker`` calls it,
+``progress_callback`` turns it into a bar).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class ProgressBar:
 
 
 def progress_bar(total, desc: str = "", unit: str = "it", show=None) -> ProgressBar:
-    """A :class:`ProgressBar` over ``total`` units (see the module docstring for ``show``)."""
+    """A ``ProgressBar`` over ``total`` units (see the module docstring for ``show``)."""
     if show is not None and not isinstance(show, bool):
         raise TypeError(f"progress must be True, False or None, got {type(show).__name__}")
     if show is False or (show is None and not sys.stderr.isatty()):
@@ -90,7 +90,7 @@ class Tracker:
 
 @contextlib.contextmanager
 def progress_callback(desc: str = "", unit: str = "it", show=None):
-    """A ``progress(done, total, label)`` callable drawing a :func:`progress_bar` (``show`` as
+    """A ``progress(done, total, label)`` callable drawing a ``progress_bar`` (``show`` as
     there), or ``None`` when no bar is shown; the bar is closed on exit."""
     holder = {}
 
@@ -120,7 +120,7 @@ def run_watched(call, total, desc: str = "", unit: str = "it", show=None, counte
     """``call(control)`` in a worker thread, watched from this one; returns what it returns.
 
     ``control`` is a fresh ``_core.RunControl``: the core publishes its progress in
-    ``control.<counter>`` (``steps_done`` or ``configs_done``; shown as a :func:`progress_bar`
+    ``control.<counter>`` (``steps_done`` or ``configs_done``; shown as a ``progress_bar``
     over ``total`` units) and stops early once ``control.cancel()`` is called, which this thread
     does on Ctrl-C before re-raising KeyboardInterrupt. Exceptions of the call are re-raised here.
     """
@@ -166,11 +166,11 @@ BAR_WORK = 5e9
 
 def watched(call, work: float, progress, total: int, desc: str, unit: str, counter: str):
     """The watch policy of the library's core calls: ``call(control)`` with a progress bar over
-    ``total`` units and Ctrl-C cancellation (:func:`run_watched`) when the run is long, ``call(None)``
-    directly when it is short (below :data:`WATCH_WORK` scalar updates) and no bar is asked for.
+    ``total`` units and Ctrl-C cancellation (``run_watched``) when the run is long, ``call(None)``
+    directly when it is short (below ``WATCH_WORK`` scalar updates) and no bar is asked for.
 
-    ``progress``: True / False / None as in :func:`memsgd.loss_curve` (None: a bar from
-    :data:`BAR_WORK` on, when stderr is a terminal); ``counter``: the ``RunControl`` attribute the
+    ``progress``: True / False / None as in [`memsgd.loss_curve`][memsgd.loss_curve] (None: a bar from
+    ``BAR_WORK`` on, when stderr is a terminal); ``counter``: the ``RunControl`` attribute the
     core counts in (``steps_done`` or ``configs_done``).
     """
     show = progress if progress is not None else (None if work >= BAR_WORK else False)

@@ -1,11 +1,11 @@
 """Ctrl-C while the ``memsgd`` command is still starting ends in one line, not a traceback.
 
-The command imports numpy, scipy and the core before :func:`memsgd.cli.main` runs (about a
+The command imports numpy, scipy and the core before ``memsgd.cli.main`` runs (about a
 second), outside any ``try`` of its own: the package is imported first, by the console script or
 by ``python -m memsgd``. So the package's first import installs, *only when this process is that
 command*, a SIGINT handler that prints ``memsgd: interrupted`` and exits with status 130 (as the
 command does for a Ctrl-C later); ``memsgd.cli.main`` puts Python's own handler back
-(:func:`restore`) as soon as it runs, so a run is interrupted as usual (KeyboardInterrupt, which
+(``restore``) as soon as it runs, so a run is interrupted as usual (KeyboardInterrupt, which
 the core's long loops honour). A library user's process is never touched.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _interrupted(signum, frame):  # pragma: no cover - runs in the command's pro
 
 
 def restore() -> None:
-    """Python's own SIGINT handler again (KeyboardInterrupt), if :func:`install` replaced it."""
+    """Python's own SIGINT handler again (KeyboardInterrupt), if ``install`` replaced it."""
     if signal.getsignal(signal.SIGINT) is _interrupted:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

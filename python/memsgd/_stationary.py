@@ -14,7 +14,7 @@ _THEORY = "stability and asymptotics are defined for constant parameters"
 
 
 def stationary(algorithm, why: str = _THEORY, instead: str = "use schedule.at(t) for a frozen step") -> MemoryAlgorithm:
-    """The algorithm, which must be stationary (a :class:`~memsgd.MemoryAlgorithm`); ``why`` and
+    """The algorithm, which must be stationary (a [`MemoryAlgorithm`][memsgd.MemoryAlgorithm]); ``why`` and
     ``instead`` complete the message that refuses a Schedule."""
     if isinstance(algorithm, Schedule):
         raise ValueError(f"algorithm must be stationary (a MemoryAlgorithm): {why}; {instead}")

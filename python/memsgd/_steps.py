@@ -36,7 +36,7 @@ def recorded_steps(record, steps) -> np.ndarray:
 
     ``record``: ``None`` (every step ``0..steps``), a number ``R >= 2`` (``log_spaced_steps(steps, R)``)
     or an increasing sequence of steps within ``[0, steps]``, by the rule of
-    :func:`memsgd._validation.step_array` (the steps of ``loss_at``): integers or floats that are
+    ``memsgd._validation.step_array`` (the steps of ``loss_at``): integers or floats that are
     integers exactly (``[1e2, 1e3]``).
     """
     steps = nonnegative_int(steps, "steps")

@@ -120,8 +120,8 @@ def default_chunk_size(configs: Configurations, kind: str, workers: int, threads
 
 def chunk_tasks(configs: Configurations, executor, chunk_size: Optional[int] = None) -> List[np.ndarray]:
     """The configurations 0..C-1 in consecutive chunks of ``chunk_size`` (default: sized for the
-    executor by :func:`default_chunk_size`, one OpenMP thread per task on an executor), as the
-    index arrays :func:`run_tasks` takes."""
+    executor by ``default_chunk_size``, one OpenMP thread per task on an executor), as the
+    index arrays ``run_tasks`` takes."""
     kind = executor_kind(executor)
     chunk = chunk_size or default_chunk_size(configs, kind, executor_workers(executor, kind), None)
     return [np.arange(i, min(i + chunk, configs.size)) for i in range(0, configs.size, chunk)]
@@ -139,7 +139,7 @@ def _compute(method, algorithms, spectra, noises, steps, record, threads, labels
 
 
 def _compute_loss_at(algorithms, spectra, noises, record, threads, labels):
-    """:func:`memsgd.loss_at` at the recorded steps, one configuration at a time. Its warnings
+    """[`memsgd.loss_at`][memsgd.loss_at] at the recorded steps, one configuration at a time. Its warnings
     are returned (with the grid point), not raised here: in a worker process they would be lost."""
     n = len(algorithms)
     loss = np.empty((n, record.size))

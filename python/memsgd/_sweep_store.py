@@ -39,11 +39,29 @@ _DATA = ("loss", "loss_error", "diverged_at")
 
 
 class StoreMismatchError(ValueError):
-    """The store holds a different sweep (another grid, problem, horizon or algorithms)."""
+    """The store holds a different sweep (another grid, problem, horizon or algorithms).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.sweeps import StoreMismatchError
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=50), memsgd.Noise.gaussian(10)
+        >>> _ = memsgd.sweep(memsgd.gd, {"lr": [0.1, 0.2]}, spec, noise, 100, record=10, store="sweep.zarr")
+        >>> try:   # the same store, another grid
+        ...     memsgd.sweep(memsgd.gd, {"lr": [0.1, 0.3]}, spec, noise, 100, record=10, store="sweep.zarr")
+        ... except StoreMismatchError as exc:
+        ...     print("refused")
+        refused
+    """
 
 
 class StoreBusyError(ValueError):
-    """Another process is writing the store (a sweep on it is running)."""
+    """Another process is writing the store (a sweep on it is running).
+
+    Examples:
+        >>> from memsgd.sweeps import StoreBusyError, StoreMismatchError
+        >>> issubclass(StoreBusyError, ValueError), issubclass(StoreMismatchError, ValueError)
+        (True, True)
+    """
 
 
 @contextlib.contextmanager
@@ -90,7 +108,7 @@ def point_digests(loss: np.ndarray, diverged_at: np.ndarray, error=None) -> np.n
 
 class SweepStore:
     """A sweep's Zarr store at ``path`` (a local directory), locked for this process until
-    :meth:`close`."""
+    ``close``."""
 
     def __init__(self, path: str):
         self.path = path
@@ -153,7 +171,7 @@ class SweepStore:
             "to start over")
 
     def _acquire(self) -> None:
-        """The store's lock, held until :meth:`close` (the kernel drops it if the process dies)."""
+        """The store's lock, held until ``close`` (the kernel drops it if the process dies)."""
         try:
             import fcntl
         except ImportError:  # no flock on this platform: one writer is the user's to ensure

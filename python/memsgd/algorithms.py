@@ -65,11 +65,20 @@ class MemoryAlgorithm:
         preconditioner: ``p``: the gradient along eigenvalue ``lambda`` is multiplied by
             ``(lambda / lambda_max)^(-p)`` (a diagonal preconditioner in the eigenbasis; 0: none).
 
-    Example:
+    Examples:
         >>> import memsgd
         >>> algo = memsgd.MemoryAlgorithm(0.1, [0.9], [0.1], [[0.9]], weight_decay=1e-3)
         >>> algo.weight_decay, algo.memory
         (0.001, 1)
+
+        Heavy ball written out in matrix form (``u+ = beta u - lr g``, ``w+ = w + u+``):
+
+        >>> import memsgd
+        >>> algo = memsgd.MemoryAlgorithm(0.1, b=[0.9], c=[0.1], D=[[0.9]])
+        >>> algo.memory, round(algo.alpha_eff, 12)       # alpha_eff = lr / (1 - beta)
+        (1, 1.0)
+        >>> memsgd.heavy_ball(0.1, 0.9).D.tolist()       # the preset builds the same matrices
+        [[0.9]]
     """
 
     alpha: float
@@ -238,7 +247,7 @@ class MemoryAlgorithm:
 
     def __repr__(self) -> str:
         """The preset call that built it (``heavy_ball(lr=0.1, momentum=0.9)``), else the matrix
-        form; :meth:`matrix_form` always gives the matrix form."""
+        form; ``matrix_form`` always gives the matrix form."""
         if self._preset is None:
             return self.matrix_form()
         name, arguments = self._preset
@@ -252,6 +261,16 @@ class Multistep:
         w_{t+1} = w_t + sum_{m=1}^M a_m (w_{t+1-m} - w_{t-m}) - sum_{m=0}^M alphas_m grad L(w_{t-m})
 
     with ``P(z) = (z-1)(z^M - sum_m a_m z^(M-m))`` and ``Q(z) = sum_m alphas_m z^(M-m)``.
+
+    Examples:
+        Heavy ball is the two-step method ``w+ = w + beta (w - w-) - lr grad``:
+
+        >>> import memsgd
+        >>> ms = memsgd.heavy_ball(0.1, 0.9).to_multistep()
+        >>> ms.a.tolist(), ms.alphas.tolist()
+        ([0.9], [0.1, 0.0])
+        >>> round(ms.alpha_eff, 12)
+        1.0
     """
 
     def __init__(self, a, alphas):
@@ -274,7 +293,7 @@ class Multistep:
     @property
     def alpha_eff(self) -> float:
         """``Q(1) / P'(1)`` with ``P'(1) = R(1) = 1 - sum a``; ``inf`` when ``R(1) = 0`` (as
-        :attr:`MemoryAlgorithm.alpha_eff` for a singular ``I - D``), without a warning."""
+        [`MemoryAlgorithm.alpha_eff`][memsgd.MemoryAlgorithm.alpha_eff] for a singular ``I - D``), without a warning."""
         r1 = 1.0 - float(np.sum(self.a))
         if r1 == 0.0:
             return math.inf
@@ -313,7 +332,13 @@ class Multistep:
 # ``grad L + rho * weights`` at the gradient point (coupled L2, as torch.optim.SGD; docs/math.md §9).
 
 def gd(lr, weight_decay=0.0) -> MemoryAlgorithm:
-    """(S)GD: ``w+ = w - lr g`` (memory 0)."""
+    """(S)GD: ``w+ = w - lr g`` (memory 0).
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.gd(0.5).memory, memsgd.gd(0.5).alpha_eff
+        (0, 0.5)
+    """
     a, rho = nonnegative_scalar(lr, "lr"), nonnegative_scalar(weight_decay, "weight_decay")
     return MemoryAlgorithm(a, [], [], np.zeros((0, 0)), weight_decay=rho)._named("gd", lr=a, weight_decay=rho)
 
@@ -322,7 +347,13 @@ def heavy_ball(lr, momentum, weight_decay=0.0) -> MemoryAlgorithm:
     """Polyak's heavy ball: ``u+ = beta u - a g``, ``w+ = w + u+``.
 
     ``|beta| < 1`` is needed for stability (``det S_lambda = beta`` at every lambda, weight decay
-    or not): other values are accepted with a warning (docs/math.md §5)."""
+    or not): other values are accepted with a warning (docs/math.md §5).
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.gd(0.5).memory, memsgd.gd(0.5).alpha_eff
+        (0, 0.5)
+    """
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
     warn_unstable_memory(beta, f"heavy_ball(lr={a:g}, momentum={beta:g})")
@@ -334,7 +365,14 @@ def nesterov(lr, momentum, weight_decay=0.0) -> MemoryAlgorithm:
     """Nesterov momentum: heavy ball with the gradient taken at ``w + beta u`` (e = beta).
 
     Without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
-    (docs/math.md §5)."""
+    (docs/math.md §5).
+
+    Examples:
+        >>> import memsgd
+        >>> algo = memsgd.nesterov(0.1, 0.9)
+        >>> algo.e.tolist(), round(algo.alpha_eff, 12)           # gradient taken at w + 0.9 u
+        ([0.9], 1.0)
+    """
     a, beta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
     if rho == 0:  # weight decay keeps every mode's curvature >= rho, away from lambda -> 0
@@ -350,6 +388,11 @@ def am1(lr, momentum, kick, weight_decay=0.0) -> MemoryAlgorithm:
     ``alpha_eff = kick + lr / (1 - beta)``. ``lr`` and ``kick`` are learning rates (>= 0);
     without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
     (docs/math.md §5).
+
+    Examples:
+        >>> import memsgd
+        >>> round(memsgd.am1(0.1, 0.9, kick=1.0).alpha_eff, 12)  # kick + lr / (1 - momentum)
+        2.0
     """
     lr, beta, eta = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), nonnegative_scalar(kick, "kick")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
@@ -366,6 +409,11 @@ def qhm(lr, momentum, nu, weight_decay=0.0) -> MemoryAlgorithm:
 
     Without weight decay ``|beta| < 1`` is needed for stability on a power law: other values warn
     (docs/math.md §5).
+
+    Examples:
+        >>> import memsgd
+        >>> round(memsgd.qhm(1.0, 0.99, 0.7).alpha_eff, 12)      # QHM's alpha_eff is its lr
+        1.0
     """
     a, beta, v = nonnegative_scalar(lr, "lr"), real_scalar(momentum, "momentum"), real_scalar(nu, "nu")
     rho = nonnegative_scalar(weight_decay, "weight_decay")
@@ -378,7 +426,13 @@ def qhm(lr, momentum, nu, weight_decay=0.0) -> MemoryAlgorithm:
 def dana(g1, g2, g3, delta, weight_decay=0.0) -> MemoryAlgorithm:
     """DANA (Paquette et al.) with constant ``Delta``: ``y+ = (1-Delta) y + g1 g``, ``w+ = w - (g2 g + g3 y+)``.
 
-    ``g1, g2, g3`` are learning rates (>= 0)."""
+    ``g1, g2, g3`` are learning rates (>= 0).
+
+    Examples:
+        >>> import memsgd
+        >>> round(memsgd.dana(0.1, 0.1, 0.1, 0.1).alpha_eff, 12)  # g2 + g1 g3 / delta
+        0.2
+    """
     g1, g2, g3 = nonnegative_scalar(g1, "g1"), nonnegative_scalar(g2, "g2"), nonnegative_scalar(g3, "g3")
     d = real_scalar(delta, "delta")
     rho = nonnegative_scalar(weight_decay, "weight_decay")

@@ -15,7 +15,7 @@ the *contour* ``gamma = Psi({|mu| = 1})``, passes through 0 once (at ``mu = 1``)
 algorithm encloses the spectrum. Near ``mu = 1``, ``Psi(mu) = -(mu - 1) / alpha_eff + ...``: the contour is
 smooth there, with a straight angle. Examples: GD with learning rate ``a`` has ``Psi(mu) = (1 - mu) / a``, the
 circle of radius ``1/a`` through 0 and ``2/a``; heavy ball an ellipse; corner methods
-(:func:`memsgd.corner`) a contour with a corner of external angle ``theta pi`` at 0.
+([`memsgd.corner`][memsgd.corner]) a contour with a corner of external angle ``theta pi`` at 0.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def response(algorithm) -> Callable:
     ``Psi(mu) = lambda`` exactly when ``mu`` is an eigenvalue of ``S_lambda``; see the module docstring.
 
     Args:
-        algorithm: a stationary :class:`memsgd.MemoryAlgorithm` (any memory, any ``e``).
+        algorithm: a stationary [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] (any memory, any ``e``).
 
     Returns:
         A function of ``mu`` (complex scalar or array) returning ``Psi(mu)`` (complex; ``inf`` at the
@@ -74,7 +74,7 @@ def response_contour(algorithm, points: int = 2001):
     """The contour ``gamma = Psi(e^(i phi))``, ``phi`` in ``[-pi, pi]``: the image of the unit circle.
 
     Args:
-        algorithm: a stationary :class:`memsgd.MemoryAlgorithm`.
+        algorithm: a stationary [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm].
         points: number of angles (>= 3), evenly spaced in ``phi`` and symmetric about 0; near ``phi = 0``
             (``mu = 1``, where the contour passes through 0) 1/3 of them are spaced
             logarithmically down to ``phi = 1e-6`` so that a corner is resolved.
@@ -108,7 +108,7 @@ def mode_locus(algorithm, lambdas):
     b_m c_m / (mu - d_m)) = 0`` (accurate to a few ulps in ``mu - 1``), otherwise from ``eigvals(S_lambda)``.
 
     Args:
-        algorithm: a stationary :class:`memsgd.MemoryAlgorithm`.
+        algorithm: a stationary [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm].
         lambdas: 1-D array of eigenvalues.
 
     Returns:

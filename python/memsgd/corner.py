@@ -1,6 +1,6 @@
 """Corner algorithms (Yarotsky 2025, "Corner Gradient Descent", arXiv 2504.12519; docs/corner.md).
 
-A stationary algorithm is its response function ``Psi = -P/Q`` (:func:`memsgd.response`); a *corner map*
+A stationary algorithm is its response function ``Psi = -P/Q`` ([`memsgd.response`][memsgd.response]); a *corner map*
 has ``Psi(mu) ~ -c (mu - 1)^theta`` at ``mu -> 1``, so the contour ``Psi(|mu| = 1)`` has a corner of external
 angle ``theta pi`` at 0 and, on a power law, the noiseless loss falls like ``t^(-theta zeta)`` instead of
 GD's ``t^(-zeta)`` (``1 < theta <= 2``). The ideal corner map (the paper's eq. 28, normalised so that
@@ -97,7 +97,8 @@ def corner(theta, memory, *, spectrum=None, noise=None, scale=None, spacing=5.0,
     """The memory-M corner method of angle ``theta`` (module docstring; docs/corner.md).
 
     ``Psi(mu) = -A (1 - 1/mu) / sum_m omega_m / (mu - d_m)``, in matrix form ``alpha = 1/A``, ``b = d``,
-    ``c = omega / A``, ``D = diag(d)``, ``e = 0`` (``d, omega`` from :func:`corner_nodes`). The scale ``A`` is
+    ``c = omega / A``, ``D = diag(d)``, ``e = 0`` (``d, omega`` from [`corner_nodes`][memsgd.corner.corner_nodes]).
+    The scale ``A`` is
     the inverse learning rate: ``Psi ~ -A mu`` at infinity, and the ideal map keeps ``(0, 2A]`` stable.
 
     Choice of ``A``:
@@ -112,18 +113,19 @@ def corner(theta, memory, *, spectrum=None, noise=None, scale=None, spacing=5.0,
 
     Args:
         theta: external angle of the corner over pi, in [1, 2]; the loss rate is ``t^(-theta zeta)`` up to
-            the memory's horizon. Best under noise: :func:`memsgd.theory.theta_max` (below 2 and below
+            the memory's horizon. Best under noise: [`memsgd.theory.theta_max`][memsgd.theory.theta_max] (below 2 and
+            below
             ``nu``, where ``V`` diverges for the ideal map).
         memory: M >= 1 (state: M vectors of the parameters' size).
-        spectrum: the problem (:class:`memsgd.Spectrum`), to fit ``A`` to its top eigenvalue.
-        noise: the mini-batch noise (:class:`memsgd.Noise`), to fit ``A`` to ``noise_sum``; needs ``spectrum``.
+        spectrum: the problem ([`memsgd.Spectrum`][memsgd.Spectrum]), to fit ``A`` to its top eigenvalue.
+        noise: the mini-batch noise ([`memsgd.Noise`][memsgd.Noise]), to fit ``A`` to ``noise_sum``; needs ``spectrum``.
         scale: ``A > 0`` directly (then spectrum and noise are not used).
         spacing: ``l`` in ``h = l / sqrt(M)`` (default 5, the paper's); larger reaches further in time with
             a coarser approximation of the corner.
         noise_sum: target ``V`` in (0, 1) for the noise fit (default 0.5).
 
     Returns:
-        A stationary :class:`memsgd.MemoryAlgorithm` whose repr is the call that rebuilds it,
+        A stationary [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] whose repr is the call that rebuilds it,
         ``corner(theta=..., memory=..., scale=..., spacing=...)``.
 
     Example:
@@ -136,6 +138,12 @@ def corner(theta, memory, *, spectrum=None, noise=None, scale=None, spacing=5.0,
         >>> name, args = algo.preset
         >>> algo.alpha * args["scale"]                     # alpha = 1 / A
         1.0
+
+    Examples:
+        >>> import memsgd
+        >>> algo = memsgd.corner(1.5, 4, scale=1.0)      # theta = 1.5, memory 4, A = 1
+        >>> algo.memory, round(algo.alpha, 12)            # alpha = 1 / A
+        (4, 1.0)
     """
     theta = _theta(theta)
     memory = positive_int(memory, "memory")

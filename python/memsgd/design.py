@@ -1,19 +1,22 @@
 """Schedule design: minimise the exact expected loss over schedules (docs/schedule-design.md).
 
 ``optimize_schedule`` minimises ``log J`` with ``J = sum_t w_t L_t`` (default: the final loss
-``L_T``) by scipy's L-BFGS-B on the exact gradient of :func:`memsgd.loss_gradient`. A schedule
+``L_T``) by scipy's L-BFGS-B on the exact gradient of [`memsgd.loss_gradient`][memsgd.loss_gradient]. A schedule
 family maps a vector ``x`` of optimisation variables to the per-step parameters
 ``(alpha_t, b_t, c_t, D_t, e_t)``; the gradient with respect to ``x`` is the chain rule
 ``dJ/dx_j = sum_t <dJ/dtheta_t, dtheta_t/dx_j>``, with ``dtheta_t/dx_j`` by complex step through
 the family's per-step formulas (exact to rounding; the formulas are cheap next to the adjoint).
 
-Families (:data:`FAMILIES`):
+Families ([`FAMILIES`][memsgd.design.FAMILIES]):
 
-- parametric: ``"sgd"`` (constant lr), ``"sgd_power_law"`` (``lr (1 + t/t0)^-power``),
-  ``"heavy_ball"``, ``"nesterov"``, ``"qhm"`` (constant), ``"am1_power_law"`` (kick, delta,
-  gamma, t0), ``"dana_decaying"`` (g2, g3, delta, power), ``"jacobi"`` (nu_b, lambda_max);
+- parametric (the rows of the algorithm table the command line's presets come from, with their
+  design starts and bounds): ``"sgd"`` (constant lr), ``"sgd_power_law"`` (``lr (1 + t/t0)^-power``),
+  ``"heavy_ball"``, ``"nesterov"``, ``"qhm"`` (constant; lr, momentum, nu_qhm), ``"am1_power_law"``
+  (kick, delta, gamma, t0), ``"dana_decaying"`` (g2, g3, delta, power), ``"jacobi_heavy_ball"``
+  (nu_b, lambda_max);
 - free, piecewise linear in ``u = log(1 + t)`` between ``knots`` equally spaced knots on
-  ``[0, log T]`` (the parameters of steps 0..T-1): ``"free_sgd"`` (``log lr_t``) and ``"free_memory1"`` (``log lr_t``,
+  ``[0, log T]`` (the parameters of steps 0..T-1; ``spacing="ends"``: in
+  ``u = log(1 + t) - log(T - t)`` on ``[-log T, log T]``, which resolves a cooldown too): ``"free_sgd"`` (``log lr_t``) and ``"free_memory1"`` (``log lr_t``,
   ``log(1 - beta_t)``, ``log kick_t`` of AM1: ``v+ = beta_t v + g``, ``w+ = w - lr_t v+ - kick_t g``).
 
 Positive parameters are optimised in log scale (momenta as ``log(1 - beta)``); bounds are given
@@ -31,9 +34,9 @@ from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from . import algorithms as _algorithms
+from . import _core, _families
 from . import schedules as _schedules
+from .algorithms import MemoryAlgorithm
 from ._progress import progress_bar
 from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count, thread_count
 from .dynamics import loss_curve
@@ -91,7 +94,7 @@ def _sgd_arrays(lr, t):
 
 
 def _sgd_power_law_arrays(lr, power, t0, t):
-    return _memory0(lr * (1.0 + np.asarray(t, float) / t0) ** (-power))
+    return _memory0(_families.sgd_power_law_rates(lr, power, t0, t))
 
 
 def _memory1_constant(alpha, b, c, D, e, t):
@@ -113,27 +116,20 @@ def _qhm_arrays(lr, momentum, nu, t):
                              momentum, 0.0, t)
 
 
-def _sgd_power_law_schedule(lr, power, t0):
-    return Schedule(0, functools.partial(_sgd_power_law_arrays, lr, power, t0),
-                    name=f"sgd_power_law(lr={lr:g}, power={power:g}, t0={t0:g})")
-
-
-# The schedules of the constant families are the presets' (independent of the formulas above,
-# which the tests compare with them).
-def _sgd_schedule(lr):
-    return _schedules.constant(_algorithms.gd(lr))
-
-
-def _heavy_ball_schedule(lr, momentum):
-    return _schedules.constant(_algorithms.heavy_ball(lr, momentum))
-
-
-def _nesterov_schedule(lr, momentum):
-    return _schedules.constant(_algorithms.nesterov(lr, momentum))
-
-
-def _qhm_schedule(lr, momentum, nu):
-    return _schedules.constant(_algorithms.qhm(lr, momentum, nu))
+# Per-step formulas (params..., t) of the parametric families; their parameters, starts, bounds
+# and constructors are the rows of memsgd._families.TABLE (the table the command line reads
+# too). A family's schedule is its constructor's (independent of these formulas, which the
+# tests compare with it).
+_FORMULAS: Dict[str, Callable] = {
+    "sgd": _sgd_arrays,
+    "sgd_power_law": _sgd_power_law_arrays,
+    "heavy_ball": _heavy_ball_arrays,
+    "nesterov": _nesterov_arrays,
+    "qhm": _qhm_arrays,
+    "am1_power_law": _schedules._am1_power_law_generator,
+    "dana_decaying": functools.partial(_schedules._dana_decaying_generator, 1.0),
+    "jacobi_heavy_ball": _schedules._jacobi_generator,
+}
 
 
 @dataclass(frozen=True)
@@ -144,31 +140,20 @@ class _Parameter:
     bounds: Tuple[float, float]
 
 
-# name -> (memory, parameters, per-step formulas (params..., t), schedule constructor (params...))
-_PARAMETRIC = {
-    "sgd": (0, (_Parameter("lr", "log", 0.5, (1e-4, 10.0)),), _sgd_arrays, _sgd_schedule),
-    "sgd_power_law": (0, (_Parameter("lr", "log", 1.0, (1e-4, 10.0)), _Parameter("power", "linear", 0.3, (0.0, 5.0)),
-                          _Parameter("t0", "log", 10.0, (0.1, 1e7))),
-                      _sgd_power_law_arrays, _sgd_power_law_schedule),
-    "heavy_ball": (1, (_Parameter("lr", "log", 0.1, (1e-5, 4.0)), _Parameter("momentum", "log1m", 0.9, (0.0, 0.99999))),
-                   _heavy_ball_arrays, _heavy_ball_schedule),
-    "nesterov": (1, (_Parameter("lr", "log", 0.1, (1e-5, 4.0)), _Parameter("momentum", "log1m", 0.9, (0.0, 0.99999))),
-                 _nesterov_arrays, _nesterov_schedule),
-    "qhm": (1, (_Parameter("lr", "log", 1.0, (1e-4, 100.0)), _Parameter("momentum", "log1m", 0.99, (0.0, 0.99999)),
-                _Parameter("nu", "linear", 0.7, (0.0, 1.0))),
-            _qhm_arrays, _qhm_schedule),
-    "am1_power_law": (1, (_Parameter("kick", "log", 1.0, (1e-3, 4.0)), _Parameter("delta", "linear", 0.3, (0.0, 0.95)),
-                          _Parameter("gamma", "log", 1.0, (0.2, 3.0)), _Parameter("t0", "log", 10.0, (1e-2, 1e5))),
-                      _schedules._am1_power_law_generator, _schedules.am1_power_law),
-    "dana_decaying": (1, (_Parameter("g2", "log", 0.5, (1e-4, 4.0)), _Parameter("g3", "log", 0.5, (1e-4, 10.0)),
-                          _Parameter("delta", "log", 5.0, (0.1, 1e5)), _Parameter("power", "linear", 0.5, (0.0, 1.5))),
-                      functools.partial(_schedules._dana_decaying_generator, 1.0), _schedules.dana_decaying),
-    "jacobi": (1, (_Parameter("nu_b", "log", 0.5, (1e-2, 10.0)), _Parameter("lambda_max", "log", 1.0, (0.5, 100.0))),
-               _schedules._jacobi_generator, _schedules.jacobi_heavy_ball),
-}
+_PARAMETRIC = _families.design_families()
+assert set(_PARAMETRIC) == set(_FORMULAS), "every design family of the table needs its per-step formulas"
 
 FREE = ("free_sgd", "free_memory1")
 FAMILIES = tuple(_PARAMETRIC) + FREE
+"""The families' canonical names: the parametric ones of the algorithm table, then the free ones.
+Older names are accepted too (``"jacobi"`` for ``"jacobi_heavy_ball"``, ``"gd"`` for ``"sgd"``;
+the parameter ``nu`` of ``"qhm"`` for ``nu_qhm``).
+
+Examples:
+    >>> from memsgd.design import FAMILIES
+    >>> FAMILIES[:3], FAMILIES[-2:]
+    (('sgd', 'sgd_power_law', 'heavy_ball'), ('free_sgd', 'free_memory1'))
+"""
 
 # Free families: channels (name, natural bounds); every channel is log of a positive quantity.
 _FREE_CHANNELS = {
@@ -177,9 +162,47 @@ _FREE_CHANNELS = {
 }
 
 
-def _interpolation(u_knots: np.ndarray, t) -> Tuple[np.ndarray, np.ndarray]:
-    """Left knot index and weight of the right knot for each step, in u = log(1 + t); flat outside."""
-    u = np.clip(np.log1p(np.asarray(t, float)), u_knots[0], u_knots[-1])
+SPACINGS = ("log", "ends")
+
+
+@dataclass(frozen=True, eq=False)
+class _Knots:
+    """Knots of a piecewise-linear channel over the steps 0..steps-1, equally spaced in a coordinate
+    ``u(t)``: ``"log"``: ``u = log(1 + t)`` (resolves the start); ``"ends"``:
+    ``u = log(1 + t) - log(steps - t)`` (resolves the start and the end alike: near ``t = T`` it is
+    ``-log(T - t)``, so a cooldown ``(1 - t/T)^delta`` is a straight line in it)."""
+
+    u: np.ndarray
+    spacing: str
+    steps: int
+
+    @classmethod
+    def grid(cls, count: int, steps: int, spacing: str = "log") -> "_Knots":
+        top = math.log(max(steps, 2))
+        return cls(np.linspace(-top if spacing == "ends" else 0.0, top, count), spacing, steps)
+
+    @property
+    def size(self) -> int:
+        return self.u.size
+
+    def coordinate(self, t) -> np.ndarray:
+        t = np.asarray(t, float)
+        if self.spacing == "ends":
+            return np.log1p(t) - np.log(np.maximum(self.steps - t, 1.0))
+        return np.log1p(t)
+
+    def knot_steps(self) -> np.ndarray:
+        """The (fractional) step of each knot: the inverse of ``coordinate``."""
+        if self.spacing == "ends":   # (1 + t) / (T - t) = e^u
+            e = np.exp(self.u)
+            return (e * self.steps - 1.0) / (1.0 + e)
+        return np.expm1(self.u)
+
+
+def _interpolation(knots: _Knots, t) -> Tuple[np.ndarray, np.ndarray]:
+    """Left knot index and weight of the right knot for each step, in the knots' coordinate; flat outside."""
+    u_knots = knots.u
+    u = np.clip(knots.coordinate(t), u_knots[0], u_knots[-1])
     idx = np.clip(np.searchsorted(u_knots, u, side="right") - 1, 0, u_knots.size - 2)
     frac = (u - u_knots[idx]) / (u_knots[idx + 1] - u_knots[idx])
     return idx, frac
@@ -194,19 +217,19 @@ def _channel_arrays(kind: str, values):
     return _schedules._am1_arrays(lr, 1.0 - one_minus_beta, kick)
 
 
-def _free_log_values(u_knots: np.ndarray, x, t):
-    """Channel log-values at the steps t, piecewise linear in u = log(1 + t): (channels, len(t))."""
+def _free_log_values(u_knots: _Knots, x, t):
+    """Channel log-values at the steps t, piecewise linear in the knots' coordinate: (channels, len(t))."""
     idx, frac = _interpolation(u_knots, t)
     channels = np.reshape(x, (-1, u_knots.size))
     return channels[:, idx] * (1.0 - frac) + channels[:, idx + 1] * frac
 
 
-def _free_arrays(kind: str, u_knots: np.ndarray, x, t):
+def _free_arrays(kind: str, u_knots: _Knots, x, t):
     """Per-step parameters of a free family from its knot values x (channels concatenated)."""
     return _channel_arrays(kind, np.exp(_free_log_values(u_knots, x, t)))
 
 
-def _free_chain(kind: str, u_knots: np.ndarray, x, t, grads):
+def _free_chain(kind: str, u_knots: _Knots, x, t, grads):
     """``dJ/dx`` from the per-step gradient ``grads`` (alpha, b, c, D, e): the map from a channel's
     values to the parameters is pointwise in t, so one complex step per channel gives its
     derivative at every step at once; the knots then collect it with the interpolation weights."""
@@ -233,9 +256,15 @@ class Family:
 
     ``arrays(x, t)`` returns ``(alpha, b, c, D, e)`` for the steps ``t`` (complex ``x`` allowed:
     the chain rule uses complex step); ``natural(x)`` the family's parameters by name;
-    ``schedule(x)`` the memsgd :class:`Schedule`. ``start`` and ``lower``/``upper`` are in the
+    ``schedule(x)`` the memsgd [`Schedule`][memsgd.schedules.Schedule]. ``start`` and ``lower``/``upper`` are in the
     optimisation variables. ``chain(x, t, grads)``, when given, returns ``dJ/dx`` from the per-step
     gradient faster than one complex step per variable (the free families use it).
+
+    Examples:
+        >>> from memsgd.design import make_family
+        >>> family = make_family("free_sgd", 1000, knots=8)
+        >>> family.size, family.memory                           # one log learning rate per knot
+        (8, 0)
     """
 
     name: str
@@ -264,12 +293,13 @@ def _parametric_arrays(params, formulas, x, t):
 
 
 def _parametric_schedule(params, build, x):
-    return build(*(_parametric_natural(params, x).values()))
+    made = build(**_parametric_natural(params, x))
+    return _schedules.constant(made) if isinstance(made, MemoryAlgorithm) else made
 
 
 def _free_natural(kind, u_knots, x):
     channels = np.reshape(np.real(x), (-1, u_knots.size))
-    out = {"knot_steps": np.expm1(u_knots)}
+    out = {"knot_steps": u_knots.knot_steps()}
     for (name, _), values in zip(_FREE_CHANNELS[kind], channels):
         out[name] = np.exp(values)
     return out
@@ -278,10 +308,10 @@ def _free_natural(kind, u_knots, x):
 def _free_schedule(kind, u_knots, x):
     return Schedule(1 if kind == "free_memory1" else 0,
                     functools.partial(_free_arrays, kind, u_knots, np.array(np.real(x), float)),
-                    name=f"{kind}({u_knots.size} knots)")
+                    name=f"{kind}({u_knots.size} knots{', ends' if u_knots.spacing == 'ends' else ''})")
 
 
-def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps: int) -> Dict[str, np.ndarray]:
+def _start_from_schedule(kind: str, start: Schedule, u_knots: _Knots, steps: int) -> Dict[str, np.ndarray]:
     """Knot values (natural units) sampled from a schedule: for free_memory1 it must be in AM1 form
     (b_t = D_t = beta_t, c_t = lr_t, e_t = 0, kick_t = alpha_t - lr_t)."""
     if not isinstance(start, Schedule):
@@ -290,10 +320,10 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps:
     if start.memory != want:
         raise ValueError(f"start must have memory {want} for {kind}, got {start.memory}")
     alpha, b, c, D, e = start.parameters(max(steps, 1))
-    u = np.log1p(np.arange(alpha.size, dtype=float))
+    u = u_knots.coordinate(np.arange(alpha.size, dtype=float))
 
     def at_knots(v):   # interpolated in log scale, as the family is (values <= 0 go to the lower bound)
-        return np.exp(np.interp(u_knots, u, np.log(np.maximum(v, 1e-300))))
+        return np.exp(np.interp(u_knots.u, u, np.log(np.maximum(v, 1e-300))))
 
     if kind == "free_sgd":
         return {"lr": at_knots(alpha)}
@@ -302,46 +332,56 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: np.ndarray, steps:
     return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - momentum), "kick": at_knots(kick)}
 
 
-def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=None) -> Family:
-    """The family ``name`` (one of :data:`FAMILIES`) for a horizon of ``steps``.
+def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=None, spacing: str = "log") -> Family:
+    """The family ``name`` (one of [`FAMILIES`][memsgd.design.FAMILIES]) for a horizon of ``steps``.
 
     Args:
         knots: number of knots of a free family (piecewise linear in ``log(1 + t)``).
         start: parametric: ``{parameter: value}`` overriding the default start; free: a
-            :class:`Schedule` to sample (free_memory1: AM1 form, e.g. ``am1_power_law``) or
+            [`Schedule`][memsgd.schedules.Schedule] to sample (free_memory1: AM1 form, e.g. ``am1_power_law``) or
             ``{channel: value or array of knot values}``; values outside the bounds are clipped.
         bounds: ``{parameter or channel: (low, high)}`` in natural units, overriding the defaults.
+        spacing: where a free family's knots sit: ``"log"`` equally spaced in ``log(1 + t)``;
+            ``"ends"`` equally spaced in ``log(1 + t) - log(T - t)``, which resolves the end of
+            training as finely as the start (for a cooldown; ``knot_steps`` gives the steps).
+
+    Examples:
+        >>> from memsgd.design import make_family
+        >>> family = make_family("heavy_ball", 100)
+        >>> family.variables, family.start.round(6).tolist()     # optimised as log(lr), log(1 - momentum)
+        (('lr', 'momentum'), [-2.302585, -2.302585])
+        >>> make_family("jacobi", 100).name                      # an older name
+        'jacobi_heavy_ball'
     """
-    if not isinstance(name, str) or name not in FAMILIES:
-        raise ValueError(f"family must be one of {FAMILIES}, got {name!r}")
+    name = _family_name(name)
     steps = step_count(steps, minimum=1)
     start = {} if start is None else start
     bounds = {} if bounds is None else dict(bounds)
     if not isinstance(bounds, dict):
         raise TypeError("bounds must be a dict {name: (low, high)}")
     if name in _PARAMETRIC:
-        memory, params, formulas, build = _PARAMETRIC[name]
-        names = [p.name for p in params]
+        row = _PARAMETRIC[name]
+        names = [p.name for p in row.design_parameters]
         if not isinstance(start, dict):
             raise TypeError(f"start must be a dict {{parameter: value}} for {name}")
-        unknown = sorted(set(start) - set(names)) + sorted(set(bounds) - set(names))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {unknown} for family {name}: it has {names}")
+        start, bounds = _by_parameter(row, start, "start"), _by_parameter(row, bounds, "bounds")
         resolved = []
-        for p in params:
+        for p in row.design_parameters:
             lo, hi = _check_bounds(bounds.get(p.name, p.bounds), p.name)
-            value = real_scalar(start.get(p.name, p.start), f"start[{p.name!r}]")
-            resolved.append(_Parameter(p.name, p.kind, min(max(value, lo), hi), (lo, hi)))
+            value = real_scalar(start.get(p.name, p.design_start), f"start[{p.name!r}]")
+            resolved.append(_Parameter(p.name, p.scale, min(max(value, lo), hi), (lo, hi)))
         params = tuple(resolved)
         x0 = np.array([_checked_variable(p.kind, p.start, p.name) for p in params])
         lim = [_checked_bounds(p.kind, *p.bounds, p.name) for p in params]
-        return Family(name, memory, tuple(names), x0, np.array([a for a, _ in lim]), np.array([b for _, b in lim]),
-                      functools.partial(_parametric_arrays, params, formulas),
+        return Family(name, row.memory, tuple(names), x0, np.array([a for a, _ in lim]), np.array([b for _, b in lim]),
+                      functools.partial(_parametric_arrays, params, _FORMULAS[name]),
                       functools.partial(_parametric_natural, params),
-                      functools.partial(_parametric_schedule, params, build),
+                      functools.partial(_parametric_schedule, params, row.constructor()),
                       ", ".join(f"{p.name} in [{p.bounds[0]:g}, {p.bounds[1]:g}]" for p in params))
     knots = _knot_count(knots, steps, "knots", minimum=2)
-    u_knots = np.linspace(0.0, math.log(max(steps, 2)), knots)
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
+    u_knots = _Knots.grid(knots, steps, spacing)
     channels = _FREE_CHANNELS[name]
     channel_names = [c for c, _ in channels]
     unknown = sorted(set(bounds) - set(channel_names))
@@ -377,6 +417,34 @@ def make_family(name: str, steps: int, *, knots: int = 24, start=None, bounds=No
                   functools.partial(_free_chain, name, u_knots))
 
 
+def _family_name(name) -> str:
+    """The canonical family name of ``name`` (older names of the algorithm table accepted)."""
+    if isinstance(name, str):
+        if name in FAMILIES:
+            return name
+        canonical = _families.canonical_name(name)
+        if canonical in _PARAMETRIC:
+            return canonical
+    raise ValueError(f"family must be one of {FAMILIES}, got {name!r}")
+
+
+def _by_parameter(row, given: dict, what: str) -> dict:
+    """``given`` keyed by canonical parameter names (aliases accepted); unknown names refused."""
+    out, unknown = {}, []
+    for key, value in given.items():
+        canonical = row.parameter_name(key) if isinstance(key, str) else None
+        if canonical not in row.design_starts():
+            unknown.append(key)
+        elif canonical in out:
+            raise ValueError(f"{what} gives {canonical!r} twice (once as an older name) for family {row.name}")
+        else:
+            out[canonical] = value
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(map(str, unknown))} in {what} for family {row.name}: "
+                         f"it has {list(row.design_starts())}")
+    return out
+
+
 def _check_bounds(pair, name):
     try:
         lo, hi = (float(v) for v in pair)
@@ -405,7 +473,7 @@ def _checked_bounds(kind, lo, hi, name):
 
 @dataclass
 class ScheduleOptimum:
-    """What :func:`optimize_schedule` found.
+    """What [`optimize_schedule`][memsgd.optimize_schedule] found.
 
     ``schedule``: the best schedule evaluated that did not diverge; ``parameters``: its family
     parameters (natural units; free families: knot steps and knot values); ``x``: the optimisation
@@ -414,6 +482,13 @@ class ScheduleOptimum:
     ``rejected`` (trial points whose run diverged); ``success``, ``message``: L-BFGS-B's verdict
     (``success`` is False also when no evaluated point improved on the start);
     ``batch_size``: the optimised per-step batch sizes (with ``batch_budget``), else None.
+
+    Examples:
+        >>> import memsgd
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> best = memsgd.optimize_schedule("heavy_ball", spec, noise, 50, max_iterations=20)
+        >>> best.family, best.loss.shape, best.rejected >= 0
+        ('heavy_ball', (51,), True)
     """
 
     family: str
@@ -432,7 +507,7 @@ class ScheduleOptimum:
     history: list = field(default_factory=list, repr=False)
 
 
-def _batch_sizes(budget: float, steps: int, u_knots: np.ndarray, z, t) -> np.ndarray:
+def _batch_sizes(budget: float, steps: int, u_knots: _Knots, z, t) -> np.ndarray:
     """``B_t = 1 + (budget - T) softmax_t(z(u_t))``: every B_t >= 1 and sum_t B_t = budget."""
     if u_knots.size == 1:
         zt = z[0] * np.ones(len(t))
@@ -451,13 +526,13 @@ class _Problem:
     """
 
     def __init__(self, family: Family, spectrum: Spectrum, noise: Noise, steps: int, w: np.ndarray,
-                 batch_budget=None, batch_knots: int = 12, threads: Optional[int] = None):
+                 batch_budget=None, batch_knots: int = 12, threads: Optional[int] = None, spacing: str = "log"):
         self.family, self.spectrum, self.noise, self.steps, self.w = family, spectrum, noise, steps, w
         self.threads = threads
         self.t = np.arange(steps)
         self.n_sched = family.size
         self.budget = batch_budget
-        self.batch_u = None if batch_budget is None else np.linspace(0.0, math.log(max(steps, 2)), batch_knots)
+        self.batch_u = None if batch_budget is None else _Knots.grid(batch_knots, steps, spacing)
 
     @property
     def size(self) -> int:
@@ -540,9 +615,23 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
                     threads: Optional[int] = None):
     """``(J, dJ/dx)`` for ``J = sum_t weights[t] L_t`` of ``family.schedule(x)`` (default: ``L_T``).
 
-    The chain rule through the family's per-step formulas on top of :func:`memsgd.loss_gradient`;
+    The chain rule through the family's per-step formulas on top of [`memsgd.loss_gradient`][memsgd.loss_gradient];
     ``J = inf`` and ``dJ/dx`` all NaN when a weighted step diverges. ``threads`` as in
-    :func:`memsgd.loss_gradient`.
+    [`memsgd.loss_gradient`][memsgd.loss_gradient].
+
+    Examples:
+        Against a central difference of the exact loss in the first variable (``log lr``):
+
+        >>> import numpy as np, memsgd
+        >>> from memsgd.design import make_family, family_gradient
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> family = make_family("heavy_ball", 20)
+        >>> J, dJ = family_gradient(family, family.start, spec, noise, 20)
+        >>> def J_at(x):
+        ...     return memsgd.loss_curve(family.schedule(x), spec, noise, 20).loss[-1]
+        >>> step = np.array([1e-6, 0.0])
+        >>> bool(np.isclose(dJ[0], (J_at(family.start + step) - J_at(family.start - step)) / 2e-6, rtol=1e-6))
+        True
     """
     if not isinstance(family, Family):
         raise TypeError(f"family must be a Family (see make_family), got {type(family).__name__}")
@@ -562,16 +651,18 @@ def family_gradient(family: Family, x, spectrum: Spectrum, noise: Noise, steps: 
 def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, weights=None, start=None,
                       bounds=None, knots: int = 24, batch_budget: Optional[float] = None, batch_knots: int = 12,
                       starts: int = 1, max_iterations: int = 200, tolerance: float = 1e-10,
-                      progress: Optional[bool] = None, threads: Optional[int] = None) -> ScheduleOptimum:
+                      progress: Optional[bool] = None, threads: Optional[int] = None,
+                      spacing: str = "log") -> ScheduleOptimum:
     """Minimise ``J = sum_t weights[t] L_t`` (default: the final loss ``L_T``) over a schedule family.
 
     Args:
-        family: a name from :data:`FAMILIES` or a :class:`Family` (see :func:`make_family`).
+        family: a name from [`FAMILIES`][memsgd.design.FAMILIES] or a [`Family`][memsgd.design.Family] (see
+            [`make_family`][memsgd.design.make_family]).
         spectrum: the problem's spectrum.
         noise: its noise (tau1, tau2; its batch size unless ``batch_budget``).
         steps: the horizon T.
         weights: ``(T+1,)`` nonnegative loss weights (default: ``L_T`` alone).
-        start: passed to :func:`make_family` when ``family`` is a name.
+        start: passed to [`make_family`][memsgd.design.make_family] when ``family`` is a name.
         bounds: likewise.
         knots: likewise.
         batch_budget: optimise the per-step batch sizes too under ``sum_t B_t = batch_budget``
@@ -584,23 +675,38 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
         tolerance: L-BFGS-B's ``ftol`` (on ``log J``).
         progress: a bar over iterations (True / False / None: when stderr is a terminal).
         threads: at most this many threads per evaluation (default: all cores, as
-            :func:`memsgd.loss_curve`); the result does not depend on it.
+            [`memsgd.loss_curve`][memsgd.loss_curve]); the result does not depend on it.
+        spacing: knot spacing of a free family and of the batch-size knots
+            ([`make_family`][memsgd.design.make_family]): ``"log"`` or ``"ends"``.
 
-    The objective is ``log J`` (scale-free); its gradient ``(dJ/dx)/J`` is :func:`family_gradient`.
-    See the module docstring for the stability guard. Returns a :class:`ScheduleOptimum`.
+    The objective is ``log J`` (scale-free); its gradient ``(dJ/dx)/J`` is
+    [`family_gradient`][memsgd.design.family_gradient].
+    See the module docstring for the stability guard. Returns a [`ScheduleOptimum`][memsgd.ScheduleOptimum].
 
     Raises:
         ValueError: bad arguments, or every start diverges within the bounds (nothing to optimise).
+
+    Examples:
+        The best constant learning rate of SGD for ``L_50`` beats the start (``lr = 0.5``):
+
+        >>> import memsgd
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> best = memsgd.optimize_schedule("sgd", spec, noise, 50)
+        >>> best.success, bool(best.value < best.start_value), sorted(best.parameters)
+        (True, True, ['lr'])
+        >>> best.value == memsgd.loss_curve(best.schedule, spec, noise, 50).loss[-1]
+        True
     """
     from scipy.optimize import minimize
 
     instance_of(spectrum, Spectrum, "spectrum")
     instance_of(noise, Noise, "noise")
     steps = step_count(steps, minimum=1)
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {SPACINGS}, got {spacing!r}")
     if isinstance(family, str):
-        if family not in FAMILIES:
-            raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-        memory = _PARAMETRIC[family][0] if family in _PARAMETRIC else int(family == "free_memory1")
+        family = _family_name(family)     # older names of the algorithm table accepted
+        memory = _PARAMETRIC[family].memory if family in _PARAMETRIC else int(family == "free_memory1")
     elif not isinstance(family, Family):
         raise TypeError(f"family must be a name from {FAMILIES} or a Family, got {type(family).__name__}")
     elif start is not None or bounds is not None:
@@ -624,9 +730,9 @@ def optimize_schedule(family, spectrum: Spectrum, noise: Noise, steps: int, *, w
     # starting points allocate anything of length steps.
     _require_design_memory(memory, spectrum, noise, steps, batch_budget)
     if isinstance(family, str):
-        family = make_family(family, steps, knots=knots, start=start, bounds=bounds)
+        family = make_family(family, steps, knots=knots, start=start, bounds=bounds, spacing=spacing)
     w = _weights(weights, steps)
-    problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots, threads)
+    problem = _Problem(family, spectrum, noise, steps, w, batch_budget, batch_knots, threads, spacing)
     lower, upper = problem.bounds()
 
     # A diverged trial point gets the divergence threshold of the weighted sum (the core's rule

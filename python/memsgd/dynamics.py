@@ -47,7 +47,17 @@ class LossCurve:
 
     ``diverged_at`` is the first step with ``L_t > 1e30 L_0`` or a non-finite value (both arrays
     are ``inf`` from there on), or None. ``loss`` is the excess risk; with label noise of variance
-    ``label_noise`` (docs/math.md §9) the population risk is :attr:`total`.
+    ``label_noise`` (docs/math.md §9) the population risk is ``total``.
+
+    Examples:
+        >>> import memsgd
+        >>> import math
+        >>> from memsgd.long_horizon import DIVERGENCE_FACTOR
+        >>> curve = memsgd.loss_curve(memsgd.gd(2.5), memsgd.Spectrum([1.0], [2.0]), memsgd.Noise.none(), 100)
+        >>> curve.grows_exponentially                          # |1 - 2.5| > 1: L_t = 2.25^t L_0
+        True
+        >>> curve.diverged_at == math.ceil(math.log(DIVERGENCE_FACTOR) / math.log(2.25))  # past 1e30 L_0
+        True
     """
 
     loss: np.ndarray
@@ -83,7 +93,7 @@ class LossCurve:
     @property
     def grows_exponentially(self) -> bool:
         """True when the run diverged or the loss shows sustained exponential growth at its end:
-        over the last quarter (see :attr:`growth_rate`) the mean of ``ln L`` rises from each of four
+        over the last quarter (see ``growth_rate``) the mean of ``ln L`` rises from each of four
         equal parts to the next, and ``L`` grows at least e-fold (``growth_rate * w >= 1``).
 
         The losses themselves are exact and unchanged; this flags runs that have not (yet) crossed
@@ -95,11 +105,19 @@ class LossCurve:
 
 @dataclass(frozen=True)
 class LossCurves:
-    """Loss curves of C configurations at the recorded steps (see :func:`loss_curves`).
+    """Loss curves of C configurations at the recorded steps (see [`loss_curves`][memsgd.loss_curves]).
 
     ``steps`` (R,) int64; ``loss`` (C, R) float64, ``loss[i, r] = L_{steps[r]}`` of configuration i
     (``inf`` from its divergence on); ``diverged_at`` (C,) int64, -1 where the run did not diverge;
     ``label_noise`` (C,) the label-noise variance of each configuration's noise (zeros by default).
+
+    Examples:
+        >>> import memsgd
+        >>> curves = memsgd.loss_curves([memsgd.heavy_ball(0.1, m) for m in (0.0, 0.5, 0.9)],
+        ...                             memsgd.Spectrum.power_law(2.0, 1.0, size=100), memsgd.Noise.gaussian(10),
+        ...                             1000, record=20)
+        >>> curves.loss.shape == (3, curves.steps.size), int(curves.steps[-1])
+        (True, 1000)
     """
 
     steps: np.ndarray
@@ -118,7 +136,8 @@ class LossCurves:
 
     @property
     def growth_rate(self) -> np.ndarray:
-        """(C,) :attr:`LossCurve.growth_rate` of each configuration, fitted on the recorded steps in
+        """(C,) [`LossCurve.growth_rate`][memsgd.LossCurve.growth_rate] of each configuration, fitted on the recorded
+        steps in
         the last quarter of the run, or on the last 5 recorded steps when the quarter has fewer
         (``nan`` when those do not lie in the last half; ``inf`` if diverged)."""
         return np.array([growth(row, None if d < 0 else int(d), self.steps)[0]
@@ -126,8 +145,9 @@ class LossCurves:
 
     @property
     def grows_exponentially(self) -> np.ndarray:
-        """(C,) bool, :attr:`LossCurve.grows_exponentially` of each configuration on the recorded
-        steps, in the window of :attr:`growth_rate` (False where it has no fit)."""
+        """(C,) bool, [`LossCurve.grows_exponentially`][memsgd.LossCurve.grows_exponentially] of each configuration on
+        the recorded
+        steps, in the window of ``growth_rate`` (False where it has no fit)."""
         return np.array([growth(row, None if d < 0 else int(d), self.steps)[1]
                          for row, d in zip(self.loss, self.diverged_at)], dtype=bool)
 
@@ -145,6 +165,13 @@ class Propagators:
     (``W'_n`` with ``hh^T``; ``W[0] = 0``) enters the renewal pair through its cumulative sum,
     ``L_t = U_t + sum_{n=1}^t W_n + sum_{s<t} l_s V_{t-s}`` (and ``l`` with the primes). Zeros
     without label noise (the default).
+
+    Examples:
+        >>> import memsgd
+        >>> props = memsgd.propagators(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum([1.0], [2.0]),
+        ...                            memsgd.Noise.gaussian(10), 100)
+        >>> props.steps, props.U.shape, props.e_is_zero
+        (100, (101,), True)
     """
 
     U: np.ndarray
@@ -206,7 +233,7 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     (specialised SIMD kernels for M <= 3), any shift e, and per-step batch sizes
     (``Noise(batch_size=array)``: step t uses ``tau1/B_t``, ``tau2/B_t``, docs/math.md §8).
     Cost O(steps K (M+1)^2) for M <= 3, O(steps K (M+1)^3) above; memory O(K (M+1)^2 + steps).
-    Deterministic: identical bits for any number of threads, and equal to :func:`loss_curves`.
+    Deterministic: identical bits for any number of threads, and equal to [`loss_curves`][memsgd.loss_curves].
 
     ``progress``: ``True`` shows a progress bar, ``False`` never, ``None`` (default) when the
     run is long (about 5 s or more) and stderr is a terminal. Long runs can be interrupted
@@ -215,6 +242,21 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
     core uses one where more do not pay (docs/engine.md, "Threads"), and never more than 4 per
     processor (larger values are capped: ``memsgd._core.thread_limit()``). The losses do not
     depend on it.
+
+    Examples:
+        Noiseless SGD on one mode: ``L_t = L_0 (1 - lr lambda)^(2t)``:
+
+        >>> import memsgd
+        >>> spec = memsgd.Spectrum([1.0], [2.0])                      # lambda = 1, L_0 = 1
+        >>> memsgd.loss_curve(memsgd.gd(0.5), spec, memsgd.Noise.none(), 3).loss.tolist()
+        [1.0, 0.25, 0.0625, 0.015625]
+
+        Heavy ball on a power law with Gaussian mini-batch noise:
+
+        >>> curve = memsgd.loss_curve(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                           memsgd.Noise.gaussian(10), 1000)
+        >>> curve.loss.shape, curve.diverged_at is None, bool(curve.loss[-1] < curve.loss[0])
+        ((1001,), True, True)
     """
     steps = check_problem(algorithm, spectrum, noise, steps)
     threads = thread_count(threads)
@@ -242,8 +284,26 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
 
     Stationary algorithms and a constant batch size only (two-time propagators of schedules
     are not offered here). Weight decay, readout and preconditioner: the propagators of the exact
-    plain reduction (``memsgd._affine``), so :func:`memsgd.loss_from_propagators` gives the loss
-    curve. ``progress`` and ``threads`` as in :func:`loss_curve`.
+    plain reduction (``memsgd._affine``), so [`memsgd.loss_from_propagators`][memsgd.loss_from_propagators] gives the
+    loss
+    curve. ``progress`` and ``threads`` as in [`loss_curve`][memsgd.loss_curve].
+
+    Examples:
+        Noiseless SGD on one mode: ``U_n = (1 - lr lambda)^(2n) L_0`` and no noise propagator.
+
+        >>> import memsgd
+        >>> spec = memsgd.Spectrum([1.0], [2.0])
+        >>> props = memsgd.propagators(memsgd.gd(0.5), spec, memsgd.Noise.none(), 3)
+        >>> props.U.tolist(), props.V.tolist()
+        ([1.0, 0.25, 0.0625, 0.015625], [0.0, 0.0, 0.0, 0.0])
+
+        With Gaussian noise and B = 2 the renewal equation built from them gives the engine's curve:
+
+        >>> noisy = memsgd.propagators(memsgd.gd(0.5), spec, memsgd.Noise.gaussian(2), 3)
+        >>> memsgd.loss_from_propagators(noisy).tolist()
+        [1.0, 0.5, 0.25, 0.125]
+        >>> memsgd.loss_curve(memsgd.gd(0.5), spec, memsgd.Noise.gaussian(2), 3).loss.tolist()
+        [1.0, 0.5, 0.25, 0.125]
     """
     if isinstance(algorithm, Schedule):
         raise ValueError("algorithm must be stationary (a MemoryAlgorithm): propagators of a Schedule "
@@ -300,6 +360,16 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
     parallel, one per thread (each vectorised over components), or one after another split over
     components when there are fewer configurations than threads. Memory O(C R + K (M+1)^2 threads)
     (plus the per-step parameters of schedules, built in chunks).
+
+    Examples:
+        Two learning rates in one call, the loss kept at steps 0, 2 and 4 (noiseless SGD on one mode:
+        ``L_t = (1 - lr)^(2t)``):
+
+        >>> import memsgd
+        >>> curves = memsgd.loss_curves([memsgd.gd(0.5), memsgd.gd(0.25)], memsgd.Spectrum([1.0], [2.0]),
+        ...                             memsgd.Noise.none(), 4, record=[0, 2, 4])
+        >>> curves.loss.tolist()
+        [[1.0, 0.0625, 0.00390625], [1.0, 0.31640625, 0.1001129150390625]]
     """
     if isinstance(algorithms, (MemoryAlgorithm, Schedule)):
         raise TypeError("algorithms must be a sequence of MemoryAlgorithm / Schedule (for one algorithm, "
@@ -358,7 +428,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
 
 
 def _forward_problems(algos: list, specs: list):
-    """:func:`memsgd._affine.forward_problem` of every configuration, each distinct (algorithm,
+    """``memsgd._affine.forward_problem`` of every configuration, each distinct (algorithm,
     spectrum) pair reduced once (shared objects stay shared: the core call caches by identity)."""
     done: dict = {}
     out_a, out_s, out_k = [], [], []

@@ -53,6 +53,13 @@ class LossGradient:
     losses ``L_t`` of the forward pass (``inf`` from ``diverged_at`` on). When a step with a
     nonzero weight diverged, ``value`` is ``inf`` and every gradient entry is NaN. Rows from the
     last nonzero weight on are zero (those steps do not affect the value).
+
+    Examples:
+        >>> import memsgd
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> g = memsgd.loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, noise, 20)
+        >>> g.alpha.shape, g.D.shape, g.value == memsgd.loss_curve(memsgd.heavy_ball(0.1, 0.9), spec, noise, 20).loss[-1]
+        ((20,), (20, 1, 1), True)
     """
 
     value: float
@@ -134,7 +141,8 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     """``value = sum_t weights[t] L_t`` and its exact gradient w.r.t. every per-step parameter.
 
     Args:
-        schedule: a :class:`Schedule` (its first ``steps`` steps), or a :class:`MemoryAlgorithm`,
+        schedule: a [`Schedule`][memsgd.schedules.Schedule] (its first ``steps`` steps), or a
+            [`MemoryAlgorithm`][memsgd.MemoryAlgorithm],
             treated as the constant schedule (the gradient is still per step).
         spectrum: the problem's spectrum.
         noise: its noise; a per-step batch size ``B_t`` (``Noise(batch_size=array)``) is
@@ -147,7 +155,7 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
             Memory: about ``horizon/C + C`` states of ``K (M+1)(M+2)/2`` doubles (``K (M+1)^2``
             for M > 3).
         threads: at most this many threads (default: all cores; the thread policy of
-            :func:`memsgd.loss_curve` for both passes). The result does not depend on it.
+            [`memsgd.loss_curve`][memsgd.loss_curve] for both passes). The result does not depend on it.
         progress: ``True`` shows a progress bar, ``False`` never, ``None`` when the run is long and
             stderr is a terminal. Long runs can be interrupted with Ctrl-C.
         weight_decay_gradient: also compute ``weight_decay`` (``d value / d rho_t``) when the
@@ -158,13 +166,26 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     (``memsgd._affine``); ``alpha``..``e`` are the gradients w.r.t. the original parameters (chain
     rule) and ``weight_decay`` w.r.t. the per-step ``rho_t``.
 
-    The forward pass is :func:`memsgd.loss_curve`'s run of the engine: ``loss`` and
+    The forward pass is [`memsgd.loss_curve`][memsgd.loss_curve]'s run of the engine: ``loss`` and
     ``diverged_at`` are bitwise those of ``loss_curve`` (divergence: ``L_t > 1e30 L_0`` or a
     non-finite value, decided by the core). With weight decay the adjoint needs the plain model,
     so the forward pass runs the reduction, where ``loss_curve`` runs the engine's affine state:
     the two agree to about 1e-14 relative, not bit for bit. The backward pass is its adjoint (module docstring).
     Cost about 4-6 forward runs (``bench/bench_gradient.py``). Deterministic for any thread count
     and any ``checkpoint_every``.
+
+    Examples:
+        The gradient with respect to a constant learning rate is the sum of the per-step gradients of
+        ``alpha_t`` and ``c_t`` (heavy ball: ``alpha = c = lr``); a central difference agrees:
+
+        >>> import numpy as np, memsgd
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> g = memsgd.loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, noise, 20)   # J = L_20
+        >>> def final(lr):
+        ...     return memsgd.loss_curve(memsgd.heavy_ball(lr, 0.9), spec, noise, 20).loss[-1]
+        >>> fd = (final(0.1 + 1e-6) - final(0.1 - 1e-6)) / 2e-6
+        >>> bool(np.isclose(g.alpha.sum() + g.c.sum(), fd, rtol=1e-6))
+        True
     """
     steps = check_problem(schedule, spectrum, noise, steps, "schedule")
     if checkpoint_every is not None:

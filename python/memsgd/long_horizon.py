@@ -32,7 +32,7 @@ What the contour may and may not leave out:
 * Off-axis singularities (complex ``mu`` of underdamped momentum, negative ``mu`` of oscillating
   modes) with ``Re s > c - rho`` contribute ``~ e^(-rho t)`` relative to ``L_t``. They are left
   out only from ``t0 = 2.4 X / rho`` on (``X ~ 36`` the contour's reach, ``e^(-86)``); below ``t0``
-  the exact recursion (:func:`memsgd.loss_curve`) runs. The factor 2 covers the shift of the
+  the exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve]) runs. The factor 2 covers the shift of the
   zeros of ``1 - V'`` off the component poles (found below 10% in random memory-1/2 problems).
   At its end the contour is checked against the recursion at ~12 steps in ``[t0, 2 t0]``.
 * Cancellation: far-left components (``lambda t >> 1``) are analytic inside the contour and
@@ -94,6 +94,7 @@ from ._affine_states import AffineStates, deviation_states, fixed_point, source_
 from ._packing import noise_arrays, parameter_arrays
 from ._piece_states import Maps, contour_state, run
 from ._progress import watched
+from ._smooth_pieces import frozen_pieces, graded_boundaries
 from ._stationary import spectrum_and_noise, stationary
 from ._validation import nonnegative_int, progress_flag, step_array, thread_count
 from .algorithms import MemoryAlgorithm
@@ -167,6 +168,10 @@ _ENVELOPE_MAX_WINDOW = 1024
 # the second (numpy, O(n K P^2)): past it only the contour.
 _STATE_RECURSION = 1024
 _STATE_RECURSION_MAX = 200_000
+# approximate= at least: at 2 and 4 pieces per e-fold the estimate missed AM1's error (4x).
+_SMOOTH_MIN_PER_EFOLD = 8
+# A smooth schedule (approximate=) comes from the exact recursion up to this step by default.
+_SMOOTH_EXACT = 10 ** 6
 # Resolution of the centre c: shifting it by this changes e^(c t) by < 1e-6 at t = 10^12, and the
 # contour encloses singularities that close to it anyway.
 _CENTRE_RESOLUTION = 1e-18
@@ -174,7 +179,7 @@ _CENTRE_RESOLUTION = 1e-18
 
 @dataclass(frozen=True)
 class LossAt:
-    """Exact expected losses at chosen steps (see :func:`loss_at`).
+    """Exact expected losses at chosen steps (see [`loss_at`][memsgd.loss_at]).
 
     Fields:
         steps: (n,) int64, the requested steps.
@@ -182,19 +187,26 @@ class LossAt:
         error: (n,) float64, estimated absolute error of ``loss`` (0 where ``loss`` is inf).
         diverged_at: the first step whose loss is not finite or exceeds 1e30 L_0 (it may lie
             between requested steps), or None when that does not happen up to ``steps[-1]``.
-        exact_until: steps up to this one come from the exact recursion (:func:`memsgd.loss_curve`),
+        exact_until: steps up to this one come from the exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve]),
             later ones from the contour integral.
         rate: exponential rate ``c`` of the slowest mode: ``L_t ~ e^(c t)`` times slower factors
             (0 for an infinite spectrum, < 0 for a finite one, > 0 when the loss diverges).
-        warnings: the messages :func:`loss_at` warned with (an estimated relative error above
+        warnings: the messages [`loss_at`][memsgd.loss_at] warned with (an estimated relative error above
             1e-6 at some steps, naming them; a hand-over that never matched the recursion).
         floor: the limit ``L_inf`` that the contour subtracted analytically (label noise or weight
-            decay on a converging run: :attr:`StabilityReport.noise_floor`, computed here from the
+            decay on a converging run: ``StabilityReport.noise_floor``, computed here from the
             generating functions at z = 1); 0 when nothing was subtracted (the plain model, or a
             run that does not converge).
         excess: (n,) ``L_t - floor``; from the contour it is the integrated transient itself, so it
             keeps its relative accuracy while it dies (``loss`` holds it only to ``error``, which is
             at least ``eps * floor``); from the recursion ``loss - floor``.
+
+    Examples:
+        >>> import memsgd
+        >>> at = memsgd.loss_at(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                     memsgd.Noise.gaussian(10), [10**4, 10**8])
+        >>> at.steps.tolist(), at.loss.shape, bool(max(at.relative_error) < 1e-6)
+        ([10000, 100000000], (2,), True)
     """
 
     steps: np.ndarray
@@ -225,17 +237,33 @@ class LossAt:
 
 
 def supports_loss_at(algorithm, noise) -> bool:
-    """True when :func:`loss_at` accepts this algorithm and noise: a stationary
-    :class:`MemoryAlgorithm` (not a Schedule; label noise, weight decay, readout and preconditioner
-    allowed, but not a preconditioner together with weight decay) and a :class:`Noise` with one
-    batch size."""
-    return (isinstance(algorithm, MemoryAlgorithm) and isinstance(noise, Noise) and not noise.per_step
-            and not (algorithm.preconditioner and has_weight_decay(algorithm)))
+    """True when [`loss_at`][memsgd.loss_at] accepts this algorithm and noise: a stationary
+    [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule; label noise, weight decay, readout and
+    preconditioner allowed, but not a preconditioner together with weight decay), or a
+    [`Schedule.piecewise`][memsgd.Schedule.piecewise] of pieces without readout and preconditioner (exact, each
+    piece by its contour: about one stationary run per piece), and a [`Noise`][memsgd.Noise] with one batch
+    size. A smooth Schedule is False: it needs ``approximate=`` (an approximation, not the exact route a sweep
+    takes).
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.supports_loss_at(memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10))
+        True
+        >>> memsgd.supports_loss_at(memsgd.schedules.am1_power_law(1.0, 0.3), memsgd.Noise.gaussian(10))
+        False
+    """
+    if not isinstance(noise, Noise) or noise.per_step:
+        return False
+    if isinstance(algorithm, Schedule):
+        pieces = algorithm.pieces
+        return pieces is not None and all(not np.any(a.readout) and not a.preconditioner for a, _ in pieces)
+    return isinstance(algorithm, MemoryAlgorithm) and not (algorithm.preconditioner and has_weight_decay(algorithm))
 
 
 def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps, *,
             exact_until: Optional[int] = None, progress: Optional[bool] = None,
-            threads: Optional[int] = None, warn: bool = True) -> LossAt:
+            threads: Optional[int] = None, warn: bool = True, approximate: Optional[int] = None,
+            breaks=()) -> LossAt:
     """Exact expected loss ``L_t`` of mini-batch SGD with memory at the given steps, for any t up
     to 10^12, at a cost that does not grow with t (docs/long-horizons.md).
 
@@ -246,7 +274,7 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     the floor ``L_inf``: a converging run is inverted around its fixed point, ``L_t = L_inf + (the
     transient)``, with ``L_inf`` exact (``LossAt.floor``, = ``stability(...).noise_floor``) and the
     transient integrated with its own relative accuracy (``LossAt.excess = L_t - L_inf``). The values are those of
-    :func:`memsgd.loss_curve` (same spectrum nodes and weights) to the returned error estimate,
+    [`memsgd.loss_curve`][memsgd.loss_curve] (same spectrum nodes and weights) to the returned error estimate,
     typically 1e-12 relative and aimed at 1e-8 at worst: a step where the contour's estimate is
     worse (a loss far below ``e^(c t) L_0``: a slow mode with a tiny amplitude, a mode at the
     stability edge) comes from the recursion too, up to step 2e7 (docs/long-horizons.md,
@@ -254,9 +282,9 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     (``RuntimeWarning``, also in ``LossAt.warnings``) and one with no correct digit raises.
 
     Args:
-        algorithm: a stationary :class:`MemoryAlgorithm` (any memory M, any e; weight decay, a
-            readout or EMA, a preconditioner, but not a preconditioner together with weight decay),
-            or a :meth:`Schedule.piecewise` of such pieces without readout and preconditioner
+        algorithm: a stationary [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (any memory M, any e; weight decay,
+            a readout or EMA, a preconditioner, but not a preconditioner together with weight decay),
+            or a [`Schedule.piecewise`][memsgd.schedules.Schedule.piecewise] of such pieces without readout and preconditioner
             (each piece from the state the previous one hands over; docs/long-horizons.md,
             "Piecewise-stationary schedules").
         spectrum: finite, infinite (quadrature weights) or empirical.
@@ -266,21 +294,30 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
             ``t0`` the first step where the contour is valid, ~100 / (decay rate of the slowest
             oscillating mode); at least 128; further where the contour's estimate is not good
             enough, see above; ``LossAt.exact_until`` says where it ended).
-        progress: as in :func:`memsgd.loss_curve` (for the recursion part and long contour sums).
+        progress: as in [`memsgd.loss_curve`][memsgd.loss_curve] (for the recursion part and long contour sums).
         threads: at most this many threads (default: all cores); the values do not depend on it.
         warn: emit the messages of ``LossAt.warnings`` as ``RuntimeWarning`` (False: only keep
             them there, e.g. in a worker process whose warnings would be lost).
+        approximate: for a smooth :class:`Schedule` (parameters changing every step: cosine, WSD
+            cooldowns, AM1, DANA-decaying), ``m`` >= 8 pieces per e-fold (16 recommended): steps up to ``exact_until``
+            (default ``min(10^6, last step)``) come from the exact recursion, later steps from a
+            piecewise-stationary approximation graded in log-distance to step 0, to the evaluated
+            step and to the ``breaks``, at ``m/2`` and ``m`` pieces per e-fold, Richardson-extrapolated
+            (``(4 L_m - L_{m/2}) / 3``) with the error estimate ``|L_m - L_{m/2}|``
+            (docs/long-horizons.md, "Smooth schedules"). None (default): a smooth schedule is refused.
+        breaks: steps where the schedule has a kink (WSD's cooldown start, a warmup's end); each is a
+            piece boundary with pieces graded around it (only with ``approximate``).
 
     Cost: the recursion up to ``2 t0`` plus O(K P^3) per contour node, ~70 nodes per decade of
     requested steps (P = (M+1)(M+2)/2). A diverging algorithm gets ``inf`` from its divergence on
-    (``diverged_at``), as in :func:`memsgd.loss_curve`.
+    (``diverged_at``), as in [`memsgd.loss_curve`][memsgd.loss_curve].
 
     Raises:
         ValueError: for a step the contour cannot resolve beyond the recursion's reach (its
             error estimate at least the value), naming the step; and for horizons that only
             the recursion could reach (undamped oscillating modes).
 
-    Example:
+    Examples:
         >>> import memsgd as ms
         >>> r = ms.loss_at(ms.heavy_ball(0.1, 0.9), ms.Spectrum.power_law(1.5, 0.75, head=256),
         ...                ms.Noise.gaussian(10), [10**3, 10**9])
@@ -293,6 +330,12 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
         True
     """
     pieces = getattr(algorithm, "pieces", None) if isinstance(algorithm, Schedule) else None
+    if approximate is not None or (breaks is not None and len(breaks)):
+        if not isinstance(algorithm, Schedule) or pieces is not None:
+            raise ValueError("approximate and breaks must be left out for a stationary algorithm or a "
+                             "Schedule.piecewise (loss_at is exact there); they are for a smooth Schedule")
+        return _loss_at_smooth(algorithm, spectrum, noise, steps, exact_until, approximate, breaks, progress,
+                               threads, warn)
     if pieces is not None and len(pieces) > 1:
         return _loss_at_pieces(algorithm, spectrum, noise, steps, exact_until, progress, threads, warn)
     if pieces is not None:
@@ -316,7 +359,7 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
 
 
 def _loss_at_pieces(schedule, spectrum, noise, steps, exact_until, progress, threads, warn) -> LossAt:
-    """loss_at of a piecewise-stationary schedule (:meth:`Schedule.piecewise`): piece j by its own
+    """loss_at of a piecewise-stationary schedule (``Schedule.piecewise``): piece j by its own
     contour (and recursion for its first steps) from the per-component state at its first step
     ``s_j``, which piece j-1 hands over (docs/long-horizons.md, "Piecewise-stationary schedules").
 
@@ -357,6 +400,17 @@ def _loss_at_pieces(schedule, spectrum, noise, steps, exact_until, progress, thr
         later = bool(np.any(steps >= s1))
         if not np.any(here) and not later:
             break
+        if not np.any(here) and s1 - s0 <= _STATE_RECURSION:
+            # a short piece with no requested step: its state from the recursion alone, as state_at
+            # would give it, without the contour's analysis (the centre's bisection is most of a
+            # piece's cost; smooth schedules are mostly such pieces)
+            second, first, e2, div = _short_piece_state(algo, spectrum, noise, second, first, L0, int(s1 - s0))
+            if div is not None:
+                diverged_at = s0 + div
+                break
+            scale = float(np.dot(ml, np.abs(second).max(axis=1)))
+            handed += float(np.dot(ml, e2.max(axis=1))) / scale if scale > 0 else 0.0
+            continue
         problem = _Problem(algo, spectrum, noise, progress, threads, initial=(second, first, L0, j == 0))
         if np.any(here):
             r = problem.loss_at(steps[here] - s0, None)
@@ -391,6 +445,92 @@ def _loss_at_pieces(schedule, spectrum, noise, steps, exact_until, progress, thr
     return result
 
 
+def _short_piece_state(algorithm, spectrum, noise, second, first, L0, n):
+    """``(second, first, second_error, diverged_at)`` after n steps of a stationary piece from the
+    given per-component states, by the recursion (what ``_Problem.state_at`` does for n <= 1024)."""
+    algo, spec, rho = decayed_problem(algorithm, spectrum)
+    maps = Maps(algo, spec.eigenvalues, spec.coefficients2, rho, noise.self_noise, noise.coupling, noise.label_source)
+    threshold = DIVERGENCE_FACTOR * L0 if L0 > 0 else math.inf
+    _, x, y, div = run(maps, spec.weights, second, first, n, threshold)
+    return x, y, _Problem._rounding(n) * np.abs(x), div
+
+
+def _loss_at_smooth(schedule, spectrum, noise, steps, exact_until, approximate, breaks, progress, threads,
+                    warn) -> LossAt:
+    """loss_at of a smooth Schedule (``approximate=m``): the recursion up to ``exact_until``, beyond
+    it at each step t the frozen schedules of ``memsgd._smooth_pieces`` at ``m/2`` and ``m`` pieces
+    per e-fold (each evaluated exactly, :func:`_loss_at_pieces`), Richardson-extrapolated for a
+    second-order error, ``(4 L_m - L_{m/2}) / 3``, with the estimate ``|L_m - L_{m/2}|`` (three
+    times the correction: the measured convergence is 2 to 3rd order, docs/long-horizons.md, "Smooth
+    schedules") plus both levels' own estimates."""
+    if approximate is None:
+        raise ValueError("approximate must be a number of pieces per e-fold (an integer >= 8) when breaks "
+                         "are given")
+    if isinstance(approximate, bool) or not isinstance(approximate, (int, np.integer)):
+        raise TypeError(f"approximate must be an integer (pieces per e-fold), got {type(approximate).__name__}")
+    if approximate < _SMOOTH_MIN_PER_EFOLD:
+        raise ValueError(f"approximate must be >= {_SMOOTH_MIN_PER_EFOLD} (pieces per e-fold; the coarse level has "
+                         f"half, and coarser levels are not yet in the asymptotic regime the estimate assumes), "
+                         f"got {approximate}")
+    m = int(approximate)
+    if isinstance(breaks, (str, bytes)) or not isinstance(breaks, (list, tuple, np.ndarray)):
+        raise TypeError(f"breaks must be a sequence of steps, got {type(breaks).__name__}")
+    breaks = tuple(nonnegative_int(b, "breaks") for b in breaks)
+    steps = step_array(steps, "steps", max_step=MAX_STEP)
+    if np.ndim(schedule.weight_decay) > 0:
+        raise ValueError("algorithm must have one weight_decay for every step for loss_at's approximation "
+                         "(per-step weight decay: use loss_curve)")
+    if schedule.length is not None and steps[-1] > schedule.length:
+        raise ValueError(f"steps must be <= the schedule's length {schedule.length}, got {int(steps[-1])}")
+    exact_until = min(int(steps[-1]), _SMOOTH_EXACT) if exact_until is None else \
+        min(nonnegative_int(exact_until, "exact_until"), int(steps[-1]))
+    if exact_until > _ENGINE_MAX:
+        raise ValueError(f"exact_until must be <= {_ENGINE_MAX:.0e} (the exact recursion's limit in loss_at; "
+                         f"for every step up to {exact_until:.3g} use loss_curve), got {exact_until}")
+    progress_flag(progress)
+    threads = thread_count(threads)
+    if not isinstance(warn, bool):
+        raise TypeError(f"warn must be True or False, got {type(warn).__name__}")
+    n = steps.size
+    loss, error = np.full(n, math.inf), np.zeros(n)
+    diverged_at, messages = None, []
+    early = steps <= exact_until
+    if np.any(early):
+        curve = loss_curve(schedule, spectrum, noise, int(steps[early][-1]), progress=progress,
+                           threads=threads or None)
+        loss[early] = curve.loss[steps[early]]
+        error[early] = _Problem._rounding(steps[early]) * np.abs(loss[early])
+        diverged_at = curve.diverged_at
+    for i in np.flatnonzero(~early):
+        if diverged_at is not None:
+            break
+        t = int(steps[i])
+        levels = []
+        for per_efold in (m // 2, m):
+            frozen = Schedule.piecewise(frozen_pieces(schedule, graded_boundaries(t, per_efold, breaks)))
+            levels.append(_loss_at_pieces(frozen, spectrum, noise, np.array([t]), None, progress, threads or None, False))
+        (coarse, fine) = levels
+        if coarse.diverged or fine.diverged:
+            messages.append(f"loss_at: the piecewise-stationary approximation diverges by step {t}; its "
+                            f"steps from there on are inf (use loss_curve to locate the divergence)")
+            loss[i:], error[i:] = math.inf, 0.0
+            break
+        L1, L2 = float(coarse.loss[0]), float(fine.loss[0])
+        loss[i] = (4 * L2 - L1) / 3
+        error[i] = abs(L2 - L1) + float(coarse.error[0]) + float(fine.error[0])
+    if diverged_at is not None:
+        gone = steps >= diverged_at
+        loss[gone], error[gone] = math.inf, 0.0
+    message = accuracy_warning(relative_errors(loss, error), lambda i: f"step {int(steps[i])}")
+    if message is not None:
+        messages.append(message)
+    result = LossAt(steps, np.maximum(loss, 0.0), error, diverged_at, exact_until, 0.0, tuple(messages))
+    if warn:
+        for msg in result.warnings:
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return result
+
+
 def relative_errors(loss: np.ndarray, error: np.ndarray) -> np.ndarray:
     """``error / |loss|`` as loss_at judges it: errors below 1e-300 are not resolved (0), a
     negative loss is at least 100% off, inf losses (a divergence) have none."""
@@ -406,7 +546,7 @@ _ACCURACY_WARNING = "loss_at: estimated relative error above"
 
 
 def is_accuracy_warning(message: str) -> bool:
-    """Whether ``message`` is (or ends in) the warning of :func:`accuracy_warning`."""
+    """Whether ``message`` is (or ends in) the warning of ``accuracy_warning``."""
     return _ACCURACY_WARNING in message
 
 
@@ -785,7 +925,7 @@ class _Problem:
         """``(second, first, second_error, first_error, diverged_at)``: the per-component states at
         step n of this piece (started from ``self.initial``), by the recursion up to its contour's
         start (or where the contour's estimate is not good enough), else by the contour
-        (:func:`memsgd._piece_states.contour_state`, the fixed point added back in the deviation form)."""
+        (``memsgd._piece_states.contour_state``, the fixed point added back in the deviation form)."""
         second, first = self.initial[0], self.initial[1]
         m = self.spectrum.weights
         start = 2 * self.t0 if math.isfinite(self.t0) else math.inf

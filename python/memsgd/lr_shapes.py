@@ -3,8 +3,8 @@ r"""Learning-rate (and momentum) shapes, and the per-step values of torch's and 
 A shape is a function of the 0-based step ``t`` (the step an optimizer takes with that value).
 Each one is a picklable object that evaluates on numpy and on JAX alike, so the same object can be
 
-- the ``lr`` (or ``momentum``) of :func:`memsgd.schedules.torch_sgd` and
-  :func:`memsgd.schedules.optax_sgd` (the exact model of the run),
+- the ``lr`` (or ``momentum``) of [`memsgd.schedules.torch_sgd`][memsgd.schedules.torch_sgd] and
+  [`memsgd.schedules.optax_sgd`][memsgd.schedules.optax_sgd] (the exact model of the run),
 - the ``learning_rate`` of ``optax.sgd`` (optax calls it with its int32 step count; the shape
   then computes with ``jax.numpy``, in optax's precision),
 - the ``lr_lambda`` of ``torch.optim.lr_scheduler.LambdaLR`` (with ``peak = 1``: torch multiplies by
@@ -28,7 +28,8 @@ Every linear warmup is optax's: ``start + (peak - start) t / w`` for ``t < w`` (
 with ``start_factor = start / peak`` gives the same values). The tests check each shape against
 torch's and optax's own schedulers to 1e-12 per step.
 
-:func:`from_torch_scheduler` and :func:`from_optax_schedule` read the values a framework's own
+[`from_torch_scheduler`][memsgd.lr_shapes.from_torch_scheduler] and
+[`from_optax_schedule`][memsgd.lr_shapes.from_optax_schedule] read the values a framework's own
 schedule gives at steps ``0 .. steps-1``, exactly as the framework computes them.
 
 Example:
@@ -36,7 +37,7 @@ Example:
     >>> shape = lr_shapes.wsd(0.1, 1000, cooldown_fraction=0.2, cooldown="1-sqrt", warmup_steps=50)
     >>> round(float(shape(10)), 6), float(shape(500)), round(float(shape(900)), 6)
     (0.02, 0.1, 0.029289)
-"""
+"""  # noqa: E501  (the table above is wider than a code line)
 from __future__ import annotations
 
 import copy
@@ -47,7 +48,7 @@ import warnings
 import numpy as np
 
 from ._optional import require, require_all
-from ._validation import (bounded_scalar, nonnegative_scalar, positive_scalar, real_scalar, step_count)
+from ._validation import bounded_scalar, nonnegative_scalar, positive_scalar, real_scalar, step_count
 
 __all__ = ["Shape", "constant", "linear", "cosine", "wsd", "step_decay", "exponential", "inverse_sqrt",
            "one_cycle", "one_cycle_momentum", "from_torch_scheduler", "from_optax_schedule", "COOLDOWNS"]
@@ -66,7 +67,13 @@ def _namespace(t):
 
 class Shape:
     """A value per step ``t`` (0-based). Call it on an int, a numpy array (float64 results) or a
-    JAX array (``jax.numpy`` results, e.g. inside ``optax.sgd``); :meth:`values` tabulates it."""
+    JAX array (``jax.numpy`` results, e.g. inside ``optax.sgd``); ``values`` tabulates it.
+
+    Example:
+        >>> shape = cosine(1.0, 4)
+        >>> shape(2), shape(np.array([0, 2])).tolist(), shape.values(3).tolist()
+        (0.5, [1.0, 0.5], [1.0, 0.8535533905932737, 0.5])
+    """
 
     def __call__(self, t):
         xp = _namespace(t)
@@ -270,7 +277,12 @@ def _named(shape: Shape, name: str, **arguments) -> Shape:
 
 
 def constant(value) -> Shape:
-    """``value`` at every step."""
+    """``value`` at every step.
+
+    Example:
+        >>> constant(0.1).values(3).tolist()
+        [0.1, 0.1, 0.1]
+    """
     return _named(_Constant(value), "constant", value=value)
 
 
@@ -346,7 +358,12 @@ def step_decay(value, gamma=0.1, step_size=None, milestones=None) -> Shape:
 
 
 def exponential(value, gamma) -> Shape:
-    """``value * gamma^t`` (torch ``ExponentialLR``, optax ``exponential_decay(value, 1, gamma)``)."""
+    """``value * gamma^t`` (torch ``ExponentialLR``, optax ``exponential_decay(value, 1, gamma)``).
+
+    Example:
+        >>> exponential(1.0, 0.5).values(4).tolist()
+        [1.0, 0.5, 0.25, 0.125]
+    """
     return _named(_Exponential(value, gamma), "exponential", value=value, gamma=gamma)
 
 
@@ -368,7 +385,12 @@ def one_cycle(max_lr, steps, pct_start=0.3, anneal="cos", div_factor=25.0, final
     div_factor, final_div_factor)`` learning rate (two phases): from ``max_lr / div_factor`` up to
     ``max_lr`` at step ``pct_start * steps - 1``, then down to
     ``max_lr / (div_factor * final_div_factor)`` at step ``steps - 1``.
-    ``optax.cosine_onecycle_schedule`` follows the same shape with its own step convention."""
+    ``optax.cosine_onecycle_schedule`` follows the same shape with its own step convention.
+
+    Example:
+        >>> [round(v, 6) for v in one_cycle(1.0, 10).values(10).tolist()]   # peak at step 0.3 * 10 - 1
+        [0.04, 0.52, 1.0, 0.950485, 0.811746, 0.611262, 0.388742, 0.188258, 0.049519, 4e-06]
+    """
     initial = positive_scalar(max_lr, "max_lr") / positive_scalar(div_factor, "div_factor")
     shape = _OneCycle(initial, max_lr, initial / positive_scalar(final_div_factor, "final_div_factor"),
                       steps, pct_start, anneal)
@@ -379,7 +401,12 @@ def one_cycle(max_lr, steps, pct_start=0.3, anneal="cos", div_factor=25.0, final
 def one_cycle_momentum(steps, base=0.85, max=0.95, pct_start=0.3, anneal="cos") -> Shape:
     """The momentum of torch's ``OneCycleLR(..., cycle_momentum=True, base_momentum=base,
     max_momentum=max)``: from ``max`` down to ``base`` while the learning rate rises, back to
-    ``max`` while it falls (the ``momentum`` of :func:`memsgd.schedules.torch_sgd`)."""
+    ``max`` while it falls (the ``momentum`` of [`memsgd.schedules.torch_sgd`][memsgd.schedules.torch_sgd]).
+
+    Example:
+        >>> tuple(round(v, 6) for v in one_cycle_momentum(10).values(10).tolist())
+        (0.95, 0.9, 0.85, 0.854952, 0.868826, 0.888874, 0.911126, 0.931174, 0.945048, 0.95)
+    """
     return _named(_OneCycle(max, base, max, steps, pct_start, anneal), "one_cycle_momentum", steps=steps,
                   base=base, max=max, pct_start=pct_start, anneal=anneal)
 
@@ -393,7 +420,15 @@ def from_torch_scheduler(scheduler, steps, key: str = "lr", group: int = 0) -> n
     never copied). Step ``t``'s value is the one the optimizer's ``t``-th ``step()`` from now uses
     when ``scheduler.step()`` follows every ``optimizer.step()``. ``key="momentum"`` reads a
     cycled momentum (``OneCycleLR``, ``CyclicLR``). ``ReduceLROnPlateau`` is refused (its steps
-    depend on the losses)."""
+    depend on the losses).
+
+    Example:
+        >>> import torch
+        >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        >>> sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+        >>> from_torch_scheduler(sched, 5).tolist(), opt.param_groups[0].get("lr")   # the original is untouched
+        ([1.0, 1.0, 0.5, 0.5, 0.25], 1.0)
+    """
     torch = require("torch", "torch", "from_torch_scheduler")
     sched_module = torch.optim.lr_scheduler
     base = getattr(sched_module, "LRScheduler", None) or sched_module._LRScheduler
@@ -404,11 +439,11 @@ def from_torch_scheduler(scheduler, steps, key: str = "lr", group: int = 0) -> n
         raise TypeError(f"scheduler must be a torch.optim.lr_scheduler scheduler, got {type(scheduler).__name__}")
     steps = step_count(steps, "steps", minimum=1)
     optimizer = scheduler.optimizer
-    if not isinstance(group, numbers.Integral) or isinstance(group, bool) or not 0 <= group < len(optimizer.param_groups):
-        raise ValueError(f"group must be an index of the optimizer's {len(optimizer.param_groups)} param groups, "
-                         f"got {group!r}")
-    if key not in optimizer.param_groups[group]:
-        raise ValueError(f"key must name a param group entry ({', '.join(sorted(map(str, optimizer.param_groups[group])))}), "
+    groups = optimizer.param_groups
+    if not isinstance(group, numbers.Integral) or isinstance(group, bool) or not 0 <= group < len(groups):
+        raise ValueError(f"group must be an index of the optimizer's {len(groups)} param groups, got {group!r}")
+    if key not in groups[group]:
+        raise ValueError(f"key must name a param group entry ({', '.join(sorted(map(str, groups[group])))}), "
                          f"got {key!r}")
     # share what the scheduler never changes (parameters, optimizer state): only the param
     # groups' hyperparameters and the schedulers' counters are copied
@@ -438,7 +473,13 @@ def from_torch_scheduler(scheduler, steps, key: str = "lr", group: int = 0) -> n
 def from_optax_schedule(schedule, steps) -> np.ndarray:
     """An optax schedule's values at counts ``0 .. steps-1``, as optax computes them: the schedule
     is called (vectorised by ``jax.vmap``) on int32 counts, in JAX's precision (float32 unless
-    ``jax_enable_x64``), and the results are returned as float64."""
+    ``jax_enable_x64``), and the results are returned as float64.
+
+    Example:
+        >>> import optax
+        >>> from_optax_schedule(optax.exponential_decay(1.0, 1, 0.5), 4).tolist()
+        [1.0, 0.5, 0.25, 0.125]
+    """
     if not callable(schedule):
         raise TypeError(f"schedule must be callable (count -> value), got {type(schedule).__name__}")
     jax, jnp = require_all([("jax", "jax"), ("jax.numpy", "jax")], "from_optax_schedule")

@@ -1,6 +1,6 @@
 """Exact long-horizon losses of algorithms with diagonal memory, by modes (``modal_loss_at``).
 
-:func:`memsgd.loss_at` inverts the generating function on a hyperbola that encloses the
+[`memsgd.loss_at`][memsgd.loss_at] inverts the generating function on a hyperbola that encloses the
 singularities within 0.1 rad of the negative real axis and leaves the others to the exact
 recursion, which must then run until they have decayed. Corner methods (docs/corner.md) break
 that plan by design: their slow modes come in complex pairs ``mu - 1 ~ (lambda / c)^(1/theta)
@@ -11,12 +11,12 @@ slowest of them decays only like ``exp(-delta_M t)`` (``delta_M = 1 - max d_m`` 
 
 This function keeps the contour but lets it hug those rays: per decade ``[t_lo, 10 t_lo]`` the
 singularities that matter there (``-Re s < 40 / t_lo``) are located exactly from the modes of each
-component (secular equation, :mod:`memsgd._modal`), the hyperbola's wedge is set to their largest
+component (secular equation, ``memsgd._modal``), the hyperbola's wedge is set to their largest
 angle plus a margin, and the trapezoid rule gets as many nodes as that wedge needs (~1000 for
 1.5 rad, against 38 for ``loss_at``'s 0.1 rad). Each node costs ``O(K (M+1)^2)`` instead of
 ``O(K (M+1)^6)`` (closed-form second moments from the modes instead of dense solves), so memory 16
 on a 600-node power law costs seconds per decade. Steps below the first decade come from the
-exact recursion (:func:`memsgd.loss_curve`).
+exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve]).
 
 Scope: stationary algorithms with ``D`` diagonal and ``e = 0`` (corner methods, heavy ball, AM1,
 GD), an infinite spectrum (``Spectrum.power_law(..., size=None)``), one batch size, and a
@@ -192,7 +192,8 @@ def modal_loss_at(algorithm, spectrum: Spectrum, noise: Noise, steps, *, details
     """Exact expected loss ``L_t`` at the given steps (t up to 10^12) for an algorithm with diagonal
     memory, by the modes of each component and a contour fitted to where its singularities lie.
 
-    Same quantity as :func:`memsgd.loss_at` and :func:`memsgd.loss_curve` (docs/math.md §3, §8): the
+    Same quantity as [`memsgd.loss_at`][memsgd.loss_at] and [`memsgd.loss_curve`][memsgd.loss_curve] (docs/math.md §3,
+    §8): the
     t-th coefficient of ``L(z) = U(z) / (1 - V(z))`` (``e = 0``), with per component, from the modes
     ``mu_i = 1 + eps_i`` and residues of docs/math.md §2.2's ``R/chi`` and ``Q/chi``,
 
@@ -202,18 +203,18 @@ def modal_loss_at(algorithm, spectrum: Spectrum, noise: Noise, steps, *, details
 
     ``eta_ij = mu_i mu_j - 1``; ``L_t = (1/2 pi i) int L(e^-s) e^(s t) ds`` on a hyperbola per decade of t
     whose opening follows the largest angle of the singularities that matter in that decade
-    (module docstring). Steps below the first decade (a few hundred) come from :func:`memsgd.loss_curve`.
+    (module docstring). Steps below the first decade (a few hundred) come from [`memsgd.loss_curve`][memsgd.loss_curve].
 
     Args:
-        algorithm: a stationary :class:`MemoryAlgorithm` with diagonal ``D`` and ``e = 0`` (e.g.
-            :func:`memsgd.corner`, heavy ball, AM1).
+        algorithm: a stationary [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] with diagonal ``D`` and ``e = 0`` (e.g.
+            [`memsgd.corner`][memsgd.corner], heavy ball, AM1).
         spectrum: an infinite spectrum (``Spectrum.power_law(nu, kappa)``).
         noise: one batch size; the run must converge (strictly stable, ``V < 1``).
         steps: strictly increasing integers in [0, 10^12].
         details: also return a dict with per-decade wedge, node counts and timings.
 
     Returns:
-        :class:`memsgd.LossAt` (``exact_until``: the last step taken from the recursion), or
+        [`memsgd.LossAt`][memsgd.LossAt] (``exact_until``: the last step taken from the recursion), or
         ``(LossAt, dict)`` with ``details``.
 
     Example:

@@ -1,10 +1,11 @@
 r"""SGD with memory as optax gradient transformations (JAX).
 
-- :func:`am1`: heavy ball plus a kick, ``v <- beta v + g``, updates ``-(lr v + kick g)``; each
+- [`am1`][memsgd.optax.am1]: heavy ball plus a kick, ``v <- beta v + g``, updates ``-(lr v + kick g)``; each
   hyperparameter a number or a schedule ``count -> value`` (works with
   ``optax.inject_hyperparams``).
-- :func:`memory_sgd`: any memory-M algorithm in matrix form with ``e = 0`` (a
-  :class:`memsgd.MemoryAlgorithm`), or a non-stationary one (a :class:`memsgd.Schedule`).
+- [`memory_sgd`][memsgd.optax.memory_sgd]: any memory-M algorithm in matrix form with ``e = 0`` (a
+  [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm]), or a non-stationary one (a
+  [`memsgd.Schedule`][memsgd.schedules.Schedule]).
 
 Both are pure ``init``/``update`` pairs with ``NamedTuple`` states, so they ``jit``, ``vmap`` and
 compose with ``optax.chain``. Updates are what ``optax.apply_updates`` adds to the parameters.
@@ -30,16 +31,32 @@ __all__ = ["AM1State", "MemorySGDState", "am1", "memory_sgd"]
 
 
 class AM1State(NamedTuple):
-    """State of :func:`am1`: the step count (int32) and the velocity ``v`` (like the params)."""
+    """State of [`am1`][memsgd.optax.am1]: the step count (int32) and the velocity ``v`` (like the params).
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> import memsgd.optax
+        >>> state = memsgd.optax.am1(0.1, 0.9, 0.5).init({"w": jnp.zeros(3)})
+        >>> int(state.count), state.velocity["w"].shape
+        (0, (3,))
+    """
 
     count: Any
     velocity: Any
 
 
 class MemorySGDState(NamedTuple):
-    """State of :func:`memory_sgd`: the step count (int32) and the memory ``u``: a tuple of M
+    """State of [`memory_sgd`][memsgd.optax.memory_sgd]: the step count (int32) and the memory ``u``: a tuple of M
     trees like the params (``u^1..u^M``), so that every state leaf is shaped like its parameter
-    (``optax.tree.map_params`` and sharding rules written for the params apply to it)."""
+    (``optax.tree.map_params`` and sharding rules written for the params apply to it).
+
+    Examples:
+        >>> import jax.numpy as jnp, memsgd
+        >>> import memsgd.optax
+        >>> state = memsgd.optax.memory_sgd(memsgd.heavy_ball(0.1, 0.9)).init({"w": jnp.zeros(3)})
+        >>> int(state.count), len(state.memory), state.memory[0]["w"].shape   # M = 1 tree like the params
+        (0, 1, (3,))
+    """
 
     count: Any
     memory: Any
@@ -117,12 +134,13 @@ def am1(learning_rate, momentum, kick, weight_decay=0.0):
         v_{t+1} = beta_t v_t + g_t                    (v_0 = 0)
         update  = -(lr_t v_{t+1} + kick_t g_t)        (added by optax.apply_updates)
 
-    so ``w_{t+1} = w_t - lr_t v_{t+1} - kick_t g_t``: the torch :class:`memsgd.torch.AM1`
+    so ``w_{t+1} = w_t - lr_t v_{t+1} - kick_t g_t``: the torch [`memsgd.torch.AM1`][memsgd.torch.AM1]
     without a schedule, and in matrix form (``u = -lr v``) ``alpha = lr + kick, b = D = beta,
     c = lr``, ``alpha_eff = kick + lr / (1 - beta)``. ``kick = 0`` is
     ``optax.sgd(learning_rate, momentum)`` (same convention: a new ``lr_t`` scales the whole
     accumulated velocity, as torch's lr schedulers do). For the matrix form of a time-varying
-    AM1, with ``lr_t`` inside the memory, use :func:`memory_sgd` with a :class:`memsgd.Schedule`.
+    AM1, with ``lr_t`` inside the memory, use [`memory_sgd`][memsgd.optax.memory_sgd] with a
+    [`memsgd.Schedule`][memsgd.schedules.Schedule].
 
     Args:
         learning_rate: ``lr >= 0``, a number or a callable ``count -> lr`` (an optax schedule).
@@ -131,7 +149,7 @@ def am1(learning_rate, momentum, kick, weight_decay=0.0):
             callable of the count.
         weight_decay: ``rho >= 0``, a number or a callable of the count: coupled L2, the
             gradient becomes ``g + rho w`` (as ``torch.optim.SGD(weight_decay=)`` and
-            :class:`memsgd.torch.AM1`; the engine's weight decay, docs/math.md §9). ``update`` then
+            [`memsgd.torch.AM1`][memsgd.torch.AM1]; the engine's weight decay, docs/math.md §9). ``update`` then
             needs the params (without them: a ValueError, or NaN updates inside ``jit`` where the
             decay is a traced value).
 
@@ -139,15 +157,24 @@ def am1(learning_rate, momentum, kick, weight_decay=0.0):
     ``optax.inject_hyperparams`` passes, possibly traced) are accepted unchecked.
 
     Returns:
-        ``optax.GradientTransformationExtraArgs`` with state :class:`AM1State` (``update``
+        ``optax.GradientTransformationExtraArgs`` with state [`AM1State`][memsgd.optax.AM1State] (``update``
         takes and ignores extra keyword arguments, as optax's own optimizers do). Integer
         parameters are refused by ``init`` (TypeError).
 
-    Example:
-        >>> opt = memsgd.optax.am1(learning_rate=0.01, momentum=0.9, kick=0.1)
-        >>> state = opt.init(params)
-        >>> updates, state = opt.update(grads, state)
-        >>> params = optax.apply_updates(params, updates)
+    Examples:
+        With ``kick = 0`` it is ``optax.sgd`` with momentum:
+
+        >>> import jax.numpy as jnp, optax
+        >>> import memsgd.optax
+        >>> def descend(opt, params, steps=5):
+        ...     state = opt.init(params)
+        ...     for _ in range(steps):
+        ...         updates, state = opt.update(2 * params, state, params)    # gradient of |params|^2
+        ...         params = optax.apply_updates(params, updates)
+        ...     return params
+        >>> start = jnp.array([1.0, -2.0])
+        >>> bool(jnp.allclose(descend(memsgd.optax.am1(0.1, 0.9, 0.0), start), descend(optax.sgd(0.1, 0.9), start)))
+        True
     """
     jax, jnp, optax = _modules("memsgd.optax.am1")
     lr = _hyperparameter(jax, learning_rate, "learning_rate", nonnegative=True)
@@ -181,12 +208,12 @@ def memory_sgd(algorithm_or_schedule, *, steps=None, weight_decay=None):
         u_{t+1}   = D_t u_t   - c_t g_t              (u_0 = 0)
 
     ``u`` holds M vectors shaped like the parameters (a tuple of M trees like the params).
-    The iterates are those of :class:`memsgd.torch.MemorySGD` (stationary) and of
-    :class:`memsgd.torch.AM1` with a schedule, step for step.
+    The iterates are those of [`memsgd.torch.MemorySGD`][memsgd.torch.MemorySGD] (stationary) and of
+    [`memsgd.torch.AM1`][memsgd.torch.AM1] with a schedule, step for step.
 
     Args:
-        algorithm_or_schedule: a :class:`memsgd.MemoryAlgorithm` with ``e = 0`` (e.g.
-            ``memsgd.heavy_ball(0.1, 0.9)``), or a :class:`memsgd.Schedule` with ``e_t = 0``
+        algorithm_or_schedule: a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] with ``e = 0`` (e.g.
+            ``memsgd.heavy_ball(0.1, 0.9)``), or a [`memsgd.Schedule`][memsgd.schedules.Schedule] with ``e_t = 0``
             (e.g. ``schedules.am1_power_law``). The gradient point must be the iterate: an
             ``e != 0`` (Nesterov, schedule-free) would need the gradient at ``w + e^T u``.
         steps: for a schedule, how many steps to prepare (>= 1): its parameters are evaluated
@@ -199,19 +226,30 @@ def memory_sgd(algorithm_or_schedule, *, steps=None, weight_decay=None):
             ``torch.optim.SGD(weight_decay=)``; docs/math.md §9). Default ``None``: the
             algorithm's or schedule's own (``memsgd.heavy_ball(0.1, 0.9, weight_decay=1e-3)``, a
             schedule's per-step ``rho_t``), so that the iterates are those whose loss
-            :func:`memsgd.loss_curve` gives. A number given for an algorithm that has a different
+            [`memsgd.loss_curve`][memsgd.loss_curve] gives. A number given for an algorithm that has a different
             weight decay of its own is refused. ``update`` needs the params when it is not 0.
             Algorithms with a readout or a preconditioner are refused (the optimizer moves the
             weights themselves).
 
     Returns:
-        ``optax.GradientTransformationExtraArgs`` with state :class:`MemorySGDState` (``update``
+        ``optax.GradientTransformationExtraArgs`` with state [`MemorySGDState`][memsgd.optax.MemorySGDState] (``update``
         takes and ignores extra keyword arguments). Integer parameters are refused by ``init``.
 
-    Example:
-        >>> opt = memsgd.optax.memory_sgd(memsgd.heavy_ball(0.1, 0.9))
-        >>> state = opt.init(params)
-        >>> updates, state = opt.update(grads, state)
+    Examples:
+        Heavy ball from its matrix form follows ``optax.sgd`` with momentum (to rounding):
+
+        >>> import jax.numpy as jnp, optax, memsgd
+        >>> import memsgd.optax
+        >>> def descend(opt, params, steps=5):
+        ...     state = opt.init(params)
+        ...     for _ in range(steps):
+        ...         updates, state = opt.update(2 * params, state, params)    # gradient of |params|^2
+        ...         params = optax.apply_updates(params, updates)
+        ...     return params
+        >>> start = jnp.array([1.0, -2.0])
+        >>> ours = descend(memsgd.optax.memory_sgd(memsgd.heavy_ball(0.1, 0.9)), start)
+        >>> bool(jnp.allclose(ours, descend(optax.sgd(0.1, 0.9), start), rtol=1e-5))
+        True
     """
     from .algorithms import MemoryAlgorithm
     from .schedules import Schedule

@@ -18,13 +18,15 @@ import numpy as np
 
 from ._optional import require
 
-__all__ = ["plot_contours", "plot_corner_phase", "plot_curves", "plot_exponents_vs_delta", "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase",
+__all__ = ["plot_contours", "plot_corner_phase", "plot_curves", "plot_exponents_vs_delta", "plot_frontiers",
+           "plot_heatmap", "plot_line_panels", "plot_panels", "plot_phase", "plot_rf_phase_plane",
            "plot_stability"]
 
 # The y range shows at most this factor above the largest initial loss: a curve that grows
 # (without having diverged yet) leaves the frame instead of flattening the others.
 _HEADROOM = 1e3
 _DPI = 120
+_MAX_FRONTIER_LINES = 16
 
 
 def _figure(figsize=(7.0, 5.0)):
@@ -40,7 +42,9 @@ def _figure(figsize=(7.0, 5.0)):
 
 def _save(fig, path):
     fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
+    # bbox_inches="tight": the file holds every label even where tight_layout cannot make room
+    # (a colour-bar label longer than the figure is tall, long tick labels)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight", pad_inches=0.05)
     return fig
 
 
@@ -62,7 +66,7 @@ def plot_curves(curves, path, *, title: str = "", guides=None, points=None, dive
     Args:
         curves: ``{label: loss}`` with ``loss[t] = L_t`` for t = 0..T, or ``{label: (t, loss)}``
             for losses evaluated at some steps only. Step 0 is not drawn (log axis), NaN marks a
-            step that was not evaluated, and ``+inf`` a diverged loss (as :func:`memsgd.loss_curve`
+            step that was not evaluated, and ``+inf`` a diverged loss (as [`memsgd.loss_curve`][memsgd.loss_curve]
             reports them): a diverged curve is drawn up to its divergence step, marked there at
             the top edge, and its label says the step.
         guides: ``{label: (t, L)}`` or ``{label: (t, L, text)}``: predicted power laws, dashed;
@@ -74,6 +78,15 @@ def plot_curves(curves, path, *, title: str = "", guides=None, points=None, dive
         diverged_at: ``{label: step}`` for curves known to have diverged at ``step`` whose
             losses do not say so with ``inf`` (e.g. a training run stopped there).
         title: the figure title.
+
+    Examples:
+        >>> import os, memsgd
+        >>> from memsgd.plotting import plot_curves
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0), memsgd.Noise.gaussian(10)
+        >>> curves = {m: memsgd.loss_curve(memsgd.heavy_ball(0.1, m), spec, noise, 1000).loss for m in (0.0, 0.9)}
+        >>> fig = plot_curves(curves, "curves.png", title="heavy ball", guides={"t^-0.5": ([10, 1000], [0.3, 0.03])})
+        >>> os.path.getsize("curves.png") > 0
+        True
     """
     fig, ax = _figure()
     guides, points, diverged_at = guides or {}, points or {}, diverged_at or {}
@@ -165,6 +178,15 @@ def plot_exponents_vs_delta(results, path, *, problems, batch_sizes, title: str 
     top, labelled with their divergence step; runs whose loss rises so fast that the fitted
     exponent is below -0.3 are drawn hollow in a band at the bottom. Markers that share a delta
     are set side by side so that none hides another.
+
+    Examples:
+        >>> import os
+        >>> from memsgd.plotting import plot_exponents_vs_delta
+        >>> results = [dict(nu=2.0, kappa=1.0, batch_size=10, delta=d, fitted_exponent=0.5 * (1 + d), diverged_at=None)
+        ...            for d in (0.1, 0.3, 0.45)]
+        >>> fig = plot_exponents_vs_delta(results, "fig4.png", problems=[(2.0, 1.0)], batch_sizes=[10])
+        >>> os.path.getsize("fig4.png") > 0
+        True
     """
     fig, ax = _figure()
     markers = "os^dv"
@@ -245,6 +267,15 @@ def plot_phase(rows, nus, zetas, path, *, title: str = "", measured_steps=None):
     ``measured_exponent`` (fitted on the exact loss over ``[T/10, T]``) on the same colour scale
     (set by the converging cells; the negative exponent of a growing loss is below it, black),
     grey where the run diverged.
+
+    Examples:
+        >>> import os, memsgd
+        >>> from memsgd.plotting import plot_phase
+        >>> nus, zetas = [1.5, 2.0, 3.0], [0.25, 1.0, 2.5]
+        >>> rows = memsgd.phase_diagram(memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10), nus, zetas)
+        >>> fig = plot_phase(rows, nus, zetas, "phase.png")
+        >>> os.path.getsize("phase.png") > 0
+        True
     """
     panels = [("exponent", "predicted exponent (S signal, N noise, D diverges)")]
     if measured_steps is not None:
@@ -302,6 +333,15 @@ def plot_heatmap(values, x, y, path, *, xlabel: str = "", ylabel: str = "", titl
     Cells are categorical (one per grid value, labelled ``%.3g``), so log- and linearly-spaced
     axes both read well. Non-finite cells are grey, and the title says what they are
     (``grey_means``: diverged points, by default). ``log_color``: logarithmic colour scale (losses).
+
+    Examples:
+        >>> import os, numpy as np
+        >>> from memsgd.plotting import plot_heatmap
+        >>> lr, momentum = [0.01, 0.1, 1.0], [0.0, 0.9]
+        >>> values = np.array([[1e-2, 1e-3, np.inf], [1e-3, 1e-4, np.inf]])      # inf: diverged (grey)
+        >>> fig = plot_heatmap(values, lr, momentum, "grid.png", xlabel="lr", ylabel="momentum", log_color=True)
+        >>> os.path.getsize("grid.png") > 0
+        True
     """
     values = np.asarray(values, dtype=float)
     if values.shape != (len(y), len(x)):
@@ -330,12 +370,23 @@ def plot_heatmap(values, x, y, path, *, xlabel: str = "", ylabel: str = "", titl
 
 
 def plot_stability(profile, path, *, title: str = ""):
-    """Panels from a :class:`memsgd.theory.StabilityProfile` (docs/theory.md "Memory 1"): the
+    """Panels from a [`memsgd.theory.StabilityProfile`][memsgd.theory.StabilityProfile] (docs/theory.md "Memory 1"): the
     eigenvalues of ``S_lambda`` in the complex plane coloured by ``log10 lambda`` with the unit
     circle (and, for memory 1, the circle or line every complex pair lies on; zoomed in a second
     panel when that circle is small), and each component's noise term against lambda, with the
     complex interval shaded and, where they exist, the three regions of the noise sum and their
-    leading forms."""
+    leading forms.
+
+    Examples:
+        >>> import os, memsgd
+        >>> from memsgd.plotting import plot_stability
+        >>> from memsgd.theory import stability_profile
+        >>> profile = stability_profile(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0, size=100),
+        ...                             memsgd.Noise.gaussian(10), points=50)
+        >>> fig = plot_stability(profile, "stability.png")
+        >>> os.path.getsize("stability.png") > 0
+        True
+    """
     geo = profile.geometry
     zoom = geo is not None and geo.kind == "circle" and geo.radius < 0.2
     fig, _ = _figure((15.0 if zoom else 11.0, 4.8))
@@ -401,6 +452,16 @@ def plot_panels(panels, path, *, title: str = "", ncols: int = 3):
     lines; default "-") and ``color``. Non-finite or non-positive values are left out (a
     diverged run ends where its values stop being finite) and each panel's y axis stops at 100
     times the largest starting value; the legend is shared.
+
+    Examples:
+        >>> import os, numpy as np
+        >>> from memsgd.plotting import plot_panels
+        >>> t = np.array([1, 10, 100, 1000])
+        >>> panels = [{"title": "B = 10", "series": [{"label": "theory", "t": t, "y": t ** -0.5},
+        ...                                           {"label": "runs", "t": t, "y": 1.1 * t ** -0.5, "err": 0.1 * t ** -0.5}]}]
+        >>> fig = plot_panels(panels, "panels.png", ncols=1)
+        >>> os.path.getsize("panels.png") > 0
+        True
     """
     nrows = -(-len(panels) // ncols)
     fig, _ = _figure((4.2 * ncols, 3.4 * nrows))
@@ -453,6 +514,15 @@ def plot_line_panels(panels, path, *, title: str = ""):
     ``legend`` (default True) and ``floor``: the y axis starts no lower than ``floor`` times the
     largest value drawn (a series that starts at 0 or tends to it must not squash the others).
     Non-finite and non-positive values are left out.
+
+    Examples:
+        >>> import os, numpy as np
+        >>> from memsgd.plotting import plot_line_panels
+        >>> t = np.arange(1, 1001)
+        >>> panels = [{"title": "learning rate", "series": [{"label": "1/sqrt(t)", "x": t, "y": t ** -0.5}]}]
+        >>> fig = plot_line_panels(panels, "lines.png")
+        >>> os.path.getsize("lines.png") > 0
+        True
     """
     fig, _ = _figure((4.4 * len(panels) if len(panels) > 1 else 7.0, 4.0 if len(panels) > 1 else 5.0))
     fig.clear()
@@ -476,13 +546,108 @@ def plot_line_panels(panels, path, *, title: str = ""):
     return _save(fig, path)
 
 
+def plot_rf_phase_plane(rows, path, *, title: str = ""):
+    """The (alpha, beta) plane of power-law random features with the phase boundaries of
+    Paquette et al. 2024 (``2 beta = 1``, ``beta = alpha`` above ``2 alpha = 1``, ``alpha = 1/4`` below it,
+    ``2 (alpha + beta) = 1``) and, at each row's ``(alpha, beta)``, its phase and measured exponents
+    ``xi``, ``eta`` with the theory's in parentheses (``sgd_xi``, ``sgd_eta``)."""
+    fig, ax = _figure((7.5, 6.0))
+    a = np.linspace(0.0, 1.6, 200)
+    ax.fill_between(a, 0, np.maximum(0.5 - a, 0), color="0.9", label="2(alpha+beta) < 1: no phase")
+    ax.plot([0.5, 0.5], [0, 2.5], "k-", linewidth=1)
+    ax.plot([0.0, 1.6], [0.5, 0.5], "k-", linewidth=1)
+    ax.plot([0.5, 1.6], [0.5, 1.6], "k-", linewidth=1)
+    ax.plot([0.25, 0.25], [0.5, 2.5], "k--", linewidth=0.8)
+    for name, (x, y) in {"Ia": (1.2, 0.2), "II": (1.4, 0.9), "III": (0.8, 2.2), "Ib": (0.36, 0.27),
+                         "IV": (0.36, 2.3), "Ic": (0.07, 2.3)}.items():
+        ax.text(x, y, name, fontsize=11, color="0.4", ha="center")
+    for r in rows:
+        ax.plot(r["alpha"], r["beta"], "o", color="C3")
+        xi = "-" if r.get("xi") is None else f"{r['xi']:.2f}"
+        eta = "-" if r.get("eta") is None else f"{r['eta']:.2f}"
+        left = r["alpha"] < 0.3           # keep the labels of neighbouring points apart
+        ax.annotate(f"xi {xi} ({r['sgd_xi']:.2f})\neta {eta} ({r['sgd_eta']:.2f})", (r["alpha"], r["beta"]),
+                    textcoords="offset points", xytext=(-6 if left else 6, 4), fontsize=7.5,
+                    ha="right" if left else "left")
+    ax.set_xlim(0, 1.6)
+    ax.set_ylim(0, 2.5)
+    ax.set_xlabel("alpha (data: eigenvalues j^-2alpha)")
+    ax.set_ylabel("beta (target: b_j = j^-beta)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    return _save(fig, path)
+
+
+def plot_frontiers(panels, path, *, title: str = "", ncols: int = 3):
+    """Compute-optimal frontiers, one panel per problem: the population risk against flops for
+    model size d (thin lines coloured from small to large d; every k-th d when the grid has more than
+    16), the frontier ``P*(f)`` (black,
+    budgets whose minimum is at the grid's end as open circles) and a dashed guide of slope
+    ``guide_slope`` through the frontier's middle.
+
+    ``panels``: dicts with ``title``, ``flops`` (F,), ``d_grid`` (D,), ``grid_loss`` (D, F),
+    ``frontier`` (F,), ``interior`` (F,) and optional ``guide_slope``.
+    """
+    from matplotlib import cm
+
+    nrows = -(-len(panels) // ncols)
+    fig, _ = _figure((4.4 * ncols, 3.6 * nrows))
+    fig.clear()
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax, p in zip(axes.flat, panels):
+        f = np.asarray(p["flops"], dtype=float)
+        grid = np.asarray(p["grid_loss"], dtype=float)
+        D = len(p["d_grid"])
+        every = max(1, -(-D // _MAX_FRONTIER_LINES))     # at most ~16 lines: the rest adds ink, not information
+        for i in range(0, D, every):
+            y = grid[i]
+            ok = np.isfinite(y) & (y > 0)
+            if np.sum(ok) >= 2:
+                ax.loglog(f[ok], y[ok], "-", color=cm.viridis(i / max(1, D - 1)), linewidth=0.7)
+        front = np.asarray(p["frontier"], dtype=float)
+        inside = np.asarray(p["interior"], dtype=bool)
+        ok = np.isfinite(front) & (front > 0)
+        ax.loglog(f[ok & inside], front[ok & inside], "k-o", markersize=2.5, linewidth=1.5)
+        if np.any(ok & ~inside):
+            ax.loglog(f[ok & ~inside], front[ok & ~inside], "ko", markersize=4, mfc="none")
+        slope = p.get("guide_slope")
+        if slope is not None and np.sum(ok & inside) >= 2:
+            fm = f[ok & inside]
+            mid = fm[len(fm) // 2]
+            level = front[ok & inside][len(fm) // 2]
+            ax.loglog(fm, 0.5 * level * (fm / mid) ** slope, "k--", linewidth=0.9)
+        top = _positive_finite(front)
+        if top.size:
+            ax.set_ylim(0.3 * top.min(), 30 * top.max())
+        ax.set_title(p["title"], fontsize=7.5)
+        ax.set_xlabel("flops f = T B d", fontsize=8)
+        ax.set_ylabel("population risk", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=_DPI)
+    return fig
+
+
 def plot_contours(contours, path, *, lambda_max=None, zoom=None, title: str = ""):
     """The contour view (docs/corner.md): curves ``Psi(e^(i phi))`` in the complex plane, one per
     algorithm, with the spectrum interval ``[0, lambda_max]`` drawn on the real axis.
 
-    ``contours``: dict label -> complex array (e.g. from :func:`memsgd.response_contour`), or label ->
+    ``contours``: dict label -> complex array (e.g. from [`memsgd.response_contour`][memsgd.response_contour]), or
+    label ->
     dict with ``z`` (the complex points) and optional ``style``. ``zoom``: half-width of a second panel
     around 0, where a corner shows (the contour passes through 0 at ``mu = 1``).
+
+    Examples:
+        >>> import os, numpy as np
+        >>> from memsgd.plotting import plot_contours
+        >>> circle = 0.5 + 0.5 * np.exp(1j * np.linspace(0, 2 * np.pi, 200))   # a contour around [0, 1]
+        >>> fig = plot_contours({"circle": circle}, "contours.png", lambda_max=1.0)
+        >>> os.path.getsize("contours.png") > 0
+        True
     """
     ncols = 2 if zoom else 1
     fig, ax = _figure((6.0 * ncols, 5.0))
@@ -524,6 +689,15 @@ def plot_corner_phase(nus, zetas, corner_ahead, path, *, lines=None, measured=No
     ``nu, zeta``, ``winner`` (``"corner"``/``"AM1"``, the exact losses' verdict) and ``theory_winner``,
     drawn as markers (circle: corner ahead, square: AM1 ahead; white edge where the measurement agrees
     with the theory, red where it does not).
+
+    Examples:
+        >>> import os
+        >>> from memsgd.experiments.corner import phase_map
+        >>> from memsgd.plotting import plot_corner_phase
+        >>> nus, zetas, ahead, lines = phase_map((1.2, 4.0), (0.1, 3.0), resolution=20)
+        >>> fig = plot_corner_phase(nus, zetas, ahead, "corner_phase.png", lines=lines)
+        >>> os.path.getsize("corner_phase.png") > 0
+        True
     """
     fig, ax = _figure((7.0, 5.2))
     import matplotlib

@@ -1,8 +1,9 @@
 """Non-stationary algorithms: per-step parameters (docs/math.md §7).
 
-A :class:`Schedule` gives the matrix-form parameters ``(alpha_t, b_t, c_t, D_t, e_t)`` of step
+A [`Schedule`][memsgd.schedules.Schedule] gives the matrix-form parameters ``(alpha_t, b_t, c_t, D_t, e_t)`` of step
 t (0-based: step t maps state t to state t+1). Named schedules are generated from formulas
-and have no end; :meth:`Schedule.from_arrays` wraps explicit arrays of a fixed length.
+and have no end; [`Schedule.from_arrays`][memsgd.schedules.Schedule.from_arrays] wraps explicit arrays of a fixed
+length.
 
 A schedule may carry the affine model's features (docs/math.md §9): a weight decay ``rho_t``
 (constant or per step), a readout ``r`` and a preconditioner ``p`` (both constant).
@@ -37,12 +38,26 @@ class Schedule:
         name: shown in reprs and tables.
         weight_decay: ``rho >= 0`` of every step, or a 1-D array of per-step ``rho_t`` (at least
             ``length`` entries; it sets the length of an endless schedule). Coupled L2 as in
-            :class:`~memsgd.MemoryAlgorithm` (docs/math.md §9).
+            [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (docs/math.md §9).
         readout: (M,) ``r``, constant: the loss is measured at ``w + r^T u``.
         preconditioner: ``p``, constant: the gradient along ``lambda`` is multiplied by
             ``(lambda / lambda_max)^(-p)``.
         lambda_max: the largest eigenvalue its step sizes were set for (``None``: not stated).
-            A run on a spectrum with a larger one that diverges says so (:func:`memsgd.loss_curve`).
+            A run on a spectrum with a larger one that diverges says so ([`memsgd.loss_curve`][memsgd.loss_curve]).
+
+    Examples:
+        A learning rate that halves every 10 steps, as a memory-0 schedule:
+
+        >>> import numpy as np, memsgd
+        >>> from memsgd.schedules import Schedule
+        >>> def halving(t):
+        ...     n = len(t)
+        ...     return 0.5 ** (t // 10), np.zeros((n, 0)), np.zeros((n, 0)), np.zeros((n, 0, 0)), np.zeros((n, 0))
+        >>> sched = Schedule(0, halving, name="halving")
+        >>> sched.parameters(25)[0][[0, 10, 20]].tolist()
+        [1.0, 0.5, 0.25]
+        >>> memsgd.loss_curve(sched, memsgd.Spectrum([1.0], [2.0]), memsgd.Noise.none(), 2).loss.tolist()
+        [1.0, 0.0, 0.0]
     """
 
     def __init__(self, memory: int, generator: Generator, length: Optional[int] = None, name: str = "schedule",
@@ -79,15 +94,15 @@ class Schedule:
     def piecewise(cls, pieces, name: str = "piecewise") -> "Schedule":
         """Stationary pieces run one after another: ``[(algorithm, steps), ..., (algorithm, None)]``.
 
-        Piece j runs its :class:`~memsgd.MemoryAlgorithm` for ``steps_j`` steps (t in
+        Piece j runs its [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] for ``steps_j`` steps (t in
         ``[s_j, s_j + steps_j)``, ``s_j`` the sum of the earlier pieces' steps), the last one for ever.
         The state (parameters and auxiliary vectors) carries over unchanged at each switch. Rule: all
         pieces share the memory M, the weight decay, the readout and the preconditioner (they change
         the meaning of the state or of the loss, not only the step).
 
-        :func:`memsgd.loss_at` evaluates it exactly at any step up to 10^12, each piece by the
+        [`memsgd.loss_at`][memsgd.loss_at] evaluates it exactly at any step up to 10^12, each piece by the
         generating-function route started from the previous piece's per-component state
-        (docs/long-horizons.md, "Piecewise-stationary schedules"); :func:`memsgd.loss_curve` runs it
+        (docs/long-horizons.md, "Piecewise-stationary schedules"); [`memsgd.loss_curve`][memsgd.loss_curve] runs it
         step by step like any Schedule.
 
         Example:
@@ -134,12 +149,12 @@ class Schedule:
 
     @property
     def pieces(self) -> Optional[tuple]:
-        """``((algorithm, steps), ..., (algorithm, None))`` of a :meth:`piecewise` schedule, else None."""
+        """``((algorithm, steps), ..., (algorithm, None))`` of a ``piecewise`` schedule, else None."""
         return self.__dict__.get("_pieces")
 
     @property
     def switches(self) -> tuple:
-        """The first steps of pieces 1, 2, ... of a :meth:`piecewise` schedule (empty otherwise)."""
+        """The first steps of pieces 1, 2, ... of a ``piecewise`` schedule (empty otherwise)."""
         starts = self.__dict__.get("_starts")
         return () if starts is None else tuple(int(s) for s in starts[1:])
 
@@ -228,7 +243,7 @@ class Schedule:
                     preconditioner=0.0) -> "Schedule":
         """Explicit per-step arrays with a leading time axis: alpha (T,), b, c, e (T, M), D (T, M, M);
         ``weight_decay``: None (none), a number (every step) or an array (T,) of per-step ``rho_t``;
-        ``readout`` (M,) and ``preconditioner`` as in :class:`Schedule`."""
+        ``readout`` (M,) and ``preconditioner`` as in [`Schedule`][memsgd.schedules.Schedule]."""
         alpha = float_array(alpha, "alpha", ndim=1)
         T = alpha.size
         b = float_array(b, "b")
@@ -266,7 +281,16 @@ class Schedule:
 
 
 def constant(algo: MemoryAlgorithm) -> Schedule:
-    """The stationary ``algo`` as a schedule (with its weight decay, readout and preconditioner)."""
+    """The stationary ``algo`` as a schedule (with its weight decay, readout and preconditioner).
+
+    Examples:
+        >>> import numpy as np, memsgd
+        >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
+        >>> algo = memsgd.heavy_ball(0.1, 0.9)
+        >>> a = memsgd.loss_curve(memsgd.schedules.constant(algo), spec, noise, 100).loss
+        >>> bool(np.array_equal(a, memsgd.loss_curve(algo, spec, noise, 100).loss))
+        True
+    """
     instance_of(algo, MemoryAlgorithm, "algo")
     return Schedule(algo.memory, functools.partial(_constant_generator, algo), name="constant",
                     weight_decay=algo.weight_decay, readout=algo.readout, preconditioner=algo.preconditioner)
@@ -329,7 +353,8 @@ def am1_form(alpha, b, c, D, e, *, name: str = "schedule", first_step: int = 0):
 
     AM1 (docs/math.md §2, presets) is the memory-1 matrix form ``alpha = lr + kick``,
     ``b = D = momentum``, ``c = lr``, ``e = 0``; ``lr = c``, ``momentum = D``, ``kick = alpha - c``.
-    The arguments are per-step arrays as :meth:`Schedule.parameters` returns them (``alpha`` (n,),
+    The arguments are per-step arrays as [`Schedule.parameters`][memsgd.schedules.Schedule.parameters] returns them
+    (``alpha`` (n,),
     ``b``, ``c``, ``e`` (n, 1), ``D`` (n, 1, 1); a MemoryAlgorithm's own shapes are accepted too).
     ValueError (naming ``name`` and step ``first_step + i``) for memory other than 1, or a step with
     ``b != D`` (relative 1e-12) or ``e != 0``.
@@ -368,6 +393,12 @@ def jacobi_heavy_ball(nu_b, lambda_max=1.0, weight_decay=0.0) -> Schedule:
     ``L_t ~ t^(-2 zeta)`` once ``nu_b >= zeta`` (measured on power laws, exact engine, T = 1e4:
     fitted / (2 zeta) = 1.000 for nu_b = zeta and 2 zeta, but 0.90-0.96 for nu_b = zeta / 2, which
     saturates); with mini-batch noise it diverges within ~50 steps (paper, Fig. 1).
+
+    Examples:
+        >>> import memsgd
+        >>> sched = memsgd.schedules.jacobi_heavy_ball(0.5)
+        >>> sched.at(0).b.tolist(), round(sched.at(0).alpha, 12)        # mu_1 = 0, omega_1 = (4nu+2)/(4nu+1) = 4/3
+        ([0.0], 1.333333333333)
     """
     nu = positive_scalar(nu_b, "nu_b")
     lmax = positive_scalar(lambda_max, "lambda_max")
@@ -413,6 +444,12 @@ def am1_power_law(kick, delta, gamma=1.0, t0=10.0, weight_decay=0.0, *, lambda_m
     >>> am1 = memsgd.schedules.am1_power_law(kick=1.0, delta=0.45, lambda_max=problem.lambda_max)
     >>> memsgd.loss_curve(am1, problem, memsgd.Noise.gaussian(10), 1000).diverged_at is None
     True
+
+    Examples:
+        >>> import math, memsgd
+        >>> sched = memsgd.schedules.am1_power_law(kick=1.0, delta=0.3)
+        >>> all(math.isclose(sched.at(t).alpha_eff, (1 + t / 10) ** 0.3) for t in (0, 10, 30))   # kick s^delta
+        True
     """
     eta = positive_scalar(kick, "kick")
     delta = real_scalar(delta, "delta")
@@ -441,6 +478,12 @@ def schedule_free_sgd(lr, beta, weight_decay=0.0) -> Schedule:
         x_{t+1} = (1 - c_{t+1}) x_t + c_{t+1} z_{t+1},   c_{t+1} = 1/(t+2)
 
     with ``w = x`` and ``u = z - x``: alpha = c lr, b = c, c = (1 - c) lr, D = 1 - c, e = 1 - beta.
+
+    Examples:
+        >>> import memsgd
+        >>> sched = memsgd.schedules.schedule_free_sgd(1.0, 0.9)
+        >>> sched.memory, sched.at(0).alpha                  # alpha_0 = c_1 lr with c_1 = 1/2
+        (1, 0.5)
     """
     gamma = positive_scalar(lr, "lr")
     beta = real_scalar(beta, "beta")
@@ -474,6 +517,12 @@ def dana_decaying(g2, g3, delta, power, g1=1.0, weight_decay=0.0) -> Schedule:
     ``beta_t = 1 - Delta_t``, ``lr_t = g1 g3_t``, ``kick = g2``: the AM1 momentum law with
     ``gamma = 1``, ``t0 = delta``, and ``alpha_eff,t = g2 + g1 g3_t / Delta_t ~ t^(1 - power)``
     (docs/math.md §2.3, §7).
+
+    Examples:
+        >>> import memsgd
+        >>> sched = memsgd.schedules.dana_decaying(g2=0.5, g3=0.5, delta=5.0, power=0.5)
+        >>> sched.at(0).alpha, sched.at(0).D.tolist()         # alpha_0 = g2 + g1 g3, D_0 = 1 - Delta_0 = 0
+        (1.0, [[0.0]])
     """
     g1 = positive_scalar(g1, "g1")
     g2 = real_scalar(g2, "g2")
@@ -526,9 +575,10 @@ def torch_sgd(lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
 
     Args:
         lr: ``lr_t >= 0``: a number, a 1-D array over steps, a callable ``step -> lr`` (0-based; e.g.
-            a :mod:`memsgd.lr_shapes` shape), or a ``torch.optim.lr_scheduler`` scheduler: the
+            a [`memsgd.lr_shapes`][memsgd.lr_shapes] shape), or a ``torch.optim.lr_scheduler`` scheduler: the
             values its optimizer's first param group gets, stepped once per optimizer step, read
-            from a copy (:func:`memsgd.lr_shapes.from_torch_scheduler`). A scheduler must drive
+            from a copy ([`memsgd.lr_shapes.from_torch_scheduler`][memsgd.lr_shapes.from_torch_scheduler]). A
+            scheduler must drive
             the torch.optim.SGD described here (its momentum per step, dampening, nesterov and
             weight decay are checked).
         momentum: ``mu_t >= 0``, the same kinds (a momentum schedule, e.g. OneCycleLR's cycled one:
@@ -570,8 +620,9 @@ def optax_sgd(learning_rate, momentum=None, nesterov=False, steps=None, *, weigh
 
     Args:
         learning_rate: a number, a 1-D array over steps, or a schedule ``count -> lr`` (an optax
-            schedule or a :mod:`memsgd.lr_shapes` shape), evaluated as optax evaluates it: on int32
-            counts ``0 .. steps-1`` in JAX (:func:`memsgd.lr_shapes.from_optax_schedule`; JAX's
+            schedule or a [`memsgd.lr_shapes`][memsgd.lr_shapes] shape), evaluated as optax evaluates it: on int32
+            counts ``0 .. steps-1`` in JAX
+            ([`memsgd.lr_shapes.from_optax_schedule`][memsgd.lr_shapes.from_optax_schedule]; JAX's
             precision, float32 unless ``jax_enable_x64``). Values must be finite and >= 0.
         momentum: ``None`` (no momentum), a number, or per-step values / a schedule of the count
             (what ``optax.inject_hyperparams(optax.sgd)(momentum=schedule)`` runs).

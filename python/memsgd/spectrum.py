@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from . import random_features as _rf
 from ._validation import float_array, positive_int, positive_scalar, real_scalar, require_memory
 
 __all__ = ["Spectrum"]
@@ -31,7 +32,17 @@ class Spectrum:
     """Eigenvalues ``lambda_k > 0``, target coefficients ``c_k^2 >= 0`` and node weights ``m_k > 0``.
 
     The loss is ``L(w) = 1/2 sum_k m_k lambda_k (w_k - w*_k)^2`` and ``L_0 = 1/2 sum_k m_k lambda_k c_k^2``.
-    Use :meth:`power_law` for the paper's model problems and :meth:`from_features` for data.
+    Use ``power_law`` for the paper's model problems and ``from_features`` for data.
+
+    Examples:
+        The infinite power law with ``nu = 2, kappa = 1`` has ``L_0 = (1/2) sum_k k^-2 = pi^2 / 12``:
+
+        >>> import math, memsgd
+        >>> spec = memsgd.Spectrum.power_law(nu=2.0, kappa=1.0)
+        >>> abs(spec.initial_loss - math.pi ** 2 / 12) < 1e-12
+        True
+        >>> memsgd.Spectrum([1.0, 0.5], [2.0, 1.0]).initial_loss     # (1 * 2 + 0.5 * 1) / 2
+        1.25
     """
 
     _lam: np.ndarray
@@ -62,7 +73,8 @@ class Spectrum:
                 raise ValueError("weights must all be > 0")
         for arr in (lam, c2, m):
             arr.setflags(write=False)
-        self._set(_lam=lam, _c2=c2, _m=m, _power_law=None, _infinite=False, _head=None, _quadrature_error=0.0)
+        self._set(_lam=lam, _c2=c2, _m=m, _power_law=None, _infinite=False, _head=None, _quadrature_error=0.0,
+                  _rf=None)
         with np.errstate(over="ignore"):
             finite_loss = math.isfinite(self.initial_loss)
         if not finite_loss:
@@ -190,10 +202,36 @@ class Spectrum:
         order = np.argsort(-lam)
         return cls(lam[order], c2[order])
 
+    @classmethod
+    def random_features(cls, alpha, beta, d=None, v=None, *, W=None, seed=None) -> "Spectrum":
+        """The problem of SGD on a d-feature power-law random-features model (docs/math.md §10).
+
+        Data ``x ~ N(0, diag(j^-2alpha))`` (j = 1..v; ``v=None``: infinitely many, needs 2 alpha > 1),
+        target ``y = sum_j j^-beta x_j``, features ``W^T x``: the spectrum of ``K = W^T H W`` with
+        ``c_i = v_i^T theta*``, and :attr:`floor` ``F0(d) = 1/2 (b^T H b - theta*^T K theta*)``, the risk
+        of the best parameters; the residual acts as label noise of variance :attr:`label_noise`
+        ``= 2 F0(d)`` and the population risk is ``L_t + F0(d)``.
+
+        ``W=`` (a ``v x d`` array): exactly that model (d and v taken from W). ``seed=``: one W with
+        i.i.d. N(0, 1/d) entries (finite v). Neither: the deterministic equivalent (v = None or
+        v > d), whose spectrum is given as rank-quadrature nodes with weights; details and its
+        measured accuracy against sampled models: docs/scaling-laws.md.
+
+        >>> spec = Spectrum.random_features(1.0, 0.7, d=100)
+        >>> round(float(spec.weights.sum()))          # d eigenvalues in all
+        100
+        >>> spec.label_noise == 2 * spec.floor
+        True
+        """
+        model = _rf.random_features(alpha, beta, d, v, W=W, seed=seed)
+        spec = cls(model.eigenvalues, model.coefficients2, model.weights)
+        spec._set(_rf=model.info)
+        return spec
+
     def preconditioner_factors(self, p) -> np.ndarray:
         """``p_k = (lambda_k / lambda_max)^(-p)`` per eigenvalue: the factor by which the diagonal
         preconditioner ``P = (H / lambda_max)^(-p)`` scales the gradient along ``lambda_k``
-        (docs/math.md §9; :meth:`preconditioned`).
+        (docs/math.md §9; ``preconditioned``).
 
         Example:
             >>> import memsgd
@@ -308,11 +346,33 @@ class Spectrum:
         return self._head
 
     @property
+    def floor(self) -> float:
+        """Risk of the best parameters that the problem cannot remove: ``F0(d)`` for a random-features
+        spectrum (:meth:`random_features`), 0 otherwise (the target is representable)."""
+        info = self.__dict__.get("_rf")
+        return 0.0 if info is None else info.floor
+
+    @property
+    def label_noise(self) -> float:
+        """``2 floor``: the variance of the residual, which acts as additive label noise in SGD."""
+        return 2.0 * self.floor
+
+    @property
+    def random_features_info(self):
+        """What :meth:`random_features` built this spectrum from (a ``RandomFeaturesInfo``), else None."""
+        return self.__dict__.get("_rf")
+
+    @property
     def quadrature_error(self) -> float:
         """Estimated relative error of the tail quadrature (0 for a finite spectrum)."""
         return self._quadrature_error
 
     def __repr__(self) -> str:
+        info = self.__dict__.get("_rf")
+        if info is not None:
+            v = "inf" if info.v is None else info.v
+            return (f"Spectrum.random_features(alpha={info.alpha:g}, beta={info.beta:g}, d={info.d}, v={v}, "
+                    f"{info.kind}, floor={info.floor:.3g})")
         if self.is_power_law:
             kind = "infinite" if self.infinite else f"size={self.size}"
             return (f"Spectrum.power_law(nu={self.nu:g}, kappa={self.kappa:g}, {kind}, "

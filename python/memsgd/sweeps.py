@@ -2,7 +2,7 @@
 
 ``sweep(factory, grid, spectrum, noise, steps)`` runs ``factory(**point)`` on every point of
 ``grid`` (spectrum and noise may depend on the point too) with the batched exact engine
-(:func:`memsgd.loss_curves`, docs/math.md §3), keeps the loss at the recorded steps, and labels
+([`memsgd.loss_curves`][memsgd.loss_curves], docs/math.md §3), keeps the loss at the recorded steps, and labels
 it by the grid's axes. Results can go to a Zarr store that a rerun resumes, and the work can be
 spread over a process pool or a Dask cluster. User guide: docs/sweeps.md.
 """
@@ -62,15 +62,15 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
             ``dask.distributed.Client``. Tasks get one OpenMP thread each unless ``threads``.
         store: a directory for a Zarr store, written as blocks finish. Rerunning the same sweep
             on it computes only what is missing; a store of another sweep is refused
-            (:class:`StoreMismatchError`, a ``ValueError``).
+            ([`StoreMismatchError`][memsgd.sweeps.StoreMismatchError], a ``ValueError``).
         chunk_size: configurations per task (an upper bound: tasks are rectangular blocks of the
             grid, which are also the store's chunks); default from the work per configuration.
         threads: OpenMP threads per task (default: all cores locally, 1 with an executor).
         progress: progress bar over configurations (``True``, ``False``, ``None``: when stderr
             is a terminal), or a callable ``progress(done, total)`` called as blocks finish
             (configurations of this call; a resumed store counts only what is left).
-        method: ``"engine"`` (the batched step-by-step engine, :func:`memsgd.loss_curves`),
-            ``"loss_at"`` (:func:`memsgd.loss_at` per configuration at the recorded steps only:
+        method: ``"engine"`` (the batched step-by-step engine, [`memsgd.loss_curves`][memsgd.loss_curves]),
+            ``"loss_at"`` ([`memsgd.loss_at`][memsgd.loss_at] per configuration at the recorded steps only:
             cost independent of ``steps``, up to 10^12; every configuration must be stationary
             with one batch size, and ``record`` an int or an array), or ``"auto"`` (default):
             ``"loss_at"`` when every configuration allows it and a step-by-step run would
@@ -86,9 +86,21 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
         lazily; ``.load()`` to bring it in).
 
     Everything is checked, and every configuration built, before any work starts. Results are
-    bitwise those of :func:`memsgd.loss_curve` (method ``"engine"``) or :func:`memsgd.loss_at`
+    bitwise those of [`memsgd.loss_curve`][memsgd.loss_curve] (method ``"engine"``) or
+    [`memsgd.loss_at`][memsgd.loss_at]
     (method ``"loss_at"``) at the recorded steps, whatever the executor, chunking, thread count
     or number of resumptions; the two methods agree to ``loss_error`` (about 1e-12 relative).
+
+    Examples:
+        >>> import memsgd
+        >>> ds = memsgd.sweep(memsgd.heavy_ball, {"lr": [0.05, 0.1], "momentum": [0.9]},
+        ...                   memsgd.Spectrum.power_law(2.0, 1.0, size=100), memsgd.Noise.gaussian(10), 1000, record=50)
+        >>> ds["loss"].dims
+        ('lr', 'momentum', 'step')
+        >>> float(ds["loss"].sel(lr=0.1, momentum=0.9)[-1]) == memsgd.loss_curve(
+        ...     memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0, size=100), memsgd.Noise.gaussian(10),
+        ...     1000).loss[-1]
+        True
     """
     xr = require("xarray", "sweep", "sweep()")
     if not callable(factory):
@@ -225,8 +237,17 @@ def fitted_exponents(loss, t_min, t_max):
     ``[t_min, t_max]``, per grid point: a curve ``L_t = C t^-p`` gives ``p``.
 
     ``loss``: a sweep's Dataset or its ``loss`` DataArray. With log-spaced recorded steps the fit
-    weighs ``log t`` evenly, like :func:`memsgd.fit_exponent` on a full curve. ``NaN`` where the
+    weighs ``log t`` evenly, like [`memsgd.fit_exponent`][memsgd.fit_exponent] on a full curve. ``NaN`` where the
     loss is not finite and positive over the window (e.g. diverged points).
+
+    Examples:
+        >>> import numpy as np, xarray as xr
+        >>> from memsgd.sweeps import fitted_exponents
+        >>> t = np.arange(1, 1001)
+        >>> loss = xr.DataArray(np.stack([t ** -0.5, t ** -1.0]), dims=("lr", "step"),
+        ...                     coords={"lr": [0.1, 0.2], "step": t})
+        >>> np.round(fitted_exponents(loss, 100, 1000).values, 12).tolist()
+        [0.5, 1.0]
     """
     xr = require("xarray", "sweep", "fitted_exponents()")
     if isinstance(loss, xr.Dataset):
@@ -256,7 +277,8 @@ def fitted_exponents(loss, t_min, t_max):
 
 
 def growth_rates(dataset):
-    """:attr:`memsgd.LossCurve.growth_rate` and ``grows_exponentially`` of every grid point of a
+    """[`memsgd.LossCurve.growth_rate`][memsgd.LossCurve.growth_rate] and ``grows_exponentially`` of every grid point
+    of a
     sweep, from its recorded steps: the least-squares slope ``r`` of ``ln L_t`` against ``t`` over
     the recorded steps in the last quarter of the run (``L_t ~ C e^(r t)`` there), and whether the
     loss rises there at least e-fold through four successive parts.
@@ -267,6 +289,14 @@ def growth_rates(dataset):
     are sparse at the end) provided they lie in ``[T/2, T]``; otherwise ``nan`` and False, with a
     warning that says so. ``inf`` and True for diverged points. Returns a Dataset with
     ``growth_rate`` and ``grows_exponentially`` over the grid axes.
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.sweeps import growth_rates
+        >>> ds = memsgd.sweep(memsgd.gd, {"lr": [1.0, 2.5]}, memsgd.Spectrum([1.0], [2.0]), memsgd.Noise.none(), 40,
+        ...                   record=None)
+        >>> growth_rates(ds)["grows_exponentially"].values.tolist()   # |1 - 2.5| > 1
+        [False, True]
     """
     xr = require("xarray", "sweep", "growth_rates()")
     if not isinstance(dataset, xr.Dataset) or not {"loss", "diverged_at"} <= set(dataset.data_vars):
@@ -431,8 +461,8 @@ def _resolve_method(method: str, configs: Configurations, record) -> str:
             n = configs.noises[configs.noise_index[unsupported]]
             what = ("a Schedule" if isinstance(a, Schedule) else "a per-step batch size" if n.per_step
                     else "a preconditioner together with weight decay")
-            raise ValueError(f"method='loss_at' needs stationary algorithms with one batch size (and no "
-                             f"preconditioner together with weight decay); got {what} at "
+            raise ValueError(f"method='loss_at' needs stationary algorithms or Schedule.piecewise with one batch "
+                             f"size (and no preconditioner together with weight decay); got {what} at "
                              f"{configs.describe(unsupported)} (use method='engine' or 'auto')")
         why = "method='loss_at'"
     if record is None:

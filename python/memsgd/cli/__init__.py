@@ -37,8 +37,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="memsgd",
-        description="Exact loss curves, theory and reproductions for SGD with memory.")
+        prog="memsgd", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Exact loss curves, theory and reproductions for SGD with memory.",
+        epilog="presets (--algo of curve, stability, phase and sweep; older names in parentheses) and their\n"
+               "options with default values (`memsgd COMMAND --help` lists every option of a command):\n"
+               + _common.preset_list())
     parser.add_argument("--version", action="version", version=f"memsgd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -1,12 +1,13 @@
 """Arguments shared by subcommands: the problem, the algorithm preset, the noise, output files.
 
-The command line only parses and prints: values are checked by :mod:`memsgd._validation` as
+The command line only parses and prints: values are checked by ``memsgd._validation`` as
 they are parsed (a bad value is an argparse error naming the option), and a preset refuses
 options it does not take instead of ignoring them.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import time
@@ -15,7 +16,7 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-from .. import _method, _validation, algorithms, schedules
+from .. import _families, _method, _validation
 from .._affine import ema
 from .._json import dumps
 from .._optional import require
@@ -23,11 +24,11 @@ from ..experiments.common import format_table
 from ..noise import Noise
 from ..spectrum import Spectrum
 
-__all__ = ["PRESETS", "PARAMETERS", "Preset", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
+__all__ = ["PRESETS", "PARAMETERS", "Preset", "preset_name", "preset_list", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
-           "batch_type", "ema_type", "refuse_stray_options", "LABEL_NOISE_HELP", "WEIGHT_DECAY_HELP", "EMA_HELP",
-           "check_preset_values", "LONG_WORK", "engine_seconds", "describe_duration"]
+           "batch_type", "float_list_type", "ema_type", "refuse_stray_options", "LABEL_NOISE_HELP", "WEIGHT_DECAY_HELP",
+           "EMA_HELP", "check_preset_values", "LONG_WORK", "engine_seconds", "describe_duration"]
 
 
 # --- argparse types: parse text, check it with memsgd._validation ------------------------------
@@ -51,6 +52,11 @@ def float_type(option: str, *, positive: bool = False, nonnegative: bool = False
     """A finite number option (optionally > 0 or >= 0)."""
     return _argument_type(lambda t: _validation.float_from_text(t, option, positive=positive,
                                                                 nonnegative=nonnegative), "number")
+
+
+def float_list_type(option: str) -> Callable:
+    """A comma-separated list of finite numbers, e.g. ``1e4,1e8,17``."""
+    return _argument_type(lambda t: _validation.float_list_from_text(t, option), "list of numbers")
 
 
 def batch_type(option: str) -> Callable:
@@ -93,8 +99,9 @@ class Preset:
     """A named algorithm: ``build(**values)`` with the listed parameters and their defaults."""
 
     build: Callable
-    defaults: Dict[str, object]     # parameter -> default (None: derived from the problem)
+    defaults: Dict[str, object]     # parameter -> default (a str: the rule taking it from the problem)
     summary: str
+    aliases: Tuple[str, ...] = ()
 
 
 # parameter -> (option, argparse type, help)
@@ -120,29 +127,37 @@ PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
                    "are set for; default --scale"),
 }
 
+# The presets are the rows of the algorithm table that have command-line defaults (the same
+# table schedule design reads: memsgd._families); their options are PARAMETERS.
 PRESETS: Dict[str, Preset] = {
-    "gd": Preset(algorithms.gd, {"lr": 0.1}, "SGD"),
-    "heavy_ball": Preset(algorithms.heavy_ball, {"lr": 0.1, "momentum": 0.9}, "heavy ball"),
-    "nesterov": Preset(algorithms.nesterov, {"lr": 0.1, "momentum": 0.9}, "Nesterov momentum"),
-    "am1": Preset(algorithms.am1, {"lr": 0.1, "momentum": 0.9, "kick": 1.0}, "heavy ball + kick (AM1)"),
-    "qhm": Preset(lambda lr, momentum, nu_qhm, weight_decay=0.0: algorithms.qhm(lr, momentum, nu_qhm, weight_decay),
-                  {"lr": 0.1, "momentum": 0.9, "nu_qhm": 0.7}, "quasi-hyperbolic momentum"),
-    "dana": Preset(lambda g1, g2, g3, dana_delta, weight_decay=0.0: algorithms.dana(g1, g2, g3, dana_delta,
-                                                                                    weight_decay),
-                   {"g1": 0.1, "g2": 0.1, "g3": 0.1, "dana_delta": 0.1}, "DANA (constant)"),
-    "am1_power_law": Preset(schedules.am1_power_law, {"kick": 1.0, "delta": 0.45, "gamma": 1.0, "t0": 10.0,
-                                                      "lambda_max": None},
-                            "schedule: AM1 with power-law momentum"),
-    "jacobi_heavy_ball": Preset(schedules.jacobi_heavy_ball, {"nu_b": None, "lambda_max": None},
-                                "schedule: Jacobi heavy ball (Brakhage's nu-method)"),
-    "schedule_free_sgd": Preset(lambda lr, momentum, weight_decay=0.0: schedules.schedule_free_sgd(lr, momentum,
-                                                                                                 weight_decay),
-                                {"lr": 1.0, "momentum": 0.9}, "schedule: schedule-free SGD (momentum = its beta)"),
-}
+    name: Preset(family.constructor(), family.defaults(), family.summary, family.aliases)
+    for name, family in _families.presets().items()}
+
+# Defaults taken from the problem: the table's rule -> how the preset list shows it.
+_DERIVED = {"kappa/nu": "kappa/nu", "scale": "= --scale"}
 
 
-# Defaults taken from the problem, as the preset list shows them.
-_DERIVED = {"nu_b": "kappa/nu", "lambda_max": "= --scale"}
+def preset_name(text: str) -> str:
+    """The canonical name of the preset ``text`` names (older names such as ``gd`` accepted)."""
+    name = _families.canonical_name(text)
+    if name not in PRESETS:
+        known = list(PRESETS) + [a for p in PRESETS.values() for a in p.aliases]
+        close = difflib.get_close_matches(str(text), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise argparse.ArgumentTypeError(f"unknown preset {text!r}: choose from {', '.join(PRESETS)}{hint}")
+    return name
+
+
+def preset_list() -> str:
+    """One line per preset: name (older names), summary, options with their defaults."""
+    labels = {name: name + (f" ({', '.join(p.aliases)})" if p.aliases else "") for name, p in PRESETS.items()}
+    width = max(map(len, labels.values()))
+    lines = []
+    for name, preset in PRESETS.items():
+        lines.append(f"  {labels[name]:<{width}}  {preset.summary}: "
+                     + ", ".join(f"{PARAMETERS[k][0]} {_DERIVED[v] if isinstance(v, str) else f'{v:g}'}"
+                                 for k, v in preset.defaults.items()))
+    return "\n".join(lines)
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -154,15 +169,11 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def add_algorithm_args(p: argparse.ArgumentParser) -> None:
-    lines = [f"  {name:<18} {preset.summary}: "
-             + ", ".join(f"{PARAMETERS[k][0]} {_DERIVED[k] if v is None else f'{v:g}'}"
-                         for k, v in preset.defaults.items())
-             for name, preset in PRESETS.items()]
     p.formatter_class = _HelpFormatter
     g = p.add_argument_group(
-        "algorithm", "presets and their options with default values (an option the preset does not "
-                     "take is an error):\n" + "\n".join(lines))
-    g.add_argument("--algo", choices=list(PRESETS), default="heavy_ball", metavar="PRESET",
+        "algorithm", "presets (older names in parentheses) and their options with default values (an option "
+                     "the preset does not take is an error):\n" + preset_list())
+    g.add_argument("--algo", type=preset_name, choices=list(PRESETS), default="heavy_ball", metavar="PRESET",
                    help="one of the presets listed above, default heavy_ball")
     for dest, (option, kind, text) in PARAMETERS.items():
         g.add_argument(option, dest=dest, type=kind, default=None, help=text)
@@ -215,20 +226,22 @@ def _preset_values(args) -> Dict[str, float]:
     for k, default in preset.defaults.items():
         given = getattr(args, k, None)
         values[k] = given if given is not None else default
-    if "nu_b" in values and values["nu_b"] is None:
-        nu, kappa = getattr(args, "nu", None), getattr(args, "kappa", None)
-        if not isinstance(nu, float) or not isinstance(kappa, float):
-            raise ValueError(f"--algo {args.algo} needs --nu-b here (no single problem to take zeta from)")
-        values["nu_b"] = kappa / nu
-    if "lambda_max" in values and values["lambda_max"] is None:
-        values["lambda_max"] = args.scale
+    for k, value in values.items():
+        if value == "kappa/nu":
+            nu, kappa = getattr(args, "nu", None), getattr(args, "kappa", None)
+            if not isinstance(nu, float) or not isinstance(kappa, float):
+                raise ValueError(f"--algo {args.algo} needs {PARAMETERS[k][0]} here (no single problem to take "
+                                 f"zeta from)")
+            values[k] = kappa / nu
+        elif value == "scale":
+            values[k] = args.scale
     check_preset_values(args.algo, values, getattr(args, "weight_decay", 0.0) or 0.0)
     return values
 
 
 def algorithm_from_args(args):
-    """The :class:`~memsgd.MemoryAlgorithm` or :class:`~memsgd.Schedule` the options describe
-    (with ``--weight-decay`` and ``--ema``)."""
+    """The [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] or [`Schedule`][memsgd.schedules.Schedule] the options
+    describe (with ``--weight-decay`` and ``--ema``)."""
     algo = PRESETS[args.algo].build(**_preset_values(args), weight_decay=args.weight_decay)
     return algo if args.ema is None else ema(algo, args.ema)
 

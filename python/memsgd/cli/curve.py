@@ -1,8 +1,8 @@
 """`memsgd curve`: the exact loss curve of a preset on a power-law problem.
 
 Short runs use the step-by-step engine (every step); long runs of stationary presets use
-:func:`memsgd.loss_at` (the same exact losses at the log-spaced table steps only, at a cost that
-does not grow with --steps). The choice is :func:`_choose_method`'s (docs/cli.md).
+[`memsgd.loss_at`][memsgd.loss_at] (the same exact losses at the log-spaced table steps only, at a cost that
+does not grow with --steps). The choice is ``_choose_method``'s (docs/cli.md).
 """
 from __future__ import annotations
 

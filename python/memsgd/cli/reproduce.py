@@ -1,5 +1,5 @@
-"""`memsgd reproduce fig1|fig4|compare|schedules|corner|corner-training|digits|mnist|practice`: the
-paper's experiments and beyond.
+"""`memsgd reproduce fig1|fig4|compare|schedules|optimal-schedules|scaling|corner|corner-training|digits|mnist|
+practice|nqm`: the paper's experiments and beyond.
 
 Each target prints its table, writes PNGs and a JSON file to ``--out`` (default ./memsgd-output)
 and, when stderr is a terminal, shows a progress bar there (``--progress`` / ``--no-progress``
@@ -16,15 +16,19 @@ from . import _common
 __all__ = ["register", "DEFAULT_OUT"]
 
 DEFAULT_OUT = "memsgd-output"
+# `reproduce digits --quick`: a smaller network for a few hundred steps (seconds)
+_DIGITS_QUICK = {"steps": 300, "hidden": 100}
 
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's figures and the library's experiments (fig1, fig4, "
-                                         "compare, schedules, corner, corner-training, digits, mnist, practice)",
+                                         "compare, schedules, optimal-schedules, scaling, corner, corner-training, "
+                                         "digits, mnist, practice, nqm)",
                        description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
                                    "schedule-design study, corner algorithms against AM1 (exact and in training), "
-                                   "the digits (MNIST-like) network experiment, the paper's MNIST experiment, or "
-                                   "theory against real torch training. Prints the table, writes PNG + JSON to --out.")
+                                   "the digits (MNIST-like) network experiment, the paper's MNIST experiment, the "
+                                   "4+3 phase plane of random features (compute-optimal exponents), or "
+                                   "theory against real torch training, or the noisy quadratic model's batch-size study. Prints the table, writes PNG + JSON to --out.")
     targets = p.add_subparsers(dest="target", metavar="TARGET")
     targets.required = True
 
@@ -59,6 +63,22 @@ def register(sub) -> None:
                    help="second horizon, default 100000; 0: none")
     q.set_defaults(func=_schedules)
 
+    q = targets.add_parser("scaling", help="4+3 phase plane: compute-optimal exponents of SGD, DANA-decaying, AM1 "
+                                           "on power-law random features")
+    common_args(q)
+    q.add_argument("--flops", type=_common.float_list_type("--flops"), default=None,
+                   help="budgets LO,HI,COUNT (geometric), default 1e3,1e8,21")
+    q.add_argument("--fit-decades", type=_common.float_type("--fit-decades", positive=True), default=None,
+                   help="exponents fitted over this many top decades of the interior budgets, default 3")
+    q.set_defaults(func=_scaling)
+
+    q = targets.add_parser("optimal-schedules", help="optimal SGD schedules with label noise (easy / hard phase) vs "
+                                                     "tuned WSD, cosine, 1-sqrt; memory 1; batch size under a budget")
+    common_args(q)
+    q.add_argument("--max-steps", type=_common.int_type("--max-steps", 20), default=None,
+                   help="drop the horizons above this (default horizons 1e3, 1e4, 1e5)")
+    q.set_defaults(func=_optimal_schedules)
+
     q = targets.add_parser("corner", help="corner algorithms (Yarotsky 2025): memory sweep to 1e12 steps, two-sided "
                                           "comparison with tuned AM1, phase diagram")
     common_args(q)
@@ -75,9 +95,9 @@ def register(sub) -> None:
     q.set_defaults(func=_corner_training)
 
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")
-    q.add_argument("--out", default=DEFAULT_OUT, help=f"output directory, default ./{DEFAULT_OUT}")
-    _common.add_progress_arg(q)
-    q.add_argument("--steps", type=steps, default=10000, help="training steps, default 10000")
+    common_args(q)
+    q.add_argument("--steps", type=steps, default=None,
+                   help=f"training steps, default 10000 (--quick: {_DIGITS_QUICK['steps']})")
     q.add_argument("--batch", type=_common.int_type("--batch", 1), default=32, help="batch size, default 32")
     q.add_argument("--seed", type=_common.int_type("--seed", 0), default=0, help="random seed, default 0")
     q.set_defaults(func=_digits)
@@ -102,6 +122,13 @@ def register(sub) -> None:
     q.add_argument("--mnist-images", default=None, help="MNIST images IDX file (with --mnist-labels) instead of digits")
     q.add_argument("--mnist-labels", default=None, help="MNIST labels IDX file")
     q.set_defaults(func=_practice)
+
+    q = targets.add_parser("nqm", help="the noisy quadratic model (Zhang et al. 2019): steps to target vs batch size "
+                                       "for SGD, heavy ball, EMA and preconditioning, each at its best learning rate")
+    common_args(q)
+    q.add_argument("--workers", type=_common.int_type("--workers", 1), default=None,
+                   help="processes (one curve of batch sizes each), default 2")
+    q.set_defaults(func=_nqm)
 
 
 def _memories(text):
@@ -179,6 +206,37 @@ def _schedules(args) -> int:
     return 0
 
 
+def _scaling(args) -> int:
+    from ..experiments import scaling
+    cfg = scaling.small_config() if args.quick else scaling.ScalingConfig()
+    if args.flops is not None:
+        if len(args.flops) != 3:
+            raise ValueError("--flops must be LO,HI,COUNT")
+        cfg.flops = (args.flops[0], args.flops[1], int(args.flops[2]))
+    if args.fit_decades is not None:
+        cfg.fit_decades = args.fit_decades
+    t0 = time.perf_counter()
+    with progress_callback("scaling", show=args.progress) as progress:
+        result = scaling.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _optimal_schedules(args) -> int:
+    from ..experiments import optimal_schedules
+    cfg = optimal_schedules.small_config() if args.quick else optimal_schedules.OptimalSchedulesConfig()
+    if args.max_steps is not None:
+        def keep(ts):
+            return tuple(T for T in ts if T <= args.max_steps)
+        cfg.horizons, cfg.memory1_horizons, cfg.batch_horizons = (keep(cfg.horizons), keep(cfg.memory1_horizons),
+                                                                  keep(cfg.batch_horizons))
+    t0 = time.perf_counter()
+    with progress_callback("optimal-schedules", show=args.progress) as progress:
+        result = optimal_schedules.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
 def _corner(args) -> int:
     from ..experiments import corner
     cfg = corner.small_config() if args.quick else corner.CornerConfig()
@@ -214,10 +272,13 @@ def _corner_training(args) -> int:
 
 def _digits(args) -> int:
     from ..experiments import digits   # a missing extra (torch, data) is reported in one line by the CLI
+    quick = _DIGITS_QUICK if args.quick else {"steps": 10000}
+    steps = args.steps if args.steps is not None else quick["steps"]
+    size = {"hidden": quick["hidden"]} if "hidden" in quick else {}
     t0 = time.perf_counter()
     with progress_callback("digits", show=args.progress) as progress:
-        result = digits.run(steps=args.steps, batch_size=args.batch, seed=args.seed, out_dir=args.out,
-                            progress=progress)
+        result = digits.run(steps=steps, batch_size=args.batch, seed=args.seed, out_dir=args.out,
+                            progress=progress, **size)
     _finish(result, t0)
     return 0
 
@@ -236,6 +297,18 @@ def _mnist(args) -> int:
     t0 = time.perf_counter()
     with progress_callback("mnist", show=args.progress) as progress:
         result = mnist.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _nqm(args) -> int:
+    from ..experiments import nqm
+    cfg = nqm.small_config() if args.quick else nqm.NQMConfig(workers=2)
+    if args.workers is not None:
+        cfg.workers = args.workers
+    t0 = time.perf_counter()
+    with progress_callback("nqm", show=args.progress) as progress:
+        result = nqm.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
 

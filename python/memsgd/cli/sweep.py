@@ -29,7 +29,8 @@ def register(sub) -> None:
                     "writes a heat map over two axes. Presets, their options and defaults: see `memsgd curve --help`.")
     g = p.add_argument_group("algorithm (each parameter: a value, a list or a range; an option the preset "
                              "does not take is an error)")
-    g.add_argument("--algo", choices=list(_common.PRESETS), default="heavy_ball", metavar="PRESET",
+    g.add_argument("--algo", type=_common.preset_name, choices=list(_common.PRESETS), default="heavy_ball",
+                   metavar="PRESET",
                    help="preset, default heavy_ball")
     for dest, (option, _, text) in _common.PARAMETERS.items():
         g.add_argument(option, dest=dest, default=None, metavar="VALUES", help=text)
@@ -136,11 +137,12 @@ def _preset_grid(args, problem) -> dict:
         given = getattr(args, k)
         if given is not None:
             values[k] = parse_values(given, k)
-        elif k == "nu_b":
+        elif default == "kappa/nu":
             if problem["nu"].size > 1 or problem["kappa"].size > 1:
-                raise ValueError(f"--algo {args.algo} needs --nu-b when --nu or --kappa has several values")
+                raise ValueError(f"--algo {args.algo} needs {_common.PARAMETERS[k][0]} when --nu or --kappa has "
+                                 f"several values")
             values[k] = problem["kappa"] / problem["nu"]
-        elif k == "lambda_max":
+        elif default == "scale":
             values[k] = np.array([args.scale])
         else:
             values[k] = np.array([default], dtype=float)
@@ -149,7 +151,7 @@ def _preset_grid(args, problem) -> dict:
 
 
 def build(args):
-    """``(factory, grid, spectrum, noise)`` for :func:`memsgd.sweep` from the parsed flags."""
+    """``(factory, grid, spectrum, noise)`` for [`memsgd.sweep`][memsgd.sweeps.sweep] from the parsed flags."""
     problem = {"nu": parse_values(args.nu, "nu"), "kappa": parse_values(args.kappa, "kappa")}
     values = _preset_grid(args, problem)
     values["weight_decay"] = _nonnegative_values(args.weight_decay, "weight_decay")

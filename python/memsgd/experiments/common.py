@@ -1,6 +1,6 @@
 """Helpers shared by the reproductions: predicted exponents, guides, agreement, tables, output.
 
-Strict JSON (``write_json``, ``jsonable``) lives in :mod:`memsgd._json` and is re-exported here
+Strict JSON (``write_json``, ``jsonable``) lives in ``memsgd._json`` and is re-exported here
 for the experiments.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Beyond the paper: AM1 vs schedule-free SGD vs QHM vs Nesterov vs heavy ball (and SGD).
 
-Every method is tuned over a small grid by the exact engine (:func:`tuning.tune`, objective:
+Every method is tuned over a small grid by the exact engine ([`tuning.tune`][memsgd.experiments.tuning.tune], objective:
 loss at T) separately on each problem and batch size; the table reports the winner's
 parameters, its loss at T, and its exponent fitted on ``[T/10, T]``. Problems are infinite
 Gaussian power laws with ``lambda_max = 1`` and Gaussian mini-batch noise.
@@ -44,6 +44,13 @@ METHODS = {
 
 
 def default_grids(nu: float) -> Dict[str, Dict[str, Sequence[float]]]:
+    """The tuning grid of each method for a power law with exponent ``nu``.
+
+    Examples:
+        >>> from memsgd.experiments.compare import default_grids
+        >>> default_grids(2.0)["SGD"]
+        {'lr': [0.5, 1.0, 1.5, 1.9]}
+    """
     stable = [d for d in (0.15, 0.3, 0.45, 0.6) if d < 1.0 - 1.0 / nu]
     return {
         "SGD": {"lr": [0.5, 1.0, 1.5, 1.9]},                       # lambda_max = 1: lr < 2 noiseless
@@ -67,6 +74,14 @@ def at_grid_edge(params, grid) -> list:
 
 @dataclass
 class CompareConfig:
+    """Settings of the comparison: problems, batch sizes, horizon and methods (docs/reproductions.md).
+
+    Examples:
+        >>> from memsgd.experiments.compare import CompareConfig
+        >>> CompareConfig().methods
+        ('SGD', 'heavy ball', 'Nesterov', 'QHM', 'schedule-free SGD', 'AM1')
+    """
+
     problems: Tuple[Tuple[float, float], ...] = ((2.0, 1.0), (1.5, 0.45))   # (nu, kappa)
     batch_sizes: Tuple[int, ...] = (10, 100)
     steps: int = 10_000
@@ -87,6 +102,13 @@ class CompareConfig:
 
 
 def small_config() -> CompareConfig:
+    """Tiny settings for smoke tests (seconds).
+
+    Examples:
+        >>> from memsgd.experiments.compare import small_config
+        >>> small_config().steps
+        300
+    """
     return CompareConfig(problems=((2.0, 1.0),), batch_sizes=(10,), steps=300, head=64)
 
 
@@ -95,9 +117,17 @@ def run(config: Optional[CompareConfig] = None, out_dir=None, progress=None, gri
     """Tune each method on each (problem, batch size); write ``compare.png`` (one panel's winners
     per file: ``compare_<nu>_<kappa>_B<B>.png``) and ``compare.json``.
 
-    Each method's grid is one batched run of the exact engine (:func:`tuning.tune`);
-    ``executor`` / ``chunk_size`` are passed to it (as in :func:`memsgd.sweep`, docs/sweeps.md) and
+    Each method's grid is one batched run of the exact engine ([`tuning.tune`][memsgd.experiments.tuning.tune]);
+    ``executor`` / ``chunk_size`` are passed to it (as in [`memsgd.sweep`][memsgd.sweeps.sweep], docs/sweeps.md) and
     change nothing in the results.
+
+    Examples:
+        >>> import dataclasses
+        >>> from memsgd.experiments import compare
+        >>> cfg = dataclasses.replace(compare.small_config(), steps=100, methods=("SGD", "heavy ball"))
+        >>> result = compare.run(cfg, out_dir=None)
+        >>> sorted({r["method"] for r in result["results"]})
+        ['SGD', 'heavy ball']
     """
     cfg = config or CompareConfig()
     if not isinstance(cfg, CompareConfig):

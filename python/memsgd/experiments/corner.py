@@ -4,14 +4,15 @@ Three parts, all on infinite Gaussian power laws with Gaussian mini-batch noise 
 
 1. **Memory sweep** at ``(nu, kappa)`` (default 2, 1: ``zeta = 0.5``): the corner method of angle
    ``theta`` (default 1.9, rate ``theta zeta = 0.95``) with memory ``M`` in ``memories``, its scale fitted to
-   ``lambda_max`` and to the noise sum ``V = noise_sum`` (:func:`memsgd.corner`), exact losses at
-   ``points`` log-spaced steps up to ``t_max`` (1e12) by :func:`memsgd.modal_loss_at` (the exact
+   ``lambda_max`` and to the noise sum ``V = noise_sum`` ([`memsgd.corner`][memsgd.corner]), exact losses at
+   ``points`` log-spaced steps up to ``t_max`` (1e12) by [`memsgd.modal_loss_at`][memsgd.modal_loss_at] (the exact
    recursion below a few hundred steps); per M the exponent fitted on ``fit_window`` (1e5 to 1e9), the
    local exponent per half decade, and the *horizon*: the last step where the local exponent is still
    at least ``(theta zeta + zeta) / 2``, beside the memory's longest time constant ``1 / (1 - d_M)``.
 2. **Two-sided comparison** at each ``(nu, zeta)`` of ``comparison`` (signal-dominated phase): the
    corner method with memory ``comparison_memory`` at ``theta = min(theta_max, nu - nu_margin, theta_cap)``
-   against the AM1 power-law schedule tuned for ``L_T`` by :func:`memsgd.optimize_schedule` at each
+   against the AM1 power-law schedule tuned for ``L_T`` by [`memsgd.optimize_schedule`][memsgd.optimize_schedule] at
+   each
    horizon of ``am1_horizons`` (warm-started from the previous one). Measured exponents: the corner's
    fitted on ``[T_1, T_2]`` (the last two AM1 horizons) and on ``fit_window``; AM1's *horizon exponent*
    ``log(L*_T1 / L*_T2) / log(T2 / T1)`` (a schedule tuned for one horizon anneals at its end, so the rate
@@ -54,6 +55,14 @@ __all__ = ["CornerConfig", "small_config", "run", "phase_map"]
 
 @dataclass
 class CornerConfig:
+    """Settings of the corner-algorithm reproduction (docs/corner.md).
+
+    Examples:
+        >>> from memsgd.experiments.corner import CornerConfig
+        >>> CornerConfig().memories
+        (2, 4, 8, 16, 32)
+    """
+
     nu: float = 2.0
     kappa: float = 1.0
     batch_size: int = 10
@@ -114,6 +123,13 @@ class CornerConfig:
 
 
 def small_config() -> CornerConfig:
+    """Tiny settings for smoke tests (seconds).
+
+    Examples:
+        >>> from memsgd.experiments.corner import small_config
+        >>> small_config().memories
+        (2, 4)
+    """
     return CornerConfig(memories=(2, 4), head=16, t_max=1e6, points=25, fit_window=(1e3, 1e5),
                         comparison=((2.0, 0.5), (2.0, 1.0)), comparison_memory=4, comparison_t_max=1e5,
                         am1_horizons=(100, 1000), am1_starts=1, am1_iterations=20, paper_synthetic=(100, 1000))
@@ -168,7 +184,14 @@ def _corner_run(cfg, spec, noise, theta, memory, t_max, points):
 
 def run(config: Optional[CornerConfig] = None, out_dir=None, progress=None) -> dict:
     """Memory sweep, two-sided comparison with tuned AM1 and the phase diagram; writes
-    ``corner_*.png`` and ``corner.json`` to ``out_dir``."""
+    ``corner_*.png`` and ``corner.json`` to ``out_dir``.
+
+    Examples:
+        >>> from memsgd.experiments import corner
+        >>> result = corner.run(corner.small_config(), out_dir=None)
+        >>> "table" in result and "memory_sweep" in result
+        True
+    """
     cfg = config or CornerConfig()
     if not isinstance(cfg, CornerConfig):
         raise TypeError(f"config must be a CornerConfig, got {type(cfg).__name__}")
@@ -271,9 +294,17 @@ def _paper_synthetic(cfg, noise):
 
 
 def phase_map(nu_range, zeta_range, resolution: int = 240):
-    """The theory's map for :func:`memsgd.plotting.plot_corner_phase`: ``(nus, zetas, corner_ahead, lines)``
+    """The theory's map for [`memsgd.plotting.plot_corner_phase`][memsgd.plotting.plot_corner_phase]: ``(nus, zetas,
+    corner_ahead, lines)``
     with ``corner_ahead`` 1 where ``theta_max zeta > zeta (2 - 1/nu)``, 0 where not, NaN in the noise phase,
-    and the phase boundary, the crossover ``zeta_cross(nu)`` and the region borders as lines."""
+    and the phase boundary, the crossover ``zeta_cross(nu)`` and the region borders as lines.
+
+    Examples:
+        >>> from memsgd.experiments.corner import phase_map
+        >>> nus, zetas, ahead, lines = phase_map((1.2, 4.0), (0.1, 3.0), resolution=20)
+        >>> ahead.shape == (len(zetas), len(nus))
+        True
+    """
     nus = np.linspace(nu_range[0], nu_range[1], resolution)
     zetas = np.linspace(zeta_range[0], zeta_range[1], resolution)
     ahead = np.full((zetas.size, nus.size), np.nan)

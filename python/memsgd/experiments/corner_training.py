@@ -2,18 +2,22 @@
 docs/corner.md "Training").
 
 Least squares on random ReLU features of scikit-learn's digits (the ``relu`` feature set of
-:mod:`memsgd.experiments.practice`: realizable targets, the spectrum of ``X^T X / n``), mini-batches
+[`memsgd.experiments.practice`][memsgd.experiments.practice]: realizable targets, the spectrum of ``X^T X / n``),
+mini-batches
 of B rows drawn with replacement. Three methods, each tuned by the exact theory on the data's
-spectrum with SE noise ``tau`` fitted to the data (:func:`memsgd.experiments.empirical.estimate_tau`):
+spectrum with SE noise ``tau`` fitted to the data
+([`memsgd.experiments.empirical.estimate_tau`][memsgd.experiments.empirical.estimate_tau]):
 
-- heavy ball, constant, tuned for ``L_T`` by :func:`memsgd.optimize_schedule` (``"heavy_ball"``);
-- AM1's power-law schedule tuned for ``L_T`` by :func:`memsgd.optimize_schedule` (``"am1_power_law"``);
-- the corner method (:func:`memsgd.corner`, angle ``theta``, memory ``memory``), its scale fitted to the
+- heavy ball, constant, tuned for ``L_T`` by [`memsgd.optimize_schedule`][memsgd.optimize_schedule] (``"heavy_ball"``);
+- AM1's power-law schedule tuned for ``L_T`` by [`memsgd.optimize_schedule`][memsgd.optimize_schedule]
+  (``"am1_power_law"``);
+- the corner method ([`memsgd.corner`][memsgd.corner], angle ``theta``, memory ``memory``), its scale fitted to the
   noise sum ``V = v`` with ``v`` picked from ``noise_sums`` by the exact ``L_T``.
 
-Each is trained with torch (:class:`memsgd.torch.MemorySGD` for heavy ball and the corner method,
-:class:`memsgd.torch.AM1` with the schedule for AM1), ``seeds`` runs, and the corner method also with
-optax (:func:`memsgd.optax.memory_sgd`, ``optax_seeds`` runs) when JAX is installed. The table gives
+Each is trained with torch ([`memsgd.torch.MemorySGD`][memsgd.torch.MemorySGD] for heavy ball and the corner method,
+[`memsgd.torch.AM1`][memsgd.torch.AM1] with the schedule for AM1), ``seeds`` runs, and the corner method also with
+optax ([`memsgd.optax.memory_sgd`][memsgd.optax.memory_sgd], ``optax_seeds`` runs) when JAX is installed. The table
+gives
 the exact ``L_T`` (fitted and Gaussian ``tau``) beside the trained mean and its standard error.
 """
 from __future__ import annotations
@@ -39,6 +43,14 @@ METHODS = ("heavy ball", "AM1 schedule", "corner")
 
 @dataclass
 class CornerTrainingConfig:
+    """Settings of the corner-against-AM1 training comparison (docs/corner.md).
+
+    Examples:
+        >>> from memsgd.experiments.corner_training import CornerTrainingConfig
+        >>> CornerTrainingConfig().memory
+        8
+    """
+
     steps: int = 1000
     seeds: int = 20
     optax_seeds: int = 8
@@ -70,6 +82,13 @@ class CornerTrainingConfig:
 
 
 def small_config() -> CornerTrainingConfig:
+    """Tiny settings for smoke tests (seconds).
+
+    Examples:
+        >>> from memsgd.experiments.corner_training import small_config
+        >>> small_config().steps
+        40
+    """
     return CornerTrainingConfig(steps=40, seeds=4, optax_seeds=2, width=100, memory=4, noise_sums=(0.5,),
                                 starts=1, max_iterations=5, points=8)
 
@@ -129,7 +148,16 @@ def _optax_run(jax, jnp, optax, tx, X, Y, W_star, B, T, record, seeds, seed):
 
 
 def run(config: Optional[CornerTrainingConfig] = None, out_dir=None, progress=None) -> dict:
-    """Tune by theory, train with torch (and optax); write ``corner_training.png`` and ``.json``."""
+    """Tune by theory, train with torch (and optax); write ``corner_training.png`` and ``.json``.
+
+    Examples:
+        Needs torch, optax and scikit-learn (``pip install 'memsgd[torch,jax,data]'``):
+
+        >>> from memsgd.experiments import corner_training
+        >>> result = corner_training.run(corner_training.small_config(), out_dir=None)
+        >>> "table" in result and "rows" in result
+        True
+    """
     cfg = config or CornerTrainingConfig()
     if not isinstance(cfg, CornerTrainingConfig):
         raise TypeError(f"config must be a CornerTrainingConfig, got {type(cfg).__name__}")

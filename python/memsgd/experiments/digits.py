@@ -18,10 +18,10 @@ initialisation, by 30 power iterations, a stated estimate of the top NTK eigenva
   ``1 - beta_t = (1 + t/10)^-1``, ``alpha_eff,t = eta (1 + t/10)^0.5``; expected to reach a lower
   training loss than SGD and heavy ball at equal steps.
 
-The optimizers are :class:`memsgd.torch.AM1` (heavy ball = AM1 with kick 0; SGD is
-``torch.optim.SGD``). Use :func:`run` from Python or ``memsgd reproduce digits`` (its only
-command line). The network is :mod:`memsgd.experiments.digits_model`, the Hessian estimate
-:mod:`memsgd.experiments.hessian`, the data :func:`memsgd.data.load_digits`. Needs the extras
+The optimizers are [`memsgd.torch.AM1`][memsgd.torch.AM1] (heavy ball = AM1 with kick 0; SGD is
+``torch.optim.SGD``). Use [`run`][memsgd.experiments.digits.run] from Python or ``memsgd reproduce digits`` (its only
+command line). The network is ``memsgd.experiments.digits_model``, the Hessian estimate
+``memsgd.experiments.hessian``, the data [`memsgd.data.load_digits`][memsgd.data.load_digits]. Needs the extras
 ``torch`` and ``data`` (one ``ImportError`` naming both when missing).
 """
 from __future__ import annotations
@@ -72,6 +72,14 @@ def run(steps: int = 10_000, batch_size: int = 32, seed: int = 0, out_dir: Optio
         ``curves`` (``{name: {"t": [...], "loss": [...]}}``),
         ``checks`` (``jacobi_hb_blew_up``, ``am1_below_sgd_and_hb``), ``lambda_max``, ``config``,
         ``files`` and ``seconds``.
+
+    Examples:
+        A few steps of a small network (needs torch and scikit-learn: ``pip install 'memsgd[torch,data]'``):
+
+        >>> from memsgd.experiments import digits
+        >>> result = digits.run(steps=20, batch_size=8, out_dir=None, hidden=50)
+        >>> "table" in result and "curves" in result
+        True
     """
     steps = positive_int(steps, "steps")
     batch_size = positive_int(batch_size, "batch_size")

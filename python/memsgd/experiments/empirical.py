@@ -31,7 +31,7 @@ def estimate_tau(x, rtol: float = 1e-10):
     ``x`` (n x d).
 
     In the eigenbasis of ``H`` (``z = V^T x``, eigenvalues ``lambda_i``; directions with
-    ``lambda < rtol lambda_max`` dropped, as :meth:`memsgd.Spectrum.from_features` does), the
+    ``lambda < rtol lambda_max`` dropped, as [`memsgd.Spectrum.from_features`][memsgd.Spectrum.from_features] does), the
     noise of a unit matrix ``C = e_j e_j^T`` on the eigen-diagonal is exactly
 
         S_ij = Sigma(e_j e_j^T)_ii = E[z_i^2 z_j^2] - lambda_i^2 delta_ij,
@@ -48,6 +48,16 @@ def estimate_tau(x, rtol: float = 1e-10):
 
     Gaussian data give ``(1, -1)``; data with independent symmetric +-1 coordinates, ``(1, 1)``.
     Heavy-tailed data give ``tau1 > 1`` (samples with a large norm are loud in every direction).
+
+    Examples:
+        Data with independent symmetric +-1 coordinates (here every corner of a scaled cube) have
+        ``(tau1, tau2) = (1, 1)``:
+
+        >>> import itertools, numpy as np
+        >>> from memsgd.experiments.empirical import estimate_tau
+        >>> x = np.array(list(itertools.product([-1.0, 1.0], repeat=3))) * [1.0, 0.7, 0.4]
+        >>> np.round(estimate_tau(x), 12).tolist()
+        [1.0, 1.0]
     """
     X = float_array(x, "x", ndim=2, allow_empty=False)
     lam, V = _eigenbasis(X, rtol)
@@ -63,13 +73,15 @@ def estimate_tau(x, rtol: float = 1e-10):
 
 
 def estimate_tau_gram(gram=None, rtol: float = 1e-10, *, eigen=None):
-    r""":func:`estimate_tau` from the Gram matrix ``G = x x^T`` (n x n) alone, for features known
+    r"""[`estimate_tau`][memsgd.experiments.empirical.estimate_tau] from the Gram matrix ``G = x x^T`` (n x n) alone,
+    for features known
     only through their inner products (a kernel, e.g. a network's tangent kernel).
 
     With ``G / n = sum_k lambda_k u_k u_k^T`` (the nonzero eigenvalues of ``H = x^T x / n``), the
     eigen-coordinates of row i are ``z_ik = sqrt(n lambda_k) u_ik``, so
     ``E z_k^4 = n lambda_k^2 sum_i u_ik^4`` and ``E |z|^4 = mean_i (sum_k n lambda_k u_ik^2)^2``
-    (``= mean_i G_ii^2`` when no direction is dropped); then the two ratios of :func:`estimate_tau`.
+    (``= mean_i G_ii^2`` when no direction is dropped); then the two ratios of
+    [`estimate_tau`][memsgd.experiments.empirical.estimate_tau].
     Directions with ``lambda < rtol lambda_max`` are dropped as there. ``eigen``: the pair
     ``(lambda, U)`` of ``G / n`` when the caller has it already (then ``gram`` is not needed).
     Equal to ``estimate_tau(x)`` up to rounding (tested to 1e-10).
@@ -94,7 +106,7 @@ def estimate_tau_gram(gram=None, rtol: float = 1e-10, *, eigen=None):
     return float(tau1), float(tau2)
 
 
-def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: float = 1e-10):
+def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: float = 1e-10, *, targets=None):
     r"""Exact expected excess loss ``E L_t = 1/2 E (w_t - w*)^T H (w_t - w*)`` of mini-batch SGD
     with memory (any memory M, any e) on least squares with features ``x`` (n x d) and realizable
     targets ``y = x w*``, batches of ``batch_size`` rows drawn uniformly with replacement, from
@@ -110,9 +122,37 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
     them), where ``A`` acts on each pair of eigen-directions ``(i, j)`` as
     ``Q_ij -> S_i Q_ij S_j^T`` with ``S_i = S0 - lambda_i g h^T``. Cost per step
     O(n k^2 + (M+1)^3 k^2) for rank k: for small feature dimensions. ``w_star`` may be (d,) or
-    (d, outputs) (losses summed over outputs). ``algorithm``: a :class:`memsgd.MemoryAlgorithm`
-    or :class:`memsgd.Schedule`. Returns the losses at ``record`` (increasing steps; default
+    (d, outputs) (losses summed over outputs). ``algorithm``: a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm]
+    or [`memsgd.Schedule`][memsgd.schedules.Schedule]. Returns the losses at ``record`` (increasing steps; default
     every step ``0..steps``).
+
+    ``targets`` (n x outputs, or (n,)): train on these instead of ``x w*`` (raw labels, not
+    realizable); ``w_star`` must then be their least-squares solution, so that the residual
+    ``r = y - x^T w*`` is orthogonal to the features (``X^T r = 0``, checked) and ``L_t`` stays the
+    excess loss. A sample's gradient at the gradient point ``p`` is ``x x^T p - x r``, so the noise
+    gains two terms::
+
+        Sigma(Y, pbar) += (1/n) sum_i (r_i^2 - 2 r_i x_i^T pbar) x_i x_i^T,
+
+    ``pbar = E p`` the mean at the gradient point (per output; the mean evolves noise-free,
+    ``m' = A m`` from ``m_0 = -w*``). The first is the label noise ``sigma^2 H`` of docs/math.md
+    §9 only when ``r^2`` is independent of ``x`` (then ``sigma^2 = E r^2``, summed over outputs);
+    the second vanishes when ``r`` is independent of ``x`` with mean 0. Here both are kept as the
+    data have them.
+
+    Examples:
+        On such data the SE approximation is exact (docs/math.md §3), so the engine on the data's
+        spectrum with ``Noise(B, 1, 1)`` gives the same losses:
+
+        >>> import itertools, numpy as np, memsgd
+        >>> from memsgd.experiments.empirical import exact_mean_loss
+        >>> x = np.array(list(itertools.product([-1.0, 1.0], repeat=3))) * [1.0, 0.7, 0.4]
+        >>> w_star = np.array([1.0, -1.0, 0.5])
+        >>> exact = exact_mean_loss(memsgd.heavy_ball(0.2, 0.5), x, w_star, 2, 5)
+        >>> se = memsgd.loss_curve(memsgd.heavy_ball(0.2, 0.5), memsgd.Spectrum.from_features(x, x @ w_star),
+        ...                        memsgd.Noise(2, 1.0, 1.0), 5).loss
+        >>> bool(np.allclose(exact, se, rtol=1e-12))
+        True
     """
     from ..algorithms import MemoryAlgorithm
     from ..schedules import Schedule
@@ -131,12 +171,17 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
     steps = positive_int(steps, "steps")
     wanted = set(range(steps + 1) if record is None else (int(t) for t in record))
     params_at = algorithm.at if isinstance(algorithm, Schedule) else (lambda t: algorithm)
+    residual = None if targets is None else _residual(targets, X, W)
     lam, V = _eigenbasis(X, rtol)
     Z = X @ V
     n, k, M = X.shape[0], lam.size, algorithm.memory
     c = V.T @ W
     Q = np.zeros((M + 1, k, M + 1, k))                      # Q[a, i, b, j]: blocks of E[s s^T]
     Q[0, :, 0, :] = c @ c.T
+    if residual is not None:
+        mean = np.zeros((M + 1, k, c.shape[1]))             # E s per output, s_0 = (w_0 - w*, 0) = (-c, 0)
+        mean[0] = -c
+        label = np.sum(residual ** 2, axis=1)               # |r_i|^2 summed over outputs
     out = []
     for t in range(steps + 1):
         if t in wanted:
@@ -148,8 +193,27 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
         S = a.S0[None] - lam[:, None, None] * np.outer(g, h)[None]      # (k, M+1, M+1)
         Y = np.einsum("a,aibj,b->ij", h, Q, h)
         q = np.einsum("ni,ni->n", Z @ Y, Z)                 # z_n^T Y z_n
+        if residual is not None:
+            pbar = np.einsum("a,aio->io", h, mean)          # mean at the gradient point, per output
+            q = q + label - 2.0 * np.einsum("no,no->n", Z @ pbar, residual)
+            mean = np.einsum("iab,bio->aio", S, mean)
         sigma = (Z.T * q) @ Z / n - lam[:, None] * Y * lam[None, :]
         Q = np.einsum("iac,cibj->aibj", S, Q)
         Q = np.einsum("aibj,jdb->aidj", Q, S)
         Q += np.outer(g, g)[:, None, :, None] * sigma[None, :, None, :] / B
     return np.array(out)
+
+
+def _residual(targets, X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``targets - X W`` (n x outputs), checked orthogonal to the features (W their least-squares fit)."""
+    Yt = float_array(targets, "targets")
+    Yt = Yt.reshape(-1, 1) if Yt.ndim == 1 else Yt
+    if Yt.shape != (X.shape[0], W.shape[1]):
+        raise ValueError(f"targets must have shape ({X.shape[0]}, {W.shape[1]}) (one row per sample of x, one "
+                         f"column per output of w_star), got {Yt.shape}")
+    R = Yt - X @ W
+    scale = np.linalg.norm(X) * max(np.linalg.norm(Yt), np.finfo(float).tiny)
+    if np.linalg.norm(X.T @ R) > 1e-8 * scale:
+        raise ValueError("w_star must be the least-squares solution of targets (X^T (targets - X w_star) = 0): "
+                         "the excess loss is measured from it")
+    return R

@@ -17,7 +17,7 @@ weight ``lambda_k c_k^2`` corresponds to smoothness ``zeta``, hence ``nu_b >= ze
 0.93, 1.000, 0.999 for nu_b = zeta/2, zeta, 2 zeta at (nu, kappa) = (2, 1), and the same pattern
 at (2, 2), (1.5, 0.75), (3, 1); so ``nu_b = zeta = kappa/nu`` is the natural choice.
 
-Simulation cross-check: real mini-batch SGD (:func:`memsgd.simulate_sgd`) on the finite problem
+Simulation cross-check: real mini-batch SGD ([`memsgd.simulate_sgd`][memsgd.simulate_sgd]) on the finite problem
 of size ``sim_size`` against the exact curve of that same finite problem, at log-spaced times up
 to ``sim_steps``; agreement means ``|mean - exact| <= 4 standard errors`` at every checked time.
 """
@@ -48,6 +48,15 @@ Z_LIMIT = 4.0  # simulation agreement: |z| <= 4 at every checked time
 
 @dataclass
 class Fig1Config:
+    """Settings of the Figure 1 reproduction (the defaults are the paper's; see docs/reproductions.md).
+
+    Examples:
+        >>> from memsgd.experiments.fig1 import Fig1Config
+        >>> cfg = Fig1Config()
+        >>> cfg.nu, cfg.kappa, cfg.batch_size, cfg.steps          # the paper's problem and horizon
+        (2.0, 1.0, 10, 100000)
+    """
+
     nu: float = 2.0
     kappa: float = 1.0
     batch_size: int = 10
@@ -95,7 +104,13 @@ class Fig1Config:
 
 
 def small_config() -> Fig1Config:
-    """Tiny settings for smoke tests (seconds)."""
+    """Tiny settings for smoke tests (seconds).
+
+    Examples:
+        >>> from memsgd.experiments.fig1 import small_config
+        >>> small_config().steps
+        2000
+    """
     return Fig1Config(steps=2000, fit_window=(200.0, 2000.0), head=256, deltas=(0.3,),
                       sim_size=30, sim_steps=100, sim_runs=64)
 
@@ -118,7 +133,18 @@ def _algorithms(cfg: Fig1Config):
 
 
 def run(config: Optional[Fig1Config] = None, out_dir=None, progress=None, simulate: bool = True) -> dict:
-    """Compute Figure 1; write ``fig1.png``, ``fig1_simulation.png`` and ``fig1.json`` to ``out_dir``."""
+    """Compute Figure 1; write ``fig1.png``, ``fig1_simulation.png`` and ``fig1.json`` to ``out_dir``.
+
+    Examples:
+        A short run without the Monte Carlo check and without files:
+
+        >>> import dataclasses
+        >>> from memsgd.experiments import fig1
+        >>> cfg = dataclasses.replace(fig1.small_config(), steps=300, fit_window=(30.0, 300.0), head=64)
+        >>> result = fig1.run(cfg, out_dir=None, simulate=False)
+        >>> sorted(result)
+        ['checks', 'config', 'quadrature_error', 'results', 'simulation', 'table']
+    """
     cfg = (config or Fig1Config())
     if not isinstance(cfg, Fig1Config):
         raise TypeError(f"config must be a Fig1Config, got {type(cfg).__name__}")

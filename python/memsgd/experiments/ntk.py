@@ -1,7 +1,7 @@
 r"""The tangent kernel of the one-hidden-layer network at initialisation, and the quadratic
 problem of the linearised network (numpy; the mnist experiment's theory, docs/math.md §7b).
 
-For ``f_c(x) = N^-1/2 sum_i a_ic phi(w_i . x)`` (:mod:`memsgd.experiments.digits_model`) the
+For ``f_c(x) = N^-1/2 sum_i a_ic phi(w_i . x)`` (``memsgd.experiments.digits_model``) the
 parameter gradients give the tangent kernel
 
     Theta_cc'(x, x') = delta_cc' N^-1 sum_i phi(w_i.x) phi(w_i.x')
@@ -20,7 +20,7 @@ Hessian ``J^T J / n``, whose nonzero eigenvalues are those of ``K / n`` (once pe
 coefficients ``c_k^2 = sum_c (u_k . r_0c)^2 / (n lambda_k)``, so that ``1/2 sum_k lambda_k c_k^2`` is
 the network's initial loss (directions with ``lambda_k < rtol lambda_max`` are dropped and their
 share of the loss reported). The SE noise parameters come from the same eigenpairs
-(:func:`memsgd.experiments.empirical.estimate_tau_gram`).
+(``memsgd.experiments.empirical.estimate_tau_gram``).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ __all__ = ["tangent_kernel", "linearised_problem", "power_law_fit"]
 
 
 def _activation(name: str, z: np.ndarray):
-    """``(phi(z), phi'(z))`` for the activations of :data:`memsgd.experiments.digits_model.ACTIVATIONS`."""
+    """``(phi(z), phi'(z))`` for the activations of ``memsgd.experiments.digits_model.ACTIVATIONS``."""
     if name == "relu":
         return np.maximum(z, 0.0), (z > 0).astype(np.float64)
     if name == "tanh":
@@ -58,7 +58,7 @@ def tangent_kernel(W, A, X, activation: str) -> np.ndarray:
 def linearised_problem(W, A, X, Y, activation: str, rtol: float = 1e-10) -> dict:
     """The quadratic problem of the network linearised at ``[W, A]`` on the data ``(X, Y)``.
 
-    Returns a dict with ``spectrum`` (:class:`memsgd.Spectrum`: ``lambda_k`` descending and
+    Returns a dict with ``spectrum`` ([`memsgd.Spectrum`][memsgd.Spectrum]: ``lambda_k`` descending and
     ``c_k^2``), ``tau`` (``(tau1, tau2)`` of the SE noise fitted to the tangent features),
     ``initial_loss`` (the network's ``1/(2n) sum |f_0 - y|^2``), ``dropped_loss`` (the part of it
     in the dropped directions), ``trace`` (``sum_k lambda_k``) and ``kernel_diagonal_mean``.

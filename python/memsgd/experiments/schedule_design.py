@@ -2,7 +2,7 @@
 
 On an infinite Gaussian power law (default ``nu = 2``, ``kappa = 1``, ``lambda_max = 1``) with
 Gaussian mini-batch noise (``B = 10``), every method is tuned for the final loss ``L_T`` by
-:func:`memsgd.optimize_schedule` (L-BFGS-B on exact gradients of the exact expected loss):
+[`memsgd.optimize_schedule`][memsgd.optimize_schedule] (L-BFGS-B on exact gradients of the exact expected loss):
 
 - memory 1: constant SGD and heavy ball, the AM1 power-law family (kick, delta, gamma, t0),
   DANA-decaying (g2, g3, delta, power), and the free memory-1 schedule (``lr_t``, ``beta_t``,
@@ -43,6 +43,15 @@ MEMORY0 = ("constant", "power law", "free")
 
 @dataclass
 class ScheduleDesignConfig:
+    """Settings of the schedule-design experiment (docs/schedule-design.md).
+
+    Examples:
+        >>> from memsgd.experiments.schedule_design import ScheduleDesignConfig
+        >>> cfg = ScheduleDesignConfig()
+        >>> cfg.steps, cfg.long_steps
+        (10000, 100000)
+    """
+
     nu: float = 2.0
     kappa: float = 1.0
     batch_size: int = 10
@@ -72,13 +81,20 @@ class ScheduleDesignConfig:
 
 
 def small_config() -> ScheduleDesignConfig:
+    """Tiny settings for smoke tests (seconds).
+
+    Examples:
+        >>> from memsgd.experiments.schedule_design import small_config
+        >>> small_config().steps
+        300
+    """
     return ScheduleDesignConfig(steps=300, long_steps=600, head=64, knots=6, starts=2, max_iterations=25,
                                 free_iterations=25, long_free_iterations=10)
 
 
 def _am1_form(schedule, T):
     """lr_t, 1 - beta_t, kick_t of a schedule in AM1 form (the AM1 family and the free memory-1
-    family are both): :func:`memsgd.schedules.am1_form`."""
+    family are both): [`memsgd.schedules.am1_form`][memsgd.schedules.am1_form]."""
     lr, momentum, kick = am1_form(*schedule.parameters(T))
     return lr, 1.0 - momentum, kick
 
@@ -94,7 +110,17 @@ def _describe(params, skip=("knot_steps",)):
 
 
 def run(config: Optional[ScheduleDesignConfig] = None, out_dir=None, progress=None) -> dict:
-    """Tune and optimise; write ``schedule_design_*.png`` and ``schedule_design.json`` to ``out_dir``."""
+    """Tune and optimise; write ``schedule_design_*.png`` and ``schedule_design.json`` to ``out_dir``.
+
+    Examples:
+        >>> import dataclasses
+        >>> from memsgd.experiments import schedule_design
+        >>> cfg = dataclasses.replace(schedule_design.small_config(), steps=100, long_steps=None, starts=1,
+        ...                           max_iterations=5, free_iterations=5)
+        >>> result = schedule_design.run(cfg, out_dir=None)
+        >>> sorted(result)
+        ['checks', 'config', 'memory0', 'memory1', 'table', 'timings_s']
+    """
     cfg = config or ScheduleDesignConfig()
     if not isinstance(cfg, ScheduleDesignConfig):
         raise TypeError(f"config must be a ScheduleDesignConfig, got {type(cfg).__name__}")

@@ -31,7 +31,16 @@ OBJECTIVES = ("final", "mean_log")
 class TuneResult:
     """``best``: the winning parameters; ``score``: its objective value; ``trials``: every
     grid point as ``{"params", "score", "final_loss", "diverged_at"}`` in grid order;
-    ``curve``: the winner's full loss curve (``None`` if every point diverged)."""
+    ``curve``: the winner's full loss curve (``None`` if every point diverged).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.experiments.tuning import tune
+        >>> res = tune(memsgd.gd, {"lr": [0.5, 1.0]}, memsgd.Spectrum.power_law(2.0, 1.0, size=50),
+        ...            memsgd.Noise.gaussian(10), 100)
+        >>> res.curve.shape, res.trials[0]["params"]
+        ((101,), {'lr': 0.5})
+    """
 
     best: Optional[Dict[str, float]]
     score: float
@@ -40,7 +49,13 @@ class TuneResult:
 
 
 def grid_points(grid: Dict[str, Sequence[float]]) -> List[Dict[str, float]]:
-    """All combinations of a ``{name: values}`` grid, in lexicographic order."""
+    """All combinations of a ``{name: values}`` grid, in lexicographic order.
+
+    Examples:
+        >>> from memsgd.experiments.tuning import grid_points
+        >>> grid_points({"lr": [0.1, 0.2], "momentum": [0.9]})
+        [{'lr': 0.1, 'momentum': 0.9}, {'lr': 0.2, 'momentum': 0.9}]
+    """
     if not isinstance(grid, dict) or not grid:
         raise ValueError("grid must be a non-empty dict {parameter name: sequence of values}")
     names, values = [], []
@@ -57,7 +72,14 @@ def grid_points(grid: Dict[str, Sequence[float]]) -> List[Dict[str, float]]:
 
 def score_curve(loss: np.ndarray, objective: str) -> float:
     """``final``: ``L_T``; ``mean_log``: mean of ``log L_t`` over log-spaced t in [1, T] (rewards
-    being low all along, not only at the end). ``inf`` for a diverged or non-finite curve."""
+    being low all along, not only at the end). ``inf`` for a diverged or non-finite curve.
+
+    Examples:
+        >>> import numpy as np
+        >>> from memsgd.experiments.tuning import score_curve
+        >>> score_curve(np.array([1.0, 0.5, 0.25]), "final")
+        0.25
+    """
     return _score_recorded(np.arange(loss.size), loss, objective)
 
 
@@ -67,12 +89,14 @@ def _mean_log_steps(T: int) -> np.ndarray:
 
 
 def _scored_steps(steps: int) -> np.ndarray:
-    """The steps :func:`score_curve` reads, for either objective: ``0``, ``T`` and the log-spaced t."""
+    """The steps [`score_curve`][memsgd.experiments.tuning.score_curve] reads, for either objective: ``0``, ``T`` and
+    the log-spaced t."""
     return np.union1d([0, steps], _mean_log_steps(steps)).astype(np.int64)
 
 
 def _score_recorded(kept: np.ndarray, loss: np.ndarray, objective: str) -> float:
-    """:func:`score_curve` of a curve known at the steps ``kept`` only (the same values, same order)."""
+    """[`score_curve`][memsgd.experiments.tuning.score_curve] of a curve known at the steps ``kept`` only (the same
+    values, same order)."""
     T = int(kept[-1])
     if objective == "final":
         v = float(loss[-1])
@@ -89,12 +113,22 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
     """Grid search: ``factory(**params)`` must return a ``MemoryAlgorithm`` or a ``Schedule``.
 
     Every combination of ``grid`` is run for ``steps`` steps by the batched exact engine
-    (:func:`memsgd.loss_curves`, keeping only the steps the objective reads) and scored by
+    ([`memsgd.loss_curves`][memsgd.loss_curves], keeping only the steps the objective reads) and scored by
     ``objective`` (``"final"``: loss at T; ``"mean_log"``: mean log-loss over log time); the lowest
     score wins (first in grid order on ties), and its full curve is recomputed by
-    :func:`memsgd.loss_curve` (bitwise the same values). A factory that raises ``ValueError`` for a
+    [`memsgd.loss_curve`][memsgd.loss_curve] (bitwise the same values). A factory that raises ``ValueError`` for a
     point (an invalid combination) scores ``inf`` for it. ``progress(done, total, label)`` is called
-    as points finish. ``executor`` / ``chunk_size``: as in :func:`memsgd.sweep` (docs/sweeps.md).
+    as points finish. ``executor`` / ``chunk_size``: as in [`memsgd.sweep`][memsgd.sweeps.sweep] (docs/sweeps.md).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.experiments.tuning import tune
+        >>> res = tune(memsgd.heavy_ball, {"lr": [0.05, 0.1, 0.2], "momentum": [0.9]},
+        ...            memsgd.Spectrum.power_law(2.0, 1.0, size=50), memsgd.Noise.gaussian(10), 200)
+        >>> res.best, len(res.trials)
+        ({'lr': 0.2, 'momentum': 0.9}, 3)
+        >>> res.score == min(t["score"] for t in res.trials)
+        True
     """
     if not callable(factory):
         raise TypeError(f"factory must be callable (params -> algorithm), got {type(factory).__name__}")

@@ -1,14 +1,16 @@
 """Theory toolkit: stability, noise sums, asymptotics and memory-1 geometry (docs/math.md §5-6,
 user guide docs/theory.md).
 
-- :func:`stability` -- strict stability, noise sums ``V, V'``, convergence (docs/math.md §5);
-- :func:`asymptotics`, :func:`phase_boundary`, :func:`phase_diagram`, :func:`fit_exponent` --
+- [`stability`][memsgd.stability] -- strict stability, noise sums ``V, V'``, convergence (docs/math.md §5);
+- [`asymptotics`][memsgd.asymptotics], [`phase_boundary`][memsgd.phase_boundary],
+  [`phase_diagram`][memsgd.phase_diagram], [`fit_exponent`][memsgd.fit_exponent] --
   phases and large-t behaviour on power laws, any gradient shift e (docs/math.md §6, §6.1);
-- :func:`measured_exponents` -- exponents fitted on exact curves over a grid of power laws
+- [`measured_exponents`][memsgd.theory.measured_exponents] -- exponents fitted on exact curves over a grid of power laws
   (one batched run of the engine), to compare with the predicted ones;
-- :func:`theta_max`, :func:`corner_phase` and friends -- rates of corner algorithms against AM1's
+- [`theta_max`][memsgd.theory.theta_max], [`corner_phase`][memsgd.theory.corner_phase] and friends -- rates of corner
+  algorithms against AM1's
   ceiling on power laws (docs/corner.md);
-- :mod:`memsgd.theory.memory1` -- closed forms for memory 1: Jury conditions, noise sums,
+- ``memsgd.theory.memory1`` -- closed forms for memory 1: Jury conditions, noise sums,
   eigenvalues, their geometry (real or on a circle) and the three spectral regions of the
   noise sum.
 """

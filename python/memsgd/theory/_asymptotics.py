@@ -34,6 +34,13 @@ def fit_exponent(loss, t_min, t_max) -> float:
     """Least-squares slope ``p`` of ``-log L_t`` against ``log t`` over ``t_min <= t <= t_max``.
 
     ``loss[t]`` is ``L_t`` (index = step). A curve ``L_t ~ C t^-p`` gives ``p``.
+
+    Examples:
+        >>> import numpy as np, memsgd
+        >>> t = np.arange(1001.0)
+        >>> loss = np.r_[1.0, t[1:] ** -0.75]                 # L_t = t^-0.75
+        >>> round(memsgd.fit_exponent(loss, 100, 1000), 12)
+        0.75
     """
     loss = float_array(loss, "loss", ndim=1, finite=False)
     t_min = real_scalar(t_min, "t_min")
@@ -50,7 +57,13 @@ def fit_exponent(loss, t_min, t_max) -> float:
 
 
 def phase_boundary(nu) -> float:
-    """``zeta* = 2 - 1/nu`` (``nu > 1``): signal-dominated phase for ``zeta < zeta*``, noise-dominated above."""
+    """``zeta* = 2 - 1/nu`` (``nu > 1``): signal-dominated phase for ``zeta < zeta*``, noise-dominated above.
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.phase_boundary(2.0)                        # 2 - 1/nu
+        1.5
+    """
     nu = positive_scalar(nu, "nu")
     if nu <= 1:
         raise ValueError(f"nu must be > 1 (a power law with summable eigenvalues), got {nu}")
@@ -59,7 +72,13 @@ def phase_boundary(nu) -> float:
 
 def phase_of(nu, zeta) -> str:
     """``"signal"`` if ``zeta < 2 - 1/nu``, ``"noise"`` if above, ``"boundary"`` if equal up to
-    rounding (relative 1e-12: ``kappa / nu`` and ``2 - 1/nu`` round differently)."""
+    rounding (relative 1e-12: ``kappa / nu`` and ``2 - 1/nu`` round differently).
+
+    Examples:
+        >>> from memsgd.theory import phase_of
+        >>> phase_of(2.0, 0.5), phase_of(2.0, 2.0)            # zeta below / above 2 - 1/nu = 1.5
+        ('signal', 'noise')
+    """
     zstar = phase_boundary(nu)
     zeta = positive_scalar(zeta, "zeta")
     if abs(zeta - zstar) <= _BOUNDARY_RTOL * zstar:
@@ -72,15 +91,22 @@ class Asymptotics:
     """Large-t behaviour ``L_t ~ floor + constant * t^(-exponent)`` (docs/math.md §6, §6.1, §9).
 
     Fields: ``phase`` ("signal" or "noise"; at the boundary "noise" with ``constant = nan``;
-    "label" when the approach to the label-noise floor leads, see :func:`asymptotics`),
+    "label" when the approach to the label-noise floor leads, see [`asymptotics`][memsgd.asymptotics]),
     ``exponent``, ``constant``, ``noise_sum`` (V), ``noise_sum_prime`` (V', = V when e = 0),
     ``signal_sum`` (``sum_{t>=0} U_t``) and ``signal_sum_prime`` (``sum_{t>=0} U'_t``; the
     noise phase uses it), nan where not computed. With ``asymptotics(..., check_at=steps)``
     also ``check_steps`` (those steps), ``exact`` (the exact ``L_t`` there, by
-    :func:`memsgd.loss_at`), ``exact_error`` (its estimated absolute error) and ``ratios``
+    [`memsgd.loss_at`][memsgd.loss_at]), ``exact_error`` (its estimated absolute error) and ``ratios``
     (``exact / predict(t)``, which tends to 1); ``None`` otherwise. ``floor``: ``L_inf`` (0 without
     label noise); ``label_constant``: the constant of the label-noise term ``label_constant *
     t^-(1 - 1/nu)`` (negative: the floor is approached from below; 0 without label noise).
+
+    Examples:
+        >>> import memsgd
+        >>> a = memsgd.asymptotics(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                        memsgd.Noise.gaussian(10))
+        >>> a.phase, a.exponent                               # zeta = kappa/nu = 0.5: L_t ~ C t^-0.5
+        ('signal', 0.5)
     """
 
     phase: str
@@ -137,12 +163,12 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
 
     ``check_at``: increasing steps t >= 1 (up to 10^12, e.g. ``(1e4, 1e6, 1e9)``) at which to
     compare the law with the exact loss: fills ``check_steps``, ``exact``, ``exact_error`` and
-    ``ratios = exact / predict(t)`` (:func:`memsgd.loss_at`, same spectrum nodes: about a second;
+    ``ratios = exact / predict(t)`` ([`memsgd.loss_at`][memsgd.loss_at], same spectrum nodes: about a second;
     with label noise the ratio of the excesses over the floor, see below).
 
     The affine model (docs/math.md §9). A readout and a preconditioner go through their exact
     reductions (the preconditioned power law has ``nu (1 - p)``, which must exceed 1). Label noise
-    ``sigma2``: the loss tends to the floor ``L_inf`` (:attr:`StabilityReport.noise_floor`) and
+    ``sigma2``: the loss tends to the floor ``L_inf`` (``StabilityReport.noise_floor``) and
     ``L_t - L_inf`` is the plain law above plus the label term
 
         - (sigma2/(2B) + l_inf tau1/B) G (1 - V' + V) / (1 - V') t^-(1 - 1/nu),
@@ -154,9 +180,21 @@ def asymptotics(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, *,
     approach from below). Checked against the NQM closed form and long exact curves
     (tests/test_affine.py). Weight decay is not covered: every mode then contracts at least like
     ``rho(S_rho) < 1``, so the approach to the floor is geometric, not a power of t (refused;
-    :attr:`StabilityReport.noise_floor` gives the floor). With label noise ``check_at``'s ``ratios``
+    ``StabilityReport.noise_floor`` gives the floor). With label noise ``check_at``'s ``ratios``
     compare the approach itself: ``(L_t - L_inf) / (predict(t) - L_inf)``, with ``L_t - L_inf`` from
-    :func:`memsgd.loss_at` (:attr:`LossAt.excess`, which keeps its relative accuracy at the floor).
+    [`memsgd.loss_at`][memsgd.loss_at] (``LossAt.excess``, which keeps its relative accuracy at the floor).
+
+    Examples:
+        In the signal phase ``L_t ~ C t^(-zeta)``, in the noise phase ``t^(-(2 - 1/nu))``:
+
+        >>> import memsgd
+        >>> algo, noise = memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10)
+        >>> a = memsgd.asymptotics(algo, memsgd.Spectrum.power_law(2.0, 1.0), noise)
+        >>> a.phase, a.exponent
+        ('signal', 0.5)
+        >>> a = memsgd.asymptotics(algo, memsgd.Spectrum.power_law(2.0, 4.0), noise)
+        >>> a.phase, a.exponent
+        ('noise', 1.5)
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
@@ -250,9 +288,16 @@ def phase_diagram(algorithm: MemoryAlgorithm, noise: Noise, nus, zetas, size=Non
     loss does not converge: unstable or ``V' >= 1``; exponent nan).
 
     ``measure_steps=T`` adds ``measured_exponent`` to every row: the exponent fitted on the exact
-    loss over ``[T/10, T]`` (:func:`measured_exponents`, one batched run over the grid; nan where
+    loss over ``[T/10, T]`` ([`measured_exponents`][memsgd.theory.measured_exponents], one batched run over the grid;
+    nan where
     the run diverged within T), to set beside the predicted ``exponent``. ``threads`` and
     ``progress`` apply to that run.
+
+    Examples:
+        >>> import memsgd
+        >>> rows = memsgd.phase_diagram(memsgd.heavy_ball(0.1, 0.9), memsgd.Noise.gaussian(10), [2.0], [0.5, 2.0])
+        >>> [(r["nu"], r["zeta"], r["phase"], r["exponent"]) for r in rows]
+        [(2.0, 0.5, 'signal', 0.5), (2.0, 2.0, 'noise', 1.5)]
     """
     algo = stationary(algorithm)
     instance_of(noise, Noise, "noise")

@@ -135,7 +135,7 @@ def corner_phase(nu, zeta) -> dict:
 
 
 def corner_phase_diagram(nus, zetas) -> list:
-    """:func:`corner_phase` over the grid ``nus x zetas`` (nu-major): a list of dicts.
+    """[`corner_phase`][memsgd.theory.corner_phase] over the grid ``nus x zetas`` (nu-major): a list of dicts.
 
     Example:
         >>> from memsgd.theory import corner_phase_diagram

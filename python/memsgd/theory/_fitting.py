@@ -1,5 +1,5 @@
 """Fitting loss exponents: the steps a fit reads and the slope at them. Shared by the predicted
-side (:func:`fit_exponent`, phase_diagram in ``_asymptotics``) and the measured side
+side ([`fit_exponent`][memsgd.fit_exponent], phase_diagram in ``_asymptotics``) and the measured side
 (``_measured``), which sit above it."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ MIN_MEASURE_STEPS = 10
 
 
 def fitted_steps(t_min: float, t_max: float) -> np.ndarray:
-    """The steps :func:`fit_exponent` reads: at most 200 integers log-spaced over the integer steps
+    """The steps [`fit_exponent`][memsgd.fit_exponent] reads: at most 200 integers log-spaced over the integer steps
     of ``[t_min, t_max]`` (so that the fit weighs ``log t`` evenly), increasing, distinct."""
     first, last = int(np.ceil(t_min)), int(np.floor(t_max))   # no array of every step: T may be 1e12
     count = last - first + 1

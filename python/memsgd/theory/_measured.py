@@ -25,12 +25,22 @@ def measured_exponents(algorithm, noise: Noise, nus, zetas, steps: int, *, size=
     ``p[i, j]`` is the slope of ``-log L_t`` against ``log t`` over ``[T/10, T]`` (``T = steps``) of
     ``algorithm`` on ``Spectrum.power_law(nus[i], zetas[j] * nus[i], size, scale, q)`` with ``noise``:
     bitwise ``fit_exponent(loss_curve(...).loss, T/10, T)``. All curves come from one call of
-    :func:`memsgd.loss_curves`, which keeps only the (at most 200) steps the fit reads. ``nan``
+    [`memsgd.loss_curves`][memsgd.loss_curves], which keeps only the (at most 200) steps the fit reads. ``nan``
     where the run diverged within T (docs/math.md §8) or the loss is not positive at a fitted step.
     Without divergence an unstable run gives a negative exponent (the loss grows).
 
     ``algorithm``: a ``MemoryAlgorithm`` or a ``Schedule``; ``threads``, ``progress`` as in
-    :func:`memsgd.loss_curves` (progress over grid points). Returns an array ``(len(nus), len(zetas))``.
+    [`memsgd.loss_curves`][memsgd.loss_curves] (progress over grid points). Returns an array ``(len(nus), len(zetas))``.
+
+    Examples:
+        Noiseless SGD at ``alpha_eff = 1`` on ``nu = 2, zeta = 0.5``: the fitted exponent over
+        ``[T/10, T]`` approaches the predicted ``zeta``:
+
+        >>> import memsgd
+        >>> from memsgd.theory import measured_exponents
+        >>> exponents = measured_exponents(memsgd.gd(1.0), memsgd.Noise.none(), [2.0], [0.5], 2000)
+        >>> exponents.shape, bool(abs(exponents[0, 0] - 0.5) < 0.01)
+        ((1, 1), True)
     """
     instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
     instance_of(noise, Noise, "noise")

@@ -27,10 +27,18 @@ class StabilityProfile:
         stable: (n,) ``rho(S_lambda) < 1``.
         noise_terms: (n,) ``x / (1 + (tau2/B) x)`` with ``x = lambda^2 h^T Y0 h`` (nan where
             unstable): the weight ``m (tau1/B)`` times this is each component's share of ``V'``.
-        geometry: :class:`Memory1Geometry` for memory 1, else None.
-        regions: :class:`NoiseRegions` when the three regions exist (memory 1, alpha1 < 0,
+        geometry: [`Memory1Geometry`][memsgd.theory.Memory1Geometry] for memory 1, else None.
+        regions: [`NoiseRegions`][memsgd.theory.NoiseRegions] when the three regions exist (memory 1, alpha1 < 0,
             lambda_1 < lambda_2, strictly stable on the spectrum), else None.
         leading_terms: (n,) the regions' leading forms of the noise terms (tau2 = 0), or None.
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.theory import stability_profile
+        >>> p = stability_profile(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0, size=100),
+        ...                       memsgd.Noise.gaussian(10), points=5)
+        >>> bool(p.stable.all()), p.geometry.kind            # complex eigenvalues on the circle |z| = sqrt(0.9)
+        (True, 'circle')
     """
 
     lam: np.ndarray
@@ -51,7 +59,16 @@ def stability_profile(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noi
                       lambda_min: float | None = None) -> StabilityProfile:
     """Eigenvalues of ``S_lambda`` and per-component noise terms on ``points`` log-spaced lambdas from
     ``lambda_min`` (default: the smallest eigenvalue, but at least ``1e-12 lambda_max``) to
-    ``lambda_max``, plus the memory-1 geometry and noise regions where they apply."""
+    ``lambda_max``, plus the memory-1 geometry and noise regions where they apply.
+
+    Examples:
+        >>> import numpy as np, memsgd
+        >>> from memsgd.theory import stability_profile
+        >>> p = stability_profile(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0, size=100),
+        ...                       memsgd.Noise.gaussian(10), points=5)
+        >>> p.stable.tolist(), float(p.lam[-1])              # 5 points up to lambda_max = 1
+        ([True, True, True, True, True], 1.0)
+    """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
     refuse_affine(algo, noise, "stability_profile", "use stability", allowed=("label noise", "a readout"))

@@ -45,6 +45,13 @@ class StabilityReport:
     at ``lambda + rho`` (``S_k = S0 - (lambda_k + rho) g h^T``) with the noise weights of
     ``lambda_k``; a readout and a preconditioner enter through their exact reductions
     (``memsgd._affine``): V and V are then sums at the readout, on the preconditioned spectrum.
+
+    Examples:
+        >>> import memsgd
+        >>> report = memsgd.stability(memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                           memsgd.Noise.gaussian(10))
+        >>> report.strictly_stable, report.converges, round(report.alpha_eff, 12)
+        (True, True, 1.0)
     """
 
     strictly_stable: bool
@@ -98,6 +105,19 @@ def stability(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> S
     lambda^2 Y0_00 / (1 + q) - (s/2) sum m lambda^3 Y0_00 (h^T m*)^2 / (1 + q)``. NQM (SGD,
     tau1 = tau2 = 0): ``L_inf = 1/2 sum lambda s_i``, ``s_i = alpha sigma2 / (B (2 - alpha lambda_i))``;
     noise-free weight decay: ``1/2 sum lambda c^2 (rho / (lambda + rho))^2``.
+
+    Examples:
+        Noise stability needs ``V < 1``: with B = 10 heavy ball at ``alpha_eff = 1`` is stable, with
+        B = 1 and a large ``alpha_eff`` it is not (the loss diverges although every mode is stable):
+
+        >>> import memsgd
+        >>> spec = memsgd.Spectrum.power_law(2.0, 1.0)
+        >>> r = memsgd.stability(memsgd.heavy_ball(0.1, 0.9), spec, memsgd.Noise.gaussian(10))
+        >>> r.strictly_stable, bool(r.noise_sum < 1), r.converges
+        (True, True, True)
+        >>> r = memsgd.stability(memsgd.heavy_ball(0.5, 0.9), spec, memsgd.Noise.gaussian(1))
+        >>> r.strictly_stable, bool(r.noise_sum < 1), r.converges
+        (True, False, False)
     """
     algo = stationary(algorithm)
     spectrum_and_noise(spectrum, noise)
@@ -149,7 +169,7 @@ def stability(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise) -> S
 
 def _noise_floor(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, rho: float, y00, yhh, q, V, Vp) -> float:
     """``(L_inf, l_inf)`` of a converging stationary run from the moment equations (see
-    :func:`stability`); ``y00 = lambda^2 Y0_00``, ``yhh = lambda^2 h^T Y0 h`` and ``q`` per node."""
+    [`stability`][memsgd.stability]); ``y00 = lambda^2 Y0_00``, ``yhh = lambda^2 h^T Y0 h`` and ``q`` per node."""
     lam, m, c2 = spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2
     label = noise.label_source
     if rho:

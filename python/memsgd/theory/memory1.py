@@ -135,6 +135,11 @@ def memory1_coefficients(algorithm: MemoryAlgorithm):
 
     From the matrix form: ``beta = D``, ``alpha_0 = alpha + e c``, ``alpha_1 = b c - alpha D - e c``
     (``Q(z) = h^T adj(z I - S0) g``; with e = 0 this is docs/math.md §2.2).
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.memory1_coefficients(memsgd.heavy_ball(0.1, 0.9))     # (beta, alpha_0, alpha_1)
+        (0.9, 0.1, 0.0)
     """
     m = _memory1(algorithm)
     return m.beta, m.alpha0, m.alpha1
@@ -149,6 +154,13 @@ def jury_stable_memory1(beta, alpha0, alpha1, lambda_max) -> bool:
 
         |beta| < 1,   alpha0 + alpha1 > 0,   lambda_max (alpha0 - alpha1) < 2 (1 + beta),
         -1 < beta + lambda_max alpha1 < 1.
+
+    Examples:
+        Heavy ball is stable on ``(0, lambda_max]`` while ``lr lambda_max < 2 (1 + beta)``:
+
+        >>> import memsgd
+        >>> memsgd.jury_stable_memory1(0.9, 0.1, 0.0, lambda_max=1.0), memsgd.jury_stable_memory1(0.9, 0.1, 0.0, 100.0)
+        (True, False)
     """
     beta = real_scalar(beta, "beta")
     alpha0 = real_scalar(alpha0, "alpha0")
@@ -175,6 +187,15 @@ def noise_sum_memory1(algorithm: MemoryAlgorithm, spectrum, noise) -> float:
 
     Returns ``inf`` if the algorithm is not strictly stable on the spectrum (Jury conditions at
     every node) or some denominator ``1 + (tau2/B) x <= 0`` (moment instability).
+
+    Examples:
+        The closed form agrees with the general noise sum of [`stability`][memsgd.stability]:
+
+        >>> import math, memsgd
+        >>> algo, spec, noise = memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0), memsgd.Noise.gaussian(10)
+        >>> math.isclose(memsgd.noise_sum_memory1(algo, spec, noise), memsgd.stability(algo, spec, noise).noise_sum,
+        ...              rel_tol=1e-10)
+        True
     """
     m = _memory1(algorithm)
     spectrum_and_noise(spectrum, noise)
@@ -193,7 +214,15 @@ def memory1_eigenvalues(algorithm: MemoryAlgorithm, lam) -> np.ndarray:
     """The two eigenvalues of ``S_lambda`` (roots of ``chi_lambda``) for each lambda, shape
     ``lam.shape + (2,)``, complex. Computed as ``z = 1 - w`` with ``w`` solving
     ``w^2 - (1 - beta + lambda alpha0) w + lambda (alpha0 + alpha1) = 0`` without cancellation,
-    so that ``1 - z`` is accurate for the slow root when ``lambda`` or ``1 - beta`` is tiny."""
+    so that ``1 - z`` is accurate for the slow root when ``lambda`` or ``1 - beta`` is tiny.
+
+    Examples:
+        Heavy ball at ``lambda = 1``: ``z^2 - (1 + beta - lr) z + beta = z^2 - 1.8 z + 0.9``:
+
+        >>> import numpy as np, memsgd
+        >>> np.round(memsgd.memory1_eigenvalues(memsgd.heavy_ball(0.1, 0.9), 1.0), 12).tolist()
+        [(0.9-0.3j), (0.9+0.3j)]
+    """
     m = _memory1(algorithm)
     lam = float_array(lam, "lam")
     return m.roots(lam)
@@ -215,6 +244,12 @@ class Memory1Geometry:
             ``radius^2 = (center - 1)(center - beta) = q1 p / alpha0^2``; ``None`` unless a circle.
     Each complex pair also has ``|z|^2 = a2 = beta + lambda alpha1`` (product of the roots); for
     heavy ball ``alpha1 = 0`` and the circle is ``|z| = sqrt(beta)``.
+
+    Examples:
+        >>> import math, memsgd
+        >>> g = memsgd.memory1_geometry(memsgd.heavy_ball(0.1, 0.9))
+        >>> g.kind, math.isclose(g.radius, math.sqrt(0.9))    # heavy ball: complex eigenvalues on |z| = sqrt(beta)
+        ('circle', True)
     """
 
     beta: float
@@ -242,6 +277,11 @@ def memory1_geometry(algorithm: MemoryAlgorithm) -> Memory1Geometry:
     A complex root z satisfies ``lambda = -(z - 1)(z - beta) / (alpha0 (z - z0))``, ``z0 = -alpha1/alpha0``;
     with ``z = z0 + u`` this is real iff ``u + r^2/u`` is, ``r^2 = (z0 - 1)(z0 - beta)``, i.e.
     (for non-real u) iff ``|u| = r``: all complex pairs lie on the circle ``|z - z0| = r``.
+
+    Examples:
+        >>> import memsgd
+        >>> memsgd.memory1_geometry(memsgd.heavy_ball(0.1, 0.9)).kind
+        'circle'
     """
     m = _memory1(algorithm)
     if not (m.q1 > 0 and m.p > 0):
@@ -274,6 +314,14 @@ class NoiseRegions:
     ``lambda_1``, ``lambda_2``; ``exact``: the contributions ``(tau1/B) sum m x / (1 + (tau2/B) x)``
     of the nodes in each region to ``V'``; ``leading``: the same sums with the leading forms
     (tau2 = 0); ``counts``: the nodes per region.
+
+    Examples:
+        >>> import math, memsgd
+        >>> from memsgd.theory import memory1_noise_regions
+        >>> r = memory1_noise_regions(memsgd.am1(0.01, 0.99, 0.5), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                           memsgd.Noise.gaussian(10))
+        >>> math.isclose(r.lambda_1, (1 - 0.99) / 0.495)      # (1 - beta) / |alpha_1|, alpha_1 = -0.495
+        True
     """
 
     lambda_1: float
@@ -290,11 +338,19 @@ class NoiseRegions:
 
 @np.errstate(all="ignore")   # extreme inputs overflow to inf / nan, which the decisions below handle
 def memory1_noise_regions(algorithm: MemoryAlgorithm, spectrum, noise) -> NoiseRegions:
-    """Split ``V'`` over the three spectral regions of :class:`NoiseRegions`.
+    """Split ``V'`` over the three spectral regions of [`NoiseRegions`][memsgd.theory.NoiseRegions].
 
     Needs a strictly stable memory-1 algorithm with ``alpha1 < 0`` and ``lambda_1 < lambda_2``
     (``(1 - beta)(alpha0 - alpha1) < (1 + beta) q1``, which holds once ``alpha_eff`` is large:
     the regime ``1 - beta -> 0`` of the paper's Theorem 7).
+
+    Examples:
+        >>> import memsgd
+        >>> from memsgd.theory import memory1_noise_regions
+        >>> r = memory1_noise_regions(memsgd.am1(0.01, 0.99, 0.5), memsgd.Spectrum.power_law(2.0, 1.0),
+        ...                           memsgd.Noise.gaussian(10))
+        >>> bool(r.lambda_1 < r.lambda_2), len(r.exact)       # low, middle and high regions
+        (True, 3)
     """
     m = _memory1(algorithm)
     spectrum_and_noise(spectrum, noise)

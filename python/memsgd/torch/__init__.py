@@ -2,10 +2,10 @@
 
 Imported explicitly (``import memsgd.torch``); ``import memsgd`` does not import torch.
 
-- :class:`MemorySGD`: any memory-M algorithm in matrix form ``(alpha, b, c, D)`` with e = 0.
-- :class:`AM1`: heavy ball plus a kick, ``v <- beta v + g; p <- p - lr v - kick g``, optionally
-  driven by a memsgd :class:`~memsgd.Schedule` or a callable ``step -> (lr, momentum, kick)``.
-- :func:`am1`, :func:`memory_sgd`: the functional updates.
+- [`MemorySGD`][memsgd.torch.MemorySGD]: any memory-M algorithm in matrix form ``(alpha, b, c, D)`` with e = 0.
+- [`AM1`][memsgd.torch.AM1]: heavy ball plus a kick, ``v <- beta v + g; p <- p - lr v - kick g``, optionally
+  driven by a memsgd [`Schedule`][memsgd.schedules.Schedule] or a callable ``step -> (lr, momentum, kick)``.
+- [`am1`][memsgd.torch.am1], [`memory_sgd`][memsgd.torch.memory_sgd]: the functional updates.
 
 Without torch, ``import memsgd.torch`` raises an ImportError naming the extra to install.
 """

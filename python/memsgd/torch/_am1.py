@@ -278,16 +278,17 @@ class AM1(Optimizer):
 
 AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2025, docs/math.md §2).
 
-    .. math::
-       \begin{aligned}
-            &\textbf{input}: \gamma \text{ (lr)},\ \beta \text{ (momentum)},\ \eta \text{ (kick)},
-                \ \lambda \text{ (weight decay)},\ \theta_0 \text{ (params)},\ \textit{maximize} \\
-            &\textbf{for}\ t = 1\ \textbf{to}\ \ldots\ \textbf{do} \\
-            &\hspace{5mm} g_t \leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\theta_{t-1}
-                \quad (- \text{ if maximize}) \\
-            &\hspace{5mm} v_t \leftarrow \beta v_{t-1} + g_t \qquad (v_0 = 0) \\
-            &\hspace{5mm} \theta_t \leftarrow \theta_{t-1} - \gamma v_t - \eta g_t \\
-       \end{aligned}
+    $$
+    \begin{aligned}
+         &\textbf{input}: \gamma \text{ (lr)},\ \beta \text{ (momentum)},\ \eta \text{ (kick)},
+             \ \lambda \text{ (weight decay)},\ \theta_0 \text{ (params)},\ \textit{maximize} \\
+         &\textbf{for}\ t = 1\ \textbf{to}\ \ldots\ \textbf{do} \\
+         &\hspace{5mm} g_t \leftarrow \pm\nabla_\theta f_t(\theta_{t-1}) + \lambda\theta_{t-1}
+             \quad (- \text{ if maximize}) \\
+         &\hspace{5mm} v_t \leftarrow \beta v_{t-1} + g_t \qquad (v_0 = 0) \\
+         &\hspace{5mm} \theta_t \leftarrow \theta_{t-1} - \gamma v_t - \eta g_t \\
+    \end{aligned}
+    $$
 
     In matrix form (``u = -lr v``) this is ``alpha = lr + kick, b = D = momentum, c = lr``, with
     effective learning rate ``alpha_eff = kick + lr / (1 - momentum)``. With ``kick = 0`` it is
@@ -304,7 +305,7 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
             ball. Each of the three may be a 1-element floating tensor (see *Tensor
             hyperparameters* below).
         schedule (memsgd.Schedule or callable, optional): per-step hyperparameters. A memsgd
-            :class:`~memsgd.Schedule` must have memory 1 and AM1 type (``b == D``, ``e == 0``,
+            [`Schedule`][memsgd.schedules.Schedule] must have memory 1 and AM1 type (``b == D``, ``e == 0``,
             e.g. ``schedules.am1_power_law``, ``schedules.jacobi_heavy_ball``); step ``t`` uses
             ``lr = c_t``, ``momentum = D_t``, ``kick = alpha_t - c_t``. A callable maps the 0-based
             step ``t`` to ``(lr, momentum, kick)``. Then ``lr``, ``momentum`` and ``kick`` must not
@@ -358,9 +359,24 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
     eagerly, as for torch's optimizers), so DTensor (FSDP2) parameters get DTensor state with the
     same placements and a compiled step never aliases a buffer to a gradient.
 
-    Example:
-        >>> opt = AM1(model.parameters(), lr=0.01, momentum=0.99, kick=0.1)
-        >>> opt.zero_grad(); loss_fn(model(x), y).backward(); opt.step()
+    Examples:
+        With ``kick = 0`` the iterates are torch's SGD with momentum, bitwise:
+
+        >>> import torch
+        >>> from memsgd.torch import AM1
+        >>> a = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        >>> b = torch.nn.Parameter(a.detach().clone())
+        >>> for opt, p in ((AM1([a], lr=0.1, momentum=0.9, kick=0.0), a), (torch.optim.SGD([b], lr=0.1, momentum=0.9), b)):
+        ...     for _ in range(5):
+        ...         opt.zero_grad()
+        ...         (p ** 2).sum().backward()
+        ...         opt.step()
+        >>> torch.equal(a, b)
+        True
+
+        The kick adds ``kick g`` on top (a training loop is the same as with any optimizer):
+
+        >>> opt = AM1([a], lr=0.1, momentum=0.9, kick=0.5)
     """
 
 
@@ -369,12 +385,23 @@ def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Op
         foreach: Optional[bool] = None, capturable: bool = False, lr_in_buffer: bool = False,
         fused: Optional[bool] = None, grad_scale: Optional[Tensor] = None,
         found_inf: Optional[Tensor] = None, has_complex: Optional[bool] = None) -> None:
-    r"""Functional AM1 update (see :class:`AM1`). Updates ``params`` in place; buffers that are
+    r"""Functional AM1 update (see [`AM1`][memsgd.torch.AM1]). Updates ``params`` in place; buffers that are
     None are created (zeros, ``v_0 = 0``) and, like replaced ones, written back into
     ``momentum_buffer_list``. ``lr``, ``momentum``, ``kick`` are floats or 0-d tensors.
     ``lr_in_buffer=True`` is the schedule form ``m <- beta m + lr g; p <- p - m - kick g``.
-    ``fused=True`` runs each tensor's update in one pass (see :class:`AM1`); ``grad_scale`` and
-    ``found_inf`` (AMP, fused only) unscale the gradients in place and skip an inf/NaN step."""
+    ``fused=True`` runs each tensor's update in one pass (see [`AM1`][memsgd.torch.AM1]); ``grad_scale`` and
+    ``found_inf`` (AMP, fused only) unscale the gradients in place and skip an inf/NaN step.
+
+    Examples:
+        One step from a zero buffer: ``v = g``, ``p <- p - lr g - kick g``:
+
+        >>> import torch
+        >>> from memsgd.torch import am1
+        >>> p, g, buffers = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 0.5]), [None]
+        >>> am1([p], [g], buffers, lr=0.1, momentum=0.9, kick=0.5)
+        >>> p.tolist(), buffers[0].tolist()
+        ([0.699999988079071, -2.299999952316284], [0.5, 0.5])
+    """
     if not params:
         return
     for i, buf in enumerate(momentum_buffer_list):

@@ -1,5 +1,5 @@
 """Helpers shared by the memsgd optimizers: hyperparameters, gradient preparation, grouping,
-state-dict checks. Argument rules come from :mod:`memsgd._validation`; only the torch types
+state-dict checks. Argument rules come from ``memsgd._validation``; only the torch types
 (tensors, devices) are handled here."""
 from __future__ import annotations
 

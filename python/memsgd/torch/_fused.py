@@ -1,10 +1,10 @@
 """The fused step (``fused=True``): each tensor's whole update in one pass over its arrays.
 
-An update is written once as a :class:`Program`, a short list of elementwise operations on
+An update is written once as a ``Program``, a short list of elementwise operations on
 registers (the tensor's arrays: parameter, gradient, buffers; and temporaries), each exactly one
 of torch's per-tensor operations: ``x * s`` (``mul_``), ``c + s * x`` (``add_(x, alpha=s)``,
 one rounding where torch's kernel has a fused multiply-add) and ``x / s``. The programs of
-:mod:`._am1` and :mod:`._memory_sgd` spell out the operations of their per-tensor (foreach)
+``._am1`` and ``._memory_sgd`` spell out the operations of their per-tensor (foreach)
 paths in the same order, so the fused step gives the same bits where the arithmetic is the same.
 
 Where it runs:
@@ -69,7 +69,7 @@ class Program:
 
     def gradient(self, p: int, g: int, *, weight_decay: float, maximize: bool, grad_scale) -> int:
         """The register holding ``+-g/scale + weight_decay * p``, in torch's order (unscale in
-        place, negate, add the decay: the operations of :func:`._common.effective_grads`)."""
+        place, negate, add the decay: the operations of ``._common.effective_grads``)."""
         if grad_scale is not None:
             self.div(g, g, grad_scale)
         if not maximize and weight_decay == 0:
@@ -150,7 +150,7 @@ def real_views(arrays: Sequence[Tensor]) -> Tuple[Tensor, ...]:
 def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
     """Run ``program`` (float scalars) on each tuple of arrays in ``tensors`` (register order)
     where the core can (plain dense CPU tensors of one float dtype); returns the indices of the
-    tuples it left (another device, a subclass, another layout) for :func:`run_compiled`."""
+    tuples it left (another device, a subclass, another layout) for ``run_compiled``."""
     from .. import _core
 
     left, done = [], {torch.float32: ([], []), torch.float64: ([], [])}
@@ -217,7 +217,7 @@ _compiled = None
 
 
 def run_compiled(program: Program, tensors: Sequence[Sequence[Tensor]], found_inf: Optional[Tensor] = None) -> None:
-    """:func:`interpret` compiled by inductor (traced inline when the caller is being compiled).
+    """``interpret`` compiled by inductor (traced inline when the caller is being compiled).
     Float scalars become 0-d float64 CPU tensors, so that a new learning rate is not a new graph."""
     global _compiled
     scalars = [s if isinstance(s, Tensor) else torch.tensor(s, dtype=torch.float64) for s in program.scalars]

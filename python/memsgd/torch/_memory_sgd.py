@@ -31,7 +31,7 @@ def buffer_keys(memory: int) -> tuple:
 
 
 def _coefficients(alpha, b, c, D):
-    """Validate ``(alpha, b, c, D)`` by the rules of :class:`memsgd.MemoryAlgorithm` (real, finite,
+    """Validate ``(alpha, b, c, D)`` by the rules of [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] (real, finite,
     no bools, strings or complex); returns ``(float, tuple, tuple, tuple of tuples)``."""
     alpha = real_scalar(alpha.item() if isinstance(alpha, Tensor) and alpha.numel() == 1
                         and alpha.is_floating_point() else alpha, "alpha")
@@ -66,9 +66,10 @@ class MemorySGD(Optimizer):
 
     @classmethod
     def from_algorithm(cls, params, algorithm, **kwargs) -> "MemorySGD":
-        """From a :class:`memsgd.MemoryAlgorithm` (e.g. ``memsgd.heavy_ball(0.1, 0.9)``); needs e = 0.
+        """From a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] (e.g. ``memsgd.heavy_ball(0.1, 0.9)``); needs e =
+        0.
         The algorithm's weight decay is the optimizer's (``weight_decay=`` may repeat it, not
-        contradict it), so that the iterates are those whose loss :func:`memsgd.loss_curve`
+        contradict it), so that the iterates are those whose loss [`memsgd.loss_curve`][memsgd.loss_curve]
         gives; a readout or a preconditioner is refused (the optimizer moves the weights)."""
         from ..algorithms import MemoryAlgorithm
         from .._affine import WEIGHTS_ONLY, refuse_affine
@@ -205,25 +206,26 @@ class MemorySGD(Optimizer):
 
 MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/math.md §2, P.3) with ``e = 0``.
 
-    .. math::
-       \begin{aligned}
-            &\textbf{input}: \alpha,\ b \in \mathbb{R}^M,\ c \in \mathbb{R}^M,\
-                D \in \mathbb{R}^{M\times M},\ s \text{ (lr multiplier)},\ \lambda \text{ (weight decay)},
-                \ \theta_0 \text{ (params)},\ u_0 = 0 \in (\mathbb{R}^{d})^M \\
-            &\textbf{for}\ t = 0, 1, \ldots\ \textbf{do} \\
-            &\hspace{5mm} g_t \leftarrow \pm\nabla_\theta f_t(\theta_t) + \lambda\theta_t
-                \quad (- \text{ if maximize}) \\
-            &\hspace{5mm} \theta_{t+1} \leftarrow \theta_t + \textstyle\sum_j b_j u_t^j - s\,\alpha\, g_t \\
-            &\hspace{5mm} u_{t+1}^i \leftarrow \textstyle\sum_j D_{ij} u_t^j - s\, c_i\, g_t
-                \qquad (i = 1..M) \\
-       \end{aligned}
+    $$
+    \begin{aligned}
+         &\textbf{input}: \alpha,\ b \in \mathbb{R}^M,\ c \in \mathbb{R}^M,\
+             D \in \mathbb{R}^{M\times M},\ s \text{ (lr multiplier)},\ \lambda \text{ (weight decay)},
+             \ \theta_0 \text{ (params)},\ u_0 = 0 \in (\mathbb{R}^{d})^M \\
+         &\textbf{for}\ t = 0, 1, \ldots\ \textbf{do} \\
+         &\hspace{5mm} g_t \leftarrow \pm\nabla_\theta f_t(\theta_t) + \lambda\theta_t
+             \quad (- \text{ if maximize}) \\
+         &\hspace{5mm} \theta_{t+1} \leftarrow \theta_t + \textstyle\sum_j b_j u_t^j - s\,\alpha\, g_t \\
+         &\hspace{5mm} u_{t+1}^i \leftarrow \textstyle\sum_j D_{ij} u_t^j - s\, c_i\, g_t
+             \qquad (i = 1..M) \\
+    \end{aligned}
+    $$
 
     Each parameter gets M buffers ``u^1..u^M``, each created with ``torch.zeros_like(p)`` (so a
     DTensor/FSDP2 parameter gets DTensor memory with its placements) and stored as
     ``state[p]["memory_buffer_1"]`` ... ``state[p]["memory_buffer_M"]``. ``load_state_dict``
     refuses, with a ``ValueError`` and before changing anything, a state from another optimizer
     type, memory or model. Presets map directly, e.g. heavy ball
-    ``(alpha, b, c, D) = (a, [beta], [a], [[beta]])``; see :meth:`from_algorithm`.
+    ``(alpha, b, c, D) = (a, [beta], [a], [[beta]])``; see ``from_algorithm``.
 
     The group's ``lr`` (keyword, default 1.0) is a multiplier ``s`` of how the gradient enters
     the state, ``(alpha, c) -> s (alpha, c)``; it scales the effective learning rate
@@ -236,14 +238,14 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
         params (iterable): parameters or dicts defining parameter groups (per-group ``alpha``,
             ``b``, ``c``, ``D``, ``lr``, ``weight_decay``, ``maximize``, ``foreach`` allowed).
         alpha (float): direct gradient weight. ``alpha``, ``b``, ``c``, ``D`` follow the rules
-            of :class:`memsgd.MemoryAlgorithm`: real and finite (no bools, strings or complex).
+            of [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm]: real and finite (no bools, strings or complex).
         b (sequence of M floats): how the memory enters the parameter update.
         c (sequence of M floats): how the gradient enters the memory.
         D (M x M nested sequence): memory transition.
         weight_decay (float, optional): coupled L2: ``weight_decay * theta`` is added to the
             gradient at the parameters, as ``torch.optim.SGD(weight_decay=)`` does and as the
             engine's weight decay means (docs/math.md §9; default: 0).
-            :meth:`from_algorithm` takes the algorithm's own.
+            ``from_algorithm`` takes the algorithm's own.
         maximize (bool, optional): maximize the objective instead of minimizing (default: False).
         foreach (bool, optional): multi-tensor implementation; ``None`` picks it on CUDA.
         lr (float or Tensor, keyword, optional): the multiplier ``s`` above (>= 0, default: 1.0).
@@ -255,8 +257,22 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
 
     ``alpha``, ``b``, ``c`` and ``D`` may also be given only in the param groups.
 
-    Example:
-        >>> opt = MemorySGD(model.parameters(), alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])  # heavy ball
+    Examples:
+        Heavy ball in matrix form follows torch's SGD with momentum (to rounding: the buffers
+        hold ``u = -lr v``):
+
+        >>> import torch
+        >>> from memsgd.torch import MemorySGD
+        >>> a = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+        >>> b = torch.nn.Parameter(a.detach().clone())
+        >>> ours = MemorySGD([a], alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])
+        >>> for opt, p in ((ours, a), (torch.optim.SGD([b], lr=0.1, momentum=0.9), b)):
+        ...     for _ in range(5):
+        ...         opt.zero_grad()
+        ...         (p ** 2).sum().backward()
+        ...         opt.step()
+        >>> torch.allclose(a, b, rtol=1e-14, atol=0)
+        True
     """
 
 
@@ -271,11 +287,23 @@ def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: Li
                foreach: Optional[bool] = None, fused: Optional[bool] = None,
                grad_scale: Optional[Tensor] = None, found_inf: Optional[Tensor] = None,
                has_complex: Optional[bool] = None, _checked: bool = False) -> None:
-    """Functional MemorySGD update (see :class:`MemorySGD`). ``memory_buffer_list[i]`` holds the M
+    """Functional MemorySGD update (see [`MemorySGD`][memsgd.torch.MemorySGD]). ``memory_buffer_list[i]`` holds the M
     memory tensors ``(u^1, ..., u^M)`` of ``params[i]`` (each shaped like it), or None: then zeros
     (``u_0 = 0``) are created with ``zeros_like``; the buffers are written back as a tuple. ``lr``
     is a float or a 0-d tensor (kept a tensor under ``torch.compile``). ``fused=True`` runs each
-    tensor's update in one pass; ``grad_scale``/``found_inf`` (AMP) are for it only."""
+    tensor's update in one pass; ``grad_scale``/``found_inf`` (AMP) are for it only.
+
+    Examples:
+        Heavy ball in matrix form (``u <- 0.9 u - 0.1 g``, ``p <- p + 0.9 u - 0.1 g``), one step from
+        ``u = 0``:
+
+        >>> import torch
+        >>> from memsgd.torch import memory_sgd
+        >>> p, g, buffers = torch.tensor([1.0]), torch.tensor([2.0]), [None]
+        >>> memory_sgd([p], [g], buffers, alpha=0.1, b=[0.9], c=[0.1], D=[[0.9]])
+        >>> p.tolist(), buffers[0][0].tolist()
+        ([0.800000011920929], [-0.20000000298023224])
+    """
     if not params:
         return
     if not _checked:
@@ -318,7 +346,7 @@ def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: Li
 
 
 def _program(alpha, b, c, D, lr, weight_decay, maximize, grad_scale) -> Program:
-    """The fused step: :func:`_update`'s operations in its order, on registers p = 0, g = 1 and
+    """The fused step: ``_update``'s operations in its order, on registers p = 0, g = 1 and
     u^j = 2 + j (floats: the same bits; a 0-d tensor lr under torch.compile)."""
     M = len(b)
     prog = Program(2 + M)
