@@ -96,8 +96,10 @@ def fma_peak(path: str, seconds: float = 0.02, repeats: int = 15) -> float:
 
 def heavy_ball_args(spec, steps):
     hb = memsgd.heavy_ball(0.1, 0.9)
-    return (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([hb.alpha]), hb.b.reshape(1, 1),
-            hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1), np.array([0.1]), np.array([-0.1]), steps)
+    # _core.evolve's (spectrum, algorithm, noise, steps)
+    return ((spec.eigenvalues, spec.weights, spec.coefficients2),
+            (np.array([hb.alpha]), hb.b.reshape(1, 1), hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1)),
+            (np.array([0.1]), np.array([-0.1])), steps)
 
 
 def steps_for(K: int, budget: float) -> int:
@@ -195,8 +197,9 @@ def table_native(args):
         for M in (1, 4):
             T = steps_for(K, args.budget / (1 if M == 1 else 20))
             a = algorithm(M)
-            arrays = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([a.alpha]), a.b.reshape(1, M),
-                      a.c.reshape(1, M), a.D.reshape(1, M, M), a.e.reshape(1, M), np.array([0.1]), np.array([-0.1]), T)
+            arrays = ((spec.eigenvalues, spec.weights, spec.coefficients2),
+                      (np.array([a.alpha]), a.b.reshape(1, M), a.c.reshape(1, M), a.D.reshape(1, M, M), a.e.reshape(1, M)),
+                      (np.array([0.1]), np.array([-0.1])), T)
             t_p, out_p = best_time(lambda: _core.evolve(*arrays, threads=args.threads or 0), args.repeats)
             t_n, out_n = best_time(lambda: native.evolve(*arrays, threads=args.threads or 0), args.repeats)
             same = np.array_equal(out_p[0], out_n[0])

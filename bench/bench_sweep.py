@@ -5,10 +5,10 @@
     against a serial Python loop of ``loss_curve`` (with ``--threads`` threads, and with
     threads=1, which is what the old engine did at this size).
 (b) the same grid as a JAX ``vmap`` of a hand-written ``lax.scan`` in float64 (skipped without JAX).
-(c) one curve at K ~ 5e3: time per step of the old strategy (a team of 2 threads synchronising
-    every step, waiting by spinning, as OpenMP's barrier does), of the new default (adaptive:
-    the team only while it pays, a waiting thread sleeps after a short spin) and of one thread;
-    on an idle machine and with one core busy (this script starts a spinning process).
+(c) one curve at K ~ 5e3: time per step of a fixed team of 2 threads synchronising every step
+    (a waiting thread sleeps after a short spin), of the default (adaptive: the team only while it
+    pays) and of one thread; on an idle machine and with one core busy (this script starts a
+    spinning process).
 
     python bench/bench_sweep.py [--steps 2000] [--threads 2] [--quick]
 
@@ -82,11 +82,11 @@ def spin():
 
 def part_c(args, spec):
     hb = heavy_ball(0.1, 0.9)
-    arrays = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([hb.alpha]), hb.b.reshape(1, 1),
-              hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1), np.array([0.1]), np.array([-0.1]))
+    arrays = ((spec.eigenvalues, spec.weights, spec.coefficients2),
+              (np.array([hb.alpha]), hb.b.reshape(1, 1), hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1)),
+              (np.array([0.1]), np.array([-0.1])))
     T = args.small_steps
-    variants = [("old: 2-thread team, spin-wait barrier", dict(threads=2, adaptive_threads=False, spin_only=True)),
-                ("2-thread team, spin-then-sleep barrier", dict(threads=2, adaptive_threads=False)),
+    variants = [("2-thread team, spin-then-sleep barrier", dict(threads=2, adaptive_threads=False)),
                 ("new default (adaptive, threads=2)", dict(threads=2)),
                 ("one thread", dict(threads=1))]
     print(f"\n## (c) one curve, K = {spec.size}, M = 1, {T} steps: microseconds per step")
@@ -108,8 +108,8 @@ def part_c(args, spec):
                 proc.join()
     for name, _ in variants:
         print(f"{name:<42}  {results[(name, False)]:>8.2f}  {results[(name, True)]:>14.2f}")
-    old, new = variants[0][0], variants[2][0]
-    print(f"# new / old time per step: idle {results[(new, False)] / results[(old, False)]:.2f}, "
+    old, new = variants[0][0], variants[1][0]
+    print(f"# default / fixed team time per step: idle {results[(new, False)] / results[(old, False)]:.2f}, "
           f"one core busy {results[(new, True)] / results[(old, True)]:.2f}")
 
 

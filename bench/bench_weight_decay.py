@@ -45,7 +45,7 @@ import numpy as np
 import memsgd
 from memsgd import MemoryAlgorithm, Noise, Spectrum, _core
 from memsgd._affine import plain_problem
-from memsgd._packing import noise_arrays, parameter_arrays, weight_decay_array
+from memsgd._packing import noise_arrays, parameter_arrays, spectrum_arrays, weight_decay_array
 
 RHO = 1e-3
 
@@ -69,15 +69,19 @@ def load_core(path: str):
 
 
 def core_call(core, algo, spec, noise, steps, threads, decay):
-    """The arguments of one ``core.evolve`` run (as loss_curve packs them)."""
-    args = (spec.eigenvalues, spec.weights, spec.coefficients2, *parameter_arrays(algo, steps),
-            *noise_arrays(noise, steps)[:2], steps)
-    kwargs = {"threads": threads}
+    """One ``core.evolve`` run (as loss_curve packs it), in the calling convention of `core`'s build."""
+    spectrum, params, noise = spectrum_arrays(spec), tuple(parameter_arrays(algo, steps)), noise_arrays(noise, steps)[:2]
+    rho = None
     if decay:
-        kwargs["weight_decay"] = weight_decay_array(algo, steps)
-        if kwargs["weight_decay"] is None:    # rho = 0 given explicitly
-            kwargs["weight_decay"] = np.zeros(1)
-    return lambda: core.evolve(*args, **kwargs)
+        rho = weight_decay_array(algo, steps)
+        if rho is None:    # rho = 0 given explicitly
+            rho = np.zeros(1)
+    if "spectrum" not in core.evolve.__doc__.split("\n", 1)[0]:
+        # a build before the one calling convention (flat arrays, weight decay as a keyword)
+        kwargs = {"threads": threads} if rho is None else {"threads": threads, "weight_decay": rho}
+        return lambda: core.evolve(*spectrum, *params, *noise, steps, **kwargs)
+    algorithm = params if rho is None else params + (rho,)
+    return lambda: core.evolve(spectrum, algorithm, noise, steps, threads=threads)
 
 
 def timed(run, clock):

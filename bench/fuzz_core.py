@@ -160,7 +160,7 @@ def fuzz_evolve(src: Source):
         kwargs["overflow_only"] = src.pick([True, False, None, "no"])
     if src.coin(1, 4):
         kwargs["threads"] = src.pick([0, 1, 2, 3, -1, 2 ** 31, None])
-    out = _core.evolve(*args, steps, **kwargs)
+    out = _core.evolve(tuple(args[:3]), tuple(args[3:8]), tuple(args[8:10]), steps, **kwargs)
     loss, gp, diverged = out
     return check_outputs("evolve", loss, gp, diverged)
 

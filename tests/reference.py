@@ -232,6 +232,72 @@ def affine_mean_loss(params_at, lam, c2, weights, tau1, tau2, batch, steps, *, s
     return L
 
 
+# -- the noisy quadratic model of Zhang et al. (2019), in its own variables -----------------------
+
+def _power_and_sum(A, t):
+    """(A^t, sum_{s<t} A^s) for a stack of square matrices A (..., n, n), by doubling: no inverse,
+    so it holds for (I - A) singular too; the dtype of A is kept (np.longdouble for headroom)."""
+    eye = np.broadcast_to(np.eye(A.shape[-1], dtype=A.dtype), A.shape)
+    power, total = eye.copy(), np.zeros_like(A)            # A^0, empty sum
+    base, base_sum = A.copy(), eye.copy()                   # A^(2^j), sum_{s<2^j} A^s
+    while t:
+        if t & 1:                                           # append 2^j more steps
+            total = total + power @ base_sum
+            power = power @ base
+        t >>= 1
+        if t:
+            base_sum = base_sum + base @ base_sum
+            base = base @ base
+    return power, total
+
+
+def nqm_loss(h, x0_sq, lr, batch, t, *, method="sgd", momentum=0.0, decay=0.0, precondition=0.0, counts=None):
+    """Expected NQM loss 1/2 sum_i counts_i h_i E x_i(t)^2 (Zhang et al. 2019, section 3; ``counts``:
+    how many coordinates share the curvature h_i, the notebook's binning; default 1): per coordinate
+    the gradient is h_i x_i + noise of variance h_i / B, preconditioned by P_i = h_i^(-p)
+    (h_max = 1). With a = lr P_i h_i and n = (lr P_i)^2 h_i / B the second moments evolve linearly,
+    P_(t+1) = A P_t + n, so P_t = A^t P_0 + sum_{s<t} A^s n (computed by doubling in extended
+    precision):
+
+    - sgd: E x^2 -> (1 - a)^2 E x^2 + n (the scalar closed form s* + (1 - a)^(2t) (s_0 - s*));
+    - momentum (v' = beta v - lr P g, x' = x + v'), state (E x^2, E v^2, E x v);
+    - ema of sgd (xbar' = gamma xbar + (1 - gamma) x', xbar_0 = x_0), state (E x^2, E xbar^2, E x xbar);
+      the loss is read at xbar.
+    """
+    f = np.longdouble
+    h = np.asarray(h, f)
+    P = h ** f(-precondition)
+    a = f(lr) * P * h
+    n = (f(lr) * P) ** 2 * h / f(batch)
+    s0 = np.asarray(x0_sq, f) * np.ones_like(h)
+    K = h.size
+    if method == "sgd":
+        A = ((1 - a) ** 2).reshape(K, 1, 1)
+        p0, nv, read = s0[:, None], n[:, None], 0
+    elif method == "momentum":
+        b = f(momentum)
+        A = np.zeros((K, 3, 3), f)
+        A[:, 0] = np.stack([(1 - a) ** 2, np.full(K, b * b), 2 * (1 - a) * b], axis=1)
+        A[:, 1] = np.stack([a ** 2, np.full(K, b * b), -2 * a * b], axis=1)
+        A[:, 2] = np.stack([-a * (1 - a), np.full(K, b * b), b * (1 - 2 * a)], axis=1)
+        p0 = np.stack([s0, np.zeros(K, f), np.zeros(K, f)], axis=1)
+        nv, read = np.stack([n, n, n], axis=1), 0
+    elif method == "ema":
+        g = f(decay)
+        A = np.zeros((K, 3, 3), f)
+        A[:, 0, 0] = (1 - a) ** 2
+        A[:, 1] = np.stack([(1 - g) ** 2 * (1 - a) ** 2, np.full(K, g * g), 2 * g * (1 - g) * (1 - a)], axis=1)
+        A[:, 2] = np.stack([(1 - g) * (1 - a) ** 2, np.zeros(K, f), g * (1 - a)], axis=1)
+        p0 = np.stack([s0, s0, s0], axis=1)
+        nv, read = np.stack([n, (1 - g) ** 2 * n, (1 - g) * n], axis=1), 1
+    else:
+        raise ValueError(method)
+    power, total = _power_and_sum(A, int(t))
+    state = (power @ p0[:, :, None] + total @ nv[:, :, None])[:, :, 0]
+    weight = np.ones_like(h) if counts is None else np.asarray(counts, f)
+    return float(0.5 * np.sum(weight * h * state[:, read]))
+
+
 def random_features_given_w(alpha, beta, W, keep_rel=1e-12):
     """The problem of docs/math.md §10 for one feature matrix W (v x d), by the eigendecomposition
     of K = W^T H W (H = diag(j^-2alpha), b_j = j^-beta, j = 1..v).

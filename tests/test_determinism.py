@@ -65,12 +65,12 @@ SCRIPT = textwrap.dedent(r'''
     out["threads_arg"] = [h(loss_curve(heavy_ball(0.4, 0.8), spec, noise, 80, threads=n).loss) for n in (1, 2, 3)]
     # a team that never falls back to one thread (the adaptive policy may on a busy machine)
     hb = heavy_ball(0.4, 0.8)
-    args = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([hb.alpha]), hb.b.reshape(1, 1),
-            hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1), np.array([noise.coupling]),
-            np.array([noise.self_noise]), 80)
+    args = ((spec.eigenvalues, spec.weights, spec.coefficients2),
+            (np.array([hb.alpha]), hb.b.reshape(1, 1), hb.c.reshape(1, 1), hb.D.reshape(1, 1, 1), hb.e.reshape(1, 1)),
+            (np.array([noise.coupling]), np.array([noise.self_noise])), 80)
     out["forced_team"] = [h(_core.evolve(*args, threads=n, adaptive_threads=False)[0]) for n in (1, 2, 3)]
-    out["forced_team_wd"] = [h(_core.evolve(*args, threads=n, adaptive_threads=False, weight_decay=np.array([0.01]))[0])
-                             for n in (1, 2, 3)]
+    wd_args = (args[0], args[1] + (np.array([0.01]),), *args[2:])
+    out["forced_team_wd"] = [h(_core.evolve(*wd_args, threads=n, adaptive_threads=False)[0]) for n in (1, 2, 3)]
     print(json.dumps(out))
 ''')
 

@@ -173,8 +173,8 @@ def test_initial_loss_above_limit_diverges_at_zero():
     curve = loss_curve(gd(0.1), Spectrum([1.0], [1e31]), Noise(1), 10)   # L_0 = 5e30: not a divergence
     assert curve.diverged_at is None and np.all(np.isfinite(curve.loss))
     # only an overflowing L_0 diverges at 0 (Spectrum refuses one, so through the core)
-    L, l, d = _core.evolve(np.array([1e300]), np.ones(1), np.array([1e300]), np.array([0.1]), np.zeros((1, 0)),
-                           np.zeros((1, 0)), np.zeros((1, 0, 0)), np.zeros((1, 0)), np.zeros(1), np.zeros(1), 4)
+    gd_row = (np.array([0.1]), np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0, 0)), np.zeros((1, 0)))
+    L, l, d = _core.evolve((np.array([1e300]), np.ones(1), np.array([1e300])), gd_row, (np.zeros(1), np.zeros(1)), 4)
     assert d == 0 and np.all(np.isinf(L)) and np.all(np.isinf(l))
 
 

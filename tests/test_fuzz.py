@@ -23,7 +23,7 @@ def _args(K=3, M=1, T=1, coupling=0.1, self_noise=-0.1):
 
 
 def _evolve(args, steps=5, **kw):
-    return _core.evolve(*args, steps, **kw)
+    return _core.evolve(tuple(args[:3]), tuple(args[3:8]), tuple(args[8:10]), steps, **kw)
 
 
 @pytest.mark.slow

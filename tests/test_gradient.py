@@ -95,7 +95,8 @@ def test_general_kernel_agrees_with_fixed_size_kernel(M):
     spec, params, noise, weights = random_problem(M, K=3000, T=30, seed=M)
     # batches 1000x larger: with 3000 components the small random batches make the noise unstable
     c1, c2 = Noise(1000 * noise.batch_size, noise.tau1, noise.tau2).coefficients(30)
-    args = (spec.eigenvalues, spec.weights, spec.coefficients2, *(params[f] for f in FIELDS), c1, c2, weights, 30)
+    args = ((spec.eigenvalues, spec.weights, spec.coefficients2), tuple(params[f] for f in FIELDS), (c1, c2), 30,
+            weights)
     fixed = _core.loss_gradient(*args, general_kernel=False)
     general = _core.loss_gradient(*args, general_kernel=True)
     assert fixed[1] == -1 and np.all(np.isfinite(fixed[3]))
@@ -321,8 +322,10 @@ def test_a_run_too_large_for_memory_is_refused_before_any_work():
     K, T = 2_000_000, 1_000_000
     lam, ones = np.linspace(1e-3, 1.0, K), np.ones(K)
     with pytest.raises(ValueError, match="steps too large"):
-        _core.loss_gradient(lam, ones, ones, np.array([0.1]), np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 3, 3)),
-                            np.zeros((1, 3)), np.array([0.1]), np.array([-0.1]), np.ones(T + 1), T)
+        _core.loss_gradient((lam, ones, ones),
+                            (np.array([0.1]), np.zeros((1, 3)), np.zeros((1, 3)), np.zeros((1, 3, 3)),
+                             np.zeros((1, 3))),
+                            (np.array([0.1]), np.array([-0.1])), T, np.ones(T + 1))
 
 
 def test_zero_steps_and_noiseless_batch_gradient():
@@ -411,10 +414,10 @@ def test_core_gradient_run_can_be_cancelled():
 
     def run():
         try:
-            _core.loss_gradient(spec.eigenvalues, spec.weights, spec.coefficients2, np.array([algo.alpha]),
-                                algo.b.reshape(1, 1), algo.c.reshape(1, 1), algo.D.reshape(1, 1, 1),
-                                algo.e.reshape(1, 1), np.full(steps, 0.1), np.full(steps, -0.1), w, steps,
-                                control=control)
+            _core.loss_gradient((spec.eigenvalues, spec.weights, spec.coefficients2),
+                                (np.array([algo.alpha]), algo.b.reshape(1, 1), algo.c.reshape(1, 1),
+                                 algo.D.reshape(1, 1, 1), algo.e.reshape(1, 1)),
+                                (np.full(steps, 0.1), np.full(steps, -0.1)), steps, w, control=control)
         except RuntimeError as exc:
             outcome["error"] = str(exc)
 
@@ -456,9 +459,9 @@ def test_general_kernel_plans_segments_by_its_own_state_size():
     algo = memsgd.heavy_ball(0.01, 0.9)
     w = np.zeros(T + 1)
     w[-1] = 1.0
-    args = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([algo.alpha]), algo.b.reshape(1, 1),
-            algo.c.reshape(1, 1), algo.D.reshape(1, 1, 1), algo.e.reshape(1, 1), np.array([0.01]),
-            np.array([-0.01]), w, T)
+    args = ((spec.eigenvalues, spec.weights, spec.coefficients2),
+            (np.array([algo.alpha]), algo.b.reshape(1, 1), algo.c.reshape(1, 1), algo.D.reshape(1, 1, 1),
+             algo.e.reshape(1, 1)), (np.array([0.01]), np.array([-0.01])), T, w)
     budget = _core.gradient_checkpointing(1, K, T)[2]
     sqrt_every = math.ceil(math.sqrt(T))
     for general, state in ((False, 8 * 3 * K), (True, 8 * 4 * K)):

@@ -83,14 +83,15 @@ def test_default_and_explicit_zero_label_noise_are_bitwise_equal():
     # unchanged plain path): bit for bit, fixed kernels (M <= 3, e = 0 and e != 0) and general one.
     for M, e_zero in [(0, True), (1, True), (1, False), (3, False), (5, False)]:
         spec, (alpha, b, c, D, e) = _problem(M, K=37, seed=M, e_zero=e_zero)
-        args = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([alpha]), b.reshape(1, M),
-                c.reshape(1, M), D.reshape(1, M, M), e.reshape(1, M), np.array([0.25]), np.array([-0.25]), 80)
-        plain = _core.evolve(*args)
-        zero = _core.evolve(*args, label=np.zeros(1))
+        spectrum = (spec.eigenvalues, spec.weights, spec.coefficients2)
+        algorithm = (np.array([alpha]), b.reshape(1, M), c.reshape(1, M), D.reshape(1, M, M), e.reshape(1, M))
+        coupling, self_noise = np.array([0.25]), np.array([-0.25])
+        plain = _core.evolve(spectrum, algorithm, (coupling, self_noise), 80)
+        zero = _core.evolve(spectrum, algorithm, (coupling, self_noise, np.zeros(1)), 80)
         assert np.array_equal(plain[0], zero[0]) and np.array_equal(plain[1], zero[1])
         w = np.ones(81)
-        g_plain = _core.loss_gradient(*args[:10], w, 80)
-        g_zero = _core.loss_gradient(*args[:10], w, 80, label=np.zeros(1))
+        g_plain = _core.loss_gradient(spectrum, algorithm, (coupling, self_noise), 80, w)
+        g_zero = _core.loss_gradient(spectrum, algorithm, (coupling, self_noise, np.zeros(1)), 80, w)
         for x, y in zip(g_plain, g_zero):
             assert np.array_equal(np.asarray(x), np.asarray(y))
     spec, params = _problem(2, seed=1)
@@ -211,12 +212,11 @@ def test_bad_label_noise_is_one_line_value_error(bad):
 
 
 def test_core_refuses_negative_label_source():
+    gd_row = (np.ones(1), np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0, 0)), np.zeros((1, 0)))
     with pytest.raises(ValueError, match="label noise"):
-        _core.evolve(np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.zeros((1, 0)), np.zeros((1, 0)),
-                     np.zeros((1, 0, 0)), np.zeros((1, 0)), np.zeros(1), np.zeros(1), 3, label=-np.ones(1))
+        _core.evolve((np.ones(1), np.ones(1), np.ones(1)), gd_row, (np.zeros(1), np.zeros(1), -np.ones(1)), 3)
     with pytest.raises(ValueError, match="label"):
-        _core.evolve(np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.zeros((1, 0)), np.zeros((1, 0)),
-                     np.zeros((1, 0, 0)), np.zeros((1, 0)), np.zeros(1), np.zeros(1), 3, label=np.ones(2))
+        _core.evolve((np.ones(1), np.ones(1), np.ones(1)), gd_row, (np.zeros(1), np.zeros(1), np.ones(2)), 3)
 
 
 def test_noise_value_semantics_with_label_noise():

@@ -320,23 +320,27 @@ def test_contour_started_too_early_beyond_the_recursion_warns(monkeypatch):
 def test_core_generating_sums_checks_its_own_input():
     # The core checks what it indexes with (a thin binding passes the arrays through).
     lam, w = np.array([1.0, 0.5, 0.25]), np.ones(3)
-    args = (1.0, np.array([0.5]), np.array([0.1]), np.array([[0.5]]), np.array([0.0]), -0.1)
+    # (algorithm, noise): one row, one entry
+    args = ((np.array([1.0]), np.array([[0.5]]), np.array([[0.1]]), np.array([[[0.5]]]), np.array([[0.0]])),
+            (np.zeros(1), np.array([-0.1])))
     s, split = np.array([0.1 + 0.2j]), np.zeros(1, dtype=np.int64)
-    good = ms._core.generating_sums(lam, w, w, np.array([2, 0, 1]), *args, s, split, control=None, threads=0)
+    good = ms._core.generating_sums(lam, *args, w, w, np.array([2, 0, 1]), s, split, control=None, threads=0)
     assert good.shape == (1, 12) and np.all(np.isfinite(good)) and np.all(good[:, 8:] == 0)
     poles, slow, slow_error = ms._core.moment_poles(lam, *args)
     assert poles.shape == (3, 3) and slow.shape == slow_error.shape == (3,) and np.all(slow_error >= 0)
     slow_error = np.full(3, 1e-10)
-    with_poles = ms._core.generating_sums(lam, w, w, np.array([2, 0, 1]), *args, s, split, slow, slow_error)
+    with_poles = ms._core.generating_sums(lam, *args, w, w, np.array([2, 0, 1]), s, split, slow_delta=slow,
+                                          slow_error=slow_error)
     assert np.array_equal(with_poles[:, :8], good[:, :8])
     assert np.all(with_poles[:, 8:10] == 0) and np.all(with_poles[:, 10:].real > 0)  # all in the fast set
     with pytest.raises(ValueError, match="slow_delta must have shape"):
-        ms._core.generating_sums(lam, w, w, np.array([2, 0, 1]), *args, s, split, slow[:2], slow_error)
+        ms._core.generating_sums(lam, *args, w, w, np.array([2, 0, 1]), s, split, slow_delta=slow[:2],
+                                 slow_error=slow_error)
     for order in ([0, 0, 1], [0, 1, 3], [-1, 0, 1]):
         with pytest.raises(ValueError, match="permutation"):
-            ms._core.generating_sums(lam, w, w, np.array(order), *args, s, split, control=None, threads=0)
+            ms._core.generating_sums(lam, *args, w, w, np.array(order), s, split, control=None, threads=0)
     with pytest.raises(ValueError, match="s must be finite"):
-        ms._core.generating_sums(lam, w, w, np.array([0, 1, 2]), *args, np.array([complex(np.nan, 0)]), split,
+        ms._core.generating_sums(lam, *args, w, w, np.array([0, 1, 2]), np.array([complex(np.nan, 0)]), split,
                                  control=None, threads=0)
 
 

@@ -393,7 +393,10 @@ def test_core_affine_generating_sums_against_the_series():
     b_src, f_src = np.array([0.2, 0.1, 0.3]), np.array([-0.1, 0.05, 0.2])
     wu, wv = 0.5 * m * lam, 0.3 * m * lam ** 2
     s = np.array([0.3 + 0.4j, 0.02 + 0.2j])
-    out = ms._core.generating_sums(lam, wu, wv, np.arange(3), algo.alpha, algo.b, algo.c, algo.D, algo.e, sn, s,
+    # the core's (algorithm, noise) entries: one row, one entry (the maps read self_noise)
+    maps = ((np.array([algo.alpha]), algo.b.reshape(1, 1), algo.c.reshape(1, 1), algo.D.reshape(1, 1, 1),
+             algo.e.reshape(1, 1)), (np.zeros(1), np.array([sn])))
+    out = ms._core.generating_sums(lam, *maps, wu, wv, np.arange(3), s,
                                    np.array([3, 1]), shift=rho, second=second, first=first,
                                    second_source=b_src, first_source=f_src)
     z = np.exp(-s)
@@ -414,7 +417,7 @@ def test_core_affine_generating_sums_against_the_series():
     got = np.stack([out[:, 0] + out[:, 4], out[:, 1] + out[:, 5]], axis=1)   # slow + fast parts
     np.testing.assert_allclose(got, ref, rtol=1e-13)
     # the fixed-point pieces: (I - T) Y = g g^T and (I - S) mu = -rho g
-    Y, mu = ms._core.stationary_moments(lam, algo.alpha, algo.b, algo.c, algo.D, algo.e, sn, shift=rho)
+    Y, mu = ms._core.stationary_moments(lam, *maps, shift=rho)
     for k in range(3):
         S = S0 - (lam[k] + rho) * np.outer(g, h)
         T = np.kron(S, S) - sn * lam[k] ** 2 * np.outer(np.outer(g, g).ravel(), np.outer(h, h).ravel())
@@ -422,10 +425,10 @@ def test_core_affine_generating_sums_against_the_series():
         np.testing.assert_allclose(Y[k], Yk[I, J], rtol=1e-13)
         np.testing.assert_allclose(mu[k], np.linalg.solve(np.eye(2) - S, -rho * g), rtol=1e-13, atol=1e-16)
     with pytest.raises(ValueError, match="second must have shape"):
-        ms._core.generating_sums(lam, wu, wv, np.arange(3), algo.alpha, algo.b, algo.c, algo.D, algo.e, sn, s,
+        ms._core.generating_sums(lam, *maps, wu, wv, np.arange(3), s,
                                  np.array([3, 1]), second=second[:2])
     with pytest.raises(ValueError, match="first_source must be finite"):
-        ms._core.generating_sums(lam, wu, wv, np.arange(3), algo.alpha, algo.b, algo.c, algo.D, algo.e, sn, s,
+        ms._core.generating_sums(lam, *maps, wu, wv, np.arange(3), s,
                                  np.array([3, 1]), first_source=np.array([np.nan, 0, 0]))
 
 

@@ -37,9 +37,9 @@ def test_core_run_can_be_cancelled_from_another_thread():
 
     def run():
         try:
-            _core.evolve(spec.eigenvalues, spec.weights, spec.coefficients2, np.array([algo.alpha]),
-                         algo.b.reshape(1, 1), algo.c.reshape(1, 1), algo.D.reshape(1, 1, 1),
-                         algo.e.reshape(1, 1), np.array([0.1]), np.array([-0.1]), steps, control=control)
+            _core.evolve((spec.eigenvalues, spec.weights, spec.coefficients2),
+                         (np.array([algo.alpha]), algo.b.reshape(1, 1), algo.c.reshape(1, 1), algo.D.reshape(1, 1, 1),
+                          algo.e.reshape(1, 1)), (np.array([0.1]), np.array([-0.1])), steps, control=control)
         except RuntimeError as exc:
             outcome["error"] = str(exc)
 

@@ -91,8 +91,8 @@ def _quadratic_form(algo, lam, c2, noise, steps, v):
     D = np.tile(algo.D, (T, 1, 1)).reshape(T, M, M)
     e = np.array(np.tile(algo.e, (T, 1)).reshape(T, M))
     e[steps] = v
-    L, l, d = _core.evolve(np.array([lam]), np.ones(1), np.array([c2]), alpha, b, c, D, e,
-                           np.array([noise.coupling]), np.array([noise.self_noise]), steps, overflow_only=True)
+    L, l, d = _core.evolve((np.array([lam]), np.ones(1), np.array([c2])), (alpha, b, c, D, e),
+                           (np.array([noise.coupling]), np.array([noise.self_noise])), steps, overflow_only=True)
     return 2 * L[steps], 2 * l[steps], d
 
 

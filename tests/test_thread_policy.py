@@ -29,13 +29,14 @@ needs_openmp = pytest.mark.skipif(not OPENMP, reason="core built without OpenMP:
 
 
 def core_args(algo, spec, noise, steps):
-    """The arrays _core.evolve / _core.loss_gradient take (a stationary algorithm or a schedule)."""
+    """The (spectrum, algorithm, noise) _core.evolve / _core.loss_gradient take (a stationary algorithm or a
+    schedule)."""
     if isinstance(algo, MemoryAlgorithm):
         params = (np.array([algo.alpha]), algo.b[None], algo.c[None], algo.D[None], algo.e[None])
     else:
         params = tuple(np.asarray(p, dtype=float) for p in algo.parameters(steps))
     c1, c2 = noise.coefficients(steps)
-    return (spec.eigenvalues, spec.weights, spec.coefficients2, *params, c1, c2)
+    return (spec.eigenvalues, spec.weights, spec.coefficients2), params, (c1, c2)
 
 
 HB = ms.heavy_ball(0.1, 0.9)
@@ -81,8 +82,8 @@ def test_runs_the_plan_keeps_alone_never_open_a_team():
     T = 200
     args = core_args(HB, spec, NOISE, T)
     for call in (lambda c: _core.evolve(*args, T, threads=2, control=c),
-                 lambda c: _core.loss_gradient(*args, np.ones(T + 1), T, threads=2, control=c),
-                 lambda c: _core.evolve_batch([args[:3]] * 8, [args[3:8]] * 8, [args[8:]] * 8, 5, threads=2,
+                 lambda c: _core.loss_gradient(*args, T, np.ones(T + 1), threads=2, control=c),
+                 lambda c: _core.evolve_batch([args[0]] * 8, [args[1]] * 8, [args[2]] * 8, 5, threads=2,
                                               control=c)):
         control = _core.RunControl()
         call(control)
@@ -96,7 +97,7 @@ def test_configurations_run_one_per_thread_unless_the_cores_look_busy():
     for _ in range(3):
         busy = _core.thread_policy_state()["cores_look_busy"]   # what this process measured so far
         control = _core.RunControl()
-        _core.evolve_batch([args[:3]] * 4, [args[3:8]] * 4, [args[8:]] * 4, 2000, record=[2000], threads=2,
+        _core.evolve_batch([args[0]] * 4, [args[1]] * 4, [args[2]] * 4, 2000, record=[2000], threads=2,
                            control=control)
         # a team ends when its slowest member does: on busy cores, one waiting for a CPU
         assert control.largest_team == (1 if busy else 2) and control.team_steps == 0, busy
@@ -106,7 +107,7 @@ def test_thread_policy_state_reports_what_lone_threads_saw():
     spec = Spectrum.power_law(2.0, 1.0, size=4857)
     args = core_args(HB, spec, NOISE, 1)
     # configurations one after another on this thread (threads=1): a lone window of ~10 ms or more
-    _core.evolve_batch([args[:3]] * 4, [args[3:8]] * 4, [args[8:]] * 4, 2000, record=[2000], threads=1)
+    _core.evolve_batch([args[0]] * 4, [args[1]] * 4, [args[2]] * 4, 2000, record=[2000], threads=1)
     state = _core.thread_policy_state()
     assert 0.0 < state["seen_seconds"] and 0.0 < state["on_cpu"] <= 1.0
     assert not (state["cores_look_idle"] and state["cores_look_busy"])
@@ -136,7 +137,7 @@ _BUSY = textwrap.dedent("""
         args = core_args(ms.heavy_ball(0.1, 0.9), spec, Noise.gaussian(10), T)
         out = {}
         for name, call in (("evolve", lambda c: _core.evolve(*args, T, threads=2, control=c)),
-                           ("loss_gradient", lambda c: _core.loss_gradient(*args, np.ones(T + 1), T, threads=2,
+                           ("loss_gradient", lambda c: _core.loss_gradient(*args, T, np.ones(T + 1), threads=2,
                                                                            control=c))):
             control = _core.RunControl()
             call(control)
@@ -188,12 +189,12 @@ def test_handing_over_between_team_and_one_thread_changes_no_bit(name):
     args = core_args(algo, spec, Noise(5), T)
     w = np.linspace(0.0, 1.0, T + 1)
     curve = _core.evolve(*args, T, threads=1)
-    grad = _core.loss_gradient(*args, w, T, threads=1, checkpoint_every=7)
+    grad = _core.loss_gradient(*args, T, w, threads=1, checkpoint_every=7)
     for threads in (2, 3):
         for every in (1, 2, 5):
             got = _core.evolve(*args, T, threads=threads, alternate_every=every)
             assert all(np.array_equal(a, b) for a, b in zip(curve, got)), (threads, every)
-            got = _core.loss_gradient(*args, w, T, threads=threads, checkpoint_every=7, alternate_every=every)
+            got = _core.loss_gradient(*args, T, w, threads=threads, checkpoint_every=7, alternate_every=every)
             assert got[0] == grad[0] and got[1] == grad[1], (threads, every)
             assert all(np.array_equal(a, b) for a, b in zip(grad[2:10], got[2:10])), (threads, every)
 
@@ -248,10 +249,10 @@ def test_always_team_runs_teams_of_the_threads_asked_for(always_team):
         _core.evolve(*args, T, threads=threads, control=control)
         assert (control.largest_team, control.team_steps, control.team_drops) == (team, T if team > 1 else 0, 0)
         control = _core.RunControl()
-        _core.loss_gradient(*args, np.ones(T + 1), T, threads=threads, control=control)
+        _core.loss_gradient(*args, T, np.ones(T + 1), threads=threads, control=control)
         assert control.largest_team == team and control.team_steps == (2 * T if team > 1 else 0), threads
     control = _core.RunControl()                         # 4 tiny configurations, one per thread
-    _core.evolve_batch([args[:3]] * 4, [args[3:8]] * 4, [args[8:]] * 4, 5, threads=2, control=control)
+    _core.evolve_batch([args[0]] * 4, [args[1]] * 4, [args[2]] * 4, 5, threads=2, control=control)
     assert control.largest_team == 2
     _core.set_always_team(False)
     control = _core.RunControl()

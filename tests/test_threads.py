@@ -66,12 +66,13 @@ def test_sweep_threads_follow_the_same_rule():
 
 def test_the_core_refuses_negative_threads_with_one_message():
     lam = SPEC.eigenvalues
-    args = (lam, SPEC.weights, SPEC.coefficients2, np.array([0.1]), np.array([[0.9]]), np.array([[1.0]]),
-            np.array([[[0.9]]]), np.zeros((1, 1)), np.array([0.1]), np.array([-0.1]), 10)
+    args = ((lam, SPEC.weights, SPEC.coefficients2),
+            (np.array([0.1]), np.array([[0.9]]), np.array([[1.0]]), np.array([[[0.9]]]), np.zeros((1, 1))),
+            (np.array([0.1]), np.array([-0.1])))
     with pytest.raises(ValueError, match=r"threads must be >= 0 \(0: the default, all cores\)"):
-        _core.evolve(*args, threads=-1)
+        _core.evolve(*args, 10, threads=-1)
     with pytest.raises(ValueError, match=r"threads must be >= 0 \(0: the default, all cores\)"):
-        _core.evolve_batch([args[:3]], [args[3:8]], [args[8:10]], 10, threads=-1)
+        _core.evolve_batch(*([a] for a in args), 10, threads=-1)
 
 
 # In a child process: before the cap, loss_at(threads=10**6) segfaulted and 3000 threads could
@@ -88,10 +89,10 @@ _CHILD = textwrap.dedent("""
         "loss_gradient": lambda n: ms.loss_gradient(hb, spec, noise, 200, threads=n).alpha,
         "propagators": lambda n: ms.propagators(hb, spec, noise, 200, threads=n).V,
         # the core itself caps what it is given
-        "core evolve": lambda n: _core.evolve(spec.eigenvalues, spec.weights, spec.coefficients2,
-                                              np.array([0.1]), np.array([[0.9]]), np.array([[1.0]]),
-                                              np.array([[[0.9]]]), np.zeros((1, 1)), np.array([0.1]),
-                                              np.array([-0.1]), 200, threads=n)[0],
+        "core evolve": lambda n: _core.evolve((spec.eigenvalues, spec.weights, spec.coefficients2),
+                                              (np.array([0.1]), np.array([[0.9]]), np.array([[1.0]]),
+                                               np.array([[[0.9]]]), np.zeros((1, 1))),
+                                              (np.array([0.1]), np.array([-0.1])), 200, threads=n)[0],
     }
     try:
         import xarray  # noqa: F401

@@ -181,15 +181,15 @@ def test_malformed_programs_are_refused_by_the_core():
     x = torch.zeros(4)
     ptr = [x.data_ptr()]
     with pytest.raises(ValueError, match="register outside"):
-        _core.elementwise_step([0, 0, 3, 0], [1.0], 1, ptr, [4], False, 1)
+        _core.elementwise_step([0, 0, 3, 0], [1.0], 1, ptr, [4], False, threads=1)
     with pytest.raises(ValueError, match="unknown kind"):
-        _core.elementwise_step([7, 0, 0, 0], [1.0], 1, ptr, [4], False, 1)
+        _core.elementwise_step([7, 0, 0, 0], [1.0], 1, ptr, [4], False, threads=1)
     with pytest.raises(ValueError, match="4 entries per scalar"):
-        _core.elementwise_step([0, 0, 0], [1.0], 1, ptr, [4], False, 1)
+        _core.elementwise_step([0, 0, 0], [1.0], 1, ptr, [4], False, threads=1)
     with pytest.raises(ValueError, match="null array pointer"):
-        _core.elementwise_step([0, 0, 0, 0], [1.0], 1, [0], [4], False, 1)
+        _core.elementwise_step([0, 0, 0, 0], [1.0], 1, [0], [4], False, threads=1)
     with pytest.raises(ValueError, match="same number of arrays per tensor"):
-        _core.elementwise_step([0, 0, 0, 0], [1.0], 1, ptr * 3, [4, 4], False, 1)
+        _core.elementwise_step([0, 0, 0, 0], [1.0], 1, ptr * 3, [4, 4], False, threads=1)
 
 
 def test_program_operations_are_torch_operations():

@@ -42,6 +42,7 @@ def _bad_generator(t):
 
 
 ZERO = np.zeros(1)
+GD_ROW = (np.ones(1), np.ones((1, 0)), np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)))   # the core's algorithm entry: gd
 
 CASES = [
     # --- Spectrum --------------------------------------------------------------------------
@@ -181,17 +182,14 @@ CASES = [
     ("stability-noise-type", lambda: theory.stability(HB, SPEC, 4), TypeError, "noise must be a Noise"),
     ("stability-spectrum-type", lambda: theory.stability(HB, [1.0], NOISE), TypeError, "spectrum must be a Spectrum"),
     # --- compiled core (direct calls) ------------------------------------------------------
-    ("core-evolve-complex", lambda: _core.evolve(np.ones(1) + 0j, np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
-                                                 np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, ZERO, 3),
+    ("core-evolve-complex", lambda: _core.evolve((np.ones(1) + 0j, np.ones(1), np.ones(1)), GD_ROW, (ZERO, ZERO), 3),
      TypeError, "eigenvalues must be an array of real numbers"),
-    ("core-evolve-steps-neg", lambda: _core.evolve(np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
-                                                   np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, ZERO, -1),
+    ("core-evolve-steps-neg", lambda: _core.evolve((np.ones(1), np.ones(1), np.ones(1)), GD_ROW, (ZERO, ZERO), -1),
      ValueError, "steps must be >= 0"),
-    ("core-evolve-weights-shape", lambda: _core.evolve(np.ones(2), np.ones(1), np.ones(2), np.ones(1), np.ones((1, 0)),
-                                                       np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, ZERO, 1),
+    ("core-evolve-weights-shape", lambda: _core.evolve((np.ones(2), np.ones(1), np.ones(2)), GD_ROW, (ZERO, ZERO), 1),
      ValueError, "weights must have shape"),
-    ("core-evolve-noise-shape", lambda: _core.evolve(np.ones(1), np.ones(1), np.ones(1), np.ones(1), np.ones((1, 0)),
-                                                     np.ones((1, 0)), np.ones((1, 0, 0)), np.ones((1, 0)), ZERO, np.zeros(2), 1),
+    ("core-evolve-noise-shape",
+     lambda: _core.evolve((np.ones(1), np.ones(1), np.ones(1)), GD_ROW, (ZERO, np.zeros(2)), 1),
      ValueError, "self_noise must have shape"),
     ("core-renewal-method", lambda: _core.solve_renewal(np.ones(3), np.ones(3), np.ones(3), np.ones(3), "slow"),
      ValueError, "method must be"),

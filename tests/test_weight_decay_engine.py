@@ -142,12 +142,12 @@ def test_zero_weight_decay_is_the_plain_engine_bit_for_bit():
     noise = Noise(5, label_noise=0.1)
     for algo in (memsgd.heavy_ball(0.4, 0.8), memsgd.nesterov(0.4, 0.7), _algorithms(0.0)["M4"], memsgd.gd(0.9)):
         M = algo.memory
-        args = (spec.eigenvalues, spec.weights, spec.coefficients2, np.array([algo.alpha]), algo.b.reshape(1, M),
-                algo.c.reshape(1, M), algo.D.reshape(1, M, M), algo.e.reshape(1, M), np.array([noise.coupling]),
-                np.array([noise.self_noise]), 60)
-        plain = _core.evolve(*args, label=np.array([noise.label_source]))
-        zero = _core.evolve(*args, label=np.array([noise.label_source]), weight_decay=np.zeros(1),
-                            decay_scale=np.full(spec.size, 2.0))
+        spectrum = (spec.eigenvalues, spec.weights, spec.coefficients2)
+        params = (np.array([algo.alpha]), algo.b.reshape(1, M), algo.c.reshape(1, M), algo.D.reshape(1, M, M),
+                  algo.e.reshape(1, M))
+        core_noise = (np.array([noise.coupling]), np.array([noise.self_noise]), np.array([noise.label_source]))
+        plain = _core.evolve(spectrum, params, core_noise, 60)
+        zero = _core.evolve(spectrum + (np.full(spec.size, 2.0),), params + (np.zeros(1),), core_noise, 60)
         assert all(np.array_equal(a, b) for a, b in zip(plain[:2], zero[:2]))
     T = 50
     sched = memsgd.schedules.am1_power_law(0.5, 0.3)
@@ -175,19 +175,19 @@ def test_loss_curves_equal_loss_curve_bitwise_with_weight_decay():
 
 def test_core_refuses_bad_weight_decay_in_one_line():
     lam, w, c2 = np.array([1.0, 0.5]), np.ones(2), np.ones(2)
-    args = (lam, w, c2, np.array([0.1]), np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0, 0)), np.zeros((1, 0)),
-            np.array([0.1]), np.array([0.1]), 5)
-    for kwargs, match in [({"weight_decay": np.array([-0.1])}, "weight decay must be finite and >= 0"),
-                          ({"weight_decay": np.array([0.1, 0.1])}, "weight_decay must have shape"),
-                          ({"weight_decay": np.array([np.nan])}, "weight_decay must be finite"),
-                          ({"weight_decay": np.array([0.1]), "decay_scale": np.array([1.0, 0.0])},
-                           "decay scale must be finite and > 0"),
-                          ({"weight_decay": np.array([0.1]), "initial_ggt": True}, "weight decay needs the initial state")]:
+    gd = (np.array([0.1]), np.zeros((1, 0)), np.zeros((1, 0)), np.zeros((1, 0, 0)), np.zeros((1, 0)))
+    noise = (np.array([0.1]), np.array([0.1]))
+    for rho, kappa, kwargs, match in [
+            (np.array([-0.1]), None, {}, "weight decay must be finite and >= 0"),
+            (np.array([0.1, 0.1]), None, {}, "weight_decay must have shape"),
+            (np.array([np.nan]), None, {}, "weight_decay must be finite"),
+            (np.array([0.1]), np.array([1.0, 0.0]), {}, "decay scale must be finite and > 0"),
+            (np.array([0.1]), None, {"initial_ggt": True}, "weight decay needs the initial state")]:
         with pytest.raises(ValueError, match=match) as info:
-            _core.evolve(*args, **kwargs)
+            _core.evolve((lam, w, c2, kappa), gd + (rho,), noise, 5, **kwargs)
         assert "\n" not in str(info.value)
-    with pytest.raises(ValueError, match="must be \\(alpha, b, c, D, e\\) or"):
-        _core.evolve_batch([(lam, w, c2)], [args[3:8] + (np.array([0.1]), None)], [args[8:10]], 5)
+    with pytest.raises(ValueError, match="must be \\(alpha, b, c, D, e\\[, weight_decay\\]\\)"):
+        _core.evolve_batch([(lam, w, c2)], [gd + (np.array([0.1]), None)], [noise], 5)
 
 
 def test_state_bytes_counts_the_affine_state():
@@ -225,7 +225,7 @@ def test_kept_and_recomputed_gradient_point_moment_give_the_same_bits(name):
     rho = np.array([0.01])
 
     def run(lam, w, c2, k):
-        return _core.evolve(lam, w, c2, *params, *noise, 50, weight_decay=rho, decay_scale=k, label=np.array([0.05]))
+        return _core.evolve((lam, w, c2, k), params + (rho,), noise + (np.array([0.05]),), 50)
 
     small = run(spec.eigenvalues, spec.weights, spec.coefficients2, kappa)
     padded = run(np.concatenate([spec.eigenvalues, np.full(pad, 0.5)]),

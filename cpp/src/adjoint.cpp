@@ -3,6 +3,8 @@
 // M <= 3 is the SIMD kernel kernels/adjoint_backward.inc, that of larger M GeneralBackward below.
 #include "memsgd/adjoint.hpp"
 
+#include "memsgd/common.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -31,12 +33,6 @@ using detail::Engine;
 using detail::kBlockComponents;
 using kernels::AdjointSums;
 using kernels::kLanes;
-constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(message);
-}
 
 // Uninitialised, 64-byte aligned storage for states: every entry is written before it is read,
 // and zeroing hundreds of MB would cost a pass over memory. Large buffers ask Linux for
@@ -479,13 +475,6 @@ class BackwardRun {
   std::vector<double> parts_;  // [parity][block][sum]
 };
 
-std::size_t stored_state_doubles(int memory, std::size_t nodes) {
-  const std::size_t N = static_cast<std::size_t>(memory) + 1;
-  if (memory <= kernels::kMaxFixedMemory)
-    return detail::ceil_div(nodes, kLanes) * kLanes * static_cast<std::size_t>(kernels::packed_size(static_cast<int>(N)));
-  return nodes * N * N;
-}
-
 }  // namespace
 
 std::size_t default_checkpoint_interval(std::size_t horizon) {
@@ -496,20 +485,20 @@ std::size_t default_checkpoint_interval(std::size_t horizon) {
 CheckpointPlan gradient_checkpointing(int memory, std::size_t nodes, std::size_t horizon,
                                       std::size_t checkpoint_every) {
   require(memory >= 0, "memory must be >= 0");
-  return choose_checkpointing(horizon, checkpoint_every, 8 * stored_state_doubles(memory, nodes));
+  return choose_checkpointing(horizon, checkpoint_every, 8 * detail::stored_state_doubles(memory, nodes));
 }
 
 double gradient_bytes(int memory, std::size_t nodes, std::size_t steps, std::size_t horizon,
                       std::size_t checkpoint_every, int threads) {
   const double M = memory, T = static_cast<double>(steps);
   const std::size_t C =
-      choose_checkpointing(horizon, checkpoint_every, 8 * stored_state_doubles(memory, nodes)).every;
+      choose_checkpointing(horizon, checkpoint_every, 8 * detail::stored_state_doubles(memory, nodes)).every;
   const double segments = std::ceil(static_cast<double>(horizon) / static_cast<double>(C));
   const double stored = segments + static_cast<double>(C - 1) + 1.0;  // checkpoints, one segment, Ytilde
   const double outputs = 8.0 * (2.0 * (T + 1.0) + T * (4.0 + 3.0 * M + M * M));
   const double sums = 16.0 * static_cast<double>(detail::ceil_div(nodes, kBlockComponents)) *
                       static_cast<double>(AdjointSums(memory + 1).size);
-  return outputs + sums + 8.0 * stored * static_cast<double>(stored_state_doubles(memory, nodes)) +
+  return outputs + sums + 8.0 * stored * static_cast<double>(detail::stored_state_doubles(memory, nodes)) +
          state_bytes(memory, nodes, 1, resolve_threads(threads));
 }
 
@@ -570,8 +559,8 @@ GradientResult loss_gradient(const Configuration& cfg, const double* w, std::siz
 
   // ---- backward, segment by segment ----
   std::unique_ptr<Backward> backward;
-  if (auto* fixed = dynamic_cast<detail::FixedEngine*>(engine.get()))
-    backward = std::make_unique<FixedBackward>(*fixed, cfg.algorithm.memory);
+  if (detail::uses_fixed_engine(cfg.algorithm.memory, options.general_kernel))  // make_engine's choice
+    backward = std::make_unique<FixedBackward>(static_cast<detail::FixedEngine&>(*engine), cfg.algorithm.memory);
   else
     backward = std::make_unique<GeneralBackward>(static_cast<detail::GeneralEngine&>(*engine), cfg.algorithm.memory);
   BackwardRun backward_run(*engine, *backward, cfg, storage, w, gp.data(), steps, options, out);

@@ -234,6 +234,10 @@ class FixedEngine final : public Engine {
   }
 
   std::size_t stored_doubles() const override { return groups_ * stored_unit(); }
+  // stored_doubles() of the engine for `memory` on `nodes` components, before one is built
+  static std::size_t stored_doubles(int memory, std::size_t nodes) {
+    return ceil_div(nodes, kernels::kLanes) * kernels::kLanes * static_cast<std::size_t>(kernels::packed_size(memory + 1));
+  }
 
   void store(double* dst, std::size_t b0, std::size_t b1) const override {
     require_plain("store");
@@ -414,6 +418,11 @@ class GeneralEngine final : public Engine {
   }
 
   std::size_t stored_doubles() const override { return K_ * NN_; }
+  // stored_doubles() of the engine for `memory` on `nodes` components, before one is built
+  static std::size_t stored_doubles(int memory, std::size_t nodes) {
+    const std::size_t N = static_cast<std::size_t>(memory) + 1;
+    return nodes * N * N;
+  }
 
   void store(double* dst, std::size_t b0, std::size_t b1) const override {
     require_plain("store");
@@ -598,12 +607,24 @@ class GeneralEngine final : public Engine {
   Coefficients fixed_;
 };
 
-// The engine for a configuration: FixedEngine for M <= 3 unless `general` asks for the dense one.
+// Which engine make_engine builds for `memory`: FixedEngine for M <= 3 unless `general` asks for
+// the dense GeneralEngine.
+inline bool uses_fixed_engine(int memory, bool general = false) {
+  return !general && memory <= kernels::kMaxFixedMemory;
+}
+
+// The engine for a configuration (its type: uses_fixed_engine).
 inline std::unique_ptr<Engine> make_engine(const Configuration& cfg, InitialState init, int threads,
                                            bool general = false) {
-  if (!general && cfg.algorithm.memory <= kernels::kMaxFixedMemory)
-    return std::make_unique<FixedEngine>(cfg, init, active_kernels());
+  if (uses_fixed_engine(cfg.algorithm.memory, general)) return std::make_unique<FixedEngine>(cfg, init, active_kernels());
   return std::make_unique<GeneralEngine>(cfg, init, threads);
+}
+
+// Doubles of one stored state (Engine::stored_doubles()) of the engine make_engine builds for
+// `memory` on `nodes` components: what the adjoint's checkpoints cost, known before a run.
+inline std::size_t stored_state_doubles(int memory, std::size_t nodes, bool general = false) {
+  return uses_fixed_engine(memory, general) ? FixedEngine::stored_doubles(memory, nodes)
+                                            : GeneralEngine::stored_doubles(memory, nodes);
 }
 
 // Throws std::invalid_argument when configuration i (of count) cannot run `steps` steps.

@@ -1,5 +1,7 @@
 #include "memsgd/evolve.hpp"
 
+#include "memsgd/common.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -30,7 +32,6 @@ namespace {
 
 using detail::Engine;
 using detail::ordered_sum;
-constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // -- one configuration on a team of threads ---------------------------------------------------
 
@@ -113,7 +114,6 @@ class ConfigRun {
     detail::LockstepOptions lo;
     lo.threads = std::max(threads, 1);
     lo.adaptive = opt_.adaptive_threads;
-    lo.spin_only = opt_.spin_only;
     lo.alternate_every = opt_.alternate_every;
     lo.control = opt_.control;
     detail::Lockstep<ConfigRun> lockstep(*this, steps_, {components, detail::kBlockComponents, step_muladds}, lo);
@@ -159,12 +159,6 @@ class ConfigRun {
   std::vector<double> part_loss_, part_gp_;  // [parity * blocks + block]
   double limit_ = kInf;
 };
-
-// -- validation -------------------------------------------------------------------------------
-
-void require(bool ok, const std::string& message) {
-  if (!ok) throw std::invalid_argument(message);
-}
 
 }  // namespace
 

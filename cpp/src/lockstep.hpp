@@ -37,7 +37,6 @@ struct LockstepShape {
 struct LockstepOptions {
   int threads = 1;                // at most this many (resolved, >= 1)
   bool adaptive = true;           // false: a team of `threads` from the first step, never given up
-  bool spin_only = false;         // busy-wait at the barrier (benchmarks of the old policy)
   // Tests: a team of `threads` from the first step that hands over to thread 0 alone every
   // `alternate_every` steps and reopens after as many (0: the policy decides).
   std::size_t alternate_every = 0;
@@ -82,7 +81,7 @@ class Lockstep {
 #pragma omp parallel num_threads(n_)
     {
 #pragma omp single
-      team = std::make_unique<Team>(omp_get_num_threads(), opt_.spin_only, local);
+      team = std::make_unique<Team>(omp_get_num_threads(), local);
       // (the implicit barrier of `single` publishes the team)
       const int tid = omp_get_thread_num();
       if (team->threads == 1) {
@@ -106,7 +105,7 @@ class Lockstep {
   static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 
   struct Team {
-    Team(int n, bool spin_only, const Local& local) : threads(n), barrier(n, spin_only), resume_local(local) {}
+    Team(int n, const Local& local) : threads(n), barrier(n), resume_local(local) {}
     int threads;
     Barrier barrier;
     std::atomic<std::int64_t> stop_from{kNever};
@@ -208,7 +207,7 @@ class Lockstep {
       if (in_team(team, tid, i, local) != Outcome::Switch) return;
       team.parked.fetch_add(1, std::memory_order_acq_rel);
       // asleep while thread 0 runs alone (a short spin: waking late only delays the next try)
-      wait_for_change(&team.gate, opened, &team.gate_sleepers, false, kGateSpinNs);
+      wait_for_change(&team.gate, opened, &team.gate_sleepers, kGateSpinNs);
       if (team.finished) return;
       i = team.resume_step;
       local = team.resume_local;

@@ -1,5 +1,7 @@
 #include "memsgd/long_horizon.hpp"
 
+#include "memsgd/common.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -47,7 +49,7 @@ Complex log1p(Complex delta) {
   const double a = delta.real(), b = delta.imag();
   if (b == 0.0) {
     if (a > -1.0) return {std::log1p(a), 0.0};
-    if (a == -1.0) return {-std::numeric_limits<double>::infinity(), 0.0};
+    if (a == -1.0) return {-kInf, 0.0};
     return {std::log(-(1.0 + a)), kPi};
   }
   // |1 + delta|^2 - 1 = 2a + a^2 + b^2
@@ -162,7 +164,7 @@ double eigenvalue_condition(int P, const double* Delta, double d) {
     for (int j = 0; j < P; ++j) num += u(i) * std::abs(Delta[i * P + j]) * v(j);
   const double den = std::abs(1.0 + y.dot(x));
   const double cond = num / den;
-  return std::isfinite(cond) ? cond : std::numeric_limits<double>::infinity();
+  return std::isfinite(cond) ? cond : kInf;
 }
 
 }  // namespace
@@ -171,7 +173,7 @@ MomentMaps::MomentMaps(const double* lambda, std::size_t count, const AlgorithmP
                        double self_noise, double shift)
     : N_(params.memory + 1), P_((params.memory + 1) * (params.memory + 2) / 2), count_(count),
       lambda_(lambda), self_noise_(self_noise), shift_(shift) {
-  if (params.steps_stored != 1) throw std::invalid_argument("MomentMaps needs a stationary algorithm");
+  require(params.steps_stored == 1, "MomentMaps needs a stationary algorithm");
   const int N = N_;
   S0mI_.assign(N * N, 0.0);
   g_.assign(N, 0.0);
@@ -271,7 +273,7 @@ void poles_of(int P, std::vector<double>& D, std::complex<double>* out, double* 
         ev(slow) = refined;
     }
     for (int i = 0; i < P; ++i) out[i] = log1p(Complex(ev(i)));
-    if (slow_delta != nullptr) *slow_delta = slow >= 0 ? ev(slow).real() : std::numeric_limits<double>::quiet_NaN();
+    if (slow_delta != nullptr) *slow_delta = slow >= 0 ? ev(slow).real() : kNaN;
     if (slow_error != nullptr) {
       // unseen by E11 (+inf): the unstructured bound eps P |Delta|
       double cond = slow >= 0 ? eigenvalue_condition(P, D.data(), ev(slow).real()) : 0.0;
@@ -344,7 +346,7 @@ bool generating_sums(const MomentMaps& maps, const double* wu, const double* wv,
     }
   }
   for (std::size_t j = 0; j < nodes; ++j)
-    if (!std::isfinite(s[j].real()) || !std::isfinite(s[j].imag())) throw std::invalid_argument("s must be finite");
+    require(std::isfinite(s[j].real()) && std::isfinite(s[j].imag()), "s must be finite");
   const int P = maps.size();
   const std::size_t K = maps.count();
   // the thread policy (thread_policy.hpp): the nodes are independent tasks

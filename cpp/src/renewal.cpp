@@ -1,5 +1,7 @@
 #include "memsgd/renewal.hpp"
 
+#include "memsgd/common.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <complex>
@@ -14,7 +16,6 @@ namespace memsgd {
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
 // Cancellation is checked (and progress published) every this many outputs of the direct sum.
 constexpr std::size_t kDirectPoll = 256;
 

@@ -64,20 +64,19 @@ inline void wake_all(std::atomic<std::uint32_t>* word) {
 // (evolve.cpp) then continues on one thread.
 inline constexpr std::int64_t kSpinNs = 200000;
 
-// Waits until *word != value: spins up to spin_ns (for ever with spin_only), then sleeps.
+// Waits until *word != value: spins up to spin_ns, then sleeps.
 // `sleepers` counts sleeping waiters so that the waker can skip the system call.
 // Threads parked while the leader runs alone spin only briefly: a late wake-up there only delays
 // the next try of the team.
 inline constexpr std::int64_t kGateSpinNs = 5000;
 
 inline void wait_for_change(std::atomic<std::uint32_t>* word, std::uint32_t value,
-                            std::atomic<std::uint32_t>* sleepers, bool spin_only,
-                            std::int64_t spin_ns = kSpinNs) {
+                            std::atomic<std::uint32_t>* sleepers, std::int64_t spin_ns = kSpinNs) {
   const std::int64_t start = now_ns();
   for (std::uint32_t n = 1;; ++n) {
     if (word->load(std::memory_order_acquire) != value) return;
     cpu_relax();
-    if ((n & 63u) == 0 && !spin_only && now_ns() - start > spin_ns) break;
+    if ((n & 63u) == 0 && now_ns() - start > spin_ns) break;
   }
   sleepers->fetch_add(1, std::memory_order_seq_cst);
   while (word->load(std::memory_order_seq_cst) == value) sleep_while_equal(word, value);
@@ -92,7 +91,7 @@ inline void publish_change(std::atomic<std::uint32_t>* word, std::atomic<std::ui
 // Central barrier for a fixed number of threads; reusable.
 class Barrier {
  public:
-  Barrier(int threads, bool spin_only) : threads_(static_cast<std::uint32_t>(threads)), spin_only_(spin_only) {}
+  explicit Barrier(int threads) : threads_(static_cast<std::uint32_t>(threads)) {}
 
   void wait() {
     const std::uint32_t gen = generation_.load(std::memory_order_acquire);
@@ -101,7 +100,7 @@ class Barrier {
       publish_change(&generation_, &sleepers_);
       return;
     }
-    wait_for_change(&generation_, gen, &sleepers_, spin_only_);
+    wait_for_change(&generation_, gen, &sleepers_);
   }
 
  private:
@@ -109,7 +108,6 @@ class Barrier {
   alignas(64) std::atomic<std::uint32_t> generation_{0};
   std::atomic<std::uint32_t> sleepers_{0};
   std::uint32_t threads_;
-  bool spin_only_;
 };
 
 }  // namespace detail

@@ -8,7 +8,8 @@ import numpy as np
 
 from .algorithms import MemoryAlgorithm
 
-__all__ = ["parameter_arrays", "weight_decay_array", "core_algorithm", "noise_arrays", "parameter_bytes", "noise_bytes", "per_configuration",
+__all__ = ["spectrum_arrays", "parameter_arrays", "weight_decay_array", "core_algorithm", "noise_arrays",
+           "parameter_bytes", "noise_bytes", "per_configuration",
            "chunks", "CHUNK_PARAMETER_BYTES"]
 
 # Per-step parameter arrays of schedules are built per chunk of configurations, at most this many
@@ -16,9 +17,18 @@ __all__ = ["parameter_arrays", "weight_decay_array", "core_algorithm", "noise_ar
 CHUNK_PARAMETER_BYTES = 2e9
 
 
+def spectrum_arrays(spectrum, scales=None, decay_scale=None) -> tuple:
+    """The spectrum entry of every ``_core`` run: ``(eigenvalues, weights, scales)``, the scales of the
+    initial second moment ``c_k^2`` unless given (``lambda_k`` for the noise propagators), plus the
+    per-component weight-decay scale ``kappa_k`` as a fourth array when given (the engine's affine
+    state, ``memsgd._affine.forward_problem``)."""
+    arrays = (spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2 if scales is None else scales)
+    return arrays if decay_scale is None else arrays + (decay_scale,)
+
+
 def parameter_arrays(algorithm, steps: int):
-    """Per-step parameter arrays ``(alpha, b, c, D, e)`` for the core: one row for a stationary
-    algorithm."""
+    """The algorithm entry of every ``_core`` call: per-step parameter arrays ``(alpha, b, c, D, e)``,
+    one row for a stationary algorithm (what the core's stationary maps take)."""
     if isinstance(algorithm, MemoryAlgorithm):
         M = algorithm.memory
         return (np.array([algorithm.alpha]), algorithm.b.reshape(1, M), algorithm.c.reshape(1, M),
@@ -43,16 +53,18 @@ def weight_decay_array(algorithm, steps: int):
 
 
 def core_algorithm(algorithm, steps: int) -> tuple:
-    """The algorithm entry of ``_core.evolve_batch``: ``(alpha, b, c, D, e)``, plus the weight decay
-    (``weight_decay_array``) as a sixth array when there is some."""
+    """The algorithm entry of the engine's runs (``_core.evolve``, ``_core.evolve_batch``):
+    ``(alpha, b, c, D, e)``, plus the weight decay (``weight_decay_array``) as a sixth array when
+    there is some (the affine state)."""
     rho = weight_decay_array(algorithm, steps)
     arrays = tuple(parameter_arrays(algorithm, steps))
     return arrays if rho is None else arrays + (rho,)
 
 
 def noise_arrays(noise, steps: int):
-    """``(tau1/B_t, tau2/B_t, sigma2/B_t)`` for the core: one entry for a constant batch size; the
-    label-noise source is None without label noise (the core then adds nothing)."""
+    """The noise entry of every ``_core`` call: ``(tau1/B_t, tau2/B_t, sigma2/B_t)``, one entry each for
+    a constant batch size; the label-noise source is None without label noise (the core then adds
+    nothing)."""
     if not noise.per_step:
         label = np.array([noise.label_source]) if noise.label_noise != 0.0 else None
         return np.array([noise.coupling]), np.array([noise.self_noise]), label

@@ -25,7 +25,7 @@ from . import _core
 from ._affine import forward_problem, has_weight_decay, plain_problem
 from ._growth import growth
 from ._packing import (chunks, core_algorithm, noise_arrays, noise_bytes, parameter_arrays, parameter_bytes,
-                       per_configuration, weight_decay_array)
+                       per_configuration, spectrum_arrays)
 from ._problem import check_algorithm, check_batch_sizes, check_problem, check_schedule_length
 from ._progress import watched
 from ._steps import recorded_steps
@@ -214,12 +214,13 @@ class Propagators:
 
 # -- core calls --------------------------------------------------------------------------------
 
-def _evolve(arrays, coupling, self_noise, steps: int, memory: int, nodes: int, progress, desc: str,
-            threads: int, **options):
+def _evolve(spectrum: tuple, algorithm: tuple, noise: tuple, steps: int, memory: int, nodes: int, progress,
+            desc: str, threads: int, **options):
+    """``_core.evolve`` of the packed (spectrum, algorithm, noise) (module ``_packing``), watched."""
     work = float(steps) * nodes * _core.step_cost(memory)
 
     def call(control):
-        return _core.evolve(*arrays, coupling, self_noise, steps, threads=threads, control=control, **options)
+        return _core.evolve(spectrum, algorithm, noise, steps, threads=threads, control=control, **options)
 
     return watched(call, work, progress, steps, desc, "step", "steps_done")
 
@@ -268,11 +269,8 @@ def loss_curve(algorithm: Algorithm, spectrum: Spectrum, noise: Noise, steps: in
                     "per-step noise": noise_bytes(noise, steps),
                     "state": _core.state_bytes(M, K, 1, threads or _core.max_threads(), weight_decay=decay)},
                    f"the run (steps = {steps})")
-    params = parameter_arrays(algorithm, steps)
-    coupling, self_noise, label = noise_arrays(noise, steps)
-    loss, gp, diverged = _evolve((spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, *params),
-                                 coupling, self_noise, steps, M, K, progress, "loss_curve", threads, label=label,
-                                 weight_decay=weight_decay_array(algorithm, steps), decay_scale=decay_scale)
+    loss, gp, diverged = _evolve(spectrum_arrays(spectrum, decay_scale=decay_scale), core_algorithm(algorithm, steps),
+                                 noise_arrays(noise, steps), steps, M, K, progress, "loss_curve", threads)
     hint = _scale_hint(algorithm, spectrum) if diverged >= 0 else None
     if hint is not None:  # a schedule built for another problem's scale: say so, not just diverged_at
         warnings.warn(f"loss_curve: diverged at step {diverged}; {hint}", UserWarning, stacklevel=2)
@@ -324,14 +322,14 @@ def propagators(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, st
     params = parameter_arrays(algorithm, steps)
     lam = spectrum.eigenvalues
     no_coupling, self_noise = np.zeros(1), np.array([noise.self_noise])
-    s0, s1, _ = _evolve((lam, spectrum.weights, spectrum.coefficients2, *params), no_coupling, self_noise,
-                        steps, M, K, progress, "signal propagators", threads, overflow_only=True)
+    s0, s1, _ = _evolve(spectrum_arrays(spectrum), params, (no_coupling, self_noise), steps, M, K, progress,
+                        "signal propagators", threads, overflow_only=True)
     V, V_prime, W, W_prime = (np.zeros(steps + 1) for _ in range(4))
     if steps > 0 and (noise.coupling != 0.0 or noise.label_source != 0.0):
         # V_n = (tau1/B) sum m lambda^2 <E11, T^(n-1) gg^T>: the loss (1/2 sum m lambda X_00) of the
         # recursion started from lambda g g^T, times 2 tau1/B; the label source W_n = that times sigma2/B.
-        n0, n1, _ = _evolve((lam, spectrum.weights, lam, *params), no_coupling, self_noise, steps - 1, M, K,
-                            progress, "noise propagators", threads, initial_ggt=True, overflow_only=True)
+        n0, n1, _ = _evolve(spectrum_arrays(spectrum, scales=lam), params, (no_coupling, self_noise), steps - 1,
+                            M, K, progress, "noise propagators", threads, initial_ggt=True, overflow_only=True)
         if noise.coupling != 0.0:   # (0 * an overflowed inf would be NaN)
             V[1:] = 2.0 * noise.coupling * n0
             V_prime[1:] = 2.0 * noise.coupling * n1
@@ -406,10 +404,9 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
                                                weight_decay=any_decay)},
                    f"the run of {C} configurations (steps = {steps})")
 
-    spectrum_arrays: dict = {}
+    packed_spectra: dict = {}
     for s, kappa in zip(specs, decay_scales):
-        spectrum_arrays.setdefault((id(s), id(kappa)), (s.eigenvalues, s.weights, s.coefficients2)
-                                   + (() if kappa is None else (kappa,)))
+        packed_spectra.setdefault((id(s), id(kappa)), spectrum_arrays(s, decay_scale=kappa))
     work = float(steps) * sum(s.size * _core.step_cost(a.memory) for a, s in zip(algos, specs))
     loss = np.empty((C, R))
     diverged = np.empty(C, dtype=np.int64)
@@ -420,7 +417,7 @@ def loss_curves(algorithms, spectrum, noise, steps: int, record=None, *, threads
             param_cache, noise_cache = {}, {}
             alg = [param_cache.setdefault(id(x), core_algorithm(x, steps)) for x in algos[a:b]]
             noi = [noise_cache.setdefault(id(n), noise_arrays(n, steps)) for n in noises[a:b]]
-            spe = [spectrum_arrays[id(s), id(k)] for s, k in zip(specs[a:b], decay_scales[a:b])]
+            spe = [packed_spectra[id(s), id(k)] for s, k in zip(specs[a:b], decay_scales[a:b])]
             loss[a:b], diverged[a:b] = _core.evolve_batch(spe, alg, noi, steps, rec, threads=threads,
                                                           control=control)
         return loss, diverged

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _core
 from ._affine import gradient_chain, plain_problem
-from ._packing import noise_arrays, noise_bytes, parameter_arrays, parameter_bytes
+from ._packing import noise_arrays, noise_bytes, parameter_arrays, parameter_bytes, spectrum_arrays
 from ._problem import check_problem
 from ._progress import watched
 from ._validation import boolean, float_array, positive_int, require_memory, thread_count
@@ -197,16 +197,14 @@ def loss_gradient(schedule: Union[Schedule, MemoryAlgorithm], spectrum: Spectrum
     M = schedule.memory
     _require_gradient_memory(schedule, spectrum, noise, steps, checkpoint_every, threads)
     w = _loss_weights(weights, steps)
-    alpha, b, c, D, e = parameter_arrays(schedule, steps)
-    coupling, self_noise, label = noise_arrays(noise, steps)
+    packed = spectrum_arrays(spectrum), parameter_arrays(schedule, steps), noise_arrays(noise, steps)
     nonzero = np.flatnonzero(w)
     horizon = int(nonzero[-1]) if nonzero.size else 0
     work = float(steps + 3 * horizon) * spectrum.size * (M + 1) ** 2
 
     def call(control):
-        return _core.loss_gradient(spectrum.eigenvalues, spectrum.weights, spectrum.coefficients2, alpha, b, c, D, e,
-                                   coupling, self_noise, w, steps, checkpoint_every=checkpoint_every or 0,
-                                   threads=threads, control=control, label=label)
+        return _core.loss_gradient(*packed, steps, w, checkpoint_every=checkpoint_every or 0, threads=threads,
+                                   control=control)
 
     (value, diverged, loss, g_alpha, g_b, g_c, g_D, g_e, g_c1, g_c2, used_c, stored, g_label) = watched(
         call, work, progress, steps + horizon, "loss_gradient", "step", "steps_done")

