@@ -240,8 +240,8 @@ def supports_loss_at(algorithm, noise) -> bool:
     """True when [`loss_at`][memsgd.loss_at] accepts this algorithm and noise: a stationary
     [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (not a Schedule; label noise, weight decay, readout and
     preconditioner allowed, but not a preconditioner together with weight decay), or a
-    [`Schedule.piecewise`][memsgd.schedules.Schedule.piecewise] of pieces without readout and preconditioner (exact, each
-    piece by its contour: about one stationary run per piece), and a [`Noise`][memsgd.Noise] with one batch
+    [`Schedule.piecewise`][memsgd.schedules.Schedule.piecewise] of pieces without readout and preconditioner
+    (exact, each piece by its contour: about one stationary run per piece), and a [`Noise`][memsgd.Noise] with one batch
     size. A smooth Schedule is False: it needs ``approximate=`` (an approximation, not the exact route a sweep
     takes).
 
