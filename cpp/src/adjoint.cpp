@@ -163,7 +163,6 @@ class Storing final : public Engine {
   }
 
  private:
-
   Engine& inner_;
   const Storage& storage_;
 };

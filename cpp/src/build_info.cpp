@@ -2,9 +2,9 @@
 
 #include <stdexcept>
 
-#include "simd_dispatch.hpp"
 #include "memsgd/evolve.hpp"
 #include "memsgd/simd.hpp"
+#include "simd_dispatch.hpp"
 
 #ifdef MEMSGD_HAVE_OPENMP
 #include <omp.h>

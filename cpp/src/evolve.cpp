@@ -178,7 +178,7 @@ void validate_configuration(const Configuration& c, std::size_t i, std::size_t c
           "schedule has " + std::to_string(c.algorithm.steps_stored) + " rows of parameters, fewer than steps = " +
               std::to_string(steps) + where);
   require(c.algorithm.alpha != nullptr && (c.algorithm.memory == 0 || (c.algorithm.b && c.algorithm.c &&
-                                                                          c.algorithm.D && c.algorithm.e)),
+                                                                       c.algorithm.D && c.algorithm.e)),
           "algorithm parameter arrays must be given" + where);
   if (c.algorithm.weight_decay != nullptr)
     for (std::size_t t = 0; t < c.algorithm.steps_stored; ++t)

@@ -64,7 +64,7 @@ class Lockstep {
   // Steps [0, steps). False when cancelled.
   bool run(Local local) {
     const int cap = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(std::max(opt_.threads, 1)),
-                                                            std::max<std::size_t>(blocks_, 1)));
+                                                           std::max<std::size_t>(blocks_, 1)));
     adaptive_ = opt_.adaptive && opt_.alternate_every == 0 && !always_team();
     n_ = adaptive_ ? plan_lockstep(opt_.threads, shape_.components, shape_.per_block, shape_.step_muladds, steps_)
                    : cap;
@@ -101,7 +101,9 @@ class Lockstep {
   }
 
  private:
-  enum class Outcome { Ended, Cancelled, Switch };
+  enum class Outcome { Ended,
+                       Cancelled,
+                       Switch };
   static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::max();
 
   struct Team {

@@ -74,11 +74,13 @@ struct Configuration {
   NoiseParams noise;
 };
 
-enum class InitialState { E11, GGt };
+enum class InitialState { E11,
+                          GGt };
 
 // Relative: the loss rule above. OverflowOnly: only a non-finite value stops the run
 // (propagators, whose size says nothing about divergence).
-enum class DivergenceRule { Relative, OverflowOnly };
+enum class DivergenceRule { Relative,
+                            OverflowOnly };
 
 // Shared with a watching thread: the run publishes its progress and stops soon after `cancel`
 // is set (the outputs are then incomplete and `evolve` throws Cancelled).
@@ -165,7 +167,8 @@ int resolve_threads(int requested);
 // for `threads` requested (0: the default): Curves: `configs` configurations of `memory` on
 // `nodes` components for `steps` steps (evolve(); loss_gradient's passes plan as one curve);
 // ContourSums: generating_sums() over `steps` contour nodes. 1: the run stays on one thread.
-enum class ParallelWork { Curves, ContourSums };
+enum class ParallelWork { Curves,
+                          ContourSums };
 int planned_threads(ParallelWork work, int memory, std::size_t nodes, std::size_t steps, std::size_t configs,
                     int threads);
 

@@ -186,7 +186,9 @@ struct ElementwiseOp {
   std::int32_t dst, a, c;
   double s;
 };
-enum ElementwiseKind : std::int32_t { kElementwiseMul = 0, kElementwiseFma = 1, kElementwiseDiv = 2 };
+enum ElementwiseKind : std::int32_t { kElementwiseMul = 0,
+                                      kElementwiseFma = 1,
+                                      kElementwiseDiv = 2 };
 inline constexpr std::size_t kElementwiseBlock = 512;
 // Runs ops[0 .. n_ops) on elements [begin, end) of arrays streams[0 .. n_streams); scratch
 // holds (registers - n_streams) * kElementwiseBlock elements of T.
