@@ -36,7 +36,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _jax_baseline import compiled, heavy_ball_curve
 from _timing import best_time
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
 from _timing import best_time
 
 import memsgd as ms

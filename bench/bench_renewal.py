@@ -15,7 +15,6 @@ import argparse
 import sys
 
 import numpy as np
-
 from _timing import best_time
 
 import memsgd as ms

@@ -22,7 +22,6 @@ import os
 import time
 
 import numpy as np
-
 from _jax_baseline import compiled, heavy_ball_curve
 from _timing import best_time
 

@@ -48,7 +48,7 @@ def test_fingerprints_include_the_new_fields_and_keep_the_old_ones():
     # the digest of a plain noise / algorithm is the one written before the affine model existed
     # (the formula transcribed here), so old stores still resume
     n = Noise.gaussian(4)
-    assert _noise_digest(n) == _old_sha(float(4).hex(), float(1.0).hex(), float(-1.0).hex())
+    assert _noise_digest(n) == _old_sha(float(4).hex(), 1.0.hex(), (-1.0).hex())
     hb = memsgd.heavy_ball(0.3, 0.5)
     flat = np.concatenate(([hb.alpha], hb.b, hb.c, hb.D.ravel(), hb.e))
     assert _algorithm_digest(hb, 10) == hashlib.sha256(b"algorithm 1:" + flat.tobytes()).digest()

@@ -12,8 +12,15 @@ import pytest
 
 import memsgd
 from memsgd import Noise, Spectrum
-from memsgd.theory import (am1_ceiling, corner_crossover, corner_exponent, corner_phase, corner_phase_diagram,
-                           corner_region, theta_max)
+from memsgd.theory import (
+    am1_ceiling,
+    corner_crossover,
+    corner_exponent,
+    corner_phase,
+    corner_phase_diagram,
+    corner_region,
+    theta_max,
+)
 
 from ._extras import need
 

@@ -3,7 +3,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import memsgd
 from memsgd import MemoryAlgorithm, Noise, Schedule, Spectrum, loss_curve

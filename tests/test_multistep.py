@@ -2,7 +2,8 @@
 (Proposition 1). Trajectories come from tests/reference.py (plain numpy, no memsgd)."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import memsgd as ms
 from tests.reference import run_matrix_form

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ._extras import need
+
 jax = need("jax")
 optax = need("optax")
 jnp = jax.numpy

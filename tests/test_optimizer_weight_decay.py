@@ -9,13 +9,12 @@ import pytest
 import memsgd
 from memsgd import Noise, Schedule, Spectrum, loss_curve
 
+from ._extras import need
 from .reference import run_matrix_form
 
-from ._extras import need
 torch = need("torch")
 
 from memsgd.torch import AM1, MemorySGD  # noqa: E402
-
 
 LAM = np.array([1.0, 0.6, 0.25, 0.1, 0.03, 0.01])
 C2 = np.array([1.0, 0.5, 2.0, 1.0, 3.0, 0.5])

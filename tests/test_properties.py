@@ -16,9 +16,22 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from memsgd import (MemoryAlgorithm, Multistep, Noise, Spectrum, am1, dana, gd, heavy_ball, loss_curve,
-                    loss_from_propagators, nesterov, propagators, qhm)
-from memsgd import _core
+from memsgd import (
+    MemoryAlgorithm,
+    Multistep,
+    Noise,
+    Spectrum,
+    _core,
+    am1,
+    dana,
+    gd,
+    heavy_ball,
+    loss_curve,
+    loss_from_propagators,
+    nesterov,
+    propagators,
+    qhm,
+)
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -2,7 +2,7 @@
 memory guard, ``_validation.require_memory``), and the chunking of configurations by those sizes."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

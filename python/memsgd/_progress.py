@@ -52,7 +52,7 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,10 +12,11 @@ import math
 import os
 import pickle
 import time
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, ThreadPoolExecutor
 from concurrent.futures import wait as _futures_wait
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -118,7 +119,7 @@ def default_chunk_size(configs: Configurations, kind: str, workers: int, threads
     return int(max(task_threads if kind == "local" else 1, min(chunk, _MAX_CHUNK)))
 
 
-def chunk_tasks(configs: Configurations, executor, chunk_size: Optional[int] = None) -> List[np.ndarray]:
+def chunk_tasks(configs: Configurations, executor, chunk_size: Optional[int] = None) -> list[np.ndarray]:
     """The configurations 0..C-1 in consecutive chunks of ``chunk_size`` (default: sized for the
     executor by ``default_chunk_size``, one OpenMP thread per task on an executor), as the
     index arrays ``run_tasks`` takes."""
@@ -271,7 +272,7 @@ class _DaskBackend:
         return self.client.scatter(blob, hash=False)
 
 
-def run_tasks(configs: Configurations, tasks: List[np.ndarray], executor, *, threads: Optional[int],
+def run_tasks(configs: Configurations, tasks: list[np.ndarray], executor, *, threads: Optional[int],
               on_result: Callable[[int, np.ndarray, np.ndarray], None]) -> None:
     """Compute every task (an index array into ``configs``) and hand ``(task number, loss (n, R),
     diverged_at (n,))`` (and ``error (n, R)`` and loss_at's warnings with method loss_at) to

@@ -25,7 +25,6 @@ import os
 import shutil
 import uuid
 import warnings
-from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -118,7 +117,7 @@ class SweepStore:
 
     # -- opening ----------------------------------------------------------------------------
     @classmethod
-    def open(cls, path, template, fingerprints: Dict[str, str]) -> "SweepStore":
+    def open(cls, path, template, fingerprints: dict[str, str]) -> SweepStore:
         """Open the store at ``path`` (creating it from ``template``, an xarray Dataset whose
         dask-backed variables give the chunks, if there is none). ``StoreMismatchError`` if it
         holds another sweep (then nothing is written), ``StoreBusyError`` if another process is
@@ -132,7 +131,7 @@ class SweepStore:
         store._acquire()
         try:
             store._remove_partial_writes()
-            store.block_shape: Tuple[int, ...] = tuple(store.group["computed"].chunks)
+            store.block_shape: tuple[int, ...] = tuple(store.group["computed"].chunks)
         except BaseException:
             store.close()
             raise
@@ -145,7 +144,7 @@ class SweepStore:
                 self._group = self._zarr.open_group(self.path, mode="r+")
         return self._group
 
-    def _check(self, fingerprints: Dict[str, str]) -> None:
+    def _check(self, fingerprints: dict[str, str]) -> None:
         try:
             with _quiet():
                 attrs = dict(self._zarr.open_group(self.path, mode="r").attrs)
@@ -222,7 +221,7 @@ class SweepStore:
         block = tuple(g["computed"].chunks)
         counts = [-(-s // b) for s, b in zip(shape, block)]
         verified = np.zeros(shape, dtype=bool)
-        failed: List[str] = []
+        failed: list[str] = []
         for bidx in np.ndindex(*counts):
             slices = tuple(slice(i * b, min((i + 1) * b, s)) for i, b, s in zip(bidx, block, shape))
             try:
@@ -289,7 +288,7 @@ class SweepStore:
         g["computed"][slices] = np.ones(diverged_at.shape, dtype=bool)
         self._sync(["computed"], bidx)
 
-    def _block_index(self, slices) -> Tuple[int, ...]:
+    def _block_index(self, slices) -> tuple[int, ...]:
         block = self.group["computed"].chunks
         return tuple(s.start // b for s, b in zip(slices, block))
 

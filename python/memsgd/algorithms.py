@@ -17,9 +17,9 @@ describe the plain ``(alpha, b, c, D, e)``.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import math
+
+import numpy as np
 
 from ._validation import float_array, nonnegative_scalar, real_scalar, warn_unstable_memory
 
@@ -130,7 +130,7 @@ class MemoryAlgorithm:
     def __delattr__(self, name):
         raise AttributeError(f"MemoryAlgorithm is immutable (cannot delete {name!r})")
 
-    def _named(self, preset: str, **arguments) -> "MemoryAlgorithm":
+    def _named(self, preset: str, **arguments) -> MemoryAlgorithm:
         """Attach the preset's name and arguments, shown by ``repr`` (a zero weight decay is not shown)."""
         if not arguments.get("weight_decay", 1.0):
             del arguments["weight_decay"]
@@ -213,7 +213,7 @@ class MemoryAlgorithm:
             return self.S0 - float(lam_arr) * gh
         return self.S0[None] - lam_arr.reshape(-1)[:, None, None] * gh[None]
 
-    def to_multistep(self) -> "Multistep":
+    def to_multistep(self) -> Multistep:
         """Multistep coefficients with the same ``P`` and ``Q`` (Theorem 1)."""
         P, Q = self.char_polys()
         r, _ = _adjugate_terms(self.D)

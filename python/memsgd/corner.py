@@ -32,7 +32,8 @@ import math
 
 import numpy as np
 
-from ._modal import Modes, noise_sum as _modal_noise_sum
+from ._modal import Modes
+from ._modal import noise_sum as _modal_noise_sum
 from ._validation import bounded_scalar, instance_of, positive_int, positive_scalar, real_scalar
 from .algorithms import MemoryAlgorithm
 from .noise import Noise

@@ -30,15 +30,15 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional
 
 import numpy as np
 
 from . import _core, _families
 from . import schedules as _schedules
-from .algorithms import MemoryAlgorithm
 from ._progress import progress_bar
 from ._validation import float_array, instance_of, positive_int, positive_scalar, real_scalar, step_count, thread_count
+from .algorithms import MemoryAlgorithm
 from .dynamics import loss_curve
 from .gradient import _loss_weights, _require_gradient_memory, loss_gradient
 from .noise import Noise
@@ -74,7 +74,7 @@ def _to_variable(kind: str, p: float) -> float:
     return float(p)
 
 
-def _variable_bounds(kind: str, lo: float, hi: float) -> Tuple[float, float]:
+def _variable_bounds(kind: str, lo: float, hi: float) -> tuple[float, float]:
     if kind == "log1m":          # decreasing map: swap
         return _to_variable(kind, hi), _to_variable(kind, lo)
     return _to_variable(kind, lo), _to_variable(kind, hi)
@@ -120,7 +120,7 @@ def _qhm_arrays(lr, momentum, nu, t):
 # and constructors are the rows of memsgd._families.TABLE (the table the command line reads
 # too). A family's schedule is its constructor's (independent of these formulas, which the
 # tests compare with it).
-_FORMULAS: Dict[str, Callable] = {
+_FORMULAS: dict[str, Callable] = {
     "sgd": _sgd_arrays,
     "sgd_power_law": _sgd_power_law_arrays,
     "heavy_ball": _heavy_ball_arrays,
@@ -137,7 +137,7 @@ class _Parameter:
     name: str
     kind: str            # "log", "log1m" or "linear"
     start: float
-    bounds: Tuple[float, float]
+    bounds: tuple[float, float]
 
 
 _PARAMETRIC = _families.design_families()
@@ -177,7 +177,7 @@ class _Knots:
     steps: int
 
     @classmethod
-    def grid(cls, count: int, steps: int, spacing: str = "log") -> "_Knots":
+    def grid(cls, count: int, steps: int, spacing: str = "log") -> _Knots:
         top = math.log(max(steps, 2))
         return cls(np.linspace(-top if spacing == "ends" else 0.0, top, count), spacing, steps)
 
@@ -199,7 +199,7 @@ class _Knots:
         return np.expm1(self.u)
 
 
-def _interpolation(knots: _Knots, t) -> Tuple[np.ndarray, np.ndarray]:
+def _interpolation(knots: _Knots, t) -> tuple[np.ndarray, np.ndarray]:
     """Left knot index and weight of the right knot for each step, in the knots' coordinate; flat outside."""
     u_knots = knots.u
     u = np.clip(knots.coordinate(t), u_knots[0], u_knots[-1])
@@ -269,7 +269,7 @@ class Family:
 
     name: str
     memory: int
-    variables: Tuple[str, ...]
+    variables: tuple[str, ...]
     start: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
@@ -311,7 +311,7 @@ def _free_schedule(kind, u_knots, x):
                     name=f"{kind}({u_knots.size} knots{', ends' if u_knots.spacing == 'ends' else ''})")
 
 
-def _start_from_schedule(kind: str, start: Schedule, u_knots: _Knots, steps: int) -> Dict[str, np.ndarray]:
+def _start_from_schedule(kind: str, start: Schedule, u_knots: _Knots, steps: int) -> dict[str, np.ndarray]:
     """Knot values (natural units) sampled from a schedule: for free_memory1 it must be in AM1 form
     (b_t = D_t = beta_t, c_t = lr_t, e_t = 0, kick_t = alpha_t - lr_t)."""
     if not isinstance(start, Schedule):
@@ -501,7 +501,7 @@ class ScheduleOptimum:
 
     family: str
     schedule: Schedule
-    parameters: Dict[str, object]
+    parameters: dict[str, object]
     x: np.ndarray
     value: float
     loss: np.ndarray = field(repr=False)

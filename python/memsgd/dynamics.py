@@ -16,16 +16,25 @@ the core decides it, and its losses are ``inf`` from there on.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
 from . import _core
 from ._affine import forward_problem, has_weight_decay, plain_problem
 from ._growth import growth
-from ._packing import (chunks, core_algorithm, noise_arrays, noise_bytes, parameter_arrays, parameter_bytes,
-                       per_configuration, spectrum_arrays)
+from ._packing import (
+    chunks,
+    core_algorithm,
+    noise_arrays,
+    noise_bytes,
+    parameter_arrays,
+    parameter_bytes,
+    per_configuration,
+    spectrum_arrays,
+)
 from ._problem import check_algorithm, check_batch_sizes, check_problem, check_schedule_length
 from ._progress import watched
 from ._steps import recorded_steps

@@ -409,7 +409,7 @@ def _loss_at_pieces(schedule, spectrum, noise, steps, exact_until, progress, thr
     diverged_at, exact_until_0, rate, floor, messages = None, 0, 0.0, 0.0, []
     handed = 0.0      # relative error of the state handed over (eps_j above)
     starts = list(schedule._starts) + [math.inf]
-    for j, (algo, length) in enumerate(schedule.pieces):
+    for j, (algo, _length) in enumerate(schedule.pieces):
         s0, s1 = int(starts[j]), starts[j + 1]
         here = (steps >= s0) & (steps < s1)
         later = bool(np.any(steps >= s1))

@@ -196,16 +196,16 @@ class Noise:
         return f"Noise({size}, tau1={self._tau1:g}, tau2={self._tau2:g}{label})"
 
     @classmethod
-    def gaussian(cls, batch_size, label_noise=0.0) -> "Noise":
+    def gaussian(cls, batch_size, label_noise=0.0) -> Noise:
         """Gaussian inputs: SE is exact with tau1 = 1, tau2 = -1 (label noise of variance ``label_noise``)."""
         return cls(batch_size, 1.0, -1.0, label_noise)
 
     @classmethod
-    def translation_invariant(cls, batch_size, label_noise=0.0) -> "Noise":
+    def translation_invariant(cls, batch_size, label_noise=0.0) -> Noise:
         """Translation-invariant data: tau1 = tau2 = 1 (label noise of variance ``label_noise``)."""
         return cls(batch_size, 1.0, 1.0, label_noise)
 
     @classmethod
-    def none(cls) -> "Noise":
+    def none(cls) -> Noise:
         """No sampling noise (gradient descent)."""
         return cls(math.inf, 0.0, 0.0)

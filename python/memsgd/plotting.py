@@ -195,7 +195,7 @@ def plot_exponents_vs_delta(results, path, *, problems, batch_sizes, title: str 
     low = max(min(fitted), floor) if fitted else 0.0
     high = max(max(fitted), low + 0.1) if fitted else 1.0
     top, bottom = [], []
-    for i, (nu, kappa) in enumerate(problems):
+    for _i, (nu, kappa) in enumerate(problems):
         zeta = kappa / nu
         dd = np.linspace(0.0, 1.0 - 1.0 / nu, 50)
         line, = ax.plot(dd, zeta * (1.0 + dd), "--", linewidth=1)

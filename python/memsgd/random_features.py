@@ -479,7 +479,7 @@ def _cell_rule(n: int = 4):
     return (theta - np.sin(theta) * np.cos(theta)) / math.pi, 2.0 * np.sin(theta) ** 2 / n
 
 
-def _gaps(eq: "_Equivalent", n: int) -> np.ndarray:
+def _gaps(eq: _Equivalent, n: int) -> np.ndarray:
     """``gap[j]``, j = 0..n: is there a gap in the support below the j-th eigenvalue (j = 0: above the
     first, always)? Silverstein-Choi: x is outside the support iff x = z(s) for a real s with
     z'(s) > 0; below the j-th eigenvalue s runs between the poles -1/lambda_j and -1/lambda_(j+1)

@@ -16,8 +16,15 @@ from typing import Callable, Optional
 import numpy as np
 
 from ._framework_sgd import optax_sgd_form, torch_sgd_form
-from ._validation import (float_array, instance_of, nonnegative_int, nonnegative_scalar, positive_int, positive_scalar,
-                          real_scalar)
+from ._validation import (
+    float_array,
+    instance_of,
+    nonnegative_int,
+    nonnegative_scalar,
+    positive_int,
+    positive_scalar,
+    real_scalar,
+)
 from .algorithms import MemoryAlgorithm
 
 __all__ = ["Schedule", "constant", "jacobi_heavy_ball", "am1_power_law", "schedule_free_sgd", "dana_decaying",
@@ -91,7 +98,7 @@ class Schedule:
         self._preconditioner = real_scalar(preconditioner, "preconditioner")
 
     @classmethod
-    def piecewise(cls, pieces, name: str = "piecewise") -> "Schedule":
+    def piecewise(cls, pieces, name: str = "piecewise") -> Schedule:
         """Stationary pieces run one after another: ``[(algorithm, steps), ..., (algorithm, None)]``.
 
         Piece j runs its [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] for ``steps_j`` steps (t in
@@ -240,7 +247,7 @@ class Schedule:
 
     @classmethod
     def from_arrays(cls, alpha, b, c, D, e=None, name: str = "from_arrays", *, weight_decay=None, readout=None,
-                    preconditioner=0.0) -> "Schedule":
+                    preconditioner=0.0) -> Schedule:
         """Explicit per-step arrays with a leading time axis: alpha (T,), b, c, e (T, M), D (T, M, M);
         ``weight_decay``: None (none), a number (every step) or an array (T,) of per-step ``rho_t``;
         ``readout`` (M,) and ``preconditioner`` as in [`Schedule`][memsgd.schedules.Schedule]."""

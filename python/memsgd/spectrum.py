@@ -100,7 +100,7 @@ class Spectrum:
 
     # -- constructors -------------------------------------------------------------------------
     @classmethod
-    def power_law(cls, nu, kappa, size=None, scale=1.0, q=1.0, head=None) -> "Spectrum":
+    def power_law(cls, nu, kappa, size=None, scale=1.0, q=1.0, head=None) -> Spectrum:
         """Power-law problem ``lambda_k = scale k^-nu``, ``lambda_k c_k^2 = q k^-(kappa+1)`` (P.1).
 
         ``size=None`` gives the infinite problem: the first ``head`` terms (default 4096) exactly,
@@ -150,7 +150,7 @@ class Spectrum:
         return spec
 
     @classmethod
-    def from_features(cls, x, y, rtol=1e-10) -> "Spectrum":
+    def from_features(cls, x, y, rtol=1e-10) -> Spectrum:
         """Empirical spectrum of least squares on data ``(x, y)``.
 
         ``H = X^T X / n`` with eigenpairs ``(lambda_k, e_k)``; ``w*`` is the least-squares
@@ -203,7 +203,7 @@ class Spectrum:
         return cls(lam[order], c2[order])
 
     @classmethod
-    def random_features(cls, alpha, beta, d=None, v=None, *, W=None, seed=None) -> "Spectrum":
+    def random_features(cls, alpha, beta, d=None, v=None, *, W=None, seed=None) -> Spectrum:
         """The problem of SGD on a d-feature power-law random-features model (docs/math.md §10).
 
         Data ``x ~ N(0, diag(j^-2alpha))`` (j = 1..v; ``v=None``: infinitely many, needs 2 alpha > 1),
@@ -242,7 +242,7 @@ class Spectrum:
         with np.errstate(over="ignore", under="ignore"):
             return (self._lam / self.lambda_max) ** (-p)
 
-    def preconditioned(self, p) -> "Spectrum":
+    def preconditioned(self, p) -> Spectrum:
         """The spectrum plain SGD sees under the diagonal preconditioner ``P = (H / lambda_max)^(-p)``
         (docs/math.md §9): eigenvalues ``gamma_k = p_k lambda_k`` and coefficients ``c_k^2 / p_k``,
         ``p_k = (lambda_k / lambda_max)^(-p)``, the same weights.

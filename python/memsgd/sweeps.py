@@ -15,17 +15,17 @@ import pickle
 import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Optional
 
 import numpy as np
 
 from ._growth import MIN_STEPS, RECORDED, growth
+from ._method import AUTO_WORK, check_method, engine_work
 from ._optional import require
 from ._progress import progress_bar
 from ._steps import recorded_steps
 from ._sweep_run import Configurations, default_chunk_size, executor_kind, executor_workers, run_tasks, workers_lost
 from ._sweep_store import StoreBusyError, StoreMismatchError, SweepStore, check_store_path
-from ._method import AUTO_WORK, check_method, engine_work
 from ._validation import positive_int, require_memory, step_count, thread_count
 from ._version import __version__
 from .algorithms import MemoryAlgorithm
@@ -325,7 +325,7 @@ def growth_rates(dataset):
 
 # -- the grid -------------------------------------------------------------------------------
 
-def _check_grid(grid) -> Dict[str, np.ndarray]:
+def _check_grid(grid) -> dict[str, np.ndarray]:
     if not isinstance(grid, Mapping):
         raise TypeError(f"grid must be a dict {{axis name: 1-D values}}, got {type(grid).__name__}")
     if not grid:
@@ -354,7 +354,7 @@ def _check_grid(grid) -> Dict[str, np.ndarray]:
     return axes
 
 
-def _taken_axes(func, name: str, axes) -> Tuple[str, ...]:
+def _taken_axes(func, name: str, axes) -> tuple[str, ...]:
     """The grid axes ``func`` takes: the parameters it names (all axes for ``**kwargs``); a
     required parameter that is not an axis is an error."""
     try:
@@ -475,7 +475,7 @@ def _resolve_method(method: str, configs: Configurations, record) -> str:
     return "loss_at"
 
 
-def _block_shape(shape, chunk_size: int) -> Tuple[int, ...]:
+def _block_shape(shape, chunk_size: int) -> tuple[int, ...]:
     """A rectangular block of at most ``chunk_size`` points, filled from the last axis."""
     block, left = [1] * len(shape), chunk_size
     for i in reversed(range(len(shape))):
@@ -484,7 +484,7 @@ def _block_shape(shape, chunk_size: int) -> Tuple[int, ...]:
     return tuple(block)
 
 
-def _blocks(shape, block_shape) -> List[Tuple[tuple, np.ndarray]]:
+def _blocks(shape, block_shape) -> list[tuple[tuple, np.ndarray]]:
     """``(slices, flat configuration indices)`` of every block, in C order."""
     counts = [-(-s // b) for s, b in zip(shape, block_shape)]
     flat = np.arange(math.prod(shape)).reshape(shape)
@@ -549,7 +549,7 @@ def _content_digest(digests, index) -> str:
     return _sha(*first_seen, canonical[index].astype(np.int64).tobytes())
 
 
-def _fingerprints(axes, configs: Configurations) -> Dict[str, str]:
+def _fingerprints(axes, configs: Configurations) -> dict[str, str]:
     """Content digests of what defines a sweep's results; a store is resumed only when all agree."""
     parts = {
         "grid": _sha(*(f"{n}:{v.dtype.str}:{v.tolist()!r}" for n, v in axes.items())),

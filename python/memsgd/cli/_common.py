@@ -12,7 +12,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Tuple
+from typing import Callable
 
 import numpy as np
 
@@ -99,13 +99,13 @@ class Preset:
     """A named algorithm: ``build(**values)`` with the listed parameters and their defaults."""
 
     build: Callable
-    defaults: Dict[str, object]     # parameter -> default (a str: the rule taking it from the problem)
+    defaults: dict[str, object]     # parameter -> default (a str: the rule taking it from the problem)
     summary: str
-    aliases: Tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
 
 
 # parameter -> (option, argparse type, help)
-PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
+PARAMETERS: dict[str, tuple[str, Callable, str]] = {
     "lr": ("--lr", float_type("--lr", positive=True), "learning rate (> 0)"),
     "momentum": ("--momentum", float_type("--momentum"),
                  "momentum beta, |beta| < 1 (schedule_free_sgd: its beta in [0, 1])"),
@@ -129,7 +129,7 @@ PARAMETERS: Dict[str, Tuple[str, Callable, str]] = {
 
 # The presets are the rows of the algorithm table that have command-line defaults (the same
 # table schedule design reads: memsgd._families); their options are PARAMETERS.
-PRESETS: Dict[str, Preset] = {
+PRESETS: dict[str, Preset] = {
     name: Preset(family.constructor(), family.defaults(), family.summary, family.aliases)
     for name, family in _families.presets().items()}
 
@@ -203,7 +203,7 @@ _MEMORY_FACTORS = {"momentum": ("(-1, 1)", lambda v: v, "momentum"),
                    "dana_delta": ("(0, 2)", lambda v: 1.0 - v, "1 - delta")}
 
 
-def check_preset_values(algo: str, values: Dict[str, object], weight_decay=0.0) -> None:
+def check_preset_values(algo: str, values: dict[str, object], weight_decay=0.0) -> None:
     """ValueError for a value of ``values`` (parameter -> number or array of numbers) that the
     preset ``algo`` cannot converge with on a power law (``weight_decay``: a number or the values
     of a grid axis; the rule applies where one of them is 0)."""
@@ -218,7 +218,7 @@ def check_preset_values(algo: str, values: Dict[str, object], weight_decay=0.0) 
                 _validation.stable_memory_factor(float(v), PARAMETERS[k][0], factor(float(v)), d, interval)
 
 
-def _preset_values(args) -> Dict[str, float]:
+def _preset_values(args) -> dict[str, float]:
     """The preset's parameters: given options, else defaults; refuses options it does not take."""
     preset = PRESETS[args.algo]
     refuse_stray_options(args)

@@ -271,7 +271,7 @@ def _corner_training(args) -> int:
 
 
 def _digits(args) -> int:
-    from ..experiments import digits   # a missing extra (torch, data) is reported in one line by the CLI
+    from ..experiments import digits  # a missing extra (torch, data) is reported in one line by the CLI
     quick = _DIGITS_QUICK if args.quick else {"steps": 10000}
     steps = args.steps if args.steps is not None else quick["steps"]
     size = {"hidden": quick["hidden"]} if "hidden" in quick else {}
@@ -284,7 +284,7 @@ def _digits(args) -> int:
 
 
 def _mnist(args) -> int:
-    from ..experiments import mnist   # a missing extra (torch, mnist) is reported in one line by the CLI
+    from ..experiments import mnist  # a missing extra (torch, mnist) is reported in one line by the CLI
     cfg = mnist.small_config() if args.quick else mnist.MnistConfig()
     if args.steps is not None:
         cfg.steps = args.steps

@@ -12,9 +12,9 @@ good at T and diverge later -- the AM1 grid keeps only ``delta < 1 - 1/nu``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Dict, Optional, Sequence, Tuple
-
+from typing import Optional
 
 from .. import schedules
 from .._sweep_run import executor_kind
@@ -43,7 +43,7 @@ METHODS = {
 }
 
 
-def default_grids(nu: float) -> Dict[str, Dict[str, Sequence[float]]]:
+def default_grids(nu: float) -> dict[str, dict[str, Sequence[float]]]:
     """The tuning grid of each method for a power law with exponent ``nu``.
 
     Examples:
@@ -82,13 +82,13 @@ class CompareConfig:
         ('SGD', 'heavy ball', 'Nesterov', 'QHM', 'schedule-free SGD', 'AM1')
     """
 
-    problems: Tuple[Tuple[float, float], ...] = ((2.0, 1.0), (1.5, 0.45))   # (nu, kappa)
-    batch_sizes: Tuple[int, ...] = (10, 100)
+    problems: tuple[tuple[float, float], ...] = ((2.0, 1.0), (1.5, 0.45))   # (nu, kappa)
+    batch_sizes: tuple[int, ...] = (10, 100)
     steps: int = 10_000
     head: int = 1024
-    methods: Tuple[str, ...] = tuple(METHODS)
+    methods: tuple[str, ...] = tuple(METHODS)
 
-    def validate(self) -> "CompareConfig":
+    def validate(self) -> CompareConfig:
         power_law_pairs(self.problems, "problems")
         positive_ints(self.batch_sizes, "batch_sizes")
         positive_int(self.steps, "steps")

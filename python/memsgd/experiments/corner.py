@@ -33,7 +33,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -67,14 +67,14 @@ class CornerConfig:
     kappa: float = 1.0
     batch_size: int = 10
     theta: float = 1.9
-    memories: Tuple[int, ...] = (2, 4, 8, 16, 32)
+    memories: tuple[int, ...] = (2, 4, 8, 16, 32)
     spacing: float = 5.0
     noise_sum: float = 0.5
     head: int = 256
     t_max: float = 1e12
     points: int = 121
-    fit_window: Tuple[float, float] = (1e5, 1e9)
-    comparison: Tuple[Tuple[float, float], ...] = (   # (nu, zeta): regions III, I, II on both sides of the crossover
+    fit_window: tuple[float, float] = (1e5, 1e9)
+    comparison: tuple[tuple[float, float], ...] = (   # (nu, zeta): regions III, I, II on both sides of the crossover
         (1.5, 0.25), (1.5, 0.5), (1.5, 1.0),
         (2.0, 0.25), (2.0, 0.5), (2.0, 0.75), (2.0, 1.0),
         (3.0, 0.5), (3.0, 1.25))
@@ -82,16 +82,16 @@ class CornerConfig:
     comparison_t_max: float = 1e9
     theta_cap: float = 1.9
     nu_margin: float = 0.1
-    am1_horizons: Tuple[int, ...] = (1000, 10_000, 100_000)
+    am1_horizons: tuple[int, ...] = (1000, 10_000, 100_000)
     am1_starts: int = 3
     am1_iterations: int = 150
     stability_check_max_memory: int = 12   # memsgd.stability's dense solve is refused above ~this on 600 nodes
     # the paper's synthetic experiment (its Appendix F: nu = 4, zeta = 1/4, theta = 1.8, M = 5, l = 5,
     # B = 100; corner exponent "slightly lower than, but close to" 0.45, plain SGD's close to 0.25), here on
     # the ideal power law it approximates; None: skip
-    paper_synthetic: Optional[Tuple[float, float]] = (1e3, 1e5)   # fit window
+    paper_synthetic: Optional[tuple[float, float]] = (1e3, 1e5)   # fit window
 
-    def validate(self) -> "CornerConfig":
+    def validate(self) -> CornerConfig:
         power_law_pairs(((self.nu, self.kappa),), "(nu, kappa)")
         for name in ("batch_size", "head", "points", "comparison_memory", "am1_starts", "am1_iterations"):
             positive_int(getattr(self, name), name)

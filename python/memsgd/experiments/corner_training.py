@@ -26,7 +26,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class CornerTrainingConfig:
     width: int = 2000
     theta: float = 1.8
     memory: int = 8
-    noise_sums: Tuple[float, ...] = (0.2, 0.35, 0.5, 0.65, 0.8)
+    noise_sums: tuple[float, ...] = (0.2, 0.35, 0.5, 0.65, 0.8)
     starts: int = 3
     max_iterations: int = 100
     points: int = 26
@@ -66,7 +66,7 @@ class CornerTrainingConfig:
     threads: Optional[int] = 1
     dtype: str = "float32"
 
-    def validate(self) -> "CornerTrainingConfig":
+    def validate(self) -> CornerTrainingConfig:
         for name in ("steps", "seeds", "batch_size", "width", "memory", "starts", "max_iterations", "points"):
             positive_int(getattr(self, name), name)
         if self.steps < 20:
@@ -106,6 +106,7 @@ def _optax_losses(algo, X, Y, W_star, B, T, record, seeds, seed):
     import jax
     import jax.numpy as jnp
     import optax
+
     from ..optax import memory_sgd
 
     previous = jax.config.read("jax_enable_x64")

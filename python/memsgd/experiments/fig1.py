@@ -25,18 +25,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional
 
 from .. import schedules
 from .._progress import Tracker
 from .._steps import log_spaced_steps
-from .._validation import (bounded_scalar, nonnegative_int, nonnegative_scalar, nonnegative_scalars,
-                           positive_int, positive_scalar)
+from .._validation import (
+    bounded_scalar,
+    nonnegative_int,
+    nonnegative_scalar,
+    nonnegative_scalars,
+    positive_int,
+    positive_scalar,
+)
 from .._validation import fit_window as check_fit_window
 from ..algorithms import gd, heavy_ball
 from ..dynamics import loss_curve
-from ..simulation import simulate_sgd
 from ..noise import Noise
+from ..simulation import simulate_sgd
 from ..spectrum import Spectrum
 from ..theory import fit_exponent
 from . import common
@@ -61,14 +67,14 @@ class Fig1Config:
     kappa: float = 1.0
     batch_size: int = 10
     steps: int = 100_000
-    fit_window: Tuple[float, float] = (10_000.0, 100_000.0)
+    fit_window: tuple[float, float] = (10_000.0, 100_000.0)
     head: int = 1024                     # exact terms of the infinite spectrum (then quadrature)
     sgd_lr: float = 1.0
     hb_lr: float = 0.1
     hb_momentum: float = 0.9
     nu_b: Optional[float] = None         # Jacobi parameter; None -> zeta
     kick: float = 1.0
-    deltas: Tuple[float, ...] = (0.3, 0.45)
+    deltas: tuple[float, ...] = (0.3, 0.45)
     gamma: float = 1.0
     t0: float = 10.0
     sim_size: int = 200
@@ -77,7 +83,7 @@ class Fig1Config:
     sim_delta: float = 0.3               # AM1 schedule checked by simulation (plus SGD)
     seed: int = 0
 
-    def validate(self) -> "Fig1Config":
+    def validate(self) -> Fig1Config:
         for name in ("nu", "kappa", "sgd_lr", "hb_lr", "kick", "gamma", "t0"):
             positive_scalar(getattr(self, name), name)
         if self.nu <= 1:
@@ -93,7 +99,7 @@ class Fig1Config:
         nonnegative_scalar(self.sim_delta, "sim_delta")
         return self
 
-    def with_steps(self, steps: int) -> "Fig1Config":
+    def with_steps(self, steps: int) -> Fig1Config:
         """The same figure at horizon ``steps``, exponents fitted on ``[steps/10, steps]``."""
         steps = positive_int(steps, "steps")
         return replace(self, steps=steps, fit_window=(steps / 10, float(steps)))

@@ -19,16 +19,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
 from .. import schedules
 from .._progress import Tracker
 from .._sweep_run import Configurations, chunk_tasks, executor_kind, run_tasks
-from .._validation import (nonnegative_int, nonnegative_scalar, nonnegative_scalars, positive_int, positive_ints,
-                           positive_scalar, power_law_pairs, require_memory)
 from .._validation import fit_window as check_fit_window
+from .._validation import (
+    nonnegative_int,
+    nonnegative_scalar,
+    nonnegative_scalars,
+    positive_int,
+    positive_ints,
+    positive_scalar,
+    power_law_pairs,
+    require_memory,
+)
 from ..noise import Noise
 from ..spectrum import Spectrum
 from ..theory import fit_exponent
@@ -48,16 +56,16 @@ class Fig4Config:
         ((2.0, 1.0), (1.5, 0.45), (3.0, 0.75))
     """
 
-    problems: Tuple[Tuple[float, float], ...] = ((2.0, 1.0), (1.5, 0.45), (3.0, 0.75))  # (nu, kappa)
-    batch_sizes: Tuple[int, ...] = (10, 100)
-    deltas: Tuple[float, ...] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.9)
+    problems: tuple[tuple[float, float], ...] = ((2.0, 1.0), (1.5, 0.45), (3.0, 0.75))  # (nu, kappa)
+    batch_sizes: tuple[int, ...] = (10, 100)
+    deltas: tuple[float, ...] = (0.1, 0.25, 0.4, 0.55, 0.7, 0.9)
     steps: int = 100_000
-    fit_window: Tuple[float, float] = (10_000.0, 100_000.0)
+    fit_window: tuple[float, float] = (10_000.0, 100_000.0)
     head: int = 1024
     kick: float = 1.0
     gamma: float = 1.0
     t0: float = 10.0
-    sim_problem: Tuple[float, float] = (1.5, 0.45)
+    sim_problem: tuple[float, float] = (1.5, 0.45)
     sim_batch_size: int = 10
     sim_delta: float = 0.25
     sim_size: int = 300
@@ -65,7 +73,7 @@ class Fig4Config:
     sim_runs: int = 128
     seed: int = 1
 
-    def validate(self) -> "Fig4Config":
+    def validate(self) -> Fig4Config:
         power_law_pairs(self.problems, "problems")
         power_law_pairs((self.sim_problem,), "sim_problem")
         positive_ints(self.batch_sizes, "batch_sizes")
@@ -83,7 +91,7 @@ class Fig4Config:
                        f"Figure 4 with steps = {self.steps} (every step of each curve is kept)")
         return self
 
-    def with_steps(self, steps: int) -> "Fig4Config":
+    def with_steps(self, steps: int) -> Fig4Config:
         """The same figure at horizon ``steps``, exponents fitted on ``[steps/10, steps]``."""
         steps = positive_int(steps, "steps")
         return replace(self, steps=steps, fit_window=(steps / 10, float(steps)))

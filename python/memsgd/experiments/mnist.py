@@ -46,15 +46,22 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
 from .._optional import require_all
 from .._progress import Tracker
 from .._steps import log_spaced_steps
-from .._validation import (bounded_scalar, boolean, nonnegative_int, nonnegative_scalars, positive_int,
-                           positive_ints, positive_scalar)
+from .._validation import (
+    boolean,
+    bounded_scalar,
+    nonnegative_int,
+    nonnegative_scalars,
+    positive_int,
+    positive_ints,
+    positive_scalar,
+)
 from . import common
 
 __all__ = ["MnistConfig", "small_config", "run", "methods", "UNSTABLE_FACTOR"]
@@ -80,11 +87,11 @@ class MnistConfig:
     samples: int = 5000                  # images used (a seeded subset when < 5000)
     hidden: int = 1000                   # N
     activation: str = "relu"             # phi: "relu" or "tanh"
-    batch_sizes: Tuple[int, ...] = (10, 100)
+    batch_sizes: tuple[int, ...] = (10, 100)
     steps: int = 10_000
     hb_momentum: float = 0.9
     nu_b: float = 0.5                    # Jacobi heavy ball parameter
-    deltas: Tuple[float, ...] = (0.25, 0.5, 0.75)   # AM1 exponents
+    deltas: tuple[float, ...] = (0.25, 0.5, 0.75)   # AM1 exponents
     gamma: float = 1.0
     t0: float = 10.0
     points: int = 40                     # log-spaced steps at which the full-batch loss is recorded
@@ -92,7 +99,7 @@ class MnistConfig:
     theory: bool = True                  # tangent-kernel spectrum and exact curves
     workers: int = 1                     # processes (one torch thread each); the CLI uses 2
 
-    def validate(self) -> "MnistConfig":
+    def validate(self) -> MnistConfig:
         for name in ("samples", "hidden", "steps", "workers"):
             setattr(self, name, positive_int(getattr(self, name), name))
         if self.samples > 5000:
@@ -114,7 +121,7 @@ class MnistConfig:
         self.theory = boolean(self.theory, "theory")
         return self
 
-    def with_steps(self, steps: int) -> "MnistConfig":
+    def with_steps(self, steps: int) -> MnistConfig:
         return replace(self, steps=steps)
 
 

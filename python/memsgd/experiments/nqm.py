@@ -43,7 +43,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -73,15 +73,15 @@ class NQMConfig:
     bins: Optional[int] = 100                  # the notebook's geometric bins; None: all K eigenvalues
     target: float = 0.01                       # steps until L_t <= target (the notebook's C)
     label_noise: float = 1.0                   # sigma2: gradient noise covariance sigma2 H / B
-    batch_sizes: Tuple[int, ...] = field(default_factory=lambda: tuple(2 ** k for k in range(2, 22)))
-    preconditioners: Tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
-    methods: Tuple[str, ...] = METHODS
+    batch_sizes: tuple[int, ...] = field(default_factory=lambda: tuple(2 ** k for k in range(2, 22)))
+    preconditioners: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+    methods: tuple[str, ...] = METHODS
     rtol: float = 1e-2                         # steps to target known to this relative precision
     critical_factor: float = 2.0               # critical B: samples T*B reach this times the smallest B's
     workers: int = 1                           # processes (one curve of batch sizes each); the CLI uses 2
     max_steps: int = 10 ** 10                  # never-reaching settings count as this
 
-    def validate(self) -> "NQMConfig":
+    def validate(self) -> NQMConfig:
         self.dimension = positive_int(self.dimension, "dimension")
         if self.dimension < 2:
             raise ValueError(f"dimension must be >= 2, got {self.dimension}")

@@ -34,18 +34,18 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
 from .. import lr_shapes
+from .._progress import Tracker
+from .._validation import positive_int, positive_scalar
 from ..design import _require_design_memory, make_family, optimize_schedule
 from ..dynamics import loss_curve
 from ..noise import Noise
 from ..schedules import am1_form, torch_sgd
 from ..spectrum import Spectrum
-from .._progress import Tracker
-from .._validation import positive_int, positive_scalar
 from . import common
 
 __all__ = ["OptimalSchedulesConfig", "small_config", "run", "claims", "fit_cooldown_exponent", "cooldown_fraction",
@@ -84,20 +84,20 @@ class OptimalSchedulesConfig:
     batch_size: int = 1
     label_noise: float = 1.0
     head: int = 256
-    horizons: Tuple[int, ...] = (1_000, 10_000, 100_000)
+    horizons: tuple[int, ...] = (1_000, 10_000, 100_000)
     knots: int = 32
     max_iterations: int = 1000
     long_iterations: int = 400            # L-BFGS-B cap for horizons > 1e4 (warm-started from the previous T)
-    memory1_horizons: Tuple[int, ...] = (1_000, 10_000)
+    memory1_horizons: tuple[int, ...] = (1_000, 10_000)
     memory1_iterations: int = 600
-    batch_horizons: Tuple[int, ...] = (1_000, 10_000)
+    batch_horizons: tuple[int, ...] = (1_000, 10_000)
     batch_factor: float = 4.0             # budget sum_t B_t = batch_factor * T
     batch_knots: int = 12
     cooldown_fraction: float = 0.2        # of the WSD shapes
     peak_grid: int = 25
-    fit_range: Tuple[float, float] = (0.2, 0.8)   # t/T range of the delta fit
+    fit_range: tuple[float, float] = (0.2, 0.8)   # t/T range of the delta fit
 
-    def validate(self) -> "OptimalSchedulesConfig":
+    def validate(self) -> OptimalSchedulesConfig:
         positive_scalar(self.nu, "nu")
         if self.nu <= 1:
             raise ValueError(f"nu must be > 1, got {self.nu}")
@@ -202,7 +202,7 @@ def _final_loss(values, spec, noise, T) -> float:
 
 
 def tune_peak(name: str, spec: Spectrum, noise: Noise, T: int, *, cooldown: float = 0.2, grid: int = 25,
-              bounds=(1e-4, 4.0)) -> Tuple[float, float]:
+              bounds=(1e-4, 4.0)) -> tuple[float, float]:
     """``(peak, L_T)``: the shape ``name`` (one of
     [`SHAPES`][memsgd.experiments.optimal_schedules.SHAPES]) at its best peak learning rate,
     by a log grid over ``bounds`` and bounded Brent on ``log peak`` between the best point's

@@ -52,7 +52,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -83,7 +83,7 @@ class PracticeConfig:
 
     steps: int = 1000
     seeds: int = 40
-    batch_sizes: Tuple[int, ...] = (1, 10, 100)
+    batch_sizes: tuple[int, ...] = (1, 10, 100)
     width: int = 2000                    # random ReLU features
     momentum: float = 0.9
     noise_sum: float = 0.5               # alpha_eff puts V' here (the larger of Gaussian / fitted tau)
@@ -100,7 +100,7 @@ class PracticeConfig:
     threads: Optional[int] = 1           # torch and BLAS threads (None: the libraries' defaults)
     dtype: str = "float32"               # training precision (the losses are evaluated in float64)
 
-    def validate(self) -> "PracticeConfig":
+    def validate(self) -> PracticeConfig:
         for name in ("steps", "width", "raw_width", "points", "exact_max_dim", "mnist_samples"):
             setattr(self, name, positive_int(getattr(self, name), name))
         for name in ("seeds", "raw_seeds"):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 
@@ -47,19 +47,19 @@ class ScalingConfig:
         (21, (8.0, 10.0, 13.0))
     """
 
-    phases: Tuple[str, ...] = ("Ia", "Ib", "Ic", "II", "III", "IV")
-    flops: Tuple[float, float, int] = (1e3, 1e8, 21)           # geometric grid of budgets (lo, hi, count)
+    phases: tuple[str, ...] = ("Ia", "Ib", "Ic", "II", "III", "IV")
+    flops: tuple[float, float, int] = (1e3, 1e8, 21)           # geometric grid of budgets (lo, hi, count)
     fit_decades: float = 3.0                                   # exponents fitted over the top decades of the
     # budgets whose minimum lies inside the d grid (per phase: d* grows faster below 2 alpha = 1)
-    d_range: Tuple[float, float] = (8.0, 16000.0)
+    d_range: tuple[float, float] = (8.0, 16000.0)
     d_per_octave: float = 3.0
     max_steps: int = 2_000_000
     lr: float = 1.0
     batch_size: int = 1
-    momentum_phases: Tuple[str, ...] = ("Ia", "II", "III")
-    momentum_algorithms: Tuple[str, ...] = ("dana-decaying", "am1")
+    momentum_phases: tuple[str, ...] = ("Ia", "II", "III")
+    momentum_algorithms: tuple[str, ...] = ("dana-decaying", "am1")
 
-    def validate(self) -> "ScalingConfig":
+    def validate(self) -> ScalingConfig:
         for p in self.phases + self.momentum_phases:
             if p not in PHASES:
                 raise ValueError(f"phases must be among {list(PHASES)}, got {p!r}")

@@ -26,13 +26,13 @@ from typing import Optional
 
 import numpy as np
 
-from ..design import _require_design_memory, optimize_schedule
-from ..noise import Noise
-from ..spectrum import Spectrum
-from ..theory import fit_exponent
 from .._progress import Tracker
 from .._validation import positive_int, power_law_pairs
+from ..design import _require_design_memory, optimize_schedule
+from ..noise import Noise
 from ..schedules import am1_form
+from ..spectrum import Spectrum
+from ..theory import fit_exponent
 from . import common
 
 __all__ = ["ScheduleDesignConfig", "small_config", "run"]
@@ -64,7 +64,7 @@ class ScheduleDesignConfig:
     free_iterations: int = 1000           # free families at T
     long_free_iterations: int = 200       # free families at T_long (600 moved L* by < 0.02%)
 
-    def validate(self) -> "ScheduleDesignConfig":
+    def validate(self) -> ScheduleDesignConfig:
         power_law_pairs(((self.nu, self.kappa),), "(nu, kappa)")
         for name in ("batch_size", "steps", "head", "knots", "starts", "max_iterations", "free_iterations",
                      "long_free_iterations"):

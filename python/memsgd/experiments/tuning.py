@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -42,13 +43,13 @@ class TuneResult:
         ((101,), {'lr': 0.5})
     """
 
-    best: Optional[Dict[str, float]]
+    best: Optional[dict[str, float]]
     score: float
-    trials: List[dict] = field(default_factory=list)
+    trials: list[dict] = field(default_factory=list)
     curve: Optional[np.ndarray] = field(default=None, repr=False)
 
 
-def grid_points(grid: Dict[str, Sequence[float]]) -> List[Dict[str, float]]:
+def grid_points(grid: dict[str, Sequence[float]]) -> list[dict[str, float]]:
     """All combinations of a ``{name: values}`` grid, in lexicographic order.
 
     Examples:
@@ -107,7 +108,7 @@ def _score_recorded(kept: np.ndarray, loss: np.ndarray, objective: str) -> float
     return float(np.mean(np.log(vals)))
 
 
-def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spectrum: Spectrum, noise: Noise,
+def tune(factory: Callable[..., object], grid: dict[str, Sequence[float]], spectrum: Spectrum, noise: Noise,
          steps: int, objective: str = "final", progress=None, label: str = "", *, executor=None,
          chunk_size: Optional[int] = None) -> TuneResult:
     """Grid search: ``factory(**params)`` must return a ``MemoryAlgorithm`` or a ``Schedule``.
@@ -142,7 +143,7 @@ def tune(factory: Callable[..., object], grid: Dict[str, Sequence[float]], spect
     executor_kind(executor)  # a bad executor is refused before any work
     points = grid_points(grid)
     tracker = Tracker(progress, len(points))
-    trials: List[Optional[dict]] = [None] * len(points)
+    trials: list[Optional[dict]] = [None] * len(points)
     valid, algorithms = [], []
     for k, params in enumerate(points):
         try:

@@ -14,14 +14,29 @@ user guide docs/theory.md).
   eigenvalues, their geometry (real or on a circle) and the three spectral regions of the
   noise sum.
 """
-from ._corner import (am1_ceiling, corner_crossover, corner_exponent, corner_phase, corner_phase_diagram,
-                      corner_region, theta_max)
 from ._asymptotics import Asymptotics, asymptotics, fit_exponent, phase_boundary, phase_diagram, phase_of
+from ._corner import (
+                      am1_ceiling,
+                      corner_crossover,
+                      corner_exponent,
+                      corner_phase,
+                      corner_phase_diagram,
+                      corner_region,
+                      theta_max,
+)
 from ._measured import measured_exponents
 from ._profile import StabilityProfile, stability_profile
 from ._stability import StabilityReport, stability
-from .memory1 import (Memory1Geometry, NoiseRegions, jury_stable_memory1, memory1_coefficients,
-                      memory1_eigenvalues, memory1_geometry, memory1_noise_regions, noise_sum_memory1)
+from .memory1 import (
+                      Memory1Geometry,
+                      NoiseRegions,
+                      jury_stable_memory1,
+                      memory1_coefficients,
+                      memory1_eigenvalues,
+                      memory1_geometry,
+                      memory1_noise_regions,
+                      noise_sum_memory1,
+)
 
 __all__ = ["stability", "StabilityReport", "asymptotics", "Asymptotics", "fit_exponent", "phase_boundary",
            "phase_of", "phase_diagram", "measured_exponents", "stability_profile", "StabilityProfile",

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 from scipy.special import gamma as _gamma
 
 from .._affine import plain_problem, refuse_affine
+from .._stationary import spectrum_and_noise, stationary
 from .._validation import float_array, instance_of, positive_scalar, real_scalar, step_array, step_count
 from ..algorithms import MemoryAlgorithm
 from ..long_horizon import MAX_STEP, loss_at
 from ..noise import Noise
 from ..spectrum import Spectrum
-from .._stationary import spectrum_and_noise, stationary
 from ._components import Components
 from ._fitting import MIN_MEASURE_STEPS, exponent_at, fitted_steps, number_list
 from ._measured import measured_exponents
@@ -116,10 +116,10 @@ class Asymptotics:
     signal_sum: float = math.nan
     noise_sum_prime: float = math.nan
     signal_sum_prime: float = math.nan
-    check_steps: Optional[Tuple[int, ...]] = None
-    exact: Optional[Tuple[float, ...]] = None
-    exact_error: Optional[Tuple[float, ...]] = None
-    ratios: Optional[Tuple[float, ...]] = None
+    check_steps: Optional[tuple[int, ...]] = None
+    exact: Optional[tuple[float, ...]] = None
+    exact_error: Optional[tuple[float, ...]] = None
+    ratios: Optional[tuple[float, ...]] = None
     floor: float = 0.0
     label_constant: float = 0.0
 
@@ -232,8 +232,8 @@ def _asymptotics(algo: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, rep=No
     if not rep.converges:
         raise ValueError(f"algorithm must make the loss converge on this problem (strictly stable, moments "
                          f"stable and V' < 1); got strictly_stable={rep.strictly_stable}, V'={rep.noise_sum_prime:.6g}")
-    nu, kappa, Lam, Q = spectrum.nu, spectrum.kappa, spectrum.scale, spectrum.q
-    zeta = kappa / nu
+    nu, kappa, Lam, _Q = spectrum.nu, spectrum.kappa, spectrum.scale, spectrum.q
+    kappa / nu
     a_eff = algo.alpha_eff
     V, Vp = rep.noise_sum, rep.noise_sum_prime
     enhancement = (1.0 - Vp + V) / (1.0 - Vp)

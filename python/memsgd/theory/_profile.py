@@ -3,14 +3,15 @@ how much each component contributes to the noise sum (data for ``memsgd stabilit
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from .._affine import refuse_affine
+from .._stationary import spectrum_and_noise, stationary
 from .._validation import positive_int
 from ..algorithms import MemoryAlgorithm
 from ..noise import Noise
 from ..spectrum import Spectrum
-from .._stationary import spectrum_and_noise, stationary
 from ._components import Components, eigenvalues
 from .memory1 import Memory1Geometry, NoiseRegions, _leading_terms, memory1_geometry, memory1_noise_regions
 

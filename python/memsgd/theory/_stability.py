@@ -7,10 +7,10 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from .._affine import decayed_problem
+from .._stationary import spectrum_and_noise, stationary
 from ..algorithms import MemoryAlgorithm
 from ..noise import Noise
 from ..spectrum import Spectrum
-from .._stationary import spectrum_and_noise, stationary
 from ._components import Components, check_grid
 
 __all__ = ["StabilityReport", "stability"]

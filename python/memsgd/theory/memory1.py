@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
 import numpy as np
 
 from .._affine import refuse_affine
+from .._stationary import spectrum_and_noise, stationary
 from .._validation import float_array, positive_scalar, real_scalar
 from ..algorithms import MemoryAlgorithm
-from .._stationary import spectrum_and_noise, stationary
 
 __all__ = ["memory1_coefficients", "jury_stable_memory1", "noise_sum_memory1", "memory1_eigenvalues",
            "Memory1Geometry", "memory1_geometry", "NoiseRegions", "memory1_noise_regions"]

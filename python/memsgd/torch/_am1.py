@@ -3,20 +3,32 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable, List, Optional, Union
+from typing import Callable, Optional, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-
 from torch.optim.optimizer import required
 
 from .._validation import boolean, nonnegative_int, nonnegative_scalar
-from ._common import (check_capturable, check_loaded_state, check_params, check_state_dict_form,
-                      eager_scale, eager_values, effective_grads, group_by_device_and_dtype,
-                      hyperparameter, is_compiling, real_views, reject_sparse, resolve_foreach,
-                      skipped_by_amp, unscale_or_skip)
+from ._common import (
+    check_capturable,
+    check_loaded_state,
+    check_params,
+    check_state_dict_form,
+    eager_scale,
+    eager_values,
+    effective_grads,
+    group_by_device_and_dtype,
+    hyperparameter,
+    is_compiling,
+    real_views,
+    reject_sparse,
+    resolve_foreach,
+    skipped_by_amp,
+    unscale_or_skip,
+)
 from ._fused import Program, check_fused_options, check_fused_params
 from ._fused import step as fused_step
 
@@ -77,7 +89,7 @@ class AM1(Optimizer):
     # calls of Optimizer.__init__, which read them.
     @torch._disable_dynamo
     def __init__(self, params, lr=None, momentum=None, kick=None,
-                 schedule: Union[None, Callable[[int], tuple], "object"] = None,
+                 schedule: Union[None, Callable[[int], tuple], object] = None,
                  weight_decay: float = 0.0, maximize: bool = False, foreach: Optional[bool] = None,
                  *, capturable: bool = False, fused: Optional[bool] = None):
         if schedule is not None:
@@ -255,9 +267,9 @@ class AM1(Optimizer):
                 return loss          # an inf/NaN step is skipped whole: the schedule waits too
             self._advance_schedule()
         for group in self.param_groups:
-            params: List[Tensor] = []
-            grads: List[Tensor] = []
-            bufs: List[Optional[Tensor]] = []
+            params: list[Tensor] = []
+            grads: list[Tensor] = []
+            bufs: list[Optional[Tensor]] = []
             has_complex = self._init_group(group, params, grads, bufs)
             if not params:
                 continue
@@ -380,7 +392,7 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
     """
 
 
-def am1(params: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Optional[Tensor]], *,
+def am1(params: list[Tensor], grads: list[Tensor], momentum_buffer_list: list[Optional[Tensor]], *,
         lr, momentum, kick, weight_decay: float = 0.0, maximize: bool = False,
         foreach: Optional[bool] = None, capturable: bool = False, lr_in_buffer: bool = False,
         fused: Optional[bool] = None, grad_scale: Optional[Tensor] = None,

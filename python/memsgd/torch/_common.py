@@ -4,8 +4,9 @@ state-dict checks. Argument rules come from ``memsgd._validation``; only the tor
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -45,7 +46,7 @@ def eager_values(values, capturable: bool):
     return tuple(v.item() if isinstance(v, Tensor) else v for v in values)
 
 
-def check_capturable(params: List[Tensor], values: Iterable, names: Iterable[str]) -> None:
+def check_capturable(params: list[Tensor], values: Iterable, names: Iterable[str]) -> None:
     """``capturable=True``: tensor hyperparameters must live on the parameters' device (a CPU
     value would be baked into a captured CUDA graph)."""
     devices = {p.device for p in params}
@@ -56,14 +57,14 @@ def check_capturable(params: List[Tensor], values: Iterable, names: Iterable[str
                 f"for parameters on {sorted(str(d) for d in devices)} (use one param group per device)")
 
 
-def default_foreach(params: List[Tensor]) -> bool:
+def default_foreach(params: list[Tensor]) -> bool:
     """torch's default: the multi-tensor path when every tensor is a native CUDA-like tensor."""
     from torch.optim.optimizer import _default_to_fused_or_foreach
     _, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
     return bool(foreach)
 
 
-def resolve_foreach(foreach: Optional[bool], params: List[Tensor]) -> bool:
+def resolve_foreach(foreach: Optional[bool], params: list[Tensor]) -> bool:
     if foreach is None:
         return default_foreach(params)
     return bool(foreach)
@@ -76,7 +77,7 @@ def reject_sparse(p: Tensor, optimizer: str) -> None:
             f"(e.g. nn.Embedding(..., sparse=False)) or torch.optim.SparseAdam")
 
 
-def group_params(param_group: dict) -> Optional[List[Tensor]]:
+def group_params(param_group: dict) -> Optional[list[Tensor]]:
     """The tensors of a param group as ``torch.optim.Optimizer.add_param_group`` will read them
     (a lone tensor, an iterable, ``(name, tensor)`` pairs); an iterable is made a list in place so
     that reading it here does not consume it. None where torch will refuse the group itself."""
@@ -116,7 +117,7 @@ def skipped_by_amp(found_inf: Optional[Tensor]) -> bool:
     return found_inf is not None and bool(found_inf.item() != 0)
 
 
-def unscale_or_skip(grads: List[Tensor], grad_scale: Optional[Tensor], found_inf: Optional[Tensor]) -> bool:
+def unscale_or_skip(grads: list[Tensor], grad_scale: Optional[Tensor], found_inf: Optional[Tensor]) -> bool:
     """AMP for a group that is not fused in an optimizer that has fused ones (GradScaler then
     leaves unscaling and skipping to the step): True if the step must be skipped, else the
     gradients are divided by ``grad_scale`` in place, as the fused step does."""
@@ -129,7 +130,7 @@ def unscale_or_skip(grads: List[Tensor], grad_scale: Optional[Tensor], found_inf
 
 
 @contextmanager
-def real_views(params: List[Tensor], grads: List[Tensor], buffers: List, has_complex: Optional[bool]):
+def real_views(params: list[Tensor], grads: list[Tensor], buffers: list, has_complex: Optional[bool]):
     """Complex tensors as their real views (torch.optim's convention: the update's coefficients
     are real, so it acts on the real and imaginary parts alike), so that every path, the fused one
     included, runs the same real arithmetic. ``buffers`` entries are tensors or tuples of
@@ -160,8 +161,8 @@ def real_views(params: List[Tensor], grads: List[Tensor], buffers: List, has_com
             buffers[i] = back(new, buffers[i])
 
 
-def effective_grads(params: List[Tensor], grads: List[Tensor], weight_decay: float,
-                    maximize: bool, foreach: bool) -> List[Tensor]:
+def effective_grads(params: list[Tensor], grads: list[Tensor], weight_decay: float,
+                    maximize: bool, foreach: bool) -> list[Tensor]:
     """``g = +-grad + weight_decay * p`` without touching ``p.grad`` (same ops on both paths)."""
     if foreach:
         if maximize:
@@ -183,8 +184,8 @@ def effective_grads(params: List[Tensor], grads: List[Tensor], weight_decay: flo
     return out
 
 
-def group_by_device_and_dtype(params: List[Tensor]) -> Dict[Tuple[torch.device, torch.dtype], List[int]]:
-    groups: Dict[Tuple[torch.device, torch.dtype], List[int]] = defaultdict(list)
+def group_by_device_and_dtype(params: list[Tensor]) -> dict[tuple[torch.device, torch.dtype], list[int]]:
+    groups: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
     for i, p in enumerate(params):
         groups[(p.device, p.dtype)].append(i)
     return groups
@@ -201,8 +202,8 @@ def check_state_dict_form(optimizer, state_dict) -> None:
                          f"{kind}.state_dict()), got keys {sorted(map(str, state_dict))}")
 
 
-def check_loaded_state(optimizer, loaded: dict, required: Tuple[str, ...],
-                       buffer_keys: Callable[[dict], Tuple[str, ...]]) -> None:
+def check_loaded_state(optimizer, loaded: dict, required: tuple[str, ...],
+                       buffer_keys: Callable[[dict], tuple[str, ...]]) -> None:
     """Refuse, before anything changes, a loaded state this optimizer cannot resume from:
     another optimizer's (param groups without ``required`` keys, or per-parameter state under
     keys this one does not use) or another model's (buffer shapes). ``loaded`` is what

@@ -26,7 +26,8 @@ unscaled values stay in ``p.grad``), and a step with ``found_inf != 0`` changes 
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -44,7 +45,7 @@ class Program:
     def __init__(self, streams: int):
         self.streams = streams
         self.registers = streams
-        self.ops: List[Tuple[int, int, int, int]] = []
+        self.ops: list[tuple[int, int, int, int]] = []
         self.scalars: list = []
 
     def temporary(self) -> int:
@@ -140,14 +141,14 @@ def _plain_cpu(arrays: Sequence[Tensor]) -> bool:
                and a.stride() == stride for a in arrays) and _dense(p)
 
 
-def real_views(arrays: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+def real_views(arrays: Sequence[Tensor]) -> tuple[Tensor, ...]:
     """Complex tensors as their real views (the update's coefficients are real)."""
     return tuple(torch.view_as_real(a) if a.is_complex() else a for a in arrays)
 
 
 # -- running a program ------------------------------------------------------------------------
 
-def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
+def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> list[int]:
     """Run ``program`` (float scalars) on each tuple of arrays in ``tensors`` (register order)
     where the core can (plain dense CPU tensors of one float dtype); returns the indices of the
     tuples it left (another device, a subclass, another layout) for ``run_compiled``."""
@@ -179,7 +180,7 @@ def run(program: Program, tensors: Sequence[Sequence[Tensor]]) -> List[int]:
     return left
 
 
-def _increment_versions(tensors: List[Tensor]) -> None:
+def _increment_versions(tensors: list[Tensor]) -> None:
     try:
         torch.autograd.graph.increment_version(tensors)      # one call for all (torch >= 2.4)
     except TypeError:
@@ -187,7 +188,7 @@ def _increment_versions(tensors: List[Tensor]) -> None:
             torch.autograd.graph.increment_version(t)
 
 
-def interpret(program_key: tuple, scalars: list, tensors: List[List[Tensor]],
+def interpret(program_key: tuple, scalars: list, tensors: list[list[Tensor]],
               found_inf: Optional[Tensor]) -> None:
     """The program as torch operations. With float scalars these are the per-tensor path's own
     operations (``add(c, a, alpha=s)``, ``mul``, ``div``: the same bits, one operation at a

@@ -1,19 +1,31 @@
 r"""General memory-M optimizer in matrix form (docs/math.md §2, P.3) with e = 0."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-
 from torch.optim.optimizer import required
 
 from .._validation import boolean, float_array, nonnegative_scalar, real_scalar
-from ._common import (check_loaded_state, check_params, check_state_dict_form, eager_scale,
-                      eager_values, effective_grads, group_by_device_and_dtype, hyperparameter,
-                      is_compiling, real_views, reject_sparse, resolve_foreach, unscale_or_skip)
+from ._common import (
+    check_loaded_state,
+    check_params,
+    check_state_dict_form,
+    eager_scale,
+    eager_values,
+    effective_grads,
+    group_by_device_and_dtype,
+    hyperparameter,
+    is_compiling,
+    real_views,
+    reject_sparse,
+    resolve_foreach,
+    unscale_or_skip,
+)
 from ._fused import Program, check_fused_options, check_fused_params
 from ._fused import step as fused_step
 
@@ -65,14 +77,14 @@ class MemorySGD(Optimizer):
         super().__init__(params, defaults)
 
     @classmethod
-    def from_algorithm(cls, params, algorithm, **kwargs) -> "MemorySGD":
+    def from_algorithm(cls, params, algorithm, **kwargs) -> MemorySGD:
         """From a [`memsgd.MemoryAlgorithm`][memsgd.MemoryAlgorithm] (e.g. ``memsgd.heavy_ball(0.1, 0.9)``); needs e =
         0.
         The algorithm's weight decay is the optimizer's (``weight_decay=`` may repeat it, not
         contradict it), so that the iterates are those whose loss [`memsgd.loss_curve`][memsgd.loss_curve]
         gives; a readout or a preconditioner is refused (the optimizer moves the weights)."""
-        from ..algorithms import MemoryAlgorithm
         from .._affine import WEIGHTS_ONLY, refuse_affine
+        from ..algorithms import MemoryAlgorithm
         if not isinstance(algorithm, MemoryAlgorithm):
             raise TypeError(f"algorithm must be a memsgd.MemoryAlgorithm, got {type(algorithm).__name__}")
         if np.any(algorithm.e != 0):
@@ -178,9 +190,9 @@ class MemorySGD(Optimizer):
         # set by torch.amp.GradScaler.step on optimizers with fused groups (_step_supports_amp_scaling)
         grad_scale, found_inf = getattr(self, "grad_scale", None), getattr(self, "found_inf", None)
         for group in self.param_groups:
-            params: List[Tensor] = []
-            grads: List[Tensor] = []
-            flat: List[Tensor] = []
+            params: list[Tensor] = []
+            grads: list[Tensor] = []
+            flat: list[Tensor] = []
             has_complex = self._init_group(group, params, grads, flat)
             if not params:
                 continue
@@ -282,7 +294,7 @@ MemorySGD.__doc__ = r"""Implements a memory-M algorithm in matrix form (docs/mat
 _CPU_PER_TENSOR = True
 
 
-def memory_sgd(params: List[Tensor], grads: List[Tensor], memory_buffer_list: List[Optional[Sequence[Tensor]]],
+def memory_sgd(params: list[Tensor], grads: list[Tensor], memory_buffer_list: list[Optional[Sequence[Tensor]]],
                *, alpha: float, b, c, D, lr=1.0, weight_decay: float = 0.0, maximize: bool = False,
                foreach: Optional[bool] = None, fused: Optional[bool] = None,
                grad_scale: Optional[Tensor] = None, found_inf: Optional[Tensor] = None,
