@@ -197,7 +197,8 @@ def table_native(args):
             T = steps_for(K, args.budget / (1 if M == 1 else 20))
             a = algorithm(M)
             arrays = ((spec.eigenvalues, spec.weights, spec.coefficients2),
-                      (np.array([a.alpha]), a.b.reshape(1, M), a.c.reshape(1, M), a.D.reshape(1, M, M), a.e.reshape(1, M)),
+                      (np.array([a.alpha]), a.b.reshape(1, M), a.c.reshape(1, M), a.D.reshape(1, M, M),
+                       a.e.reshape(1, M)),
                       (np.array([0.1]), np.array([-0.1])), T)
             t_p, out_p = best_time(lambda: _core.evolve(*arrays, threads=args.threads or 0), args.repeats)
             t_n, out_n = best_time(lambda: native.evolve(*arrays, threads=args.threads or 0), args.repeats)

@@ -70,7 +70,8 @@ def load_core(path: str):
 
 def core_call(core, algo, spec, noise, steps, threads, decay):
     """One ``core.evolve`` run (as loss_curve packs it), in the calling convention of `core`'s build."""
-    spectrum, params, noise = spectrum_arrays(spec), tuple(parameter_arrays(algo, steps)), noise_arrays(noise, steps)[:2]
+    spectrum, params = spectrum_arrays(spec), tuple(parameter_arrays(algo, steps))
+    noise = noise_arrays(noise, steps)[:2]
     rho = None
     if decay:
         rho = weight_decay_array(algo, steps)

@@ -64,7 +64,8 @@ def study(alpha, beta, d, n, steps):
         "floor_rel": de.floor / f0.mean() - 1, "floor_se": f0.std(ddof=1) / math.sqrt(n) / f0.mean(),
         "smallest_rel": info.smallest / mins.mean() - 1, "edge_rel": info.edge / mins.mean() - 1,
         "smallest_se": mins.std(ddof=1) / math.sqrt(n) / mins.mean(),
-        "curve_max_rel": float(rel[k]), "curve_se_there": float(se[k] / mean[k]), "curve_step_there": int(curves.steps[k]),
+        "curve_max_rel": float(rel[k]), "curve_se_there": float(se[k] / mean[k]),
+        "curve_step_there": int(curves.steps[k]),
         "curve_rel_at_T": float(rel[-1]), "curve_se_at_T": float(se[-1] / mean[-1]),
     }
 
@@ -77,7 +78,8 @@ def table(rows):
         out.append(f"| {r['phase']} | {r['alpha']:g} | {r['beta']:g} | {r['d']} | {r['samples']} | "
                    f"{100 * r['floor_rel']:+.2f}% (± {100 * r['floor_se']:.2f}%) | "
                    f"{100 * r['smallest_rel']:+.2f}% (± {100 * r['smallest_se']:.2f}%) [{100 * r['edge_rel']:+.1f}%] | "
-                   f"{100 * r['curve_max_rel']:+.2f}% (± {100 * r['curve_se_there']:.2f}%) at t={r['curve_step_there']} | "
+                   f"{100 * r['curve_max_rel']:+.2f}% (± {100 * r['curve_se_there']:.2f}%) "
+                   f"at t={r['curve_step_there']} | "
                    f"{100 * r['curve_rel_at_T']:+.2f}% (± {100 * r['curve_se_at_T']:.2f}%) |")
     return "\n".join(out)
 

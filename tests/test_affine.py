@@ -396,7 +396,8 @@ def test_monte_carlo_matches_exact_curve(case):
         algo, noise = MemoryAlgorithm(0.25, [0.5], [0.25], [[0.5]], weight_decay=0.2, readout=[0.8]), \
             Noise.gaussian(2, label_noise=0.5)
     elif case == "precond+label":
-        algo, noise = MemoryAlgorithm(0.15, [0.4], [0.15], [[0.4]], preconditioner=0.5), Noise.gaussian(3, label_noise=0.5)
+        algo = MemoryAlgorithm(0.15, [0.4], [0.15], [[0.4]], preconditioner=0.5)
+        noise = Noise.gaussian(3, label_noise=0.5)
     elif case == "schedule-wd":
         algo = Schedule.from_arrays(np.linspace(0.3, 0.1, T), np.full((T, 1), 0.5), np.linspace(0.3, 0.1, T)[:, None],
                                     np.full((T, 1, 1), 0.5), weight_decay=np.linspace(0.4, 0.0, T))
@@ -470,7 +471,8 @@ def test_noise_floor_equals_the_limit_of_a_long_loss_curve(case):
         "hb-wd": (memsgd.heavy_ball(0.3, 0.6, weight_decay=0.1), Noise.gaussian(4)),
         "hb-wd-label": (memsgd.heavy_ball(0.3, 0.6, weight_decay=0.1), Noise.gaussian(4, label_noise=0.5)),
         "m2-wd-readout-tau2": (MemoryAlgorithm(0.3, [0.5, 0.1], [0.3, -0.1], [[0.5, 0.1], [0.0, 0.3]], [0.2, 0.1],
-                                               weight_decay=0.05, readout=[0.5, -0.3]), Noise(3, 1.0, 0.5, label_noise=0.7)),
+                                               weight_decay=0.05, readout=[0.5, -0.3]),
+                               Noise(3, 1.0, 0.5, label_noise=0.7)),
         "nesterov-label": (memsgd.nesterov(0.3, 0.6), Noise(3, 1.0, -1.0, label_noise=0.7)),
         "precond-label": (MemoryAlgorithm(0.3, [0.5], [0.3], [[0.5]], preconditioner=0.4),
                           Noise(3, 1.0, -1.0, label_noise=0.7)),
@@ -607,6 +609,7 @@ def test_plain_matrix_form_theory_refuses_weight_decay_and_preconditioner():
     # a readout leaves S_lambda and V' (at the gradient point) unchanged: allowed, same values
     hb = memsgd.heavy_ball(0.3, 0.5)
     read = MemoryAlgorithm(*hb.parameters(), readout=[0.7])
-    assert memsgd.noise_sum_memory1(read, spec, Noise.gaussian(4)) == memsgd.noise_sum_memory1(hb, spec, Noise.gaussian(4))
+    assert (memsgd.noise_sum_memory1(read, spec, Noise.gaussian(4))
+            == memsgd.noise_sum_memory1(hb, spec, Noise.gaussian(4)))
     assert memsgd.stability(read, spec, Noise.gaussian(4)).noise_sum_prime == pytest.approx(
         memsgd.stability(hb, spec, Noise.gaussian(4)).noise_sum_prime, rel=1e-12)

@@ -53,7 +53,8 @@ def test_threads_and_control_are_keyword_only_and_last():
             continue
         seen += 1
         assert "threads" not in positional and "control" not in positional, name
-        assert kwonly[-len(tail):] == tail and tail in (["threads"], ["control"], ["threads", "control"]), (name, kwonly)
+        assert kwonly[-len(tail):] == tail, (name, kwonly)
+        assert tail in (["threads"], ["control"], ["threads", "control"]), (name, kwonly)
     assert seen == 6   # solve_renewal runs on one thread: control only, the others both
 
 
@@ -79,7 +80,8 @@ def test_every_function_and_class_has_a_docstring():
 
 
 def test_the_problem_comes_as_tuples():
-    with pytest.raises(TypeError, match=r"^spectrum must be a tuple \(eigenvalues, weights, scales\[, decay_scale\]\)$"):
+    with pytest.raises(TypeError,
+                       match=r"^spectrum must be a tuple \(eigenvalues, weights, scales\[, decay_scale\]\)$"):
         _core.evolve(list(SPECTRUM), GD, NOISE, 3)
     with pytest.raises(TypeError, match=r"^algorithm of configuration 1 must be a tuple"):
         _core.evolve_batch([SPECTRUM] * 2, [GD, list(GD)], [NOISE] * 2, 3)

@@ -127,7 +127,8 @@ def torch_cases():
                              lambda o: L.LambdaLR(o, lr_shapes.wsd(1.0, T, 0.3, "1-sqrt", warmup_steps=8)), None,
                              lambda s: schedules.torch_sgd(s, 0.9, steps=T)),
         "momentum_schedule_dampening_weight_decay": (
-            lambda ps: S(ps, lr=0.5, momentum=0.5, dampening=0.2), None, _hooks(_set("momentum", MU), _set("weight_decay", WD)),
+            lambda ps: S(ps, lr=0.5, momentum=0.5, dampening=0.2), None,
+            _hooks(_set("momentum", MU), _set("weight_decay", WD)),
             lambda s: schedules.torch_sgd(0.5, MU, dampening=0.2, weight_decay=WD, steps=T)),
         "callable_lr_nesterov_momentum_schedule": (
             lambda ps: S(ps, lr=0.6, momentum=0.9, nesterov=True),

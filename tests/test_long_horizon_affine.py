@@ -6,8 +6,8 @@ arithmetic, 60-digit mpmath at the stability edge), built from ``state_matrices`
 tests/reference.py, never from memsgd's reductions; the plain-numpy transcription of docs/math.md
 §9 (``affine_mean_loss``); the C++ recursion ``loss_curve`` (weight decay in the engine's affine
 state: first and centered second moments, a different algorithm from loss_at's); the stationary
-moment equations of ``stability`` (its own closed forms); the bias floor ``1/2 sum lambda c^2 (rho / (lambda + rho))^2``; and the
-asymptotic law of the approach to the floor (``asymptotics``).
+moment equations of ``stability`` (its own closed forms); the bias floor
+``1/2 sum lambda c^2 (rho / (lambda + rho))^2``; and the asymptotic law of the approach to the floor (``asymptotics``).
 """
 import warnings
 

@@ -99,7 +99,8 @@ def test_best_steps_to_target_beats_a_fine_grid_of_the_closed_form(B, p):
     search = nqm._Search("sgd", p, spec, nqm.nqm_noise(B), cfg)
     best = search.best(nqm._start("sgd", None, 0.01))
     assert _reference_hit(spec, best["lr"], B, cfg.target, p) == best["steps"]
-    hits = [_reference_hit(spec, lr, B, cfg.target, p) for lr in np.exp(np.arange(math.log(1e-3), math.log(1.999), 0.02))]
+    hits = [_reference_hit(spec, lr, B, cfg.target, p)
+            for lr in np.exp(np.arange(math.log(1e-3), math.log(1.999), 0.02))]
     grid_best = min(t for t in hits if t is not None)
     assert best["steps"] <= grid_best * (1 + cfg.rtol)
     assert best["lower"] < grid_best

@@ -80,7 +80,8 @@ def test_single_mode_optimum_matches_closed_form():
     L_best = 0.5 * lam / (1.0 + T * lam / s)
     assert L_best <= res.value <= 1.0005 * L_best        # measured 1.000016
     lr = res.schedule.parameters(T)[0]
-    greedy = 1.0 / (lam * (np.arange(T) + 1) + s)       # eta_t = m_t/(lambda m_t + s) = 1/(lambda (t+1) + s/m_0), m_0 = 1
+    # eta_t = m_t/(lambda m_t + s) = 1/(lambda (t+1) + s/m_0), m_0 = 1
+    greedy = 1.0 / (lam * (np.arange(T) + 1) + s)
     assert np.max(np.abs(np.log(lr[5:T - 5] / greedy[5:T - 5]))) < 0.05   # measured 0.011
 
 

@@ -280,8 +280,9 @@ ENTRY_POINTS = {
     "loss_gradient": lambda th: np.concatenate([[(g := ms.loss_gradient(ALGOS["am1 schedule"], SPEC3, Noise(5), 60,
                                                                         checkpoint_every=7, progress=False,
                                                                         threads=th)).value],
-                                                *[np.ravel(getattr(g, f)) for f in ("alpha", "b", "c", "D", "e", "batch",
-                                                                               "coupling", "self_noise")]]),
+                                                *[np.ravel(getattr(g, f))
+                                                  for f in ("alpha", "b", "c", "D", "e", "batch", "coupling",
+                                                            "self_noise")]]),
     "optimize_schedule": lambda th: np.concatenate([[(r := ms.optimize_schedule("heavy_ball", SPEC3, NOISE, 40,
                                                                                 max_iterations=2, progress=False,
                                                                                 threads=th)).value], r.x, r.loss]),

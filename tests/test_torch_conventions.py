@@ -179,7 +179,7 @@ def test_complex_params_act_as_their_real_views(config, impl, rng):
         oc.step(), orl.step()
     for pc, pr in zip(complex_params, real_params):
         assert torch.equal(torch.view_as_real(pc) if pc.is_complex() else pc, pr)
-    for pc, pr in zip(complex_params, real_params):      # the state keeps the parameter's dtype
+    for pc in complex_params:      # the state keeps the parameter's dtype
         assert all(v.dtype == pc.dtype for v in oc.state[pc].values() if torch.is_tensor(v))
 
 

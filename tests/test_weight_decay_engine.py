@@ -169,7 +169,8 @@ def test_loss_curves_equal_loss_curve_bitwise_with_weight_decay():
     batch = loss_curves(algos, spec, noise, T, record=9)
     for i, a in enumerate(algos):
         assert np.array_equal(batch.loss[i], loss_curve(a, spec, noise, T).loss[batch.steps])
-    parts = [loss_curves(algos[a:b], spec, noise, T, record=9, threads=t) for a, b, t in ((0, 1, 1), (1, 4, 2), (4, 6, 3))]
+    parts = [loss_curves(algos[a:b], spec, noise, T, record=9, threads=t)
+             for a, b, t in ((0, 1, 1), (1, 4, 2), (4, 6, 3))]
     assert np.array_equal(np.concatenate([p.loss for p in parts]), batch.loss)
 
 

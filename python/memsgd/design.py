@@ -16,7 +16,8 @@ Families ([`FAMILIES`][memsgd.design.FAMILIES]):
   (nu_b, lambda_max);
 - free, piecewise linear in ``u = log(1 + t)`` between ``knots`` equally spaced knots on
   ``[0, log T]`` (the parameters of steps 0..T-1; ``spacing="ends"``: in
-  ``u = log(1 + t) - log(T - t)`` on ``[-log T, log T]``, which resolves a cooldown too): ``"free_sgd"`` (``log lr_t``) and ``"free_memory1"`` (``log lr_t``,
+  ``u = log(1 + t) - log(T - t)`` on ``[-log T, log T]``, which resolves a cooldown too): ``"free_sgd"``
+  (``log lr_t``) and ``"free_memory1"`` (``log lr_t``,
   ``log(1 - beta_t)``, ``log kick_t`` of AM1: ``v+ = beta_t v + g``, ``w+ = w - lr_t v+ - kick_t g``).
 
 Positive parameters are optimised in log scale (momenta as ``log(1 - beta)``); bounds are given
@@ -327,8 +328,9 @@ def _start_from_schedule(kind: str, start: Schedule, u_knots: _Knots, steps: int
 
     if kind == "free_sgd":
         return {"lr": at_knots(alpha)}
-    lr, momentum, kick = _schedules.am1_form(alpha, b, c, D, e, name="start (free_memory1 starts from a schedule "
-                                                                     "in AM1 form, e.g. am1_power_law or dana_decaying)")
+    lr, momentum, kick = _schedules.am1_form(alpha, b, c, D, e,
+                                             name="start (free_memory1 starts from a schedule "
+                                                  "in AM1 form, e.g. am1_power_law or dana_decaying)")
     return {"lr": at_knots(lr), "one_minus_momentum": at_knots(1.0 - momentum), "kick": at_knots(kick)}
 
 

@@ -3,7 +3,8 @@
 Along eigencomponent k the second moment ``X_k`` of the state ``(w - w*, u)`` obeys
 
     l_t       = 1/2 sum_k m_k lambda_k h^T X_{k,t} h        (loss at the gradient point w + e^T u)
-    X_{k,t+1} = S_k X_{k,t} S_k^T + (1/B_t) [tau1 lambda_k 2 l_t - tau2 lambda_k^2 h^T X_{k,t} h + sigma2 lambda_k] g g^T
+    X_{k,t+1} = S_k X_{k,t} S_k^T
+                + (1/B_t) [tau1 lambda_k 2 l_t - tau2 lambda_k^2 h^T X_{k,t} h + sigma2 lambda_k] g g^T
     L_t       = 1/2 sum_k m_k lambda_k (X_{k,t})_00,        X_{k,0} = c_k^2 E11,
 
 (``sigma2``: the label-noise variance, docs/math.md §9; ``L_t`` is the excess risk, the population

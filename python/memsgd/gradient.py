@@ -10,7 +10,8 @@ Given the parameters of each step, the second-moment recursion of docs/math.md ย
 states, so the gradient of ``J = sum_t w_t L_t`` runs backward in time with the transposed step
 (the adjoint method). With ``Yhat_{k,t} = dJ/dX_{k,t}``:
 
-    Yhat_{k,t} = S^T Yhat_{k,t+1} S - c2_t lambda_k^2 q_k h h^T + w_t (m_k lambda_k / 2) E11 + abar_t m_k lambda_k h h^T,
+    Yhat_{k,t} = S^T Yhat_{k,t+1} S - c2_t lambda_k^2 q_k h h^T + w_t (m_k lambda_k / 2) E11
+                 + abar_t m_k lambda_k h h^T,
     q_k = g^T Yhat_{k,t+1} g,        abar_t = c1_t sum_k lambda_k q_k,
 
 and the gradient with respect to step t's parameters contracts ``Yhat_{k,t+1}`` with the
@@ -18,9 +19,9 @@ derivatives of step t's map. Label noise adds the source ``(sigma2/B_t) lambda_k
 gradient ``d value / d(sigma2/B_t) = sum_k lambda_k g^T Yhat_{k,t+1} g``). Weight decay, readout and
 preconditioner (docs/math.md ยง9) are exact reductions to this plain model (``memsgd._affine``):
 the adjoint runs on the reduced problem and the chain rule through the reduction gives the
-gradients w.r.t. the original parameters and the per-step weight decay. The forward pass is ``loss_curve``'s run of the engine; its states
-are kept at checkpoints every ~sqrt(T) steps and recomputed segment by segment by the same
-engine, so memory is O(sqrt(T) K (M+1)^2) and the cost a few forward runs.
+gradients w.r.t. the original parameters and the per-step weight decay. The forward pass is
+``loss_curve``'s run of the engine; its states are kept at checkpoints every ~sqrt(T) steps and
+recomputed segment by segment by the same engine, so memory is O(sqrt(T) K (M+1)^2) and the cost a few forward runs.
 """
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ class LossGradient:
         >>> import memsgd
         >>> spec, noise = memsgd.Spectrum.power_law(2.0, 1.0, size=30), memsgd.Noise.gaussian(10)
         >>> g = memsgd.loss_gradient(memsgd.heavy_ball(0.1, 0.9), spec, noise, 20)
-        >>> g.alpha.shape, g.D.shape, g.value == memsgd.loss_curve(memsgd.heavy_ball(0.1, 0.9), spec, noise, 20).loss[-1]
+        >>> g.alpha.shape, g.D.shape, (g.value
+        ...                            == memsgd.loss_curve(memsgd.heavy_ball(0.1, 0.9), spec, noise, 20).loss[-1])
         ((20,), (20, 1, 1), True)
     """
 

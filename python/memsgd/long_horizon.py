@@ -284,8 +284,8 @@ def loss_at(algorithm: MemoryAlgorithm, spectrum: Spectrum, noise: Noise, steps,
     Args:
         algorithm: a stationary [`MemoryAlgorithm`][memsgd.MemoryAlgorithm] (any memory M, any e; weight decay,
             a readout or EMA, a preconditioner, but not a preconditioner together with weight decay),
-            or a [`Schedule.piecewise`][memsgd.schedules.Schedule.piecewise] of such pieces without readout and preconditioner
-            (each piece from the state the previous one hands over; docs/long-horizons.md,
+            or a [`Schedule.piecewise`][memsgd.schedules.Schedule.piecewise] of such pieces without readout and
+            preconditioner (each piece from the state the previous one hands over; docs/long-horizons.md,
             "Piecewise-stationary schedules").
         spectrum: finite, infinite (quadrature weights) or empirical.
         noise: SE noise with one batch size (``noise.per_step`` is not supported), label noise allowed.
@@ -523,7 +523,8 @@ def _loss_at_smooth(schedule, spectrum, noise, steps, exact_until, approximate, 
         levels = []
         for per_efold in (m // 2, m):
             frozen = Schedule.piecewise(frozen_pieces(schedule, graded_boundaries(t, per_efold, breaks)))
-            levels.append(_loss_at_pieces(frozen, spectrum, noise, np.array([t]), None, progress, threads or None, False))
+            levels.append(_loss_at_pieces(frozen, spectrum, noise, np.array([t]), None, progress, threads or None,
+                                          False))
         (coarse, fine) = levels
         if coarse.diverged or fine.diverged:
             messages.append(f"loss_at: the piecewise-stationary approximation diverges by step {t}; its "

@@ -458,7 +458,8 @@ def plot_panels(panels, path, *, title: str = "", ncols: int = 3):
         >>> from memsgd.plotting import plot_panels
         >>> t = np.array([1, 10, 100, 1000])
         >>> panels = [{"title": "B = 10", "series": [{"label": "theory", "t": t, "y": t ** -0.5},
-        ...                                           {"label": "runs", "t": t, "y": 1.1 * t ** -0.5, "err": 0.1 * t ** -0.5}]}]
+        ...                                           {"label": "runs", "t": t, "y": 1.1 * t ** -0.5,
+        ...                                            "err": 0.1 * t ** -0.5}]}]
         >>> fig = plot_panels(panels, "panels.png", ncols=1)
         >>> os.path.getsize("panels.png") > 0
         True

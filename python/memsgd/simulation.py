@@ -134,8 +134,8 @@ def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum
     gradient ``(1/B_t) sum_i x_i x_i^T (w + e^T u - w*)``. ``batch_size``: an integer, a 1-D array of
     per-step integers ``B_t`` (step t uses ``B_t`` samples) or a [`Noise`][memsgd.Noise] (its batch size).
     The exact engine with [`noise_for_data`][memsgd.simulation.noise_for_data] (``tau1 = 1, tau2 = 2 - m4``)
-    gives the expected loss of this process exactly. Finite spectra only (unit weights). Returns the mean of ``L_t`` over
-    ``runs``, shape (steps+1,); with ``return_stderr`` also its standard error.
+    gives the expected loss of this process exactly. Finite spectra only (unit weights). Returns the mean of
+    ``L_t`` over ``runs``, shape (steps+1,); with ``return_stderr`` also its standard error.
 
     The affine model (docs/math.md §9), literally: ``label_noise`` ``sigma2`` (default: that of
     ``batch_size`` when it is a [`Noise`][memsgd.Noise], else 0) draws ``y = <x, w*> + eps`` with Gaussian
@@ -159,7 +159,8 @@ def simulate_sgd(algorithm: Union[MemoryAlgorithm, Schedule], spectrum: Spectrum
     """
     instance_of(spectrum, Spectrum, "spectrum")
     if spectrum.infinite or not np.all(spectrum.weights == 1.0):
-        raise ValueError("spectrum must be finite with unit weights for simulate_sgd (Monte Carlo needs real dimensions)")
+        raise ValueError("spectrum must be finite with unit weights for simulate_sgd "
+                         "(Monte Carlo needs real dimensions)")
     instance_of(algorithm, (MemoryAlgorithm, Schedule), "algorithm")
     steps = step_count(steps)
     batches = _batch_sizes(batch_size, steps)

@@ -190,7 +190,8 @@ class Spectrum:
         with np.errstate(under="ignore"):
             lam = sx * sx * mu[keep]
         if not np.all(lam > 0) or (lam.min() < _TINY_NORMAL):
-            raise ValueError(f"x is too small: variances down to ~1e{(2 * math.log(sx) + math.log(mu[keep].min())) / math.log(10):.0f} "
+            decade = (2 * math.log(sx) + math.log(mu[keep].min())) / math.log(10)
+            raise ValueError(f"x is too small: variances down to ~1e{decade:.0f} "
                              "underflow float64; rescale x (or raise rtol)")
         coef = vecs.T @ np.linalg.lstsq(Xs, Ys, rcond=None)[0]      # w* = (sy / sx) * that
         c2_scaled = coef ** 2 if coef.ndim == 1 else np.sum(coef ** 2, axis=1)
@@ -417,7 +418,8 @@ def _log_x_range(nu, kappa, scale, q) -> float:
     """``log x`` where ``scale x^-nu`` reaches the eigenvalue floor or ``c^2`` the ceiling."""
     log_x_lam = (math.log(scale) - math.log(_LAMBDA_FLOOR)) / nu
     p = nu - kappa - 1  # c^2 = (q / scale) x^p
-    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale) - math.log(q)) / p if p > 0 else math.inf  # no scale/q: it underflows
+    # no scale/q: it underflows
+    log_x_c2 = (math.log(_C2_CEILING) + math.log(scale) - math.log(q)) / p if p > 0 else math.inf
     return min(log_x_lam, log_x_c2)
 
 
@@ -486,7 +488,7 @@ def _tail_error_estimate(nu, kappa, scale, q, head) -> float:
     functionals = [(lambda lam, c2, t=t: lam * c2 * np.exp(-2.0 * (lam / scale) * t)) for t in np.logspace(0, 8, 17)]
     functionals.append(lambda lam, c2: lam)
     for f in functionals:
-        on_x = lambda x: float(f(scale * x ** (-nu), q * x ** (-kappa - 1) / (scale * x ** (-nu))))
+        on_x = lambda x, f=f: float(f(scale * x ** (-nu), q * x ** (-kappa - 1) / (scale * x ** (-nu))))
         tails = [np.sum(w * f(lam, c2)) for lam, c2, w in rules]
         total = np.sum(f(head_lam, head_c2)) + tails[0]
         worst = max(worst, (abs(tails[0] - tails[1]) + junction(on_x)) / total)

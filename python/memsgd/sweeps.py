@@ -115,7 +115,8 @@ def sweep(factory: Callable, grid: Mapping, spectrum, noise, steps: int, record=
     if threads is not None:  # None: the default, which chunking reads as such
         threads = thread_count(threads)
     if progress is not None and not isinstance(progress, bool) and not callable(progress):
-        raise TypeError(f"progress must be True, False, None or a callable (done, total), got {type(progress).__name__}")
+        raise TypeError("progress must be True, False, None or a callable (done, total), "
+                        f"got {type(progress).__name__}")
     if store is not None:
         store = check_store_path(store)   # before any work: '' or a missing folder is a one-line error
         require("zarr", "sweep", "sweep(store=...)")
@@ -309,7 +310,8 @@ def growth_rates(dataset):
     half = T - 2 * -(-T // 4)
     in_half = int(np.count_nonzero(t >= half))
     if T >= MIN_STEPS and in_half < RECORDED and np.any(d < 0):
-        warnings.warn(f"growth_rates: only {in_half} recorded step{'s' if in_half != 1 else ''} lie in the last half of "
+        warnings.warn(f"growth_rates: only {in_half} recorded step{'s' if in_half != 1 else ''} "
+                      "lie in the last half of "
                       f"the run [{half}, {T}], fewer than the {RECORDED} a growth rate needs: nan and False for "
                       "every point that did not diverge; sweep with more recorded steps (e.g. record=400)",
                       UserWarning, stacklevel=2)

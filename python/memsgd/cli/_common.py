@@ -24,7 +24,8 @@ from ..experiments.common import format_table
 from ..noise import Noise
 from ..spectrum import Spectrum
 
-__all__ = ["PRESETS", "PARAMETERS", "Preset", "preset_name", "preset_list", "add_problem_args", "add_algorithm_args", "add_noise_args", "add_progress_arg",
+__all__ = ["PRESETS", "PARAMETERS", "Preset", "preset_name", "preset_list", "add_problem_args", "add_algorithm_args",
+           "add_noise_args", "add_progress_arg",
            "spectrum_from_args", "algorithm_from_args", "noise_from_args", "algorithm_label", "problem_label",
            "noise_label", "check_figure_path", "print_table", "dump_json", "int_type", "float_type",
            "batch_type", "float_list_type", "ema_type", "refuse_stray_options", "LABEL_NOISE_HELP", "WEIGHT_DECAY_HELP",

@@ -28,7 +28,8 @@ def register(sub) -> None:
                                    "schedule-design study, corner algorithms against AM1 (exact and in training), "
                                    "the digits (MNIST-like) network experiment, the paper's MNIST experiment, the "
                                    "4+3 phase plane of random features (compute-optimal exponents), or "
-                                   "theory against real torch training, or the noisy quadratic model's batch-size study. Prints the table, writes PNG + JSON to --out.")
+                                   "theory against real torch training, or the noisy quadratic model's batch-size "
+                                   "study. Prints the table, writes PNG + JSON to --out.")
     targets = p.add_subparsers(dest="target", metavar="TARGET")
     targets.required = True
 
@@ -91,7 +92,8 @@ def register(sub) -> None:
                                                    "training (least squares on digits features)")
     common_args(q)
     q.add_argument("--steps", type=_common.int_type("--steps", 20), default=None, help="T (>= 20), default 1000")
-    q.add_argument("--seeds", type=_common.int_type("--seeds", 2), default=None, help="torch runs per method, default 20")
+    q.add_argument("--seeds", type=_common.int_type("--seeds", 2), default=None,
+                   help="torch runs per method, default 20")
     q.set_defaults(func=_corner_training)
 
     q = targets.add_parser("digits", help="MNIST-like digits: one-hidden-layer network, SGD/HB/Jacobi HB/AM1")

@@ -90,7 +90,8 @@ def run_stability(args) -> int:
                           "jury_stable": theory.jury_stable_memory1(beta, a0, a1, spectrum.lambda_max),
                           "noise_sum_prime_closed_form": _num(theory.noise_sum_memory1(algo, spectrum, noise)),
                           "eigenvalues": geo.kind,
-                          "complex_interval": None if geo.complex_interval is None else [_num(v) for v in geo.complex_interval],
+                          "complex_interval": (None if geo.complex_interval is None
+                                               else [_num(v) for v in geo.complex_interval]),
                           "circle_center": geo.center, "circle_radius": geo.radius}
     if rep.converges and not algo.weight_decay:
         asy = theory.asymptotics(algo, spectrum, noise, check_at=check_at)

@@ -191,8 +191,9 @@ def run(config: Optional[CompareConfig] = None, out_dir=None, progress=None, gri
         from ..plotting import plot_curves
         for (nu, kappa, B), curves in panel_curves.items():
             path = os.path.join(out_dir, f"compare_nu{nu:g}_kappa{kappa:g}_B{B}.png")
-            plot_curves(curves, path, title=f"each method tuned for the loss at T={T} (its tuned parameters in the legend)\n"
-                                            f"power law nu={nu:g}, kappa={kappa:g} (infinite), Gaussian noise, B={B}")
+            plot_curves(curves, path,
+                        title=f"each method tuned for the loss at T={T} (its tuned parameters in the legend)\n"
+                              f"power law nu={nu:g}, kappa={kappa:g} (infinite), Gaussian noise, B={B}")
             files.append(path)
         files.append(os.path.join(out_dir, "compare.json"))
         result["files"] = files

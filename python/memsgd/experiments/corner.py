@@ -377,17 +377,19 @@ def _figures(out_dir, cfg, zeta, spec, noise, sweep, comparison, am1_curves):
         t = np.geomspace(1e2, cfg.t_max, 50)
         i = int(np.argmin(np.abs(ref["steps"] - 1e4)))
         c0 = ref["loss"][i] * ref["steps"][i] ** (cfg.theta * zeta)
-        series.append({"label": f"t^-{cfg.theta * zeta:.3g} (theta zeta)", "x": t, "y": 0.5 * c0 * t ** (-cfg.theta * zeta),
-                       "style": "k--"})
+        series.append({"label": f"t^-{cfg.theta * zeta:.3g} (theta zeta)", "x": t,
+                       "y": 0.5 * c0 * t ** (-cfg.theta * zeta), "style": "k--"})
         j = int(np.argmin(np.abs(ref["steps"] - cfg.t_max)))
         c1 = ref["loss"][j] * ref["steps"][j] ** zeta
         series.append({"label": f"t^-{zeta:.3g} (zeta, GD's rate)", "x": t, "y": 2 * c1 * t ** (-zeta), "style": "k:"})
     plot_line_panels([{"series": series, "xlabel": "step t", "ylabel": "exact loss L_t"}], files[0],
-                     title=f"corner theta={cfg.theta:g} vs memory, nu={cfg.nu:g}, kappa={cfg.kappa:g}, B={cfg.batch_size}")
+                     title=f"corner theta={cfg.theta:g} vs memory, nu={cfg.nu:g}, kappa={cfg.kappa:g}, "
+                           f"B={cfg.batch_size}")
     ls = [{"label": f"M={r['memory']}", "x": r["local_steps"], "y": r["local_exponents"], "style": "o-"} for r in sweep]
     if sweep:
         xs = np.array([sweep[0]["local_steps"][0], sweep[0]["local_steps"][-1]])
-        ls.append({"label": f"theta zeta = {cfg.theta * zeta:.3g}", "x": xs, "y": [cfg.theta * zeta] * 2, "style": "k--"})
+        ls.append({"label": f"theta zeta = {cfg.theta * zeta:.3g}", "x": xs, "y": [cfg.theta * zeta] * 2,
+                   "style": "k--"})
         ls.append({"label": f"AM1 ceiling {zeta * (2 - 1 / cfg.nu):.3g}", "x": xs,
                    "y": [zeta * (2 - 1 / cfg.nu)] * 2, "style": "r:"})
         ls.append({"label": f"zeta = {zeta:.3g}", "x": xs, "y": [zeta] * 2, "style": "k:"})

@@ -248,7 +248,8 @@ def run(config: Optional[CornerTrainingConfig] = None, out_dir=None, progress=No
         panels = [dict(title=f"{dataset}, relu{cfg.width} features, B = {B}", series=series)]
         if frameworks:
             panels.append(dict(title="the corner method: torch and optax", series=frameworks))
-        plot_panels(panels, png, ncols=len(panels), title=f"exact loss, fitted tau (lines) vs training (points: mean +- se of {cfg.seeds} torch / "
+        plot_panels(panels, png, ncols=len(panels),
+                    title=f"exact loss, fitted tau (lines) vs training (points: mean +- se of {cfg.seeds} torch / "
                           f"{cfg.optax_seeds} optax runs); heavy ball and AM1 tuned for L_T")
         js = os.path.join(out_dir, "corner_training.json")
         result["files"] = [png, js]

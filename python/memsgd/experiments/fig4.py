@@ -187,7 +187,8 @@ def run(config: Optional[Fig4Config] = None, out_dir=None, progress=None, simula
                                       f"B={cfg.sim_batch_size}, runs={cfg.sim_runs})")
         table += "\n" + simulation["table"]
     result = {"config": asdict(cfg), "results": results, "max_abs_error_in_range": max_err, "table": table,
-              "simulation": None if simulation is None else {k: v for k, v in simulation.items() if not k.startswith("_")}}
+              "simulation": (None if simulation is None
+                             else {k: v for k, v in simulation.items() if not k.startswith("_")})}
     if out_dir is not None:
         _plots(cfg, results, curves, guides, simulation, out_dir)
         result["files"] = [os.path.join(out_dir, n) for n in ("fig4.png", "fig4_curves.png", "fig4.json")]

@@ -431,7 +431,7 @@ def _table(cfg, rows, checks, theory, lambda_max, n) -> str:
         headers += ["theory L(T)", "theory exp."]
     lines = []
     for r in rows:
-        status = ("blew up t=%d" % r["blew_up_at"] if r["blew_up_at"] is not None
+        status = (f"blew up t={r['blew_up_at']:d}" if r["blew_up_at"] is not None
                   else ("yes" if r["unstable"] else "no"))
         ratio = r["final_loss"] / sgd[r["batch_size"]] if sgd[r["batch_size"]] > 0 else math.nan
         line = [r["batch_size"], r["algorithm"], fmt(r["final_loss"], ".3e"), fmt(ratio, ".3f"),

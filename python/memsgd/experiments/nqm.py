@@ -31,8 +31,8 @@ Critical batch size (``critical_batch_size``): where the samples ``T(B) B`` reac
 ``run`` with it needs the ``if __name__ == "__main__":`` guard.
 
 Every loss is memsgd's: [`memsgd.loss_at`][memsgd.loss_at] (cost independent of t) where it takes the
-problem ([`memsgd.supports_loss_at`][memsgd.supports_loss_at]), the exact recursion ([`memsgd.loss_curve`][memsgd.loss_curve])
-otherwise -- one switch, ``_losses``.
+problem ([`memsgd.supports_loss_at`][memsgd.supports_loss_at]), the exact recursion
+([`memsgd.loss_curve`][memsgd.loss_curve]) otherwise -- one switch, ``_losses``.
 
 The notebook discretises the 10^4 eigenvalues into 100 geometric bins (each ``h_i`` rounded down to
 its bin's edge, the counts as weights); ``bins=100`` does the same (``bins=None``: all K nodes).
@@ -100,7 +100,8 @@ class NQMConfig:
         self.batch_sizes = tuple(sorted(positive_ints(self.batch_sizes, "batch_sizes")))
         pre = tuple(real_scalar(p, "preconditioners") for p in self.preconditioners)
         if not pre or any(not 0 <= p < 1 for p in pre):
-            raise ValueError(f"preconditioners must be a non-empty list of powers in [0, 1), got {self.preconditioners}")
+            raise ValueError("preconditioners must be a non-empty list of powers in [0, 1), "
+                             f"got {self.preconditioners}")
         self.preconditioners = pre
         methods = tuple(self.methods)
         if not methods or any(m not in METHODS for m in methods):

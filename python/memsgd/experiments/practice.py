@@ -346,7 +346,8 @@ def _compare(cfg, features, labels, record, tracker):
                     theory["exact"] = _dense(exact_mean_loss(algo, X, W_ls, B, T, record, **raw), record, T)
                 losses = train_seeds(_optimizer(name, algo, beta), X, Y, W_ls, B, T, record, seeds,
                                      seed=cfg.seed + 1000 * B + 7 * len(rows), dtype=cfg.dtype,
-                                     progress=lambda: tracker.step(f"{fname} {targets} {name} B={B}"))
+                                     progress=lambda fname=fname, targets=targets, name=name, B=B:
+                                     tracker.step(f"{fname} {targets} {name} B={B}"))
                 finite = np.all(np.isfinite(losses), axis=0)
                 mean = losses.mean(axis=1)
                 stderr = losses.std(axis=1, ddof=1) / math.sqrt(seeds)

@@ -176,7 +176,8 @@ def _table(results, cfg) -> str:
         rows.append([r["phase"], f"{r['alpha']:g}", f"{r['beta']:g}", r["algorithm"],
                      common.fmt(r["xi"], ".3f"), common.fmt(r["xi_top_decade"], ".3f"),
                      f"{r['sgd_xi']:.3f}" if sgd else "-", common.fmt(r["eta"], ".3f"),
-                     common.fmt(r["eta_top_decade"], ".3f"), f"{r['sgd_eta']:.3f}" if sgd else f"(SGD {r['sgd_eta']:.3f})",
+                     common.fmt(r["eta_top_decade"], ".3f"),
+                     f"{r['sgd_eta']:.3f}" if sgd else f"(SGD {r['sgd_eta']:.3f})",
                      f"[{r['fit_window'][0]:.1e}, {r['fit_window'][1]:.1e}]", f"{r['decades_fitted']:.1f}"])
     return (f"Compute-optimal exponents d* ~ f^xi, P* ~ f^-eta (B={cfg.batch_size}, learning rate {cfg.lr:g}/(tr K/B + "
             f"lambda_max); fitted over the top {cfg.fit_decades:g} decades of the budgets whose minimum is inside the "

@@ -193,7 +193,8 @@ def noise_sum_memory1(algorithm: MemoryAlgorithm, spectrum, noise) -> float:
         The closed form agrees with the general noise sum of [`stability`][memsgd.stability]:
 
         >>> import math, memsgd
-        >>> algo, spec, noise = memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0), memsgd.Noise.gaussian(10)
+        >>> algo, spec = memsgd.heavy_ball(0.1, 0.9), memsgd.Spectrum.power_law(2.0, 1.0)
+        >>> noise = memsgd.Noise.gaussian(10)
         >>> math.isclose(memsgd.noise_sum_memory1(algo, spec, noise), memsgd.stability(algo, spec, noise).noise_sum,
         ...              rel_tol=1e-10)
         True
@@ -307,9 +308,12 @@ class NoiseRegions:
 
     Per component (tau2 = 0) ``x(lambda) = lambda^2 sum_n (h^T S^n g)^2`` is, to leading order,
 
-        low     lambda < lambda_1 = (1 - beta)/|alpha1|:                       x ~ alpha_eff lambda / 2
-        middle  lambda_1 <= lambda < lambda_2 = (1 + beta) q1 / (|alpha1| (alpha0 - alpha1)):  x ~ q1 / (2 |alpha1|)
-        high    lambda >= lambda_2:                                            x ~ lambda (alpha0 - alpha1) / (2 (1 + beta))
+        low     lambda < lambda_1 = (1 - beta)/|alpha1|:
+                    x ~ alpha_eff lambda / 2
+        middle  lambda_1 <= lambda < lambda_2 = (1 + beta) q1 / (|alpha1| (alpha0 - alpha1)):
+                    x ~ q1 / (2 |alpha1|)
+        high    lambda >= lambda_2:
+                    x ~ lambda (alpha0 - alpha1) / (2 (1 + beta))
 
     (each within a factor ``2 * 2(1 + beta)/chi(-1)`` of the exact ``x``). Fields:
     ``lambda_1``, ``lambda_2``; ``exact``: the contributions ``(tau1/B) sum m x / (1 + (tau2/B) x)``
@@ -380,12 +384,15 @@ def memory1_noise_regions(algorithm: MemoryAlgorithm, spectrum, noise) -> NoiseR
 def _leading_terms(m: _Memory1, lam) -> np.ndarray:
     """Leading forms of the three regions in one expression (alpha1 < 0, tau2 = 0)::
 
-        x ~ lambda max((1 + beta) q1, lambda |alpha1| (alpha0 - alpha1)) / (2 (1 + beta) max(1 - beta, lambda |alpha1|)),
+        x ~ lambda max((1 + beta) q1, lambda |alpha1| (alpha0 - alpha1))
+            / (2 (1 + beta) max(1 - beta, lambda |alpha1|)),
 
-    from the exact ``x = lambda [(1 + beta) q1 + lambda |alpha1| (alpha0 - alpha1)] / ((1 - beta + lambda |alpha1|) chi(-1))``
+    from the exact
+    ``x = lambda [(1 + beta) q1 + lambda |alpha1| (alpha0 - alpha1)] / ((1 - beta + lambda |alpha1|) chi(-1))``
     with ``chi(-1) ~ 2 (1 + beta)``; a sum of two positive terms is within a factor 2 of their max."""
     a1 = -m.alpha1
-    return lam * np.maximum((1.0 + m.beta) * m.q1, lam * a1 * m.d1) / (2.0 * (1.0 + m.beta) * np.maximum(m.gap, lam * a1))
+    return (lam * np.maximum((1.0 + m.beta) * m.q1, lam * a1 * m.d1)
+            / (2.0 * (1.0 + m.beta) * np.maximum(m.gap, lam * a1)))
 
 
 def _fmt(x) -> str:

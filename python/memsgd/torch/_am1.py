@@ -378,7 +378,8 @@ AM1.__doc__ = r"""Implements AM1 (heavy ball plus a kick; Yarotsky & Velikanov 2
         >>> from memsgd.torch import AM1
         >>> a = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
         >>> b = torch.nn.Parameter(a.detach().clone())
-        >>> for opt, p in ((AM1([a], lr=0.1, momentum=0.9, kick=0.0), a), (torch.optim.SGD([b], lr=0.1, momentum=0.9), b)):
+        >>> for opt, p in ((AM1([a], lr=0.1, momentum=0.9, kick=0.0), a),
+        ...                (torch.optim.SGD([b], lr=0.1, momentum=0.9), b)):
         ...     for _ in range(5):
         ...         opt.zero_grad()
         ...         (p ** 2).sum().backward()
