@@ -72,7 +72,8 @@ class Converter {
     check_shape(e.array, name, shape);
     if (finite && !e.finite) {
       const double* p = e.array.data();
-      for (py::ssize_t i = 0, n = e.array.size(); i < n; ++i) require(std::isfinite(p[i]), name + " must be finite");
+      const auto n = static_cast<std::size_t>(e.array.size());
+      require(memsgd::all_of(p, n, [](double x) { return std::isfinite(x); }), name + " must be finite");
       e.finite = true;
     }
     return e.array;

@@ -168,10 +168,10 @@ void validate_configuration(const Configuration& c, std::size_t i, std::size_t c
   const std::string where = count > 1 ? " (configuration " + std::to_string(i) + ")" : "";
   require(c.nodes.count > 0, "spectrum must have at least one node" + where);
   require(c.nodes.eigenvalue && c.nodes.weight && c.nodes.scale, "spectrum arrays must be given" + where);
+  const auto finite_positive = [](double x) { return std::isfinite(x) && x > 0.0; };
+  const auto finite_nonnegative = [](double x) { return std::isfinite(x) && x >= 0.0; };
   if (c.nodes.decay_scale != nullptr)
-    for (std::size_t k = 0; k < c.nodes.count; ++k)
-      require(std::isfinite(c.nodes.decay_scale[k]) && c.nodes.decay_scale[k] > 0.0,
-              "decay scale must be finite and > 0" + where);
+    require(all_of(c.nodes.decay_scale, c.nodes.count, finite_positive), "decay scale must be finite and > 0" + where);
   require(c.algorithm.memory >= 0, "memory must be >= 0" + where);
   require(c.algorithm.steps_stored >= 1, "algorithm parameters need at least one row" + where);
   require(c.algorithm.steps_stored == 1 || c.algorithm.steps_stored >= steps,
@@ -181,15 +181,12 @@ void validate_configuration(const Configuration& c, std::size_t i, std::size_t c
                                                                        c.algorithm.D && c.algorithm.e)),
           "algorithm parameter arrays must be given" + where);
   if (c.algorithm.weight_decay != nullptr)
-    for (std::size_t t = 0; t < c.algorithm.steps_stored; ++t)
-      require(std::isfinite(c.algorithm.weight_decay[t]) && c.algorithm.weight_decay[t] >= 0.0,
-              "weight decay must be finite and >= 0" + where);
+    require(all_of(c.algorithm.weight_decay, c.algorithm.steps_stored, finite_nonnegative),
+            "weight decay must be finite and >= 0" + where);
   require(c.noise.steps_stored >= 1 && c.noise.coupling && c.noise.self_noise,
           "noise arrays must have at least one entry" + where);
   if (c.noise.label != nullptr)
-    for (std::size_t t = 0; t < c.noise.steps_stored; ++t)
-      require(std::isfinite(c.noise.label[t]) && c.noise.label[t] >= 0.0,
-              "label noise must be finite and >= 0" + where);
+    require(all_of(c.noise.label, c.noise.steps_stored, finite_nonnegative), "label noise must be finite and >= 0" + where);
   require(c.noise.steps_stored == 1 || c.noise.steps_stored >= steps,
           "per-step noise has " + std::to_string(c.noise.steps_stored) + " entries, fewer than steps = " +
               std::to_string(steps) + where);
