@@ -594,7 +594,8 @@ def _check_problem(algorithm, spectrum, noise):
 # the contour
 
 @functools.cache
-def _hyperbola_shape():
+@functools.lru_cache(maxsize=256)
+def _hyperbola_shape(wedge: float = _WEDGE):
     """``(alpha, d, a)`` of the hyperbola ``w(u) = mu (1 + sin(i u - alpha))`` for t in
     [t_lo, span t_lo] with singularities within ``wedge`` of the negative real axis.
 
@@ -603,9 +604,10 @@ def _hyperbola_shape():
     the growth ``e^(mu span t_lo)`` on the other side of the strip and with the truncation
     ``e^(mu t_lo (1 - sin(alpha) cosh a))`` gives ``cosh a = (1 + span d / (alpha - d)) / sin(alpha)``
     and ``mu = 2 pi (alpha - d) N / (span t_lo a)`` (Weideman & Trefethen 2007, there with
-    ``wedge = 0``); alpha maximises the rate ``2 pi d / a`` (~0.94 per node).
+    ``wedge = 0``); alpha maximises the rate ``2 pi d / a`` (~0.94 per node at the default wedge).
+    Cached: it depends on the wedge alone, and every contour window asks for it.
     """
-    span, wedge = _SPAN, _WEDGE
+    span = _SPAN
     alphas = np.linspace((math.pi / 2 - wedge) / 2 + 1e-6, math.pi / 2 - wedge - 1e-6, 20001)
     d = math.pi / 2 - alphas - wedge
     a = np.arccosh((1 + span * d / (alphas - d)) / np.sin(alphas))
@@ -613,10 +615,10 @@ def _hyperbola_shape():
     return float(alphas[i]), float(d[i]), float(a[i])
 
 
-def _hyperbola(nodes: int, t_lo: float):
+def _hyperbola(nodes: int, t_lo: float, wedge: float = _WEDGE):
     """Nodes ``w_j`` and weights ``omega_j`` with ``f(t) ~= Im sum_j omega_j F(w_j) e^(w_j t)`` for
     ``f(t) = (1/2 pi i) int F(w) e^(w t) dw`` and real f (upper half of the hyperbola, midpoint rule)."""
-    alpha, d, a = _hyperbola_shape()
+    alpha, d, a = _hyperbola_shape(wedge)
     h = a / nodes
     mu = 2 * math.pi * (alpha - d) * nodes / (_SPAN * t_lo * a)
     u = (np.arange(nodes) + 0.5) * h

@@ -26,7 +26,6 @@ convergent run (``V < 1``, strictly stable). The error estimate is the differenc
 """
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 
@@ -36,15 +35,13 @@ from ._modal import Modes, chunked_pair_sums, log1p_complex
 from ._stationary import spectrum_and_noise, stationary
 from ._validation import step_array
 from .dynamics import loss_curve
-from .long_horizon import LossAt
+from .long_horizon import _SPAN, LossAt, _hyperbola, _hyperbola_shape  # one hyperbola serves [t_lo, _SPAN t_lo]
 from .noise import Noise
 from .spectrum import Spectrum
 
 __all__ = ["modal_loss_at", "MODAL_MAX_STEP"]
 
 MODAL_MAX_STEP = 10 ** 12
-# One hyperbola serves t in [t_lo, _SPAN t_lo].
-_SPAN = 10.0
 # Singularities with -Re s < _CUT / t_lo are placed inside the contour; those further left
 # contribute less than exp(-_CUT) relative to their residues from t_lo on.
 _CUT = 40.0
@@ -66,31 +63,9 @@ _MODE_RESIDUAL = 1e-9
 _RECURSION_MAX = 200_000
 
 
-@functools.lru_cache(maxsize=256)
-def _hyperbola_shape(wedge: float):
-    """``(alpha, d, a, rate)`` of Weideman & Trefethen's hyperbola for singularities within ``wedge``
-    of the negative real axis (docs/long-horizons.md; ``rate`` = 2 pi d / a per node)."""
-    top = math.pi / 2 - wedge
-    alphas = np.linspace(top / 2 + 1e-9, top - 1e-9, 4001)
-    d = top - alphas
-    a = np.arccosh((1 + _SPAN * d / (alphas - d)) / np.sin(alphas))
-    rate = 2 * math.pi * d / a
-    i = int(np.argmax(rate))
-    return float(alphas[i]), float(d[i]), float(a[i]), float(rate[i])
-
-
-def _hyperbola(nodes: int, t_lo: float, wedge: float):
-    alpha, d, a, _ = _hyperbola_shape(wedge)
-    h = a / nodes
-    mu = 2 * math.pi * (alpha - d) * nodes / (_SPAN * t_lo * a)
-    u = (np.arange(nodes) + 0.5) * h
-    w = mu * (1 + np.sin(1j * u - alpha))
-    dw = 1j * mu * np.cos(1j * u - alpha)
-    return w, (h / math.pi) * dw
-
-
 def _nodes_for(wedge: float) -> int:
-    return int(min(_MAX_NODES, math.ceil(_TARGET / _hyperbola_shape(wedge)[3])))
+    _, d, a = _hyperbola_shape(wedge)
+    return int(min(_MAX_NODES, math.ceil(_TARGET / (2 * math.pi * d / a))))
 
 
 def _earliest(nodes: int, wedge: float) -> float:
