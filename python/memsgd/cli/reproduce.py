@@ -142,11 +142,17 @@ def _memories(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _finish(result, t0):
+def _run(target, run, args, *run_args, **run_kwargs):
+    """``run(*run_args, out_dir=args.out, progress=..., **run_kwargs)`` under the target's progress
+    bar; prints the table, the files written and the wall time; returns the result."""
+    t0 = time.perf_counter()
+    with progress_callback(target, show=args.progress) as progress:
+        result = run(*run_args, out_dir=args.out, progress=progress, **run_kwargs)
     print(result["table"])
     for f in result.get("files", []):
         print(f"# wrote {f}")
     print(f"# wall time {time.perf_counter() - t0:.1f} s")
+    return result
 
 
 def _fig1(args) -> int:
@@ -156,10 +162,7 @@ def _fig1(args) -> int:
         cfg = cfg.with_steps(args.steps)
     if args.batch is not None:
         cfg.batch_size = args.batch
-    t0 = time.perf_counter()
-    with progress_callback("fig1", show=args.progress) as progress:
-        result = fig1.run(cfg, out_dir=args.out, progress=progress, simulate=not args.no_simulation)
-    _finish(result, t0)
+    result = _run("fig1", fig1.run, args, cfg, simulate=not args.no_simulation)
     c = result["checks"]
     print(f"# checks: Jacobi HB noiseless exponent / zeta = {c['jacobi_noiseless_exponent_over_zeta']:.3f} "
           f"(>= 1.8: {c['jacobi_noiseless_ge_1.8_zeta']}); Jacobi HB with B={cfg.batch_size} diverged at step "
@@ -175,10 +178,7 @@ def _fig4(args) -> int:
     cfg = fig4.small_config() if args.quick else fig4.Fig4Config()
     if args.steps is not None:
         cfg = cfg.with_steps(args.steps)
-    t0 = time.perf_counter()
-    with progress_callback("fig4", show=args.progress) as progress:
-        result = fig4.run(cfg, out_dir=args.out, progress=progress, simulate=not args.no_simulation)
-    _finish(result, t0)
+    _run("fig4", fig4.run, args, cfg, simulate=not args.no_simulation)
     return 0
 
 
@@ -187,10 +187,7 @@ def _compare(args) -> int:
     cfg = compare.small_config() if args.quick else compare.CompareConfig()
     if args.steps is not None:
         cfg.steps = args.steps
-    t0 = time.perf_counter()
-    with progress_callback("compare", show=args.progress) as progress:
-        result = compare.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    _run("compare", compare.run, args, cfg)
     return 0
 
 
@@ -201,10 +198,7 @@ def _schedules(args) -> int:
         cfg.steps = args.steps
     if args.long_steps is not None:
         cfg.long_steps = args.long_steps or None
-    t0 = time.perf_counter()
-    with progress_callback("schedules", show=args.progress) as progress:
-        result = schedule_design.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    _run("schedules", schedule_design.run, args, cfg)
     return 0
 
 
@@ -217,10 +211,7 @@ def _scaling(args) -> int:
         cfg.flops = (args.flops[0], args.flops[1], int(args.flops[2]))
     if args.fit_decades is not None:
         cfg.fit_decades = args.fit_decades
-    t0 = time.perf_counter()
-    with progress_callback("scaling", show=args.progress) as progress:
-        result = scaling.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    _run("scaling", scaling.run, args, cfg)
     return 0
 
 
@@ -232,10 +223,7 @@ def _optimal_schedules(args) -> int:
             return tuple(T for T in ts if T <= args.max_steps)
         cfg.horizons, cfg.memory1_horizons, cfg.batch_horizons = (keep(cfg.horizons), keep(cfg.memory1_horizons),
                                                                   keep(cfg.batch_horizons))
-    t0 = time.perf_counter()
-    with progress_callback("optimal-schedules", show=args.progress) as progress:
-        result = optimal_schedules.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    _run("optimal-schedules", optimal_schedules.run, args, cfg)
     return 0
 
 
@@ -248,10 +236,7 @@ def _corner(args) -> int:
     if args.memories is not None:
         cfg.memories = args.memories
     cfg.validate()
-    t0 = time.perf_counter()
-    with progress_callback("corner", show=args.progress) as progress:
-        result = corner.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    result = _run("corner", corner.run, args, cfg)
     c = result["checks"]
     print(f"# checks: best fitted exponent {c['best_fitted_exponent']:.3f} (memory {c['memory_of_best']}), above "
           f"AM1's ceiling: {c['corner_beats_am1_ceiling']}; theory and measurement agree at "
@@ -265,10 +250,7 @@ def _corner_training(args) -> int:
     for name in ("steps", "seeds"):
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
-    t0 = time.perf_counter()
-    with progress_callback("corner-training", show=args.progress) as progress:
-        result = corner_training.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    _run("corner-training", corner_training.run, args, cfg)
     return 0
 
 
@@ -277,11 +259,7 @@ def _digits(args) -> int:
     quick = _DIGITS_QUICK if args.quick else {"steps": 10000}
     steps = args.steps if args.steps is not None else quick["steps"]
     size = {"hidden": quick["hidden"]} if "hidden" in quick else {}
-    t0 = time.perf_counter()
-    with progress_callback("digits", show=args.progress) as progress:
-        result = digits.run(steps=steps, batch_size=args.batch, seed=args.seed, out_dir=args.out,
-                            progress=progress, **size)
-    _finish(result, t0)
+    _run("digits", digits.run, args, steps=steps, batch_size=args.batch, seed=args.seed, **size)
     return 0
 
 
@@ -296,10 +274,7 @@ def _mnist(args) -> int:
         cfg.seed = args.seed
     cfg.workers = args.workers if args.workers is not None else (1 if args.quick else 2)
     cfg.theory = cfg.theory and not args.no_theory
-    t0 = time.perf_counter()
-    with progress_callback("mnist", show=args.progress) as progress:
-        result = mnist.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    _run("mnist", mnist.run, args, cfg)
     return 0
 
 
@@ -308,10 +283,7 @@ def _nqm(args) -> int:
     cfg = nqm.small_config() if args.quick else nqm.NQMConfig(workers=2)
     if args.workers is not None:
         cfg.workers = args.workers
-    t0 = time.perf_counter()
-    with progress_callback("nqm", show=args.progress) as progress:
-        result = nqm.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    _run("nqm", nqm.run, args, cfg)
     return 0
 
 
@@ -322,8 +294,5 @@ def _practice(args) -> int:
         if getattr(args, name) is not None:
             setattr(cfg, name, getattr(args, name))
     cfg.mnist_images, cfg.mnist_labels = args.mnist_images, args.mnist_labels
-    t0 = time.perf_counter()
-    with progress_callback("practice", show=args.progress) as progress:
-        result = practice.run(cfg, out_dir=args.out, progress=progress)
-    _finish(result, t0)
+    _run("practice", practice.run, args, cfg)
     return 0
